@@ -1,0 +1,188 @@
+"""The Typer app: options, wiring, and the one error funnel. No logic lives here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from comethook_cli import __version__
+from comethook_cli.errors import ComethookError, ExitCode
+
+app = typer.Typer(
+    name="comethook",
+    help="Webhook development tool for CometChat: listen through ngrok, fire realistic events, assert in CI.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+payloads_app = typer.Typer(help="List the canned CometChat payloads, or print one as JSON.", no_args_is_help=True)
+app.add_typer(payloads_app, name="payloads")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def funnel(command: F) -> F:
+    """The one place that turns errors into a message, a hint and the documented exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ComethookError as error:
+            from comethook_cli.render import Renderer
+
+            Renderer().error(error.message, error.hint)
+            raise typer.Exit(int(error.exit_code)) from None
+        except KeyboardInterrupt:
+            from comethook_cli.render import Renderer
+
+            Renderer().note("Interrupted.", style="yellow")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"comethook {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Webhook development tool for CometChat."""
+
+
+# --- options shared by the commands that build payloads ---------------------------------------
+Legacy = Annotated[bool, typer.Option("--legacy", help="Use the legacy shape where a trigger has both (receipts).")]
+MsgType = Annotated[str, typer.Option("--type", help="Message type: text, image, video, audio, file, custom.")]
+MsgText = Annotated[str | None, typer.Option("--text", help="Message text (caption for media).")]
+Sender = Annotated[str, typer.Option("--sender", metavar="UID", help="Sending user's uid.")]
+Receiver = Annotated[str, typer.Option("--receiver", metavar="UID", help="Receiving user's uid.")]
+Group = Annotated[str | None, typer.Option("--group", metavar="GUID", help="Send to a group (receiverType group).")]
+WebhookId = Annotated[str, typer.Option("--webhook-id", help="The webhook id configured in the Dashboard.")]
+AppId = Annotated[str, typer.Option("--app-id", help="CometChat app id.")]
+Region = Annotated[str, typer.Option("--region", help="App region: us, eu, in.")]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="PATH=VALUE", help="Set a dotted path in the body (VALUE as JSON, else string). Repeatable."),
+]
+BodyFile = Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="NDJSON on stdout: one JSON object per line.")]
+BasicAuth = Annotated[
+    str | None,
+    typer.Option(
+        "--basic-auth", metavar="USER:PASS", envvar="COMETHOOK_BASIC_AUTH", show_envvar=True, help="HTTP Basic credentials."
+    ),
+]
+
+
+@payloads_app.command("list")
+@funnel
+def payloads_list(json_out: JsonOut = False) -> None:
+    """List every canned payload: trigger, generation, family, description."""
+    from comethook_cli import commands
+
+    commands.payloads_list(json_out)
+
+
+@payloads_app.command("show")
+@funnel
+def payloads_show(
+    trigger: Annotated[str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.")],
+    legacy: Legacy = False,
+    type_: MsgType = "text",
+    text: MsgText = None,
+    sender: Sender = "cometchat-uid-1",
+    receiver: Receiver = "cometchat-uid-2",
+    group: Group = None,
+    webhook_id: WebhookId = "comethook-dev",
+    app_id: AppId = "2379614bd4db65dd",
+    region: Region = "us",
+    set_: Sets = None,
+) -> None:
+    """Print the exact JSON body `send` would send for TRIGGER."""
+    from comethook_cli import commands
+
+    options = commands.build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_)
+    commands.payloads_show(trigger, legacy, options)
+
+
+@app.command()
+@funnel
+def send(
+    trigger: Annotated[str | None, typer.Argument(help="Trigger to fire (optional with --body).")] = None,
+    to: Annotated[str, typer.Option("--to", metavar="URL", help="Endpoint to deliver to.")] = "",
+    legacy: Legacy = False,
+    type_: MsgType = "text",
+    text: MsgText = None,
+    sender: Sender = "cometchat-uid-1",
+    receiver: Receiver = "cometchat-uid-2",
+    group: Group = None,
+    webhook_id: WebhookId = "comethook-dev",
+    app_id: AppId = "2379614bd4db65dd",
+    region: Region = "us",
+    set_: Sets = None,
+    body: BodyFile = None,
+    basic_auth: BasicAuth = None,
+    header: Annotated[
+        list[str] | None, typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra request header. Repeatable.")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")] = 10.0,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many deliveries (fresh ids each).")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Deliveries in flight at once.")] = 1,
+    json_out: JsonOut = False,
+    expect: Annotated[
+        str | None, typer.Option("--expect", metavar="pass|inject|drop|ok", help="Assert the verdict, or that all got 2xx.")
+    ] = None,
+    expect_json: Annotated[
+        list[str] | None, typer.Option("--expect-json", metavar="PATH=VALUE", help="Assert a value in the answer. Repeatable.")
+    ] = None,
+    max_latency: Annotated[
+        float | None, typer.Option("--max-latency", metavar="MS", help="Assert every answer came within MS.")
+    ] = None,
+    simulate_retries: Annotated[
+        bool, typer.Option("--simulate-retries", help="Deliver the same body again at CometChat's retry cadence (10 s, 30 s).")
+    ] = False,
+    retry_delays: Annotated[
+        str | None, typer.Option("--retry-delays", metavar="S,S", help="Compress the retry cadence, e.g. 0.1,0.3.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body.")] = False,
+) -> None:
+    """Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer."""
+    from comethook_cli import commands
+
+    options = commands.build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_)
+    commands.send(
+        commands.SendArgs(
+            trigger=trigger,
+            to=to,
+            legacy=legacy,
+            options=options,
+            body=body,
+            basic_auth=basic_auth,
+            headers=header or [],
+            timeout=timeout,
+            count=count,
+            concurrency=concurrency,
+            json_out=json_out,
+            expect=expect,
+            expect_json=expect_json or [],
+            max_latency=max_latency,
+            simulate_retries=simulate_retries,
+            retry_delays=retry_delays,
+            verbose=verbose,
+        )
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

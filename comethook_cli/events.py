@@ -1,0 +1,257 @@
+"""Read a CometChat delivery for people: trigger, generation, who did what to whom, idempotency key.
+
+Parsers tolerate missing keys everywhere: CometChat's own examples trim objects differently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from comethook_cli.models import EventInfo, Generation
+
+LEGACY_ONLY = {"before_message", "after_message", "after_connection_status_changed"}
+BOTH_GENERATIONS = {"message_delivery_receipt", "message_read_receipt"}
+PREVIEW_CHARS = 60
+_MEMBER_VERBS = {
+    "added": "added to",
+    "kicked": "kicked from",
+    "banned": "banned from",
+    "unbanned": "unbanned in",
+    "removed": "removed from",
+    "joined": "joined",
+    "left": "left",
+}
+
+
+def get(node: Any, path: str) -> Any:
+    """The value at a dotted path, or None where any step is missing."""
+    for part in path.split("."):
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def generation_of(payload: Any) -> Generation:
+    """legacy / current / unknown, from the trigger name and (for receipts) the data's shape."""
+    trigger = get(payload, "trigger")
+    if not isinstance(trigger, str):
+        return "unknown"
+    if trigger in LEGACY_ONLY:
+        return "legacy"
+    if trigger in BOTH_GENERATIONS:
+        return "legacy" if get(payload, "data.receiptType") is not None else "current"
+    from comethook_cli.payloads import catalog
+
+    return "current" if any(t.trigger == trigger for t in catalog()) else "unknown"
+
+
+def family_of(trigger: str) -> str:
+    """The catalog family of a trigger ("unknown" when CometChat does not document it)."""
+    from comethook_cli.payloads import catalog
+
+    return next((t.family for t in catalog() if t.trigger == trigger), "unknown")
+
+
+def message_of(payload: Any) -> dict[str, Any] | None:
+    """The message object of a message-carrying delivery (legacy: `data`; current: `data.message` / `data.call`)."""
+    trigger = get(payload, "trigger")
+    if trigger in ("before_message", "after_message"):
+        data = get(payload, "data")
+    else:
+        data = get(payload, "data.message") or get(payload, "data.call")
+    return data if isinstance(data, dict) else None
+
+
+def describe(payload: Any) -> EventInfo:
+    """An EventInfo for any JSON body (CometChat's or not)."""
+    trigger = get(payload, "trigger")
+    if not isinstance(trigger, str) or not trigger:
+        keys = ", ".join(list(payload)[:5]) if isinstance(payload, dict) else type(payload).__name__
+        return EventInfo("unknown", "unknown", "unknown", f"not a CometChat delivery ({keys})")
+    generation = generation_of(payload)
+    webhook = get(payload, "webhook")
+    webhook = webhook if isinstance(webhook, str) else None
+    message = message_of(payload)
+    actor, target, summary = _summarise(trigger, payload, message)
+    text = get(message, "data.text") if message else None
+    message_id = get(message, "id") if message else None
+    if message_id is None:
+        message_id = (
+            get(payload, "data.body.messageId") or get(payload, "data.messageId") or get(payload, "data.reaction.messageId")
+        )
+    return EventInfo(
+        trigger=trigger,
+        generation=generation,
+        family=family_of(trigger),
+        summary=summary,
+        actor=actor,
+        target=target,
+        message_type=get(message, "type") if message else None,
+        text=text if isinstance(text, str) else None,
+        message_id=str(message_id) if message_id is not None else None,
+        webhook=webhook,
+    )
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """A one-line, length-capped preview of user text."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def idempotency_key(payload: Any) -> str | None:
+    """CometChat's documented idempotency key (webhook + trigger + extra fields), or None where undocumented."""
+    trigger = get(payload, "trigger")
+    fields: list[str]
+    if trigger == "message_sent":
+        fields = ["data.message.id"]
+    elif trigger in ("call_initiated", "call_busy", "call_cancelled", "call_rejected", "call_unanswered"):
+        fields = ["data.call.id", "data.call.sentAt"]
+    elif trigger in ("call_started", "meeting_started"):
+        fields = ["data.sessionId", "data.created_at"]
+    elif trigger in ("call_participant_joined", "meeting_participant_joined"):
+        fields = ["data.sessionId", "data.occupant.joined_at"]
+    elif trigger in ("call_participant_left", "meeting_participant_left"):
+        fields = ["data.sessionId", "data.occupant.left_at"]
+    elif trigger in ("call_ended", "meeting_ended"):
+        fields = ["data.sessionId", "data.destroyed_at"]
+    elif trigger == "recording_generated":
+        fields = ["data.sessionId", "data.startTime"]
+    else:
+        return None
+    return "|".join(str(get(payload, f)) for f in ["webhook", "trigger", *fields])
+
+
+def _who(user: Any) -> str | None:
+    if isinstance(user, dict):
+        name = user.get("name") or user.get("uid") or user.get("guid")
+        return str(name) if name else None
+    return str(user) if isinstance(user, str) else None
+
+
+def _members(payload: Any) -> str:
+    members = get(payload, "data.members")
+    if isinstance(members, dict) and members:
+        return ", ".join(_who(m) or str(k) for k, m in members.items())
+    return "members"
+
+
+def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tuple[str | None, str | None, str]:
+    """(actor, target, one-line summary) for every documented trigger."""
+
+    def d(path: str) -> Any:
+        return get(payload, f"data.{path}")
+
+    family = family_of(trigger)
+    if message is not None and trigger not in ("message_edited", "message_deleted") and family != "call":
+        actor = _who(get(message, "data.entities.sender.entity")) or _who(message.get("sender"))
+        target = _who(get(message, "data.entities.receiver.entity")) or _who(message.get("receiver"))
+        kind = f"{message.get('category', '?')}/{message.get('type', '?')}"
+        text = get(message, "data.text")
+        parts = [f"{actor} → {target}", kind]
+        if isinstance(text, str):
+            parts.append(f'"{preview(text)}"')
+        attachments = get(message, "data.attachments")
+        if isinstance(attachments, list) and attachments:
+            parts.append(f"{len(attachments)} attachment(s)")
+        moderation = get(message, "data.moderation.status")
+        if moderation:
+            parts.append(f"moderation {moderation}")
+        parts.append(f"message {message['id']}" if message.get("id") is not None else "id not yet assigned")
+        return actor, target, " · ".join(parts)
+    if trigger in ("message_edited", "message_deleted") and message is not None:
+        actor = _who(get(message, "data.entities.by.entity")) or _who(message.get("sender"))
+        on = get(message, "data.entities.on.entity")
+        original = get(on, "id") or message.get("id")
+        action = get(message, "data.action") or trigger.split("_")[1]
+        text = get(on, "data.text")
+        tail = f': "{preview(text)}"' if isinstance(text, str) else ""
+        return actor, str(original), f"{actor} {action} message {original}{tail}"
+    if family == "receipt":
+        if get(payload, "data.receiptType") is not None:  # legacy
+            by, whose, action = d("receiptSender"), d("messageSender"), d("receiptType")
+            mid = d("messageId")
+        else:
+            by, whose, action = d("sender"), d("messageSender"), d("body.action")
+            mid = d("body.messageId")
+        return _who(by), _who(whose), f"{_who(by)} {action} message {mid} (sent by {_who(whose)})"
+    if family == "reaction":
+        who = _who(d("reaction.reactedBy")) or _who(d("reaction.uid"))
+        verb = "reacted" if trigger.endswith("added") else "removed reaction"
+        return who, str(d("reaction.messageId")), f"{who} {verb} {d('reaction.reaction')} on message {d('reaction.messageId')}"
+    if trigger in ("user_blocked", "user_unblocked"):
+        users = d("users")
+        names = ", ".join(_who(u) or str(k) for k, u in users.items()) if isinstance(users, dict) else "?"
+        who = _who(d("by"))
+        return who, names, f"{who} {trigger.split('_')[1]} {names}"
+    if trigger == "user_connection_status_changed":
+        who = _who(d("user"))
+        action = d("currentConnection.action") or d("status")
+        return who, None, f"{who} {action} ({d('currentConnection.platform') or '?'}), now {d('status')}"
+    if trigger == "after_connection_status_changed":
+        who = _who(d("user.uid"))
+        return who, None, f"{who} {d('event.type')} ({d('event.event_for.platform') or '?'}), now {d('user.status')}"
+    if family == "group":
+        group = _who(d("group"))
+        by = _who(d("by"))
+        if trigger == "group_created":
+            return _who(d("group.owner")), group, f"group {group} created by {_who(d('group.owner'))}"
+        if trigger == "group_owner_transferred":
+            return d("group.oldOwner"), group, f"{group}: owner {d('group.oldOwner')} → {d('group.owner')}"
+        if trigger in ("group_updated", "group_deleted"):
+            return d("group.updatedBy"), group, f"group {group} {trigger.split('_')[1]} by {d('group.updatedBy')}"
+        verb = _MEMBER_VERBS.get(trigger.removeprefix("group_member_"), trigger.removeprefix("group_member_"))
+        members = _members(payload)
+        if trigger == "group_member_scope_changed":
+            m: Any = next(iter(d("members").values()), {}) if isinstance(d("members"), dict) else {}
+            scope = f" {get(m, 'oldScope')} → {get(m, 'scope')}"
+            return by, group, f"{by} changed scope of {members}{scope} in {group}"
+        return by or members, group, f"{members} {verb} {group}" + (f" (by {by})" if by else "")
+    if family in ("call", "meeting"):
+        call = get(payload, "data.call")
+        if isinstance(call, dict):
+            who, to = _who(get(call, "data.entities.by.entity")) or _who(call.get("sender")), _who(call.get("receiver"))
+            return who, to, f"{who} → {to} {call.get('type', '?')} call {get(call, 'data.action')} · call {call.get('id')}"
+        session = str(d("sessionId") or "?")
+        short = session if len(session) <= 24 else session[:10] + "…" + session[-6:]
+        if trigger.endswith("participant_joined") or trigger.endswith("participant_left"):
+            who = _who(d("occupant"))
+            return who, short, f"{who} {trigger.rsplit('_', 1)[1]} session {short}"
+        if trigger.endswith("_ended"):
+            occupants = d("all_occupants")
+            count = len(occupants) if isinstance(occupants, list) else 0
+            start, end = d("created_at"), d("destroyed_at")
+            took = f" after {end - start} s" if isinstance(start, int) and isinstance(end, int) else ""
+            return None, short, f"session {short} ended{took}, {count} participant(s)"
+        if trigger == "recording_generated":
+            return None, short, f"recording of session {short} ready ({d('duration')} s)"
+        if trigger == "transcription_generated":
+            return None, short, f"transcript of session {short} ready"
+        return None, short, f"session {short} started"
+    if trigger == "moderation_engine_failed":
+        failure = d("failures.0")
+        return (
+            _who(d("resource.sender")),
+            str(d("resource.id")),
+            (
+                f"moderation engine failed on message {d('resource.id')}: {get(failure, 'category')} "
+                f"(HTTP {get(failure, 'httpStatus')}), outcome {d('outcome')}"
+            ),
+        )
+    if family == "campaign":
+        if trigger.startswith("after_campaign"):
+            return (
+                None,
+                d("name"),
+                f"campaign {d('name')!s} {d('status')}: {d('sentCount')}/{d('totalTargets')} sent, {d('failedCount')} failed",
+            )
+        if trigger == "after_notification_created":
+            return None, None, f"notification {d('label')} {d('status')} to {d('totalTargets')} target(s)"
+        item = "push notification" if "push" in trigger else "feed item"
+        return None, d("receiver"), f"{item} {d('label')} {trigger.rsplit('_', 1)[1]} for {d('receiver')}"
+    keys = ", ".join(list(get(payload, "data"))[:5]) if isinstance(get(payload, "data"), dict) else "no data"
+    return None, None, f"{trigger} (undocumented trigger; data: {keys})"

@@ -1,0 +1,104 @@
+"""Frozen values shared by every module: what an event is, what came back, what CometChat does with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Generation = Literal["legacy", "current", "unknown"]
+VerdictKind = Literal["pass", "inject", "drop", "invalid"]
+JSON = Any
+
+#: CometChat's documented answer budget ("Respond within 2 seconds to prevent timeouts").
+COMETCHAT_BUDGET_MS = 2000.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What CometChat does with a before_message answer."""
+
+    kind: VerdictKind
+    reason: str | None = None
+    #: INJECT: the message's resulting data.metadata, with the answer under @injected.webhooks.<webhook id>.
+    metadata: dict[str, Any] | None = None
+    webhook_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The verdict as a plain JSON object."""
+        return {"kind": self.kind, "reason": self.reason, "metadata": self.metadata}
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """A CometChat delivery read for people: which trigger, who did what to whom."""
+
+    trigger: str
+    generation: Generation
+    family: str
+    summary: str
+    actor: str | None = None
+    target: str | None = None
+    message_type: str | None = None
+    text: str | None = None
+    message_id: str | None = None
+    webhook: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One POST that `send`, `replay` or `check` made, and what came back."""
+
+    trigger: str | None
+    url: str
+    status: int | None
+    latency_ms: float | None
+    response: JSON
+    ok: bool
+    error: str | None = None
+    verdict: Verdict | None = None
+    attempt: int = 1
+    response_body: bytes = b""
+
+    def to_json(self) -> dict[str, Any]:
+        """The NDJSON line of one delivery."""
+        return {
+            "type": "delivery",
+            "trigger": self.trigger,
+            "url": self.url,
+            "attempt": self.attempt,
+            "status": self.status,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
+            "verdict": self.verdict.kind if self.verdict else None,
+            "verdict_reason": self.verdict.reason if self.verdict else None,
+            "response": self.response,
+            "ok": self.ok,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request the listener received and the answer it gave."""
+
+    id: str
+    received_at: float
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    info: EventInfo
+    response_status: int
+    response_body: bytes
+    latency_ms: float
+    verdict: Verdict | None = None
+    response_headers: tuple[tuple[str, str], ...] = ()
+    forwarded_to: str | None = None
+    forward_error: str | None = None
+    answered_by: str = "comethook"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trigger(self) -> str:
+        """The delivery's trigger ("unknown" when the body names none)."""
+        return self.info.trigger

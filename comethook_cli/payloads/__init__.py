@@ -1,0 +1,294 @@
+"""The canned payload catalog (templates/ as JSON data) and the builder that fills a template.
+
+A template is `{"trigger", "generation", "family", "description", "body"}`. In `body`:
+
+* a string that is exactly `{{name}}` becomes the token's value, whatever its type (int, object ...);
+  `{{name}}` inside a longer string is replaced by the value's text;
+* an object with a `"$message"` key ("saved" or "pending") becomes the message the options describe,
+  deep-merged with the object's other keys; `"$user": "sender"|"receiver"` does the same for a user.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import json
+import random
+import re
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from comethook_cli.errors import UsageError
+from comethook_cli.models import Generation
+from comethook_cli.payloads.people import group_entity, user_entity, user_name
+
+DEFAULT_APP_ID = "2379614bd4db65dd"
+DEFAULT_WEBHOOK_ID = "comethook-dev"
+DEFAULT_REGION = "us"
+REGIONS = ("us", "eu", "in")
+MESSAGE_TYPES = ("text", "image", "video", "audio", "file", "custom")
+#: The configured name of a legacy trigger whose body says something else.
+TRIGGER_ALIASES = {"user_connection_status_change": "after_connection_status_changed"}
+
+_TOKEN = re.compile(r"\{\{([a-z0-9_]+)\}\}")
+_MEDIA = {
+    "image": ("image/jpeg", "jpg", "2048576"),
+    "video": ("video/mp4", "mp4", "10485760"),
+    "audio": ("audio/mpeg", "mp3", "512000"),
+    "file": ("application/pdf", "pdf", "204800"),
+}
+
+
+@dataclass(frozen=True)
+class Template:
+    """One catalog entry."""
+
+    trigger: str
+    generation: Generation
+    family: str
+    description: str
+    body: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """`generation/trigger`, unique in the catalog."""
+        return f"{self.generation}/{self.trigger}"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the user asked the builder for (`--type`, `--text`, `--sender` ...)."""
+
+    type: str = "text"
+    text: str | None = None
+    sender: str = "cometchat-uid-1"
+    receiver: str = "cometchat-uid-2"
+    group: str | None = None
+    webhook_id: str = DEFAULT_WEBHOOK_ID
+    app_id: str = DEFAULT_APP_ID
+    region: str = DEFAULT_REGION
+    sets: Sequence[tuple[str, Any]] = field(default_factory=tuple)
+
+
+@cache
+def catalog() -> tuple[Template, ...]:
+    """Every canned payload, legacy first, then current by family."""
+    root = resources.files("comethook_cli.payloads") / "templates"
+    found: list[Template] = []
+    for generation in ("legacy", "current"):
+        for entry in sorted((root / generation).iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".json"):
+                raw = json.loads(entry.read_text(encoding="utf-8"))
+                found.append(Template(raw["trigger"], raw["generation"], raw["family"], raw["description"], raw["body"]))
+    order = ["message", "receipt", "reaction", "user", "group", "call", "meeting", "moderation", "campaign"]
+    return tuple(sorted(found, key=lambda t: (t.generation != "legacy", order.index(t.family), t.trigger)))
+
+
+def trigger_names() -> list[str]:
+    """All trigger names the catalog knows (each once)."""
+    return sorted({t.trigger for t in catalog()} | set(TRIGGER_ALIASES))
+
+
+def find_template(trigger: str, legacy: bool = False) -> Template:
+    """The template for a trigger; current shape unless `legacy` (or the trigger is legacy-only)."""
+    name = TRIGGER_ALIASES.get(trigger, trigger)
+    matches = {t.generation: t for t in catalog() if t.trigger == name}
+    if not matches:
+        close = difflib.get_close_matches(trigger, trigger_names(), n=3, cutoff=0.6)
+        hint = f"Did you mean {', '.join(close)}?" if close else "Run `comethook payloads list` to see every trigger."
+        raise UsageError(f"Unknown trigger {trigger!r}.", hint)
+    if legacy and "legacy" not in matches:
+        raise UsageError(f"{trigger!r} has no legacy shape.", "Drop --legacy: it exists only as a current webhook trigger.")
+    return matches["legacy"] if legacy or "current" not in matches else matches["current"]
+
+
+class IdSource:
+    """Fresh CometChat-like string ids (numeric, increasing), unique within one run."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(random.randint(1000, 90000) * 100)
+
+    def next(self) -> str:
+        """The next message id."""
+        return str(next(self._counter))
+
+
+def build(template: Template, options: BuildOptions, ids: IdSource | None = None, now: float | None = None) -> dict[str, Any]:
+    """A delivery body: the template filled from the options, fresh ids and timestamps, then `--set`s applied."""
+    if options.type not in MESSAGE_TYPES:
+        raise UsageError(f"Unknown message type {options.type!r}.", f"Use one of: {', '.join(MESSAGE_TYPES)}.")
+    ids = ids or IdSource()
+    tokens = _tokens(template, options, ids, time.time() if now is None else now)
+    body = _fill(template.body, tokens, options)
+    for path, value in options.sets:
+        set_path(body, path, value)
+    return body  # type: ignore[no-any-return]
+
+
+def parse_set(expression: str) -> tuple[str, Any]:
+    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself."""
+    path, sep, raw = expression.partition("=")
+    path = path.strip()
+    if not sep or not path or any(not part for part in path.split(".")):
+        raise UsageError(
+            f"Malformed --set {expression!r}.", "Write it as PATH=VALUE with a dotted path, e.g. --set data.text=hello."
+        )
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return path, value
+
+
+def set_path(document: Any, path: str, value: Any) -> None:
+    """Set `value` at the dotted `path`, creating missing objects on the way."""
+    parts = path.split(".")
+    node = document
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                raise UsageError(f"--set {path}: {where!r} is not an index of the list there.", "Use 0-based list indices.")
+            if last:
+                node[int(part)] = value
+                return
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+                return
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+        else:
+            parent = ".".join(parts[:depth]) or "the body"
+            raise UsageError(
+                f"--set {path}: {parent!r} is a {type(node).__name__}, not an object.",
+                "Set the value itself, or pick a path that goes through objects only.",
+            )
+
+
+def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float) -> dict[str, Any]:
+    seconds = int(now)
+    group_id = options.group or "cometchat-guid-1"
+    receiver_is_group = options.group is not None
+    legacy = template.generation == "legacy"
+    sender_user = user_entity(options.sender, seconds, legacy=legacy)
+    receiver_user = user_entity(options.receiver, seconds, legacy=legacy)
+    conversation = f"group_{group_id}" if receiver_is_group else "_user_".join(sorted((options.sender, options.receiver)))
+    group = group_entity(group_id, options.sender, seconds)
+    text = options.text if options.text is not None else "Hi Webhook Test"
+    return {
+        "app_id": options.app_id,
+        "region": options.region,
+        "webhook": options.webhook_id,
+        "now": seconds,
+        "now_ms": int(now * 1000),
+        "earlier": seconds - 95,
+        "earlier_str": str(seconds - 95),
+        "earlier_ms": int(now * 1000) - 95_000,
+        "today": time.strftime("%Y-%m-%d", time.gmtime(now)),
+        "id": ids.next(),
+        "id2": ids.next(),
+        "uuid": uuid.uuid4().hex[:24],
+        "uuid2": uuid.uuid4().hex[:24],
+        "uuid3": uuid.uuid4().hex[:24],
+        "uuid4": uuid.uuid4().hex[:24],
+        "session_id": f"v1.{options.region}.{options.app_id}.{int(now * 1000)}{uuid.uuid4().hex}",
+        "text": text,
+        "sender": options.sender,
+        "receiver": options.receiver,
+        "sender_name": user_name(options.sender),
+        "receiver_name": user_name(options.receiver),
+        "sender_user": sender_user,
+        "receiver_user": {**receiver_user, "conversationId": "_user_".join(sorted((options.sender, options.receiver)))},
+        "guid": group_id,
+        "group": group,
+        "group_joined": {**group, "scope": "admin", "joinedAt": seconds, "hasJoined": True, "membersCount": 1},
+        "group_updated": {**group, "updatedBy": options.sender},
+        "group_transferred": {**group, "owner": options.receiver, "updatedBy": options.sender, "oldOwner": options.sender},
+        "conversation_id": conversation,
+        "receiver_type": "group" if receiver_is_group else "user",
+        "receiver_id": group_id if receiver_is_group else options.receiver,
+        "receiver_entity": group if receiver_is_group else receiver_user,
+    }
+
+
+def _fill(node: Any, tokens: dict[str, Any], options: BuildOptions) -> Any:
+    if isinstance(node, str):
+        whole = _TOKEN.fullmatch(node)
+        if whole:
+            return copy.deepcopy(tokens[whole.group(1)])
+        return _TOKEN.sub(lambda m: str(tokens[m.group(1)]), node)
+    if isinstance(node, list):
+        return [_fill(item, tokens, options) for item in node]
+    if isinstance(node, dict):
+        rest = {_fill(k, tokens, options): _fill(v, tokens, options) for k, v in node.items() if k not in ("$message", "$user")}
+        if "$message" in node:
+            return _merge(_message(tokens, options, saved=node["$message"] == "saved"), rest)
+        if "$user" in node:
+            return _merge(copy.deepcopy(tokens[f"{node['$user']}_user"]), rest)
+        return rest
+    return node
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _message(tokens: dict[str, Any], options: BuildOptions, saved: bool) -> dict[str, Any]:
+    """A CometChat message object as the options describe it (no `id` while still pending)."""
+    kind = options.type
+    data: dict[str, Any] = {}
+    if kind == "text":
+        data["text"] = tokens["text"]
+    elif kind == "custom":
+        data["customData"] = {"latitude": 40.7128, "longitude": -74.006}
+        if options.text is not None:
+            data["text"] = options.text
+    else:
+        mime, ext, size = _MEDIA[kind]
+        stored = f"{tokens['now']}_{random.randint(1, 999999)}_{uuid.uuid4().hex[:32]}.{ext}"
+        url = f"https://data-{tokens['region']}.cometchat.io/{tokens['app_id']}/media/{stored}"
+        data["url"] = url
+        data["attachments"] = [{"url": url, "name": f"{kind}.{ext}", "mimeType": mime, "extension": ext, "size": size}]
+        if options.text is not None:
+            data["text"] = options.text
+    data["entities"] = {
+        "sender": {"entity": copy.deepcopy(tokens["sender_user"]), "entityType": "user"},
+        "receiver": {"entity": copy.deepcopy(tokens["receiver_entity"]), "entityType": tokens["receiver_type"]},
+    }
+    message: dict[str, Any] = {}
+    if saved:
+        message["id"] = tokens["id"]
+    message.update(
+        {
+            "conversationId": tokens["conversation_id"],
+            "sender": options.sender,
+            "receiverType": tokens["receiver_type"],
+            "receiver": tokens["receiver_id"],
+            "category": "custom" if kind == "custom" else "message",
+            "type": "location" if kind == "custom" else kind,
+            "data": data,
+            "sentAt": tokens["now"],
+            "updatedAt": tokens["now"],
+        }
+    )
+    return message
+
+
+def families(templates: Iterable[Template]) -> list[str]:
+    """The distinct families of some templates, in catalog order."""
+    return list(dict.fromkeys(t.family for t in templates))

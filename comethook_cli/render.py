@@ -1,0 +1,197 @@
+"""The only module that talks to rich: human output on a TTY or a pipe, and the NDJSON writer.
+
+Data goes to stdout, everything else (banners, progress, warnings, errors) to stderr. User data
+only ever enters rich as `Text`, never as markup, so `[bold]` in a chat message stays literal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
+
+from rich.console import Console
+from rich.json import JSON
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery, EventInfo, Verdict
+
+if TYPE_CHECKING:
+    from comethook_cli.payloads import Template
+    from comethook_cli.sender import RetryReport, Summary
+
+VERDICT_STYLE = {"pass": "green", "inject": "cyan", "drop": "yellow", "invalid": "bold red"}
+
+
+def dumps(document: Any) -> str:
+    """Compact JSON for one NDJSON line (non-ASCII kept readable)."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class NdjsonWriter:
+    """One JSON object per line on stdout, written plainly (never through rich) and flushed, so `| jq` works."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def write(self, document: dict[str, Any]) -> None:
+        """Write one object as one line."""
+        stream = self._stream or sys.stdout
+        stream.write(dumps(document) + "\n")
+        stream.flush()
+
+
+class Renderer:
+    """Human output: `out` is stdout (data), `err` is stderr (everything else)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.quiet = quiet
+
+    # --- messages -----------------------------------------------------------------------------
+    def error(self, message: str, hint: str | None = None) -> None:
+        """An error line (and a hint line: what to do next) on stderr."""
+        self.err.print(Text.assemble(("Error: ", "bold red"), message))
+        if hint:
+            self.err.print(Text.assemble(("Hint: ", "bold"), hint))
+
+    def warning(self, message: str) -> None:
+        """A warning line on stderr."""
+        self.err.print(Text.assemble(("Warning: ", "bold yellow"), message))
+
+    def note(self, message: str, style: str = "dim") -> None:
+        """An informational line on stderr."""
+        self.err.print(Text(message, style=style))
+
+    def document(self, value: Any) -> None:
+        """A JSON document on stdout: highlighted on a TTY, exact plain JSON otherwise."""
+        if self.out.is_terminal:
+            self.out.print(JSON.from_data(value, ensure_ascii=False))
+        else:
+            self.out.file.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+            self.out.file.flush()
+
+    # --- payloads -----------------------------------------------------------------------------
+    def payload_table(self, templates: Iterable[Template]) -> None:
+        """The catalog as a table on stdout."""
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        for column in ("trigger", "generation", "family", "description"):
+            table.add_column(column, overflow="fold")
+        for t in templates:
+            table.add_row(t.trigger, t.generation, t.family, t.description)
+        self.out.print(table)
+
+    # --- send -----------------------------------------------------------------------------------
+    def delivery(self, delivery: Delivery, info: EventInfo | None, verbose: bool = False) -> None:
+        """One delivery in full: request line, status and latency, the answer, the verdict."""
+        line = Text.assemble(("--> ", "bold"), "POST ", delivery.url)
+        if info is not None:
+            line.append(f"  {info.trigger}", style="bold")
+            line.append(f" ({info.generation})", style="dim")
+        if delivery.attempt > 1:
+            line.append(f"  attempt {delivery.attempt}", style="magenta")
+        self.out.print(line)
+        if delivery.status is None:
+            self.out.print(Text.assemble(("<-- ", "bold"), ("no answer: ", "bold red"), delivery.error or "?"))
+            return
+        style = "green" if 200 <= delivery.status < 300 else "red"
+        back = Text.assemble(("<-- ", "bold"), (str(delivery.status), style), f"  {_ms(delivery.latency_ms)}")
+        self.out.print(back)
+        if delivery.response is not None and (verbose or delivery.attempt == 1):
+            if isinstance(delivery.response, (dict, list)):
+                self.document(delivery.response)
+            else:
+                self.out.print(Text(str(delivery.response)))
+        if delivery.verdict is not None:
+            self.verdict(delivery.verdict)
+        self.budget_warning(delivery.latency_ms)
+
+    def verdict(self, verdict: Verdict) -> None:
+        """What CometChat would do with a before_message answer."""
+        text = Text.assemble(("Verdict: ", "bold"), (verdict.kind.upper(), VERDICT_STYLE[verdict.kind]))
+        explanation = {
+            "pass": "  CometChat delivers the message unchanged.",
+            "drop": "  CometChat drops the message (do_not_propagate).",
+            "inject": f'  CometChat stores the answer at metadata["@injected"]["webhooks"]["{verdict.webhook_id}"]:',
+            "invalid": f"  {verdict.reason}",
+        }[verdict.kind]
+        text.append(explanation)
+        self.out.print(text)
+        if verdict.kind == "inject" and verdict.metadata is not None:
+            self.out.print(Text("  resulting data.metadata:", style="dim"))
+            self.document(verdict.metadata)
+
+    def budget_warning(self, latency_ms: float | None) -> None:
+        """Warn (stderr) when an answer took longer than CometChat's 2 s budget."""
+        if latency_ms is not None and latency_ms > COMETCHAT_BUDGET_MS:
+            self.warning(f"the answer took {_ms(latency_ms)}, over CometChat's 2 s budget: CometChat may time out.")
+
+    def delivery_line(self, delivery: Delivery) -> None:
+        """One compact line for a delivery among many (used for failures in a --count run)."""
+        status = str(delivery.status) if delivery.status is not None else "---"
+        self.out.print(
+            Text.assemble(
+                (f"{status:>3} ", "red" if not delivery.ok else "green"),
+                f"{_ms(delivery.latency_ms):>10}  ",
+                (delivery.verdict.kind.upper() + "  " if delivery.verdict else ""),
+                delivery.error or (delivery.verdict.reason if delivery.verdict and delivery.verdict.reason else ""),
+            )
+        )
+
+    def summary(self, summary: Summary) -> None:
+        """The count / ok / failed / latency percentiles / rate summary of a run."""
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        for column in ("count", "ok", "failed", "p50", "p95", "p99", "req/s"):
+            table.add_column(column, justify="right")
+        table.add_row(
+            str(summary.count),
+            Text(str(summary.ok), style="green"),
+            Text(str(summary.failed), style="red" if summary.failed else ""),
+            _ms(summary.p50_ms),
+            _ms(summary.p95_ms),
+            _ms(summary.p99_ms),
+            f"{summary.rps:.1f}",
+        )
+        self.out.print(table)
+
+    def retries(self, report: RetryReport) -> None:
+        """Whether every simulated retry got the same answer."""
+        if report.consistent:
+            self.out.print(Text.assemble(("Retries: ", "bold"), (f"same answer on all {report.attempts} attempts", "green")))
+        else:
+            self.out.print(Text.assemble(("Retries: ", "bold"), ("answers differ: ", "bold red"), report.detail))
+
+    @contextmanager
+    def progress(self, total: int) -> Iterator[Any]:
+        """A progress bar on stderr when it is a TTY; yields a callable that advances it."""
+        if not self.err.is_terminal or total <= 1:
+            yield lambda: None
+            return
+        bar = Progress(
+            TextColumn("[bold]sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=True,
+        )
+        with bar:
+            task = bar.add_task("send", total=total)
+            yield lambda: bar.advance(task)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+
+
+def now_clock(epoch: float) -> str:
+    """HH:MM:SS local time for an event line."""
+    return time.strftime("%H:%M:%S", time.localtime(epoch))

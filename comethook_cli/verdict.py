@@ -1,0 +1,83 @@
+"""What CometChat does with an answer to a legacy before_message hook: pass, inject, drop, or invalid.
+
+The documented contract (see README, "What CometChat does with your answer"): any JSON object is
+injected at `metadata["@injected"]["webhooks"][<webhook id>]`; `{"action": "do_not_propagate"}` drops the
+message; `{}` delivers it unchanged. Everything else is undocumented, so comethook calls it INVALID and says why.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from comethook_cli.models import Verdict
+
+DROP_ACTION = "do_not_propagate"
+
+
+def parse_answer(body: bytes) -> Any:
+    """An answer body as JSON when it parses, else its text (for display); None when empty."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", errors="replace")
+
+
+def judge(request: Any, status: int | None, body: bytes) -> Verdict:
+    """The verdict CometChat would apply to `body`, answered with `status`, to the before_message `request`."""
+    webhook_id = request.get("webhook") if isinstance(request, dict) else None
+    webhook_id = webhook_id if isinstance(webhook_id, str) and webhook_id else "webhook-id"
+    if status is None:
+        return Verdict("invalid", "no answer: the endpoint could not be reached or did not answer in time", webhook_id=webhook_id)
+    if not 200 <= status < 300:
+        return Verdict(
+            "invalid", f"HTTP {status} is not a 2xx answer (CometChat's handling is undocumented)", webhook_id=webhook_id
+        )
+    if not body.strip():
+        return Verdict("invalid", "empty body: answer {} to let the message pass", webhook_id=webhook_id)
+    try:
+        answer = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return Verdict("invalid", "the answer is not JSON", webhook_id=webhook_id)
+    if not isinstance(answer, dict):
+        return Verdict("invalid", f"the answer is JSON {_json_kind(answer)}, not an object", webhook_id=webhook_id)
+    if "action" in answer:
+        if answer["action"] == DROP_ACTION:
+            return Verdict("drop", webhook_id=webhook_id)
+        return Verdict(
+            "invalid", f"unknown action {answer['action']!r} (only {DROP_ACTION!r} is documented)", webhook_id=webhook_id
+        )
+    if not answer:
+        return Verdict("pass", webhook_id=webhook_id)
+    return Verdict("inject", metadata=injected_metadata(request, webhook_id, answer), webhook_id=webhook_id)
+
+
+def injected_metadata(request: Any, webhook_id: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The message's `data.metadata` after CometChat injects `answer` (existing metadata kept)."""
+    message = request.get("data") if isinstance(request, dict) else None
+    inner = message.get("data") if isinstance(message, dict) else None
+    existing = inner.get("metadata") if isinstance(inner, dict) else None
+    metadata: dict[str, Any] = copy.deepcopy(existing) if isinstance(existing, dict) else {}
+    injected = metadata.setdefault("@injected", {})
+    if not isinstance(injected, dict):
+        injected = metadata["@injected"] = {}
+    webhooks = injected.setdefault("webhooks", {})
+    if not isinstance(webhooks, dict):
+        webhooks = injected["webhooks"] = {}
+    webhooks[webhook_id] = answer
+    return metadata
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return "number"

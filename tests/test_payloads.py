@@ -1,0 +1,337 @@
+"""The payload catalog: every documented trigger, documented shapes, the builder and --set."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+from comethook_cli.errors import UsageError
+from comethook_cli.events import describe, get
+from comethook_cli.payloads import BuildOptions, IdSource, build, catalog, find_template, parse_set, set_path
+
+# Triggers named in shared/cometchat-webhooks.md §1.1 and §1.2.
+LEGACY = {
+    "before_message",
+    "after_message",
+    "message_delivery_receipt",
+    "message_read_receipt",
+    "after_connection_status_changed",
+}
+CURRENT = set(
+    [
+        "message_sent",
+        "message_edited",
+        "message_deleted",
+        "message_delivery_receipt",
+        "message_read_receipt",
+        "message_delivered_to_all",
+        "message_read_by_all",
+        "message_reaction_added",
+        "message_reaction_removed",
+        "user_mentioned",
+        "user_blocked",
+        "user_unblocked",
+        "user_connection_status_changed",
+        "group_created",
+        "group_updated",
+        "group_deleted",
+        "group_member_added",
+        "group_member_removed",
+        "group_member_joined",
+        "group_member_left",
+        "group_member_kicked",
+        "group_member_banned",
+        "group_member_unbanned",
+        "group_member_scope_changed",
+        "group_owner_transferred",
+        "call_initiated",
+        "call_started",
+        "call_participant_joined",
+        "call_participant_left",
+        "call_ended",
+        "call_busy",
+        "call_cancelled",
+        "call_rejected",
+        "call_unanswered",
+        "meeting_started",
+        "meeting_participant_joined",
+        "meeting_participant_left",
+        "meeting_ended",
+        "recording_generated",
+        "transcription_generated",
+        "moderation_engine_approved",
+        "moderation_engine_blocked",
+        "moderation_manual_approved",
+        "moderation_engine_failed",
+        "after_campaign_completed",
+        "after_campaign_failed",
+        "after_notification_created",
+        "after_feed_item_sent",
+        "after_feed_item_delivered",
+        "after_feed_item_read",
+        "after_feed_item_interacted",
+        "after_push_notification_sent",
+        "after_push_notification_delivered",
+        "after_push_notification_clicked",
+    ]
+)
+MESSAGE_KEYS = ["conversationId", "sender", "receiverType", "receiver", "category", "type", "data", "sentAt", "updatedAt"]
+USER_RECEIPT = [
+    "receiver",
+    "receiverType",
+    "type",
+    "sender",
+    "messageSender",
+    "body.action",
+    "body.messageId",
+    "body.user",
+    "body.timestamp",
+]
+# Documented `data` keys per trigger (shared/cometchat-webhooks.md §2 table and §7 examples).
+DATA_KEYS: dict[str, list[str]] = {
+    "message_sent": [
+        "message.id",
+        *(f"message.{k}" for k in MESSAGE_KEYS),
+        "message.data.entities.sender.entity.uid",
+        "message.data.entities.receiver.entityType",
+    ],
+    "user_mentioned": ["message.id", "message.data.text", "message.data.mentions"],
+    "moderation_engine_approved": ["message.id", "message.data.moderation.status", "message.data.metadata.@injected"],
+    "moderation_engine_blocked": ["message.id", "message.data.moderation.status"],
+    "moderation_manual_approved": [
+        "message.id",
+        "moderation.0.condition",
+        "moderation.0.rule.id",
+        "moderation.0.rule.action",
+        "moderation.0.rule.blockedAt",
+        "reviewed",
+    ],
+    "message_edited": [
+        "message.id",
+        "message.category",
+        "message.data.action",
+        "message.data.entities.by.entity",
+        "message.data.entities.on.entity.editedAt",
+        "message.data.entities.on.entity.editedBy",
+    ],
+    "message_deleted": [
+        "message.id",
+        "message.data.action",
+        "message.data.entities.on.entity.deletedAt",
+        "message.data.entities.on.entity.deletedBy",
+    ],
+    "message_reaction_added": [
+        "reaction.id",
+        "reaction.messageId",
+        "reaction.reaction",
+        "reaction.uid",
+        "reaction.reactedAt",
+        "reaction.reactedBy.uid",
+    ],
+    "message_delivery_receipt": USER_RECEIPT,
+    "message_read_receipt": USER_RECEIPT,
+    "message_delivered_to_all": USER_RECEIPT,
+    "message_read_by_all": USER_RECEIPT,
+    "user_blocked": ["users", "by.uid"],
+    "user_connection_status_changed": [
+        "timestamp",
+        "user.uid",
+        "status",
+        "currentConnection.action",
+        "currentConnection.connectedAt",
+        "userPresenceChanged",
+    ],
+    "group_created": ["group.guid", "members"],
+    "group_updated": ["group.guid", "group.updatedBy"],
+    "group_owner_transferred": ["group.owner", "group.oldOwner"],
+    "group_member_added": ["group.guid", "members", "by.uid"],
+    "group_member_scope_changed": ["group.guid", "members", "by.uid"],
+    "group_member_joined": ["group.guid", "members"],
+    "call_initiated": ["call.id", "call.category", "call.type", "call.data.action", "call.sentAt"],
+    "call_started": ["sessionId", "created_at"],
+    "call_participant_joined": ["sessionId", "occupant.joined_at", "occupant.audio_call", "occupant.name"],
+    "call_participant_left": ["sessionId", "occupant.joined_at", "occupant.left_at"],
+    "call_ended": ["sessionId", "all_occupants", "created_at", "destroyed_at"],
+    "meeting_ended": ["sessionId", "all_occupants", "created_at", "destroyed_at"],
+    "recording_generated": ["recordingDate", "duration", "startTime", "sessionId", "recording_url"],
+    "transcription_generated": ["sessionId", "tid", "transcriptDate", "transcript_url", "startTime", "endTime"],
+    "moderation_engine_failed": ["resource.id", "contentType", "outcome", "completedAt", "failures.0.category"],
+    "after_campaign_completed": ["campaignId", "status", "totalTargets", "sentCount", "failedCount", "completedAt"],
+    "after_feed_item_sent": ["id", "notificationId", "receiver", "status", "sentAt"],
+    "after_push_notification_clicked": ["pushNotificationId", "receiver", "status", "clickedAt"],
+}
+
+
+def test_catalog_covers_every_documented_trigger() -> None:
+    assert {t.trigger for t in catalog() if t.generation == "legacy"} == LEGACY
+    assert {t.trigger for t in catalog() if t.generation == "current"} == CURRENT
+
+
+@pytest.mark.parametrize("template", catalog(), ids=lambda t: t.key)
+def test_every_entry_builds_with_the_documented_structure(template: Any) -> None:
+    before = int(time.time())
+    body = build(template, BuildOptions())
+    # What goes on the wire is plain JSON (no tokens left behind).
+    wire = json.dumps(body)
+    assert "{{" not in wire and "$message" not in wire and "$user" not in wire
+    assert body["trigger"] == template.trigger
+    assert body["webhook"] == "comethook-dev"
+    assert body["appId"] == "2379614bd4db65dd"
+    if template.generation == "current" or template.trigger not in ("before_message", "after_message"):
+        assert body["region"] == "us"
+    else:
+        assert "region" not in body and "origin" not in body
+    if template.trigger in ("call_started", "call_ended", "call_participant_joined", "call_participant_left"):
+        assert body["type"] == "call"
+    if template.trigger.startswith("meeting_"):
+        assert body["type"] == "meet"
+    if template.generation == "current":
+        for path in DATA_KEYS.get(template.trigger, []):
+            assert get(body["data"], path) is not None, f"{template.key}: data.{path} missing"
+    info = describe(body)
+    assert info.trigger == template.trigger
+    assert info.generation == template.generation
+    assert info.summary and "None" not in info.summary
+    for key in ("sentAt", "updatedAt"):
+        for message in (get(body, "data"), get(body, "data.message"), get(body, "data.call")):
+            if isinstance(message, dict) and key in message:
+                assert before - 200 <= message[key] <= before + 5  # seconds, recent
+
+
+def test_legacy_before_message_has_no_id_and_after_message_has_a_string_id() -> None:
+    before = build(find_template("before_message"), BuildOptions())
+    after = build(find_template("after_message"), BuildOptions())
+    assert "id" not in before["data"]
+    assert isinstance(after["data"]["id"], str) and after["data"]["id"].isdigit()
+    for key in ("conversationId", "sender", "receiverType", "receiver", "category", "type", "sentAt", "updatedAt"):
+        assert key in before["data"]
+    assert before["data"]["data"]["entities"]["sender"]["entity"]["name"] == "Andrew Joseph"
+    assert set(before) == {"trigger", "data", "appId", "webhook"}
+
+
+def test_receipts_default_to_current_and_legacy_flag_picks_legacy_shape() -> None:
+    current = build(find_template("message_read_receipt"), BuildOptions())
+    legacy = build(find_template("message_read_receipt", legacy=True), BuildOptions())
+    assert current["data"]["body"]["action"] == "read" and "receiptType" not in current["data"]
+    assert legacy["data"]["receiptType"] == "read" and isinstance(legacy["data"]["readAt"], int)
+    assert legacy["origin"] == {"platform": "WEBSOCKET"}
+
+
+def test_connection_status_times_are_milliseconds() -> None:
+    now = time.time()
+    body = build(find_template("user_connection_status_changed"), BuildOptions())
+    assert abs(body["data"]["timestamp"] - now * 1000) < 5000
+    legacy = build(find_template("user_connection_status_change"), BuildOptions())
+    assert legacy["trigger"] == "after_connection_status_changed"
+    assert abs(legacy["data"]["event"]["at"] - now * 1000) < 5000
+
+
+def test_fresh_ids_per_build() -> None:
+    ids = IdSource()
+    template = find_template("message_sent")
+    seen = {build(template, BuildOptions(), ids)["data"]["message"]["id"] for _ in range(50)}
+    assert len(seen) == 50
+
+
+@pytest.mark.parametrize("kind", ["image", "video", "audio", "file"])
+def test_media_types_carry_attachments_and_url(kind: str) -> None:
+    message = build(find_template("message_sent"), BuildOptions(type=kind, text="caption"))["data"]["message"]
+    assert message["type"] == kind and message["category"] == "message"
+    attachment = message["data"]["attachments"][0]
+    assert set(attachment) == {"url", "name", "mimeType", "extension", "size"}
+    assert isinstance(attachment["size"], str)
+    assert message["data"]["url"] == attachment["url"]
+    assert re.match(r"https://data-us\.cometchat\.io/2379614bd4db65dd/media/\d+_\d+_[0-9a-f]+\.\w+$", attachment["url"])
+    assert message["data"]["text"] == "caption"
+
+
+def test_custom_type_and_group_receiver() -> None:
+    message = build(find_template("message_sent"), BuildOptions(type="custom", group="team-42"))["data"]["message"]
+    assert message["category"] == "custom" and isinstance(message["data"]["customData"], dict)
+    assert message["receiverType"] == "group" and message["receiver"] == "team-42"
+    assert message["conversationId"] == "group_team-42"
+    assert message["data"]["entities"]["receiver"] == {
+        "entity": message["data"]["entities"]["receiver"]["entity"],
+        "entityType": "group",
+    }
+    assert message["data"]["entities"]["receiver"]["entity"]["guid"] == "team-42"
+
+
+def test_options_fill_sender_receiver_ids_and_region() -> None:
+    body = build(
+        find_template("message_sent"),
+        BuildOptions(
+            sender="cometchat-uid-3", receiver="cometchat-uid-4", text="yo", webhook_id="wh1", app_id="abc", region="eu"
+        ),
+    )
+    m = body["data"]["message"]
+    assert (m["sender"], m["receiver"], m["data"]["text"]) == ("cometchat-uid-3", "cometchat-uid-4", "yo")
+    assert m["data"]["entities"]["sender"]["entity"]["name"] == "Nancy Grace"
+    assert m["conversationId"] == "cometchat-uid-3_user_cometchat-uid-4"
+    assert (body["webhook"], body["appId"], body["region"]) == ("wh1", "abc", "eu")
+
+
+def test_set_parses_json_values_and_creates_paths() -> None:
+    sets = (
+        parse_set("data.text=hello"),
+        parse_set("data.data.metadata.flag=true"),
+        parse_set("extra.list=[1,2]"),
+        parse_set("data.sentAt=5"),
+    )
+    body = build(find_template("before_message"), BuildOptions(sets=sets))
+    assert body["data"]["text"] == "hello"
+    assert body["data"]["data"]["metadata"] == {"flag": True}
+    assert body["extra"] == {"list": [1, 2]}
+    assert body["data"]["sentAt"] == 5
+    doc = {"a": [{"b": 1}]}
+    set_path(doc, "a.0.b", "x")
+    assert doc == {"a": [{"b": "x"}]}
+
+
+@pytest.mark.parametrize("bad", ["novalue", "=x", "a..b=1", ".a=1"])
+def test_malformed_set_is_a_usage_error(bad: str) -> None:
+    with pytest.raises(UsageError, match="Malformed --set"):
+        parse_set(bad)
+
+
+def test_set_through_a_scalar_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="is a str, not an object"):
+        set_path({"trigger": "x"}, "trigger.name", 1)
+    with pytest.raises(UsageError, match="not an index"):
+        set_path({"a": [1]}, "a.5", 1)
+
+
+def test_unknown_trigger_suggests_close_matches() -> None:
+    with pytest.raises(UsageError) as caught:
+        find_template("mesage_sent")
+    assert caught.value.hint is not None and "message_sent" in caught.value.hint
+    with pytest.raises(UsageError, match="no legacy shape"):
+        find_template("message_sent", legacy=True)
+
+
+def test_cli_payloads_list_json_and_table(cli: Any) -> None:
+    result = cli("payloads", "list", "--json")
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == len(catalog()) == 59
+    assert all({"trigger", "generation", "family", "description"} <= set(r) for r in rows)
+    table = cli("payloads", "list")
+    assert table.exit_code == 0 and "before_message" in table.stdout and "campaign" in table.stdout
+
+
+def test_cli_payloads_show_prints_valid_json(cli: Any) -> None:
+    result = cli("payloads", "show", "before_message", "--text", "[bold]hi[/bold]", "--set", "data.data.metadata.x=1")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["data"]["data"]["text"] == "[bold]hi[/bold]"
+    assert body["data"]["data"]["metadata"] == {"x": 1}
+    bad = cli("payloads", "show", "nope_trigger")
+    assert bad.exit_code == 2 and "Unknown trigger 'nope_trigger'" in bad.stderr
+    bad_set = cli("payloads", "show", "message_sent", "--set", "oops")
+    assert bad_set.exit_code == 2 and "Malformed --set" in bad_set.stderr
+    bad_region = cli("payloads", "show", "message_sent", "--region", "mars")
+    assert bad_region.exit_code == 2 and "Unknown region" in bad_region.stderr

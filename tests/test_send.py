@@ -1,0 +1,239 @@
+"""`comethook send` against real aiohttp servers on loopback: verdicts, exit codes, NDJSON, assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.conftest import ndjson
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_pass_verdict_and_what_the_endpoint_received(cli: Any, target: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    result = await cli.run("send", "before_message", "--to", url, "--text", "hello there")
+    assert result.exit_code == 0, result.output
+    assert "Verdict: PASS" in result.stdout
+    assert "--> POST " + url in result.stdout
+    request, raw = received[0]
+    assert request.method == "POST" and request.headers["Content-Type"] == "application/json"
+    body = json.loads(raw)
+    assert body["trigger"] == "before_message" and body["data"]["data"]["text"] == "hello there"
+    assert "id" not in body["data"]
+
+
+async def test_inject_shows_the_resulting_metadata(cli: Any, target: Any) -> None:
+    url, _ = await target(lambda r: web.json_response({"risk": "low"}))
+    result = await cli.run("send", "before_message", "--to", url, "--webhook-id", "mod1", "--expect", "inject")
+    assert result.exit_code == 0, result.output
+    assert "Verdict: INJECT" in result.stdout
+    assert 'metadata["@injected"]["webhooks"]["mod1"]' in result.stdout
+    assert '"risk": "low"' in result.stdout
+
+
+async def test_drop_verdict_and_failed_expectation_exits_3(cli: Any, target: Any) -> None:
+    url, _ = await target(lambda r: web.json_response({"action": "do_not_propagate"}))
+    ok = await cli.run("send", "before_message", "--to", url, "--expect", "drop")
+    assert ok.exit_code == 0 and "Verdict: DROP" in ok.stdout
+    wrong = await cli.run("send", "before_message", "--to", url, "--expect", "pass")
+    assert wrong.exit_code == 3
+    assert "expected verdict pass, delivery 1 got drop" in wrong.stderr
+
+
+async def test_non_2xx_exits_1(cli: Any, target: Any) -> None:
+    url, _ = await target(lambda r: web.Response(status=500, text="boom"))
+    result = await cli.run("send", "after_message", "--to", url)
+    assert result.exit_code == 1
+    assert "<-- 500" in result.stdout
+    assert "1 of 1 deliveries failed: HTTP 500" in result.stderr
+
+
+async def test_non_json_before_message_answer_is_invalid_and_exits_1(cli: Any, target: Any) -> None:
+    url, _ = await target(lambda r: web.Response(text="ok"))
+    result = await cli.run("send", "before_message", "--to", url, "--json")
+    assert result.exit_code == 1
+    (delivery, summary) = ndjson(result.stdout)
+    assert delivery["verdict"] == "invalid" and delivery["verdict_reason"] == "the answer is not JSON"
+    assert delivery["response"] == "ok" and delivery["ok"] is False
+    assert summary == {**summary, "type": "summary", "count": 1, "ok": 0, "failed": 1}
+
+
+async def test_unknown_action_is_invalid_with_reason(cli: Any, target: Any) -> None:
+    url, _ = await target(lambda r: web.json_response({"action": "block"}))
+    result = await cli.run("send", "before_message", "--to", url)
+    assert result.exit_code == 1
+    assert "Verdict: INVALID" in result.stdout and "unknown action 'block'" in result.stdout
+
+
+async def test_json_delivery_line_has_the_documented_fields(cli: Any, target: Any) -> None:
+    url, _ = await target(lambda r: web.json_response({"ok": True}))
+    result = await cli.run("send", "message_sent", "--to", url, "--json")
+    assert result.exit_code == 0
+    delivery, summary = ndjson(result.stdout)
+    assert {"type", "trigger", "url", "status", "latency_ms", "verdict", "response", "ok", "error"} <= set(delivery)
+    assert delivery["trigger"] == "message_sent" and delivery["verdict"] is None and delivery["response"] == {"ok": True}
+    assert {"type", "count", "ok", "failed", "p50_ms", "p95_ms", "p99_ms", "rps"} == set(summary)
+    assert result.stderr == ""
+
+
+async def test_slow_answer_warns_about_the_2s_budget_and_max_latency_fails(cli: Any, target: Any) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2.1)
+        return web.json_response({})
+
+    url, _ = await target(slow)
+    result = await cli.run("send", "before_message", "--to", url, "--max-latency", "500")
+    assert result.exit_code == 3
+    assert "over CometChat's 2 s budget" in result.stderr
+    assert "expected latency <= 500 ms" in result.stderr
+
+
+async def test_timeout_exits_4(cli: Any, target: Any) -> None:
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    url, _ = await target(hang)
+    result = await cli.run("send", "message_sent", "--to", url, "--timeout", "0.3")
+    assert result.exit_code == 4
+    assert "timed out after 0.3 s" in result.stderr
+
+
+async def test_connection_refused_exits_4(cli: Any) -> None:
+    port = free_port()
+    result = await cli.run("send", "message_sent", "--to", f"http://127.0.0.1:{port}/x")
+    assert result.exit_code == 4
+    assert f"could not connect to 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.output
+
+
+async def test_basic_auth_from_flag_and_env(cli: Any, target: Any) -> None:
+    expected = "Basic " + base64.b64encode(b"cc:s3cret").decode()
+
+    def guarded(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != expected:
+            return web.Response(status=401)
+        return web.json_response({})
+
+    url, _ = await target(guarded)
+    denied = await cli.run("send", "message_sent", "--to", url)
+    assert denied.exit_code == 1 and "HTTP 401" in denied.stderr
+    allowed = await cli.run("send", "message_sent", "--to", url, "--basic-auth", "cc:s3cret")
+    assert allowed.exit_code == 0
+    from_env = await cli.run("send", "message_sent", "--to", url, "--json", env={"COMETHOOK_BASIC_AUTH": "cc:s3cret"})
+    assert from_env.exit_code == 0
+    assert "s3cret" not in from_env.output and "s3cret" not in allowed.output
+
+
+async def test_extra_headers_and_set(cli: Any, target: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    result = await cli.run("send", "message_sent", "--to", url, "-H", "X-Trace: abc", "--set", 'data.message.tags=["a"]')
+    assert result.exit_code == 0, result.output
+    request, raw = received[0]
+    assert request.headers["X-Trace"] == "abc"
+    assert json.loads(raw)["data"]["message"]["tags"] == ["a"]
+    bad = await cli.run("send", "message_sent", "--to", url, "-H", "nocolon")
+    assert bad.exit_code == 2 and "Malformed header" in bad.stderr
+
+
+async def test_count_and_concurrency_send_fresh_ids_and_summarize(cli: Any, target: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    result = await cli.run("send", "message_sent", "--to", url, "--count", "40", "--concurrency", "8", "--json")
+    assert result.exit_code == 0
+    lines = ndjson(result.stdout)
+    assert [line["type"] for line in lines] == ["delivery"] * 40 + ["summary"]
+    assert lines[-1]["count"] == 40 and lines[-1]["ok"] == 40 and lines[-1]["p99_ms"] >= lines[-1]["p50_ms"]
+    ids = {json.loads(raw)["data"]["message"]["id"] for _, raw in received}
+    assert len(ids) == 40
+    human = await cli.run("send", "message_sent", "--to", url, "--count", "5")
+    assert human.exit_code == 0 and "req/s" in human.stdout and "count" in human.stdout
+
+
+async def test_expect_json_on_the_answer(cli: Any, target: Any) -> None:
+    url, _ = await target(lambda r: web.json_response({"result": {"status": "queued", "n": 2}}))
+    good = await cli.run(
+        "send", "message_sent", "--to", url, "--expect-json", "result.status=queued", "--expect-json", "result.n=2"
+    )
+    assert good.exit_code == 0
+    bad = await cli.run("send", "message_sent", "--to", url, "--expect-json", "result.status=done")
+    assert bad.exit_code == 3 and 'expected answer result.status = "done", got "queued"' in bad.stderr
+
+
+async def test_expect_verdict_on_a_non_before_message_trigger_is_a_usage_error(cli: Any, target: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    result = await cli.run("send", "message_sent", "--to", url, "--expect", "drop")
+    assert result.exit_code == 2 and "needs a before_message delivery" in result.stderr
+    assert received == []
+    unknown = await cli.run("send", "message_sent", "--to", url, "--expect", "maybe")
+    assert unknown.exit_code == 2
+
+
+async def test_simulated_retries_same_answer(cli: Any, target: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    result = await cli.run("send", "before_message", "--to", url, "--simulate-retries", "--retry-delays", "0.05,0.1", "--json")
+    assert result.exit_code == 0, result.output
+    lines = ndjson(result.stdout)
+    assert [line.get("attempt") for line in lines if line["type"] == "delivery"] == [1, 2, 3]
+    retries = next(line for line in lines if line["type"] == "retries")
+    assert retries["consistent"] is True and retries["attempts"] == 3
+    assert len({raw for _, raw in received}) == 1  # the exact same bytes each time
+
+
+async def test_simulated_retries_different_answer_exits_3(cli: Any, target: Any) -> None:
+    calls: list[int] = []
+
+    def dedupe(request: web.Request) -> web.Response:
+        calls.append(1)
+        return web.json_response({"duplicate": len(calls) > 1})
+
+    url, _ = await target(dedupe)
+    result = await cli.run("send", "message_sent", "--to", url, "--simulate-retries", "--retry-delays", "0.01")
+    assert result.exit_code == 3
+    assert "answers differ" in result.stdout and "simulated retries got different answers" in result.stderr
+
+
+async def test_own_body_from_file_and_stdin(cli: Any, target: Any, tmp_path: Path) -> None:
+    url, received = await target(lambda r: web.json_response({"action": "do_not_propagate"}))
+    raw = b'{ "trigger" : "before_message",\n  "data": {"text": "odd   spacing"}, "webhook": "w"}'
+    path = tmp_path / "body.json"
+    path.write_bytes(raw)
+    result = await cli.run("send", "--body", str(path), "--to", url, "--expect", "drop")
+    assert result.exit_code == 0, result.output
+    assert received[0][1] == raw  # exact bytes, not re-serialised
+    piped = await cli.run("send", "--body", "-", "--to", url, input=raw)
+    assert piped.exit_code == 0 and received[1][1] == raw
+
+
+async def test_unreadable_or_invalid_body_is_a_usage_error(cli: Any, tmp_path: Path) -> None:
+    missing = await cli.run("send", "--body", str(tmp_path / "nope.json"), "--to", "http://127.0.0.1:9/")
+    assert missing.exit_code == 2 and "Cannot read --body" in missing.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    invalid = await cli.run("send", "--body", str(bad), "--to", "http://127.0.0.1:9/")
+    assert invalid.exit_code == 2 and "is not valid JSON" in invalid.stderr
+
+
+async def test_usage_errors_exit_2_without_traceback(cli: Any) -> None:
+    for args in (
+        ["send", "mesage_sent", "--to", "http://127.0.0.1:9/"],
+        ["send", "--to", "http://127.0.0.1:9/"],
+        ["send", "message_sent"],
+        ["send", "message_sent", "--to", "ftp://x"],
+        ["send", "message_sent", "--to", "http://127.0.0.1:9/", "--retry-delays", "a,b", "--simulate-retries"],
+    ):
+        result = await cli.run(*args)
+        assert result.exit_code == 2, args
+        assert "Traceback" not in result.output
+    suggestion = await cli.run("send", "mesage_sent", "--to", "http://127.0.0.1:9/")
+    assert "Did you mean message_sent" in suggestion.stderr
