@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 payloads_app = typer.Typer(help="List the canned CometChat payloads, or print one as JSON.", no_args_is_help=True)
 app.add_typer(payloads_app, name="payloads")
+history_app = typer.Typer(help="List, show, export or clear what `listen` received.", no_args_is_help=True)
+app.add_typer(history_app, name="history")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -158,10 +160,11 @@ def send(
 ) -> None:
     """Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer."""
     from comethook_cli import commands
+    from comethook_cli.commands import send as send_command
 
     options = commands.build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_)
-    commands.send(
-        commands.SendArgs(
+    send_command.run(
+        send_command.SendArgs(
             trigger=trigger,
             to=to,
             legacy=legacy,
@@ -181,6 +184,138 @@ def send(
             verbose=verbose,
         )
     )
+
+
+@app.command()
+@funnel
+def listen(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (warns when not loopback).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,
+    max_body: Annotated[int, typer.Option("--max-body", metavar="BYTES", help="Largest body accepted (413 above).")] = 1024
+    * 1024,
+    basic_auth: BasicAuth = None,
+    respond: Annotated[
+        str, typer.Option("--respond", metavar="pass|drop|inject:JSON|inject:@FILE", help="Answer to before_message.")
+    ] = "pass",
+    drop_if: Annotated[
+        str | None, typer.Option("--drop-if", metavar="REGEX", help="Drop before_message whose text matches.")
+    ] = None,
+    rules: Annotated[
+        str | None, typer.Option("--rules", metavar="FILE", help="JSON list of match → action rules (first match wins).")
+    ] = None,
+    delay: Annotated[float, typer.Option("--delay", metavar="MS", min=0, help="Wait before every answer.")] = 0,
+    status: Annotated[int, typer.Option("--status", metavar="CODE", help="HTTP status of every canned answer.")] = 200,
+    forward_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--forward-to",
+            "-f",
+            metavar="URL",
+            help="Relay to your app (8000, :8000/hook, /hook → localhost:8000). Repeatable: first is primary, others get copies.",
+        ),
+    ] = None,
+    route: Annotated[
+        list[str] | None,
+        typer.Option("--route", metavar="TRIGGER=URL", help="Send one trigger to its own primary target. Repeatable."),
+    ] = None,
+    forward_timeout: Annotated[
+        float, typer.Option("--forward-timeout", metavar="SECONDS", min=0.001, help="How long to wait for your app.")
+    ] = 30.0,
+    fallback: Annotated[
+        str, typer.Option("--fallback", metavar="error|pass|drop", help="Answer when your app is down or times out.")
+    ] = "error",
+    tunnel: Annotated[
+        bool | None,
+        typer.Option(
+            "--tunnel/--no-tunnel",
+            help="Require an ngrok tunnel / never open one. Default: open one when an authtoken is available.",
+        ),
+    ] = None,
+    ngrok_path: Annotated[
+        str | None,
+        typer.Option("--ngrok-path", metavar="PATH", envvar="COMETHOOK_NGROK_PATH", help="The ngrok agent executable."),
+    ] = None,
+    ngrok_authtoken: Annotated[
+        str | None,
+        typer.Option("--ngrok-authtoken", metavar="TOKEN", help="ngrok authtoken (else NGROK_AUTHTOKEN or your ngrok config)."),
+    ] = None,
+    domain: Annotated[
+        str | None, typer.Option("--domain", help="Reserved ngrok domain, so the Dashboard URL survives restarts.")
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="ngrok region (us, eu, ap, au, sa, jp, in).")] = None,
+    install_ngrok: Annotated[bool, typer.Option("--install-ngrok", help="Download the ngrok agent if it is missing.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show headers (redacted) and bodies.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing per event.")] = False,
+    json_out: JsonOut = False,
+    no_history: Annotated[bool, typer.Option("--no-history", help="Do not store exchanges.")] = False,
+    max_events: Annotated[int | None, typer.Option("--max-events", min=1, help="Stop after N events (exit 0).")] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", metavar="SECONDS", min=0.001, help="Give up (exit 4) if --max-events have not arrived by then."
+        ),
+    ] = None,
+) -> None:
+    """Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message."""
+    from comethook_cli.commands import listen as listen_command
+
+    listen_command.run(
+        listen_command.ListenArgs(
+            host=host, port=port, max_body=max_body, basic_auth=basic_auth, respond=respond, drop_if=drop_if, rules=rules,
+            delay_ms=delay, status=status, verbose=verbose, quiet=quiet, json_out=json_out, history=not no_history,
+            max_events=max_events, timeout=timeout, forward_to=tuple(forward_to or ()), routes=tuple(route or ()),
+            forward_timeout=forward_timeout, fallback=fallback, tunnel={None: "auto", True: "on", False: "off"}[tunnel],
+            ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region, install_ngrok=install_ngrok,
+        )
+    )  # fmt: skip
+
+
+@history_app.command("list")
+@funnel
+def history_list(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 20,
+    trigger: Annotated[str | None, typer.Option("--trigger", help="Only this trigger.")] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """List stored exchanges, newest first."""
+    from comethook_cli.commands import history
+
+    history.list_(limit, trigger, json_out)
+
+
+@history_app.command("show")
+@funnel
+def history_show(
+    exchange_id: Annotated[str, typer.Argument(metavar="ID", help="Exchange id (or a unique prefix).")],
+    json_out: JsonOut = False,
+) -> None:
+    """Show one exchange in full: request, headers (redacted), body, answer, verdict."""
+    from comethook_cli.commands import history
+
+    history.show(exchange_id, json_out)
+
+
+@history_app.command("export")
+@funnel
+def history_export(
+    fmt: Annotated[str, typer.Option("--format", metavar="ndjson|curl|har", help="Export format.")] = "ndjson",
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Export every stored exchange: NDJSON, curl commands, or a HAR file."""
+    from comethook_cli.commands import history
+
+    history.export(fmt, output)
+
+
+@history_app.command("clear")
+@funnel
+def history_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
+    """Delete every stored exchange."""
+    from comethook_cli.commands import history
+    from comethook_cli.render import Renderer
+
+    removed = history.clear(yes, lambda prompt: typer.confirm(prompt, err=True))
+    Renderer().note("Nothing deleted." if removed < 0 else f"Deleted {removed} exchange(s).", style="bold")
 
 
 def main() -> None:

@@ -152,7 +152,7 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tu
         target = _who(get(message, "data.entities.receiver.entity")) or _who(message.get("receiver"))
         kind = f"{message.get('category', '?')}/{message.get('type', '?')}"
         text = get(message, "data.text")
-        parts = [f"{actor} → {target}", kind]
+        parts = [f"{actor or '?'} → {target or '?'}", kind]
         if isinstance(text, str):
             parts.append(f'"{preview(text)}"')
         attachments = get(message, "data.attachments")

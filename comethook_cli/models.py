@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 Generation = Literal["legacy", "current", "unknown"]
@@ -102,3 +104,80 @@ class Exchange:
     def trigger(self) -> str:
         """The delivery's trigger ("unknown" when the body names none)."""
         return self.info.trigger
+
+    def to_json(self) -> dict[str, Any]:
+        """The exchange as one JSON object (the `listen --json` event line, history export and show)."""
+        return {
+            "type": "event",
+            "id": self.id,
+            "received_at": iso_time(self.received_at),
+            "method": self.method,
+            "path": self.path + (f"?{self.query}" if self.query else ""),
+            "headers": dict(self.headers),
+            "trigger": self.info.trigger,
+            "generation": self.info.generation,
+            "summary": self.info.summary,
+            "body": parse_body(self.body),
+            "response": {"status": self.response_status, "body": parse_body(self.response_body)},
+            "verdict": self.verdict.kind if self.verdict else None,
+            "verdict_reason": self.verdict.reason if self.verdict else None,
+            "latency_ms": round(self.latency_ms, 3),
+            "answered_by": self.answered_by,
+            "forwarded_to": self.forwarded_to,
+            "forward_error": self.forward_error,
+        }
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A delivery the listener accepted, handed to whoever answers it."""
+
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    payload: Any
+    info: EventInfo
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the listener sends back: decided by the responder, or brought back from the developer's app."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
+    answered_by: str = "comethook"
+    forwarded_to: str | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A request the listener refused (4xx) without treating it as an event."""
+
+    status: int
+    reason: str
+    method: str
+    path: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The `listen --json` rejected line."""
+        return {"type": "rejected", "status": self.status, "reason": self.reason, "method": self.method, "path": self.path}
+
+
+def parse_body(raw: bytes) -> Any:
+    """Bytes as parsed JSON when they are JSON, else as text (None when empty)."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return raw.decode("utf-8", errors="replace")
+
+
+def iso_time(epoch: float) -> str:
+    """An epoch as ISO 8601 UTC with milliseconds."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

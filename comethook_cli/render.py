@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery, EventInfo, Verdict
+from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery, EventInfo, Exchange, Rejection, Verdict, parse_body
 
 if TYPE_CHECKING:
     from comethook_cli.payloads import Template
@@ -184,6 +184,144 @@ class Renderer:
         with bar:
             task = bar.add_task("send", total=total)
             yield lambda: bar.advance(task)
+
+
+class ListenRenderer(Renderer):
+    """What `listen` shows: the banner, one line per delivery, rejections, the stop line."""
+
+    def banner(self, lines: list[tuple[str, str]], title: str) -> None:
+        """The start-up banner on stderr: label/value rows under a title."""
+        self.err.print(Text(title, style="bold green"))
+        width = max((len(label) for label, _ in lines), default=0)
+        for label, value in lines:
+            if label:
+                self.err.print(Text.assemble((f"  {label.ljust(width)}  ", "bold"), value))
+            else:
+                self.err.print(Text(f"  {value}", style="dim"))
+
+    def event(self, exchange: Exchange, verbose: bool = False) -> None:
+        """One line per delivery: time, trigger, generation, who → whom, preview, id, webhook, answer."""
+        if self.quiet:
+            return
+        info = exchange.info
+        line = Text.assemble(
+            (now_clock(exchange.received_at) + " ", "dim"),
+            ("--> ", "bold"),
+            (info.trigger, "bold cyan" if info.generation != "unknown" else "bold magenta"),
+            (f" [{info.generation}]", "dim"),
+            " ",
+            info.summary,
+        )
+        if info.webhook:
+            line.append(f"  webhook {info.webhook}", style="dim")
+        if exchange.forwarded_to is None:
+            line.append("  ")
+            line.append_text(self._answer(exchange))
+            self.out.print(line)
+        else:
+            self.out.print(line)
+            back = Text.assemble((now_clock(exchange.received_at) + " ", "dim"), ("<-- ", "bold"))
+            back.append_text(self._answer(exchange))
+            back.append(f"  from {exchange.forwarded_to}", style="dim")
+            if exchange.forward_error:
+                back.append(f"  app unreachable: {exchange.forward_error}", style="bold red")
+            self.out.print(back)
+            if exchange.verdict is not None and exchange.verdict.kind == "inject" and exchange.verdict.metadata is not None:
+                injected = exchange.verdict.metadata.get("@injected", {}).get("webhooks", {})
+                self.out.print(Text("    @injected.webhooks = " + dumps(injected), style="cyan"))
+        if verbose:
+            self.details(exchange)
+        if exchange.latency_ms > COMETCHAT_BUDGET_MS:
+            self.warning(f"{exchange.id} was answered after {_ms(exchange.latency_ms)}, over CometChat's 2 s budget.")
+
+    def _answer(self, exchange: Exchange) -> Text:
+        ok = 200 <= exchange.response_status < 300
+        text = Text.assemble((str(exchange.response_status), "green" if ok else "red"))
+        if exchange.verdict is not None:
+            text.append(" ")
+            text.append(exchange.verdict.kind.upper(), style=VERDICT_STYLE[exchange.verdict.kind])
+            if exchange.verdict.reason:
+                text.append(f" ({exchange.verdict.reason})", style="red")
+        text.append(f" {_ms(exchange.latency_ms)}", style="dim")
+        text.append(f"  {exchange.id}", style="dim")
+        return text
+
+    def details(self, exchange: Exchange) -> None:
+        """-v: headers (redacted), the highlighted body, and the answer body."""
+        for name, value in exchange.headers:
+            self.out.print(Text.assemble((f"    {name}: ", "bold"), value))
+        self._body(exchange.body)
+        if exchange.response_body:
+            self.out.print(Text("    answer:", style="bold"))
+            self._body(exchange.response_body)
+
+    def _body(self, raw: bytes) -> None:
+        parsed = parse_body(raw)
+        if isinstance(parsed, (dict, list)):
+            self.out.print(JSON.from_data(parsed, ensure_ascii=False))
+        elif parsed is not None:
+            self.out.print(Text(str(parsed)))
+
+    def rejected(self, rejection: Rejection) -> None:
+        """One warning line for a refused request."""
+        if not self.quiet:
+            self.warning(f"rejected {rejection.method} {rejection.path} with {rejection.status}: {rejection.reason}")
+
+    def stopped(self, events: int) -> None:
+        """The last line on stderr."""
+        self.err.print(Text(f"Stopped after {events} event{'s' if events != 1 else ''}.", style="bold"))
+
+
+class HistoryRenderer(Renderer):
+    """What `history` shows."""
+
+    def table(self, exchanges: list[Exchange]) -> None:
+        """The stored exchanges, newest first."""
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        widest_trigger = max((len(e.info.trigger) for e in exchanges), default=7)
+        for column, width in (("id", 20), ("received", 14), ("trigger", widest_trigger), ("status", 6), ("verdict", 7)):
+            table.add_column(column, no_wrap=True, min_width=width)
+        table.add_column("summary", no_wrap=True, overflow="ellipsis", ratio=1)
+        for e in exchanges:
+            table.add_row(
+                e.id,
+                time.strftime("%m-%d %H:%M:%S", time.localtime(e.received_at)),
+                e.info.trigger,
+                str(e.response_status),
+                Text(e.verdict.kind.upper(), style=VERDICT_STYLE[e.verdict.kind]) if e.verdict else Text("-", style="dim"),
+                e.info.summary,
+            )
+        self.out.print(table)
+
+    def exchange(self, exchange: Exchange) -> None:
+        """One exchange in full."""
+        rows = [
+            ("id", exchange.id),
+            ("received", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(exchange.received_at))),
+            ("request", f"{exchange.method} {exchange.path}" + (f"?{exchange.query}" if exchange.query else "")),
+            ("trigger", f"{exchange.info.trigger} ({exchange.info.generation})"),
+            ("summary", exchange.info.summary),
+            ("answer", f"{exchange.response_status} in {_ms(exchange.latency_ms)} by {exchange.answered_by}"),
+        ]
+        if exchange.forwarded_to:
+            rows.append(
+                ("forwarded to", exchange.forwarded_to + (f" ({exchange.forward_error})" if exchange.forward_error else ""))
+            )
+        if exchange.verdict:
+            rows.append(
+                ("verdict", exchange.verdict.kind.upper() + (f": {exchange.verdict.reason}" if exchange.verdict.reason else ""))
+            )
+        for label, value in rows:
+            self.out.print(Text.assemble((f"{label:>13}  ", "bold"), value))
+        self.out.print(Text("      headers", style="bold"))
+        for name, value in exchange.headers:
+            self.out.print(Text(f"    {name}: {value}"))
+        self.out.print(Text("         body", style="bold"))
+        parsed = parse_body(exchange.body)
+        self.document(parsed) if isinstance(parsed, (dict, list)) else self.out.print(Text(str(parsed)))
+        self.out.print(Text("  answer body", style="bold"))
+        answer = parse_body(exchange.response_body)
+        self.document(answer) if isinstance(answer, (dict, list)) else self.out.print(Text(str(answer)))
 
 
 def _ms(value: float | None) -> str:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from comethook_cli.errors import AssertionFailed, UsageError
 from comethook_cli.events import get
-from comethook_cli.models import Delivery, Verdict
-from comethook_cli.verdict import judge, parse_answer
+from comethook_cli.models import Delivery, Verdict, parse_body
+from comethook_cli.verdict import judge
 
 if TYPE_CHECKING:
     import aiohttp
@@ -161,7 +161,7 @@ async def deliver(
     verdict = _verdict(outgoing, status, raw)
     ok = 200 <= status < 300 and (verdict is None or verdict.kind != "invalid")
     error = None if ok else (verdict.reason if verdict and 200 <= status < 300 else f"HTTP {status}")
-    return Delivery(outgoing.trigger, url, status, latency, parse_answer(raw), ok, error, verdict, attempt, raw)
+    return Delivery(outgoing.trigger, url, status, latency, parse_body(raw), ok, error, verdict, attempt, raw)
 
 
 def _verdict(outgoing: Outgoing, status: int | None, raw: bytes) -> Verdict | None:

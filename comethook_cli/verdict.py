@@ -16,16 +16,6 @@ from comethook_cli.models import Verdict
 DROP_ACTION = "do_not_propagate"
 
 
-def parse_answer(body: bytes) -> Any:
-    """An answer body as JSON when it parses, else its text (for display); None when empty."""
-    if not body:
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", errors="replace")
-
-
 def judge(request: Any, status: int | None, body: bytes) -> Verdict:
     """The verdict CometChat would apply to `body`, answered with `status`, to the before_message `request`."""
     webhook_id = request.get("webhook") if isinstance(request, dict) else None

@@ -89,3 +89,82 @@ async def target(aiohttp_server: Any) -> Callable[..., Any]:
         return f"http://127.0.0.1:{server.port}/hook", received
 
     return start
+
+
+class ListenProcess:
+    """`comethook listen` as a real subprocess; reads its output line by line."""
+
+    def __init__(self, *args: str, json_out: bool = True) -> None:
+        import subprocess
+        import sys
+
+        self.json_out = json_out
+        command = [sys.executable, "-m", "comethook_cli", "listen", "--port", "0", *args]
+        if json_out:
+            command.append("--json")
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.lines: list[str] = []
+        self.url = self._wait_ready()
+
+    def _wait_ready(self) -> str:
+        import re
+
+        stream = self.proc.stdout if self.json_out else self.proc.stderr
+        assert stream is not None
+        for line in stream:
+            if self.json_out:
+                document = json.loads(line)
+                if document["type"] == "ready":
+                    self.ready = document
+                    return str(document["local_url"])
+            else:
+                self.lines.append(line)
+                found = re.search(r"listening on (http://\S+)", line)
+                if found:
+                    return found.group(1)
+        raise AssertionError(f"listener never became ready: {self.proc.stderr.read() if self.proc.stderr else ''}")
+
+    def readline(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline()
+
+    def finish(self, timeout: float = 15) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def listen_process() -> Any:
+    started: list[ListenProcess] = []
+
+    def start(*args: str, json_out: bool = True) -> ListenProcess:
+        process = ListenProcess(*args, json_out=json_out)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        for stream in (process.proc.stdout, process.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    """A blocking POST (urllib) for tests that drive a subprocess."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()

@@ -1,0 +1,217 @@
+"""`comethook listen`: wire the listener to the responder, history and display, and run until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from comethook_cli.errors import UnreachableError, UsageError
+
+if TYPE_CHECKING:
+    from comethook_cli.listener import Answerer, Listener
+    from comethook_cli.models import Exchange, Rejection
+    from comethook_cli.render import ListenRenderer, NdjsonWriter
+
+WEBHOOK_PATH = "/webhook"
+
+
+@dataclass(frozen=True)
+class ListenArgs:
+    """The parsed flags of `comethook listen`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_body: int = 1024 * 1024
+    basic_auth: str | None = None
+    respond: str = "pass"
+    drop_if: str | None = None
+    rules: str | None = None
+    delay_ms: float = 0
+    status: int = 200
+    verbose: bool = False
+    quiet: bool = False
+    json_out: bool = False
+    history: bool = True
+    max_events: int | None = None
+    timeout: float | None = None
+    forward_to: Sequence[str] = field(default_factory=tuple)
+    routes: Sequence[str] = field(default_factory=tuple)
+    forward_timeout: float = 30.0
+    fallback: str = "error"
+    tunnel: str = "auto"
+    ngrok_path: str | None = None
+    ngrok_authtoken: str | None = None
+    domain: str | None = None
+    region: str | None = None
+    install_ngrok: bool = False
+
+
+class ListenView:
+    """Turns listener callbacks into output: NDJSON lines, or the human display."""
+
+    def __init__(self, args: ListenArgs, renderer: ListenRenderer, writer: NdjsonWriter | None) -> None:
+        self.args = args
+        self.renderer = renderer
+        self.writer = writer
+        self.events = 0
+        self.done = asyncio.Event()
+
+    def on_exchange(self, exchange: Exchange) -> None:
+        """Show one delivery, and stop once --max-events have arrived."""
+        self.events += 1
+        if self.writer is not None:
+            self.writer.write(exchange.to_json())
+        else:
+            self.renderer.event(exchange, self.args.verbose)
+        if self.args.max_events is not None and self.events >= self.args.max_events:
+            self.done.set()
+
+    def on_rejected(self, rejection: Rejection) -> None:
+        """One line for a refused request (not an event)."""
+        if self.writer is not None:
+            self.writer.write(rejection.to_json())
+        self.renderer.rejected(rejection)
+
+    def on_warning(self, message: str) -> None:
+        """A warning on stderr."""
+        self.renderer.warning(message)
+
+    def on_fatal(self, message: str) -> None:
+        """Something that ends the session (the tunnel died): say so loudly, then stop."""
+        if self.writer is not None:
+            self.writer.write({"type": "error", "message": message})
+        self.renderer.error(message)
+
+
+def build_answerer(args: ListenArgs, view: ListenView) -> tuple[Answerer, str, Any]:
+    """The responder (canned answers) or the forwarder (the developer's app); returns (answerer, banner line, closer)."""
+    from comethook_cli import responder
+
+    respond = responder.parse_respond(args.respond)
+    drop_if = responder.compile_regex(args.drop_if, "--drop-if") if args.drop_if else None
+    rules = responder.load_rules(args.rules) if args.rules else []
+    if not 100 <= args.status <= 599:
+        raise UsageError(f"--status {args.status} is not an HTTP status code.", "Use 100-599, e.g. --status 503.")
+    canned = responder.Responder(respond, drop_if, rules, args.delay_ms, args.status)
+    if not args.forward_to and not args.routes:
+        return canned, canned.describe(), None
+    from comethook_cli.forwarder import Forwarder
+
+    forwarder = Forwarder.from_options(args.forward_to, args.routes, args.forward_timeout, args.fallback, view.on_warning, canned)
+    return forwarder, forwarder.describe(), forwarder.close
+
+
+def run(args: ListenArgs) -> None:
+    """Listen until Ctrl-C, --max-events, or --timeout."""
+    from comethook_cli.listener import LOOPBACK, Listener, ListenerConfig
+    from comethook_cli.render import ListenRenderer, NdjsonWriter
+    from comethook_cli.sender import basic_auth_header
+
+    if args.basic_auth:
+        basic_auth_header(args.basic_auth)  # validates USER:PASS
+    if args.max_body < 1:
+        raise UsageError("--max-body must be at least 1 byte.", "The default is 1048576 (1 MiB).")
+    renderer = ListenRenderer(quiet=args.quiet)
+    view = ListenView(args, renderer, NdjsonWriter() if args.json_out else None)
+    answerer, answering, close_answerer = build_answerer(args, view)
+    history = None
+    if args.history:
+        from comethook_cli.store import HistoryWriter, default_path
+
+        history = HistoryWriter(default_path())
+    listener = Listener(
+        ListenerConfig(args.host, args.port, args.max_body, args.basic_auth),
+        answerer,
+        view.on_exchange,
+        view.on_rejected,
+        view.on_warning,
+        history,
+    )
+    if args.host not in LOOPBACK:
+        renderer.warning(f"listening on {args.host}: anyone who can reach this machine can post to it.")
+    try:
+        asyncio.run(_serve(listener, args, view, answering, close_answerer))
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is the normal way to stop a listener: exit 0
+    finally:
+        if history is not None:
+            history.close()
+        if view.writer is not None:
+            view.writer.write({"type": "stopped", "events": view.events})
+        renderer.stopped(view.events)
+
+
+async def _serve(listener: Listener, args: ListenArgs, view: ListenView, answering: str, close_answerer: Any) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(signum, view.done.set)
+    await listener.start()
+    tunnel = None
+    try:
+        tunnel = await _open_tunnel(listener, args, view)
+        public_url = tunnel.public_url if tunnel is not None else None
+        _announce(listener, args, view, answering, public_url)
+        waiters = [asyncio.ensure_future(view.done.wait())]
+        if tunnel is not None:
+            waiters.append(asyncio.ensure_future(tunnel.watch()))
+        done, pending = await asyncio.wait(waiters, timeout=args.timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
+        for waiter in done:
+            waiter.result()  # a dead tunnel raises TunnelError here
+        if not done and args.max_events is not None:
+            raise UnreachableError(
+                f"Only {view.events} of {args.max_events} events arrived within {args.timeout:g} s.",
+                "Check the webhook URL and triggers in the CometChat Dashboard, or raise --timeout.",
+            )
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(signum)
+        await listener.stop()
+        if close_answerer is not None:
+            await close_answerer()
+        if tunnel is not None:
+            await tunnel.close()
+
+
+async def _open_tunnel(listener: Listener, args: ListenArgs, view: ListenView) -> Any:
+    """Open the ngrok tunnel when asked (or when auto finds a token); None when listening locally."""
+    if args.tunnel == "off":
+        return None
+    from comethook_cli import tunnel
+
+    options = tunnel.TunnelOptions(
+        ngrok_path=args.ngrok_path, authtoken=args.ngrok_authtoken, domain=args.domain, region=args.region,
+        install=args.install_ngrok, required=args.tunnel == "on",
+    )  # fmt: skip
+    return await tunnel.open_for(listener.port, options, view.on_warning)
+
+
+def _announce(listener: Listener, args: ListenArgs, view: ListenView, answering: str, public_url: str | None) -> None:
+    local = listener.local_url
+    webhook_url = (public_url or local) + WEBHOOK_PATH
+    if view.writer is not None:
+        view.writer.write({"type": "ready", "local_url": local, "public_url": public_url, "webhook_url": webhook_url})
+    lines = [("Local", local), ("Public", public_url or "none (listening locally; see below)")]
+    lines.append(("Webhook URL", webhook_url))
+    lines.append(("", "Paste it in the CometChat Dashboard: your app → Settings → Webhooks (current triggers),"))
+    lines.append(("", "or Settings → Legacy Webhooks for before_message / after_message. Tick the triggers you want;"))
+    lines.append(("", "receipts, reactions, group and call events each need their own checkbox."))
+    if public_url is None:
+        lines.append(("", "CometChat cannot reach a local URL: set NGROK_AUTHTOKEN (or --ngrok-authtoken) for a tunnel."))
+    lines.append(("Basic auth", "on (credentials required)" if args.basic_auth else "off (anyone with the URL can post)"))
+    lines.append(("before_message", answering))
+    if args.history:
+        from comethook_cli.store import default_path
+
+        lines.append(("History", str(default_path())))
+    else:
+        lines.append(("History", "off (--no-history)"))
+    lines.append(("", "Press Ctrl-C to stop."))
+    view.renderer.banner(lines, f"comethook listening on {local}")

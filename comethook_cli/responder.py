@@ -1,0 +1,203 @@
+"""Canned answers for `listen` when no app is forwarded to: --respond, --drop-if, --rules, --delay, --status.
+
+Order: the first matching rule wins; then --drop-if (before_message only); then --respond for
+before_message. Every other trigger is answered 200 `{}`. --delay and --status apply to every
+answer a rule does not set itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from comethook_cli.errors import UsageError
+from comethook_cli.events import get, message_of
+from comethook_cli.models import Answer, Incoming
+from comethook_cli.verdict import DROP_ACTION
+
+PASS_BODY = b"{}"
+DROP_BODY = json.dumps({"action": DROP_ACTION}).encode()
+
+
+@dataclass(frozen=True)
+class Action:
+    """How to answer: a body, and optionally a status and a delay of its own."""
+
+    body: bytes
+    label: str
+    status: int | None = None
+    delay_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Match on trigger, sender, receiver and a text regex (all optional, all must hold), then act."""
+
+    action: Action
+    trigger: frozenset[str] | None = None
+    sender: str | None = None
+    receiver: str | None = None
+    text: re.Pattern[str] | None = None
+
+    def matches(self, incoming: Incoming) -> bool:
+        """Whether this rule applies to the delivery."""
+        message = message_of(incoming.payload)
+        if self.trigger is not None and incoming.info.trigger not in self.trigger:
+            return False
+        if self.sender is not None and get(message, "sender") != self.sender:
+            return False
+        if self.receiver is not None and get(message, "receiver") != self.receiver:
+            return False
+        if self.text is not None:
+            text = get(message, "data.text")
+            return isinstance(text, str) and self.text.search(text) is not None
+        return True
+
+
+def parse_respond(spec: str) -> Action:
+    """`pass`, `drop`, `inject:JSON` or `inject:@FILE` → an Action."""
+    if spec == "pass":
+        return Action(PASS_BODY, "pass")
+    if spec == "drop":
+        return Action(DROP_BODY, "drop")
+    if spec.startswith("inject:"):
+        source = spec.removeprefix("inject:")
+        if source.startswith("@"):
+            try:
+                source = Path(source[1:]).read_text(encoding="utf-8")
+            except OSError as error:
+                raise UsageError(f"Cannot read --respond file {spec[8:]!r}: {error.strerror}.", "Check the path.") from None
+        try:
+            value = json.loads(source)
+        except ValueError:
+            raise UsageError(
+                f"--respond {spec!r}: not valid JSON.", 'Write inject:{"key": "value"} or inject:@file.json.'
+            ) from None
+        if not isinstance(value, dict) or not value:
+            raise UsageError("--respond inject: needs a non-empty JSON object.", "CometChat injects objects; {} would just pass.")
+        return Action(json.dumps(value).encode(), "inject")
+    raise UsageError(f"Unknown --respond {spec!r}.", "Use pass, drop, inject:JSON or inject:@FILE.")
+
+
+def compile_regex(pattern: str, where: str) -> re.Pattern[str]:
+    """A regex, or a usage error that says where it came from."""
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise UsageError(f"{where}: invalid regular expression {pattern!r}: {error}.", "Check the pattern's syntax.") from None
+
+
+def load_rules(path: str) -> list[Rule]:
+    """Rules from a JSON file: a list of {"match": {...}, "action": ...}."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"Cannot read --rules {path!r}: {error.strerror}.", "Check the path.") from None
+    except ValueError as error:
+        raise UsageError(f"--rules {path!r} is not valid JSON: {error}.", "See README, `comethook listen` rules.") from None
+    if not isinstance(raw, list):
+        raise UsageError(f"--rules {path!r} must hold a JSON list of rules.", "See README, `comethook listen` rules.")
+    return [_rule(entry, f"--rules {path} rule {n}") for n, entry in enumerate(raw, start=1)]
+
+
+def _rule(entry: Any, where: str) -> Rule:
+    if not isinstance(entry, dict) or "action" not in entry or not isinstance(entry.get("match", {}), dict):
+        raise UsageError(f'{where}: needs an object with "match" (object) and "action".', 'e.g. {"match": {}, "action": "pass"}')
+    match = entry.get("match", {})
+    unknown = set(match) - {"trigger", "sender", "receiver", "text"}
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown match key(s) {', '.join(sorted(unknown))}.", "Match on trigger, sender, receiver, text."
+        )
+    trigger = match.get("trigger")
+    triggers = frozenset([trigger] if isinstance(trigger, str) else trigger) if trigger is not None else None
+    text = compile_regex(match["text"], where) if isinstance(match.get("text"), str) else None
+    return Rule(_action(entry["action"], where), triggers, match.get("sender"), match.get("receiver"), text)
+
+
+def _action(spec: Any, where: str) -> Action:
+    if isinstance(spec, str):
+        if spec not in ("pass", "drop"):
+            raise UsageError(f"{where}: unknown action {spec!r}.", 'Use pass, drop, or an object such as {"inject": {...}}.')
+        return parse_respond(spec)
+    if not isinstance(spec, dict):
+        raise UsageError(f"{where}: the action must be a string or an object.", 'e.g. "drop" or {"status": 500}')
+    unknown = set(spec) - {"pass", "drop", "inject", "body", "status", "delay_ms"}
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown action key(s) {', '.join(sorted(unknown))}.", "Use pass, drop, inject, body, status, delay_ms."
+        )
+    if "inject" in spec:
+        if not isinstance(spec["inject"], dict):
+            raise UsageError(f"{where}: inject needs a JSON object.", 'e.g. {"inject": {"flag": true}}')
+        base = Action(json.dumps(spec["inject"]).encode(), "inject")
+    elif spec.get("drop"):
+        base = Action(DROP_BODY, "drop")
+    elif "body" in spec:
+        body = spec["body"]
+        base = Action(body.encode() if isinstance(body, str) else json.dumps(body).encode(), "body")
+    else:
+        base = Action(PASS_BODY, "pass")
+    status = spec.get("status")
+    if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
+        raise UsageError(f"{where}: status must be an HTTP status code (100-599).", 'e.g. {"status": 503}')
+    delay = spec.get("delay_ms")
+    if delay is not None and (not isinstance(delay, (int, float)) or delay < 0):
+        raise UsageError(f"{where}: delay_ms must be a number of milliseconds.", 'e.g. {"delay_ms": 2500}')
+    return Action(base.body, base.label, status, delay)
+
+
+class Responder:
+    """Decides the answer to each delivery from the canned options and rules."""
+
+    def __init__(
+        self,
+        respond: Action | None = None,
+        drop_if: re.Pattern[str] | None = None,
+        rules: list[Rule] | None = None,
+        delay_ms: float = 0,
+        status: int = 200,
+    ) -> None:
+        self.respond = respond or Action(PASS_BODY, "pass")
+        self.drop_if = drop_if
+        self.rules = rules or []
+        self.delay_ms = delay_ms
+        self.status = status
+
+    def decide(self, incoming: Incoming) -> tuple[Action, str]:
+        """(action, who decided) for one delivery."""
+        for number, rule in enumerate(self.rules, start=1):
+            if rule.matches(incoming):
+                return rule.action, f"rule {number}"
+        if incoming.info.trigger == "before_message":
+            text = get(message_of(incoming.payload), "data.text")
+            if self.drop_if is not None and isinstance(text, str) and self.drop_if.search(text):
+                return Action(DROP_BODY, "drop"), "--drop-if"
+            return self.respond, f"--respond {self.respond.label}"
+        return Action(PASS_BODY, "pass"), "default"
+
+    async def __call__(self, incoming: Incoming) -> Answer:
+        """The answer, after any configured delay."""
+        action, decided_by = self.decide(incoming)
+        delay = action.delay_ms if action.delay_ms is not None else self.delay_ms
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        status = action.status if action.status is not None else self.status
+        return Answer(status, action.body, answered_by=f"comethook ({decided_by})")
+
+    def describe(self) -> str:
+        """One line for the banner: how before_message gets answered."""
+        parts = [f"{self.respond.label} ({self.respond.body.decode()})"]
+        if self.drop_if is not None:
+            parts.append(f"drop if text matches /{self.drop_if.pattern}/")
+        if self.rules:
+            parts.append(f"{len(self.rules)} rule(s) first")
+        if self.delay_ms:
+            parts.append(f"after {self.delay_ms:g} ms")
+        if self.status != 200:
+            parts.append(f"with HTTP {self.status}")
+        return ", ".join(parts)

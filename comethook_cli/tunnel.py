@@ -1,0 +1,286 @@
+"""The only module that talks to pyngrok: find the agent, open the tunnel within a bounded time, watch it, close it.
+
+pyngrok blocks (subprocess, readline, urllib) and can block forever on an agent that starts but never
+prints; every call here runs in a worker thread under an outer deadline, and on that deadline the agent
+is killed, which ends pyngrok's readline. Agent log lines never reach the terminal raw: the `pyngrok`
+logger gets a NullHandler and does not propagate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from comethook_cli.errors import TunnelError
+
+AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
+TOKEN_HINT = f"Set NGROK_AUTHTOKEN or pass --ngrok-authtoken; get yours at {AUTHTOKEN_URL}."
+STARTUP_TIMEOUT = 10.0
+#: Extra seconds past pyngrok's own start-up timeout before the agent is killed (it only checks between lines).
+DEADLINE_SLACK = 3.0
+WATCH_INTERVAL = 0.5
+_CODE = re.compile(r"ERR_NGROK_\d+")
+_HINTS = {
+    "ERR_NGROK_4018": ("ngrok needs a verified account and authtoken", TOKEN_HINT),
+    "ERR_NGROK_105": ("ngrok rejected the authtoken", TOKEN_HINT),
+    "ERR_NGROK_107": ("ngrok rejected the authtoken", TOKEN_HINT),
+    "ERR_NGROK_108": (
+        "your ngrok account is already running its limit of agent sessions",
+        "Stop the other ngrok agent (https://dashboard.ngrok.com/agents), then start comethook again.",
+    ),
+    "ERR_NGROK_334": (
+        "that domain is already online in another ngrok session",
+        "Stop the agent that uses it, or choose another --domain.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TunnelOptions:
+    """What the user asked for: the agent, the token, a reserved domain, a region; whether the tunnel is required."""
+
+    ngrok_path: str | None = None
+    authtoken: str | None = None
+    domain: str | None = None
+    region: str | None = None
+    install: bool = False
+    required: bool = False
+    startup_timeout: float = STARTUP_TIMEOUT
+    confirm_install: Callable[[str], bool] | None = None
+
+
+def ngrok_dir() -> Path:
+    """ngrok's own config directory (computed now, not at import)."""
+    from pyngrok import installer
+
+    return Path(installer.get_default_ngrok_dir())
+
+
+def agent_path(options: TunnelOptions) -> Path:
+    """--ngrok-path, else COMETHOOK_NGROK_PATH, else where pyngrok installs the agent. Never $PATH (pyngrok's `ngrok` script is a downloader)."""
+    from pyngrok import installer
+
+    explicit = options.ngrok_path or os.environ.get("COMETHOOK_NGROK_PATH")
+    return Path(explicit).expanduser() if explicit else ngrok_dir() / installer.get_ngrok_bin()
+
+
+def config_file() -> Path:
+    """The user's ngrok config when it exists, else a comethook-owned one (so nothing is written to ngrok's dir)."""
+    from comethook_cli.store import home
+
+    user = ngrok_dir() / "ngrok.yml"
+    return user if user.exists() else home() / "ngrok.yml"
+
+
+def find_authtoken(options: TunnelOptions) -> str | None:
+    """--ngrok-authtoken, else NGROK_AUTHTOKEN, else `authtoken` in the user's ngrok config."""
+    token = options.authtoken or os.environ.get("NGROK_AUTHTOKEN")
+    if token:
+        return token
+    import yaml  # pyngrok's own dependency
+
+    path = ngrok_dir() / "ngrok.yml"
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError, yaml.YAMLError):  # a malformed file is the user's to fix, not a crash
+        return None
+    if not isinstance(config, dict):
+        return None
+    agent = config.get("agent")
+    token = agent.get("authtoken") if isinstance(agent, dict) else None
+    token = token or config.get("authtoken")
+    return token if isinstance(token, str) and token else None
+
+
+class Tunnel:
+    """An open tunnel: its public URL, a watchdog on the agent, and close()."""
+
+    def __init__(self, public_url: str, config: Any, secret: str | None) -> None:
+        self.public_url = public_url
+        self._config = config
+        self._secret = secret
+
+    def agent_exit_code(self) -> int | None:
+        """None while the agent runs, else its exit code."""
+        from pyngrok import process
+
+        running = process._current_processes.get(self._config.ngrok_path)
+        if running is None:
+            return -1
+        return running.proc.poll()
+
+    async def watch(self) -> None:
+        """Return never while the agent lives; raise TunnelError when it dies."""
+        while True:
+            code = self.agent_exit_code()
+            if code is not None:
+                raise TunnelError(
+                    f"The ngrok agent died (exit code {code}): CometChat can no longer reach this listener.",
+                    "Start `comethook listen` again; the public URL changes unless you use --domain.",
+                )
+            await asyncio.sleep(WATCH_INTERVAL)
+
+    async def close(self) -> None:
+        """Close the tunnel and kill the agent."""
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        from pyngrok import ngrok
+        from pyngrok.exception import PyngrokError
+
+        try:
+            if self.agent_exit_code() is None:
+                ngrok.disconnect(self.public_url, pyngrok_config=self._config)
+        except (PyngrokError, OSError):
+            pass
+        finally:
+            ngrok.kill(pyngrok_config=self._config)
+
+
+async def open_for(port: int, options: TunnelOptions, on_warning: Callable[[str], None]) -> Tunnel | None:
+    """Open a tunnel to the local port. Auto mode (not required): None without a token, and a warning instead of an error."""
+    token = find_authtoken(options)
+    if token is None and not options.required:
+        return None
+    try:
+        return await _open(port, options, token)
+    except TunnelError as error:
+        if options.required:
+            raise
+        on_warning(f"{error.message} Listening locally only. {error.hint or ''}".strip())
+        return None
+
+
+async def _open(port: int, options: TunnelOptions, token: str | None) -> Tunnel:
+    path = agent_path(options)
+    await _ensure_agent(path, options)
+    _quiet_pyngrok_logging()
+    from pyngrok import conf
+
+    config = conf.PyngrokConfig(
+        ngrok_path=str(path),
+        config_path=str(config_file()),
+        auth_token=token,
+        region=options.region,
+        startup_timeout=max(1, int(options.startup_timeout)),
+        start_new_session=True,
+        monitor_thread=True,
+    )
+    extra: dict[str, Any] = {"url": f"https://{options.domain}"} if options.domain else {}
+    work = asyncio.ensure_future(asyncio.to_thread(_connect, port, config, extra))
+    done, _ = await asyncio.wait([work], timeout=options.startup_timeout + DEADLINE_SLACK)
+    if not done:
+        await asyncio.to_thread(_kill, config)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(work, timeout=5)
+        raise TunnelError(
+            f"The ngrok agent at {path} started but was not ready within {options.startup_timeout + DEADLINE_SLACK:g} s; it was stopped.",
+            "Is it the ngrok v3 agent? Check your network, or run it by hand to see what it says.",
+        )
+    try:
+        public_url = work.result()
+    except TunnelError:
+        await asyncio.to_thread(_kill, config)
+        raise
+    except Exception as error:
+        await asyncio.to_thread(_kill, config)
+        raise _explain(error, path, token) from None
+    return Tunnel(public_url, config, token)
+
+
+def _connect(port: int, config: Any, extra: dict[str, Any]) -> str:
+    from pyngrok import ngrok
+
+    tunnel = ngrok.connect(str(port), "http", pyngrok_config=config, **extra)
+    if not tunnel.public_url:
+        raise TunnelError("ngrok opened a tunnel without a public URL.", "Check the agent's version.")
+    return str(tunnel.public_url)
+
+
+def _kill(config: Any) -> None:
+    from pyngrok import ngrok
+
+    with contextlib.suppress(Exception):
+        ngrok.kill(pyngrok_config=config)
+
+
+def _quiet_pyngrok_logging() -> None:
+    logger = logging.getLogger("pyngrok")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+
+async def _ensure_agent(path: Path, options: TunnelOptions) -> None:
+    """The agent must exist and be executable; download it only when the user agreed."""
+    if path.is_dir():
+        raise TunnelError(f"--ngrok-path {path} is a directory, not the ngrok agent.", "Point it at the ngrok executable.")
+    if not path.exists():
+        prompt = f"The ngrok agent is not installed at {path}. Download it from ngrok's CDN now?"
+        agreed = options.install or (options.confirm_install is not None and options.confirm_install(prompt))
+        if not agreed:
+            raise TunnelError(
+                f"The ngrok agent was not found at {path}.",
+                "Install ngrok (https://ngrok.com/download) and pass --ngrok-path (or COMETHOOK_NGROK_PATH), "
+                "or add --install-ngrok to let comethook download it.",
+            )
+        await asyncio.to_thread(_install, path)
+    if not os.access(path, os.X_OK):
+        raise TunnelError(f"The ngrok agent at {path} is not executable.", f"Run: chmod +x {path}")
+
+
+def _install(path: Path) -> None:
+    from pyngrok import installer
+    from pyngrok.exception import PyngrokError
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # pyngrok writes download progress to stdout
+            installer.install_ngrok(str(path))
+    except (PyngrokError, OSError) as error:
+        raise TunnelError(f"Could not download the ngrok agent: {error}", "Install it by hand and pass --ngrok-path.") from None
+
+
+def _explain(error: Exception, path: Path, token: str | None) -> TunnelError:
+    """A PyngrokError or OSError as a message a person can act on (the authtoken never appears)."""
+    from pyngrok.exception import PyngrokNgrokError, PyngrokNgrokHTTPError
+
+    text = str(error)
+    if isinstance(error, PyngrokNgrokHTTPError):
+        text = f"{text} {error.body}"
+    detail = getattr(error, "ngrok_error", None) or text
+    code_match = _CODE.search(f"{getattr(error, 'ngrok_error_code', '') or ''} {detail} {text}")
+    code = code_match.group(0) if code_match else None
+    first_line = " ".join(str(detail).split("\n")[0].split())
+    if token:
+        first_line = first_line.replace(token, "[redacted]")
+    if code in _HINTS:
+        what, hint = _HINTS[code]
+        return TunnelError(f"ngrok could not open the tunnel: {what} ({code}).", hint, code)
+    if isinstance(error, PermissionError):
+        return TunnelError(f"The ngrok agent at {path} cannot be run: permission denied.", f"Run: chmod +x {path}")
+    if isinstance(error, OSError):
+        return TunnelError(f"The ngrok agent at {path} cannot be run: {error.strerror or error}.", "Check --ngrok-path.")
+    if "unable to start" in text:
+        return TunnelError(
+            f"The ngrok agent at {path} exited at once without saying why.",
+            f"Run `{path} version` to check it is the ngrok v3 agent.",
+        )
+    if any(
+        word in first_line.lower() for word in ("no records", "dial tcp", "network", "lookup", "connection refused", "timeout")
+    ):
+        return TunnelError(
+            f"ngrok's cloud is unreachable: {first_line}.", "Check your internet connection, proxy or firewall.", code
+        )
+    suffix = f" ({code})" if code and code not in first_line else ""
+    hint = f"See https://ngrok.com/docs/errors/{code.lower().replace('_', '-')}" if code else "Run the agent by hand to see more."
+    if isinstance(error, PyngrokNgrokError) or code:
+        return TunnelError(f"ngrok could not open the tunnel: {first_line}{suffix}.", hint, code)
+    return TunnelError(f"ngrok failed: {first_line}.", hint, code)

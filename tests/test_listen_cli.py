@@ -1,0 +1,139 @@
+"""`comethook listen` as a user runs it: a real subprocess (and CliRunner), --max-events, SIGINT, errors, history."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from comethook_cli.payloads import BuildOptions, build, find_template
+from tests.conftest import ndjson, post_json
+
+
+def delivery(trigger: str = "before_message", text: str = "hello") -> bytes:
+    return json.dumps(build(find_template(trigger), BuildOptions(text=text))).encode()
+
+
+def test_max_events_json_lines_and_exit_0(listen_process: Any) -> None:
+    listener = listen_process("--max-events", "2")
+    assert listener.ready["public_url"] is None
+    assert listener.ready["webhook_url"] == listener.url + "/webhook"
+    assert post_json(listener.url + "/webhook", delivery()) == (200, b"{}")
+    assert post_json(listener.url + "/webhook", b"oops")[0] == 400
+    assert post_json(listener.url + "/cometchat?x=1", delivery("message_sent"))[0] == 200
+    code, out, err = listener.finish()
+    assert code == 0, err
+    lines = ndjson(out)
+    assert [line["type"] for line in lines] == ["event", "rejected", "event", "stopped"]
+    first, rejected, second, stopped = lines
+    assert {"id", "received_at", "method", "path", "headers", "trigger", "generation", "summary", "body", "response",
+            "verdict", "latency_ms"} <= set(first)  # fmt: skip
+    assert (
+        first["trigger"] == "before_message" and first["verdict"] == "pass" and first["response"] == {"status": 200, "body": {}}
+    )
+    assert first["body"]["data"]["data"]["text"] == "hello"
+    assert rejected == {"type": "rejected", "status": 400, "reason": "body is not JSON", "method": "POST", "path": "/webhook"}
+    assert second["path"] == "/cometchat?x=1" and second["verdict"] is None
+    assert stopped == {"type": "stopped", "events": 2}
+
+
+def test_sigint_stops_cleanly_with_the_event_count(listen_process: Any) -> None:
+    listener = listen_process(json_out=False)
+    banner = "".join(listener.lines)
+    assert "Webhook URL" in "".join(listener.lines) or "comethook listening" in banner
+    assert post_json(listener.url + "/webhook", delivery(text="[red]not markup[/red]"))[0] == 200
+    line = listener.readline()
+    assert "before_message" in line and "[red]not markup[/red]" in line and "PASS" in line
+    listener.proc.send_signal(signal.SIGINT)
+    code, _, err = listener.finish()
+    assert code == 0
+    assert "Stopped after 1 event." in err
+    assert "Traceback" not in err
+    with socket.socket() as probe:  # the port is released
+        port = int(listener.url.rsplit(":", 1)[1])
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_banner_tells_what_to_paste_and_how_to_stop(listen_process: Any) -> None:
+    listener = listen_process("--max-events", "1", json_out=False)
+    post_json(listener.url + "/webhook", delivery())
+    code, _, err = listener.finish()
+    banner = "".join(listener.lines) + err
+    assert code == 0
+    for expected in ("Webhook URL", "Settings → Webhooks", "Legacy Webhooks", "NGROK_AUTHTOKEN", "Ctrl-C", "History"):
+        assert expected in banner, expected
+
+
+def test_port_in_use_exits_1_with_a_hint(cli: Any) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli("listen", "--port", str(port), "--no-history")
+    assert result.exit_code == 1
+    assert f"Port {port} is already in use" in result.stderr and "--port 0" in result.stderr
+
+
+def test_timeout_before_max_events_exits_4(cli: Any) -> None:
+    started = time.monotonic()
+    result = cli("listen", "--port", "0", "--max-events", "1", "--timeout", "0.5", "--json")
+    assert result.exit_code == 4
+    assert "Only 0 of 1 events arrived within 0.5 s" in result.stderr
+    assert time.monotonic() - started < 10
+    assert ndjson(result.stdout)[-1] == {"type": "stopped", "events": 0}
+
+
+def test_cli_runner_shows_verbose_headers_redacted(cli: Any) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    credentials = {"Authorization": "Basic " + base64.b64encode(b"cc:s3cret").decode()}
+
+    def fire() -> None:
+        for _ in range(100):
+            try:
+                post_json(f"http://127.0.0.1:{port}/webhook", delivery(), credentials, timeout=2)
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=fire)
+    thread.start()
+    result = cli("listen", "--port", str(port), "--max-events", "1", "--timeout", "10", "-v", "--basic-auth", "cc:s3cret")
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert "Authorization: Basic [redacted]" in result.stdout
+    assert "s3cret" not in result.output and base64.b64encode(b"cc:s3cret").decode() not in result.output
+    assert '"text": "hello"' in result.stdout
+
+
+def test_bad_listen_options_are_usage_errors(cli: Any) -> None:
+    for args, message in (
+        (["--respond", "nope"], "Unknown --respond"),
+        (["--drop-if", "("], "invalid regular expression"),
+        (["--rules", "/nonexistent.json"], "Cannot read --rules"),
+        (["--basic-auth", "nocolon"], "Malformed Basic auth"),
+        (["--status", "42"], "not an HTTP status code"),
+    ):
+        result = cli("listen", "--port", "0", "--no-history", *args)
+        assert result.exit_code == 2, args
+        assert message in result.stderr
+
+
+def test_history_survives_a_killed_listener(listen_process: Any, cli: Any) -> None:
+    listener = listen_process()
+    ids = []
+    for n in range(20):
+        assert post_json(listener.url + "/webhook", delivery(text=f"message {n}"))[0] == 200
+        ids.append(json.loads(listener.readline())["id"])
+    listener.proc.send_signal(signal.SIGKILL)
+    listener.proc.wait(timeout=10)
+    result = cli("history", "list", "--json", "--limit", "100")
+    assert result.exit_code == 0, result.output
+    stored = ndjson(result.stdout)
+    assert sorted(e["id"] for e in stored) == sorted(ids)
+    assert {e["body"]["data"]["data"]["text"] for e in stored} == {f"message {n}" for n in range(20)}

@@ -1,0 +1,261 @@
+"""The listener in-process: a real aiohttp server on port 0, real aiohttp clients, real SQLite history."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from comethook_cli.listener import Listener, ListenerConfig
+from comethook_cli.models import Exchange, Rejection
+from comethook_cli.payloads import BuildOptions, build, catalog
+from comethook_cli.responder import Responder, compile_regex, load_rules, parse_respond
+from comethook_cli.store import History, HistoryWriter
+
+
+class Running:
+    def __init__(self, listener: Listener, exchanges: list[Exchange], rejections: list[Rejection], db: Path) -> None:
+        self.listener, self.exchanges, self.rejections, self.db = listener, exchanges, rejections, db
+        self.url = listener.local_url + "/webhook"
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    started: list[tuple[Listener, HistoryWriter]] = []
+
+    async def _start(responder: Responder | None = None, **config: Any) -> Running:
+        exchanges: list[Exchange] = []
+        rejections: list[Rejection] = []
+        db = tmp_path / f"history-{len(started)}.db"
+        writer = HistoryWriter(db)
+        listener = Listener(
+            ListenerConfig(port=0, **config), responder or Responder(), exchanges.append, rejections.append, print, writer
+        )
+        await listener.start()
+        started.append((listener, writer))
+        return Running(listener, exchanges, rejections, db)
+
+    yield _start
+    for listener, writer in started:
+        await listener.stop()
+        writer.close()
+
+
+async def post(url: str, body: bytes | str, headers: dict[str, str] | None = None, method: str = "POST") -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.request(method, url, data=body, headers=headers) as response:
+        raw = await response.read()
+        try:
+            return response.status, json.loads(raw) if raw else None
+        except ValueError:
+            return response.status, raw
+
+
+@pytest.mark.parametrize("template", catalog(), ids=lambda t: t.key)
+async def test_every_documented_trigger_is_received_described_and_stored(start: Any, template: Any) -> None:
+    running = await start()
+    body = json.dumps(build(template, BuildOptions())).encode()
+    status, answer = await post(running.url, body, {"Content-Type": "application/json"})
+    assert (status, answer) == (200, {})
+    (exchange,) = running.exchanges
+    assert exchange.info.trigger == template.trigger and exchange.info.generation == template.generation
+    assert exchange.body == body
+    assert (exchange.verdict is not None) == (template.trigger == "before_message")
+    stored = History(running.db).get(exchange.id)
+    assert stored.body == body and stored.info.summary == exchange.info.summary
+
+
+async def test_unknown_and_non_cometchat_json_still_display_as_unknown(start: Any) -> None:
+    running = await start()
+    assert (await post(running.url, b'{"hello": "world"}'))[0] == 200
+    assert (await post(running.url, b'{"trigger": "message_pinned", "data": {"x": 1}}'))[0] == 200
+    assert (await post(running.url, b"[1, 2, 3]"))[0] == 200
+    assert [e.info.trigger for e in running.exchanges] == ["unknown", "message_pinned", "unknown"]
+    assert running.exchanges[1].info.generation == "unknown"
+    assert "undocumented trigger" in running.exchanges[1].info.summary
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "method", "status", "reason"),
+    [
+        (b"not json", {}, "POST", 400, "body is not JSON"),
+        (b"", {}, "POST", 400, "empty body"),
+        (b"   \n", {}, "POST", 400, "empty body"),
+        (b'{"a": "\xff\xfe"}', {}, "POST", 400, "not valid UTF-8"),
+        (b"{}", {}, "PUT", 405, "method PUT not allowed"),
+        (b"", {}, "DELETE", 405, "method DELETE not allowed"),
+        (b"x" * 2048, {}, "POST", 413, "byte limit"),
+    ],
+)
+async def test_bad_input_gets_a_4xx_and_the_listener_keeps_serving(
+    start: Any, body: bytes, headers: dict[str, str], method: str, status: int, reason: str
+) -> None:
+    running = await start(max_body=1024)
+    got, answer = await post(running.url, body, headers, method)
+    assert got == status
+    assert reason in answer["error"]
+    assert running.rejections[0].status == status and reason in running.rejections[0].reason
+    assert running.exchanges == []  # not counted as an event
+    ok, _ = await post(running.url, b'{"trigger": "after_message", "data": {}}')
+    assert ok == 200 and len(running.exchanges) == 1
+
+
+async def test_absurdly_nested_json_is_400_not_a_crash(start: Any) -> None:
+    running = await start()
+    status, answer = await post(running.url, b"[" * 200_000 + b"]" * 200_000)
+    assert status == 400 and answer["error"] == "body is not JSON"
+    assert (await post(running.url, b'{"trigger": "after_message"}'))[0] == 200
+
+
+async def test_oversized_chunked_body_is_413(start: Any) -> None:
+    running = await start(max_body=1024)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"x" * 512
+
+    async with aiohttp.ClientSession() as session, session.post(running.url, data=chunks()) as response:
+        assert response.status == 413
+
+
+async def test_get_root_is_a_status_and_other_gets_are_405(start: Any) -> None:
+    running = await start()
+    status, answer = await post(running.listener.local_url + "/", b"", method="GET")
+    assert status == 200 and answer["status"] == "ok" and answer["service"] == "comethook"
+    assert (await post(running.url, b"", method="GET"))[0] == 405
+    assert running.rejections[-1].status == 405
+
+
+@pytest.mark.parametrize("content_type", ["Application/json", "application/json; charset=utf-8", "text/plain", None])
+async def test_json_is_parsed_whatever_the_content_type(start: Any, content_type: str | None) -> None:
+    running = await start()
+    headers = {"Content-Type": content_type} if content_type else {}
+    status, _ = await post(running.url, b'{"trigger": "message_sent", "data": {}}', headers)
+    assert status == 200 and running.exchanges[0].info.trigger == "message_sent"
+
+
+def basic(credentials: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "reason"),
+    [
+        ({}, 401, "missing Basic auth credentials"),
+        (basic("cc:wrong"), 401, "wrong Basic auth credentials"),
+        (basic("other:s3cret"), 401, "wrong"),
+        ({"Authorization": "Basic !!!notbase64"}, 401, "wrong"),
+        ({"Authorization": "Bearer s3cret"}, 401, "wrong"),
+        (basic("cc:s3cret"), 200, None),
+    ],
+)
+async def test_basic_auth_matrix(start: Any, headers: dict[str, str], status: int, reason: str | None) -> None:
+    running = await start(basic_auth="cc:s3cret")
+    got, answer = await post(running.url, b'{"trigger": "after_message", "data": {}}', headers)
+    assert got == status
+    if reason:
+        assert reason in answer["error"] and running.exchanges == []
+    else:
+        (exchange,) = running.exchanges
+        assert dict(exchange.headers)["Authorization"] == "Basic [redacted]"
+        raw_db = running.db.read_bytes() + (
+            running.db.with_name(running.db.name + "-wal").read_bytes()
+            if running.db.with_name(running.db.name + "-wal").exists()
+            else b""
+        )
+        assert b"s3cret" not in raw_db and base64.b64encode(b"cc:s3cret") not in raw_db
+
+
+def before_message(text: str = "hello", sender: str = "cometchat-uid-1") -> bytes:
+    from comethook_cli.payloads import find_template
+
+    return json.dumps(build(find_template("before_message"), BuildOptions(text=text, sender=sender))).encode()
+
+
+async def test_respond_drop_and_inject(start: Any) -> None:
+    drop = await start(Responder(parse_respond("drop")))
+    assert await post(drop.url, before_message()) == (200, {"action": "do_not_propagate"})
+    assert drop.exchanges[0].verdict is not None and drop.exchanges[0].verdict.kind == "drop"
+    inject = await start(Responder(parse_respond('inject:{"tag": "vip"}')))
+    assert await post(inject.url, before_message()) == (200, {"tag": "vip"})
+    verdict = inject.exchanges[0].verdict
+    assert verdict is not None and verdict.kind == "inject"
+    assert verdict.metadata == {"@injected": {"webhooks": {"comethook-dev": {"tag": "vip"}}}}
+    # Other triggers are answered {} whatever --respond says.
+    assert await post(drop.url, b'{"trigger": "message_sent", "data": {}}') == (200, {})
+
+
+async def test_drop_if_regex_only_drops_matching_text(start: Any) -> None:
+    running = await start(Responder(drop_if=compile_regex("(?i)spam", "--drop-if")))
+    assert await post(running.url, before_message("buy SPAM now")) == (200, {"action": "do_not_propagate"})
+    assert await post(running.url, before_message("hello")) == (200, {})
+    assert [e.verdict.kind for e in running.exchanges if e.verdict] == ["drop", "pass"]
+
+
+async def test_rules_first_match_wins_with_status_and_delay(start: Any, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([
+        {"match": {"trigger": "before_message", "text": "^block"}, "action": "drop"},
+        {"match": {"sender": "cometchat-uid-3"}, "action": {"inject": {"vip": True}}},
+        {"match": {"trigger": ["message_sent", "after_message"]}, "action": {"status": 503, "body": {"error": "down"}}},
+        {"match": {"trigger": "before_message", "text": "slow"}, "action": {"pass": True, "delay_ms": 150}},
+    ]))  # fmt: skip
+    running = await start(Responder(rules=load_rules(str(rules))))
+    assert await post(running.url, before_message("block me")) == (200, {"action": "do_not_propagate"})
+    assert await post(running.url, before_message("hi", sender="cometchat-uid-3")) == (200, {"vip": True})
+    assert await post(running.url, b'{"trigger": "after_message", "data": {}}') == (503, {"error": "down"})
+    assert await post(running.url, before_message("slow one")) == (200, {})
+    assert running.exchanges[3].latency_ms >= 140
+    assert [e.answered_by for e in running.exchanges] == [f"comethook (rule {n})" for n in (1, 2, 3, 4)]
+
+
+async def test_status_and_delay_apply_to_every_canned_answer(start: Any) -> None:
+    running = await start(Responder(status=500, delay_ms=100))
+    assert await post(running.url, before_message()) == (500, {})
+    exchange = running.exchanges[0]
+    assert exchange.latency_ms >= 95
+    assert exchange.verdict is not None and exchange.verdict.kind == "invalid" and "HTTP 500" in (exchange.verdict.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{", "is not valid JSON"),
+        ('{"match": {}}', "must hold a JSON list"),
+        ('[{"match": {"colour": "red"}, "action": "pass"}]', "unknown match key(s) colour"),
+        ('[{"match": {}, "action": "explode"}]', "unknown action 'explode'"),
+        ('[{"match": {}, "action": {"status": 99}}]', "status must be an HTTP status code"),
+        ('[{"match": {"text": "("}, "action": "drop"}]', "invalid regular expression"),
+        ('[{"action": {"inject": [1]}}]', "inject needs a JSON object"),
+    ],
+)
+def test_bad_rules_files_are_usage_errors(tmp_path: Path, content: str, message: str) -> None:
+    from comethook_cli.errors import UsageError
+
+    path = tmp_path / "rules.json"
+    path.write_text(content)
+    with pytest.raises(UsageError) as caught:
+        load_rules(str(path))
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize("spec", ["maybe", "inject:", "inject:[1]", "inject:{}", "inject:@/nonexistent/file.json"])
+def test_bad_respond_specs_are_usage_errors(spec: str) -> None:
+    from comethook_cli.errors import UsageError
+
+    with pytest.raises(UsageError):
+        parse_respond(spec)
+
+
+async def test_history_database_is_wal_and_holds_exact_bytes(start: Any) -> None:
+    running = await start()
+    raw = b'{ "trigger":"after_message",   "data": {"text": "odd  spacing \\u00e9"} }'
+    await post(running.url, raw)
+    connection = sqlite3.connect(running.db)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("SELECT body FROM exchanges").fetchone()[0] == raw
