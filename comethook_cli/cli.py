@@ -244,6 +244,10 @@ def listen(
     ] = None,
     region: Annotated[str | None, typer.Option("--region", help="ngrok region (us, eu, ap, au, sa, jp, in).")] = None,
     install_ngrok: Annotated[bool, typer.Option("--install-ngrok", help="Download the ngrok agent if it is missing.")] = False,
+    tunnel_timeout: Annotated[
+        float,
+        typer.Option("--tunnel-timeout", metavar="SECONDS", min=1, help="How long the ngrok agent gets to open the tunnel."),
+    ] = 10.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show headers (redacted) and bodies.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing per event.")] = False,
     json_out: JsonOut = False,
@@ -266,6 +270,7 @@ def listen(
             max_events=max_events, timeout=timeout, forward_to=tuple(forward_to or ()), routes=tuple(route or ()),
             forward_timeout=forward_timeout, fallback=fallback, tunnel={None: "auto", True: "on", False: "off"}[tunnel],
             ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region, install_ngrok=install_ngrok,
+            tunnel_timeout=tunnel_timeout,
         )
     )  # fmt: skip
 

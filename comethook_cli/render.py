@@ -69,6 +69,12 @@ class Renderer:
         """An informational line on stderr."""
         self.err.print(Text(message, style=style))
 
+    def confirm(self, prompt: str) -> bool:
+        """A yes/no question on stderr (default no)."""
+        from rich.prompt import Confirm
+
+        return Confirm.ask(Text(prompt), console=self.err, default=False)
+
     def document(self, value: Any) -> None:
         """A JSON document on stdout: highlighted on a TTY, exact plain JSON otherwise."""
         if self.out.is_terminal:

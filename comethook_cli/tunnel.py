@@ -178,7 +178,7 @@ async def _open(port: int, options: TunnelOptions, token: str | None) -> Tunnel:
     work = asyncio.ensure_future(asyncio.to_thread(_connect, port, config, extra))
     done, _ = await asyncio.wait([work], timeout=options.startup_timeout + DEADLINE_SLACK)
     if not done:
-        await asyncio.to_thread(_kill, config)
+        _kill_starting_agent(config)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(work, timeout=5)
         raise TunnelError(
@@ -203,6 +203,17 @@ def _connect(port: int, config: Any, extra: dict[str, Any]) -> str:
     if not tunnel.public_url:
         raise TunnelError("ngrok opened a tunnel without a public URL.", "Check the agent's version.")
     return str(tunnel.public_url)
+
+
+def _kill_starting_agent(config: Any) -> None:
+    """Kill an agent pyngrok is still waiting on. pyngrok holds its process lock while it waits for the
+    agent's next line, so `ngrok.kill()` would wait forever; the process is registered before that wait."""
+    from pyngrok import process
+
+    starting = process._current_processes.get(config.ngrok_path)
+    if starting is not None:
+        with contextlib.suppress(OSError):
+            starting.proc.kill()
 
 
 def _kill(config: Any) -> None:

@@ -168,3 +168,41 @@ def post_json(url: str, body: bytes, headers: dict[str, str] | None = None, time
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+@pytest.fixture
+def fake_ngrok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An executable stand-in agent at tmp_path/bin/ngrok; returns a helper to pick its mode."""
+    import stat
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    agent = bin_dir / "ngrok"
+    stand_in = Path(__file__).resolve().parent / "fake_ngrok.py"
+    agent.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{stand_in}" "$@"\n')
+    agent.chmod(agent.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "fake_ngrok.log"
+    monkeypatch.setenv("FAKE_NGROK_LOG", str(log))
+    monkeypatch.setenv("FAKE_NGROK_MODE", "ok")
+
+    class Agent:
+        path = agent
+        log_path = log
+
+        def mode(self, mode: str) -> None:
+            monkeypatch.setenv("FAKE_NGROK_MODE", mode)
+
+        def runs(self) -> list[dict[str, Any]]:
+            return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    return Agent()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process still runs (zombies count as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat_file:
+            return stat_file.read().split()[2] != "Z"
+    except OSError:
+        return False

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from comethook_cli.errors import UnreachableError, UsageError
+from comethook_cli.errors import TunnelError, UnreachableError, UsageError
 
 if TYPE_CHECKING:
     from comethook_cli.listener import Answerer, Listener
@@ -48,6 +49,7 @@ class ListenArgs:
     domain: str | None = None
     region: str | None = None
     install_ngrok: bool = False
+    tunnel_timeout: float = 10.0
 
 
 class ListenView:
@@ -58,7 +60,13 @@ class ListenView:
         self.renderer = renderer
         self.writer = writer
         self.events = 0
+        self.started = False
         self.done = asyncio.Event()
+        self.interactive = writer is None and sys.stdin.isatty() and renderer.err.is_terminal
+
+    def confirm(self, prompt: str) -> bool:
+        """Ask a yes/no question on the terminal (only when interactive)."""
+        return self.renderer.confirm(prompt)
 
     def on_exchange(self, exchange: Exchange) -> None:
         """Show one delivery, and stop once --max-events have arrived."""
@@ -81,10 +89,9 @@ class ListenView:
         self.renderer.warning(message)
 
     def on_fatal(self, message: str) -> None:
-        """Something that ends the session (the tunnel died): say so loudly, then stop."""
+        """Something ends the session (the tunnel died): an NDJSON error line; the error funnel says it on stderr."""
         if self.writer is not None:
             self.writer.write({"type": "error", "message": message})
-        self.renderer.error(message)
 
 
 def build_answerer(args: ListenArgs, view: ListenView) -> tuple[Answerer, str, Any]:
@@ -140,9 +147,10 @@ def run(args: ListenArgs) -> None:
     finally:
         if history is not None:
             history.close()
-        if view.writer is not None:
-            view.writer.write({"type": "stopped", "events": view.events})
-        renderer.stopped(view.events)
+        if view.started:
+            if view.writer is not None:
+                view.writer.write({"type": "stopped", "events": view.events})
+            renderer.stopped(view.events)
 
 
 async def _serve(listener: Listener, args: ListenArgs, view: ListenView, answering: str, close_answerer: Any) -> None:
@@ -163,7 +171,11 @@ async def _serve(listener: Listener, args: ListenArgs, view: ListenView, answeri
         for waiter in pending:
             waiter.cancel()
         for waiter in done:
-            waiter.result()  # a dead tunnel raises TunnelError here
+            try:
+                waiter.result()  # a dead tunnel raises TunnelError here
+            except TunnelError as error:
+                view.on_fatal(error.message)
+                raise
         if not done and args.max_events is not None:
             raise UnreachableError(
                 f"Only {view.events} of {args.max_events} events arrived within {args.timeout:g} s.",
@@ -188,12 +200,14 @@ async def _open_tunnel(listener: Listener, args: ListenArgs, view: ListenView) -
 
     options = tunnel.TunnelOptions(
         ngrok_path=args.ngrok_path, authtoken=args.ngrok_authtoken, domain=args.domain, region=args.region,
-        install=args.install_ngrok, required=args.tunnel == "on",
+        install=args.install_ngrok, required=args.tunnel == "on", startup_timeout=args.tunnel_timeout,
+        confirm_install=view.confirm if view.interactive else None,
     )  # fmt: skip
     return await tunnel.open_for(listener.port, options, view.on_warning)
 
 
 def _announce(listener: Listener, args: ListenArgs, view: ListenView, answering: str, public_url: str | None) -> None:
+    view.started = True
     local = listener.local_url
     webhook_url = (public_url or local) + WEBHOOK_PATH
     if view.writer is not None:

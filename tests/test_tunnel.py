@@ -1,0 +1,173 @@
+"""The ngrok tunnel: real pyngrok driving a stand-in agent on loopback (tests/fake_ngrok.py). No network, no download."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import stat
+import time
+from typing import Any
+
+import pytest
+
+from comethook_cli.payloads import BuildOptions, build, find_template
+from tests.conftest import ndjson, pid_alive, post_json
+
+TOKEN = "2abcSECRETtoken_do_not_print"
+
+
+def delivery() -> bytes:
+    return json.dumps(build(find_template("before_message"), BuildOptions(text="through the tunnel"))).encode()
+
+
+def agent_pids(agent: Any) -> list[int]:
+    return [run["pid"] for run in agent.runs() if run["argv"][:1] == ["start"]]
+
+
+def assert_no_agent_left(agent: Any) -> None:
+    deadline = time.monotonic() + 5
+    while any(pid_alive(pid) for pid in agent_pids(agent)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(pid_alive(pid) for pid in agent_pids(agent))
+
+
+def test_end_to_end_through_the_public_url(listen_process: Any, fake_ngrok: Any, cli: Any) -> None:
+    listener = listen_process("--tunnel", "--ngrok-path", str(fake_ngrok.path), "--ngrok-authtoken", TOKEN)
+    public = listener.ready["public_url"]
+    assert public.startswith("http://127.0.0.1:") and public != listener.url
+    assert listener.ready["webhook_url"] == public + "/webhook"
+    assert post_json(listener.ready["webhook_url"], delivery()) == (200, b"{}")
+    event = json.loads(listener.readline())
+    assert event["type"] == "event" and event["trigger"] == "before_message" and event["verdict"] == "pass"
+    assert event["body"]["data"]["data"]["text"] == "through the tunnel"
+    (run,) = fake_ngrok.runs()
+    assert run["argv"][:2] == ["start", "--none"] and TOKEN in run["argv"]  # pyngrok passed the token to the agent
+    listener.proc.send_signal(signal.SIGINT)
+    code, out, err = listener.finish()
+    assert code == 0, err
+    assert ndjson(out)[-1] == {"type": "stopped", "events": 1}
+    assert TOKEN not in out + err
+    assert_no_agent_left(fake_ngrok)
+    with socket.socket() as probe:  # the public port is closed
+        assert probe.connect_ex(("127.0.0.1", int(public.rsplit(":", 1)[1]))) != 0
+    stored = ndjson(cli("history", "list", "--json").stdout)
+    assert [e["id"] for e in stored] == [event["id"]]
+
+
+def test_auto_mode_opens_a_tunnel_when_a_token_is_in_the_environment(
+    listen_process: Any, fake_ngrok: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
+    listener = listen_process("--ngrok-path", str(fake_ngrok.path), "--max-events", "1")
+    assert listener.ready["public_url"] is not None
+    assert post_json(listener.ready["webhook_url"], delivery())[0] == 200
+    code, out, err = listener.finish()
+    assert code == 0 and TOKEN not in out + err
+    assert_no_agent_left(fake_ngrok)
+
+
+def test_auto_mode_finds_the_token_in_the_users_ngrok_config(
+    listen_process: Any, fake_ngrok: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "xdg" / "ngrok" / "ngrok.yml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"version: '3'\nagent:\n  authtoken: {TOKEN}\n")
+    fake_ngrok.mode("token")
+    listener = listen_process("--ngrok-path", str(fake_ngrok.path), "--max-events", "1")
+    assert listener.ready["public_url"] is not None  # the agent saw the token (via --config)
+    post_json(listener.ready["webhook_url"], delivery())
+    assert listener.finish()[0] == 0
+
+
+def test_auto_mode_without_a_token_listens_locally_and_says_how(cli: Any, fake_ngrok: Any) -> None:
+    result = cli("listen", "--port", "0", "--ngrok-path", str(fake_ngrok.path), "--max-events", "1", "--timeout", "0.3", "--json")
+    assert result.exit_code == 4
+    assert ndjson(result.stdout)[0]["public_url"] is None
+    assert "set NGROK_AUTHTOKEN" in result.stderr
+    assert fake_ngrok.runs() == []  # no agent started
+
+
+def test_no_tunnel_never_starts_the_agent(cli: Any, fake_ngrok: Any) -> None:
+    result = cli("listen", "--port", "0", "--no-tunnel", "--ngrok-path", str(fake_ngrok.path), "--ngrok-authtoken", TOKEN,
+                 "--max-events", "1", "--timeout", "0.2")  # fmt: skip
+    assert result.exit_code == 4 and fake_ngrok.runs() == []
+
+
+def run_tunnel(cli: Any, agent: Any, *extra: str, token: str | None = TOKEN) -> tuple[Any, float]:
+    args = ["listen", "--port", "0", "--no-history", "--tunnel", "--ngrok-path", str(agent), *extra]
+    if token:
+        args += ["--ngrok-authtoken", token]
+    started = time.monotonic()
+    result = cli(*args)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "message", "hint"),
+    [
+        ("4018", (), "ngrok needs a verified account and authtoken (ERR_NGROK_4018)", "NGROK_AUTHTOKEN"),
+        ("108", (), "limit of agent sessions (ERR_NGROK_108)", "dashboard.ngrok.com/agents"),
+        ("334", ("--domain", "taken.ngrok.app"), "already online in another ngrok session (ERR_NGROK_334)", "another --domain"),
+        ("exit", (), "exited at once", "version"),
+        ("offline", ("--tunnel-timeout", "1"), "ngrok's cloud is unreachable", "internet connection"),
+        ("silent", ("--tunnel-timeout", "1"), "was not ready within 4 s; it was stopped", "ngrok v3 agent"),
+    ],
+)
+def test_failure_modes_exit_1_in_bounded_time_and_leave_no_agent(
+    cli: Any, fake_ngrok: Any, mode: str, extra: tuple[str, ...], message: str, hint: str
+) -> None:
+    fake_ngrok.mode(mode)
+    result, elapsed = run_tunnel(cli, fake_ngrok.path, *extra)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert hint in result.stderr.split("Hint:", 1)[1]
+    assert "Traceback" not in result.output and TOKEN not in result.output
+    assert "lvl=" not in result.output  # agent log lines never leak raw
+    assert elapsed < 15
+    assert_no_agent_left(fake_ngrok)
+
+
+def test_token_required_agent_without_any_token(cli: Any, fake_ngrok: Any) -> None:
+    fake_ngrok.mode("token")
+    result, _ = run_tunnel(cli, fake_ngrok.path, token=None)
+    assert result.exit_code == 1 and "ERR_NGROK_4018" in result.stderr
+
+
+def test_missing_agent_names_the_path_and_never_downloads(cli: Any, tmp_path: Any) -> None:
+    missing = tmp_path / "nowhere" / "ngrok"
+    result, elapsed = run_tunnel(cli, missing)
+    assert result.exit_code == 1
+    assert f"The ngrok agent was not found at {missing}" in result.stderr and "--install-ngrok" in result.stderr
+    assert not missing.parent.exists() and elapsed < 5
+    assert result.stdout == ""
+
+
+def test_non_executable_agent(cli: Any, tmp_path: Any) -> None:
+    agent = tmp_path / "ngrok"
+    agent.write_text("#!/bin/sh\n")
+    agent.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    result, _ = run_tunnel(cli, agent)
+    assert result.exit_code == 1 and f"{agent} is not executable" in result.stderr and "chmod +x" in result.stderr
+
+
+def test_auto_mode_falls_back_to_local_with_a_warning(cli: Any, fake_ngrok: Any) -> None:
+    fake_ngrok.mode("4018")
+    result = cli("listen", "--port", "0", "--ngrok-path", str(fake_ngrok.path), "--ngrok-authtoken", TOKEN,
+                 "--max-events", "1", "--timeout", "0.3", "--json")  # fmt: skip
+    assert result.exit_code == 4  # it kept listening (locally) until --timeout
+    assert ndjson(result.stdout)[0]["public_url"] is None
+    assert "ERR_NGROK_4018" in result.stderr and "Listening locally only" in result.stderr
+    assert_no_agent_left(fake_ngrok)
+
+
+def test_agent_dying_mid_session_is_reported_and_exits_1(listen_process: Any, fake_ngrok: Any, monkeypatch: Any) -> None:
+    fake_ngrok.mode("die")
+    monkeypatch.setenv("FAKE_NGROK_DIE_AFTER", "1")
+    listener = listen_process("--tunnel", "--ngrok-path", str(fake_ngrok.path), "--ngrok-authtoken", TOKEN)
+    code, out, err = listener.finish(timeout=20)
+    assert code == 1
+    lines = ndjson(out)
+    assert lines[-2]["type"] == "error" and "The ngrok agent died" in lines[-2]["message"]
+    assert lines[-1] == {"type": "stopped", "events": 0}
+    assert "The ngrok agent died" in err and "Traceback" not in err
