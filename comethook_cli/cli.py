@@ -117,6 +117,26 @@ def payloads_show(
     commands.payloads_show(trigger, legacy, options)
 
 
+Header = Annotated[
+    list[str] | None, typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra request header. Repeatable.")
+]
+Timeout = Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")]
+Expect = Annotated[
+    str | None, typer.Option("--expect", metavar="pass|inject|drop|ok", help="Assert the verdict, or that all got 2xx.")
+]
+ExpectJson = Annotated[
+    list[str] | None, typer.Option("--expect-json", metavar="PATH=VALUE", help="Assert a value in the answer. Repeatable.")
+]
+MaxLatency = Annotated[float | None, typer.Option("--max-latency", metavar="MS", help="Assert every answer came within MS.")]
+SimulateRetries = Annotated[
+    bool, typer.Option("--simulate-retries", help="Deliver the same body again at CometChat's retry cadence (10 s, 30 s).")
+]
+RetryDelays = Annotated[
+    str | None, typer.Option("--retry-delays", metavar="S,S", help="Compress the retry cadence, e.g. 0.1,0.3.")
+]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body.")]
+
+
 @app.command()
 @funnel
 def send(
@@ -134,56 +154,60 @@ def send(
     set_: Sets = None,
     body: BodyFile = None,
     basic_auth: BasicAuth = None,
-    header: Annotated[
-        list[str] | None, typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra request header. Repeatable.")
-    ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")] = 10.0,
+    header: Header = None,
+    timeout: Timeout = 10.0,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many deliveries (fresh ids each).")] = 1,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Deliveries in flight at once.")] = 1,
     json_out: JsonOut = False,
-    expect: Annotated[
-        str | None, typer.Option("--expect", metavar="pass|inject|drop|ok", help="Assert the verdict, or that all got 2xx.")
-    ] = None,
-    expect_json: Annotated[
-        list[str] | None, typer.Option("--expect-json", metavar="PATH=VALUE", help="Assert a value in the answer. Repeatable.")
-    ] = None,
-    max_latency: Annotated[
-        float | None, typer.Option("--max-latency", metavar="MS", help="Assert every answer came within MS.")
-    ] = None,
-    simulate_retries: Annotated[
-        bool, typer.Option("--simulate-retries", help="Deliver the same body again at CometChat's retry cadence (10 s, 30 s).")
-    ] = False,
-    retry_delays: Annotated[
-        str | None, typer.Option("--retry-delays", metavar="S,S", help="Compress the retry cadence, e.g. 0.1,0.3.")
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body.")] = False,
+    expect: Expect = None,
+    expect_json: ExpectJson = None,
+    max_latency: MaxLatency = None,
+    simulate_retries: SimulateRetries = False,
+    retry_delays: RetryDelays = None,
+    verbose: Verbose = False,
 ) -> None:
     """Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer."""
     from comethook_cli import commands
     from comethook_cli.commands import send as send_command
 
     options = commands.build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_)
-    send_command.run(
-        send_command.SendArgs(
-            trigger=trigger,
-            to=to,
-            legacy=legacy,
-            options=options,
-            body=body,
-            basic_auth=basic_auth,
-            headers=header or [],
-            timeout=timeout,
-            count=count,
-            concurrency=concurrency,
-            json_out=json_out,
-            expect=expect,
-            expect_json=expect_json or [],
-            max_latency=max_latency,
-            simulate_retries=simulate_retries,
-            retry_delays=retry_delays,
-            verbose=verbose,
-        )
-    )
+    how = send_command.Delivering(
+        basic_auth, header or [], timeout, count, concurrency, json_out, expect, expect_json or [], max_latency,
+        simulate_retries, retry_delays, verbose,
+    )  # fmt: skip
+    send_command.run(send_command.SendArgs(trigger, to, legacy, options, body, how))
+
+
+@app.command()
+@funnel
+def replay(
+    exchange_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="Stored exchange id (or a unique prefix).")] = None,
+    last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="URL", help="Where to (default: the app it was forwarded to).")
+    ] = None,
+    set_: Sets = None,
+    edit: Annotated[bool, typer.Option("--edit", help="Edit the body in $EDITOR first.")] = False,
+    basic_auth: BasicAuth = None,
+    header: Header = None,
+    timeout: Timeout = 10.0,
+    json_out: JsonOut = False,
+    expect: Expect = None,
+    expect_json: ExpectJson = None,
+    max_latency: MaxLatency = None,
+    simulate_retries: SimulateRetries = False,
+    retry_delays: RetryDelays = None,
+    verbose: Verbose = False,
+) -> None:
+    """Deliver a stored exchange's exact bytes again (optionally changed) and show the answer like `send`."""
+    from comethook_cli.commands import replay as replay_command
+    from comethook_cli.commands.send import Delivering
+
+    how = Delivering(
+        basic_auth, header or [], timeout, 1, 1, json_out, expect, expect_json or [], max_latency, simulate_retries,
+        retry_delays, verbose,
+    )  # fmt: skip
+    replay_command.run(exchange_id, last, to, set_ or [], edit, how)
 
 
 @app.command()

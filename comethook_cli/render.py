@@ -237,8 +237,11 @@ class ListenRenderer(Renderer):
                 self.out.print(Text("    @injected.webhooks = " + dumps(injected), style="cyan"))
         if verbose:
             self.details(exchange)
-        if exchange.latency_ms > COMETCHAT_BUDGET_MS:
-            self.warning(f"{exchange.id} was answered after {_ms(exchange.latency_ms)}, over CometChat's 2 s budget.")
+
+    def slow_answer(self, exchange: Exchange) -> None:
+        """Warn when an answer took longer than CometChat's 2 s budget."""
+        who = "your app" if exchange.forwarded_to and not exchange.forward_error else "the answer"
+        self.warning(f"{exchange.id}: {who} took {_ms(exchange.latency_ms)}, over CometChat's 2 s budget.")
 
     def _answer(self, exchange: Exchange) -> Text:
         ok = 200 <= exchange.response_status < 300

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from comethook_cli.errors import TunnelError, UnreachableError, UsageError
+from comethook_cli.models import COMETCHAT_BUDGET_MS
 
 if TYPE_CHECKING:
     from comethook_cli.listener import Answerer, Listener
@@ -75,6 +76,8 @@ class ListenView:
             self.writer.write(exchange.to_json())
         else:
             self.renderer.event(exchange, self.args.verbose)
+        if exchange.latency_ms > COMETCHAT_BUDGET_MS:
+            self.renderer.slow_answer(exchange)
         if self.args.max_events is not None and self.events >= self.args.max_events:
             self.done.set()
 

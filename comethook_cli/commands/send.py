@@ -1,16 +1,36 @@
-"""`comethook send`: build, deliver, show, assert."""
+"""`comethook send` (and the delivery half of `replay`): build, deliver, show, assert."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from comethook_cli.commands import encode, normalize_url, read_body
 from comethook_cli.errors import UsageError
 from comethook_cli.payloads import BuildOptions, parse_set
+from comethook_cli.sender import Outgoing
+
+
+@dataclass(frozen=True)
+class Delivering:
+    """How to deliver and report: the flags `send` and `replay` share."""
+
+    basic_auth: str | None = None
+    headers: Sequence[str] = ()
+    timeout: float = 10.0
+    count: int = 1
+    concurrency: int = 1
+    json_out: bool = False
+    expect: str | None = None
+    expect_json: Sequence[str] = ()
+    max_latency: float | None = None
+    simulate_retries: bool = False
+    retry_delays: str | None = None
+    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -22,40 +42,14 @@ class SendArgs:
     legacy: bool
     options: BuildOptions
     body: str | None
-    basic_auth: str | None
-    headers: Sequence[str]
-    timeout: float
-    count: int
-    concurrency: int
-    json_out: bool
-    expect: str | None
-    expect_json: Sequence[str]
-    max_latency: float | None
-    simulate_retries: bool
-    retry_delays: str | None
-    verbose: bool
+    delivering: Delivering = field(default_factory=Delivering)
 
 
 def run(args: SendArgs) -> None:
-    """Build, deliver, show, assert."""
-    from comethook_cli import sender
-    from comethook_cli.events import describe
+    """Build the body (a canned template, or --body), then deliver and report."""
     from comethook_cli.payloads import IdSource, build, find_template, set_path
 
     url = normalize_url(args.to)
-    headers: dict[str, str] = {}
-    if args.basic_auth:
-        headers["Authorization"] = sender.basic_auth_header(args.basic_auth)
-    for line in args.headers:
-        name, value = sender.parse_header(line)
-        headers[name] = value
-    if args.expect is not None and args.expect not in sender.EXPECTATIONS:
-        raise UsageError(f"Unknown --expect {args.expect!r}.", f"Use one of: {', '.join(sender.EXPECTATIONS)}.")
-    expectations = sender.Expectations(args.expect, tuple(parse_set(e) for e in args.expect_json), args.max_latency)
-    delays = sender.parse_delays(args.retry_delays) if args.retry_delays else sender.COMETCHAT_RETRY_DELAYS
-    if args.simulate_retries and args.count > 1:
-        raise UsageError("--simulate-retries sends one delivery and its retries.", "Drop --count, or drop --simulate-retries.")
-
     if args.body is not None:
         raw = read_body(args.body)
         payload = json.loads(raw)
@@ -64,20 +58,38 @@ def run(args: SendArgs) -> None:
             for path, value in args.options.sets:
                 set_path(payload, path, value)
             raw = encode(payload)
-        fixed = sender.Outgoing(raw, payload, trigger if isinstance(trigger, str) else None)
+        fixed = Outgoing(raw, payload, trigger if isinstance(trigger, str) else None)
+        execute(url, lambda: fixed, args.delivering)
+        return
+    if not args.trigger:
+        raise UsageError("No trigger given.", "Name one (e.g. `comethook send before_message --to URL`) or pass --body FILE.")
+    template = find_template(args.trigger, args.legacy)
+    ids = IdSource()
 
-        def make_body() -> sender.Outgoing:
-            return fixed
-    else:
-        if not args.trigger:
-            raise UsageError("No trigger given.", "Name one (e.g. `comethook send before_message --to URL`) or pass --body FILE.")
-        template = find_template(args.trigger, args.legacy)
-        ids = IdSource()
+    def make_body() -> Outgoing:
+        payload = build(template, args.options, ids)
+        return Outgoing(encode(payload), payload, template.trigger)
 
-        def make_body() -> sender.Outgoing:
-            payload = build(template, args.options, ids)
-            return sender.Outgoing(encode(payload), payload, template.trigger)
+    execute(url, make_body, args.delivering)
 
+
+def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_headers: dict[str, str] | None = None) -> None:
+    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code."""
+    from comethook_cli import sender
+    from comethook_cli.events import describe
+
+    headers: dict[str, str] = dict(extra_headers or {})
+    if how.basic_auth:
+        headers["Authorization"] = sender.basic_auth_header(how.basic_auth)
+    for line in how.headers:
+        name, value = sender.parse_header(line)
+        headers[name] = value
+    if how.expect is not None and how.expect not in sender.EXPECTATIONS:
+        raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(sender.EXPECTATIONS)}.")
+    expectations = sender.Expectations(how.expect, tuple(parse_set(e) for e in how.expect_json), how.max_latency)
+    delays = sender.parse_delays(how.retry_delays) if how.retry_delays else sender.COMETCHAT_RETRY_DELAYS
+    if how.simulate_retries and how.count > 1:
+        raise UsageError("--simulate-retries sends one delivery and its retries.", "Drop --count, or drop --simulate-retries.")
     first = make_body()
     if expectations.verdict in ("pass", "inject", "drop") and first.trigger != "before_message":
         raise UsageError(
@@ -86,57 +98,50 @@ def run(args: SendArgs) -> None:
         )
     pending = [first]
 
-    def next_body() -> sender.Outgoing:
+    def next_body() -> Outgoing:
         return pending.pop() if pending else make_body()
 
-    plan = sender.SendPlan(url, next_body, headers, args.timeout, args.count, args.concurrency)
-    info = describe(first.payload)
-    shown = _SendView(args, info)
-    if args.simulate_retries:
+    plan = sender.SendPlan(url, next_body, headers, how.timeout, how.count, how.concurrency)
+    shown = _SendView(how, describe(first.payload))
+    report = None
+    if how.simulate_retries:
         deliveries, report, elapsed = asyncio.run(sender.run_with_retries(plan, delays, shown.on_delivery))
         shown.retries(report)
     else:
-        report = None
-        with shown.progress(args.count):
+        with shown.progress(how.count):
             deliveries, elapsed = asyncio.run(sender.run(plan, shown.on_delivery))
-    summary = sender.summarize(deliveries, elapsed)
-    shown.finish(summary)
+    shown.finish(sender.summarize(deliveries, elapsed))
     sender.outcome(deliveries, sender.check_expectations(deliveries, expectations), report)
 
 
 class _SendView:
     """Shows deliveries as they come: full view for one, compact failures and a summary for many, or NDJSON."""
 
-    def __init__(self, args: SendArgs, info: Any) -> None:
+    def __init__(self, how: Delivering, info: Any) -> None:
         from comethook_cli.render import NdjsonWriter, Renderer
 
-        self.args = args
+        self.how = how
         self.info = info
         self.renderer = Renderer()
-        self.writer = NdjsonWriter() if args.json_out else None
+        self.writer = NdjsonWriter() if how.json_out else None
         self.failures_shown = 0
-        self.advance: Any = lambda: None
+        self.advance: Callable[[], None] = lambda: None
 
+    @contextmanager
     def progress(self, total: int) -> Any:
-        from contextlib import contextmanager
-
-        @contextmanager
-        def bar() -> Any:
-            if self.writer is not None or total == 1:
-                yield
-                return
-            with self.renderer.progress(total) as advance:
-                self.advance = advance
-                yield
-
-        return bar()
+        if self.writer is not None or total == 1:
+            yield
+            return
+        with self.renderer.progress(total) as advance:
+            self.advance = advance
+            yield
 
     def on_delivery(self, delivery: Any) -> None:
         self.advance()
         if self.writer is not None:
             self.writer.write(delivery.to_json())
-        elif self.args.count == 1:
-            self.renderer.delivery(delivery, self.info if delivery.attempt == 1 else None, self.args.verbose)
+        elif self.how.count == 1:
+            self.renderer.delivery(delivery, self.info if delivery.attempt == 1 else None, self.how.verbose)
         elif not delivery.ok and self.failures_shown < 5:
             self.failures_shown += 1
             self.renderer.delivery_line(delivery)
@@ -150,5 +155,5 @@ class _SendView:
     def finish(self, summary: Any) -> None:
         if self.writer is not None:
             self.writer.write(summary.to_json())
-        elif self.args.count > 1:
+        elif self.how.count > 1:
             self.renderer.summary(summary)

@@ -1,0 +1,240 @@
+"""`listen --forward-to`: exact bytes to the developer's app, its answer back unchanged, fan-out, routes, fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from comethook_cli.events import describe
+from comethook_cli.forwarder import Forwarder, destination
+from comethook_cli.listener import Listener, ListenerConfig
+from comethook_cli.models import Exchange, Incoming
+from comethook_cli.responder import Responder
+
+ODD = b'{ "trigger" :"before_message",\n\t"data":{"text":"caf\\u00e9  odd   spacing", "n": 1.50}, "webhook":"wh-7" }'
+
+
+class App:
+    """A developer's app on loopback that records what it received."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    def record(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            self.received.append((request.method, request.path_qs, dict(request.headers), await request.read()))
+            result = handler(request)
+            return await result if asyncio.iscoroutine(result) else result  # type: ignore[no-any-return]
+
+        return wrapped
+
+
+@pytest.fixture
+async def app_server(aiohttp_server: Any) -> Callable[..., Any]:
+    async def start(handler: Callable[[web.Request], Any]) -> tuple[str, App]:
+        app = App()
+        application = web.Application()
+        application.router.add_route("*", "/{tail:.*}", app.record(handler))
+        server = await aiohttp_server(application, host="127.0.0.1")
+        return f"http://127.0.0.1:{server.port}", app
+
+    return start
+
+
+@pytest.fixture
+async def listen(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    running: list[tuple[Listener, Forwarder]] = []
+
+    async def start(
+        *targets: str, routes: tuple[str, ...] = (), fallback: str = "error", timeout: float = 5
+    ) -> tuple[str, list[Exchange], list[str]]:
+        exchanges: list[Exchange] = []
+        warnings: list[str] = []
+        forwarder = Forwarder.from_options(targets, routes, timeout, fallback, warnings.append, Responder())
+        listener = Listener(ListenerConfig(port=0), forwarder, exchanges.append, lambda r: None, warnings.append)
+        await listener.start()
+        running.append((listener, forwarder))
+        return listener.local_url, exchanges, warnings
+
+    yield start
+    for listener, forwarder in running:
+        await listener.stop()
+        await forwarder.close()
+
+
+async def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as response:
+        return response.status, await response.read(), dict(response.headers)
+
+
+async def test_exact_bytes_path_query_and_headers_reach_the_app(app_server: Any, listen: Any) -> None:
+    app_url, app = await app_server(lambda r: web.json_response({"seen": True}, headers={"X-App": "1"}))
+    local, exchanges, _ = await listen(app_url)
+    status, body, headers = await post(local + "/cc/hook?x=1&y=2", ODD,
+                                       {"Content-Type": "Application/json", "Authorization": "Basic dTpw", "X-Trace": "t1"})  # fmt: skip
+    assert status == 200 and json.loads(body) == {"seen": True} and headers["X-App"] == "1"
+    method, path, sent_headers, raw = app.received[0]
+    assert (method, path, raw) == ("POST", "/cc/hook?x=1&y=2", ODD)  # byte for byte
+    assert sent_headers["Content-Type"] == "Application/json" and sent_headers["X-Trace"] == "t1"
+    assert sent_headers["Authorization"] == "Basic dTpw"  # the app checks CometChat's credentials itself
+    (exchange,) = exchanges
+    assert exchange.forwarded_to == app_url + "/cc/hook?x=1&y=2" and exchange.answered_by == "your app"
+    assert exchange.verdict is not None and exchange.verdict.kind == "inject"
+    assert exchange.verdict.metadata == {"@injected": {"webhooks": {"wh-7": {"seen": True}}}}
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "reason"),
+    [
+        (web.json_response({"action": "do_not_propagate"}), "drop", None),
+        (web.json_response({}), "pass", None),
+        (web.Response(text="<html>garbage</html>", content_type="text/html"), "invalid", "not JSON"),
+        (web.Response(status=500, text="boom"), "invalid", "HTTP 500"),
+    ],
+)
+async def test_the_apps_answer_goes_back_unchanged_with_its_verdict(
+    app_server: Any, listen: Any, answer: web.Response, kind: str, reason: str | None
+) -> None:
+    expected = answer.body
+    app_url, _ = await app_server(lambda r: answer)
+    local, exchanges, _ = await listen(app_url)
+    status, body, _ = await post(local + "/hook", ODD)
+    assert status == answer.status and body == expected
+    verdict = exchanges[0].verdict
+    assert verdict is not None and verdict.kind == kind
+    assert (reason is None and verdict.reason is None) or (reason is not None and reason in (verdict.reason or ""))
+
+
+async def test_a_target_with_its_own_path_keeps_it(app_server: Any, listen: Any) -> None:
+    app_url, app = await app_server(lambda r: web.json_response({}))
+    local, _, _ = await listen(app_url + "/api/cometchat")
+    await post(local + "/webhook", ODD)
+    assert app.received[0][1] == "/api/cometchat"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("fallback", "status", "body"),
+    [
+        ("error", 502, None),
+        ("pass", 200, {}),
+        ("drop", 200, {"action": "do_not_propagate"}),
+    ],
+)
+async def test_fallback_when_the_app_is_down(listen: Any, fallback: str, status: int, body: Any) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    local, exchanges, _ = await listen(down, fallback=fallback)
+    got, raw, _ = await post(local + "/hook", ODD)
+    assert got == status
+    answer = json.loads(raw)
+    if body is None:
+        assert "could not reach your app" in answer["error"]
+    else:
+        assert answer == body
+    assert exchanges[0].forward_error is not None and "refused" in exchanges[0].forward_error
+    assert exchanges[0].answered_by == f"comethook (fallback {fallback})"
+    # the listener keeps serving
+    assert (await post(local + "/hook", ODD))[0] == status
+
+
+async def test_fallback_when_the_app_is_too_slow(app_server: Any, listen: Any) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(3)
+        return web.json_response({})
+
+    app_url, _ = await app_server(slow)
+    local, exchanges, _ = await listen(app_url, fallback="pass", timeout=0.3)
+    started = time.monotonic()
+    status, body, _ = await post(local + "/hook", ODD)
+    assert (status, json.loads(body)) == (200, {}) and time.monotonic() - started < 2
+    assert "no answer within 0.3 s" in (exchanges[0].forward_error or "")
+
+
+async def test_fan_out_copies_arrive_without_delaying_the_primary(app_server: Any, listen: Any) -> None:
+    primary_url, primary = await app_server(lambda r: web.json_response({"from": "primary"}))
+
+    async def slow_copy(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.0)
+        return web.json_response({"from": "copy"})
+
+    copy_url, copy = await app_server(slow_copy)
+    local, exchanges, _ = await listen(primary_url, copy_url)
+    started = time.monotonic()
+    status, body, _ = await post(local + "/hook", ODD)
+    elapsed = time.monotonic() - started
+    assert (status, json.loads(body)) == (200, {"from": "primary"})
+    assert elapsed < 0.8  # the slow copy did not hold the answer back
+    for _ in range(40):
+        if copy.received:
+            break
+        await asyncio.sleep(0.05)
+    assert copy.received[0][3] == ODD and primary.received[0][3] == ODD
+    assert exchanges[0].forwarded_to == primary_url + "/hook"
+
+
+async def test_a_failing_copy_only_warns(app_server: Any, listen: Any) -> None:
+    primary_url, _ = await app_server(lambda r: web.json_response({}))
+    local, _, warnings = await listen(primary_url, f"http://127.0.0.1:{free_port()}")
+    assert (await post(local + "/hook", ODD))[0] == 200
+    for _ in range(40):
+        if warnings:
+            break
+        await asyncio.sleep(0.05)
+    assert "copy to" in warnings[0] and "failed" in warnings[0]
+
+
+async def test_routes_send_a_trigger_to_its_own_primary(app_server: Any, listen: Any) -> None:
+    main_url, main = await app_server(lambda r: web.json_response({"app": "main"}))
+    mod_url, moderation = await app_server(lambda r: web.json_response({"action": "do_not_propagate"}))
+    local, _exchanges, _ = await listen(main_url, routes=(f"before_message={mod_url}/moderate",))
+    assert json.loads((await post(local + "/hook", ODD))[1]) == {"action": "do_not_propagate"}
+    assert json.loads((await post(local + "/hook", b'{"trigger": "message_sent", "data": {}}'))[1]) == {"app": "main"}
+    assert moderation.received[0][1] == "/moderate" and main.received[0][1] == "/hook"
+
+
+async def test_routes_without_forward_to_leave_other_triggers_to_canned_answers(app_server: Any, listen: Any) -> None:
+    mod_url, _ = await app_server(lambda r: web.json_response({"k": 1}))
+    local, exchanges, _ = await listen(routes=(f"before_message={mod_url}",))
+    assert json.loads((await post(local + "/hook", ODD))[1]) == {"k": 1}
+    assert json.loads((await post(local + "/hook", b'{"trigger": "message_sent"}'))[1]) == {}
+    assert exchanges[1].forwarded_to is None
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [("8000", "http://localhost:8000"), (":8000/hook", "http://localhost:8000/hook"), ("/hook", "http://localhost:8000/hook"),
+     ("localhost:3000", "http://localhost:3000"), ("https://app.example.com/h", "https://app.example.com/h")],
+)  # fmt: skip
+def test_forward_to_shorthands(target: str, expected: str) -> None:
+    forwarder = Forwarder.from_options([target], [], 1, "error", print)
+    assert forwarder.primary == expected
+
+
+def test_bad_forwarding_options_are_usage_errors() -> None:
+    from comethook_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="Unknown --fallback"):
+        Forwarder.from_options(["8000"], [], 1, "explode", print)
+    with pytest.raises(UsageError, match="Malformed --route"):
+        Forwarder.from_options(["8000"], ["before_message"], 1, "error", print)
+
+
+def test_destination_appends_the_incoming_query_only_without_a_target_path() -> None:
+    incoming = Incoming("POST", "/a", "q=1", (), b"{}", {}, describe({}))
+    assert destination("http://h:1", incoming) == "http://h:1/a?q=1"
+    assert destination("http://h:1/x", incoming) == "http://h:1/x?q=1"
+    assert destination("http://h:1/x?k=2", incoming) == "http://h:1/x?k=2"

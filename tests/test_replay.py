@@ -1,0 +1,158 @@
+"""`listen --forward-to` through the real CLI, and `comethook replay` (with --set and a scripted $EDITOR)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from comethook_cli.payloads import BuildOptions, build, find_template
+from tests.conftest import ndjson, post_json
+
+
+def delivery(text: str = "hello") -> bytes:
+    return json.dumps(build(find_template("before_message"), BuildOptions(text=text))).encode()
+
+
+async def test_forward_display_json_and_history(target: Any, listen_process: Any, cli: Any) -> None:
+    import asyncio
+
+    app_url, received = await target(lambda r: web.json_response({"flag": "checked"}))
+    base = app_url.rsplit("/", 1)[0]
+    listener = await asyncio.to_thread(listen_process, "--forward-to", base, "--max-events", "1", json_out=False)
+    sent = delivery()
+    status, body = await asyncio.to_thread(post_json, listener.url + "/webhook", sent)
+    assert (status, json.loads(body)) == (200, {"flag": "checked"})
+    code, out, err = await asyncio.to_thread(listener.finish)
+    assert code == 0, err
+    arrow, back, injected = out.splitlines()[:3]
+    assert "--> before_message" in arrow
+    assert "<-- 200 INJECT" in back and f"from {base}/webhook" in back
+    assert '"flag":"checked"' in injected
+    assert received[0][1] == sent
+    stored = ndjson(cli("history", "list", "--json").stdout)[0]
+    assert stored["forwarded_to"] == base + "/webhook" and stored["response"]["body"] == {"flag": "checked"}
+    assert stored["verdict"] == "inject"
+
+
+async def test_forward_json_event_and_slow_app_warning(target: Any, listen_process: Any) -> None:
+    import asyncio
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2.1)
+        return web.json_response({})
+
+    app_url, _ = await target(slow)
+    base = app_url.rsplit("/", 1)[0]
+    listener = await asyncio.to_thread(listen_process, "--forward-to", base, "--max-events", "1")
+    await asyncio.to_thread(post_json, listener.url + "/webhook", delivery())
+    code, out, err = await asyncio.to_thread(listener.finish)
+    event = ndjson(out)[0]
+    assert code == 0 and event["forwarded_to"] == base + "/webhook" and event["verdict"] == "pass"
+    assert event["response"] == {"status": 200, "body": {}} and event["latency_ms"] > 2000
+    assert "over CometChat's 2 s budget" in err
+
+
+def record_exchange(cli: Any, listen_process: Any, *args: str, text: str = "stored") -> str:
+    listener = listen_process("--max-events", "1", *args)
+    post_json(listener.url + "/webhook?src=cc", delivery(text), {"Authorization": "Basic dTpzM2NyZXQ=", "X-Trace": "abc"})
+    code, out, _ = listener.finish()
+    assert code == 0
+    return str(ndjson(out)[0]["id"])
+
+
+async def test_replay_exact_bytes_and_headers_to_a_target(target: Any, listen_process: Any, cli: Any) -> None:
+    import asyncio
+
+    exchange_id = await asyncio.to_thread(record_exchange, cli, listen_process)
+    app_url, received = await target(lambda r: web.json_response({"action": "do_not_propagate"}))
+    result = await cli.run("replay", exchange_id, "--to", app_url, "--json")
+    assert result.exit_code == 0, result.output
+    delivery_line = ndjson(result.stdout)[0]
+    assert delivery_line["verdict"] == "drop" and delivery_line["trigger"] == "before_message"
+    request, raw = received[0]
+    assert json.loads(raw)["data"]["data"]["text"] == "stored"
+    assert request.headers["X-Trace"] == "abc"
+    assert "Authorization" not in request.headers  # not replayed unless --basic-auth
+    with_auth = await cli.run("replay", "--last", "--to", app_url, "--basic-auth", "u:other")
+    assert with_auth.exit_code == 0 and received[1][0].headers["Authorization"].startswith("Basic ")
+    assert "Verdict: DROP" in with_auth.stdout
+
+
+async def test_replay_with_set_and_assertions(target: Any, listen_process: Any, cli: Any) -> None:
+    import asyncio
+
+    await asyncio.to_thread(record_exchange, cli, listen_process)
+    app_url, received = await target(lambda r: web.json_response({}))
+    result = await cli.run("replay", "--last", "--to", app_url, "--set", "data.data.text=changed", "--expect", "pass")
+    assert result.exit_code == 0, result.output
+    assert json.loads(received[0][1])["data"]["data"]["text"] == "changed"
+    failed = await cli.run("replay", "--last", "--to", app_url, "--expect", "drop")
+    assert failed.exit_code == 3
+
+
+async def test_replay_defaults_to_the_forward_target(target: Any, listen_process: Any, cli: Any) -> None:
+    import asyncio
+
+    app_url, received = await target(lambda r: web.json_response({}))
+    base = app_url.rsplit("/", 1)[0]
+    await asyncio.to_thread(record_exchange, cli, listen_process, "--forward-to", base)
+    result = await cli.run("replay", "--last")
+    assert result.exit_code == 0, result.output
+    assert len(received) == 2 and received[0][1] == received[1][1]
+    assert received[1][0].path_qs == "/webhook?src=cc"
+
+
+def write_editor(tmp_path: Path, script: str) -> str:
+    editor = tmp_path / "editor.py"
+    editor.write_text(f"import sys, json\npath = sys.argv[1]\n{script}\n")
+    launcher = tmp_path / "edit"
+    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{editor}" "$@"\n')
+    launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
+    return str(launcher)
+
+
+async def test_replay_edit_with_a_scripted_editor(target: Any, listen_process: Any, cli: Any, tmp_path: Path) -> None:
+    import asyncio
+
+    await asyncio.to_thread(record_exchange, cli, listen_process)
+    app_url, received = await target(lambda r: web.json_response({}))
+    editor = write_editor(
+        tmp_path, "doc = json.load(open(path))\ndoc['data']['data']['text'] = 'edited'\njson.dump(doc, open(path, 'w'))"
+    )
+    result = await cli.run("replay", "--last", "--to", app_url, "--edit", env={"EDITOR": editor, "VISUAL": ""})
+    assert result.exit_code == 0, result.output
+    assert json.loads(received[0][1])["data"]["data"]["text"] == "edited"
+
+
+async def test_replay_edit_aborts_on_empty_or_invalid(target: Any, listen_process: Any, cli: Any, tmp_path: Path) -> None:
+    import asyncio
+
+    await asyncio.to_thread(record_exchange, cli, listen_process)
+    app_url, received = await target(lambda r: web.json_response({}))
+    empty = write_editor(tmp_path, "open(path, 'w').write('')")
+    result = await cli.run("replay", "--last", "--to", app_url, "--edit", env={"EDITOR": empty, "VISUAL": ""})
+    assert result.exit_code == 2 and "the edited body is empty" in result.stderr
+    broken = write_editor(tmp_path, "open(path, 'w').write('{oops')")
+    result = await cli.run("replay", "--last", "--to", app_url, "--edit", env={"EDITOR": broken, "VISUAL": ""})
+    assert result.exit_code == 2 and "not valid JSON" in result.stderr
+    failing = write_editor(tmp_path, "sys.exit(1)")
+    result = await cli.run("replay", "--last", "--to", app_url, "--edit", env={"EDITOR": failing, "VISUAL": ""})
+    assert result.exit_code == 2 and "editor exited with status 1" in result.stderr
+    assert received == []  # nothing was sent
+
+
+async def test_replay_usage_errors(listen_process: Any, cli: Any) -> None:
+    import asyncio
+
+    neither = await cli.run("replay")
+    assert neither.exit_code == 2 and "an ID, or --last" in neither.stderr
+    await asyncio.to_thread(record_exchange, cli, listen_process)
+    no_target = await cli.run("replay", "--last")
+    assert no_target.exit_code == 2 and "Pass --to URL" in no_target.stderr
+    unknown = await cli.run("replay", "evt_missing", "--to", "http://127.0.0.1:9")
+    assert unknown.exit_code == 2
