@@ -212,6 +212,26 @@ def replay(
 
 @app.command()
 @funnel
+def check(
+    to: Annotated[str, typer.Option("--to", metavar="URL", help="The webhook endpoint to judge.")] = "",
+    basic_auth: BasicAuth = None,
+    triggers: Annotated[
+        str, typer.Option("--triggers", metavar="legacy|current|all|NAME,NAME", help="Which canned deliveries to send.")
+    ] = "before_message,after_message,message_sent",
+    junit: Annotated[
+        str | None, typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")
+    ] = None,
+    json_out: JsonOut = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")] = 5.0,
+) -> None:
+    """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
+    from comethook_cli.commands import check as check_command
+
+    check_command.run(to, basic_auth, triggers, junit, json_out, timeout)
+
+
+@app.command()
+@funnel
 def listen(
     host: Annotated[str, typer.Option("--host", help="Interface to bind (warns when not loopback).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from rich.console import Console
 from rich.json import JSON
@@ -22,6 +22,7 @@ from rich.text import Text
 from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery, EventInfo, Exchange, Rejection, Verdict, parse_body
 
 if TYPE_CHECKING:
+    from comethook_cli.checks import CheckResult
     from comethook_cli.payloads import Template
     from comethook_cli.sender import RetryReport, Summary
 
@@ -331,6 +332,30 @@ class HistoryRenderer(Renderer):
         self.out.print(Text("  answer body", style="bold"))
         answer = parse_body(exchange.response_body)
         self.document(answer) if isinstance(answer, (dict, list)) else self.out.print(Text(str(answer)))
+
+
+class CheckRenderer(Renderer):
+    """What `check` shows: a table of checks and a summary line."""
+
+    STATUS_STYLE: ClassVar[dict[str, str]] = {"pass": "bold green", "fail": "bold red", "warn": "bold yellow"}
+
+    def results(self, url: str, results: list[CheckResult], summary: dict[str, Any]) -> None:
+        """The table on stdout, the summary after it."""
+        table = Table(title=f"comethook check {url}", title_justify="left", box=None, header_style="bold", pad_edge=False)
+        table.add_column("check", no_wrap=True)
+        table.add_column("result", no_wrap=True)
+        table.add_column("latency", justify="right", no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        for r in results:
+            table.add_row(r.name, Text(r.status.upper(), style=self.STATUS_STYLE[r.status]), _ms(r.latency_ms), r.detail)
+        self.out.print(table)
+        style = "bold red" if summary["failed"] else "bold green"
+        self.out.print(
+            Text(
+                f"{summary['passed']} passed, {summary['failed']} failed, {summary['warnings']} warning(s) in {summary['seconds']:.2f} s",
+                style=style,
+            )
+        )
 
 
 def _ms(value: float | None) -> str:

@@ -1,0 +1,213 @@
+"""The conformance suite behind `comethook check`: judge an endpoint the way CometChat will use it.
+
+Reuses the catalog, the delivery code and the verdict; this module only adds the checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from comethook_cli.errors import UsageError
+from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery
+from comethook_cli.payloads import BuildOptions, IdSource, Template, build, catalog, find_template
+from comethook_cli.sender import Outgoing, basic_auth_header, deliver
+
+Status = Literal["pass", "fail", "warn"]
+DEFAULT_TRIGGERS = ("before_message", "after_message", "message_sent")
+#: A delivery answered this slowly passes, with a warning: little headroom under CometChat's 2 s.
+HEADROOM_MS = 1000.0
+MALFORMED = b'{"trigger": "message_sent", "data": {"message": '
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome."""
+
+    name: str
+    status: Status
+    latency_ms: float | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The NDJSON check line."""
+        latency = None if self.latency_ms is None else round(self.latency_ms, 3)
+        return {"type": "check", "name": self.name, "status": self.status, "latency_ms": latency, "detail": self.detail}
+
+
+def select(spec: str) -> list[Template]:
+    """legacy | current | all | NAME,NAME… → the templates to deliver."""
+    if spec in ("legacy", "current"):
+        return [t for t in catalog() if t.generation == spec]
+    if spec == "all":
+        return list(catalog())
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    if not names:
+        raise UsageError("--triggers is empty.", "Use legacy, current, all, or trigger names separated by commas.")
+    return [find_template(name) for name in names]
+
+
+class Suite:
+    """Runs every check against one URL."""
+
+    def __init__(self, url: str, basic_auth: str | None, templates: Sequence[Template], timeout: float) -> None:
+        self.url = url
+        self.auth = {"Authorization": basic_auth_header(basic_auth)} if basic_auth else {}
+        self.basic_auth = basic_auth
+        self.templates = list(templates)
+        self.timeout = timeout
+        self.ids = IdSource()
+
+    def _outgoing(self, template: Template) -> Outgoing:
+        from comethook_cli.commands import encode
+
+        payload = build(template, BuildOptions(), self.ids)
+        return Outgoing(encode(payload), payload, template.trigger)
+
+    async def run(self) -> tuple[list[CheckResult], bool]:
+        """(results in a stable order, whether the endpoint could be reached at all)."""
+        import aiohttp
+
+        async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",)) as session:
+            jobs = [self._delivery(session, t) for t in self.templates]
+            if any(t.trigger == "before_message" for t in self.templates):
+                jobs.append(self._before_message(session))
+            if self.basic_auth:
+                jobs += [self._auth(session, None), self._auth(session, "comethook-wrong:credentials")]
+            jobs += [self._retry(session), self._malformed(session), self._content_type(session)]
+            gathered = await asyncio.gather(*jobs)
+        results = [result for result, _ in gathered]
+        reached = any(ok for _, ok in gathered)
+        if not self.basic_auth:
+            results.append(
+                CheckResult(
+                    "basic auth enforced",
+                    "warn",
+                    None,
+                    "not tested: pass --basic-auth USER:PASS (CometChat recommends Basic auth)",
+                )
+            )
+        return results, reached
+
+    async def _post(self, session: Any, outgoing: Outgoing, extra: dict[str, str] | None = None) -> Delivery:
+        return await deliver(session, self.url, outgoing, {**self.auth, **(extra or {})}, self.timeout)
+
+    async def _delivery(self, session: Any, template: Template) -> tuple[CheckResult, bool]:
+        name = f"{template.trigger} ({template.generation}) accepted"
+        d = await self._post(session, self._outgoing(template))
+        if d.status is None:
+            return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
+        if not 200 <= d.status < 300:
+            return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}; CometChat expects 2xx"), True
+        return _budget(name, d), True
+
+    async def _before_message(self, session: Any) -> tuple[CheckResult, bool]:
+        name = "before_message answer usable"
+        d = await self._post(session, self._outgoing(find_template("before_message")))
+        verdict = d.verdict
+        if d.status is None or verdict is None:
+            return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
+        if verdict.kind == "invalid":
+            return CheckResult(name, "fail", d.latency_ms, f"INVALID: {verdict.reason}"), True
+        return CheckResult(name, "pass", d.latency_ms, f"verdict {verdict.kind.upper()}"), True
+
+    async def _auth(self, session: Any, wrong: str | None) -> tuple[CheckResult, bool]:
+        name = "wrong credentials refused" if wrong else "missing credentials refused"
+        headers = {"Authorization": basic_auth_header(wrong)} if wrong else {}
+        d = await deliver(session, self.url, self._outgoing(find_template("message_sent")), headers, self.timeout)
+        if d.status is None:
+            return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
+        if d.status in (401, 403):
+            return CheckResult(name, "pass", d.latency_ms, f"refused with {d.status}"), True
+        if 200 <= d.status < 300:
+            return CheckResult(name, "fail", d.latency_ms, f"accepted with {d.status}: anyone can post to this URL"), True
+        return CheckResult(name, "warn", d.latency_ms, f"refused with {d.status}; 401 is what an auth failure should say"), True
+
+    async def _retry(self, session: Any) -> tuple[CheckResult, bool]:
+        name = "retry of the same delivery"
+        template = next((t for t in self.templates if t.trigger != "before_message"), find_template("message_sent"))
+        outgoing = self._outgoing(template)
+        first = await self._post(session, outgoing)
+        if first.status is None:
+            return CheckResult(name, "fail", None, first.error or "no answer"), _reached(first)
+        second = await self._post(session, outgoing)
+        latency = max(first.latency_ms or 0, second.latency_ms or 0)
+        if second.status is None:
+            return CheckResult(name, "fail", None, f"the retry got no answer: {second.error}"), True
+        if not (200 <= first.status < 300 and 200 <= second.status < 300):
+            return CheckResult(name, "fail", latency, f"answers {first.status} then {second.status}; both must be 2xx"), True
+        if (first.status, first.response) != (second.status, second.response):
+            return CheckResult(name, "fail", latency, f"different answers to the same {template.trigger} (not idempotent)"), True
+        return CheckResult(name, "pass", latency, f"{template.trigger} twice: same {first.status} answer"), True
+
+    async def _malformed(self, session: Any) -> tuple[CheckResult, bool]:
+        name = "malformed body gets a 4xx"
+        d = await self._post(session, Outgoing(MALFORMED, None, None))
+        if d.status is None:
+            return CheckResult(name, "fail", None, f"{d.error} (a hang, or a dropped connection)"), _reached(d)
+        if 400 <= d.status < 500:
+            return CheckResult(name, "pass", d.latency_ms, f"answered {d.status}"), True
+        if d.status >= 500:
+            return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}: the endpoint crashes on bad JSON"), True
+        return CheckResult(name, "warn", d.latency_ms, f"answered {d.status}: it accepted invalid JSON"), True
+
+    async def _content_type(self, session: Any) -> tuple[CheckResult, bool]:
+        name = "Content-Type: Application/json accepted"
+        template = next((t for t in self.templates if t.trigger != "before_message"), find_template("message_sent"))
+        d = await self._post(session, self._outgoing(template), {"Content-Type": "Application/json"})
+        if d.status is None:
+            return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
+        if 200 <= d.status < 300:
+            return CheckResult(name, "pass", d.latency_ms, "the casing CometChat has been seen to send is accepted"), True
+        return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}: compare the Content-Type case-insensitively"), True
+
+
+def _reached(d: Delivery) -> bool:
+    """Whether a delivery got through to the endpoint (a timeout did; a refused connection did not)."""
+    return d.status is not None or not (d.error or "").startswith("could not connect")
+
+
+def _budget(name: str, d: Delivery) -> CheckResult:
+    latency = d.latency_ms or 0.0
+    if latency > COMETCHAT_BUDGET_MS:
+        return CheckResult(name, "fail", latency, f"{d.status} after {latency / 1000:.2f} s, over CometChat's 2 s budget")
+    if latency > HEADROOM_MS:
+        return CheckResult(
+            name, "warn", latency, f"{d.status}, but only {COMETCHAT_BUDGET_MS - latency:.0f} ms under the 2 s budget"
+        )
+    return CheckResult(name, "pass", latency, f"{d.status}")
+
+
+def summary(results: Sequence[CheckResult], elapsed: float) -> dict[str, Any]:
+    """The NDJSON summary line."""
+    count = {s: sum(1 for r in results if r.status == s) for s in ("pass", "fail", "warn")}
+    return {"type": "summary", "total": len(results), "passed": count["pass"], "failed": count["fail"],
+            "warnings": count["warn"], "seconds": round(elapsed, 3)}  # fmt: skip
+
+
+def junit_xml(results: Sequence[CheckResult], url: str, elapsed: float) -> str:
+    """JUnit XML, one testcase per check (warnings pass, with the detail in system-out)."""
+    failures = sum(1 for r in results if r.status == "fail")
+    suite = ET.Element(
+        "testsuite", name="comethook check", tests=str(len(results)), failures=str(failures), errors="0", skipped="0",
+        time=f"{elapsed:.3f}", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )  # fmt: skip
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="url", value=url)
+    for r in results:
+        case = ET.SubElement(
+            suite, "testcase", classname="comethook.check", name=r.name, time=f"{(r.latency_ms or 0) / 1000:.3f}"
+        )
+        if r.status == "fail":
+            failure = ET.SubElement(case, "failure", message=r.detail, type="CheckFailed")
+            failure.text = r.detail
+        elif r.status == "warn":
+            ET.SubElement(case, "system-out").text = f"WARN: {r.detail}"
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,44 @@
+"""`comethook check`: run the conformance suite, show it, write JUnit, exit honestly."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from comethook_cli.commands import normalize_url
+from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
+
+
+def run(to: str, basic_auth: str | None, triggers: str, junit: str | None, json_out: bool, timeout: float) -> None:
+    """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
+    from comethook_cli import checks
+
+    url = normalize_url(to)
+    suite = checks.Suite(url, basic_auth, checks.select(triggers), timeout)
+    started = time.perf_counter()
+    results, reached = asyncio.run(suite.run())
+    elapsed = time.perf_counter() - started
+    summary = checks.summary(results, elapsed)
+    if junit:
+        try:
+            Path(junit).write_text(checks.junit_xml(results, url, elapsed), encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"Cannot write --junit {junit!r}: {error.strerror}.", "Check the directory exists.") from None
+    if json_out:
+        from comethook_cli.render import NdjsonWriter
+
+        writer = NdjsonWriter()
+        for result in results:
+            writer.write(result.to_json())
+        writer.write(summary)
+    else:
+        from comethook_cli.render import CheckRenderer
+
+        CheckRenderer().results(url, results, summary)
+    if not reached:
+        first = next((r.detail for r in results if r.status == "fail"), "no answer")
+        raise UnreachableError(f"{url} could not be reached: {first}.", "Is the endpoint running and the URL right?")
+    failed = [r.name for r in results if r.status == "fail"]
+    if failed:
+        raise AssertionFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}.")

@@ -1,0 +1,150 @@
+"""`comethook check` against real aiohttp endpoints that pass everything, and ones that fail each check in turn."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import ndjson
+
+GOOD_AUTH = "Basic " + base64.b64encode(b"cc:s3cret").decode()
+
+
+def endpoint(
+    *, auth: bool = True, on_malformed: int = 400, content_type_strict: bool = False, before_answer: Any = None,
+    delay: float = 0.0, status: int = 200, counter: bool = False,
+) -> Any:  # fmt: skip
+    seen: list[int] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        if auth and request.headers.get("Authorization") != GOOD_AUTH:
+            return web.json_response({"error": "unauthorized"}, status=401)
+        if content_type_strict and request.headers.get("Content-Type") != "application/json":
+            return web.json_response({"error": "unsupported media type"}, status=415)
+        try:
+            payload = json.loads(await request.read())
+        except ValueError:
+            return web.json_response({"error": "bad json"}, status=on_malformed)
+        if delay:
+            await asyncio.sleep(delay)
+        if counter:
+            seen.append(1)
+            return web.json_response({"n": len(seen)})
+        if payload.get("trigger") == "before_message" and before_answer is not None:
+            return web.Response(text=before_answer) if isinstance(before_answer, str) else web.json_response(before_answer)
+        return web.json_response({}, status=status)
+
+    return handle
+
+
+def statuses(result: Any) -> dict[str, str]:
+    return {line["name"]: line["status"] for line in ndjson(result.stdout) if line["type"] == "check"}
+
+
+async def test_a_good_endpoint_passes_everything_and_writes_junit(cli: Any, target: Any, tmp_path: Path) -> None:
+    url, _ = await target(endpoint())
+    junit = tmp_path / "report.xml"
+    result = await cli.run("check", "--to", url, "--basic-auth", "cc:s3cret", "--json", "--junit", str(junit))
+    assert result.exit_code == 0, result.output
+    got = statuses(result)
+    assert set(got.values()) == {"pass"}
+    assert set(got) == {
+        "before_message (legacy) accepted", "after_message (legacy) accepted", "message_sent (current) accepted",
+        "before_message answer usable", "missing credentials refused", "wrong credentials refused",
+        "retry of the same delivery", "malformed body gets a 4xx", "Content-Type: Application/json accepted",
+    }  # fmt: skip
+    summary = ndjson(result.stdout)[-1]
+    assert summary["type"] == "summary" and summary["failed"] == 0 and summary["passed"] == 9
+    root = ET.parse(junit).getroot()
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("tests") == "9" and suite.get("failures") == "0"
+    assert len(suite.findall("testcase")) == 9 and not suite.findall("testcase/failure")
+    assert "s3cret" not in result.output and "s3cret" not in junit.read_text()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "failing", "detail"),
+    [
+        ({"status": 500}, "message_sent (current) accepted", "answered 500"),
+        ({"before_answer": "ok"}, "before_message answer usable", "INVALID: the answer is not JSON"),
+        ({"before_answer": {"action": "nuke"}}, "before_message answer usable", "unknown action 'nuke'"),
+        ({"auth": False}, "missing credentials refused", "anyone can post to this URL"),
+        ({"on_malformed": 500}, "malformed body gets a 4xx", "crashes on bad JSON"),
+        ({"content_type_strict": True}, "Content-Type: Application/json accepted", "answered 415"),
+        ({"counter": True}, "retry of the same delivery", "not idempotent"),
+    ],
+)
+async def test_each_failing_check_is_named_and_exits_3(
+    cli: Any, target: Any, tmp_path: Path, kwargs: dict[str, Any], failing: str, detail: str
+) -> None:
+    url, _ = await target(endpoint(**kwargs))
+    junit = tmp_path / "report.xml"
+    result = await cli.run("check", "--to", url, "--basic-auth", "cc:s3cret", "--json", "--junit", str(junit))
+    assert result.exit_code == 3, result.output
+    lines = {line["name"]: line for line in ndjson(result.stdout) if line["type"] == "check"}
+    assert lines[failing]["status"] == "fail" and detail in lines[failing]["detail"]
+    assert "check(s) failed: " in result.stderr and failing in result.stderr
+    failed_cases = [case.get("name") for case in ET.parse(junit).getroot().iter("testcase") if case.find("failure") is not None]
+    assert failing in failed_cases
+
+
+async def test_slow_endpoint_fails_the_budget(cli: Any, target: Any) -> None:
+    url, _ = await target(endpoint(auth=False, delay=2.1))
+    result = await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
+    assert result.exit_code == 3
+    line = statuses(result)
+    assert line["message_sent (current) accepted"] == "fail"
+    assert "over CometChat's 2 s budget" in json.dumps(ndjson(result.stdout))
+
+
+async def test_hanging_endpoint_ends_in_bounded_time(cli: Any, target: Any) -> None:
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    url, _ = await target(hang)
+    started = time.monotonic()
+    result = await cli.run("check", "--to", url, "--timeout", "0.5", "--json")
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 3
+    assert all(status != "pass" for status in statuses(result).values())
+    assert "timed out after 0.5 s" in result.stdout
+
+
+async def test_unreachable_endpoint_exits_4(cli: Any) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = await cli.run("check", "--to", f"http://127.0.0.1:{port}/hook")
+    assert result.exit_code == 4
+    assert "could not be reached" in result.stderr
+
+
+async def test_human_table_and_trigger_selection(cli: Any, target: Any) -> None:
+    url, received = await target(endpoint(auth=False))
+    result = await cli.run("check", "--to", url, "--triggers", "legacy")
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.stdout and "WARN" in result.stdout and "basic auth enforced" in result.stdout
+    assert "passed, 0 failed" in result.stdout
+    triggers = {json.loads(raw)["trigger"] for _, raw in received if raw.startswith(b'{"trigger"') and raw.endswith(b"}")}
+    assert {"before_message", "after_message", "message_delivery_receipt", "after_connection_status_changed"} <= triggers
+    bad = await cli.run("check", "--to", url, "--triggers", "nope")
+    assert bad.exit_code == 2 and "Unknown trigger" in bad.stderr
+
+
+async def test_comethook_listen_itself_passes_check(cli: Any, listen_process: Any) -> None:
+    # --quiet: nobody reads this subprocess's stdout, so it must not fill the pipe
+    listener = await asyncio.to_thread(listen_process, "--basic-auth", "cc:s3cret", "--no-history", "--quiet", json_out=False)
+    result = await cli.run("check", "--to", listener.url + "/webhook", "--basic-auth", "cc:s3cret", "--triggers", "all", "--json")
+    assert result.exit_code == 0, result.output
+    assert set(statuses(result).values()) == {"pass"}
