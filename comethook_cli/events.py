@@ -5,6 +5,7 @@ Parsers tolerate missing keys everywhere: CometChat's own examples trim objects 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from comethook_cli.models import EventInfo, Generation
@@ -44,16 +45,19 @@ def generation_of(payload: Any) -> Generation:
         return "legacy"
     if trigger in BOTH_GENERATIONS:
         return "legacy" if get(payload, "data.receiptType") is not None else "current"
+    return "current" if trigger in _families() else "unknown"
+
+
+@cache
+def _families() -> dict[str, str]:
     from comethook_cli.payloads import catalog
 
-    return "current" if any(t.trigger == trigger for t in catalog()) else "unknown"
+    return {t.trigger: t.family for t in catalog()}
 
 
 def family_of(trigger: str) -> str:
     """The catalog family of a trigger ("unknown" when CometChat does not document it)."""
-    from comethook_cli.payloads import catalog
-
-    return next((t.family for t in catalog() if t.trigger == trigger), "unknown")
+    return _families().get(trigger, "unknown")
 
 
 def message_of(payload: Any) -> dict[str, Any] | None:

@@ -11,8 +11,9 @@ import binascii
 import errno
 import hmac
 import json
+import os
+import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,9 +58,14 @@ def redact_headers(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -
     return tuple(redacted)
 
 
+#: A generator of our own: code that seeds the global `random` (test tools do) must not make ids repeat.
+_ids = random.Random(int.from_bytes(os.urandom(16), "big"))
+
+
 def new_id() -> str:
-    """A fresh exchange id."""
-    return "evt_" + uuid.uuid4().hex[:16]
+    """A fresh exchange id: milliseconds since the epoch, then 32 random bits. Time-ordered ids keep the
+    history's unique index appending at its end instead of touching a random page on every insert."""
+    return f"evt_{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(32):08x}"
 
 
 class Listener:
@@ -194,6 +200,7 @@ class Listener:
             forwarded_to=answer.forwarded_to,
             forward_error=answer.error,
             answered_by=answer.answered_by,
+            payload=payload,
         )
         self.events += 1
         if self.history is not None:

@@ -98,7 +98,8 @@ class Exchange:
     forwarded_to: str | None = None
     forward_error: str | None = None
     answered_by: str = "comethook"
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The parsed body when the listener already has it (saves parsing it again for output); not stored.
+    payload: Any = field(default=None, compare=False, repr=False)
 
     @property
     def trigger(self) -> str:
@@ -117,7 +118,7 @@ class Exchange:
             "trigger": self.info.trigger,
             "generation": self.info.generation,
             "summary": self.info.summary,
-            "body": parse_body(self.body),
+            "body": self.payload if self.payload is not None else parse_body(self.body),
             "response": {"status": self.response_status, "body": parse_body(self.response_body)},
             "verdict": self.verdict.kind if self.verdict else None,
             "verdict_reason": self.verdict.reason if self.verdict else None,

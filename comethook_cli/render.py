@@ -40,11 +40,33 @@ class NdjsonWriter:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    def write(self, document: dict[str, Any]) -> None:
-        """Write one object as one line."""
+    def write(self, document: dict[str, Any], flush: bool = True) -> None:
+        """Write one object as one line (flushed unless the caller batches flushes itself)."""
         stream = self._stream or sys.stdout
         stream.write(dumps(document) + "\n")
-        stream.flush()
+        if flush:
+            stream.flush()
+
+    def write_line(self, line: str, flush: bool = True) -> None:
+        """Write one already-encoded JSON object (no newline inside) as one line."""
+        stream = self._stream or sys.stdout
+        stream.write(line + "\n")
+        if flush:
+            stream.flush()
+
+    def flush(self) -> None:
+        """Flush lines written with flush=False."""
+        (self._stream or sys.stdout).flush()
+
+
+def event_line(exchange: Exchange) -> str:
+    """The `listen --json` line of an exchange. The raw body is spliced in as it came when it is one
+    line of UTF-8 JSON (it parsed, so it is valid JSON): re-encoding a large body costs more than the rest."""
+    document = exchange.to_json()
+    body = document.pop("body")
+    if exchange.payload is not None and b"\n" not in exchange.body and b"\r" not in exchange.body:
+        return dumps(document)[:-1] + ',"body":' + exchange.body.decode("utf-8") + "}"
+    return dumps({**document, "body": body})
 
 
 class Renderer:
@@ -289,7 +311,8 @@ class HistoryRenderer(Renderer):
         """The stored exchanges, newest first."""
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
         widest_trigger = max((len(e.info.trigger) for e in exchanges), default=7)
-        for column, width in (("id", 20), ("received", 14), ("trigger", widest_trigger), ("status", 6), ("verdict", 7)):
+        widest_id = max((len(e.id) for e in exchanges), default=2)
+        for column, width in (("id", widest_id), ("received", 14), ("trigger", widest_trigger), ("status", 6), ("verdict", 7)):
             table.add_column(column, no_wrap=True, min_width=width)
         table.add_column("summary", no_wrap=True, overflow="ellipsis", ratio=1)
         for e in exchanges:

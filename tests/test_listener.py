@@ -259,3 +259,21 @@ async def test_history_database_is_wal_and_holds_exact_bytes(start: Any) -> None
     connection = sqlite3.connect(running.db)
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert connection.execute("SELECT body FROM exchanges").fetchone()[0] == raw
+
+
+async def test_one_unstorable_exchange_does_not_cost_the_rest_of_its_batch(tmp_path: Path) -> None:
+    import asyncio
+    import dataclasses
+
+    from comethook_cli.errors import ComethookError
+    from comethook_cli.events import describe
+
+    writer = HistoryWriter(tmp_path / "h.db")
+    base = Exchange("evt_1", 1.0, "POST", "/", "", (), b"{}", describe({}), 200, b"{}", 1.0)
+    duplicate = dataclasses.replace(base)  # same id: the UNIQUE constraint refuses it
+    other = dataclasses.replace(base, id="evt_2")
+    results = await asyncio.gather(writer.record(base), writer.record(duplicate), writer.record(other), return_exceptions=True)
+    writer.close()
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ComethookError) and "UNIQUE" in results[1].message
+    assert sorted(e.id for e in History(tmp_path / "h.db").iter_all()) == ["evt_1", "evt_2"]

@@ -1,0 +1,22 @@
+"""The baseline: a bare aiohttp server that reads the body and answers {} (what comethook is measured against)."""
+
+from __future__ import annotations
+
+import sys
+
+from aiohttp import web
+
+
+async def answer(request: web.Request) -> web.Response:
+    await request.read()
+    return web.json_response({})
+
+
+def main() -> None:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
