@@ -181,7 +181,9 @@ def send(
 @app.command()
 @funnel
 def replay(
-    exchange_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="Stored exchange id (or a unique prefix).")] = None,
+    exchange_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="Stored exchange id (or a unique start or end of it).")
+    ] = None,
     last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
     to: Annotated[
         str | None, typer.Option("--to", metavar="URL", help="Where to (default: the app it was forwarded to).")
@@ -335,7 +337,7 @@ def history_list(
 @history_app.command("show")
 @funnel
 def history_show(
-    exchange_id: Annotated[str, typer.Argument(metavar="ID", help="Exchange id (or a unique prefix).")],
+    exchange_id: Annotated[str, typer.Argument(metavar="ID", help="Exchange id (or a unique start or end of it).")],
     json_out: JsonOut = False,
 ) -> None:
     """Show one exchange in full: request, headers (redacted), body, answer, verdict."""

@@ -217,10 +217,13 @@ class History:
             yield _exchange(row)
 
     def get(self, key: str) -> Exchange:
-        """The exchange with this id, or the only one whose id starts with it."""
+        """The exchange with this id, or the only one whose id starts or ends with it (ids begin with the
+        time, so their last characters tell them apart best)."""
+        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = self._connection.execute(
-            f"SELECT {COLUMNS} FROM exchanges WHERE id = ? OR id LIKE ? ESCAPE '\\' ORDER BY seq DESC LIMIT 3",
-            (key, key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"),
+            f"SELECT {COLUMNS} FROM exchanges WHERE id = ? OR id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' "
+            "ORDER BY seq DESC LIMIT 3",
+            (key, escaped + "%", "%" + escaped),
         ).fetchall()
         exact = [r for r in rows if r["id"] == key]
         if exact:
@@ -229,7 +232,7 @@ class History:
             return _exchange(rows[0])
         if not rows:
             raise UsageError(f"No exchange {key!r} in the history.", "`comethook history list` shows the ids.")
-        raise UsageError(f"{key!r} matches several exchanges.", "Give more characters of the id.")
+        raise UsageError(f"{key!r} matches several exchanges.", "Give more characters of the id (its end tells ids apart).")
 
     def last(self) -> Exchange:
         """The newest exchange."""

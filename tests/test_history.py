@@ -63,13 +63,15 @@ def test_list_newest_first_with_filter_and_limit(cli: Any, stored: list[Exchange
 
 
 def test_show_full_and_by_prefix(cli: Any, stored: list[Exchange]) -> None:
-    result = cli("history", "show", stored[0].id[:10], "--json")
+    result = cli("history", "show", stored[0].id[-8:], "--json")  # a unique end of the id
     assert result.exit_code == 0, result.output
     (shown,) = ndjson(result.stdout)
     assert shown["id"] == stored[0].id and shown["verdict"] == "drop"
     assert shown["body"]["data"]["data"]["text"] == "one"
     assert json.loads(shown["raw"]) == shown["body"]
     assert shown["headers"]["Authorization"] == "Basic [redacted]"
+    by_prefix = cli("history", "show", stored[0].id[:-2], "--json")
+    assert by_prefix.exit_code == 0 and ndjson(by_prefix.stdout)[0]["id"] == stored[0].id
     human = cli("history", "show", stored[0].id)
     assert human.exit_code == 0 and "DROP" in human.stdout and "do_not_propagate" in human.stdout
     missing = cli("history", "show", "evt_nope")
