@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiohttp
+
 from comethook_cli.errors import UsageError
 from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery
 from comethook_cli.payloads import BuildOptions, IdSource, Template, build, catalog, find_template
@@ -70,8 +72,6 @@ class Suite:
 
     async def run(self) -> tuple[list[CheckResult], bool]:
         """(results in a stable order, whether the endpoint could be reached at all)."""
-        import aiohttp
-
         async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",)) as session:
             jobs = [self._delivery(session, t) for t in self.templates]
             if any(t.trigger == "before_message" for t in self.templates):

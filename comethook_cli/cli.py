@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -371,4 +372,8 @@ def history_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not 
 
 def main() -> None:
     """Console-script entry point."""
+    if sys.argv[1:] == ["--version"]:
+        # Answered before Typer builds every command's parameters: scripts call this in loops.
+        sys.stdout.write(f"comethook {__version__}\n")
+        return
     app()

@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from comethook_cli.errors import UsageError
 from comethook_cli.models import Answer, Incoming
 from comethook_cli.verdict import DROP_ACTION
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from comethook_cli.listener import Answerer
 
 FALLBACKS = ("error", "pass", "drop")
@@ -104,8 +104,6 @@ class Forwarder:
         return "; ".join(parts)
 
     def _client(self) -> aiohttp.ClientSession:
-        import aiohttp
-
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 auto_decompress=False,
@@ -131,8 +129,6 @@ class Forwarder:
         return [(n, v) for n, v in incoming.headers if n.lower() not in HOP_BY_HOP]
 
     async def _relay(self, target: str, incoming: Incoming) -> Answer:
-        import aiohttp
-
         url = destination(target, incoming)
         started = time.perf_counter()
         try:

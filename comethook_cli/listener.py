@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aiohttp import web
+
 from comethook_cli import __version__
 from comethook_cli.errors import ComethookError, ListenerError
 from comethook_cli.events import describe
@@ -25,8 +27,6 @@ from comethook_cli.models import Answer, Exchange, Incoming, Rejection
 from comethook_cli.verdict import judge
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from comethook_cli.store import HistoryWriter
 
 DEFAULT_PORT = 8765
@@ -99,16 +99,12 @@ class Listener:
 
     def make_app(self) -> web.Application:
         """The aiohttp application (one catch-all route)."""
-        from aiohttp import web
-
         app = web.Application(client_max_size=self.config.max_body)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 
     async def start(self) -> None:
         """Bind and start serving; ListenerError when the address cannot be used."""
-        from aiohttp import web
-
         runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=3)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
@@ -135,8 +131,6 @@ class Listener:
             self._runner = None
 
     def _reject(self, request: web.Request, status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
-        from aiohttp import web
-
         self.on_rejected(Rejection(status, reason, request.method, request.path))
         return web.json_response({"error": reason}, status=status, headers=headers)
 
@@ -152,8 +146,6 @@ class Listener:
         return hmac.compare_digest(given, self._expected)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        from aiohttp import web
-
         started = time.perf_counter()
         received_at = time.time()
         if request.method in ("GET", "HEAD") and request.path == "/":

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import aiohttp
 
 from comethook_cli.errors import AssertionFailed, UsageError
 from comethook_cli.events import get
 from comethook_cli.models import Delivery, Verdict, parse_body
 from comethook_cli.verdict import judge
-
-if TYPE_CHECKING:
-    import aiohttp
 
 #: CometChat's documented retry cadence when retryOnFailure is on: 10 s, then 30 s.
 COMETCHAT_RETRY_DELAYS = (10.0, 30.0)
@@ -129,13 +129,11 @@ async def deliver(
     session: aiohttp.ClientSession, url: str, outgoing: Outgoing, headers: dict[str, str], timeout: float, attempt: int = 1
 ) -> Delivery:
     """POST one body like CometChat (JSON, optional Basic auth) and read what came back."""
-    import aiohttp
-
     request_headers = {"Content-Type": "application/json", **headers}
     started = time.perf_counter()
     try:
         async with session.post(
-            url, data=outgoing.body, headers=request_headers, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
+            url, data=outgoing.body, headers=request_headers, timeout=_timeout(timeout), allow_redirects=False
         ) as response:
             raw = await response.read()
             status = response.status
@@ -164,6 +162,11 @@ async def deliver(
     return Delivery(outgoing.trigger, url, status, latency, parse_body(raw), ok, error, verdict, attempt, raw)
 
 
+@functools.cache
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)
+
+
 def _verdict(outgoing: Outgoing, status: int | None, raw: bytes) -> Verdict | None:
     if outgoing.trigger != "before_message":
         return None
@@ -171,8 +174,6 @@ def _verdict(outgoing: Outgoing, status: int | None, raw: bytes) -> Verdict | No
 
 
 def _describe(error: Exception) -> str:
-    import aiohttp
-
     if isinstance(error, aiohttp.ClientConnectorError):
         reason = error.os_error.strerror or str(error.os_error) or "refused"
         return f"could not connect to {error.host}:{error.port}: {reason.lower()}"
@@ -183,8 +184,6 @@ def _describe(error: Exception) -> str:
 
 async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None]) -> tuple[list[Delivery], float]:
     """Deliver `plan.count` fresh bodies, at most `plan.concurrency` at once; returns (deliveries, elapsed seconds)."""
-    import aiohttp
-
     results: list[Delivery] = []
     queue = iter(range(plan.count))
     connector = aiohttp.TCPConnector(limit=max(plan.concurrency, 1), force_close=False)
@@ -205,8 +204,6 @@ async def run_with_retries(
     plan: SendPlan, delays: Sequence[float], on_delivery: Callable[[Delivery], None]
 ) -> tuple[list[Delivery], RetryReport, float]:
     """Deliver one body, then the same bytes again after each delay (CometChat's retry cadence)."""
-    import aiohttp
-
     outgoing = plan.make_body()
     deliveries: list[Delivery] = []
     started = time.perf_counter()

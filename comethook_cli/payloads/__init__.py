@@ -14,10 +14,10 @@ import copy
 import difflib
 import itertools
 import json
+import os
 import random
 import re
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -108,11 +108,19 @@ def find_template(trigger: str, legacy: bool = False) -> Template:
     return matches["legacy"] if legacy or "current" not in matches else matches["current"]
 
 
+#: Illustrative ids (sessions, campaigns ...) need no secrecy: a private generator, no system call per id.
+_random = random.Random(int.from_bytes(os.urandom(16), "big"))
+
+
+def _hex(bits: int) -> str:
+    return f"{_random.getrandbits(bits):0{bits // 4}x}"
+
+
 class IdSource:
     """Fresh CometChat-like string ids (numeric, increasing), unique within one run."""
 
     def __init__(self) -> None:
-        self._counter = itertools.count(random.randint(1000, 90000) * 100)
+        self._counter = itertools.count(_random.randint(1000, 90000) * 100)
 
     def next(self) -> str:
         """The next message id."""
@@ -197,11 +205,11 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
         "today": time.strftime("%Y-%m-%d", time.gmtime(now)),
         "id": ids.next(),
         "id2": ids.next(),
-        "uuid": uuid.uuid4().hex[:24],
-        "uuid2": uuid.uuid4().hex[:24],
-        "uuid3": uuid.uuid4().hex[:24],
-        "uuid4": uuid.uuid4().hex[:24],
-        "session_id": f"v1.{options.region}.{options.app_id}.{int(now * 1000)}{uuid.uuid4().hex}",
+        "uuid": _hex(96),
+        "uuid2": _hex(96),
+        "uuid3": _hex(96),
+        "uuid4": _hex(96),
+        "session_id": f"v1.{options.region}.{options.app_id}.{int(now * 1000)}{_hex(128)}",
         "text": text,
         "sender": options.sender,
         "receiver": options.receiver,
@@ -260,7 +268,7 @@ def _message(tokens: dict[str, Any], options: BuildOptions, saved: bool) -> dict
             data["text"] = options.text
     else:
         mime, ext, size = _MEDIA[kind]
-        stored = f"{tokens['now']}_{random.randint(1, 999999)}_{uuid.uuid4().hex[:32]}.{ext}"
+        stored = f"{tokens['now']}_{_random.randint(1, 999999)}_{_hex(128)}.{ext}"
         url = f"https://data-{tokens['region']}.cometchat.io/{tokens['app_id']}/media/{stored}"
         data["url"] = url
         data["attachments"] = [{"url": url, "name": f"{kind}.{ext}", "mimeType": mime, "extension": ext, "size": size}]

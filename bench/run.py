@@ -1,0 +1,327 @@
+"""comethook's benchmarks: every figure is a ratio against a baseline measured in the same run.
+
+    python bench/run.py                  # everything, writes BENCHMARKS.md (a few minutes)
+    python bench/run.py --only startup,send --rounds 3
+
+Needs `wrk` and `hey` on PATH (Debian: apt-get install wrk hey) and comethook installed in this
+Python. Not a test: nothing here asserts; it measures and writes the results down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+COMETHOOK = [str(Path(PY).with_name("comethook"))] if Path(PY).with_name("comethook").exists() else [PY, "-m", "comethook_cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextmanager
+def server(
+    command: list[str], port: int, env: dict[str, str], stdout: Any = subprocess.DEVNULL
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.DEVNULL, env=env)
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def baseline_server(port: int) -> list[str]:
+    return [PY, str(HERE / "baseline_server.py"), str(port)]
+
+
+def listen(port: int, *flags: str) -> list[str]:
+    return [*COMETHOOK, "listen", "--port", str(port), "--no-tunnel", *flags]
+
+
+def wrk(url: str, body: Path, connections: int, seconds: float, threads: int = 2) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(HERE / "post.lua"), url],
+        capture_output=True, text=True, env={**os.environ, "BODY_FILE": str(body)}, check=True,
+    ).stdout  # fmt: skip
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    for pct in ("50", "99"):
+        found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if found:
+            value, unit = float(found.group(1)), found.group(2)
+            result[f"p{pct}_ms"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    if "Non-2xx" in out:
+        raise RuntimeError(f"non-2xx answers under wrk:\n{out}")
+    return result
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
+    return time.perf_counter() - started
+
+
+def alternate(rounds: int, runs: dict[str, Callable[[], Any]]) -> dict[str, list[Any]]:
+    """Run each contender once per round, in turn, so drift hits all of them alike."""
+    results: dict[str, list[Any]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            results[name].append(run())
+    return results
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+# --- the benchmarks ------------------------------------------------------------------------------
+
+
+def bench_startup(rounds: int, env: dict[str, str]) -> list[dict[str, Any]]:
+    minimal = [PY, str(HERE / "minimal_typer.py")]
+    rows = []
+    for args in (["--help"], ["--version"]):
+        got = alternate(
+            rounds * 5,
+            {"comethook": lambda a=args: timed([*COMETHOOK, *a], env), "typer": lambda a=args: timed([*minimal, *a], env)},
+        )
+        ours, base = median(got["comethook"]) * 1000, median(got["typer"]) * 1000
+        rows.append({"benchmark": f"start-up `comethook {args[0]}`", "comethook": f"{ours:.0f} ms", "baseline": f"{base:.0f} ms (minimal Typer app)",
+                     "ratio": ours / base, "target": "≤ 1.15×", "met": ours / base <= 1.15})  # fmt: skip
+    return rows
+
+
+def bench_throughput(rounds: int, env: dict[str, str], body: Path, seconds: float, work: Path) -> list[dict[str, Any]]:
+    variants = {
+        "baseline": ([], None),
+        "listen --json (history on)": (["--json"], work / "events.ndjson"),
+        "listen --quiet --no-history": (["--quiet", "--no-history"], None),
+        "listen (pretty display, history on)": ([], work / "pretty.txt"),
+    }
+
+    def run(name: str) -> Callable[[], float]:
+        def go() -> float:
+            flags, out = variants[name]
+            port = free_port()
+            command = baseline_server(port) if name == "baseline" else listen(port, *flags)
+            with open(out or os.devnull, "wb") as stdout, server(command, port, env, stdout):
+                return wrk(f"http://127.0.0.1:{port}/webhook", body, 32, seconds)["rps"]
+
+        return go
+
+    got = alternate(rounds, {name: run(name) for name in variants})
+    base = median(got["baseline"])
+    rows = []
+    for name in variants:
+        if name == "baseline":
+            continue
+        ours = median(got[name])
+        target = "≥ 0.6×" if "json" in name else "(reported)"
+        rows.append({"benchmark": f"throughput, {name}, wrk -c32", "comethook": f"{ours:,.0f} req/s",
+                     "baseline": f"{base:,.0f} req/s (bare aiohttp)", "ratio": ours / base, "target": target,
+                     "met": ours / base >= 0.6 if "json" in name else None})  # fmt: skip
+    return rows
+
+
+def bench_latency(rounds: int, env: dict[str, str], body: Path, seconds: float) -> list[dict[str, Any]]:
+    def direct() -> dict[str, float]:
+        port = free_port()
+        with server(baseline_server(port), port, env):
+            return wrk(f"http://127.0.0.1:{port}/webhook", body, 1, seconds, threads=1)
+
+    def through(flags: list[str], app: bool = False) -> Callable[[], dict[str, float]]:
+        def go() -> dict[str, float]:
+            port = free_port()
+            if not app:
+                with server(listen(port, "--quiet", *flags), port, env):
+                    return wrk(f"http://127.0.0.1:{port}/webhook", body, 1, seconds, threads=1)
+            app_port = free_port()
+            with (
+                server(baseline_server(app_port), app_port, env),
+                server(listen(port, "--quiet", "--forward-to", str(app_port), *flags), port, env),
+            ):
+                return wrk(f"http://127.0.0.1:{port}/webhook", body, 1, seconds, threads=1)
+
+        return go
+
+    got = alternate(rounds, {"direct": direct, "listen": through([]), "forward": through([], app=True)})
+    rows = []
+    for name, label, base_label in (("listen", "before_message answered by `listen`", "bare aiohttp"),
+                                    ("forward", "before_message through `listen --forward-to`", "the app directly")):  # fmt: skip
+        for pct in ("p50_ms", "p99_ms"):
+            ours, base = median([r[pct] for r in got[name]]), median([r[pct] for r in got["direct"]])
+            rows.append({"benchmark": f"{label}, {pct[:3]} latency (1 connection)", "comethook": f"{ours:.3f} ms",
+                         "baseline": f"{base:.3f} ms ({base_label})", "ratio": ours / base, "target": "(reported)", "met": None})  # fmt: skip
+    return rows
+
+
+def bench_send(rounds: int, env: dict[str, str], body: Path, count: int) -> list[dict[str, Any]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhook"
+    send = [*COMETHOOK, "send", "message_sent", "--to", url, "--count", str(count), "--concurrency", "32", "--json"]
+    hey = ["hey", "-n", str(count), "-c", "32", "-m", "POST", "-T", "application/json", "-D", str(body), url]
+    bare = [PY, str(HERE / "bare_client.py"), url, str(body), str(count), "32"]
+    with server(baseline_server(port), port, env):
+        got = alternate(
+            rounds, {"send": lambda: timed(send, env), "hey": lambda: timed(hey, env), "bare": lambda: timed(bare, env)}
+        )
+    ours, base, python = count / median(got["send"]), count / median(got["hey"]), count / median(got["bare"])
+    return [{"benchmark": f"`send --count {count} --concurrency 32` (whole command)", "comethook": f"{ours:,.0f} req/s",
+             "baseline": f"{base:,.0f} req/s (hey -c 32)", "ratio": ours / base, "target": "≥ 0.6×", "met": ours / base >= 0.6},
+            {"benchmark": "the same, against a bare aiohttp client (one fixed body, no output)", "comethook": f"{ours:,.0f} req/s",
+             "baseline": f"{python:,.0f} req/s (bench/bare_client.py)", "ratio": ours / python, "target": "(reported)", "met": None}]  # fmt: skip
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def bench_memory(env: dict[str, str], first: int, total: int) -> list[dict[str, Any]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhook"
+
+    def fire(n: int) -> None:
+        subprocess.run([*COMETHOOK, "send", "after_message", "--to", url, "--count", str(n), "--concurrency", "32", "--json"],
+                       stdout=subprocess.DEVNULL, env=env, check=True)  # fmt: skip
+
+    with server(listen(port, "--quiet"), port, env) as proc:
+        fire(first)
+        time.sleep(0.5)
+        early = rss_mb(proc.pid)
+        fire(total - first)
+        time.sleep(0.5)
+        late = rss_mb(proc.pid)
+    growth = late - early
+    return [{"benchmark": f"listener RSS after {first:,} vs {total:,} deliveries (history on)", "comethook": f"{early:.1f} → {late:.1f} MB",
+             "baseline": f"{first:,} deliveries", "ratio": None, "growth": growth, "target": "growth ≤ 20 MB", "met": growth <= 20}]  # fmt: skip
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    versions = {}
+    for tool, args in (("wrk", ["wrk", "-v"]), ("hey", None)):
+        if args:
+            out = subprocess.run(args, capture_output=True, text=True)
+            versions[tool] = (out.stdout + out.stderr).split("\n")[0].strip()
+    import aiohttp
+    import typer
+
+    return (f"{os.cpu_count()} cores, {cpu}; Linux {platform.release()}; Python {platform.python_version()}; "
+            f"aiohttp {aiohttp.__version__}, typer {typer.__version__}; {versions.get('wrk', 'wrk ?')}; hey (Debian)")  # fmt: skip
+
+
+def write_report(rows: list[dict[str, Any]], path: Path, seconds: float) -> None:
+    lines = [
+        "# comethook benchmarks",
+        "",
+        "Written by `python bench/run.py` (see README, Benchmarks). Every figure is a ratio against a baseline",
+        "measured in the same run on the same machine, alternating contender and baseline, median of the rounds.",
+        "",
+        f"Machine: {machine()}.",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds:.0f} s.",
+        "",
+        "| benchmark | comethook | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}×" if r.get("ratio") is not None else f"+{r['growth']:.1f} MB"
+        met = {True: "yes", False: "**no**", None: "—"}[r["met"]]
+        lines.append(f"| {r['benchmark']} | {r['comethook']} | {r['baseline']} | {ratio} | {r['target']} | {met} |")
+    notes = HERE / "NOTES.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="startup,throughput,latency,send,memory")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--memory-total", type=int, default=100_000)
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    for tool in ("wrk", "hey"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed: apt-get install wrk hey")
+    chosen = set(args.only.split(","))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="comethook-bench-") as folder:
+        work = Path(folder)
+        env = {**os.environ, "COMETHOOK_HOME": str(work / "home"), "NO_COLOR": "1"}
+        body = work / "after_message.json"
+        before = work / "before_message.json"
+        for name, target in (("after_message", body), ("before_message", before)):
+            target.write_bytes(
+                subprocess.run([*COMETHOOK, "payloads", "show", name], capture_output=True, check=True, env=env).stdout
+            )
+        json.loads(body.read_bytes())
+        rows: list[dict[str, Any]] = []
+        steps: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
+            ("startup", lambda: bench_startup(args.rounds, env)),
+            ("throughput", lambda: bench_throughput(args.rounds, env, body, args.seconds, work)),
+            ("latency", lambda: bench_latency(args.rounds, env, before, args.seconds)),
+            ("send", lambda: bench_send(args.rounds, env, body, 5000)),
+            ("memory", lambda: bench_memory(env, 1000, args.memory_total)),
+        ]
+        for name, step in steps:
+            if name in chosen:
+                print(f"-- {name}", file=sys.stderr, flush=True)
+                found = step()
+                for row in found:
+                    print(f"   {row['benchmark']}: {row['comethook']} vs {row['baseline']}", file=sys.stderr, flush=True)
+                rows += found
+    write_report(rows, Path(args.output), time.perf_counter() - started)
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
