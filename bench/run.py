@@ -250,7 +250,8 @@ def machine() -> str:
     for tool, args in (("wrk", ["wrk", "-v"]), ("hey", None)):
         if args:
             out = subprocess.run(args, capture_output=True, text=True)
-            versions[tool] = (out.stdout + out.stderr).split("\n")[0].strip()
+            found = re.search(r"wrk\s+(\S+)", out.stdout + out.stderr)
+            versions[tool] = f"wrk {found.group(1)}" if found else "wrk"
     import aiohttp
     import typer
 

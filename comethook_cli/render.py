@@ -6,6 +6,7 @@ only ever enters rich as `Text`, never as markup, so `[bold]` in a chat message 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -35,27 +36,31 @@ def dumps(document: Any) -> str:
 
 
 class NdjsonWriter:
-    """One JSON object per line on stdout, written plainly (never through rich) and flushed, so `| jq` works."""
+    """One JSON object per line on stdout, written plainly (never through rich), so `| jq` works.
+
+    Inside a running event loop, `soon=True` batches the flush: one per loop iteration however many
+    lines it wrote, so lines stay whole and prompt without a system call per line."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
+        self._flush_scheduled = False
 
-    def write(self, document: dict[str, Any], flush: bool = True) -> None:
-        """Write one object as one line (flushed unless the caller batches flushes itself)."""
-        stream = self._stream or sys.stdout
-        stream.write(dumps(document) + "\n")
-        if flush:
-            stream.flush()
+    def write(self, document: dict[str, Any], soon: bool = False) -> None:
+        """Write one object as one line."""
+        self.write_line(dumps(document), soon)
 
-    def write_line(self, line: str, flush: bool = True) -> None:
+    def write_line(self, line: str, soon: bool = False) -> None:
         """Write one already-encoded JSON object (no newline inside) as one line."""
-        stream = self._stream or sys.stdout
-        stream.write(line + "\n")
-        if flush:
-            stream.flush()
+        (self._stream or sys.stdout).write(line + "\n")
+        if not soon:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Flush lines written with flush=False."""
+        """Flush what was written."""
+        self._flush_scheduled = False
         (self._stream or sys.stdout).flush()
 
 

@@ -63,7 +63,6 @@ class ListenView:
         self.writer = writer
         self.events = 0
         self.started = False
-        self._flush_scheduled = False
         self.done = asyncio.Event()
         self.interactive = writer is None and sys.stdin.isatty() and renderer.err.is_terminal
 
@@ -75,25 +74,13 @@ class ListenView:
         """Show one delivery, and stop once --max-events have arrived."""
         self.events += 1
         if self.writer is not None:
-            self.writer.write_line(event_line(exchange), flush=False)
-            self._flush_soon()
+            self.writer.write_line(event_line(exchange), soon=True)
         else:
             self.renderer.event(exchange, self.args.verbose)
         if exchange.latency_ms > COMETCHAT_BUDGET_MS:
             self.renderer.slow_answer(exchange)
         if self.args.max_events is not None and self.events >= self.args.max_events:
             self.done.set()
-
-    def _flush_soon(self) -> None:
-        """One flush per event-loop iteration, however many lines it wrote: lines stay whole and prompt."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self.writer is not None:
-            self.writer.flush()
 
     def on_rejected(self, rejection: Rejection) -> None:
         """One line for a refused request (not an event)."""

@@ -126,7 +126,6 @@ class _SendView:
         self.writer = NdjsonWriter() if how.json_out else None
         self.failures_shown = 0
         self.advance: Callable[[], None] = lambda: None
-        self._flush_scheduled = False
 
     @contextmanager
     def progress(self, total: int) -> Any:
@@ -140,20 +139,12 @@ class _SendView:
     def on_delivery(self, delivery: Any) -> None:
         self.advance()
         if self.writer is not None:
-            self.writer.write(delivery.to_json(), flush=False)
-            if not self._flush_scheduled:  # one flush per event-loop iteration, not one per line
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
+            self.writer.write(delivery.to_json(), soon=True)
         elif self.how.count == 1:
             self.renderer.delivery(delivery, self.info if delivery.attempt == 1 else None, self.how.verbose)
         elif not delivery.ok and self.failures_shown < 5:
             self.failures_shown += 1
             self.renderer.delivery_line(delivery)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self.writer is not None:
-            self.writer.flush()
 
     def retries(self, report: Any) -> None:
         if self.writer is not None:
