@@ -11,6 +11,7 @@ import typer
 
 from comethook_cli import __version__
 from comethook_cli.errors import ComethookError, ExitCode
+from comethook_cli.options import BUILDER, DELIVERING, BasicAuth, JsonOut, Legacy, Sets, build_options, delivering, with_options
 
 app = typer.Typer(
     name="comethook",
@@ -63,30 +64,6 @@ def root(
     """Webhook development tool for CometChat."""
 
 
-# --- options shared by the commands that build payloads ---------------------------------------
-Legacy = Annotated[bool, typer.Option("--legacy", help="Use the legacy shape where a trigger has both (receipts).")]
-MsgType = Annotated[str, typer.Option("--type", help="Message type: text, image, video, audio, file, custom.")]
-MsgText = Annotated[str | None, typer.Option("--text", help="Message text (caption for media).")]
-Sender = Annotated[str, typer.Option("--sender", metavar="UID", help="Sending user's uid.")]
-Receiver = Annotated[str, typer.Option("--receiver", metavar="UID", help="Receiving user's uid.")]
-Group = Annotated[str | None, typer.Option("--group", metavar="GUID", help="Send to a group (receiverType group).")]
-WebhookId = Annotated[str, typer.Option("--webhook-id", help="The webhook id configured in the Dashboard.")]
-AppId = Annotated[str, typer.Option("--app-id", help="CometChat app id.")]
-Region = Annotated[str, typer.Option("--region", help="App region: us, eu, in.")]
-Sets = Annotated[
-    list[str] | None,
-    typer.Option("--set", metavar="PATH=VALUE", help="Set a dotted path in the body (VALUE as JSON, else string). Repeatable."),
-]
-BodyFile = Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="NDJSON on stdout: one JSON object per line.")]
-BasicAuth = Annotated[
-    str | None,
-    typer.Option(
-        "--basic-auth", metavar="USER:PASS", envvar="COMETHOOK_BASIC_AUTH", show_envvar=True, help="HTTP Basic credentials."
-    ),
-]
-
-
 @payloads_app.command("list")
 @funnel
 def payloads_list(json_out: JsonOut = False) -> None:
@@ -98,89 +75,44 @@ def payloads_list(json_out: JsonOut = False) -> None:
 
 @payloads_app.command("show")
 @funnel
+@with_options(BUILDER, build_options, into="options")
 def payloads_show(
     trigger: Annotated[str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.")],
     legacy: Legacy = False,
-    type_: MsgType = "text",
-    text: MsgText = None,
-    sender: Sender = "cometchat-uid-1",
-    receiver: Receiver = "cometchat-uid-2",
-    group: Group = None,
-    webhook_id: WebhookId = "comethook-dev",
-    app_id: AppId = "2379614bd4db65dd",
-    region: Region = "us",
-    set_: Sets = None,
+    options: Any = None,
 ) -> None:
     """Print the exact JSON body `send` would send for TRIGGER."""
     from comethook_cli import commands
 
-    options = commands.build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_)
     commands.payloads_show(trigger, legacy, options)
-
-
-Header = Annotated[
-    list[str] | None, typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra request header. Repeatable.")
-]
-Timeout = Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")]
-Expect = Annotated[
-    str | None, typer.Option("--expect", metavar="pass|inject|drop|ok", help="Assert the verdict, or that all got 2xx.")
-]
-ExpectJson = Annotated[
-    list[str] | None, typer.Option("--expect-json", metavar="PATH=VALUE", help="Assert a value in the answer. Repeatable.")
-]
-MaxLatency = Annotated[float | None, typer.Option("--max-latency", metavar="MS", help="Assert every answer came within MS.")]
-SimulateRetries = Annotated[
-    bool, typer.Option("--simulate-retries", help="Deliver the same body again at CometChat's retry cadence (10 s, 30 s).")
-]
-RetryDelays = Annotated[
-    str | None, typer.Option("--retry-delays", metavar="S,S", help="Compress the retry cadence, e.g. 0.1,0.3.")
-]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body.")]
 
 
 @app.command()
 @funnel
+@with_options(DELIVERING, delivering, into="how")
+@with_options(BUILDER, build_options, into="options")
 def send(
     trigger: Annotated[str | None, typer.Argument(help="Trigger to fire (optional with --body).")] = None,
     to: Annotated[str, typer.Option("--to", metavar="URL", help="Endpoint to deliver to.")] = "",
     legacy: Legacy = False,
-    type_: MsgType = "text",
-    text: MsgText = None,
-    sender: Sender = "cometchat-uid-1",
-    receiver: Receiver = "cometchat-uid-2",
-    group: Group = None,
-    webhook_id: WebhookId = "comethook-dev",
-    app_id: AppId = "2379614bd4db65dd",
-    region: Region = "us",
-    set_: Sets = None,
-    body: BodyFile = None,
-    basic_auth: BasicAuth = None,
-    header: Header = None,
-    timeout: Timeout = 10.0,
+    body: Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many deliveries (fresh ids each).")] = 1,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Deliveries in flight at once.")] = 1,
-    json_out: JsonOut = False,
-    expect: Expect = None,
-    expect_json: ExpectJson = None,
-    max_latency: MaxLatency = None,
-    simulate_retries: SimulateRetries = False,
-    retry_delays: RetryDelays = None,
-    verbose: Verbose = False,
+    options: Any = None,
+    how: Any = None,
 ) -> None:
     """Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer."""
-    from comethook_cli import commands
+    from dataclasses import replace
+
     from comethook_cli.commands import send as send_command
 
-    options = commands.build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_)
-    how = send_command.Delivering(
-        basic_auth, header or [], timeout, count, concurrency, json_out, expect, expect_json or [], max_latency,
-        simulate_retries, retry_delays, verbose,
-    )  # fmt: skip
+    how = replace(how, count=count, concurrency=concurrency)
     send_command.run(send_command.SendArgs(trigger, to, legacy, options, body, how))
 
 
 @app.command()
 @funnel
+@with_options(DELIVERING, delivering, into="how")
 def replay(
     exchange_id: Annotated[
         str | None, typer.Argument(metavar="[ID]", help="Stored exchange id (or a unique start or end of it).")
@@ -191,25 +123,11 @@ def replay(
     ] = None,
     set_: Sets = None,
     edit: Annotated[bool, typer.Option("--edit", help="Edit the body in $EDITOR first.")] = False,
-    basic_auth: BasicAuth = None,
-    header: Header = None,
-    timeout: Timeout = 10.0,
-    json_out: JsonOut = False,
-    expect: Expect = None,
-    expect_json: ExpectJson = None,
-    max_latency: MaxLatency = None,
-    simulate_retries: SimulateRetries = False,
-    retry_delays: RetryDelays = None,
-    verbose: Verbose = False,
+    how: Any = None,
 ) -> None:
     """Deliver a stored exchange's exact bytes again (optionally changed) and show the answer like `send`."""
     from comethook_cli.commands import replay as replay_command
-    from comethook_cli.commands.send import Delivering
 
-    how = Delivering(
-        basic_auth, header or [], timeout, 1, 1, json_out, expect, expect_json or [], max_latency, simulate_retries,
-        retry_delays, verbose,
-    )  # fmt: skip
     replay_command.run(exchange_id, last, to, set_ or [], edit, how)
 
 
