@@ -168,12 +168,15 @@ async def _open(port: int, options: TunnelOptions, token: str | None) -> Tunnel:
     config = conf.PyngrokConfig(
         ngrok_path=str(path),
         config_path=str(config_file()),
-        auth_token=token,
+        auth_token=None,  # pyngrok would pass it as --authtoken, visible to anyone running `ps`
         region=options.region,
         startup_timeout=max(1, int(options.startup_timeout)),
         start_new_session=True,
         monitor_thread=True,
     )
+    if options.authtoken:
+        # The v3 agent reads NGROK_AUTHTOKEN from its environment, which it inherits from this process.
+        os.environ["NGROK_AUTHTOKEN"] = options.authtoken
     extra: dict[str, Any] = {"url": f"https://{options.domain}"} if options.domain else {}
     work = asyncio.ensure_future(asyncio.to_thread(_connect, port, config, extra))
     done, _ = await asyncio.wait([work], timeout=options.startup_timeout + DEADLINE_SLACK)
