@@ -237,3 +237,32 @@ async def test_usage_errors_exit_2_without_traceback(cli: Any) -> None:
         assert "Traceback" not in result.output
     suggestion = await cli.run("send", "mesage_sent", "--to", "http://127.0.0.1:9/")
     assert "Did you mean message_sent" in suggestion.stderr
+
+
+async def test_ctrl_c_during_send_exits_130(target: Any) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    url, received = await target(hang)
+    proc = await asyncio.to_thread(
+        subprocess.Popen, [sys.executable, "-m", "comethook_cli", "send", "message_sent", "--to", url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        assert received, "the delivery never arrived"
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.to_thread(proc.communicate, None, 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Interrupted." in err and "Traceback" not in err

@@ -173,3 +173,21 @@ def test_agent_dying_mid_session_is_reported_and_exits_1(listen_process: Any, fa
     assert lines[-2]["type"] == "error" and "The ngrok agent died" in lines[-2]["message"]
     assert lines[-1] == {"type": "stopped", "events": 0}
     assert "The ngrok agent died" in err and "Traceback" not in err
+
+
+async def test_a_missing_agent_is_downloaded_only_after_a_yes(tmp_path: Any) -> None:
+    from comethook_cli.errors import TunnelError
+    from comethook_cli.tunnel import TunnelOptions, open_for
+
+    asked: list[str] = []
+
+    def decline(prompt: str) -> bool:
+        asked.append(prompt)
+        return False
+
+    missing = tmp_path / "ngrok-bin" / "ngrok"
+    options = TunnelOptions(ngrok_path=str(missing), authtoken=TOKEN, required=True, confirm_install=decline)
+    with pytest.raises(TunnelError, match="was not found"):
+        await open_for(8765, options, print)
+    assert asked and str(missing) in asked[0] and "Download" in asked[0]  # asked, said no, nothing fetched
+    assert not missing.exists()
