@@ -7,10 +7,12 @@ only ever enters rich as `Text`, never as markup, so `[bold]` in a chat message 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -39,11 +41,14 @@ class NdjsonWriter:
     """One JSON object per line on stdout, written plainly (never through rich), so `| jq` works.
 
     Inside a running event loop, `soon=True` batches the flush: one per loop iteration however many
-    lines it wrote, so lines stay whole and prompt without a system call per line."""
+    lines it wrote, so lines stay whole and prompt without a system call per line. When the reader
+    goes away (`| head -1`), writing stops quietly and `on_closed` is called."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, on_closed: Callable[[], None] | None = None) -> None:
         self._stream = stream
         self._flush_scheduled = False
+        self.on_closed = on_closed
+        self.closed = False
 
     def write(self, document: dict[str, Any], soon: bool = False) -> None:
         """Write one object as one line."""
@@ -51,7 +56,13 @@ class NdjsonWriter:
 
     def write_line(self, line: str, soon: bool = False) -> None:
         """Write one already-encoded JSON object (no newline inside) as one line."""
-        (self._stream or sys.stdout).write(line + "\n")
+        if self.closed:
+            return
+        try:
+            (self._stream or sys.stdout).write(line + "\n")
+        except BrokenPipeError:
+            self._reader_gone()
+            return
         if not soon:
             self.flush()
         elif not self._flush_scheduled:
@@ -61,7 +72,20 @@ class NdjsonWriter:
     def flush(self) -> None:
         """Flush what was written."""
         self._flush_scheduled = False
-        (self._stream or sys.stdout).flush()
+        if self.closed:
+            return
+        try:
+            (self._stream or sys.stdout).flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed = True
+        stream = self._stream or sys.stdout
+        with contextlib.suppress(OSError, ValueError):  # the interpreter's last flush must not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        if self.on_closed is not None:
+            self.on_closed()
 
 
 def event_line(exchange: Exchange) -> str:

@@ -137,3 +137,18 @@ def test_history_survives_a_killed_listener(listen_process: Any, cli: Any) -> No
     stored = ndjson(result.stdout)
     assert sorted(e["id"] for e in stored) == sorted(ids)
     assert {e["body"]["data"]["data"]["text"] for e in stored} == {f"message {n}" for n in range(20)}
+
+
+def test_listener_stops_quietly_when_its_reader_goes_away(listen_process: Any) -> None:
+    listener = listen_process()
+    assert listener.proc.stdout is not None
+    listener.proc.stdout.close()  # like `comethook listen --json | head -1` after its line
+    for n in range(3):
+        try:
+            post_json(listener.url + "/webhook", delivery(text=f"to nobody {n}"), timeout=2)
+        except OSError:
+            break  # the listener has stopped
+    listener.proc.wait(timeout=10)
+    err = listener.proc.stderr.read() if listener.proc.stderr else ""
+    assert listener.proc.returncode == 0
+    assert "reader of the output went away" in err and "Traceback" not in err and "Exception" not in err

@@ -82,6 +82,11 @@ class ListenView:
         if self.args.max_events is not None and self.events >= self.args.max_events:
             self.done.set()
 
+    def output_closed(self) -> None:
+        """Whoever read the NDJSON went away (`| head -1`): nobody sees what arrives, so stop."""
+        self.renderer.note("The reader of the output went away; stopping.", style="yellow")
+        self.done.set()
+
     def on_rejected(self, rejection: Rejection) -> None:
         """One line for a refused request (not an event)."""
         if self.writer is not None:
@@ -128,6 +133,8 @@ def run(args: ListenArgs) -> None:
         raise UsageError("--max-body must be at least 1 byte.", "The default is 1048576 (1 MiB).")
     renderer = ListenRenderer(quiet=args.quiet)
     view = ListenView(args, renderer, NdjsonWriter() if args.json_out else None)
+    if view.writer is not None:
+        view.writer.on_closed = view.output_closed
     answerer, answering, close_answerer = build_answerer(args, view)
     history = None
     if args.history:
