@@ -67,3 +67,15 @@ def test_importing_the_cli_leaves_heavy_modules_out() -> None:
 def test_python_dash_m_runs(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "comethook_cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"comethook {__version__}"
+
+
+def test_the_readme_rules_example_is_a_valid_rules_file(tmp_path: Path) -> None:
+    from comethook_cli.responder import load_rules
+
+    readme = README.read_text(encoding="utf-8")
+    example = readme.split("Rules file:", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    path = tmp_path / "rules.json"
+    path.write_text(example)
+    rules = load_rules(str(path))
+    assert [r.action.label for r in rules] == ["drop", "inject", "body", "pass"]
+    assert rules[0].text is not None and rules[0].text.search("buy SPAM now")
