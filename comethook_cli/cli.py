@@ -64,93 +64,6 @@ def root(
     """Webhook development tool for CometChat."""
 
 
-@payloads_app.command("list")
-@funnel
-def payloads_list(json_out: JsonOut = False) -> None:
-    """List every canned payload: trigger, generation, family, description."""
-    from comethook_cli import commands
-
-    commands.payloads_list(json_out)
-
-
-@payloads_app.command("show")
-@funnel
-@with_options(BUILDER, build_options, into="options")
-def payloads_show(
-    trigger: Annotated[str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.")],
-    legacy: Legacy = False,
-    options: Any = None,
-) -> None:
-    """Print the exact JSON body `send` would send for TRIGGER."""
-    from comethook_cli import commands
-
-    commands.payloads_show(trigger, legacy, options)
-
-
-@app.command()
-@funnel
-@with_options(DELIVERING, delivering, into="how")
-@with_options(BUILDER, build_options, into="options")
-def send(
-    trigger: Annotated[str | None, typer.Argument(help="Trigger to fire (optional with --body).")] = None,
-    to: Annotated[str, typer.Option("--to", metavar="URL", help="Endpoint to deliver to.")] = "",
-    legacy: Legacy = False,
-    body: Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")] = None,
-    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many deliveries (fresh ids each).")] = 1,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Deliveries in flight at once.")] = 1,
-    options: Any = None,
-    how: Any = None,
-) -> None:
-    """Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer."""
-    from dataclasses import replace
-
-    from comethook_cli.commands import send as send_command
-
-    how = replace(how, count=count, concurrency=concurrency)
-    send_command.run(send_command.SendArgs(trigger, to, legacy, options, body, how))
-
-
-@app.command()
-@funnel
-@with_options(DELIVERING, delivering, into="how")
-def replay(
-    exchange_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="Stored exchange id (or a unique start or end of it).")
-    ] = None,
-    last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
-    to: Annotated[
-        str | None, typer.Option("--to", metavar="URL", help="Where to (default: the app it was forwarded to).")
-    ] = None,
-    set_: Sets = None,
-    edit: Annotated[bool, typer.Option("--edit", help="Edit the body in $EDITOR first.")] = False,
-    how: Any = None,
-) -> None:
-    """Deliver a stored exchange's exact bytes again (optionally changed) and show the answer like `send`."""
-    from comethook_cli.commands import replay as replay_command
-
-    replay_command.run(exchange_id, last, to, set_ or [], edit, how)
-
-
-@app.command()
-@funnel
-def check(
-    to: Annotated[str, typer.Option("--to", metavar="URL", help="The webhook endpoint to judge.")] = "",
-    basic_auth: BasicAuth = None,
-    triggers: Annotated[
-        str, typer.Option("--triggers", metavar="legacy|current|all|NAME,NAME", help="Which canned deliveries to send.")
-    ] = "before_message,after_message,message_sent",
-    junit: Annotated[
-        str | None, typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")
-    ] = None,
-    json_out: JsonOut = False,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")] = 5.0,
-) -> None:
-    """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
-    from comethook_cli.commands import check as check_command
-
-    check_command.run(to, basic_auth, triggers, junit, json_out, timeout)
-
-
 @app.command()
 @funnel
 def listen(
@@ -238,6 +151,93 @@ def listen(
             tunnel_timeout=tunnel_timeout,
         )
     )  # fmt: skip
+
+
+@payloads_app.command("list")
+@funnel
+def payloads_list(json_out: JsonOut = False) -> None:
+    """List every canned payload: trigger, generation, family, description."""
+    from comethook_cli import commands
+
+    commands.payloads_list(json_out)
+
+
+@payloads_app.command("show")
+@funnel
+@with_options(BUILDER, build_options, into="options")
+def payloads_show(
+    trigger: Annotated[str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.")],
+    legacy: Legacy = False,
+    options: Any = None,
+) -> None:
+    """Print the exact JSON body `send` would send for TRIGGER."""
+    from comethook_cli import commands
+
+    commands.payloads_show(trigger, legacy, options)
+
+
+@app.command()
+@funnel
+@with_options(DELIVERING, delivering, into="how")
+@with_options(BUILDER, build_options, into="options")
+def send(
+    trigger: Annotated[str | None, typer.Argument(help="Trigger to fire (optional with --body).")] = None,
+    to: Annotated[str, typer.Option("--to", metavar="URL", help="Endpoint to deliver to.")] = "",
+    legacy: Legacy = False,
+    body: Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many deliveries (fresh ids each).")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Deliveries in flight at once.")] = 1,
+    options: Any = None,
+    how: Any = None,
+) -> None:
+    """Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer."""
+    from dataclasses import replace
+
+    from comethook_cli.commands import send as send_command
+
+    how = replace(how, count=count, concurrency=concurrency)
+    send_command.run(send_command.SendArgs(trigger, to, legacy, options, body, how))
+
+
+@app.command()
+@funnel
+@with_options(DELIVERING, delivering, into="how")
+def replay(
+    exchange_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="Stored exchange id (or a unique start or end of it).")
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="URL", help="Where to (default: the app it was forwarded to).")
+    ] = None,
+    set_: Sets = None,
+    edit: Annotated[bool, typer.Option("--edit", help="Edit the body in $EDITOR first.")] = False,
+    how: Any = None,
+) -> None:
+    """Deliver a stored exchange's exact bytes again (optionally changed) and show the answer like `send`."""
+    from comethook_cli.commands import replay as replay_command
+
+    replay_command.run(exchange_id, last, to, set_ or [], edit, how)
+
+
+@app.command()
+@funnel
+def check(
+    to: Annotated[str, typer.Option("--to", metavar="URL", help="The webhook endpoint to judge.")] = "",
+    basic_auth: BasicAuth = None,
+    triggers: Annotated[
+        str, typer.Option("--triggers", metavar="legacy|current|all|NAME,NAME", help="Which canned deliveries to send.")
+    ] = "before_message,after_message,message_sent",
+    junit: Annotated[
+        str | None, typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")
+    ] = None,
+    json_out: JsonOut = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")] = 5.0,
+) -> None:
+    """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
+    from comethook_cli.commands import check as check_command
+
+    check_command.run(to, basic_auth, triggers, junit, json_out, timeout)
 
 
 @history_app.command("list")
