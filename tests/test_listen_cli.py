@@ -152,3 +152,9 @@ def test_listener_stops_quietly_when_its_reader_goes_away(listen_process: Any) -
     err = listener.proc.stderr.read() if listener.proc.stderr else ""
     assert listener.proc.returncode == 0
     assert "reader of the output went away" in err and "Traceback" not in err and "Exception" not in err
+
+
+def test_binding_beyond_loopback_warns(cli: Any) -> None:
+    result = cli("listen", "--host", "0.0.0.0", "--port", "0", "--no-history", "--max-events", "1", "--timeout", "0.2")
+    assert result.exit_code == 4
+    assert "listening on 0.0.0.0: anyone who can reach this machine can post to it" in result.stderr
