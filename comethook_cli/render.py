@@ -337,23 +337,31 @@ class HistoryRenderer(Renderer):
     """What `history` shows."""
 
     def table(self, exchanges: list[Exchange]) -> None:
-        """The stored exchanges, newest first."""
-        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-        widest_trigger = max((len(e.info.trigger) for e in exchanges), default=7)
-        widest_id = max((len(e.id) for e in exchanges), default=2)
-        for column, width in (("id", widest_id), ("received", 14), ("trigger", widest_trigger), ("status", 6), ("verdict", 7)):
-            table.add_column(column, no_wrap=True, min_width=width)
-        table.add_column("summary", no_wrap=True, overflow="ellipsis", ratio=1)
+        """The stored exchanges, newest first, one line each; the summary gets the width that is left."""
+        widths = [
+            max([len(e.id) for e in exchanges] + [2]),
+            11,
+            max([len(e.info.trigger) for e in exchanges] + [7]),
+            10,
+        ]
+        room = max(self.out.width - sum(widths) - 2 * len(widths), 8)
+        header = Text(
+            "  ".join(h.ljust(w) for h, w in zip(("id", "received", "trigger", "answer"), widths, strict=True)), style="bold"
+        )
+        header.append("  summary")
+        self.out.print(header, no_wrap=True, overflow="ellipsis")
         for e in exchanges:
-            table.add_row(
-                e.id,
-                time.strftime("%m-%d %H:%M:%S", time.localtime(e.received_at)),
-                e.info.trigger,
-                str(e.response_status),
-                Text(e.verdict.kind.upper(), style=VERDICT_STYLE[e.verdict.kind]) if e.verdict else Text("-", style="dim"),
-                e.info.summary,
+            answer = Text(str(e.response_status), style="green" if 200 <= e.response_status < 300 else "red")
+            if e.verdict:
+                answer.append(" " + e.verdict.kind.upper(), style=VERDICT_STYLE[e.verdict.kind])
+            answer.pad_right(widths[3] - len(answer))
+            received = time.strftime("%m-%d %H:%M", time.localtime(e.received_at))
+            summary = Text(e.info.summary)
+            summary.truncate(room, overflow="ellipsis")
+            line = Text.assemble(
+                e.id.ljust(widths[0]), "  ", (received, "dim"), "  ", e.info.trigger.ljust(widths[2]), "  ", answer, "  ", summary
             )
-        self.out.print(table)
+            self.out.print(line, no_wrap=True, overflow="ellipsis")
 
     def exchange(self, exchange: Exchange) -> None:
         """One exchange in full."""
