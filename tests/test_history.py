@@ -142,3 +142,11 @@ def test_export_subprocess_pipes_to_jq_style_consumer(stored: list[Exchange]) ->
 
     out = subprocess.run([sys.executable, "-m", "comethook_cli", "history", "export"], capture_output=True, text=True, check=True)
     assert len([json.loads(line) for line in out.stdout.splitlines()]) == 3
+
+
+def test_list_keeps_every_column_on_a_narrow_terminal(cli: Any, stored: list[Exchange]) -> None:
+    result = cli("history", "list", env={"COLUMNS": "70"})
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and len(lines) == 4
+    assert all(len(line) <= 70 for line in lines)
+    assert stored[0].id in result.stdout and "200 DROP" in result.stdout and "200 INJECT" in result.stdout
