@@ -107,29 +107,6 @@ def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def idempotency_key(payload: Any) -> str | None:
-    """CometChat's documented idempotency key (webhook + trigger + extra fields), or None where undocumented."""
-    trigger = get(payload, "trigger")
-    fields: list[str]
-    if trigger == "message_sent":
-        fields = ["data.message.id"]
-    elif trigger in ("call_initiated", "call_busy", "call_cancelled", "call_rejected", "call_unanswered"):
-        fields = ["data.call.id", "data.call.sentAt"]
-    elif trigger in ("call_started", "meeting_started"):
-        fields = ["data.sessionId", "data.created_at"]
-    elif trigger in ("call_participant_joined", "meeting_participant_joined"):
-        fields = ["data.sessionId", "data.occupant.joined_at"]
-    elif trigger in ("call_participant_left", "meeting_participant_left"):
-        fields = ["data.sessionId", "data.occupant.left_at"]
-    elif trigger in ("call_ended", "meeting_ended"):
-        fields = ["data.sessionId", "data.destroyed_at"]
-    elif trigger == "recording_generated":
-        fields = ["data.sessionId", "data.startTime"]
-    else:
-        return None
-    return "|".join(str(get(payload, f)) for f in ["webhook", "trigger", *fields])
-
-
 def _who(user: Any) -> str | None:
     if isinstance(user, dict):
         name = user.get("name") or user.get("uid") or user.get("guid")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from comethook_cli.commands import normalize_url
 from comethook_cli.errors import UsageError
 from comethook_cli.models import Answer, Incoming
 from comethook_cli.verdict import DROP_ACTION
@@ -28,13 +29,6 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host", "content-length"}  # fmt: skip
 #: Answer headers aiohttp sets itself on the way back.
 ANSWER_SKIP = HOP_BY_HOP | {"date", "server"}
-
-
-def target_url(target: str) -> str:
-    """Shorthands: `8000` → http://localhost:8000, `:8000/hook` → http://localhost:8000/hook, `/hook` → http://localhost:8000/hook."""
-    from comethook_cli.commands import normalize_url
-
-    return normalize_url(target)
 
 
 def destination(target: str, incoming: Incoming) -> str:
@@ -82,7 +76,7 @@ class Forwarder:
         """Validate and normalise --forward-to, --route and --fallback."""
         if fallback not in FALLBACKS:
             raise UsageError(f"Unknown --fallback {fallback!r}.", f"Use one of: {', '.join(FALLBACKS)}.")
-        targets = [target_url(t) for t in forward_to]
+        targets = [normalize_url(t) for t in forward_to]
         routed: dict[str, str] = {}
         for spec in routes:
             trigger, sep, url = spec.partition("=")
@@ -90,7 +84,7 @@ class Forwarder:
                 raise UsageError(
                     f"Malformed --route {spec!r}.", "Write it as TRIGGER=URL, e.g. --route before_message=:8001/moderate."
                 )
-            routed[trigger.strip()] = target_url(url)
+            routed[trigger.strip()] = normalize_url(url)
         return cls(targets[0] if targets else None, targets[1:], routed, timeout, fallback, on_warning, unrouted)
 
     def describe(self) -> str:

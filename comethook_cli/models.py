@@ -25,10 +25,6 @@ class Verdict:
     metadata: dict[str, Any] | None = None
     webhook_id: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """The verdict as a plain JSON object."""
-        return {"kind": self.kind, "reason": self.reason, "metadata": self.metadata}
-
 
 @dataclass(frozen=True)
 class EventInfo:

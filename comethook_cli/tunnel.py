@@ -103,10 +103,9 @@ def find_authtoken(options: TunnelOptions) -> str | None:
 class Tunnel:
     """An open tunnel: its public URL, a watchdog on the agent, and close()."""
 
-    def __init__(self, public_url: str, config: Any, secret: str | None) -> None:
+    def __init__(self, public_url: str, config: Any) -> None:
         self.public_url = public_url
         self._config = config
-        self._secret = secret
 
     def agent_exit_code(self) -> int | None:
         """None while the agent runs, else its exit code."""
@@ -196,7 +195,7 @@ async def _open(port: int, options: TunnelOptions, token: str | None) -> Tunnel:
     except Exception as error:
         await asyncio.to_thread(_kill, config)
         raise _explain(error, path, token) from None
-    return Tunnel(public_url, config, token)
+    return Tunnel(public_url, config)
 
 
 def _connect(port: int, config: Any, extra: dict[str, Any]) -> str:

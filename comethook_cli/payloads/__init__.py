@@ -18,7 +18,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -295,8 +295,3 @@ def _message(tokens: dict[str, Any], options: BuildOptions, saved: bool) -> dict
         }
     )
     return message
-
-
-def families(templates: Iterable[Template]) -> list[str]:
-    """The distinct families of some templates, in catalog order."""
-    return list(dict.fromkeys(t.family for t in templates))
