@@ -11,6 +11,7 @@ import typer
 
 from comethook_cli import __version__
 from comethook_cli.errors import ComethookError, ExitCode
+from comethook_cli.models import DEFAULT_MAX_BODY, DEFAULT_PORT
 from comethook_cli.options import BUILDER, DELIVERING, BasicAuth, JsonOut, Legacy, Sets, build_options, delivering, with_options
 
 app = typer.Typer(
@@ -68,9 +69,10 @@ def root(
 @funnel
 def listen(
     host: Annotated[str, typer.Option("--host", help="Interface to bind (warns when not loopback).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,
-    max_body: Annotated[int, typer.Option("--max-body", metavar="BYTES", help="Largest body accepted (413 above).")] = 1024
-    * 1024,
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")] = DEFAULT_PORT,
+    max_body: Annotated[
+        int, typer.Option("--max-body", metavar="BYTES", help="Largest body accepted (413 above).")
+    ] = DEFAULT_MAX_BODY,
     basic_auth: BasicAuth = None,
     respond: Annotated[
         str, typer.Option("--respond", metavar="pass|drop|inject:JSON|inject:@FILE", help="Answer to before_message.")

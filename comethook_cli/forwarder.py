@@ -18,15 +18,13 @@ import aiohttp
 
 from comethook_cli.commands import normalize_url
 from comethook_cli.errors import UsageError
-from comethook_cli.models import Answer, Incoming
+from comethook_cli.models import HOP_BY_HOP, Answer, Incoming
 from comethook_cli.verdict import DROP_ACTION
 
 if TYPE_CHECKING:
     from comethook_cli.listener import Answerer
 
 FALLBACKS = ("error", "pass", "drop")
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length"}  # fmt: skip
 #: Answer headers aiohttp sets itself on the way back.
 ANSWER_SKIP = HOP_BY_HOP | {"date", "server"}
 

@@ -23,14 +23,12 @@ from aiohttp import web
 from comethook_cli import __version__
 from comethook_cli.errors import ComethookError, ListenerError
 from comethook_cli.events import describe
-from comethook_cli.models import Answer, Exchange, Incoming, Rejection
+from comethook_cli.models import DEFAULT_MAX_BODY, DEFAULT_PORT, Answer, Exchange, Incoming, Rejection
 from comethook_cli.verdict import judge
 
 if TYPE_CHECKING:
     from comethook_cli.store import HistoryWriter
 
-DEFAULT_PORT = 8765
-DEFAULT_MAX_BODY = 1024 * 1024
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

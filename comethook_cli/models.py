@@ -13,6 +13,12 @@ JSON = Any
 
 #: CometChat's documented answer budget ("Respond within 2 seconds to prevent timeouts").
 COMETCHAT_BUDGET_MS = 2000.0
+#: Where `listen` listens, and the largest body it accepts, unless told otherwise.
+DEFAULT_PORT = 8765
+DEFAULT_MAX_BODY = 1024 * 1024
+#: Headers that belong to one connection, never copied when a request is relayed or replayed.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+                        "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
 
 
 @dataclass(frozen=True)

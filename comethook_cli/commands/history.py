@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from comethook_cli.errors import UsageError
-from comethook_cli.models import Exchange, iso_time
+from comethook_cli.models import DEFAULT_PORT, HOP_BY_HOP, Exchange, iso_time
 from comethook_cli.render import dumps
 
 EXPORT_FORMATS = ("ndjson", "curl", "har")
 #: Headers a replay or export must not copy: hop-by-hop, and those the client sets itself.
-SKIP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-                "proxy-authorization", "proxy-authenticate", "accept-encoding"}  # fmt: skip
+SKIP_HEADERS = HOP_BY_HOP | {"accept-encoding"}
 
 
 def open_history() -> Any:
@@ -100,7 +99,7 @@ def replay_headers(exchange: Exchange) -> dict[str, str]:
     }
 
 
-def target_of(exchange: Exchange, base: str = "http://localhost:8765") -> str:
+def target_of(exchange: Exchange, base: str = f"http://localhost:{DEFAULT_PORT}") -> str:
     """Where a stored exchange goes again by default: the app it was forwarded to, else the listener."""
     if exchange.forwarded_to:
         return exchange.forwarded_to

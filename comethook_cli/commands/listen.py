@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from comethook_cli.errors import TunnelError, UnreachableError, UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS
+from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_BODY, DEFAULT_PORT
 from comethook_cli.render import event_line
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ class ListenArgs:
     """The parsed flags of `comethook listen`."""
 
     host: str = "127.0.0.1"
-    port: int = 8765
-    max_body: int = 1024 * 1024
+    port: int = DEFAULT_PORT
+    max_body: int = DEFAULT_MAX_BODY
     basic_auth: str | None = None
     respond: str = "pass"
     drop_if: str | None = None
