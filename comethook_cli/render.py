@@ -135,6 +135,13 @@ class Renderer:
             self.out.file.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
             self.out.file.flush()
 
+    def body(self, value: Any) -> None:
+        """A request or answer body: JSON as a document, anything else as text, nothing when empty."""
+        if isinstance(value, (dict, list)):
+            self.document(value)
+        elif value is not None:
+            self.out.print(Text(str(value)))
+
     # --- payloads -----------------------------------------------------------------------------
     def payload_table(self, templates: Iterable[Template]) -> None:
         """The catalog as a table on stdout."""
@@ -161,11 +168,8 @@ class Renderer:
         style = "green" if 200 <= delivery.status < 300 else "red"
         back = Text.assemble(("<-- ", "bold"), (str(delivery.status), style), f"  {_ms(delivery.latency_ms)}")
         self.out.print(back)
-        if delivery.response is not None and (verbose or delivery.attempt == 1):
-            if isinstance(delivery.response, (dict, list)):
-                self.document(delivery.response)
-            else:
-                self.out.print(Text(str(delivery.response)))
+        if verbose or delivery.attempt == 1:
+            self.body(delivery.response)
         if delivery.verdict is not None:
             self.verdict(delivery.verdict)
         self.budget_warning(delivery.latency_ms)
@@ -311,17 +315,10 @@ class ListenRenderer(Renderer):
         """-v: headers (redacted), the highlighted body, and the answer body."""
         for name, value in exchange.headers:
             self.out.print(Text.assemble((f"    {name}: ", "bold"), value))
-        self._body(exchange.body)
+        self.body(parse_body(exchange.body))
         if exchange.response_body:
             self.out.print(Text("    answer:", style="bold"))
-            self._body(exchange.response_body)
-
-    def _body(self, raw: bytes) -> None:
-        parsed = parse_body(raw)
-        if isinstance(parsed, (dict, list)):
-            self.out.print(JSON.from_data(parsed, ensure_ascii=False))
-        elif parsed is not None:
-            self.out.print(Text(str(parsed)))
+            self.body(parse_body(exchange.response_body))
 
     def rejected(self, rejection: Rejection) -> None:
         """One warning line for a refused request."""
@@ -387,11 +384,9 @@ class HistoryRenderer(Renderer):
         for name, value in exchange.headers:
             self.out.print(Text(f"    {name}: {value}"))
         self.out.print(Text("         body", style="bold"))
-        parsed = parse_body(exchange.body)
-        self.document(parsed) if isinstance(parsed, (dict, list)) else self.out.print(Text(str(parsed)))
+        self.body(parse_body(exchange.body))
         self.out.print(Text("  answer body", style="bold"))
-        answer = parse_body(exchange.response_body)
-        self.document(answer) if isinstance(answer, (dict, list)) else self.out.print(Text(str(answer)))
+        self.body(parse_body(exchange.response_body))
 
 
 class CheckRenderer(Renderer):

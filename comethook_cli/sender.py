@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from comethook_cli.errors import AssertionFailed, UsageError
+from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 from comethook_cli.events import get
 from comethook_cli.models import Delivery, Verdict, parse_body
 from comethook_cli.verdict import judge
@@ -281,8 +281,6 @@ def check_expectations(deliveries: Sequence[Delivery], expect: Expectations) -> 
 
 def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: RetryReport | None = None) -> None:
     """Raise the error that sets the honest exit code: 4 unreachable, 1 not ok, 3 assertion; return when all is well."""
-    from comethook_cli.errors import ComethookError, UnreachableError
-
     unreachable = [d for d in deliveries if d.status is None]
     if unreachable:
         raise UnreachableError(
