@@ -103,7 +103,12 @@ DATA_KEYS: dict[str, list[str]] = {
     ],
     "user_mentioned": ["message.id", "message.data.text", "message.data.mentions"],
     "moderation_engine_approved": ["message.id", "message.data.moderation.status", "message.data.metadata.@injected"],
-    "moderation_engine_blocked": ["message.id", "message.data.moderation.status", "message.data.moderation.rule.id", "moderation.0.rule.action"],
+    "moderation_engine_blocked": [
+        "message.id",
+        "message.data.moderation.status",
+        "message.data.moderation.rule.id",
+        "moderation.0.rule.action",
+    ],
     "moderation_manual_approved": [
         "message.id",
         "moderation.0.condition",

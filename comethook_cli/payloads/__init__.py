@@ -112,17 +112,17 @@ def catalog() -> tuple[Template, ...]:
     for generation in ("legacy", "current"):
         for entry in sorted((root / generation).iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".json"):
-                raw = json.loads(entry.read_text(encoding="utf-8"))
-                fidelity = raw.get("fidelity")
-                found.append(
-                    Template(
-                        raw["trigger"], raw["generation"], raw["family"], raw["description"], raw["body"], tuple(raw["keys"]),
-                        Fidelity(fidelity["shape"], fidelity["note"], tuple(fidelity["evidence"]), tuple(fidelity["guesses"]))
-                        if fidelity else None,
-                    )
-                )
+                found.append(_template(json.loads(entry.read_text(encoding="utf-8"))))
     order = ["message", "receipt", "reaction", "user", "group", "call", "meeting", "moderation", "campaign"]
     return tuple(sorted(found, key=lambda t: (t.generation != "legacy", order.index(t.family), t.trigger)))
+
+
+def _template(raw: dict[str, Any]) -> Template:
+    fidelity = raw.get("fidelity")
+    return Template(
+        raw["trigger"], raw["generation"], raw["family"], raw["description"], raw["body"], tuple(raw["keys"]),
+        Fidelity(fidelity["shape"], fidelity["note"], tuple(fidelity["evidence"]), tuple(fidelity["guesses"])) if fidelity else None,
+    )  # fmt: skip
 
 
 def trigger_names() -> list[str]:
