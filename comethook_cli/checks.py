@@ -17,7 +17,7 @@ import aiohttp
 from comethook_cli.errors import UsageError
 from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery
 from comethook_cli.payloads import BuildOptions, IdSource, Template, build, catalog, find_template
-from comethook_cli.sender import Outgoing, basic_auth_header, deliver
+from comethook_cli.sender import CONTENT_TYPE, Outgoing, basic_auth_header, deliver
 
 Status = Literal["pass", "fail", "warn"]
 DEFAULT_TRIGGERS = ("before_message", "after_message", "message_sent")
@@ -56,8 +56,18 @@ def select(spec: str) -> list[Template]:
 class Suite:
     """Runs every check against one URL."""
 
-    def __init__(self, url: str, basic_auth: str | None, templates: Sequence[Template], timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        basic_auth: str | None,
+        templates: Sequence[Template],
+        timeout: float,
+        content_type: str = CONTENT_TYPE,
+        volatile: Sequence[str] = (),
+    ) -> None:
         self.url = url
+        self.content_type = content_type
+        self.volatile = [parse_volatile(path) for path in volatile]
         self.auth = {"Authorization": basic_auth_header(basic_auth)} if basic_auth else {}
         self.basic_auth = basic_auth
         self.templates = list(templates)
@@ -79,6 +89,8 @@ class Suite:
             if self.basic_auth:
                 jobs += [self._auth(session, None), self._auth(session, "comethook-wrong:credentials")]
             jobs += [self._retry(session), self._malformed(session), self._content_type(session)]
+            if any(t.trigger == "before_message" for t in self.templates):
+                jobs.append(self._before_message_retry(session))
             gathered = await asyncio.gather(*jobs)
         results = [result for result, _ in gathered]
         reached = any(ok for _, ok in gathered)
@@ -94,7 +106,9 @@ class Suite:
         return results, reached
 
     async def _post(self, session: Any, outgoing: Outgoing, extra: dict[str, str] | None = None) -> Delivery:
-        return await deliver(session, self.url, outgoing, {**self.auth, **(extra or {})}, self.timeout)
+        return await deliver(
+            session, self.url, outgoing, {**self.auth, **(extra or {})}, self.timeout, content_type=self.content_type
+        )
 
     async def _delivery(self, session: Any, template: Template) -> tuple[CheckResult, bool]:
         name = f"{template.trigger} ({template.generation}) accepted"
@@ -102,7 +116,10 @@ class Suite:
         if d.status is None:
             return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
         if not 200 <= d.status < 300:
-            return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}; CometChat expects 2xx"), True
+            hint = (
+                f" (it was sent with Content-Type: {self.content_type}; compare it case-insensitively)" if d.status == 415 else ""
+            )
+            return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}; CometChat expects 2xx{hint}"), True
         return _budget(name, d), True
 
     async def _before_message(self, session: Any) -> tuple[CheckResult, bool]:
@@ -118,7 +135,14 @@ class Suite:
     async def _auth(self, session: Any, wrong: str | None) -> tuple[CheckResult, bool]:
         name = "wrong credentials refused" if wrong else "missing credentials refused"
         headers = {"Authorization": basic_auth_header(wrong)} if wrong else {}
-        d = await deliver(session, self.url, self._outgoing(find_template("message_sent")), headers, self.timeout)
+        d = await deliver(
+            session,
+            self.url,
+            self._outgoing(find_template("message_sent")),
+            headers,
+            self.timeout,
+            content_type=self.content_type,
+        )
         if d.status is None:
             return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
         if d.status in (401, 403):
@@ -128,6 +152,7 @@ class Suite:
         return CheckResult(name, "warn", d.latency_ms, f"refused with {d.status}; 401 is what an auth failure should say"), True
 
     async def _retry(self, session: Any) -> tuple[CheckResult, bool]:
+        """A fire-and-forget trigger twice: CometChat ignores the answer body, so only the 2xx matters."""
         name = "retry of the same delivery"
         template = next((t for t in self.templates if t.trigger != "before_message"), find_template("message_sent"))
         outgoing = self._outgoing(template)
@@ -140,9 +165,36 @@ class Suite:
             return CheckResult(name, "fail", None, f"the retry got no answer: {second.error}"), True
         if not (200 <= first.status < 300 and 200 <= second.status < 300):
             return CheckResult(name, "fail", latency, f"answers {first.status} then {second.status}; both must be 2xx"), True
-        if (first.status, first.response) != (second.status, second.response):
-            return CheckResult(name, "fail", latency, f"different answers to the same {template.trigger} (not idempotent)"), True
+        if first.response != second.response:
+            detail = f"{template.trigger} twice: {first.status} then {second.status}; the bodies differ, which CometChat ignores"
+            return CheckResult(name, "pass", latency, detail), True
         return CheckResult(name, "pass", latency, f"{template.trigger} twice: same {first.status} answer"), True
+
+    async def _before_message_retry(self, session: Any) -> tuple[CheckResult, bool]:
+        """before_message twice: the same verdict, and the same injected content outside the --volatile fields."""
+        name = "before_message retry: same verdict"
+        outgoing = self._outgoing(find_template("before_message"))
+        first = await self._post(session, outgoing)
+        if first.status is None or first.verdict is None:
+            return CheckResult(name, "fail", None, first.error or "no answer"), _reached(first)
+        second = await self._post(session, outgoing)
+        latency = max(first.latency_ms or 0, second.latency_ms or 0)
+        if second.status is None or second.verdict is None:
+            return CheckResult(name, "fail", None, f"the retry got no answer: {second.error}"), True
+        kinds = (first.verdict.kind.upper(), second.verdict.kind.upper())
+        if "INVALID" in kinds:
+            return CheckResult(
+                name, "fail", latency, f"verdicts {kinds[0]} then {kinds[1]}: an INVALID answer is no verdict"
+            ), True
+        if kinds[0] != kinds[1]:
+            return CheckResult(name, "fail", latency, f"verdict {kinds[0]} then {kinds[1]} for the same message"), True
+        if kinds[0] == "INJECT":
+            changed = differences(first.response, second.response, self.volatile)
+            if changed:
+                shown = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "")
+                detail = f"injected content differs at {shown}; name fields that may change with --volatile PATH"
+                return CheckResult(name, "fail", latency, detail), True
+        return CheckResult(name, "pass", latency, f"verdict {kinds[0]} both times"), True
 
     async def _malformed(self, session: Any) -> tuple[CheckResult, bool]:
         name = "malformed body gets a 4xx"
@@ -156,14 +208,43 @@ class Suite:
         return CheckResult(name, "warn", d.latency_ms, f"answered {d.status}: it accepted invalid JSON"), True
 
     async def _content_type(self, session: Any) -> tuple[CheckResult, bool]:
-        name = "Content-Type: Application/json accepted"
+        """Every other request carries the casing CometChat sends; this one the other (documented) casing."""
+        probe = "application/json" if self.content_type != "application/json" else CONTENT_TYPE
+        name = f"Content-Type: {probe} accepted"
         template = next((t for t in self.templates if t.trigger != "before_message"), find_template("message_sent"))
-        d = await self._post(session, self._outgoing(template), {"Content-Type": "Application/json"})
+        d = await self._post(session, self._outgoing(template), {"Content-Type": probe})
         if d.status is None:
             return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
         if 200 <= d.status < 300:
-            return CheckResult(name, "pass", d.latency_ms, "the casing CometChat has been seen to send is accepted"), True
-        return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}: compare the Content-Type case-insensitively"), True
+            return CheckResult(name, "pass", d.latency_ms, "accepted in this casing too"), True
+        detail = (
+            f"answered {d.status}: compare the Content-Type case-insensitively "
+            "(CometChat documents application/json and sends Application/json)"
+        )
+        return CheckResult(name, "fail", d.latency_ms, detail), True
+
+
+def parse_volatile(path: str) -> tuple[str, ...]:
+    """`--volatile PATH` (dotted, into the answer; `*` matches any one key) → its parts."""
+    parts = tuple(path.strip().split("."))
+    if not path.strip() or any(not part for part in parts):
+        raise UsageError(f"Malformed --volatile {path!r}.", "Give a dotted path into the answer, e.g. --volatile requestId.")
+    return parts
+
+
+def differences(first: Any, second: Any, volatile: Sequence[tuple[str, ...]] = (), at: tuple[str, ...] = ()) -> list[str]:
+    """The dotted paths where two answers differ, leaving out the volatile ones (and everything under them)."""
+    if any(len(v) <= len(at) and all(p in ("*", a) for p, a in zip(v, at, strict=False)) for v in volatile):
+        return []
+    if isinstance(first, dict) and isinstance(second, dict):
+        keys = list(dict.fromkeys([*first, *second]))
+        return [d for k in keys for d in differences(first.get(k, _MISSING), second.get(k, _MISSING), volatile, (*at, str(k)))]
+    if isinstance(first, list) and isinstance(second, list) and len(first) == len(second):
+        return [d for i, (a, b) in enumerate(zip(first, second, strict=True)) for d in differences(a, b, volatile, (*at, str(i)))]
+    return [] if first == second else [".".join(at) or "the whole answer"]
+
+
+_MISSING = object()
 
 
 def _reached(d: Delivery) -> bool:

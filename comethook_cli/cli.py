@@ -12,7 +12,18 @@ import typer
 from comethook_cli import __version__
 from comethook_cli.errors import ComethookError, ExitCode
 from comethook_cli.models import DEFAULT_MAX_BODY, DEFAULT_PORT
-from comethook_cli.options import BUILDER, DELIVERING, BasicAuth, JsonOut, Legacy, Sets, build_options, delivering, with_options
+from comethook_cli.options import (
+    BUILDER,
+    DELIVERING,
+    BasicAuth,
+    ContentType,
+    JsonOut,
+    Legacy,
+    Sets,
+    build_options,
+    delivering,
+    with_options,
+)
 
 app = typer.Typer(
     name="comethook",
@@ -235,11 +246,16 @@ def check(
     ] = None,
     json_out: JsonOut = False,
     timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")] = 5.0,
+    content_type: ContentType = None,
+    volatile: Annotated[
+        list[str] | None,
+        typer.Option("--volatile", metavar="PATH", help="A before_message answer field that may change on a retry. Repeatable."),
+    ] = None,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
     from comethook_cli.commands import check as check_command
 
-    check_command.run(to, basic_auth, triggers, junit, json_out, timeout)
+    check_command.run(to, basic_auth, triggers, junit, json_out, timeout, content_type, volatile or ())
 
 
 @history_app.command("list")

@@ -13,6 +13,9 @@ from comethook_cli.models import EventInfo, Generation
 LEGACY_ONLY = {"before_message", "after_message", "after_connection_status_changed"}
 BOTH_GENERATIONS = {"message_delivery_receipt", "message_read_receipt"}
 PREVIEW_CHARS = 60
+#: Triggers about one existing message: edited, deleted, pinned or unpinned by someone.
+MESSAGE_ACTIONS = ("message_edited", "message_deleted", "message_pinned", "message_unpinned")
+BAN_QUIRK = "CometChat's known actor-in-members quirk"
 _MEMBER_VERBS = {
     "added": "added to",
     "kicked": "kicked from",
@@ -114,6 +117,16 @@ def _who(user: Any) -> str | None:
     return str(user) if isinstance(user, str) else None
 
 
+def _member_uids(payload: Any) -> set[str]:
+    """The uids in `data.members` (a map uid → user, or uid → uid as the ban quirk has been seen to send)."""
+    members = get(payload, "data.members")
+    if not isinstance(members, dict):
+        return set()
+    uids = {str(k) for k in members}
+    uids |= {str(m.get("uid")) if isinstance(m, dict) else str(m) for m in members.values() if m}
+    return uids
+
+
 def _members(payload: Any) -> str:
     members = get(payload, "data.members")
     if isinstance(members, dict) and members:
@@ -128,7 +141,7 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tu
         return get(payload, f"data.{path}")
 
     family = family_of(trigger)
-    if message is not None and trigger not in ("message_edited", "message_deleted") and family != "call":
+    if message is not None and trigger not in MESSAGE_ACTIONS and family != "call":
         actor = _who(get(message, "data.entities.sender.entity")) or _who(message.get("sender"))
         target = _who(get(message, "data.entities.receiver.entity")) or _who(message.get("receiver"))
         kind = f"{message.get('category', '?')}/{message.get('type', '?')}"
@@ -141,15 +154,27 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tu
             parts.append(f"{len(attachments)} attachment(s)")
         moderation = get(message, "data.moderation.status")
         if moderation:
-            parts.append(f"moderation {moderation}")
+            rule = get(message, "data.moderation.rule.id")
+            parts.append(f"moderation {moderation}" + (f" (rule {rule})" if rule else ""))
         parts.append(f"message {message['id']}" if message.get("id") is not None else "id not yet assigned")
         return actor, target, " · ".join(parts)
-    if trigger in ("message_edited", "message_deleted") and message is not None:
-        actor = _who(get(message, "data.entities.by.entity")) or _who(message.get("sender"))
+    if trigger in MESSAGE_ACTIONS and message is not None:
+        verb = trigger.removeprefix("message_")
+        # Live deliveries carry the affected message itself; CometChat's docs show an action message
+        # with the affected one in entities.on. Read both.
         on = get(message, "data.entities.on.entity")
-        original = get(on, "id") or message.get("id")
-        action = get(message, "data.action") or trigger.split("_")[1]
-        text = get(on, "data.text")
+        affected = on if isinstance(on, dict) else message
+        sender = get(message, "data.entities.sender.entity")
+        by_uid = affected.get(f"{verb}By") or message.get(f"{verb}By")
+        by_sender = by_uid is not None and by_uid == get(sender, "uid")
+        actor = (
+            _who(get(message, "data.entities.by.entity"))
+            or (_who(sender) if by_sender else _who(by_uid))
+            or _who(message.get("sender"))
+        )
+        original = affected.get("id") or message.get("id")
+        action = get(message, "data.action") or verb
+        text = get(affected, "data.text")
         tail = f': "{preview(text)}"' if isinstance(text, str) else ""
         return actor, str(original), f"{actor} {action} message {original}{tail}"
     if family == "receipt":
@@ -191,11 +216,17 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tu
             m: Any = next(iter(d("members").values()), {}) if isinstance(d("members"), dict) else {}
             scope = f" {get(m, 'oldScope')} → {get(m, 'scope')}"
             return by, group, f"{by} changed scope of {members}{scope} in {group}"
-        return by or members, group, f"{members} {verb} {group}" + (f" (by {by})" if by else "")
+        line = f"{members} {verb} {group}" + (f" (by {by})" if by else "")
+        actor_uid = get(payload, "data.by.uid")
+        if trigger in ("group_member_banned", "group_member_unbanned") and actor_uid and str(actor_uid) in _member_uids(payload):
+            line += f" · {BAN_QUIRK}"
+        return by or members, group, line
     if family in ("call", "meeting"):
         call = get(payload, "data.call")
         if isinstance(call, dict):
-            who, to = _who(get(call, "data.entities.by.entity")) or _who(call.get("sender")), _who(call.get("receiver"))
+            # `by` is whoever acted (the callee for rejected and busy), `for` the other party.
+            who = _who(get(call, "data.entities.by.entity")) or _who(call.get("sender"))
+            to = _who(get(call, "data.entities.for.entity")) or _who(call.get("receiver"))
             return who, to, f"{who} → {to} {call.get('type', '?')} call {get(call, 'data.action')} · call {call.get('id')}"
         session = str(d("sessionId") or "?")
         short = session if len(session) <= 24 else session[:10] + "…" + session[-6:]
@@ -233,6 +264,7 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tu
         if trigger == "after_notification_created":
             return None, None, f"notification {d('label')} {d('status')} to {d('totalTargets')} target(s)"
         item = "push notification" if "push" in trigger else "feed item"
-        return None, d("receiver"), f"{item} {d('label')} {trigger.rsplit('_', 1)[1]} for {d('receiver')}"
+        topic = f" ({d('topic')})" if isinstance(d("topic"), str) else ""
+        return None, d("receiver"), f"{item} {d('label')} {trigger.rsplit('_', 1)[1]} for {d('receiver')}{topic}"
     keys = ", ".join(list(get(payload, "data"))[:5]) if isinstance(get(payload, "data"), dict) else "no data"
     return None, None, f"{trigger} (undocumented trigger; data: {keys})"

@@ -28,6 +28,12 @@ BasicAuth = Annotated[
         "--basic-auth", metavar="USER:PASS", envvar="COMETHOOK_BASIC_AUTH", show_envvar=True, help="HTTP Basic credentials."
     ),
 ]
+ContentType = Annotated[
+    str | None,
+    typer.Option(
+        "--content-type", metavar="VALUE", help="Content-Type to send (default Application/json, the casing CometChat sends)."
+    ),
+]
 Legacy = Annotated[bool, typer.Option("--legacy", help="Use the legacy shape where a trigger has both (receipts).")]
 
 #: How a payload is built (`payloads show`, `send`).
@@ -56,6 +62,7 @@ DELIVERING: Group = {
         None,
     ),
     "timeout": (Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")], 10.0),
+    "content_type": (ContentType, None),
     "json_out": (JsonOut, False),
     "expect": (
         Annotated[
@@ -107,6 +114,7 @@ def delivering(**values: Any) -> Any:
         basic_auth=values["basic_auth"], headers=values["header"] or [], timeout=values["timeout"], json_out=values["json_out"],
         expect=values["expect"], expect_json=values["expect_json"] or [], max_latency=values["max_latency"],
         simulate_retries=values["simulate_retries"], retry_delays=values["retry_delays"], verbose=values["verbose"],
+        content_type=values["content_type"],
     )  # fmt: skip
 
 

@@ -22,6 +22,8 @@ from comethook_cli.verdict import judge
 #: CometChat's documented retry cadence when retryOnFailure is on: 10 s, then 30 s.
 COMETCHAT_RETRY_DELAYS = (10.0, 30.0)
 EXPECTATIONS = ("pass", "inject", "drop", "ok")
+#: The casing live CometChat deliveries carry (its docs say application/json): receivers must accept both.
+CONTENT_TYPE = "Application/json"
 
 
 @dataclass(frozen=True)
@@ -126,10 +128,17 @@ def parse_delays(raw: str) -> tuple[float, ...]:
 
 
 async def deliver(
-    session: aiohttp.ClientSession, url: str, outgoing: Outgoing, headers: dict[str, str], timeout: float, attempt: int = 1
+    session: aiohttp.ClientSession,
+    url: str,
+    outgoing: Outgoing,
+    headers: dict[str, str],
+    timeout: float,
+    attempt: int = 1,
+    content_type: str = CONTENT_TYPE,
 ) -> Delivery:
     """POST one body like CometChat (JSON, optional Basic auth) and read what came back."""
-    request_headers = {"Content-Type": "application/json", **headers}
+    given = any(name.lower() == "content-type" for name in headers)  # -H or a replayed header wins, and is sent once
+    request_headers = {**({} if given else {"Content-Type": content_type}), **headers}
     started = time.perf_counter()
     try:
         async with session.post(

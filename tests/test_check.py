@@ -27,7 +27,8 @@ def endpoint(
     async def handle(request: web.Request) -> web.Response:
         if auth and request.headers.get("Authorization") != GOOD_AUTH:
             return web.json_response({"error": "unauthorized"}, status=401)
-        if content_type_strict and request.headers.get("Content-Type") != "application/json":
+        # Strict like a receiver written against what CometChat sends, not what it documents.
+        if content_type_strict and request.headers.get("Content-Type") != "Application/json":
             return web.json_response({"error": "unsupported media type"}, status=415)
         try:
             payload = json.loads(await request.read())
@@ -59,14 +60,15 @@ async def test_a_good_endpoint_passes_everything_and_writes_junit(cli: Any, targ
     assert set(got) == {
         "before_message (legacy) accepted", "after_message (legacy) accepted", "message_sent (current) accepted",
         "before_message answer usable", "missing credentials refused", "wrong credentials refused",
-        "retry of the same delivery", "malformed body gets a 4xx", "Content-Type: Application/json accepted",
+        "retry of the same delivery", "malformed body gets a 4xx", "Content-Type: application/json accepted",
+        "before_message retry: same verdict",
     }  # fmt: skip
     summary = ndjson(result.stdout)[-1]
-    assert summary["type"] == "summary" and summary["failed"] == 0 and summary["passed"] == 9
+    assert summary["type"] == "summary" and summary["failed"] == 0 and summary["passed"] == 10
     root = ET.parse(junit).getroot()
     suite = root.find("testsuite")
-    assert suite is not None and suite.get("tests") == "9" and suite.get("failures") == "0"
-    assert len(suite.findall("testcase")) == 9 and not suite.findall("testcase/failure")
+    assert suite is not None and suite.get("tests") == "10" and suite.get("failures") == "0"
+    assert len(suite.findall("testcase")) == 10 and not suite.findall("testcase/failure")
     assert "s3cret" not in result.output and "s3cret" not in junit.read_text()
 
 
@@ -78,8 +80,8 @@ async def test_a_good_endpoint_passes_everything_and_writes_junit(cli: Any, targ
         ({"before_answer": {"action": "nuke"}}, "before_message answer usable", "unknown action 'nuke'"),
         ({"auth": False}, "missing credentials refused", "anyone can post to this URL"),
         ({"on_malformed": 500}, "malformed body gets a 4xx", "crashes on bad JSON"),
-        ({"content_type_strict": True}, "Content-Type: Application/json accepted", "answered 415"),
-        ({"counter": True}, "retry of the same delivery", "not idempotent"),
+        ({"content_type_strict": True}, "Content-Type: application/json accepted", "answered 415"),
+        ({"counter": True}, "before_message retry: same verdict", "injected content differs at n"),
     ],
 )
 async def test_each_failing_check_is_named_and_exits_3(

@@ -73,9 +73,9 @@ async def test_every_documented_trigger_is_received_described_and_stored(start: 
 async def test_unknown_and_non_cometchat_json_still_display_as_unknown(start: Any) -> None:
     running = await start()
     assert (await post(running.url, b'{"hello": "world"}'))[0] == 200
-    assert (await post(running.url, b'{"trigger": "message_pinned", "data": {"x": 1}}'))[0] == 200
+    assert (await post(running.url, b'{"trigger": "message_flagged", "data": {"x": 1}}'))[0] == 200
     assert (await post(running.url, b"[1, 2, 3]"))[0] == 200
-    assert [e.info.trigger for e in running.exchanges] == ["unknown", "message_pinned", "unknown"]
+    assert [e.info.trigger for e in running.exchanges] == ["unknown", "message_flagged", "unknown"]
     assert running.exchanges[1].info.generation == "unknown"
     assert "undocumented trigger" in running.exchanges[1].info.summary
 

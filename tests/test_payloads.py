@@ -13,7 +13,7 @@ from comethook_cli.errors import UsageError
 from comethook_cli.events import describe, get
 from comethook_cli.payloads import BuildOptions, IdSource, build, catalog, find_template, parse_set, set_path
 
-# Triggers named in shared/cometchat-webhooks.md §1.1 and §1.2.
+# Triggers named in shared/cometchat-webhooks.md §1.1 and §1.2, and the two §9 saw delivered live.
 LEGACY = {
     "before_message",
     "after_message",
@@ -77,6 +77,8 @@ CURRENT = set(
         "after_push_notification_sent",
         "after_push_notification_delivered",
         "after_push_notification_clicked",
+        "message_pinned",
+        "message_unpinned",
     ]
 )
 MESSAGE_KEYS = ["conversationId", "sender", "receiverType", "receiver", "category", "type", "data", "sentAt", "updatedAt"]
@@ -91,7 +93,7 @@ USER_RECEIPT = [
     "body.user",
     "body.timestamp",
 ]
-# Documented `data` keys per trigger (shared/cometchat-webhooks.md §2 table and §7 examples).
+# Documented `data` keys per trigger (shared/cometchat-webhooks.md §2 table and §7 examples; §9's live shape where they differ).
 DATA_KEYS: dict[str, list[str]] = {
     "message_sent": [
         "message.id",
@@ -101,7 +103,12 @@ DATA_KEYS: dict[str, list[str]] = {
     ],
     "user_mentioned": ["message.id", "message.data.text", "message.data.mentions"],
     "moderation_engine_approved": ["message.id", "message.data.moderation.status", "message.data.metadata.@injected"],
-    "moderation_engine_blocked": ["message.id", "message.data.moderation.status"],
+    "moderation_engine_blocked": [
+        "message.id",
+        "message.data.moderation.status",
+        "message.data.moderation.rule.id",
+        "moderation.0.rule.action",
+    ],
     "moderation_manual_approved": [
         "message.id",
         "moderation.0.condition",
@@ -110,20 +117,10 @@ DATA_KEYS: dict[str, list[str]] = {
         "moderation.0.rule.blockedAt",
         "reviewed",
     ],
-    "message_edited": [
-        "message.id",
-        "message.category",
-        "message.data.action",
-        "message.data.entities.by.entity",
-        "message.data.entities.on.entity.editedAt",
-        "message.data.entities.on.entity.editedBy",
-    ],
-    "message_deleted": [
-        "message.id",
-        "message.data.action",
-        "message.data.entities.on.entity.deletedAt",
-        "message.data.entities.on.entity.deletedBy",
-    ],
+    "message_edited": ["message.id", "message.category", "message.data.text", "message.editedAt", "message.editedBy"],
+    "message_deleted": ["message.id", "message.deletedAt", "message.deletedBy"],
+    "message_pinned": ["message.id", "message.pinnedBy", "message.pinnedAt"],
+    "message_unpinned": ["message.id", "message.unpinnedBy", "message.pinnedAt"],
     "message_reaction_added": [
         "reaction.id",
         "reaction.messageId",
@@ -153,10 +150,10 @@ DATA_KEYS: dict[str, list[str]] = {
     "group_member_joined": ["group.guid", "members"],
     "call_initiated": ["call.id", "call.category", "call.type", "call.data.action", "call.sentAt"],
     "call_started": ["sessionId", "created_at"],
-    "call_participant_joined": ["sessionId", "occupant.joined_at", "occupant.audio_call", "occupant.name"],
-    "call_participant_left": ["sessionId", "occupant.joined_at", "occupant.left_at"],
-    "call_ended": ["sessionId", "all_occupants", "created_at", "destroyed_at"],
-    "meeting_ended": ["sessionId", "all_occupants", "created_at", "destroyed_at"],
+    "call_participant_joined": ["sessionId", "occupant.uid", "occupant.joined_at", "occupant.audio_call", "occupant.name"],
+    "call_participant_left": ["sessionId", "occupant.uid", "occupant.joined_at", "occupant.left_at"],
+    "call_ended": ["sessionId", "all_occupants.0.uid", "created_at", "destroyed_at"],
+    "meeting_ended": ["sessionId", "all_occupants.0.uid", "created_at", "destroyed_at"],
     "recording_generated": ["recordingDate", "duration", "startTime", "sessionId", "recording_url"],
     "transcription_generated": ["sessionId", "tid", "transcriptDate", "transcript_url", "startTime", "endTime"],
     "moderation_engine_failed": ["resource.id", "contentType", "outcome", "completedAt", "failures.0.category"],
@@ -317,7 +314,7 @@ def test_cli_payloads_list_json_and_table(cli: Any) -> None:
     result = cli("payloads", "list", "--json")
     assert result.exit_code == 0
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(rows) == len(catalog()) == 59
+    assert len(rows) == len(catalog()) == 61
     assert all({"trigger", "generation", "family", "description"} <= set(r) for r in rows)
     table = cli("payloads", "list")
     assert table.exit_code == 0 and "before_message" in table.stdout and "campaign" in table.stdout

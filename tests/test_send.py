@@ -27,7 +27,7 @@ async def test_pass_verdict_and_what_the_endpoint_received(cli: Any, target: Any
     assert "Verdict: PASS" in result.stdout
     assert "--> POST " + url in result.stdout
     request, raw = received[0]
-    assert request.method == "POST" and request.headers["Content-Type"] == "application/json"
+    assert request.method == "POST" and request.headers["Content-Type"] == "Application/json"
     body = json.loads(raw)
     assert body["trigger"] == "before_message" and body["data"]["data"]["text"] == "hello there"
     assert "id" not in body["data"]

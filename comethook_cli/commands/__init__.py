@@ -63,7 +63,12 @@ def payloads_show(trigger: str, legacy: bool, options: BuildOptions) -> None:
     from comethook_cli.payloads import build, find_template
     from comethook_cli.render import Renderer
 
-    Renderer().document(build(find_template(trigger, legacy), options))
+    template = find_template(trigger, legacy)
+    renderer = Renderer()
+    if template.note:
+        # stderr, so stdout stays the exact body `send` would send.
+        renderer.note(template.note)
+    renderer.document(build(template, options))
 
 
 def read_body(source: str) -> bytes:

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from comethook_cli.commands import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
 
 
-def run(to: str, basic_auth: str | None, triggers: str, junit: str | None, json_out: bool, timeout: float) -> None:
+def run(
+    to: str,
+    basic_auth: str | None,
+    triggers: str,
+    junit: str | None,
+    json_out: bool,
+    timeout: float,
+    content_type: str | None = None,
+    volatile: Sequence[str] = (),
+) -> None:
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
     from comethook_cli import checks
+    from comethook_cli.sender import CONTENT_TYPE
 
     url = normalize_url(to)
-    suite = checks.Suite(url, basic_auth, checks.select(triggers), timeout)
+    suite = checks.Suite(url, basic_auth, checks.select(triggers), timeout, content_type or CONTENT_TYPE, volatile)
     started = time.perf_counter()
     results, reached = asyncio.run(suite.run())
     elapsed = time.perf_counter() - started

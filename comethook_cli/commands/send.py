@@ -31,6 +31,7 @@ class Delivering:
     simulate_retries: bool = False
     retry_delays: str | None = None
     verbose: bool = False
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,16 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
     from comethook_cli.events import describe
 
     headers: dict[str, str] = dict(extra_headers or {})
+    if how.content_type is not None:
+        # --content-type beats a replayed exchange's own header; -H below still beats both.
+        headers = {name: value for name, value in headers.items() if name.lower() != "content-type"}
+        headers["Content-Type"] = how.content_type
     if how.basic_auth:
         headers["Authorization"] = sender.basic_auth_header(how.basic_auth)
     for line in how.headers:
         name, value = sender.parse_header(line)
+        # Header names are case-insensitive: -H replaces any header of that name instead of adding a second one.
+        headers = {n: v for n, v in headers.items() if n.lower() != name.lower()}
         headers[name] = value
     if how.expect is not None and how.expect not in sender.EXPECTATIONS:
         raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(sender.EXPECTATIONS)}.")

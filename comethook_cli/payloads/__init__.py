@@ -1,6 +1,15 @@
 """The canned payload catalog (templates/ as JSON data) and the builder that fills a template.
 
-A template is `{"trigger", "generation", "family", "description", "body"}`. In `body`:
+A template is `{"trigger", "generation", "family", "description", "fidelity"?, "keys", "body"}`:
+
+* `keys`: the documented-or-observed key paths (dotted; `*` is every item of a list or uid-keyed map);
+  `shape_problems` holds the built body to them, so a new live finding is a change to one file;
+* `fidelity` (optional): how the template relates to CometChat's docs and to live deliveries: `shape`
+  (`live`: sends what live deliveries carry, the docs show something else; `docs`: sends the documented
+  shape, live deliveries have a known quirk; `observed`: seen live, not in CometChat's trigger list;
+  `guess`: listed, never documented), a one-line `note`, its `evidence` and the paths that are `guesses`.
+
+In `body`:
 
 * a string that is exactly `{{name}}` becomes the token's value, whatever its type (int, object ...);
   `{{name}}` inside a longer string is replaced by the value's text;
@@ -46,6 +55,16 @@ _MEDIA = {
 
 
 @dataclass(frozen=True)
+class Fidelity:
+    """How a template relates to CometChat's docs and to live deliveries (see the module docstring)."""
+
+    shape: str
+    note: str
+    evidence: tuple[str, ...] = ()
+    guesses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Template:
     """One catalog entry."""
 
@@ -54,6 +73,13 @@ class Template:
     family: str
     description: str
     body: dict[str, Any]
+    keys: tuple[str, ...] = ()
+    fidelity: Fidelity | None = None
+
+    @property
+    def note(self) -> str | None:
+        """The one-line live-vs-docs note, if CometChat's docs and live deliveries disagree here."""
+        return self.fidelity.note if self.fidelity else None
 
     @property
     def key(self) -> str:
@@ -74,6 +100,8 @@ class BuildOptions:
     app_id: str = DEFAULT_APP_ID
     region: str = DEFAULT_REGION
     sets: Sequence[tuple[str, Any]] = field(default_factory=tuple)
+    #: The id of the message a delivery is about (an edit carries its original's id); fresh when None.
+    message_id: str | None = None
 
 
 @cache
@@ -84,10 +112,17 @@ def catalog() -> tuple[Template, ...]:
     for generation in ("legacy", "current"):
         for entry in sorted((root / generation).iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".json"):
-                raw = json.loads(entry.read_text(encoding="utf-8"))
-                found.append(Template(raw["trigger"], raw["generation"], raw["family"], raw["description"], raw["body"]))
+                found.append(_template(json.loads(entry.read_text(encoding="utf-8"))))
     order = ["message", "receipt", "reaction", "user", "group", "call", "meeting", "moderation", "campaign"]
     return tuple(sorted(found, key=lambda t: (t.generation != "legacy", order.index(t.family), t.trigger)))
+
+
+def _template(raw: dict[str, Any]) -> Template:
+    fidelity = raw.get("fidelity")
+    return Template(
+        raw["trigger"], raw["generation"], raw["family"], raw["description"], raw["body"], tuple(raw["keys"]),
+        Fidelity(fidelity["shape"], fidelity["note"], tuple(fidelity["evidence"]), tuple(fidelity["guesses"])) if fidelity else None,
+    )  # fmt: skip
 
 
 def trigger_names() -> list[str]:
@@ -137,6 +172,48 @@ def build(template: Template, options: BuildOptions, ids: IdSource | None = None
     for path, value in options.sets:
         set_path(body, path, value)
     return body  # type: ignore[no-any-return]
+
+
+#: How deep `paths_of` lists a body's keys: deeper documented paths are named in a template's keys by hand.
+KEY_DEPTH = 4
+_MAP_KEY = re.compile(r"cometchat-g?uid-\d+|[0-9]+")
+
+
+def paths_of(document: Any, depth: int = KEY_DEPTH, prefix: str = "") -> list[str]:
+    """Every key path of a document down to `depth`, list items and uid-keyed map entries written `*`."""
+    found: list[str] = []
+    if depth == 0 or not isinstance(document, (dict, list)):
+        return found
+    items = document.items() if isinstance(document, dict) else (("*", item) for item in document)
+    for key, value in items:
+        part = "*" if isinstance(document, list) or _MAP_KEY.fullmatch(str(key)) else str(key)
+        path = f"{prefix}{part}"
+        if path not in found:
+            found.append(path)
+        found += [p for p in paths_of(value, depth - 1, path + ".") if p not in found]
+    return found
+
+
+def has_path(document: Any, path: str) -> bool:
+    """Whether the dotted path exists (`*`: every item of a non-empty list or map has the rest)."""
+    head, _, rest = path.partition(".")
+    if head == "*":
+        values = list(document.values()) if isinstance(document, dict) else document if isinstance(document, list) else []
+        return bool(values) and all(has_path(value, rest) if rest else True for value in values)
+    if not isinstance(document, dict) or head not in document:
+        return False
+    return has_path(document[head], rest) if rest else True
+
+
+def shape_problems(template: Template, body: Any) -> list[str]:
+    """How a built body strays from its template's key list: documented-or-observed keys missing, unlisted keys sent."""
+    guesses = template.fidelity.guesses if template.fidelity else ()
+    problems = [f"{path} missing" for path in (*template.keys, *guesses) if not has_path(body, path)]
+    listed = set(template.keys)
+    for path in paths_of(body):
+        if path not in listed and not any(path == g or path.startswith(g + ".") for g in guesses):
+            problems.append(f"{path} is neither documented, observed nor marked a guess")
+    return problems
 
 
 def parse_set(expression: str) -> tuple[str, Any]:
@@ -203,7 +280,7 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
         "earlier_str": str(seconds - 95),
         "earlier_ms": int(now * 1000) - 95_000,
         "today": time.strftime("%Y-%m-%d", time.gmtime(now)),
-        "id": ids.next(),
+        "id": options.message_id if options.message_id is not None else ids.next(),
         "id2": ids.next(),
         "uuid": _hex(96),
         "uuid2": _hex(96),
