@@ -394,10 +394,10 @@ class HistoryRenderer(Renderer):
                 answer.append(" " + e.verdict.kind.upper(), style=VERDICT_STYLE[e.verdict.kind])
             answer.pad_right(widths[3] - len(answer))
             received = time.strftime("%m-%d %H:%M", time.localtime(e.received_at))
-            summary = Text(safe(e.info.summary))
+            summary, trigger = Text(safe(e.info.summary)), safe(e.info.trigger)
             summary.truncate(room, overflow="ellipsis")
             line = Text.assemble(
-                e.id.ljust(widths[0]), "  ", (received, "dim"), "  ", safe(e.info.trigger).ljust(widths[2]), "  ", answer, "  ", summary
+                e.id.ljust(widths[0]), "  ", (received, "dim"), "  ", trigger.ljust(widths[2]), "  ", answer, "  ", summary
             )
             self.out.print(line, no_wrap=True, overflow="ellipsis")
 

@@ -105,7 +105,7 @@ def test_history_list_and_show_are_escaped(listen_process: Any, monkeypatch: pyt
 
 
 class _HostileApp(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         answer = f"line one {HOSTILE}\nline two\tend\r\n".encode()
         self.send_response(200)
