@@ -165,6 +165,12 @@ class Renderer:
 
         return Confirm.ask(Text(prompt), console=self.err, default=False)
 
+    def secret(self, prompt: str) -> str:
+        """Ask for a password on the terminal (stderr), without echo."""
+        from rich.prompt import Prompt
+
+        return Prompt.ask(Text(prompt), console=self.err, password=True)
+
     def document(self, value: Any) -> None:
         """A JSON document on stdout: highlighted on a TTY, exact plain JSON otherwise."""
         # json.dumps escapes what is below 0x20 but passes DEL, C1 and bidi controls: json_safe takes them.
