@@ -62,7 +62,7 @@ NgrokAuthtoken = Annotated[
         "--ngrok-authtoken",
         metavar="TOKEN",
         callback=warn_secret_on_argv,
-        help="ngrok authtoken (else NGROK_AUTHTOKEN, the better way: argv shows in ps, or your ngrok config).",
+        help="ngrok authtoken. Better: NGROK_AUTHTOKEN or your ngrok config (argv shows in ps).",
     ),
 ]
 Legacy = Annotated[bool, typer.Option("--legacy", help="Use the legacy shape where a trigger has both (receipts).")]
