@@ -16,9 +16,11 @@ from comethook_cli.options import (
     BUILDER,
     DELIVERING,
     BasicAuth,
+    BasicAuthFile,
     ContentType,
     JsonOut,
     Legacy,
+    NgrokAuthtoken,
     Sets,
     build_options,
     delivering,
@@ -85,6 +87,7 @@ def listen(
         int, typer.Option("--max-body", metavar="BYTES", help="Largest body accepted (413 above).")
     ] = DEFAULT_MAX_BODY,
     basic_auth: BasicAuth = None,
+    basic_auth_file: BasicAuthFile = None,
     respond: Annotated[
         str, typer.Option("--respond", metavar="pass|drop|inject:JSON|inject:@FILE", help="Answer to before_message.")
     ] = "pass",
@@ -126,10 +129,7 @@ def listen(
         str | None,
         typer.Option("--ngrok-path", metavar="PATH", envvar="COMETHOOK_NGROK_PATH", help="The ngrok agent executable."),
     ] = None,
-    ngrok_authtoken: Annotated[
-        str | None,
-        typer.Option("--ngrok-authtoken", metavar="TOKEN", help="ngrok authtoken (else NGROK_AUTHTOKEN or your ngrok config)."),
-    ] = None,
+    ngrok_authtoken: NgrokAuthtoken = None,
     domain: Annotated[
         str | None, typer.Option("--domain", help="Reserved ngrok domain, so the Dashboard URL survives restarts.")
     ] = None,
@@ -152,8 +152,10 @@ def listen(
     ] = None,
 ) -> None:
     """Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message."""
+    from comethook_cli.commands import basic_auth as credentials
     from comethook_cli.commands import listen as listen_command
 
+    basic_auth = credentials(basic_auth, basic_auth_file)
     listen_command.run(
         listen_command.ListenArgs(
             host=host, port=port, max_body=max_body, basic_auth=basic_auth, respond=respond, drop_if=drop_if, rules=rules,
@@ -238,6 +240,7 @@ def replay(
 def check(
     to: Annotated[str, typer.Option("--to", metavar="URL", help="The webhook endpoint to judge.")] = "",
     basic_auth: BasicAuth = None,
+    basic_auth_file: BasicAuthFile = None,
     triggers: Annotated[
         str, typer.Option("--triggers", metavar="legacy|current|all|NAME,NAME", help="Which canned deliveries to send.")
     ] = "before_message,after_message,message_sent",
@@ -253,9 +256,12 @@ def check(
     ] = None,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
+    from comethook_cli.commands import basic_auth as credentials
     from comethook_cli.commands import check as check_command
 
-    check_command.run(to, basic_auth, triggers, junit, json_out, timeout, content_type, volatile or ())
+    check_command.run(
+        to, credentials(basic_auth, basic_auth_file), triggers, junit, json_out, timeout, content_type, volatile or ()
+    )
 
 
 @history_app.command("list")

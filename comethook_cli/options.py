@@ -22,10 +22,47 @@ Sets = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="PATH=VALUE", help="Set a dotted path in the body (VALUE as JSON, else string). Repeatable."),
 ]
+SECRET_ON_ARGV = {
+    "basic_auth": "--basic-auth USER:PASS on the command line is visible to every local user (ps, shell history): "
+    "set COMETHOOK_BASIC_AUTH, use --basic-auth-file FILE, or give only USER to be asked for the password.",
+    "ngrok_authtoken": "--ngrok-authtoken on the command line is visible to every local user (ps, shell history): "
+    "set NGROK_AUTHTOKEN, or save it with `ngrok config add-authtoken`.",
+}
+
+
+def warn_secret_on_argv(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """Warn once (never showing the value) when a secret came on the command line rather than from the environment."""
+    source = ctx.get_parameter_source(param.name or "")
+    on_argv = value and source is not None and source.name == "COMMANDLINE" and not ctx.resilient_parsing
+    if on_argv and (param.name != "basic_auth" or ":" in (value or "")):  # USER alone is no secret: it gets a prompt
+        from comethook_cli.render import Renderer
+
+        Renderer().warning(SECRET_ON_ARGV[param.name or ""])
+    return value
+
+
 BasicAuth = Annotated[
     str | None,
     typer.Option(
-        "--basic-auth", metavar="USER:PASS", envvar="COMETHOOK_BASIC_AUTH", show_envvar=True, help="HTTP Basic credentials."
+        "--basic-auth",
+        metavar="USER:PASS",
+        envvar="COMETHOOK_BASIC_AUTH",
+        show_envvar=True,
+        callback=warn_secret_on_argv,
+        help="HTTP Basic credentials. Prefer the env var or --basic-auth-file (argv shows in ps); USER alone asks for the password.",
+    ),
+]
+BasicAuthFile = Annotated[
+    str | None,
+    typer.Option("--basic-auth-file", metavar="FILE", help="Read HTTP Basic USER:PASS from the first line of FILE."),
+]
+NgrokAuthtoken = Annotated[
+    str | None,
+    typer.Option(
+        "--ngrok-authtoken",
+        metavar="TOKEN",
+        callback=warn_secret_on_argv,
+        help="ngrok authtoken. Better: NGROK_AUTHTOKEN or your ngrok config (argv shows in ps).",
     ),
 ]
 ContentType = Annotated[
@@ -55,6 +92,7 @@ BUILDER: Group = {
 #: How a delivery is made and judged (`send`, `replay`).
 DELIVERING: Group = {
     "basic_auth": (BasicAuth, None),
+    "basic_auth_file": (BasicAuthFile, None),
     "header": (
         Annotated[
             list[str] | None, typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra request header. Repeatable.")
@@ -108,10 +146,11 @@ def build_options(**values: Any) -> Any:
 
 def delivering(**values: Any) -> Any:
     """DELIVERING's values → Delivering."""
+    from comethook_cli.commands import basic_auth
     from comethook_cli.commands.send import Delivering
 
     return Delivering(
-        basic_auth=values["basic_auth"], headers=values["header"] or [], timeout=values["timeout"], json_out=values["json_out"],
+        basic_auth=basic_auth(values["basic_auth"], values["basic_auth_file"]), headers=values["header"] or [], timeout=values["timeout"], json_out=values["json_out"],
         expect=values["expect"], expect_json=values["expect_json"] or [], max_latency=values["max_latency"],
         simulate_retries=values["simulate_retries"], retry_delays=values["retry_delays"], verbose=values["verbose"],
         content_type=values["content_type"],

@@ -1,7 +1,8 @@
 """The only module that talks to rich: human output on a TTY or a pipe, and the NDJSON writer.
 
 Data goes to stdout, everything else (banners, progress, warnings, errors) to stderr. User data
-only ever enters rich as `Text`, never as markup, so `[bold]` in a chat message stays literal.
+only ever enters rich as `Text`, never as markup, so `[bold]` in a chat message stays literal, and
+it passes through `safe()` on the way in, so a delivery cannot drive the terminal (see `safe`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,7 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from rich.console import Console
-from rich.json import JSON
+from rich.highlighter import JSONHighlighter
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -31,10 +33,45 @@ if TYPE_CHECKING:
 
 VERDICT_STYLE = {"pass": "green", "inject": "cyan", "drop": "yellow", "invalid": "bold red"}
 
+# What a terminal must never receive raw from the network: C0 controls (ESC starts CSI/OSC sequences,
+# CR rewrites the line), DEL, C1 controls (0x9b is a one-byte CSI on some terminals), the bidi
+# controls that reorder what is shown (U+202E ...), the line/paragraph separators, and lone
+# surrogates (which cannot even be encoded). Zero-width joiners and variation selectors stay:
+# emoji need them, and they cannot move the cursor or reorder text.
+_INVISIBLE = "\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE_LINE = re.compile(f"[\x00-\x1f{_INVISIBLE}]")
+_UNSAFE_BLOCK = re.compile(f"[\x00-\x08\x0b-\x1f{_INVISIBLE}]")  # newline and tab keep their meaning
+_UNSAFE_JSON = re.compile(f"[{_INVISIBLE}]")  # json.dumps already escapes what is below 0x20
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def safe(text: str, multiline: bool = False) -> str:
+    """Text from the network made inert for a terminal: control and bidi characters shown escaped (`\\x1b`).
+
+    One-line layouts escape newline and tab too; `multiline` (bodies) keeps them. A backslash is left
+    as it is (doubling every one would garble paths and regexes): `--json` is the exact form."""
+    return (_UNSAFE_BLOCK if multiline else _UNSAFE_LINE).sub(_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_safe(encoded: str) -> str:
+    """JSON text (from json.dumps, or JSON that parsed) with DEL, C1, bidi controls and lone surrogates
+    written as \\u escapes: the same value, still valid JSON, and safe to print on a terminal."""
+    return _UNSAFE_JSON.sub(_json_escape, encoded)
+
 
 def dumps(document: Any) -> str:
-    """Compact JSON for one NDJSON line (non-ASCII kept readable)."""
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact JSON for one NDJSON line (non-ASCII kept readable, terminal controls escaped)."""
+    return json_safe(json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
 class NdjsonWriter:
@@ -94,7 +131,7 @@ def event_line(exchange: Exchange) -> str:
     document = exchange.to_json()
     body = document.pop("body")
     if exchange.payload is not None and b"\n" not in exchange.body and b"\r" not in exchange.body:
-        return dumps(document)[:-1] + ',"body":' + exchange.body.decode("utf-8") + "}"
+        return dumps(document)[:-1] + ',"body":' + json_safe(exchange.body.decode("utf-8")) + "}"
     return dumps({**document, "body": body})
 
 
@@ -109,17 +146,18 @@ class Renderer:
     # --- messages -----------------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> None:
         """An error line (and a hint line: what to do next) on stderr."""
-        self.err.print(Text.assemble(("Error: ", "bold red"), message))
+        self.err.print(Text.assemble(("Error: ", "bold red"), safe(message)))
         if hint:
-            self.err.print(Text.assemble(("Hint: ", "bold"), hint))
+            self.err.print(Text.assemble(("Hint: ", "bold"), safe(hint)))
 
     def warning(self, message: str) -> None:
         """A warning line on stderr."""
-        self.err.print(Text.assemble(("Warning: ", "bold yellow"), message))
+        # Warnings quote what the network sent (a rejected path, an app's error): escaped here, once.
+        self.err.print(Text.assemble(("Warning: ", "bold yellow"), safe(message)))
 
     def note(self, message: str, style: str = "dim") -> None:
         """An informational line on stderr."""
-        self.err.print(Text(message, style=style))
+        self.err.print(Text(safe(message), style=style))
 
     def confirm(self, prompt: str) -> bool:
         """A yes/no question on stderr (default no)."""
@@ -127,12 +165,21 @@ class Renderer:
 
         return Confirm.ask(Text(prompt), console=self.err, default=False)
 
+    def secret(self, prompt: str) -> str:
+        """Ask for a password on the terminal (stderr), without echo."""
+        from rich.prompt import Prompt
+
+        return Prompt.ask(Text(prompt), console=self.err, password=True)
+
     def document(self, value: Any) -> None:
         """A JSON document on stdout: highlighted on a TTY, exact plain JSON otherwise."""
+        # json.dumps escapes what is below 0x20 but passes DEL, C1 and bidi controls: json_safe takes them.
+        encoded = json_safe(json.dumps(value, indent=2, ensure_ascii=False))
         if self.out.is_terminal:
-            self.out.print(JSON.from_data(value, ensure_ascii=False))
+            highlighted = JSONHighlighter()(Text(encoded, no_wrap=True))  # what rich's JSON does, minus its re-encoding
+            self.out.print(highlighted)
         else:
-            self.out.file.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+            self.out.file.write(encoded + "\n")
             self.out.file.flush()
 
     def body(self, value: Any) -> None:
@@ -140,7 +187,7 @@ class Renderer:
         if isinstance(value, (dict, list)):
             self.document(value)
         elif value is not None:
-            self.out.print(Text(str(value)))
+            self.out.print(Text(safe(str(value), multiline=True)))
 
     # --- payloads -----------------------------------------------------------------------------
     def payload_table(self, templates: Iterable[Template]) -> None:
@@ -155,15 +202,15 @@ class Renderer:
     # --- send -----------------------------------------------------------------------------------
     def delivery(self, delivery: Delivery, info: EventInfo | None, verbose: bool = False) -> None:
         """One delivery in full: request line, status and latency, the answer, the verdict."""
-        line = Text.assemble(("--> ", "bold"), "POST ", delivery.url)
+        line = Text.assemble(("--> ", "bold"), "POST ", safe(delivery.url))
         if info is not None:
-            line.append(f"  {info.trigger}", style="bold")
+            line.append(f"  {safe(info.trigger)}", style="bold")
             line.append(f" ({info.generation})", style="dim")
         if delivery.attempt > 1:
             line.append(f"  attempt {delivery.attempt}", style="magenta")
         self.out.print(line)
         if delivery.status is None:
-            self.out.print(Text.assemble(("<-- ", "bold"), ("no answer: ", "bold red"), delivery.error or "?"))
+            self.out.print(Text.assemble(("<-- ", "bold"), ("no answer: ", "bold red"), safe(delivery.error or "?")))
             return
         style = "green" if 200 <= delivery.status < 300 else "red"
         back = Text.assemble(("<-- ", "bold"), (str(delivery.status), style), f"  {_ms(delivery.latency_ms)}")
@@ -180,8 +227,8 @@ class Renderer:
         explanation = {
             "pass": "  CometChat delivers the message unchanged.",
             "drop": "  CometChat drops the message (do_not_propagate).",
-            "inject": f'  CometChat stores the answer at metadata["@injected"]["webhooks"]["{verdict.webhook_id}"]:',
-            "invalid": f"  {verdict.reason}",
+            "inject": f'  CometChat stores the answer at metadata["@injected"]["webhooks"]["{safe(verdict.webhook_id or "")}"]:',
+            "invalid": f"  {safe(verdict.reason or '')}",
         }[verdict.kind]
         text.append(explanation)
         self.out.print(text)
@@ -202,7 +249,7 @@ class Renderer:
                 (f"{status:>3} ", "red" if not delivery.ok else "green"),
                 f"{_ms(delivery.latency_ms):>10}  ",
                 (delivery.verdict.kind.upper() + "  " if delivery.verdict else ""),
-                delivery.error or (delivery.verdict.reason if delivery.verdict and delivery.verdict.reason else ""),
+                safe(delivery.error or (delivery.verdict.reason if delivery.verdict and delivery.verdict.reason else "")),
             )
         )
 
@@ -227,7 +274,7 @@ class Renderer:
         if report.consistent:
             self.out.print(Text.assemble(("Retries: ", "bold"), (f"same answer on all {report.attempts} attempts", "green")))
         else:
-            self.out.print(Text.assemble(("Retries: ", "bold"), ("answers differ: ", "bold red"), report.detail))
+            self.out.print(Text.assemble(("Retries: ", "bold"), ("answers differ: ", "bold red"), safe(report.detail)))
 
     @contextmanager
     def progress(self, total: int) -> Iterator[Any]:
@@ -257,9 +304,9 @@ class ListenRenderer(Renderer):
         width = max((len(label) for label, _ in lines), default=0)
         for label, value in lines:
             if label:
-                self.err.print(Text.assemble((f"  {label.ljust(width)}  ", "bold"), value))
+                self.err.print(Text.assemble((f"  {label.ljust(width)}  ", "bold"), safe(value)))
             else:
-                self.err.print(Text(f"  {value}", style="dim"))
+                self.err.print(Text(f"  {safe(value)}", style="dim"))
 
     def event(self, exchange: Exchange, verbose: bool = False) -> None:
         """One line per delivery: time, trigger, generation, who → whom, preview, id, webhook, answer."""
@@ -269,13 +316,13 @@ class ListenRenderer(Renderer):
         line = Text.assemble(
             (now_clock(exchange.received_at) + " ", "dim"),
             ("--> ", "bold"),
-            (info.trigger, "bold cyan" if info.generation != "unknown" else "bold magenta"),
+            (safe(info.trigger), "bold cyan" if info.generation != "unknown" else "bold magenta"),
             (f" [{info.generation}]", "dim"),
             " ",
-            info.summary,
+            safe(info.summary),
         )
         if info.webhook:
-            line.append(f"  webhook {info.webhook}", style="dim")
+            line.append(f"  webhook {safe(info.webhook)}", style="dim")
         if exchange.forwarded_to is None:
             line.append("  ")
             line.append_text(self._answer(exchange))
@@ -284,9 +331,9 @@ class ListenRenderer(Renderer):
             self.out.print(line)
             back = Text.assemble((now_clock(exchange.received_at) + " ", "dim"), ("<-- ", "bold"))
             back.append_text(self._answer(exchange))
-            back.append(f"  from {exchange.forwarded_to}", style="dim")
+            back.append(f"  from {safe(exchange.forwarded_to)}", style="dim")
             if exchange.forward_error:
-                back.append(f"  app unreachable: {exchange.forward_error}", style="bold red")
+                back.append(f"  app unreachable: {safe(exchange.forward_error)}", style="bold red")
             self.out.print(back)
             if exchange.verdict is not None and exchange.verdict.kind == "inject" and exchange.verdict.metadata is not None:
                 injected = exchange.verdict.metadata.get("@injected", {}).get("webhooks", {})
@@ -306,7 +353,7 @@ class ListenRenderer(Renderer):
             text.append(" ")
             text.append(exchange.verdict.kind.upper(), style=VERDICT_STYLE[exchange.verdict.kind])
             if exchange.verdict.reason:
-                text.append(f" ({exchange.verdict.reason})", style="red")
+                text.append(f" ({safe(exchange.verdict.reason)})", style="red")
         text.append(f" {_ms(exchange.latency_ms)}", style="dim")
         text.append(f"  {exchange.id}", style="dim")
         return text
@@ -314,7 +361,7 @@ class ListenRenderer(Renderer):
     def details(self, exchange: Exchange) -> None:
         """-v: headers (redacted), the highlighted body, and the answer body."""
         for name, value in exchange.headers:
-            self.out.print(Text.assemble((f"    {name}: ", "bold"), value))
+            self.out.print(Text.assemble((f"    {safe(name)}: ", "bold"), safe(value)))
         self.body(parse_body(exchange.body))
         if exchange.response_body:
             self.out.print(Text("    answer:", style="bold"))
@@ -338,7 +385,7 @@ class HistoryRenderer(Renderer):
         widths = [
             max([len(e.id) for e in exchanges] + [2]),
             11,
-            max([len(e.info.trigger) for e in exchanges] + [7]),
+            max([len(safe(e.info.trigger)) for e in exchanges] + [7]),
             10,
         ]
         room = max(self.out.width - sum(widths) - 2 * len(widths), 8)
@@ -353,10 +400,10 @@ class HistoryRenderer(Renderer):
                 answer.append(" " + e.verdict.kind.upper(), style=VERDICT_STYLE[e.verdict.kind])
             answer.pad_right(widths[3] - len(answer))
             received = time.strftime("%m-%d %H:%M", time.localtime(e.received_at))
-            summary = Text(e.info.summary)
+            summary, trigger = Text(safe(e.info.summary)), safe(e.info.trigger)
             summary.truncate(room, overflow="ellipsis")
             line = Text.assemble(
-                e.id.ljust(widths[0]), "  ", (received, "dim"), "  ", e.info.trigger.ljust(widths[2]), "  ", answer, "  ", summary
+                e.id.ljust(widths[0]), "  ", (received, "dim"), "  ", trigger.ljust(widths[2]), "  ", answer, "  ", summary
             )
             self.out.print(line, no_wrap=True, overflow="ellipsis")
 
@@ -379,10 +426,10 @@ class HistoryRenderer(Renderer):
                 ("verdict", exchange.verdict.kind.upper() + (f": {exchange.verdict.reason}" if exchange.verdict.reason else ""))
             )
         for label, value in rows:
-            self.out.print(Text.assemble((f"{label:>13}  ", "bold"), value))
+            self.out.print(Text.assemble((f"{label:>13}  ", "bold"), safe(value)))
         self.out.print(Text("      headers", style="bold"))
         for name, value in exchange.headers:
-            self.out.print(Text(f"    {name}: {value}"))
+            self.out.print(Text(safe(f"    {name}: {value}")))
         self.out.print(Text("         body", style="bold"))
         self.body(parse_body(exchange.body))
         self.out.print(Text("  answer body", style="bold"))
@@ -396,13 +443,16 @@ class CheckRenderer(Renderer):
 
     def results(self, url: str, results: list[CheckResult], summary: dict[str, Any]) -> None:
         """The table on stdout, the summary after it."""
-        table = Table(title=f"comethook check {url}", title_justify="left", box=None, header_style="bold", pad_edge=False)
+        title = Text(f"comethook check {safe(url)}")
+        table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
         table.add_column("check", no_wrap=True)
         table.add_column("result", no_wrap=True)
         table.add_column("latency", justify="right", no_wrap=True)
         table.add_column("detail", overflow="fold")
         for r in results:
-            table.add_row(r.name, Text(r.status.upper(), style=self.STATUS_STYLE[r.status]), _ms(r.latency_ms), r.detail)
+            # A plain str cell would be read as markup: the detail quotes the endpoint's answer, so it goes in as Text.
+            status = Text(r.status.upper(), style=self.STATUS_STYLE[r.status])
+            table.add_row(r.name, status, _ms(r.latency_ms), Text(safe(r.detail)))
         self.out.print(table)
         style = "bold red" if summary["failed"] else "bold green"
         self.out.print(

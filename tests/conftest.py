@@ -111,6 +111,7 @@ class ListenProcess:
 
         stream = self.proc.stdout if self.json_out else self.proc.stderr
         assert stream is not None
+        url = None
         for line in stream:
             if self.json_out:
                 document = json.loads(line)
@@ -120,8 +121,10 @@ class ListenProcess:
             else:
                 self.lines.append(line)
                 found = re.search(r"listening on (http://\S+)", line)
-                if found:
-                    return found.group(1)
+                url = url or (found.group(1) if found else None)
+                # Read the banner to its last line: what the line reader buffered past it would be lost to communicate().
+                if url and "Press Ctrl-C to stop." in line:
+                    return url
         raise AssertionError(f"listener never became ready: {self.proc.stderr.read() if self.proc.stderr else ''}")
 
     def readline(self) -> str:

@@ -7,6 +7,7 @@ This package holds the helpers several commands share; each command's body has a
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -109,3 +110,50 @@ def normalize_url(target: str) -> str:
     if not target.startswith(("http://", "https://")):
         raise UsageError(f"Unsupported URL {target!r}.", "Use an http:// or https:// URL.")
     return target
+
+
+def basic_auth(credentials: str | None, path: str | None) -> str | None:
+    """USER:PASS from --basic-auth / COMETHOOK_BASIC_AUTH or from --basic-auth-file; for USER alone, asks the password."""
+    if path is not None:
+        if credentials:
+            raise UsageError(
+                "Both --basic-auth-file and --basic-auth (or COMETHOOK_BASIC_AUTH) give credentials.",
+                "Use one: drop a flag, or unset COMETHOOK_BASIC_AUTH.",
+            )
+        credentials = read_credentials(path)
+    if credentials and ":" not in credentials:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageError(
+                "Malformed Basic auth credentials: USER without :PASS, and no terminal to ask for the password.",
+                "Pass USER:PASS in COMETHOOK_BASIC_AUTH or with --basic-auth-file FILE.",
+            )
+        from comethook_cli.render import Renderer
+
+        try:
+            password = Renderer().secret(f"Password for {credentials}")
+        except EOFError:
+            raise UsageError("No password given for Basic auth.", "Type it at the prompt, or pass USER:PASS.") from None
+        credentials = f"{credentials}:{password}"
+    return credentials
+
+
+def read_credentials(path: str) -> str:
+    """The first line of a --basic-auth-file, checked to be USER:PASS (a warning when others may read the file)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            first = file.readline(65536).rstrip("\r\n")
+            mode = os.fstat(file.fileno()).st_mode
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
+        raise UsageError(
+            f"Cannot read --basic-auth-file {path!r}: {reason}.", "The file holds USER:PASS on its first line."
+        ) from None
+    user, sep, _ = first.partition(":")
+    if not sep or not user:
+        # Never quote the line: it may be the password alone.
+        raise UsageError(f"The first line of --basic-auth-file {path!r} is not USER:PASS.", "Write USER:PASS on its first line.")
+    if os.name == "posix" and mode & 0o077:
+        from comethook_cli.render import Renderer
+
+        Renderer().warning(f"--basic-auth-file {path!r} is open to other users (mode {mode & 0o777:04o}): chmod 600 it.")
+    return first
