@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -33,8 +34,22 @@ VERDICT_STYLE = {"pass": "green", "inject": "cyan", "drop": "yellow", "invalid":
 
 
 def dumps(document: Any) -> str:
-    """Compact JSON for one NDJSON line (non-ASCII kept readable)."""
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact strict JSON for one NDJSON line (non-ASCII kept readable): NaN and Infinity, which JSON.parse
+    refuses, become null rather than breaking the line."""
+    try:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(document), ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 class NdjsonWriter:

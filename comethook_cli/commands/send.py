@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,8 +50,7 @@ def run(args: SendArgs) -> None:
 
     url = normalize_url(args.to)
     if args.body is not None:
-        raw = read_body(args.body)
-        payload = json.loads(raw)
+        raw, payload = read_body(args.body)
         trigger = args.trigger or (payload.get("trigger") if isinstance(payload, dict) else None)
         if args.options.sets:
             for path, value in args.options.sets:
