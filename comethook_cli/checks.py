@@ -15,9 +15,9 @@ from typing import Any, Literal
 import aiohttp
 
 from comethook_cli.errors import UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery
+from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, Delivery
 from comethook_cli.payloads import BuildOptions, IdSource, Template, build, catalog, find_template
-from comethook_cli.sender import Outgoing, basic_auth_header, deliver
+from comethook_cli.sender import Outgoing, basic_auth_header, connector, deliver
 
 Status = Literal["pass", "fail", "warn"]
 DEFAULT_TRIGGERS = ("before_message", "after_message", "message_sent")
@@ -56,8 +56,18 @@ def select(spec: str) -> list[Template]:
 class Suite:
     """Runs every check against one URL."""
 
-    def __init__(self, url: str, basic_auth: str | None, templates: Sequence[Template], timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        basic_auth: str | None,
+        templates: Sequence[Template],
+        timeout: float,
+        max_answer: int = DEFAULT_MAX_ANSWER,
+        insecure: bool = False,
+    ) -> None:
         self.url = url
+        self.max_answer = max_answer
+        self.insecure = insecure
         self.auth = {"Authorization": basic_auth_header(basic_auth)} if basic_auth else {}
         self.basic_auth = basic_auth
         self.templates = list(templates)
@@ -72,7 +82,8 @@ class Suite:
 
     async def run(self) -> tuple[list[CheckResult], bool]:
         """(results in a stable order, whether the endpoint could be reached at all)."""
-        async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",)) as session:
+        pool = connector(100, self.insecure)
+        async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",), connector=pool) as session:
             jobs = [self._delivery(session, t) for t in self.templates]
             if any(t.trigger == "before_message" for t in self.templates):
                 jobs.append(self._before_message(session))
@@ -94,7 +105,9 @@ class Suite:
         return results, reached
 
     async def _post(self, session: Any, outgoing: Outgoing, extra: dict[str, str] | None = None) -> Delivery:
-        return await deliver(session, self.url, outgoing, {**self.auth, **(extra or {})}, self.timeout)
+        return await deliver(
+            session, self.url, outgoing, {**self.auth, **(extra or {})}, self.timeout, max_answer=self.max_answer
+        )
 
     async def _delivery(self, session: Any, template: Template) -> tuple[CheckResult, bool]:
         name = f"{template.trigger} ({template.generation}) accepted"
@@ -103,6 +116,8 @@ class Suite:
             return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
         if not 200 <= d.status < 300:
             return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}; CometChat expects 2xx"), True
+        if d.response is None and d.error:  # a 2xx whose answer could not be read (over --max-answer)
+            return CheckResult(name, "fail", d.latency_ms, d.error), True
         return _budget(name, d), True
 
     async def _before_message(self, session: Any) -> tuple[CheckResult, bool]:
@@ -118,7 +133,9 @@ class Suite:
     async def _auth(self, session: Any, wrong: str | None) -> tuple[CheckResult, bool]:
         name = "wrong credentials refused" if wrong else "missing credentials refused"
         headers = {"Authorization": basic_auth_header(wrong)} if wrong else {}
-        d = await deliver(session, self.url, self._outgoing(find_template("message_sent")), headers, self.timeout)
+        d = await deliver(
+            session, self.url, self._outgoing(find_template("message_sent")), headers, self.timeout, max_answer=self.max_answer
+        )
         if d.status is None:
             return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
         if d.status in (401, 403):

@@ -11,8 +11,20 @@ import typer
 
 from comethook_cli import __version__
 from comethook_cli.errors import ComethookError, ExitCode
-from comethook_cli.models import DEFAULT_MAX_BODY, DEFAULT_PORT
-from comethook_cli.options import BUILDER, DELIVERING, BasicAuth, JsonOut, Legacy, Sets, build_options, delivering, with_options
+from comethook_cli.models import DEFAULT_MAX_ANSWER, DEFAULT_MAX_BODY, DEFAULT_PORT
+from comethook_cli.options import (
+    BUILDER,
+    DELIVERING,
+    BasicAuth,
+    Insecure,
+    JsonOut,
+    Legacy,
+    MaxAnswer,
+    Sets,
+    build_options,
+    delivering,
+    with_options,
+)
 
 app = typer.Typer(
     name="comethook",
@@ -104,6 +116,9 @@ def listen(
     fallback: Annotated[
         str, typer.Option("--fallback", metavar="error|pass|drop", help="Answer when your app is down or times out.")
     ] = "error",
+    max_answer: Annotated[
+        int, typer.Option("--max-answer", metavar="BYTES", min=1, help="Largest answer read from your app (else --fallback).")
+    ] = DEFAULT_MAX_ANSWER,
     tunnel: Annotated[
         bool | None,
         typer.Option(
@@ -150,7 +165,7 @@ def listen(
             max_events=max_events, timeout=timeout, forward_to=tuple(forward_to or ()), routes=tuple(route or ()),
             forward_timeout=forward_timeout, fallback=fallback, tunnel={None: "auto", True: "on", False: "off"}[tunnel],
             ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region, install_ngrok=install_ngrok,
-            tunnel_timeout=tunnel_timeout,
+            tunnel_timeout=tunnel_timeout, max_answer=max_answer,
         )
     )  # fmt: skip
 
@@ -235,11 +250,13 @@ def check(
     ] = None,
     json_out: JsonOut = False,
     timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")] = 5.0,
+    max_answer: MaxAnswer = DEFAULT_MAX_ANSWER,
+    insecure: Insecure = False,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
     from comethook_cli.commands import check as check_command
 
-    check_command.run(to, basic_auth, triggers, junit, json_out, timeout)
+    check_command.run(to, basic_auth, triggers, junit, json_out, timeout, max_answer, insecure)
 
 
 @history_app.command("list")

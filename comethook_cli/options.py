@@ -14,6 +14,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from comethook_cli.models import DEFAULT_MAX_ANSWER
+
 F = TypeVar("F", bound=Callable[..., Any])
 Group = dict[str, tuple[Any, Any]]
 
@@ -29,6 +31,12 @@ BasicAuth = Annotated[
     ),
 ]
 Legacy = Annotated[bool, typer.Option("--legacy", help="Use the legacy shape where a trigger has both (receipts).")]
+MaxAnswer = Annotated[
+    int, typer.Option("--max-answer", metavar="BYTES", min=1, help="Read at most this much of an answer (larger: a failure).")
+]
+Insecure = Annotated[
+    bool, typer.Option("--insecure", "-k", help="Do not verify TLS certificates (self-signed test endpoints); warns.")
+]
 
 #: How a payload is built (`payloads show`, `send`).
 BUILDER: Group = {
@@ -86,6 +94,8 @@ DELIVERING: Group = {
         None,
     ),
     "verbose": (Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body.")], False),
+    "max_answer": (MaxAnswer, DEFAULT_MAX_ANSWER),
+    "insecure": (Insecure, False),
 }
 
 
@@ -107,6 +117,7 @@ def delivering(**values: Any) -> Any:
         basic_auth=values["basic_auth"], headers=values["header"] or [], timeout=values["timeout"], json_out=values["json_out"],
         expect=values["expect"], expect_json=values["expect_json"] or [], max_latency=values["max_latency"],
         simulate_retries=values["simulate_retries"], retry_delays=values["retry_delays"], verbose=values["verbose"],
+        max_answer=values["max_answer"], insecure=values["insecure"],
     )  # fmt: skip
 
 
