@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from comethook_cli.payloads import Template
     from comethook_cli.sender import RetryReport, Summary
 
+#: How much of an answer `send` shows (characters); -v shows up to VERBOSE_BODY_CHARS, --json all of it.
+BODY_CHARS = 2_000
+VERBOSE_BODY_CHARS = 100_000
 VERDICT_STYLE = {"pass": "green", "inject": "cyan", "drop": "yellow", "invalid": "bold red"}
 
 
@@ -150,8 +153,18 @@ class Renderer:
             self.out.file.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
             self.out.file.flush()
 
-    def body(self, value: Any) -> None:
-        """A request or answer body: JSON as a document, anything else as text, nothing when empty."""
+    def body(self, value: Any, limit: int | None = None, cut_hint: str = "") -> None:
+        """A request or answer body: JSON as a document, anything else as text, nothing when empty.
+
+        With `limit`, at most that many characters, then a line saying how many more were cut."""
+        if limit is not None and isinstance(value, (str, dict, list)):
+            text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+            if len(text) > limit:
+                self.body(text[:limit])
+                self.out.print(
+                    Text(f"… {len(text) - limit:,} more characters" + (f"; {cut_hint}" if cut_hint else ""), style="dim")
+                )
+                return
         if isinstance(value, (dict, list)):
             self.document(value)
         elif value is not None:
@@ -184,7 +197,9 @@ class Renderer:
         back = Text.assemble(("<-- ", "bold"), (str(delivery.status), style), f"  {_ms(delivery.latency_ms)}")
         self.out.print(back)
         if verbose or delivery.attempt == 1:
-            self.body(delivery.response)
+            self.body(
+                delivery.response, *((VERBOSE_BODY_CHARS, "--json shows it all") if verbose else (BODY_CHARS, "-v shows more"))
+            )
         if delivery.verdict is not None:
             self.verdict(delivery.verdict)
         self.budget_warning(delivery.latency_ms)
