@@ -179,7 +179,7 @@ class Forwarder:
                 headers = tuple((n, v) for n, v in response.headers.items() if n.lower() not in skip)
                 return Answer(response.status, body, headers, "your app", url, None, (time.perf_counter() - started) * 1000)
         except AnswerTooLarge as too_large:
-            reason = f"{too_large} (--max-answer)"
+            reason = str(too_large)
             if not copy:
                 self.on_warning(
                     f"your app at {url} answered more than {too_large.limit:,} bytes"

@@ -138,8 +138,8 @@ class AnswerTooLarge(Exception):
     def __init__(self, limit: int, declared: int | None = None) -> None:
         self.limit = limit
         self.declared = declared
-        size = f" (Content-Length {declared:,})" if declared is not None else ""
-        super().__init__(f"answer larger than {limit:,} bytes{size}")
+        size = f", Content-Length {declared:,}" if declared is not None else ""
+        super().__init__(f"answer larger than {limit:,} bytes (--max-answer){size}")
 
 
 async def read_answer(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -188,7 +188,7 @@ async def deliver(
             status = response.status
             raw = await read_answer(response, max_answer)
     except AnswerTooLarge as too_large:
-        reason = f"{too_large} (--max-answer)"
+        reason = str(too_large)
         verdict = Verdict("invalid", f"the {reason}") if outgoing.trigger == "before_message" else None
         latency = (time.perf_counter() - started) * 1000
         return Delivery(outgoing.trigger, url, status, latency, None, False, reason, verdict, attempt)
