@@ -118,9 +118,7 @@ async def test_max_answer_is_the_cap_for_the_listener(hostile: HostileServer, fo
     assert status == 502 and "answer larger than 1 bytes" in json.loads(body)["error"]
 
 
-async def test_listener_memory_stays_bounded_while_the_app_streams_endlessly(
-    hostile: HostileServer, listen_process: Any
-) -> None:
+async def test_listener_memory_stays_bounded_while_the_app_streams_endlessly(hostile: HostileServer, listen_process: Any) -> None:
     listener = await asyncio.to_thread(listen_process, "--forward-to", hostile.url, "--fallback", "pass", "--no-tunnel")
     for _ in range(3):  # warm up: imports, the client session, the history database
         assert (await post(listener.url + "/ok"))[:2] == (200, b"{}")
@@ -208,7 +206,11 @@ async def test_max_answer_sets_the_cap_for_send(target: Any, cli: Any) -> None:
     url, _ = await target(lambda r: web.Response(text="y" * 5000))
     small = await cli.run("send", "message_sent", "--to", url, "--max-answer", "1000", "--json")
     (line, _summary) = ndjson(small.stdout)
-    assert small.exit_code == 1 and line["ok"] is False and line["error"] == "answer larger than 1,000 bytes (--max-answer), Content-Length 5,000"
+    assert (
+        small.exit_code == 1
+        and line["ok"] is False
+        and line["error"] == "answer larger than 1,000 bytes (--max-answer), Content-Length 5,000"
+    )
     assert line["status"] == 200 and line["response"] is None
     enough = await cli.run("send", "message_sent", "--to", url, "--max-answer", "5000")
     assert enough.exit_code == 0, enough.output
