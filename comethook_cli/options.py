@@ -93,7 +93,10 @@ DELIVERING: Group = {
         Annotated[str | None, typer.Option("--retry-delays", metavar="S,S", help="Compress the retry cadence, e.g. 0.1,0.3.")],
         None,
     ),
-    "verbose": (Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body.")], False),
+    "verbose": (
+        Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body, and more of a long one.")],
+        False,
+    ),
     "max_answer": (MaxAnswer, DEFAULT_MAX_ANSWER),
     "insecure": (Insecure, False),
 }
