@@ -234,6 +234,30 @@ def bench_memory(env: dict[str, str], first: int, total: int) -> list[dict[str, 
              "baseline": f"{first:,} deliveries", "ratio": None, "growth": growth, "target": "growth ≤ 20 MB", "met": growth <= 20}]  # fmt: skip
 
 
+def bench_hostile_memory(env: dict[str, str], count: int) -> list[dict[str, Any]]:
+    """Listener RSS while its forward target streams an endless answer to every delivery (--max-answer caps each)."""
+    port, app_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}/webhook"
+
+    def fire(n: int) -> None:
+        subprocess.run([*COMETHOOK, "send", "after_message", "--to", url, "--count", str(n), "--concurrency", "8", "--json",
+                        "--timeout", "60"], stdout=subprocess.DEVNULL, env=env, check=True)  # fmt: skip
+
+    with (
+        server([PY, str(HERE / "endless_app.py"), str(app_port)], app_port, env),
+        server(listen(port, "--quiet", "--forward-to", str(app_port), "--fallback", "pass"), port, env) as proc,
+    ):
+        fire(2)  # warm up: the forwarder's client session, the history database
+        time.sleep(0.5)
+        idle = rss_mb(proc.pid)
+        fire(count)
+        time.sleep(0.5)
+        late = rss_mb(proc.pid)
+    growth = late - idle
+    return [{"benchmark": f"listener RSS, {count:,} deliveries whose app streams an endless answer", "comethook": f"{idle:.1f} → {late:.1f} MB",
+             "baseline": "idle, after warm-up", "ratio": None, "growth": growth, "target": "growth ≤ 50 MB", "met": growth <= 50}]  # fmt: skip
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -248,7 +272,7 @@ def machine() -> str:
     )
     versions = {}
     for tool, args in (("wrk", ["wrk", "-v"]), ("hey", None)):
-        if args:
+        if args and shutil.which(tool):
             out = subprocess.run(args, capture_output=True, text=True)
             found = re.search(r"wrk\s+(\S+)", out.stdout + out.stderr)
             versions[tool] = f"wrk {found.group(1)}" if found else "wrk"
@@ -284,16 +308,17 @@ def write_report(rows: list[dict[str, Any]], path: Path, seconds: float) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="startup,throughput,latency,send,memory")
+    parser.add_argument("--only", default="startup,throughput,latency,send,memory,hostile")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--memory-total", type=int, default=100_000)
+    parser.add_argument("--hostile-count", type=int, default=500)
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args()
-    for tool in ("wrk", "hey"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed: apt-get install wrk hey")
     chosen = set(args.only.split(","))
+    for tool, steps in (("wrk", {"throughput", "latency"}), ("hey", {"send"})):
+        if chosen & steps and shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed: apt-get install wrk hey")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="comethook-bench-") as folder:
         work = Path(folder)
@@ -312,6 +337,7 @@ def main() -> None:
             ("latency", lambda: bench_latency(args.rounds, env, before, args.seconds)),
             ("send", lambda: bench_send(args.rounds, env, body, 5000)),
             ("memory", lambda: bench_memory(env, 1000, args.memory_total)),
+            ("hostile", lambda: bench_hostile_memory(env, args.hostile_count)),
         ]
         for name, step in steps:
             if name in chosen:

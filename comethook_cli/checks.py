@@ -15,9 +15,9 @@ from typing import Any, Literal
 import aiohttp
 
 from comethook_cli.errors import UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery
+from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, Delivery
 from comethook_cli.payloads import BuildOptions, IdSource, Template, build, catalog, find_template
-from comethook_cli.sender import CONTENT_TYPE, Outgoing, basic_auth_header, deliver
+from comethook_cli.sender import CONTENT_TYPE, Outgoing, basic_auth_header, connector, deliver
 
 Status = Literal["pass", "fail", "warn"]
 DEFAULT_TRIGGERS = ("before_message", "after_message", "message_sent")
@@ -64,10 +64,14 @@ class Suite:
         timeout: float,
         content_type: str = CONTENT_TYPE,
         volatile: Sequence[str] = (),
+        max_answer: int = DEFAULT_MAX_ANSWER,
+        insecure: bool = False,
     ) -> None:
         self.url = url
         self.content_type = content_type
         self.volatile = [parse_volatile(path) for path in volatile]
+        self.max_answer = max_answer
+        self.insecure = insecure
         self.auth = {"Authorization": basic_auth_header(basic_auth)} if basic_auth else {}
         self.basic_auth = basic_auth
         self.templates = list(templates)
@@ -82,7 +86,8 @@ class Suite:
 
     async def run(self) -> tuple[list[CheckResult], bool]:
         """(results in a stable order, whether the endpoint could be reached at all)."""
-        async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",)) as session:
+        pool = connector(100, self.insecure)
+        async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",), connector=pool) as session:
             jobs = [self._delivery(session, t) for t in self.templates]
             if any(t.trigger == "before_message" for t in self.templates):
                 jobs.append(self._before_message(session))
@@ -107,7 +112,13 @@ class Suite:
 
     async def _post(self, session: Any, outgoing: Outgoing, extra: dict[str, str] | None = None) -> Delivery:
         return await deliver(
-            session, self.url, outgoing, {**self.auth, **(extra or {})}, self.timeout, content_type=self.content_type
+            session,
+            self.url,
+            outgoing,
+            {**self.auth, **(extra or {})},
+            self.timeout,
+            content_type=self.content_type,
+            max_answer=self.max_answer,
         )
 
     async def _delivery(self, session: Any, template: Template) -> tuple[CheckResult, bool]:
@@ -120,6 +131,8 @@ class Suite:
                 f" (it was sent with Content-Type: {self.content_type}; compare it case-insensitively)" if d.status == 415 else ""
             )
             return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}; CometChat expects 2xx{hint}"), True
+        if d.response is None and d.error:  # a 2xx whose answer could not be read (over --max-answer)
+            return CheckResult(name, "fail", d.latency_ms, d.error), True
         return _budget(name, d), True
 
     async def _before_message(self, session: Any) -> tuple[CheckResult, bool]:
@@ -142,6 +155,7 @@ class Suite:
             headers,
             self.timeout,
             content_type=self.content_type,
+            max_answer=self.max_answer,
         )
         if d.status is None:
             return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)

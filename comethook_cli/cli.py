@@ -11,15 +11,17 @@ import typer
 
 from comethook_cli import __version__
 from comethook_cli.errors import ComethookError, ExitCode
-from comethook_cli.models import DEFAULT_MAX_BODY, DEFAULT_PORT
+from comethook_cli.models import DEFAULT_MAX_ANSWER, DEFAULT_MAX_BODY, DEFAULT_PORT
 from comethook_cli.options import (
     BUILDER,
     DELIVERING,
     BasicAuth,
     BasicAuthFile,
     ContentType,
+    Insecure,
     JsonOut,
     Legacy,
+    MaxAnswer,
     NgrokAuthtoken,
     Sets,
     build_options,
@@ -118,6 +120,9 @@ def listen(
     fallback: Annotated[
         str, typer.Option("--fallback", metavar="error|pass|drop", help="Answer when your app is down or times out.")
     ] = "error",
+    max_answer: Annotated[
+        int, typer.Option("--max-answer", metavar="BYTES", min=1, help="Largest answer read from your app (else --fallback).")
+    ] = DEFAULT_MAX_ANSWER,
     tunnel: Annotated[
         bool | None,
         typer.Option(
@@ -163,7 +168,7 @@ def listen(
             max_events=max_events, timeout=timeout, forward_to=tuple(forward_to or ()), routes=tuple(route or ()),
             forward_timeout=forward_timeout, fallback=fallback, tunnel={None: "auto", True: "on", False: "off"}[tunnel],
             ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region, install_ngrok=install_ngrok,
-            tunnel_timeout=tunnel_timeout,
+            tunnel_timeout=tunnel_timeout, max_answer=max_answer,
         )
     )  # fmt: skip
 
@@ -254,14 +259,17 @@ def check(
         list[str] | None,
         typer.Option("--volatile", metavar="PATH", help="A before_message answer field that may change on a retry. Repeatable."),
     ] = None,
+    max_answer: MaxAnswer = DEFAULT_MAX_ANSWER,
+    insecure: Insecure = False,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
     from comethook_cli.commands import basic_auth as credentials
     from comethook_cli.commands import check as check_command
 
     check_command.run(
-        to, credentials(basic_auth, basic_auth_file), triggers, junit, json_out, timeout, content_type, volatile or ()
-    )
+        to, credentials(basic_auth, basic_auth_file), triggers, junit, json_out, timeout, content_type, volatile or (),
+        max_answer, insecure,
+    )  # fmt: skip
 
 
 @history_app.command("list")

@@ -1,8 +1,9 @@
 """Relay each delivery's exact bytes to the developer's app and bring its answer back unchanged.
 
 The first --forward-to target is the primary: its answer goes back to CometChat. The others get
-copies concurrently (fan-out) that never delay the answer. --route TRIGGER=URL gives a trigger a
-primary of its own. When the primary is down or too slow, --fallback decides the answer.
+copies concurrently (fan-out) that never delay the answer: copies have a connection pool of their
+own and a bound on how many are in flight. --route TRIGGER=URL gives a trigger a primary of its own.
+When the primary is down, too slow, or answers more than --max-answer bytes, --fallback decides the answer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import aiohttp
 
 from comethook_cli.commands import normalize_url
 from comethook_cli.errors import UsageError
-from comethook_cli.models import HOP_BY_HOP, Answer, Incoming
+from comethook_cli.models import DEFAULT_MAX_ANSWER, HOP_BY_HOP, Answer, Incoming
+from comethook_cli.sender import UNBOUNDED, AnswerTooLarge, read_answer
 from comethook_cli.verdict import DROP_ACTION
 
 if TYPE_CHECKING:
@@ -27,6 +29,19 @@ if TYPE_CHECKING:
 FALLBACKS = ("error", "pass", "drop")
 #: Answer headers aiohttp sets itself on the way back.
 ANSWER_SKIP = HOP_BY_HOP | {"date", "server"}
+#: Request headers not relayed: `Expect: 100-continue` would make the client wait for a go-ahead
+#: for a body comethook already holds (some apps never send one).
+REQUEST_SKIP = HOP_BY_HOP | {"expect"}
+#: Copies in flight at once; more are dropped with a warning, so a copy target that hangs cannot pile up
+#: tasks, memory and connections.
+MAX_COPIES_IN_FLIGHT = 64
+#: At most one warning about dropped copies this often (seconds).
+DROPPED_COPIES_WARNING_EVERY = 10.0
+
+
+def connection_named(headers: Sequence[tuple[str, str]]) -> set[str]:
+    """Header names a `Connection:` header lists: they are hop-by-hop too (RFC 9110, 7.6.1)."""
+    return {token.strip().lower() for name, value in headers if name.lower() == "connection" for token in value.split(",")}
 
 
 def destination(target: str, incoming: Incoming) -> str:
@@ -50,6 +65,8 @@ class Forwarder:
         fallback: str,
         on_warning: Callable[[str], None],
         unrouted: Answerer | None = None,
+        max_answer: int = DEFAULT_MAX_ANSWER,
+        max_copies: int = MAX_COPIES_IN_FLIGHT,
     ) -> None:
         self.primary = primary
         self.copies = list(copies)
@@ -58,8 +75,13 @@ class Forwarder:
         self.fallback = fallback
         self.on_warning = on_warning
         self.unrouted = unrouted
+        self.max_answer = max_answer
+        self.max_copies = max_copies
         self._session: aiohttp.ClientSession | None = None
+        self._copy_session: aiohttp.ClientSession | None = None
         self._copies_in_flight: set[asyncio.Task[None]] = set()
+        self._copies_dropped = 0
+        self._dropped_warned_at = -DROPPED_COPIES_WARNING_EVERY
 
     @classmethod
     def from_options(
@@ -70,6 +92,7 @@ class Forwarder:
         fallback: str,
         on_warning: Callable[[str], None],
         unrouted: Answerer | None = None,
+        max_answer: int = DEFAULT_MAX_ANSWER,
     ) -> Forwarder:
         """Validate and normalise --forward-to, --route and --fallback."""
         if fallback not in FALLBACKS:
@@ -83,7 +106,7 @@ class Forwarder:
                     f"Malformed --route {spec!r}.", "Write it as TRIGGER=URL, e.g. --route before_message=:8001/moderate."
                 )
             routed[trigger.strip()] = normalize_url(url)
-        return cls(targets[0] if targets else None, targets[1:], routed, timeout, fallback, on_warning, unrouted)
+        return cls(targets[0] if targets else None, targets[1:], routed, timeout, fallback, on_warning, unrouted, max_answer)
 
     def describe(self) -> str:
         """One line for the banner."""
@@ -95,42 +118,74 @@ class Forwarder:
         parts.append(f"fallback {self.fallback}, timeout {self.timeout:g} s")
         return "; ".join(parts)
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
+    def _client(self, copy: bool = False) -> aiohttp.ClientSession:
+        # Copies get a pool of their own: a copy target that hangs must not hold the connections the primary needs.
+        session = self._copy_session if copy else self._session
+        if session is None:
+            session = aiohttp.ClientSession(
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                connector=aiohttp.TCPConnector(limit=256),
+                connector=aiohttp.TCPConnector(limit=self.max_copies if copy else 256),
             )
-        return self._session
+            if copy:
+                self._copy_session = session
+            else:
+                self._session = session
+        return session
 
     async def __call__(self, incoming: Incoming) -> Answer:
         """Forward to the primary (and copies), and answer with what the primary said."""
         primary = self.routes.get(incoming.info.trigger, self.primary)
         for copy in self.copies:
-            if copy != primary:
-                task = asyncio.ensure_future(self._copy(copy, incoming))
-                self._copies_in_flight.add(task)
-                task.add_done_callback(self._copies_in_flight.discard)
+            if copy == primary:
+                continue
+            if len(self._copies_in_flight) >= self.max_copies:
+                self._drop_copy(copy)
+                continue
+            task = asyncio.ensure_future(self._copy(copy, incoming))
+            self._copies_in_flight.add(task)
+            task.add_done_callback(self._copies_in_flight.discard)
         if primary is None:
             assert self.unrouted is not None
             return await self.unrouted(incoming)
         return await self._relay(primary, incoming)
 
-    def _headers(self, incoming: Incoming) -> list[tuple[str, str]]:
-        return [(n, v) for n, v in incoming.headers if n.lower() not in HOP_BY_HOP]
+    def _drop_copy(self, target: str) -> None:
+        self._copies_dropped += 1
+        now = time.monotonic()
+        if now - self._dropped_warned_at >= DROPPED_COPIES_WARNING_EVERY:
+            self.on_warning(
+                f"dropped {self._copies_dropped} cop{'y' if self._copies_dropped == 1 else 'ies'} (latest to {target}): "
+                f"{self.max_copies} copies already in flight, a copy target is slow or down. The primary's answers are not affected."
+            )
+            self._copies_dropped = 0
+            self._dropped_warned_at = now
 
-    async def _relay(self, target: str, incoming: Incoming) -> Answer:
+    def _headers(self, incoming: Incoming) -> list[tuple[str, str]]:
+        skip = REQUEST_SKIP | connection_named(incoming.headers)
+        return [(n, v) for n, v in incoming.headers if n.lower() not in skip]
+
+    async def _relay(self, target: str, incoming: Incoming, copy: bool = False) -> Answer:
         url = destination(target, incoming)
         started = time.perf_counter()
         try:
-            async with self._client().request(
+            # One deadline for the whole exchange, reading the answer included: an app that drips cannot hold it.
+            async with asyncio.timeout(self.timeout), self._client(copy).request(
                 incoming.method, url, data=incoming.body, headers=self._headers(incoming),
-                timeout=aiohttp.ClientTimeout(total=self.timeout), allow_redirects=False,
+                timeout=UNBOUNDED, allow_redirects=False,
             ) as response:  # fmt: skip
-                body = await response.read()
-                headers = tuple((n, v) for n, v in response.headers.items() if n.lower() not in ANSWER_SKIP)
+                body = await read_answer(response, self.max_answer)
+                skip = ANSWER_SKIP | connection_named(list(response.headers.items()))
+                headers = tuple((n, v) for n, v in response.headers.items() if n.lower() not in skip)
                 return Answer(response.status, body, headers, "your app", url, None, (time.perf_counter() - started) * 1000)
+        except AnswerTooLarge as too_large:
+            reason = str(too_large)
+            if not copy:
+                self.on_warning(
+                    f"your app at {url} answered more than {too_large.limit:,} bytes"
+                    + (f" (Content-Length {too_large.declared:,})" if too_large.declared is not None else "")
+                    + f"; CometChat gets the --fallback {self.fallback} answer. Raise --max-answer if the answer is meant to be that large."
+                )
         except TimeoutError:
             reason = f"no answer within {self.timeout:g} s (--forward-timeout)"
         except aiohttp.ClientConnectorError as error:
@@ -149,7 +204,7 @@ class Forwarder:
         return Answer(502, body, answered_by="comethook (fallback error)", forwarded_to=url, error=reason, latency_ms=latency)
 
     async def _copy(self, target: str, incoming: Incoming) -> None:
-        answer = await self._relay(target, incoming)
+        answer = await self._relay(target, incoming, copy=True)
         if answer.error:
             self.on_warning(f"copy to {answer.forwarded_to} failed: {answer.error}")
 
@@ -159,5 +214,6 @@ class Forwarder:
             await asyncio.wait(self._copies_in_flight, timeout=2)
             for task in self._copies_in_flight:
                 task.cancel()
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._copy_session):
+            if session is not None:
+                await session.close()

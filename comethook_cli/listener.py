@@ -10,7 +10,6 @@ import base64
 import binascii
 import errno
 import hmac
-import json
 import os
 import random
 import time
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from comethook_cli import __version__
+from comethook_cli import __version__, jsonbody
 from comethook_cli.errors import ComethookError, ListenerError
 from comethook_cli.events import describe
 from comethook_cli.models import DEFAULT_MAX_BODY, DEFAULT_PORT, Answer, Exchange, Incoming, Rejection
@@ -163,11 +162,9 @@ class Listener:
         if not body.strip():
             return self._reject(request, 400, "empty body (CometChat sends JSON)")
         try:
-            payload = json.loads(body.decode("utf-8"))
-        except UnicodeDecodeError:
-            return self._reject(request, 400, "body is not valid UTF-8")
-        except (ValueError, RecursionError):
-            return self._reject(request, 400, "body is not JSON")
+            payload = jsonbody.parse(body)
+        except jsonbody.JsonBodyError as error:
+            return self._reject(request, 400, "body is not valid UTF-8" if error.kind == "encoding" else "body is not JSON")
         info = describe(payload)
         headers = tuple(request.headers.items())
         incoming = Incoming(request.method, request.path, request.query_string, headers, body, payload, info)
@@ -202,4 +199,5 @@ class Listener:
             self.on_exchange(exchange)
         except Exception as error:  # the display must never cost CometChat its answer
             self.on_warning(f"could not display event {exchange.id}: {error}")
-        return web.Response(status=answer.status, body=answer.body, headers=dict(answer.headers))
+        # The pairs, not a dict: aiohttp keeps them in a CIMultiDict, so repeated headers (Set-Cookie) all go back.
+        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)

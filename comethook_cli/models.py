@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from comethook_cli import jsonbody
 
 Generation = Literal["legacy", "current", "unknown"]
 VerdictKind = Literal["pass", "inject", "drop", "invalid"]
@@ -16,6 +17,8 @@ COMETCHAT_BUDGET_MS = 2000.0
 #: Where `listen` listens, and the largest body it accepts, unless told otherwise.
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY = 1024 * 1024
+#: The most of an answer comethook reads (--max-answer): CometChat's own message limit is about 64 KB.
+DEFAULT_MAX_ANSWER = 1024 * 1024
 #: Headers that belong to one connection, never copied when a request is relayed or replayed.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
@@ -172,12 +175,12 @@ class Rejection:
 
 
 def parse_body(raw: bytes) -> Any:
-    """Bytes as parsed JSON when they are JSON, else as text (None when empty)."""
+    """Bytes as parsed JSON when they are strict JSON (so a NaN answer shows as text), else as text (None when empty)."""
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return jsonbody.parse(raw)
+    except jsonbody.JsonBodyError:
         return raw.decode("utf-8", errors="replace")
 
 

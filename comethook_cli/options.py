@@ -14,6 +14,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from comethook_cli.models import DEFAULT_MAX_ANSWER
+
 F = TypeVar("F", bound=Callable[..., Any])
 Group = dict[str, tuple[Any, Any]]
 
@@ -72,6 +74,12 @@ ContentType = Annotated[
     ),
 ]
 Legacy = Annotated[bool, typer.Option("--legacy", help="Use the legacy shape where a trigger has both (receipts).")]
+MaxAnswer = Annotated[
+    int, typer.Option("--max-answer", metavar="BYTES", min=1, help="Read at most this much of an answer (larger: a failure).")
+]
+Insecure = Annotated[
+    bool, typer.Option("--insecure", "-k", help="Do not verify TLS certificates (self-signed test endpoints); warns.")
+]
 
 #: How a payload is built (`payloads show`, `send`).
 BUILDER: Group = {
@@ -130,7 +138,12 @@ DELIVERING: Group = {
         Annotated[str | None, typer.Option("--retry-delays", metavar="S,S", help="Compress the retry cadence, e.g. 0.1,0.3.")],
         None,
     ),
-    "verbose": (Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body.")], False),
+    "verbose": (
+        Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body, and more of a long one.")],
+        False,
+    ),
+    "max_answer": (MaxAnswer, DEFAULT_MAX_ANSWER),
+    "insecure": (Insecure, False),
 }
 
 
@@ -153,7 +166,7 @@ def delivering(**values: Any) -> Any:
         basic_auth=basic_auth(values["basic_auth"], values["basic_auth_file"]), headers=values["header"] or [], timeout=values["timeout"], json_out=values["json_out"],
         expect=values["expect"], expect_json=values["expect_json"] or [], max_latency=values["max_latency"],
         simulate_retries=values["simulate_retries"], retry_delays=values["retry_delays"], verbose=values["verbose"],
-        content_type=values["content_type"],
+        content_type=values["content_type"], max_answer=values["max_answer"], insecure=values["insecure"],
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from comethook_cli.payloads import Template
     from comethook_cli.sender import RetryReport, Summary
 
+#: How much of an answer `send` shows (characters); -v shows up to VERBOSE_BODY_CHARS, --json all of it.
+BODY_CHARS = 2_000
+VERBOSE_BODY_CHARS = 100_000
 VERDICT_STYLE = {"pass": "green", "inject": "cyan", "drop": "yellow", "invalid": "bold red"}
 
 # What a terminal must never receive raw from the network: C0 controls (ESC starts CSI/OSC sequences,
@@ -70,8 +74,23 @@ def json_safe(encoded: str) -> str:
 
 
 def dumps(document: Any) -> str:
-    """Compact JSON for one NDJSON line (non-ASCII kept readable, terminal controls escaped)."""
-    return json_safe(json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str))
+    """Compact strict JSON for one NDJSON line (non-ASCII kept readable, terminal controls escaped): NaN and
+    Infinity, which JSON.parse refuses, become null rather than breaking the line."""
+    try:
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(document), ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+    return json_safe(text)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 class NdjsonWriter:
@@ -182,8 +201,18 @@ class Renderer:
             self.out.file.write(encoded + "\n")
             self.out.file.flush()
 
-    def body(self, value: Any) -> None:
-        """A request or answer body: JSON as a document, anything else as text, nothing when empty."""
+    def body(self, value: Any, limit: int | None = None, cut_hint: str = "") -> None:
+        """A request or answer body: JSON as a document, anything else as text, nothing when empty.
+
+        With `limit`, at most that many characters, then a line saying how many more were cut."""
+        if limit is not None and isinstance(value, (str, dict, list)):
+            text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+            if len(text) > limit:
+                self.body(text[:limit])
+                self.out.print(
+                    Text(f"… {len(text) - limit:,} more characters" + (f"; {cut_hint}" if cut_hint else ""), style="dim")
+                )
+                return
         if isinstance(value, (dict, list)):
             self.document(value)
         elif value is not None:
@@ -216,7 +245,9 @@ class Renderer:
         back = Text.assemble(("<-- ", "bold"), (str(delivery.status), style), f"  {_ms(delivery.latency_ms)}")
         self.out.print(back)
         if verbose or delivery.attempt == 1:
-            self.body(delivery.response)
+            self.body(
+                delivery.response, *((VERBOSE_BODY_CHARS, "--json shows it all") if verbose else (BODY_CHARS, "-v shows more"))
+            )
         if delivery.verdict is not None:
             self.verdict(delivery.verdict)
         self.budget_warning(delivery.latency_ms)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from comethook_cli import jsonbody
 from comethook_cli.errors import UsageError
 from comethook_cli.events import get, message_of
 from comethook_cli.models import Answer, Incoming
@@ -65,17 +66,17 @@ def parse_respond(spec: str) -> Action:
     if spec == "drop":
         return Action(DROP_BODY, "drop")
     if spec.startswith("inject:"):
-        source = spec.removeprefix("inject:")
-        if source.startswith("@"):
+        source: str | bytes = spec.removeprefix("inject:")
+        if spec.startswith("inject:@"):
             try:
-                source = Path(source[1:]).read_text(encoding="utf-8")
+                source = Path(spec[8:]).read_bytes()
             except OSError as error:
                 raise UsageError(f"Cannot read --respond file {spec[8:]!r}: {error.strerror}.", "Check the path.") from None
         try:
-            value = json.loads(source)
-        except ValueError:
+            value = jsonbody.parse(source)
+        except jsonbody.JsonBodyError as error:
             raise UsageError(
-                f"--respond {spec!r}: not valid JSON.", 'Write inject:{"key": "value"} or inject:@file.json.'
+                f"--respond {spec!r}: not valid JSON ({error}).", 'Write inject:{"key": "value"} or inject:@file.json.'
             ) from None
         if not isinstance(value, dict) or not value:
             raise UsageError("--respond inject: needs a non-empty JSON object.", "CometChat injects objects; {} would just pass.")
@@ -94,10 +95,10 @@ def compile_regex(pattern: str, where: str) -> re.Pattern[str]:
 def load_rules(path: str) -> list[Rule]:
     """Rules from a JSON file: a list of {"match": {...}, "action": ...}."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = jsonbody.parse(Path(path).read_bytes())
     except OSError as error:
         raise UsageError(f"Cannot read --rules {path!r}: {error.strerror}.", "Check the path.") from None
-    except ValueError as error:
+    except jsonbody.JsonBodyError as error:
         raise UsageError(f"--rules {path!r} is not valid JSON: {error}.", "See README, `comethook listen` rules.") from None
     if not isinstance(raw, list):
         raise UsageError(f"--rules {path!r} must hold a JSON list of rules.", "See README, `comethook listen` rules.")

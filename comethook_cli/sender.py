@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
 import math
 import time
@@ -16,9 +15,11 @@ import aiohttp
 
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 from comethook_cli.events import get
-from comethook_cli.models import Delivery, Verdict, parse_body
+from comethook_cli.models import DEFAULT_MAX_ANSWER, Delivery, Verdict, parse_body
 from comethook_cli.verdict import judge
 
+#: What a delivery's error says when the server's TLS certificate could not be verified (the hint keys on it).
+CERTIFICATE_PROBLEM = "TLS certificate not trusted"
 #: CometChat's documented retry cadence when retryOnFailure is on: 10 s, then 30 s.
 COMETCHAT_RETRY_DELAYS = (10.0, 30.0)
 EXPECTATIONS = ("pass", "inject", "drop", "ok")
@@ -46,6 +47,8 @@ class SendPlan:
     count: int = 1
     concurrency: int = 1
     retry_delays: tuple[float, ...] | None = None
+    max_answer: int = DEFAULT_MAX_ANSWER
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,43 @@ def parse_delays(raw: str) -> tuple[float, ...]:
     return delays
 
 
+#: aiohttp's own limit (a session's default is 5 minutes) left out: asyncio.timeout bounds the whole exchange.
+UNBOUNDED = aiohttp.ClientTimeout()
+
+
+class AnswerTooLarge(Exception):
+    """An answer longer than the cap (--max-answer): said by its Content-Length, or found while reading."""
+
+    def __init__(self, limit: int, declared: int | None = None) -> None:
+        self.limit = limit
+        self.declared = declared
+        size = f", Content-Length {declared:,}" if declared is not None else ""
+        super().__init__(f"answer larger than {limit:,} bytes (--max-answer){size}")
+
+
+async def read_answer(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The answer body, read in chunks and at most `limit` bytes of it; AnswerTooLarge past that.
+
+    A Content-Length over the cap is refused before reading anything. The connection is closed
+    on refusal, so the rest of the answer is never read."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        response.close()
+        raise AnswerTooLarge(limit, declared)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            response.close()
+            raise AnswerTooLarge(limit)
+    return bytes(body)
+
+
+def connector(limit: int, insecure: bool) -> aiohttp.TCPConnector:
+    """A connection pool of `limit` connections; `insecure` skips TLS certificate checks (--insecure)."""
+    return aiohttp.TCPConnector(limit=limit, ssl=False) if insecure else aiohttp.TCPConnector(limit=limit)
+
+
 async def deliver(
     session: aiohttp.ClientSession,
     url: str,
@@ -135,17 +175,27 @@ async def deliver(
     timeout: float,
     attempt: int = 1,
     content_type: str = CONTENT_TYPE,
+    max_answer: int = DEFAULT_MAX_ANSWER,
 ) -> Delivery:
-    """POST one body like CometChat (JSON, optional Basic auth) and read what came back."""
+    """POST one body like CometChat (JSON, optional Basic auth) and read what came back (at most `max_answer` bytes).
+
+    `timeout` bounds the whole exchange, reading the answer included: a server that drips its answer
+    cannot hold `send` past it."""
     given = any(name.lower() == "content-type" for name in headers)  # -H or a replayed header wins, and is sent once
     request_headers = {**({} if given else {"Content-Type": content_type}), **headers}
     started = time.perf_counter()
     try:
-        async with session.post(
-            url, data=outgoing.body, headers=request_headers, timeout=_timeout(timeout), allow_redirects=False
-        ) as response:
-            raw = await response.read()
+        async with (
+            asyncio.timeout(timeout),
+            session.post(url, data=outgoing.body, headers=request_headers, timeout=UNBOUNDED, allow_redirects=False) as response,
+        ):
             status = response.status
+            raw = await read_answer(response, max_answer)
+    except AnswerTooLarge as too_large:
+        reason = str(too_large)
+        verdict = Verdict("invalid", f"the {reason}") if outgoing.trigger == "before_message" else None
+        latency = (time.perf_counter() - started) * 1000
+        return Delivery(outgoing.trigger, url, status, latency, None, False, reason, verdict, attempt)
     except TimeoutError:
         return Delivery(
             outgoing.trigger,
@@ -171,11 +221,6 @@ async def deliver(
     return Delivery(outgoing.trigger, url, status, latency, parse_body(raw), ok, error, verdict, attempt, raw)
 
 
-@functools.cache
-def _timeout(seconds: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=seconds)
-
-
 def _verdict(outgoing: Outgoing, status: int | None, raw: bytes) -> Verdict | None:
     if outgoing.trigger != "before_message":
         return None
@@ -183,6 +228,9 @@ def _verdict(outgoing: Outgoing, status: int | None, raw: bytes) -> Verdict | No
 
 
 def _describe(error: Exception) -> str:
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        why = getattr(error.certificate_error, "verify_message", None) or error.certificate_error
+        return f"could not connect to {error.host}:{error.port}: {CERTIFICATE_PROBLEM} ({why})"
     if isinstance(error, aiohttp.ClientConnectorError):
         reason = error.os_error.strerror or str(error.os_error) or "refused"
         return f"could not connect to {error.host}:{error.port}: {reason.lower()}"
@@ -195,13 +243,14 @@ async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None]) -> tuple[
     """Deliver `plan.count` fresh bodies, at most `plan.concurrency` at once; returns (deliveries, elapsed seconds)."""
     results: list[Delivery] = []
     queue = iter(range(plan.count))
-    connector = aiohttp.TCPConnector(limit=max(plan.concurrency, 1), force_close=False)
     started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector(max(plan.concurrency, 1), plan.insecure)) as session:
 
         async def worker() -> None:
             for _ in queue:
-                delivery = await deliver(session, plan.url, plan.make_body(), plan.headers, plan.timeout)
+                delivery = await deliver(
+                    session, plan.url, plan.make_body(), plan.headers, plan.timeout, max_answer=plan.max_answer
+                )
                 results.append(delivery)
                 on_delivery(delivery)
 
@@ -216,11 +265,11 @@ async def run_with_retries(
     outgoing = plan.make_body()
     deliveries: list[Delivery] = []
     started = time.perf_counter()
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=connector(100, plan.insecure)) as session:
         for attempt, delay in enumerate((0.0, *delays), start=1):
             if delay:
                 await asyncio.sleep(delay)
-            delivery = await deliver(session, plan.url, outgoing, plan.headers, plan.timeout, attempt)
+            delivery = await deliver(session, plan.url, outgoing, plan.headers, plan.timeout, attempt, max_answer=plan.max_answer)
             deliveries.append(delivery)
             on_delivery(delivery)
     return deliveries, compare_attempts(deliveries), time.perf_counter() - started
@@ -243,6 +292,16 @@ def compare_attempts(deliveries: Sequence[Delivery]) -> RetryReport:
 def _short(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
     return text if len(text) <= 80 else text[:79] + "…"
+
+
+def unreachable_hint(error: str | None) -> str:
+    """What to do when a delivery got no answer: about certificates when TLS failed, else about the endpoint."""
+    if error and CERTIFICATE_PROBLEM in error:
+        return (
+            "Point SSL_CERT_FILE at the CA certificate that signed it (e.g. SSL_CERT_FILE=ca.pem comethook ...), "
+            "or pass --insecure (-k) to skip the check for a test endpoint."
+        )
+    return "Is the endpoint running and the URL right? Raise --timeout for a slow endpoint."
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
@@ -294,14 +353,14 @@ def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: Re
     if unreachable:
         raise UnreachableError(
             f"{len(unreachable)} of {len(deliveries)} deliveries got no answer: {unreachable[0].error}.",
-            "Is the endpoint running and the URL right? Raise --timeout for a slow endpoint.",
+            unreachable_hint(unreachable[0].error),
         )
     bad = [d for d in deliveries if not d.ok]
     if bad:
-        raise ComethookError(
-            f"{len(bad)} of {len(deliveries)} deliveries failed: {bad[0].error}.",
-            "CometChat needs a 2xx answer" + (" and, for before_message, a JSON object." if bad[0].verdict else "."),
-        )
+        hint = "CometChat needs a 2xx answer" + (" and, for before_message, a JSON object." if bad[0].verdict else ".")
+        if bad[0].response is None and bad[0].error and bad[0].error.startswith("answer larger than"):
+            hint = "CometChat's own messages stay under about 64 KB; raise --max-answer if this answer is meant to be so large."
+        raise ComethookError(f"{len(bad)} of {len(deliveries)} deliveries failed: {bad[0].error}.", hint)
     problems = list(failures)
     if retries is not None and not retries.consistent:
         problems.append(f"simulated retries got different answers ({retries.detail})")

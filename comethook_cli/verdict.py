@@ -8,9 +8,9 @@ message; `{}` delivers it unchanged. Everything else is undocumented, so cometho
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
+from comethook_cli import jsonbody
 from comethook_cli.models import Verdict
 
 DROP_ACTION = "do_not_propagate"
@@ -29,8 +29,8 @@ def judge(request: Any, status: int | None, body: bytes) -> Verdict:
     if not body.strip():
         return Verdict("invalid", "empty body: answer {} to let the message pass", webhook_id=webhook_id)
     try:
-        answer = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        answer = jsonbody.parse(body)  # strict, as CometChat's JSON.parse: a NaN answer is not JSON
+    except jsonbody.JsonBodyError:
         return Verdict("invalid", "the answer is not JSON", webhook_id=webhook_id)
     if not isinstance(answer, dict):
         return Verdict("invalid", f"the answer is JSON {_json_kind(answer)}, not an object", webhook_id=webhook_id)

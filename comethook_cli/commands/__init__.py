@@ -72,8 +72,10 @@ def payloads_show(trigger: str, legacy: bool, options: BuildOptions) -> None:
     renderer.document(build(template, options))
 
 
-def read_body(source: str) -> bytes:
-    """The bytes of `--body FILE|-`, checked to be JSON."""
+def read_body(source: str) -> tuple[bytes, Any]:
+    """The bytes of `--body FILE|-` and what they parse to (strict JSON, as the listener reads it)."""
+    from comethook_cli import jsonbody
+
     try:
         raw = sys.stdin.buffer.read() if source == "-" else open(source, "rb").read()  # noqa: SIM115
     except OSError as error:
@@ -81,12 +83,11 @@ def read_body(source: str) -> bytes:
             f"Cannot read --body {source!r}: {error.strerror or error}.", "Check the path, or pass - for stdin."
         ) from None
     try:
-        json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
+        return raw, jsonbody.parse(raw)
+    except jsonbody.JsonBodyError as error:
         raise UsageError(
             f"--body {source!r} is not valid JSON: {error}.", "Fix the file, or start from `comethook payloads show`."
         ) from None
-    return raw
 
 
 def encode(payload: Any) -> bytes:

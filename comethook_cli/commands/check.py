@@ -9,6 +9,7 @@ from pathlib import Path
 
 from comethook_cli.commands import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
+from comethook_cli.models import DEFAULT_MAX_ANSWER
 
 
 def run(
@@ -20,13 +21,22 @@ def run(
     timeout: float,
     content_type: str | None = None,
     volatile: Sequence[str] = (),
+    max_answer: int = DEFAULT_MAX_ANSWER,
+    insecure: bool = False,
 ) -> None:
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
     from comethook_cli import checks
     from comethook_cli.sender import CONTENT_TYPE
 
     url = normalize_url(to)
-    suite = checks.Suite(url, basic_auth, checks.select(triggers), timeout, content_type or CONTENT_TYPE, volatile)
+    suite = checks.Suite(
+        url, basic_auth, checks.select(triggers), timeout, content_type or CONTENT_TYPE, volatile, max_answer, insecure
+    )
+    if insecure:
+        from comethook_cli.commands.send import INSECURE_WARNING
+        from comethook_cli.render import Renderer
+
+        Renderer().warning(INSECURE_WARNING)
     started = time.perf_counter()
     results, reached = asyncio.run(suite.run())
     elapsed = time.perf_counter() - started
@@ -48,8 +58,10 @@ def run(
 
         CheckRenderer().results(url, results, summary)
     if not reached:
+        from comethook_cli.sender import unreachable_hint
+
         first = next((r.detail for r in results if r.status == "fail"), "no answer")
-        raise UnreachableError(f"{url} could not be reached: {first}.", "Is the endpoint running and the URL right?")
+        raise UnreachableError(f"{url} could not be reached: {first}.", unreachable_hint(first))
     failed = [r.name for r in results if r.status == "fail"]
     if failed:
         raise AssertionFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}.")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from comethook_cli.errors import TunnelError, UnreachableError, UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_BODY, DEFAULT_PORT
+from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, DEFAULT_MAX_BODY, DEFAULT_PORT
 from comethook_cli.render import event_line
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class ListenArgs:
     region: str | None = None
     install_ngrok: bool = False
     tunnel_timeout: float = 10.0
+    max_answer: int = DEFAULT_MAX_ANSWER
 
 
 class ListenView:
@@ -117,7 +118,9 @@ def build_answerer(args: ListenArgs, view: ListenView) -> tuple[Answerer, str, A
         return canned, canned.describe(), None
     from comethook_cli.forwarder import Forwarder
 
-    forwarder = Forwarder.from_options(args.forward_to, args.routes, args.forward_timeout, args.fallback, view.on_warning, canned)
+    forwarder = Forwarder.from_options(
+        args.forward_to, args.routes, args.forward_timeout, args.fallback, view.on_warning, canned, args.max_answer
+    )
     return forwarder, forwarder.describe(), forwarder.close
 
 

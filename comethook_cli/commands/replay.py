@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from comethook_cli import jsonbody
 from comethook_cli.commands import encode, normalize_url
 from comethook_cli.commands.history import open_history, replay_headers
 from comethook_cli.commands.send import Delivering, execute
@@ -47,10 +48,10 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
 
 def _parse(body: bytes, what: str) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return jsonbody.parse(body)
+    except jsonbody.JsonBodyError as error:
         raise UsageError(
-            f"{what.capitalize()} is not JSON, so it cannot be changed or replayed.", "Fix it, or replay without --set."
+            f"{what.capitalize()} is not JSON ({error}), so it cannot be changed or replayed.", "Fix it, or replay without --set."
         ) from None
 
 
@@ -58,8 +59,8 @@ def edit_body(body: bytes) -> bytes:
     """Open $VISUAL / $EDITOR on the body (pretty-printed when JSON); abort on an empty or invalid result."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     try:
-        text = json.dumps(json.loads(body), indent=2, ensure_ascii=False) + "\n"
-    except (ValueError, UnicodeDecodeError):
+        text = json.dumps(jsonbody.parse(body), indent=2, ensure_ascii=False) + "\n"
+    except jsonbody.JsonBodyError:
         text = body.decode("utf-8", errors="replace")
     with tempfile.TemporaryDirectory(prefix="comethook-") as folder:
         path = Path(folder) / "body.json"
@@ -76,7 +77,7 @@ def edit_body(body: bytes) -> bytes:
     if not edited.strip():
         raise UsageError("Replay aborted: the edited body is empty.")
     try:
-        json.loads(edited)
-    except (ValueError, UnicodeDecodeError) as error:
+        jsonbody.parse(edited)
+    except jsonbody.JsonBodyError as error:
         raise UsageError(f"Replay aborted: the edited body is not valid JSON ({error}).", "Nothing was sent.") from None
     return edited

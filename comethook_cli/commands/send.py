@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,8 +10,11 @@ from typing import Any
 
 from comethook_cli.commands import encode, normalize_url, read_body
 from comethook_cli.errors import UsageError
+from comethook_cli.models import DEFAULT_MAX_ANSWER
 from comethook_cli.payloads import BuildOptions, parse_set
 from comethook_cli.sender import Outgoing
+
+INSECURE_WARNING = "--insecure: TLS certificates are not verified, so anyone on the way can read and change this traffic."
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Delivering:
     retry_delays: str | None = None
     verbose: bool = False
     content_type: str | None = None
+    max_answer: int = DEFAULT_MAX_ANSWER
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,7 @@ def run(args: SendArgs) -> None:
 
     url = normalize_url(args.to)
     if args.body is not None:
-        raw = read_body(args.body)
-        payload = json.loads(raw)
+        raw, payload = read_body(args.body)
         trigger = args.trigger or (payload.get("trigger") if isinstance(payload, dict) else None)
         if args.options.sets:
             for path, value in args.options.sets:
@@ -108,8 +111,12 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
     def next_body() -> Outgoing:
         return pending.pop() if pending else make_body()
 
-    plan = sender.SendPlan(url, next_body, headers, how.timeout, how.count, how.concurrency)
+    plan = sender.SendPlan(
+        url, next_body, headers, how.timeout, how.count, how.concurrency, max_answer=how.max_answer, insecure=how.insecure
+    )
     shown = _SendView(how, describe(first.payload))
+    if how.insecure:
+        shown.renderer.warning(INSECURE_WARNING)
     report = None
     if how.simulate_retries:
         deliveries, report, elapsed = asyncio.run(sender.run_with_retries(plan, delays, shown.on_delivery))

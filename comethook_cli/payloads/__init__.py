@@ -33,6 +33,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from comethook_cli import jsonbody
 from comethook_cli.errors import UsageError
 from comethook_cli.models import Generation
 from comethook_cli.payloads.people import group_entity, user_entity, user_name
@@ -225,8 +226,8 @@ def parse_set(expression: str) -> tuple[str, Any]:
             f"Malformed --set {expression!r}.", "Write it as PATH=VALUE with a dotted path, e.g. --set data.text=hello."
         )
     try:
-        value: Any = json.loads(raw)
-    except ValueError:
+        value: Any = jsonbody.parse(raw)  # strict: NaN stays the string "NaN", never a float that is not JSON
+    except jsonbody.JsonBodyError:
         value = raw
     return path, value
 
