@@ -113,6 +113,8 @@ class HistoryDamaged(ComethookError):
 
 def is_damaged(error: sqlite3.Error) -> bool:
     """Whether SQLite says the file is corrupt or not a database (rather than busy, read-only, full ...)."""
+    if "Could not decode to UTF-8" in str(error):
+        return True  # garbage that passed SQLite's own checks: no row comethook writes holds invalid UTF-8 text
     code = getattr(error, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in DAMAGED_CODES
@@ -455,7 +457,10 @@ class History:
         except sqlite3.Error as error:
             if is_damaged(error):
                 raise HistoryDamaged(self.path, str(error)) from None
-            raise ComethookError(f"Cannot read the history database {self.path}: {error}.", "Try again in a moment.") from None
+            raise ComethookError(
+                f"Cannot read the history database {self.path}: {error}.",
+                "If `comethook listen` is busy writing, try again in a moment.",
+            ) from None
         except (ValueError, TypeError, KeyError) as error:
             raise HistoryDamaged(self.path, f"a stored exchange does not decode: {error}") from None
 
