@@ -124,7 +124,7 @@ def is_damaged(error: sqlite3.Error) -> bool:
 def _private_directory(directory: Path) -> str | None:
     """Create the directory 0700 (whatever the umask); for one that exists and is open to others, a warning."""
     if not directory.exists():
-        directory.mkdir(parents=True, mode=DIR_MODE)
+        directory.mkdir(parents=True, mode=DIR_MODE, exist_ok=True)
         if os.name != "nt":
             os.chmod(directory, DIR_MODE)  # mkdir's mode passes through the umask; say it exactly
         return None
@@ -299,7 +299,6 @@ class HistoryWriter:
         self._closing = threading.Event()
         # Under a flood, the maintenance thread is woken every few MiB written, not only every CHECKPOINT_SECONDS.
         self._wake = threading.Event()
-        self._wake.set()  # prune an oversized history from an earlier session straight away
         caps = [self.retention.wal_limit // 4] + ([self.retention.max_bytes // 8] if self.retention.max_bytes else [])
         self._wake_after = max(min(caps), 64 * 1024)
         self._written = 0
