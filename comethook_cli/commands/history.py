@@ -7,11 +7,14 @@ import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_PORT, HOP_BY_HOP, Exchange, iso_time
 from comethook_cli.render import dumps
+
+if TYPE_CHECKING:
+    from comethook_cli.store import History
 
 EXPORT_FORMATS = ("ndjson", "curl", "har")
 #: Headers a replay or export must not copy: hop-by-hop, and those the client sets itself.
@@ -51,7 +54,7 @@ def list_(limit: int, trigger: str | None, json_out: bool) -> None:
         renderer.note(note)
 
 
-def pruned_note(history: Any) -> str | None:
+def pruned_note(history: History) -> str | None:
     """One line saying that retention deleted older exchanges (None when it never did)."""
     import time
 
@@ -86,15 +89,20 @@ def export(fmt: str, output: str | None) -> None:
         raise UsageError(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(EXPORT_FORMATS)}.")
     history = open_history()
     written = 0
+
+    def exchanges() -> Iterator[Exchange]:
+        nonlocal written
+        for exchange in history.iter_all():
+            yield exchange
+            written += 1
+
     with _output(output) as stream:
         try:
             if fmt == "har":
-                written = write_har(stream, history.iter_all())
+                write_har(stream, exchanges())
             else:
-                line = (lambda e: dumps(e.to_json())) if fmt == "ndjson" else curl_command
-                for exchange in history.iter_all():
-                    stream.write(line(exchange) + "\n")
-                    written += 1
+                for exchange in exchanges():
+                    stream.write((dumps(exchange.to_json()) if fmt == "ndjson" else curl_command(exchange)) + "\n")
         except HistoryDamaged as damaged:
             damaged.message += f" The export stopped after {written:,} exchange(s); {output or 'the output'} is incomplete."
             raise
