@@ -104,8 +104,9 @@ class HistoryDamaged(ComethookError):
         quoted = shlex.quote(str(path))
         super().__init__(
             f"The history database {path} is damaged ({reason}).",
-            f"Move it aside (`mv {quoted} {quoted}.damaged`); the next `comethook listen` starts a fresh one. "
-            f"`sqlite3 {quoted} .recover` may save what is left.",
+            f"Move it aside with its -wal file, if there is one (`mv {quoted} {quoted}.damaged; mv {quoted}-wal "
+            f"{quoted}.damaged-wal`); the next `comethook listen` starts a fresh one. `sqlite3 {quoted}.damaged .recover` "
+            "may save what is left.",
         )
         self.path = path
         self.reason = reason
@@ -241,7 +242,8 @@ class Retention:
     def describe(self) -> str:
         """The caps in words ("500 MiB and 30 days"), for the banner and `history list`."""
         size = f"{self.max_bytes / MIB:g} MiB" if self.max_bytes is not None else "no size limit"
-        age = f"{self.max_age / DAY:g} days" if self.max_age is not None else "no age limit"
+        days = self.max_age / DAY if self.max_age is not None else None
+        age = "no age limit" if days is None else f"{days:g} day" + ("" if days == 1 else "s")
         return f"{size} and {age}"
 
 
