@@ -11,7 +11,13 @@ import typer
 
 from comethook_cli import __version__
 from comethook_cli.errors import ComethookError, ExitCode
-from comethook_cli.models import DEFAULT_MAX_ANSWER, DEFAULT_MAX_BODY, DEFAULT_PORT
+from comethook_cli.models import (
+    DEFAULT_HISTORY_MAX_AGE_DAYS,
+    DEFAULT_HISTORY_MAX_MB,
+    DEFAULT_MAX_ANSWER,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+)
 from comethook_cli.options import (
     BUILDER,
     DELIVERING,
@@ -148,6 +154,16 @@ def listen(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing per event.")] = False,
     json_out: JsonOut = False,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not store exchanges.")] = False,
+    history_max_mb: Annotated[
+        int,
+        typer.Option(
+            "--history-max-mb", metavar="MiB", min=0, help="Keep the history under this size, oldest out first (0: no cap)."
+        ),
+    ] = DEFAULT_HISTORY_MAX_MB,
+    history_max_age: Annotated[
+        float,
+        typer.Option("--history-max-age", metavar="DAYS", min=0, help="Delete exchanges older than this (0: keep them)."),
+    ] = DEFAULT_HISTORY_MAX_AGE_DAYS,
     max_events: Annotated[int | None, typer.Option("--max-events", min=1, help="Stop after N events (exit 0).")] = None,
     timeout: Annotated[
         float | None,
@@ -168,7 +184,8 @@ def listen(
             max_events=max_events, timeout=timeout, forward_to=tuple(forward_to or ()), routes=tuple(route or ()),
             forward_timeout=forward_timeout, fallback=fallback, tunnel={None: "auto", True: "on", False: "off"}[tunnel],
             ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region, install_ngrok=install_ngrok,
-            tunnel_timeout=tunnel_timeout, max_answer=max_answer,
+            tunnel_timeout=tunnel_timeout, max_answer=max_answer, history_max_mb=history_max_mb,
+            history_max_age=history_max_age,
         )
     )  # fmt: skip
 

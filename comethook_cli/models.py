@@ -22,6 +22,9 @@ DEFAULT_MAX_ANSWER = 1024 * 1024
 #: Headers that belong to one connection, never copied when a request is relayed or replayed.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
+#: How much history `listen` keeps unless told otherwise: the oldest exchanges go first.
+DEFAULT_HISTORY_MAX_MB = 500
+DEFAULT_HISTORY_MAX_AGE_DAYS = 30.0
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ The listener awaits `HistoryWriter.record()` before it answers, so an acknowledg
 committed (it survives the process being killed). Under load, every exchange of one event-loop
 iteration shares one transaction; with `synchronous=NORMAL` in WAL mode a commit is a write to the
 OS, not an fsync, so it costs microseconds. A power cut may lose the last commits; a process crash does not.
+
+The files hold chat bodies, so they are private: the directory is created 0700, the database 0600, and
+SQLite gives its -wal and -shm files the database's own mode. A thread of the writer's own keeps the
+history bounded (see `Retention`) and the WAL short, so anyone who can post to the URL cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -12,15 +16,18 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from comethook_cli.errors import ComethookError, UsageError
-from comethook_cli.models import EventInfo, Exchange, Verdict
+from comethook_cli.models import DEFAULT_HISTORY_MAX_AGE_DAYS, DEFAULT_HISTORY_MAX_MB, EventInfo, Exchange, Verdict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -48,12 +55,28 @@ CREATE TABLE IF NOT EXISTS exchanges (
     forwarded_to TEXT,
     forward_error TEXT
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
 """
 COLUMNS = (
     "id, received_at, method, path, query, headers, body, trigger, generation, family, summary, webhook, response_status, "
     "response_headers, response_body, verdict, verdict_reason, verdict_metadata, latency_ms, answered_by, forwarded_to, forward_error"
 )
 CHECKPOINT_SECONDS = 0.5
+MIB = 1024 * 1024
+DAY = 86400.0
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+#: The WAL may grow to a quarter of the size cap, within these bounds, before a checkpoint waits for writers.
+WAL_LIMIT_MIN = 4 * MIB
+WAL_LIMIT_MAX = 64 * MIB
+#: Pruning deletes the oldest rows in transactions this small, so the event loop's writer never waits long for the lock.
+PRUNE_CHUNK_ROWS = 500
+PRUNE_CHUNK_BYTES = 8 * MIB
+#: How long a TRUNCATE checkpoint may wait for readers; it holds the write lock meanwhile, so keep it short.
+TRUNCATE_WAIT_MS = 50
+#: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
+DAMAGED_CODES = (11, 26)
+PAGE_PRAGMAS = ("page_size", "page_count", "freelist_count")
 INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 22)})"
 
 
@@ -74,22 +97,154 @@ def default_path() -> Path:
     return home() / "history.db"
 
 
-def connect(path: Path, create: bool = True) -> sqlite3.Connection:
-    """Open (and create) the history database in WAL mode."""
+class HistoryDamaged(ComethookError):
+    """The history database is corrupt, or not a database at all."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        quoted = shlex.quote(str(path))
+        super().__init__(
+            f"The history database {path} is damaged ({reason}).",
+            f"Move it aside with its -wal file, if there is one (`mv {quoted} {quoted}.damaged; mv {quoted}-wal "
+            f"{quoted}.damaged-wal`); the next `comethook listen` starts a fresh one. `sqlite3 {quoted}.damaged .recover` "
+            "may save what is left.",
+        )
+        self.path = path
+        self.reason = reason
+
+
+def is_damaged(error: sqlite3.Error) -> bool:
+    """Whether SQLite says the file is corrupt or not a database (rather than busy, read-only, full ...)."""
+    if "Could not decode to UTF-8" in str(error):
+        return True  # garbage that passed SQLite's own checks: no row comethook writes holds invalid UTF-8 text
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in DAMAGED_CODES
+    return isinstance(error, sqlite3.DatabaseError) and ("malformed" in str(error) or "not a database" in str(error))
+
+
+def _private_directory(directory: Path) -> str | None:
+    """Create the directory 0700 (whatever the umask); for one that exists and is open to others, a warning."""
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=DIR_MODE, exist_ok=True)
+        if os.name != "nt":
+            os.chmod(directory, DIR_MODE)  # mkdir's mode passes through the umask; say it exactly
+        return None
+    mode = directory.stat().st_mode & 0o777
+    if os.name == "nt" or not mode & 0o077:
+        return None
+    # Not ours to change (COMETHOOK_HOME may point anywhere): the files inside are 0600 regardless.
+    return (
+        f"{directory} is open to other users (mode {mode:o}); the history files in it are private (0600), "
+        f"but `chmod 700 {shlex.quote(str(directory))}` hides their names too."
+    )
+
+
+def _private_files(path: Path, create: bool) -> None:
+    """Create the database file 0600 before SQLite opens it, and take back any group/other access from
+    the database and its -wal/-shm (SQLite creates those with the database's mode, whatever the umask)."""
+    if os.name == "nt":
+        return
+    if create and not path.exists():
+        with contextlib.suppress(FileExistsError):
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            try:
+                os.fchmod(descriptor, FILE_MODE)  # os.open's mode passes through the umask too
+            finally:
+                os.close(descriptor)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):  # missing, or someone else's file: SQLite's own error says more
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, FILE_MODE)
+
+
+def connect(path: Path, create: bool = True, on_warning: Callable[[str], None] | None = None) -> sqlite3.Connection:
+    """Open (and create, privately) the history database in WAL mode; HistoryDamaged when it is corrupt."""
     if not create and not path.exists():
         raise ComethookError(f"No history yet at {path}.", "Run `comethook listen` first; it records every delivery.")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            warning = _private_directory(path.parent)
+            if warning and on_warning:
+                on_warning(warning)
+        _private_files(path, create)
         connection = sqlite3.connect(path, check_same_thread=False, timeout=10)
+    except (OSError, sqlite3.Error) as error:
+        raise _open_error(path, error) from None
+    try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.executescript(SCHEMA)
-    except (OSError, sqlite3.Error) as error:
-        raise ComethookError(
-            f"Cannot open the history database {path}: {error}.",
-            "Set COMETHOOK_HOME to a writable directory, or use --no-history.",
-        ) from None
+    except sqlite3.Error as error:
+        connection.close()
+        raise _open_error(path, error) from None
     return connection
+
+
+def _open_error(path: Path, error: OSError | sqlite3.Error) -> ComethookError:
+    if isinstance(error, sqlite3.Error) and is_damaged(error):
+        return HistoryDamaged(path, str(error))
+    return ComethookError(
+        f"Cannot open the history database {path}: {error}.",
+        "Set COMETHOOK_HOME to a writable directory, or use --no-history.",
+    )
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged database (with its -wal and -shm) to history.db.corrupt-<time>; never overwrites anything
+    (OSError when it cannot)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    number = 1
+    while any(Path(f"{target}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
+        number += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
+    # The -wal goes along under the matching name, so `sqlite3 <target>` still sees its last commits.
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{path}{suffix}").exists():
+            os.rename(f"{path}{suffix}", f"{target}{suffix}")
+    return target
+
+
+def open_checked(path: Path, on_warning: Callable[[str], None] | None = None) -> sqlite3.Connection:
+    """Open the database for writing, after SQLite's quick_check (about 0.3 s per GB): damage is found
+    now, not by a delivery halfway through a session."""
+    connection = connect(path, on_warning=on_warning)
+    try:
+        problems = [row[0] for row in connection.execute("PRAGMA quick_check(3)")]
+    except sqlite3.Error as error:
+        connection.close()
+        raise _open_error(path, error) from None
+    if problems != ["ok"]:
+        connection.close()
+        raise HistoryDamaged(path, "; ".join(str(problem) for problem in problems))
+    return connection
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much history to keep (None: no limit); past either cap, the oldest exchanges are deleted."""
+
+    max_bytes: int | None = DEFAULT_HISTORY_MAX_MB * MIB
+    max_age: float | None = DEFAULT_HISTORY_MAX_AGE_DAYS * DAY
+
+    @classmethod
+    def from_options(cls, max_mb: float, max_age_days: float) -> Retention:
+        """From --history-max-mb and --history-max-age (0 turns that cap off)."""
+        return cls(int(max_mb * MIB) if max_mb > 0 else None, max_age_days * DAY if max_age_days > 0 else None)
+
+    @property
+    def wal_limit(self) -> int:
+        """The WAL size past which a checkpoint waits for writers to reset it (see WAL_LIMIT_MIN)."""
+        if self.max_bytes is None:
+            return WAL_LIMIT_MAX
+        return min(max(self.max_bytes // 4, WAL_LIMIT_MIN), WAL_LIMIT_MAX)
+
+    def describe(self) -> str:
+        """The caps in words ("500 MiB and 30 days"), for the banner and `history list`."""
+        size = f"{self.max_bytes / MIB:g} MiB" if self.max_bytes is not None else "no size limit"
+        days = self.max_age / DAY if self.max_age is not None else None
+        age = "no age limit" if days is None else f"{days:g} day" + ("" if days == 1 else "s")
+        return f"{size} and {age}"
 
 
 def _row(exchange: Exchange) -> tuple[Any, ...]:
@@ -123,32 +278,118 @@ class HistoryWriter:
     """Commits exchanges on the event loop in group commits: every exchange recorded during one loop
     iteration goes into one transaction, run right after that iteration (no thread hand-offs)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, retention: Retention | None = None, on_warning: Callable[[str], None] | None = None) -> None:
         self.path = path
-        self._connection = connect(path)
-        # Checkpoints (copying the WAL into the database, with an fsync) run on a thread of their own,
-        # so the event loop only ever appends to the WAL.
+        self.retention = retention or Retention()
+        try:
+            self._connection = open_checked(path, on_warning)
+        except HistoryDamaged as damaged:
+            # Never overwrite it, never stop listening because of it: set it aside and start afresh.
+            try:
+                moved = set_aside(path)
+            except OSError as error:
+                raise HistoryDamaged(path, f"{damaged.reason}; moving it aside failed: {error.strerror}") from None
+            if on_warning:
+                on_warning(f"{damaged.message} Moved it to {moved}; this session starts a fresh history.")
+            self._connection = open_checked(path)
+        # Checkpoints (copying the WAL into the database, with an fsync) and pruning run on a thread of
+        # their own, so the event loop only ever appends to the WAL.
         self._connection.execute("PRAGMA wal_autocheckpoint=0")
+        self._connection.execute(f"PRAGMA journal_size_limit={self.retention.wal_limit}")
         self._pending: list[tuple[Exchange, asyncio.Future[None]]] = []
         self._scheduled = False
         self._closing = threading.Event()
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="comethook-checkpoint", daemon=True)
+        # Under a flood, the maintenance thread is woken every few MiB written, not only every CHECKPOINT_SECONDS.
+        self._wake = threading.Event()
+        caps = [self.retention.wal_limit // 4] + ([self.retention.max_bytes // 8] if self.retention.max_bytes else [])
+        self._wake_after = max(min(caps), 64 * 1024)
+        self._written = 0
+        self._checkpointer = threading.Thread(target=self._maintain_loop, name="comethook-checkpoint", daemon=True)
         self._checkpointer.start()
 
-    def _checkpoint_loop(self) -> None:
+    def _maintain_loop(self) -> None:
         connection = sqlite3.connect(self.path, timeout=10)
         try:
-            while not self._closing.wait(CHECKPOINT_SECONDS):
+            while True:
+                self._wake.wait(CHECKPOINT_SECONDS)
+                self._wake.clear()
+                if self._closing.is_set():
+                    break
+                with contextlib.suppress(sqlite3.Error):  # busy or full: the next round tries again
+                    self._prune(connection)
                 with contextlib.suppress(sqlite3.Error):
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self._checkpoint(connection)
         finally:
             connection.close()
+
+    def _checkpoint(self, connection: sqlite3.Connection) -> None:
+        """Copy the WAL into the database; past wal_limit, also reset and truncate it.
+
+        A PASSIVE checkpoint never waits, but under constant writes it never reaches the WAL's end, so
+        the WAL would grow without bound. The TRUNCATE after it only has the little written since to
+        copy; it holds the write lock while it waits for readers, so it waits TRUNCATE_WAIT_MS at most."""
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            wal_size = os.path.getsize(f"{self.path}-wal")
+        except OSError:
+            return
+        if wal_size > self.retention.wal_limit:
+            connection.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
+            try:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                connection.execute("PRAGMA busy_timeout=10000")
+
+    def _prune(self, connection: sqlite3.Connection) -> int:
+        """Delete the oldest exchanges past the age cap, and past the size cap down to 90% of it, in small
+        transactions; the size cap always keeps the newest exchange. Returns how many were deleted."""
+        max_bytes, max_age = self.retention.max_bytes, self.retention.max_age
+        cutoff = time.time() - max_age if max_age is not None else None
+        excess = 0
+        if max_bytes is not None:
+            page_size, pages, free = (connection.execute(f"PRAGMA {name}").fetchone()[0] for name in PAGE_PRAGMAS)
+            used = (pages - free) * page_size  # freed pages are reused, so this is what the next rows compete with
+            excess = used - max_bytes * 9 // 10 if used > max_bytes else 0
+        if excess <= 0:
+            oldest = connection.execute("SELECT received_at FROM exchanges ORDER BY seq LIMIT 1").fetchone()
+            if cutoff is None or oldest is None or oldest[0] >= cutoff:
+                return 0
+        newest = connection.execute("SELECT MAX(seq) FROM exchanges").fetchone()[0]
+        removed = 0
+        while not self._closing.is_set():
+            # length() of a BLOB comes from the record header: the bodies themselves are not read.
+            rows = connection.execute(
+                "SELECT seq, received_at, length(body) + length(response_body) + 512 FROM exchanges ORDER BY seq LIMIT ?",
+                (PRUNE_CHUNK_ROWS,),
+            ).fetchall()
+            last, chunk = None, 0
+            for seq, received_at, size in rows:
+                too_old = cutoff is not None and received_at < cutoff
+                too_big = excess > 0 and seq != newest
+                if not (too_old or too_big) or chunk >= PRUNE_CHUNK_BYTES:
+                    break
+                last, chunk, excess = seq, chunk + size, excess - size
+            if last is None:
+                break
+            with connection:
+                count = connection.execute("DELETE FROM exchanges WHERE seq <= ?", (last,)).rowcount
+                connection.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                    "CASE WHEN key = 'pruned_rows' THEN value + excluded.value ELSE excluded.value END",
+                    [("pruned_rows", count), ("pruned_at", time.time()), ("retention", self.retention.describe())],
+                )
+            removed += count
+        return removed
 
     async def record(self, exchange: Exchange) -> None:
         """Store one exchange; returns once it is committed (raises ComethookError if it cannot be)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._pending.append((exchange, done))
+        self._written += len(exchange.body) + len(exchange.response_body)
+        if self._written >= self._wake_after:
+            self._written = 0
+            self._wake.set()
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -181,6 +422,7 @@ class HistoryWriter:
     def close(self) -> None:
         """Write anything still pending, checkpoint, then close the database."""
         self._closing.set()
+        self._wake.set()
         self._checkpointer.join()
         if self._pending:
             self._write([exchange for exchange, _ in self._pending])
@@ -190,13 +432,38 @@ class HistoryWriter:
         self._connection.close()
 
 
+@dataclass(frozen=True)
+class Pruned:
+    """What retention has deleted so far: how many exchanges, the last time, and the caps then."""
+
+    rows: int
+    at: float
+    retention: str
+
+
 class History:
-    """Reading (and clearing) the stored exchanges."""
+    """Reading (and clearing) the stored exchanges. A damaged file raises HistoryDamaged, even when the
+    damage only shows halfway through reading (SQLite finds it lazily, page by page)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_path()
         self._connection = connect(self.path, create=False)
         self._connection.row_factory = sqlite3.Row
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn SQLite's "malformed" (and rows that no longer decode) into HistoryDamaged."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            if is_damaged(error):
+                raise HistoryDamaged(self.path, str(error)) from None
+            raise ComethookError(
+                f"Cannot read the history database {self.path}: {error}.",
+                "If `comethook listen` is busy writing, try again in a moment.",
+            ) from None
+        except (ValueError, TypeError, KeyError) as error:
+            raise HistoryDamaged(self.path, f"a stored exchange does not decode: {error}") from None
 
     def list(self, limit: int | None = 20, trigger: str | None = None) -> list[Exchange]:
         """The newest exchanges first (optionally one trigger only)."""
@@ -209,27 +476,30 @@ class History:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [_exchange(row) for row in self._connection.execute(sql, args)]
+        with self._reading():
+            return [_exchange(row) for row in self._connection.execute(sql, args)]
 
     def iter_all(self) -> Iterator[Exchange]:
-        """Every exchange, oldest first."""
-        for row in self._connection.execute(f"SELECT {COLUMNS} FROM exchanges ORDER BY seq"):
-            yield _exchange(row)
+        """Every exchange, oldest first, one row at a time (memory stays flat however many there are)."""
+        with self._reading():
+            for row in self._connection.execute(f"SELECT {COLUMNS} FROM exchanges ORDER BY seq"):
+                yield _exchange(row)
 
     def get(self, key: str) -> Exchange:
         """The exchange with this id, or the only one whose id starts or ends with it (ids begin with the
         time, so their last characters tell them apart best)."""
         escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._connection.execute(
-            f"SELECT {COLUMNS} FROM exchanges WHERE id = ? OR id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' "
-            "ORDER BY seq DESC LIMIT 3",
-            (key, escaped + "%", "%" + escaped),
-        ).fetchall()
-        exact = [r for r in rows if r["id"] == key]
-        if exact:
-            return _exchange(exact[0])
-        if len(rows) == 1:
-            return _exchange(rows[0])
+        with self._reading():
+            rows = self._connection.execute(
+                f"SELECT {COLUMNS} FROM exchanges WHERE id = ? OR id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' "
+                "ORDER BY seq DESC LIMIT 3",
+                (key, escaped + "%", "%" + escaped),
+            ).fetchall()
+            exact = [r for r in rows if r["id"] == key]
+            if exact:
+                return _exchange(exact[0])
+            if len(rows) == 1:
+                return _exchange(rows[0])
         if not rows:
             raise UsageError(f"No exchange {key!r} in the history.", "`comethook history list` shows the ids.")
         raise UsageError(f"{key!r} matches several exchanges.", "Give more characters of the id (its end tells ids apart).")
@@ -243,13 +513,24 @@ class History:
 
     def count(self) -> int:
         """How many exchanges are stored."""
-        return int(self._connection.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0])
+        with self._reading():
+            return int(self._connection.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0])
+
+    def pruned(self) -> Pruned | None:
+        """What retention has deleted (None when nothing was)."""
+        with self._reading():
+            meta = dict(self._connection.execute("SELECT key, value FROM meta").fetchall())
+        if not meta.get("pruned_rows"):
+            return None
+        return Pruned(int(meta["pruned_rows"]), float(meta.get("pruned_at", 0)), str(meta.get("retention", "")))
 
     def clear(self) -> int:
-        """Delete every exchange; returns how many there were."""
-        with self._connection:
-            removed = self._connection.execute("DELETE FROM exchanges").rowcount
-        self._connection.execute("VACUUM")
+        """Delete every exchange (and the record of pruning); returns how many there were."""
+        with self._reading():
+            with self._connection:
+                removed = self._connection.execute("DELETE FROM exchanges").rowcount
+                self._connection.execute("DELETE FROM meta")
+            self._connection.execute("VACUUM")
         return int(removed)
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ import base64
 import json
 import shlex
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def exchange(trigger: str, text: str, answer: bytes = b"{}", forwarded_to: str |
         [("Content-Type", "application/json"), ("Authorization", "Basic " + base64.b64encode(b"u:pw").decode())]
     )
     return Exchange(
-        id=new_id(), received_at=1795850000.0, method="POST", path="/webhook", query="", headers=headers, body=body,
+        id=new_id(), received_at=time.time(), method="POST", path="/webhook", query="", headers=headers, body=body,
         info=describe(payload), response_status=200, response_body=answer, latency_ms=1.5,
         verdict=judge(payload, 200, answer) if trigger == "before_message" else None, forwarded_to=forwarded_to,
         response_headers=(("Content-Type", "application/json"),),

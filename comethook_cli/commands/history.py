@@ -7,11 +7,14 @@ import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_PORT, HOP_BY_HOP, Exchange, iso_time
 from comethook_cli.render import dumps
+
+if TYPE_CHECKING:
+    from comethook_cli.store import History
 
 EXPORT_FORMATS = ("ndjson", "curl", "har")
 #: Headers a replay or export must not copy: hop-by-hop, and those the client sets itself.
@@ -30,19 +33,39 @@ def list_(limit: int, trigger: str | None, json_out: bool) -> None:
     history = open_history()
     exchanges = history.list(limit, trigger)
     if json_out:
-        from comethook_cli.render import NdjsonWriter
+        from comethook_cli.render import NdjsonWriter, Renderer
 
         writer = NdjsonWriter()
         for exchange in exchanges:
             writer.write(exchange.to_json())
+        note = pruned_note(history)
+        if note:
+            Renderer().note(note)  # stderr: stdout stays pure NDJSON
         return
     from comethook_cli.render import HistoryRenderer
 
     renderer = HistoryRenderer()
     if not exchanges:
         renderer.note("No exchanges stored yet." if not trigger else f"No {trigger} exchanges stored.")
-        return
-    renderer.table(exchanges)
+    else:
+        renderer.table(exchanges)
+    note = pruned_note(history)
+    if note:
+        renderer.note(note)
+
+
+def pruned_note(history: History) -> str | None:
+    """One line saying that retention deleted older exchanges (None when it never did)."""
+    import time
+
+    pruned = history.pruned()
+    if pruned is None:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(pruned.at))
+    return (
+        f"Older exchanges were pruned: {pruned.rows:,} deleted so far, the last at {when} (history kept to {pruned.retention}; "
+        "see `comethook listen --history-max-mb/--history-max-age`)."
+    )
 
 
 def show(key: str, json_out: bool) -> None:
@@ -59,21 +82,30 @@ def show(key: str, json_out: bool) -> None:
 
 
 def export(fmt: str, output: str | None) -> None:
-    """`history export --format ndjson|curl|har [-o FILE]`."""
+    """`history export --format ndjson|curl|har [-o FILE]`: streamed, one stored row at a time."""
+    from comethook_cli.store import HistoryDamaged
+
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(EXPORT_FORMATS)}.")
     history = open_history()
-    with _output(output) as stream:
-        if fmt == "ndjson":
-            for exchange in history.iter_all():
-                stream.write(dumps(exchange.to_json()) + "\n")
-        elif fmt == "curl":
-            for exchange in history.iter_all():
-                stream.write(curl_command(exchange) + "\n")
-        else:
-            import json
+    written = 0
 
-            stream.write(json.dumps(har(history.iter_all()), indent=2, ensure_ascii=False) + "\n")
+    def exchanges() -> Iterator[Exchange]:
+        nonlocal written
+        for exchange in history.iter_all():
+            yield exchange
+            written += 1
+
+    with _output(output) as stream:
+        try:
+            if fmt == "har":
+                write_har(stream, exchanges())
+            else:
+                for exchange in exchanges():
+                    stream.write((dumps(exchange.to_json()) if fmt == "ndjson" else curl_command(exchange)) + "\n")
+        except HistoryDamaged as damaged:
+            damaged.message += f" The export stopped after {written:,} exchange(s); {output or 'the output'} is incomplete."
+            raise
 
 
 @contextlib.contextmanager
@@ -117,48 +149,58 @@ def curl_command(exchange: Exchange) -> str:
     return " ".join(parts)
 
 
-def har(exchanges: Iterator[Exchange]) -> dict[str, Any]:
-    """A HAR 1.2 log of the exchanges (browser dev tools open it)."""
+def har_entry(e: Exchange) -> dict[str, Any]:
+    """One exchange as a HAR 1.2 entry."""
+    answer = e.response_body.decode("utf-8", errors="replace")
+    content_type = next((v for n, v in e.response_headers if n.lower() == "content-type"), "application/json")
+    request_type = next((v for n, v in e.headers if n.lower() == "content-type"), "application/json")
+    return {
+        "startedDateTime": iso_time(e.received_at),
+        "time": round(e.latency_ms, 3),
+        "request": {
+            "method": e.method,
+            "url": target_of(e),
+            "httpVersion": "HTTP/1.1",
+            "headers": [{"name": n, "value": v} for n, v in e.headers],
+            "queryString": [],
+            "cookies": [],
+            "headersSize": -1,
+            "bodySize": len(e.body),
+            "postData": {"mimeType": request_type, "text": e.body.decode("utf-8", errors="replace")},
+        },
+        "response": {
+            "status": e.response_status,
+            "statusText": "",
+            "httpVersion": "HTTP/1.1",
+            "headers": [{"name": n, "value": v} for n, v in e.response_headers],
+            "cookies": [],
+            "content": {"size": len(e.response_body), "mimeType": content_type, "text": answer},
+            "redirectURL": "",
+            "headersSize": -1,
+            "bodySize": len(e.response_body),
+        },
+        "cache": {},
+        "timings": {"send": 0, "wait": round(e.latency_ms, 3), "receive": 0},
+        "comment": f"{e.id} {e.info.trigger}" + (f" verdict {e.verdict.kind}" if e.verdict else ""),
+    }
+
+
+def write_har(stream: TextIO, exchanges: Iterator[Exchange]) -> int:
+    """A HAR 1.2 log of the exchanges (browser dev tools open it), written entry by entry: the envelope
+    by hand, so memory does not grow with the history. Returns how many entries were written."""
+    import json
+
     from comethook_cli import __version__
 
-    entries = []
-    for e in exchanges:
-        answer = e.response_body.decode("utf-8", errors="replace")
-        content_type = next((v for n, v in e.response_headers if n.lower() == "content-type"), "application/json")
-        request_type = next((v for n, v in e.headers if n.lower() == "content-type"), "application/json")
-        url = target_of(e)
-        entries.append(
-            {
-                "startedDateTime": iso_time(e.received_at),
-                "time": round(e.latency_ms, 3),
-                "request": {
-                    "method": e.method,
-                    "url": url,
-                    "httpVersion": "HTTP/1.1",
-                    "headers": [{"name": n, "value": v} for n, v in e.headers],
-                    "queryString": [],
-                    "cookies": [],
-                    "headersSize": -1,
-                    "bodySize": len(e.body),
-                    "postData": {"mimeType": request_type, "text": e.body.decode("utf-8", errors="replace")},
-                },
-                "response": {
-                    "status": e.response_status,
-                    "statusText": "",
-                    "httpVersion": "HTTP/1.1",
-                    "headers": [{"name": n, "value": v} for n, v in e.response_headers],
-                    "cookies": [],
-                    "content": {"size": len(e.response_body), "mimeType": content_type, "text": answer},
-                    "redirectURL": "",
-                    "headersSize": -1,
-                    "bodySize": len(e.response_body),
-                },
-                "cache": {},
-                "timings": {"send": 0, "wait": round(e.latency_ms, 3), "receive": 0},
-                "comment": f"{e.id} {e.info.trigger}" + (f" verdict {e.verdict.kind}" if e.verdict else ""),
-            }
-        )
-    return {"log": {"version": "1.2", "creator": {"name": "comethook", "version": __version__}, "entries": entries}}
+    creator = json.dumps({"name": "comethook", "version": __version__})
+    stream.write(f'{{\n  "log": {{\n    "version": "1.2",\n    "creator": {creator},\n    "entries": [')
+    count = 0
+    for exchange in exchanges:
+        entry = json.dumps(har_entry(exchange), indent=2, ensure_ascii=False).replace("\n", "\n      ")
+        stream.write(("," if count else "") + "\n      " + entry)
+        count += 1
+    stream.write("\n    ]\n  }\n}\n" if count else "]\n  }\n}\n")
+    return count
 
 
 def clear(yes: bool, confirm: Any) -> int:

@@ -11,13 +11,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from comethook_cli.errors import TunnelError, UnreachableError, UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, DEFAULT_MAX_BODY, DEFAULT_PORT
+from comethook_cli.models import (
+    COMETCHAT_BUDGET_MS,
+    DEFAULT_HISTORY_MAX_AGE_DAYS,
+    DEFAULT_HISTORY_MAX_MB,
+    DEFAULT_MAX_ANSWER,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+)
 from comethook_cli.render import event_line
 
 if TYPE_CHECKING:
     from comethook_cli.listener import Answerer, Listener
     from comethook_cli.models import Exchange, Rejection
     from comethook_cli.render import ListenRenderer, NdjsonWriter
+    from comethook_cli.store import HistoryWriter
 
 WEBHOOK_PATH = "/webhook"
 
@@ -39,6 +47,8 @@ class ListenArgs:
     quiet: bool = False
     json_out: bool = False
     history: bool = True
+    history_max_mb: int = DEFAULT_HISTORY_MAX_MB
+    history_max_age: float = DEFAULT_HISTORY_MAX_AGE_DAYS
     max_events: int | None = None
     timeout: float | None = None
     forward_to: Sequence[str] = field(default_factory=tuple)
@@ -124,6 +134,21 @@ def build_answerer(args: ListenArgs, view: ListenView) -> tuple[Answerer, str, A
     return forwarder, forwarder.describe(), forwarder.close
 
 
+def open_history(args: ListenArgs, view: ListenView) -> HistoryWriter | None:
+    """The history writer, with retention; a damaged file is set aside, and if even that fails, the
+    session runs without history (loudly) rather than not at all."""
+    from comethook_cli.store import HistoryDamaged, HistoryWriter, Retention, default_path
+
+    if args.history_max_mb < 0 or args.history_max_age < 0:
+        raise UsageError("--history-max-mb and --history-max-age cannot be negative.", "Use 0 to turn a cap off.")
+    retention = Retention.from_options(args.history_max_mb, args.history_max_age)
+    try:
+        return HistoryWriter(default_path(), retention, view.on_warning)
+    except HistoryDamaged as damaged:  # and it could not be set aside either
+        view.on_warning(f"HISTORY IS OFF for this session: {damaged.message} {damaged.hint}")
+        return None
+
+
 def run(args: ListenArgs) -> None:
     """Listen until Ctrl-C, --max-events, or --timeout."""
     from comethook_cli.listener import LOOPBACK, Listener, ListenerConfig
@@ -139,11 +164,7 @@ def run(args: ListenArgs) -> None:
     if view.writer is not None:
         view.writer.on_closed = view.output_closed
     answerer, answering, close_answerer = build_answerer(args, view)
-    history = None
-    if args.history:
-        from comethook_cli.store import HistoryWriter, default_path
-
-        history = HistoryWriter(default_path())
+    history = open_history(args, view) if args.history else None
     listener = Listener(
         ListenerConfig(args.host, args.port, args.max_body, args.basic_auth),
         answerer,
@@ -235,11 +256,9 @@ def _announce(listener: Listener, args: ListenArgs, view: ListenView, answering:
         lines.append(("", "CometChat cannot reach a local URL: set NGROK_AUTHTOKEN (or --ngrok-authtoken) for a tunnel."))
     lines.append(("Basic auth", "on (credentials required)" if args.basic_auth else "off (anyone with the URL can post)"))
     lines.append(("before_message", answering))
-    if args.history:
-        from comethook_cli.store import default_path
-
-        lines.append(("History", str(default_path())))
+    if listener.history is not None:
+        lines.append(("History", f"{listener.history.path} (keeps {listener.history.retention.describe()})"))
     else:
-        lines.append(("History", "off (--no-history)"))
+        lines.append(("History", "off (--no-history)" if not args.history else "OFF (damaged; see the warning above)"))
     lines.append(("", "Press Ctrl-C to stop."))
     view.renderer.banner(lines, f"comethook listening on {local}")

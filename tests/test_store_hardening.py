@@ -1,0 +1,317 @@
+"""History under hostile traffic: private files, retention and a bounded WAL, damaged files, streamed exports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import stat
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from comethook_cli.listener import new_id
+from comethook_cli.models import Exchange
+from comethook_cli.store import DAY, History, HistoryWriter, Retention, default_path
+from tests.conftest import ndjson, post_json
+from tests.test_history import exchange
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@contextlib.contextmanager
+def umask(value: int) -> Iterator[None]:
+    previous = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def store(exchanges: list[Exchange], writer: HistoryWriter | None = None) -> None:
+    """Record the exchanges with a real writer (one group commit), then close it."""
+    owned = writer is None
+    writer = writer or HistoryWriter(default_path())
+
+    async def write() -> None:
+        await asyncio.gather(*(writer.record(e) for e in exchanges))
+
+    asyncio.run(write())
+    if owned:
+        writer.close()
+
+
+def many(count: int, text: str = "x" * 1500) -> list[Exchange]:
+    template = exchange("after_message", text)
+    return [replace(template, id=f"{new_id()}_{n:06d}") for n in range(count)]
+
+
+# Item 7: the history is private, whatever the umask.
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o000])
+def test_history_files_are_private_whatever_the_umask(mask: int) -> None:
+    db = default_path()
+    assert not db.parent.exists()
+    with umask(mask):
+        writer = HistoryWriter(db)
+        store([exchange("after_message", "secret chat")], writer)
+        wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
+        assert wal.exists() and shm.exists()  # still open: SQLite's own files are there
+        assert mode(db.parent) == 0o700
+        assert (mode(db), mode(wal), mode(shm)) == (0o600, 0o600, 0o600)
+        writer.close()
+        # A reader opening it later (which recreates -wal and -shm) keeps them private too.
+        history = History(db)
+        assert history.count() == 1
+        assert (mode(db), mode(Path(f"{db}-wal")), mode(Path(f"{db}-shm"))) == (0o600, 0o600, 0o600)
+        history.close()
+
+
+def test_an_old_world_readable_history_is_tightened_and_a_loose_directory_warned_about(cli: Any) -> None:
+    db = default_path()
+    with umask(0o022):
+        db.parent.mkdir(parents=True)
+        store([exchange("after_message", "from an older comethook")])
+        db.chmod(0o644)
+        db.parent.chmod(0o755)
+        warnings: list[str] = []
+        writer = HistoryWriter(db, on_warning=warnings.append)
+        store([exchange("after_message", "new")], writer)
+        assert mode(db) == 0o600 and mode(Path(f"{db}-wal")) == 0o600
+        writer.close()
+    assert len(warnings) == 1 and str(db.parent) in warnings[0] and "chmod 700" in warnings[0]
+    assert mode(db.parent) == 0o755  # a directory comethook did not create is not changed behind the user's back
+
+
+# Item 8: retention, on by default, and a WAL that does not grow with the load.
+
+
+def test_retention_is_on_by_default() -> None:
+    default = Retention()
+    assert default.max_bytes == 500 * 1024 * 1024 and default.max_age == 30 * DAY
+    assert default.describe() == "500 MiB and 30 days"
+    assert Retention.from_options(0, 0) == Retention(None, None)
+
+
+def test_a_flood_of_large_bodies_stays_near_the_size_cap(listen_process: Any, cli: Any) -> None:
+    listener = listen_process("--quiet", "--history-max-mb", "1", json_out=False)
+    db = default_path()
+    wal = Path(f"{db}-wal")
+    peak = 0
+    sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not sampling.wait(0.005):
+            size = sum(path.stat().st_size for path in (db, wal) if path.exists())
+            peak = max(peak, size)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    filler = "y" * 100_000
+    try:
+        for n in range(300):  # 30 MB posted
+            body = json.dumps({"trigger": "after_message", "data": {"data": {"text": f"{n} {filler}"}}}).encode()
+            assert post_json(listener.url + "/webhook", body)[0] == 200
+    finally:
+        sampling.set()
+        sampler.join()
+    listener.proc.send_signal(signal.SIGINT)
+    code, _, err = listener.finish()
+    assert code == 0, err
+    # Database plus WAL never came near the 30 MB posted: the 1 MiB cap, the WAL bound (4 MiB), and what
+    # arrives between two pruning rounds (generous: other tests may be loading the machine).
+    assert peak < 16 * 1024 * 1024, peak
+    assert db.stat().st_size < 8 * 1024 * 1024 and not (wal.exists() and wal.stat().st_size)
+    listed = cli("history", "list", "--json", "--limit", "1000")
+    assert listed.exit_code == 0
+    kept = ndjson(listed.stdout)
+    assert 1 <= len(kept) <= 60, len(kept)  # about 1 MiB of 100 KB bodies, plus what arrived since the last prune
+    assert kept[0]["body"]["data"]["data"]["text"].startswith("299 ")  # the newest survives
+    assert "Older exchanges were pruned" in listed.stderr
+    human = cli("history", "list")
+    assert human.exit_code == 0
+    pruned = int(human.stderr.split("pruned: ")[1].split(" deleted")[0].replace(",", ""))
+    assert pruned == 300 - len(kept)
+    assert "1 MiB and 30 days" in human.stderr
+
+
+def test_the_banner_names_the_caps(cli: Any) -> None:
+    result = cli(
+        "listen", "--port", "0", "--timeout", "0.2", "--max-events", "1", "--history-max-mb", "2", "--history-max-age", "0"
+    )
+    assert result.exit_code == 4
+    assert "(keeps 2 MiB and no age limit)" in result.stderr
+
+
+def test_exchanges_past_the_age_cap_are_deleted_and_list_says_so(cli: Any) -> None:
+    import time
+
+    old = [replace(e, received_at=time.time() - 3 * DAY) for e in many(5)]
+    young = many(3)
+    store(old + young, HistoryWriter(default_path(), Retention(None, 10 * DAY)))  # nothing old enough yet
+    assert History().count() == 8
+    writer = HistoryWriter(default_path(), Retention(None, 2 * DAY))
+    try:
+        for _ in range(200):  # bounded wait: the maintenance thread runs at start and every 0.5 s
+            if History().count() == 3:
+                break
+            time.sleep(0.05)
+    finally:
+        writer.close()
+    listed = cli("history", "list", "--json")
+    assert [e["id"] for e in ndjson(listed.stdout)] == [e.id for e in reversed(young)]
+    assert "5 deleted so far" in listed.stderr and "no size limit and 2 days" in listed.stderr
+    cleared = cli("history", "clear", "--yes")
+    assert cleared.exit_code == 0
+    assert "pruned" not in cli("history", "list").stderr  # a cleared history starts its record afresh
+
+
+# Item 14: a damaged history is an error with a hint, and `listen` still starts.
+
+
+def damage(db: Path, how: str) -> bytes:
+    """Overwrite the middle third of a real database with garbage (or the whole file); returns the new bytes."""
+    if how == "not a database":
+        db.write_bytes(b"this is not an SQLite database, just some text a tool wrote here\n" * 100)
+        return db.read_bytes()
+    data = bytearray(db.read_bytes())
+    assert len(data) > 400_000
+    start, end = len(data) // 3, 2 * len(data) // 3
+    data[start:end] = os.urandom(end - start)
+    db.write_bytes(bytes(data))
+    return bytes(data)
+
+
+@pytest.fixture(params=["middle pages", "not a database"])
+def damaged(request: pytest.FixtureRequest) -> tuple[Path, str, list[Exchange]]:
+    exchanges = many(300)
+    store(exchanges)
+    db = default_path()
+    assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
+    damage(db, request.param)
+    return db, request.param, exchanges
+
+
+def assert_damaged_error(result: Any, db: Path) -> None:
+    assert result.exit_code == 1, result.output
+    assert f"The history database {db} is damaged" in result.stderr
+    assert "Hint: Move it aside" in result.stderr and str(db) in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_reading_a_damaged_history_is_a_clear_error(cli: Any, damaged: tuple[Path, str, list[Exchange]], tmp_path: Path) -> None:
+    db, how, exchanges = damaged
+    # CliRunner re-raises anything uncaught (catch_exceptions=False): reaching the asserts means no traceback.
+    assert_damaged_error(cli("history", "list", "--limit", "1000"), db)
+    assert_damaged_error(cli("history", "list", "--json", "--limit", "1000"), db)
+    for fmt in ("ndjson", "curl", "har"):
+        result = cli("history", "export", "--format", fmt, "-o", str(tmp_path / f"out.{fmt}"))
+        assert_damaged_error(result, db)
+        if how == "middle pages":  # found while reading, after some rows were written
+            assert "is incomplete" in result.stderr
+            written = int(result.stderr.split("The export stopped after ")[1].split(" exchange")[0].replace(",", ""))
+            assert 0 < written < len(exchanges)
+            if fmt == "ndjson":
+                assert len(ndjson((tmp_path / "out.ndjson").read_text())) == written
+    outcomes = {cli("history", "show", e.id).exit_code for e in exchanges[::30]}
+    assert outcomes <= {0, 1}  # rows on intact pages still show; the others are the same clear error
+
+
+@pytest.mark.parametrize("how", ["middle pages", "not a database"])
+def test_listen_sets_a_damaged_history_aside_and_starts_fresh(listen_process: Any, cli: Any, how: str) -> None:
+    store(many(300))
+    db = default_path()
+    damaged_bytes = damage(db, how)
+    listener = listen_process("--max-events", "1")
+    body = json.dumps({"trigger": "after_message", "data": {"data": {"text": "after the damage"}}}).encode()
+    assert post_json(listener.url + "/webhook", body)[0] == 200
+    code, _, err = listener.finish()
+    assert code == 0, err
+    aside = list(db.parent.glob("history.db.corrupt-*"))
+    assert [p.name for p in aside if not p.name.endswith(("-wal", "-shm"))] == [aside[0].name]
+    assert aside[0].read_bytes() == damaged_bytes  # moved, never overwritten
+    assert "is damaged" in err and f"Moved it to {aside[0]}" in err
+    listed = cli("history", "list", "--json")
+    assert listed.exit_code == 0
+    assert [e["body"]["data"]["data"]["text"] for e in ndjson(listed.stdout)] == ["after the damage"]
+
+
+def test_listen_runs_without_history_when_the_damaged_file_cannot_be_moved(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store(many(300))
+    db = default_path()
+    damaged_bytes = damage(db, "middle pages")
+
+    def refuse(source: Any, target: Any) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    # A directory the user cannot rename in, without depending on who runs the tests (root renames anything).
+    monkeypatch.setattr(os, "rename", refuse)
+    result = cli("listen", "--port", "0", "--timeout", "0.3", "--max-events", "1")
+    assert result.exit_code == 4  # it listened (and timed out waiting), history off
+    assert db.read_bytes() == damaged_bytes
+    assert "HISTORY IS OFF" in result.stderr and "moving it aside failed" in result.stderr
+    assert "OFF (damaged" in result.stderr
+
+
+# Item 15: exports stream, so memory does not grow with the history.
+
+
+def export_peak(cli: Any, fmt: str, out: Path) -> int:
+    """Peak Python memory (tracemalloc) of one `history export` through the real CLI."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        result = cli("history", "export", "--format", fmt, "-o", str(out))
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.output
+    return peak
+
+
+def test_exports_stream_with_flat_memory(cli: Any, tmp_path: Path) -> None:
+    text = "x" * 6000
+    store(many(300, text))
+    small_har = export_peak(cli, "har", tmp_path / "small.har")
+    small_ndjson = export_peak(cli, "ndjson", tmp_path / "small.ndjson")
+    store(many(2_700, text))
+    big_har = export_peak(cli, "har", tmp_path / "big.har")
+    big_ndjson = export_peak(cli, "ndjson", tmp_path / "big.ndjson")
+    # Ten times the rows (about 40 MB of HAR) costs no more memory than the small export, give or take 4 MB
+    # (building the HAR in memory, as before, took 16 MB and 90 MB here).
+    assert big_har < small_har + 4 * 1024 * 1024, (small_har, big_har)
+    assert big_ndjson < small_ndjson + 4 * 1024 * 1024, (small_ndjson, big_ndjson)
+    har = json.loads((tmp_path / "big.har").read_text())
+    assert har["log"]["version"] == "1.2" and len(har["log"]["entries"]) == 3_000
+    assert json.loads(har["log"]["entries"][-1]["request"]["postData"]["text"])["data"]["data"]["text"] == text
+    assert len(ndjson((tmp_path / "big.ndjson").read_text())) == 3_000
+    curl = cli("history", "export", "--format", "curl", "-o", str(tmp_path / "big.sh"))
+    assert curl.exit_code == 0
+    assert (tmp_path / "big.sh").read_text().count("\ncurl -X POST ") == 2_999
+
+
+def test_a_large_history_exports_completely(cli: Any, tmp_path: Path) -> None:
+    store(many(20_000, "z" * 200))
+    assert cli("history", "export", "--format", "har", "-o", str(tmp_path / "all.har")).exit_code == 0
+    har = json.loads((tmp_path / "all.har").read_text())
+    assert len(har["log"]["entries"]) == 20_000
+    assert len({entry["comment"].split()[0] for entry in har["log"]["entries"]}) == 20_000
+
+
+def test_an_empty_history_exports_an_empty_har(cli: Any) -> None:
+    store([])
+    result = cli("history", "export", "--format", "har")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["log"]["entries"] == []
