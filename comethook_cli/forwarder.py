@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from comethook_cli.commands import normalize_url
 from comethook_cli.errors import UsageError
@@ -30,7 +31,9 @@ ANSWER_SKIP = HOP_BY_HOP | {"date", "server"}
 
 
 def destination(target: str, incoming: Incoming) -> str:
-    """The URL a delivery goes to: the target's own path when it has one, else the path CometChat posted to."""
+    """The URL a delivery goes to: the target's own path when it has one, else the path CometChat posted to.
+    It comes out percent-encoded: the target encoded once, the delivery's raw path and query appended as they arrived."""
+    target = str(URL(target))
     parts = urlsplit(target)
     if parts.path not in ("", "/"):
         return target if parts.query or not incoming.query else f"{target}?{incoming.query}"
@@ -125,7 +128,7 @@ class Forwarder:
         started = time.perf_counter()
         try:
             async with self._client().request(
-                incoming.method, url, data=incoming.body, headers=self._headers(incoming),
+                incoming.method, URL(url, encoded=True), data=incoming.body, headers=self._headers(incoming),
                 timeout=aiohttp.ClientTimeout(total=self.timeout), allow_redirects=False,
             ) as response:  # fmt: skip
                 body = await response.read()
