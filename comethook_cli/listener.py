@@ -55,6 +55,8 @@ Answerer = Callable[[Incoming], Awaitable[Answer]]
 IDLE_TIMEOUT = 15.0
 #: The whole body must arrive within this long once the headers have (a slow body gets 408).
 BODY_TIMEOUT = 30.0
+#: After refusing a body, what is left of it is read (so the client sees the answer) for at most this long.
+LINGER = 2.0
 #: File descriptors kept free for the history, the forward client and the tunnel when the connection cap is derived.
 FD_RESERVE = 256
 #: At most one warning of a kind (connection cap, accept errors, aiohttp errors) per this many seconds.
@@ -280,7 +282,7 @@ class Listener:
         server = _Server(
             self._handle, max_connections=self.config.max_connections or default_max_connections(), busy=self._busy,
             warnings=self.warnings, keepalive_timeout=IDLE_TIMEOUT, auto_decompress=False, logger=self._log,
-            access_log=None, max_line_size=8190, max_field_size=8190, max_headers=128,
+            access_log=None, max_line_size=8190, max_field_size=8190, max_headers=128, lingering_time=LINGER,
         )  # fmt: skip
         runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=3)
         await runner.setup()

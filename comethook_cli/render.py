@@ -142,10 +142,12 @@ class Renderer:
 
     def document(self, value: Any) -> None:
         """A JSON document on stdout: highlighted on a TTY, exact plain JSON otherwise."""
+        text = json.dumps(value, indent=2, ensure_ascii=False)
+        escape = not text.isascii() and has_surrogates(text)  # UTF-8 cannot carry a lone surrogate: write it as \ud800
         if self.out.is_terminal:
-            self.out.print(JSON.from_data(value, ensure_ascii=False))
+            self.out.print(JSON.from_data(value, ensure_ascii=escape))
         else:
-            self.out.file.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+            self.out.file.write((json.dumps(value, indent=2) if escape else text) + "\n")
             self.out.file.flush()
 
     def body(self, value: Any) -> None:
