@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -120,7 +119,9 @@ async def raw_exchange(port: int, data: bytes, timeout: float = 10) -> bytes:
             while chunk := await reader.read(65536):
                 received += chunk
                 head, found, rest = received.partition(b"\r\n\r\n")
-                lengths = [int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+                lengths = [
+                    int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+                ]
                 if found and lengths and len(rest) >= lengths[0]:
                     break
         return received
@@ -254,7 +255,9 @@ async def test_bad_or_huge_or_unknown_compression_is_refused_with_a_4xx_never_a_
         for body, encoding, expected in cases:
             async with session.post(running.url, data=body, headers={"Content-Encoding": encoding}) as response:
                 assert response.status == expected, (encoding, await response.text())
-        async with session.post(running.url, data=gzip.compress(gzip.compress(valid(2))), headers={"Content-Encoding": "gzip, gzip"}) as r:
+        async with session.post(
+            running.url, data=gzip.compress(gzip.compress(valid(2))), headers={"Content-Encoding": "gzip, gzip"}
+        ) as r:
             assert r.status == 200
     assert [r.status for r in running.rejections] == [c[2] for c in cases]
     assert "gzip" in running.rejections[0].reason
@@ -267,9 +270,9 @@ async def test_the_forwarded_path_and_query_are_the_raw_ones_as_received(start: 
     running = await start(forwarder)
     raw = "/hooks/a%3Fb%2Fc%23d%41%7e?sig=a%2Bb%26c&x=%3D"
     try:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(URL(running.listener.local_url + raw, encoded=True), data=valid(1)) as response:
-                assert response.status == 200
+        url = URL(running.listener.local_url + raw, encoded=True)  # sent exactly so, not re-quoted
+        async with aiohttp.ClientSession() as session, session.post(url, data=valid(1)) as response:
+            assert response.status == 200
     finally:
         await forwarder.close()
     ((request, _),) = received
@@ -390,7 +393,9 @@ async def test_past_the_connection_cap_the_oldest_idle_connections_make_room(sta
             writer.close()
 
 
-async def test_accept_errors_give_one_rate_limited_warning_not_a_traceback_each(start: Any, caplog: pytest.LogCaptureFixture) -> None:
+async def test_accept_errors_give_one_rate_limited_warning_not_a_traceback_each(
+    start: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     running = await start()
     loop = asyncio.get_running_loop()
     for _ in range(50):
@@ -429,3 +434,119 @@ def test_a_thousand_idle_connections_under_ulimit_1024_do_not_stop_real_deliveri
         proc.wait(15)
     text = err.read_text()
     assert "Traceback" not in text and text.count("Warning") <= 3, text[:2000]
+
+
+# --- the hostile-input fuzz: whatever arrives alongside, every valid delivery is answered and stored ---------------
+
+
+class ThreadedListener:
+    """A real listener with history and the real display, on its own event loop in a thread (for hypothesis)."""
+
+    def __init__(self, db: Path) -> None:
+        self.exchanges: list[Exchange] = []
+        self.rejections: list[Rejection] = []
+        self.warnings: list[str] = []
+        self.display = Display()
+        self.db = db
+        self.loop = asyncio.new_event_loop()
+        self.writer = HistoryWriter(db)
+
+        def on_exchange(exchange: Exchange) -> None:
+            self.exchanges.append(exchange)
+            self.display.show(exchange)
+
+        self.listener = Listener(
+            ListenerConfig(port=0, max_body=64 * 1024), Responder(), on_exchange, self.rejections.append, self.warnings.append,
+            self.writer,
+        )  # fmt: skip
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.listener.start(), self.loop).result(10)
+        self.port = self.listener.port
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.listener.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.writer.close()
+
+
+@pytest.fixture(scope="module")
+def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedListener]:
+    running = ThreadedListener(tmp_path_factory.mktemp("hostile") / "history.db")
+    yield running
+    running.close()
+
+
+SURROGATE_TEXT = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF) | st.sampled_from("ab \U0001f600"), max_size=8)
+CONTROL_TEXT = st.text(st.characters(max_codepoint=0x1F) | st.sampled_from("\x7f\x9b\x1b]0;x\x07[2J"), max_size=12)
+HOSTILE_JSON = st.fixed_dictionaries(
+    {"trigger": SURROGATE_TEXT | CONTROL_TEXT | st.just("after_message"),
+     "data": st.fixed_dictionaries({"data": st.fixed_dictionaries({"text": SURROGATE_TEXT | CONTROL_TEXT, "sender": SURROGATE_TEXT})})},
+).map(lambda v: json.dumps(v).encode())  # fmt: skip
+HOSTILE_BODIES = st.one_of(
+    st.tuples(HOSTILE_JSON, st.just("")),
+    st.tuples(HOSTILE_JSON.map(gzip.compress), st.just("gzip")),
+    st.tuples(HOSTILE_JSON.map(zlib.compress), st.just("deflate")),
+    st.tuples(st.binary(max_size=200), st.sampled_from(["gzip", "deflate", "br", "gzip, deflate", "x-gzip"])),
+    st.tuples(HOSTILE_JSON.map(lambda b: gzip.compress(b)[:-4]), st.just("gzip")),
+)
+HOSTILE_METHODS = st.sampled_from(
+    ["POST", "POST", "POST", "OPTIONS", "CONNECT", "TRACE", "PROPFIND", "DELETE", "GET", "M-SEARCH"]
+)
+HOSTILE_PATHS = st.sampled_from(["/webhook", "/a%0d%0aSet-Cookie:%20x", "/%1b%5b2J", "/%00", "/%ff%fe", "/a%3Fb%2Fc%23d", "*"])
+HEADER_BYTES = st.binary(max_size=20).map(lambda b: bytes(c for c in b if c not in b"\r\n"))
+
+
+def hostile_request(method: str, path: str, body: bytes, encoding: str, extra: bytes | None) -> bytes:
+    head = [f"{method} {'example.com:443' if method == 'CONNECT' else path} HTTP/1.1", "Host: x", f"Content-Length: {len(body)}"]
+    if encoding:
+        head.append(f"Content-Encoding: {encoding}")
+    raw = "\r\n".join(head).encode() + b"\r\n"
+    if extra is not None:
+        raw += b"X-Hostile: " + extra + b"\r\n"
+    return raw + b"\r\n" + body
+
+
+def post_valid(port: int, body: bytes) -> int:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", "/webhook", body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    method=HOSTILE_METHODS, path=HOSTILE_PATHS, body=HOSTILE_BODIES, extra=st.none() | HEADER_BYTES, marker=st.uuids()
+)  # fmt: skip
+def test_hostile_requests_never_cost_a_valid_delivery_sent_alongside_its_answer_or_its_place(
+    threaded: ThreadedListener, method: str, path: str, body: tuple[bytes, str], extra: bytes | None, marker: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    data, encoding = body
+    valids = [json.dumps({"trigger": "after_message", "data": {"data": {"text": f"{marker}-{n}"}}}).encode() for n in range(3)]
+    with ThreadPoolExecutor(4) as pool:
+        hostile = pool.submit(
+            lambda: asyncio.run(raw_exchange(threaded.port, hostile_request(method, path, data, encoding, extra)))
+        )
+        statuses = list(pool.map(lambda b: post_valid(threaded.port, b), valids))
+        answer = hostile.result(20)
+    assert statuses == [200, 200, 200]
+    assert 200 <= status_of(answer) < 500
+    by_body = {e.body: e for e in threaded.exchanges[-10:]}
+    history = History(threaded.db)
+    try:
+        for valid_body in valids:
+            assert history.get(by_body[valid_body].id).body == valid_body
+        if status_of(answer) == 200:  # the hostile one was accepted: stored exactly as it came, too
+            assert history.get(by_body[data].id).body == data
+    finally:
+        history.close()
+    assert threaded.warnings == []
