@@ -334,7 +334,9 @@ class Listener:
     def _reject(
         self, request: web.BaseRequest, status: int, reason: str, headers: dict[str, str] | None = None, close: bool = False
     ) -> web.Response:
-        self.on_rejected(Rejection(status, reason, request.method, request.raw_path))
+        # The path as it arrived (still percent-encoded, so no CR/LF or ESC), without the query (it may carry a token).
+        path = request.raw_path.partition("?")[0]
+        self.on_rejected(Rejection(status, reason, request.method, path if path.isascii() else replace_surrogates(path)))
         response = web.json_response({"error": reason}, status=status, headers=headers)
         if close:  # the rest of the body is not worth waiting for
             response.force_close()

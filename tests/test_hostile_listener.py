@@ -321,6 +321,14 @@ async def test_protocol_errors_get_a_4xx_and_one_rejected_line_never_a_traceback
         assert response.status == 200
 
 
+async def test_expect_100_continue_is_answered_and_the_body_read(start: Any) -> None:
+    running = await start()
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession() as session, session.post(running.url, data=valid(1), expect100=True, timeout=timeout) as r:
+        assert r.status == 200
+    assert [e.body for e in running.exchanges] == [valid(1)]
+
+
 # --- item 12: the status endpoint --------------------------------------------------------------------------------
 
 
