@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import errno
 import hmac
@@ -220,6 +221,10 @@ class _ServerLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Route one aiohttp log record."""
+        with contextlib.suppress(Exception):  # the display failing must not become logging's own traceback
+            self._route(record)
+
+    def _route(self, record: logging.LogRecord) -> None:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, HttpProcessingError):
             detail = " ".join(str(error.message or type(error).__name__).split())[:200]
