@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from comethook_cli.commands import normalize_url
 from comethook_cli.errors import UsageError
@@ -45,7 +46,9 @@ def connection_named(headers: Sequence[tuple[str, str]]) -> set[str]:
 
 
 def destination(target: str, incoming: Incoming) -> str:
-    """The URL a delivery goes to: the target's own path when it has one, else the path CometChat posted to."""
+    """The URL a delivery goes to: the target's own path when it has one, else the path CometChat posted to.
+    It comes out percent-encoded: the target encoded once, the delivery's raw path and query appended as they arrived."""
+    target = str(URL(target))
     parts = urlsplit(target)
     if parts.path not in ("", "/"):
         return target if parts.query or not incoming.query else f"{target}?{incoming.query}"
@@ -171,7 +174,7 @@ class Forwarder:
         try:
             # One deadline for the whole exchange, reading the answer included: an app that drips cannot hold it.
             async with asyncio.timeout(self.timeout), self._client(copy).request(
-                incoming.method, url, data=incoming.body, headers=self._headers(incoming),
+                incoming.method, URL(url, encoded=True), data=incoming.body, headers=self._headers(incoming),
                 timeout=UNBOUNDED, allow_redirects=False,
             ) as response:  # fmt: skip
                 body = await read_answer(response, self.max_answer)

@@ -6,23 +6,40 @@ to the display. Whoever answers is a callable `Incoming -> Answer` (the responde
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
+import dataclasses
 import errno
 import hmac
+import ipaddress
+import logging
 import os
 import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from comethook_cli import __version__, jsonbody
-from comethook_cli.errors import ComethookError, ListenerError
+from comethook_cli.errors import ListenerError
 from comethook_cli.events import describe
-from comethook_cli.models import DEFAULT_MAX_BODY, DEFAULT_PORT, Answer, Exchange, Incoming, Rejection
+from comethook_cli.models import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+    Answer,
+    EventInfo,
+    Exchange,
+    Incoming,
+    Rejection,
+    has_surrogates,
+    replace_surrogates,
+)
 from comethook_cli.verdict import judge
 
 if TYPE_CHECKING:
@@ -33,6 +50,22 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 Answerer = Callable[[Incoming], Awaitable[Answer]]
 
+#: A connection may sit idle (before its first request, between requests, or while its headers trickle in)
+#: this long before it is closed: aiohttp's keep-alive timer runs from the connection's start and from each answer.
+IDLE_TIMEOUT = 15.0
+#: The whole body must arrive within this long once the headers have (a slow body gets 408).
+BODY_TIMEOUT = 30.0
+#: After refusing a body, what is left of it is read (so the client sees the answer) for at most this long.
+LINGER = 2.0
+#: File descriptors kept free for the history, the forward client and the tunnel when the connection cap is derived.
+FD_RESERVE = 256
+#: At most one warning of a kind (connection cap, accept errors, aiohttp errors) per this many seconds.
+WARN_EVERY = 30.0
+#: Content-Encoding values the listener decodes (to read the JSON; the exact bytes are what it stores and forwards).
+DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+#: Errors accept() gives when the process or the system is out of file descriptors or memory.
+ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
 
 @dataclass(frozen=True)
 class ListenerConfig:
@@ -42,6 +75,8 @@ class ListenerConfig:
     port: int = DEFAULT_PORT
     max_body: int = DEFAULT_MAX_BODY
     basic_auth: str | None = None
+    #: Open connections before the oldest idle one is closed for a new one; None: derived from the file-descriptor limit.
+    max_connections: int | None = None
 
 
 def redact_headers(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
@@ -51,8 +86,151 @@ def redact_headers(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -
         if name.lower() in SECRET_HEADERS:
             scheme = value.split(" ", 1)[0] if " " in value and name.lower() != "cookie" else ""
             value = f"{scheme} [redacted]".strip()
-        redacted.append((name, value))
+        redacted.append((name, value if value.isascii() else replace_surrogates(value)))
     return tuple(redacted)
+
+
+def default_max_connections() -> int:
+    """Connections to allow: the soft file-descriptor limit less a reserve, so accept() never runs out first."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):  # no `resource` on Windows
+        return 1024
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 10_000
+    return min(10_000, max(soft - FD_RESERVE, soft // 2))
+
+
+class UnsupportedEncoding(ValueError):
+    """A Content-Encoding the listener cannot decode."""
+
+
+class DecodedTooLarge(ValueError):
+    """A compressed body that inflates past the limit."""
+
+
+def decode_body(raw: bytes, content_encoding: str, limit: int) -> bytes:
+    """The body with its Content-Encoding undone (gzip, deflate), never more than `limit` bytes out.
+
+    Raises DecodedTooLarge past the limit (a decompression bomb stops there), UnsupportedEncoding for
+    other codings, and ValueError for data that does not decode."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip().lower() not in ("", "identity")]
+    if len(codings) > 2:
+        raise UnsupportedEncoding(content_encoding)
+    data = raw
+    for coding in reversed(codings):
+        if coding not in DECODERS:
+            raise UnsupportedEncoding(coding)
+        data = _inflate(data, DECODERS[coding], limit)
+    return data
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
+    try:
+        inflater = zlib.decompressobj(wbits)
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        if wbits == zlib.MAX_WBITS:  # "deflate" sent as raw deflate, without the zlib header: some clients do
+            return _inflate(data, -zlib.MAX_WBITS, limit)
+        raise ValueError("not valid compressed data") from None
+    if len(out) > limit:
+        raise DecodedTooLarge
+    if not inflater.eof or inflater.unused_data:
+        raise ValueError("truncated or trailing data")
+    return out
+
+
+def clean_info(info: EventInfo) -> EventInfo:
+    """The description with lone surrogates (a JSON body can carry "\\ud800") replaced, so it can be shown and stored."""
+    changes: dict[str, Any] = {f.name: replace_surrogates(value) for f in dataclasses.fields(info)
+               if isinstance(value := getattr(info, f.name), str) and has_surrogates(value)}  # fmt: skip
+    return dataclasses.replace(info, **changes) if changes else info
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether a peer address is this machine (IPv4-mapped IPv6 included)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback
+
+
+class _Warnings:
+    """One warning per kind per WARN_EVERY seconds, saying how many were held back."""
+
+    def __init__(self, on_warning: Callable[[str], None]) -> None:
+        self.on_warning = on_warning
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warn(self, kind: str, message: str) -> None:
+        """Warn now, or count it when this kind was warned about recently."""
+        now = time.monotonic()
+        if now - self._last.get(kind, -WARN_EVERY) < WARN_EVERY:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return
+        held = self._held.pop(kind, 0)
+        self._last[kind] = now
+        self.on_warning(message + (f" ({held} more like it since the last warning)" if held else ""))
+
+
+class _Server(web.Server):
+    """aiohttp's server with a cap on open connections: past it, the oldest idle connection is closed."""
+
+    def __init__(self, handler: Any, *, max_connections: int, busy: set[Any], warnings: _Warnings, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.max_connections = max_connections
+        self._busy = busy
+        self._warnings = warnings
+
+    def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
+        """Track the connection; close the oldest idle ones when there are too many."""
+        super().connection_made(handler, transport)
+        excess = len(self._connections) - self.max_connections
+        if excess > 0:
+            closed = self.close_idle(excess)
+            self._warnings.warn(
+                "connections", f"{self.max_connections} connections open, the limit: closing the oldest idle ones ({closed} now)."
+            )
+
+    def close_idle(self, count: int) -> int:
+        """Close up to `count` of the oldest connections not handling a request; how many were closed."""
+        victims: list[Any] = []
+        for handler in self._connections:  # oldest first: a dict keeps insertion order
+            if len(victims) >= count:
+                break
+            if handler not in self._busy:
+                victims.append(handler)
+        for handler in victims:
+            handler.force_close()
+        return len(victims)
+
+
+class _ServerLog(logging.Handler):
+    """aiohttp reports a malformed request as "Error handling request" with a traceback: make it one
+    `rejected` line (or, for anything else aiohttp logs, one rate-limited warning)."""
+
+    def __init__(self, listener: Listener) -> None:
+        super().__init__(logging.DEBUG)
+        self.listener = listener
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Route one aiohttp log record."""
+        with contextlib.suppress(Exception):  # the display failing must not become logging's own traceback
+            self._route(record)
+
+    def _route(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            detail = " ".join(str(error.message or type(error).__name__).split())[:200]
+            self.listener.on_rejected(Rejection(error.code or 400, f"malformed request: {detail}", "-", "-"))
+        elif record.levelno >= logging.WARNING:
+            detail = f": {type(error).__name__}: {error}" if error is not None else ""
+            self.listener.warnings.warn("aiohttp", " ".join(f"{record.getMessage()}{detail}".split())[:300])
 
 
 #: A generator of our own: code that seeds the global `random` (test tools do) must not make ids repeat.
@@ -85,7 +263,16 @@ class Listener:
         self.history = history
         self.events = 0
         self.port = config.port
-        self._runner: web.AppRunner | None = None
+        #: Set by `listen` once a public tunnel points here: the status endpoint then never shows the version.
+        self.tunnel_open = False
+        self.warnings = _Warnings(on_warning)
+        self._runner: web.ServerRunner | None = None
+        self._server: _Server | None = None
+        self._busy: set[Any] = set()
+        self._log = logging.Logger("comethook.aiohttp")
+        self._log.addHandler(_ServerLog(self))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous_handler: Any = None
         self._expected = config.basic_auth.encode() if config.basic_auth else None
 
     @property
@@ -94,15 +281,14 @@ class Listener:
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
         return f"http://{host}:{self.port}"
 
-    def make_app(self) -> web.Application:
-        """The aiohttp application (one catch-all route)."""
-        app = web.Application(client_max_size=self.config.max_body)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        return app
-
     async def start(self) -> None:
         """Bind and start serving; ListenerError when the address cannot be used."""
-        runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=3)
+        server = _Server(
+            self._handle, max_connections=self.config.max_connections or default_max_connections(), busy=self._busy,
+            warnings=self.warnings, keepalive_timeout=IDLE_TIMEOUT, auto_decompress=False, logger=self._log,
+            access_log=None, max_line_size=8190, max_field_size=8190, max_headers=128, lingering_time=LINGER,
+        )  # fmt: skip
+        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=3)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
         try:
@@ -118,21 +304,51 @@ class Listener:
                 f"Cannot listen on {self.config.host}:{self.config.port}: {error.strerror or error}.",
                 "Check --host and --port.",
             ) from None
-        self._runner = runner
+        self._runner, self._server = runner, server
         self.port = int(runner.addresses[0][1])
+        self._loop = asyncio.get_running_loop()
+        self._previous_handler = self._loop.get_exception_handler()
+        self._loop.set_exception_handler(self._loop_error)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight answers finish (briefly), release the port."""
         if self._runner is not None:
             await self._runner.cleanup()
-            self._runner = None
+            self._runner = self._server = None
+        if self._loop is not None:
+            self._loop.set_exception_handler(self._previous_handler)
+            self._loop = None
 
-    def _reject(self, request: web.Request, status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
-        self.on_rejected(Rejection(status, reason, request.method, request.path))
-        return web.json_response({"error": reason}, status=status, headers=headers)
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio reports a failed accept() (out of file descriptors) with a traceback, again every second:
+        say it once in a while instead, and close idle connections to make room."""
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in ACCEPT_ERRORS:
+            closed = self._server.close_idle(max(len(self._server.connections) // 10, 1)) if self._server else 0
+            self.warnings.warn(
+                "accept",
+                f"cannot accept connections: {error.strerror or error} ({len(self._server.connections) if self._server else 0} "
+                f"open; closed {closed} idle ones). Raise the limit with `ulimit -n`.",
+            )
+        elif self._previous_handler is not None:
+            self._previous_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
-    def _authorized(self, request: web.Request) -> bool:
-        assert self._expected is not None
+    def _reject(
+        self, request: web.BaseRequest, status: int, reason: str, headers: dict[str, str] | None = None, close: bool = False
+    ) -> web.Response:
+        # The path as it arrived (still percent-encoded, so no CR/LF or ESC), without the query (it may carry a token).
+        path = request.raw_path.partition("?")[0]
+        self.on_rejected(Rejection(status, reason, request.method, path if path.isascii() else replace_surrogates(path)))
+        response = web.json_response({"error": reason}, status=status, headers=headers)
+        if close:  # the rest of the body is not worth waiting for
+            response.force_close()
+        return response
+
+    def _authorized(self, request: web.BaseRequest) -> bool:
+        if self._expected is None:
+            return True
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "basic":
             return False
@@ -142,42 +358,92 @@ class Listener:
             return False
         return hmac.compare_digest(given, self._expected)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    def _unauthorized(self, request: web.BaseRequest) -> web.Response:
+        reason = "wrong Basic auth credentials" if "Authorization" in request.headers else "missing Basic auth credentials"
+        return self._reject(request, 401, reason, {"WWW-Authenticate": 'Basic realm="comethook"'})
+
+    def _status(self, request: web.BaseRequest) -> web.Response:
+        """GET /: alive or not. The version only to this machine, and only when no tunnel relays the public's requests."""
+        status: dict[str, Any] = {"status": "ok", "service": "comethook", "events": self.events}
+        relayed = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+        if not self.tunnel_open and not relayed and is_loopback(request.remote):
+            status["version"] = __version__
+        return web.json_response(status)
+
+    async def _read(self, request: web.BaseRequest) -> bytes | None:
+        """The body as it arrived, at most --max-body bytes (None past it), within BODY_TIMEOUT (TimeoutError)."""
+        chunks: list[bytes] = []
+        size = 0
+        async with asyncio.timeout(BODY_TIMEOUT):
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > self.config.max_body:
+                    return None
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        self._busy.add(request.protocol)
+        try:
+            return await self._exchange(request)
+        finally:
+            self._busy.discard(request.protocol)
+
+    async def _exchange(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         received_at = time.time()
-        if request.method in ("GET", "HEAD") and request.path == "/":
-            return web.json_response({"status": "ok", "service": "comethook", "version": __version__, "events": self.events})
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        if request.method in ("GET", "HEAD") and raw_path == "/":
+            return self._status(request) if self._authorized(request) else self._unauthorized(request)
         if request.method != "POST":
             return self._reject(request, 405, f"method {request.method} not allowed (CometChat POSTs)", {"Allow": "POST"})
-        if self._expected is not None and not self._authorized(request):
-            reason = "wrong Basic auth credentials" if "Authorization" in request.headers else "missing Basic auth credentials"
-            return self._reject(request, 401, reason, {"WWW-Authenticate": 'Basic realm="comethook"'})
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in request.path):
+            return self._reject(request, 400, "path holds control characters (CR, LF, ...) once decoded")
         too_large = f"body over the {self.config.max_body} byte limit (--max-body)"
         if request.content_length is not None and request.content_length > self.config.max_body:
-            return self._reject(request, 413, too_large)
+            return self._reject(request, 413, too_large, close=True)
+        if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as aiohttp's router would
+            request.writer.output_size = 0
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return self._reject(request, 413, too_large)
+            raw = await self._read(request)
+        except TimeoutError:
+            return self._reject(request, 408, f"body not received within {BODY_TIMEOUT:g} s", close=True)
+        if raw is None:
+            return self._reject(request, 413, too_large, close=True)
+        encoding = request.headers.get("Content-Encoding", "")
+        try:
+            body = decode_body(raw, encoding, self.config.max_body) if encoding else raw
+        except DecodedTooLarge:
+            return self._reject(request, 413, too_large + " once decompressed")
+        except UnsupportedEncoding:
+            return self._reject(
+                request, 415, f"Content-Encoding {encoding!r} not supported (gzip, deflate)", {"Accept-Encoding": "gzip, deflate"}
+            )
+        except ValueError:
+            return self._reject(request, 400, f"body is not valid {encoding} data (Content-Encoding)")
         if not body.strip():
             return self._reject(request, 400, "empty body (CometChat sends JSON)")
         try:
             payload = jsonbody.parse(body)
         except jsonbody.JsonBodyError as error:
             return self._reject(request, 400, "body is not valid UTF-8" if error.kind == "encoding" else "body is not JSON")
-        info = describe(payload)
+        info = clean_info(describe(payload))
         headers = tuple(request.headers.items())
-        incoming = Incoming(request.method, request.path, request.query_string, headers, body, payload, info)
+        # The path and query exactly as they arrived (%2F, %3F, %23 stay encoded): they are forwarded and stored as such.
+        incoming = Incoming(request.method, raw_path, raw_query, headers, raw, payload, info)
         answer = await self.answer(incoming)
         latency = (time.perf_counter() - started) * 1000
         exchange = Exchange(
             id=new_id(),
             received_at=received_at,
             method=request.method,
-            path=request.path,
-            query=request.query_string,
+            path=raw_path,
+            query=raw_query,
             headers=redact_headers(headers),
-            body=body,
+            body=raw,
             info=info,
             response_status=answer.status,
             response_body=answer.body,
@@ -190,14 +456,15 @@ class Listener:
             payload=payload,
         )
         self.events += 1
+        # Neither the history nor the display may cost CometChat its answer, or hold up anyone else's.
         if self.history is not None:
             try:
                 await self.history.record(exchange)
-            except ComethookError as error:
-                self.on_warning(error.message)
+            except Exception as error:
+                self.on_warning(getattr(error, "message", None) or f"could not store event {exchange.id}: {error}")
         try:
             self.on_exchange(exchange)
-        except Exception as error:  # the display must never cost CometChat its answer
+        except Exception as error:
             self.on_warning(f"could not display event {exchange.id}: {error}")
         # The pairs, not a dict: aiohttp keeps them in a CIMultiDict, so repeated headers (Set-Cookie) all go back.
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)

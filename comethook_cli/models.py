@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -114,6 +115,11 @@ class Exchange:
         """The delivery's trigger ("unknown" when the body names none)."""
         return self.info.trigger
 
+    @property
+    def encoded(self) -> bool:
+        """Whether the body arrived compressed (a Content-Encoding other than identity): `body` holds those bytes."""
+        return any(n.lower() == "content-encoding" and v.strip().lower() not in ("", "identity") for n, v in self.headers)
+
     def to_json(self) -> dict[str, Any]:
         """The exchange as one JSON object (the `listen --json` event line, history export and show)."""
         return {
@@ -185,6 +191,20 @@ def parse_body(raw: bytes) -> Any:
         return jsonbody.parse(raw)
     except jsonbody.JsonBodyError:
         return raw.decode("utf-8", errors="replace")
+
+
+#: A UTF-16 surrogate on its own: JSON can carry one (\ud800), UTF-8 cannot encode it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether a string holds a lone surrogate (it cannot be written as UTF-8)."""
+    return _SURROGATE.search(text) is not None
+
+
+def replace_surrogates(text: str) -> str:
+    """The string with each lone surrogate replaced by U+FFFD (the replacement character)."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def iso_time(epoch: float) -> str:

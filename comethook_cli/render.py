@@ -25,7 +25,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from comethook_cli.models import COMETCHAT_BUDGET_MS, Delivery, EventInfo, Exchange, Rejection, Verdict, parse_body
+from comethook_cli.models import (
+    COMETCHAT_BUDGET_MS,
+    Delivery,
+    EventInfo,
+    Exchange,
+    Rejection,
+    Verdict,
+    parse_body,
+)
 
 if TYPE_CHECKING:
     from comethook_cli.checks import CheckResult
@@ -149,7 +157,7 @@ def event_line(exchange: Exchange) -> str:
     line of UTF-8 JSON (it parsed, so it is valid JSON): re-encoding a large body costs more than the rest."""
     document = exchange.to_json()
     body = document.pop("body")
-    if exchange.payload is not None and b"\n" not in exchange.body and b"\r" not in exchange.body:
+    if exchange.payload is not None and b"\n" not in exchange.body and b"\r" not in exchange.body and not exchange.encoded:
         return dumps(document)[:-1] + ',"body":' + json_safe(exchange.body.decode("utf-8")) + "}"
     return dumps({**document, "body": body})
 
@@ -393,7 +401,7 @@ class ListenRenderer(Renderer):
         """-v: headers (redacted), the highlighted body, and the answer body."""
         for name, value in exchange.headers:
             self.out.print(Text.assemble((f"    {safe(name)}: ", "bold"), safe(value)))
-        self.body(parse_body(exchange.body))
+        self.body(exchange.payload if exchange.payload is not None else parse_body(exchange.body))
         if exchange.response_body:
             self.out.print(Text("    answer:", style="bold"))
             self.body(parse_body(exchange.response_body))

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from comethook_cli.errors import ComethookError, UsageError
-from comethook_cli.models import DEFAULT_HISTORY_MAX_AGE_DAYS, DEFAULT_HISTORY_MAX_MB, EventInfo, Exchange, Verdict
+from comethook_cli.models import (
+    DEFAULT_HISTORY_MAX_AGE_DAYS,
+    DEFAULT_HISTORY_MAX_MB,
+    EventInfo,
+    Exchange,
+    Verdict,
+    replace_surrogates,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -248,8 +255,10 @@ class Retention:
 
 
 def _row(exchange: Exchange) -> tuple[Any, ...]:
+    """The exchange as a row. Text that UTF-8 cannot hold (a lone surrogate, which a JSON body can carry as
+    "\\ud800") is stored with U+FFFD in its place: the body column keeps the exact bytes that arrived."""
     verdict = exchange.verdict
-    return (
+    row = (
         exchange.id, exchange.received_at, exchange.method, exchange.path, exchange.query, json.dumps(exchange.headers),
         exchange.body, exchange.info.trigger, exchange.info.generation, exchange.info.family, exchange.info.summary,
         exchange.info.webhook, exchange.response_status, json.dumps(exchange.response_headers), exchange.response_body,
@@ -257,6 +266,7 @@ def _row(exchange: Exchange) -> tuple[Any, ...]:
         json.dumps(verdict.metadata) if verdict and verdict.metadata is not None else None,
         exchange.latency_ms, exchange.answered_by, exchange.forwarded_to, exchange.forward_error,
     )  # fmt: skip
+    return tuple(replace_surrogates(value) if isinstance(value, str) else value for value in row)
 
 
 def _exchange(row: sqlite3.Row) -> Exchange:
@@ -398,7 +408,10 @@ class HistoryWriter:
     def _flush(self) -> None:
         self._scheduled = False
         batch, self._pending = self._pending, []
-        failures = self._write([exchange for exchange, _ in batch])
+        try:
+            failures = self._write([exchange for exchange, _ in batch])
+        except Exception as error:
+            failures = [ComethookError(f"Could not write history to {self.path}: {error}.")] * len(batch)
         for (_, done), failure in zip(batch, failures, strict=True):
             if done.cancelled():
                 continue
@@ -408,11 +421,13 @@ class HistoryWriter:
                 done.set_exception(failure)
 
     def _write(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
-        """Insert in one transaction; each exchange's failure (None when stored)."""
+        """Insert in one transaction; each exchange's failure (None when stored). Any error (a database
+        error, a value SQLite cannot take) costs only the exchange it belongs to."""
         try:
+            rows = [_row(e) for e in exchanges]
             with self._connection:
-                self._connection.executemany(INSERT, [_row(e) for e in exchanges])
-        except sqlite3.Error as error:
+                self._connection.executemany(INSERT, rows)
+        except (sqlite3.Error, ValueError, TypeError, OverflowError) as error:
             if len(exchanges) == 1:
                 return [ComethookError(f"Could not write history to {self.path}: {error}.")]
             # One bad row must not cost the others their place: write them one by one.

@@ -197,6 +197,7 @@ async def _serve(listener: Listener, args: ListenArgs, view: ListenView, answeri
     tunnel = None
     try:
         tunnel = await _open_tunnel(listener, args, view)
+        listener.tunnel_open = tunnel is not None
         public_url = tunnel.public_url if tunnel is not None else None
         _announce(listener, args, view, answering, public_url)
         waiters = [asyncio.ensure_future(view.done.wait())]
