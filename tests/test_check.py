@@ -121,13 +121,8 @@ async def test_hanging_endpoint_ends_in_bounded_time(cli: Any, target: Any) -> N
     assert "timed out after 0.5 s" in result.stdout
 
 
-async def test_unreachable_endpoint_exits_4(cli: Any) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    result = await cli.run("check", "--to", f"http://127.0.0.1:{port}/hook")
+async def test_unreachable_endpoint_exits_4(cli: Any, closed_port: int) -> None:
+    result = await cli.run("check", "--to", f"http://127.0.0.1:{closed_port}/hook")
     assert result.exit_code == 4
     assert "could not be reached" in result.stderr
 

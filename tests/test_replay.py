@@ -10,12 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from comethook_cli.payloads import BuildOptions, build, find_template
-from tests.conftest import ndjson, post_json
-
-
-def delivery(text: str = "hello") -> bytes:
-    return json.dumps(build(find_template("before_message"), BuildOptions(text=text))).encode()
+from tests.conftest import delivery, ndjson, post_json
 
 
 async def test_forward_display_json_and_history(target: Any, listen_process: Any, cli: Any) -> None:
@@ -59,7 +54,7 @@ async def test_forward_json_event_and_slow_app_warning(target: Any, listen_proce
 
 def record_exchange(cli: Any, listen_process: Any, *args: str, text: str = "stored") -> str:
     listener = listen_process("--max-events", "1", *args)
-    post_json(listener.url + "/webhook?src=cc", delivery(text), {"Authorization": "Basic dTpzM2NyZXQ=", "X-Trace": "abc"})
+    post_json(listener.url + "/webhook?src=cc", delivery(text=text), {"Authorization": "Basic dTpzM2NyZXQ=", "X-Trace": "abc"})
     code, out, _ = listener.finish()
     assert code == 0
     return str(ndjson(out)[0]["id"])

@@ -5,19 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from tests.conftest import ndjson
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_pass_verdict_and_what_the_endpoint_received(cli: Any, target: Any) -> None:
@@ -110,11 +103,10 @@ async def test_timeout_exits_4(cli: Any, target: Any) -> None:
     assert "timed out after 0.3 s" in result.stderr
 
 
-async def test_connection_refused_exits_4(cli: Any) -> None:
-    port = free_port()
-    result = await cli.run("send", "message_sent", "--to", f"http://127.0.0.1:{port}/x")
+async def test_connection_refused_exits_4(cli: Any, closed_port: int) -> None:
+    result = await cli.run("send", "message_sent", "--to", f"http://127.0.0.1:{closed_port}/x")
     assert result.exit_code == 4
-    assert f"could not connect to 127.0.0.1:{port}" in result.stderr
+    assert f"could not connect to 127.0.0.1:{closed_port}" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -11,14 +11,9 @@ from typing import Any
 
 import pytest
 
-from comethook_cli.payloads import BuildOptions, build, find_template
-from tests.conftest import ndjson, pid_alive, post_json
+from tests.conftest import delivery, ndjson, pid_alive, post_json
 
 TOKEN = "2abcSECRETtoken_do_not_print"
-
-
-def delivery() -> bytes:
-    return json.dumps(build(find_template("before_message"), BuildOptions(text="through the tunnel"))).encode()
 
 
 def agent_pids(agent: Any) -> list[int]:
@@ -38,7 +33,7 @@ def test_end_to_end_through_the_public_url(listen_process: Any, fake_ngrok: Any,
     public = listener.ready["public_url"]
     assert public.startswith("http://127.0.0.1:") and public != listener.url
     assert listener.ready["webhook_url"] == public + "/webhook"
-    assert post_json(listener.ready["webhook_url"], delivery()) == (200, b"{}")
+    assert post_json(listener.ready["webhook_url"], delivery(text="through the tunnel")) == (200, b"{}")
     event = json.loads(listener.readline())
     assert event["type"] == "event" and event["trigger"] == "before_message" and event["verdict"] == "pass"
     assert event["body"]["data"]["data"]["text"] == "through the tunnel"
