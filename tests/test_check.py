@@ -98,8 +98,8 @@ async def test_each_failing_check_is_named_and_exits_3(
     assert failing in failed_cases
 
 
-async def test_slow_endpoint_fails_the_budget(cli: Any, target: Any) -> None:
-    url, _ = await target(endpoint(auth=False, delay=2.1))
+async def test_slow_endpoint_fails_the_budget(cli: Any, target: Any, short_budget: float) -> None:
+    url, _ = await target(endpoint(auth=False, delay=3 * short_budget))
     result = await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
     assert result.exit_code == 3
     line = statuses(result)
