@@ -258,9 +258,7 @@ def _budget(name: str, d: Delivery) -> CheckResult:
     if latency > budget:
         return CheckResult(name, "fail", latency, f"{d.status} after {latency / 1000:.2f} s, over CometChat's 2 s budget")
     if latency > HEADROOM_MS:
-        return CheckResult(
-            name, "warn", latency, f"{d.status}, but only {budget - latency:.0f} ms under the 2 s budget"
-        )
+        return CheckResult(name, "warn", latency, f"{d.status}, but only {budget - latency:.0f} ms under the 2 s budget")
     return CheckResult(name, "pass", latency, f"{d.status}")
 
 

@@ -27,6 +27,8 @@ def budget_ms() -> float:
     except ValueError:
         return COMETCHAT_BUDGET_MS
     return override if math.isfinite(override) and override > 0 else COMETCHAT_BUDGET_MS
+
+
 #: Where `listen` listens, and the largest body it accepts, unless told otherwise.
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY = 1024 * 1024
