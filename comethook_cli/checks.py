@@ -15,7 +15,7 @@ from typing import Any, Literal
 import aiohttp
 
 from comethook_cli.errors import UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, Delivery
+from comethook_cli.models import DEFAULT_MAX_ANSWER, Delivery, budget_ms
 from comethook_cli.payloads import BuildOptions, IdSource, Template, build, catalog, find_template
 from comethook_cli.sender import CONTENT_TYPE, Outgoing, basic_auth_header, connector, deliver
 
@@ -268,12 +268,11 @@ def _reached(d: Delivery) -> bool:
 
 def _budget(name: str, d: Delivery) -> CheckResult:
     latency = d.latency_ms or 0.0
-    if latency > COMETCHAT_BUDGET_MS:
+    budget = budget_ms()
+    if latency > budget:
         return CheckResult(name, "fail", latency, f"{d.status} after {latency / 1000:.2f} s, over CometChat's 2 s budget")
     if latency > HEADROOM_MS:
-        return CheckResult(
-            name, "warn", latency, f"{d.status}, but only {COMETCHAT_BUDGET_MS - latency:.0f} ms under the 2 s budget"
-        )
+        return CheckResult(name, "warn", latency, f"{d.status}, but only {budget - latency:.0f} ms under the 2 s budget")
     return CheckResult(name, "pass", latency, f"{d.status}")
 
 

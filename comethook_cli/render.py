@@ -26,12 +26,12 @@ from rich.table import Table
 from rich.text import Text
 
 from comethook_cli.models import (
-    COMETCHAT_BUDGET_MS,
     Delivery,
     EventInfo,
     Exchange,
     Rejection,
     Verdict,
+    budget_ms,
     parse_body,
 )
 
@@ -277,7 +277,7 @@ class Renderer:
 
     def budget_warning(self, latency_ms: float | None) -> None:
         """Warn (stderr) when an answer took longer than CometChat's 2 s budget."""
-        if latency_ms is not None and latency_ms > COMETCHAT_BUDGET_MS:
+        if latency_ms is not None and latency_ms > budget_ms():
             self.warning(f"the answer took {_ms(latency_ms)}, over CometChat's 2 s budget: CometChat may time out.")
 
     def delivery_line(self, delivery: Delivery) -> None:

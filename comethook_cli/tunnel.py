@@ -25,6 +25,7 @@ AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
 TOKEN_HINT = f"Set NGROK_AUTHTOKEN or pass --ngrok-authtoken; get yours at {AUTHTOKEN_URL}."
 STARTUP_TIMEOUT = 10.0
 #: Extra seconds past pyngrok's own start-up timeout before the agent is killed (it only checks between lines).
+#: Read at use time: the test suite monkeypatches it to test that deadline without waiting 3 s.
 DEADLINE_SLACK = 3.0
 WATCH_INTERVAL = 0.5
 _CODE = re.compile(r"ERR_NGROK_\d+")

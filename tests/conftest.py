@@ -9,7 +9,8 @@ os.environ["_TYPER_FORCE_DISABLE_TERMINAL"] = "1"
 
 import asyncio
 import json
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from aiohttp import web
 from typer.testing import CliRunner
 
 from comethook_cli.cli import app
+from comethook_cli.models import BUDGET_OVERRIDE_ENV
+from comethook_cli.payloads import BuildOptions, build, find_template
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +35,7 @@ def plain_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "NGROK_AUTHTOKEN",
         "COMETHOOK_NGROK_PATH",
         "PYNGROK_NGROK_PATH",
+        BUDGET_OVERRIDE_ENV,
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
@@ -66,6 +70,33 @@ def ndjson(text: str) -> list[dict[str, Any]]:
     return lines
 
 
+def delivery(trigger: str = "before_message", text: str = "hello", **options: Any) -> bytes:
+    """A catalog delivery as the bytes CometChat posts; `options` are further BuildOptions fields (sender=...)."""
+    return json.dumps(build(find_template(trigger), BuildOptions(text=text, **options))).encode()
+
+
+@pytest.fixture
+def short_budget(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Shrink CometChat's 2 s answer budget to 100 ms (in-process and in subprocesses); returns it in seconds.
+
+    So a test can go over the budget by sleeping 0.3 s instead of 2.1 s (models.budget_ms reads it at use time).
+    """
+    monkeypatch.setenv(BUDGET_OVERRIDE_ENV, "100")
+    return 0.1
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses every connection for the whole test.
+
+    Picking a free port and releasing it races with anything else on the machine that binds port 0; this
+    socket keeps the port bound (so nobody can take it) but never calls listen(), so connections are refused.
+    """
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
+
+
 Handler = Callable[[web.Request], Any]
 
 
@@ -91,8 +122,17 @@ async def target(aiohttp_server: Any) -> Callable[..., Any]:
     return start
 
 
+#: The last line of `listen`'s start-up banner (commands/listen.py): the whole banner has been read once it came.
+BANNER_END = "Press Ctrl-C to stop."
+
+
 class ListenProcess:
-    """`comethook listen` as a real subprocess; reads its output line by line."""
+    """`comethook listen` as a real subprocess; reads its output line by line.
+
+    Every read goes through the same buffered file objects (`proc.stdout`, `proc.stderr`). Reading a line
+    can pull later lines into their buffers, and `communicate()` reads the raw pipes underneath, so mixing
+    the two loses those lines (the banner test failed 2 times in 7 that way).
+    """
 
     def __init__(self, *args: str, json_out: bool = True) -> None:
         import subprocess
@@ -103,6 +143,7 @@ class ListenProcess:
         if json_out:
             command.append("--json")
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        #: Human mode: the stderr lines read while waiting for the start, up to the end of the banner.
         self.lines: list[str] = []
         self.url = self._wait_ready()
 
@@ -111,7 +152,7 @@ class ListenProcess:
 
         stream = self.proc.stdout if self.json_out else self.proc.stderr
         assert stream is not None
-        url = None
+        url: str | None = None
         for line in stream:
             if self.json_out:
                 document = json.loads(line)
@@ -121,9 +162,8 @@ class ListenProcess:
             else:
                 self.lines.append(line)
                 found = re.search(r"listening on (http://\S+)", line)
-                url = url or (found.group(1) if found else None)
-                # Read the banner to its last line: what the line reader buffered past it would be lost to communicate().
-                if url and "Press Ctrl-C to stop." in line:
+                url = found.group(1) if found else url
+                if url is not None and line.strip() == BANNER_END:
                     return url
         raise AssertionError(f"listener never became ready: {self.proc.stderr.read() if self.proc.stderr else ''}")
 
@@ -132,8 +172,31 @@ class ListenProcess:
         return self.proc.stdout.readline()
 
     def finish(self, timeout: float = 15) -> tuple[int, str, str]:
-        out, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out, err
+        """Wait for the exit; return the exit code and what stdout and stderr said that was not read yet."""
+        import subprocess
+        import threading
+
+        drained: dict[str, str] = {}
+
+        def drain(name: str, stream: Any) -> None:
+            drained[name] = stream.read() if stream is not None and not stream.closed else ""
+
+        # Both streams at once, each in its own thread, so that neither pipe can fill up and stall the process.
+        readers = [
+            threading.Thread(target=drain, args=item, daemon=True)
+            for item in (("out", self.proc.stdout), ("err", self.proc.stderr))
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # which ends the reads too
+            raise
+        for reader in readers:
+            reader.join(timeout)
+        assert set(drained) == {"out", "err"}, "the listener exited but its output stayed open"
+        return self.proc.returncode, drained["out"], drained["err"]
 
     def kill(self) -> None:
         if self.proc.poll() is None:

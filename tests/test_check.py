@@ -98,8 +98,8 @@ async def test_each_failing_check_is_named_and_exits_3(
     assert failing in failed_cases
 
 
-async def test_slow_endpoint_fails_the_budget(cli: Any, target: Any) -> None:
-    url, _ = await target(endpoint(auth=False, delay=2.1))
+async def test_slow_endpoint_fails_the_budget(cli: Any, target: Any, short_budget: float) -> None:
+    url, _ = await target(endpoint(auth=False, delay=3 * short_budget))
     result = await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
     assert result.exit_code == 3
     line = statuses(result)
@@ -121,13 +121,8 @@ async def test_hanging_endpoint_ends_in_bounded_time(cli: Any, target: Any) -> N
     assert "timed out after 0.5 s" in result.stdout
 
 
-async def test_unreachable_endpoint_exits_4(cli: Any) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    result = await cli.run("check", "--to", f"http://127.0.0.1:{port}/hook")
+async def test_unreachable_endpoint_exits_4(cli: Any, closed_port: int) -> None:
+    result = await cli.run("check", "--to", f"http://127.0.0.1:{closed_port}/hook")
     assert result.exit_code == 4
     assert "could not be reached" in result.stderr
 

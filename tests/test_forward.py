@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -121,12 +120,6 @@ async def test_a_target_with_its_own_path_keeps_it(app_server: Any, listen: Any)
     assert app.received[0][1] == "/api/cometchat"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("fallback", "status", "body"),
     [
@@ -135,8 +128,8 @@ def free_port() -> int:
         ("drop", 200, {"action": "do_not_propagate"}),
     ],
 )
-async def test_fallback_when_the_app_is_down(listen: Any, fallback: str, status: int, body: Any) -> None:
-    down = f"http://127.0.0.1:{free_port()}"
+async def test_fallback_when_the_app_is_down(listen: Any, closed_port: int, fallback: str, status: int, body: Any) -> None:
+    down = f"http://127.0.0.1:{closed_port}"
     local, exchanges, _ = await listen(down, fallback=fallback)
     got, raw, _ = await post(local + "/hook", ODD)
     assert got == status
@@ -186,9 +179,9 @@ async def test_fan_out_copies_arrive_without_delaying_the_primary(app_server: An
     assert exchanges[0].forwarded_to == primary_url + "/hook"
 
 
-async def test_a_failing_copy_only_warns(app_server: Any, listen: Any) -> None:
+async def test_a_failing_copy_only_warns(app_server: Any, listen: Any, closed_port: int) -> None:
     primary_url, _ = await app_server(lambda r: web.json_response({}))
-    local, _, warnings = await listen(primary_url, f"http://127.0.0.1:{free_port()}")
+    local, _, warnings = await listen(primary_url, f"http://127.0.0.1:{closed_port}")
     assert (await post(local + "/hook", ODD))[0] == 200
     for _ in range(40):
         if warnings:
@@ -233,8 +226,9 @@ def test_bad_forwarding_options_are_usage_errors() -> None:
         Forwarder.from_options(["8000"], ["before_message"], 1, "error", print)
 
 
-def test_destination_appends_the_incoming_query_only_without_a_target_path() -> None:
+def test_destination_keeps_a_target_path_and_appends_the_incoming_query_unless_the_target_has_one() -> None:
     incoming = Incoming("POST", "/a", "q=1", (), b"{}", {}, describe({}))
     assert destination("http://h:1", incoming) == "http://h:1/a?q=1"
+    assert destination("http://h:1/", incoming) == "http://h:1/a?q=1"
     assert destination("http://h:1/x", incoming) == "http://h:1/x?q=1"
     assert destination("http://h:1/x?k=2", incoming) == "http://h:1/x?k=2"

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import signal
 import socket
-import threading
 import time
 from typing import Any
 
-from comethook_cli.payloads import BuildOptions, build, find_template
-from tests.conftest import ndjson, post_json
-
-
-def delivery(trigger: str = "before_message", text: str = "hello") -> bytes:
-    return json.dumps(build(find_template(trigger), BuildOptions(text=text))).encode()
+from tests.conftest import BANNER_END, delivery, ndjson, post_json
 
 
 def test_max_events_json_lines_and_exit_0(listen_process: Any) -> None:
@@ -44,7 +39,8 @@ def test_max_events_json_lines_and_exit_0(listen_process: Any) -> None:
 def test_sigint_stops_cleanly_with_the_event_count(listen_process: Any) -> None:
     listener = listen_process(json_out=False)
     banner = "".join(listener.lines)
-    assert "Webhook URL" in "".join(listener.lines) or "comethook listening" in banner
+    assert banner.startswith(f"comethook listening on {listener.url}\n") and banner.rstrip().endswith(BANNER_END)
+    assert re.search(rf"^  Webhook URL +{re.escape(listener.url)}/webhook$", banner, re.MULTILINE)
     assert post_json(listener.url + "/webhook", delivery(text="[red]not markup[/red]"))[0] == 200
     line = listener.readline()
     assert "before_message" in line and "[red]not markup[/red]" in line and "PASS" in line
@@ -87,28 +83,16 @@ def test_timeout_before_max_events_exits_4(cli: Any) -> None:
     assert ndjson(result.stdout)[-1] == {"type": "stopped", "events": 0}
 
 
-def test_cli_runner_shows_verbose_headers_redacted(cli: Any) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_verbose_shows_headers_redacted(listen_process: Any) -> None:
     credentials = {"Authorization": "Basic " + base64.b64encode(b"cc:s3cret").decode()}
-
-    def fire() -> None:
-        for _ in range(100):
-            try:
-                post_json(f"http://127.0.0.1:{port}/webhook", delivery(), credentials, timeout=2)
-                return
-            except OSError:
-                time.sleep(0.05)
-
-    thread = threading.Thread(target=fire)
-    thread.start()
-    result = cli("listen", "--port", str(port), "--max-events", "1", "--timeout", "10", "-v", "--basic-auth", "cc:s3cret")
-    thread.join()
-    assert result.exit_code == 0, result.output
-    assert "Authorization: Basic [redacted]" in result.stdout
-    assert "s3cret" not in result.output and base64.b64encode(b"cc:s3cret").decode() not in result.output
-    assert '"text": "hello"' in result.stdout
+    listener = listen_process("--max-events", "1", "--timeout", "10", "-v", "--basic-auth", "cc:s3cret", json_out=False)
+    assert post_json(listener.url + "/webhook", delivery(), credentials)[0] == 200
+    code, out, err = listener.finish()
+    assert code == 0, err
+    output = out + err + "".join(listener.lines)
+    assert "Authorization: Basic [redacted]" in out
+    assert "s3cret" not in output and base64.b64encode(b"cc:s3cret").decode() not in output
+    assert '"text": "hello"' in out
 
 
 def test_bad_listen_options_are_usage_errors(cli: Any) -> None:

@@ -17,6 +17,7 @@ from comethook_cli.models import Exchange, Rejection
 from comethook_cli.payloads import BuildOptions, build, catalog
 from comethook_cli.responder import Responder, compile_regex, load_rules, parse_respond
 from comethook_cli.store import History, HistoryWriter
+from tests.conftest import delivery
 
 
 class Running:
@@ -171,18 +172,12 @@ async def test_basic_auth_matrix(start: Any, headers: dict[str, str], status: in
         assert b"s3cret" not in raw_db and base64.b64encode(b"cc:s3cret") not in raw_db
 
 
-def before_message(text: str = "hello", sender: str = "cometchat-uid-1") -> bytes:
-    from comethook_cli.payloads import find_template
-
-    return json.dumps(build(find_template("before_message"), BuildOptions(text=text, sender=sender))).encode()
-
-
 async def test_respond_drop_and_inject(start: Any) -> None:
     drop = await start(Responder(parse_respond("drop")))
-    assert await post(drop.url, before_message()) == (200, {"action": "do_not_propagate"})
+    assert await post(drop.url, delivery()) == (200, {"action": "do_not_propagate"})
     assert drop.exchanges[0].verdict is not None and drop.exchanges[0].verdict.kind == "drop"
     inject = await start(Responder(parse_respond('inject:{"tag": "vip"}')))
-    assert await post(inject.url, before_message()) == (200, {"tag": "vip"})
+    assert await post(inject.url, delivery()) == (200, {"tag": "vip"})
     verdict = inject.exchanges[0].verdict
     assert verdict is not None and verdict.kind == "inject"
     assert verdict.metadata == {"@injected": {"webhooks": {"comethook-dev": {"tag": "vip"}}}}
@@ -192,8 +187,8 @@ async def test_respond_drop_and_inject(start: Any) -> None:
 
 async def test_drop_if_regex_only_drops_matching_text(start: Any) -> None:
     running = await start(Responder(drop_if=compile_regex("(?i)spam", "--drop-if")))
-    assert await post(running.url, before_message("buy SPAM now")) == (200, {"action": "do_not_propagate"})
-    assert await post(running.url, before_message("hello")) == (200, {})
+    assert await post(running.url, delivery(text="buy SPAM now")) == (200, {"action": "do_not_propagate"})
+    assert await post(running.url, delivery(text="hello")) == (200, {})
     assert [e.verdict.kind for e in running.exchanges if e.verdict] == ["drop", "pass"]
 
 
@@ -206,17 +201,17 @@ async def test_rules_first_match_wins_with_status_and_delay(start: Any, tmp_path
         {"match": {"trigger": "before_message", "text": "slow"}, "action": {"pass": True, "delay_ms": 150}},
     ]))  # fmt: skip
     running = await start(Responder(rules=load_rules(str(rules))))
-    assert await post(running.url, before_message("block me")) == (200, {"action": "do_not_propagate"})
-    assert await post(running.url, before_message("hi", sender="cometchat-uid-3")) == (200, {"vip": True})
+    assert await post(running.url, delivery(text="block me")) == (200, {"action": "do_not_propagate"})
+    assert await post(running.url, delivery(text="hi", sender="cometchat-uid-3")) == (200, {"vip": True})
     assert await post(running.url, b'{"trigger": "after_message", "data": {}}') == (503, {"error": "down"})
-    assert await post(running.url, before_message("slow one")) == (200, {})
+    assert await post(running.url, delivery(text="slow one")) == (200, {})
     assert running.exchanges[3].latency_ms >= 140
     assert [e.answered_by for e in running.exchanges] == [f"comethook (rule {n})" for n in (1, 2, 3, 4)]
 
 
 async def test_status_and_delay_apply_to_every_canned_answer(start: Any) -> None:
     running = await start(Responder(status=500, delay_ms=100))
-    assert await post(running.url, before_message()) == (500, {})
+    assert await post(running.url, delivery()) == (500, {})
     exchange = running.exchanges[0]
     assert exchange.latency_ms >= 95
     assert exchange.verdict is not None and exchange.verdict.kind == "invalid" and "HTTP 500" in (exchange.verdict.reason or "")

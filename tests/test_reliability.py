@@ -227,7 +227,7 @@ async def raw_server(reply: bytes | None) -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def test_a_misbehaving_forward_target_never_stalls_other_deliveries(aiohttp_server: Any) -> None:
+async def test_a_misbehaving_forward_target_never_stalls_other_deliveries(aiohttp_server: Any, closed_port: int) -> None:
     healthy = web.Application()
 
     async def ok(request: web.Request) -> web.Response:
@@ -238,13 +238,8 @@ async def test_a_misbehaving_forward_target_never_stalls_other_deliveries(aiohtt
     hang, hang_port = await raw_server(None)
     garbage, garbage_port = await raw_server(b"this is not http\r\n\r\n")
     cut, cut_port = await raw_server(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"half')
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        refused_port = s.getsockname()[1]
     routes = (f"t_hang=http://127.0.0.1:{hang_port}", f"t_garbage=http://127.0.0.1:{garbage_port}",
-              f"t_cut=http://127.0.0.1:{cut_port}", f"t_refused=http://127.0.0.1:{refused_port}")  # fmt: skip
+              f"t_cut=http://127.0.0.1:{cut_port}", f"t_refused=http://127.0.0.1:{closed_port}")  # fmt: skip
     exchanges: list[Exchange] = []
     forwarder = Forwarder.from_options([f"http://127.0.0.1:{good.port}"], routes, 3.0, "error", lambda w: None, Responder())
     listener = Listener(ListenerConfig(port=0), forwarder, exchanges.append, lambda r: None, lambda w: None)

@@ -10,12 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from comethook_cli.payloads import BuildOptions, build, find_template
-from tests.conftest import ndjson, post_json
-
-
-def delivery(text: str = "hello") -> bytes:
-    return json.dumps(build(find_template("before_message"), BuildOptions(text=text))).encode()
+from tests.conftest import delivery, ndjson, post_json
 
 
 async def test_forward_display_json_and_history(target: Any, listen_process: Any, cli: Any) -> None:
@@ -39,11 +34,11 @@ async def test_forward_display_json_and_history(target: Any, listen_process: Any
     assert stored["verdict"] == "inject"
 
 
-async def test_forward_json_event_and_slow_app_warning(target: Any, listen_process: Any) -> None:
+async def test_forward_json_event_and_slow_app_warning(target: Any, listen_process: Any, short_budget: float) -> None:
     import asyncio
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(2.1)
+        await asyncio.sleep(3 * short_budget)  # the listener subprocess inherits the short budget
         return web.json_response({})
 
     app_url, _ = await target(slow)
@@ -53,13 +48,13 @@ async def test_forward_json_event_and_slow_app_warning(target: Any, listen_proce
     code, out, err = await asyncio.to_thread(listener.finish)
     event = ndjson(out)[0]
     assert code == 0 and event["forwarded_to"] == base + "/webhook" and event["verdict"] == "pass"
-    assert event["response"] == {"status": 200, "body": {}} and event["latency_ms"] > 2000
+    assert event["response"] == {"status": 200, "body": {}} and event["latency_ms"] > 2 * short_budget * 1000
     assert "over CometChat's 2 s budget" in err
 
 
 def record_exchange(cli: Any, listen_process: Any, *args: str, text: str = "stored") -> str:
     listener = listen_process("--max-events", "1", *args)
-    post_json(listener.url + "/webhook?src=cc", delivery(text), {"Authorization": "Basic dTpzM2NyZXQ=", "X-Trace": "abc"})
+    post_json(listener.url + "/webhook?src=cc", delivery(text=text), {"Authorization": "Basic dTpzM2NyZXQ=", "X-Trace": "abc"})
     code, out, _ = listener.finish()
     assert code == 0
     return str(ndjson(out)[0]["id"])

@@ -5,19 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from tests.conftest import ndjson
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_pass_verdict_and_what_the_endpoint_received(cli: Any, target: Any) -> None:
@@ -87,16 +81,27 @@ async def test_json_delivery_line_has_the_documented_fields(cli: Any, target: An
     assert result.stderr == ""
 
 
-async def test_slow_answer_warns_about_the_2s_budget_and_max_latency_fails(cli: Any, target: Any) -> None:
+async def test_slow_answer_warns_about_the_2s_budget_and_max_latency_fails(cli: Any, target: Any, short_budget: float) -> None:
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(2.1)
+        await asyncio.sleep(3 * short_budget)
         return web.json_response({})
 
     url, _ = await target(slow)
-    result = await cli.run("send", "before_message", "--to", url, "--max-latency", "500")
+    result = await cli.run("send", "before_message", "--to", url, "--max-latency", "200")
     assert result.exit_code == 3
     assert "over CometChat's 2 s budget" in result.stderr
-    assert "expected latency <= 500 ms" in result.stderr
+    assert "expected latency <= 200 ms" in result.stderr
+
+
+def test_the_budget_is_2s_unless_the_suite_shrinks_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from comethook_cli.models import BUDGET_OVERRIDE_ENV, budget_ms
+
+    assert budget_ms() == 2000  # conftest clears the override: what every user gets
+    for ignored in ("", "soon", "0", "-5", "nan", "inf"):
+        monkeypatch.setenv(BUDGET_OVERRIDE_ENV, ignored)
+        assert budget_ms() == 2000, ignored
+    monkeypatch.setenv(BUDGET_OVERRIDE_ENV, "150")
+    assert budget_ms() == 150
 
 
 async def test_timeout_exits_4(cli: Any, target: Any) -> None:
@@ -110,11 +115,10 @@ async def test_timeout_exits_4(cli: Any, target: Any) -> None:
     assert "timed out after 0.3 s" in result.stderr
 
 
-async def test_connection_refused_exits_4(cli: Any) -> None:
-    port = free_port()
-    result = await cli.run("send", "message_sent", "--to", f"http://127.0.0.1:{port}/x")
+async def test_connection_refused_exits_4(cli: Any, closed_port: int) -> None:
+    result = await cli.run("send", "message_sent", "--to", f"http://127.0.0.1:{closed_port}/x")
     assert result.exit_code == 4
-    assert f"could not connect to 127.0.0.1:{port}" in result.stderr
+    assert f"could not connect to 127.0.0.1:{closed_port}" in result.stderr
     assert "Traceback" not in result.output
 
 

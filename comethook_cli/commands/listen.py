@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from comethook_cli.errors import TunnelError, UnreachableError, UsageError
 from comethook_cli.models import (
-    COMETCHAT_BUDGET_MS,
     DEFAULT_HISTORY_MAX_AGE_DAYS,
     DEFAULT_HISTORY_MAX_MB,
     DEFAULT_MAX_ANSWER,
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
+    budget_ms,
 )
 from comethook_cli.render import event_line
 
@@ -88,7 +88,7 @@ class ListenView:
             self.writer.write_line(event_line(exchange), soon=True)
         else:
             self.renderer.event(exchange, self.args.verbose)
-        if exchange.latency_ms > COMETCHAT_BUDGET_MS:
+        if exchange.latency_ms > budget_ms():
             self.renderer.slow_answer(exchange)
         if self.args.max_events is not None and self.events >= self.args.max_events:
             self.done.set()
