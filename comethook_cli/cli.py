@@ -10,15 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from comethook_cli import __version__
-from comethook_cli.errors import ComethookError, ExitCode
-from comethook_cli.models import (
-    DEFAULT_HISTORY_MAX_AGE_DAYS,
-    DEFAULT_HISTORY_MAX_MB,
-    DEFAULT_MAX_ANSWER,
-    DEFAULT_MAX_BODY,
-    DEFAULT_PORT,
-)
-from comethook_cli.options import (
+from comethook_cli.commands.options import (
     BUILDER,
     DELIVERING,
     BasicAuth,
@@ -33,6 +25,14 @@ from comethook_cli.options import (
     build_options,
     delivering,
     with_options,
+)
+from comethook_cli.errors import ComethookError, ExitCode
+from comethook_cli.models import (
+    DEFAULT_HISTORY_MAX_AGE_DAYS,
+    DEFAULT_HISTORY_MAX_MB,
+    DEFAULT_MAX_ANSWER,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
 )
 
 app = typer.Typer(
@@ -58,12 +58,12 @@ def funnel(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except ComethookError as error:
-            from comethook_cli.render import Renderer
+            from comethook_cli.outputs.terminal import Renderer
 
             Renderer().error(error.message, error.hint)
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt:
-            from comethook_cli.render import Renderer
+            from comethook_cli.outputs.terminal import Renderer
 
             Renderer().note("Interrupted.", style="yellow")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -331,7 +331,7 @@ def history_export(
 def history_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
     """Delete every stored exchange."""
     from comethook_cli.commands import history
-    from comethook_cli.render import Renderer
+    from comethook_cli.outputs.terminal import Renderer
 
     removed = history.clear(yes, lambda prompt: typer.confirm(prompt, err=True))
     Renderer().note("Nothing deleted." if removed < 0 else f"Deleted {removed} exchange(s).", style="bold")

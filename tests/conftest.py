@@ -19,8 +19,8 @@ from aiohttp import web
 from typer.testing import CliRunner
 
 from comethook_cli.cli import app
+from comethook_cli.cometchat.payloads import BuildOptions, build, find_template
 from comethook_cli.models import BUDGET_OVERRIDE_ENV
-from comethook_cli.payloads import BuildOptions, build, find_template
 
 
 @pytest.fixture(autouse=True)

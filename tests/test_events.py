@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from comethook_cli.events import BAN_QUIRK, PREVIEW_CHARS, describe
+from comethook_cli.cometchat.events import BAN_QUIRK, PREVIEW_CHARS, describe
+from comethook_cli.cometchat.payloads import BuildOptions, IdSource, build, catalog, find_template
 from comethook_cli.models import EventInfo
-from comethook_cli.payloads import BuildOptions, IdSource, build, catalog, find_template
 
 # The catalog's people (payloads/people.py): cometchat-uid-1 is Andrew Joseph, cometchat-uid-2 George Alan.
 A, G = "Andrew Joseph", "George Alan"

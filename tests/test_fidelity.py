@@ -11,8 +11,17 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from comethook_cli.events import BAN_QUIRK, describe, get
-from comethook_cli.payloads import BuildOptions, IdSource, Template, build, catalog, find_template, parse_set, shape_problems
+from comethook_cli.cometchat.events import BAN_QUIRK, describe, get
+from comethook_cli.cometchat.payloads import (
+    BuildOptions,
+    IdSource,
+    Template,
+    build,
+    catalog,
+    find_template,
+    parse_set,
+    shape_problems,
+)
 from tests.conftest import ndjson, post_json
 
 RINGING = ("call_initiated", "call_unanswered", "call_cancelled", "call_rejected", "call_busy")
@@ -350,7 +359,7 @@ def test_malformed_volatile_is_a_usage_error(cli: Any, bad: str) -> None:
 
 
 def test_volatile_paths_reach_into_nested_answers() -> None:
-    from comethook_cli.checks import differences, parse_volatile
+    from comethook_cli.engine.checks import differences, parse_volatile
 
     first = {"meta": {"id": "a", "at": 1}, "items": [{"id": "x", "v": 1}], "keep": True}
     second = copy.deepcopy(first) | {"meta": {"id": "b", "at": 2}, "items": [{"id": "y", "v": 1}]}

@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from comethook_cli.events import describe
-from comethook_cli.forwarder import Forwarder, destination
-from comethook_cli.listener import Listener, ListenerConfig
+from comethook_cli.cometchat.events import describe
+from comethook_cli.cometchat.rules import Responder
+from comethook_cli.engine.forwarder import Forwarder, destination
+from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange, Incoming
-from comethook_cli.responder import Responder
 
 ODD = b'{ "trigger" :"before_message",\n\t"data":{"text":"caf\\u00e9  odd   spacing", "n": 1.50}, "webhook":"wh-7" }'
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from comethook_cli.events import describe
-from comethook_cli.listener import new_id, redact_headers
+from comethook_cli.cometchat.events import describe
+from comethook_cli.cometchat.verdict import judge
+from comethook_cli.engine.listener import new_id, redact_headers
+from comethook_cli.engine.store import HistoryWriter, default_path
 from comethook_cli.models import Exchange
-from comethook_cli.store import HistoryWriter, default_path
-from comethook_cli.verdict import judge
 from tests.conftest import ndjson
 
 

@@ -17,11 +17,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from comethook_cli.forwarder import Forwarder
-from comethook_cli.listener import Listener, ListenerConfig
+from comethook_cli.cometchat.rules import Responder
+from comethook_cli.engine.forwarder import Forwarder
+from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange
-from comethook_cli.render import event_line
-from comethook_cli.responder import Responder
+from comethook_cli.outputs.terminal import event_line
 from tests.conftest import ndjson
 from tests.hostile import HostileServer
 from tests.test_replay import record_exchange

@@ -29,13 +29,13 @@ from rich.console import Console
 from yarl import URL
 
 from comethook_cli import __version__
-from comethook_cli import listener as listener_module
-from comethook_cli.forwarder import Forwarder
-from comethook_cli.listener import Listener, ListenerConfig
+from comethook_cli.cometchat.rules import Responder
+from comethook_cli.engine import listener as listener_module
+from comethook_cli.engine.forwarder import Forwarder
+from comethook_cli.engine.listener import Listener, ListenerConfig
+from comethook_cli.engine.store import History, HistoryWriter
 from comethook_cli.models import Exchange, Rejection
-from comethook_cli.render import ListenRenderer, NdjsonWriter, event_line
-from comethook_cli.responder import Responder
-from comethook_cli.store import History, HistoryWriter
+from comethook_cli.outputs.terminal import ListenRenderer, NdjsonWriter, event_line
 
 
 class Display:

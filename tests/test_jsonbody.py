@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from comethook_cli.cometchat.rules import Responder, load_rules, parse_respond
+from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.errors import UsageError
 from comethook_cli.jsonbody import MAX_DEPTH, JsonBodyError, depth, parse
-from comethook_cli.listener import Listener, ListenerConfig
-from comethook_cli.responder import Responder, load_rules, parse_respond
 from tests.test_replay import record_exchange, write_editor
 
 TOO_DEEP = b"[" * 100_000 + b"]" * 100_000

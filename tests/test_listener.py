@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from comethook_cli.listener import Listener, ListenerConfig
+from comethook_cli.cometchat.payloads import BuildOptions, build, catalog
+from comethook_cli.cometchat.rules import Responder, compile_regex, load_rules, parse_respond
+from comethook_cli.engine.listener import Listener, ListenerConfig
+from comethook_cli.engine.store import History, HistoryWriter
 from comethook_cli.models import Exchange, Rejection
-from comethook_cli.payloads import BuildOptions, build, catalog
-from comethook_cli.responder import Responder, compile_regex, load_rules, parse_respond
-from comethook_cli.store import History, HistoryWriter
 from tests.conftest import delivery
 
 
@@ -260,8 +260,8 @@ async def test_one_unstorable_exchange_does_not_cost_the_rest_of_its_batch(tmp_p
     import asyncio
     import dataclasses
 
+    from comethook_cli.cometchat.events import describe
     from comethook_cli.errors import ComethookError
-    from comethook_cli.events import describe
 
     writer = HistoryWriter(tmp_path / "h.db")
     base = Exchange("evt_1", 1.0, "POST", "/", "", (), b"{}", describe({}), 200, b"{}", 1.0)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from comethook_cli.cometchat.events import describe, get
+from comethook_cli.cometchat.payloads import BuildOptions, IdSource, build, catalog, find_template, parse_set, set_path
 from comethook_cli.errors import UsageError
-from comethook_cli.events import describe, get
-from comethook_cli.payloads import BuildOptions, IdSource, build, catalog, find_template, parse_set, set_path
 
 # Triggers named in shared/cometchat-webhooks.md §1.1 and §1.2, and the two §9 saw delivered live.
 LEGACY = {

@@ -21,11 +21,11 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from comethook_cli.forwarder import Forwarder
-from comethook_cli.listener import Listener, ListenerConfig
+from comethook_cli.cometchat.rules import Responder
+from comethook_cli.engine.forwarder import Forwarder
+from comethook_cli.engine.listener import Listener, ListenerConfig
+from comethook_cli.engine.store import History, HistoryWriter
 from comethook_cli.models import Exchange
-from comethook_cli.responder import Responder
-from comethook_cli.store import History, HistoryWriter
 
 
 class ThreadedListener:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from comethook_cli.listener import new_id
+from comethook_cli.engine.listener import new_id
+from comethook_cli.engine.store import DAY, History, HistoryWriter, Retention, default_path
 from comethook_cli.models import Exchange
-from comethook_cli.store import DAY, History, HistoryWriter, Retention, default_path
 from tests.conftest import ndjson, post_json
 from tests.test_history import exchange
 

@@ -116,7 +116,7 @@ def run_tunnel(cli: Any, agent: Any, *extra: str, token: str | None = TOKEN) -> 
 def test_failure_modes_exit_1_in_bounded_time_and_leave_no_agent(
     cli: Any, fake_ngrok: Any, monkeypatch: pytest.MonkeyPatch, mode: str, extra: tuple[str, ...], message: str, hint: str
 ) -> None:
-    from comethook_cli import tunnel
+    from comethook_cli.engine import tunnel
 
     # Only the silent agent meets the outer deadline; the others fail on what pyngrok reads, well before it.
     if mode == "silent":
@@ -178,8 +178,8 @@ def test_agent_dying_mid_session_is_reported_and_exits_1(listen_process: Any, fa
 
 
 async def test_a_missing_agent_is_downloaded_only_after_a_yes(tmp_path: Any) -> None:
+    from comethook_cli.engine.tunnel import TunnelOptions, open_for
     from comethook_cli.errors import TunnelError
-    from comethook_cli.tunnel import TunnelOptions, open_for
 
     asked: list[str] = []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from comethook_cli.verdict import judge
+from comethook_cli.cometchat.verdict import judge
 
 REQUEST = {
     "trigger": "before_message",

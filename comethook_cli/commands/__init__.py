@@ -6,14 +6,13 @@ This package holds the helpers several commands share; each command's body has a
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from comethook_cli.cometchat.payloads import REGIONS, BuildOptions, parse_set
 from comethook_cli.errors import UsageError
-from comethook_cli.payloads import REGIONS, BuildOptions, parse_set
 
 
 def build_options(
@@ -45,24 +44,24 @@ def build_options(
 
 def payloads_list(json_out: bool) -> None:
     """`comethook payloads list`."""
-    from comethook_cli.payloads import catalog
+    from comethook_cli.cometchat.payloads import catalog
 
     if json_out:
-        from comethook_cli.render import NdjsonWriter
+        from comethook_cli.outputs.terminal import NdjsonWriter
 
         writer = NdjsonWriter()
         for t in catalog():
             writer.write({"trigger": t.trigger, "generation": t.generation, "family": t.family, "description": t.description})
         return
-    from comethook_cli.render import Renderer
+    from comethook_cli.outputs.terminal import Renderer
 
     Renderer().payload_table(catalog())
 
 
 def payloads_show(trigger: str, legacy: bool, options: BuildOptions) -> None:
     """`comethook payloads show TRIGGER`."""
-    from comethook_cli.payloads import build, find_template
-    from comethook_cli.render import Renderer
+    from comethook_cli.cometchat.payloads import build, find_template
+    from comethook_cli.outputs.terminal import Renderer
 
     template = find_template(trigger, legacy)
     renderer = Renderer()
@@ -90,29 +89,6 @@ def read_body(source: str) -> tuple[bytes, Any]:
         ) from None
 
 
-def encode(payload: Any) -> bytes:
-    """A payload as CometChat sends it: compact UTF-8 JSON."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def normalize_url(target: str) -> str:
-    """`8000` → http://localhost:8000, `:8000/hook` → http://localhost:8000/hook, `/hook` → http://localhost:8000/hook."""
-    target = target.strip()
-    if not target:
-        raise UsageError("No target URL given.", "Pass --to URL, e.g. --to http://localhost:8000/webhook.")
-    if target.isdigit():
-        return f"http://localhost:{target}"
-    if target.startswith(":"):
-        return f"http://localhost{target}"
-    if target.startswith("/"):
-        return f"http://localhost:8000{target}"
-    if "://" not in target:
-        return f"http://{target}"
-    if not target.startswith(("http://", "https://")):
-        raise UsageError(f"Unsupported URL {target!r}.", "Use an http:// or https:// URL.")
-    return target
-
-
 def basic_auth(credentials: str | None, path: str | None) -> str | None:
     """USER:PASS from --basic-auth / COMETHOOK_BASIC_AUTH or from --basic-auth-file; for USER alone, asks the password."""
     if path is not None:
@@ -128,7 +104,7 @@ def basic_auth(credentials: str | None, path: str | None) -> str | None:
                 "Malformed Basic auth credentials: USER without :PASS, and no terminal to ask for the password.",
                 "Pass USER:PASS in COMETHOOK_BASIC_AUTH or with --basic-auth-file FILE.",
             )
-        from comethook_cli.render import Renderer
+        from comethook_cli.outputs.terminal import Renderer
 
         try:
             password = Renderer().secret(f"Password for {credentials}")
@@ -154,7 +130,7 @@ def read_credentials(path: str) -> str:
         # Never quote the line: it may be the password alone.
         raise UsageError(f"The first line of --basic-auth-file {path!r} is not USER:PASS.", "Write USER:PASS on its first line.")
     if os.name == "posix" and mode & 0o077:
-        from comethook_cli.render import Renderer
+        from comethook_cli.outputs.terminal import Renderer
 
         Renderer().warning(f"--basic-auth-file {path!r} is open to other users (mode {mode & 0o777:04o}): chmod 600 it.")
     return first

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from comethook_cli.commands import normalize_url
+from comethook_cli.engine.sender import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER
 
@@ -25,8 +25,8 @@ def run(
     insecure: bool = False,
 ) -> None:
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
-    from comethook_cli import checks
-    from comethook_cli.sender import CONTENT_TYPE
+    from comethook_cli.engine import checks
+    from comethook_cli.engine.sender import CONTENT_TYPE
 
     url = normalize_url(to)
     suite = checks.Suite(
@@ -34,7 +34,7 @@ def run(
     )
     if insecure:
         from comethook_cli.commands.send import INSECURE_WARNING
-        from comethook_cli.render import Renderer
+        from comethook_cli.outputs.terminal import Renderer
 
         Renderer().warning(INSECURE_WARNING)
     started = time.perf_counter()
@@ -47,18 +47,18 @@ def run(
         except OSError as error:
             raise UsageError(f"Cannot write --junit {junit!r}: {error.strerror}.", "Check the directory exists.") from None
     if json_out:
-        from comethook_cli.render import NdjsonWriter
+        from comethook_cli.outputs.terminal import NdjsonWriter
 
         writer = NdjsonWriter()
         for result in results:
             writer.write(result.to_json())
         writer.write(summary)
     else:
-        from comethook_cli.render import CheckRenderer
+        from comethook_cli.outputs.terminal import CheckRenderer
 
         CheckRenderer().results(url, results, summary)
     if not reached:
-        from comethook_cli.sender import unreachable_hint
+        from comethook_cli.engine.sender import unreachable_hint
 
         first = next((r.detail for r in results if r.status == "fail"), "no answer")
         raise UnreachableError(f"{url} could not be reached: {first}.", unreachable_hint(first))

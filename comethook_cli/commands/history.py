@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_PORT, HOP_BY_HOP, Exchange, iso_time
-from comethook_cli.render import dumps
+from comethook_cli.outputs.terminal import dumps
 
 if TYPE_CHECKING:
-    from comethook_cli.store import History
+    from comethook_cli.engine.store import History
 
 EXPORT_FORMATS = ("ndjson", "curl", "har")
 #: Headers a replay or export must not copy: hop-by-hop, and those the client sets itself.
@@ -23,7 +23,7 @@ SKIP_HEADERS = HOP_BY_HOP | {"accept-encoding"}
 
 def open_history() -> Any:
     """The history database (an error with a hint when there is none yet)."""
-    from comethook_cli.store import History
+    from comethook_cli.engine.store import History
 
     return History()
 
@@ -33,7 +33,7 @@ def list_(limit: int, trigger: str | None, json_out: bool) -> None:
     history = open_history()
     exchanges = history.list(limit, trigger)
     if json_out:
-        from comethook_cli.render import NdjsonWriter, Renderer
+        from comethook_cli.outputs.terminal import NdjsonWriter, Renderer
 
         writer = NdjsonWriter()
         for exchange in exchanges:
@@ -42,7 +42,7 @@ def list_(limit: int, trigger: str | None, json_out: bool) -> None:
         if note:
             Renderer().note(note)  # stderr: stdout stays pure NDJSON
         return
-    from comethook_cli.render import HistoryRenderer
+    from comethook_cli.outputs.terminal import HistoryRenderer
 
     renderer = HistoryRenderer()
     if not exchanges:
@@ -72,18 +72,18 @@ def show(key: str, json_out: bool) -> None:
     """`history show ID`."""
     exchange = open_history().get(key)
     if json_out:
-        from comethook_cli.render import NdjsonWriter
+        from comethook_cli.outputs.terminal import NdjsonWriter
 
         NdjsonWriter().write({**exchange.to_json(), "raw": exchange.body.decode("utf-8", errors="replace")})
         return
-    from comethook_cli.render import HistoryRenderer
+    from comethook_cli.outputs.terminal import HistoryRenderer
 
     HistoryRenderer().exchange(exchange)
 
 
 def export(fmt: str, output: str | None) -> None:
     """`history export --format ndjson|curl|har [-o FILE]`: streamed, one stored row at a time."""
-    from comethook_cli.store import HistoryDamaged
+    from comethook_cli.engine.store import HistoryDamaged
 
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(EXPORT_FORMATS)}.")

@@ -19,13 +19,13 @@ from comethook_cli.models import (
     DEFAULT_PORT,
     budget_ms,
 )
-from comethook_cli.render import event_line
+from comethook_cli.outputs.terminal import event_line
 
 if TYPE_CHECKING:
-    from comethook_cli.listener import Answerer, Listener
+    from comethook_cli.engine.listener import Answerer, Listener
+    from comethook_cli.engine.store import HistoryWriter
     from comethook_cli.models import Exchange, Rejection
-    from comethook_cli.render import ListenRenderer, NdjsonWriter
-    from comethook_cli.store import HistoryWriter
+    from comethook_cli.outputs.terminal import ListenRenderer, NdjsonWriter
 
 WEBHOOK_PATH = "/webhook"
 
@@ -116,7 +116,7 @@ class ListenView:
 
 def build_answerer(args: ListenArgs, view: ListenView) -> tuple[Answerer, str, Any]:
     """The responder (canned answers) or the forwarder (the developer's app); returns (answerer, banner line, closer)."""
-    from comethook_cli import responder
+    from comethook_cli.cometchat import rules as responder
 
     respond = responder.parse_respond(args.respond)
     drop_if = responder.compile_regex(args.drop_if, "--drop-if") if args.drop_if else None
@@ -126,7 +126,7 @@ def build_answerer(args: ListenArgs, view: ListenView) -> tuple[Answerer, str, A
     canned = responder.Responder(respond, drop_if, rules, args.delay_ms, args.status)
     if not args.forward_to and not args.routes:
         return canned, canned.describe(), None
-    from comethook_cli.forwarder import Forwarder
+    from comethook_cli.engine.forwarder import Forwarder
 
     forwarder = Forwarder.from_options(
         args.forward_to, args.routes, args.forward_timeout, args.fallback, view.on_warning, canned, args.max_answer
@@ -137,7 +137,7 @@ def build_answerer(args: ListenArgs, view: ListenView) -> tuple[Answerer, str, A
 def open_history(args: ListenArgs, view: ListenView) -> HistoryWriter | None:
     """The history writer, with retention; a damaged file is set aside, and if even that fails, the
     session runs without history (loudly) rather than not at all."""
-    from comethook_cli.store import HistoryDamaged, HistoryWriter, Retention, default_path
+    from comethook_cli.engine.store import HistoryDamaged, HistoryWriter, Retention, default_path
 
     if args.history_max_mb < 0 or args.history_max_age < 0:
         raise UsageError("--history-max-mb and --history-max-age cannot be negative.", "Use 0 to turn a cap off.")
@@ -151,9 +151,9 @@ def open_history(args: ListenArgs, view: ListenView) -> HistoryWriter | None:
 
 def run(args: ListenArgs) -> None:
     """Listen until Ctrl-C, --max-events, or --timeout."""
-    from comethook_cli.listener import LOOPBACK, Listener, ListenerConfig
-    from comethook_cli.render import ListenRenderer, NdjsonWriter
-    from comethook_cli.sender import basic_auth_header
+    from comethook_cli.engine.listener import LOOPBACK, Listener, ListenerConfig
+    from comethook_cli.engine.sender import basic_auth_header
+    from comethook_cli.outputs.terminal import ListenRenderer, NdjsonWriter
 
     if args.basic_auth:
         basic_auth_header(args.basic_auth)  # validates USER:PASS
@@ -232,7 +232,7 @@ async def _open_tunnel(listener: Listener, args: ListenArgs, view: ListenView) -
     """Open the ngrok tunnel when asked (or when auto finds a token); None when listening locally."""
     if args.tunnel == "off":
         return None
-    from comethook_cli import tunnel
+    from comethook_cli.engine import tunnel
 
     options = tunnel.TunnelOptions(
         ngrok_path=args.ngrok_path, authtoken=args.ngrok_authtoken, domain=args.domain, region=args.region,

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from comethook_cli import jsonbody
-from comethook_cli.commands import encode, normalize_url
+from comethook_cli.cometchat.payloads import encode, parse_set, set_path
 from comethook_cli.commands.history import open_history, replay_headers
 from comethook_cli.commands.send import Delivering, execute
+from comethook_cli.engine.sender import Outgoing, normalize_url
 from comethook_cli.errors import UsageError
-from comethook_cli.payloads import parse_set, set_path
-from comethook_cli.sender import Outgoing
 
 
 def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: bool, how: Delivering) -> None:

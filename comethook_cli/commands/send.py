@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from comethook_cli.commands import encode, normalize_url, read_body
+from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
+from comethook_cli.commands import read_body
+from comethook_cli.engine.sender import Outgoing, normalize_url
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER
-from comethook_cli.payloads import BuildOptions, parse_set
-from comethook_cli.sender import Outgoing
 
 INSECURE_WARNING = "--insecure: TLS certificates are not verified, so anyone on the way can read and change this traffic."
 
@@ -52,7 +52,7 @@ class SendArgs:
 
 def run(args: SendArgs) -> None:
     """Build the body (a canned template, or --body), then deliver and report."""
-    from comethook_cli.payloads import IdSource, build, find_template, set_path
+    from comethook_cli.cometchat.payloads import IdSource, build, find_template, set_path
 
     url = normalize_url(args.to)
     if args.body is not None:
@@ -79,8 +79,8 @@ def run(args: SendArgs) -> None:
 
 def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_headers: dict[str, str] | None = None) -> None:
     """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code."""
-    from comethook_cli import sender
-    from comethook_cli.events import describe
+    from comethook_cli.cometchat.events import describe
+    from comethook_cli.engine import sender
 
     headers: dict[str, str] = dict(extra_headers or {})
     if how.content_type is not None:
@@ -132,7 +132,7 @@ class _SendView:
     """Shows deliveries as they come: full view for one, compact failures and a summary for many, or NDJSON."""
 
     def __init__(self, how: Delivering, info: Any) -> None:
-        from comethook_cli.render import NdjsonWriter, Renderer
+        from comethook_cli.outputs.terminal import NdjsonWriter, Renderer
 
         self.how = how
         self.info = info

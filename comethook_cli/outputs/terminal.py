@@ -36,9 +36,9 @@ from comethook_cli.models import (
 )
 
 if TYPE_CHECKING:
-    from comethook_cli.checks import CheckResult
-    from comethook_cli.payloads import Template
-    from comethook_cli.sender import RetryReport, Summary
+    from comethook_cli.cometchat.payloads import Template
+    from comethook_cli.engine.checks import CheckResult
+    from comethook_cli.engine.sender import RetryReport, Summary
 
 #: How much of an answer `send` shows (characters); -v shows up to VERBOSE_BODY_CHARS, --json all of it.
 BODY_CHARS = 2_000

@@ -13,10 +13,10 @@ from typing import Any
 
 import aiohttp
 
+from comethook_cli.cometchat.events import get
+from comethook_cli.cometchat.verdict import judge
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
-from comethook_cli.events import get
 from comethook_cli.models import DEFAULT_MAX_ANSWER, Delivery, Verdict, parse_body
-from comethook_cli.verdict import judge
 
 #: What a delivery's error says when the server's TLS certificate could not be verified (the hint keys on it).
 CERTIFICATE_PROBLEM = "TLS certificate not trusted"
@@ -101,6 +101,24 @@ class Expectations:
     verdict: str | None = None
     json: Sequence[tuple[str, Any]] = ()
     max_latency_ms: float | None = None
+
+
+def normalize_url(target: str) -> str:
+    """`8000` → http://localhost:8000, `:8000/hook` → http://localhost:8000/hook, `/hook` → http://localhost:8000/hook."""
+    target = target.strip()
+    if not target:
+        raise UsageError("No target URL given.", "Pass --to URL, e.g. --to http://localhost:8000/webhook.")
+    if target.isdigit():
+        return f"http://localhost:{target}"
+    if target.startswith(":"):
+        return f"http://localhost{target}"
+    if target.startswith("/"):
+        return f"http://localhost:8000{target}"
+    if "://" not in target:
+        return f"http://{target}"
+    if not target.startswith(("http://", "https://")):
+        raise UsageError(f"Unsupported URL {target!r}.", "Use an http:// or https:// URL.")
+    return target
 
 
 def basic_auth_header(credentials: str) -> str:

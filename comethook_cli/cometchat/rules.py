@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from comethook_cli import jsonbody
+from comethook_cli.cometchat.events import get, message_of
+from comethook_cli.cometchat.verdict import DROP_ACTION
 from comethook_cli.errors import UsageError
-from comethook_cli.events import get, message_of
 from comethook_cli.models import Answer, Incoming
-from comethook_cli.verdict import DROP_ACTION
 
 PASS_BODY = b"{}"
 DROP_BODY = json.dumps({"action": DROP_ACTION}).encode()

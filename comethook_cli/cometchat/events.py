@@ -53,7 +53,7 @@ def generation_of(payload: Any) -> Generation:
 
 @cache
 def _families() -> dict[str, str]:
-    from comethook_cli.payloads import catalog
+    from comethook_cli.cometchat.payloads import catalog
 
     return {t.trigger: t.family for t in catalog()}
 

@@ -27,8 +27,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from comethook_cli import __version__, jsonbody
+from comethook_cli.cometchat.events import describe
+from comethook_cli.cometchat.verdict import judge
 from comethook_cli.errors import ListenerError
-from comethook_cli.events import describe
 from comethook_cli.models import (
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
@@ -40,10 +41,9 @@ from comethook_cli.models import (
     has_surrogates,
     replace_surrogates,
 )
-from comethook_cli.verdict import judge
 
 if TYPE_CHECKING:
-    from comethook_cli.store import HistoryWriter
+    from comethook_cli.engine.store import HistoryWriter
 
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

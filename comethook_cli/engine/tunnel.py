@@ -75,7 +75,7 @@ def agent_path(options: TunnelOptions) -> Path:
 
 def config_file() -> Path:
     """The user's ngrok config when it exists, else a comethook-owned one (so nothing is written to ngrok's dir)."""
-    from comethook_cli.store import home
+    from comethook_cli.engine.store import home
 
     user = ngrok_dir() / "ngrok.yml"
     return user if user.exists() else home() / "ngrok.yml"

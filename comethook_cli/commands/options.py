@@ -37,7 +37,7 @@ def warn_secret_on_argv(ctx: typer.Context, param: typer.CallbackParam, value: s
     source = ctx.get_parameter_source(param.name or "")
     on_argv = value and source is not None and source.name == "COMMANDLINE" and not ctx.resilient_parsing
     if on_argv and (param.name != "basic_auth" or ":" in (value or "")):  # USER alone is no secret: it gets a prompt
-        from comethook_cli.render import Renderer
+        from comethook_cli.outputs.terminal import Renderer
 
         Renderer().warning(SECRET_ON_ARGV[param.name or ""])
     return value

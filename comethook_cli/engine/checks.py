@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 import aiohttp
 
+from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog, encode, find_template
+from comethook_cli.engine.sender import CONTENT_TYPE, Outgoing, basic_auth_header, connector, deliver
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, Delivery, budget_ms
-from comethook_cli.payloads import BuildOptions, IdSource, Template, build, catalog, find_template
-from comethook_cli.sender import CONTENT_TYPE, Outgoing, basic_auth_header, connector, deliver
 
 Status = Literal["pass", "fail", "warn"]
 DEFAULT_TRIGGERS = ("before_message", "after_message", "message_sent")
@@ -79,7 +79,6 @@ class Suite:
         self.ids = IdSource()
 
     def _outgoing(self, template: Template) -> Outgoing:
-        from comethook_cli.commands import encode
 
         payload = build(template, BuildOptions(), self.ids)
         return Outgoing(encode(payload), payload, template.trigger)

@@ -34,9 +34,9 @@ from importlib import resources
 from typing import Any
 
 from comethook_cli import jsonbody
+from comethook_cli.cometchat.payloads.people import group_entity, user_entity, user_name
 from comethook_cli.errors import UsageError
 from comethook_cli.models import Generation
-from comethook_cli.payloads.people import group_entity, user_entity, user_name
 
 DEFAULT_APP_ID = "2379614bd4db65dd"
 DEFAULT_WEBHOOK_ID = "comethook-dev"
@@ -108,7 +108,7 @@ class BuildOptions:
 @cache
 def catalog() -> tuple[Template, ...]:
     """Every canned payload, legacy first, then current by family."""
-    root = resources.files("comethook_cli.payloads") / "templates"
+    root = resources.files("comethook_cli.cometchat.payloads") / "templates"
     found: list[Template] = []
     for generation in ("legacy", "current"):
         for entry in sorted((root / generation).iterdir(), key=lambda e: e.name):
@@ -373,3 +373,8 @@ def _message(tokens: dict[str, Any], options: BuildOptions, saved: bool) -> dict
         }
     )
     return message
+
+
+def encode(payload: Any) -> bytes:
+    """A payload as CometChat sends it: compact UTF-8 JSON."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

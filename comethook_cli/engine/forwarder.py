@@ -18,14 +18,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from comethook_cli.commands import normalize_url
+from comethook_cli.cometchat.verdict import DROP_ACTION
+from comethook_cli.engine.sender import UNBOUNDED, AnswerTooLarge, normalize_url, read_answer
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, HOP_BY_HOP, Answer, Incoming
-from comethook_cli.sender import UNBOUNDED, AnswerTooLarge, read_answer
-from comethook_cli.verdict import DROP_ACTION
 
 if TYPE_CHECKING:
-    from comethook_cli.listener import Answerer
+    from comethook_cli.engine.listener import Answerer
 
 FALLBACKS = ("error", "pass", "drop")
 #: Answer headers aiohttp sets itself on the way back.

@@ -1,0 +1,104 @@
+"""The event hub: the durable sink first, then every subscriber, none of which can hold up CometChat.
+
+`commit()` is awaited before an answer goes out (acknowledged means stored); its failure for one
+exchange is a warning for that exchange alone. `publish()` never blocks and never raises: inline
+subscribers are plain callables that must not block (the terminal and NDJSON outputs only format and
+append to a background stream); queue subscribers get a bounded asyncio.Queue each, and one that falls
+behind is cut off and marked `overflowed` instead of growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from comethook_cli.models import Exchange
+
+Subscriber = Callable[[Any], None]
+#: Records a queue subscriber may fall behind by before it is cut off (it then reloads from history).
+DEFAULT_QUEUE_SIZE = 1000
+
+
+class Sink(Protocol):
+    """Where exchanges are stored before they are answered (the history writer)."""
+
+    async def record(self, exchange: Exchange) -> None:
+        """Store one exchange; return once it is durable."""
+
+
+class QueueSubscription:
+    """A bounded queue of records for one asynchronous consumer (a Python caller, an SSE client)."""
+
+    def __init__(self, hub: Hub, maxsize: int) -> None:
+        self._hub = hub
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def offer(self, record: Any) -> None:
+        """Queue a record; on overflow stop listening and say so (the consumer must reload)."""
+        try:
+            self.queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.close()
+
+    async def get(self) -> Any:
+        """The next record."""
+        return await self.queue.get()
+
+    def close(self) -> None:
+        """Receive nothing more."""
+        self._hub.unsubscribe(self.offer)
+
+
+class Hub:
+    """One place every record goes through: the listener, `send` and `check` publish here."""
+
+    def __init__(self, sink: Sink | None = None, on_warning: Callable[[str], None] | None = None) -> None:
+        self.sink = sink
+        self.on_warning = on_warning
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add an inline subscriber (it must not block); returns the function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self.unsubscribe(subscriber)
+
+    def subscribe_queue(self, maxsize: int = DEFAULT_QUEUE_SIZE) -> QueueSubscription:
+        """A bounded queue that receives every record published from now on."""
+        subscription = QueueSubscription(self, maxsize)
+        self._subscribers.append(subscription.offer)
+        return subscription
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Remove a subscriber (nothing happens when it is already gone)."""
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
+    async def commit(self, exchange: Exchange) -> bool:
+        """Store an exchange durably before it is answered; False (and a warning) when it could not be."""
+        if self.sink is None:
+            return True
+        try:
+            await self.sink.record(exchange)
+        except Exception as error:  # one exchange's failure must never cost another its answer
+            message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+            self.warn(f"could not store {exchange.id}: {message}")
+            return False
+        return True
+
+    def publish(self, record: Any) -> None:
+        """Hand a record to every subscriber; a subscriber that raises is removed with one warning."""
+        for subscriber in tuple(self._subscribers):
+            try:
+                subscriber(record)
+            except Exception as error:
+                self.unsubscribe(subscriber)
+                self.warn(f"an output failed and was detached: {type(error).__name__}: {error}")
+
+    def warn(self, message: str) -> None:
+        """A warning for whoever shows warnings."""
+        if self.on_warning is not None:
+            self.on_warning(message)

@@ -1,0 +1,1 @@
+"""How records leave the process: the NDJSON wire format, the terminal display, and the views that choose between them."""

@@ -1,0 +1,131 @@
+"""A text stream whose blocking writes happen on a thread of their own, behind a bounded buffer.
+
+The listener's outputs write here, so a terminal or a pipe reader that stops reading can never block
+the event loop (and with it CometChat's answers). Each `write()` call is kept whole (callers write a
+line at a time); past `limit` characters waiting, writes are dropped and counted, and once the reader
+catches up one line (`overflow_note(dropped)`) says how many were lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+from collections.abc import Callable
+from typing import TextIO
+
+DEFAULT_LIMIT = 8 * 1024 * 1024
+
+
+class BackgroundStream(io.TextIOBase):
+    """Wraps a real stream; `close()` (or `drain()`) writes out whatever is still waiting."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        limit: int = DEFAULT_LIMIT,
+        overflow_note: Callable[[int], str] | None = None,
+        on_broken: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.stream = stream
+        self.limit = limit
+        self.overflow_note = overflow_note
+        self.on_broken = on_broken
+        self.dropped = 0
+        self.broken = False
+        self._pending: list[str] = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._writing = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="comethook-output", daemon=True)
+        self._thread.start()
+
+    def writable(self) -> bool:
+        """Always: writes never block."""
+        return True
+
+    def isatty(self) -> bool:
+        """Whether the real stream is a terminal (rich decides colour and width from this)."""
+        with contextlib.suppress(ValueError, OSError):
+            return self.stream.isatty()
+        return False
+
+    def fileno(self) -> int:
+        """The real stream's descriptor."""
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        """The real stream's encoding."""
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def write(self, text: str) -> int:
+        """Queue `text` for the writer thread (dropped and counted when the buffer is full)."""
+        if not text or self.broken:
+            return len(text)
+        with self._lock:
+            if self._size + len(text) > self.limit:
+                self.dropped += max(text.count("\n"), 1)
+                return len(text)
+            if self.dropped and self.overflow_note is not None:
+                note, self.dropped = self.overflow_note(self.dropped), 0
+                self._pending.append(note)
+                self._size += len(note)
+            self._pending.append(text)
+            self._size += len(text)
+            self._wake.notify()
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to do: the writer thread flushes after every batch."""
+
+    def drain(self, timeout: float | None = 5.0) -> None:
+        """Wait until everything queued so far has been written (or the reader is gone)."""
+        with self._lock:
+            self._idle.wait_for(lambda: (not self._pending and not self._writing) or self.broken, timeout)
+
+    def close(self) -> None:
+        """Write out what is waiting, then stop the thread."""
+        if self.closed:
+            return
+        self.drain()
+        with self._lock:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=5)
+        super().close()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._wake.wait_for(lambda: bool(self._pending) or self._stopping)
+                if not self._pending and self._stopping:
+                    return
+                batch, self._pending, self._size = self._pending, [], 0
+                self._writing = True
+            try:
+                self.stream.write("".join(batch))
+                self.stream.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                self._reader_gone()
+            finally:
+                with self._lock:
+                    self._writing = False
+                    self._idle.notify_all()
+            if self.broken:
+                return
+
+    def _reader_gone(self) -> None:
+        with self._lock:
+            self.broken = True
+            self._pending = []
+            self._idle.notify_all()
+        with contextlib.suppress(OSError, ValueError):  # the interpreter's last flush must not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        if self.on_broken is not None:
+            self.on_broken()
