@@ -86,22 +86,6 @@ class Delivery:
     attempt: int = 1
     response_body: bytes = b""
 
-    def to_json(self) -> dict[str, Any]:
-        """The NDJSON line of one delivery."""
-        return {
-            "type": "delivery",
-            "trigger": self.trigger,
-            "url": self.url,
-            "attempt": self.attempt,
-            "status": self.status,
-            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
-            "verdict": self.verdict.kind if self.verdict else None,
-            "verdict_reason": self.verdict.reason if self.verdict else None,
-            "response": self.response,
-            "ok": self.ok,
-            "error": self.error,
-        }
-
 
 @dataclass(frozen=True)
 class Exchange:
@@ -135,28 +119,6 @@ class Exchange:
     def encoded(self) -> bool:
         """Whether the body arrived compressed (a Content-Encoding other than identity): `body` holds those bytes."""
         return any(n.lower() == "content-encoding" and v.strip().lower() not in ("", "identity") for n, v in self.headers)
-
-    def to_json(self) -> dict[str, Any]:
-        """The exchange as one JSON object (the `listen --json` event line, history export and show)."""
-        return {
-            "type": "event",
-            "id": self.id,
-            "received_at": iso_time(self.received_at),
-            "method": self.method,
-            "path": self.path + (f"?{self.query}" if self.query else ""),
-            "headers": dict(self.headers),
-            "trigger": self.info.trigger,
-            "generation": self.info.generation,
-            "summary": self.info.summary,
-            "body": self.payload if self.payload is not None else parse_body(self.body),
-            "response": {"status": self.response_status, "body": parse_body(self.response_body)},
-            "verdict": self.verdict.kind if self.verdict else None,
-            "verdict_reason": self.verdict.reason if self.verdict else None,
-            "latency_ms": round(self.latency_ms, 3),
-            "answered_by": self.answered_by,
-            "forwarded_to": self.forwarded_to,
-            "forward_error": self.forward_error,
-        }
 
 
 @dataclass(frozen=True)
@@ -193,10 +155,6 @@ class Rejection:
     reason: str
     method: str
     path: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The `listen --json` rejected line."""
-        return {"type": "rejected", "status": self.status, "reason": self.reason, "method": self.method, "path": self.path}
 
 
 def parse_body(raw: bytes) -> Any:

@@ -21,7 +21,7 @@ from comethook_cli.cometchat.rules import Responder
 from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange
-from comethook_cli.outputs.terminal import event_line
+from comethook_cli.outputs.wire import Event
 from tests.conftest import ndjson
 from tests.hostile import HostileServer
 from tests.test_replay import record_exchange
@@ -275,7 +275,7 @@ async def test_a_nan_answer_is_text_and_every_json_line_stays_strict(hostile: Ho
     running = await forwarding(hostile.url)
     status, body, _ = await post(running.url + "/nan")
     assert (status, body) == (200, b'{"score": NaN, "tag": "x"}')  # the app's bytes go back unchanged
-    event = strict(event_line(running.exchanges[0]))
+    event = strict(Event(running.exchanges[0]).encode())
     assert event["response"]["body"] == '{"score": NaN, "tag": "x"}'  # text: it is not JSON
     result = await cli.run("send", "before_message", "--to", hostile.url + "/nan", "--json")
     lines = [strict(line) for line in result.stdout.splitlines()]

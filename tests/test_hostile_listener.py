@@ -35,7 +35,9 @@ from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.engine.store import History, HistoryWriter
 from comethook_cli.models import Exchange, Rejection
-from comethook_cli.outputs.terminal import ListenRenderer, NdjsonWriter, event_line
+from comethook_cli.outputs.stream import NdjsonWriter
+from comethook_cli.outputs.terminal import Renderer
+from comethook_cli.outputs.wire import Event
 
 
 class Display:
@@ -44,13 +46,13 @@ class Display:
     def __init__(self) -> None:
         self.human = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
         self.json = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
-        self.renderer = ListenRenderer()
+        self.renderer = Renderer()
         self.renderer.out = Console(file=self.human, highlight=False, soft_wrap=True, width=200)
         self.writer = NdjsonWriter(self.json)
 
     def show(self, exchange: Exchange) -> None:
         self.renderer.event(exchange, verbose=True)
-        self.writer.write_line(event_line(exchange))
+        self.writer.write(Event(exchange))
 
     def text(self, stream: io.TextIOWrapper) -> str:
         buffer = stream.buffer
@@ -279,7 +281,7 @@ async def test_the_forwarded_path_and_query_are_the_raw_ones_as_received(start: 
     assert request.raw_path == raw
     (exchange,) = running.exchanges
     assert exchange.path + "?" + exchange.query == raw
-    assert exchange.to_json()["path"] == raw
+    assert Event(exchange).to_json()["path"] == raw
     assert (exchange.forwarded_to or "").endswith(raw)
 
 

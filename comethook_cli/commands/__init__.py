@@ -45,17 +45,9 @@ def build_options(
 def payloads_list(json_out: bool) -> None:
     """`comethook payloads list`."""
     from comethook_cli.cometchat.payloads import catalog
+    from comethook_cli.outputs.views import view
 
-    if json_out:
-        from comethook_cli.outputs.terminal import NdjsonWriter
-
-        writer = NdjsonWriter()
-        for t in catalog():
-            writer.write({"trigger": t.trigger, "generation": t.generation, "family": t.family, "description": t.description})
-        return
-    from comethook_cli.outputs.terminal import Renderer
-
-    Renderer().payload_table(catalog())
+    view(json_out).catalog(catalog())
 
 
 def payloads_show(trigger: str, legacy: bool, options: BuildOptions) -> None:

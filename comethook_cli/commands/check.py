@@ -27,6 +27,8 @@ def run(
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
     from comethook_cli.engine import checks
     from comethook_cli.engine.sender import CONTENT_TYPE
+    from comethook_cli.outputs.views import view
+    from comethook_cli.outputs.wire import CheckSummary
 
     url = normalize_url(to)
     suite = checks.Suite(
@@ -40,23 +42,13 @@ def run(
     started = time.perf_counter()
     results, reached = asyncio.run(suite.run())
     elapsed = time.perf_counter() - started
-    summary = checks.summary(results, elapsed)
+    summary = CheckSummary(*checks.summary(results, elapsed), elapsed)
     if junit:
         try:
             Path(junit).write_text(checks.junit_xml(results, url, elapsed), encoding="utf-8")
         except OSError as error:
             raise UsageError(f"Cannot write --junit {junit!r}: {error.strerror}.", "Check the directory exists.") from None
-    if json_out:
-        from comethook_cli.outputs.terminal import NdjsonWriter
-
-        writer = NdjsonWriter()
-        for result in results:
-            writer.write(result.to_json())
-        writer.write(summary)
-    else:
-        from comethook_cli.outputs.terminal import CheckRenderer
-
-        CheckRenderer().results(url, results, summary)
+    view(json_out).checks(url, results, summary)
     if not reached:
         from comethook_cli.engine.sender import unreachable_hint
 

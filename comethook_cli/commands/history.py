@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_PORT, HOP_BY_HOP, Exchange, iso_time
-from comethook_cli.outputs.terminal import dumps
+from comethook_cli.outputs.wire import Event, encode
 
 if TYPE_CHECKING:
     from comethook_cli.engine.store import History
@@ -32,26 +32,13 @@ def list_(limit: int, trigger: str | None, json_out: bool) -> None:
     """`history list`."""
     history = open_history()
     exchanges = history.list(limit, trigger)
-    if json_out:
-        from comethook_cli.outputs.terminal import NdjsonWriter, Renderer
+    from comethook_cli.outputs.views import view
 
-        writer = NdjsonWriter()
-        for exchange in exchanges:
-            writer.write(exchange.to_json())
-        note = pruned_note(history)
-        if note:
-            Renderer().note(note)  # stderr: stdout stays pure NDJSON
-        return
-    from comethook_cli.outputs.terminal import HistoryRenderer
-
-    renderer = HistoryRenderer()
-    if not exchanges:
-        renderer.note("No exchanges stored yet." if not trigger else f"No {trigger} exchanges stored.")
-    else:
-        renderer.table(exchanges)
+    shown = view(json_out)
+    shown.exchanges(exchanges, "No exchanges stored yet." if not trigger else f"No {trigger} exchanges stored.")
     note = pruned_note(history)
     if note:
-        renderer.note(note)
+        shown.note(note)  # stderr: stdout stays pure NDJSON
 
 
 def pruned_note(history: History) -> str | None:
@@ -71,14 +58,9 @@ def pruned_note(history: History) -> str | None:
 def show(key: str, json_out: bool) -> None:
     """`history show ID`."""
     exchange = open_history().get(key)
-    if json_out:
-        from comethook_cli.outputs.terminal import NdjsonWriter
+    from comethook_cli.outputs.views import view
 
-        NdjsonWriter().write({**exchange.to_json(), "raw": exchange.body.decode("utf-8", errors="replace")})
-        return
-    from comethook_cli.outputs.terminal import HistoryRenderer
-
-    HistoryRenderer().exchange(exchange)
+    view(json_out).exchange(exchange)
 
 
 def export(fmt: str, output: str | None) -> None:
@@ -102,7 +84,7 @@ def export(fmt: str, output: str | None) -> None:
                 write_har(stream, exchanges())
             else:
                 for exchange in exchanges():
-                    stream.write((dumps(exchange.to_json()) if fmt == "ndjson" else curl_command(exchange)) + "\n")
+                    stream.write((encode(Event(exchange)) if fmt == "ndjson" else curl_command(exchange)) + "\n")
         except HistoryDamaged as damaged:
             damaged.message += f" The export stopped after {written:,} exchange(s); {output or 'the output'} is incomplete."
             raise

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,15 +16,14 @@ from comethook_cli.models import (
     DEFAULT_MAX_ANSWER,
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
-    budget_ms,
 )
-from comethook_cli.outputs.terminal import event_line
+from comethook_cli.outputs.wire import Ready
 
 if TYPE_CHECKING:
     from comethook_cli.engine.listener import Answerer, Listener
     from comethook_cli.engine.store import HistoryWriter
     from comethook_cli.models import Exchange, Rejection
-    from comethook_cli.outputs.terminal import ListenRenderer, NdjsonWriter
+    from comethook_cli.outputs.views import View
 
 WEBHOOK_PATH = "/webhook"
 
@@ -68,50 +66,41 @@ class ListenArgs:
 class ListenView:
     """Turns listener callbacks into output: NDJSON lines, or the human display."""
 
-    def __init__(self, args: ListenArgs, renderer: ListenRenderer, writer: NdjsonWriter | None) -> None:
+    def __init__(self, args: ListenArgs, view: View) -> None:
         self.args = args
-        self.renderer = renderer
-        self.writer = writer
+        self.view = view
         self.events = 0
         self.started = False
         self.done = asyncio.Event()
-        self.interactive = writer is None and sys.stdin.isatty() and renderer.err.is_terminal
+        self.interactive = view.interactive
 
     def confirm(self, prompt: str) -> bool:
         """Ask a yes/no question on the terminal (only when interactive)."""
-        return self.renderer.confirm(prompt)
+        return self.view.confirm(prompt)
 
     def on_exchange(self, exchange: Exchange) -> None:
         """Show one delivery, and stop once --max-events have arrived."""
         self.events += 1
-        if self.writer is not None:
-            self.writer.write_line(event_line(exchange), soon=True)
-        else:
-            self.renderer.event(exchange, self.args.verbose)
-        if exchange.latency_ms > budget_ms():
-            self.renderer.slow_answer(exchange)
+        self.view.event(exchange)
         if self.args.max_events is not None and self.events >= self.args.max_events:
             self.done.set()
 
     def output_closed(self) -> None:
         """Whoever read the NDJSON went away (`| head -1`): nobody sees what arrives, so stop."""
-        self.renderer.note("The reader of the output went away; stopping.", style="yellow")
+        self.view.note("The reader of the output went away; stopping.", style="yellow")
         self.done.set()
 
     def on_rejected(self, rejection: Rejection) -> None:
         """One line for a refused request (not an event)."""
-        if self.writer is not None:
-            self.writer.write(rejection.to_json())
-        self.renderer.rejected(rejection)
+        self.view.rejected(rejection)
 
     def on_warning(self, message: str) -> None:
         """A warning on stderr."""
-        self.renderer.warning(message)
+        self.view.warning(message)
 
     def on_fatal(self, message: str) -> None:
         """Something ends the session (the tunnel died): an NDJSON error line; the error funnel says it on stderr."""
-        if self.writer is not None:
-            self.writer.write({"type": "error", "message": message})
+        self.view.fatal(message)
 
 
 def build_answerer(args: ListenArgs, view: ListenView) -> tuple[Answerer, str, Any]:
@@ -153,39 +142,37 @@ def run(args: ListenArgs) -> None:
     """Listen until Ctrl-C, --max-events, or --timeout."""
     from comethook_cli.engine.listener import LOOPBACK, Listener, ListenerConfig
     from comethook_cli.engine.sender import basic_auth_header
-    from comethook_cli.outputs.terminal import ListenRenderer, NdjsonWriter
+    from comethook_cli.outputs.views import WireView, view
 
     if args.basic_auth:
         basic_auth_header(args.basic_auth)  # validates USER:PASS
     if args.max_body < 1:
         raise UsageError("--max-body must be at least 1 byte.", "The default is 1048576 (1 MiB).")
-    renderer = ListenRenderer(quiet=args.quiet)
-    view = ListenView(args, renderer, NdjsonWriter() if args.json_out else None)
-    if view.writer is not None:
-        view.writer.on_closed = view.output_closed
-    answerer, answering, close_answerer = build_answerer(args, view)
-    history = open_history(args, view) if args.history else None
+    shown = view(args.json_out, quiet=args.quiet, verbose=args.verbose)
+    listen_view = ListenView(args, shown)
+    if isinstance(shown, WireView):
+        shown.writer.on_closed = listen_view.output_closed
+    answerer, answering, close_answerer = build_answerer(args, listen_view)
+    history = open_history(args, listen_view) if args.history else None
     listener = Listener(
         ListenerConfig(args.host, args.port, args.max_body, args.basic_auth),
         answerer,
-        view.on_exchange,
-        view.on_rejected,
-        view.on_warning,
+        listen_view.on_exchange,
+        listen_view.on_rejected,
+        listen_view.on_warning,
         history,
     )
     if args.host not in LOOPBACK:
-        renderer.warning(f"listening on {args.host}: anyone who can reach this machine can post to it.")
+        shown.warning(f"listening on {args.host}: anyone who can reach this machine can post to it.")
     try:
-        asyncio.run(_serve(listener, args, view, answering, close_answerer))
+        asyncio.run(_serve(listener, args, listen_view, answering, close_answerer))
     except KeyboardInterrupt:
         pass  # Ctrl-C is the normal way to stop a listener: exit 0
     finally:
         if history is not None:
             history.close()
-        if view.started:
-            if view.writer is not None:
-                view.writer.write({"type": "stopped", "events": view.events})
-            renderer.stopped(view.events)
+        if listen_view.started:
+            shown.stopped(listen_view.events)
 
 
 async def _serve(listener: Listener, args: ListenArgs, view: ListenView, answering: str, close_answerer: Any) -> None:
@@ -246,8 +233,6 @@ def _announce(listener: Listener, args: ListenArgs, view: ListenView, answering:
     view.started = True
     local = listener.local_url
     webhook_url = (public_url or local) + WEBHOOK_PATH
-    if view.writer is not None:
-        view.writer.write({"type": "ready", "local_url": local, "public_url": public_url, "webhook_url": webhook_url})
     lines = [("Local", local), ("Public", public_url or "none (listening locally; see below)")]
     lines.append(("Webhook URL", webhook_url))
     lines.append(("", "Paste it in the CometChat Dashboard: your app → Settings → Webhooks (current triggers),"))
@@ -262,4 +247,4 @@ def _announce(listener: Listener, args: ListenArgs, view: ListenView, answering:
     else:
         lines.append(("History", "off (--no-history)" if not args.history else "OFF (damaged; see the warning above)"))
     lines.append(("", "Press Ctrl-C to stop."))
-    view.renderer.banner(lines, f"comethook listening on {local}")
+    view.view.ready(Ready(local, public_url, webhook_url), lines)

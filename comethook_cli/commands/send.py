@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
 from comethook_cli.commands import read_body
 from comethook_cli.engine.sender import Outgoing, normalize_url
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_MAX_ANSWER
+from comethook_cli.models import DEFAULT_MAX_ANSWER, Delivery
 
 INSECURE_WARNING = "--insecure: TLS certificates are not verified, so anyone on the way can read and change this traffic."
 
@@ -111,63 +109,28 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
     def next_body() -> Outgoing:
         return pending.pop() if pending else make_body()
 
+    from comethook_cli.outputs.views import view
+
+    shown = view(how.json_out, verbose=how.verbose)
+    if how.insecure:
+        shown.warning(INSECURE_WARNING)
+    info = describe(first.payload)
     plan = sender.SendPlan(
         url, next_body, headers, how.timeout, how.count, how.concurrency, max_answer=how.max_answer, insecure=how.insecure
     )
-    shown = _SendView(how, describe(first.payload))
-    if how.insecure:
-        shown.renderer.warning(INSECURE_WARNING)
     report = None
     if how.simulate_retries:
-        deliveries, report, elapsed = asyncio.run(sender.run_with_retries(plan, delays, shown.on_delivery))
+        deliveries, report, elapsed = asyncio.run(
+            sender.run_with_retries(plan, delays, lambda delivery: shown.delivery(delivery, info))
+        )
         shown.retries(report)
     else:
-        with shown.progress(how.count):
-            deliveries, elapsed = asyncio.run(sender.run(plan, shown.on_delivery))
-    shown.finish(sender.summarize(deliveries, elapsed))
+        with shown.progress(how.count) as advance:
+
+            def on_delivery(delivery: Delivery) -> None:
+                advance()
+                shown.delivery(delivery, info, how.count)
+
+            deliveries, elapsed = asyncio.run(sender.run(plan, on_delivery))
+    shown.summary(sender.summarize(deliveries, elapsed), how.count)
     sender.outcome(deliveries, sender.check_expectations(deliveries, expectations), report)
-
-
-class _SendView:
-    """Shows deliveries as they come: full view for one, compact failures and a summary for many, or NDJSON."""
-
-    def __init__(self, how: Delivering, info: Any) -> None:
-        from comethook_cli.outputs.terminal import NdjsonWriter, Renderer
-
-        self.how = how
-        self.info = info
-        self.renderer = Renderer()
-        self.writer = NdjsonWriter() if how.json_out else None
-        self.failures_shown = 0
-        self.advance: Callable[[], None] = lambda: None
-
-    @contextmanager
-    def progress(self, total: int) -> Any:
-        if self.writer is not None or total == 1:
-            yield
-            return
-        with self.renderer.progress(total) as advance:
-            self.advance = advance
-            yield
-
-    def on_delivery(self, delivery: Any) -> None:
-        self.advance()
-        if self.writer is not None:
-            self.writer.write(delivery.to_json(), soon=True)
-        elif self.how.count == 1:
-            self.renderer.delivery(delivery, self.info if delivery.attempt == 1 else None, self.how.verbose)
-        elif not delivery.ok and self.failures_shown < 5:
-            self.failures_shown += 1
-            self.renderer.delivery_line(delivery)
-
-    def retries(self, report: Any) -> None:
-        if self.writer is not None:
-            self.writer.write(report.to_json())
-        else:
-            self.renderer.retries(report)
-
-    def finish(self, summary: Any) -> None:
-        if self.writer is not None:
-            self.writer.write(summary.to_json())
-        elif self.how.count > 1:
-            self.renderer.summary(summary)

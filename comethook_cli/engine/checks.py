@@ -35,11 +35,6 @@ class CheckResult:
     latency_ms: float | None
     detail: str
 
-    def to_json(self) -> dict[str, Any]:
-        """The NDJSON check line."""
-        latency = None if self.latency_ms is None else round(self.latency_ms, 3)
-        return {"type": "check", "name": self.name, "status": self.status, "latency_ms": latency, "detail": self.detail}
-
 
 def select(spec: str) -> list[Template]:
     """legacy | current | all | NAME,NAME… → the templates to deliver."""
@@ -275,11 +270,10 @@ def _budget(name: str, d: Delivery) -> CheckResult:
     return CheckResult(name, "pass", latency, f"{d.status}")
 
 
-def summary(results: Sequence[CheckResult], elapsed: float) -> dict[str, Any]:
-    """The NDJSON summary line."""
+def summary(results: Sequence[CheckResult], elapsed: float) -> tuple[int, int, int, int]:
+    """(total, passed, failed, warnings)."""
     count = {s: sum(1 for r in results if r.status == s) for s in ("pass", "fail", "warn")}
-    return {"type": "summary", "total": len(results), "passed": count["pass"], "failed": count["fail"],
-            "warnings": count["warn"], "seconds": round(elapsed, 3)}  # fmt: skip
+    return len(results), count["pass"], count["fail"], count["warn"]
 
 
 def junit_xml(results: Sequence[CheckResult], url: str, elapsed: float) -> str:

@@ -63,19 +63,6 @@ class Summary:
     p99_ms: float | None
     rps: float
 
-    def to_json(self) -> dict[str, Any]:
-        """The NDJSON summary line."""
-        return {
-            "type": "summary",
-            "count": self.count,
-            "ok": self.ok,
-            "failed": self.failed,
-            "p50_ms": _round(self.p50_ms),
-            "p95_ms": _round(self.p95_ms),
-            "p99_ms": _round(self.p99_ms),
-            "rps": round(self.rps, 2),
-        }
-
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
@@ -88,10 +75,6 @@ class RetryReport:
     attempts: int
     consistent: bool
     detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The NDJSON retries line."""
-        return {"type": "retries", "attempts": self.attempts, "consistent": self.consistent, "detail": self.detail}
 
 
 @dataclass(frozen=True)

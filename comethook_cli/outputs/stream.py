@@ -1,4 +1,4 @@
-"""A text stream whose blocking writes happen on a thread of their own, behind a bounded buffer.
+"""Output streams: NdjsonWriter (one record a line, plainly), and a text stream whose blocking writes happen on a thread of their own, behind a bounded buffer.
 
 The listener's outputs write here, so a terminal or a pipe reader that stops reading can never block
 the event loop (and with it CometChat's answers). Each `write()` call is kept whole (callers write a
@@ -8,12 +8,16 @@ catches up one line (`overflow_note(dropped)`) says how many were lost.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TextIO
+
+from comethook_cli.outputs.wire import Record, encode
 
 DEFAULT_LIMIT = 8 * 1024 * 1024
 
@@ -129,3 +133,54 @@ class BackgroundStream(io.TextIOBase):
             os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
         if self.on_broken is not None:
             self.on_broken()
+
+
+class NdjsonWriter:
+    """One JSON object per line on stdout, written plainly (never through rich), so `| jq` works.
+
+    Inside a running event loop, `soon=True` batches the flush: one per loop iteration however many
+    lines it wrote, so lines stay whole and prompt without a system call per line. When the reader
+    goes away (`| head -1`), writing stops quietly and `on_closed` is called."""
+
+    def __init__(self, stream: TextIO | None = None, on_closed: Callable[[], None] | None = None) -> None:
+        self._stream = stream
+        self._flush_scheduled = False
+        self.on_closed = on_closed
+        self.closed = False
+
+    def write(self, record: Record, soon: bool = False) -> None:
+        """Write one record as one line."""
+        self.write_line(encode(record), soon)
+
+    def write_line(self, line: str, soon: bool = False) -> None:
+        """Write one already-encoded JSON object (no newline inside) as one line."""
+        if self.closed:
+            return
+        try:
+            (self._stream or sys.stdout).write(line + "\n")
+        except BrokenPipeError:
+            self._reader_gone()
+            return
+        if not soon:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Flush what was written."""
+        self._flush_scheduled = False
+        if self.closed:
+            return
+        try:
+            (self._stream or sys.stdout).flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed = True
+        stream = self._stream or sys.stdout
+        with contextlib.suppress(OSError, ValueError):  # the interpreter's last flush must not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        if self.on_closed is not None:
+            self.on_closed()

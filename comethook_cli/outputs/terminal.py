@@ -1,4 +1,4 @@
-"""The only module that talks to rich: human output on a TTY or a pipe, and the NDJSON writer.
+"""The only module that talks to rich: human output on a terminal or a pipe.
 
 Data goes to stdout, everything else (banners, progress, warnings, errors) to stderr. User data
 only ever enters rich as `Text`, never as markup, so `[bold]` in a chat message stays literal, and
@@ -7,17 +7,12 @@ it passes through `safe()` on the way in, so a delivery cannot drive the termina
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import math
-import os
 import re
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.highlighter import JSONHighlighter
@@ -34,15 +29,18 @@ from comethook_cli.models import (
     budget_ms,
     parse_body,
 )
+from comethook_cli.outputs.wire import INVISIBLE, dumps, json_safe
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.sender import RetryReport, Summary
+    from comethook_cli.outputs.wire import CheckSummary
 
 #: How much of an answer `send` shows (characters); -v shows up to VERBOSE_BODY_CHARS, --json all of it.
 BODY_CHARS = 2_000
 VERBOSE_BODY_CHARS = 100_000
+STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "warn": "bold yellow"}
 VERDICT_STYLE = {"pass": "green", "inject": "cyan", "drop": "yellow", "invalid": "bold red"}
 
 # What a terminal must never receive raw from the network: C0 controls (ESC starts CSI/OSC sequences,
@@ -50,10 +48,8 @@ VERDICT_STYLE = {"pass": "green", "inject": "cyan", "drop": "yellow", "invalid":
 # controls that reorder what is shown (U+202E ...), the line/paragraph separators, and lone
 # surrogates (which cannot even be encoded). Zero-width joiners and variation selectors stay:
 # emoji need them, and they cannot move the cursor or reorder text.
-_INVISIBLE = "\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff"
-_UNSAFE_LINE = re.compile(f"[\x00-\x1f{_INVISIBLE}]")
-_UNSAFE_BLOCK = re.compile(f"[\x00-\x08\x0b-\x1f{_INVISIBLE}]")  # newline and tab keep their meaning
-_UNSAFE_JSON = re.compile(f"[{_INVISIBLE}]")  # json.dumps already escapes what is below 0x20
+_UNSAFE_LINE = re.compile(f"[\x00-\x1f{INVISIBLE}]")
+_UNSAFE_BLOCK = re.compile(f"[\x00-\x08\x0b-\x1f{INVISIBLE}]")  # newline and tab keep their meaning
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -71,102 +67,11 @@ def safe(text: str, multiline: bool = False) -> str:
     return (_UNSAFE_BLOCK if multiline else _UNSAFE_LINE).sub(_escape, text)
 
 
-def _json_escape(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
-
-
-def json_safe(encoded: str) -> str:
-    """JSON text (from json.dumps, or JSON that parsed) with DEL, C1, bidi controls and lone surrogates
-    written as \\u escapes: the same value, still valid JSON, and safe to print on a terminal."""
-    return _UNSAFE_JSON.sub(_json_escape, encoded)
-
-
-def dumps(document: Any) -> str:
-    """Compact strict JSON for one NDJSON line (non-ASCII kept readable, terminal controls escaped): NaN and
-    Infinity, which JSON.parse refuses, become null rather than breaking the line."""
-    try:
-        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_finite(document), ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
-    return json_safe(text)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
-
-
-class NdjsonWriter:
-    """One JSON object per line on stdout, written plainly (never through rich), so `| jq` works.
-
-    Inside a running event loop, `soon=True` batches the flush: one per loop iteration however many
-    lines it wrote, so lines stay whole and prompt without a system call per line. When the reader
-    goes away (`| head -1`), writing stops quietly and `on_closed` is called."""
-
-    def __init__(self, stream: TextIO | None = None, on_closed: Callable[[], None] | None = None) -> None:
-        self._stream = stream
-        self._flush_scheduled = False
-        self.on_closed = on_closed
-        self.closed = False
-
-    def write(self, document: dict[str, Any], soon: bool = False) -> None:
-        """Write one object as one line."""
-        self.write_line(dumps(document), soon)
-
-    def write_line(self, line: str, soon: bool = False) -> None:
-        """Write one already-encoded JSON object (no newline inside) as one line."""
-        if self.closed:
-            return
-        try:
-            (self._stream or sys.stdout).write(line + "\n")
-        except BrokenPipeError:
-            self._reader_gone()
-            return
-        if not soon:
-            self.flush()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Flush what was written."""
-        self._flush_scheduled = False
-        if self.closed:
-            return
-        try:
-            (self._stream or sys.stdout).flush()
-        except BrokenPipeError:
-            self._reader_gone()
-
-    def _reader_gone(self) -> None:
-        self.closed = True
-        stream = self._stream or sys.stdout
-        with contextlib.suppress(OSError, ValueError):  # the interpreter's last flush must not fail again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
-        if self.on_closed is not None:
-            self.on_closed()
-
-
-def event_line(exchange: Exchange) -> str:
-    """The `listen --json` line of an exchange. The raw body is spliced in as it came when it is one
-    line of UTF-8 JSON (it parsed, so it is valid JSON): re-encoding a large body costs more than the rest."""
-    document = exchange.to_json()
-    body = document.pop("body")
-    if exchange.payload is not None and b"\n" not in exchange.body and b"\r" not in exchange.body and not exchange.encoded:
-        return dumps(document)[:-1] + ',"body":' + json_safe(exchange.body.decode("utf-8")) + "}"
-    return dumps({**document, "body": body})
-
-
 class Renderer:
     """Human output: `out` is stdout (data), `err` is stderr (everything else)."""
 
-    def __init__(self, quiet: bool = False) -> None:
-        self.out = Console(highlight=False, soft_wrap=True)
+    def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
+        self.out = Console(file=stream, highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
 
@@ -333,10 +238,6 @@ class Renderer:
             task = bar.add_task("send", total=total)
             yield lambda: bar.advance(task)
 
-
-class ListenRenderer(Renderer):
-    """What `listen` shows: the banner, one line per delivery, rejections, the stop line."""
-
     def banner(self, lines: list[tuple[str, str]], title: str) -> None:
         """The start-up banner on stderr: label/value rows under a title."""
         self.err.print(Text(title, style="bold green"))
@@ -415,10 +316,6 @@ class ListenRenderer(Renderer):
         """The last line on stderr."""
         self.err.print(Text(f"Stopped after {events} event{'s' if events != 1 else ''}.", style="bold"))
 
-
-class HistoryRenderer(Renderer):
-    """What `history` shows."""
-
     def table(self, exchanges: list[Exchange]) -> None:
         """The stored exchanges, newest first, one line each; the summary gets the width that is left."""
         widths = [
@@ -474,13 +371,7 @@ class HistoryRenderer(Renderer):
         self.out.print(Text("  answer body", style="bold"))
         self.body(parse_body(exchange.response_body))
 
-
-class CheckRenderer(Renderer):
-    """What `check` shows: a table of checks and a summary line."""
-
-    STATUS_STYLE: ClassVar[dict[str, str]] = {"pass": "bold green", "fail": "bold red", "warn": "bold yellow"}
-
-    def results(self, url: str, results: list[CheckResult], summary: dict[str, Any]) -> None:
+    def results(self, url: str, results: list[CheckResult], summary: CheckSummary) -> None:
         """The table on stdout, the summary after it."""
         title = Text(f"comethook check {safe(url)}")
         table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
@@ -490,16 +381,12 @@ class CheckRenderer(Renderer):
         table.add_column("detail", overflow="fold")
         for r in results:
             # A plain str cell would be read as markup: the detail quotes the endpoint's answer, so it goes in as Text.
-            status = Text(r.status.upper(), style=self.STATUS_STYLE[r.status])
+            status = Text(r.status.upper(), style=STATUS_STYLE[r.status])
             table.add_row(r.name, status, _ms(r.latency_ms), Text(safe(r.detail)))
         self.out.print(table)
-        style = "bold red" if summary["failed"] else "bold green"
-        self.out.print(
-            Text(
-                f"{summary['passed']} passed, {summary['failed']} failed, {summary['warnings']} warning(s) in {summary['seconds']:.2f} s",
-                style=style,
-            )
-        )
+        style = "bold red" if summary.failed else "bold green"
+        counts = f"{summary.passed} passed, {summary.failed} failed, {summary.warnings} warning(s)"
+        self.out.print(Text(f"{counts} in {summary.seconds:.2f} s", style=style))
 
 
 def _ms(value: float | None) -> str:

@@ -1,0 +1,249 @@
+"""The one output interface every command talks to, with a human and an NDJSON implementation.
+
+A command picks its view once (`view(json_out)`) and then only says what happened; the choice
+between the terminal and the wire format is made here and nowhere else. Messages (warnings, notes,
+the banner, progress) always go to stderr as human text, in both views, so stdout carries data only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from comethook_cli.models import budget_ms
+from comethook_cli.outputs import wire
+from comethook_cli.outputs.stream import NdjsonWriter
+from comethook_cli.outputs.terminal import Renderer
+
+if TYPE_CHECKING:
+    from comethook_cli.cometchat.payloads import Template
+    from comethook_cli.engine.checks import CheckResult
+    from comethook_cli.engine.sender import RetryReport, Summary
+    from comethook_cli.models import Delivery, EventInfo, Exchange, Rejection
+
+#: How many failed deliveries of a `--count` run are shown one by one before the summary.
+FAILURES_SHOWN = 5
+
+
+class View:
+    """What every command says. Subclasses decide how stdout shows it; stderr is shared."""
+
+    def __init__(self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None) -> None:
+        self.human = Renderer(quiet=quiet, stream=stream)
+        self.verbose = verbose
+
+    # --- messages on stderr (both views) ---------------------------------------------------------
+    def warning(self, message: str) -> None:
+        """A warning line on stderr."""
+        self.human.warning(message)
+
+    def note(self, message: str, style: str = "dim") -> None:
+        """An informational line on stderr."""
+        self.human.note(message, style)
+
+    @property
+    def interactive(self) -> bool:
+        """Whether a person at a terminal can answer a question."""
+        return False
+
+    def confirm(self, prompt: str) -> bool:
+        """Ask a yes/no question on the terminal."""
+        return self.human.confirm(prompt)
+
+    # --- listen -----------------------------------------------------------------------------------
+    def ready(self, ready: wire.Ready, banner: list[tuple[str, str]]) -> None:
+        """The listener is serving: the banner on stderr."""
+        self.human.banner(banner, f"comethook listening on {ready.local_url}")
+
+    def event(self, exchange: Exchange) -> None:
+        """One delivery the listener answered."""
+        if exchange.latency_ms > budget_ms():
+            self.human.slow_answer(exchange)
+
+    def rejected(self, rejection: Rejection) -> None:
+        """A request the listener refused."""
+        self.human.rejected(rejection)
+
+    def fatal(self, message: str) -> None:
+        """Something ends the session (the error funnel says it on stderr)."""
+
+    def stopped(self, events: int) -> None:
+        """The session is over."""
+        self.human.stopped(events)
+
+    # --- send, replay -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def progress(self, total: int) -> Iterator[Callable[[], None]]:
+        """A progress bar while a run of deliveries goes out; yields the function that advances it."""
+        yield lambda: None
+
+    def delivery(self, delivery: Delivery, info: EventInfo | None, count: int = 1) -> None:
+        """One delivery of a run of `count`, and what came back."""
+        raise NotImplementedError
+
+    def retries(self, report: RetryReport) -> None:
+        """Whether simulated retries got the same answer."""
+        raise NotImplementedError
+
+    def summary(self, summary: Summary, count: int) -> None:
+        """What a run of deliveries came to."""
+        raise NotImplementedError
+
+    # --- check ------------------------------------------------------------------------------------
+    def checks(self, url: str, results: Sequence[CheckResult], summary: wire.CheckSummary) -> None:
+        """The conformance suite's results."""
+        raise NotImplementedError
+
+    # --- history, payloads ------------------------------------------------------------------------
+    def exchanges(self, exchanges: Sequence[Exchange], empty: str) -> None:
+        """Stored exchanges, newest first (`empty` is said when there are none)."""
+        raise NotImplementedError
+
+    def exchange(self, exchange: Exchange) -> None:
+        """One stored exchange in full."""
+        raise NotImplementedError
+
+    def catalog(self, templates: Iterable[Template]) -> None:
+        """The canned payloads."""
+        raise NotImplementedError
+
+
+class HumanView(View):
+    """Lines and tables for people: colour on a terminal, plain text on a pipe."""
+
+    def __init__(self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None) -> None:
+        super().__init__(quiet, verbose, stream)
+        self._failures_shown = 0
+
+    @property
+    def interactive(self) -> bool:
+        """Whether a person at a terminal can answer a question."""
+        import sys
+
+        return sys.stdin.isatty() and self.human.err.is_terminal
+
+    def event(self, exchange: Exchange) -> None:
+        """The event line (and -v details)."""
+        self.human.event(exchange, self.verbose)
+        super().event(exchange)
+
+    @contextlib.contextmanager
+    def progress(self, total: int) -> Iterator[Callable[[], None]]:
+        """A progress bar on stderr when it is a terminal."""
+        if total <= 1:
+            yield lambda: None
+            return
+        with self.human.progress(total) as advance:
+            yield advance
+
+    def delivery(self, delivery: Delivery, info: EventInfo | None, count: int = 1) -> None:
+        """One delivery in full; in a run of many, only the first few failures, one line each."""
+        if count == 1:
+            self.human.delivery(delivery, info if delivery.attempt == 1 else None, self.verbose)
+        elif not delivery.ok and self._failures_shown < FAILURES_SHOWN:
+            self._failures_shown += 1
+            self.human.delivery_line(delivery)
+
+    def retries(self, report: RetryReport) -> None:
+        """`Retries: same answer …` or what differed."""
+        self.human.retries(report)
+
+    def summary(self, summary: Summary, count: int) -> None:
+        """The summary table (only for a run of more than one)."""
+        if count > 1:
+            self.human.summary(summary)
+
+    def checks(self, url: str, results: Sequence[CheckResult], summary: wire.CheckSummary) -> None:
+        """The table and the summary line."""
+        self.human.results(url, list(results), summary)
+
+    def exchanges(self, exchanges: Sequence[Exchange], empty: str) -> None:
+        """The history table."""
+        if not exchanges:
+            self.human.note(empty)
+            return
+        self.human.table(list(exchanges))
+
+    def exchange(self, exchange: Exchange) -> None:
+        """One exchange in full."""
+        self.human.exchange(exchange)
+
+    def catalog(self, templates: Iterable[Template]) -> None:
+        """The catalog table."""
+        self.human.payload_table(templates)
+
+
+class WireView(View):
+    """NDJSON on stdout: one wire record per line (the human messages still go to stderr)."""
+
+    def __init__(
+        self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None, writer: NdjsonWriter | None = None
+    ) -> None:
+        super().__init__(quiet, verbose, stream)
+        self.writer = writer or NdjsonWriter(stream)
+
+    def write(self, record: wire.Record, soon: bool = False) -> None:
+        """One record, one line."""
+        self.writer.write(record, soon)
+
+    def ready(self, ready: wire.Ready, banner: list[tuple[str, str]]) -> None:
+        """The `ready` line, then the banner on stderr."""
+        self.write(ready)
+        super().ready(ready, banner)
+
+    def event(self, exchange: Exchange) -> None:
+        """The `event` line (flushed once per loop iteration under load)."""
+        self.writer.write_line(wire.Event(exchange).encode(), soon=True)
+        super().event(exchange)
+
+    def rejected(self, rejection: Rejection) -> None:
+        """The `rejected` line, and the warning on stderr."""
+        self.write(wire.Rejected(rejection))
+        super().rejected(rejection)
+
+    def fatal(self, message: str) -> None:
+        """The `error` line."""
+        self.write(wire.Error(message))
+
+    def stopped(self, events: int) -> None:
+        """The `stopped` line, and the human last line on stderr."""
+        self.write(wire.Stopped(events))
+        super().stopped(events)
+
+    def delivery(self, delivery: Delivery, info: EventInfo | None, count: int = 1) -> None:
+        """The `delivery` line."""
+        self.write(wire.DeliveryRecord(delivery), soon=True)
+
+    def retries(self, report: RetryReport) -> None:
+        """The `retries` line."""
+        self.write(wire.Retries(report))
+
+    def summary(self, summary: Summary, count: int) -> None:
+        """The `summary` line (always, even for one delivery)."""
+        self.write(wire.SendSummary(summary))
+
+    def checks(self, url: str, results: Sequence[CheckResult], summary: wire.CheckSummary) -> None:
+        """A `check` line per check, then the `summary` line."""
+        for result in results:
+            self.write(wire.Check(result))
+        self.write(summary)
+
+    def exchanges(self, exchanges: Sequence[Exchange], empty: str) -> None:
+        """An `event` line per stored exchange."""
+        for exchange in exchanges:
+            self.write(wire.Event(exchange))
+
+    def exchange(self, exchange: Exchange) -> None:
+        """The `event` line with the stored body as `raw` text."""
+        self.write(wire.Event(exchange, raw=True))
+
+    def catalog(self, templates: Iterable[Template]) -> None:
+        """A `payload` line per template."""
+        for template in templates:
+            self.write(wire.Payload(template))
+
+
+def view(json_out: bool, quiet: bool = False, verbose: bool = False, **options: Any) -> View:
+    """The view a command asked for with --json (or not)."""
+    return (WireView if json_out else HumanView)(quiet=quiet, verbose=verbose, **options)

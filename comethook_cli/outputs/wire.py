@@ -1,0 +1,276 @@
+"""The wire format: every NDJSON record comethook writes, as a typed model, and the one strict encoder.
+
+`listen --json`, `send --json`, `check --json`, `history … --json`, `payloads list --json` and the
+coming inspector's API and event stream all speak these shapes. `encode()` is the only way a record
+becomes text: compact, strict (`allow_nan=False`: `NaN` never leaves comethook, since JSON.parse
+refuses it), UTF-8 kept readable, and with DEL, C1 and bidi controls and lone surrogates written as
+`\\u` escapes so even a raw `--json` stream is safe on a terminal. No rich here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from comethook_cli.models import Delivery, Exchange, Rejection, iso_time, parse_body
+
+if TYPE_CHECKING:
+    from comethook_cli.cometchat.payloads import Template
+    from comethook_cli.engine.checks import CheckResult
+    from comethook_cli.engine.sender import RetryReport, Summary
+
+# What json.dumps(ensure_ascii=False) passes raw and a terminal must never receive: DEL, C1 controls,
+# the bidi controls that reorder text, the line/paragraph separators, and lone surrogates (which
+# UTF-8 cannot even encode). json.dumps already escapes everything below 0x20.
+INVISIBLE = "\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE_JSON = re.compile(f"[{INVISIBLE}]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_safe(encoded: str) -> str:
+    """JSON text (from json.dumps, or JSON that parsed) with DEL, C1, bidi controls and lone surrogates
+    written as \\u escapes: the same value, still valid JSON, and safe to print on a terminal."""
+    return _UNSAFE_JSON.sub(_json_escape, encoded)
+
+
+def dumps(document: Any) -> str:
+    """Compact strict JSON for one line (non-ASCII kept readable, terminal controls escaped). A stray
+    non-finite float (NaN, Infinity), which JSON.parse refuses, becomes null rather than breaking the line."""
+    try:
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(document), ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+    return json_safe(text)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+class Record:
+    """A line of the wire format: `type` names it, `to_json()` is its JSON object."""
+
+    type: ClassVar[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON object (its `type` first)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Ready(Record):
+    """`listen` is serving: where, and what to paste in the CometChat Dashboard."""
+
+    type: ClassVar[str] = "ready"
+    local_url: str
+    public_url: str | None
+    webhook_url: str
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "ready", "local_url", "public_url", "webhook_url"}."""
+        return {"type": self.type, "local_url": self.local_url, "public_url": self.public_url, "webhook_url": self.webhook_url}
+
+
+@dataclass(frozen=True)
+class Event(Record):
+    """One exchange the listener received and answered (also each row of `history list --json`)."""
+
+    type: ClassVar[str] = "event"
+    exchange: Exchange
+    #: `history show --json` adds the body exactly as stored, as text.
+    raw: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The exchange as one JSON object."""
+        e = self.exchange
+        document = {
+            "type": self.type,
+            "id": e.id,
+            "received_at": iso_time(e.received_at),
+            "method": e.method,
+            "path": e.path + (f"?{e.query}" if e.query else ""),
+            "headers": dict(e.headers),
+            "trigger": e.info.trigger,
+            "generation": e.info.generation,
+            "summary": e.info.summary,
+            "body": e.payload if e.payload is not None else parse_body(e.body),
+            "response": {"status": e.response_status, "body": parse_body(e.response_body)},
+            "verdict": e.verdict.kind if e.verdict else None,
+            "verdict_reason": e.verdict.reason if e.verdict else None,
+            "latency_ms": round(e.latency_ms, 3),
+            "answered_by": e.answered_by,
+            "forwarded_to": e.forwarded_to,
+            "forward_error": e.forward_error,
+        }
+        if self.raw:
+            document["raw"] = e.body.decode("utf-8", errors="replace")
+        return document
+
+    def encode(self) -> str:
+        """The line. The raw body is spliced in as it came when it is one line of UTF-8 JSON (it parsed
+        strictly, so it is valid JSON): re-encoding a large body costs more than all the rest."""
+        e = self.exchange
+        if self.raw or e.payload is None or b"\n" in e.body or b"\r" in e.body or e.encoded:
+            return dumps(self.to_json())
+        document = self.to_json()
+        del document["body"]
+        return dumps(document)[:-1] + ',"body":' + json_safe(e.body.decode("utf-8")) + "}"
+
+
+@dataclass(frozen=True)
+class Rejected(Record):
+    """A request the listener refused (4xx) without counting it as an event."""
+
+    type: ClassVar[str] = "rejected"
+    rejection: Rejection
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "rejected", "status", "reason", "method", "path"}."""
+        r = self.rejection
+        return {"type": self.type, "status": r.status, "reason": r.reason, "method": r.method, "path": r.path}
+
+
+@dataclass(frozen=True)
+class Error(Record):
+    """Something ended a session (a dead tunnel); the error funnel also says it on stderr."""
+
+    type: ClassVar[str] = "error"
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "error", "message"}."""
+        return {"type": self.type, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Stopped(Record):
+    """The last line of a `listen` that started: how many events it saw."""
+
+    type: ClassVar[str] = "stopped"
+    events: int
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "stopped", "events"}."""
+        return {"type": self.type, "events": self.events}
+
+
+@dataclass(frozen=True)
+class DeliveryRecord(Record):
+    """One POST that `send`, `replay` or `check` made, and what came back."""
+
+    type: ClassVar[str] = "delivery"
+    delivery: Delivery
+
+    def to_json(self) -> dict[str, Any]:
+        """The delivery, its answer and (before_message) its verdict."""
+        d = self.delivery
+        return {
+            "type": self.type,
+            "trigger": d.trigger,
+            "url": d.url,
+            "attempt": d.attempt,
+            "status": d.status,
+            "latency_ms": _ms(d.latency_ms),
+            "verdict": d.verdict.kind if d.verdict else None,
+            "verdict_reason": d.verdict.reason if d.verdict else None,
+            "response": d.response,
+            "ok": d.ok,
+            "error": d.error,
+        }
+
+
+@dataclass(frozen=True)
+class Retries(Record):
+    """Whether a delivery and its simulated retries got the same answer."""
+
+    type: ClassVar[str] = "retries"
+    report: RetryReport
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "retries", "attempts", "consistent", "detail"}."""
+        r = self.report
+        return {"type": self.type, "attempts": r.attempts, "consistent": r.consistent, "detail": r.detail}
+
+
+@dataclass(frozen=True)
+class SendSummary(Record):
+    """What a run of `send` deliveries came to."""
+
+    type: ClassVar[str] = "summary"
+    summary: Summary
+
+    def to_json(self) -> dict[str, Any]:
+        """Count, ok, failed, latency percentiles, rate."""
+        s = self.summary
+        return {"type": self.type, "count": s.count, "ok": s.ok, "failed": s.failed, "p50_ms": _ms(s.p50_ms),
+                "p95_ms": _ms(s.p95_ms), "p99_ms": _ms(s.p99_ms), "rps": round(s.rps, 2)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Check(Record):
+    """One check of `check`'s conformance suite."""
+
+    type: ClassVar[str] = "check"
+    result: CheckResult
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "check", "name", "status", "latency_ms", "detail"}."""
+        r = self.result
+        return {"type": self.type, "name": r.name, "status": r.status, "latency_ms": _ms(r.latency_ms), "detail": r.detail}
+
+
+@dataclass(frozen=True)
+class CheckSummary(Record):
+    """What the whole suite came to (`check --json`'s last line)."""
+
+    type: ClassVar[str] = "summary"
+    total: int
+    passed: int
+    failed: int
+    warnings: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "summary", "total", "passed", "failed", "warnings", "seconds"}."""
+        return {"type": self.type, "total": self.total, "passed": self.passed, "failed": self.failed,
+                "warnings": self.warnings, "seconds": round(self.seconds, 3)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Payload(Record):
+    """One entry of the catalog (`payloads list --json`)."""
+
+    type: ClassVar[str] = "payload"
+    template: Template
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "payload", "trigger", "generation", "family", "description"}."""
+        t = self.template
+        return {"type": self.type, "trigger": t.trigger, "generation": t.generation, "family": t.family,
+                "description": t.description}  # fmt: skip
+
+
+RecordType = Literal["ready", "event", "rejected", "error", "stopped", "delivery", "retries", "summary", "check", "payload"]
+
+
+def encode(record: Record) -> str:
+    """The one encoder: a record as one line of strict JSON (no newline)."""
+    if isinstance(record, Event):
+        return record.encode()
+    return dumps(record.to_json())
