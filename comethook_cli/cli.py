@@ -11,8 +11,13 @@ import typer
 
 from comethook_cli import __version__
 from comethook_cli.commands.options import (
+    ANSWERS,
     BUILDER,
     DELIVERING,
+    FORWARDING,
+    HISTORY,
+    LISTENER,
+    TUNNEL,
     BasicAuth,
     BasicAuthFile,
     ContentType,
@@ -20,19 +25,20 @@ from comethook_cli.commands.options import (
     JsonOut,
     Legacy,
     MaxAnswer,
-    NgrokAuthtoken,
     Sets,
+    answer_config,
     build_options,
     delivering,
+    forward_config,
+    history_config,
+    listener_config,
+    tunnel_config,
     with_options,
 )
+from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenerConfig, TunnelConfig
 from comethook_cli.errors import ComethookError, ExitCode
 from comethook_cli.models import (
-    DEFAULT_HISTORY_MAX_AGE_DAYS,
-    DEFAULT_HISTORY_MAX_MB,
     DEFAULT_MAX_ANSWER,
-    DEFAULT_MAX_BODY,
-    DEFAULT_PORT,
 )
 
 app = typer.Typer(
@@ -88,82 +94,15 @@ def root(
 
 @app.command()
 @funnel
+@with_options(LISTENER, listener_config, into="listener")
+@with_options(ANSWERS, answer_config, into="answers")
+@with_options(FORWARDING, forward_config, into="forward")
+@with_options(TUNNEL, tunnel_config, into="tunnel")
+@with_options(HISTORY, history_config, into="history")
 def listen(
-    host: Annotated[str, typer.Option("--host", help="Interface to bind (warns when not loopback).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")] = DEFAULT_PORT,
-    max_body: Annotated[
-        int, typer.Option("--max-body", metavar="BYTES", help="Largest body accepted (413 above).")
-    ] = DEFAULT_MAX_BODY,
-    basic_auth: BasicAuth = None,
-    basic_auth_file: BasicAuthFile = None,
-    respond: Annotated[
-        str, typer.Option("--respond", metavar="pass|drop|inject:JSON|inject:@FILE", help="Answer to before_message.")
-    ] = "pass",
-    drop_if: Annotated[
-        str | None, typer.Option("--drop-if", metavar="REGEX", help="Drop before_message whose text matches.")
-    ] = None,
-    rules: Annotated[
-        str | None, typer.Option("--rules", metavar="FILE", help="JSON list of match → action rules (first match wins).")
-    ] = None,
-    delay: Annotated[float, typer.Option("--delay", metavar="MS", min=0, help="Wait before every answer.")] = 0,
-    status: Annotated[int, typer.Option("--status", metavar="CODE", help="HTTP status of every canned answer.")] = 200,
-    forward_to: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--forward-to",
-            "-f",
-            metavar="URL",
-            help="Relay to your app (8000, :8000/hook, /hook → localhost:8000). Repeatable: first is primary, others get copies.",
-        ),
-    ] = None,
-    route: Annotated[
-        list[str] | None,
-        typer.Option("--route", metavar="TRIGGER=URL", help="Send one trigger to its own primary target. Repeatable."),
-    ] = None,
-    forward_timeout: Annotated[
-        float, typer.Option("--forward-timeout", metavar="SECONDS", min=0.001, help="How long to wait for your app.")
-    ] = 30.0,
-    fallback: Annotated[
-        str, typer.Option("--fallback", metavar="error|pass|drop", help="Answer when your app is down or times out.")
-    ] = "error",
-    max_answer: Annotated[
-        int, typer.Option("--max-answer", metavar="BYTES", min=1, help="Largest answer read from your app (else --fallback).")
-    ] = DEFAULT_MAX_ANSWER,
-    tunnel: Annotated[
-        bool | None,
-        typer.Option(
-            "--tunnel/--no-tunnel",
-            help="Require an ngrok tunnel / never open one. Default: open one when an authtoken is available.",
-        ),
-    ] = None,
-    ngrok_path: Annotated[
-        str | None,
-        typer.Option("--ngrok-path", metavar="PATH", envvar="COMETHOOK_NGROK_PATH", help="The ngrok agent executable."),
-    ] = None,
-    ngrok_authtoken: NgrokAuthtoken = None,
-    domain: Annotated[
-        str | None, typer.Option("--domain", help="Reserved ngrok domain, so the Dashboard URL survives restarts.")
-    ] = None,
-    region: Annotated[str | None, typer.Option("--region", help="ngrok region (us, eu, ap, au, sa, jp, in).")] = None,
-    install_ngrok: Annotated[bool, typer.Option("--install-ngrok", help="Download the ngrok agent if it is missing.")] = False,
-    tunnel_timeout: Annotated[
-        float,
-        typer.Option("--tunnel-timeout", metavar="SECONDS", min=1, help="How long the ngrok agent gets to open the tunnel."),
-    ] = 10.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show headers (redacted) and bodies.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing per event.")] = False,
     json_out: JsonOut = False,
-    no_history: Annotated[bool, typer.Option("--no-history", help="Do not store exchanges.")] = False,
-    history_max_mb: Annotated[
-        int,
-        typer.Option(
-            "--history-max-mb", metavar="MiB", min=0, help="Keep the history under this size, oldest out first (0: no cap)."
-        ),
-    ] = DEFAULT_HISTORY_MAX_MB,
-    history_max_age: Annotated[
-        float,
-        typer.Option("--history-max-age", metavar="DAYS", min=0, help="Delete exchanges older than this (0: keep them)."),
-    ] = DEFAULT_HISTORY_MAX_AGE_DAYS,
     max_events: Annotated[int | None, typer.Option("--max-events", min=1, help="Stop after N events (exit 0).")] = None,
     timeout: Annotated[
         float | None,
@@ -171,23 +110,19 @@ def listen(
             "--timeout", metavar="SECONDS", min=0.001, help="Give up (exit 4) if --max-events have not arrived by then."
         ),
     ] = None,
+    listener: ListenerConfig | None = None,
+    answers: AnswerConfig | None = None,
+    forward: ForwardConfig | None = None,
+    tunnel: TunnelConfig | None = None,
+    history: HistoryConfig | None = None,
 ) -> None:
     """Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message."""
-    from comethook_cli.commands import basic_auth as credentials
     from comethook_cli.commands import listen as listen_command
+    from comethook_cli.engine.config import ListenConfig
 
-    basic_auth = credentials(basic_auth, basic_auth_file)
-    listen_command.run(
-        listen_command.ListenArgs(
-            host=host, port=port, max_body=max_body, basic_auth=basic_auth, respond=respond, drop_if=drop_if, rules=rules,
-            delay_ms=delay, status=status, verbose=verbose, quiet=quiet, json_out=json_out, history=not no_history,
-            max_events=max_events, timeout=timeout, forward_to=tuple(forward_to or ()), routes=tuple(route or ()),
-            forward_timeout=forward_timeout, fallback=fallback, tunnel={None: "auto", True: "on", False: "off"}[tunnel],
-            ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region, install_ngrok=install_ngrok,
-            tunnel_timeout=tunnel_timeout, max_answer=max_answer, history_max_mb=history_max_mb,
-            history_max_age=history_max_age,
-        )
-    )  # fmt: skip
+    assert listener and answers and forward and tunnel and history
+    config = ListenConfig(listener, answers, forward, tunnel, history, max_events, timeout)
+    listen_command.run(config, json_out=json_out, quiet=quiet, verbose=verbose)
 
 
 @payloads_app.command("list")

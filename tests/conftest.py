@@ -272,3 +272,25 @@ def pid_alive(pid: int) -> bool:
             return stat_file.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def hub_for(
+    on_exchange: Callable[[Any], None] | None = None,
+    on_rejected: Callable[[Any], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    history: Any = None,
+) -> Any:
+    """A real event hub (history first, then the callbacks) for tests that run a Listener directly."""
+    from comethook_cli.engine.hub import Hub
+    from comethook_cli.models import Exchange, Rejection
+
+    hub = Hub(history, on_warning)
+
+    def route(record: object) -> None:
+        if isinstance(record, Exchange) and on_exchange is not None:
+            on_exchange(record)
+        elif isinstance(record, Rejection) and on_rejected is not None:
+            on_rejected(record)
+
+    hub.subscribe(route)
+    return hub

@@ -15,7 +15,7 @@ upstream. Failure modes are picked with FAKE_NGROK_MODE:
   silent           prints nothing, runs forever
   die              healthy, then exits after FAKE_NGROK_DIE_AFTER seconds (default 1)
 
-FAKE_NGROK_LOG, when set, gets one line per run: the JSON argv, and the pid.
+FAKE_NGROK_LOG, when set, gets one JSON line per run: argv, pid, the NGROK_AUTHTOKEN it inherited, and its --config file.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -191,7 +192,11 @@ def main() -> None:
     log = os.environ.get("FAKE_NGROK_LOG")
     if log:
         with open(log, "a", encoding="utf-8") as stream:
-            stream.write(json.dumps({"argv": argv, "pid": os.getpid()}) + "\n")
+            config = arg(argv, "--config")
+            config_text = Path(config).read_text(encoding="utf-8") if config and os.path.exists(config) else ""
+            seen = {"argv": argv, "pid": os.getpid(), "env_token": os.environ.get("NGROK_AUTHTOKEN"), "config": config,
+                    "config_text": config_text}  # fmt: skip
+            stream.write(json.dumps(seen) + "\n")
     if argv[:1] in (["version"], ["--version"]):
         say("ngrok version 3.99.0-fake")
         return

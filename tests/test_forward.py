@@ -15,9 +15,11 @@ from aiohttp import web
 
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.rules import Responder
+from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.forwarder import Forwarder, destination
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange, Incoming
+from tests.conftest import hub_for
 
 ODD = b'{ "trigger" :"before_message",\n\t"data":{"text":"caf\\u00e9  odd   spacing", "n": 1.50}, "webhook":"wh-7" }'
 
@@ -58,8 +60,10 @@ async def listen(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     ) -> tuple[str, list[Exchange], list[str]]:
         exchanges: list[Exchange] = []
         warnings: list[str] = []
-        forwarder = Forwarder.from_options(targets, routes, timeout, fallback, warnings.append, Responder())
-        listener = Listener(ListenerConfig(port=0), forwarder, exchanges.append, lambda r: None, warnings.append)
+        forwarder = Forwarder.from_config(
+            ForwardConfig(tuple(targets), tuple(routes), timeout, fallback), warnings.append, Responder()
+        )
+        listener = Listener(ListenerConfig(port=0), forwarder, hub_for(exchanges.append, None, warnings.append))
         await listener.start()
         running.append((listener, forwarder))
         return listener.local_url, exchanges, warnings
@@ -213,7 +217,7 @@ async def test_routes_without_forward_to_leave_other_triggers_to_canned_answers(
      ("localhost:3000", "http://localhost:3000"), ("https://app.example.com/h", "https://app.example.com/h")],
 )  # fmt: skip
 def test_forward_to_shorthands(target: str, expected: str) -> None:
-    forwarder = Forwarder.from_options([target], [], 1, "error", print)
+    forwarder = Forwarder.from_config(ForwardConfig((target,), (), 1, "error"), print)
     assert forwarder.primary == expected
 
 
@@ -221,9 +225,9 @@ def test_bad_forwarding_options_are_usage_errors() -> None:
     from comethook_cli.errors import UsageError
 
     with pytest.raises(UsageError, match="Unknown --fallback"):
-        Forwarder.from_options(["8000"], [], 1, "explode", print)
+        Forwarder.from_config(ForwardConfig(("8000",), (), 1, "explode"), print)
     with pytest.raises(UsageError, match="Malformed --route"):
-        Forwarder.from_options(["8000"], ["before_message"], 1, "error", print)
+        Forwarder.from_config(ForwardConfig(("8000",), ("before_message",), 1, "error"), print)
 
 
 def test_destination_keeps_a_target_path_and_appends_the_incoming_query_unless_the_target_has_one() -> None:

@@ -18,11 +18,12 @@ import pytest
 from aiohttp import web
 
 from comethook_cli.cometchat.rules import Responder
+from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange
 from comethook_cli.outputs.wire import Event
-from tests.conftest import ndjson
+from tests.conftest import hub_for, ndjson
 from tests.hostile import HostileServer
 from tests.test_replay import record_exchange
 
@@ -58,8 +59,10 @@ async def forwarding() -> AsyncIterator[Callable[..., Any]]:
     async def start(*targets: str, fallback: str = "error", timeout: float = 5, max_answer: int = 1024 * 1024) -> Forwarding:
         exchanges: list[Exchange] = []
         warnings: list[str] = []
-        forwarder = Forwarder.from_options(targets, (), timeout, fallback, warnings.append, Responder(), max_answer)
-        listener = Listener(ListenerConfig(port=0), forwarder, exchanges.append, lambda r: None, warnings.append)
+        forwarder = Forwarder.from_config(
+            ForwardConfig(tuple(targets), (), timeout, fallback, max_answer), warnings.append, Responder()
+        )
+        listener = Listener(ListenerConfig(port=0), forwarder, hub_for(exchanges.append, None, warnings.append))
         await listener.start()
         running.append((listener, forwarder))
         return Forwarding(listener.local_url, exchanges, warnings)

@@ -38,6 +38,7 @@ from comethook_cli.models import Exchange, Rejection
 from comethook_cli.outputs.stream import NdjsonWriter
 from comethook_cli.outputs.terminal import Renderer
 from comethook_cli.outputs.wire import Event
+from tests.conftest import hub_for
 
 
 class Display:
@@ -91,8 +92,8 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             display.show(exchange)
 
         listener = Listener(
-            ListenerConfig(port=0, **config), answer or Responder(), on_exchange,
-            lambda r: holder[0].rejections.append(r), lambda w: holder[0].warnings.append(w), writer,
+            ListenerConfig(port=0, **config), answer or Responder(),
+            hub_for(on_exchange, lambda r: holder[0].rejections.append(r), lambda w: holder[0].warnings.append(w), writer),
         )  # fmt: skip
         holder.append(Running(listener, db, display))
         await listener.start()
@@ -179,7 +180,7 @@ async def test_lone_surrogates_are_answered_stored_replaced_and_shown_while_300_
 
 async def test_a_history_write_that_fails_costs_only_its_own_exchange(start: Any, tmp_path: Path) -> None:
     running = await start()
-    writer = running.listener.history
+    writer = running.listener.hub.sink
     assert writer is not None
     original = writer._write
 
@@ -466,8 +467,8 @@ class ThreadedListener:
             self.display.show(exchange)
 
         self.listener = Listener(
-            ListenerConfig(port=0, max_body=64 * 1024), Responder(), on_exchange, self.rejections.append, self.warnings.append,
-            self.writer,
+            ListenerConfig(port=0, max_body=64 * 1024), Responder(),
+            hub_for(on_exchange, self.rejections.append, self.warnings.append, self.writer),
         )  # fmt: skip
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()

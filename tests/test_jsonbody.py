@@ -16,6 +16,7 @@ from comethook_cli.cometchat.rules import Responder, load_rules, parse_respond
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.errors import UsageError
 from comethook_cli.jsonbody import MAX_DEPTH, JsonBodyError, depth, parse
+from tests.conftest import hub_for
 from tests.test_replay import record_exchange, write_editor
 
 TOO_DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -63,7 +64,7 @@ def test_depth_ignores_brackets_inside_strings() -> None:
 
 async def test_listener_refuses_too_deep_bodies_and_keeps_serving() -> None:
     exchanges: list[Any] = []
-    listener = Listener(ListenerConfig(port=0), Responder(), exchanges.append, lambda r: None, lambda w: None)
+    listener = Listener(ListenerConfig(port=0), Responder(), hub_for(exchanges.append, None, lambda w: None))
     await listener.start()
     try:
         async with aiohttp.ClientSession() as session:

@@ -17,7 +17,7 @@ from comethook_cli.cometchat.rules import Responder, compile_regex, load_rules, 
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.engine.store import History, HistoryWriter
 from comethook_cli.models import Exchange, Rejection
-from tests.conftest import delivery
+from tests.conftest import delivery, hub_for
 
 
 class Running:
@@ -36,7 +36,9 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         db = tmp_path / f"history-{len(started)}.db"
         writer = HistoryWriter(db)
         listener = Listener(
-            ListenerConfig(port=0, **config), responder or Responder(), exchanges.append, rejections.append, print, writer
+            ListenerConfig(port=0, **config),
+            responder or Responder(),
+            hub_for(exchanges.append, rejections.append, print, writer),
         )
         await listener.start()
         started.append((listener, writer))

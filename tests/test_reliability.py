@@ -22,10 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from comethook_cli.cometchat.rules import Responder
+from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.engine.store import History, HistoryWriter
 from comethook_cli.models import Exchange
+from tests.conftest import hub_for
 
 
 class ThreadedListener:
@@ -38,8 +40,8 @@ class ThreadedListener:
         self.writer = HistoryWriter(db)
         self.db = db
         self.listener = Listener(
-            ListenerConfig(port=0, max_body=64 * 1024), Responder(), self.exchanges.append, lambda r: None, self.warnings.append,
-            self.writer,
+            ListenerConfig(port=0, max_body=64 * 1024), Responder(),
+            hub_for(self.exchanges.append, None, self.warnings.append, self.writer),
         )  # fmt: skip
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -241,8 +243,10 @@ async def test_a_misbehaving_forward_target_never_stalls_other_deliveries(aiohtt
     routes = (f"t_hang=http://127.0.0.1:{hang_port}", f"t_garbage=http://127.0.0.1:{garbage_port}",
               f"t_cut=http://127.0.0.1:{cut_port}", f"t_refused=http://127.0.0.1:{closed_port}")  # fmt: skip
     exchanges: list[Exchange] = []
-    forwarder = Forwarder.from_options([f"http://127.0.0.1:{good.port}"], routes, 3.0, "error", lambda w: None, Responder())
-    listener = Listener(ListenerConfig(port=0), forwarder, exchanges.append, lambda r: None, lambda w: None)
+    forwarder = Forwarder.from_config(
+        ForwardConfig((f"http://127.0.0.1:{good.port}",), tuple(routes), 3.0, "error"), lambda w: None, Responder()
+    )
+    listener = Listener(ListenerConfig(port=0), forwarder, hub_for(exchanges.append, None, lambda w: None))
     await listener.start()
     url = listener.local_url + "/webhook"
     try:

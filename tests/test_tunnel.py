@@ -7,6 +7,7 @@ import signal
 import socket
 import stat
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,8 +39,11 @@ def test_end_to_end_through_the_public_url(listen_process: Any, fake_ngrok: Any,
     assert event["type"] == "event" and event["trigger"] == "before_message" and event["verdict"] == "pass"
     assert event["body"]["data"]["data"]["text"] == "through the tunnel"
     (run,) = fake_ngrok.runs()
-    # The token reached the agent through its environment, not its command line (`ps` shows that).
+    # The token reached the agent through a private config file, removed once it started: not its command
+    # line (`ps` shows that), not the environment (everything comethook starts later would inherit it).
     assert run["argv"][:2] == ["start", "--none"] and TOKEN not in " ".join(run["argv"])
+    assert run["env_token"] is None and TOKEN in run["config_text"]
+    assert not Path(run["config"]).exists()
     listener.proc.send_signal(signal.SIGINT)
     code, out, err = listener.finish()
     assert code == 0, err
@@ -110,7 +114,7 @@ def run_tunnel(cli: Any, agent: Any, *extra: str, token: str | None = TOKEN) -> 
         ("offline", ("--tunnel-timeout", "1"), "ngrok's cloud is unreachable", "internet connection"),
         # pyngrok only checks its timeout between agent lines: a silent agent is killed at the outer deadline,
         # --tunnel-timeout plus tunnel.DEADLINE_SLACK (shortened from 3 s to 0.5 s here so the test need not wait).
-        ("silent", ("--tunnel-timeout", "1"), "was not ready within 1.5 s; it was stopped", "ngrok v3 agent"),
+        ("silent", ("--tunnel-timeout", "1"), "was not ready within 1 s (+0.5 s of grace); it was stopped", "ngrok v3 agent"),
     ],
 )
 def test_failure_modes_exit_1_in_bounded_time_and_leave_no_agent(
@@ -177,8 +181,25 @@ def test_agent_dying_mid_session_is_reported_and_exits_1(listen_process: Any, fa
     assert "The ngrok agent died" in err and "Traceback" not in err
 
 
+def test_a_token_from_the_environment_never_reaches_the_agents_command_line(
+    listen_process: Any, fake_ngrok: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pyngrok reads NGROK_AUTHTOKEN itself and would pass it on as --authtoken, where `ps` shows it.
+    fake_ngrok.mode("token")
+    monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
+    listener = listen_process("--tunnel", "--ngrok-path", str(fake_ngrok.path))
+    assert listener.ready["public_url"].startswith("http://127.0.0.1:")
+    (run,) = fake_ngrok.runs()
+    assert "--authtoken" not in run["argv"] and TOKEN not in " ".join(run["argv"])
+    assert run["env_token"] == TOKEN  # the agent reads it from the environment it inherits
+    listener.proc.send_signal(signal.SIGINT)
+    code, _, err = listener.finish()
+    assert code == 0, err
+
+
 async def test_a_missing_agent_is_downloaded_only_after_a_yes(tmp_path: Any) -> None:
-    from comethook_cli.engine.tunnel import TunnelOptions, open_for
+    from comethook_cli.engine.config import TunnelConfig
+    from comethook_cli.engine.tunnel import open_for
     from comethook_cli.errors import TunnelError
 
     asked: list[str] = []
@@ -188,8 +209,8 @@ async def test_a_missing_agent_is_downloaded_only_after_a_yes(tmp_path: Any) -> 
         return False
 
     missing = tmp_path / "ngrok-bin" / "ngrok"
-    options = TunnelOptions(ngrok_path=str(missing), authtoken=TOKEN, required=True, confirm_install=decline)
+    config = TunnelConfig(tunnel="on", ngrok_path=str(missing), ngrok_authtoken=TOKEN)
     with pytest.raises(TunnelError, match="was not found"):
-        await open_for(8765, options, print)
+        await open_for(8765, config, print, decline)
     assert asked and str(missing) in asked[0] and "Download" in asked[0]  # asked, said no, nothing fetched
     assert not missing.exists()

@@ -14,7 +14,16 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from comethook_cli.models import DEFAULT_MAX_ANSWER
+from comethook_cli.cometchat.payloads import BuildOptions
+from comethook_cli.engine.config import (
+    AnswerConfig,
+    Delivering,
+    ForwardConfig,
+    HistoryConfig,
+    ListenerConfig,
+    TunnelConfig,
+    default,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 Group = dict[str, tuple[Any, Any]]
@@ -81,19 +90,34 @@ Insecure = Annotated[
     bool, typer.Option("--insecure", "-k", help="Do not verify TLS certificates (self-signed test endpoints); warns.")
 ]
 
+
+def _built(name: str) -> Any:
+    return default(BuildOptions, name)
+
+
+def _delivering(name: str) -> Any:
+    return default(Delivering, name)
+
+
 #: How a payload is built (`payloads show`, `send`).
 BUILDER: Group = {
-    "type_": (Annotated[str, typer.Option("--type", help="Message type: text, image, video, audio, file, custom.")], "text"),
-    "text": (Annotated[str | None, typer.Option("--text", help="Message text (caption for media).")], None),
-    "sender": (Annotated[str, typer.Option("--sender", metavar="UID", help="Sending user's uid.")], "cometchat-uid-1"),
-    "receiver": (Annotated[str, typer.Option("--receiver", metavar="UID", help="Receiving user's uid.")], "cometchat-uid-2"),
-    "group": (Annotated[str | None, typer.Option("--group", metavar="GUID", help="Send to a group (receiverType group).")], None),
+    "type_": (
+        Annotated[str, typer.Option("--type", help="Message type: text, image, video, audio, file, custom.")],
+        _built("type"),
+    ),
+    "text": (Annotated[str | None, typer.Option("--text", help="Message text (caption for media).")], _built("text")),
+    "sender": (Annotated[str, typer.Option("--sender", metavar="UID", help="Sending user's uid.")], _built("sender")),
+    "receiver": (Annotated[str, typer.Option("--receiver", metavar="UID", help="Receiving user's uid.")], _built("receiver")),
+    "group": (
+        Annotated[str | None, typer.Option("--group", metavar="GUID", help="Send to a group (receiverType group).")],
+        _built("group"),
+    ),
     "webhook_id": (
         Annotated[str, typer.Option("--webhook-id", help="The webhook id configured in the Dashboard.")],
-        "comethook-dev",
+        _built("webhook_id"),
     ),
-    "app_id": (Annotated[str, typer.Option("--app-id", help="CometChat app id.")], "2379614bd4db65dd"),
-    "region": (Annotated[str, typer.Option("--region", help="App region: us, eu, in.")], "us"),
+    "app_id": (Annotated[str, typer.Option("--app-id", help="CometChat app id.")], _built("app_id")),
+    "region": (Annotated[str, typer.Option("--region", help="App region: us, eu, in.")], _built("region")),
     "set_": (Sets, None),
 }
 
@@ -107,7 +131,10 @@ DELIVERING: Group = {
         ],
         None,
     ),
-    "timeout": (Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")], 10.0),
+    "timeout": (
+        Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")],
+        _delivering("timeout"),
+    ),
     "content_type": (ContentType, None),
     "json_out": (JsonOut, False),
     "expect": (
@@ -142,7 +169,7 @@ DELIVERING: Group = {
         Annotated[bool, typer.Option("--verbose", "-v", help="Show every attempt's answer body, and more of a long one.")],
         False,
     ),
-    "max_answer": (MaxAnswer, DEFAULT_MAX_ANSWER),
+    "max_answer": (MaxAnswer, _delivering("max_answer")),
     "insecure": (Insecure, False),
 }
 
@@ -160,7 +187,6 @@ def build_options(**values: Any) -> Any:
 def delivering(**values: Any) -> Any:
     """DELIVERING's values → Delivering."""
     from comethook_cli.commands import basic_auth
-    from comethook_cli.commands.send import Delivering
 
     return Delivering(
         basic_auth=basic_auth(values["basic_auth"], values["basic_auth_file"]), headers=values["header"] or [], timeout=values["timeout"], json_out=values["json_out"],
@@ -189,3 +215,263 @@ def with_options(group: Group, build: Callable[..., Any], into: str) -> Callable
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+# --- listen: one group per section of its config (engine/config.py), defaults read from there ----------------
+
+LISTENER: Group = {
+    "host": (
+        Annotated[str, typer.Option("--host", help="Interface to bind (warns when not loopback).", rich_help_panel="Listener")],
+        default(ListenerConfig, "host"),
+    ),
+    "port": (
+        Annotated[
+            int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.", rich_help_panel="Listener")
+        ],
+        default(ListenerConfig, "port"),
+    ),
+    "max_body": (
+        Annotated[
+            int,
+            typer.Option(
+                "--max-body", metavar="BYTES", min=1, help="Largest body accepted (413 above).", rich_help_panel="Listener"
+            ),
+        ],
+        default(ListenerConfig, "max_body"),
+    ),
+    "basic_auth": (BasicAuth, default(ListenerConfig, "basic_auth")),
+    "basic_auth_file": (BasicAuthFile, None),
+}
+
+ANSWERS: Group = {
+    "respond": (
+        Annotated[
+            str,
+            typer.Option(
+                "--respond",
+                metavar="pass|drop|inject:JSON|inject:@FILE",
+                help="Answer to before_message.",
+                rich_help_panel="Answers",
+            ),
+        ],
+        default(AnswerConfig, "respond"),
+    ),
+    "drop_if": (
+        Annotated[
+            str | None,
+            typer.Option("--drop-if", metavar="REGEX", help="Drop before_message whose text matches.", rich_help_panel="Answers"),
+        ],
+        default(AnswerConfig, "drop_if"),
+    ),
+    "rules": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--rules", metavar="FILE", help="JSON list of match → action rules (first match wins).", rich_help_panel="Answers"
+            ),
+        ],
+        default(AnswerConfig, "rules"),
+    ),
+    "delay": (
+        Annotated[
+            float, typer.Option("--delay", metavar="MS", min=0, help="Wait before every answer.", rich_help_panel="Answers")
+        ],
+        default(AnswerConfig, "delay"),
+    ),
+    "status": (
+        Annotated[
+            int, typer.Option("--status", metavar="CODE", help="HTTP status of every canned answer.", rich_help_panel="Answers")
+        ],
+        default(AnswerConfig, "status"),
+    ),
+}
+
+FORWARDING: Group = {
+    "forward_to": (
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--forward-to",
+                "-f",
+                metavar="URL",
+                help="Relay to your app (8000, :8000/hook, /hook → localhost:8000). Repeatable: first is primary, others get copies.",
+                rich_help_panel="Forwarding",
+            ),
+        ],
+        None,
+    ),
+    "route": (
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--route",
+                metavar="TRIGGER=URL",
+                help="Send one trigger to its own primary target. Repeatable.",
+                rich_help_panel="Forwarding",
+            ),
+        ],
+        None,
+    ),
+    "forward_timeout": (
+        Annotated[
+            float,
+            typer.Option(
+                "--forward-timeout",
+                metavar="SECONDS",
+                min=0.001,
+                help="How long to wait for your app.",
+                rich_help_panel="Forwarding",
+            ),
+        ],
+        default(ForwardConfig, "forward_timeout"),
+    ),
+    "fallback": (
+        Annotated[
+            str,
+            typer.Option(
+                "--fallback",
+                metavar="error|pass|drop",
+                help="Answer when your app is down or times out.",
+                rich_help_panel="Forwarding",
+            ),
+        ],
+        default(ForwardConfig, "fallback"),
+    ),
+    "max_answer": (
+        Annotated[
+            int,
+            typer.Option(
+                "--max-answer",
+                metavar="BYTES",
+                min=1,
+                help="Largest answer read from your app (else --fallback).",
+                rich_help_panel="Forwarding",
+            ),
+        ],
+        default(ForwardConfig, "max_answer"),
+    ),
+}
+
+TUNNEL: Group = {
+    "tunnel": (
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--tunnel/--no-tunnel",
+                help="Require an ngrok tunnel / never open one. Default: open one when an authtoken is available.",
+                rich_help_panel="Tunnel",
+            ),
+        ],
+        None,
+    ),
+    "ngrok_path": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--ngrok-path",
+                metavar="PATH",
+                envvar="COMETHOOK_NGROK_PATH",
+                help="The ngrok agent executable.",
+                rich_help_panel="Tunnel",
+            ),
+        ],
+        default(TunnelConfig, "ngrok_path"),
+    ),
+    "ngrok_authtoken": (NgrokAuthtoken, default(TunnelConfig, "ngrok_authtoken")),
+    "domain": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--domain", help="Reserved ngrok domain, so the Dashboard URL survives restarts.", rich_help_panel="Tunnel"
+            ),
+        ],
+        default(TunnelConfig, "domain"),
+    ),
+    "region": (
+        Annotated[
+            str | None, typer.Option("--region", help="ngrok region (us, eu, ap, au, sa, jp, in).", rich_help_panel="Tunnel")
+        ],
+        default(TunnelConfig, "region"),
+    ),
+    "install_ngrok": (
+        Annotated[
+            bool, typer.Option("--install-ngrok", help="Download the ngrok agent if it is missing.", rich_help_panel="Tunnel")
+        ],
+        default(TunnelConfig, "install_ngrok"),
+    ),
+    "tunnel_timeout": (
+        Annotated[
+            float,
+            typer.Option(
+                "--tunnel-timeout",
+                metavar="SECONDS",
+                min=1,
+                help="How long the ngrok agent gets to open the tunnel.",
+                rich_help_panel="Tunnel",
+            ),
+        ],
+        default(TunnelConfig, "tunnel_timeout"),
+    ),
+}
+
+HISTORY: Group = {
+    "no_history": (
+        Annotated[bool, typer.Option("--no-history", help="Do not store exchanges.", rich_help_panel="History")],
+        not default(HistoryConfig, "history"),
+    ),
+    "history_max_mb": (
+        Annotated[
+            float,
+            typer.Option(
+                "--history-max-mb",
+                metavar="MiB",
+                min=0,
+                help="Keep the history under this size, oldest out first (0: no cap).",
+                rich_help_panel="History",
+            ),
+        ],
+        default(HistoryConfig, "history_max_mb"),
+    ),
+    "history_max_age": (
+        Annotated[
+            float,
+            typer.Option(
+                "--history-max-age",
+                metavar="DAYS",
+                min=0,
+                help="Delete exchanges older than this (0: keep them).",
+                rich_help_panel="History",
+            ),
+        ],
+        default(HistoryConfig, "history_max_age"),
+    ),
+}
+
+
+def listener_config(**values: Any) -> ListenerConfig:
+    """LISTENER's values → ListenerConfig (Basic auth from the flag, the env var, a file or a prompt)."""
+    from comethook_cli.commands import basic_auth
+
+    credentials = basic_auth(values.pop("basic_auth"), values.pop("basic_auth_file"))
+    return ListenerConfig(basic_auth=credentials, **values)
+
+
+def answer_config(**values: Any) -> AnswerConfig:
+    """ANSWERS' values → AnswerConfig."""
+    return AnswerConfig(**values)
+
+
+def forward_config(**values: Any) -> ForwardConfig:
+    """FORWARDING's values → ForwardConfig."""
+    return ForwardConfig(forward_to=tuple(values.pop("forward_to") or ()), route=tuple(values.pop("route") or ()), **values)
+
+
+def tunnel_config(**values: Any) -> TunnelConfig:
+    """TUNNEL's values → TunnelConfig (--tunnel/--no-tunnel/neither → on/off/auto)."""
+    mode = values.pop("tunnel")
+    return TunnelConfig(tunnel="auto" if mode is None else "on" if mode else "off", **values)
+
+
+def history_config(**values: Any) -> HistoryConfig:
+    """HISTORY's values → HistoryConfig."""
+    return HistoryConfig(history=not values.pop("no_history"), **values)

@@ -14,7 +14,8 @@ from typing import Any
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads import encode, parse_set, set_path
 from comethook_cli.commands.history import open_history, replay_headers
-from comethook_cli.commands.send import Delivering, execute
+from comethook_cli.commands.send import execute
+from comethook_cli.engine.config import Delivering
 from comethook_cli.engine.sender import Outgoing, normalize_url
 from comethook_cli.errors import UsageError
 

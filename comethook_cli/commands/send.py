@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
 from comethook_cli.commands import read_body
+from comethook_cli.engine.config import Delivering
 from comethook_cli.engine.sender import Outgoing, normalize_url
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_MAX_ANSWER, Delivery
+from comethook_cli.models import Delivery
 
 INSECURE_WARNING = "--insecure: TLS certificates are not verified, so anyone on the way can read and change this traffic."
-
-
-@dataclass(frozen=True)
-class Delivering:
-    """How to deliver and report: the flags `send` and `replay` share."""
-
-    basic_auth: str | None = None
-    headers: Sequence[str] = ()
-    timeout: float = 10.0
-    count: int = 1
-    concurrency: int = 1
-    json_out: bool = False
-    expect: str | None = None
-    expect_json: Sequence[str] = ()
-    max_latency: float | None = None
-    simulate_retries: bool = False
-    retry_delays: str | None = None
-    verbose: bool = False
-    content_type: str | None = None
-    max_answer: int = DEFAULT_MAX_ANSWER
-    insecure: bool = False
 
 
 @dataclass(frozen=True)

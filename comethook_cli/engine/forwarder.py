@@ -19,6 +19,7 @@ import aiohttp
 from yarl import URL
 
 from comethook_cli.cometchat.verdict import DROP_ACTION
+from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.sender import UNBOUNDED, AnswerTooLarge, normalize_url, read_answer
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, HOP_BY_HOP, Answer, Incoming
@@ -86,29 +87,21 @@ class Forwarder:
         self._dropped_warned_at = -DROPPED_COPIES_WARNING_EVERY
 
     @classmethod
-    def from_options(
-        cls,
-        forward_to: Sequence[str],
-        routes: Sequence[str],
-        timeout: float,
-        fallback: str,
-        on_warning: Callable[[str], None],
-        unrouted: Answerer | None = None,
-        max_answer: int = DEFAULT_MAX_ANSWER,
-    ) -> Forwarder:
+    def from_config(cls, config: ForwardConfig, on_warning: Callable[[str], None], unrouted: Answerer | None = None) -> Forwarder:
         """Validate and normalise --forward-to, --route and --fallback."""
-        if fallback not in FALLBACKS:
-            raise UsageError(f"Unknown --fallback {fallback!r}.", f"Use one of: {', '.join(FALLBACKS)}.")
-        targets = [normalize_url(t) for t in forward_to]
+        if config.fallback not in FALLBACKS:
+            raise UsageError(f"Unknown --fallback {config.fallback!r}.", f"Use one of: {', '.join(FALLBACKS)}.")
+        targets = [normalize_url(t) for t in config.forward_to]
         routed: dict[str, str] = {}
-        for spec in routes:
+        for spec in config.route:
             trigger, sep, url = spec.partition("=")
             if not sep or not trigger.strip() or not url.strip():
                 raise UsageError(
                     f"Malformed --route {spec!r}.", "Write it as TRIGGER=URL, e.g. --route before_message=:8001/moderate."
                 )
             routed[trigger.strip()] = normalize_url(url)
-        return cls(targets[0] if targets else None, targets[1:], routed, timeout, fallback, on_warning, unrouted, max_answer)
+        primary, copies = (targets[0], targets[1:]) if targets else (None, [])
+        return cls(primary, copies, routed, config.forward_timeout, config.fallback, on_warning, unrouted, config.max_answer)
 
     def describe(self) -> str:
         """One line for the banner."""

@@ -3,13 +3,15 @@
 `commit()` is awaited before an answer goes out (acknowledged means stored); its failure for one
 exchange is a warning for that exchange alone. `publish()` never blocks and never raises: inline
 subscribers are plain callables that must not block (the terminal and NDJSON outputs only format and
-append to a background stream); queue subscribers get a bounded asyncio.Queue each, and one that falls
-behind is cut off and marked `overflowed` instead of growing without bound.
+append to a background stream, outputs/stream.py); queue subscribers get a bounded asyncio.Queue each,
+and one that falls behind is cut off and marked `overflowed` (it must reload from the history) instead
+of growing without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -90,15 +92,17 @@ class Hub:
         return True
 
     def publish(self, record: Any) -> None:
-        """Hand a record to every subscriber; a subscriber that raises is removed with one warning."""
+        """Hand a record to every subscriber. One that raises costs that record its output there, with a
+        warning, and nothing else: the other subscribers still get it, and it still gets the next one."""
         for subscriber in tuple(self._subscribers):
             try:
                 subscriber(record)
             except Exception as error:
-                self.unsubscribe(subscriber)
-                self.warn(f"an output failed and was detached: {type(error).__name__}: {error}")
+                label = getattr(record, "id", None) or type(record).__name__
+                self.warn(f"could not show {label}: {type(error).__name__}: {error}")
 
     def warn(self, message: str) -> None:
-        """A warning for whoever shows warnings."""
+        """A warning for whoever shows warnings (a failing warning display is not worth an answer either)."""
         if self.on_warning is not None:
-            self.on_warning(message)
+            with contextlib.suppress(Exception):
+                self.on_warning(message)

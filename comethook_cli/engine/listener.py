@@ -1,7 +1,8 @@
-"""The aiohttp server behind `listen`: receive, check auth, answer, hand each exchange on.
+"""The aiohttp server behind `listen`: receive, check auth, answer, hand each exchange to the hub.
 
-It never prints: `on_exchange`, `on_rejected` and `on_warning` are the callbacks the command wires
-to the display. Whoever answers is a callable `Incoming -> Answer` (the responder, or the forwarder).
+It never prints: exchanges and refusals are published on the hub (engine/hub.py), after the history
+has stored each exchange; warnings go to the hub too. Whoever answers is a callable
+`Incoming -> Answer` (the canned responder, or the forwarder).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import random
 import time
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -29,10 +29,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from comethook_cli import __version__, jsonbody
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.verdict import judge
+from comethook_cli.engine.config import ListenerConfig
 from comethook_cli.errors import ListenerError
 from comethook_cli.models import (
-    DEFAULT_MAX_BODY,
-    DEFAULT_PORT,
     Answer,
     EventInfo,
     Exchange,
@@ -43,7 +42,7 @@ from comethook_cli.models import (
 )
 
 if TYPE_CHECKING:
-    from comethook_cli.engine.store import HistoryWriter
+    from comethook_cli.engine.hub import Hub
 
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -65,18 +64,6 @@ WARN_EVERY = 30.0
 DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 #: Errors accept() gives when the process or the system is out of file descriptors or memory.
 ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
-
-@dataclass(frozen=True)
-class ListenerConfig:
-    """Where to listen and what to accept."""
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    max_body: int = DEFAULT_MAX_BODY
-    basic_auth: str | None = None
-    #: Open connections before the oldest idle one is closed for a new one; None: derived from the file-descriptor limit.
-    max_connections: int | None = None
 
 
 def redact_headers(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
@@ -227,7 +214,7 @@ class _ServerLog(logging.Handler):
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, HttpProcessingError):
             detail = " ".join(str(error.message or type(error).__name__).split())[:200]
-            self.listener.on_rejected(Rejection(error.code or 400, f"malformed request: {detail}", "-", "-"))
+            self.listener.hub.publish(Rejection(error.code or 400, f"malformed request: {detail}", "-", "-"))
         elif record.levelno >= logging.WARNING:
             detail = f": {type(error).__name__}: {error}" if error is not None else ""
             self.listener.warnings.warn("aiohttp", " ".join(f"{record.getMessage()}{detail}".split())[:300])
@@ -244,28 +231,18 @@ def new_id() -> str:
 
 
 class Listener:
-    """One aiohttp server: start(), then deliveries flow through the callbacks, then stop()."""
+    """One aiohttp server: start(), then every exchange and refusal goes through the hub, then stop()."""
 
-    def __init__(
-        self,
-        config: ListenerConfig,
-        answer: Answerer,
-        on_exchange: Callable[[Exchange], None],
-        on_rejected: Callable[[Rejection], None],
-        on_warning: Callable[[str], None],
-        history: HistoryWriter | None = None,
-    ) -> None:
+    def __init__(self, config: ListenerConfig, answer: Answerer, hub: Hub) -> None:
         self.config = config
         self.answer = answer
-        self.on_exchange = on_exchange
-        self.on_rejected = on_rejected
-        self.on_warning = on_warning
-        self.history = history
+        self.hub = hub
+        #: Exchanges answered so far (the status endpoint and --max-events read it).
         self.events = 0
         self.port = config.port
         #: Set by `listen` once a public tunnel points here: the status endpoint then never shows the version.
         self.tunnel_open = False
-        self.warnings = _Warnings(on_warning)
+        self.warnings = _Warnings(hub.warn)
         self._runner: web.ServerRunner | None = None
         self._server: _Server | None = None
         self._busy: set[Any] = set()
@@ -340,7 +317,7 @@ class Listener:
     ) -> web.Response:
         # The path as it arrived (still percent-encoded, so no CR/LF or ESC), without the query (it may carry a token).
         path = request.raw_path.partition("?")[0]
-        self.on_rejected(Rejection(status, reason, request.method, path if path.isascii() else replace_surrogates(path)))
+        self.hub.publish(Rejection(status, reason, request.method, path if path.isascii() else replace_surrogates(path)))
         response = web.json_response({"error": reason}, status=status, headers=headers)
         if close:  # the rest of the body is not worth waiting for
             response.force_close()
@@ -456,15 +433,9 @@ class Listener:
             payload=payload,
         )
         self.events += 1
-        # Neither the history nor the display may cost CometChat its answer, or hold up anyone else's.
-        if self.history is not None:
-            try:
-                await self.history.record(exchange)
-            except Exception as error:
-                self.on_warning(getattr(error, "message", None) or f"could not store event {exchange.id}: {error}")
-        try:
-            self.on_exchange(exchange)
-        except Exception as error:
-            self.on_warning(f"could not display event {exchange.id}: {error}")
+        # Stored before it is answered (acknowledged means stored); then shown. Neither may cost CometChat
+        # its answer or hold up anyone else's: the hub turns a failure into a warning for this exchange alone.
+        await self.hub.commit(exchange)
+        self.hub.publish(exchange)
         # The pairs, not a dict: aiohttp keeps them in a CIMultiDict, so repeated headers (Set-Cookie) all go back.
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)

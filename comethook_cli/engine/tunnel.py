@@ -14,16 +14,15 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from comethook_cli.engine.config import TunnelConfig
 from comethook_cli.errors import TunnelError
 
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
 TOKEN_HINT = f"Set NGROK_AUTHTOKEN or pass --ngrok-authtoken; get yours at {AUTHTOKEN_URL}."
-STARTUP_TIMEOUT = 10.0
 #: Extra seconds past pyngrok's own start-up timeout before the agent is killed (it only checks between lines).
 #: Read at use time: the test suite monkeypatches it to test that deadline without waiting 3 s.
 DEADLINE_SLACK = 3.0
@@ -44,20 +43,6 @@ _HINTS = {
 }
 
 
-@dataclass(frozen=True)
-class TunnelOptions:
-    """What the user asked for: the agent, the token, a reserved domain, a region; whether the tunnel is required."""
-
-    ngrok_path: str | None = None
-    authtoken: str | None = None
-    domain: str | None = None
-    region: str | None = None
-    install: bool = False
-    required: bool = False
-    startup_timeout: float = STARTUP_TIMEOUT
-    confirm_install: Callable[[str], bool] | None = None
-
-
 def ngrok_dir() -> Path:
     """ngrok's own config directory (computed now, not at import)."""
     from pyngrok import installer
@@ -65,11 +50,11 @@ def ngrok_dir() -> Path:
     return Path(installer.get_default_ngrok_dir())
 
 
-def agent_path(options: TunnelOptions) -> Path:
+def agent_path(config: TunnelConfig) -> Path:
     """--ngrok-path, else COMETHOOK_NGROK_PATH, else where pyngrok installs the agent. Never $PATH (pyngrok's `ngrok` script is a downloader)."""
     from pyngrok import installer
 
-    explicit = options.ngrok_path or os.environ.get("COMETHOOK_NGROK_PATH")
+    explicit = config.ngrok_path or os.environ.get("COMETHOOK_NGROK_PATH")
     return Path(explicit).expanduser() if explicit else ngrok_dir() / installer.get_ngrok_bin()
 
 
@@ -81,41 +66,38 @@ def config_file() -> Path:
     return user if user.exists() else home() / "ngrok.yml"
 
 
-def find_authtoken(options: TunnelOptions) -> str | None:
+def find_authtoken(config: TunnelConfig) -> str | None:
     """--ngrok-authtoken, else NGROK_AUTHTOKEN, else `authtoken` in the user's ngrok config."""
-    token = options.authtoken or os.environ.get("NGROK_AUTHTOKEN")
+    token = config.ngrok_authtoken or os.environ.get("NGROK_AUTHTOKEN")
     if token:
         return token
     import yaml  # pyngrok's own dependency
 
     path = ngrok_dir() / "ngrok.yml"
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, ValueError, yaml.YAMLError):  # a malformed file is the user's to fix, not a crash
         return None
-    if not isinstance(config, dict):
+    if not isinstance(settings, dict):
         return None
-    agent = config.get("agent")
+    agent = settings.get("agent")
     token = agent.get("authtoken") if isinstance(agent, dict) else None
-    token = token or config.get("authtoken")
+    token = token or settings.get("authtoken")
     return token if isinstance(token, str) and token else None
 
 
 class Tunnel:
     """An open tunnel: its public URL, a watchdog on the agent, and close()."""
 
-    def __init__(self, public_url: str, config: Any) -> None:
+    def __init__(self, public_url: str, agent: Any, pyngrok_config: Any) -> None:
         self.public_url = public_url
-        self._config = config
+        self._agent = agent  # pyngrok's NgrokProcess
+        self._config = pyngrok_config
 
     def agent_exit_code(self) -> int | None:
         """None while the agent runs, else its exit code."""
-        from pyngrok import process
-
-        running = process._current_processes.get(self._config.ngrok_path)
-        if running is None:
-            return -1
-        return running.proc.poll()
+        code: int | None = self._agent.proc.poll()
+        return code
 
     async def watch(self) -> None:
         """Return never while the agent lives; raise TunnelError when it dies."""
@@ -145,75 +127,110 @@ class Tunnel:
             ngrok.kill(pyngrok_config=self._config)
 
 
-async def open_for(port: int, options: TunnelOptions, on_warning: Callable[[str], None]) -> Tunnel | None:
+async def open_for(
+    port: int, config: TunnelConfig, on_warning: Callable[[str], None], confirm_install: Callable[[str], bool] | None = None
+) -> Tunnel | None:
     """Open a tunnel to the local port. Auto mode (not required): None without a token, and a warning instead of an error."""
-    token = find_authtoken(options)
-    if token is None and not options.required:
+    token = find_authtoken(config)
+    if token is None and config.tunnel != "on":
         return None
     try:
-        return await _open(port, options, token)
+        return await _open(port, config, token, confirm_install)
     except TunnelError as error:
-        if options.required:
+        if config.tunnel == "on":
             raise
         on_warning(f"{error.message} Listening locally only. {error.hint or ''}".strip())
         return None
 
 
-async def _open(port: int, options: TunnelOptions, token: str | None) -> Tunnel:
-    path = agent_path(options)
-    await _ensure_agent(path, options)
+async def _open(port: int, config: TunnelConfig, token: str | None, confirm_install: Callable[[str], bool] | None) -> Tunnel:
+    path = agent_path(config)
+    await _ensure_agent(path, config, confirm_install)
     _quiet_pyngrok_logging()
     from pyngrok import conf
 
-    config = conf.PyngrokConfig(
-        ngrok_path=str(path),
-        config_path=str(config_file()),
-        auth_token=None,  # pyngrok would pass it as --authtoken, visible to anyone running `ps`
-        region=options.region,
-        startup_timeout=max(1, int(options.startup_timeout)),
-        start_new_session=True,
-        monitor_thread=True,
-    )
-    if options.authtoken:
-        # The v3 agent reads NGROK_AUTHTOKEN from its environment, which it inherits from this process.
-        os.environ["NGROK_AUTHTOKEN"] = options.authtoken
-    extra: dict[str, Any] = {"url": f"https://{options.domain}"} if options.domain else {}
-    work = asyncio.ensure_future(asyncio.to_thread(_connect, port, config, extra))
-    done, _ = await asyncio.wait([work], timeout=options.startup_timeout + DEADLINE_SLACK)
+    with _agent_config(config.ngrok_authtoken) as config_path:
+        pyngrok_config = conf.PyngrokConfig(
+            ngrok_path=str(path),
+            config_path=str(config_path),
+            region=config.region,
+            startup_timeout=max(1, int(config.tunnel_timeout)),
+            start_new_session=True,
+            monitor_thread=True,
+        )
+        # pyngrok would pass a token (even one it read from NGROK_AUTHTOKEN itself) as --authtoken, where `ps`
+        # shows it to every local user: the agent reads it from its inherited environment or from its config instead.
+        pyngrok_config.auth_token = None
+        extra: dict[str, Any] = {"url": f"https://{config.domain}"} if config.domain else {}
+        work = asyncio.ensure_future(asyncio.to_thread(_connect, port, pyngrok_config, extra))
+        done, _ = await asyncio.wait([work], timeout=config.tunnel_timeout + DEADLINE_SLACK)
     if not done:
-        _kill_starting_agent(config)
+        _kill_starting_agent(pyngrok_config)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(work, timeout=5)
         raise TunnelError(
-            f"The ngrok agent at {path} started but was not ready within {options.startup_timeout + DEADLINE_SLACK:g} s; it was stopped.",
+            f"The ngrok agent at {path} started but was not ready within {config.tunnel_timeout:g} s "
+            f"(+{DEADLINE_SLACK:g} s of grace); it was stopped.",
             "Is it the ngrok v3 agent? Check your network, or run it by hand to see what it says.",
         )
     try:
-        public_url = work.result()
+        public_url, agent = work.result()
     except TunnelError:
-        await asyncio.to_thread(_kill, config)
+        await asyncio.to_thread(_kill, pyngrok_config)
         raise
     except Exception as error:
-        await asyncio.to_thread(_kill, config)
+        await asyncio.to_thread(_kill, pyngrok_config)
         raise _explain(error, path, token) from None
-    return Tunnel(public_url, config)
+    return Tunnel(public_url, agent, pyngrok_config)
 
 
-def _connect(port: int, config: Any, extra: dict[str, Any]) -> str:
+@contextlib.contextmanager
+def _agent_config(authtoken: str | None) -> Iterator[Path]:
+    """The config file the agent starts with. With --ngrok-authtoken, a private copy of it (mode 0600, in a
+    0700 directory, removed once the agent has read it) that adds the token: never the command line, where
+    `ps` shows it, and never this process's environment, which everything started later would inherit."""
+    base = config_file()
+    if not authtoken:
+        yield base
+        return
+    import tempfile
+
+    import yaml  # pyngrok's own dependency
+
+    settings: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError, yaml.YAMLError):
+        loaded = yaml.safe_load(base.read_text(encoding="utf-8")) if base.exists() else None
+        settings = loaded if isinstance(loaded, dict) else {}
+    settings.setdefault("version", "3")
+    agent = settings.get("agent")
+    settings["agent"] = {**(agent if isinstance(agent, dict) else {}), "authtoken": authtoken}
+    settings.pop("authtoken", None)
+    with tempfile.TemporaryDirectory(prefix="comethook-ngrok-") as folder:
+        path = Path(folder) / "ngrok.yml"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            yaml.safe_dump(settings, file)
+        yield path
+
+
+def _connect(port: int, pyngrok_config: Any, extra: dict[str, Any]) -> tuple[str, Any]:
     from pyngrok import ngrok
 
-    tunnel = ngrok.connect(str(port), "http", pyngrok_config=config, **extra)
+    tunnel = ngrok.connect(str(port), "http", pyngrok_config=pyngrok_config, **extra)
     if not tunnel.public_url:
         raise TunnelError("ngrok opened a tunnel without a public URL.", "Check the agent's version.")
-    return str(tunnel.public_url)
+    # The agent connect() just started (pyngrok's public accessor returns the running one).
+    return str(tunnel.public_url), ngrok.get_ngrok_process(pyngrok_config)
 
 
-def _kill_starting_agent(config: Any) -> None:
+def _kill_starting_agent(pyngrok_config: Any) -> None:
     """Kill an agent pyngrok is still waiting on. pyngrok holds its process lock while it waits for the
-    agent's next line, so `ngrok.kill()` would wait forever; the process is registered before that wait."""
+    agent's next line, so `ngrok.kill()` would wait forever, and no public call returns the process before
+    connect() does: this is the one place comethook reads pyngrok's registry (the process is in it before
+    that wait). A test against a silent stand-in agent holds this to pyngrok's behaviour."""
     from pyngrok import process
 
-    starting = process._current_processes.get(config.ngrok_path)
+    starting = process._current_processes.get(pyngrok_config.ngrok_path)
     if starting is not None:
         with contextlib.suppress(OSError):
             starting.proc.kill()
@@ -233,13 +250,13 @@ def _quiet_pyngrok_logging() -> None:
     logger.propagate = False
 
 
-async def _ensure_agent(path: Path, options: TunnelOptions) -> None:
+async def _ensure_agent(path: Path, config: TunnelConfig, confirm_install: Callable[[str], bool] | None) -> None:
     """The agent must exist and be executable; download it only when the user agreed."""
     if path.is_dir():
         raise TunnelError(f"--ngrok-path {path} is a directory, not the ngrok agent.", "Point it at the ngrok executable.")
     if not path.exists():
         prompt = f"The ngrok agent is not installed at {path}. Download it from ngrok's CDN now?"
-        agreed = options.install or (options.confirm_install is not None and options.confirm_install(prompt))
+        agreed = config.install_ngrok or (confirm_install is not None and confirm_install(prompt))
         if not agreed:
             raise TunnelError(
                 f"The ngrok agent was not found at {path}.",

@@ -171,6 +171,18 @@ class Stopped(Record):
 
 
 @dataclass(frozen=True)
+class Overflow(Record):
+    """The reader fell so far behind that lines were dropped (the events are still in the history)."""
+
+    type: ClassVar[str] = "overflow"
+    dropped: int
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "overflow", "dropped"}."""
+        return {"type": self.type, "dropped": self.dropped}
+
+
+@dataclass(frozen=True)
 class DeliveryRecord(Record):
     """One POST that `send`, `replay` or `check` made, and what came back."""
 
@@ -266,7 +278,9 @@ class Payload(Record):
                 "description": t.description}  # fmt: skip
 
 
-RecordType = Literal["ready", "event", "rejected", "error", "stopped", "delivery", "retries", "summary", "check", "payload"]
+RecordType = Literal[
+    "ready", "event", "rejected", "error", "stopped", "overflow", "delivery", "retries", "summary", "check", "payload"
+]
 
 
 def encode(record: Record) -> str:

@@ -1,0 +1,132 @@
+"""The typed configuration of a listening session: one frozen dataclass per section.
+
+Each section is what a future `comethook.toml` section will hold, and each field is named after its
+long flag (`forward_to` is `--forward-to`): the option groups in commands/options.py read their
+defaults from here, so every default has exactly one source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Literal
+
+from comethook_cli.models import (
+    DEFAULT_HISTORY_MAX_AGE_DAYS,
+    DEFAULT_HISTORY_MAX_MB,
+    DEFAULT_MAX_ANSWER,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+)
+
+TunnelMode = Literal["auto", "on", "off"]
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """Where to listen and what to accept ([listen])."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    max_body: int = DEFAULT_MAX_BODY
+    #: USER:PASS that every delivery must carry (None: no Basic auth).
+    basic_auth: str | None = None
+    #: Open connections before the oldest idle one is closed for a new one; None: derived from the file-descriptor limit.
+    max_connections: int | None = None
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """How comethook answers when no app is forwarded to: canned answers and rules ([listen])."""
+
+    respond: str = "pass"
+    drop_if: str | None = None
+    rules: str | None = None
+    #: Milliseconds to wait before every canned answer.
+    delay: float = 0.0
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    """Relaying deliveries to the developer's app ([listen])."""
+
+    forward_to: tuple[str, ...] = ()
+    route: tuple[str, ...] = ()
+    forward_timeout: float = 30.0
+    fallback: str = "error"
+    max_answer: int = DEFAULT_MAX_ANSWER
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any delivery is forwarded."""
+        return bool(self.forward_to or self.route)
+
+
+@dataclass(frozen=True)
+class TunnelConfig:
+    """The ngrok tunnel ([tunnel])."""
+
+    tunnel: TunnelMode = "auto"
+    ngrok_path: str | None = None
+    ngrok_authtoken: str | None = None
+    domain: str | None = None
+    region: str | None = None
+    install_ngrok: bool = False
+    tunnel_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    """What is kept of each exchange ([history])."""
+
+    history: bool = True
+    history_max_mb: float = DEFAULT_HISTORY_MAX_MB
+    history_max_age: float = DEFAULT_HISTORY_MAX_AGE_DAYS
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    """Everything a listening session needs."""
+
+    listener: ListenerConfig = field(default_factory=ListenerConfig)
+    answers: AnswerConfig = field(default_factory=AnswerConfig)
+    forward: ForwardConfig = field(default_factory=ForwardConfig)
+    tunnel: TunnelConfig = field(default_factory=TunnelConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    #: Stop after this many events (None: run until stopped).
+    max_events: int | None = None
+    #: Give up after this many seconds (None: no limit).
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Delivering:
+    """How `send` and `replay` deliver, report and assert ([send])."""
+
+    basic_auth: str | None = None
+    headers: Sequence[str] = ()
+    timeout: float = 10.0
+    count: int = 1
+    concurrency: int = 1
+    json_out: bool = False
+    expect: str | None = None
+    expect_json: Sequence[str] = ()
+    max_latency: float | None = None
+    simulate_retries: bool = False
+    retry_delays: str | None = None
+    verbose: bool = False
+    content_type: str | None = None
+    max_answer: int = DEFAULT_MAX_ANSWER
+    insecure: bool = False
+
+
+def default(section: type[Any], name: str) -> Any:
+    """The default of one field of a config section (the one source the option declarations read)."""
+    for spec in fields(section):
+        if spec.name == name:
+            if spec.default is not MISSING:
+                return spec.default
+            if spec.default_factory is not MISSING:
+                return spec.default_factory()
+    raise KeyError(f"{section.__name__} has no field {name!r}")

@@ -1,0 +1,213 @@
+"""A listening session: the listener, whoever answers, the tunnel and the history, from one ListenConfig.
+
+Modelled on uvicorn's Config → Server: `startup()` binds and opens everything, `serve()` waits for a
+reason to stop, `shutdown()` releases everything in reverse. Output is not its business: whoever runs
+it subscribes to `session.hub`. A Python caller needs no Typer:
+
+    async with Session(ListenConfig()) as session:
+        records = session.hub.subscribe_queue()
+        ...                      # deliveries arrive; records.get() returns each Exchange
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from comethook_cli.engine.config import ListenConfig
+from comethook_cli.engine.hub import Hub
+from comethook_cli.errors import UnreachableError, UsageError
+from comethook_cli.models import Exchange
+
+if TYPE_CHECKING:
+    from comethook_cli.engine.listener import Answerer, Listener
+    from comethook_cli.engine.store import HistoryWriter
+    from comethook_cli.engine.tunnel import Tunnel
+
+#: The path the banner tells people to paste (the listener accepts any path).
+WEBHOOK_PATH = "/webhook"
+HistoryState = Literal["on", "off", "damaged"]
+
+
+class Session:
+    """One `listen`, from start-up to shutdown."""
+
+    def __init__(
+        self,
+        config: ListenConfig,
+        on_warning: Callable[[str], None] | None = None,
+        confirm_install: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.config = config
+        self.hub = Hub(on_warning=on_warning)
+        self.confirm_install = confirm_install
+        self.answerer: Answerer | None = None
+        #: One line saying who answers (canned answers, rules, or the app forwarded to), for the banner.
+        self.answering = ""
+        self.history: HistoryWriter | None = None
+        self.history_state: HistoryState = "off"
+        self.listener: Listener | None = None
+        self.tunnel: Tunnel | None = None
+        self.started = False
+        self._prepared = False
+        self._close_answerer: Callable[[], Awaitable[None]] | None = None
+        self._stop: asyncio.Event | None = None
+
+    # --- the three phases ------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Everything that can be checked before a socket opens: the answers, the rules, the history file.
+        Raises UsageError for a bad option, so nothing starts half-way. Called by startup() if not before."""
+        if self._prepared:
+            return
+        from comethook_cli.engine.listener import Listener
+        from comethook_cli.engine.sender import basic_auth_header
+
+        listener = self.config.listener
+        if listener.basic_auth:
+            basic_auth_header(listener.basic_auth)  # validates USER:PASS
+        if listener.max_body < 1:
+            raise UsageError("--max-body must be at least 1 byte.", "The default is 1048576 (1 MiB).")
+        self.answerer, self.answering, self._close_answerer = self._build_answerer()
+        self.history, self.history_state = self._open_history()
+        self.hub.sink = self.history
+        self.listener = Listener(listener, self.answerer, self.hub)
+        self._prepared = True
+
+    async def startup(self) -> None:
+        """Bind the listener and open the tunnel (ListenerError, TunnelError when they cannot be)."""
+        from comethook_cli.engine.listener import LOOPBACK
+
+        self.prepare()
+        assert self.listener is not None
+        self._stop = asyncio.Event()
+        if self.config.max_events is not None:
+            self.hub.subscribe(self._count)
+        if self.config.listener.host not in LOOPBACK:
+            self.hub.warn(f"listening on {self.config.listener.host}: anyone who can reach this machine can post to it.")
+        try:
+            await self.listener.start()
+            self.tunnel = await self._open_tunnel()
+        except BaseException:
+            await self.shutdown()  # whatever did open (the history, the app client) is released
+            raise
+        self.listener.tunnel_open = self.tunnel is not None
+        self.started = True
+
+    async def serve(self) -> None:
+        """Wait for stop(), --max-events, --timeout (UnreachableError when events are still missing) or a
+        dead tunnel (TunnelError)."""
+        assert self._stop is not None, "startup() first"
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stop.wait())]
+        if self.tunnel is not None:
+            waiters.append(asyncio.ensure_future(self.tunnel.watch()))
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=self.config.timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        for waiter in done:
+            waiter.result()  # a dead tunnel raises TunnelError here
+        if not done and self.config.max_events is not None:
+            raise UnreachableError(
+                f"Only {self.events} of {self.config.max_events} events arrived within {self.config.timeout:g} s.",
+                "Check the webhook URL and triggers in the CometChat Dashboard, or raise --timeout.",
+            )
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let answers in flight finish (briefly), close the app client, the tunnel, the history."""
+        try:
+            if self.listener is not None:
+                await self.listener.stop()
+            if self._close_answerer is not None:
+                await self._close_answerer()
+            if self.tunnel is not None:
+                await self.tunnel.close()
+        finally:
+            if self.history is not None:
+                self.history.close()
+                self.history = None
+
+    def stop(self) -> None:
+        """Ask serve() to return (signal handlers call this)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    async def __aenter__(self) -> Session:
+        await self.startup()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    # --- what a caller may want to know ----------------------------------------------------------
+    @property
+    def events(self) -> int:
+        """Exchanges answered so far."""
+        return self.listener.events if self.listener is not None else 0
+
+    @property
+    def local_url(self) -> str:
+        """http://host:port of the listener."""
+        assert self.listener is not None
+        return self.listener.local_url
+
+    @property
+    def public_url(self) -> str | None:
+        """The tunnel's public URL (None when listening locally)."""
+        return self.tunnel.public_url if self.tunnel is not None else None
+
+    @property
+    def webhook_url(self) -> str:
+        """What to paste in the CometChat Dashboard."""
+        return (self.public_url or self.local_url) + WEBHOOK_PATH
+
+    # --- the parts -------------------------------------------------------------------------------
+    def _count(self, record: object) -> None:
+        if isinstance(record, Exchange) and self.config.max_events is not None and self.events >= self.config.max_events:
+            self.stop()
+
+    def _build_answerer(self) -> tuple[Answerer, str, Callable[[], Awaitable[None]] | None]:
+        """The canned responder, or the forwarder (which falls back to it for unrouted triggers)."""
+        from comethook_cli.cometchat import rules
+
+        answers = self.config.answers
+        respond = rules.parse_respond(answers.respond)
+        drop_if = rules.compile_regex(answers.drop_if, "--drop-if") if answers.drop_if else None
+        loaded = rules.load_rules(answers.rules) if answers.rules else []
+        if not 100 <= answers.status <= 599:
+            raise UsageError(f"--status {answers.status} is not an HTTP status code.", "Use 100-599, e.g. --status 503.")
+        canned = rules.Responder(respond, drop_if, loaded, answers.delay, answers.status)
+        forward = self.config.forward
+        if not forward.enabled:
+            return canned, canned.describe(), None
+        from comethook_cli.engine.forwarder import Forwarder
+
+        forwarder = Forwarder.from_config(forward, self.hub.warn, canned)
+        return forwarder, forwarder.describe(), forwarder.close
+
+    def _open_history(self) -> tuple[HistoryWriter | None, HistoryState]:
+        """The history writer, with retention. A damaged file is set aside (by the writer); if even that
+        fails, the session runs without history, loudly, rather than not at all."""
+        history = self.config.history
+        if not history.history:
+            return None, "off"
+        from comethook_cli.engine.store import HistoryDamaged, HistoryWriter, Retention, default_path
+
+        if history.history_max_mb < 0 or history.history_max_age < 0:
+            raise UsageError("--history-max-mb and --history-max-age cannot be negative.", "Use 0 to turn a cap off.")
+        retention = Retention.from_options(history.history_max_mb, history.history_max_age)
+        try:
+            return HistoryWriter(default_path(), retention, self.hub.warn), "on"
+        except HistoryDamaged as damaged:  # and it could not be set aside either
+            self.hub.warn(f"HISTORY IS OFF for this session: {damaged.message} {damaged.hint}")
+            return None, "damaged"
+
+    async def _open_tunnel(self) -> Tunnel | None:
+        """The ngrok tunnel when asked for (or when auto mode finds a token); None when listening locally."""
+        if self.config.tunnel.tunnel == "off":
+            return None
+        from comethook_cli.engine import tunnel
+
+        assert self.listener is not None
+        return await tunnel.open_for(self.listener.port, self.config.tunnel, self.hub.warn, self.confirm_install)
