@@ -26,9 +26,7 @@ from tests.conftest import delivery, ndjson
 
 
 def local_config(**answers: Any) -> ListenConfig:
-    return ListenConfig(
-        listener=ListenerConfig(port=0), answers=AnswerConfig(**answers), tunnel=TunnelConfig(tunnel="off")
-    )
+    return ListenConfig(listener=ListenerConfig(port=0), answers=AnswerConfig(**answers), tunnel=TunnelConfig(tunnel="off"))
 
 
 async def test_a_session_runs_from_python_without_typer_and_stores_before_it_answers() -> None:
