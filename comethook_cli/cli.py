@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from comethook_cli import __version__
+from comethook_cli.cometchat.payloads import BuildOptions
 from comethook_cli.commands.options import (
     ANSWERS,
     BUILDER,
@@ -35,7 +36,7 @@ from comethook_cli.commands.options import (
     tunnel_config,
     with_options,
 )
-from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenerConfig, TunnelConfig
+from comethook_cli.engine.config import AnswerConfig, Delivering, ForwardConfig, HistoryConfig, ListenerConfig, TunnelConfig
 from comethook_cli.errors import ComethookError, ExitCode
 from comethook_cli.models import (
     DEFAULT_MAX_ANSWER,
@@ -140,11 +141,12 @@ def payloads_list(json_out: JsonOut = False) -> None:
 def payloads_show(
     trigger: Annotated[str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.")],
     legacy: Legacy = False,
-    options: Any = None,
+    options: BuildOptions | None = None,
 ) -> None:
     """Print the exact JSON body `send` would send for TRIGGER."""
     from comethook_cli import commands
 
+    assert options is not None  # with_options fills it
     commands.payloads_show(trigger, legacy, options)
 
 
@@ -159,14 +161,15 @@ def send(
     body: Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many deliveries (fresh ids each).")] = 1,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Deliveries in flight at once.")] = 1,
-    options: Any = None,
-    how: Any = None,
+    options: BuildOptions | None = None,
+    how: Delivering | None = None,
 ) -> None:
     """Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer."""
     from dataclasses import replace
 
     from comethook_cli.commands import send as send_command
 
+    assert options is not None and how is not None  # with_options fills them
     how = replace(how, count=count, concurrency=concurrency)
     send_command.run(send_command.SendArgs(trigger, to, legacy, options, body, how))
 
@@ -184,11 +187,12 @@ def replay(
     ] = None,
     set_: Sets = None,
     edit: Annotated[bool, typer.Option("--edit", help="Edit the body in $EDITOR first.")] = False,
-    how: Any = None,
+    how: Delivering | None = None,
 ) -> None:
     """Deliver a stored exchange's exact bytes again (optionally changed) and show the answer like `send`."""
     from comethook_cli.commands import replay as replay_command
 
+    assert how is not None  # with_options fills it
     replay_command.run(exchange_id, last, to, set_ or [], edit, how)
 
 

@@ -174,7 +174,7 @@ DELIVERING: Group = {
 }
 
 
-def build_options(**values: Any) -> Any:
+def build_options(**values: Any) -> BuildOptions:
     """BUILDER's values → BuildOptions (validated)."""
     from comethook_cli import commands
 
@@ -184,7 +184,7 @@ def build_options(**values: Any) -> Any:
     )  # fmt: skip
 
 
-def delivering(**values: Any) -> Any:
+def delivering(**values: Any) -> Delivering:
     """DELIVERING's values → Delivering."""
     from comethook_cli.commands import basic_auth
 
