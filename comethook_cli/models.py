@@ -13,7 +13,14 @@ from comethook_cli import jsonbody
 
 Generation = Literal["legacy", "current", "unknown"]
 VerdictKind = Literal["pass", "inject", "drop", "invalid"]
+#: A parsed JSON value (dict, list, str, int, float, bool or None): the bodies comethook sends and reads.
 JSON = Any
+#: Why a delivery got no usable answer: the connection was refused or the name did not resolve (unreachable), the
+#: server's TLS certificate was not trusted (tls), no answer in time (timeout), an answer over --max-answer
+#: (too_large), or the server broke HTTP (protocol: it closed the connection without answering ...).
+Failure = Literal["unreachable", "tls", "timeout", "too_large", "protocol"]
+#: The failures where the request never got to the endpoint (`check` says "could not be reached", exit 4).
+NOT_REACHED: frozenset[Failure] = frozenset({"unreachable", "tls"})
 
 #: CometChat's documented answer budget ("Respond within 2 seconds to prevent timeouts").
 COMETCHAT_BUDGET_MS = 2000.0
@@ -57,17 +64,12 @@ class Verdict:
 
 @dataclass(frozen=True)
 class EventInfo:
-    """A CometChat delivery read for people: which trigger, who did what to whom."""
+    """A CometChat delivery read for people: which trigger, of which generation, and one line saying who did what."""
 
     trigger: str
     generation: Generation
     family: str
     summary: str
-    actor: str | None = None
-    target: str | None = None
-    message_type: str | None = None
-    text: str | None = None
-    message_id: str | None = None
     webhook: str | None = None
 
 
@@ -85,6 +87,13 @@ class Delivery:
     verdict: Verdict | None = None
     attempt: int = 1
     response_body: bytes = b""
+    #: Why there was no usable answer (None when the endpoint answered within the limits, whatever its status).
+    failure: Failure | None = None
+
+    @property
+    def reached(self) -> bool:
+        """Whether the request got to the endpoint (a timeout did; a refused connection or an untrusted certificate did not)."""
+        return self.failure not in NOT_REACHED
 
 
 @dataclass(frozen=True)
@@ -109,11 +118,6 @@ class Exchange:
     answered_by: str = "comethook"
     #: The parsed body when the listener already has it (saves parsing it again for output); not stored.
     payload: Any = field(default=None, compare=False, repr=False)
-
-    @property
-    def trigger(self) -> str:
-        """The delivery's trigger ("unknown" when the body names none)."""
-        return self.info.trigger
 
     @property
     def encoded(self) -> bool:

@@ -34,7 +34,7 @@ from comethook_cli.outputs.wire import INVISIBLE, dumps, json_safe
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.engine.checks import CheckResult
-    from comethook_cli.engine.sender import RetryReport, Summary
+    from comethook_cli.engine.runs import RetryReport, Summary
     from comethook_cli.outputs.wire import CheckSummary
 
 #: How much of an answer `send` shows (characters); -v shows up to VERBOSE_BODY_CHARS, --json all of it.

@@ -19,7 +19,7 @@ from comethook_cli.outputs.terminal import Renderer
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.engine.checks import CheckResult
-    from comethook_cli.engine.sender import RetryReport, Summary
+    from comethook_cli.engine.runs import RetryReport, Summary
     from comethook_cli.models import Delivery, EventInfo, Exchange, Rejection
 
 #: How many failed deliveries of a `--count` run are shown one by one before the summary.

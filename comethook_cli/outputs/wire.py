@@ -20,7 +20,7 @@ from comethook_cli.models import Delivery, Exchange, Rejection, iso_time, parse_
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.engine.checks import CheckResult
-    from comethook_cli.engine.sender import RetryReport, Summary
+    from comethook_cli.engine.runs import RetryReport, Summary
 
 # What json.dumps(ensure_ascii=False) passes raw and a terminal must never receive: DEL, C1 controls,
 # the bidi controls that reorder text, the line/paragraph separators, and lone surrogates (which
