@@ -116,7 +116,8 @@ class Exchange:
     forwarded_to: str | None = None
     forward_error: str | None = None
     answered_by: str = "comethook"
-    #: The parsed body when the listener already has it (saves parsing it again for output); not stored.
+    #: The body as the strict `jsonbody.parse` read it (no NaN, valid UTF-8), when the listener already has it: saves
+    #: parsing it again for output, and tells `outputs.wire` the bytes are valid JSON. Not stored.
     payload: Any = field(default=None, compare=False, repr=False)
 
     @property

@@ -7,10 +7,10 @@ import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_PORT, Exchange, iso_time
+from comethook_cli.models import DEFAULT_PORT, JSON, Exchange, iso_time
 from comethook_cli.outputs.wire import Event, encode
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def curl_command(exchange: Exchange) -> str:
     return " ".join(parts)
 
 
-def har_entry(e: Exchange) -> dict[str, Any]:
+def har_entry(e: Exchange) -> dict[str, JSON]:
     """One exchange as a HAR 1.2 entry."""
     answer = e.response_body.decode("utf-8", errors="replace")
     content_type = next((v for n, v in e.response_headers if n.lower() == "content-type"), "application/json")
