@@ -520,7 +520,9 @@ class History:
             args.append(verdict)
         if q:
             pattern = "%" + _like_escape(q) + "%"
-            clauses.append(" OR ".join(f"{column} LIKE ? ESCAPE '\\'" for column in ("id", "trigger", "summary", "body")))
+            # A BLOB never matches LIKE: the body is compared as the text it holds.
+            columns = ("id", "trigger", "summary", "CAST(body AS TEXT)")
+            clauses.append(" OR ".join(f"{column} LIKE ? ESCAPE '\\'" for column in columns))
             clauses[-1] = f"({clauses[-1]})"
             args += [pattern] * 4
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
