@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -245,3 +246,46 @@ async def test_run_checks_counts_a_timeout_as_reached(target: Any) -> None:
 async def test_run_checks_names_a_tls_failure(https_url: str) -> None:  # noqa: F811
     run = await checks.run_checks(https_url, checks.select("message_sent"))
     assert (run.reached, run.failure) == (False, "tls")
+
+
+# --- replay(): a stored exchange delivered again ------------------------------------------------------------
+
+
+async def test_replay_delivers_the_stored_bytes_again_changed_by_edits(target: Any, tmp_path: Any) -> None:
+    from comethook_cli.engine import replay
+    from comethook_cli.engine.listener import redact_headers
+    from comethook_cli.engine.store import History, HistoryWriter
+    from tests.test_store import exchange
+
+    stored = exchange("evt_replay_1", "message_sent", "original")
+    headers = (
+        ("Content-Type", "application/json"),
+        ("Authorization", "Basic dTpw"),
+        ("X-Trace", "t1"),
+        ("Cookie", "s=1"),
+        ("X-Note", "[redacted] upstream"),
+    )
+    stored = replace(stored, headers=redact_headers(headers))
+    writer = HistoryWriter(tmp_path / "h.db")
+    await writer.record(stored)
+    writer.close()
+    url, received = await target(lambda request: web.json_response({"ok": 1}))
+    with History(tmp_path / "h.db") as history:
+        exact = await replay.replay("replay_1", url, history=history)
+        changed = await replay.replay(
+            "evt_replay",
+            url,
+            replay.Edits(sets=[("data.message.data.text", "changed")]),
+            history=history,
+            headers={"x-trace": "t2"},
+        )
+    assert (exact.status, exact.response, changed.status) == (200, {"ok": 1}, 200)
+    (first, first_body), (second, second_body) = received
+    assert first_body == stored.body  # the exact bytes
+    assert json.loads(second_body)["data"]["message"]["data"]["text"] == "changed"
+    # Redacted headers are left out by name; a given header replaces the stored one of that name.
+    assert "Authorization" not in first.headers and "Cookie" not in first.headers
+    assert first.headers.getall("X-Trace") == ["t1"] and second.headers.getall("X-Trace") == ["t2"]
+    assert first.headers.get("X-Note") == "[redacted] upstream"  # decided by name, not by what a value says
+    with pytest.raises(UsageError, match="not forwarded anywhere"):
+        replay.plan(stored)
