@@ -1,4 +1,4 @@
-"""The Typer app: options, wiring, and the one error funnel. No logic lives here."""
+"""The Typer app: option declarations, and the one error funnel. Each command hands its options to commands/<name>.py."""
 
 from __future__ import annotations
 
@@ -36,7 +36,15 @@ from comethook_cli.commands.options import (
     tunnel_config,
     with_options,
 )
-from comethook_cli.engine.config import AnswerConfig, Delivering, ForwardConfig, HistoryConfig, ListenerConfig, TunnelConfig
+from comethook_cli.engine.config import (
+    CHECK_TRIGGERS,
+    AnswerConfig,
+    Delivering,
+    ForwardConfig,
+    HistoryConfig,
+    ListenerConfig,
+    TunnelConfig,
+)
 from comethook_cli.errors import ComethookError, ExitCode
 from comethook_cli.models import (
     DEFAULT_MAX_ANSWER,
@@ -130,9 +138,9 @@ def listen(
 @funnel
 def payloads_list(json_out: JsonOut = False) -> None:
     """List every canned payload: trigger, generation, family, description."""
-    from comethook_cli import commands
+    from comethook_cli.commands import payloads
 
-    commands.payloads_list(json_out)
+    payloads.list_(json_out)
 
 
 @payloads_app.command("show")
@@ -144,10 +152,10 @@ def payloads_show(
     options: BuildOptions | None = None,
 ) -> None:
     """Print the exact JSON body `send` would send for TRIGGER."""
-    from comethook_cli import commands
+    from comethook_cli.commands import payloads
 
     assert options is not None  # with_options fills it
-    commands.payloads_show(trigger, legacy, options)
+    payloads.show(trigger, legacy, options)
 
 
 @app.command()
@@ -204,7 +212,7 @@ def check(
     basic_auth_file: BasicAuthFile = None,
     triggers: Annotated[
         str, typer.Option("--triggers", metavar="legacy|current|all|NAME,NAME", help="Which canned deliveries to send.")
-    ] = "before_message,after_message,message_sent",
+    ] = ",".join(CHECK_TRIGGERS),
     junit: Annotated[
         str | None, typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")
     ] = None,

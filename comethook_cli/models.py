@@ -13,7 +13,14 @@ from comethook_cli import jsonbody
 
 Generation = Literal["legacy", "current", "unknown"]
 VerdictKind = Literal["pass", "inject", "drop", "invalid"]
+#: A parsed JSON value (dict, list, str, int, float, bool or None): the bodies comethook sends and reads.
 JSON = Any
+#: Why a delivery got no usable answer: the connection was refused or the name did not resolve (unreachable), the
+#: server's TLS certificate was not trusted (tls), no answer in time (timeout), an answer over --max-answer
+#: (too_large), or the server broke HTTP (protocol: it closed the connection without answering ...).
+Failure = Literal["unreachable", "tls", "timeout", "too_large", "protocol"]
+#: The failures where the request never got to the endpoint (`check` says "could not be reached", exit 4).
+NOT_REACHED: frozenset[Failure] = frozenset({"unreachable", "tls"})
 
 #: CometChat's documented answer budget ("Respond within 2 seconds to prevent timeouts").
 COMETCHAT_BUDGET_MS = 2000.0
@@ -36,6 +43,8 @@ DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY = 1024 * 1024
 #: The most of an answer comethook reads (--max-answer): CometChat's own message limit is about 64 KB.
 DEFAULT_MAX_ANSWER = 1024 * 1024
+#: Headers that carry credentials: redacted before anything is stored or shown, never replayed or exported.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 #: Headers that belong to one connection, never copied when a request is relayed or replayed.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
@@ -57,17 +66,12 @@ class Verdict:
 
 @dataclass(frozen=True)
 class EventInfo:
-    """A CometChat delivery read for people: which trigger, who did what to whom."""
+    """A CometChat delivery read for people: which trigger, of which generation, and one line saying who did what."""
 
     trigger: str
     generation: Generation
     family: str
     summary: str
-    actor: str | None = None
-    target: str | None = None
-    message_type: str | None = None
-    text: str | None = None
-    message_id: str | None = None
     webhook: str | None = None
 
 
@@ -85,6 +89,13 @@ class Delivery:
     verdict: Verdict | None = None
     attempt: int = 1
     response_body: bytes = b""
+    #: Why there was no usable answer (None when the endpoint answered within the limits, whatever its status).
+    failure: Failure | None = None
+
+    @property
+    def reached(self) -> bool:
+        """Whether the request got to the endpoint (a timeout did; a refused connection or an untrusted certificate did not)."""
+        return self.failure not in NOT_REACHED
 
 
 @dataclass(frozen=True)
@@ -107,13 +118,9 @@ class Exchange:
     forwarded_to: str | None = None
     forward_error: str | None = None
     answered_by: str = "comethook"
-    #: The parsed body when the listener already has it (saves parsing it again for output); not stored.
+    #: The body as the strict `jsonbody.parse` read it (no NaN, valid UTF-8), when the listener already has it: saves
+    #: parsing it again for output, and tells `outputs.wire` the bytes are valid JSON. Not stored.
     payload: Any = field(default=None, compare=False, repr=False)
-
-    @property
-    def trigger(self) -> str:
-        """The delivery's trigger ("unknown" when the body names none)."""
-        return self.info.trigger
 
     @property
     def encoded(self) -> bool:

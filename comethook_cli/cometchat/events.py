@@ -1,4 +1,4 @@
-"""Read a CometChat delivery for people: trigger, generation, who did what to whom, idempotency key.
+"""Read a CometChat delivery for people: trigger, generation, and one line saying who did what to whom.
 
 Parsers tolerate missing keys everywhere: CometChat's own examples trim objects differently.
 """
@@ -82,26 +82,8 @@ def describe(payload: Any) -> EventInfo:
     generation = generation_of(payload)
     webhook = get(payload, "webhook")
     webhook = webhook if isinstance(webhook, str) else None
-    message = message_of(payload)
-    actor, target, summary = _summarise(trigger, payload, message)
-    text = get(message, "data.text") if message else None
-    message_id = get(message, "id") if message else None
-    if message_id is None:
-        message_id = (
-            get(payload, "data.body.messageId") or get(payload, "data.messageId") or get(payload, "data.reaction.messageId")
-        )
-    return EventInfo(
-        trigger=trigger,
-        generation=generation,
-        family=family_of(trigger),
-        summary=summary,
-        actor=actor,
-        target=target,
-        message_type=get(message, "type") if message else None,
-        text=text if isinstance(text, str) else None,
-        message_id=str(message_id) if message_id is not None else None,
-        webhook=webhook,
-    )
+    summary = _summarise(trigger, payload, message_of(payload))
+    return EventInfo(trigger=trigger, generation=generation, family=family_of(trigger), summary=summary, webhook=webhook)
 
 
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -134,8 +116,8 @@ def _members(payload: Any) -> str:
     return "members"
 
 
-def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tuple[str | None, str | None, str]:
-    """(actor, target, one-line summary) for every documented trigger."""
+def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> str:
+    """The one-line summary (who did what to whom) for every documented trigger."""
 
     def d(path: str) -> Any:
         return get(payload, f"data.{path}")
@@ -157,7 +139,7 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tu
             rule = get(message, "data.moderation.rule.id")
             parts.append(f"moderation {moderation}" + (f" (rule {rule})" if rule else ""))
         parts.append(f"message {message['id']}" if message.get("id") is not None else "id not yet assigned")
-        return actor, target, " · ".join(parts)
+        return " · ".join(parts)
     if trigger in MESSAGE_ACTIONS and message is not None:
         verb = trigger.removeprefix("message_")
         # Live deliveries carry the affected message itself; CometChat's docs show an action message
@@ -176,7 +158,7 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tu
         action = get(message, "data.action") or verb
         text = get(affected, "data.text")
         tail = f': "{preview(text)}"' if isinstance(text, str) else ""
-        return actor, str(original), f"{actor} {action} message {original}{tail}"
+        return f"{actor} {action} message {original}{tail}"
     if family == "receipt":
         if get(payload, "data.receiptType") is not None:  # legacy
             by, whose, action = d("receiptSender"), d("messageSender"), d("receiptType")
@@ -184,87 +166,79 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> tu
         else:
             by, whose, action = d("sender"), d("messageSender"), d("body.action")
             mid = d("body.messageId")
-        return _who(by), _who(whose), f"{_who(by)} {action} message {mid} (sent by {_who(whose)})"
+        return f"{_who(by)} {action} message {mid} (sent by {_who(whose)})"
     if family == "reaction":
         who = _who(d("reaction.reactedBy")) or _who(d("reaction.uid"))
         verb = "reacted" if trigger.endswith("added") else "removed reaction"
-        return who, str(d("reaction.messageId")), f"{who} {verb} {d('reaction.reaction')} on message {d('reaction.messageId')}"
+        return f"{who} {verb} {d('reaction.reaction')} on message {d('reaction.messageId')}"
     if trigger in ("user_blocked", "user_unblocked"):
         users = d("users")
         names = ", ".join(_who(u) or str(k) for k, u in users.items()) if isinstance(users, dict) else "?"
         who = _who(d("by"))
-        return who, names, f"{who} {trigger.split('_')[1]} {names}"
+        return f"{who} {trigger.split('_')[1]} {names}"
     if trigger == "user_connection_status_changed":
         who = _who(d("user"))
         action = d("currentConnection.action") or d("status")
-        return who, None, f"{who} {action} ({d('currentConnection.platform') or '?'}), now {d('status')}"
+        return f"{who} {action} ({d('currentConnection.platform') or '?'}), now {d('status')}"
     if trigger == "after_connection_status_changed":
         who = _who(d("user.uid"))
-        return who, None, f"{who} {d('event.type')} ({d('event.event_for.platform') or '?'}), now {d('user.status')}"
+        return f"{who} {d('event.type')} ({d('event.event_for.platform') or '?'}), now {d('user.status')}"
     if family == "group":
         group = _who(d("group"))
         by = _who(d("by"))
         if trigger == "group_created":
-            return _who(d("group.owner")), group, f"group {group} created by {_who(d('group.owner'))}"
+            return f"group {group} created by {_who(d('group.owner'))}"
         if trigger == "group_owner_transferred":
-            return d("group.oldOwner"), group, f"{group}: owner {d('group.oldOwner')} → {d('group.owner')}"
+            return f"{group}: owner {d('group.oldOwner')} → {d('group.owner')}"
         if trigger in ("group_updated", "group_deleted"):
-            return d("group.updatedBy"), group, f"group {group} {trigger.split('_')[1]} by {d('group.updatedBy')}"
+            return f"group {group} {trigger.split('_')[1]} by {d('group.updatedBy')}"
         verb = _MEMBER_VERBS.get(trigger.removeprefix("group_member_"), trigger.removeprefix("group_member_"))
         members = _members(payload)
         if trigger == "group_member_scope_changed":
             m: Any = next(iter(d("members").values()), {}) if isinstance(d("members"), dict) else {}
             scope = f" {get(m, 'oldScope')} → {get(m, 'scope')}"
-            return by, group, f"{by} changed scope of {members}{scope} in {group}"
+            return f"{by} changed scope of {members}{scope} in {group}"
         line = f"{members} {verb} {group}" + (f" (by {by})" if by else "")
         actor_uid = get(payload, "data.by.uid")
         if trigger in ("group_member_banned", "group_member_unbanned") and actor_uid and str(actor_uid) in _member_uids(payload):
             line += f" · {BAN_QUIRK}"
-        return by or members, group, line
+        return line
     if family in ("call", "meeting"):
         call = get(payload, "data.call")
         if isinstance(call, dict):
             # `by` is whoever acted (the callee for rejected and busy), `for` the other party.
             who = _who(get(call, "data.entities.by.entity")) or _who(call.get("sender"))
             to = _who(get(call, "data.entities.for.entity")) or _who(call.get("receiver"))
-            return who, to, f"{who} → {to} {call.get('type', '?')} call {get(call, 'data.action')} · call {call.get('id')}"
+            return f"{who} → {to} {call.get('type', '?')} call {get(call, 'data.action')} · call {call.get('id')}"
         session = str(d("sessionId") or "?")
         short = session if len(session) <= 24 else session[:10] + "…" + session[-6:]
         if trigger.endswith("participant_joined") or trigger.endswith("participant_left"):
             who = _who(d("occupant"))
-            return who, short, f"{who} {trigger.rsplit('_', 1)[1]} session {short}"
+            return f"{who} {trigger.rsplit('_', 1)[1]} session {short}"
         if trigger.endswith("_ended"):
             occupants = d("all_occupants")
             count = len(occupants) if isinstance(occupants, list) else 0
             start, end = d("created_at"), d("destroyed_at")
             took = f" after {end - start} s" if isinstance(start, int) and isinstance(end, int) else ""
-            return None, short, f"session {short} ended{took}, {count} participant(s)"
+            return f"session {short} ended{took}, {count} participant(s)"
         if trigger == "recording_generated":
-            return None, short, f"recording of session {short} ready ({d('duration')} s)"
+            return f"recording of session {short} ready ({d('duration')} s)"
         if trigger == "transcription_generated":
-            return None, short, f"transcript of session {short} ready"
-        return None, short, f"session {short} started"
+            return f"transcript of session {short} ready"
+        return f"session {short} started"
     if trigger == "moderation_engine_failed":
         failure = d("failures.0")
         return (
-            _who(d("resource.sender")),
-            str(d("resource.id")),
-            (
-                f"moderation engine failed on message {d('resource.id')}: {get(failure, 'category')} "
-                f"(HTTP {get(failure, 'httpStatus')}), outcome {d('outcome')}"
-            ),
+            f"moderation engine failed on message {d('resource.id')}: {get(failure, 'category')} "
+            f"(HTTP {get(failure, 'httpStatus')}), outcome {d('outcome')}"
         )
     if family == "campaign":
         if trigger.startswith("after_campaign"):
-            return (
-                None,
-                d("name"),
-                f"campaign {d('name')!s} {d('status')}: {d('sentCount')}/{d('totalTargets')} sent, {d('failedCount')} failed",
-            )
+            return f"campaign {d('name')!s} {d('status')}: {d('sentCount')}/{d('totalTargets')} sent, {d('failedCount')} failed"
         if trigger == "after_notification_created":
-            return None, None, f"notification {d('label')} {d('status')} to {d('totalTargets')} target(s)"
+            return f"notification {d('label')} {d('status')} to {d('totalTargets')} target(s)"
         item = "push notification" if "push" in trigger else "feed item"
         topic = f" ({d('topic')})" if isinstance(d("topic"), str) else ""
-        return None, d("receiver"), f"{item} {d('label')} {trigger.rsplit('_', 1)[1]} for {d('receiver')}{topic}"
+        return f"{item} {d('label')} {trigger.rsplit('_', 1)[1]} for {d('receiver')}{topic}"
     keys = ", ".join(list(get(payload, "data"))[:5]) if isinstance(get(payload, "data"), dict) else "no data"
-    return None, None, f"{trigger} (undocumented trigger; data: {keys})"
+    return f"{trigger} (undocumented trigger; data: {keys})"

@@ -1,7 +1,7 @@
-"""Command bodies: turn parsed options into calls of the core modules and the renderer.
+"""The command layer: turn parsed flags into engine calls, pick the output, decide the exit code.
 
-cli.py declares options and calls these; the core modules (sender, listener, store ...) never print.
-This package holds the helpers several commands share; each command's body has a module of its own.
+cli.py declares options and calls these; nothing below this layer (engine, cometchat) imports it.
+This module holds the flag helpers several commands share; each command's body has a module of its own.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from comethook_cli.cometchat.payloads import REGIONS, BuildOptions, parse_set
 from comethook_cli.errors import UsageError
+from comethook_cli.models import JSON
 
 
 def build_options(
@@ -42,28 +42,7 @@ def build_options(
     )
 
 
-def payloads_list(json_out: bool) -> None:
-    """`comethook payloads list`."""
-    from comethook_cli.cometchat.payloads import catalog
-    from comethook_cli.outputs.views import view
-
-    view(json_out).catalog(catalog())
-
-
-def payloads_show(trigger: str, legacy: bool, options: BuildOptions) -> None:
-    """`comethook payloads show TRIGGER`."""
-    from comethook_cli.cometchat.payloads import build, find_template
-    from comethook_cli.outputs.terminal import Renderer
-
-    template = find_template(trigger, legacy)
-    renderer = Renderer()
-    if template.note:
-        # stderr, so stdout stays the exact body `send` would send.
-        renderer.note(template.note)
-    renderer.document(build(template, options))
-
-
-def read_body(source: str) -> tuple[bytes, Any]:
+def read_body(source: str) -> tuple[bytes, JSON]:
     """The bytes of `--body FILE|-` and what they parse to (strict JSON, as the listener reads it)."""
     from comethook_cli import jsonbody
 

@@ -7,36 +7,36 @@ import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_PORT, HOP_BY_HOP, Exchange, iso_time
+from comethook_cli.models import DEFAULT_PORT, JSON, Exchange, iso_time
 from comethook_cli.outputs.wire import Event, encode
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from comethook_cli.engine.store import History
 
 EXPORT_FORMATS = ("ndjson", "curl", "har")
-#: Headers a replay or export must not copy: hop-by-hop, and those the client sets itself.
-SKIP_HEADERS = HOP_BY_HOP | {"accept-encoding"}
 
 
-def open_history() -> Any:
-    """The history database (an error with a hint when there is none yet)."""
+def open_history() -> History:
+    """The history database (an error with a hint when there is none yet); close it (`with`) when done."""
     from comethook_cli.engine.store import History
 
     return History()
 
 
 def list_(limit: int, trigger: str | None, json_out: bool) -> None:
-    """`history list`."""
-    history = open_history()
-    exchanges = history.list(limit, trigger)
+    """`history list`: the newest page."""
     from comethook_cli.outputs.views import view
 
+    with open_history() as history:
+        exchanges, _ = history.page(limit=limit, trigger=trigger)
+        note = pruned_note(history)
     shown = view(json_out)
     shown.exchanges(exchanges, "No exchanges stored yet." if not trigger else f"No {trigger} exchanges stored.")
-    note = pruned_note(history)
     if note:
         shown.note(note)  # stderr: stdout stays pure NDJSON
 
@@ -57,9 +57,10 @@ def pruned_note(history: History) -> str | None:
 
 def show(key: str, json_out: bool) -> None:
     """`history show ID`."""
-    exchange = open_history().get(key)
     from comethook_cli.outputs.views import view
 
+    with open_history() as history:
+        exchange = history.get(key)
     view(json_out).exchange(exchange)
 
 
@@ -69,7 +70,6 @@ def export(fmt: str, output: str | None) -> None:
 
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(EXPORT_FORMATS)}.")
-    history = open_history()
     written = 0
 
     def exchanges() -> Iterator[Exchange]:
@@ -78,7 +78,7 @@ def export(fmt: str, output: str | None) -> None:
             yield exchange
             written += 1
 
-    with _output(output) as stream:
+    with open_history() as history, _output(output) as stream:
         try:
             if fmt == "har":
                 write_har(stream, exchanges())
@@ -104,15 +104,6 @@ def _output(path: str | None) -> Iterator[TextIO]:
         yield stream
 
 
-def replay_headers(exchange: Exchange) -> dict[str, str]:
-    """The stored request headers worth sending again (no hop-by-hop, no redacted Authorization)."""
-    return {
-        name: value
-        for name, value in exchange.headers
-        if name.lower() not in SKIP_HEADERS and not (name.lower() == "authorization" or "[redacted]" in value)
-    }
-
-
 def target_of(exchange: Exchange, base: str = f"http://localhost:{DEFAULT_PORT}") -> str:
     """Where a stored exchange goes again by default: the app it was forwarded to, else the listener."""
     if exchange.forwarded_to:
@@ -122,6 +113,8 @@ def target_of(exchange: Exchange, base: str = f"http://localhost:{DEFAULT_PORT}"
 
 def curl_command(exchange: Exchange) -> str:
     """A curl command that reproduces the request (credentials left for you to add with -u)."""
+    from comethook_cli.engine.replay import replay_headers
+
     parts = ["curl", "-X", exchange.method, shlex.quote(target_of(exchange))]
     for name, value in replay_headers(exchange).items():
         parts += ["-H", shlex.quote(f"{name}: {value}")]
@@ -131,7 +124,7 @@ def curl_command(exchange: Exchange) -> str:
     return " ".join(parts)
 
 
-def har_entry(e: Exchange) -> dict[str, Any]:
+def har_entry(e: Exchange) -> dict[str, JSON]:
     """One exchange as a HAR 1.2 entry."""
     answer = e.response_body.decode("utf-8", errors="replace")
     content_type = next((v for n, v in e.response_headers if n.lower() == "content-type"), "application/json")
@@ -185,13 +178,13 @@ def write_har(stream: TextIO, exchanges: Iterator[Exchange]) -> int:
     return count
 
 
-def clear(yes: bool, confirm: Any) -> int:
+def clear(yes: bool, confirm: Callable[[str], bool]) -> int:
     """`history clear`: ask first unless --yes; returns how many were removed (-1 when the user said no)."""
-    history = open_history()
-    count = history.count()
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"Refusing to delete {count} stored exchange(s) without confirmation.", "Pass --yes.")
-        if not confirm(f"Delete {count} stored exchange(s)?"):
-            return -1
-    return int(history.clear())
+    with open_history() as history:
+        count = history.count()
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError(f"Refusing to delete {count} stored exchange(s) without confirmation.", "Pass --yes.")
+            if not confirm(f"Delete {count} stored exchange(s)?"):
+                return -1
+        return history.clear()

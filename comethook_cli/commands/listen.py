@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 from comethook_cli.errors import TunnelError
 from comethook_cli.models import Exchange, Rejection
@@ -32,7 +32,7 @@ def run(config: ListenConfig, json_out: bool = False, quiet: bool = False, verbo
         return f"… {dropped} line(s) not shown: the output fell behind (every event is in the history)\n"
 
     stream = BackgroundStream(sys.stdout, overflow_note=overflow)
-    shown = view(json_out, quiet=quiet, verbose=verbose, stream=stream)
+    shown = view(json_out, quiet=quiet, verbose=verbose, stream=cast(TextIO, stream))  # a text stream, as far as writers go
     session = Session(config, on_warning=shown.warning, confirm_install=shown.confirm if shown.interactive else None)
     session.hub.subscribe(lambda record: _show(shown, record))
     session.prepare()  # a bad option is a usage error before anything opens

@@ -1,4 +1,4 @@
-"""`comethook replay`: deliver a stored exchange's exact bytes again, optionally edited first."""
+"""`comethook replay`: pick the exchange, let $EDITOR change it, then deliver it like `send` (engine.replay plans it)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from comethook_cli import jsonbody
-from comethook_cli.cometchat.payloads import encode, parse_set, set_path
-from comethook_cli.commands.history import open_history, replay_headers
+from comethook_cli.cometchat.payloads import parse_set
 from comethook_cli.commands.send import execute
+from comethook_cli.engine import replay
 from comethook_cli.engine.config import Delivering
-from comethook_cli.engine.sender import Outgoing, normalize_url
+from comethook_cli.engine.store import History
 from comethook_cli.errors import UsageError
 
 
@@ -24,35 +23,14 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
     """Pick the exchange, change it if asked, deliver it like `send`."""
     if (key is None) == (not last):
         raise UsageError("Name one exchange: an ID, or --last.", "`comethook history list` shows the ids.")
-    history = open_history()
-    exchange = history.last() if last else history.get(key or "")
-    if to:
-        url = normalize_url(to)
-    elif exchange.forwarded_to:
-        url = exchange.forwarded_to
-    else:
-        raise UsageError(f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass --to URL.")
-    body = exchange.body
-    if sets:
-        payload = _parse(body, "the stored body")
-        for path, value in (parse_set(s) for s in sets):
-            set_path(payload, path, value)
-        body = encode(payload)
+    with History() as history:
+        exchange = history.last() if last else history.get(key or "")
+    replay.target_url(exchange, to)  # a missing target is said before the editor opens
+    body = replay.apply_sets(exchange.body, [parse_set(s) for s in sets])
     if edit:
         body = edit_body(body)
-    payload = _parse(body, "the body")
-    trigger = payload.get("trigger") if isinstance(payload, dict) else None
-    outgoing = Outgoing(body, payload, trigger if isinstance(trigger, str) else None)
-    execute(url, lambda: outgoing, how, replay_headers(exchange))
-
-
-def _parse(body: bytes, what: str) -> Any:
-    try:
-        return jsonbody.parse(body)
-    except jsonbody.JsonBodyError as error:
-        raise UsageError(
-            f"{what.capitalize()} is not JSON ({error}), so it cannot be changed or replayed.", "Fix it, or replay without --set."
-        ) from None
+    chosen = replay.plan(exchange, to, replay.Edits(body=body))
+    execute(chosen.url, lambda: chosen.outgoing, how, chosen.headers)
 
 
 def edit_body(body: bytes) -> bytes:

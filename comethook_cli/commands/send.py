@@ -1,17 +1,23 @@
-"""`comethook send` (and the delivery half of `replay`): build, deliver, show, assert."""
+"""`comethook send` (and the delivery half of `replay`): flags in, build, deliver, show, and the exit code."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
 from comethook_cli.commands import read_body
 from comethook_cli.engine.config import Delivering
+from comethook_cli.engine.runs import EXPECTATIONS, Expectations
 from comethook_cli.engine.sender import Outgoing, normalize_url
-from comethook_cli.errors import UsageError
-from comethook_cli.models import Delivery
+from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
+from comethook_cli.models import Delivery, Failure
+
+if TYPE_CHECKING:
+    from comethook_cli.engine.runs import RetryReport
 
 INSECURE_WARNING = "--insecure: TLS certificates are not verified, so anyone on the way can read and change this traffic."
 
@@ -55,10 +61,37 @@ def run(args: SendArgs) -> None:
     execute(url, make_body, args.delivering)
 
 
+def parse_header(raw: str) -> tuple[str, str]:
+    """`-H 'Name: value'` → (name, value)."""
+    name, sep, value = raw.partition(":")
+    if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+        raise UsageError(f"Malformed header {raw!r}.", "Write it as -H 'Name: value'.")
+    return name.strip(), value.strip()
+
+
+def parse_delays(raw: str) -> tuple[float, ...]:
+    """`--retry-delays 0.1,0.3` → (0.1, 0.3)."""
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        delays = ()
+    if not delays or any(d < 0 or not math.isfinite(d) for d in delays):
+        raise UsageError(f"Malformed --retry-delays {raw!r}.", "Give seconds separated by commas, e.g. --retry-delays 0.1,0.3.")
+    return delays
+
+
+def parse_expectations(how: Delivering) -> Expectations:
+    """--expect, --expect-json and --max-latency, validated."""
+    expected = next((e for e in EXPECTATIONS if e == how.expect), None)
+    if how.expect is not None and expected is None:
+        raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
+    return Expectations(expected, tuple(parse_set(e) for e in how.expect_json), how.max_latency)
+
+
 def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_headers: dict[str, str] | None = None) -> None:
     """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code."""
     from comethook_cli.cometchat.events import describe
-    from comethook_cli.engine import sender
+    from comethook_cli.engine import runs, sender
 
     headers: dict[str, str] = dict(extra_headers or {})
     if how.content_type is not None:
@@ -68,14 +101,12 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
     if how.basic_auth:
         headers["Authorization"] = sender.basic_auth_header(how.basic_auth)
     for line in how.headers:
-        name, value = sender.parse_header(line)
+        name, value = parse_header(line)
         # Header names are case-insensitive: -H replaces any header of that name instead of adding a second one.
         headers = {n: v for n, v in headers.items() if n.lower() != name.lower()}
         headers[name] = value
-    if how.expect is not None and how.expect not in sender.EXPECTATIONS:
-        raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(sender.EXPECTATIONS)}.")
-    expectations = sender.Expectations(how.expect, tuple(parse_set(e) for e in how.expect_json), how.max_latency)
-    delays = sender.parse_delays(how.retry_delays) if how.retry_delays else sender.COMETCHAT_RETRY_DELAYS
+    expectations = parse_expectations(how)
+    delays = parse_delays(how.retry_delays) if how.retry_delays else sender.COMETCHAT_RETRY_DELAYS
     if how.simulate_retries and how.count > 1:
         raise UsageError("--simulate-retries sends one delivery and its retries.", "Drop --count, or drop --simulate-retries.")
     first = make_body()
@@ -101,7 +132,7 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
     report = None
     if how.simulate_retries:
         deliveries, report, elapsed = asyncio.run(
-            sender.run_with_retries(plan, delays, lambda delivery: shown.delivery(delivery, info))
+            sender.run_with_retries(plan, lambda delivery: shown.delivery(delivery, info), delays)
         )
         shown.retries(report)
     else:
@@ -112,5 +143,40 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
                 shown.delivery(delivery, info, how.count)
 
             deliveries, elapsed = asyncio.run(sender.run(plan, on_delivery))
-    shown.summary(sender.summarize(deliveries, elapsed), how.count)
-    sender.outcome(deliveries, sender.check_expectations(deliveries, expectations), report)
+    shown.summary(runs.summarize(deliveries, elapsed), how.count)
+    outcome(deliveries, runs.check_expectations(deliveries, expectations), report)
+
+
+def unreachable_hint(failure: Failure | None) -> str:
+    """What to do when a delivery got no answer: about certificates when TLS failed, else about the endpoint."""
+    if failure == "tls":
+        return (
+            "Point SSL_CERT_FILE at the CA certificate that signed it (e.g. SSL_CERT_FILE=ca.pem comethook ...), "
+            "or pass --insecure (-k) to skip the check for a test endpoint."
+        )
+    return "Is the endpoint running and the URL right? Raise --timeout for a slow endpoint."
+
+
+#: The failures where no answer came back at all: exit 4, like an endpoint that cannot be reached.
+NO_ANSWER: frozenset[Failure] = frozenset({"unreachable", "tls", "timeout", "protocol"})
+
+
+def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: RetryReport | None = None) -> None:
+    """Raise the error that sets the honest exit code: 4 no answer, 1 not ok, 3 assertion; return when all is well."""
+    unanswered = [d for d in deliveries if d.failure in NO_ANSWER]
+    if unanswered:
+        raise UnreachableError(
+            f"{len(unanswered)} of {len(deliveries)} deliveries got no answer: {unanswered[0].error}.",
+            unreachable_hint(unanswered[0].failure),
+        )
+    bad = [d for d in deliveries if not d.ok]
+    if bad:
+        hint = "CometChat needs a 2xx answer" + (" and, for before_message, a JSON object." if bad[0].verdict else ".")
+        if bad[0].failure == "too_large":
+            hint = "CometChat's own messages stay under about 64 KB; raise --max-answer if this answer is meant to be so large."
+        raise ComethookError(f"{len(bad)} of {len(deliveries)} deliveries failed: {bad[0].error}.", hint)
+    problems = list(failures)
+    if retries is not None and not retries.consistent:
+        problems.append(f"simulated retries got different answers ({retries.detail})")
+    if problems:
+        raise AssertionFailed("; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))

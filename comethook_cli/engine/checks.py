@@ -10,17 +10,16 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import aiohttp
 
 from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog, encode, find_template
 from comethook_cli.engine.sender import CONTENT_TYPE, Outgoing, basic_auth_header, connector, deliver
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_MAX_ANSWER, Delivery, budget_ms
+from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, budget_ms
 
 Status = Literal["pass", "fail", "warn"]
-DEFAULT_TRIGGERS = ("before_message", "after_message", "message_sent")
 #: A delivery answered this slowly passes, with a warning: little headroom under CometChat's 2 s.
 HEADROOM_MS = 1000.0
 MALFORMED = b'{"trigger": "message_sent", "data": {"message": '
@@ -34,6 +33,36 @@ class CheckResult:
     status: Status
     latency_ms: float | None
     detail: str
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """What the suite came to: the results in a stable order, and whether the endpoint could be reached at all."""
+
+    results: list[CheckResult]
+    reached: bool
+    #: Why the endpoint could not be reached (None when it was): "tls" gets a hint about certificates.
+    failure: Failure | None
+    seconds: float
+
+
+async def run_checks(
+    url: str,
+    templates: Sequence[Template],
+    basic_auth: str | None = None,
+    timeout: float = 5.0,
+    content_type: str = CONTENT_TYPE,
+    volatile: Sequence[str] = (),
+    max_answer: int = DEFAULT_MAX_ANSWER,
+    insecure: bool = False,
+) -> CheckRun:
+    """Every check against one endpoint (the command layer turns the outcome into an exit code)."""
+    suite = Suite(url, basic_auth, templates, timeout, content_type, volatile, max_answer, insecure)
+    started = time.perf_counter()
+    results, deliveries = await suite.run()
+    missed = [d.failure for d in deliveries if not d.reached]
+    reached = len(missed) < len(deliveries)
+    return CheckRun(results, reached, None if reached else missed[0], time.perf_counter() - started)
 
 
 def select(spec: str) -> list[Template]:
@@ -78,8 +107,8 @@ class Suite:
         payload = build(template, BuildOptions(), self.ids)
         return Outgoing(encode(payload), payload, template.trigger)
 
-    async def run(self) -> tuple[list[CheckResult], bool]:
-        """(results in a stable order, whether the endpoint could be reached at all)."""
+    async def run(self) -> tuple[list[CheckResult], list[Delivery]]:
+        """(results in a stable order, the first delivery of each check: whether they got through tells reachability)."""
         pool = connector(100, self.insecure)
         async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",), connector=pool) as session:
             jobs = [self._delivery(session, t) for t in self.templates]
@@ -92,7 +121,7 @@ class Suite:
                 jobs.append(self._before_message_retry(session))
             gathered = await asyncio.gather(*jobs)
         results = [result for result, _ in gathered]
-        reached = any(ok for _, ok in gathered)
+        deliveries = [delivery for _, delivery in gathered]
         if not self.basic_auth:
             results.append(
                 CheckResult(
@@ -102,134 +131,128 @@ class Suite:
                     "not tested: pass --basic-auth USER:PASS (CometChat recommends Basic auth)",
                 )
             )
-        return results, reached
+        return results, deliveries
 
-    async def _post(self, session: Any, outgoing: Outgoing, extra: dict[str, str] | None = None) -> Delivery:
+    async def _post(
+        self, session: aiohttp.ClientSession, outgoing: Outgoing, extra: dict[str, str] | None = None, auth: bool = True
+    ) -> Delivery:
         return await deliver(
             session,
             self.url,
             outgoing,
-            {**self.auth, **(extra or {})},
+            {**(self.auth if auth else {}), **(extra or {})},
             self.timeout,
             content_type=self.content_type,
             max_answer=self.max_answer,
         )
 
-    async def _delivery(self, session: Any, template: Template) -> tuple[CheckResult, bool]:
+    async def _delivery(self, session: aiohttp.ClientSession, template: Template) -> tuple[CheckResult, Delivery]:
         name = f"{template.trigger} ({template.generation}) accepted"
         d = await self._post(session, self._outgoing(template))
         if d.status is None:
-            return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
+            return CheckResult(name, "fail", None, d.error or "no answer"), d
         if not 200 <= d.status < 300:
             hint = (
                 f" (it was sent with Content-Type: {self.content_type}; compare it case-insensitively)" if d.status == 415 else ""
             )
-            return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}; CometChat expects 2xx{hint}"), True
+            return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}; CometChat expects 2xx{hint}"), d
         if d.response is None and d.error:  # a 2xx whose answer could not be read (over --max-answer)
-            return CheckResult(name, "fail", d.latency_ms, d.error), True
-        return _budget(name, d), True
+            return CheckResult(name, "fail", d.latency_ms, d.error), d
+        return _budget(name, d), d
 
-    async def _before_message(self, session: Any) -> tuple[CheckResult, bool]:
+    async def _before_message(self, session: aiohttp.ClientSession) -> tuple[CheckResult, Delivery]:
         name = "before_message answer usable"
         d = await self._post(session, self._outgoing(find_template("before_message")))
         verdict = d.verdict
         if d.status is None or verdict is None:
-            return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
+            return CheckResult(name, "fail", None, d.error or "no answer"), d
         if verdict.kind == "invalid":
-            return CheckResult(name, "fail", d.latency_ms, f"INVALID: {verdict.reason}"), True
-        return CheckResult(name, "pass", d.latency_ms, f"verdict {verdict.kind.upper()}"), True
+            return CheckResult(name, "fail", d.latency_ms, f"INVALID: {verdict.reason}"), d
+        return CheckResult(name, "pass", d.latency_ms, f"verdict {verdict.kind.upper()}"), d
 
-    async def _auth(self, session: Any, wrong: str | None) -> tuple[CheckResult, bool]:
+    async def _auth(self, session: aiohttp.ClientSession, wrong: str | None) -> tuple[CheckResult, Delivery]:
         name = "wrong credentials refused" if wrong else "missing credentials refused"
         headers = {"Authorization": basic_auth_header(wrong)} if wrong else {}
-        d = await deliver(
-            session,
-            self.url,
-            self._outgoing(find_template("message_sent")),
-            headers,
-            self.timeout,
-            content_type=self.content_type,
-            max_answer=self.max_answer,
-        )
+        d = await self._post(session, self._outgoing(find_template("message_sent")), headers, auth=False)
         if d.status is None:
-            return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
+            return CheckResult(name, "fail", None, d.error or "no answer"), d
         if d.status in (401, 403):
-            return CheckResult(name, "pass", d.latency_ms, f"refused with {d.status}"), True
+            return CheckResult(name, "pass", d.latency_ms, f"refused with {d.status}"), d
         if 200 <= d.status < 300:
-            return CheckResult(name, "fail", d.latency_ms, f"accepted with {d.status}: anyone can post to this URL"), True
-        return CheckResult(name, "warn", d.latency_ms, f"refused with {d.status}; 401 is what an auth failure should say"), True
+            return CheckResult(name, "fail", d.latency_ms, f"accepted with {d.status}: anyone can post to this URL"), d
+        return CheckResult(name, "warn", d.latency_ms, f"refused with {d.status}; 401 is what an auth failure should say"), d
 
-    async def _retry(self, session: Any) -> tuple[CheckResult, bool]:
+    async def _retry(self, session: aiohttp.ClientSession) -> tuple[CheckResult, Delivery]:
         """A fire-and-forget trigger twice: CometChat ignores the answer body, so only the 2xx matters."""
         name = "retry of the same delivery"
         template = next((t for t in self.templates if t.trigger != "before_message"), find_template("message_sent"))
         outgoing = self._outgoing(template)
         first = await self._post(session, outgoing)
         if first.status is None:
-            return CheckResult(name, "fail", None, first.error or "no answer"), _reached(first)
+            return CheckResult(name, "fail", None, first.error or "no answer"), first
         second = await self._post(session, outgoing)
         latency = max(first.latency_ms or 0, second.latency_ms or 0)
         if second.status is None:
-            return CheckResult(name, "fail", None, f"the retry got no answer: {second.error}"), True
+            return CheckResult(name, "fail", None, f"the retry got no answer: {second.error}"), first
         if not (200 <= first.status < 300 and 200 <= second.status < 300):
-            return CheckResult(name, "fail", latency, f"answers {first.status} then {second.status}; both must be 2xx"), True
+            return CheckResult(name, "fail", latency, f"answers {first.status} then {second.status}; both must be 2xx"), first
         if first.response != second.response:
             detail = f"{template.trigger} twice: {first.status} then {second.status}; the bodies differ, which CometChat ignores"
-            return CheckResult(name, "pass", latency, detail), True
-        return CheckResult(name, "pass", latency, f"{template.trigger} twice: same {first.status} answer"), True
+            return CheckResult(name, "pass", latency, detail), first
+        return CheckResult(name, "pass", latency, f"{template.trigger} twice: same {first.status} answer"), first
 
-    async def _before_message_retry(self, session: Any) -> tuple[CheckResult, bool]:
+    async def _before_message_retry(self, session: aiohttp.ClientSession) -> tuple[CheckResult, Delivery]:
         """before_message twice: the same verdict, and the same injected content outside the --volatile fields."""
         name = "before_message retry: same verdict"
         outgoing = self._outgoing(find_template("before_message"))
         first = await self._post(session, outgoing)
         if first.status is None or first.verdict is None:
-            return CheckResult(name, "fail", None, first.error or "no answer"), _reached(first)
+            return CheckResult(name, "fail", None, first.error or "no answer"), first
         second = await self._post(session, outgoing)
         latency = max(first.latency_ms or 0, second.latency_ms or 0)
         if second.status is None or second.verdict is None:
-            return CheckResult(name, "fail", None, f"the retry got no answer: {second.error}"), True
+            return CheckResult(name, "fail", None, f"the retry got no answer: {second.error}"), first
         kinds = (first.verdict.kind.upper(), second.verdict.kind.upper())
         if "INVALID" in kinds:
             return CheckResult(
                 name, "fail", latency, f"verdicts {kinds[0]} then {kinds[1]}: an INVALID answer is no verdict"
-            ), True
+            ), first
         if kinds[0] != kinds[1]:
-            return CheckResult(name, "fail", latency, f"verdict {kinds[0]} then {kinds[1]} for the same message"), True
+            return CheckResult(name, "fail", latency, f"verdict {kinds[0]} then {kinds[1]} for the same message"), first
         if kinds[0] == "INJECT":
             changed = differences(first.response, second.response, self.volatile)
             if changed:
                 shown = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "")
                 detail = f"injected content differs at {shown}; name fields that may change with --volatile PATH"
-                return CheckResult(name, "fail", latency, detail), True
-        return CheckResult(name, "pass", latency, f"verdict {kinds[0]} both times"), True
+                return CheckResult(name, "fail", latency, detail), first
+        return CheckResult(name, "pass", latency, f"verdict {kinds[0]} both times"), first
 
-    async def _malformed(self, session: Any) -> tuple[CheckResult, bool]:
+    async def _malformed(self, session: aiohttp.ClientSession) -> tuple[CheckResult, Delivery]:
         name = "malformed body gets a 4xx"
         d = await self._post(session, Outgoing(MALFORMED, None, None))
         if d.status is None:
-            return CheckResult(name, "fail", None, f"{d.error} (a hang, or a dropped connection)"), _reached(d)
+            return CheckResult(name, "fail", None, f"{d.error} (a hang, or a dropped connection)"), d
         if 400 <= d.status < 500:
-            return CheckResult(name, "pass", d.latency_ms, f"answered {d.status}"), True
+            return CheckResult(name, "pass", d.latency_ms, f"answered {d.status}"), d
         if d.status >= 500:
-            return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}: the endpoint crashes on bad JSON"), True
-        return CheckResult(name, "warn", d.latency_ms, f"answered {d.status}: it accepted invalid JSON"), True
+            return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}: the endpoint crashes on bad JSON"), d
+        return CheckResult(name, "warn", d.latency_ms, f"answered {d.status}: it accepted invalid JSON"), d
 
-    async def _content_type(self, session: Any) -> tuple[CheckResult, bool]:
+    async def _content_type(self, session: aiohttp.ClientSession) -> tuple[CheckResult, Delivery]:
         """Every other request carries the casing CometChat sends; this one the other (documented) casing."""
         probe = "application/json" if self.content_type != "application/json" else CONTENT_TYPE
         name = f"Content-Type: {probe} accepted"
         template = next((t for t in self.templates if t.trigger != "before_message"), find_template("message_sent"))
         d = await self._post(session, self._outgoing(template), {"Content-Type": probe})
         if d.status is None:
-            return CheckResult(name, "fail", None, d.error or "no answer"), _reached(d)
+            return CheckResult(name, "fail", None, d.error or "no answer"), d
         if 200 <= d.status < 300:
-            return CheckResult(name, "pass", d.latency_ms, "accepted in this casing too"), True
+            return CheckResult(name, "pass", d.latency_ms, "accepted in this casing too"), d
         detail = (
             f"answered {d.status}: compare the Content-Type case-insensitively "
             "(CometChat documents application/json and sends Application/json)"
         )
-        return CheckResult(name, "fail", d.latency_ms, detail), True
+        return CheckResult(name, "fail", d.latency_ms, detail), d
 
 
 def parse_volatile(path: str) -> tuple[str, ...]:
@@ -240,7 +263,7 @@ def parse_volatile(path: str) -> tuple[str, ...]:
     return parts
 
 
-def differences(first: Any, second: Any, volatile: Sequence[tuple[str, ...]] = (), at: tuple[str, ...] = ()) -> list[str]:
+def differences(first: JSON, second: JSON, volatile: Sequence[tuple[str, ...]] = (), at: tuple[str, ...] = ()) -> list[str]:
     """The dotted paths where two answers differ, leaving out the volatile ones (and everything under them)."""
     if any(len(v) <= len(at) and all(p in ("*", a) for p, a in zip(v, at, strict=False)) for v in volatile):
         return []
@@ -255,11 +278,6 @@ def differences(first: Any, second: Any, volatile: Sequence[tuple[str, ...]] = (
 _MISSING = object()
 
 
-def _reached(d: Delivery) -> bool:
-    """Whether a delivery got through to the endpoint (a timeout did; a refused connection did not)."""
-    return d.status is not None or not (d.error or "").startswith("could not connect")
-
-
 def _budget(name: str, d: Delivery) -> CheckResult:
     latency = d.latency_ms or 0.0
     budget = budget_ms()
@@ -270,7 +288,7 @@ def _budget(name: str, d: Delivery) -> CheckResult:
     return CheckResult(name, "pass", latency, f"{d.status}")
 
 
-def summary(results: Sequence[CheckResult], elapsed: float) -> tuple[int, int, int, int]:
+def summary(results: Sequence[CheckResult]) -> tuple[int, int, int, int]:
     """(total, passed, failed, warnings)."""
     count = {s: sum(1 for r in results if r.status == s) for s in ("pass", "fail", "warn")}
     return len(results), count["pass"], count["fail"], count["warn"]

@@ -32,6 +32,7 @@ from comethook_cli.cometchat.verdict import judge
 from comethook_cli.engine.config import ListenerConfig
 from comethook_cli.errors import ListenerError
 from comethook_cli.models import (
+    SECRET_HEADERS,
     Answer,
     EventInfo,
     Exchange,
@@ -44,7 +45,6 @@ from comethook_cli.models import (
 if TYPE_CHECKING:
     from comethook_cli.engine.hub import Hub
 
-SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 Answerer = Callable[[Incoming], Awaitable[Answer]]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from comethook_cli.errors import ComethookError, UsageError
 from comethook_cli.models import (
@@ -85,6 +85,13 @@ TRUNCATE_WAIT_MS = 50
 DAMAGED_CODES = (11, 26)
 PAGE_PRAGMAS = ("page_size", "page_count", "freelist_count")
 INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 22)})"
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def _like_escape(text: str) -> str:
+    """Text for a LIKE pattern with its wildcards taken literally (used with ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def home() -> Path:
@@ -464,6 +471,13 @@ class History:
         self.path = path or default_path()
         self._connection = connect(self.path, create=False)
         self._connection.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
@@ -480,19 +494,67 @@ class History:
         except (ValueError, TypeError, KeyError) as error:
             raise HistoryDamaged(self.path, f"a stored exchange does not decode: {error}") from None
 
-    def list(self, limit: int | None = 20, trigger: str | None = None) -> list[Exchange]:
-        """The newest exchanges first (optionally one trigger only)."""
-        sql = f"SELECT {COLUMNS} FROM exchanges"
-        args: list[Any] = []
+    def page(
+        self,
+        before_seq: int | None = None,
+        limit: int = 50,
+        trigger: str | None = None,
+        verdict: str | None = None,
+        q: str | None = None,
+    ) -> tuple[list[Exchange], int | None]:
+        """One page of exchanges, newest first, and the cursor for the next (older) page (None when this is the last).
+
+        `before_seq` is the cursor a previous page returned. Filters: one trigger, one verdict kind, and `q`,
+        text found (ASCII case-insensitively) in the id, the trigger, the summary or the body. Sequence numbers
+        only grow, so a page never repeats or skips an exchange stored while a reader pages through."""
+        clauses: list[str] = []
+        args: list[str | int] = []
+        if before_seq is not None:
+            clauses.append("seq < ?")
+            args.append(before_seq)
         if trigger:
-            sql += " WHERE trigger = ?"
+            clauses.append("trigger = ?")
             args.append(trigger)
-        sql += " ORDER BY seq DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        if verdict:
+            clauses.append("verdict = ?")
+            args.append(verdict)
+        if q:
+            pattern = "%" + _like_escape(q) + "%"
+            # A BLOB never matches LIKE: the body is compared as the text it holds.
+            columns = ("id", "trigger", "summary", "CAST(body AS TEXT)")
+            clauses.append(" OR ".join(f"{column} LIKE ? ESCAPE '\\'" for column in columns))
+            clauses[-1] = f"({clauses[-1]})"
+            args += [pattern] * 4
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        # One row more than asked says whether an older page exists.
+        sql = f"SELECT seq, {COLUMNS} FROM exchanges{where} ORDER BY seq DESC LIMIT ?"
         with self._reading():
-            return [_exchange(row) for row in self._connection.execute(sql, args)]
+            rows = self._connection.execute(sql, [*args, max(limit, 1) + 1]).fetchall()
+            exchanges = [_exchange(row) for row in rows[:limit]]
+        cursor = int(rows[limit - 1]["seq"]) if len(rows) > limit and limit > 0 else None
+        return exchanges, cursor
+
+    async def apage(
+        self,
+        before_seq: int | None = None,
+        limit: int = 50,
+        trigger: str | None = None,
+        verdict: str | None = None,
+        q: str | None = None,
+    ) -> tuple[list[Exchange], int | None]:
+        """`page()` on a worker thread, so a running session's event loop never waits for SQLite."""
+        return await self._off_loop(self.page, before_seq, limit, trigger, verdict, q)
+
+    async def aget(self, key: str) -> Exchange:
+        """`get()` on a worker thread."""
+        return await self._off_loop(self.get, key)
+
+    async def _off_loop(self, query: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        def locked() -> T:
+            with self._lock:  # one query at a time on this connection, whichever thread runs it
+                return query(*args, **kwargs)
+
+        return await asyncio.to_thread(locked)
 
     def iter_all(self) -> Iterator[Exchange]:
         """Every exchange, oldest first, one row at a time (memory stays flat however many there are)."""
@@ -503,7 +565,7 @@ class History:
     def get(self, key: str) -> Exchange:
         """The exchange with this id, or the only one whose id starts or ends with it (ids begin with the
         time, so their last characters tell them apart best)."""
-        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = _like_escape(key)
         with self._reading():
             rows = self._connection.execute(
                 f"SELECT {COLUMNS} FROM exchanges WHERE id = ? OR id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' "
@@ -521,7 +583,7 @@ class History:
 
     def last(self) -> Exchange:
         """The newest exchange."""
-        newest = self.list(limit=1)
+        newest, _ = self.page(limit=1)
         if not newest:
             raise UsageError("The history is empty.", "Run `comethook listen` and send it a delivery first.")
         return newest[0]

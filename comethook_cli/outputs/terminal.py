@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -34,7 +34,7 @@ from comethook_cli.outputs.wire import INVISIBLE, dumps, json_safe
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.engine.checks import CheckResult
-    from comethook_cli.engine.sender import RetryReport, Summary
+    from comethook_cli.engine.runs import RetryReport, Summary
     from comethook_cli.outputs.wire import CheckSummary
 
 #: How much of an answer `send` shows (characters); -v shows up to VERBOSE_BODY_CHARS, --json all of it.
@@ -221,7 +221,7 @@ class Renderer:
             self.out.print(Text.assemble(("Retries: ", "bold"), ("answers differ: ", "bold red"), safe(report.detail)))
 
     @contextmanager
-    def progress(self, total: int) -> Iterator[Any]:
+    def progress(self, total: int) -> Iterator[Callable[[], None]]:
         """A progress bar on stderr when it is a TTY; yields a callable that advances it."""
         if not self.err.is_terminal or total <= 1:
             yield lambda: None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from comethook_cli.models import budget_ms
 from comethook_cli.outputs import wire
@@ -19,7 +19,7 @@ from comethook_cli.outputs.terminal import Renderer
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.engine.checks import CheckResult
-    from comethook_cli.engine.sender import RetryReport, Summary
+    from comethook_cli.engine.runs import RetryReport, Summary
     from comethook_cli.models import Delivery, EventInfo, Exchange, Rejection
 
 #: How many failed deliveries of a `--count` run are shown one by one before the summary.
@@ -244,6 +244,10 @@ class WireView(View):
             self.write(wire.Payload(template))
 
 
-def view(json_out: bool, quiet: bool = False, verbose: bool = False, **options: Any) -> View:
-    """The view a command asked for with --json (or not)."""
-    return (WireView if json_out else HumanView)(quiet=quiet, verbose=verbose, **options)
+def view(
+    json_out: bool, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None, writer: NdjsonWriter | None = None
+) -> View:
+    """The view a command asked for with --json (or not); `writer` is the NDJSON view's line writer."""
+    if json_out:
+        return WireView(quiet=quiet, verbose=verbose, stream=stream, writer=writer)
+    return HumanView(quiet=quiet, verbose=verbose, stream=stream)

@@ -20,7 +20,7 @@ from comethook_cli.models import Delivery, Exchange, Rejection, iso_time, parse_
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.engine.checks import CheckResult
-    from comethook_cli.engine.sender import RetryReport, Summary
+    from comethook_cli.engine.runs import RetryReport, Summary
 
 # What json.dumps(ensure_ascii=False) passes raw and a terminal must never receive: DEL, C1 controls,
 # the bidi controls that reorder text, the line/paragraph separators, and lone surrogates (which
@@ -123,8 +123,10 @@ class Event(Record):
         return document
 
     def encode(self) -> str:
-        """The line. The raw body is spliced in as it came when it is one line of UTF-8 JSON (it parsed
-        strictly, so it is valid JSON): re-encoding a large body costs more than all the rest."""
+        """The line. The raw body is spliced in as it came when it is one line of UTF-8 JSON: re-encoding a
+        large body costs more than all the rest. A `payload` on the exchange means the listener parsed these
+        very bytes with the strict `jsonbody.parse` (it refuses NaN, Infinity and invalid UTF-8, which
+        json.loads accepts or guesses), so the spliced text is valid JSON; `json_safe` escapes its controls."""
         e = self.exchange
         if self.raw or e.payload is None or b"\n" in e.body or b"\r" in e.body or e.encoded:
             return dumps(self.to_json())

@@ -1,0 +1,113 @@
+"""Deliver a stored exchange again: its exact bytes and headers, optionally changed first.
+
+`plan()` decides what goes where (no I/O); `replay()` is the whole operation as one plain async
+function, for a Python caller or the coming inspector. `comethook replay` shares `plan()` and hands the
+result to `send`'s delivery loop, so its flags (--expect, --simulate-retries ...) work the same there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from comethook_cli import jsonbody
+from comethook_cli.cometchat.payloads import encode, set_path
+from comethook_cli.engine.sender import Outgoing, connector, deliver, normalize_url
+from comethook_cli.engine.store import History
+from comethook_cli.errors import UsageError
+from comethook_cli.models import DEFAULT_MAX_ANSWER, HOP_BY_HOP, JSON, SECRET_HEADERS, Delivery, Exchange
+
+#: Headers a replay or export must not copy: hop-by-hop, those the client sets itself, and those the listener
+#: redacted (it redacts by name, so the name is what tells them).
+SKIP_HEADERS = HOP_BY_HOP | {"accept-encoding"} | SECRET_HEADERS
+
+
+@dataclass(frozen=True)
+class Edits:
+    """How to change the stored delivery: a whole new body (e.g. from $EDITOR), then `--set PATH=VALUE`s on top."""
+
+    body: bytes | None = None
+    sets: Sequence[tuple[str, JSON]] = ()
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """What a replay sends, and where."""
+
+    url: str
+    outgoing: Outgoing
+    headers: dict[str, str]
+
+
+def replay_headers(exchange: Exchange) -> dict[str, str]:
+    """The stored request headers worth sending again (see SKIP_HEADERS)."""
+    return {name: value for name, value in exchange.headers if name.lower() not in SKIP_HEADERS}
+
+
+def apply_sets(body: bytes, sets: Sequence[tuple[str, JSON]], what: str = "the stored body") -> bytes:
+    """The body with each PATH=VALUE set (re-encoded); the exact bytes when there is nothing to set."""
+    if not sets:
+        return body
+    payload = parse(body, what)
+    for path, value in sets:
+        set_path(payload, path, value)
+    return encode(payload)
+
+
+def parse(body: bytes, what: str = "the body") -> JSON:
+    """The body as strict JSON; a UsageError saying it cannot be changed or replayed when it is not."""
+    try:
+        return jsonbody.parse(body)
+    except jsonbody.JsonBodyError as error:
+        raise UsageError(
+            f"{what.capitalize()} is not JSON ({error}), so it cannot be changed or replayed.", "Fix it, or replay without --set."
+        ) from None
+
+
+def target_url(exchange: Exchange, target: str | None = None) -> str:
+    """Where a replay goes: `target`, else the app the exchange was forwarded to."""
+    if target:
+        return normalize_url(target)
+    if exchange.forwarded_to:
+        return exchange.forwarded_to
+    raise UsageError(f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass --to URL.")
+
+
+def plan(exchange: Exchange, target: str | None = None, edits: Edits = Edits()) -> ReplayPlan:
+    """Where the exchange goes and the body and headers it goes with."""
+    url = target_url(exchange, target)
+    body = apply_sets(edits.body if edits.body is not None else exchange.body, edits.sets)
+    payload = parse(body)
+    trigger = payload.get("trigger") if isinstance(payload, dict) else None
+    return ReplayPlan(url, Outgoing(body, payload, trigger if isinstance(trigger, str) else None), replay_headers(exchange))
+
+
+async def replay(
+    exchange_id: str,
+    target: str | None = None,
+    edits: Edits = Edits(),
+    *,
+    history: History | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+    max_answer: int = DEFAULT_MAX_ANSWER,
+    insecure: bool = False,
+) -> Delivery:
+    """Deliver the stored exchange `exchange_id` (an id, or a unique start or end of one) again, changed by `edits`.
+
+    Reads the history off the event loop; `headers` are added to the stored ones (and win over them)."""
+    if history is None:
+        with await asyncio.to_thread(History) as opened:
+            exchange = await opened.aget(exchange_id)
+    else:
+        exchange = await history.aget(exchange_id)
+    chosen = plan(exchange, target, edits)
+    extra = headers or {}
+    # Header names are case-insensitive: a given header replaces the stored one of that name.
+    given = {name.lower() for name in extra}
+    sent = {**{n: v for n, v in chosen.headers.items() if n.lower() not in given}, **extra}
+    async with aiohttp.ClientSession(connector=connector(1, insecure)) as session:
+        return await deliver(session, chosen.url, chosen.outgoing, sent, timeout, max_answer=max_answer)

@@ -1,0 +1,291 @@
+"""The HTTP client seam: deliver() against real loopback servers, its typed failures, and the run statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from comethook_cli.cometchat.payloads import BuildOptions, build, encode, find_template
+from comethook_cli.commands.send import Delivering, outcome, parse_delays, parse_expectations, parse_header
+from comethook_cli.engine import checks
+from comethook_cli.engine.runs import Expectations, check_expectations, compare_attempts, percentile, summarize
+from comethook_cli.engine.sender import CONTENT_TYPE, Outgoing, connector, deliver
+from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
+from comethook_cli.models import Delivery
+from tests.test_hostile_client import certificate, https_url  # noqa: F401 - fixtures
+
+
+def outgoing(trigger: str = "message_sent") -> Outgoing:
+    payload = build(find_template(trigger), BuildOptions(text="hi"))
+    return Outgoing(encode(payload), payload, trigger)
+
+
+async def send(url: str, out: Outgoing | None = None, headers: dict[str, str] | None = None, **options: Any) -> Delivery:
+    async with aiohttp.ClientSession(connector=connector(1, options.pop("insecure", False))) as session:
+        return await deliver(session, url, out or outgoing(), headers or {}, options.pop("timeout", 10.0), **options)
+
+
+# --- deliver(): what came back -------------------------------------------------------------------------------
+
+
+async def test_deliver_reads_status_answer_and_latency(target: Any) -> None:
+    url, received = await target(lambda request: web.json_response({"seen": True}, status=202))
+    d = await send(url)
+    assert (d.status, d.response, d.ok, d.failure, d.error) == (202, {"seen": True}, True, None, None)
+    assert d.latency_ms is not None and d.latency_ms > 0 and d.reached
+    assert d.response_body == b'{"seen": true}'
+    request, body = received[0]
+    assert json.loads(body)["trigger"] == "message_sent"
+    # CometChat's own casing, sent once.
+    assert request.headers.getall("Content-Type") == [CONTENT_TYPE]
+
+
+async def test_a_given_content_type_wins_and_is_sent_once(target: Any) -> None:
+    url, received = await target(lambda request: web.json_response({}))
+    await send(url, headers={"content-type": "application/json; charset=utf-8"})
+    assert received[0][0].headers.getall("Content-Type") == ["application/json; charset=utf-8"]
+
+
+async def test_a_non_2xx_answer_is_not_ok_but_not_a_failure_to_answer(target: Any) -> None:
+    url, _ = await target(lambda request: web.Response(status=500, text="boom"))
+    d = await send(url)
+    assert (d.status, d.ok, d.error, d.failure, d.response) == (500, False, "HTTP 500", None, "boom")
+
+
+async def test_a_before_message_answer_gets_its_verdict(target: Any) -> None:
+    url, _ = await target(lambda request: web.json_response({"action": "do_not_propagate"}))
+    d = await send(url, outgoing("before_message"))
+    assert d.verdict is not None and d.verdict.kind == "drop" and d.ok
+
+
+# --- deliver(): typed failures -------------------------------------------------------------------------------
+
+
+async def test_a_refused_connection_is_unreachable(closed_port: int) -> None:
+    d = await send(f"http://127.0.0.1:{closed_port}/hook")
+    assert (d.status, d.failure, d.reached, d.ok) == (None, "unreachable", False, False)
+    assert d.error is not None and "could not connect" in d.error
+
+
+async def test_no_answer_in_time_is_a_timeout_that_reached_the_endpoint(target: Any) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    url, _ = await target(slow)
+    d = await send(url, timeout=0.2)
+    assert (d.status, d.failure, d.reached) == (None, "timeout", True)
+    assert d.error == "timed out after 0.2 s"
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed"])
+async def test_an_answer_over_max_answer_is_too_large(target: Any, declared: bool) -> None:
+    async def big(request: web.Request) -> web.StreamResponse:
+        if declared:
+            return web.Response(body=b"x" * 5000)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(10):
+            await response.write(b"x" * 500)
+        await response.write_eof()
+        return response
+
+    url, _ = await target(big)
+    d = await send(url, max_answer=1000)
+    assert (d.status, d.failure, d.ok, d.response, d.reached) == (200, "too_large", False, None, True)
+    assert d.error is not None and "answer larger than 1,000 bytes" in d.error
+
+
+@contextlib.asynccontextmanager
+async def hang_up_server() -> AsyncIterator[str]:
+    """A server that reads the request and closes the connection without a word."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_server_that_hangs_up_is_a_protocol_failure() -> None:
+    async with hang_up_server() as url:
+        d = await send(url)
+    assert (d.status, d.failure, d.reached) == (None, "protocol", True)
+    assert d.error == "the server closed the connection without answering"
+
+
+async def test_an_untrusted_certificate_is_a_tls_failure(https_url: str) -> None:  # noqa: F811
+    d = await send(https_url)
+    assert (d.status, d.failure, d.reached) == (None, "tls", False)
+    assert (await send(https_url, insecure=True)).status == 200
+
+
+# --- the exit code, decided in the command layer from the typed failure ---------------------------------------
+
+
+def made(**fields: Any) -> Delivery:
+    defaults: dict[str, Any] = {"trigger": "message_sent", "url": "http://x", "status": 200, "latency_ms": 1.0,
+                                "response": {}, "ok": True}  # fmt: skip
+    return Delivery(**{**defaults, **fields})
+
+
+@pytest.mark.parametrize(
+    ("failure", "hint"),
+    [("unreachable", "Is the endpoint running"), ("tls", "SSL_CERT_FILE"), ("timeout", "Raise --timeout"),
+     ("protocol", "Is the endpoint running")],
+)  # fmt: skip
+def test_every_failure_to_answer_exits_4_with_its_hint(failure: Any, hint: str) -> None:
+    # The error text is deliberately unlike aiohttp's: the decision must come from `failure`, not from words.
+    d = made(status=None, latency_ms=None, response=None, ok=False, error="something", failure=failure)
+    with pytest.raises(UnreachableError) as raised:
+        outcome([made(), d], [])
+    assert raised.value.message == "1 of 2 deliveries got no answer: something." and hint in (raised.value.hint or "")
+
+
+def test_too_large_is_a_failure_with_its_own_hint_and_bad_status_exits_1() -> None:
+    with pytest.raises(ComethookError) as raised:
+        outcome([made(response=None, ok=False, error="too big", failure="too_large")], [])
+    assert type(raised.value) is ComethookError and "--max-answer" in (raised.value.hint or "")
+    with pytest.raises(ComethookError) as bad:
+        outcome([made(status=500, ok=False, error="HTTP 500")], [])
+    assert type(bad.value) is ComethookError and "2xx" in (bad.value.hint or "")
+
+
+def test_assertions_exit_3_and_all_well_returns() -> None:
+    outcome([made()], [])
+    with pytest.raises(AssertionFailed):
+        outcome([made()], ["expected verdict drop, delivery 1 got None"])
+    with pytest.raises(AssertionFailed, match="simulated retries"):
+        outcome([made(), made(attempt=2)], [], compare_attempts([made(), made(attempt=2, response={"n": 2})]))
+
+
+def test_flag_parsing_lives_in_the_command_layer() -> None:
+    assert parse_header(" X-Id :  7 ") == ("X-Id", "7")
+    assert parse_delays("0.1, 0.3") == (0.1, 0.3)
+    for bad in ("", "a,b", "-1", "nan"):
+        with pytest.raises(UsageError, match="--retry-delays"):
+            parse_delays(bad)
+    with pytest.raises(UsageError, match="Malformed header"):
+        parse_header("No Colon")
+    assert parse_expectations(Delivering(expect="drop", expect_json=["a.b=1"], max_latency=5)) == Expectations(
+        "drop", (("a.b", 1),), 5
+    )
+    with pytest.raises(UsageError, match="Unknown --expect"):
+        parse_expectations(Delivering(expect="maybe"))
+
+
+# --- runs: statistics and comparisons ------------------------------------------------------------------------
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 11)]
+    assert [percentile(values, p) for p in (0, 10, 50, 51, 95, 100)] == [1.0, 1.0, 5.0, 6.0, 10.0, 10.0]
+    assert percentile([], 50) is None
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_summarize_counts_and_ignores_missing_latencies() -> None:
+    runs = [made(latency_ms=float(ms)) for ms in (30, 10, 20)] + [made(status=None, latency_ms=None, ok=False)]
+    s = summarize(runs, elapsed=2.0)
+    assert (s.count, s.ok, s.failed, s.p50_ms, s.p95_ms, s.p99_ms, s.rps) == (4, 3, 1, 20.0, 30.0, 30.0, 2.0)
+    assert summarize([], 0).rps == 0.0 and summarize([], 0).p50_ms is None
+
+
+def test_compare_attempts_names_the_first_attempt_that_differs() -> None:
+    same = compare_attempts([made(), made(attempt=2), made(attempt=3)])
+    assert (same.attempts, same.consistent, same.detail) == (3, True, "200 {}")
+    differ = compare_attempts([made(), made(attempt=2), made(attempt=3, status=500, response="x" * 200)])
+    assert not differ.consistent and differ.detail.startswith("attempt 1 got 200 {}, attempt 3 got 500 ")
+    assert differ.detail.endswith("…") and len(differ.detail) < 150
+
+
+def test_check_expectations_says_each_broken_assertion_once() -> None:
+    runs = [made(response={"a": 1}, latency_ms=50.0), made(response={"a": 2}, latency_ms=5.0), made(response={"a": 2})]
+    failures = check_expectations(runs, Expectations("ok", (("a", 1),), 10))
+    assert failures == ["expected latency <= 10 ms, a delivery took 50.0 ms", "expected answer a = 1, got 2"]
+    assert check_expectations(runs[:1], Expectations("ok", (("a", 1),))) == []
+
+
+# --- run_checks: reachability from the typed failure ---------------------------------------------------------
+
+
+async def test_run_checks_says_unreachable_only_when_nothing_got_through(closed_port: int, target: Any) -> None:
+    templates = checks.select("message_sent")
+    refused = await checks.run_checks(f"http://127.0.0.1:{closed_port}/hook", templates, timeout=2)
+    assert (refused.reached, refused.failure) == (False, "unreachable")
+    assert all(r.status in ("fail", "warn") for r in refused.results)
+    url, _ = await target(lambda request: web.json_response({}))
+    answered = await checks.run_checks(url, templates)
+    assert (answered.reached, answered.failure) == (True, None) and answered.seconds > 0
+
+
+async def test_run_checks_counts_a_timeout_as_reached(target: Any) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    url, _ = await target(slow)
+    run = await checks.run_checks(url, checks.select("message_sent"), timeout=0.2)
+    assert (run.reached, run.failure) == (True, None)
+    assert any(r.status == "fail" and "timed out" in r.detail for r in run.results)
+
+
+async def test_run_checks_names_a_tls_failure(https_url: str) -> None:  # noqa: F811
+    run = await checks.run_checks(https_url, checks.select("message_sent"))
+    assert (run.reached, run.failure) == (False, "tls")
+
+
+# --- replay(): a stored exchange delivered again ------------------------------------------------------------
+
+
+async def test_replay_delivers_the_stored_bytes_again_changed_by_edits(target: Any, tmp_path: Any) -> None:
+    from comethook_cli.engine import replay
+    from comethook_cli.engine.listener import redact_headers
+    from comethook_cli.engine.store import History, HistoryWriter
+    from tests.test_store import exchange
+
+    stored = exchange("evt_replay_1", "message_sent", "original")
+    headers = (
+        ("Content-Type", "application/json"),
+        ("Authorization", "Basic dTpw"),
+        ("X-Trace", "t1"),
+        ("Cookie", "s=1"),
+        ("X-Note", "[redacted] upstream"),
+    )
+    stored = replace(stored, headers=redact_headers(headers))
+    writer = HistoryWriter(tmp_path / "h.db")
+    await writer.record(stored)
+    writer.close()
+    url, received = await target(lambda request: web.json_response({"ok": 1}))
+    with History(tmp_path / "h.db") as history:
+        exact = await replay.replay("replay_1", url, history=history)
+        changed = await replay.replay(
+            "evt_replay",
+            url,
+            replay.Edits(sets=[("data.message.data.text", "changed")]),
+            history=history,
+            headers={"x-trace": "t2"},
+        )
+    assert (exact.status, exact.response, changed.status) == (200, {"ok": 1}, 200)
+    (first, first_body), (second, second_body) = received
+    assert first_body == stored.body  # the exact bytes
+    assert json.loads(second_body)["data"]["message"]["data"]["text"] == "changed"
+    # Redacted headers are left out by name; a given header replaces the stored one of that name.
+    assert "Authorization" not in first.headers and "Cookie" not in first.headers
+    assert first.headers.getall("X-Trace") == ["t1"] and second.headers.getall("X-Trace") == ["t2"]
+    assert first.headers.get("X-Note") == "[redacted] upstream"  # decided by name, not by what a value says
+    with pytest.raises(UsageError, match="not forwarded anywhere"):
+        replay.plan(stored)
