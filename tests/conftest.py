@@ -294,3 +294,42 @@ def hub_for(
 
     hub.subscribe(route)
     return hub
+
+
+class ThreadedListener:
+    """A real listener on its own event loop in a thread, for synchronous (hypothesis) tests; `show` sees each exchange."""
+
+    def __init__(self, db: Path, show: Callable[[Any], None] | None = None) -> None:
+        import threading
+
+        from comethook_cli.cometchat.rules import Responder
+        from comethook_cli.engine.config import ListenerConfig
+        from comethook_cli.engine.listener import Listener
+        from comethook_cli.engine.store import HistoryWriter
+
+        self.exchanges: list[Any] = []
+        self.rejections: list[Any] = []
+        self.warnings: list[str] = []
+        self.db = db
+        self.loop = asyncio.new_event_loop()
+        self.writer = HistoryWriter(db)
+
+        def on_exchange(exchange: Any) -> None:
+            self.exchanges.append(exchange)
+            if show is not None:
+                show(exchange)
+
+        self.listener = Listener(
+            ListenerConfig(port=0, max_body=64 * 1024), Responder(),
+            hub_for(on_exchange, self.rejections.append, self.warnings.append, self.writer),
+        )  # fmt: skip
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.listener.start(), self.loop).result(10)
+        self.port = self.listener.port
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.listener.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.writer.close()

@@ -13,7 +13,6 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -38,6 +37,7 @@ from comethook_cli.models import Exchange, Rejection
 from comethook_cli.outputs.stream import NdjsonWriter
 from comethook_cli.outputs.terminal import Renderer
 from comethook_cli.outputs.wire import Event
+from tests.conftest import ThreadedListener as SharedThreadedListener
 from tests.conftest import hub_for
 
 
@@ -450,36 +450,12 @@ def test_a_thousand_idle_connections_under_ulimit_1024_do_not_stop_real_deliveri
 # --- the hostile-input fuzz: whatever arrives alongside, every valid delivery is answered and stored ---------------
 
 
-class ThreadedListener:
-    """A real listener with history and the real display, on its own event loop in a thread (for hypothesis)."""
+class ThreadedListener(SharedThreadedListener):
+    """The shared threaded listener, with every exchange also going through the real displays."""
 
     def __init__(self, db: Path) -> None:
-        self.exchanges: list[Exchange] = []
-        self.rejections: list[Rejection] = []
-        self.warnings: list[str] = []
         self.display = Display()
-        self.db = db
-        self.loop = asyncio.new_event_loop()
-        self.writer = HistoryWriter(db)
-
-        def on_exchange(exchange: Exchange) -> None:
-            self.exchanges.append(exchange)
-            self.display.show(exchange)
-
-        self.listener = Listener(
-            ListenerConfig(port=0, max_body=64 * 1024), Responder(),
-            hub_for(on_exchange, self.rejections.append, self.warnings.append, self.writer),
-        )  # fmt: skip
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.listener.start(), self.loop).result(10)
-        self.port = self.listener.port
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.listener.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.writer.close()
+        super().__init__(db, self.display.show)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,34 +24,9 @@ from comethook_cli.cometchat.rules import Responder
 from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.listener import Listener, ListenerConfig
-from comethook_cli.engine.store import History, HistoryWriter
+from comethook_cli.engine.store import History
 from comethook_cli.models import Exchange
-from tests.conftest import hub_for
-
-
-class ThreadedListener:
-    """A real listener on its own event loop in a thread, for synchronous (hypothesis) tests."""
-
-    def __init__(self, db: Path) -> None:
-        self.exchanges: list[Exchange] = []
-        self.warnings: list[str] = []
-        self.loop = asyncio.new_event_loop()
-        self.writer = HistoryWriter(db)
-        self.db = db
-        self.listener = Listener(
-            ListenerConfig(port=0, max_body=64 * 1024), Responder(),
-            hub_for(self.exchanges.append, None, self.warnings.append, self.writer),
-        )  # fmt: skip
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.listener.start(), self.loop).result(10)
-        self.port = self.listener.port
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.listener.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.writer.close()
+from tests.conftest import ThreadedListener, hub_for
 
 
 @pytest.fixture(scope="module")
