@@ -23,20 +23,15 @@ def run(config: ListenConfig, json_out: bool = False, quiet: bool = False, verbo
     from comethook_cli.engine.session import Session
     from comethook_cli.outputs.stream import BackgroundStream
     from comethook_cli.outputs.views import view
-    from comethook_cli.outputs.wire import Overflow, encode
 
     # stdout is written by a thread of its own: a terminal or a reader that stops reading never holds up an answer.
-    def overflow(dropped: int) -> str:
-        if json_out:
-            return encode(Overflow(dropped)) + "\n"
-        return f"… {dropped} line(s) not shown: the output fell behind (every event is in the history)\n"
-
-    stream = BackgroundStream(sys.stdout, overflow_note=overflow)
+    stream = BackgroundStream(sys.stdout)
     shown = view(json_out, quiet=quiet, verbose=verbose, stream=cast(TextIO, stream))  # a text stream, as far as writers go
+    stream.overflow_note = shown.overflow_note
     session = Session(config, on_warning=shown.warning, confirm_install=shown.confirm if shown.interactive else None)
     session.hub.subscribe(lambda record: _show(shown, record))
-    session.prepare()  # a bad option is a usage error before anything opens
     try:
+        session.prepare()  # a bad option is a usage error before anything opens
         asyncio.run(_serve(session, shown, stream))
     except KeyboardInterrupt:
         pass  # Ctrl-C is the normal way to stop a listener: exit 0

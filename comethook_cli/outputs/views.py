@@ -72,6 +72,10 @@ class View:
         """The session is over."""
         self.human.stopped(events)
 
+    def overflow_note(self, dropped: int) -> str:
+        """The line that says how many lines the output skipped when its reader fell behind."""
+        return f"… {dropped} line(s) not shown: the output fell behind (every event is in the history)\n"
+
     # --- send, replay -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def progress(self, total: int) -> Iterator[Callable[[], None]]:
@@ -210,6 +214,10 @@ class WireView(View):
         """The `stopped` line, and the human last line on stderr."""
         self.write(wire.Stopped(events))
         super().stopped(events)
+
+    def overflow_note(self, dropped: int) -> str:
+        """The `overflow` line."""
+        return wire.encode(wire.Overflow(dropped)) + "\n"
 
     def delivery(self, delivery: Delivery, info: EventInfo | None, count: int = 1) -> None:
         """The `delivery` line."""
