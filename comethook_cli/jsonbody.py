@@ -13,6 +13,8 @@ import re
 from itertools import accumulate
 from typing import Any, Literal
 
+from comethook_cli import speedups
+
 #: Deeper than any real delivery and far below the interpreter's recursion limit, which the listener's
 #: stack, rich and json.dumps all share.
 MAX_DEPTH = 256
@@ -39,6 +41,13 @@ def _refuse_constant(name: str) -> Any:
 def parse(raw: bytes | str) -> Any:
     """Strict JSON from UTF-8 bytes or text, or JsonBodyError saying why not."""
     if isinstance(raw, bytes):
+        # orjson is as strict (UTF-8 only, no BOM, no NaN): what it accepts is taken at once; anything it
+        # refuses goes through `json` below, which says why, or accepts what orjson cannot (lone surrogates).
+        value = speedups.loads(raw)
+        if value is not speedups.MISSING:
+            if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and depth(raw.decode("utf-8")) > MAX_DEPTH:
+                raise JsonBodyError("depth", f"nested deeper than {MAX_DEPTH} levels")
+            return value
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:

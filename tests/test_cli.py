@@ -58,10 +58,16 @@ def test_no_args_shows_help(cli: Any) -> None:
 
 
 def test_importing_the_cli_leaves_heavy_modules_out() -> None:
-    heavy = "('aiohttp', 'pyngrok', 'rich.console', 'sqlite3')"
+    heavy = "('aiohttp', 'pyngrok', 'rich.console', 'sqlite3', 'orjson', 'uvloop')"
     code = f"import sys, comethook_cli.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_help_pays_for_no_speedup_either() -> None:
+    code = "import sys; from comethook_cli.cli import main; sys.argv = ['comethook', 'listen', '--help']\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('orjson', 'uvloop', 'aiohttp') if m in sys.modules), file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Usage:" in result.stdout and result.stderr.strip().splitlines()[-1] == "[]"
 
 
 def test_python_dash_m_runs(tmp_path: Path) -> None:

@@ -436,7 +436,14 @@ def test_a_thousand_idle_connections_under_ulimit_1024_do_not_stop_real_deliveri
             request = urllib.request.Request(f"http://127.0.0.1:{port}/webhook", data=valid(n), method="POST")
             with urllib.request.urlopen(request, timeout=10) as response:
                 assert response.status == 200
-        events = [json.loads(line) for line in out.read_text().splitlines() if '"event"' in line]
+        # The output thread writes each line just after its answer went out: give it a moment.
+        deadline = time.monotonic() + 10
+        while (
+            (events := [json.loads(line) for line in out.read_text().splitlines() if '"event"' in line])
+            and len(events) < 20
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
         assert len(events) == 20
     finally:
         for sock in idle:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from comethook_cli import speedups
 from comethook_cli.engine.sender import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER
@@ -35,7 +35,7 @@ def run(
     shown = view(json_out)
     if insecure:
         shown.warning(INSECURE_WARNING)
-    run = asyncio.run(
+    run = speedups.run(
         checks.run_checks(url, templates, basic_auth, timeout, content_type or CONTENT_TYPE, volatile, max_answer, insecure)
     )
     results = run.results

@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, TextIO, cast
 
+from comethook_cli import speedups
 from comethook_cli.errors import TunnelError
 from comethook_cli.models import Exchange, Rejection
 
@@ -32,7 +33,7 @@ def run(config: ListenConfig, json_out: bool = False, quiet: bool = False, verbo
     session.hub.subscribe(lambda record: _show(shown, record))
     try:
         session.prepare()  # a bad option is a usage error before anything opens
-        asyncio.run(_serve(session, shown, stream))
+        speedups.run(_serve(session, shown, stream))
     except KeyboardInterrupt:
         pass  # Ctrl-C is the normal way to stop a listener: exit 0
     finally:

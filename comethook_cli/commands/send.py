@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from comethook_cli import speedups
 from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
 from comethook_cli.commands import read_body
 from comethook_cli.engine.config import Delivering
@@ -131,7 +131,7 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
     )
     report = None
     if how.simulate_retries:
-        deliveries, report, elapsed = asyncio.run(
+        deliveries, report, elapsed = speedups.run(
             sender.run_with_retries(plan, lambda delivery: shown.delivery(delivery, info), delays)
         )
         shown.retries(report)
@@ -142,7 +142,7 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
                 advance()
                 shown.delivery(delivery, info, how.count)
 
-            deliveries, elapsed = asyncio.run(sender.run(plan, on_delivery))
+            deliveries, elapsed = speedups.run(sender.run(plan, on_delivery))
     shown.summary(runs.summarize(deliveries, elapsed), how.count)
     outcome(deliveries, runs.check_expectations(deliveries, expectations), report)
 
