@@ -438,11 +438,9 @@ def test_a_thousand_idle_connections_under_ulimit_1024_do_not_stop_real_deliveri
                 assert response.status == 200
         # The output thread writes each line just after its answer went out: give it a moment.
         deadline = time.monotonic() + 10
-        while (
-            (events := [json.loads(line) for line in out.read_text().splitlines() if '"event"' in line])
-            and len(events) < 20
-            and time.monotonic() < deadline
-        ):
+        while len(events := [json.loads(line) for line in out.read_text().splitlines() if '"event"' in line]) < 20:
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.05)
         assert len(events) == 20
     finally:
