@@ -180,12 +180,18 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def has_surrogates(text: str) -> bool:
     """Whether a string holds a lone surrogate (it cannot be written as UTF-8)."""
-    return _SURROGATE.search(text) is not None
+    if text.isascii():  # the common case, answered in C without a scan in Python's regex engine
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def replace_surrogates(text: str) -> str:
     """The string with each lone surrogate replaced by U+FFFD (the replacement character)."""
-    return _SURROGATE.sub("\ufffd", text)
+    return _SURROGATE.sub("\ufffd", text) if has_surrogates(text) else text
 
 
 def iso_time(epoch: float) -> str:

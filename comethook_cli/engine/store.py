@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from comethook_cli import speedups
 from comethook_cli.errors import ComethookError, UsageError
 from comethook_cli.models import (
     DEFAULT_HISTORY_MAX_AGE_DAYS,
@@ -261,16 +262,21 @@ class Retention:
         return f"{size} and {age}"
 
 
+def _json(value: Any) -> str:
+    """A column's JSON text (orjson when it can, else json): read back with json.loads either way."""
+    return speedups.dumps(value) or json.dumps(value)
+
+
 def _row(exchange: Exchange) -> tuple[Any, ...]:
     """The exchange as a row. Text that UTF-8 cannot hold (a lone surrogate, which a JSON body can carry as
     "\\ud800") is stored with U+FFFD in its place: the body column keeps the exact bytes that arrived."""
     verdict = exchange.verdict
     row = (
-        exchange.id, exchange.received_at, exchange.method, exchange.path, exchange.query, json.dumps(exchange.headers),
+        exchange.id, exchange.received_at, exchange.method, exchange.path, exchange.query, _json(exchange.headers),
         exchange.body, exchange.info.trigger, exchange.info.generation, exchange.info.family, exchange.info.summary,
-        exchange.info.webhook, exchange.response_status, json.dumps(exchange.response_headers), exchange.response_body,
+        exchange.info.webhook, exchange.response_status, _json(exchange.response_headers), exchange.response_body,
         verdict.kind if verdict else None, verdict.reason if verdict else None,
-        json.dumps(verdict.metadata) if verdict and verdict.metadata is not None else None,
+        _json(verdict.metadata) if verdict and verdict.metadata is not None else None,
         exchange.latency_ms, exchange.answered_by, exchange.forwarded_to, exchange.forward_error,
     )  # fmt: skip
     return tuple(replace_surrogates(value) if isinstance(value, str) else value for value in row)

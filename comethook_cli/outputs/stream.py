@@ -45,6 +45,7 @@ class BackgroundStream(io.TextIOBase):
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._writing = False
+        self._waiting = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="comethook-output", daemon=True)
         self._thread.start()
@@ -82,7 +83,9 @@ class BackgroundStream(io.TextIOBase):
                 self._size += len(note)
             self._pending.append(text)
             self._size += len(text)
-            self._wake.notify()
+            if self._waiting:  # a busy writer takes what is pending on its next round: no wake-up (and GIL hand-off) per line
+                self._waiting = False
+                self._wake.notify()
         return len(text)
 
     def flush(self) -> None:
@@ -107,7 +110,10 @@ class BackgroundStream(io.TextIOBase):
     def _run(self) -> None:
         while True:
             with self._lock:
-                self._wake.wait_for(lambda: bool(self._pending) or self._stopping)
+                if not self._pending and not self._stopping:
+                    self._waiting = True
+                    self._wake.wait_for(lambda: bool(self._pending) or self._stopping)
+                    self._waiting = False
                 if not self._pending and self._stopping:
                     return
                 batch, self._pending, self._size = self._pending, [], 0
