@@ -228,7 +228,9 @@ async def test_timeout_bounds_the_whole_exchange_including_the_body(hostile: Hos
 
 async def test_garbage_answer_is_a_clear_failure(hostile: HostileServer, cli: Any) -> None:
     result = await cli.run("send", "message_sent", "--to", f"{hostile.url}/garbage")
-    assert result.exit_code == 4 and "request failed" in result.stderr and "Traceback" not in result.output
+    # The server was reached and answered, only not with HTTP: exit 1 (a bad answer), not 4 (nobody there).
+    assert result.exit_code == 1 and "the answer was not valid HTTP" in result.stderr and "Traceback" not in result.output
+    assert "did not answer with HTTP" in result.stderr and "Is the endpoint running" not in result.stderr
 
 
 async def test_check_fails_an_endpoint_with_an_endless_answer(hostile: HostileServer, cli: Any) -> None:
