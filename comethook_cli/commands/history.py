@@ -26,9 +26,11 @@ EXPORT_FORMATS = ("ndjson", "curl", "har")
 LIST_PAGE = 500
 #: The most rows the human table shows (it is laid out as a whole); --json streams any number.
 TABLE_MAX = 10_000
-#: What a shell word must not carry raw, lest a terminal showing the command act on it: C0 controls but newline and
-#: tab, DEL, C1, bidi controls, line separators (and bytes that are not UTF-8, which come back as lone surrogates).
-_UNPRINTABLE = re.compile(f"[\x00-\x08\x0b-\x1f{INVISIBLE}]")
+#: What a shell word must not carry raw, lest a terminal showing the command act on it (or the one-line command break):
+#: C0 controls, DEL, C1, bidi controls, line separators (and bytes that are not UTF-8, which come back as lone surrogates).
+_UNPRINTABLE = re.compile(f"[\\x00-\\x1f{INVISIBLE}]")
+#: Readable names in bash's ANSI-C quoting.
+_SHELL_NAMES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def open_history() -> History:
@@ -172,22 +174,39 @@ def target_of(exchange: Exchange, base: str = f"http://localhost:{DEFAULT_PORT}"
 
 
 def shell_word(text: str | bytes) -> str:
-    """One shell word that stands for exactly these characters or bytes: shlex-quoted when printable, else in bash's
-    ANSI-C quoting (`$'...\\x1b...'`), so neither a control character nor a byte that is not UTF-8 reaches the output raw."""
+    """One shell word that stands for exactly these characters or bytes (none NUL: no argument can hold one):
+    shlex-quoted when printable, else in bash's ANSI-C quoting (`$'...\\x1b...'`), so no control character or byte
+    that is not UTF-8 reaches the output raw, and the word stays on one line."""
     data = text if isinstance(text, bytes) else text.encode("utf-8", errors="surrogatepass")
     decoded = data.decode("utf-8", errors="surrogateescape")
     if not _UNPRINTABLE.search(decoded):
         return shlex.quote(decoded)
     quoted = []
     for char in decoded:
-        if _UNPRINTABLE.search(char):
-            raw = char.encode("utf-8", errors="surrogateescape")
-            quoted.append("".join(f"\\x{byte:02x}" for byte in raw))
+        if char in _SHELL_NAMES:
+            quoted.append(_SHELL_NAMES[char])
+        elif _UNPRINTABLE.search(char):
+            quoted.append("".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", errors="surrogateescape")))
         elif char in "\\'":
             quoted.append("\\" + char)
         else:
             quoted.append(char)
     return "$'" + "".join(quoted) + "'"
+
+
+def curl_data(body: bytes) -> str:
+    """curl's --data-binary argument for these exact bytes: a shell word, or, for a body holding NUL bytes (gzip does),
+    a file that `printf` writes (`@<(printf '\\037\\213...')`, bash and zsh), since no argument can hold a NUL."""
+    if b"\x00" not in body:
+        return shell_word(body)
+    decoded = body.decode("utf-8", errors="surrogateescape")
+    out = []
+    for char in decoded:
+        if _UNPRINTABLE.search(char) or char in "\\'%":
+            out.append("".join(f"\\{byte:03o}" for byte in char.encode("utf-8", errors="surrogateescape")))
+        else:
+            out.append(char)
+    return "@<(printf '" + "".join(out) + "')"
 
 
 def curl_command(exchange: Exchange) -> str:
@@ -199,7 +218,7 @@ def curl_command(exchange: Exchange) -> str:
         parts += ["-H", shell_word(f"{name}: {value}")]
     if any(name.lower() == "authorization" for name, _ in exchange.headers):
         parts += ["-u", "'USER:PASS'"]
-    parts += ["--data-binary", shell_word(exchange.body)]
+    parts += ["--data-binary", curl_data(exchange.body)]
     return " ".join(parts)
 
 
