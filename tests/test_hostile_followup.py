@@ -78,7 +78,9 @@ async def start() -> AsyncIterator[Callable[..., Any]]:
         writer.close()
 
 
-async def post(url: str, body: bytes = AFTER, headers: dict[str, str] | None = None, timeout: float = 20) -> tuple[int, bytes, Any]:
+async def post(
+    url: str, body: bytes = AFTER, headers: dict[str, str] | None = None, timeout: float = 20
+) -> tuple[int, bytes, Any]:
     async with (
         aiohttp.ClientSession() as session,
         session.post(url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as response,
@@ -346,7 +348,9 @@ def run_curl_line(line: str) -> bytes:
 
 async def test_exports_escape_control_characters_and_curl_reproduces_the_exact_bytes(start: Any, cli: Any) -> None:
     running = await start()
-    hostile_text = json.dumps({"trigger": "after_message", "data": {"text": "del \x7f csi \u009b2J bel \x07"}}, ensure_ascii=False)
+    hostile_text = json.dumps(
+        {"trigger": "after_message", "data": {"text": "del \x7f csi \u009b2J bel \x07"}}, ensure_ascii=False
+    )
     bodies = [hostile_text.encode(), gzip_with_comment(AFTER, b"\x1b]0;pwned\x07\x1b[2J")]
     for body, headers in zip(bodies, ({}, {"Content-Encoding": "gzip"}), strict=True):
         assert (await post(running.url, body, headers))[0] == 200
@@ -379,9 +383,7 @@ async def test_the_dropped_copies_total_is_said_not_the_count_before_the_window(
         server.close()
     assert running.forwarder.copies_dropped == 28  # 2 in flight, hanging
     assert len([w for w in running.warnings if w.startswith("dropped a copy")]) == 1
-    assert [w for w in running.warnings if "in all" in w] == [
-        "dropped 28 copies in all this session (at most 2 in flight)."
-    ]
+    assert [w for w in running.warnings if "in all" in w] == ["dropped 28 copies in all this session (at most 2 in flight)."]
 
 
 async def test_the_primary_pool_is_not_the_copies_pool(start: Any, target: Any) -> None:
@@ -461,7 +463,9 @@ async def test_history_list_reads_pages_whatever_the_limit(start: Any, cli: Any,
     assert human.exit_code == 0 and human.stdout.count("after_message") == 1200
 
 
-def test_comethook_home_and_its_new_parents_are_private_whatever_the_umask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_comethook_home_and_its_new_parents_are_private_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if os.name == "nt":
         pytest.skip("POSIX modes")
     previous = os.umask(0)

@@ -93,9 +93,8 @@ def encoding_note(exchange: Exchange) -> str | None:
         return None
     encoding = next(v for n, v in exchange.headers if n.lower() == "content-encoding")
     decoded = readable(exchange).payload is not None
-    return (
-        f"The body arrived with Content-Encoding {encoding.strip()} ({len(exchange.body):,} bytes stored as they came); "
-        + ("shown decoded." if decoded else "it does not decode, so it is shown as stored.")
+    return f"The body arrived with Content-Encoding {encoding.strip()} ({len(exchange.body):,} bytes stored as they came); " + (
+        "shown decoded." if decoded else "it does not decode, so it is shown as stored."
     )
 
 

@@ -183,7 +183,9 @@ class RateLimitedWarnings:
 class _Server(web.Server):
     """aiohttp's server with a cap on open connections: past it, the oldest idle connection is closed."""
 
-    def __init__(self, handler: Any, *, max_connections: int, busy: set[Any], warnings: RateLimitedWarnings, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: Any, *, max_connections: int, busy: set[Any], warnings: RateLimitedWarnings, **kwargs: Any
+    ) -> None:
         super().__init__(handler, **kwargs)
         self.max_connections = max_connections
         self._busy = busy

@@ -431,10 +431,13 @@ class HistoryWriter:
     def _flush(self) -> None:
         self._scheduled = False
         batch, self._pending = self._pending, []
+        exchanges = [exchange for exchange, _ in batch]
         try:
-            failures = self._write([exchange for exchange, _ in batch])
-        except Exception as error:
-            failures = [ComethookError(f"Could not write history to {self.path}: {error}.")] * len(batch)
+            failures = self._write(exchanges)
+        except Exception:
+            # Something _write did not see coming: one by one, so it costs only the exchange it belongs to,
+            # not every exchange that happened to share its group commit.
+            failures = [self._write_alone(exchange) for exchange in exchanges]
         for (_, done), failure in zip(batch, failures, strict=True):
             if done.cancelled():
                 continue
@@ -442,6 +445,12 @@ class HistoryWriter:
                 done.set_result(None)
             else:
                 done.set_exception(failure)
+
+    def _write_alone(self, exchange: Exchange) -> ComethookError | None:
+        try:
+            return self._write([exchange])[0]
+        except Exception as error:
+            return ComethookError(f"Could not write history to {self.path}: {error}.")
 
     def _write(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
         """Insert in one transaction; each exchange's failure (None when stored). Any error (a database
