@@ -157,6 +157,8 @@ async def test_send_uses_a_password_in_the_url_but_never_prints_it(target: Any, 
         result = await cli.run("send", "message_sent", "--to", with_password, *args)
         assert result.exit_code == 0, result.output
         assert "hunter22" not in result.output and "u:***@" in result.output
+    checked = await cli.run("check", "--to", with_password, "--triggers", "message_sent")
+    assert "hunter22" not in checked.output and "u:***@" in checked.output
     assert all(request.headers["Authorization"] == "Basic dTpodW50ZXIyMg==" for request, _ in received)
 
 
