@@ -246,7 +246,8 @@ async def test_listener_memory_stays_bounded_with_300_stalled_answers_at_once(li
     finally:
         server.close()
     assert statuses == [200] * 300
-    assert peak - idle < 64 + 60, f"listener RSS grew {peak - idle:.0f} MB with 300 stalled answers"
+    # The budget, plus what 300 connections in and 256 out cost (aiohttp buffers up to 128 KiB on each): README.
+    assert peak - idle < 64 + 96, f"listener RSS grew {peak - idle:.0f} MB with 300 stalled answers"
 
 
 # --- D: request bodies arriving at once share one memory budget -------------------------------------------------
