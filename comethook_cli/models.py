@@ -43,6 +43,10 @@ DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY = 1024 * 1024
 #: The most of an answer comethook reads (--max-answer): CometChat's own message limit is about 64 KB.
 DEFAULT_MAX_ANSWER = 1024 * 1024
+#: What the listener holds at most, in total, of request bodies still arriving, and the forwarder of answers it is
+#: reading: per-request caps alone would let many slow connections add up (300 x 1 MiB is 300 MiB).
+DEFAULT_BODY_BUDGET = 64 * 1024 * 1024
+DEFAULT_ANSWER_BUDGET = 64 * 1024 * 1024
 #: Headers that carry credentials: redacted before anything is stored or shown, never replayed or exported.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 #: Headers that belong to one connection, never copied when a request is relayed or replayed.

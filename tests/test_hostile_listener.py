@@ -200,6 +200,13 @@ async def test_a_history_write_that_fails_costs_only_its_own_exchange(start: Any
     assert statuses == [200] * 21  # answered, and every waiter released
     assert len(running.exchanges) == 21
     assert len(running.warnings) >= 1 and all("disk on fire" in w for w in running.warnings)
+    # The failure cost only its own row: the 20 others shared its group commit, and are all stored.
+    history = History(running.db)
+    try:
+        stored = [e.body for e in history.iter_all()]
+    finally:
+        history.close()
+    assert sorted(stored) == sorted(valid(n) for n in range(20))
 
 
 # --- item 9: compressed bodies, raw paths ------------------------------------------------------------------------

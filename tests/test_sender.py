@@ -144,8 +144,7 @@ def made(**fields: Any) -> Delivery:
 
 @pytest.mark.parametrize(
     ("failure", "hint"),
-    [("unreachable", "Is the endpoint running"), ("tls", "SSL_CERT_FILE"), ("timeout", "Raise --timeout"),
-     ("protocol", "Is the endpoint running")],
+    [("unreachable", "Is the endpoint running"), ("tls", "SSL_CERT_FILE"), ("timeout", "Raise --timeout")],
 )  # fmt: skip
 def test_every_failure_to_answer_exits_4_with_its_hint(failure: Any, hint: str) -> None:
     # The error text is deliberately unlike aiohttp's: the decision must come from `failure`, not from words.

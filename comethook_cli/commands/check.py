@@ -26,7 +26,7 @@ def run(
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
     from comethook_cli.commands.send import INSECURE_WARNING, unreachable_hint
     from comethook_cli.engine import checks
-    from comethook_cli.engine.sender import CONTENT_TYPE
+    from comethook_cli.engine.sender import CONTENT_TYPE, redact_url
     from comethook_cli.outputs.views import view
     from comethook_cli.outputs.wire import CheckSummary
 
@@ -39,6 +39,7 @@ def run(
         checks.run_checks(url, templates, basic_auth, timeout, content_type or CONTENT_TYPE, volatile, max_answer, insecure)
     )
     results = run.results
+    url = redact_url(url)  # a password in it (user:pw@) was for the requests, not for any output
     summary = CheckSummary(*checks.summary(results), run.seconds)
     if junit:
         try:

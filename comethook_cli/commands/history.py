@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
+import re
 import shlex
 import sys
 from collections.abc import Iterator
@@ -11,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_PORT, JSON, Exchange, iso_time
-from comethook_cli.outputs.wire import Event, encode
+from comethook_cli.outputs.wire import INVISIBLE, Event, encode, json_safe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,6 +22,15 @@ if TYPE_CHECKING:
     from comethook_cli.engine.store import History
 
 EXPORT_FORMATS = ("ndjson", "curl", "har")
+#: `history list` reads this many rows at a time, so memory does not grow with --limit.
+LIST_PAGE = 500
+#: The most rows the human table shows (it is laid out as a whole); --json streams any number.
+TABLE_MAX = 10_000
+#: What a shell word must not carry raw, lest a terminal showing the command act on it (or the one-line command break):
+#: C0 controls, DEL, C1, bidi controls, line separators (and bytes that are not UTF-8, which come back as lone surrogates).
+_UNPRINTABLE = re.compile(f"[\\x00-\\x1f{INVISIBLE}]")
+#: Readable names in bash's ANSI-C quoting.
+_SHELL_NAMES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def open_history() -> History:
@@ -32,13 +44,58 @@ def list_(limit: int, trigger: str | None, json_out: bool) -> None:
     """`history list`: the newest page."""
     from comethook_cli.outputs.views import view
 
-    with open_history() as history:
-        exchanges, _ = history.page(limit=limit, trigger=trigger)
-        note = pruned_note(history)
     shown = view(json_out)
-    shown.exchanges(exchanges, "No exchanges stored yet." if not trigger else f"No {trigger} exchanges stored.")
+    empty = "No exchanges stored yet." if not trigger else f"No {trigger} exchanges stored."
+    with open_history() as history:
+        if json_out:  # a line per exchange, a page at a time: any --limit in flat memory
+            for page in pages(history, limit, trigger):
+                shown.exchanges(page, empty)
+        else:
+            # The table is laid out as a whole: its rows without their bodies, and at most TABLE_MAX of them.
+            rows = [dataclasses.replace(e, body=b"", response_body=b"", headers=(), response_headers=())
+                    for page in pages(history, min(limit, TABLE_MAX), trigger) for e in page]  # fmt: skip
+            shown.exchanges(rows, empty)
+            if limit > TABLE_MAX and len(rows) == TABLE_MAX:
+                shown.note(f"Showing the newest {TABLE_MAX:,}; `history list --json` or `history export` give them all.")
+        note = pruned_note(history)
     if note:
         shown.note(note)  # stderr: stdout stays pure NDJSON
+
+
+def pages(history: History, limit: int, trigger: str | None) -> Iterator[list[Exchange]]:
+    """The newest `limit` exchanges, newest first, LIST_PAGE at a time."""
+    cursor: int | None = None
+    while limit > 0:
+        page, cursor = history.page(before_seq=cursor, limit=min(limit, LIST_PAGE), trigger=trigger)
+        if page:
+            yield page
+        limit -= len(page)
+        if cursor is None:
+            return
+
+
+def readable(exchange: Exchange) -> Exchange:
+    """The exchange with its body parsed for display: a compressed body decoded first (the stored bytes stay)."""
+    if exchange.payload is not None or not exchange.encoded:
+        return exchange
+    from comethook_cli import jsonbody
+    from comethook_cli.engine.listener import plain_body
+
+    try:
+        return dataclasses.replace(exchange, payload=jsonbody.parse(plain_body(exchange)))
+    except ValueError:  # does not decode: shown as stored
+        return exchange
+
+
+def encoding_note(exchange: Exchange) -> str | None:
+    """One line saying the body arrived compressed and is shown decoded (None when it did not)."""
+    if not exchange.encoded:
+        return None
+    encoding = next(v for n, v in exchange.headers if n.lower() == "content-encoding")
+    decoded = readable(exchange).payload is not None
+    return f"The body arrived with Content-Encoding {encoding.strip()} ({len(exchange.body):,} bytes stored as they came); " + (
+        "shown decoded." if decoded else "it does not decode, so it is shown as stored."
+    )
 
 
 def pruned_note(history: History) -> str | None:
@@ -61,7 +118,11 @@ def show(key: str, json_out: bool) -> None:
 
     with open_history() as history:
         exchange = history.get(key)
-    view(json_out).exchange(exchange)
+    shown = view(json_out)
+    shown.exchange(readable(exchange))
+    note = encoding_note(exchange)
+    if note:
+        shown.note(note)
 
 
 def export(fmt: str, output: str | None) -> None:
@@ -84,7 +145,7 @@ def export(fmt: str, output: str | None) -> None:
                 write_har(stream, exchanges())
             else:
                 for exchange in exchanges():
-                    stream.write((encode(Event(exchange)) if fmt == "ndjson" else curl_command(exchange)) + "\n")
+                    stream.write((encode(Event(readable(exchange))) if fmt == "ndjson" else curl_command(exchange)) + "\n")
         except HistoryDamaged as damaged:
             damaged.message += f" The export stopped after {written:,} exchange(s); {output or 'the output'} is incomplete."
             raise
@@ -111,22 +172,57 @@ def target_of(exchange: Exchange, base: str = f"http://localhost:{DEFAULT_PORT}"
     return base + exchange.path + (f"?{exchange.query}" if exchange.query else "")
 
 
+def shell_word(text: str | bytes) -> str:
+    """One shell word that stands for exactly these characters or bytes (none NUL: no argument can hold one):
+    shlex-quoted when printable, else in bash's ANSI-C quoting (`$'...\\x1b...'`), so no control character or byte
+    that is not UTF-8 reaches the output raw, and the word stays on one line."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8", errors="surrogatepass")
+    decoded = data.decode("utf-8", errors="surrogateescape")
+    if not _UNPRINTABLE.search(decoded):
+        return shlex.quote(decoded)
+    quoted = []
+    for char in decoded:
+        if char in _SHELL_NAMES:
+            quoted.append(_SHELL_NAMES[char])
+        elif _UNPRINTABLE.search(char):
+            quoted.append("".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", errors="surrogateescape")))
+        elif char in "\\'":
+            quoted.append("\\" + char)
+        else:
+            quoted.append(char)
+    return "$'" + "".join(quoted) + "'"
+
+
+def curl_data(body: bytes) -> str:
+    """curl's --data-binary argument for these exact bytes: a shell word, or, for a body holding NUL bytes (gzip does),
+    a file that `printf` writes (`@<(printf '\\037\\213...')`, bash and zsh), since no argument can hold a NUL."""
+    if b"\x00" not in body:
+        return shell_word(body)
+    decoded = body.decode("utf-8", errors="surrogateescape")
+    out = []
+    for char in decoded:
+        if _UNPRINTABLE.search(char) or char in "\\'%":
+            out.append("".join(f"\\{byte:03o}" for byte in char.encode("utf-8", errors="surrogateescape")))
+        else:
+            out.append(char)
+    return "@<(printf '" + "".join(out) + "')"
+
+
 def curl_command(exchange: Exchange) -> str:
-    """A curl command that reproduces the request (credentials left for you to add with -u)."""
+    """A curl command that reproduces the request, its exact body bytes included (credentials left for you to add with -u)."""
     from comethook_cli.engine.replay import replay_headers
 
-    parts = ["curl", "-X", exchange.method, shlex.quote(target_of(exchange))]
+    parts = ["curl", "-X", shell_word(exchange.method), shell_word(target_of(exchange))]
     for name, value in replay_headers(exchange).items():
-        parts += ["-H", shlex.quote(f"{name}: {value}")]
+        parts += ["-H", shell_word(f"{name}: {value}")]
     if any(name.lower() == "authorization" for name, _ in exchange.headers):
         parts += ["-u", "'USER:PASS'"]
-    parts += ["--data-binary", shlex.quote(exchange.body.decode("utf-8", errors="replace"))]
+    parts += ["--data-binary", curl_data(exchange.body)]
     return " ".join(parts)
 
 
 def har_entry(e: Exchange) -> dict[str, JSON]:
     """One exchange as a HAR 1.2 entry."""
-    answer = e.response_body.decode("utf-8", errors="replace")
     content_type = next((v for n, v in e.response_headers if n.lower() == "content-type"), "application/json")
     request_type = next((v for n, v in e.headers if n.lower() == "content-type"), "application/json")
     return {
@@ -141,7 +237,7 @@ def har_entry(e: Exchange) -> dict[str, JSON]:
             "cookies": [],
             "headersSize": -1,
             "bodySize": len(e.body),
-            "postData": {"mimeType": request_type, "text": e.body.decode("utf-8", errors="replace")},
+            "postData": _post_data(e, request_type),
         },
         "response": {
             "status": e.response_status,
@@ -149,7 +245,7 @@ def har_entry(e: Exchange) -> dict[str, JSON]:
             "httpVersion": "HTTP/1.1",
             "headers": [{"name": n, "value": v} for n, v in e.response_headers],
             "cookies": [],
-            "content": {"size": len(e.response_body), "mimeType": content_type, "text": answer},
+            "content": {"size": len(e.response_body), "mimeType": content_type, **_har_text(e.response_body)},
             "redirectURL": "",
             "headersSize": -1,
             "bodySize": len(e.response_body),
@@ -158,6 +254,25 @@ def har_entry(e: Exchange) -> dict[str, JSON]:
         "timings": {"send": 0, "wait": round(e.latency_ms, 3), "receive": 0},
         "comment": f"{e.id} {e.info.trigger}" + (f" verdict {e.verdict.kind}" if e.verdict else ""),
     }
+
+
+def _har_text(body: bytes) -> dict[str, JSON]:
+    """HAR content: the text when it is UTF-8, else the bytes in base64 (HAR's `encoding`), never U+FFFD in their place."""
+    try:
+        return {"text": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"text": base64.b64encode(body).decode("ascii"), "encoding": "base64"}
+
+
+def _post_data(e: Exchange, mime_type: str) -> dict[str, JSON]:
+    """HAR postData: the body as text, decoded first when it arrived compressed (HAR has no base64 for requests)."""
+    note = encoding_note(e)
+    shown = readable(e)
+    if note and shown.payload is not None:
+        from comethook_cli.engine.listener import plain_body
+
+        return {"mimeType": mime_type, "text": plain_body(e).decode("utf-8"), "comment": note}
+    return {"mimeType": mime_type, "text": e.body.decode("utf-8", errors="replace"), **({"comment": note} if note else {})}
 
 
 def write_har(stream: TextIO, exchanges: Iterator[Exchange]) -> int:
@@ -171,7 +286,8 @@ def write_har(stream: TextIO, exchanges: Iterator[Exchange]) -> int:
     stream.write(f'{{\n  "log": {{\n    "version": "1.2",\n    "creator": {creator},\n    "entries": [')
     count = 0
     for exchange in exchanges:
-        entry = json.dumps(har_entry(exchange), indent=2, ensure_ascii=False).replace("\n", "\n      ")
+        # json_safe: DEL, C1 and bidi controls as \u escapes (json.dumps leaves them raw), so the file is safe to `cat`.
+        entry = json_safe(json.dumps(har_entry(exchange), indent=2, ensure_ascii=False)).replace("\n", "\n      ")
         stream.write(("," if count else "") + "\n      " + entry)
         count += 1
     stream.write("\n    ]\n  }\n}\n" if count else "]\n  }\n}\n")

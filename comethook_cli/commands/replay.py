@@ -26,9 +26,11 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
     with History() as history:
         exchange = history.last() if last else history.get(key or "")
     replay.target_url(exchange, to)  # a missing target is said before the editor opens
-    body = replay.apply_sets(exchange.body, [parse_set(s) for s in sets])
-    if edit:
-        body = edit_body(body)
+    body = None  # unchanged: the stored bytes go as they are (a compressed body with its Content-Encoding)
+    if sets or edit:
+        body = replay.apply_sets(replay.plain(exchange), [parse_set(s) for s in sets], "the stored body")
+        if edit:
+            body = edit_body(body)
     chosen = replay.plan(exchange, to, replay.Edits(body=body))
     execute(chosen.url, lambda: chosen.outgoing, how, chosen.headers)
 

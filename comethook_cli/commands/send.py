@@ -157,8 +157,14 @@ def unreachable_hint(failure: Failure | None) -> str:
     return "Is the endpoint running and the URL right? Raise --timeout for a slow endpoint."
 
 
-#: The failures where no answer came back at all: exit 4, like an endpoint that cannot be reached.
-NO_ANSWER: frozenset[Failure] = frozenset({"unreachable", "tls", "timeout", "protocol"})
+#: The failures where no answer came back at all: exit 4, like an endpoint that cannot be reached. A `protocol` failure
+#: is not one: something was reached and answered, only not with HTTP (exit 1, like a bad answer).
+NO_ANSWER: frozenset[Failure] = frozenset({"unreachable", "tls", "timeout"})
+#: The hint for a server that took the connection but did not speak HTTP back.
+PROTOCOL_HINT = (
+    "The server took the connection but did not answer with HTTP (it hung up, or speaks something else, e.g. TLS on an "
+    "http:// URL): check its logs and the URL's scheme and port."
+)
 
 
 def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: RetryReport | None = None) -> None:
@@ -172,6 +178,8 @@ def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: Re
     bad = [d for d in deliveries if not d.ok]
     if bad:
         hint = "CometChat needs a 2xx answer" + (" and, for before_message, a JSON object." if bad[0].verdict else ".")
+        if bad[0].failure == "protocol":
+            hint = PROTOCOL_HINT
         if bad[0].failure == "too_large":
             hint = "CometChat's own messages stay under about 64 KB; raise --max-answer if this answer is meant to be so large."
         raise ComethookError(f"{len(bad)} of {len(deliveries)} deliveries failed: {bad[0].error}.", hint)

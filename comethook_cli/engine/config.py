@@ -12,6 +12,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
 from comethook_cli.models import (
+    DEFAULT_ANSWER_BUDGET,
+    DEFAULT_BODY_BUDGET,
     DEFAULT_HISTORY_MAX_AGE_DAYS,
     DEFAULT_HISTORY_MAX_MB,
     DEFAULT_MAX_ANSWER,
@@ -35,6 +37,8 @@ class ListenerConfig:
     basic_auth: str | None = None
     #: Open connections before the oldest idle one is closed for a new one; None: derived from the file-descriptor limit.
     max_connections: int | None = None
+    #: Bytes of request bodies held at once, over every connection; past it a new body gets 503 and Retry-After.
+    body_budget: int = DEFAULT_BODY_BUDGET
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class ForwardConfig:
     forward_timeout: float = 30.0
     fallback: str = "error"
     max_answer: int = DEFAULT_MAX_ANSWER
+    #: Bytes of answers being read at once, over every forward and copy; past it a new answer gets the --fallback.
+    answer_budget: int = DEFAULT_ANSWER_BUDGET
 
     @property
     def enabled(self) -> bool:

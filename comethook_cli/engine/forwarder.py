@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -20,9 +21,18 @@ from yarl import URL
 
 from comethook_cli.cometchat.verdict import DROP_ACTION
 from comethook_cli.engine.config import ForwardConfig
-from comethook_cli.engine.sender import UNBOUNDED, AnswerTooLarge, normalize_url, read_answer
+from comethook_cli.engine.listener import RateLimitedWarnings
+from comethook_cli.engine.sender import (
+    UNBOUNDED,
+    AnswerTooLarge,
+    BudgetSpent,
+    ByteBudget,
+    normalize_url,
+    read_answer,
+    redact_url,
+)
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_MAX_ANSWER, HOP_BY_HOP, Answer, Incoming
+from comethook_cli.models import DEFAULT_ANSWER_BUDGET, DEFAULT_MAX_ANSWER, HOP_BY_HOP, Answer, Incoming, has_surrogates
 
 if TYPE_CHECKING:
     from comethook_cli.engine.listener import Answerer
@@ -36,8 +46,10 @@ REQUEST_SKIP = HOP_BY_HOP | {"expect"}
 #: Copies in flight at once; more are dropped with a warning, so a copy target that hangs cannot pile up
 #: tasks, memory and connections.
 MAX_COPIES_IN_FLIGHT = 64
-#: At most one warning about dropped copies this often (seconds).
-DROPPED_COPIES_WARNING_EVERY = 10.0
+#: Connections to the primaries at once (copies have a pool of their own, of MAX_COPIES_IN_FLIGHT).
+MAX_PRIMARY_CONNECTIONS = 256
+#: What HTTP forbids in a header (aiohttp refuses to write such an answer, so CometChat would get a closed connection).
+FORBIDDEN_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def connection_named(headers: Sequence[tuple[str, str]]) -> set[str]:
@@ -70,6 +82,8 @@ class Forwarder:
         unrouted: Answerer | None = None,
         max_answer: int = DEFAULT_MAX_ANSWER,
         max_copies: int = MAX_COPIES_IN_FLIGHT,
+        answer_budget: int = DEFAULT_ANSWER_BUDGET,
+        max_connections: int = MAX_PRIMARY_CONNECTIONS,
     ) -> None:
         self.primary = primary
         self.copies = list(copies)
@@ -80,11 +94,16 @@ class Forwarder:
         self.unrouted = unrouted
         self.max_answer = max_answer
         self.max_copies = max_copies
+        self.max_connections = max_connections
+        #: Shared by the primaries and the copies: many slow answers just under --max-answer cannot add up past it.
+        self.budget = ByteBudget(answer_budget)
+        self.warnings = RateLimitedWarnings(on_warning)
+        #: Copies dropped so far (the warnings are rate-limited; close() says the total).
+        self.copies_dropped = 0
+        self._copies_dropped_said = 0
         self._session: aiohttp.ClientSession | None = None
         self._copy_session: aiohttp.ClientSession | None = None
         self._copies_in_flight: set[asyncio.Task[None]] = set()
-        self._copies_dropped = 0
-        self._dropped_warned_at = -DROPPED_COPIES_WARNING_EVERY
 
     @classmethod
     def from_config(cls, config: ForwardConfig, on_warning: Callable[[str], None], unrouted: Answerer | None = None) -> Forwarder:
@@ -101,15 +120,18 @@ class Forwarder:
                 )
             routed[trigger.strip()] = normalize_url(url)
         primary, copies = (targets[0], targets[1:]) if targets else (None, [])
-        return cls(primary, copies, routed, config.forward_timeout, config.fallback, on_warning, unrouted, config.max_answer)
+        return cls(
+            primary, copies, routed, config.forward_timeout, config.fallback, on_warning, unrouted, config.max_answer,
+            answer_budget=config.answer_budget,
+        )  # fmt: skip
 
     def describe(self) -> str:
         """One line for the banner."""
-        parts = [f"forwarded to {self.primary}" if self.primary else "canned answers (no --forward-to)"]
+        parts = [f"forwarded to {redact_url(self.primary)}" if self.primary else "canned answers (no --forward-to)"]
         if self.copies:
-            parts.append(f"copies to {', '.join(self.copies)}")
+            parts.append(f"copies to {', '.join(redact_url(c) for c in self.copies)}")
         if self.routes:
-            parts.append("routes " + ", ".join(f"{t} → {u}" for t, u in self.routes.items()))
+            parts.append("routes " + ", ".join(f"{t} → {redact_url(u)}" for t, u in self.routes.items()))
         parts.append(f"fallback {self.fallback}, timeout {self.timeout:g} s")
         return "; ".join(parts)
 
@@ -120,7 +142,7 @@ class Forwarder:
             session = aiohttp.ClientSession(
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                connector=aiohttp.TCPConnector(limit=self.max_copies if copy else 256),
+                connector=aiohttp.TCPConnector(limit=self.max_copies if copy else self.max_connections),
             )
             if copy:
                 self._copy_session = session
@@ -146,22 +168,41 @@ class Forwarder:
         return await self._relay(primary, incoming)
 
     def _drop_copy(self, target: str) -> None:
-        self._copies_dropped += 1
-        now = time.monotonic()
-        if now - self._dropped_warned_at >= DROPPED_COPIES_WARNING_EVERY:
-            self.on_warning(
-                f"dropped {self._copies_dropped} cop{'y' if self._copies_dropped == 1 else 'ies'} (latest to {target}): "
-                f"{self.max_copies} copies already in flight, a copy target is slow or down. The primary's answers are not affected."
-            )
-            self._copies_dropped = 0
-            self._dropped_warned_at = now
+        self.copies_dropped += 1
+        said = self.warnings.warn(
+            "copies",
+            f"dropped a copy to {redact_url(target)}: {self.max_copies} copies already in flight, a copy target is slow "
+            "or down. The primary's answers are not affected.",
+        )
+        if said:
+            self._copies_dropped_said = self.copies_dropped
 
     def _headers(self, incoming: Incoming) -> list[tuple[str, str]]:
         skip = REQUEST_SKIP | connection_named(incoming.headers)
         return [(n, v) for n, v in incoming.headers if n.lower() not in skip]
 
+    def _answer_headers(self, response: aiohttp.ClientResponse, shown: str) -> tuple[tuple[str, str], ...]:
+        """The app's answer headers worth relaying: not hop-by-hop, and none HTTP cannot carry (a control character,
+        or bytes that are not UTF-8), which would cost CometChat the whole answer."""
+        skip = ANSWER_SKIP | connection_named(list(response.headers.items()))
+        kept = []
+        for name, value in response.headers.items():
+            if name.lower() in skip:
+                continue
+            if FORBIDDEN_IN_HEADER.search(name + value) or has_surrogates(name + value):
+                self.warnings.warn(
+                    "header",
+                    f"your app at {shown} answered a header HTTP cannot carry ({name!a}: control characters or "
+                    "bytes that are not UTF-8); it was left out of the answer to CometChat.",
+                )
+                continue
+            kept.append((name, value))
+        return tuple(kept)
+
     async def _relay(self, target: str, incoming: Incoming, copy: bool = False) -> Answer:
         url = destination(target, incoming)
+        # A password in the target (http://user:pw@app) is sent to the app, never stored or shown.
+        shown = redact_url(url)
         started = time.perf_counter()
         try:
             # One deadline for the whole exchange, reading the answer included: an app that drips cannot hold it.
@@ -169,15 +210,21 @@ class Forwarder:
                 incoming.method, URL(url, encoded=True), data=incoming.body, headers=self._headers(incoming),
                 timeout=UNBOUNDED, allow_redirects=False,
             ) as response:  # fmt: skip
-                body = await read_answer(response, self.max_answer)
-                skip = ANSWER_SKIP | connection_named(list(response.headers.items()))
-                headers = tuple((n, v) for n, v in response.headers.items() if n.lower() not in skip)
-                return Answer(response.status, body, headers, "your app", url, None, (time.perf_counter() - started) * 1000)
+                body = await read_answer(response, self.max_answer, self.budget)
+                headers = self._answer_headers(response, shown)
+                return Answer(response.status, body, headers, "your app", shown, None, (time.perf_counter() - started) * 1000)
+        except BudgetSpent as spent:
+            reason = str(spent)
+            self.warnings.warn(
+                "budget",
+                f"answers being read from your app already hold {spent.limit:,} bytes, comethook's memory budget for "
+                f"them; new deliveries get the --fallback {self.fallback} answer until some finish (latest: {shown}).",
+            )
         except AnswerTooLarge as too_large:
             reason = str(too_large)
             if not copy:
                 self.on_warning(
-                    f"your app at {url} answered more than {too_large.limit:,} bytes"
+                    f"your app at {shown} answered more than {too_large.limit:,} bytes"
                     + (f" (Content-Length {too_large.declared:,})" if too_large.declared is not None else "")
                     + f"; CometChat gets the --fallback {self.fallback} answer. Raise --max-answer if the answer is meant to be that large."
                 )
@@ -187,7 +234,7 @@ class Forwarder:
             reason = f"connection refused ({error.os_error.strerror or error})".lower()
         except (aiohttp.ClientError, OSError) as error:
             reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        return self._fallback_answer(url, reason, (time.perf_counter() - started) * 1000)
+        return self._fallback_answer(shown, reason.replace(url, shown), (time.perf_counter() - started) * 1000)
 
     def _fallback_answer(self, url: str, reason: str, latency: float) -> Answer:
         if self.fallback == "pass":
@@ -205,6 +252,8 @@ class Forwarder:
 
     async def close(self) -> None:
         """Let copies in flight finish (briefly), then close the client."""
+        if self.copies_dropped > self._copies_dropped_said:
+            self.on_warning(f"dropped {self.copies_dropped:,} copies in all this session (at most {self.max_copies} in flight).")
         if self._copies_in_flight:
             await asyncio.wait(self._copies_in_flight, timeout=2)
             for task in self._copies_in_flight:

@@ -30,6 +30,7 @@ from comethook_cli import __version__, jsonbody
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.verdict import judge
 from comethook_cli.engine.config import ListenerConfig
+from comethook_cli.engine.sender import BudgetSpent, ByteBudget
 from comethook_cli.errors import ListenerError
 from comethook_cli.models import (
     SECRET_HEADERS,
@@ -62,6 +63,10 @@ FD_RESERVE = 256
 WARN_EVERY = 30.0
 #: Content-Encoding values the listener decodes (to read the JSON; the exact bytes are what it stores and forwards).
 DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+#: What a body refused for the memory budget (--body-budget) is told to wait before trying again (seconds).
+RETRY_AFTER = 5
+#: How far a stored compressed body may inflate when it is read back (the listener took it at most --max-body decoded).
+STORED_DECODE_LIMIT = 64 * 1024 * 1024
 #: Errors accept() gives when the process or the system is out of file descriptors or memory.
 ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -129,6 +134,15 @@ def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
     return out
 
 
+def plain_body(exchange: Exchange, limit: int = STORED_DECODE_LIMIT) -> bytes:
+    """The exchange's body with its Content-Encoding undone (the stored bytes when it has none); ValueError when it
+    does not decode (UnsupportedEncoding, DecodedTooLarge are ValueErrors too)."""
+    if not exchange.encoded:
+        return exchange.body
+    encoding = next(v for n, v in exchange.headers if n.lower() == "content-encoding")
+    return decode_body(exchange.body, encoding, limit)
+
+
 def clean_info(info: EventInfo) -> EventInfo:
     """The description with lone surrogates (a JSON body can carry "\\ud800") replaced, so it can be shown and stored."""
     changes: dict[str, Any] = {f.name: replace_surrogates(value) for f in dataclasses.fields(info)
@@ -146,7 +160,7 @@ def is_loopback(address: str | None) -> bool:
     return (mapped or ip).is_loopback
 
 
-class _Warnings:
+class RateLimitedWarnings:
     """One warning per kind per WARN_EVERY seconds, saying how many were held back."""
 
     def __init__(self, on_warning: Callable[[str], None]) -> None:
@@ -154,21 +168,24 @@ class _Warnings:
         self._last: dict[str, float] = {}
         self._held: dict[str, int] = {}
 
-    def warn(self, kind: str, message: str) -> None:
-        """Warn now, or count it when this kind was warned about recently."""
+    def warn(self, kind: str, message: str) -> bool:
+        """Warn now (True), or count it when this kind was warned about recently (False)."""
         now = time.monotonic()
         if now - self._last.get(kind, -WARN_EVERY) < WARN_EVERY:
             self._held[kind] = self._held.get(kind, 0) + 1
-            return
+            return False
         held = self._held.pop(kind, 0)
         self._last[kind] = now
         self.on_warning(message + (f" ({held} more like it since the last warning)" if held else ""))
+        return True
 
 
 class _Server(web.Server):
     """aiohttp's server with a cap on open connections: past it, the oldest idle connection is closed."""
 
-    def __init__(self, handler: Any, *, max_connections: int, busy: set[Any], warnings: _Warnings, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: Any, *, max_connections: int, busy: set[Any], warnings: RateLimitedWarnings, **kwargs: Any
+    ) -> None:
         super().__init__(handler, **kwargs)
         self.max_connections = max_connections
         self._busy = busy
@@ -242,7 +259,7 @@ class Listener:
         self.port = config.port
         #: Set by `listen` once a public tunnel points here: the status endpoint then never shows the version.
         self.tunnel_open = False
-        self.warnings = _Warnings(hub.warn)
+        self.warnings = RateLimitedWarnings(hub.warn)
         self._runner: web.ServerRunner | None = None
         self._server: _Server | None = None
         self._busy: set[Any] = set()
@@ -251,6 +268,9 @@ class Listener:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous_handler: Any = None
         self._expected = config.basic_auth.encode() if config.basic_auth else None
+        #: Shared by every body being received: many slow connections cannot add up past it (see ListenerConfig.body_budget).
+        self.budget = ByteBudget(config.body_budget)
+        self._held: dict[int, int] = {}
 
     @property
     def local_url(self) -> str:
@@ -301,11 +321,14 @@ class Listener:
         say it once in a while instead, and close idle connections to make room."""
         error = context.get("exception")
         if isinstance(error, OSError) and error.errno in ACCEPT_ERRORS:
-            closed = self._server.close_idle(max(len(self._server.connections) // 10, 1)) if self._server else 0
+            open_ = len(self._server.connections) if self._server else 0
+            closed = self._server.close_idle(max(open_ // 10, 1)) if self._server else 0
+            # The count is of connections to the listener; forwards to your app and the history use descriptors too.
             self.warnings.warn(
                 "accept",
-                f"cannot accept connections: {error.strerror or error} ({len(self._server.connections) if self._server else 0} "
-                f"open; closed {closed} idle ones). Raise the limit with `ulimit -n`.",
+                f"cannot accept connections: {error.strerror or error} ({open_} connections to the listener open, "
+                f"{len(self._busy)} busy; closed {closed} idle ones). Forwards to your app use descriptors too: raise the "
+                "limit with `ulimit -n`.",
             )
         elif self._previous_handler is not None:
             self._previous_handler(loop, context)
@@ -348,7 +371,8 @@ class Listener:
         return web.json_response(status)
 
     async def _read(self, request: web.BaseRequest) -> bytes | None:
-        """The body as it arrived, at most --max-body bytes (None past it), within BODY_TIMEOUT (TimeoutError)."""
+        """The body as it arrived, at most --max-body bytes (None past it), within BODY_TIMEOUT (TimeoutError). Each
+        chunk is taken from the shared budget first (BudgetSpent when it is spent); _handle gives it back."""
         chunks: list[bytes] = []
         size = 0
         async with asyncio.timeout(BODY_TIMEOUT):
@@ -356,6 +380,9 @@ class Listener:
                 size += len(chunk)
                 if size > self.config.max_body:
                     return None
+                if not self.budget.take(len(chunk)):
+                    raise BudgetSpent(self.budget.limit)
+                self._held[id(request)] = self._held.get(id(request), 0) + len(chunk)
                 chunks.append(chunk)
         return b"".join(chunks)
 
@@ -365,22 +392,36 @@ class Listener:
             return await self._exchange(request)
         finally:
             self._busy.discard(request.protocol)
+            self.budget.give(self._held.pop(id(request), 0))
+
+    def _over_budget(self, request: web.BaseRequest) -> web.Response:
+        self.warnings.warn(
+            "budget",
+            f"request bodies arriving at once hold {self.budget.limit:,} bytes, the listener's memory budget: new ones get "
+            f"503 (Retry-After {RETRY_AFTER}) until some finish. CometChat retries; a flood of slow senders looks like this.",
+        )
+        return self._reject(
+            request, 503, "too many bodies arriving at once (memory budget); try again", {"Retry-After": str(RETRY_AFTER)}, True
+        )
 
     async def _exchange(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         received_at = time.time()
         raw_path, _, raw_query = request.raw_path.partition("?")
-        if request.method in ("GET", "HEAD") and raw_path == "/":
-            return self._status(request) if self._authorized(request) else self._unauthorized(request)
-        if request.method != "POST":
-            return self._reject(request, 405, f"method {request.method} not allowed (CometChat POSTs)", {"Allow": "POST"})
+        # Credentials first, for every method and path: an unauthenticated caller learns nothing, not even a 405.
         if not self._authorized(request):
             return self._unauthorized(request)
+        if request.method in ("GET", "HEAD") and raw_path == "/":
+            return self._status(request)
+        if request.method != "POST":
+            return self._reject(request, 405, f"method {request.method} not allowed (CometChat POSTs)", {"Allow": "POST"})
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in request.path):
             return self._reject(request, 400, "path holds control characters (CR, LF, ...) once decoded")
         too_large = f"body over the {self.config.max_body} byte limit (--max-body)"
         if request.content_length is not None and request.content_length > self.config.max_body:
             return self._reject(request, 413, too_large, close=True)
+        if request.content_length is not None and self.budget.used + request.content_length > self.budget.limit:
+            return self._over_budget(request)
         if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as aiohttp's router would
             request.writer.output_size = 0
@@ -388,6 +429,8 @@ class Listener:
             raw = await self._read(request)
         except TimeoutError:
             return self._reject(request, 408, f"body not received within {BODY_TIMEOUT:g} s", close=True)
+        except BudgetSpent:
+            return self._over_budget(request)
         if raw is None:
             return self._reject(request, 413, too_large, close=True)
         encoding = request.headers.get("Content-Encoding", "")

@@ -15,6 +15,7 @@ import aiohttp
 
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads import encode, set_path
+from comethook_cli.engine.listener import plain_body
 from comethook_cli.engine.sender import Outgoing, connector, deliver, normalize_url
 from comethook_cli.engine.store import History
 from comethook_cli.errors import UsageError
@@ -47,6 +48,18 @@ def replay_headers(exchange: Exchange) -> dict[str, str]:
     return {name: value for name, value in exchange.headers if name.lower() not in SKIP_HEADERS}
 
 
+def plain(exchange: Exchange) -> bytes:
+    """The stored body with its Content-Encoding (gzip, deflate) undone, to change it; a UsageError when it does not decode."""
+    try:
+        return plain_body(exchange)
+    except ValueError as error:
+        raise UsageError(
+            f"The stored body of {exchange.id} is compressed and does not decode ({error or type(error).__name__}), "
+            "so it cannot be changed.",
+            "Replay it without --set and --edit: the stored bytes are sent as they are.",
+        ) from None
+
+
 def apply_sets(body: bytes, sets: Sequence[tuple[str, JSON]], what: str = "the stored body") -> bytes:
     """The body with each PATH=VALUE set (re-encoded); the exact bytes when there is nothing to set."""
     if not sets:
@@ -72,17 +85,34 @@ def target_url(exchange: Exchange, target: str | None = None) -> str:
     if target:
         return normalize_url(target)
     if exchange.forwarded_to:
+        if ":***@" in exchange.forwarded_to:
+            raise UsageError(
+                f"{exchange.id} was forwarded to {exchange.forwarded_to}, whose password was not stored.",
+                "Pass --to with the full URL (and its password) to replay it there.",
+            )
         return exchange.forwarded_to
     raise UsageError(f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass --to URL.")
 
 
 def plan(exchange: Exchange, target: str | None = None, edits: Edits = Edits()) -> ReplayPlan:
-    """Where the exchange goes and the body and headers it goes with."""
+    """Where the exchange goes and the body and headers it goes with.
+
+    Unchanged, the stored bytes go as they are, a compressed body with its Content-Encoding. Changed (`edits`), the
+    body is decoded first and the edited plain JSON goes without Content-Encoding."""
     url = target_url(exchange, target)
-    body = apply_sets(edits.body if edits.body is not None else exchange.body, edits.sets)
-    payload = parse(body)
+    headers = replay_headers(exchange)
+    if edits.body is None and not edits.sets:
+        body = exchange.body
+        try:
+            payload = jsonbody.parse(plain_body(exchange))
+        except (ValueError, jsonbody.JsonBodyError):
+            payload = parse(body) if not exchange.encoded else None  # compressed and undecodable: the bytes still go
+    else:
+        body = apply_sets(edits.body if edits.body is not None else plain(exchange), edits.sets)
+        payload = parse(body)
+        headers = {name: value for name, value in headers.items() if name.lower() != "content-encoding"}
     trigger = payload.get("trigger") if isinstance(payload, dict) else None
-    return ReplayPlan(url, Outgoing(body, payload, trigger if isinstance(trigger, str) else None), replay_headers(exchange))
+    return ReplayPlan(url, Outgoing(body, payload, trigger if isinstance(trigger, str) else None), headers)
 
 
 async def replay(

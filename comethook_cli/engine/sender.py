@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from comethook_cli.engine.runs import RetryReport, compare_attempts
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, Verdict, parse_body
 
+#: A URL's scheme, user and password (up to the authority's last `@`, since a password may hold a raw one).
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#:@]*):([^/?#]*)@")
 #: What a delivery's error says when the server's TLS certificate could not be verified (the hint keys on it).
 CERTIFICATE_PROBLEM = "TLS certificate not trusted"
 #: CometChat's documented retry cadence when retryOnFailure is on: 10 s, then 30 s.
@@ -68,6 +71,11 @@ def normalize_url(target: str) -> str:
     return target
 
 
+def redact_url(url: str) -> str:
+    """The URL with the password of its user info (http://user:pw@host) replaced by `***`: for display and storage only."""
+    return _USERINFO.sub(r"\1\2:***@", url)
+
+
 def basic_auth_header(credentials: str) -> str:
     """`USER:PASS` → the value of an `Authorization: Basic` header."""
     user, sep, password = credentials.partition(":")
@@ -90,21 +98,57 @@ class AnswerTooLarge(Exception):
         super().__init__(f"answer larger than {limit:,} bytes (--max-answer){size}")
 
 
-async def read_answer(response: aiohttp.ClientResponse, limit: int) -> bytes:
+class ByteBudget:
+    """A total of bytes shared by everything buffered at once (bodies being received, answers being read), so memory
+    stays bounded however many connections there are: `take()` before buffering, `give()` back when done."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> bool:
+        """Reserve `size` bytes; False (nothing reserved) when that would pass the limit."""
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give(self, size: int) -> None:
+        """Hand back bytes taken earlier."""
+        self.used = max(self.used - size, 0)
+
+
+class BudgetSpent(Exception):
+    """Reading this answer would pass the shared budget for answers being read at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the answers being read at once already hold {limit:,} bytes (comethook's memory budget)")
+
+
+async def read_answer(response: aiohttp.ClientResponse, limit: int, budget: ByteBudget | None = None) -> bytes:
     """The answer body, read in chunks and at most `limit` bytes of it; AnswerTooLarge past that.
 
     A Content-Length over the cap is refused before reading anything. The connection is closed
-    on refusal, so the rest of the answer is never read."""
+    on refusal, so the rest of the answer is never read. With a `budget`, each chunk is taken from it
+    while it is read (BudgetSpent when it is spent) and the whole answer handed back once read."""
     declared = response.content_length
     if declared is not None and declared > limit:
         response.close()
         raise AnswerTooLarge(limit, declared)
     body = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            response.close()
-            raise AnswerTooLarge(limit)
+    try:
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            if budget is not None and not budget.take(len(chunk)):
+                response.close()
+                raise BudgetSpent(budget.limit)
+            body += chunk
+            if len(body) > limit:
+                response.close()
+                raise AnswerTooLarge(limit)
+    finally:
+        if budget is not None:
+            budget.give(len(body))
     return bytes(body)
 
 
@@ -129,6 +173,8 @@ async def deliver(
     cannot hold `send` past it."""
     given = any(name.lower() == "content-type" for name in headers)  # -H or a replayed header wins, and is sent once
     request_headers = {**({} if given else {"Content-Type": content_type}), **headers}
+    # A password in the URL (http://user:pw@host) is sent, never shown: the Delivery carries the URL without it.
+    shown = redact_url(url)
     started = time.perf_counter()
     try:
         async with (
@@ -141,12 +187,12 @@ async def deliver(
         reason = str(too_large)
         verdict = Verdict("invalid", f"the {reason}") if outgoing.trigger == "before_message" else None
         latency = (time.perf_counter() - started) * 1000
-        return Delivery(outgoing.trigger, url, status, latency, None, False, reason, verdict, attempt, failure="too_large")
+        return Delivery(outgoing.trigger, shown, status, latency, None, False, reason, verdict, attempt, failure="too_large")
     except TimeoutError:
         no_answer = _verdict(outgoing, None, b"")
         return Delivery(
             outgoing.trigger,
-            url,
+            shown,
             None,
             None,
             None,
@@ -157,17 +203,17 @@ async def deliver(
             failure="timeout",
         )
     except aiohttp.InvalidURL:
-        raise UsageError(f"Invalid URL {url!r}.", "Give a full URL, e.g. http://localhost:8000/webhook.") from None
+        raise UsageError(f"Invalid URL {shown!r}.", "Give a full URL, e.g. http://localhost:8000/webhook.") from None
     except aiohttp.ClientError as client_error:
         kind, text = _describe(client_error)
         return Delivery(
-            outgoing.trigger, url, None, None, None, False, text, _verdict(outgoing, None, b""), attempt, failure=kind
+            outgoing.trigger, shown, None, None, None, False, text, _verdict(outgoing, None, b""), attempt, failure=kind
         )
     latency = (time.perf_counter() - started) * 1000
     verdict = _verdict(outgoing, status, raw)
     ok = 200 <= status < 300 and (verdict is None or verdict.kind != "invalid")
     error = None if ok else (verdict.reason if verdict and 200 <= status < 300 else f"HTTP {status}")
-    return Delivery(outgoing.trigger, url, status, latency, parse_body(raw), ok, error, verdict, attempt, raw)
+    return Delivery(outgoing.trigger, shown, status, latency, parse_body(raw), ok, error, verdict, attempt, raw)
 
 
 def _verdict(outgoing: Outgoing, status: int | None, raw: bytes) -> Verdict | None:
@@ -186,6 +232,9 @@ def _describe(error: aiohttp.ClientError) -> tuple[Failure, str]:
         return "unreachable", f"could not connect to {error.host}:{error.port}: {reason.lower()}"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "protocol", "the server closed the connection without answering"
+    if isinstance(error, aiohttp.ClientResponseError) and error.status == 400 and error.history == ():
+        # aiohttp's parser refusing what came back: the status is its own, not the server's.
+        return "protocol", f"the answer was not valid HTTP ({' '.join(str(error.message).split())[:160]})"
     return "protocol", f"request failed: {error or type(error).__name__}"
 
 

@@ -117,11 +117,14 @@ class HistoryDamaged(ComethookError):
 
     def __init__(self, path: Path, reason: str) -> None:
         quoted = shlex.quote(str(path))
+        # The -wal holds the last commits, so it goes along; name it only when there is one.
+        moves = [f"mv {quoted} {quoted}.damaged"]
+        if Path(f"{path}-wal").exists():
+            moves.append(f"mv {shlex.quote(f'{path}-wal')} {shlex.quote(f'{path}.damaged-wal')}")
         super().__init__(
             f"The history database {path} is damaged ({reason}).",
-            f"Move it aside with its -wal file, if there is one (`mv {quoted} {quoted}.damaged; mv {quoted}-wal "
-            f"{quoted}.damaged-wal`); the next `comethook listen` starts a fresh one. `sqlite3 {quoted}.damaged .recover` "
-            "may save what is left.",
+            f"Move it aside (`{'; '.join(moves)}`); the next `comethook listen` starts a fresh one. "
+            f"`sqlite3 {quoted}.damaged .recover` may save what is left.",
         )
         self.path = path
         self.reason = reason
@@ -137,12 +140,25 @@ def is_damaged(error: sqlite3.Error) -> bool:
     return isinstance(error, sqlite3.DatabaseError) and ("malformed" in str(error) or "not a database" in str(error))
 
 
+def make_private_directory(directory: Path) -> None:
+    """Create the directory, and every missing parent, 0700 whatever the umask (directories that exist keep their mode)."""
+    missing: list[Path] = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:  # made meanwhile by someone else: theirs, so its mode is left alone
+            continue
+        if os.name != "nt":
+            os.chmod(folder, DIR_MODE)  # mkdir's mode passes through the umask; say it exactly
+
+
 def _private_directory(directory: Path) -> str | None:
     """Create the directory 0700 (whatever the umask); for one that exists and is open to others, a warning."""
     if not directory.exists():
-        directory.mkdir(parents=True, mode=DIR_MODE, exist_ok=True)
-        if os.name != "nt":
-            os.chmod(directory, DIR_MODE)  # mkdir's mode passes through the umask; say it exactly
+        make_private_directory(directory)
         return None
     mode = directory.stat().st_mode & 0o777
     if os.name == "nt" or not mode & 0o077:
@@ -421,10 +437,13 @@ class HistoryWriter:
     def _flush(self) -> None:
         self._scheduled = False
         batch, self._pending = self._pending, []
+        exchanges = [exchange for exchange, _ in batch]
         try:
-            failures = self._write([exchange for exchange, _ in batch])
-        except Exception as error:
-            failures = [ComethookError(f"Could not write history to {self.path}: {error}.")] * len(batch)
+            failures = self._write(exchanges)
+        except Exception:
+            # Something _write did not see coming: one by one, so it costs only the exchange it belongs to,
+            # not every exchange that happened to share its group commit.
+            failures = [self._write_alone(exchange) for exchange in exchanges]
         for (_, done), failure in zip(batch, failures, strict=True):
             if done.cancelled():
                 continue
@@ -432,6 +451,12 @@ class HistoryWriter:
                 done.set_result(None)
             else:
                 done.set_exception(failure)
+
+    def _write_alone(self, exchange: Exchange) -> ComethookError | None:
+        try:
+            return self._write([exchange])[0]
+        except Exception as error:
+            return ComethookError(f"Could not write history to {self.path}: {error}.")
 
     def _write(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
         """Insert in one transaction; each exchange's failure (None when stored). Any error (a database

@@ -60,10 +60,15 @@ def agent_path(config: TunnelConfig) -> Path:
 
 def config_file() -> Path:
     """The user's ngrok config when it exists, else a comethook-owned one (so nothing is written to ngrok's dir)."""
-    from comethook_cli.engine.store import home
+    from comethook_cli.engine.store import home, make_private_directory
 
     user = ngrok_dir() / "ngrok.yml"
-    return user if user.exists() else home() / "ngrok.yml"
+    if user.exists():
+        return user
+    # pyngrok creates the file's directory when it is missing, with the umask's mode: make comethook's home private first.
+    with contextlib.suppress(OSError):  # unwritable: pyngrok's own error says so when it needs the file
+        make_private_directory(home())
+    return home() / "ngrok.yml"
 
 
 def find_authtoken(config: TunnelConfig) -> str | None:

@@ -367,7 +367,7 @@ class Renderer:
         for name, value in exchange.headers:
             self.out.print(Text(safe(f"    {name}: {value}")))
         self.out.print(Text("         body", style="bold"))
-        self.body(parse_body(exchange.body))
+        self.body(exchange.payload if exchange.payload is not None else parse_body(exchange.body))
         self.out.print(Text("  answer body", style="bold"))
         self.body(parse_body(exchange.response_body))
 
