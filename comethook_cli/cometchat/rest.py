@@ -64,6 +64,8 @@ ACTIONS: dict[str, Action] = {
     for a in (
         _A("create_user", "POST", "/users", "none", basis="-"),
         _A("get_user", "GET", "/users/{uid}", "optional", basis="-"),
+        _A("get_message", "GET", "/messages/{id}", "optional", basis="-"),
+        _A("get_group", "GET", "/groups/{guid}", "optional", basis="-"),
         _A("send_message", "POST", "/messages", "optional", ("message_sent",), ("before_message", "after_message")),
         _A("edit_message", "PUT", "/messages/{id}", "optional", ("message_edited",), (), note="no legacy trigger is documented"),
         _A("delete_message", "DELETE", "/messages/{id}", "optional", ("message_deleted",), ()),
@@ -162,7 +164,7 @@ def hint_for(code: str | None, status: int | None) -> str:
     if code and code in HINTS:
         return HINTS[code]
     if status in STATUS_HINTS:
-        return STATUS_HINTS[status]  # type: ignore[index]
+        return STATUS_HINTS[status]
     if status is not None and status >= 500:
         return "CometChat had a problem; try again later (https://status.cometchat.com)."
     return "See CometChat's error guide: https://www.cometchat.com/docs/articles/error-guide"
@@ -222,6 +224,41 @@ STATUS: dict[str, int] = {
     "ERR_TOO_MANY_REQUESTS": 429,
     "ERR_BLOCKED_BY_WEBHOOK": 403,
 }
+
+
+#: Why a REST call got no usable answer: no connection, no answer in time, an answer that is not JSON, a broken exchange.
+CallFailure = Literal["unreachable", "tls", "timeout", "not_json", "too_large", "protocol"]
+
+
+@dataclass(frozen=True)
+class RestCall:
+    """One REST call and its answer: made by `trigger` (url is the full URL) or served by `emulate` (url is the path)."""
+
+    action: str | None
+    method: str
+    url: str
+    status: int | None
+    body: Any
+    latency_ms: float | None
+    error: ApiError | None = None
+    #: Set when there was no usable answer (then `status` may still be set, e.g. for not_json).
+    failure: CallFailure | None = None
+    failure_detail: str | None = None
+    attempts: int = 1
+    #: Seconds spent waiting on 429 Retry-After before the answer that counts.
+    waited_s: float = 0.0
+    request: Any = None
+    on_behalf_of: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx answer with a JSON body."""
+        return self.failure is None and self.status is not None and 200 <= self.status < 300
+
+    @property
+    def dropped(self) -> bool:
+        """The answer says a webhook or an extension dropped the message (an outcome, not a failure)."""
+        return self.error is not None and self.error.code in DROPPED_CODES
 
 
 def status_for(code: str) -> int:
