@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
@@ -29,13 +29,13 @@ from aiohttp import web
 
 from comethook_cli import jsonbody
 from comethook_cli.cometchat import rest
-from comethook_cli.cometchat.payloads import DEFAULT_APP_ID, DEFAULT_REGION, BuildOptions, build, encode, find_template
+from comethook_cli.cometchat.payloads import BuildOptions, build, encode, find_template
 from comethook_cli.cometchat.rest import ACTIONS, Action, RestCall
+from comethook_cli.engine.config import EmulatorConfig, WebhookTarget
 from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, basic_auth_header, connector, deliver
 from comethook_cli.errors import ListenerError, UsageError
 from comethook_cli.models import Delivery
 
-HookFailure = Literal["pass", "drop"]
 #: The sender of a message sent without onBehalfOf (the sheet §5.1, observed live by a third party).
 SYSTEM_USER = "app_system"
 LEGACY_TRIGGERS = frozenset({"before_message", "after_message"})
@@ -48,43 +48,6 @@ CHOICES = {
     "injected_in_answer": "an injected answer appears in the REST answer and in after_message (inferred, not documented)",
     "create_members": "members{...} on create group fires no group_member_added (CometChat's behaviour is unknown)",
 }
-
-
-@dataclass(frozen=True)
-class WebhookTarget:
-    """One webhook configured in the (emulated) Dashboard."""
-
-    url: str
-    webhook_id: str = "comethook-emulator"
-    #: The triggers ticked for it; None: every trigger of the app's generation.
-    triggers: frozenset[str] | None = None
-    basic_auth: str | None = None
-
-    def wants(self, trigger: str) -> bool:
-        """Whether this webhook is subscribed to `trigger`."""
-        return self.triggers is None or trigger in self.triggers
-
-
-@dataclass(frozen=True)
-class EmulatorConfig:
-    """How `emulate` runs (one field per flag)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8780
-    #: The accepted REST API key; None: any non-empty key.
-    api_key: str | None = None
-    webhooks: tuple[WebhookTarget, ...] = ()
-    legacy: bool = False
-    app_id: str = DEFAULT_APP_ID
-    region: str = DEFAULT_REGION
-    hook_timeout: float = 2.0
-    on_hook_failure: HookFailure = "pass"
-    #: Deliver a failed webhook again at CometChat's cadence (`retry_delays`, compressible for tests).
-    retry_on_failure: bool = False
-    retry_delays: tuple[float, ...] = COMETCHAT_RETRY_DELAYS
-    #: How long an asynchronous webhook delivery may take.
-    delivery_timeout: float = 10.0
-    state: str | None = None
 
 
 class Refused(Exception):
@@ -395,7 +358,8 @@ class Emulator:
     async def _deliver_async(self, target: WebhookTarget, trigger: str, payload: dict[str, Any]) -> None:
         assert self._client is not None
         outgoing = Outgoing(encode(payload), payload, trigger)
-        delays = (0.0, *self.config.retry_delays) if self.config.retry_on_failure else (0.0,)
+        cadence = COMETCHAT_RETRY_DELAYS if self.config.retry_delays is None else self.config.retry_delays
+        delays = (0.0, *cadence) if self.config.retry_on_failure else (0.0,)
         for attempt, delay in enumerate(delays, start=1):
             if delay:
                 await asyncio.sleep(delay)
