@@ -39,9 +39,13 @@ def shape(trigger: str, body: Any, ids: tuple[str, ...] = ()) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def closed_loop(legacy: bool = False, respond: str = "pass", **emulated: Any) -> AsyncIterator[tuple[Session, Emulator, str]]:
+async def closed_loop(
+    legacy: bool = False, respond: str = "pass", **emulated: Any
+) -> AsyncIterator[tuple[Session, Emulator, str]]:
     """A `listen` session (history on) and an emulator whose webhook points at it; yields them and --api-base."""
-    config = ListenConfig(listener=ListenerConfig(port=0), answers=AnswerConfig(respond=respond), tunnel=TunnelConfig(tunnel="off"))
+    config = ListenConfig(
+        listener=ListenerConfig(port=0), answers=AnswerConfig(respond=respond), tunnel=TunnelConfig(tunnel="off")
+    )
     async with Session(config) as session:
         hook = WebhookTarget(session.webhook_url, "hook-1")
         async with Emulator(EmulatorConfig(port=0, webhooks=(hook,), legacy=legacy, **emulated)) as emulator:
@@ -306,7 +310,9 @@ def test_emulate_and_listen_as_real_processes(tmp_path: Path) -> None:
         base = ready["webhook_url"]
         run = [sys.executable, "-m", "comethook_cli", "trigger"]
         subprocess.run([*run, "setup", "--api-base", base], env=env, check=True, capture_output=True, timeout=30)
-        sent = subprocess.run([*run, "message", "--api-base", base, "--wait", "--json"], env=env, capture_output=True, text=True, timeout=30)
+        sent = subprocess.run(
+            [*run, "message", "--api-base", base, "--wait", "--json"], env=env, capture_output=True, text=True, timeout=30
+        )
         assert sent.returncode == 0, sent.stderr
         assert KEY["COMETCHAT_API_KEY"] not in sent.stdout + sent.stderr
         seen = [json.loads(listener.readline())["trigger"] for _ in range(3)]
