@@ -98,7 +98,7 @@ async def test_every_action_fires_its_documented_triggers_with_catalog_shaped_pa
 
 
 async def test_payloads_carry_the_emulators_real_state(cli: Cli) -> None:
-    async with closed_loop() as (session, _, base):
+    async with closed_loop() as (_session, _, base):
         assert (await trigger(cli, base, "setup")).exit_code == 0
         sent = await trigger(cli, base, "message", "--text", "hi", "--wait")
         rest = next(line for line in ndjson(sent.stdout) if line["type"] == "rest")
@@ -205,7 +205,7 @@ async def test_scenarios_link_ids_between_steps(cli: Cli, tmp_path: Path) -> Non
         )
         mine = await trigger(cli, base, "run", str(own), "--wait")
         assert mine.exit_code == 0, mine.output
-        edited = [e for e in events(mine) if e["trigger"] == "message_edited"][0]["body"]["data"]["message"]
+        edited = next(e for e in events(mine) if e["trigger"] == "message_edited")["body"]["data"]["message"]
         assert edited["data"]["text"] == "second, about comethook-a_user_comethook-b"
         bad = tmp_path / "bad.json"
         bad.write_text(json.dumps({"steps": [{"do": "edit", "message": "${steps.later.id}"}, {"id": "later", "do": "message"}]}))

@@ -24,7 +24,10 @@ BASIS = {
     "D": "CometChat's docs describe this trigger; that this REST call fires it is an inference",
     "I": "an inference: not documented, not seen live",
 }
-MISMATCH = "Built from CometChat's docs, not verified live: report a mismatch at https://github.com/comethook/comethook/issues."
+MISMATCH = (
+    "trigger was built from CometChat's docs and not verified live: if CometChat answers differently, report it in "
+    "comethook's issue tracker with this call's --json output (it never holds your key)."
+)
 
 
 @dataclass(frozen=True)
