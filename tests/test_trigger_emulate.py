@@ -328,3 +328,22 @@ def test_emulate_and_listen_as_real_processes(tmp_path: Path) -> None:
             emulate.kill()
         listener.proc.send_signal(signal.SIGINT)
         listener.finish()
+
+
+async def test_odd_bodies_cost_one_call_never_the_emulator() -> None:
+    async with Emulator(EmulatorConfig(port=0)) as emulator, aiohttp.ClientSession() as client:
+        headers = {"apikey": "k", "onBehalfOf": "nobody-yet"}
+        odd = [
+            {"uid": ["list"], "name": "x"},
+            {"uid": "u1", "name": {"obj": 1}},
+            {"guid": "g", "name": "n", "members": {"admins": 5}},
+        ]
+        statuses = []
+        for body in odd:
+            async with client.post(emulator.base_url + "/users", json=body, headers={"apikey": "k"}) as answer:
+                statuses.append((answer.status, (await answer.json())["error"]["code"] if answer.status >= 400 else None))
+        async with client.post(emulator.base_url + "/groups", json=odd[2], headers=headers) as answer:
+            assert answer.status == 404 and (await answer.json())["error"]["code"] == "ERR_UID_NOT_FOUND"
+        assert statuses[0] == (400, "ERR_BAD_REQUEST") and all(status < 600 for status, _ in statuses)
+        async with client.get(emulator.base_url + "/users/u1", headers={"apikey": "k"}) as still:
+            assert still.status in (200, 404)  # still serving

@@ -215,6 +215,9 @@ class Emulator:
                 self._save()
         except Refused as refusal:
             status, answer = rest.status_for(refusal.code), rest.error_body(refusal.code, refusal.message, refusal.details)
+        except (TypeError, ValueError, KeyError, AttributeError) as error:
+            # A body shape no check foresaw must cost that call a 500, never the emulator.
+            status, answer = 500, rest.error_body("ERR_EXCEPTION", f"The emulator could not handle this call: {error!r}.")
         response = web.json_response(answer, status=status, headers=self._rate_headers())
         error = rest.read_error(answer)
         self.on_call(
