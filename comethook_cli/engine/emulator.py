@@ -215,9 +215,9 @@ class Emulator:
                 self._save()
         except Refused as refusal:
             status, answer = rest.status_for(refusal.code), rest.error_body(refusal.code, refusal.message, refusal.details)
-        except (TypeError, ValueError, KeyError, AttributeError) as error:
+        except (TypeError, ValueError, KeyError, AttributeError) as unforeseen:
             # A body shape no check foresaw must cost that call a 500, never the emulator.
-            status, answer = 500, rest.error_body("ERR_EXCEPTION", f"The emulator could not handle this call: {error!r}.")
+            status, answer = 500, rest.error_body("ERR_EXCEPTION", f"The emulator could not handle this call: {unforeseen!r}.")
         response = web.json_response(answer, status=status, headers=self._rate_headers())
         error = rest.read_error(answer)
         self.on_call(
