@@ -12,6 +12,7 @@ import pytest
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.payloads import find_template
+from comethook_cli.cometchat.rest import ApiError, RestCall
 from comethook_cli.engine.checks import CheckResult
 from comethook_cli.engine.runs import RetryReport, Summary
 from comethook_cli.models import Delivery, Exchange, Rejection, Verdict
@@ -79,6 +80,29 @@ def records() -> dict[str, list[wire.Record]]:
         "CheckSummary": [wire.CheckSummary(3, 1, 1, 1, nan)],
         "Payload": [wire.Payload(find_template("message_sent"))],
         "Overflow": [wire.Overflow(12)],
+        "RestCallRecord": [
+            wire.RestCallRecord(
+                RestCall(
+                    "send_message",
+                    "POST",
+                    "http://x/\x1b",
+                    403,
+                    {"e": HOSTILE},
+                    nan,
+                    ApiError("ERR_BLOCKED_BY_WEBHOOK", HOSTILE),
+                    request={"data": {"text": HOSTILE}},
+                    on_behalf_of=HOSTILE,
+                )
+            ),
+            wire.RestCallRecord(
+                RestCall("get_user", "GET", "/v3/users/a", None, None, None, failure="timeout", failure_detail=HOSTILE)
+            ),
+        ],
+        "TriggerRecord": [
+            wire.TriggerRecord(
+                "message", True, False, HOSTILE, {"current": ["message_sent"]}, [HOSTILE], True, [HOSTILE], ["drop", None], []
+            )
+        ],
     }
 
 

@@ -15,9 +15,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from comethook_cli.cometchat.payloads import BuildOptions
+from comethook_cli.commands.trigger import TriggerOptions
 from comethook_cli.engine.config import (
     AnswerConfig,
     Delivering,
+    EmulatorConfig,
     ForwardConfig,
     HistoryConfig,
     ListenerConfig,
@@ -38,6 +40,7 @@ SECRET_ON_ARGV = {
     "set COMETHOOK_BASIC_AUTH, use --basic-auth-file FILE, or give only USER to be asked for the password.",
     "ngrok_authtoken": "--ngrok-authtoken on the command line is visible to every local user (ps, shell history): "
     "set NGROK_AUTHTOKEN, or save it with `ngrok config add-authtoken`.",
+    "api_key": "--api-key on the command line is visible to every local user (ps, shell history): set COMETCHAT_API_KEY.",
 }
 
 
@@ -475,3 +478,147 @@ def tunnel_config(**values: Any) -> TunnelConfig:
 def history_config(**values: Any) -> HistoryConfig:
     """HISTORY's values → HistoryConfig."""
     return HistoryConfig(history=not values.pop("no_history"), **values)
+
+
+# --- trigger and emulate: CometChat's REST API ------------------------------------------------------------
+
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        metavar="KEY",
+        envvar="COMETCHAT_API_KEY",
+        show_envvar=True,
+        callback=warn_secret_on_argv,
+        help="REST API key (fullAccess). Prefer the env var: argv shows in ps.",
+    ),
+]
+AppId = Annotated[str | None, typer.Option("--app-id", envvar="COMETCHAT_APP_ID", show_envvar=True, help="CometChat app id.")]
+Region = Annotated[str, typer.Option("--region", envvar="COMETCHAT_REGION", show_envvar=True, help="App region: us, eu, in.")]
+
+#: How `trigger` reaches CometChat and what it waits for and asserts.
+TRIGGERING: Group = {
+    "app_id": (AppId, None),
+    "region": (Region, "us"),
+    "api_key": (ApiKey, None),
+    "api_base": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--api-base", metavar="URL", help="Another REST server, e.g. `comethook emulate`: http://127.0.0.1:8780/v3."
+            ),
+        ],
+        None,
+    ),
+    "timeout": (Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each REST answer.")], 15.0),
+    "json_out": (JsonOut, False),
+    "verbose": (Annotated[bool, typer.Option("--verbose", "-v", help="Show every REST answer in full.")], False),
+    "wait": (
+        Annotated[
+            bool, typer.Option("--wait", help="Wait for the deliveries this call caused, in a running `listen`'s history.")
+        ],
+        False,
+    ),
+    "wait_timeout": (
+        Annotated[float, typer.Option("--wait-timeout", metavar="SECONDS", min=0.001, help="How long --wait waits.")],
+        30.0,
+    ),
+    "expect": (
+        Annotated[
+            str | None,
+            typer.Option("--expect", metavar="ok|delivered|pass|inject|drop|dropped", help="Assert the outcome (exit 3 if not)."),
+        ],
+        None,
+    ),
+}
+
+
+def triggering(**values: Any) -> TriggerOptions:
+    """TRIGGERING's values → TriggerOptions."""
+    return TriggerOptions(**values)
+
+
+def _emulating(name: str) -> Any:
+    return default(EmulatorConfig, name)
+
+
+#: `emulate`: where it listens, which webhooks it calls and how.
+EMULATING: Group = {
+    "host": (Annotated[str, typer.Option("--host", help="Interface to bind.")], _emulating("host")),
+    "port": (
+        Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")],
+        _emulating("port"),
+    ),
+    "webhook": (
+        Annotated[list[str] | None, typer.Option("--webhook", metavar="URL", help="A webhook to deliver to. Repeatable.")],
+        None,
+    ),
+    "triggers": (
+        Annotated[str | None, typer.Option("--triggers", metavar="all|NAME,NAME", help="The triggers ticked for the webhooks.")],
+        None,
+    ),
+    "basic_auth": (BasicAuth, None),
+    "basic_auth_file": (BasicAuthFile, None),
+    "legacy": (
+        Annotated[
+            bool,
+            typer.Option("--legacy/--current", help="Legacy webhooks (before_message, after_message) or current (default)."),
+        ],
+        False,
+    ),
+    "webhook_id": (
+        Annotated[str, typer.Option("--webhook-id", help="The webhook's id (in payloads and @injected).")],
+        "comethook-emulator",
+    ),
+    "api_key": (ApiKey, None),
+    "app_id": (Annotated[str, typer.Option("--app-id", help="The app id payloads carry.")], _emulating("app_id")),
+    "region": (Annotated[str, typer.Option("--region", help="The region payloads carry: us, eu, in.")], _emulating("region")),
+    "hook_timeout": (
+        Annotated[float, typer.Option("--hook-timeout", metavar="SECONDS", min=0.001, help="How long before_message may take.")],
+        _emulating("hook_timeout"),
+    ),
+    "on_hook_failure": (
+        Annotated[
+            str,
+            typer.Option(
+                "--on-hook-failure", metavar="pass|drop", help="Outcome of a before_message timeout, non-2xx or invalid answer."
+            ),
+        ],
+        _emulating("on_hook_failure"),
+    ),
+    "retry_on_failure": (
+        Annotated[bool, typer.Option("--retry-on-failure", help="Deliver a failed webhook again at 10 s, then 30 s.")],
+        False,
+    ),
+    "retry_delays": (
+        Annotated[str | None, typer.Option("--retry-delays", metavar="S,S", help="Compress the retry cadence, e.g. 0.1,0.3.")],
+        None,
+    ),
+    "state": (
+        Annotated[str | None, typer.Option("--state", metavar="FILE", help="Keep the state in this SQLite file, not in memory.")],
+        None,
+    ),
+}
+
+
+def emulating(**values: Any) -> EmulatorConfig:
+    """EMULATING's values → EmulatorConfig (validated)."""
+    from comethook_cli.cometchat.payloads import REGIONS
+    from comethook_cli.commands import basic_auth
+    from comethook_cli.commands.emulate import webhooks
+    from comethook_cli.commands.send import parse_delays
+    from comethook_cli.errors import UsageError
+
+    if values["on_hook_failure"] not in ("pass", "drop"):
+        raise UsageError(f"Unknown --on-hook-failure {values['on_hook_failure']!r}.", "Use pass or drop.")
+    if values["region"] not in REGIONS:
+        raise UsageError(f"Unknown region {values['region']!r}.", f"Use one of: {', '.join(REGIONS)}.")
+    credentials = basic_auth(values["basic_auth"], values["basic_auth_file"])
+    hooks = webhooks(values["webhook"] or [], values["triggers"], credentials, values["webhook_id"], values["legacy"])
+    delays = parse_delays(values["retry_delays"]) if values["retry_delays"] else None
+    return EmulatorConfig(
+        host=values["host"], port=values["port"], api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
+        app_id=values["app_id"], region=values["region"], hook_timeout=values["hook_timeout"],
+        on_hook_failure=values["on_hook_failure"], retry_on_failure=values["retry_on_failure"], retry_delays=delays,
+        state=values["state"],
+    )  # fmt: skip

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
+from comethook_cli.cometchat.payloads import DEFAULT_APP_ID, DEFAULT_REGION
 from comethook_cli.models import (
     DEFAULT_ANSWER_BUDGET,
     DEFAULT_BODY_BUDGET,
@@ -138,3 +139,47 @@ def default(section: type[Any], name: str) -> Any:
             if spec.default_factory is not MISSING:
                 return spec.default_factory()
     raise KeyError(f"{section.__name__} has no field {name!r}")
+
+
+# --- emulate ([emulate]) -------------------------------------------------------------------------------------
+
+HookFailure = Literal["pass", "drop"]
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """One webhook configured in the (emulated) Dashboard."""
+
+    url: str
+    webhook_id: str = "comethook-emulator"
+    #: The triggers ticked for it; None: every trigger of the app's generation.
+    triggers: frozenset[str] | None = None
+    basic_auth: str | None = None
+
+    def wants(self, trigger: str) -> bool:
+        """Whether this webhook is subscribed to `trigger`."""
+        return self.triggers is None or trigger in self.triggers
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """How `emulate` runs (one field per flag)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8780
+    #: The accepted REST API key; None: any non-empty key.
+    api_key: str | None = None
+    webhooks: tuple[WebhookTarget, ...] = ()
+    legacy: bool = False
+    #: What payloads carry as appId and region.
+    app_id: str = DEFAULT_APP_ID
+    region: str = DEFAULT_REGION
+    hook_timeout: float = 2.0
+    on_hook_failure: HookFailure = "pass"
+    #: Deliver a failed webhook again at CometChat's cadence (`retry_delays`, compressible for tests).
+    retry_on_failure: bool = False
+    #: None: CometChat's own cadence, 10 s then 30 s (engine.sender.COMETCHAT_RETRY_DELAYS).
+    retry_delays: tuple[float, ...] | None = None
+    #: How long an asynchronous webhook delivery may take.
+    delivery_timeout: float = 10.0
+    state: str | None = None

@@ -587,6 +587,20 @@ class History:
 
         return await asyncio.to_thread(locked)
 
+    def head(self) -> int:
+        """The newest sequence number (0 when empty): `since(head())` later returns only what arrived after."""
+        with self._reading():
+            return int(self._connection.execute("SELECT COALESCE(MAX(seq), 0) FROM exchanges").fetchone()[0])
+
+    def since(self, seq: int, limit: int = 200) -> tuple[list[Exchange], int]:
+        """Exchanges stored after `seq`, oldest first, and the sequence number to pass next time."""
+        with self._reading():
+            rows = self._connection.execute(
+                f"SELECT seq, {COLUMNS} FROM exchanges WHERE seq > ? ORDER BY seq LIMIT ?", (seq, max(limit, 1))
+            ).fetchall()
+            exchanges = [_exchange(row) for row in rows]
+        return exchanges, int(rows[-1]["seq"]) if rows else seq
+
     def iter_all(self) -> Iterator[Exchange]:
         """Every exchange, oldest first, one row at a time (memory stays flat however many there are)."""
         with self._reading():

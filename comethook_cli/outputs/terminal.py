@@ -33,9 +33,10 @@ from comethook_cli.outputs.wire import INVISIBLE, dumps, json_safe
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
+    from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.runs import RetryReport, Summary
-    from comethook_cli.outputs.wire import CheckSummary
+    from comethook_cli.outputs.wire import CheckSummary, TriggerRecord
 
 #: How much of an answer `send` shows (characters); -v shows up to VERBOSE_BODY_CHARS, --json all of it.
 BODY_CHARS = 2_000
@@ -387,6 +388,67 @@ class Renderer:
         style = "bold red" if summary.failed else "bold green"
         counts = f"{summary.passed} passed, {summary.failed} failed, {summary.warnings} warning(s)"
         self.out.print(Text(f"{counts} in {summary.seconds:.2f} s", style=style))
+
+    # --- trigger, emulate ---------------------------------------------------------------------
+    def rest_call(self, call: RestCall, hint: str | None, verbose: bool = False) -> None:
+        """A REST call `trigger` made: request line, status, the answer (or CometChat's error and what to do)."""
+        line = Text.assemble(("--> ", "bold"), f"{call.method} ", safe(call.url))
+        if call.on_behalf_of:
+            line.append(f"  as {safe(call.on_behalf_of)}", style="dim")
+        self.out.print(line)
+        if call.waited_s:
+            self.out.print(Text(f"    waited {call.waited_s:g} s on 429 Retry-After ({call.attempts} attempts)", style="yellow"))
+        if call.status is None:
+            self.out.print(Text.assemble(("<-- ", "bold"), ("no answer: ", "bold red"), safe(call.failure_detail or "?")))
+            return
+        style = "green" if call.ok else "yellow" if call.dropped else "red"
+        self.out.print(Text.assemble(("<-- ", "bold"), (str(call.status), style), f"  {_ms(call.latency_ms)}"))
+        if call.error is not None:
+            code = Text.assemble(
+                ("    ", ""), (safe(call.error.code or "no error code"), f"bold {style}"), f"  {safe(call.error.message or '')}"
+            )
+            self.out.print(code)
+            if call.error.details:
+                self.out.print(Text("    " + safe(json.dumps(call.error.details, ensure_ascii=False)), style="dim"))
+        elif call.failure is not None:
+            self.out.print(Text("    " + safe(call.failure_detail or call.failure), style="red"))
+        elif verbose or call.action in ("send_message", "create_group"):
+            self.body(call.body, *((VERBOSE_BODY_CHARS, "--json shows it all") if verbose else (BODY_CHARS, "-v shows more")))
+        if hint and not call.ok:
+            self.out.print(Text.assemble(("    Hint: ", "bold"), safe(hint)))
+
+    def trigger_result(self, record: TriggerRecord) -> None:
+        """What a step should fire, what is inferred, and (with --wait) what arrived."""
+        if record.dropped:
+            self.out.print(Text("Dropped by your webhook (or an extension): the message was not stored.", style="bold yellow"))
+        for generation, names in record.expected.items():
+            if names:
+                self.out.print(Text.assemble(("Expect ", "bold"), f"({generation} webhooks): ", ", ".join(names)))
+        for note in record.notes:
+            self.out.print(Text(f"  note: {safe(note)}", style="dim"))
+        if record.waited and record.missing:
+            self.out.print(Text(f"Not arrived: {', '.join(record.missing)}", style="bold red"))
+        elif record.waited:
+            self.out.print(Text(f"Arrived: {len(record.deliveries or [])} delivery(ies), all expected.", style="bold green"))
+
+    def served(self, call: RestCall) -> None:
+        """One line per REST call `emulate` answered."""
+        style = "green" if call.ok else "yellow" if call.dropped else "red"
+        code = f"  {call.error.code}" if call.error and call.error.code else ""
+        who = f"  as {call.on_behalf_of}" if call.on_behalf_of else ""
+        self.out.print(Text.assemble(("REST ", "bold"), (f"{call.status} ", style), safe(f"{call.method} {call.url}{who}{code}")))
+
+    def webhook(self, delivery: Delivery) -> None:
+        """One line per webhook `emulate` delivered."""
+        status = str(delivery.status) if delivery.status is not None else "---"
+        verdict = f"  {delivery.verdict.kind.upper()}" if delivery.verdict else ""
+        attempt = f"  attempt {delivery.attempt}" if delivery.attempt > 1 else ""
+        error = f"  {delivery.error}" if delivery.error else ""
+        line = Text.assemble(
+            ("HOOK ", "bold"), (f"{status} ", "green" if delivery.ok else "red"), safe(f"{delivery.trigger} → {delivery.url}")
+        )
+        line.append(safe(f"{verdict}{attempt}{error}"), style="dim" if delivery.ok else "red")
+        self.out.print(line)
 
 
 def _ms(value: float | None) -> str:

@@ -18,6 +18,7 @@ from comethook_cli.outputs.terminal import Renderer
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
+    from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.runs import RetryReport, Summary
     from comethook_cli.models import Delivery, EventInfo, Exchange, Rejection
@@ -112,6 +113,23 @@ class View:
         """The canned payloads."""
         raise NotImplementedError
 
+    # --- trigger, emulate -------------------------------------------------------------------------
+    def rest_call(self, call: RestCall, hint: str | None) -> None:
+        """A REST call `trigger` made and its answer (`hint`: what to do about an error)."""
+        raise NotImplementedError
+
+    def trigger_result(self, record: wire.TriggerRecord) -> None:
+        """What a `trigger` step should fire and, with --wait, what arrived."""
+        raise NotImplementedError
+
+    def served(self, call: RestCall) -> None:
+        """A REST call `emulate` answered."""
+        raise NotImplementedError
+
+    def webhook(self, delivery: Delivery) -> None:
+        """A webhook `emulate` delivered."""
+        raise NotImplementedError
+
 
 class HumanView(View):
     """Lines and tables for people: colour on a terminal, plain text on a pipe."""
@@ -176,6 +194,22 @@ class HumanView(View):
     def catalog(self, templates: Iterable[Template]) -> None:
         """The catalog table."""
         self.human.payload_table(templates)
+
+    def rest_call(self, call: RestCall, hint: str | None) -> None:
+        """The call and its answer."""
+        self.human.rest_call(call, hint, self.verbose)
+
+    def trigger_result(self, record: wire.TriggerRecord) -> None:
+        """Expected webhooks and what arrived."""
+        self.human.trigger_result(record)
+
+    def served(self, call: RestCall) -> None:
+        """One line per call."""
+        self.human.served(call)
+
+    def webhook(self, delivery: Delivery) -> None:
+        """One line per delivery."""
+        self.human.webhook(delivery)
 
 
 class WireView(View):
@@ -250,6 +284,22 @@ class WireView(View):
         """A `payload` line per template."""
         for template in templates:
             self.write(wire.Payload(template))
+
+    def rest_call(self, call: RestCall, hint: str | None) -> None:
+        """The `rest` line."""
+        self.write(wire.RestCallRecord(call))
+
+    def trigger_result(self, record: wire.TriggerRecord) -> None:
+        """The `trigger` line."""
+        self.write(record)
+
+    def served(self, call: RestCall) -> None:
+        """The `rest` line (flushed once per loop iteration under load)."""
+        self.write(wire.RestCallRecord(call), soon=True)
+
+    def webhook(self, delivery: Delivery) -> None:
+        """The `delivery` line."""
+        self.write(wire.DeliveryRecord(delivery), soon=True)
 
 
 def view(

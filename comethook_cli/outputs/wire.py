@@ -20,6 +20,7 @@ from comethook_cli.models import Delivery, Exchange, Rejection, iso_time, parse_
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
+    from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.runs import RetryReport, Summary
 
@@ -286,8 +287,63 @@ class Payload(Record):
                 "description": t.description}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class RestCallRecord(Record):
+    """One call of CometChat's REST API: made by `trigger`, or served by `emulate` (never its API key)."""
+
+    type: ClassVar[str] = "rest"
+    call: RestCall
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "rest", "action", "method", "url", "on_behalf_of", "status", "latency_ms", "code", "message", ...}."""
+        c = self.call
+        return {
+            "type": self.type, "action": c.action, "method": c.method, "url": c.url, "on_behalf_of": c.on_behalf_of,
+            "status": c.status, "latency_ms": _ms(c.latency_ms), "ok": c.ok, "dropped": c.dropped,
+            "code": c.error.code if c.error else None, "message": c.error.message if c.error else None,
+            "failure": c.failure, "failure_detail": c.failure_detail, "attempts": c.attempts, "waited_s": round(c.waited_s, 3),
+            "request": c.request, "response": c.body,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TriggerRecord(Record):
+    """What a `trigger` step came to: the webhooks to expect and, with --wait, the deliveries seen."""
+
+    type: ClassVar[str] = "trigger"
+    verb: str
+    ok: bool
+    dropped: bool
+    id: str | None
+    expected: dict[str, list[str]]
+    #: Basis of the trigger mapping and anything inferred, said in words.
+    notes: list[str]
+    waited: bool = False
+    deliveries: list[str] | None = None
+    verdicts: list[str | None] | None = None
+    missing: list[str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "trigger", "verb", "ok", "dropped", "id", "expected", "notes", "waited", "deliveries", "verdicts", "missing"}."""
+        return {"type": self.type, "verb": self.verb, "ok": self.ok, "dropped": self.dropped, "id": self.id,
+                "expected": self.expected, "notes": self.notes, "waited": self.waited, "deliveries": self.deliveries,
+                "verdicts": self.verdicts, "missing": self.missing}  # fmt: skip
+
+
 RecordType = Literal[
-    "ready", "event", "rejected", "error", "stopped", "overflow", "delivery", "retries", "summary", "check", "payload"
+    "ready",
+    "event",
+    "rejected",
+    "error",
+    "stopped",
+    "overflow",
+    "delivery",
+    "retries",
+    "summary",
+    "check",
+    "payload",
+    "rest",
+    "trigger",
 ]
 
 

@@ -27,14 +27,14 @@ import os
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from comethook_cli import jsonbody
-from comethook_cli.cometchat.payloads.people import group_entity, user_entity, user_name
+from comethook_cli.cometchat.payloads.people import group_entity, user_entity
 from comethook_cli.errors import UsageError
 from comethook_cli.models import Generation
 
@@ -103,6 +103,11 @@ class BuildOptions:
     sets: Sequence[tuple[str, Any]] = field(default_factory=tuple)
     #: The id of the message a delivery is about (an edit carries its original's id); fresh when None.
     message_id: str | None = None
+    #: Known users and groups (`emulate`'s state): entity fields by uid / guid, over the sample ones.
+    users: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: A stored message: `$message` is this message (its id dropped while pending), not one built from the options.
+    message: Mapping[str, Any] | None = None
 
 
 @cache
@@ -180,18 +185,19 @@ KEY_DEPTH = 4
 _MAP_KEY = re.compile(r"cometchat-g?uid-\d+|[0-9]+")
 
 
-def paths_of(document: Any, depth: int = KEY_DEPTH, prefix: str = "") -> list[str]:
-    """Every key path of a document down to `depth`, list items and uid-keyed map entries written `*`."""
+def paths_of(document: Any, depth: int = KEY_DEPTH, prefix: str = "", ids: Collection[str] = ()) -> list[str]:
+    """Every key path of a document down to `depth`, list items and uid-keyed map entries written `*` (`ids`:
+    more uids and guids that key maps, beyond the sample ones)."""
     found: list[str] = []
     if depth == 0 or not isinstance(document, (dict, list)):
         return found
     items = document.items() if isinstance(document, dict) else (("*", item) for item in document)
     for key, value in items:
-        part = "*" if isinstance(document, list) or _MAP_KEY.fullmatch(str(key)) else str(key)
+        part = "*" if isinstance(document, list) or _MAP_KEY.fullmatch(str(key)) or key in ids else str(key)
         path = f"{prefix}{part}"
         if path not in found:
             found.append(path)
-        found += [p for p in paths_of(value, depth - 1, path + ".") if p not in found]
+        found += [p for p in paths_of(value, depth - 1, path + ".", ids) if p not in found]
     return found
 
 
@@ -206,12 +212,13 @@ def has_path(document: Any, path: str) -> bool:
     return has_path(document[head], rest) if rest else True
 
 
-def shape_problems(template: Template, body: Any) -> list[str]:
-    """How a built body strays from its template's key list: documented-or-observed keys missing, unlisted keys sent."""
+def shape_problems(template: Template, body: Any, ids: Collection[str] = ()) -> list[str]:
+    """How a built body strays from its template's key list: documented-or-observed keys missing, unlisted keys sent
+    (`ids`: the uids and guids that key maps in this body, beyond the sample ones)."""
     guesses = template.fidelity.guesses if template.fidelity else ()
     problems = [f"{path} missing" for path in (*template.keys, *guesses) if not has_path(body, path)]
     listed = set(template.keys)
-    for path in paths_of(body):
+    for path in paths_of(body, ids=ids):
         if path not in listed and not any(path == g or path.startswith(g + ".") for g in guesses):
             problems.append(f"{path} is neither documented, observed nor marked a guess")
     return problems
@@ -266,19 +273,22 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
     group_id = options.group or "cometchat-guid-1"
     receiver_is_group = options.group is not None
     legacy = template.generation == "legacy"
-    sender_user = user_entity(options.sender, seconds, legacy=legacy)
-    receiver_user = user_entity(options.receiver, seconds, legacy=legacy)
+    sender_user = {**user_entity(options.sender, seconds, legacy=legacy), **options.users.get(options.sender, {})}
+    receiver_user = {**user_entity(options.receiver, seconds, legacy=legacy), **options.users.get(options.receiver, {})}
     conversation = f"group_{group_id}" if receiver_is_group else "_user_".join(sorted((options.sender, options.receiver)))
-    group = group_entity(group_id, options.sender, seconds)
+    group = {**group_entity(group_id, options.sender, seconds), **options.groups.get(group_id, {})}
     text = options.text if options.text is not None else "Hi Webhook Test"
+    # A stored message was sent when it was sent: edits and deletes say so instead of an illustrative 95 s ago.
+    sent = options.message.get("sentAt") if options.message else None
+    earlier = sent if isinstance(sent, int) and not isinstance(sent, bool) else seconds - 95
     return {
         "app_id": options.app_id,
         "region": options.region,
         "webhook": options.webhook_id,
         "now": seconds,
         "now_ms": int(now * 1000),
-        "earlier": seconds - 95,
-        "earlier_str": str(seconds - 95),
+        "earlier": earlier,
+        "earlier_str": str(earlier),
         "earlier_ms": int(now * 1000) - 95_000,
         "today": time.strftime("%Y-%m-%d", time.gmtime(now)),
         "id": options.message_id if options.message_id is not None else ids.next(),
@@ -291,8 +301,8 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
         "text": text,
         "sender": options.sender,
         "receiver": options.receiver,
-        "sender_name": user_name(options.sender),
-        "receiver_name": user_name(options.receiver),
+        "sender_name": sender_user["name"],
+        "receiver_name": receiver_user["name"],
         "sender_user": sender_user,
         "receiver_user": {**receiver_user, "conversationId": "_user_".join(sorted((options.sender, options.receiver)))},
         "guid": group_id,
@@ -318,7 +328,13 @@ def _fill(node: Any, tokens: dict[str, Any], options: BuildOptions) -> Any:
     if isinstance(node, dict):
         rest = {_fill(k, tokens, options): _fill(v, tokens, options) for k, v in node.items() if k not in ("$message", "$user")}
         if "$message" in node:
-            return _merge(_message(tokens, options, saved=node["$message"] == "saved"), rest)
+            saved = node["$message"] == "saved"
+            if options.message is not None:
+                stored = copy.deepcopy(dict(options.message))
+                if not saved:
+                    stored.pop("id", None)
+                return _merge(stored, rest)
+            return _merge(_message(tokens, options, saved=saved), rest)
         if "$user" in node:
             return _merge(copy.deepcopy(tokens[f"{node['$user']}_user"]), rest)
         return rest

@@ -1,0 +1,275 @@
+"""`comethook trigger`: make CometChat (or `emulate`) fire real webhooks through its REST API, optionally wait
+for the deliveries in a running `listen`'s history, and decide the exit code like `send` (0/1/3/4)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
+
+if TYPE_CHECKING:
+    from comethook_cli.cometchat.rest import RestCall
+    from comethook_cli.cometchat.scenarios import Call, Step
+    from comethook_cli.engine.trigger import Arrived, Outcome
+    from comethook_cli.outputs.views import View
+
+#: --expect: pass/inject/drop judge the before_message answer; dropped: the message was dropped (REST answer or
+#: verdict); delivered: every expected webhook arrived; ok: the REST call succeeded (and, with --wait, all arrived).
+EXPECTATIONS = ("ok", "delivered", "pass", "inject", "drop", "dropped")
+NO_ANSWER = frozenset({"unreachable", "tls", "timeout"})
+BASIS = {
+    "D+L": "CometChat's docs describe this trigger and a third-party harness saw this REST call fire it live",
+    "D": "CometChat's docs describe this trigger; that this REST call fires it is an inference",
+    "I": "an inference: not documented, not seen live",
+}
+MISMATCH = (
+    "trigger was built from CometChat's docs and not verified live: if CometChat answers differently, report it in "
+    "comethook's issue tracker with this call's --json output (it never holds your key)."
+)
+
+
+@dataclass(frozen=True)
+class TriggerOptions:
+    """The flags every `trigger` subcommand shares."""
+
+    app_id: str | None = None
+    region: str = "us"
+    api_key: str | None = None
+    api_base: str | None = None
+    timeout: float = 15.0
+    json_out: bool = False
+    verbose: bool = False
+    wait: bool = False
+    wait_timeout: float = 30.0
+    expect: str | None = None
+    legacy: bool = False
+
+
+def target(how: TriggerOptions) -> tuple[str, str]:
+    """(the REST base URL, the API key), from the flags and COMETCHAT_* (UsageError with a hint when missing)."""
+    from comethook_cli.cometchat import rest
+
+    if how.region not in rest.REGIONS:
+        raise UsageError(f"Unknown region {how.region!r}.", f"Use one of: {', '.join(rest.REGIONS)} (COMETCHAT_REGION).")
+    if how.api_base:
+        base = how.api_base.rstrip("/")
+    elif how.app_id:
+        base = rest.api_base(how.app_id, how.region)
+    else:
+        raise UsageError(
+            "No CometChat app to call.",
+            "Set COMETCHAT_APP_ID and COMETCHAT_REGION (or --app-id/--region), or point --api-base at `comethook emulate`.",
+        )
+    if not how.api_key:
+        raise UsageError(
+            "No REST API key.", "Set COMETCHAT_API_KEY to the app's REST API key (the environment: argv shows in ps)."
+        )
+    return base, how.api_key
+
+
+def verb(name: str, args: dict[str, Any], how: TriggerOptions, last: bool = False) -> None:
+    """Run one verb (`trigger message`, `trigger group create` ...)."""
+    from comethook_cli.cometchat.scenarios import Step
+
+    args = {key: value for key, value in args.items() if value is not None}
+    if last:
+        from comethook_cli.engine.trigger import last_message
+
+        if "message" in args:
+            raise UsageError("Both a message id and --last.", "Give one.")
+        found = last_message(target(how)[0])
+        if found is None:
+            raise UsageError("No message sent yet to remember for --last.", "Send one first: `comethook trigger message`.")
+        args["message"] = found
+    _run([Step(name, name, args)], how)
+
+
+def scenario(source: str, how: TriggerOptions) -> None:
+    """`trigger run NAME|FILE`: a built-in scenario, or a TOML / JSON file of steps."""
+    from comethook_cli.cometchat.scenarios import BUILTIN, parse_scenario
+
+    if source in BUILTIN:
+        document: Any = BUILTIN[source]
+    else:
+        document = read_scenario(source)
+    _run(parse_scenario(document, source), how)
+
+
+def read_scenario(path: str) -> Any:
+    """A scenario file: TOML, or JSON when it ends in .json."""
+    import tomllib
+
+    from comethook_cli import jsonbody
+    from comethook_cli.cometchat.scenarios import BUILTIN
+
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(1024 * 1024 + 1)
+    except OSError as error:
+        raise UsageError(
+            f"Cannot read scenario {path!r}: {error.strerror or error}.", f"Give a file, or a built-in: {', '.join(BUILTIN)}."
+        ) from None
+    if len(raw) > 1024 * 1024:
+        raise UsageError(f"Scenario {path!r} is larger than 1 MiB.", "A scenario is a short list of steps.")
+    try:
+        if path.endswith(".json"):
+            return jsonbody.parse(raw)
+        return tomllib.loads(raw.decode("utf-8"))
+    except (jsonbody.JsonBodyError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"Scenario {path!r} does not parse: {error}.", "Fix the file (TOML, or JSON ending in .json).") from None
+
+
+def _run(steps: list[Step], how: TriggerOptions) -> None:
+    import asyncio
+
+    from comethook_cli.outputs.views import view
+
+    if how.expect is not None and how.expect not in EXPECTATIONS:
+        raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
+    if how.expect == "delivered" and not how.wait:
+        raise UsageError("--expect delivered needs --wait.", "Add --wait (with `comethook listen` running).")
+    base, key = target(how)
+    shown = view(how.json_out, verbose=how.verbose)
+    if not how.api_base or not base.startswith(("http://127.", "http://localhost", "http://[::1]")):
+        shown.note(MISMATCH)
+    asyncio.run(_steps(steps, how, base, key, shown))
+
+
+async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, shown: View) -> None:
+    from comethook_cli.cometchat import rest
+    from comethook_cli.cometchat.scenarios import StepResult, resolve
+    from comethook_cli.engine import trigger
+    from comethook_cli.engine.rest_client import MAX_BACKOFFS, RestClient
+
+    watch = trigger.Watch.open() if how.wait else None
+
+    def on_backoff(seconds: float, attempt: int) -> None:
+        shown.warning(
+            f"CometChat answered 429 (rate limited): waiting {seconds:g} s as Retry-After says (back-off {attempt} of {MAX_BACKOFFS})."
+        )
+
+    def on_call(call: RestCall, planned: Call) -> None:
+        reused = call.error is not None and call.error.code in planned.reuse
+        hint = None if reused else rest.hint_for(call.error.code if call.error else None, call.status)
+        shown.rest_call(call, hint)
+        if reused:
+            shown.note(f"{call.error.code if call.error else ''}: already there, reused.")
+
+    results: dict[str, StepResult] = {}
+    run_id = os.urandom(4).hex()
+    try:
+        async with RestClient(base, key, how.timeout, on_backoff=on_backoff) as client:
+            for step in steps:
+                args = resolve(step.args, results, run_id)
+                if watch is not None:
+                    watch.seq = await _head(watch)
+                outcome = await trigger.perform(client, step.verb, args, on_call)
+                if outcome.failed is not None:
+                    raise _call_error(outcome.failed)
+                if step.verb == "message" and outcome.main_id:
+                    trigger.remember(outcome.main_id, base)
+                arrived = None
+                if watch is not None and (outcome.current or outcome.legacy):
+                    arrived = await trigger.wait_for(watch, outcome, how.wait_timeout, shown.event)
+                shown.trigger_result(_record(step.verb, outcome, arrived))
+                _judge(outcome, arrived, how)
+                results[step.id] = StepResult(outcome.main_id, outcome.answer)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+async def _head(watch: Any) -> int:
+    import asyncio
+
+    return int(await asyncio.to_thread(watch.history.head))
+
+
+def _notes(outcome: Outcome) -> list[str]:
+    from comethook_cli.cometchat import rest
+
+    notes: list[str] = []
+    if not (outcome.current or outcome.legacy):
+        return notes
+    for call in outcome.calls:
+        spec = rest.ACTIONS[call.action or ""] if call.action in rest.ACTIONS else None
+        if spec is None or not (spec.current or spec.legacy):
+            continue
+        if spec.basis in BASIS:
+            notes.append(f"{call.method} {spec.path}: {BASIS[spec.basis]}.")
+        if spec.note:
+            notes.append(spec.note + ".")
+    if outcome.dropped:
+        notes.append(
+            "ERR_BLOCKED_BY_WEBHOOK in a REST answer is inferred from CometChat's error guide, not documented for REST sends."
+        )
+    if outcome.current and outcome.legacy:
+        notes.append("An app uses legacy or current webhooks (one or the other, set in the Dashboard); --wait accepts either.")
+    if any(c.action == "send_message" for c in outcome.calls) and rest.injected(outcome.answer) is not None:
+        notes.append(
+            'The before_message answer in data.data.metadata["@injected"] of the REST answer is inferred, not documented.'
+        )
+    return notes
+
+
+def _record(verb_name: str, outcome: Outcome, arrived: Arrived | None) -> Any:
+    from comethook_cli.outputs.wire import TriggerRecord
+
+    expected = {"current": list(outcome.current), "legacy": list(outcome.legacy)}
+    if arrived is None:
+        return TriggerRecord(verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, _notes(outcome))
+    return TriggerRecord(
+        verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, _notes(outcome), True,
+        [e.id for e in arrived.exchanges], [e.verdict.kind if e.verdict else None for e in arrived.exchanges],
+        list(arrived.missing),
+    )  # fmt: skip
+
+
+def _call_error(call: RestCall) -> ComethookError:
+    """The error (and exit code) for a failed call: 4 when nothing answered, else 1, always with a hint."""
+    from comethook_cli.cometchat import rest
+
+    where = f"{call.method} {call.url}"
+    if call.failure in NO_ANSWER:
+        hint = "Check the network, COMETCHAT_REGION and --api-base; raise --timeout for a slow answer."
+        return UnreachableError(f"{where}: {call.failure_detail}.", hint)
+    if call.failure == "not_json":
+        return ComethookError(
+            f"{where}: {call.failure_detail}.", "Is --api-base CometChat's REST API (…/v3) or `comethook emulate`?"
+        )
+    if call.failure is not None:
+        return ComethookError(f"{where}: {call.failure_detail}.", "Try again; if it persists, check --api-base.")
+    code = call.error.code if call.error else None
+    message = call.error.message if call.error and call.error.message else "no error message"
+    said = f"{code}: {message}" if code else message
+    inferred = " (this code's use here is inferred)" if code in rest.INFERRED_CODES else ""
+    return ComethookError(f"{where} answered {call.status}, {said}{inferred}.", rest.hint_for(code, call.status))
+
+
+def _judge(outcome: Outcome, arrived: Arrived | None, how: TriggerOptions) -> None:
+    """Raise for --expect (3) or for deliveries that never came (4)."""
+    from comethook_cli.cometchat import rest
+
+    expect = "dropped" if how.expect == "drop" and arrived is None else how.expect
+    verdicts = [e.verdict.kind for e in arrived.exchanges if e.verdict] if arrived else []
+    if expect == "dropped" and not (outcome.dropped or "drop" in verdicts):
+        raise AssertionFailed("Expected the message to be dropped, but CometChat stored it.")
+    if expect in ("pass", "inject", "drop") and arrived is not None and verdicts and expect not in verdicts:
+        raise AssertionFailed(f"Expected before_message to be answered {expect}, got {', '.join(verdicts)}.")
+    if expect in ("pass", "inject") and arrived is None:
+        injected = rest.injected(outcome.answer)
+        if outcome.dropped or (expect == "inject") != bool(injected):
+            got = "dropped" if outcome.dropped else "inject" if injected else "pass"
+            raise AssertionFailed(f"Expected {expect}, the REST answer says {got} (read from @injected, an inference).")
+    if expect == "ok" and outcome.dropped:
+        raise AssertionFailed("Expected the call to succeed, but the message was dropped by a webhook.")
+    if arrived is not None and arrived.missing:
+        raise UnreachableError(
+            f"Waited {how.wait_timeout:g} s: {', '.join(arrived.missing)} did not arrive in the history of `comethook listen`.",
+            "Is `comethook listen` running here (history on), and is the app's webhook pointed at it with these triggers "
+            "ticked? Deliveries can lag: raise --wait-timeout.",
+        )
+    if expect in ("pass", "inject", "drop") and arrived is not None and not verdicts:
+        raise AssertionFailed(f"--expect {expect} needs a before_message delivery (legacy webhooks); none arrived for this call.")

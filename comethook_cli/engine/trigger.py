@@ -1,0 +1,181 @@
+"""`comethook trigger`'s engine: run a verb's REST calls, remember the last message, and wait for the
+deliveries a call caused in the history of a `comethook listen` running on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from comethook_cli.cometchat import rest
+from comethook_cli.cometchat.rest import RestCall
+from comethook_cli.cometchat.scenarios import Call, Correlation, calls_for
+from comethook_cli.engine.rest_client import RestClient
+from comethook_cli.engine.store import History, default_path, home
+from comethook_cli.models import Exchange
+
+#: How often the history is read while waiting.
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one verb did: its calls and answers, what it should fire, and how to recognise that."""
+
+    verb: str
+    calls: tuple[RestCall, ...]
+    #: The webhooks to expect, per generation (empty when nothing fires, e.g. setup, or the call failed).
+    current: tuple[str, ...]
+    legacy: tuple[str, ...]
+    correlation: Correlation
+    #: The message id, guid or uid later steps refer to as `${steps.ID.id}`.
+    main_id: str | None
+    #: A webhook or an extension dropped the message (ERR_BLOCKED_BY_WEBHOOK / _EXTENSION).
+    dropped: bool = False
+    #: The call that failed (neither ok, nor "already there" for setup, nor dropped).
+    failed: RestCall | None = None
+
+    @property
+    def answer(self) -> Any:
+        """The last call's answer body."""
+        return self.calls[-1].body if self.calls else None
+
+
+def _main_id(call: Call, answer: RestCall) -> str | None:
+    if call.action in ("send_message", "edit_message", "delete_message", "add_reaction", "remove_reaction"):
+        return rest.message_id(answer.body) or call.params.get("id")
+    if call.correlation.guid:
+        return call.correlation.guid
+    if call.correlation.users:
+        return call.correlation.users[0]
+    return None
+
+
+async def perform(client: RestClient, verb: str, args: dict[str, Any], on_call: Callable[[RestCall, Call], None]) -> Outcome:
+    """Make a verb's calls in order (stopping at a failure); `on_call` sees each call as it is answered."""
+    planned = calls_for(verb, args)
+    made: list[RestCall] = []
+    main_id: str | None = None
+    correlation = Correlation()
+    current: tuple[str, ...] = ()
+    legacy: tuple[str, ...] = ()
+    for call in planned:
+        answer = await client.call(call.action, call.params, call.body, call.on_behalf_of)
+        made.append(answer)
+        on_call(answer, call)
+        reused = answer.error is not None and answer.error.code in call.reuse
+        if answer.dropped:
+            return Outcome(verb, tuple(made), (), ("before_message",), call.correlation, None, dropped=True)
+        if not answer.ok and not reused:
+            return Outcome(verb, tuple(made), (), (), call.correlation, None, failed=answer)
+        main_id = _main_id(call, answer) or main_id
+        correlation = call.correlation
+        if answer.ok and verb != "setup":
+            current = rest.expected_triggers(call.action, legacy=False, mentions=call.mentions)
+            legacy = rest.expected_triggers(call.action, legacy=True)
+    if verb == "message" and main_id:
+        correlation = Correlation(
+            (main_id,), correlation.muid, None, (), correlation.sender, correlation.receiver, correlation.text
+        )
+    return Outcome(verb, tuple(made), current, legacy, correlation, main_id)
+
+
+# --- the last message sent ---------------------------------------------------------------------------------
+
+
+def last_path() -> Path:
+    """Where `trigger` remembers the last message it sent (for --last)."""
+    return home() / "trigger-last.json"
+
+
+def remember(message_id: str, api_base: str) -> None:
+    """Keep the id of the message just sent (ids only: nothing secret)."""
+    path = last_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"message": message_id, "api_base": api_base}), encoding="utf-8")
+    except OSError:
+        pass  # --last is a convenience: failing to keep it must not fail the call that worked
+
+
+def last_message(api_base: str) -> str | None:
+    """The id of the last message `trigger` sent to this API (None when there is none)."""
+    try:
+        saved = json.loads(last_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(saved, dict) and saved.get("api_base") == api_base and isinstance(saved.get("message"), str):
+        return str(saved["message"])
+    return None
+
+
+# --- waiting for the deliveries ----------------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """The history of a running `listen`, read from where it stood before the call."""
+
+    history: History
+    seq: int
+    path: Path = field(default_factory=default_path)
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Watch:
+        """Open the history (ComethookError when there is none: no `listen` ever ran here) and note where it ends."""
+        history = History(path)
+        return cls(history, history.head(), history.path)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.history.close()
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """What a wait found: the deliveries this call caused, and the triggers still missing."""
+
+    exchanges: tuple[Exchange, ...]
+    missing: tuple[str, ...]
+    generation: str
+
+
+def _complete(seen: list[Exchange], expected: tuple[str, ...]) -> bool:
+    names = {e.info.trigger for e in seen}
+    return bool(expected) and all(name in names for name in expected)
+
+
+async def wait_for(
+    watch: Watch, outcome: Outcome, timeout: float, on_exchange: Callable[[Exchange], None] | None = None
+) -> Arrived:
+    """Wait up to `timeout` s for the deliveries `outcome` should cause (either generation's set, whichever arrives)."""
+    from comethook_cli import jsonbody
+
+    seen: list[Exchange] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        fresh, watch.seq = await asyncio.to_thread(watch.history.since, watch.seq)
+        for exchange in fresh:
+            try:
+                payload = exchange.payload if exchange.payload is not None else jsonbody.parse(exchange.body)
+            except jsonbody.JsonBodyError:
+                continue
+            if outcome.correlation.matches(payload):
+                seen.append(exchange)
+                if on_exchange:
+                    on_exchange(exchange)
+        # A before_message the hook dropped is the end of the story: no after_message follows.
+        legacy = ("before_message",) if any(e.verdict and e.verdict.kind == "drop" for e in seen) else outcome.legacy
+        for generation, expected in (("current", outcome.current), ("legacy", legacy)):
+            if _complete(seen, expected):
+                return Arrived(tuple(seen), (), generation)
+        if time.monotonic() >= deadline:
+            names = {e.info.trigger for e in seen}
+            uses_legacy = any(name in rest.ACTIONS["send_message"].legacy for name in names) or not outcome.current
+            expected = legacy if uses_legacy else outcome.current
+            return Arrived(tuple(seen), tuple(t for t in expected if t not in names), "legacy" if uses_legacy else "current")
+        await asyncio.sleep(POLL_S)

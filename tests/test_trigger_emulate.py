@@ -1,0 +1,349 @@
+"""`trigger` against `emulate`, with a real `listen` session as the webhook target: every action fires the documented
+triggers with catalog-shaped payloads, before_message inject/drop reach the REST answer and `--wait`, scenarios link ids."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from comethook_cli.cometchat.payloads import find_template, shape_problems
+from comethook_cli.engine.config import AnswerConfig, EmulatorConfig, ListenConfig, ListenerConfig, TunnelConfig, WebhookTarget
+from comethook_cli.engine.emulator import Emulator
+from comethook_cli.engine.session import Session
+from tests.conftest import Cli, ListenProcess, ndjson
+
+KEY = {"COMETCHAT_API_KEY": "test-key-not-secret-here"}
+USERS = ("comethook-a", "comethook-b", "comethook-c")
+#: Message fields "present when relevant" (the sheet §6: the caller sent them, or the message was edited): the catalog
+#: templates describe a plain message and leave them out.
+CALLER_FIELDS = ("muid", "metadata", "tags", "editedAt", "editedBy")
+
+
+def shape(trigger: str, body: Any, ids: tuple[str, ...] = ()) -> list[str]:
+    """The catalog's shape check, less the problems that are only the caller's own optional fields."""
+    template = find_template(trigger, legacy=trigger in ("before_message", "after_message"))
+    problems = shape_problems(template, body, ids=(*USERS, *ids))
+    return [p for p in problems if not any(f".{field}" in p.split(" ")[0] for field in CALLER_FIELDS)]
+
+
+@contextlib.asynccontextmanager
+async def closed_loop(
+    legacy: bool = False, respond: str = "pass", **emulated: Any
+) -> AsyncIterator[tuple[Session, Emulator, str]]:
+    """A `listen` session (history on) and an emulator whose webhook points at it; yields them and --api-base."""
+    config = ListenConfig(
+        listener=ListenerConfig(port=0), answers=AnswerConfig(respond=respond), tunnel=TunnelConfig(tunnel="off")
+    )
+    async with Session(config) as session:
+        hook = WebhookTarget(session.webhook_url, "hook-1")
+        async with Emulator(EmulatorConfig(port=0, webhooks=(hook,), legacy=legacy, **emulated)) as emulator:
+            yield session, emulator, emulator.base_url
+
+
+async def trigger(cli: Cli, base: str, *args: str) -> Any:
+    return await cli.run("trigger", *args, "--api-base", base, "--json", "--wait-timeout", "10", env=KEY)
+
+
+def events(result: Any) -> list[dict[str, Any]]:
+    return [line for line in ndjson(result.stdout) if line["type"] == "event"]
+
+
+async def test_every_action_fires_its_documented_triggers_with_catalog_shaped_payloads(cli: Cli) -> None:
+    async with closed_loop() as (_, emulator, base):
+        setup = await trigger(cli, base, "setup", "--users", ",".join(USERS))
+        assert setup.exit_code == 0, setup.output
+        steps: list[tuple[list[str], set[str]]] = [
+            (["message", "--text", "hello", "--mention", "comethook-b"], {"message_sent", "user_mentioned"}),
+            (["message", "--group", "comethook-group", "--text", "to the group"], {"message_sent"}),
+            (["edit", "--last", "--text", "edited"], {"message_edited"}),
+            (["react", "--last", "--reaction", "🎉"], {"message_reaction_added"}),
+            (["unreact", "--last", "--reaction", "🎉"], {"message_reaction_removed"}),
+            (["delete", "--last"], {"message_deleted"}),
+            (["group", "create", "--guid", "g-2"], {"group_created"}),
+            (["group", "update", "--guid", "g-2", "--name", "Renamed"], {"group_updated"}),
+            (["member", "add", "--guid", "g-2", "--uid", "comethook-c"], {"group_member_added"}),
+            (["member", "scope", "--guid", "g-2", "--uid", "comethook-c", "--scope", "admin"], {"group_member_scope_changed"}),
+            (["member", "kick", "--guid", "g-2", "--uid", "comethook-c"], {"group_member_kicked"}),
+            (["member", "ban", "--guid", "g-2", "--uid", "comethook-c"], {"group_member_banned"}),
+            (["member", "unban", "--guid", "g-2", "--uid", "comethook-c"], {"group_member_unbanned"}),
+            (["group", "delete", "--guid", "g-2"], {"group_deleted"}),
+            (["block", "--uid", "comethook-c"], {"user_blocked"}),
+            (["unblock", "--uid", "comethook-c"], {"user_unblocked"}),
+        ]
+        for args, expected in steps:
+            result = await trigger(cli, base, *args, "--wait", "--expect", "delivered")
+            assert result.exit_code == 0, (args, result.output)
+            arrived = events(result)
+            assert {e["trigger"] for e in arrived} == expected, args
+            for event in arrived:
+                assert shape(event["trigger"], event["body"], ("g-2", "comethook-group")) == [], (args, event["body"])
+            summary = next(line for line in ndjson(result.stdout) if line["type"] == "trigger")
+            assert summary["missing"] == [] and set(summary["expected"]["current"]) == expected
+        state = emulator.state
+        assert state.users["comethook-b"]["name"] == "Comethook B" and "g-2" not in state.groups
+        assert state.messages["2"]["deletedAt"] and state.messages["2"]["data"]["text"] == "edited"
+        assert state.blocks == {"comethook-a": []} and state.reactions["2"] == {}
+
+
+async def test_payloads_carry_the_emulators_real_state(cli: Cli) -> None:
+    async with closed_loop() as (_session, _, base):
+        assert (await trigger(cli, base, "setup")).exit_code == 0
+        sent = await trigger(cli, base, "message", "--text", "hi", "--wait")
+        rest = next(line for line in ndjson(sent.stdout) if line["type"] == "rest")
+        message = rest["response"]["data"]
+        body = events(sent)[0]["body"]["data"]["message"]
+        assert body["id"] == message["id"] and body["conversationId"] == "comethook-a_user_comethook-b"
+        assert body["data"]["entities"]["sender"]["entity"]["name"] == "Comethook A"
+        assert body["sentAt"] == message["sentAt"] and body["muid"] == rest["request"]["muid"]
+        scope = await trigger(cli, base, "member", "scope", "--uid", "comethook-b", "--scope", "admin", "--wait")
+        member = events(scope)[0]["body"]["data"]["members"]["comethook-b"]
+        assert (member["scope"], member["oldScope"], member["name"]) == ("admin", "participant", "Comethook B")
+        react = await trigger(cli, base, "react", message["id"], "--reaction", "🔥", "--wait")
+        reaction = events(react)[0]["body"]["data"]["reaction"]
+        assert reaction["reaction"] == "🔥" and reaction["messageId"] == message["id"]
+
+
+async def test_before_message_inject_reaches_the_rest_answer_after_message_and_wait(cli: Cli) -> None:
+    async with closed_loop(legacy=True, respond='inject:{"flag":"ok"}') as (_, emulator, base):
+        assert (await trigger(cli, base, "setup")).exit_code == 0
+        result = await trigger(cli, base, "message", "--text", "hello", "--wait", "--expect", "inject")
+        assert result.exit_code == 0, result.output
+        lines = ndjson(result.stdout)
+        answer = next(line for line in lines if line["type"] == "rest")["response"]
+        assert answer["data"]["data"]["metadata"]["@injected"]["webhooks"]["hook-1"] == {"flag": "ok"}
+        arrived = {e["trigger"]: e for e in events(result)}
+        assert set(arrived) == {"before_message", "after_message"} and arrived["before_message"]["verdict"] == "inject"
+        after = arrived["after_message"]["body"]["data"]
+        assert after["data"]["metadata"]["@injected"]["webhooks"]["hook-1"] == {"flag": "ok"}
+        assert shape("before_message", arrived["before_message"]["body"]) == []
+        stored = emulator.state.messages[answer["data"]["id"]]
+        assert stored["data"]["metadata"]["@injected"]["webhooks"]["hook-1"] == {"flag": "ok"}
+        wrong = await trigger(cli, base, "message", "--text", "again", "--wait", "--expect", "pass")
+        assert wrong.exit_code == 3 and "Expected before_message to be answered pass, got inject" in wrong.stderr
+        # Without --wait, the REST answer alone says what happened (the sheet's inference, and the output says so).
+        quick = await trigger(cli, base, "message", "--text", "once more", "--expect", "inject")
+        assert quick.exit_code == 0, quick.output
+
+
+async def test_a_dropped_message_is_an_outcome_not_a_failure(cli: Cli) -> None:
+    async with closed_loop(legacy=True, respond="drop") as (_, emulator, base):
+        assert (await trigger(cli, base, "setup")).exit_code == 0
+        result = await trigger(cli, base, "message", "--text", "buy pills", "--wait", "--expect", "dropped")
+        assert result.exit_code == 0, result.output
+        lines = ndjson(result.stdout)
+        rest = next(line for line in lines if line["type"] == "rest")
+        assert rest["status"] == 403 and rest["code"] == "ERR_BLOCKED_BY_WEBHOOK" and rest["dropped"] is True
+        assert [e["trigger"] for e in events(result)] == ["before_message"]  # no after_message for a dropped message
+        summary = next(line for line in lines if line["type"] == "trigger")
+        assert summary["dropped"] is True and any("inferred" in note for note in summary["notes"])
+        assert emulator.state.messages == {}
+        human = await cli.run("trigger", "message", "--text", "buy pills", "--api-base", base, env=KEY)
+        assert human.exit_code == 0 and "Dropped by your webhook" in human.stdout
+        wrong = await trigger(cli, base, "message", "--text", "buy pills", "--expect", "ok")
+        assert wrong.exit_code == 3
+
+
+@pytest.mark.parametrize(("on_failure", "stored"), [("pass", True), ("drop", False)])
+async def test_a_failing_before_message_hook_has_the_documented_outcome(on_failure: str, stored: bool, cli: Cli) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    hook = WebhookTarget(f"http://127.0.0.1:{port}/hook", "slow")
+    config = EmulatorConfig(port=0, webhooks=(hook,), legacy=True, hook_timeout=0.2, on_hook_failure=on_failure)  # type: ignore[arg-type]
+    try:
+        async with Emulator(config) as emulator:
+            assert (await cli.run("trigger", "setup", "--api-base", emulator.base_url, env=KEY)).exit_code == 0
+            result = await cli.run("trigger", "message", "--api-base", emulator.base_url, "--json", env=KEY)
+            assert result.exit_code == 0, result.output
+            assert bool(emulator.state.messages) is stored
+            rest = next(line for line in ndjson(result.stdout) if line["type"] == "rest")
+            assert rest["dropped"] is not stored
+    finally:
+        await runner.cleanup()
+
+
+async def test_scenarios_link_ids_between_steps(cli: Cli, tmp_path: Path) -> None:
+    async with closed_loop() as (_, _, base):
+        conversation = await trigger(cli, base, "run", "conversation", "--wait")
+        assert conversation.exit_code == 0, conversation.output
+        arrived = events(conversation)
+        assert [e["trigger"] for e in arrived] == ["message_sent", "message_edited", "message_reaction_added", "message_deleted"]
+        ids = {e["body"]["data"]["message"]["id"] if "message" in e["body"]["data"] else e["body"]["data"]["reaction"]["messageId"]
+               for e in arrived}  # fmt: skip
+        assert len(ids) == 1
+        lifecycle = await trigger(cli, base, "run", "group-lifecycle", "--wait")
+        assert lifecycle.exit_code == 0, lifecycle.output
+        triggers = [e["trigger"] for e in events(lifecycle)]
+        assert triggers == ["group_created", "group_member_added", "group_member_scope_changed", "group_member_kicked",
+                            "group_member_banned", "group_member_unbanned", "group_deleted"]  # fmt: skip
+        assert len({e["body"]["data"]["group"]["guid"] for e in events(lifecycle)}) == 1
+        own = tmp_path / "mine.toml"
+        own.write_text(
+            '[[steps]]\nid = "hello"\ndo = "message"\ntext = "first"\n\n'
+            '[[steps]]\ndo = "edit"\nmessage = "${steps.hello.id}"\ntext = "second, about ${steps.hello.data.conversationId}"\n',
+            encoding="utf-8",
+        )
+        mine = await trigger(cli, base, "run", str(own), "--wait")
+        assert mine.exit_code == 0, mine.output
+        edited = next(e for e in events(mine) if e["trigger"] == "message_edited")["body"]["data"]["message"]
+        assert edited["data"]["text"] == "second, about comethook-a_user_comethook-b"
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"steps": [{"do": "edit", "message": "${steps.later.id}"}, {"id": "later", "do": "message"}]}))
+        refused = await trigger(cli, base, "run", str(bad))
+        assert refused.exit_code == 2 and "refers to ${steps.later.id}" in refused.stderr
+
+
+async def test_wait_without_deliveries_exits_4_and_without_a_listen_history_says_so(cli: Cli) -> None:
+    async with Emulator(EmulatorConfig(port=0)) as emulator, closed_loop() as (_, _, _base):
+        base = emulator.base_url  # this emulator delivers to nobody
+        assert (await cli.run("trigger", "setup", "--api-base", base, env=KEY)).exit_code == 0
+        result = await cli.run("trigger", "message", "--api-base", base, "--wait", "--wait-timeout", "0.5", env=KEY)
+        assert result.exit_code == 4 and "message_sent did not arrive" in result.stderr and "Hint:" in result.stderr
+
+
+def test_wait_needs_a_listen_history(cli: Cli) -> None:
+    result = cli("trigger", "message", "--api-base", "http://127.0.0.1:9/v3", "--wait", env=KEY)
+    assert result.exit_code == 1 and "No history yet" in result.stderr and "comethook listen" in result.stderr
+
+
+async def test_the_emulator_answers_like_cometchat() -> None:
+    async with Emulator(EmulatorConfig(port=0, api_key="right")) as emulator, aiohttp.ClientSession() as client:
+        base = emulator.base_url
+
+        async def call(method: str, path: str, key: str | None = "right", body: Any = None, **headers: str) -> tuple[int, Any]:
+            sent = {**({"apikey": key} if key is not None else {}), **headers}
+            data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
+            async with client.request(method, base + path, headers=sent, data=data) as answer:
+                assert answer.headers["X-Rate-Limit"] == "20000" and "X-Rate-Limit-Remaining" in answer.headers
+                return answer.status, await answer.json()
+
+        status, body = await call("GET", "/users/x", key=None)
+        assert status == 401 and body["error"]["code"] == "AUTH_ERR_EMPTY_APIKEY" and body["error"]["source"] == "chat-api"
+        status, body = await call("GET", "/users/x", key="wrong")
+        assert status == 401 and body["error"]["code"] == "AUTH_ERR_APIKEY_NOT_FOUND"
+        status, body = await call("GET", "/nowhere")
+        assert status == 404 and body["error"]["code"] == "ERR_API_NOT_FOUND"
+        status, body = await call("POST", "/users", body=b"{not json")
+        assert status == 400 and body["error"]["code"] == "ERR_BAD_REQUEST"
+        status, body = await call("POST", "/users", body={"uid": "A-1"})
+        assert status == 400 and body["error"]["details"] == {"name": ["The name field is required."]}
+        assert (await call("POST", "/users", body={"uid": "A-1", "name": "A"}))[1]["data"]["uid"] == "a-1"  # lowercased
+        status, body = await call("POST", "/users", body={"uid": "a-1", "name": "A"})
+        assert status == 400 and body["error"]["code"] == "ERR_UID_ALREADY_EXISTS"
+        status, body = await call("POST", "/messages", body={"receiver": "nobody", "receiverType": "user", "data": {"text": "x"}})
+        assert status == 404 and body["error"]["code"] == "ERR_UID_NOT_FOUND"
+        status, body = await call("POST", "/messages", body={"receiver": "a-1", "receiverType": "user", "data": {"text": " "}})
+        assert status == 400 and body["error"]["code"] == "ERR_EMPTY_MESSAGE_TEXT"
+        status, body = await call("POST", "/messages/1/reactions/%F0%9F%91%8D")
+        assert status == 400 and "onBehalfOf" in body["error"]["details"]
+        # Without onBehalfOf a message comes from app_system (observed live by a third party).
+        status, body = await call("POST", "/messages", body={"receiver": "a-1", "receiverType": "user", "data": {"text": "hi"}})
+        assert status == 200 and body["data"]["sender"] == "app_system"
+        async with client.get(base.removesuffix("/v3") + "/_emulator/state") as state:
+            assert set((await state.json())["users"]) == {"a-1"}
+        async with client.post(base.removesuffix("/v3") + "/_emulator/reset") as reset:
+            assert (await reset.json()) == {"reset": True} and emulator.state.users == {}
+
+
+async def test_state_survives_a_restart_with_a_state_file_and_retries_follow_the_cadence(tmp_path: Path, cli: Cli) -> None:
+    attempts: list[int] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        attempts.append(1)
+        return web.json_response({}, status=500 if len(attempts) < 3 else 200)
+
+    app = web.Application()
+    app.router.add_post("/hook", flaky)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state = str(tmp_path / "state.db")
+    hook = WebhookTarget(f"http://127.0.0.1:{port}/hook", triggers=frozenset({"message_sent"}))
+    deliveries: list[Any] = []
+    try:
+        config = EmulatorConfig(port=0, webhooks=(hook,), state=state, retry_on_failure=True, retry_delays=(0.05, 0.1))
+        async with Emulator(config, on_delivery=deliveries.append) as emulator:
+            assert (await cli.run("trigger", "setup", "--api-base", emulator.base_url, env=KEY)).exit_code == 0
+            assert (await cli.run("trigger", "message", "--api-base", emulator.base_url, env=KEY)).exit_code == 0
+            await emulator.idle(10)
+        assert [d.attempt for d in deliveries] == [1, 2, 3] and [d.ok for d in deliveries] == [False, False, True]
+        async with Emulator(EmulatorConfig(port=0, state=state)) as again:
+            assert set(again.state.users) == {"comethook-a", "comethook-b"} and "comethook-group" in again.state.groups
+            assert len(again.state.messages) == 1
+    finally:
+        await runner.cleanup()
+
+
+def test_emulate_and_listen_as_real_processes(tmp_path: Path) -> None:
+    env = {**os.environ, **KEY}
+    listener = ListenProcess("--no-tunnel")
+    emulate = subprocess.Popen(
+        [sys.executable, "-m", "comethook_cli", "emulate", "--port", "0", "--json", "--webhook", listener.url + "/webhook"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert emulate.stdout is not None
+        ready = json.loads(emulate.stdout.readline())
+        assert ready["type"] == "ready" and ready["webhook_url"].endswith("/v3")
+        base = ready["webhook_url"]
+        run = [sys.executable, "-m", "comethook_cli", "trigger"]
+        subprocess.run([*run, "setup", "--api-base", base], env=env, check=True, capture_output=True, timeout=30)
+        sent = subprocess.run(
+            [*run, "message", "--api-base", base, "--wait", "--json"], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert KEY["COMETCHAT_API_KEY"] not in sent.stdout + sent.stderr
+        seen = [json.loads(listener.readline())["trigger"] for _ in range(3)]
+        assert sorted(seen) == ["group_created", "group_member_added", "message_sent"]  # separate deliveries: any order
+        emulate.send_signal(signal.SIGTERM)
+        out, err = emulate.communicate(timeout=15)
+        assert emulate.returncode == 0, err
+        log = [json.loads(line) for line in out.splitlines()]
+        assert {"rest", "delivery"} <= {line["type"] for line in log}
+        assert KEY["COMETCHAT_API_KEY"] not in out + err
+    finally:
+        if emulate.poll() is None:
+            emulate.kill()
+        listener.proc.send_signal(signal.SIGINT)
+        listener.finish()
+
+
+async def test_odd_bodies_cost_one_call_never_the_emulator() -> None:
+    async with Emulator(EmulatorConfig(port=0)) as emulator, aiohttp.ClientSession() as client:
+        headers = {"apikey": "k", "onBehalfOf": "nobody-yet"}
+        odd = [
+            {"uid": ["list"], "name": "x"},
+            {"uid": "u1", "name": {"obj": 1}},
+            {"guid": "g", "name": "n", "members": {"admins": 5}},
+        ]
+        statuses = []
+        for body in odd:
+            async with client.post(emulator.base_url + "/users", json=body, headers={"apikey": "k"}) as answer:
+                statuses.append((answer.status, (await answer.json())["error"]["code"] if answer.status >= 400 else None))
+        async with client.post(emulator.base_url + "/groups", json=odd[2], headers=headers) as answer:
+            assert answer.status == 404 and (await answer.json())["error"]["code"] == "ERR_UID_NOT_FOUND"
+        assert statuses[0] == (400, "ERR_BAD_REQUEST") and all(status < 600 for status, _ in statuses)
+        async with client.get(emulator.base_url + "/users/u1", headers={"apikey": "k"}) as still:
+            assert still.status in (200, 404)  # still serving
