@@ -255,7 +255,7 @@ async def test_replay_to_another_server_and_to_the_listener_itself_makes_linked_
     assert status == 200 and result["exchange"]["headers"]["X-Comethook-Replay-Of"] == original
     assert result["exchange"]["response"]["body"] == {"flag": True} and result["exchange"]["answered_by"].startswith("comethook")
     status, refused = await live.change("POST", f"/api/exchanges/{original}/replay", {"to": 5})
-    assert status == 400
+    assert status == 400 and "URL" in refused["error"]
 
 
 async def test_send_fires_a_canned_delivery_at_the_listener_or_a_url(live: Live) -> None:
