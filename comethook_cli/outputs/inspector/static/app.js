@@ -301,6 +301,7 @@ function moveCursor(step) {
 document.addEventListener("keydown", (event) => {
   const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement?.tagName || "") || document.querySelector("dialog[open]");
   if (event.key === "Escape" && document.activeElement === $("q")) {
+    event.preventDefault();  // a search field clears itself on Escape; here Escape only leaves it
     $("q").blur();
     return;
   }
@@ -339,8 +340,8 @@ async function openExchange(id) {
   showDetail(exchange, original);
 }
 
-function section(title, ...children) {
-  const node = el("section", "card");
+function section(title, kind, ...children) {
+  const node = el("section", "card " + kind);
   node.appendChild(el("h3", null, title));
   node.append(...children);
   return node;
@@ -386,13 +387,13 @@ function showDetail(e, original) {
   if (original) body.appendChild(compare(original, e));
   if (e.trigger === "before_message" || e.verdict) body.appendChild(verdictCard(e));
 
-  const request = section("Request");
+  const request = section("Request", "request");
   request.appendChild(el("div", "request-line mono", `${e.method} ${e.path}`));
   request.appendChild(keyValues(Object.entries(e.headers || {})));
   request.appendChild(bodyView(e.body, e.raw, "request body"));
   body.appendChild(request);
 
-  const answer = section("Answer");
+  const answer = section("Answer", "answer");
   const statusLine = el("div", "request-line mono");
   statusLine.append(el("span", "s" + String(e.response.status)[0], `HTTP ${e.response.status}`), el("span", "muted", `  ${formatMs(e.latency_ms)} · answered by ${e.answered_by}`));
   answer.appendChild(statusLine);
@@ -401,7 +402,7 @@ function showDetail(e, original) {
   body.appendChild(answer);
 
   if (e.forwarded_to || e.forward_error) {
-    const forward = section("Forwarded");
+    const forward = section("Forwarded", "forwarded");
     const pairs = [["Target", e.forwarded_to || "—"], ["Latency", formatMs(e.latency_ms)]];
     if (e.forward_error) pairs.push(["Error", e.forward_error]);
     forward.appendChild(keyValues(pairs));
@@ -411,7 +412,7 @@ function showDetail(e, original) {
 }
 
 function verdictCard(e) {
-  const card = section("What CometChat does with this answer");
+  const card = section("What CometChat does with this answer", "verdict");
   if (e.verdict === "drop") {
     card.appendChild(el("p", "verdict-line drop", "Dropped: the message is not delivered to anyone."));
   } else if (e.verdict === "inject") {
@@ -427,7 +428,7 @@ function verdictCard(e) {
 }
 
 function compare(original, replayed) {
-  const card = section(`Replay of ${original.id}`);
+  const card = section(`Replay of ${original.id}`, "replay");
   const link = el("button", "link", "open the original");
   link.type = "button";
   link.addEventListener("click", () => openExchange(original.id));
