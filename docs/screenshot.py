@@ -33,14 +33,14 @@ class App(BaseHTTPRequestHandler):
     """The developer's app: it answers message_sent with a small acknowledgement."""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        time.sleep(0.04)
-        body = json.dumps({"received": True, "queued": 1}).encode()
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(2.3 if b"quarterly" in body else 0.04)  # one slow answer: past CometChat's 2 s budget
+        answer = json.dumps({"received": True, "queued": 1}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(answer)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -83,6 +83,7 @@ def main() -> None:
         send("after_message", "--text", "Can someone review my PR?")
         send("before_message", "--text", "BUY NOW: cheap crypto, 1000% returns!!!", "--sender", "cometchat-uid-5")
         send("message_reaction_added", "--sender", "cometchat-uid-2")
+        send("message_sent", "--text", "Uploading the quarterly report", "--type", "file", "--sender", "cometchat-uid-4")
         send("before_message", "--text", "Are we still on for lunch tomorrow?", "--group", "cometchat-guid-1")
         request = urllib.request.Request(inspector + "api/session")
         with urllib.request.urlopen(request) as answer:
@@ -92,7 +93,7 @@ def main() -> None:
             headers={"X-Comethook-Token": token, "Origin": inspector.rstrip("/"), "Content-Type": "application/json"},
         )  # fmt: skip
         urllib.request.urlopen(put).read()
-        send("before_message", "--text", "See you at 12:30 then 👍", "--sender", "cometchat-uid-2")
+        send("before_message", "--text", "See you at 12:30 then 👍", "--sender", "cometchat-uid-2", "--receiver", "cometchat-uid-1")
         send("user_connection_status_changed", "--sender", "cometchat-uid-1")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
