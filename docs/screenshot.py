@@ -93,7 +93,9 @@ def main() -> None:
             headers={"X-Comethook-Token": token, "Origin": inspector.rstrip("/"), "Content-Type": "application/json"},
         )  # fmt: skip
         urllib.request.urlopen(put).read()
-        send("before_message", "--text", "See you at 12:30 then 👍", "--sender", "cometchat-uid-2", "--receiver", "cometchat-uid-1")
+        send(
+            "before_message", "--text", "See you at 12:30 then 👍", "--sender", "cometchat-uid-2", "--receiver", "cometchat-uid-1"
+        )
         send("user_connection_status_changed", "--sender", "cometchat-uid-1")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
