@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import errno
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -104,7 +105,10 @@ class Inspector:
 
     async def start(self) -> None:
         """Bind 127.0.0.1:<port> (0: a free one); ListenerError when it is taken."""
-        runner = web.AppRunner(self.application(), handle_signals=False, access_log=None, shutdown_timeout=1)
+        # aiohttp's own log lines (tracebacks of a broken connection) would reach the terminal: they go nowhere.
+        quiet = logging.Logger("comethook.inspector")
+        quiet.addHandler(logging.NullHandler())
+        runner = web.AppRunner(self.application(), handle_signals=False, access_log=None, shutdown_timeout=1, logger=quiet)
         await runner.setup()
         site = web.TCPSite(runner, HOST, self.port)
         try:
@@ -154,6 +158,11 @@ class Inspector:
             response = await handler(request)
         except web.HTTPException as error:
             response = json_response({"error": error.reason}, error.status)
+        except Exception as error:  # a page's request must never print a traceback or stop the session
+            self.hub.warn(f"inspector: {request.method} {request.path} failed: {type(error).__name__}: {error}")
+            response = json_response(
+                {"error": f"{type(error).__name__}: {error}", "hint": "See the warning where comethook runs."}, 500
+            )
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
