@@ -16,6 +16,7 @@ API) instead of holding memory or delaying CometChat's answers.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import hmac
@@ -51,6 +52,8 @@ RESUME_LIMIT = 500
 KEEPALIVE_SECONDS = 15.0
 #: A client that takes longer than this to accept one write is gone (or frozen): its stream is closed.
 WRITE_TIMEOUT = 10.0
+#: Encoded frames kept for the pages that have not sent a recent exchange yet.
+FRAME_CACHE = 64
 STATIC_FILES = {"/app.js": ("app.js", "text/javascript"), "/app.css": ("app.css", "text/css")}
 SAFE_METHODS = ("GET", "HEAD")
 
@@ -82,6 +85,7 @@ class Inspector:
         self._runner: web.AppRunner | None = None
         self._streams: set[QueueSubscription] = set()
         self._closing = False
+        self._frames: collections.OrderedDict[str, bytes] = collections.OrderedDict()
 
     @property
     def url(self) -> str:
@@ -230,13 +234,26 @@ class Inspector:
         return response
 
     async def _send(self, response: web.StreamResponse, record: wire.Record, event_id: str | None = None) -> None:
-        line = wire.encode(record)  # one line: the encoder escapes every newline inside strings
-        await self._write(response, (f"id: {event_id}\n" if event_id else "") + f"data: {line}\n\n")
+        if isinstance(record, wire.Event):
+            await self._write(response, self._frame(record.exchange))
+            return
+        await self._write(response, f"data: {wire.encode(record)}\n\n")
+
+    def _frame(self, exchange: Exchange) -> bytes:
+        """An exchange's SSE message, encoded once however many pages are open (the same frame goes to each)."""
+        frame = self._frames.get(exchange.id)
+        if frame is None:
+            # One line: the encoder escapes every newline inside strings, so the data field cannot be split.
+            frame = f"id: {exchange.id}\ndata: {wire.encode(wire.Event(exchange))}\n\n".encode()
+            self._frames[exchange.id] = frame
+            if len(self._frames) > FRAME_CACHE:
+                self._frames.popitem(last=False)
+        return frame
 
     @staticmethod
-    async def _write(response: web.StreamResponse, text: str) -> None:
+    async def _write(response: web.StreamResponse, data: str | bytes) -> None:
         async with asyncio.timeout(WRITE_TIMEOUT):
-            await response.write(text.encode("utf-8"))
+            await response.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def inspector_for(session: Session, exports: Exports, port: int) -> Inspector:
