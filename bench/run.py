@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,7 +77,7 @@ def listen(port: int, *flags: str) -> list[str]:
 
 def wrk(url: str, body: Path, connections: int, seconds: float, threads: int = 2) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(HERE / "post.lua"), url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(HERE / "post.lua"), url],
         capture_output=True, text=True, env={**os.environ, "BODY_FILE": str(body)}, check=True,
     ).stdout  # fmt: skip
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
@@ -207,6 +208,73 @@ def bench_send(rounds: int, env: dict[str, str], body: Path, count: int) -> list
              "baseline": f"{python:,.0f} req/s (bench/bare_client.py)", "ratio": ours / python, "target": "(reported)", "met": None}]  # fmt: skip
 
 
+def stream_reader(port: int, stop: threading.Event, received: list[int], frozen: bool = False) -> threading.Thread:
+    """An inspector event-stream client on a thread: it reads and discards everything, or (frozen) never reads."""
+
+    def run() -> None:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            if frozen:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(f"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            if frozen:
+                stop.wait()
+                return
+            sock.settimeout(0.5)
+            while not stop.is_set():
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break
+                received.append(len(chunk))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def bench_inspector(rounds: int, env: dict[str, str], body: Path, seconds: float, work: Path) -> list[dict[str, Any]]:
+    """`listen --json` throughput with the inspector on and 3 event-stream clients reading, and with one frozen
+    client, against the same run with --no-inspector."""
+    if shutil.which("wrk") is None:
+        print("   skipped: wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return []
+    received: list[int] = []
+
+    def run(readers: int, frozen: bool) -> Callable[[], float]:
+        def go() -> float:
+            port, inspector = free_port(), free_port()
+            flags = (
+                ["--json", "--no-inspector"] if readers == 0 and not frozen else ["--json", "--inspector-port", str(inspector)]
+            )
+            stop = threading.Event()
+            with open(work / "inspector.ndjson", "wb") as stdout, server(listen(port, *flags), port, env, stdout):
+                if "--no-inspector" not in flags:
+                    wait_port(inspector)
+                threads = [stream_reader(inspector, stop, received) for _ in range(readers)]
+                threads += [stream_reader(inspector, stop, received, frozen=True)] if frozen else []
+                time.sleep(0.3)  # the clients are subscribed
+                try:
+                    return wrk(f"http://127.0.0.1:{port}/webhook", body, 32, seconds)["rps"]  # raises on any non-2xx
+                finally:
+                    stop.set()
+                    for thread in threads:
+                        thread.join(5)
+
+        return go
+
+    got = alternate(rounds, {"off": run(0, False), "three": run(3, False), "frozen": run(0, True)})
+    base = median(got["off"])
+    if not received:
+        raise RuntimeError("the event-stream clients received nothing")
+    three, frozen = median(got["three"]), median(got["frozen"])
+    return [{"benchmark": "`listen --json` with the inspector and 3 event-stream clients reading, wrk -c32", "comethook": f"{three:,.0f} req/s",
+             "baseline": f"{base:,.0f} req/s (--no-inspector)", "ratio": three / base, "target": "≥ 0.9×", "met": three / base >= 0.9},
+            {"benchmark": "the same with one frozen event-stream client (it never reads); every answer 2xx", "comethook": f"{frozen:,.0f} req/s",
+             "baseline": f"{base:,.0f} req/s (--no-inspector)", "ratio": frozen / base, "target": "≥ 0.9×", "met": frozen / base >= 0.9}]  # fmt: skip
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -308,7 +376,7 @@ def write_report(rows: list[dict[str, Any]], path: Path, seconds: float) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="startup,throughput,latency,send,memory,hostile")
+    parser.add_argument("--only", default="startup,throughput,latency,send,memory,hostile,inspector")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--memory-total", type=int, default=100_000)
@@ -338,6 +406,7 @@ def main() -> None:
             ("send", lambda: bench_send(args.rounds, env, body, 5000)),
             ("memory", lambda: bench_memory(env, 1000, args.memory_total)),
             ("hostile", lambda: bench_hostile_memory(env, args.hostile_count)),
+            ("inspector", lambda: bench_inspector(args.rounds, env, body, args.seconds, work)),
         ]
         for name, step in steps:
             if name in chosen:

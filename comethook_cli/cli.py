@@ -25,9 +25,12 @@ from comethook_cli.commands.options import (
     BasicAuthFile,
     ContentType,
     Insecure,
+    InspectorPort,
     JsonOut,
     Legacy,
     MaxAnswer,
+    NoInspector,
+    OpenBrowser,
     Sets,
     answer_config,
     build_options,
@@ -134,6 +137,9 @@ def listen(
             "--timeout", metavar="SECONDS", min=0.001, help="Give up (exit 4) if --max-events have not arrived by then."
         ),
     ] = None,
+    inspector_port: InspectorPort = None,
+    no_inspector: NoInspector = False,
+    open_browser: OpenBrowser = False,
     listener: ListenerConfig | None = None,
     answers: AnswerConfig | None = None,
     forward: ForwardConfig | None = None,
@@ -146,7 +152,17 @@ def listen(
 
     assert listener and answers and forward and tunnel and history
     config = ListenConfig(listener, answers, forward, tunnel, history, max_events, timeout)
-    listen_command.run(config, json_out=json_out, quiet=quiet, verbose=verbose)
+    inspector = listen_command.InspectorChoice(not no_inspector, inspector_port, open_browser)
+    listen_command.run(config, json_out=json_out, quiet=quiet, verbose=verbose, inspector=inspector)
+
+
+@app.command()
+@funnel
+def inspect(inspector_port: InspectorPort = None, open_browser: OpenBrowser = False) -> None:
+    """Open the inspector page on the stored history, without listening: browse, search, replay, export."""
+    from comethook_cli.commands import inspect as inspect_command
+
+    inspect_command.run(inspector_port, open_browser)
 
 
 @payloads_app.command("list")

@@ -103,6 +103,7 @@ def records() -> dict[str, list[wire.Record]]:
                 "message", True, False, HOSTILE, {"current": ["message_sent"]}, [HOSTILE], True, [HOSTILE], ["drop", None], []
             )
         ],
+        "Reload": [wire.Reload(HOSTILE)],
     }
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO, cast
 
 from comethook_cli import speedups
@@ -15,11 +16,27 @@ from comethook_cli.models import Exchange, Rejection
 if TYPE_CHECKING:
     from comethook_cli.engine.config import ListenConfig
     from comethook_cli.engine.session import Session
+    from comethook_cli.outputs.inspector.server import Inspector
     from comethook_cli.outputs.stream import BackgroundStream
     from comethook_cli.outputs.views import View
 
 
-def run(config: ListenConfig, json_out: bool = False, quiet: bool = False, verbose: bool = False) -> None:
+@dataclass(frozen=True)
+class InspectorChoice:
+    """--no-inspector, --inspector-port, --open."""
+
+    enabled: bool = True
+    port: int | None = None
+    open: bool = False
+
+
+def run(
+    config: ListenConfig,
+    json_out: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    inspector: InspectorChoice = InspectorChoice(),
+) -> None:
     """Listen until Ctrl-C, --max-events, or --timeout."""
     from comethook_cli.engine.session import Session
     from comethook_cli.outputs.stream import BackgroundStream
@@ -33,7 +50,7 @@ def run(config: ListenConfig, json_out: bool = False, quiet: bool = False, verbo
     session.hub.subscribe(lambda record: _show(shown, record))
     try:
         session.prepare()  # a bad option is a usage error before anything opens
-        speedups.run(_serve(session, shown, stream))
+        speedups.run(_serve(session, shown, stream, inspector))
     except KeyboardInterrupt:
         pass  # Ctrl-C is the normal way to stop a listener: exit 0
     finally:
@@ -49,8 +66,9 @@ def _show(shown: View, record: object) -> None:
         shown.rejected(record)
 
 
-async def _serve(session: Session, shown: View, stream: BackgroundStream) -> None:
+async def _serve(session: Session, shown: View, stream: BackgroundStream, choice: InspectorChoice = InspectorChoice()) -> None:
     loop = asyncio.get_running_loop()
+    page: Inspector | None = None
 
     def reader_gone() -> None:  # on the writer thread
         loop.call_soon_threadsafe(_reader_gone, session, shown)
@@ -63,7 +81,16 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream) -> Non
         await session.startup()
         from comethook_cli.outputs.wire import Ready
 
-        shown.ready(Ready(session.local_url, session.public_url, session.webhook_url), banner(session))
+        if choice.enabled:
+            from comethook_cli.commands.inspect import open_browser, start_for_session
+
+            page = await start_for_session(session, choice.port, shown.note)
+        inspector_url = page.url if page is not None else None
+        shown.ready(
+            Ready(session.local_url, session.public_url, session.webhook_url, inspector_url), banner(session, inspector_url)
+        )
+        if page is not None and choice.open:
+            open_browser(page.url)
         try:
             await session.serve()
         except TunnelError as error:
@@ -73,6 +100,8 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream) -> Non
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(signum)
+        if page is not None:
+            await page.stop()
         await session.shutdown()
 
 
@@ -82,7 +111,7 @@ def _reader_gone(session: Session, shown: View) -> None:
     session.stop()
 
 
-def banner(session: Session) -> list[tuple[str, str]]:
+def banner(session: Session, inspector_url: str | None = None) -> list[tuple[str, str]]:
     """The start-up banner's rows: where to point CometChat, who answers, where the history goes."""
     config = session.config
     public = session.public_url
@@ -91,6 +120,8 @@ def banner(session: Session) -> list[tuple[str, str]]:
     lines.append(("", "Paste it in the CometChat Dashboard: your app → Settings → Webhooks (current triggers),"))
     lines.append(("", "or Settings → Legacy Webhooks for before_message / after_message. Tick the triggers you want;"))
     lines.append(("", "receipts, reactions, group and call events each need their own checkbox."))
+    if inspector_url is not None:
+        lines.append(("Inspector", f"{inspector_url} (this machine only)"))
     if public is None:
         lines.append(("", "CometChat cannot reach a local URL: set NGROK_AUTHTOKEN (or --ngrok-authtoken) for a tunnel."))
     basic_auth = "on (credentials required)" if config.listener.basic_auth else "off (anyone with the URL can post)"

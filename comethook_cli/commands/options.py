@@ -93,6 +93,24 @@ Insecure = Annotated[
     bool, typer.Option("--insecure", "-k", help="Do not verify TLS certificates (self-signed test endpoints); warns.")
 ]
 
+InspectorPort = Annotated[
+    int | None,
+    typer.Option(
+        "--inspector-port",
+        metavar="PORT",
+        min=0,
+        max=65535,
+        help="Port of the inspector page (default: the listener's port + 1; 0 picks a free one).",
+        rich_help_panel="Inspector",
+    ),
+]
+NoInspector = Annotated[
+    bool, typer.Option("--no-inspector", help="Do not serve the inspector page.", rich_help_panel="Inspector")
+]
+OpenBrowser = Annotated[
+    bool, typer.Option("--open", help="Open the inspector page in your browser.", rich_help_panel="Inspector")
+]
+
 
 def _built(name: str) -> Any:
     return default(BuildOptions, name)

@@ -21,6 +21,7 @@ from comethook_cli.errors import UnreachableError, UsageError
 from comethook_cli.models import Exchange
 
 if TYPE_CHECKING:
+    from comethook_cli.cometchat.rules import Responder
     from comethook_cli.engine.listener import Answerer, Listener
     from comethook_cli.engine.store import HistoryWriter
     from comethook_cli.engine.tunnel import Tunnel
@@ -43,6 +44,8 @@ class Session:
         self.hub = Hub(on_warning=on_warning)
         self.confirm_install = confirm_install
         self.answerer: Answerer | None = None
+        #: The canned answers (with --forward-to, what unrouted triggers get); `set_respond()` switches them live.
+        self.responder: Responder | None = None
         #: One line saying who answers (canned answers, rules, or the app forwarded to), for the banner.
         self.answering = ""
         self.history: HistoryWriter | None = None
@@ -140,6 +143,22 @@ class Session:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.shutdown()
 
+    def set_respond(self, spec: str) -> str:
+        """Switch the canned before_message answer while serving (`pass`, `drop`, `inject:JSON`, as --respond);
+        returns the new banner line. UsageError for a bad spec, and nothing changes. Rules and --drop-if still
+        come first; the next delivery gets the new answer (one attribute swap, so none sees half a change)."""
+        from comethook_cli.cometchat import rules
+
+        if spec.startswith("inject:@"):
+            raise UsageError("A running session does not read files for its answer.", 'Give the JSON itself: inject:{"key": 1}.')
+        action = rules.parse_respond(spec)
+        self.prepare()
+        assert self.responder is not None
+        self.responder.respond = action
+        if not self.config.forward.enabled:  # the forwarder's line names the app, which has not changed
+            self.answering = self.responder.describe()
+        return self.answering
+
     # --- what a caller may want to know ----------------------------------------------------------
     @property
     def events(self) -> int:
@@ -177,7 +196,7 @@ class Session:
         loaded = rules.load_rules(answers.rules) if answers.rules else []
         if not 100 <= answers.status <= 599:
             raise UsageError(f"--status {answers.status} is not an HTTP status code.", "Use 100-599, e.g. --status 503.")
-        canned = rules.Responder(respond, drop_if, loaded, answers.delay, answers.status)
+        canned = self.responder = rules.Responder(respond, drop_if, loaded, answers.delay, answers.status)
         forward = self.config.forward
         if not forward.enabled:
             return canned, canned.describe(), None

@@ -21,7 +21,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -529,13 +529,15 @@ class History:
         self,
         before_seq: int | None = None,
         limit: int = 50,
-        trigger: str | None = None,
+        trigger: str | Sequence[str] | None = None,
         verdict: str | None = None,
         q: str | None = None,
+        status: int | None = None,
     ) -> tuple[list[Exchange], int | None]:
         """One page of exchanges, newest first, and the cursor for the next (older) page (None when this is the last).
 
-        `before_seq` is the cursor a previous page returned. Filters: one trigger, one verdict kind, and `q`,
+        `before_seq` is the cursor a previous page returned. Filters: a trigger (or several), one verdict kind, a
+        status class (`status=4` for 4xx), and `q`,
         text found (ASCII case-insensitively) in the id, the trigger, the summary or the body. Sequence numbers
         only grow, so a page never repeats or skips an exchange stored while a reader pages through."""
         clauses: list[str] = []
@@ -543,9 +545,13 @@ class History:
         if before_seq is not None:
             clauses.append("seq < ?")
             args.append(before_seq)
-        if trigger:
-            clauses.append("trigger = ?")
-            args.append(trigger)
+        triggers = [trigger] if isinstance(trigger, str) else list(trigger or ())
+        if triggers:
+            clauses.append(f"trigger IN ({', '.join('?' * len(triggers))})")
+            args += triggers
+        if status is not None:
+            clauses.append("response_status BETWEEN ? AND ?")
+            args += [status * 100, status * 100 + 99]
         if verdict:
             clauses.append("verdict = ?")
             args.append(verdict)
@@ -569,12 +575,29 @@ class History:
         self,
         before_seq: int | None = None,
         limit: int = 50,
-        trigger: str | None = None,
+        trigger: str | Sequence[str] | None = None,
         verdict: str | None = None,
         q: str | None = None,
+        status: int | None = None,
     ) -> tuple[list[Exchange], int | None]:
         """`page()` on a worker thread, so a running session's event loop never waits for SQLite."""
-        return await self._off_loop(self.page, before_seq, limit, trigger, verdict, q)
+        return await self._off_loop(self.page, before_seq, limit, trigger, verdict, q, status)
+
+    def after(self, exchange_id: str, limit: int = 500) -> list[Exchange] | None:
+        """The exchanges stored after `exchange_id`, oldest first, at most `limit` (None when that id is not stored,
+        or no longer: a reader resuming from it must reload). Sequence numbers only grow, so nothing is skipped."""
+        with self._reading():
+            found = self._connection.execute("SELECT seq FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
+            if found is None:
+                return None
+            rows = self._connection.execute(
+                f"SELECT {COLUMNS} FROM exchanges WHERE seq > ? ORDER BY seq LIMIT ?", (found["seq"], max(limit, 1))
+            ).fetchall()
+            return [_exchange(row) for row in rows]
+
+    async def aafter(self, exchange_id: str, limit: int = 500) -> list[Exchange] | None:
+        """`after()` on a worker thread."""
+        return await self._off_loop(self.after, exchange_id, limit)
 
     async def aget(self, key: str) -> Exchange:
         """`get()` on a worker thread."""

@@ -88,10 +88,13 @@ class Ready(Record):
     local_url: str
     public_url: str | None
     webhook_url: str
+    #: Where the inspector page is (None with --no-inspector).
+    inspector_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """{"type": "ready", "local_url", "public_url", "webhook_url"}."""
-        return {"type": self.type, "local_url": self.local_url, "public_url": self.public_url, "webhook_url": self.webhook_url}
+        """{"type": "ready", "local_url", "public_url", "webhook_url", "inspector_url"}."""
+        return {"type": self.type, "local_url": self.local_url, "public_url": self.public_url, "webhook_url": self.webhook_url,
+                "inspector_url": self.inspector_url}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -330,6 +333,19 @@ class TriggerRecord(Record):
                 "verdicts": self.verdicts, "missing": self.missing}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Reload(Record):
+    """The inspector's event stream to a page: events were missed (it fell behind, or resumed from too far back);
+    reload the list from the API."""
+
+    type: ClassVar[str] = "reload"
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "reload", "reason"}."""
+        return {"type": self.type, "reason": self.reason}
+
+
 RecordType = Literal[
     "ready",
     "event",
@@ -344,6 +360,7 @@ RecordType = Literal[
     "payload",
     "rest",
     "trigger",
+    "reload",
 ]
 
 

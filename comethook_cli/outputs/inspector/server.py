@@ -1,0 +1,273 @@
+"""The inspector's web server: the page, the JSON API and the event stream, for this machine only.
+
+The listener is public (a tunnel points at it); the inspector must not be. So it runs on a server of its own:
+
+* bound to 127.0.0.1 only, never to the listener's port (the tunnel cannot reach it);
+* a `Host` check (DNS rebinding): only `127.0.0.1:<port>`, `localhost:<port>` and `[::1]:<port>` get an answer;
+* every state-changing request (replay, send, rules) carries the per-run token the page got on load
+  (`X-Comethook-Token`) and a same-origin `Origin`: a cross-site form or fetch gets 403;
+* a strict Content-Security-Policy (scripts and styles from this origin only, no inline code, no eval), and the
+  page writes payload text with `textContent` only.
+
+Each event-stream client gets a bounded hub queue: a frozen browser tab is cut off (told to reload from the
+API) instead of holding memory or delaying CometChat's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import errno
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from comethook_cli.errors import ListenerError
+from comethook_cli.models import Exchange
+from comethook_cli.outputs import wire
+from comethook_cli.outputs.inspector.api import Api, Exports, json_response
+
+if TYPE_CHECKING:
+    from comethook_cli.engine.hub import Hub, QueueSubscription
+    from comethook_cli.engine.session import Session
+    from comethook_cli.engine.store import History
+
+HOST = "127.0.0.1"
+TOKEN_HEADER = "X-Comethook-Token"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+#: Records an event-stream client may fall behind by before it is cut off and told to reload.
+STREAM_QUEUE = 256
+#: At most this many missed exchanges are sent on a resume; further behind, the page reloads from the API.
+RESUME_LIMIT = 500
+#: A comment line this often keeps proxies and the browser from timing the stream out.
+KEEPALIVE_SECONDS = 15.0
+#: A client that takes longer than this to accept one write is gone (or frozen): its stream is closed.
+WRITE_TIMEOUT = 10.0
+#: Encoded frames kept for the pages that have not sent a recent exchange yet.
+FRAME_CACHE = 64
+STATIC_FILES = {"/app.js": ("app.js", "text/javascript"), "/app.css": ("app.css", "text/css")}
+SAFE_METHODS = ("GET", "HEAD")
+
+
+def _static(name: str) -> str:
+    return (resources.files(__package__) / "static" / name).read_text(encoding="utf-8")
+
+
+class Inspector:
+    """The inspector's server: `start()`, then `url`, then `stop()`."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        history: History | None,
+        exports: Exports,
+        *,
+        session: Session | None = None,
+        port: int = 0,
+        queue_size: int = STREAM_QUEUE,
+    ) -> None:
+        self.hub = hub
+        self.history = history
+        self.session = session
+        self.port = port
+        self.queue_size = queue_size
+        self.token = secrets.token_urlsafe(32)
+        self.api = Api(self, exports)
+        self._runner: web.AppRunner | None = None
+        self._streams: set[QueueSubscription] = set()
+        self._closing = False
+        self._frames: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:<port>/ of the running server."""
+        return f"http://{HOST}:{self.port}/"
+
+    @property
+    def origins(self) -> set[str]:
+        """The Host values (and, with a scheme, the Origins) this server answers to."""
+        return {f"{HOST}:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
+
+    def application(self) -> web.Application:
+        """The aiohttp application: the guard, the page, the API."""
+        app = web.Application(middlewares=[self._guard], client_max_size=2 * 1024 * 1024)
+        app.router.add_get("/", self._page)
+        for path in STATIC_FILES:
+            app.router.add_get(path, self._asset)
+        app.router.add_get("/api/stream", self._stream)
+        self.api.routes(app.router)
+        return app
+
+    async def start(self) -> None:
+        """Bind 127.0.0.1:<port> (0: a free one); ListenerError when it is taken."""
+        # aiohttp's own log lines (tracebacks of a broken connection) would reach the terminal: they go nowhere.
+        quiet = logging.Logger("comethook.inspector")
+        quiet.addHandler(logging.NullHandler())
+        runner = web.AppRunner(self.application(), handle_signals=False, access_log=None, shutdown_timeout=1, logger=quiet)
+        await runner.setup()
+        site = web.TCPSite(runner, HOST, self.port)
+        try:
+            await site.start()
+        except OSError as error:
+            await runner.cleanup()
+            if error.errno == errno.EADDRINUSE:
+                raise ListenerError(
+                    f"The inspector's port {self.port} is already in use.", "Pick another with --inspector-port (0: a free one)."
+                ) from None
+            raise ListenerError(f"Cannot serve the inspector on port {self.port}: {error.strerror or error}.") from None
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+
+    def drop_streams(self) -> None:
+        """End every event stream now (its page reconnects, and resumes from its Last-Event-ID)."""
+        for subscription in tuple(self._streams):
+            subscription.close()
+            with contextlib.suppress(asyncio.QueueFull):
+                subscription.queue.put_nowait(None)  # wakes the stream so it ends now, not at the shutdown timeout
+
+    async def stop(self) -> None:
+        """Close every event stream and the server."""
+        self._closing = True
+        self.drop_streams()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.history is not None:
+            self.history.close()
+            self.history = None
+
+    # --- the guard ---------------------------------------------------------------------------------
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.headers.get("Host", "") not in self.origins:
+            return self._refuse("this server answers to 127.0.0.1, localhost and [::1] only (Host header)")
+        if request.method not in SAFE_METHODS:
+            origin = request.headers.get("Origin", "")
+            if origin not in {f"http://{allowed}" for allowed in self.origins}:
+                return self._refuse("a change needs a same-origin Origin header")
+            if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, "").encode(), self.token.encode()):
+                return self._refuse(f"a change needs this run's token in {TOKEN_HEADER} (the page has it)")
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            response = json_response({"error": error.reason}, error.status)
+        except Exception as error:  # a page's request must never print a traceback or stop the session
+            self.hub.warn(f"inspector: {request.method} {request.path} failed: {type(error).__name__}: {error}")
+            response = json_response(
+                {"error": f"{type(error).__name__}: {error}", "hint": "See the warning where comethook runs."}, 500
+            )
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @staticmethod
+    def _refuse(reason: str) -> web.Response:
+        response = json_response({"error": reason}, 403)
+        response.headers["Content-Security-Policy"] = CSP
+        return response
+
+    # --- the page ----------------------------------------------------------------------------------
+    async def _page(self, request: web.Request) -> web.Response:
+        page = _static("index.html").replace("{{token}}", self.token)
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        name, kind = STATIC_FILES[request.path]
+        return web.Response(text=_static(name), content_type=kind, charset="utf-8")
+
+    # --- the event stream --------------------------------------------------------------------------
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events: each new exchange as a wire `event` record, its id as the SSE id. `Last-Event-ID`
+        (or `?after=ID`) first sends what was stored after that exchange, then the live ones, each once."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                               "X-Accel-Buffering": "no"})  # fmt: skip
+        response.headers["Content-Security-Policy"] = CSP
+        # Subscribe before reading the history: an exchange is stored before it is published, so each one is
+        # either in the history read below or in the queue (or both: `sent` drops the second copy).
+        subscription = self.hub.subscribe_queue(self.queue_size)
+        self._streams.add(subscription)
+        try:
+            await response.prepare(request)
+            await self._write(response, "retry: 1000\n\n")
+            sent: set[str] = set()
+            after = request.headers.get("Last-Event-ID") or request.query.get("after")
+            if after and self.history is not None:
+                missed = await self.history.aafter(after, RESUME_LIMIT + 1)
+                if missed is None or len(missed) > RESUME_LIMIT:
+                    await self._send(response, wire.Reload("too far behind to resume: reload from the API"))
+                    return response
+                for exchange in missed:
+                    await self._send(response, wire.Event(exchange), exchange.id)
+                    sent.add(exchange.id)
+            while not self._closing:
+                try:
+                    record = await asyncio.wait_for(subscription.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    await self._write(response, ": keep-alive\n\n")
+                    continue
+                if record is None:
+                    break
+                if isinstance(record, Exchange) and record.id not in sent:
+                    await self._send(response, wire.Event(record), record.id)
+                if subscription.overflowed and subscription.queue.empty():
+                    await self._send(response, wire.Reload("the page fell behind: reload from the API"))
+                    break
+        except (ConnectionError, TimeoutError, asyncio.CancelledError):
+            pass  # the tab went away or froze: nothing to tell anyone
+        finally:
+            subscription.close()
+            self._streams.discard(subscription)
+        return response
+
+    async def _send(self, response: web.StreamResponse, record: wire.Record, event_id: str | None = None) -> None:
+        if isinstance(record, wire.Event):
+            await self._write(response, self._frame(record.exchange))
+            return
+        await self._write(response, f"data: {wire.encode(record)}\n\n")
+
+    def _frame(self, exchange: Exchange) -> bytes:
+        """An exchange's SSE message, encoded once however many pages are open (the same frame goes to each)."""
+        frame = self._frames.get(exchange.id)
+        if frame is None:
+            # One line: the encoder escapes every newline inside strings, so the data field cannot be split.
+            frame = f"id: {exchange.id}\ndata: {wire.encode(wire.Event(exchange))}\n\n".encode()
+            self._frames[exchange.id] = frame
+            if len(self._frames) > FRAME_CACHE:
+                self._frames.popitem(last=False)
+        return frame
+
+    @staticmethod
+    async def _write(response: web.StreamResponse, data: str | bytes) -> None:
+        async with asyncio.timeout(WRITE_TIMEOUT):
+            await response.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def inspector_for(session: Session, exports: Exports, port: int) -> Inspector:
+    """An inspector over a running listen session: its hub, a reader of its history (if it keeps one)."""
+    from comethook_cli.engine.store import History
+
+    history = History(session.history.path) if session.history is not None else None
+    return Inspector(session.hub, history, exports, session=session, port=port)
+
+
+def default_port(requested: int | None, listener_port: int) -> int:
+    """The inspector's port: the one asked for, else the listener's + 1 (with --port 0, a free one)."""
+    if requested is not None:
+        return requested
+    if listener_port == 0 or listener_port >= 65535:
+        return 0
+    return listener_port + 1
