@@ -61,6 +61,8 @@ payloads_app = typer.Typer(help="List the canned CometChat payloads, or print on
 app.add_typer(payloads_app, name="payloads")
 history_app = typer.Typer(help="List, show, export or clear what `listen` received.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
+config_app = typer.Typer(help="The project file (comethook.toml): what is in effect, and from where.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,12 +95,27 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
+@funnel
 def root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            envvar="COMETHOOK_CONFIG",
+            help="Read settings from FILE (default: comethook.toml found upward).",
+        ),
+    ] = None,
+    no_config: Annotated[bool, typer.Option("--no-config", help="Ignore every comethook.toml and [tool.comethook].")] = False,
 ) -> None:
     """Webhook development tool for CometChat."""
+    from comethook_cli.commands import config as project
+
+    project.apply(ctx, config, no_config)
 
 
 @app.command()
@@ -282,6 +299,37 @@ def history_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not 
 
     removed = history.clear(yes, lambda prompt: typer.confirm(prompt, err=True))
     Renderer().note("Nothing deleted." if removed < 0 else f"Deleted {removed} exchange(s).", style="bold")
+
+
+@config_app.command(
+    "show", context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@funnel
+def config_show(
+    ctx: typer.Context,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[COMMAND [FLAGS]]...", help="A command line, e.g. `listen --port 9000`: its settings only."),
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Show each setting in effect and where it came from: flag, env, file:line or default (secrets redacted)."""
+    from comethook_cli.commands import config as project
+
+    project.show(ctx, [*(command or []), *ctx.args], json_out)
+
+
+@app.command()
+@funnel
+def init() -> None:
+    """Write a commented starter comethook.toml here (never overwrites one)."""
+    from pathlib import Path
+
+    from comethook_cli.commands import config as project
+    from comethook_cli.outputs.terminal import Renderer
+
+    path = project.init(Path.cwd())
+    Renderer().note(f"Wrote {path.name}: uncomment what this project needs; `comethook config show` shows the result.")
 
 
 def main() -> None:

@@ -457,8 +457,12 @@ def listener_config(**values: Any) -> ListenerConfig:
 
 
 def answer_config(**values: Any) -> AnswerConfig:
-    """ANSWERS' values → AnswerConfig."""
-    return AnswerConfig(**values)
+    """ANSWERS' values → AnswerConfig ([[listen.rules]] from the project file unless --rules names a file)."""
+    from comethook_cli.commands.project import active
+
+    loaded = active()
+    inline = loaded.inline_rules if loaded is not None and loaded.inline_rules and values["rules"] is None else ()
+    return AnswerConfig(inline_rules=tuple(inline), **values)
 
 
 def forward_config(**values: Any) -> ForwardConfig:

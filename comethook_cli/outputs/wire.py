@@ -280,8 +280,24 @@ class Payload(Record):
                 "description": t.description}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Setting(Record):
+    """One effective setting (`config show --json`): its section and key in comethook.toml, value and source."""
+
+    type: ClassVar[str] = "setting"
+    section: str
+    key: str
+    value: Any
+    #: flag, env NAME, FILE:LINE, or default.
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "setting", "section", "key", "value", "source"} (secrets already redacted)."""
+        return {"type": self.type, "section": self.section, "key": self.key, "value": self.value, "source": self.source}
+
+
 RecordType = Literal[
-    "ready", "event", "rejected", "error", "stopped", "overflow", "delivery", "retries", "summary", "check", "payload"
+    "ready", "event", "rejected", "error", "stopped", "overflow", "delivery", "retries", "summary", "check", "payload", "setting"
 ]
 
 
