@@ -242,6 +242,13 @@ def check(
     ] = None,
     max_answer: MaxAnswer = DEFAULT_MAX_ANSWER,
     insecure: Insecure = False,
+    github: Annotated[
+        bool | None,
+        typer.Option(
+            "--github/--no-github",
+            help="::error annotations and a $GITHUB_STEP_SUMMARY job summary (default: on when GITHUB_ACTIONS=true).",
+        ),
+    ] = None,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
     from comethook_cli.commands import basic_auth as credentials
@@ -249,7 +256,7 @@ def check(
 
     check_command.run(
         to, credentials(basic_auth, basic_auth_file), triggers, junit, json_out, timeout, content_type, volatile or (),
-        max_answer, insecure,
+        max_answer, insecure, github,
     )  # fmt: skip
 
 
