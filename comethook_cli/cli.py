@@ -11,6 +11,7 @@ import typer
 
 from comethook_cli import __version__
 from comethook_cli.cometchat.payloads import BuildOptions
+from comethook_cli.commands import completion
 from comethook_cli.commands.options import (
     ANSWERS,
     BUILDER,
@@ -54,7 +55,7 @@ app = typer.Typer(
     name="comethook",
     help="Webhook development tool for CometChat: listen through ngrok, fire realistic events, assert in CI.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 payloads_app = typer.Typer(help="List the canned CometChat payloads, or print one as JSON.", no_args_is_help=True)
@@ -164,7 +165,9 @@ def payloads_list(json_out: JsonOut = False) -> None:
 @funnel
 @with_options(BUILDER, build_options, into="options")
 def payloads_show(
-    trigger: Annotated[str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.")],
+    trigger: Annotated[
+        str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.", autocompletion=completion.triggers)
+    ],
     legacy: Legacy = False,
     options: BuildOptions | None = None,
 ) -> None:
@@ -180,7 +183,9 @@ def payloads_show(
 @with_options(DELIVERING, delivering, into="how")
 @with_options(BUILDER, build_options, into="options")
 def send(
-    trigger: Annotated[str | None, typer.Argument(help="Trigger to fire (optional with --body).")] = None,
+    trigger: Annotated[
+        str | None, typer.Argument(help="Trigger to fire (optional with --body).", autocompletion=completion.triggers)
+    ] = None,
     to: Annotated[str, typer.Option("--to", metavar="URL", help="Endpoint to deliver to.")] = "",
     legacy: Legacy = False,
     body: Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")] = None,
@@ -204,7 +209,10 @@ def send(
 @with_options(DELIVERING, delivering, into="how")
 def replay(
     exchange_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="Stored exchange id (or a unique start or end of it).")
+        str | None,
+        typer.Argument(
+            metavar="[ID]", help="Stored exchange id (or a unique start or end of it).", autocompletion=completion.history_ids
+        ),
     ] = None,
     last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
     to: Annotated[
@@ -228,7 +236,13 @@ def check(
     basic_auth: BasicAuth = None,
     basic_auth_file: BasicAuthFile = None,
     triggers: Annotated[
-        str, typer.Option("--triggers", metavar="legacy|current|all|NAME,NAME", help="Which canned deliveries to send.")
+        str,
+        typer.Option(
+            "--triggers",
+            metavar="legacy|current|all|NAME,NAME",
+            help="Which canned deliveries to send.",
+            autocompletion=completion.trigger_list,
+        ),
     ] = ",".join(CHECK_TRIGGERS),
     junit: Annotated[
         str | None, typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")
@@ -264,7 +278,9 @@ def check(
 @funnel
 def history_list(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 20,
-    trigger: Annotated[str | None, typer.Option("--trigger", help="Only this trigger.")] = None,
+    trigger: Annotated[
+        str | None, typer.Option("--trigger", help="Only this trigger.", autocompletion=completion.triggers)
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """List stored exchanges, newest first."""
@@ -276,7 +292,10 @@ def history_list(
 @history_app.command("show")
 @funnel
 def history_show(
-    exchange_id: Annotated[str, typer.Argument(metavar="ID", help="Exchange id (or a unique start or end of it).")],
+    exchange_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="Exchange id (or a unique start or end of it).", autocompletion=completion.history_ids),
+    ],
     json_out: JsonOut = False,
 ) -> None:
     """Show one exchange in full: request, headers (redacted), body, answer, verdict."""
@@ -288,7 +307,9 @@ def history_show(
 @history_app.command("export")
 @funnel
 def history_export(
-    fmt: Annotated[str, typer.Option("--format", metavar="ndjson|curl|har", help="Export format.")] = "ndjson",
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="ndjson|curl|har", help="Export format.", autocompletion=completion.export_formats)
+    ] = "ndjson",
     output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Export every stored exchange: NDJSON, curl commands, or a HAR file."""

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from comethook_cli.cometchat.payloads import BuildOptions
+from comethook_cli.commands import completion
 from comethook_cli.engine.config import (
     AnswerConfig,
     Delivering,
@@ -31,7 +32,12 @@ Group = dict[str, tuple[Any, Any]]
 JsonOut = Annotated[bool, typer.Option("--json", help="NDJSON on stdout: one JSON object per line.")]
 Sets = Annotated[
     list[str] | None,
-    typer.Option("--set", metavar="PATH=VALUE", help="Set a dotted path in the body (VALUE as JSON, else string). Repeatable."),
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Set a dotted path in the body (VALUE as JSON, else string). Repeatable.",
+        autocompletion=completion.set_paths,
+    ),
 ]
 SECRET_ON_ARGV = {
     "basic_auth": "--basic-auth USER:PASS on the command line is visible to every local user (ps, shell history): "
@@ -102,7 +108,12 @@ def _delivering(name: str) -> Any:
 #: How a payload is built (`payloads show`, `send`).
 BUILDER: Group = {
     "type_": (
-        Annotated[str, typer.Option("--type", help="Message type: text, image, video, audio, file, custom.")],
+        Annotated[
+            str,
+            typer.Option(
+                "--type", help="Message type: text, image, video, audio, file, custom.", autocompletion=completion.message_types
+            ),
+        ],
         _built("type"),
     ),
     "text": (Annotated[str | None, typer.Option("--text", help="Message text (caption for media).")], _built("text")),
@@ -117,7 +128,10 @@ BUILDER: Group = {
         _built("webhook_id"),
     ),
     "app_id": (Annotated[str, typer.Option("--app-id", help="CometChat app id.")], _built("app_id")),
-    "region": (Annotated[str, typer.Option("--region", help="App region: us, eu, in.")], _built("region")),
+    "region": (
+        Annotated[str, typer.Option("--region", help="App region: us, eu, in.", autocompletion=completion.regions)],
+        _built("region"),
+    ),
     "set_": (Sets, None),
 }
 
@@ -139,7 +153,13 @@ DELIVERING: Group = {
     "json_out": (JsonOut, False),
     "expect": (
         Annotated[
-            str | None, typer.Option("--expect", metavar="pass|inject|drop|ok", help="Assert the verdict, or that all got 2xx.")
+            str | None,
+            typer.Option(
+                "--expect",
+                metavar="pass|inject|drop|ok",
+                help="Assert the verdict, or that all got 2xx.",
+                autocompletion=completion.expectations,
+            ),
         ],
         None,
     ),
@@ -252,6 +272,7 @@ ANSWERS: Group = {
                 metavar="pass|drop|inject:JSON|inject:@FILE",
                 help="Answer to before_message.",
                 rich_help_panel="Answers",
+                autocompletion=completion.answers,
             ),
         ],
         default(AnswerConfig, "respond"),
@@ -333,6 +354,7 @@ FORWARDING: Group = {
                 metavar="error|pass|drop",
                 help="Answer when your app is down or times out.",
                 rich_help_panel="Forwarding",
+                autocompletion=completion.fallbacks,
             ),
         ],
         default(ForwardConfig, "fallback"),
