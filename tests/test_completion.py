@@ -54,7 +54,9 @@ def test_what_completes(line: str, expected: list[str]) -> None:
 
 
 def test_zsh_completes_with_descriptions() -> None:
-    [offer] = [word for word in " ".join(complete("comethook send before_m", shell="zsh")).split("\n") if "before_message" in word]
+    [offer] = [
+        word for word in " ".join(complete("comethook send before_m", shell="zsh")).split("\n") if "before_message" in word
+    ]
     assert "CometChat waits for the answer" in offer
 
 

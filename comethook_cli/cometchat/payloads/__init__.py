@@ -155,9 +155,12 @@ def _hex(bits: int, source: random.Random = _random) -> str:
 class IdSource:
     """Fresh CometChat-like string ids (numeric, increasing), unique within one run."""
 
+    #: Where every random part of a body comes from; seeded, the same options build the same body (`comethook.build_payload`).
+    random: random.Random = _random
+
     def __init__(self, seed: int | None = None) -> None:
-        #: Where every random part of a body comes from: seeded, the same options build the same body (`comethook.build_payload`).
-        self.random = _random if seed is None else random.Random(seed)
+        if seed is not None:
+            self.random = random.Random(seed)
         self._counter = itertools.count(self.random.randint(1000, 90000) * 100)
 
     def next(self) -> str:
