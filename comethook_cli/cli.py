@@ -11,6 +11,7 @@ import typer
 
 from comethook_cli import __version__
 from comethook_cli.cometchat.payloads import BuildOptions
+from comethook_cli.commands import completion
 from comethook_cli.commands.options import (
     ANSWERS,
     BUILDER,
@@ -63,7 +64,7 @@ app = typer.Typer(
     name="comethook",
     help="Webhook development tool for CometChat: listen through ngrok, fire realistic events, assert in CI.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 payloads_app = typer.Typer(help="List the canned CometChat payloads, or print one as JSON.", no_args_is_help=True)
@@ -79,6 +80,8 @@ group_app = typer.Typer(help="Create, update or delete a group.", no_args_is_hel
 trigger_app.add_typer(group_app, name="group")
 member_app = typer.Typer(help="Add, kick, change the scope of, ban or unban a group member.", no_args_is_help=True)
 trigger_app.add_typer(member_app, name="member")
+config_app = typer.Typer(help="The project file (comethook.toml): what is in effect, and from where.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,12 +114,27 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
+@funnel
 def root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            envvar="COMETHOOK_CONFIG",
+            help="Read settings from FILE (default: comethook.toml found upward).",
+        ),
+    ] = None,
+    no_config: Annotated[bool, typer.Option("--no-config", help="Ignore every comethook.toml and [tool.comethook].")] = False,
 ) -> None:
     """Webhook development tool for CometChat."""
+    from comethook_cli.commands import config as project
+
+    project.apply(ctx, config, no_config)
 
 
 @app.command()
@@ -178,7 +196,9 @@ def payloads_list(json_out: JsonOut = False) -> None:
 @funnel
 @with_options(BUILDER, build_options, into="options")
 def payloads_show(
-    trigger: Annotated[str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.")],
+    trigger: Annotated[
+        str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.", autocompletion=completion.triggers)
+    ],
     legacy: Legacy = False,
     options: BuildOptions | None = None,
 ) -> None:
@@ -194,7 +214,9 @@ def payloads_show(
 @with_options(DELIVERING, delivering, into="how")
 @with_options(BUILDER, build_options, into="options")
 def send(
-    trigger: Annotated[str | None, typer.Argument(help="Trigger to fire (optional with --body).")] = None,
+    trigger: Annotated[
+        str | None, typer.Argument(help="Trigger to fire (optional with --body).", autocompletion=completion.triggers)
+    ] = None,
     to: Annotated[str, typer.Option("--to", metavar="URL", help="Endpoint to deliver to.")] = "",
     legacy: Legacy = False,
     body: Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")] = None,
@@ -218,7 +240,10 @@ def send(
 @with_options(DELIVERING, delivering, into="how")
 def replay(
     exchange_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="Stored exchange id (or a unique start or end of it).")
+        str | None,
+        typer.Argument(
+            metavar="[ID]", help="Stored exchange id (or a unique start or end of it).", autocompletion=completion.history_ids
+        ),
     ] = None,
     last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
     to: Annotated[
@@ -242,7 +267,13 @@ def check(
     basic_auth: BasicAuth = None,
     basic_auth_file: BasicAuthFile = None,
     triggers: Annotated[
-        str, typer.Option("--triggers", metavar="legacy|current|all|NAME,NAME", help="Which canned deliveries to send.")
+        str,
+        typer.Option(
+            "--triggers",
+            metavar="legacy|current|all|NAME,NAME",
+            help="Which canned deliveries to send.",
+            autocompletion=completion.trigger_list,
+        ),
     ] = ",".join(CHECK_TRIGGERS),
     junit: Annotated[
         str | None, typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")
@@ -256,6 +287,13 @@ def check(
     ] = None,
     max_answer: MaxAnswer = DEFAULT_MAX_ANSWER,
     insecure: Insecure = False,
+    github: Annotated[
+        bool | None,
+        typer.Option(
+            "--github/--no-github",
+            help="::error annotations and a $GITHUB_STEP_SUMMARY job summary (default: on when GITHUB_ACTIONS=true).",
+        ),
+    ] = None,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
     from comethook_cli.commands import basic_auth as credentials
@@ -263,7 +301,7 @@ def check(
 
     check_command.run(
         to, credentials(basic_auth, basic_auth_file), triggers, junit, json_out, timeout, content_type, volatile or (),
-        max_answer, insecure,
+        max_answer, insecure, github,
     )  # fmt: skip
 
 
@@ -271,7 +309,9 @@ def check(
 @funnel
 def history_list(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 20,
-    trigger: Annotated[str | None, typer.Option("--trigger", help="Only this trigger.")] = None,
+    trigger: Annotated[
+        str | None, typer.Option("--trigger", help="Only this trigger.", autocompletion=completion.triggers)
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """List stored exchanges, newest first."""
@@ -283,7 +323,10 @@ def history_list(
 @history_app.command("show")
 @funnel
 def history_show(
-    exchange_id: Annotated[str, typer.Argument(metavar="ID", help="Exchange id (or a unique start or end of it).")],
+    exchange_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="Exchange id (or a unique start or end of it).", autocompletion=completion.history_ids),
+    ],
     json_out: JsonOut = False,
 ) -> None:
     """Show one exchange in full: request, headers (redacted), body, answer, verdict."""
@@ -295,7 +338,9 @@ def history_show(
 @history_app.command("export")
 @funnel
 def history_export(
-    fmt: Annotated[str, typer.Option("--format", metavar="ndjson|curl|har", help="Export format.")] = "ndjson",
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="ndjson|curl|har", help="Export format.", autocompletion=completion.export_formats)
+    ] = "ndjson",
     output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Export every stored exchange: NDJSON, curl commands, or a HAR file."""
@@ -492,6 +537,24 @@ def trigger_run(
     trigger.scenario(scenario, how)
 
 
+@config_app.command(
+    "show", context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@funnel
+def config_show(
+    ctx: typer.Context,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[COMMAND [FLAGS]]...", help="A command line, e.g. `listen --port 9000`: its settings only."),
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Show each setting in effect and where it came from: flag, env, file:line or default (secrets redacted)."""
+    from comethook_cli.commands import config as project
+
+    project.show(ctx, [*(command or []), *ctx.args], json_out)
+
+
 @app.command()
 @funnel
 @with_options(EMULATING, emulating, into="config")
@@ -505,6 +568,19 @@ def emulate(
 
     assert config is not None
     emulate_command.run(config, json_out, quiet)
+
+
+@app.command()
+@funnel
+def init() -> None:
+    """Write a commented starter comethook.toml here (never overwrites one)."""
+    from pathlib import Path
+
+    from comethook_cli.commands import config as project
+    from comethook_cli.outputs.terminal import Renderer
+
+    path = project.init(Path.cwd())
+    Renderer().note(f"Wrote {path.name}: uncomment what this project needs; `comethook config show` shows the result.")
 
 
 def main() -> None:

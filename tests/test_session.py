@@ -171,23 +171,3 @@ def test_the_human_view_writes_through_the_background_stream() -> None:
     shown.human.out.print("hello")
     stream.close()
     assert buffer.getvalue() == "hello\n"
-
-
-async def test_the_readme_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## How comethook is built") :]
-    code = section[section.index("```python\n") + 10 : section.index("```", section.index("```python\n") + 10)]
-    namespace: dict[str, Any] = {}
-    exec(compile(code.replace("asyncio.run(main())", ""), "README.md", "exec"), namespace)
-    running = asyncio.ensure_future(namespace["main"]())
-    url = ""
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        printed = capsys.readouterr().out
-        if "POST deliveries to" in printed:
-            url = printed.split("POST deliveries to", 1)[1].split()[0]
-            break
-    async with aiohttp.ClientSession() as client, client.post(url, data=delivery(text="from the README")) as answer:
-        assert await answer.json() == {"action": "do_not_propagate"}
-    await asyncio.wait_for(running, 5)
-    assert "Andrew Joseph → George Alan" in capsys.readouterr().out

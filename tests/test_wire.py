@@ -79,6 +79,7 @@ def records() -> dict[str, list[wire.Record]]:
         "Check": [wire.Check(CheckResult(HOSTILE, "fail", nan, HOSTILE))],
         "CheckSummary": [wire.CheckSummary(3, 1, 1, 1, nan)],
         "Payload": [wire.Payload(find_template("message_sent"))],
+        "Setting": [wire.Setting("listen", "forward-to", ["8000", HOSTILE], "comethook.toml:3")],
         "Overflow": [wire.Overflow(12)],
         "RestCallRecord": [
             wire.RestCallRecord(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,12 @@ def load_rules(path: str) -> list[Rule]:
         raise UsageError(f"--rules {path!r} is not valid JSON: {error}.", "See README, `comethook listen` rules.") from None
     if not isinstance(raw, list):
         raise UsageError(f"--rules {path!r} must hold a JSON list of rules.", "See README, `comethook listen` rules.")
-    return [_rule(entry, f"--rules {path} rule {n}") for n, entry in enumerate(raw, start=1)]
+    return parse_rules(raw, f"--rules {path}")
+
+
+def parse_rules(entries: Sequence[Any], where: str) -> list[Rule]:
+    """Rules from their JSON entries (a --rules file's list, or [[listen.rules]] written inline); `where` names them in errors."""
+    return [_rule(entry, f"{where} rule {n}") for n, entry in enumerate(entries, start=1)]
 
 
 def _rule(entry: Any, where: str) -> Rule:

@@ -62,6 +62,9 @@ def read_body(source: str) -> tuple[bytes, JSON]:
 
 def basic_auth(credentials: str | None, path: str | None) -> str | None:
     """USER:PASS from --basic-auth / COMETHOOK_BASIC_AUTH or from --basic-auth-file; for USER alone, asks the password."""
+    from comethook_cli.commands.project import prefer_given
+
+    credentials, path = prefer_given(credentials, path)
     if path is not None:
         if credentials:
             raise UsageError(

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from comethook_cli import speedups
 from comethook_cli.engine.sender import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER
+
+if TYPE_CHECKING:
+    from comethook_cli.engine.checks import CheckResult
+    from comethook_cli.outputs.wire import CheckSummary
 
 
 def run(
@@ -22,6 +28,7 @@ def run(
     volatile: Sequence[str] = (),
     max_answer: int = DEFAULT_MAX_ANSWER,
     insecure: bool = False,
+    github: bool | None = None,
 ) -> None:
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
     from comethook_cli.commands.send import INSECURE_WARNING, unreachable_hint
@@ -47,9 +54,32 @@ def run(
         except OSError as error:
             raise UsageError(f"Cannot write --junit {junit!r}: {error.strerror}.", "Check the directory exists.") from None
     shown.checks(url, results, summary)
+    if github if github is not None else os.environ.get("GITHUB_ACTIONS") == "true":
+        report_to_github(url, results, summary, run.reached, shown.warning)
     if not run.reached:
         first = next((r.detail for r in results if r.status == "fail"), "no answer")
         raise UnreachableError(f"{url} could not be reached: {first}.", unreachable_hint(run.failure))
     failed = [r.name for r in results if r.status == "fail"]
     if failed:
         raise AssertionFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}.")
+
+
+def report_to_github(
+    url: str, results: Sequence[CheckResult], summary: CheckSummary, reached: bool, warn: Callable[[str], None]
+) -> None:
+    """`::error` annotations on stderr, and the Markdown summary appended to $GITHUB_STEP_SUMMARY (when set)."""
+    import sys
+
+    from comethook_cli.outputs import github
+
+    for line in github.workflow_commands(url, results):
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(github.summary_markdown(url, results, summary, reached))
+    except OSError as error:  # the checks' outcome (and exit code) matters more than the summary
+        warn(f"could not write the job summary to $GITHUB_STEP_SUMMARY ({path}): {error.strerror}")

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from comethook_cli.cometchat.payloads import BuildOptions
+from comethook_cli.commands import completion
 from comethook_cli.commands.trigger import TriggerOptions
 from comethook_cli.engine.config import (
     AnswerConfig,
@@ -33,7 +34,12 @@ Group = dict[str, tuple[Any, Any]]
 JsonOut = Annotated[bool, typer.Option("--json", help="NDJSON on stdout: one JSON object per line.")]
 Sets = Annotated[
     list[str] | None,
-    typer.Option("--set", metavar="PATH=VALUE", help="Set a dotted path in the body (VALUE as JSON, else string). Repeatable."),
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Set a dotted path in the body (VALUE as JSON, else string). Repeatable.",
+        autocompletion=completion.set_paths,
+    ),
 ]
 SECRET_ON_ARGV = {
     "basic_auth": "--basic-auth USER:PASS on the command line is visible to every local user (ps, shell history): "
@@ -123,7 +129,12 @@ def _delivering(name: str) -> Any:
 #: How a payload is built (`payloads show`, `send`).
 BUILDER: Group = {
     "type_": (
-        Annotated[str, typer.Option("--type", help="Message type: text, image, video, audio, file, custom.")],
+        Annotated[
+            str,
+            typer.Option(
+                "--type", help="Message type: text, image, video, audio, file, custom.", autocompletion=completion.message_types
+            ),
+        ],
         _built("type"),
     ),
     "text": (Annotated[str | None, typer.Option("--text", help="Message text (caption for media).")], _built("text")),
@@ -138,7 +149,10 @@ BUILDER: Group = {
         _built("webhook_id"),
     ),
     "app_id": (Annotated[str, typer.Option("--app-id", help="CometChat app id.")], _built("app_id")),
-    "region": (Annotated[str, typer.Option("--region", help="App region: us, eu, in.")], _built("region")),
+    "region": (
+        Annotated[str, typer.Option("--region", help="App region: us, eu, in.", autocompletion=completion.regions)],
+        _built("region"),
+    ),
     "set_": (Sets, None),
 }
 
@@ -160,7 +174,13 @@ DELIVERING: Group = {
     "json_out": (JsonOut, False),
     "expect": (
         Annotated[
-            str | None, typer.Option("--expect", metavar="pass|inject|drop|ok", help="Assert the verdict, or that all got 2xx.")
+            str | None,
+            typer.Option(
+                "--expect",
+                metavar="pass|inject|drop|ok",
+                help="Assert the verdict, or that all got 2xx.",
+                autocompletion=completion.expectations,
+            ),
         ],
         None,
     ),
@@ -273,6 +293,7 @@ ANSWERS: Group = {
                 metavar="pass|drop|inject:JSON|inject:@FILE",
                 help="Answer to before_message.",
                 rich_help_panel="Answers",
+                autocompletion=completion.answers,
             ),
         ],
         default(AnswerConfig, "respond"),
@@ -354,6 +375,7 @@ FORWARDING: Group = {
                 metavar="error|pass|drop",
                 help="Answer when your app is down or times out.",
                 rich_help_panel="Forwarding",
+                autocompletion=completion.fallbacks,
             ),
         ],
         default(ForwardConfig, "fallback"),
@@ -478,8 +500,12 @@ def listener_config(**values: Any) -> ListenerConfig:
 
 
 def answer_config(**values: Any) -> AnswerConfig:
-    """ANSWERS' values → AnswerConfig."""
-    return AnswerConfig(**values)
+    """ANSWERS' values → AnswerConfig ([[listen.rules]] from the project file unless --rules names a file)."""
+    from comethook_cli.commands.project import active
+
+    loaded = active()
+    inline = loaded.inline_rules if loaded is not None and loaded.inline_rules and values["rules"] is None else ()
+    return AnswerConfig(inline_rules=tuple(inline), **values)
 
 
 def forward_config(**values: Any) -> ForwardConfig:

@@ -49,6 +49,9 @@ class AnswerConfig:
     respond: str = "pass"
     drop_if: str | None = None
     rules: str | None = None
+    #: Rules written inline (`[[listen.rules]]` in comethook.toml, or a Python caller's list): the entries of a --rules
+    #: file, matched after the file's.
+    inline_rules: tuple[Any, ...] = ()
     #: Milliseconds to wait before every canned answer.
     delay: float = 0.0
     status: int = 200

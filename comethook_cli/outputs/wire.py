@@ -346,6 +346,22 @@ class Reload(Record):
         return {"type": self.type, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class Setting(Record):
+    """One effective setting (`config show --json`): its section and key in comethook.toml, value and source."""
+
+    type: ClassVar[str] = "setting"
+    section: str
+    key: str
+    value: Any
+    #: flag, env NAME, FILE:LINE, or default.
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "setting", "section", "key", "value", "source"} (secrets already redacted)."""
+        return {"type": self.type, "section": self.section, "key": self.key, "value": self.value, "source": self.source}
+
+
 RecordType = Literal[
     "ready",
     "event",
@@ -361,6 +377,7 @@ RecordType = Literal[
     "rest",
     "trigger",
     "reload",
+    "setting",
 ]
 
 

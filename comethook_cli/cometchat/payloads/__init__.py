@@ -153,15 +153,20 @@ def find_template(trigger: str, legacy: bool = False) -> Template:
 _random = random.Random(int.from_bytes(os.urandom(16), "big"))
 
 
-def _hex(bits: int) -> str:
-    return f"{_random.getrandbits(bits):0{bits // 4}x}"
+def _hex(bits: int, source: random.Random = _random) -> str:
+    return f"{source.getrandbits(bits):0{bits // 4}x}"
 
 
 class IdSource:
     """Fresh CometChat-like string ids (numeric, increasing), unique within one run."""
 
-    def __init__(self) -> None:
-        self._counter = itertools.count(_random.randint(1000, 90000) * 100)
+    #: Where every random part of a body comes from; seeded, the same options build the same body (`comethook.build_payload`).
+    random: random.Random = _random
+
+    def __init__(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.random = random.Random(seed)
+        self._counter = itertools.count(self.random.randint(1000, 90000) * 100)
 
     def next(self) -> str:
         """The next message id."""
@@ -172,6 +177,8 @@ def build(template: Template, options: BuildOptions, ids: IdSource | None = None
     """A delivery body: the template filled from the options, fresh ids and timestamps, then `--set`s applied."""
     if options.type not in MESSAGE_TYPES:
         raise UsageError(f"Unknown message type {options.type!r}.", f"Use one of: {', '.join(MESSAGE_TYPES)}.")
+    if options.region not in REGIONS:
+        raise UsageError(f"Unknown region {options.region!r}.", f"Use one of: {', '.join(REGIONS)}.")
     ids = ids or IdSource()
     tokens = _tokens(template, options, ids, time.time() if now is None else now)
     body = _fill(template.body, tokens, options)
@@ -293,11 +300,12 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
         "today": time.strftime("%Y-%m-%d", time.gmtime(now)),
         "id": options.message_id if options.message_id is not None else ids.next(),
         "id2": ids.next(),
-        "uuid": _hex(96),
-        "uuid2": _hex(96),
-        "uuid3": _hex(96),
-        "uuid4": _hex(96),
-        "session_id": f"v1.{options.region}.{options.app_id}.{int(now * 1000)}{_hex(128)}",
+        "uuid": _hex(96, ids.random),
+        "uuid2": _hex(96, ids.random),
+        "uuid3": _hex(96, ids.random),
+        "uuid4": _hex(96, ids.random),
+        "session_id": f"v1.{options.region}.{options.app_id}.{int(now * 1000)}{_hex(128, ids.random)}",
+        "media_name": f"{seconds}_{ids.random.randint(1, 999999)}_{_hex(128, ids.random)}",
         "text": text,
         "sender": options.sender,
         "receiver": options.receiver,
@@ -362,7 +370,7 @@ def _message(tokens: dict[str, Any], options: BuildOptions, saved: bool) -> dict
             data["text"] = options.text
     else:
         mime, ext, size = _MEDIA[kind]
-        stored = f"{tokens['now']}_{_random.randint(1, 999999)}_{_hex(128)}.{ext}"
+        stored = f"{tokens['media_name']}.{ext}"
         url = f"https://data-{tokens['region']}.cometchat.io/{tokens['app_id']}/media/{stored}"
         data["url"] = url
         data["attachments"] = [{"url": url, "name": f"{kind}.{ext}", "mimeType": mime, "extension": ext, "size": size}]

@@ -1,0 +1,110 @@
+"""An in-process listener for tests: comethook's listening session on loopback, with the deliveries it received."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenConfig, ListenerConfig, TunnelConfig
+from comethook_cli.models import DEFAULT_MAX_BODY, Exchange, Rejection
+
+if TYPE_CHECKING:
+    from comethook_cli.engine.session import Session
+
+
+class Listener:
+    """`comethook listen` without the terminal: `async with Listener(port=0) as listener:` POST to `listener.url`.
+
+    It answers as `listen` does: `respond` ("pass", "drop", "inject:JSON", or a dict to inject), `rules`
+    (the entries of a --rules file), `drop_if`, `status`, `delay` (ms); or relays to your app with `forward_to`.
+    No tunnel is opened, and nothing is stored in the history unless `history=True`.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        respond: str | Mapping[str, Any] = "pass",
+        rules: Sequence[Mapping[str, Any]] = (),
+        drop_if: str | None = None,
+        status: int = 200,
+        delay: float = 0.0,
+        basic_auth: str | None = None,
+        forward_to: str | Sequence[str] = (),
+        max_body: int = DEFAULT_MAX_BODY,
+        history: bool = False,
+    ) -> None:
+        if not isinstance(respond, str):
+            respond = "inject:" + json.dumps(dict(respond))
+        targets = (forward_to,) if isinstance(forward_to, str) else tuple(forward_to)
+        self.config = ListenConfig(
+            ListenerConfig(host=host, port=port, max_body=max_body, basic_auth=basic_auth),
+            AnswerConfig(
+                respond=respond, drop_if=drop_if, delay=delay, status=status, inline_rules=tuple(dict(r) for r in rules)
+            ),
+            ForwardConfig(forward_to=targets),
+            TunnelConfig(tunnel="off"),
+            HistoryConfig(history=history),
+        )
+        #: Every delivery answered so far, in the order they were answered.
+        self.events: list[Exchange] = []
+        #: Requests refused with a 4xx (not JSON, too large, wrong Basic auth ...).
+        self.rejections: list[Rejection] = []
+        self.warnings: list[str] = []
+        self._session: Session | None = None
+        self._changed: asyncio.Event | None = None
+
+    async def __aenter__(self) -> Listener:
+        from comethook_cli.engine.session import Session
+
+        self._changed = asyncio.Event()
+        session = Session(self.config, on_warning=self.warnings.append)
+        await session.startup()  # UsageError for a bad option, ListenerError when the port is taken
+        session.hub.subscribe(self._record)
+        self._session = session
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.shutdown()
+            self._session = None
+
+    def _record(self, record: Any) -> None:
+        # An inline hub subscriber: it runs on the listener's loop and must not block.
+        if isinstance(record, Exchange):
+            self.events.append(record)
+        elif isinstance(record, Rejection):
+            self.rejections.append(record)
+        if self._changed is not None:
+            self._changed.set()
+
+    @property
+    def url(self) -> str:
+        """The webhook URL to POST deliveries to (http://127.0.0.1:PORT/webhook; any path is accepted)."""
+        return self._running().webhook_url
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the free one picked for port=0)."""
+        return int(self._running().local_url.rsplit(":", 1)[1])
+
+    def _running(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("The listener is not running: use `async with Listener(...) as listener:`.")
+        return self._session
+
+    async def wait_for(self, count: int = 1, timeout: float = 10.0) -> list[Exchange]:
+        """Wait until `count` deliveries have been answered in all; returns them. TimeoutError after `timeout` seconds."""
+        self._running()
+        assert self._changed is not None
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.events) < count:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise TimeoutError(f"{len(self.events)} of {count} deliveries arrived within {timeout:g} s.") from None
+        return self.events[:count]

@@ -1,0 +1,132 @@
+"""Shell completion (`comethook --install-completion`): trigger names, history ids and payload option values.
+
+Every callback imports what it needs when it runs, so declaring them costs `--help` nothing. A callback
+never raises: a broken history file or an odd command line completes nothing instead of printing a traceback
+into the user's shell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Completions = list[tuple[str, str]]
+
+
+def _matching(incomplete: str, choices: Completions) -> Completions:
+    return [(value, help_) for value, help_ in choices if value.startswith(incomplete)]
+
+
+def triggers(incomplete: str) -> Completions:
+    """Trigger names of the catalog, with what each one means."""
+    from comethook_cli.cometchat.payloads import catalog
+
+    seen: dict[str, str] = {}
+    for template in catalog():
+        seen.setdefault(template.trigger, template.description)
+    return _matching(incomplete, sorted(seen.items()))
+
+
+def trigger_list(incomplete: str) -> Completions:
+    """`check --triggers`: legacy, current, all, or names separated by commas (the last one is completed)."""
+    head, comma, last = incomplete.rpartition(",")
+    prefix = head + comma
+    choices = [(prefix + name, help_) for name, help_ in triggers(last)]
+    if not comma:
+        groups = [("legacy", "every legacy trigger"), ("current", "every current trigger"), ("all", "the whole catalog")]
+        choices = _matching(incomplete, groups) + choices
+    return choices
+
+
+def history_ids(incomplete: str) -> Completions:
+    """Ids of stored exchanges, newest first, with their one-line summary (nothing when there is no history)."""
+    try:
+        from comethook_cli.engine.store import History, default_path
+
+        if not default_path().exists():
+            return []
+        with History() as history:
+            page, _ = history.page(None, 200)
+    except Exception:  # a damaged or locked history completes nothing rather than breaking the shell
+        return []
+    return [(e.id, f"{e.info.trigger}: {e.info.summary}"[:80]) for e in page if e.id.startswith(incomplete)]
+
+
+def message_types(incomplete: str) -> Completions:
+    """--type values."""
+    from comethook_cli.cometchat.payloads import MESSAGE_TYPES
+
+    return _matching(incomplete, [(kind, "message type") for kind in MESSAGE_TYPES])
+
+
+def regions(incomplete: str) -> Completions:
+    """--region values of an app (send, payloads show)."""
+    from comethook_cli.cometchat.payloads import REGIONS
+
+    return _matching(incomplete, [(region, "CometChat app region") for region in REGIONS])
+
+
+def expectations(incomplete: str) -> Completions:
+    """--expect values."""
+    from comethook_cli.engine.runs import EXPECTATIONS
+
+    return _matching(incomplete, [(e, "assert the verdict" if e != "ok" else "assert every answer is 2xx") for e in EXPECTATIONS])
+
+
+def answers(incomplete: str) -> Completions:
+    """--respond values."""
+    return _matching(
+        incomplete, [("pass", "answer {}"), ("drop", "answer do_not_propagate"), ("inject:", "inject:JSON or inject:@FILE")]
+    )
+
+
+def fallbacks(incomplete: str) -> Completions:
+    """--fallback values."""
+    return _matching(incomplete, [("error", "answer 502"), ("pass", "answer {}"), ("drop", "answer do_not_propagate")])
+
+
+def export_formats(incomplete: str) -> Completions:
+    """history export --format values."""
+    return _matching(incomplete, [("ndjson", "one JSON object per line"), ("curl", "curl commands"), ("har", "a HAR file")])
+
+
+def set_paths(incomplete: str) -> Completions:
+    """--set PATH=: the dotted paths of the body the command line's trigger builds."""
+    if "=" in incomplete:
+        return []
+    try:
+        from comethook_cli.cometchat.payloads import BuildOptions, build, find_template, trigger_names
+
+        words = _typed_words()
+        known = set(trigger_names())
+        trigger = next((word for word in words if word in known), None)
+        if trigger is None:
+            return []
+        body = build(find_template(trigger, "--legacy" in words), BuildOptions())
+    except Exception:  # an odd command line completes nothing
+        return []
+    return [(path + "=", "set this value") for path in _paths(body) if path.startswith(incomplete)]
+
+
+def _typed_words() -> list[str]:
+    """The words on the command line being completed. Click's own parse of them stops at the `--set` still waiting
+    for its value (so the trigger before it is not in ctx.params), and Typer hands callbacks no `args`: read what
+    the completion scripts export (COMP_WORDS for bash, _TYPER_COMPLETE_ARGS for zsh, fish and PowerShell)."""
+    import os
+    import shlex
+
+    line = os.environ.get("_TYPER_COMPLETE_ARGS") or os.environ.get("COMP_WORDS", "")
+    try:
+        return shlex.split(line)
+    except ValueError:  # an open quote
+        return line.split()
+
+
+def _paths(node: Any, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return []
+    found: list[str] = []
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        found.append(path)
+        found += _paths(value, path + ".")
+    return found

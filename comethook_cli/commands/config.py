@@ -1,0 +1,445 @@
+"""The project file in the CLI: its keys checked against the option declarations, its values as click defaults.
+
+Precedence (flag > environment variable > file > default) is click's own order for a parameter's value
+(command line > envvar > `default_map` > default): the root callback reads the file, checks every key,
+type and value against the option a key names, and sets `ctx.default_map`. A key is the long flag name,
+so a flag and its key can never disagree about types or limits, and an option added to a command is a
+file key without more code. `comethook config show` re-parses a command line the same way and reports
+where each value came from; `comethook init` writes a commented starter file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from comethook_cli.commands import project
+from comethook_cli.commands.options import BUILDER, DELIVERING, HISTORY, TUNNEL
+from comethook_cli.commands.project import CommandPath, Loaded, active
+from comethook_cli.engine import configfile
+from comethook_cli.engine.configfile import ProjectFile, Setting
+from comethook_cli.errors import ComethookError, UsageError
+
+Path_ = CommandPath
+#: Which commands each section configures, and which of their options (None: all of them). The first is the one
+#: `config show` reads a section's values from.
+TARGETS: dict[str, tuple[tuple[Path_, frozenset[str] | None], ...]] = {
+    "listen": ((("listen",), None),),
+    "tunnel": ((("listen",), frozenset(TUNNEL)),),
+    "history": ((("listen",), frozenset(HISTORY)), (("history", "list"), None), (("history", "show"), None),
+                (("history", "export"), None)),
+    "send": ((("send",), None), (("replay",), frozenset(DELIVERING)), (("payloads", "show"), frozenset({*BUILDER, "legacy"}))),
+    "check": ((("check",), None),),
+}  # fmt: skip
+#: listen's options that belong to another section ([tunnel], [history]), not to [listen].
+ELSEWHERE = {"listen": frozenset(TUNNEL) | frozenset(HISTORY)}
+#: Keys whose literal value is a secret: a warning when it sits in a file inside a git repository.
+SECRETS = frozenset({"basic-auth", "ngrok-authtoken"})
+#: Keys that name a file: a relative path is relative to the project file, not to where comethook runs.
+PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit"})
+#: Variables that options read without click knowing (the tunnel reads NGROK_AUTHTOKEN itself): they beat the file.
+IMPLICIT_ENV = {"ngrok_authtoken": "NGROK_AUTHTOKEN", "basic_auth_file": "COMETHOOK_BASIC_AUTH"}
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One file key of one command: the option it sets, and whether it is the option's --no- form."""
+
+    path: Path_
+    param: Any  # typer's click Option
+    positive: bool = True
+
+
+# --- reading and checking ----------------------------------------------------------------------------
+
+
+def command_at(ctx: typer.Context, path: Path_) -> Any:
+    """The click command at a path below the root group (`("history", "list")`)."""
+    command: Any = ctx.find_root().command
+    for part in path:
+        command = command.get_command(ctx, part)
+    return command
+
+
+def keys(ctx: typer.Context) -> dict[str, dict[str, list[Key]]]:
+    """Section → file key → the options it sets, from the commands' own declarations."""
+    found: dict[str, dict[str, list[Key]]] = {}
+    for section, targets in TARGETS.items():
+        table = found.setdefault(section, {})
+        for path, names in targets:
+            command = command_at(ctx, path)
+            excluded = ELSEWHERE.get(section, frozenset()) if path == ("listen",) and names is None else frozenset()
+            for param in command.params:
+                if param.param_type_name != "option" or param.name in excluded or (names is not None and param.name not in names):
+                    continue
+                for opt in param.opts:
+                    if opt.startswith("--") and opt != "--help":
+                        table.setdefault(opt[2:], []).append(Key(path, param))
+                for opt in param.secondary_opts:
+                    if opt.startswith("--"):
+                        table.setdefault(opt[2:], []).append(Key(path, param, positive=False))
+    return found
+
+
+def load(ctx: typer.Context, config: str | None, no_config: bool) -> Loaded:
+    """Find and read the project file, check it against the option declarations, build the default_map."""
+    if no_config:
+        return Loaded()
+    path = Path(config).expanduser() if config else configfile.find()
+    if path is None:
+        return Loaded()
+    if config and not path.is_file():
+        raise UsageError(f"--config {config!r}: no such file.", "Check the path, or run `comethook init` to write one.")
+    file = configfile.read(path)
+    loaded = Loaded(file)
+    known = keys(ctx)
+    for setting in file.settings:
+        _apply(ctx, loaded, file, known, setting)
+    return loaded
+
+
+def _apply(
+    ctx: typer.Context, loaded: Loaded, file: ProjectFile, known: dict[str, dict[str, list[Key]]], setting: Setting
+) -> None:
+    where = f"{file.where(setting)}: {file.label(setting.section)} {setting.key}"
+    table = known[setting.section]
+    if setting.section == "listen" and setting.key == "rules" and isinstance(setting.value, list):
+        _inline_rules(loaded, file, setting)
+        return
+    if setting.key not in table:
+        raise UsageError(f"{file.where(setting)}: unknown key {setting.key!r} in {file.label(setting.section)}.",
+                         _hint(setting, table, known))  # fmt: skip
+    if setting.key in SECRETS and setting.env is None and _has_secret(setting) and configfile.in_git_repository(file.path):
+        loaded.warnings.append(
+            f"{where} holds a literal secret in a file inside a git repository: anyone with the repository can read it. "
+            f'Read it from the environment instead: {setting.key} = {{ env = "NAME" }}.'
+        )
+    if setting.unset:
+        loaded.unset.append(setting)
+    for key in table[setting.key]:
+        if _implicit_env(key.param.name):
+            continue  # the environment beats the file
+        if setting.unset:
+            value: Any = Unset(where, setting)
+        else:
+            value = _checked(command_at(ctx, key.path), key, setting, where)
+        if setting.key in PATHS and isinstance(value, str) and value != "-":
+            value = str((file.path.parent / Path(value).expanduser()).resolve())
+        node = loaded.default_map
+        for part in key.path:
+            node = node.setdefault(part, {})
+        node[key.param.name] = value
+        loaded.origins[(key.path, key.param.name)] = setting
+
+
+class Unset:
+    """The default of an option whose file value names an unset variable: click asks for it only when neither a flag
+    nor the option's own variable gave a value, and then it is a usage error rather than a silent fall back to none."""
+
+    def __init__(self, where: str, setting: Setting) -> None:
+        self.where = where
+        self.setting = setting
+
+    def __call__(self) -> Any:
+        raise typer.BadParameter(
+            f"{self.where} reads ${self.setting.env}, which is not set. "
+            f"Set {self.setting.env}, pass --{self.setting.key}, or run with --no-config."
+        )
+
+
+def without_unset(default_map: dict[str, Any]) -> dict[str, Any]:
+    """The default_map with the Unset markers left out (`config show` reports them instead of failing)."""
+    return {k: without_unset(v) if isinstance(v, dict) else v for k, v in default_map.items() if not isinstance(v, Unset)}
+
+
+def _implicit_env(name: str) -> str | None:
+    """The variable an option reads on its own when it is set (it then beats the file)."""
+    variable = IMPLICIT_ENV.get(name)
+    return variable if variable is not None and variable in os.environ else None
+
+
+def _has_secret(setting: Setting) -> bool:
+    value = setting.value
+    return isinstance(value, str) and bool(value) and (setting.key != "basic-auth" or ":" in value)  # USER alone is no secret
+
+
+def _hint(setting: Setting, table: dict[str, list[Key]], known: dict[str, dict[str, list[Key]]]) -> str:
+    homes = [section for section, keys_ in known.items() if setting.key in keys_ and section != setting.section]
+    if homes:
+        return f"{setting.key!r} belongs in [{homes[0]}]."
+    close = difflib.get_close_matches(setting.key, list(table), n=1, cutoff=0.6)
+    known_keys = f"Keys are the long flag names (`comethook {TARGETS[setting.section][0][0][0]} --help`)."
+    return f"Did you mean {close[0]!r}? {known_keys}" if close else known_keys
+
+
+_KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array", dict: "a table"}
+
+
+def _kind(value: Any) -> str:
+    return next((name for kind, name in _KINDS.items() if isinstance(value, kind)), type(value).__name__)
+
+
+def _checked(command: Any, key: Key, setting: Setting, where: str) -> Any:
+    """The setting's value as the option takes it: its kind checked (TOML is typed: "8000" is no port), then the
+    option's own conversion and limits."""
+    param, raw = key.param, setting.value
+    many = param.multiple or param.nargs == -1
+    items = raw if isinstance(raw, list) else [raw]
+    if isinstance(raw, list) and not many:
+        raise UsageError(f"{where}: expected one value, got an array.", f"Write {setting.key} = VALUE.")
+    if not key.positive:
+        if not isinstance(raw, bool):
+            raise UsageError(f"{where}: expected a boolean, got {_kind(raw)}.", f"Write {setting.key} = true.")
+        raw = not raw
+    try:
+        value = param.process_value(typer.Context(command), items if many else raw)
+    except typer.BadParameter as error:
+        raise UsageError(
+            f"{where}: {error.message}.", f"See `comethook {' '.join(key.path)} --help` for --{setting.key}."
+        ) from None
+    if setting.env is None:  # a variable's value is always a string: the option's conversion is the check
+        converted = list(value) if many else [value]
+        for given, taken in zip(items if key.positive else [raw], converted, strict=False):
+            if _kind(given) != _kind(taken) and not (isinstance(taken, float) and _kind(given) == "an integer"):
+                raise UsageError(f"{where}: expected {_kind(taken)}, got {_kind(given)} ({given!r}).",
+                                 f"See `comethook {' '.join(key.path)} --help` for --{setting.key}.")  # fmt: skip
+    return list(value) if many else value
+
+
+def _inline_rules(loaded: Loaded, file: ProjectFile, setting: Setting) -> None:
+    from comethook_cli.cometchat.rules import parse_rules
+
+    parse_rules(setting.value, f"{file.where(setting)}: [[{file.prefix}listen.rules]]")  # raises UsageError (exit 2)
+    loaded.inline_rules = list(setting.value)
+    loaded.rules_setting = setting
+
+
+def apply(ctx: typer.Context, config: str | None, no_config: bool) -> None:
+    """The root callback's part: read the project file into ctx.default_map (UsageError for any bad key or value)."""
+    project.activate(None)
+    loaded = load(ctx, config, no_config)
+    if loaded.warnings:
+        from comethook_cli.outputs.terminal import Renderer
+
+        for warning in loaded.warnings:
+            Renderer().warning(warning)
+    ctx.default_map = {**(ctx.default_map or {}), **loaded.default_map}
+    project.activate(loaded)
+
+
+# --- config show ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One effective setting: where it is set in the file, its value, and where that value came from."""
+
+    section: str
+    key: str
+    value: Any
+    source: str
+
+
+def rows(ctx: typer.Context, args: Sequence[str]) -> list[Row]:
+    """Every file key's effective value and source, for every section (no args) or for one command line."""
+    loaded = active() or Loaded()
+    known = keys(ctx)
+    found: list[Row] = []
+    seen: set[tuple[str, str]] = set()
+    wanted: Path_ | None = None
+    command_args: list[str] = []
+    if args:
+        wanted, command_args = _split_command(ctx, list(args))
+    parsed: dict[Path_, Any] = {}
+    for section, table in known.items():
+        for key, targets in table.items():
+            for target in targets:
+                if wanted is not None and target.path != wanted:
+                    continue
+                if (section, key) in seen or not target.positive:
+                    continue
+                if target.path not in parsed:
+                    parsed[target.path] = _parse(ctx, target.path, command_args if target.path == wanted else [])
+                seen.add((section, key))
+                found.append(_row(section, key, target, parsed[target.path], loaded))
+    if loaded.inline_rules is not None and wanted in (None, ("listen",)) and loaded.file and loaded.rules_setting:
+        where = loaded.file.where(loaded.rules_setting)
+        inline = Row("listen", "rules", f"{len(loaded.inline_rules)} inline rule(s)", where)
+        found = [inline if r.section == "listen" and r.key == "rules" and r.source == "default" else r for r in found]
+    return found
+
+
+def _split_command(ctx: typer.Context, args: list[str]) -> tuple[Path_, list[str]]:
+    """`listen --port 9` → (("listen",), ["--port", "9"]); `history list -n 5` → (("history", "list"), [...])."""
+    command: Any = ctx.find_root().command
+    path: list[str] = []
+    while args and hasattr(command, "get_command"):
+        name = args[0]
+        sub = command.get_command(ctx, name)
+        if sub is None:
+            names = list(command.list_commands(ctx))
+            close = difflib.get_close_matches(name, names, n=1)
+            raise UsageError(f"Unknown command {' '.join([*path, name])!r}.",
+                             f"Did you mean {close[0]!r}?" if close else f"Commands: {', '.join(names)}.")  # fmt: skip
+        path.append(name)
+        args = args[1:]
+        command = sub
+    configured = {p for targets in TARGETS.values() for p, _ in targets}
+    if tuple(path) not in configured:
+        shown = ", ".join(" ".join(p) for p in sorted(configured))
+        raise UsageError(f"`comethook {' '.join(path)}` takes no settings from the project file.", f"These do: {shown}.")
+    return tuple(path), args
+
+
+def _parse(ctx: typer.Context, path: Path_, args: list[str]) -> typer.Context:
+    """A command line parsed as the command would parse it (values and their sources), without running anything."""
+    parent: Any = ctx.find_root()
+    command: Any = parent.command
+    defaults: Any = without_unset(parent.default_map or {})
+    for depth, part in enumerate(path):
+        command = command.get_command(parent, part)
+        last = depth == len(path) - 1
+        defaults = defaults.get(part) if isinstance(defaults, dict) else None
+        parent = command.make_context(
+            part, args if last else [], parent=parent, default_map=defaults, resilient_parsing=not last or not args
+        )
+    return parent  # type: ignore[no-any-return]
+
+
+def _row(section: str, key: str, target: Key, parsed: Any, loaded: Loaded) -> Row:
+    name = target.param.name
+    value = parsed.params.get(name)
+    source = parsed.get_parameter_source(name)
+    kind = source.name if source is not None else "DEFAULT"
+    if kind == "COMMANDLINE":
+        where = "flag"
+    elif kind == "ENVIRONMENT":
+        envvar = target.param.envvar
+        where = f"env {envvar if isinstance(envvar, str) else ', '.join(envvar or [])}"
+    elif kind == "DEFAULT_MAP" and (target.path, name) in loaded.origins and loaded.file is not None:
+        setting = loaded.origins[(target.path, name)]
+        where = loaded.file.where(setting) + (f" (env {setting.env})" if setting.env else "")
+    elif name == "ngrok_authtoken" and _implicit_env(name):
+        value, where = os.environ[IMPLICIT_ENV[name]], f"env {IMPLICIT_ENV[name]}"
+    else:
+        where = "default"
+    unset = [s for s in loaded.unset if s.section == section and s.key == key]
+    if unset and where == "default" and loaded.file is not None:
+        where = f"{loaded.file.where(unset[0])} (env {unset[0].env} is not set)"
+    return Row(section, key, _redact(key, value), where)
+
+
+def _redact(key: str, value: Any) -> Any:
+    if isinstance(value, tuple):
+        value = list(value)
+    if key in SECRETS and isinstance(value, str) and value:
+        user, sep, _ = value.partition(":")
+        return f"{user}:{REDACTED}" if key == "basic-auth" and sep else (value if key == "basic-auth" else REDACTED)
+    return value
+
+
+def show(ctx: typer.Context, args: Sequence[str], json_out: bool) -> None:
+    """`comethook config show [COMMAND [FLAGS]]`: each setting, its value and its source."""
+    from comethook_cli.outputs import wire
+    from comethook_cli.outputs.terminal import Renderer, safe
+
+    found = rows(ctx, args)
+    loaded = active()
+    if json_out:
+        for row in found:
+            typer.echo(wire.encode(wire.Setting(row.section, row.key, row.value, row.source)))
+        return
+    file = loaded.file if loaded is not None else None
+    Renderer().note(f"Project file: {configfile.display_path(file.path)}" if file else "No project file (comethook.toml).")
+    width = max((len(f"[{r.section}] {r.key}") for r in found), default=0)
+    for row in found:
+        text = "-" if row.value is None else _text(row.value)
+        typer.echo(f"{f'[{row.section}] {row.key}':<{width}}  {safe(text):<24}  {row.source}")
+
+
+def _text(value: Any) -> str:
+    if value == "":
+        return '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value) or "-"
+    return str(value)
+
+
+# --- init ---------------------------------------------------------------------------------------------
+
+STARTER = """\
+# comethook.toml: the settings this project uses every day, so no run needs a long list of flags.
+#
+# Precedence: a flag beats an environment variable, which beats this file, which beats comethook's default.
+# Keys are the long flag names (`comethook listen --help` lists them); an unknown key is an error.
+# `comethook config show` prints every setting in effect and where it came from.
+# Relative paths (rules, basic-auth-file, ngrok-path, junit) are relative to this file.
+#
+# Secrets do not belong here. Read them from the environment instead:
+#     basic-auth = { env = "COMETHOOK_WEBHOOK_AUTH" }
+# A literal password or authtoken in a file inside a git repository gets a warning.
+
+[listen]
+# port = 8765
+# forward-to = ["8000"]              # relay to your app on localhost:8000 (the first is primary, more get copies)
+# forward-timeout = 30.0
+# fallback = "error"                 # the answer when your app is down: error, pass or drop
+# respond = "pass"                   # the canned answer when nothing is forwarded: pass, drop, inject:JSON
+# drop-if = "(?i)spam"
+# max-body = 1048576
+# basic-auth = { env = "COMETHOOK_WEBHOOK_AUTH" }   # USER:PASS every delivery must carry
+
+# Answering rules, first match wins: the same entries as a --rules JSON file.
+# [[listen.rules]]
+# match = { trigger = "before_message", text = "(?i)buy now" }
+# action = "drop"
+
+[tunnel]
+# domain = "my-app.ngrok.app"        # a reserved domain keeps the Dashboard URL across restarts
+# region = "eu"
+# tunnel-timeout = 10.0              # the ngrok authtoken comes from NGROK_AUTHTOKEN or your ngrok config
+
+[history]
+# history-max-mb = 500.0
+# history-max-age = 30.0
+# limit = 20                         # how many `comethook history list` shows
+
+[send]
+# to = "http://localhost:8000/webhook"
+# app-id = "2379614bd4db65dd"
+# webhook-id = "comethook-dev"
+# region = "us"
+# sender = "cometchat-uid-1"
+# timeout = 10.0
+
+[check]
+# to = "http://localhost:8000/webhook"
+# triggers = "before_message,after_message,message_sent"
+# junit = "check-report.xml"
+# timeout = 5.0
+"""
+
+
+def init(directory: Path) -> Path:
+    """Write a commented starter comethook.toml in `directory`; never overwrite one."""
+    path = directory / configfile.FILE_NAME
+    try:
+        with path.open("x", encoding="utf-8") as file:
+            file.write(STARTER)
+    except FileExistsError:
+        raise ComethookError(
+            f"{configfile.display_path(path)} already exists: not overwritten.",
+            "Edit it, or move it aside and run `comethook init` again.",
+        ) from None
+    except OSError as error:
+        raise ComethookError(f"Cannot write {path}: {error.strerror}.", "Check the directory exists and is writable.") from None
+    return path

@@ -1,0 +1,65 @@
+"""The project file this run read (comethook.toml): what commands/config.py found, for the commands that need more
+than click's default_map (inline rules, and which Basic auth source wins)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from comethook_cli.engine.configfile import ProjectFile, Setting
+
+#: A command's place in the command tree: ("listen",), ("history", "list").
+CommandPath = tuple[str, ...]
+
+
+@dataclass
+class Loaded:
+    """The project file read for this run: click's default_map, and where each default came from."""
+
+    file: ProjectFile | None = None
+    default_map: dict[str, Any] = field(default_factory=dict)
+    #: (command path, parameter name) → the setting that gave its default.
+    origins: dict[tuple[CommandPath, str], Setting] = field(default_factory=dict)
+    #: [[listen.rules]]: the rules written inline (None when there are none).
+    inline_rules: list[dict[str, Any]] | None = None
+    rules_setting: Setting | None = None
+    #: Settings that name an environment variable which is not set.
+    unset: list[Setting] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+#: The project file of this run (set by the root callback; None with --no-config or when there is none).
+_active: Loaded | None = None
+
+
+def activate(loaded: Loaded | None) -> None:
+    """Remember the project file of this run (the root callback calls this once per run)."""
+    global _active
+    _active = loaded
+
+
+def active() -> Loaded | None:
+    """The project file the current run read, if any."""
+    return _active
+
+
+def prefer_given(credentials: str | None, path: str | None) -> tuple[str | None, str | None]:
+    """Basic auth given one way on the command line or in the environment beats the other way given in the file."""
+    loaded = active()
+    if loaded is None or not (credentials and path):
+        return credentials, path
+    from_file = set(_values(loaded.default_map, ("basic_auth", "basic_auth_file")))
+    if path in from_file and credentials not in from_file:
+        return credentials, None
+    if credentials in from_file and path not in from_file:
+        return None, path
+    return credentials, path
+
+
+def _values(node: dict[str, Any], names: tuple[str, ...]) -> Iterator[Any]:
+    for name, value in node.items():
+        if isinstance(value, dict):
+            yield from _values(value, names)
+        elif name in names:
+            yield value

@@ -1,0 +1,186 @@
+"""The public Python API (`import comethook`): payloads, triggers, the verdict, one delivery, the in-process listener."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import comethook
+from comethook import Listener, UsageError, build_payload, deliver, judge, triggers
+from comethook_cli.cometchat.payloads import find_template, shape_problems
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+
+def test_the_public_surface_is_small_documented_and_typed() -> None:
+    assert sorted(comethook.__all__) == sorted(
+        ["ComethookError", "Delivery", "Exchange", "Listener", "Trigger", "UsageError", "Verdict", "__version__",
+         "build_payload", "deliver", "judge", "triggers"]
+    )  # fmt: skip
+    for name in comethook.__all__:
+        if name != "__version__":
+            assert getattr(comethook, name).__doc__, name
+    assert (ROOT / "comethook" / "py.typed").is_file() and (ROOT / "comethook_cli" / "py.typed").is_file()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]) == {"comethook", "comethook_cli"}
+    assert "semver" in README.read_text().lower() or "semantic versioning" in README.read_text().lower()
+
+
+def test_build_payload_takes_the_options_of_send() -> None:
+    body = build_payload("before_message", text="buy cheap pills", sender="cometchat-uid-3")
+    message = body["data"]
+    assert body["trigger"] == "before_message" and message["sender"] == "cometchat-uid-3"
+    assert message["data"]["text"] == "buy cheap pills"
+    assert shape_problems(find_template("before_message"), body) == []
+    group = build_payload("message_sent", text="hi", group="cometchat-guid-1", app_id="team-app", region="eu")
+    assert group["data"]["message"]["receiverType"] == "group" and group["data"]["message"]["receiver"] == "cometchat-guid-1"
+    assert group["appId"] == "team-app" and group["region"] == "eu"
+    image = build_payload("message_sent", type="image")
+    assert image["data"]["message"]["type"] == "image" and image["data"]["message"]["data"]["url"].startswith("https://")
+
+
+def test_set_overrides_and_legacy() -> None:
+    body = build_payload("message_sent", set={"data.message.data.text": "changed", "data.extra": {"n": 1}})
+    assert body["data"]["message"]["data"]["text"] == "changed" and body["data"]["extra"] == {"n": 1}
+    legacy = build_payload("message_read_receipt", legacy=True)
+    current = build_payload("message_read_receipt")
+    assert shape_problems(find_template("message_read_receipt", legacy=True), legacy) == []
+    assert set(legacy) != set(current)
+
+
+def test_a_seed_makes_the_payload_deterministic() -> None:
+    for trigger in ("before_message", "message_sent", "call_started"):
+        first = build_payload(trigger, seed=7, type="image" if trigger == "message_sent" else "text")
+        again = build_payload(trigger, seed=7, type="image" if trigger == "message_sent" else "text")
+        assert first == again, trigger
+    assert build_payload("message_sent", seed=7) != build_payload("message_sent", seed=8)
+    assert build_payload("message_sent") != build_payload("message_sent")  # fresh ids without a seed
+    assert build_payload("message_sent", seed=7, now=1_800_000_000)["data"]["message"]["sentAt"] == 1_800_000_000
+
+
+def test_bad_input_raises_usage_error_with_a_hint() -> None:
+    with pytest.raises(UsageError) as unknown:
+        build_payload("before_mesage")
+    assert "Did you mean before_message" in (unknown.value.hint or "")
+    with pytest.raises(UsageError, match="region"):
+        build_payload("message_sent", region="mars")
+    with pytest.raises(UsageError, match="message type"):
+        build_payload("message_sent", type="hologram")
+    with pytest.raises(UsageError, match="has no legacy shape"):
+        build_payload("call_started", legacy=True)
+
+
+def test_triggers_list_the_catalog() -> None:
+    every = triggers()
+    names = {t.name for t in every}
+    assert {"before_message", "after_message", "message_sent", "call_started"} <= names
+    assert {t.generation for t in triggers("legacy")} == {"legacy"}
+    assert len(triggers("legacy")) + len(triggers("current")) == len(every)
+    for trigger in every:
+        build_payload(trigger.name, legacy=trigger.generation == "legacy")  # every listed entry builds
+
+
+def test_judge_gives_cometchat_verdict() -> None:
+    body = build_payload("before_message", webhook_id="moderation")
+    assert judge(body, status=200, answer={"action": "do_not_propagate"}).kind == "drop"
+    assert judge(body, answer={}).kind == "pass"
+    injected = judge(body, answer=b'{"score": 0.97}')
+    assert injected.kind == "inject"
+    assert injected.metadata == {"@injected": {"webhooks": {"moderation": {"score": 0.97}}}}
+    assert judge(json.dumps(body).encode(), answer='{"score": 1}').webhook_id == "moderation"
+    invalid = judge(body, status=500, answer={})
+    assert invalid.kind == "invalid" and "HTTP 500" in (invalid.reason or "")
+    assert judge(None, answer="[1, 2]").reason == "the answer is JSON array, not an object"
+
+
+async def test_deliver_posts_like_cometchat_and_returns_the_delivery(aiohttp_server: Any) -> None:
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((dict(request.headers), await request.read()))
+        return web.json_response({"action": "do_not_propagate"})
+
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    server = await aiohttp_server(app)
+    body = build_payload("before_message", seed=1)
+    delivery = await deliver(f"http://127.0.0.1:{server.port}/hook", body, basic_auth="team:pass", timeout=5)
+    assert delivery.ok and delivery.status == 200 and delivery.verdict is not None and delivery.verdict.kind == "drop"
+    headers, raw = seen[0]
+    assert json.loads(raw) == body
+    assert headers["Content-Type"] == "Application/json"
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"team:pass").decode()
+
+
+async def test_deliver_reports_an_unreachable_endpoint_without_raising(closed_port: int) -> None:
+    delivery = await deliver(f"http://127.0.0.1:{closed_port}/hook", b'{"trigger": "message_sent"}', timeout=5)
+    assert not delivery.ok and delivery.failure == "unreachable" and delivery.status is None
+
+
+async def test_listener_answers_records_and_waits(tmp_path: Path) -> None:
+    rules = [{"match": {"text": "(?i)spam"}, "action": "drop"}]
+    async with Listener(port=0, respond={"checked": True}, rules=rules) as listener:
+        assert listener.url == f"http://127.0.0.1:{listener.port}/webhook"
+        spam = await deliver(listener.url, build_payload("before_message", text="SPAM here"))
+        fine = await deliver(listener.url, build_payload("before_message", text="hello"))
+        other = await deliver(listener.url, build_payload("message_sent"))
+        refused = await deliver(listener.url, b"not json")
+        events = await listener.wait_for(3, timeout=10)
+        assert [e.info.trigger for e in events] == ["before_message", "before_message", "message_sent"]
+        assert spam.verdict is not None and spam.verdict.kind == "drop"
+        assert fine.verdict is not None and fine.verdict.metadata is not None and fine.response == {"checked": True}
+        assert other.ok and refused.status == 400 and len(listener.rejections) == 1
+        with pytest.raises(TimeoutError, match=r"3 of 4 deliveries arrived within 0\.2 s"):
+            await listener.wait_for(4, timeout=0.2)
+    assert not (tmp_path / "home" / "history.db").exists()  # no history unless asked for
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = listener.url
+
+
+async def test_listener_waits_for_deliveries_still_to_come() -> None:
+    async with Listener() as listener:
+        waiting = asyncio.ensure_future(listener.wait_for(2, timeout=10))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        for _ in range(2):
+            await deliver(listener.url, build_payload("message_sent"))
+        assert len(await waiting) == 2
+
+
+async def test_listener_relays_to_an_app(aiohttp_server: Any) -> None:
+    async def app_handler(request: web.Request) -> web.Response:
+        return web.json_response({"from": "app"})
+
+    app = web.Application()
+    app.router.add_post("/hook", app_handler)
+    server = await aiohttp_server(app)
+    async with Listener(forward_to=f"http://127.0.0.1:{server.port}/hook") as listener:
+        delivery = await deliver(listener.url, build_payload("before_message"))
+    assert delivery.response == {"from": "app"} and delivery.verdict is not None and delivery.verdict.kind == "inject"
+    assert listener.events[0].forwarded_to == f"http://127.0.0.1:{server.port}/hook"
+
+
+def test_a_bad_listener_option_is_a_usage_error() -> None:
+    async def start() -> None:
+        async with Listener(rules=[{"match": {"colour": "red"}, "action": "drop"}]):
+            pass
+
+    with pytest.raises(UsageError, match="unknown match key"):
+        asyncio.run(start())
+
+
+def test_the_readme_python_api_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = README.read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```python", 1)[1].split("```", 1)[0]
+    exec(compile(example, "README.md", "exec"), {"__name__": "__readme__"})
+    out = capsys.readouterr().out
+    assert "drop" in out and "1 delivery received" in out

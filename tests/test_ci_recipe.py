@@ -1,0 +1,157 @@
+"""The CI recipe: docs/ci.md's workflows parse and run the check; its shell script checks a real app; `check --github`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+
+from comethook_cli.engine.checks import CheckResult
+from comethook_cli.outputs import github
+from comethook_cli.outputs.wire import CheckSummary
+from tests.conftest import ndjson
+
+ROOT = Path(__file__).resolve().parent.parent
+CI_DOC = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+CHECK = re.compile(r"(?:comethook|\$COMETHOOK) check --to \S+ --triggers all --junit report\.xml")
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", CI_DOC, re.DOTALL)
+
+
+def test_the_github_workflow_is_valid_yaml_that_checks_and_publishes_the_report() -> None:
+    [workflow] = [yaml.safe_load(block) for block in blocks("yaml") if "runs-on" in block]
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert {"push", "pull_request"} <= set(triggers)
+    [job] = workflow["jobs"].values()
+    steps = job["steps"]
+    assert all("uses" in step or "run" in step for step in steps)
+    runs = [step.get("run", "") for step in steps]
+    start = next(i for i, run in enumerate(runs) if "&" in run and "8000" in run)
+    check = next(i for i, run in enumerate(runs) if CHECK.search(run))
+    assert start < check, "the app starts before the check"
+    assert steps[check]["env"]["COMETHOOK_BASIC_AUTH"] == "${{ secrets.COMETHOOK_BASIC_AUTH }}"
+    published = [s for s in steps[check + 1 :] if s.get("if") == "always()" and "report.xml" in str(s.get("with"))]
+    assert published, "the JUnit report is published even when the check fails"
+
+
+def test_the_gitlab_job_is_valid_yaml_and_reports_junit() -> None:
+    [pipeline] = [yaml.safe_load(block) for block in blocks("yaml") if "script:" in block]
+    job = pipeline["comethook-check"]
+    assert any(CHECK.search(line) for line in job["script"])
+    assert job["artifacts"]["reports"]["junit"] == "report.xml" and job["artifacts"]["when"] == "always"
+
+
+TEAM_APP = """
+import json, sys
+from aiohttp import web
+
+BROKEN = sys.argv[2] == "broken"
+
+
+async def hook(request):
+    try:
+        payload = json.loads(await request.read())
+    except ValueError:
+        return web.json_response({"error": "not JSON"}, status=400)
+    if BROKEN and payload.get("trigger") == "before_message":
+        return web.Response(status=500, text="boom")
+    return web.json_response({})
+
+
+app = web.Application()
+app.router.add_post("/cometchat/webhook", hook)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(("mode", "code"), [("working", 0), ("broken", 3)])
+def test_the_shell_script_checks_a_real_app(tmp_path: Path, mode: str, code: int) -> None:
+    [script] = blocks("sh")[-1:]
+    assert script.startswith("#!/bin/sh") and CHECK.search(script)
+    (tmp_path / "check.sh").write_text(script)
+    (tmp_path / "team_app.py").write_text(TEAM_APP)
+    port = free_port()
+    env = {
+        **os.environ,
+        "APP_CMD": f"{sys.executable} team_app.py {port} {mode}",
+        "APP_URL": f"http://127.0.0.1:{port}/cometchat/webhook",
+        "COMETHOOK": f"{sys.executable} -m comethook_cli",
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(["sh", "check.sh"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == code, done.stderr
+    report = ET.parse(tmp_path / "report.xml").getroot()
+    cases = report.findall(".//testcase")
+    assert len(cases) > 60  # every trigger of the catalog, and the other checks
+    failures = [case.get("name") for case in cases if case.find("failure") is not None]
+    assert (failures == []) if mode == "working" else ("before_message (legacy) accepted" in failures)
+    with socket.socket() as probe:  # the script stopped the app
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_check_on_github_actions_annotates_and_writes_a_job_summary(cli: Any, target: Any, tmp_path: Path) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.read()
+        if b'"before_message"' in body:
+            return web.Response(status=500, text="boom")
+        try:
+            json.loads(body)
+        except ValueError:
+            return web.json_response({"error": "not JSON"}, status=400)
+        return web.json_response({})
+
+    url, _ = await target(answer)
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    result = await cli.run("check", "--to", url, "--triggers", "before_message,message_sent", "--json", env=env)
+    assert result.exit_code == 3
+    records = ndjson(result.stdout)  # --json stays pure NDJSON: the workflow commands go to stderr
+    assert {r["type"] for r in records} == {"check", "summary"}
+    errors = [line for line in result.stderr.splitlines() if line.startswith("::error ")]
+    failed = [r["name"] for r in records if r["type"] == "check" and r["status"] == "fail"]
+    assert len(errors) == len(failed) >= 2, errors
+    assert any(
+        line.startswith("::error title=comethook check%3A before_message (legacy) accepted::answered 500") for line in errors
+    ), errors
+    written = summary.read_text()
+    assert written.startswith("earlier step\n## comethook check: `" + url + "`")  # appended, not replaced
+    assert f"{records[-1]['passed']} of {records[-1]['total']} checks passed" in written
+    assert written.count("❌ FAIL") == len(failed)
+    # Off GitHub Actions nothing of it; --github turns it on anywhere, --no-github off.
+    plain = await cli.run("check", "--to", url, "--triggers", "message_sent")
+    assert plain.exit_code == 0 and "::" not in plain.stderr
+    forced = await cli.run("check", "--to", url, "--triggers", "message_sent", "--github")
+    assert "::warning title=comethook check%3A basic auth enforced::not tested" in forced.stderr  # a warning, not an error
+    assert "::" not in (await cli.run("check", "--to", url, "--triggers", "message_sent", "--no-github", env=env)).stderr
+
+
+def test_text_from_the_endpoint_cannot_forge_a_workflow_command_or_markdown() -> None:
+    hostile = CheckResult("x, y: z", "fail", 12.0, "50% done\n::warning::forged\x1b[2J | <img src=x>")
+    [line] = github.workflow_commands("http://h/hook", [hostile])
+    assert line == (
+        "::error title=comethook check%3A x%2C y%3A z::50%25 done\\n::warning::forged\\x1b[2J | <img src=x> (http://h/hook)"
+    )
+    assert "\n" not in line and "\x1b" not in line
+    markdown = github.summary_markdown("http://h/hook", [hostile], CheckSummary(1, 0, 1, 0, 0.5), reached=False)
+    row = markdown.splitlines()[-1]
+    assert row == "| x, y: z | ❌ FAIL | 12 ms | 50% done\\n::warning::forged\\x1b[2J \\| &lt;img src=x&gt; |"
+    assert "could not be reached" in markdown
