@@ -30,13 +30,18 @@ def open_history() -> History:
 
 def list_(limit: int, trigger: str | None, json_out: bool) -> None:
     """`history list`: the newest page."""
+    from comethook_cli.engine.store import default_path
     from comethook_cli.outputs.views import view
 
+    shown = view(json_out)
+    if not default_path().exists():
+        shown.exchanges([], "No history yet: `comethook listen` records every delivery.")
+        return
     with open_history() as history:
         exchanges, _ = history.page(limit=limit, trigger=trigger)
         note = pruned_note(history)
-    shown = view(json_out)
-    shown.exchanges(exchanges, "No exchanges stored yet." if not trigger else f"No {trigger} exchanges stored.")
+        short = history.short_ids([e.id for e in exchanges]) if not json_out else {}
+    shown.exchanges(exchanges, "No exchanges stored yet." if not trigger else f"No {trigger} exchanges stored.", short)
     if note:
         shown.note(note)  # stderr: stdout stays pure NDJSON
 

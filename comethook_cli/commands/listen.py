@@ -92,14 +92,22 @@ def banner(session: Session) -> list[tuple[str, str]]:
     public = session.public_url
     lines = [("Local", session.local_url), ("Public", public or "none (listening locally; see below)")]
     lines.append(("Webhook URL", session.webhook_url))
-    lines.append(("", "Paste it in the CometChat Dashboard: your app → Settings → Webhooks (current triggers),"))
-    lines.append(("", "or Settings → Legacy Webhooks for before_message / after_message. Tick the triggers you want;"))
-    lines.append(("", "receipts, reactions, group and call events each need their own checkbox."))
+    lines.append(
+        (
+            "",
+            "Paste it in the CometChat Dashboard: your app → Settings → Webhooks (current triggers), "
+            "or Settings → Legacy Webhooks for before_message / after_message. Tick the triggers you want; "
+            "receipts, reactions, group and call events each need their own checkbox.",
+        )
+    )
     if public is None:
         lines.append(("", "CometChat cannot reach a local URL: set NGROK_AUTHTOKEN (or --ngrok-authtoken) for a tunnel."))
     basic_auth = "on (credentials required)" if config.listener.basic_auth else "off (anyone with the URL can post)"
     lines.append(("Basic auth", basic_auth))
-    lines.append(("before_message", session.answering))
+    forwarded = config.forward.enabled
+    lines.append(
+        ("Answers", session.answering if forwarded else f"before_message: {session.answering}; other triggers: 2xx {{}}")
+    )
     if session.history is not None:
         lines.append(("History", f"{session.history.path} (keeps {session.history.retention.describe()})"))
     else:

@@ -105,7 +105,7 @@ class Forwarder:
 
     def describe(self) -> str:
         """One line for the banner."""
-        parts = [f"forwarded to {self.primary}" if self.primary else "canned answers (no --forward-to)"]
+        parts = [f"every trigger forwarded to {self.primary}" if self.primary else "canned answers (no --forward-to)"]
         if self.copies:
             parts.append(f"copies to {', '.join(self.copies)}")
         if self.routes:

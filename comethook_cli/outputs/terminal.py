@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.highlighter import JSONHighlighter
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -134,12 +135,23 @@ class Renderer:
     # --- payloads -----------------------------------------------------------------------------
     def payload_table(self, templates: Iterable[Template]) -> None:
         """The catalog as a table on stdout."""
-        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        for column in ("trigger", "generation", "family", "description"):
-            table.add_column(column, overflow="fold")
+        templates = list(templates)
+        columns: tuple[str, ...] = ("trigger", "generation", "family")
+        # A trigger name never wraps: the description gives way, cut at a word; on a narrow terminal, family and generation too.
+        while True:
+            widths = [max([len(getattr(t, column)) for t in templates] + [len(column)]) for column in columns]
+            room = self.out.width - sum(widths) - 2 * len(widths)
+            if room >= 20 or len(columns) == 1:
+                break
+            columns = columns[:-1]
+        room = max(room, 10)
+        header = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "  description"
+        self.out.print(Text(header, style="bold"), no_wrap=True, overflow="ellipsis")
         for t in templates:
-            table.add_row(t.trigger, t.generation, t.family, t.description)
-        self.out.print(table)
+            cells = "  ".join(getattr(t, c).ljust(w) for c, w in zip(columns, widths, strict=True))
+            line = Text(cells + "  ")
+            line.append_text(cut_at_word(Text(t.description), room) or Text(""))
+            self.out.print(line, no_wrap=True, overflow="ellipsis")
 
     # --- send -----------------------------------------------------------------------------------
     def delivery(self, delivery: Delivery, info: EventInfo | None, verbose: bool = False) -> None:
@@ -239,64 +251,48 @@ class Renderer:
             yield lambda: bar.advance(task)
 
     def banner(self, lines: list[tuple[str, str]], title: str) -> None:
-        """The start-up banner on stderr: label/value rows under a title."""
+        """The start-up banner on stderr: label/value rows under a title, wrapped at words to the width."""
         self.err.print(Text(title, style="bold green"))
         width = max((len(label) for label, _ in lines), default=0)
+        indent = 2 + width + 2
         for label, value in lines:
-            if label:
-                self.err.print(Text.assemble((f"  {label.ljust(width)}  ", "bold"), safe(value)))
-            else:
-                self.err.print(Text(f"  {safe(value)}", style="dim"))
+            text = Text(safe(value), style="" if label else "dim")
+            # Wrapped at words (a word longer than the room, a URL or a path, is folded), each line under the last.
+            wrapped = text.wrap(self.err, max(self.err.width - indent, 20), overflow="fold")
+            for number, part in enumerate(wrapped):
+                part.rstrip()
+                shown = label if number == 0 else ""
+                self.err.print(Text.assemble((f"  {shown.ljust(width)}  ", "bold"), part))
 
     def event(self, exchange: Exchange, verbose: bool = False) -> None:
-        """One line per delivery: time, trigger, generation, who → whom, preview, id, webhook, answer."""
+        """One line per delivery (two when forwarded), fitted to a terminal's width; whole on a pipe."""
         if self.quiet:
             return
-        info = exchange.info
-        line = Text.assemble(
-            (now_clock(exchange.received_at) + " ", "dim"),
-            ("--> ", "bold"),
-            (safe(info.trigger), "bold cyan" if info.generation != "unknown" else "bold magenta"),
-            (f" [{info.generation}]", "dim"),
-            " ",
-            safe(info.summary),
-        )
-        if info.webhook:
-            line.append(f"  webhook {safe(info.webhook)}", style="dim")
-        if exchange.forwarded_to is None:
-            line.append("  ")
-            line.append_text(self._answer(exchange))
+        width = self.out.width if self.out.is_terminal else None
+        for line in event_lines(exchange, width):
             self.out.print(line)
-        else:
-            self.out.print(line)
-            back = Text.assemble((now_clock(exchange.received_at) + " ", "dim"), ("<-- ", "bold"))
-            back.append_text(self._answer(exchange))
-            back.append(f"  from {safe(exchange.forwarded_to)}", style="dim")
-            if exchange.forward_error:
-                back.append(f"  app unreachable: {safe(exchange.forward_error)}", style="bold red")
-            self.out.print(back)
-            if exchange.verdict is not None and exchange.verdict.kind == "inject" and exchange.verdict.metadata is not None:
-                injected = exchange.verdict.metadata.get("@injected", {}).get("webhooks", {})
-                self.out.print(Text("    @injected.webhooks = " + dumps(injected), style="cyan"))
+        verdict = exchange.verdict
+        if verdict is not None and verdict.kind == "inject" and verdict.metadata is not None and exchange.forwarded_to:
+            injected = verdict.metadata.get("@injected", {}).get("webhooks", {})
+            self.out.print(fit([Text("    @injected.webhooks = " + safe(dumps(injected)), style="cyan")], width, cut=0))
         if verbose:
             self.details(exchange)
+
+    def skipped(self, exchange: Exchange) -> None:
+        """A delivery `listen --events` leaves out: answered, not stored, one dim line."""
+        if self.quiet:
+            return
+        width = self.out.width if self.out.is_terminal else None
+        parts = [
+            Text(now_clock(exchange.received_at) + " ", "dim"),
+            Text(f"--- {safe(exchange.info.trigger)} (not in --events; answered {exchange.response_status})", "dim"),
+        ]
+        self.out.print(fit(parts, width, cut=-1))
 
     def slow_answer(self, exchange: Exchange) -> None:
         """Warn when an answer took longer than CometChat's 2 s budget."""
         who = "your app" if exchange.forwarded_to and not exchange.forward_error else "the answer"
         self.warning(f"{exchange.id}: {who} took {_ms(exchange.latency_ms)}, over CometChat's 2 s budget.")
-
-    def _answer(self, exchange: Exchange) -> Text:
-        ok = 200 <= exchange.response_status < 300
-        text = Text.assemble((str(exchange.response_status), "green" if ok else "red"))
-        if exchange.verdict is not None:
-            text.append(" ")
-            text.append(exchange.verdict.kind.upper(), style=VERDICT_STYLE[exchange.verdict.kind])
-            if exchange.verdict.reason:
-                text.append(f" ({safe(exchange.verdict.reason)})", style="red")
-        text.append(f" {_ms(exchange.latency_ms)}", style="dim")
-        text.append(f"  {exchange.id}", style="dim")
-        return text
 
     def details(self, exchange: Exchange) -> None:
         """-v: headers (redacted), the highlighted body, and the answer body."""
@@ -316,32 +312,48 @@ class Renderer:
         """The last line on stderr."""
         self.err.print(Text(f"Stopped after {events} event{'s' if events != 1 else ''}.", style="bold"))
 
-    def table(self, exchanges: list[Exchange]) -> None:
-        """The stored exchanges, newest first, one line each; the summary gets the width that is left."""
-        widths = [
-            max([len(e.id) for e in exchanges] + [2]),
-            11,
-            max([len(safe(e.info.trigger)) for e in exchanges] + [7]),
-            10,
+    def table(self, exchanges: list[Exchange], short_ids: dict[str, str] | None = None) -> None:
+        """The stored exchanges, newest first, one line each, in fixed aligned columns; the summary gets the width left.
+
+        `short_ids` maps an id to the shortest end of it that names it alone (every command accepts it)."""
+        short_ids = short_ids or {}
+        ids = [short_ids.get(e.id, e.id) for e in exchanges]
+        width = self.out.width
+        id_width = max([len(i) for i in ids] + [2])
+        answer_width = len("200 INVALID")
+        trigger_width = max([cell_len(safe(e.info.trigger)) for e in exchanges] + [7])
+        fixed = id_width + answer_width + 3 * 2
+        received = fixed + 11 + 2 + trigger_width + TABLE_SUMMARY_MIN <= width  # the date goes before the trigger is cut
+        if received:
+            fixed += 11 + 2
+        # Only on a very narrow terminal does a long trigger give up its end (…), so the summary keeps some room.
+        trigger_width = max(min(trigger_width, width - fixed - 2 - TABLE_SUMMARY_CUT), len("trigger"))
+        room = max(width - fixed - trigger_width - 2, 8)
+        columns = [
+            ("id", id_width),
+            *([("received", 11)] if received else []),
+            ("trigger", trigger_width),
+            ("answer", answer_width),
         ]
-        room = max(self.out.width - sum(widths) - 2 * len(widths), 8)
-        header = Text(
-            "  ".join(h.ljust(w) for h, w in zip(("id", "received", "trigger", "answer"), widths, strict=True)), style="bold"
-        )
-        header.append("  summary")
+        header = Text("  ".join(name.ljust(w) for name, w in columns) + "  summary", style="bold")
         self.out.print(header, no_wrap=True, overflow="ellipsis")
-        for e in exchanges:
+        for short, e in zip(ids, exchanges, strict=True):
             answer = Text(str(e.response_status), style="green" if 200 <= e.response_status < 300 else "red")
             if e.verdict:
                 answer.append(" " + e.verdict.kind.upper(), style=VERDICT_STYLE[e.verdict.kind])
-            answer.pad_right(widths[3] - len(answer))
-            received = time.strftime("%m-%d %H:%M", time.localtime(e.received_at))
-            summary, trigger = Text(safe(e.info.summary)), safe(e.info.trigger)
-            summary.truncate(room, overflow="ellipsis")
-            line = Text.assemble(
-                e.id.ljust(widths[0]), "  ", (received, "dim"), "  ", trigger.ljust(widths[2]), "  ", answer, "  ", summary
+            answer.pad_right(answer_width - answer.cell_len)
+            trigger = Text(safe(e.info.trigger))
+            if trigger.cell_len > trigger_width:
+                trigger = Text(safe(e.info.trigger)[: trigger_width - 1] + "…")
+            trigger.pad_right(trigger_width - trigger.cell_len)
+            summary = cut_at_word(Text(safe(e.info.summary)), room) or Text("")
+            cells: list[Text | str] = [short.ljust(id_width)]
+            if received:
+                cells.append(Text(time.strftime("%m-%d %H:%M", time.localtime(e.received_at)), "dim"))
+            cells += [trigger, answer, summary]
+            self.out.print(
+                Text("  ").join(Text(c) if isinstance(c, str) else c for c in cells), no_wrap=True, overflow="ellipsis"
             )
-            self.out.print(line, no_wrap=True, overflow="ellipsis")
 
     def exchange(self, exchange: Exchange) -> None:
         """One exchange in full."""
@@ -387,6 +399,103 @@ class Renderer:
         style = "bold red" if summary.failed else "bold green"
         counts = f"{summary.passed} passed, {summary.failed} failed, {summary.warnings} warning(s)"
         self.out.print(Text(f"{counts} in {summary.seconds:.2f} s", style=style))
+
+
+#: What the event line may drop, in this order, when the terminal is narrow (all of it is in -v and in history).
+_DROPPABLE = ("webhook", "id", "generation", "clock")
+#: The summary keeps at least this many cells before anything droppable is kept.
+SUMMARY_MIN = 30
+#: `history list` keeps at least this much room for the summary before it drops the date and cuts long triggers.
+TABLE_SUMMARY_MIN = 30
+TABLE_SUMMARY_CUT = 16
+
+
+def answer_text(exchange: Exchange) -> Text:
+    """Status, verdict and latency: the part of an event line that is always shown."""
+    ok = 200 <= exchange.response_status < 300
+    text = Text.assemble((str(exchange.response_status), "green" if ok else "red"))
+    if exchange.verdict is not None:
+        text.append(" ")
+        text.append(exchange.verdict.kind.upper(), style=VERDICT_STYLE[exchange.verdict.kind])
+    text.append(f" {_ms(exchange.latency_ms)}", style="dim")
+    return text
+
+
+def cut_at_word(text: Text, room: int) -> Text | None:
+    """`text` in at most `room` cells: whole when it fits, else cut after a word with `…` (None when nothing fits)."""
+    if text.cell_len <= room:
+        return text
+    if room < 2:
+        return None
+    plain = text.plain
+    end = 0
+    while end < len(plain) and cell_len(plain[: end + 1]) <= room - 1:
+        end += 1
+    space = plain.rfind(" ", 0, end + 1)
+    if space > 0 and plain[:space].strip():
+        end = len(plain[:space].rstrip())
+    cut = text[:end]
+    cut.rstrip()
+    cut.append("…")
+    return cut
+
+
+def fit(parts: list[Text], width: int | None, cut: int = -1) -> Text:
+    """Join `parts` into one line of at most `width` cells: part `cut` (the summary) gives up its end first, at a word."""
+    line = Text().join(parts)
+    if width is None or line.cell_len <= width:
+        return line
+    index = cut % len(parts)
+    others = sum(p.cell_len for i, p in enumerate(parts) if i != index)
+    shortened = cut_at_word(parts[index], width - others)
+    kept = [shortened if i == index else p for i, p in enumerate(parts) if i != index or shortened is not None]
+    return Text().join(kept)
+
+
+def event_lines(exchange: Exchange, width: int | None) -> list[Text]:
+    """The event line (and the `<--` line of a forwarded delivery) for a terminal `width` cells wide (None: no limit).
+
+    Status, verdict, latency and trigger always show; the summary gets the room that is left, cut at a
+    word; on a narrow terminal the webhook id, the exchange id, the generation and the clock go first."""
+    info = exchange.info
+    forwarded = exchange.forwarded_to is not None
+    reason = exchange.verdict.reason if exchange.verdict is not None else None
+    fallback = exchange.answered_by.startswith("comethook (fallback")
+    for dropped in range(len(_DROPPABLE) + 1):
+        gone = set(_DROPPABLE[:dropped])
+        clock = Text("" if "clock" in gone else now_clock(exchange.received_at) + " ", "dim")
+        head = [
+            clock,
+            Text("--> ", "bold"),
+            Text(safe(info.trigger), "bold cyan" if info.generation != "unknown" else "bold magenta"),
+            Text("" if "generation" in gone else f" [{info.generation}]", "dim"),
+        ]
+        if not forwarded:
+            head += [Text("  "), answer_text(exchange)]
+        tail = [Text(f"  webhook {safe(info.webhook)}" if info.webhook and "webhook" not in gone else "", "dim")]
+        tail.append(Text("" if "id" in gone else f"  {exchange.id}", "dim"))
+        summary = Text(safe(info.summary))
+        if reason and not forwarded:
+            summary = Text.assemble((safe(reason), "red"), " · ", summary)
+        parts = [*head, Text("  "), summary, *tail]
+        fixed = sum(p.cell_len for p in parts) - summary.cell_len
+        if width is None or fixed + min(summary.cell_len, SUMMARY_MIN) <= width or dropped == len(_DROPPABLE):
+            break
+    first = fit(parts, width, cut=len(head) + 1)
+    if not forwarded:
+        return [first]
+    back = [clock, Text("<-- ", "bold"), answer_text(exchange)]
+    if reason:
+        back.append(Text(f"  {safe(reason)}", "red"))
+    if fallback:
+        # comethook answered, not the app: say so, and why the app did not.
+        back.append(Text(f"  fallback{exchange.answered_by.removeprefix('comethook (fallback').rstrip(')')}", "bold yellow"))
+        back.append(Text(f": {safe(exchange.forwarded_to or '')} {safe(exchange.forward_error or 'did not answer')}", "red"))
+    else:
+        back.append(Text(f"  from {safe(exchange.forwarded_to or '')}", "dim"))
+        if exchange.forward_error:
+            back.append(Text(f"  app unreachable: {safe(exchange.forward_error)}", "bold red"))
+    return [first, fit(back, width, cut=-1)]
 
 
 def _ms(value: float | None) -> str:

@@ -96,8 +96,8 @@ class View:
         raise NotImplementedError
 
     # --- history, payloads ------------------------------------------------------------------------
-    def exchanges(self, exchanges: Sequence[Exchange], empty: str) -> None:
-        """Stored exchanges, newest first (`empty` is said when there are none)."""
+    def exchanges(self, exchanges: Sequence[Exchange], empty: str, short_ids: dict[str, str] | None = None) -> None:
+        """Stored exchanges, newest first (`empty` is said when there are none; `short_ids`: the ends of ids to show)."""
         raise NotImplementedError
 
     def exchange(self, exchange: Exchange) -> None:
@@ -158,12 +158,12 @@ class HumanView(View):
         """The table and the summary line."""
         self.human.results(url, list(results), summary)
 
-    def exchanges(self, exchanges: Sequence[Exchange], empty: str) -> None:
+    def exchanges(self, exchanges: Sequence[Exchange], empty: str, short_ids: dict[str, str] | None = None) -> None:
         """The history table."""
         if not exchanges:
             self.human.note(empty)
             return
-        self.human.table(list(exchanges))
+        self.human.table(list(exchanges), short_ids)
 
     def exchange(self, exchange: Exchange) -> None:
         """One exchange in full."""
@@ -229,7 +229,7 @@ class WireView(View):
             self.write(wire.Check(result))
         self.write(summary)
 
-    def exchanges(self, exchanges: Sequence[Exchange], empty: str) -> None:
+    def exchanges(self, exchanges: Sequence[Exchange], empty: str, short_ids: dict[str, str] | None = None) -> None:
         """An `event` line per stored exchange."""
         for exchange in exchanges:
             self.write(wire.Event(exchange))
