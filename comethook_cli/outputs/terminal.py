@@ -448,7 +448,7 @@ def fit(parts: list[Text], width: int | None, cut: int = -1) -> Text:
     index = cut % len(parts)
     others = sum(p.cell_len for i, p in enumerate(parts) if i != index)
     shortened = cut_at_word(parts[index], width - others)
-    kept = [shortened if i == index else p for i, p in enumerate(parts) if i != index or shortened is not None]
+    kept = [p for p in (shortened if i == index else p for i, p in enumerate(parts)) if p is not None]
     return Text().join(kept)
 
 
