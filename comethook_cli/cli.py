@@ -11,6 +11,7 @@ import typer
 
 from comethook_cli import __version__
 from comethook_cli.cometchat.payloads import BuildOptions
+from comethook_cli.commands.app import App
 from comethook_cli.commands.options import (
     ANSWERS,
     BUILDER,
@@ -50,19 +51,26 @@ from comethook_cli.models import (
     DEFAULT_MAX_ANSWER,
 )
 
-app = typer.Typer(
+app = App(
     name="comethook",
     help="Webhook development tool for CometChat: listen through ngrok, fire realistic events, assert in CI.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-payloads_app = typer.Typer(help="List the canned CometChat payloads, or print one as JSON.", no_args_is_help=True)
+payloads_app = App(help="List the canned CometChat payloads, or print one as JSON.", no_args_is_help=True)
 app.add_typer(payloads_app, name="payloads")
-history_app = typer.Typer(help="List, show, export or clear what `listen` received.", no_args_is_help=True)
+history_app = App(help="List, show, export or clear what `listen` received.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The hint of an error that brings none of its own: every error says what to do next.
+DEFAULT_HINTS = {
+    ExitCode.USAGE: "Run the command with --help to see what each option takes.",
+    ExitCode.ASSERTION: "The output above shows what came back; --json gives it as data.",
+    ExitCode.UNREACHABLE: "Is the endpoint running and the URL right?",
+    ExitCode.FAILURE: "Run the command with -v (where it has one) to see more.",
+}
 
 
 def funnel(command: F) -> F:
@@ -75,7 +83,7 @@ def funnel(command: F) -> F:
         except ComethookError as error:
             from comethook_cli.outputs.terminal import Renderer
 
-            Renderer().error(error.message, error.hint)
+            Renderer().error(error.message, error.hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE]))
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt:
             from comethook_cli.outputs.terminal import Renderer
@@ -147,7 +155,7 @@ def payloads_list(json_out: JsonOut = False) -> None:
 @funnel
 @with_options(BUILDER, build_options, into="options")
 def payloads_show(
-    trigger: Annotated[str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.")],
+    trigger: Annotated[str, typer.Argument(metavar="TRIGGER", help="Trigger name, e.g. before_message, message_sent.")],
     legacy: Legacy = False,
     options: BuildOptions | None = None,
 ) -> None:
@@ -163,7 +171,7 @@ def payloads_show(
 @with_options(DELIVERING, delivering, into="how")
 @with_options(BUILDER, build_options, into="options")
 def send(
-    trigger: Annotated[str | None, typer.Argument(help="Trigger to fire (optional with --body).")] = None,
+    trigger: Annotated[str | None, typer.Argument(metavar="TRIGGER", help="Trigger to fire (optional with --body).")] = None,
     to: Annotated[str, typer.Option("--to", metavar="URL", help="Endpoint to deliver to.")] = "",
     legacy: Legacy = False,
     body: Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")] = None,
@@ -187,7 +195,7 @@ def send(
 @with_options(DELIVERING, delivering, into="how")
 def replay(
     exchange_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="Stored exchange id (or a unique start or end of it).")
+        str | None, typer.Argument(metavar="ID", help="Stored exchange id (or a unique start or end of it).")
     ] = None,
     last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
     to: Annotated[

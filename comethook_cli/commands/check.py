@@ -51,4 +51,6 @@ def run(
         raise UnreachableError(f"{url} could not be reached: {first}.", unreachable_hint(run.failure))
     failed = [r.name for r in results if r.status == "fail"]
     if failed:
-        raise AssertionFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}.")
+        raise AssertionFailed(
+            f"{len(failed)} check(s) failed: {', '.join(failed)}.", "The detail column above says why each one failed."
+        )

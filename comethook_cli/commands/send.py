@@ -85,7 +85,7 @@ def parse_expectations(how: Delivering) -> Expectations:
     expected = next((e for e in EXPECTATIONS if e == how.expect), None)
     if how.expect is not None and expected is None:
         raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
-    return Expectations(expected, tuple(parse_set(e) for e in how.expect_json), how.max_latency)
+    return Expectations(expected, tuple(parse_set(e, "--expect-json") for e in how.expect_json), how.max_latency)
 
 
 def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_headers: dict[str, str] | None = None) -> None:
@@ -179,4 +179,7 @@ def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: Re
     if retries is not None and not retries.consistent:
         problems.append(f"simulated retries got different answers ({retries.detail})")
     if problems:
-        raise AssertionFailed("; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
+        raise AssertionFailed(
+            "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),
+            "The answers above show what came back; -v shows every answer in full, --json as data.",
+        )

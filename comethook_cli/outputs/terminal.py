@@ -132,6 +132,34 @@ class Renderer:
         elif value is not None:
             self.out.print(Text(safe(str(value), multiline=True)))
 
+    def help_page(self, usage: str, description: str, panels: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        """A command's --help on stdout: usage, description, then each panel's options, wrapped at words to the width.
+
+        Names sit beside their help when they fit a third of the width, above it when they do not."""
+        width = max(self.out.width, 40)
+        self.out.print(Text.assemble(("Usage: ", "bold"), usage))
+        if description:
+            self.out.print()
+            for line in Text(description).wrap(self.out, width - 2):
+                line.rstrip()
+                self.out.print(Text.assemble("  ", line))
+        names = [n for _, rows in panels for n, _ in rows]
+        column = min(max([len(n) for n in names] + [8]), max(width // 3, 20))
+        for title, rows in panels:
+            self.out.print()
+            self.out.print(Text(title, style="bold"))
+            for name, text in rows:
+                wrapped: list[Text] = list(Text(text).wrap(self.out, max(width - column - 4, 20))) if text else []
+                if len(name) > column:
+                    self.out.print(Text(f"  {name}", style="cyan"))
+                    first = []
+                else:
+                    first = [Text.assemble((f"  {name.ljust(column)}  ", "cyan"), wrapped[0] if wrapped else "")]
+                    wrapped = wrapped[1:]
+                for line in [*first, *(Text.assemble(" " * (column + 4), part) for part in wrapped)]:
+                    line.rstrip()
+                    self.out.print(line)
+
     # --- payloads -----------------------------------------------------------------------------
     def payload_table(self, templates: Iterable[Template]) -> None:
         """The catalog as a table on stdout."""
@@ -258,7 +286,8 @@ class Renderer:
         for label, value in lines:
             text = Text(safe(value), style="" if label else "dim")
             # Wrapped at words (a word longer than the room, a URL or a path, is folded), each line under the last.
-            wrapped = text.wrap(self.err, max(self.err.width - indent, 20), overflow="fold")
+            room = max(self.err.width - indent, 20) if self.err.is_terminal else 1 << 20  # a log keeps whole lines
+            wrapped = text.wrap(self.err, room, overflow="fold")
             for number, part in enumerate(wrapped):
                 part.rstrip()
                 shown = label if number == 0 else ""

@@ -217,13 +217,14 @@ def shape_problems(template: Template, body: Any) -> list[str]:
     return problems
 
 
-def parse_set(expression: str) -> tuple[str, Any]:
-    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself."""
+def parse_set(expression: str, flag: str = "--set") -> tuple[str, Any]:
+    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself (`flag` names it)."""
     path, sep, raw = expression.partition("=")
     path = path.strip()
     if not sep or not path or any(not part for part in path.split(".")):
+        example = "data.text=hello" if flag == "--set" else "status=queued"
         raise UsageError(
-            f"Malformed --set {expression!r}.", "Write it as PATH=VALUE with a dotted path, e.g. --set data.text=hello."
+            f"Malformed {flag} {expression!r}.", f"Write it as PATH=VALUE with a dotted path, e.g. {flag} {example}."
         )
     try:
         value: Any = jsonbody.parse(raw)  # strict: NaN stays the string "NaN", never a float that is not JSON
