@@ -124,7 +124,10 @@ def listen(
     timeout: Annotated[
         float | None,
         typer.Option(
-            "--timeout", metavar="SECONDS", min=0.001, help="Give up (exit 4) if --max-events have not arrived by then."
+            "--timeout",
+            metavar="SECONDS",
+            min=0.001,
+            help="Stop after SECONDS: exit 4 when --max-events were asked for and have not all arrived, else exit 0.",
         ),
     ] = None,
     listener: ListenerConfig | None = None,

@@ -231,7 +231,8 @@ class Suite:
         name = "malformed body gets a 4xx"
         d = await self._post(session, Outgoing(MALFORMED, None, None))
         if d.status is None:
-            return CheckResult(name, "fail", None, f"{d.error} (a hang, or a dropped connection)"), d
+            why = " (a hang, or a dropped connection)" if d.failure in ("timeout", "protocol") else ""
+            return CheckResult(name, "fail", None, f"{d.error}{why}"), d
         if 400 <= d.status < 500:
             return CheckResult(name, "pass", d.latency_ms, f"answered {d.status}"), d
         if d.status >= 500:

@@ -20,6 +20,8 @@ from comethook_cli.models import (
 )
 
 TunnelMode = Literal["auto", "on", "off"]
+#: The regions the ngrok agent accepts for --region.
+NGROK_REGIONS = ("us", "eu", "ap", "au", "sa", "jp", "in")
 #: What `check` delivers unless --triggers says otherwise ([check]).
 CHECK_TRIGGERS = ("before_message", "after_message", "message_sent")
 

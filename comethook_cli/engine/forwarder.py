@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from comethook_cli.cometchat.payloads import known_trigger
 from comethook_cli.cometchat.verdict import DROP_ACTION
 from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.sender import UNBOUNDED, AnswerTooLarge, normalize_url, read_answer
@@ -99,7 +100,7 @@ class Forwarder:
                 raise UsageError(
                     f"Malformed --route {spec!r}.", "Write it as TRIGGER=URL, e.g. --route before_message=:8001/moderate."
                 )
-            routed[trigger.strip()] = normalize_url(url)
+            routed[known_trigger(trigger, "--route")] = normalize_url(url)
         primary, copies = (targets[0], targets[1:]) if targets else (None, [])
         return cls(primary, copies, routed, config.forward_timeout, config.fallback, on_warning, unrouted, config.max_answer)
 

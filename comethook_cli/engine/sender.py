@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,16 +58,42 @@ def normalize_url(target: str) -> str:
     if not target:
         raise UsageError("No target URL given.", "Pass --to URL, e.g. --to http://localhost:8000/webhook.")
     if target.isdigit():
-        return f"http://localhost:{target}"
-    if target.startswith(":"):
-        return f"http://localhost{target}"
-    if target.startswith("/"):
-        return f"http://localhost:8000{target}"
-    if "://" not in target:
-        return f"http://{target}"
-    if not target.startswith(("http://", "https://")):
+        url = f"http://localhost:{target}"
+    elif target.startswith(":"):
+        url = f"http://localhost{target}"
+    elif target.startswith("/"):
+        url = f"http://localhost:8000{target}"
+    elif "://" not in target:
+        if MALFORMED_SCHEME.match(target):  # http//host, https:/host: a typo, not a host named "http"
+            raise UsageError(
+                f"Malformed URL {target!r}.", "Write the scheme as http:// or https://, e.g. http://localhost:8000/hook."
+            )
+        url = f"http://{target}"
+    elif not target.lower().startswith(("http://", "https://")):
         raise UsageError(f"Unsupported URL {target!r}.", "Use an http:// or https:// URL.")
-    return target
+    else:
+        url = target
+    return checked_url(url, target)
+
+
+#: A target that starts like a scheme but is not one (`http//host`, `https:/host`, `http:host`).
+MALFORMED_SCHEME = re.compile(r"^https?(?::/?(?!/)|//)", re.IGNORECASE)
+
+
+def checked_url(url: str, given: str) -> str:
+    """The URL when it names a host and a valid port; a UsageError (exit 2, at start-up) otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise UsageError(
+            f"Malformed URL {given!r}: the port is not a number from 0 to 65535.", "e.g. http://localhost:8000/hook."
+        ) from None
+    if not parts.hostname:
+        raise UsageError(f"Malformed URL {given!r}: it names no host.", "e.g. http://localhost:8000/hook, or just 8000.")
+    return url
 
 
 def basic_auth_header(credentials: str) -> str:
@@ -182,7 +210,8 @@ def _describe(error: aiohttp.ClientError) -> tuple[Failure, str]:
         why = getattr(error.certificate_error, "verify_message", None) or error.certificate_error
         return "tls", f"could not connect to {error.host}:{error.port}: {CERTIFICATE_PROBLEM} ({why})"
     if isinstance(error, aiohttp.ClientConnectorError):
-        reason = error.os_error.strerror or str(error.os_error) or "refused"
+        refused = isinstance(error.os_error, ConnectionRefusedError) or error.os_error.errno == errno.ECONNREFUSED
+        reason = "connection refused" if refused else error.os_error.strerror or str(error.os_error) or "refused"
         return "unreachable", f"could not connect to {error.host}:{error.port}: {reason.lower()}"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "protocol", "the server closed the connection without answering"

@@ -179,6 +179,10 @@ class Session:
             raise UsageError(f"--status {answers.status} is not an HTTP status code.", "Use 100-599, e.g. --status 503.")
         canned = rules.Responder(respond, drop_if, loaded, answers.delay, answers.status)
         forward = self.config.forward
+        from comethook_cli.engine.forwarder import FALLBACKS
+
+        if forward.fallback not in FALLBACKS:  # said at start-up, with or without --forward-to
+            raise UsageError(f"Unknown --fallback {forward.fallback!r}.", f"Use one of: {', '.join(FALLBACKS)}.")
         if not forward.enabled:
             return canned, canned.describe(), None
         from comethook_cli.engine.forwarder import Forwarder

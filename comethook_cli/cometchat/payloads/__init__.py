@@ -131,14 +131,20 @@ def trigger_names() -> list[str]:
     return sorted({t.trigger for t in catalog()} | set(TRIGGER_ALIASES))
 
 
-def find_template(trigger: str, legacy: bool = False) -> Template:
+def known_trigger(trigger: str, flag: str) -> str:
+    """A trigger name from a flag (`--route`, `--events`), lower-cased and checked against the catalog, with suggestions."""
+    return find_template(trigger, flag=flag).trigger
+
+
+def find_template(trigger: str, legacy: bool = False, flag: str = "") -> Template:
     """The template for a trigger; current shape unless `legacy` (or the trigger is legacy-only)."""
-    name = TRIGGER_ALIASES.get(trigger, trigger)
+    folded = trigger.strip().lower()  # trigger names are case-insensitive: BEFORE_MESSAGE is before_message
+    name = TRIGGER_ALIASES.get(folded, folded)
     matches = {t.generation: t for t in catalog() if t.trigger == name}
     if not matches:
-        close = difflib.get_close_matches(trigger, trigger_names(), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(folded, trigger_names(), n=3, cutoff=0.6)
         hint = f"Did you mean {', '.join(close)}?" if close else "Run `comethook payloads list` to see every trigger."
-        raise UsageError(f"Unknown trigger {trigger!r}.", hint)
+        raise UsageError(f"Unknown trigger {trigger!r}" + (f" in {flag}." if flag else "."), hint)
     if legacy and "legacy" not in matches:
         raise UsageError(f"{trigger!r} has no legacy shape.", "Drop --legacy: it exists only as a current webhook trigger.")
     return matches["legacy"] if legacy or "current" not in matches else matches["current"]
