@@ -236,6 +236,9 @@ def check(
     ] = None,
     max_answer: MaxAnswer = DEFAULT_MAX_ANSWER,
     insecure: Insecure = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight at once (a small server queues a burst).")
+    ] = 4,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
     from comethook_cli.commands import basic_auth as credentials
@@ -243,7 +246,7 @@ def check(
 
     check_command.run(
         to, credentials(basic_auth, basic_auth_file), triggers, junit, json_out, timeout, content_type, volatile or (),
-        max_answer, insecure,
+        max_answer, insecure, concurrency,
     )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ def run(
     volatile: Sequence[str] = (),
     max_answer: int = DEFAULT_MAX_ANSWER,
     insecure: bool = False,
+    concurrency: int | None = None,
 ) -> None:
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
     from comethook_cli.commands.send import INSECURE_WARNING, unreachable_hint
@@ -36,8 +37,11 @@ def run(
     if insecure:
         shown.warning(INSECURE_WARNING)
     run = asyncio.run(
-        checks.run_checks(url, templates, basic_auth, timeout, content_type or CONTENT_TYPE, volatile, max_answer, insecure)
-    )
+        checks.run_checks(
+            url, templates, basic_auth, timeout, content_type or CONTENT_TYPE, volatile, max_answer, insecure,
+            concurrency or checks.DEFAULT_CONCURRENCY,
+        )
+    )  # fmt: skip
     results = run.results
     summary = CheckSummary(*checks.summary(results), run.seconds)
     if junit:
@@ -46,11 +50,16 @@ def run(
         except OSError as error:
             raise UsageError(f"Cannot write --junit {junit!r}: {error.strerror}.", "Check the directory exists.") from None
     shown.checks(url, results, summary)
+    if run.wants_auth:
+        shown.warning("the endpoint wants Basic auth (it answered 401); pass --basic-auth USER:PASS or set COMETHOOK_BASIC_AUTH.")
     if not run.reached:
         first = next((r.detail for r in results if r.status == "fail"), "no answer")
         raise UnreachableError(f"{url} could not be reached: {first}.", unreachable_hint(run.failure))
     failed = [r.name for r in results if r.status == "fail"]
     if failed:
         raise AssertionFailed(
-            f"{len(failed)} check(s) failed: {', '.join(failed)}.", "The detail column above says why each one failed."
+            f"{len(failed)} check(s) failed: {', '.join(failed)}.",
+            "The endpoint wants Basic auth: pass --basic-auth USER:PASS."
+            if run.wants_auth
+            else "The detail column above says why each one failed.",
         )

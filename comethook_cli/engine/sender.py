@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from comethook_cli import __version__
 from comethook_cli.cometchat.verdict import judge
 from comethook_cli.engine.runs import RetryReport, compare_attempts
 from comethook_cli.errors import UsageError
@@ -25,6 +26,9 @@ from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, Ve
 CERTIFICATE_PROBLEM = "TLS certificate not trusted"
 #: CometChat's documented retry cadence when retryOnFailure is on: 10 s, then 30 s.
 COMETCHAT_RETRY_DELAYS = (10.0, 30.0)
+#: Who is asking, on every request comethook makes (`check` adds `-check`, so a listener can tell its probes apart).
+USER_AGENT = f"comethook/{__version__}"
+CHECK_USER_AGENT = f"comethook-check/{__version__}"
 #: The casing live CometChat deliveries carry (its docs say application/json): receivers must accept both.
 CONTENT_TYPE = "Application/json"
 
@@ -223,7 +227,8 @@ async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None]) -> tuple[
     results: list[Delivery] = []
     queue = iter(range(plan.count))
     started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector(max(plan.concurrency, 1), plan.insecure)) as session:
+    pool = connector(max(plan.concurrency, 1), plan.insecure)
+    async with aiohttp.ClientSession(connector=pool, headers={"User-Agent": USER_AGENT}) as session:
 
         async def worker() -> None:
             for _ in queue:
@@ -244,7 +249,7 @@ async def run_with_retries(
     outgoing = plan.make_body()
     deliveries: list[Delivery] = []
     started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector(100, plan.insecure)) as session:
+    async with aiohttp.ClientSession(connector=connector(100, plan.insecure), headers={"User-Agent": USER_AGENT}) as session:
         for attempt, delay in enumerate((0.0, *delays), start=1):
             if delay:
                 await asyncio.sleep(delay)

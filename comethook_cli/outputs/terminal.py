@@ -375,7 +375,7 @@ class Renderer:
             if trigger.cell_len > trigger_width:
                 trigger = Text(safe(e.info.trigger)[: trigger_width - 1] + "…")
             trigger.pad_right(trigger_width - trigger.cell_len)
-            summary = cut_at_word(Text(safe(e.info.summary)), room) or Text("")
+            summary = cut_at_word(Text(("check probe · " if is_probe(e) else "") + safe(e.info.summary)), room) or Text("")
             cells: list[Text | str] = [short.ljust(id_width)]
             if received:
                 cells.append(Text(time.strftime("%m-%d %H:%M", time.localtime(e.received_at)), "dim"))
@@ -439,6 +439,11 @@ TABLE_SUMMARY_MIN = 30
 TABLE_SUMMARY_CUT = 16
 
 
+def is_probe(exchange: Exchange) -> bool:
+    """Whether `comethook check` sent this delivery (its User-Agent says so), not CometChat."""
+    return any(n.lower() == "user-agent" and v.startswith("comethook-check/") for n, v in exchange.headers)
+
+
 def answer_text(exchange: Exchange) -> Text:
     """Status, verdict and latency: the part of an event line that is always shown."""
     ok = 200 <= exchange.response_status < 300
@@ -498,6 +503,7 @@ def event_lines(exchange: Exchange, width: int | None) -> list[Text]:
             Text("--> ", "bold"),
             Text(safe(info.trigger), "bold cyan" if info.generation != "unknown" else "bold magenta"),
             Text("" if "generation" in gone else f" [{info.generation}]", "dim"),
+            Text(" check probe" if is_probe(exchange) else "", "magenta"),
         ]
         if not forwarded:
             head += [Text("  "), answer_text(exchange)]
