@@ -247,18 +247,26 @@ def set_path(document: Any, path: str, value: Any) -> None:
         last = depth == len(parts) - 1
         where = ".".join(parts[: depth + 1])
         if isinstance(node, list):
-            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
-                raise UsageError(f"--set {path}: {where!r} is not an index of the list there.", "Use 0-based list indices.")
+            # One past the end appends (so attachments.0.url fills a new list); further out is a mistake.
+            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) <= len(node):
+                raise UsageError(
+                    f"--set {path}: {where!r} is not an index of the list there (it has {len(node)} item(s)).",
+                    f"Use a 0-based index from 0 to {len(node)} ({len(node)} appends).",
+                )
+            if int(part) == len(node):
+                node.append(None)
             if last:
                 node[int(part)] = value
                 return
+            if node[int(part)] is None:
+                node[int(part)] = [] if parts[depth + 1].isdigit() else {}
             node = node[int(part)]
         elif isinstance(node, dict):
             if last:
                 node[part] = value
                 return
             if part not in node or node[part] is None:
-                node[part] = {}
+                node[part] = [] if parts[depth + 1].isdigit() else {}  # a numeric segment next makes a list
             node = node[part]
         else:
             parent = ".".join(parts[:depth]) or "the body"
