@@ -79,6 +79,7 @@ def records() -> dict[str, list[wire.Record]]:
         "CheckSummary": [wire.CheckSummary(3, 1, 1, 1, nan)],
         "Payload": [wire.Payload(find_template("message_sent"))],
         "Overflow": [wire.Overflow(12)],
+        "Assertion": [wire.Assertion(False, ("--expect drop", HOSTILE), (HOSTILE,)), wire.Assertion(True, ("--expect ok",), ())],
     }
 
 

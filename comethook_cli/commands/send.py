@@ -130,6 +130,8 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
         url, next_body, headers, how.timeout, how.count, how.concurrency, max_answer=how.max_answer, insecure=how.insecure
     )
     report = None
+    if how.count == 1:
+        shown.request(first.payload if first.payload is not None else first.body.decode("utf-8", errors="replace"))
     if how.simulate_retries:
         deliveries, report, elapsed = asyncio.run(
             sender.run_with_retries(plan, lambda delivery: shown.delivery(delivery, info), delays)
@@ -144,7 +146,25 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
 
             deliveries, elapsed = asyncio.run(sender.run(plan, on_delivery))
     shown.summary(runs.summarize(deliveries, elapsed), how.count)
-    outcome(deliveries, runs.check_expectations(deliveries, expectations), report)
+    failures = runs.check_expectations(deliveries, expectations)
+    asserted = asserted_by(how)
+    if asserted:
+        retried = [] if report is None or report.consistent else [f"simulated retries got different answers ({report.detail})"]
+        from comethook_cli.outputs.wire import Assertion
+
+        shown.assertion(Assertion(not failures and not retried, tuple(asserted), tuple([*failures, *retried])))
+    outcome(deliveries, failures, report)
+
+
+def asserted_by(how: Delivering) -> list[str]:
+    """The CI assertions a run was asked to hold, as the flags that asked for them."""
+    asserted = [f"--expect {how.expect}"] if how.expect else []
+    asserted += [f"--expect-json {e}" for e in how.expect_json]
+    if how.max_latency is not None:
+        asserted.append(f"--max-latency {how.max_latency:g}")
+    if how.simulate_retries:
+        asserted.append("same answer on every retry")
+    return asserted
 
 
 def unreachable_hint(failure: Failure | None) -> str:

@@ -100,7 +100,10 @@ class Forwarder:
                 raise UsageError(
                     f"Malformed --route {spec!r}.", "Write it as TRIGGER=URL, e.g. --route before_message=:8001/moderate."
                 )
-            routed[known_trigger(trigger, "--route")] = normalize_url(url)
+            name, known = known_trigger(trigger, "--route")
+            if not known:
+                on_warning(f"--route {trigger.strip()}: not a trigger comethook knows; routed anyway (CometChat adds triggers).")
+            routed[name] = normalize_url(url)
         primary, copies = (targets[0], targets[1:]) if targets else (None, [])
         return cls(primary, copies, routed, config.forward_timeout, config.fallback, on_warning, unrouted, config.max_answer)
 

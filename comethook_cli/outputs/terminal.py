@@ -237,6 +237,32 @@ class Renderer:
             )
         )
 
+    def same_answer(self, delivery: Delivery) -> None:
+        """A simulated retry that got the first attempt's answer again: one line, not the whole answer again."""
+        self.out.print(
+            Text.assemble(
+                ("--> ", "bold"), "POST again", (f"  attempt {delivery.attempt}", "magenta"), "  ",
+                ("<-- ", "bold"), (str(delivery.status or "no answer"), "green" if delivery.ok else "red"),
+                f"  {_ms(delivery.latency_ms)}", ("  same answer", "dim"),
+            )
+        )  # fmt: skip
+
+    def request_body(self, body: Any) -> None:
+        """-v: the request body, under a heading (the answer follows)."""
+        self.out.print(Text("request body:", style="bold"))
+        self.body(body, VERBOSE_BODY_CHARS, "--json shows it all")
+
+    def failures(self, failed: list[Delivery], total: int) -> None:
+        """The first failed deliveries of a run, under a heading (after the progress bar is gone)."""
+        shown = f"the first {len(failed)} of {total}" if total > len(failed) else f"{total}"
+        self.out.print(Text(f"Failed deliveries ({shown}):", style="bold red"))
+        for delivery in failed:
+            self.delivery_line(delivery)
+
+    def assertion_passed(self, asserted: Iterable[str]) -> None:
+        """One short line: every assertion held."""
+        self.out.print(Text.assemble(("✓ ", "bold green"), f"assertions held: {safe(', '.join(asserted))}"))
+
     def summary(self, summary: Summary) -> None:
         """The count / ok / failed / latency percentiles / rate summary of a run."""
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)

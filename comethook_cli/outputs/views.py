@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.runs import RetryReport, Summary
-    from comethook_cli.models import Delivery, EventInfo, Exchange, Rejection
+    from comethook_cli.models import JSON, Delivery, EventInfo, Exchange, Rejection
 
 #: How many failed deliveries of a `--count` run are shown one by one before the summary.
 FAILURES_SHOWN = 5
@@ -86,6 +86,13 @@ class View:
         """Whether simulated retries got the same answer."""
         raise NotImplementedError
 
+    def request(self, body: JSON) -> None:
+        """The body about to be sent (-v shows it)."""
+
+    def assertion(self, record: wire.Assertion) -> None:
+        """What the CI assertions came to (said only when some were asked for)."""
+        raise NotImplementedError
+
     def summary(self, summary: Summary, count: int) -> None:
         """What a run of deliveries came to."""
         raise NotImplementedError
@@ -114,7 +121,8 @@ class HumanView(View):
 
     def __init__(self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None) -> None:
         super().__init__(quiet, verbose, stream)
-        self._failures_shown = 0
+        self._failures: list[Delivery] = []
+        self._first: Delivery | None = None
 
     @property
     def interactive(self) -> bool:
@@ -138,21 +146,44 @@ class HumanView(View):
             yield advance
 
     def delivery(self, delivery: Delivery, info: EventInfo | None, count: int = 1) -> None:
-        """One delivery in full; in a run of many, only the first few failures, one line each."""
+        """One delivery in full (a retry that got the first answer again: one line); in a run of many, the failures
+        are kept and shown after the progress bar, under the summary."""
         if count == 1:
-            self.human.delivery(delivery, info if delivery.attempt == 1 else None, self.verbose)
-        elif not delivery.ok and self._failures_shown < FAILURES_SHOWN:
-            self._failures_shown += 1
-            self.human.delivery_line(delivery)
+            first = self._first
+            if delivery.attempt == 1:
+                self._first = delivery
+            same = first is not None and delivery.attempt > 1 and self._same_answer(first, delivery)
+            if same and not self.verbose:
+                self.human.same_answer(delivery)
+            else:
+                self.human.delivery(delivery, info if delivery.attempt == 1 else None, self.verbose)
+        elif not delivery.ok:
+            self._failures.append(delivery)
+
+    @staticmethod
+    def _same_answer(first: Delivery, again: Delivery) -> bool:
+        return (first.status, first.response_body, first.failure) == (again.status, again.response_body, again.failure)
+
+    def request(self, body: JSON) -> None:
+        """-v: the request body, before the answer."""
+        if self.verbose:
+            self.human.request_body(body)
 
     def retries(self, report: RetryReport) -> None:
         """`Retries: same answer …` or what differed."""
         self.human.retries(report)
 
     def summary(self, summary: Summary, count: int) -> None:
-        """The summary table (only for a run of more than one)."""
+        """The summary table (only for a run of more than one), then the first failures under a heading."""
         if count > 1:
             self.human.summary(summary)
+            if self._failures:
+                self.human.failures(self._failures[:FAILURES_SHOWN], len(self._failures))
+
+    def assertion(self, record: wire.Assertion) -> None:
+        """A `✓` line when the assertions held (a failure is the error line the funnel prints)."""
+        if record.ok:
+            self.human.assertion_passed(record.asserted)
 
     def checks(self, url: str, results: Sequence[CheckResult], summary: wire.CheckSummary) -> None:
         """The table and the summary line."""
@@ -218,6 +249,10 @@ class WireView(View):
     def retries(self, report: RetryReport) -> None:
         """The `retries` line."""
         self.write(wire.Retries(report))
+
+    def assertion(self, record: wire.Assertion) -> None:
+        """The `assertion` line, passed or failed."""
+        self.write(record)
 
     def summary(self, summary: Summary, count: int) -> None:
         """The `summary` line (always, even for one delivery)."""

@@ -131,12 +131,22 @@ def trigger_names() -> list[str]:
     return sorted({t.trigger for t in catalog()} | set(TRIGGER_ALIASES))
 
 
-def known_trigger(trigger: str, flag: str) -> str:
-    """A trigger name from a flag (`--route`, `--events`), lower-cased and checked against the catalog, with suggestions."""
-    return find_template(trigger, flag=flag).trigger
+def known_trigger(trigger: str, flag: str) -> tuple[str, bool]:
+    """A trigger name from a flag (`--route`, `--events`), lower-cased: (name, whether the catalog knows it).
+
+    A name close to a known one is a typo: UsageError with "did you mean". Any other unknown name is let
+    through (CometChat adds triggers), and the caller says so."""
+    folded = trigger.strip().lower()
+    name = TRIGGER_ALIASES.get(folded, folded)
+    if name in trigger_names():
+        return name, True
+    close = difflib.get_close_matches(folded, trigger_names(), n=3, cutoff=0.8)
+    if close:
+        raise UsageError(f"Unknown trigger {trigger!r} in {flag}.", f"Did you mean {', '.join(close)}?")
+    return name, False
 
 
-def find_template(trigger: str, legacy: bool = False, flag: str = "") -> Template:
+def find_template(trigger: str, legacy: bool = False) -> Template:
     """The template for a trigger; current shape unless `legacy` (or the trigger is legacy-only)."""
     folded = trigger.strip().lower()  # trigger names are case-insensitive: BEFORE_MESSAGE is before_message
     name = TRIGGER_ALIASES.get(folded, folded)
@@ -144,7 +154,7 @@ def find_template(trigger: str, legacy: bool = False, flag: str = "") -> Templat
     if not matches:
         close = difflib.get_close_matches(folded, trigger_names(), n=3, cutoff=0.6)
         hint = f"Did you mean {', '.join(close)}?" if close else "Run `comethook payloads list` to see every trigger."
-        raise UsageError(f"Unknown trigger {trigger!r}" + (f" in {flag}." if flag else "."), hint)
+        raise UsageError(f"Unknown trigger {trigger!r}.", hint)
     if legacy and "legacy" not in matches:
         raise UsageError(f"{trigger!r} has no legacy shape.", "Drop --legacy: it exists only as a current webhook trigger.")
     return matches["legacy"] if legacy or "current" not in matches else matches["current"]
