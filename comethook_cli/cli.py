@@ -130,6 +130,14 @@ def listen(
             help="Stop after SECONDS: exit 4 when --max-events were asked for and have not all arrived, else exit 0.",
         ),
     ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            metavar="NAME,NAME|legacy|current",
+            help="Store and show only these triggers; others are still answered, shown as one dim line.",
+        ),
+    ] = None,
     listener: ListenerConfig | None = None,
     answers: AnswerConfig | None = None,
     forward: ForwardConfig | None = None,
@@ -141,7 +149,10 @@ def listen(
     from comethook_cli.engine.config import ListenConfig
 
     assert listener and answers and forward and tunnel and history
-    config = ListenConfig(listener, answers, forward, tunnel, history, max_events, timeout)
+    from comethook_cli.outputs.terminal import Renderer
+
+    chosen = listen_command.parse_events(events, Renderer().warning)
+    config = ListenConfig(listener, answers, forward, tunnel, history, max_events, timeout, chosen)
     listen_command.run(config, json_out=json_out, quiet=quiet, verbose=verbose)
 
 

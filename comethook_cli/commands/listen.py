@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO, cast
 
 from comethook_cli.errors import TunnelError
-from comethook_cli.models import Exchange, Rejection
+from comethook_cli.models import Exchange, Rejection, Skipped
 
 if TYPE_CHECKING:
     from comethook_cli.engine.config import ListenConfig
@@ -51,6 +52,8 @@ def _show(shown: View, record: object) -> None:
         shown.event(record)
     elif isinstance(record, Rejection):
         shown.rejected(record)
+    elif isinstance(record, Skipped):
+        shown.skipped(record.exchange)
 
 
 async def _serve(session: Session, shown: View, stream: BackgroundStream) -> None:
@@ -86,6 +89,31 @@ def _reader_gone(session: Session, shown: View) -> None:
     session.stop()
 
 
+def parse_events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ...]:
+    """`--events before_message,message_sent` / `legacy` / `current` / `all` → what ListenConfig.events holds."""
+    from comethook_cli.cometchat.payloads import known_trigger
+    from comethook_cli.errors import UsageError
+
+    if spec is None:
+        return ()
+    chosen: list[str] = []
+    for part in (p.strip().lower() for p in spec.split(",")):
+        if not part:
+            continue
+        if part == "all":
+            return ()
+        if part in ("legacy", "current"):
+            chosen.append(part)
+            continue
+        name, known = known_trigger(part, "--events")
+        if not known:
+            warn(f"--events {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers).")
+        chosen.append(name)
+    if not chosen:
+        raise UsageError("--events is empty.", "Name triggers separated by commas, or legacy, current or all.")
+    return tuple(dict.fromkeys(chosen))
+
+
 def banner(session: Session) -> list[tuple[str, str]]:
     """The start-up banner's rows: where to point CometChat, who answers, where the history goes."""
     config = session.config
@@ -104,6 +132,8 @@ def banner(session: Session) -> list[tuple[str, str]]:
         lines.append(("", "CometChat cannot reach a local URL: set NGROK_AUTHTOKEN (or --ngrok-authtoken) for a tunnel."))
     basic_auth = "on (credentials required)" if config.listener.basic_auth else "off (anyone with the URL can post)"
     lines.append(("Basic auth", basic_auth))
+    if config.events:
+        lines.append(("Events", f"only {', '.join(config.events)} (others are answered, not stored or shown)"))
     forwarded = config.forward.enabled
     lines.append(
         ("Answers", session.answering if forwarded else f"before_message: {session.answering}; other triggers: 2xx {{}}")

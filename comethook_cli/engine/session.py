@@ -53,6 +53,7 @@ class Session:
         self._prepared = False
         self._close_answerer: Callable[[], Awaitable[None]] | None = None
         self._stop: asyncio.Event | None = None
+        self._kept = 0
 
     # --- the three phases ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -71,6 +72,8 @@ class Session:
         self.answerer, self.answering, self._close_answerer = self._build_answerer()
         self.history, self.history_state = self._open_history()
         self.hub.sink = self.history
+        if self.config.events:
+            self.hub.keep = lambda exchange: self.config.keeps(exchange.info.trigger, exchange.info.generation)
         self.listener = Listener(listener, self.answerer, self.hub)
         self._prepared = True
 
@@ -81,8 +84,8 @@ class Session:
         self.prepare()
         assert self.listener is not None
         self._stop = asyncio.Event()
-        if self.config.max_events is not None:
-            self.hub.subscribe(self._count)
+        self._kept = 0
+        self.hub.subscribe(self._count)
         if self.config.listener.host not in LOOPBACK:
             self.hub.warn(f"listening on {self.config.listener.host}: anyone who can reach this machine can post to it.")
         try:
@@ -143,7 +146,9 @@ class Session:
     # --- what a caller may want to know ----------------------------------------------------------
     @property
     def events(self) -> int:
-        """Exchanges answered so far."""
+        """Events so far: exchanges answered (with --events, only those it keeps)."""
+        if self.config.events:
+            return self._kept
         return self.listener.events if self.listener is not None else 0
 
     @property
@@ -164,7 +169,10 @@ class Session:
 
     # --- the parts -------------------------------------------------------------------------------
     def _count(self, record: object) -> None:
-        if isinstance(record, Exchange) and self.config.max_events is not None and self.events >= self.config.max_events:
+        if not isinstance(record, Exchange):
+            return  # a rejection, or a delivery --events leaves out: not an event
+        self._kept += 1
+        if self.config.max_events is not None and self.events >= self.config.max_events:
             self.stop()
 
     def _build_answerer(self) -> tuple[Answerer, str, Callable[[], Awaitable[None]] | None]:

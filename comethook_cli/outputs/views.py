@@ -65,6 +65,9 @@ class View:
         """A request the listener refused."""
         self.human.rejected(rejection)
 
+    def skipped(self, exchange: Exchange) -> None:
+        """A delivery `--events` leaves out (answered, not stored): nothing in NDJSON."""
+
     def fatal(self, message: str) -> None:
         """Something ends the session (the error funnel says it on stderr)."""
 
@@ -135,6 +138,10 @@ class HumanView(View):
         """The event line (and -v details)."""
         self.human.event(exchange, self.verbose)
         super().event(exchange)
+
+    def skipped(self, exchange: Exchange) -> None:
+        """One dim line (none with -q)."""
+        self.human.skipped(exchange)
 
     @contextlib.contextmanager
     def progress(self, total: int) -> Iterator[Callable[[], None]]:
