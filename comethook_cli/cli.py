@@ -291,11 +291,17 @@ def history_show(
 def history_export(
     fmt: Annotated[str, typer.Option("--format", metavar="ndjson|curl|har", help="Export format.")] = "ndjson",
     output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")] = None,
+    exchange_id: Annotated[
+        str | None, typer.Option("--id", metavar="ID", help="Only this exchange (or a unique end of its id).")
+    ] = None,
+    trigger: Annotated[str | None, typer.Option("--trigger", help="Only this trigger.")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="30m|2h|7d|DATE", help="Only exchanges since then.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the newest N (still oldest first).")] = None,
 ) -> None:
-    """Export every stored exchange: NDJSON, curl commands, or a HAR file."""
+    """Export stored exchanges (all, or those the filters pick): NDJSON, curl commands, or a HAR file."""
     from comethook_cli.commands import history
 
-    history.export(fmt, output)
+    history.export(fmt, output, history.ExportFilter(exchange_id, trigger, since, limit))
 
 
 @history_app.command("clear")

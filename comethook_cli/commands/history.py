@@ -6,6 +6,7 @@ import contextlib
 import shlex
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -69,17 +70,65 @@ def show(key: str, json_out: bool) -> None:
     view(json_out).exchange(exchange)
 
 
-def export(fmt: str, output: str | None) -> None:
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which exchanges `history export` writes: one id, one trigger, since a time, the newest N (all when unset)."""
+
+    id: str | None = None
+    trigger: str | None = None
+    since: str | None = None
+    limit: int | None = None
+
+    def select(self, history: History) -> Iterator[Exchange]:
+        """The chosen exchanges, oldest first, streamed (--limit keeps only the newest N in memory)."""
+        import collections
+
+        if self.id is not None:
+            yield history.get(self.id)
+            return
+        since = parse_since(self.since) if self.since else None
+        chosen = (
+            e
+            for e in history.iter_all()
+            if (self.trigger is None or e.info.trigger == self.trigger) and (since is None or e.received_at >= since)
+        )
+        if self.limit is None:
+            yield from chosen
+        else:
+            yield from collections.deque(chosen, maxlen=self.limit)
+
+
+def parse_since(text: str) -> float:
+    """`--since 30m` / `2h` / `7d` / `90s` (ago) or `2024-05-01` / `2024-05-01T12:00` (local time) → epoch seconds."""
+    import re
+    import time
+    from datetime import datetime
+
+    ago = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if ago:
+        return time.time() - float(ago.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[ago.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(
+            f"Malformed --since {text!r}.", "Give a time ago (30m, 2h, 7d) or a date (2024-05-01, 2024-05-01T12:00)."
+        ) from None
+
+
+def export(fmt: str, output: str | None, only: ExportFilter | None = None) -> None:
     """`history export --format ndjson|curl|har [-o FILE]`: streamed, one stored row at a time."""
     from comethook_cli.engine.store import HistoryDamaged
 
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(EXPORT_FORMATS)}.")
+    only = only or ExportFilter()
+    if only.since:
+        parse_since(only.since)  # a malformed --since is said before the output file is opened
     written = 0
 
     def exchanges() -> Iterator[Exchange]:
         nonlocal written
-        for exchange in history.iter_all():
+        for exchange in only.select(history):
             yield exchange
             written += 1
 
@@ -93,6 +142,10 @@ def export(fmt: str, output: str | None) -> None:
         except HistoryDamaged as damaged:
             damaged.message += f" The export stopped after {written:,} exchange(s); {output or 'the output'} is incomplete."
             raise
+    if output is not None and output != "-":
+        from comethook_cli.outputs.terminal import Renderer
+
+        Renderer().note(f"Wrote {written:,} exchange(s) to {output}.", style="bold")
 
 
 @contextlib.contextmanager

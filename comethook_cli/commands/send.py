@@ -41,7 +41,14 @@ def run(args: SendArgs) -> None:
     url = normalize_url(args.to)
     if args.body is not None:
         raw, payload = read_body(args.body)
-        trigger = args.trigger or (payload.get("trigger") if isinstance(payload, dict) else None)
+        said = payload.get("trigger") if isinstance(payload, dict) else None
+        if args.trigger and isinstance(said, str) and said.lower() != args.trigger.strip().lower():
+            from comethook_cli.outputs.terminal import Renderer
+
+            Renderer().warning(
+                f"the body says trigger {said!r}, not {args.trigger!r}: it is sent as it is, and judged as {args.trigger}."
+            )
+        trigger = args.trigger or said
         if args.options.sets:
             for path, value in args.options.sets:
                 set_path(payload, path, value)
