@@ -74,6 +74,8 @@ class Renderer:
     def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
         self.out = Console(file=stream, highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        # On a terminal, messages wrap at words to its width; in a log they stay whole lines.
+        self.err.soft_wrap = not self.err.is_terminal
         self.quiet = quiet
 
     # --- messages -----------------------------------------------------------------------------
@@ -458,8 +460,9 @@ class Renderer:
 
 #: What the event line may drop, in this order, when the terminal is narrow (all of it is in -v and in history).
 _DROPPABLE = ("webhook", "id", "generation", "clock")
-#: The summary keeps at least this many cells before anything droppable is kept.
-SUMMARY_MIN = 30
+#: The summary keeps at least this many cells before the ids and the generation are kept, and CLOCK_MIN before the clock.
+SUMMARY_MIN = 40
+CLOCK_MIN = 20
 #: `history list` keeps at least this much room for the summary before it drops the date and cuts long triggers.
 TABLE_SUMMARY_MIN = 30
 TABLE_SUMMARY_CUT = 16
@@ -492,8 +495,9 @@ def cut_at_word(text: Text, room: int) -> Text | None:
     while end < len(plain) and cell_len(plain[: end + 1]) <= room - 1:
         end += 1
     space = plain.rfind(" ", 0, end + 1)
-    if space > 0 and plain[:space].strip():
-        end = len(plain[:space].rstrip())
+    if space <= 0 or not plain[:space].strip():
+        return None  # not even the first word fits: leave it out rather than cut it in the middle
+    end = len(plain[:space].rstrip())
     cut = text[:end]
     cut.rstrip()
     cut.append("…")
@@ -508,6 +512,8 @@ def fit(parts: list[Text], width: int | None, cut: int = -1) -> Text:
     index = cut % len(parts)
     others = sum(p.cell_len for i, p in enumerate(parts) if i != index)
     shortened = cut_at_word(parts[index], width - others)
+    if shortened is None and index > 0 and not parts[index - 1].plain.strip():
+        parts = [*parts[: index - 1], Text(""), *parts[index:]]  # its separator goes with it
     kept = [p for p in (shortened if i == index else p for i, p in enumerate(parts)) if p is not None]
     return Text().join(kept)
 
@@ -540,7 +546,8 @@ def event_lines(exchange: Exchange, width: int | None) -> list[Text]:
             summary = Text.assemble((safe(reason), "red"), " · ", summary)
         parts = [*head, Text("  "), summary, *tail]
         fixed = sum(p.cell_len for p in parts) - summary.cell_len
-        if width is None or fixed + min(summary.cell_len, SUMMARY_MIN) <= width or dropped == len(_DROPPABLE):
+        wanted = CLOCK_MIN if dropped < len(_DROPPABLE) and _DROPPABLE[dropped] == "clock" else SUMMARY_MIN
+        if width is None or fixed + min(summary.cell_len, wanted) <= width or dropped == len(_DROPPABLE):
             break
     first = fit(parts, width, cut=len(head) + 1)
     if not forwarded:
