@@ -94,10 +94,10 @@ def test_a_fallback_answer_says_fallback_not_from_the_app() -> None:
     e = exchange(
         forwarded_to="http://localhost:9198/webhook", forward_error="connection refused", answered_by="comethook (fallback pass)"
     )
-    first, back = plain(200, e)
+    _, back = plain(200, e)
     assert "<-- 200 PASS 2.8 ms  fallback pass: http://localhost:9198/webhook connection refused" in back
     assert " from " not in back
-    forwarded, answer = plain(200, exchange(forwarded_to="http://localhost:9198/webhook"))
+    _, answer = plain(200, exchange(forwarded_to="http://localhost:9198/webhook"))
     assert answer.endswith("<-- 200 PASS 2.8 ms  from http://localhost:9198/webhook")
 
 
