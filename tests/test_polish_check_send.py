@@ -9,7 +9,7 @@ import json
 import threading
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp import web
@@ -25,7 +25,7 @@ class _Counting(http.server.BaseHTTPRequestHandler):
     lock = threading.Lock()
     active = 0
     most = 0
-    agents: list[str] = []
+    agents: ClassVar[list[str]] = []
     status = 200
 
     def do_POST(self) -> None:
