@@ -34,17 +34,43 @@ def run(config: ListenConfig, json_out: bool = False, quiet: bool = False, verbo
 
     stream = BackgroundStream(sys.stdout, overflow_note=overflow)
     shown = view(json_out, quiet=quiet, verbose=verbose, stream=cast(TextIO, stream))  # a text stream, as far as writers go
-    session = Session(config, on_warning=shown.warning, confirm_install=shown.confirm if shown.interactive else None)
+    session = Session(
+        config, on_warning=shown.warning, confirm_install=_interruptible(shown.confirm) if shown.interactive else None
+    )
     session.hub.subscribe(lambda record: _show(shown, record))
     session.prepare()  # a bad option is a usage error before anything opens
     try:
         asyncio.run(_serve(session, shown, stream))
+    except StartInterrupted:
+        raise KeyboardInterrupt from None  # the funnel says "Interrupted.", exit 130
     except KeyboardInterrupt:
-        pass  # Ctrl-C is the normal way to stop a listener: exit 0
+        if not session.started:
+            raise  # Ctrl-C before the listener served (a question, a tunnel still opening): interrupted, exit 130
+        # Ctrl-C is the normal way to stop a listener: exit 0
     finally:
         if session.started:
             shown.stopped(session.events)
         stream.close()
+
+
+class StartInterrupted(Exception):
+    """Ctrl-C before the listener served: a plain exception, so it leaves the event loop like any other."""
+
+
+def _interruptible(confirm: Callable[[str], bool]) -> Callable[[str], bool]:
+    """The question with Python's own Ctrl-C handling back for its duration: the event loop's handler only sets a
+    flag, which a blocking read of the answer never sees, so Ctrl-C would hang there."""
+
+    def ask(prompt: str) -> bool:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return confirm(prompt)
+        except KeyboardInterrupt:
+            raise StartInterrupted from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    return ask
 
 
 def _show(shown: View, record: object) -> None:
@@ -63,11 +89,19 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream) -> Non
         loop.call_soon_threadsafe(_reader_gone, session, shown)
 
     stream.on_broken = reader_gone
+    starting = asyncio.ensure_future(session.startup())
+    # While starting (a tunnel that is still opening), Ctrl-C cancels the start-up at once: the agent is killed.
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signum, session.stop)
+            loop.add_signal_handler(signum, starting.cancel)
     try:
-        await session.startup()
+        try:
+            await starting
+        except asyncio.CancelledError:
+            raise StartInterrupted from None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(signum, session.stop)
         from comethook_cli.outputs.wire import Ready
 
         shown.ready(Ready(session.local_url, session.public_url, session.webhook_url), banner(session))
@@ -114,6 +148,19 @@ def parse_events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ..
     return tuple(dict.fromkeys(chosen))
 
 
+def local_only_advice(session: Session) -> str:
+    """Why there is no public URL, and what to do: advice that fits the reason (no token, --no-tunnel, a failure)."""
+    tunnel = session.config.tunnel
+    if tunnel.tunnel == "off":
+        return "CometChat cannot reach a local URL: --no-tunnel keeps it local (drop it to open an ngrok tunnel)."
+    from comethook_cli.engine.tunnel import find_authtoken
+
+    if find_authtoken(tunnel) is None:
+        return "CometChat cannot reach a local URL: set NGROK_AUTHTOKEN (or --ngrok-authtoken) for a tunnel."
+    # A token is there, so the tunnel failed: the warning above says why (agent missing, offline, too slow ...).
+    return "CometChat cannot reach a local URL: the tunnel did not open (see the warning above); fix that and restart."
+
+
 def banner(session: Session) -> list[tuple[str, str]]:
     """The start-up banner's rows: where to point CometChat, who answers, where the history goes."""
     config = session.config
@@ -129,7 +176,7 @@ def banner(session: Session) -> list[tuple[str, str]]:
         )
     )
     if public is None:
-        lines.append(("", "CometChat cannot reach a local URL: set NGROK_AUTHTOKEN (or --ngrok-authtoken) for a tunnel."))
+        lines.append(("", local_only_advice(session)))
     basic_auth = "on (credentials required)" if config.listener.basic_auth else "off (anyone with the URL can post)"
     lines.append(("Basic auth", basic_auth))
     if config.events:
