@@ -172,3 +172,26 @@ def test_listen_events_shows_the_others_as_one_dim_line_and_marks_probes() -> No
     lines = out.splitlines()
     assert " --- message_sent (not in --events; answered 200)" in lines[0]
     assert "--> before_message [legacy] check probe  200 PASS" in lines[1]
+
+
+async def test_replay_shows_the_original_answer_beside_the_new_one(cli: Any, target: Any) -> None:
+    import time as clock
+
+    from comethook_cli.engine.store import HistoryWriter, default_path
+    from comethook_cli.models import Exchange
+
+    body = delivery("message_sent")
+    stored = Exchange(
+        id="evt_01a22ad6000000000001", received_at=clock.time(), method="POST", path="/webhook", query="", headers=(),
+        body=body, info=describe(json.loads(body)), response_status=200, response_body=b'{"a": 1, "b": true}', latency_ms=1.5,
+    )  # fmt: skip
+    writer = HistoryWriter(default_path())
+    writer._write([stored])
+    writer.close()
+    answers = iter([{"a": 1, "b": True}, {"a": 2, "b": True}])
+    url, _ = await target(lambda request: web.json_response(next(answers)))
+    same = await cli.run("replay", "--last", "--to", url)
+    assert same.exit_code == 0 and "Original: 200 in 1.5 ms  now: 200  same answer" in same.stdout
+    changed = await cli.run("replay", "--last", "--to", url)
+    assert "Original: 200 in 1.5 ms  now: 200  the answer changed" in changed.stdout
+    assert '-  "a": 1,\n+  "a": 2,' in changed.stdout

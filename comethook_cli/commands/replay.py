@@ -30,7 +30,7 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
     if edit:
         body = edit_body(body)
     chosen = replay.plan(exchange, to, replay.Edits(body=body))
-    execute(chosen.url, lambda: chosen.outgoing, how, chosen.headers)
+    execute(chosen.url, lambda: chosen.outgoing, how, chosen.headers, original=exchange)
 
 
 def edit_body(body: bytes) -> bytes:

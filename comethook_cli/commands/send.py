@@ -14,7 +14,7 @@ from comethook_cli.engine.config import Delivering
 from comethook_cli.engine.runs import EXPECTATIONS, Expectations
 from comethook_cli.engine.sender import Outgoing, normalize_url
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
-from comethook_cli.models import Delivery, Failure
+from comethook_cli.models import Delivery, Exchange, Failure
 
 if TYPE_CHECKING:
     from comethook_cli.engine.runs import RetryReport
@@ -95,7 +95,13 @@ def parse_expectations(how: Delivering) -> Expectations:
     return Expectations(expected, tuple(parse_set(e, "--expect-json") for e in how.expect_json), how.max_latency)
 
 
-def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_headers: dict[str, str] | None = None) -> None:
+def execute(
+    url: str,
+    make_body: Callable[[], Outgoing],
+    how: Delivering,
+    extra_headers: dict[str, str] | None = None,
+    original: Exchange | None = None,
+) -> None:
     """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code."""
     from comethook_cli.cometchat.events import describe
     from comethook_cli.engine import runs, sender
@@ -153,6 +159,8 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
 
             deliveries, elapsed = asyncio.run(sender.run(plan, on_delivery))
     shown.summary(runs.summarize(deliveries, elapsed), how.count)
+    if original is not None and deliveries:
+        shown.compared(original, deliveries[0])
     failures = runs.check_expectations(deliveries, expectations)
     asserted = asserted_by(how)
     if asserted:

@@ -254,6 +254,25 @@ class Renderer:
         self.out.print(Text("request body:", style="bold"))
         self.body(body, VERBOSE_BODY_CHARS, "--json shows it all")
 
+    def compared(self, original: Exchange, again: Delivery) -> None:
+        """`replay`: what the stored exchange was answered, beside what came back now, and how the bodies differ."""
+        import difflib
+
+        def said(status: int | None, verdict: Verdict | None) -> str:
+            return (str(status) if status is not None else "no answer") + (f" {verdict.kind.upper()}" if verdict else "")
+
+        before, now = said(original.response_status, original.verdict), said(again.status, again.verdict)
+        line = Text.assemble(("Original: ", "bold"), before, f" in {_ms(original.latency_ms)}", ("  now: ", "bold"), now)
+        same = before == now and original.response_body == again.response_body
+        line.append("  same answer" if same else "  the answer changed", style="dim" if same else "bold yellow")
+        self.out.print(line)
+        if not same and original.response_body != again.response_body:
+            pretty = [_pretty(parse_body(original.response_body)), _pretty(again.response)]
+            diff = difflib.unified_diff(pretty[0], pretty[1], "original answer", "new answer", lineterm="", n=1)
+            for row in list(diff)[:60]:
+                style = "green" if row.startswith("+") else "red" if row.startswith("-") else "dim"
+                self.out.print(Text(safe(row), style=style))
+
     def failures(self, failed: list[Delivery], total: int) -> None:
         """The first failed deliveries of a run, under a heading (after the progress bar is gone)."""
         shown = f"the first {len(failed)} of {total}" if total > len(failed) else f"{total}"
@@ -564,6 +583,13 @@ def event_lines(exchange: Exchange, width: int | None) -> list[Text]:
         if exchange.forward_error:
             back.append(Text(f"  app unreachable: {safe(exchange.forward_error)}", "bold red"))
     return [first, fit(back, width, cut=-1)]
+
+
+def _pretty(value: Any) -> list[str]:
+    """A body as lines to diff: indented JSON, or its text."""
+    if value is None:
+        return []
+    return (json.dumps(value, indent=2, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)).splitlines()
 
 
 def _ms(value: float | None) -> str:

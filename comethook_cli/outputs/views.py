@@ -92,6 +92,9 @@ class View:
     def request(self, body: JSON) -> None:
         """The body about to be sent (-v shows it)."""
 
+    def compared(self, original: Exchange, again: Delivery) -> None:
+        """`replay`: the stored answer beside the new one (the NDJSON view's delivery line already holds the new one)."""
+
     def assertion(self, record: wire.Assertion) -> None:
         """What the CI assertions came to (said only when some were asked for)."""
         raise NotImplementedError
@@ -170,6 +173,10 @@ class HumanView(View):
     @staticmethod
     def _same_answer(first: Delivery, again: Delivery) -> bool:
         return (first.status, first.response_body, first.failure) == (again.status, again.response_body, again.failure)
+
+    def compared(self, original: Exchange, again: Delivery) -> None:
+        """The original answer (status, verdict) beside the new one, and a diff of the bodies when they differ."""
+        self.human.compared(original, again)
 
     def request(self, body: JSON) -> None:
         """-v: the request body, before the answer."""
