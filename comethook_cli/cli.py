@@ -12,6 +12,7 @@ import typer
 from comethook_cli import __version__
 from comethook_cli.cometchat.payloads import BuildOptions
 from comethook_cli.commands import completion
+from comethook_cli.commands.app import App
 from comethook_cli.commands.options import (
     ANSWERS,
     BUILDER,
@@ -60,16 +61,16 @@ from comethook_cli.models import (
     DEFAULT_MAX_ANSWER,
 )
 
-app = typer.Typer(
+app = App(
     name="comethook",
     help="Webhook development tool for CometChat: listen through ngrok, fire realistic events, assert in CI.",
     no_args_is_help=True,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-payloads_app = typer.Typer(help="List the canned CometChat payloads, or print one as JSON.", no_args_is_help=True)
+payloads_app = App(help="List the canned CometChat payloads, or print one as JSON.", no_args_is_help=True)
 app.add_typer(payloads_app, name="payloads")
-history_app = typer.Typer(help="List, show, export or clear what `listen` received.", no_args_is_help=True)
+history_app = App(help="List, show, export or clear what `listen` received.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
 trigger_app = typer.Typer(
     help="Make CometChat (or `emulate`) fire real webhooks through its REST API; --wait for them in `listen`.",
@@ -84,6 +85,13 @@ config_app = typer.Typer(help="The project file (comethook.toml): what is in eff
 app.add_typer(config_app, name="config")
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The hint of an error that brings none of its own: every error says what to do next.
+DEFAULT_HINTS = {
+    ExitCode.USAGE: "Run the command with --help to see what each option takes.",
+    ExitCode.ASSERTION: "The output above shows what came back; --json gives it as data.",
+    ExitCode.UNREACHABLE: "Is the endpoint running and the URL right?",
+    ExitCode.FAILURE: "Run the command with -v (where it has one) to see more.",
+}
 
 
 def funnel(command: F) -> F:
@@ -96,7 +104,7 @@ def funnel(command: F) -> F:
         except ComethookError as error:
             from comethook_cli.outputs.terminal import Renderer
 
-            Renderer().error(error.message, error.hint)
+            Renderer().error(error.message, error.hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE]))
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt:
             from comethook_cli.outputs.terminal import Renderer
@@ -152,7 +160,18 @@ def listen(
     timeout: Annotated[
         float | None,
         typer.Option(
-            "--timeout", metavar="SECONDS", min=0.001, help="Give up (exit 4) if --max-events have not arrived by then."
+            "--timeout",
+            metavar="SECONDS",
+            min=0.001,
+            help="Stop after SECONDS: exit 4 when --max-events were asked for and have not all arrived, else exit 0.",
+        ),
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            metavar="NAME,NAME|legacy|current",
+            help="Store and show only these triggers; others are still answered, shown as one dim line.",
         ),
     ] = None,
     inspector_port: InspectorPort = None,
@@ -169,7 +188,10 @@ def listen(
     from comethook_cli.engine.config import ListenConfig
 
     assert listener and answers and forward and tunnel and history
-    config = ListenConfig(listener, answers, forward, tunnel, history, max_events, timeout)
+    from comethook_cli.outputs.terminal import Renderer
+
+    chosen = listen_command.parse_events(events, Renderer().warning)
+    config = ListenConfig(listener, answers, forward, tunnel, history, max_events, timeout, chosen)
     inspector = listen_command.InspectorChoice(not no_inspector, inspector_port, open_browser)
     listen_command.run(config, json_out=json_out, quiet=quiet, verbose=verbose, inspector=inspector)
 
@@ -197,7 +219,10 @@ def payloads_list(json_out: JsonOut = False) -> None:
 @with_options(BUILDER, build_options, into="options")
 def payloads_show(
     trigger: Annotated[
-        str, typer.Argument(help="Trigger name, e.g. before_message, message_sent.", autocompletion=completion.triggers)
+        str,
+        typer.Argument(
+            metavar="TRIGGER", help="Trigger name, e.g. before_message, message_sent.", autocompletion=completion.triggers
+        ),
     ],
     legacy: Legacy = False,
     options: BuildOptions | None = None,
@@ -215,7 +240,8 @@ def payloads_show(
 @with_options(BUILDER, build_options, into="options")
 def send(
     trigger: Annotated[
-        str | None, typer.Argument(help="Trigger to fire (optional with --body).", autocompletion=completion.triggers)
+        str | None,
+        typer.Argument(metavar="TRIGGER", help="Trigger to fire (optional with --body).", autocompletion=completion.triggers),
     ] = None,
     to: Annotated[str, typer.Option("--to", metavar="URL", help="Endpoint to deliver to.")] = "",
     legacy: Legacy = False,
@@ -242,7 +268,7 @@ def replay(
     exchange_id: Annotated[
         str | None,
         typer.Argument(
-            metavar="[ID]", help="Stored exchange id (or a unique start or end of it).", autocompletion=completion.history_ids
+            metavar="ID", help="Stored exchange id (or a unique start or end of it).", autocompletion=completion.history_ids
         ),
     ] = None,
     last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
@@ -294,6 +320,9 @@ def check(
             help="::error annotations and a $GITHUB_STEP_SUMMARY job summary (default: on when GITHUB_ACTIONS=true).",
         ),
     ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight at once (a small server queues a burst).")
+    ] = 4,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
     from comethook_cli.commands import basic_auth as credentials
@@ -301,7 +330,7 @@ def check(
 
     check_command.run(
         to, credentials(basic_auth, basic_auth_file), triggers, junit, json_out, timeout, content_type, volatile or (),
-        max_answer, insecure, github,
+        max_answer, insecure, github, concurrency,
     )  # fmt: skip
 
 
@@ -342,11 +371,17 @@ def history_export(
         str, typer.Option("--format", metavar="ndjson|curl|har", help="Export format.", autocompletion=completion.export_formats)
     ] = "ndjson",
     output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")] = None,
+    exchange_id: Annotated[
+        str | None, typer.Option("--id", metavar="ID", help="Only this exchange (or a unique end of its id).")
+    ] = None,
+    trigger: Annotated[str | None, typer.Option("--trigger", help="Only this trigger.")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="30m|2h|7d|DATE", help="Only exchanges since then.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the newest N (still oldest first).")] = None,
 ) -> None:
-    """Export every stored exchange: NDJSON, curl commands, or a HAR file."""
+    """Export stored exchanges (all, or those the filters pick): NDJSON, curl commands, or a HAR file."""
     from comethook_cli.commands import history
 
-    history.export(fmt, output)
+    history.export(fmt, output, history.ExportFilter(exchange_id, trigger, since, limit))
 
 
 @history_app.command("clear")

@@ -159,6 +159,13 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A delivery `listen --events` leaves out: answered as usual, but neither stored nor shown as an event."""
+
+    exchange: Exchange
+
+
+@dataclass(frozen=True)
 class Rejection:
     """A request the listener refused (4xx) without treating it as an event."""
 

@@ -97,9 +97,9 @@ def test_history_list_and_show_are_escaped(listen_process: Any, monkeypatch: pyt
     assert listed.exit_code == 0, listed.output
     assert_inert(listed.output)
     assert all(shown in listed.stdout for shown in SHOWN), listed.stdout
-    exchange_id = re.search(r"evt_\w+", listed.stdout)
+    exchange_id = re.search(r"^(\w{6,})  ", listed.stdout, re.MULTILINE)
     assert exchange_id is not None
-    shown = cli("history", "show", exchange_id.group())
+    shown = cli("history", "show", exchange_id.group(1))
     assert shown.exit_code == 0, shown.output
     assert_inert(shown.output)
     assert "POST /webhook\n" in shown.stdout

@@ -57,10 +57,10 @@ SUMMARIES = {
     # receipts: who, what, which message, whose message (legacy and current shapes differ; the summary does not)
     ("message_delivery_receipt", "legacy"): "cometchat-uid-2 delivered message 500 (sent by cometchat-uid-1)",
     ("message_read_receipt", "legacy"): "cometchat-uid-2 read message 500 (sent by cometchat-uid-1)",
-    ("message_delivery_receipt", "current"): "cometchat-uid-2 delivered message 500 (sent by cometchat-uid-1)",
-    ("message_read_receipt", "current"): "cometchat-uid-2 read message 500 (sent by cometchat-uid-1)",
-    ("message_delivered_to_all", "current"): "app_system deliveredToAll message 500 (sent by cometchat-uid-1)",
-    ("message_read_by_all", "current"): "app_system readByAll message 500 (sent by cometchat-uid-1)",
+    ("message_delivery_receipt", "current"): f"{G} delivered message 500 (sent by cometchat-uid-1)",
+    ("message_read_receipt", "current"): f"{G} read message 500 (sent by cometchat-uid-1)",
+    ("message_delivered_to_all", "current"): "System deliveredToAll message 500 (sent by cometchat-uid-1)",
+    ("message_read_by_all", "current"): "System readByAll message 500 (sent by cometchat-uid-1)",
     # reactions
     ("message_reaction_added", "current"): f"{A} reacted 👍 on message 500",
     ("message_reaction_removed", "current"): f"{A} removed reaction 👍 on message 500",
@@ -70,7 +70,7 @@ SUMMARIES = {
     ("user_connection_status_changed", "current"): f"{A} disconnected (javascript), now offline",
     ("after_connection_status_changed", "legacy"): "cometchat-uid-1 connected (web), now online",
     # groups: the group itself, then its members
-    ("group_created", "current"): "group Hiking Group created by cometchat-uid-1",
+    ("group_created", "current"): f"group Hiking Group created by {A}",
     ("group_updated", "current"): "group Hiking Group updated by cometchat-uid-1",
     ("group_deleted", "current"): "group Hiking Group deleted by cometchat-uid-1",
     ("group_owner_transferred", "current"): "Hiking Group: owner cometchat-uid-1 → cometchat-uid-2",
@@ -160,7 +160,7 @@ def test_an_edit_names_the_original_message() -> None:
 
 def test_the_ban_quirk_is_flagged_when_the_actor_is_among_the_members() -> None:
     quirky = info("group_member_banned", sets=[("data.members", {"cometchat-uid-1": "cometchat-uid-1"})])
-    assert quirky.summary == f"cometchat-uid-1 banned from Hiking Group (by {A}) · {BAN_QUIRK}"
+    assert quirky.summary == f"{A} banned from Hiking Group (by {A}) · {BAN_QUIRK}"
     assert BAN_QUIRK not in info("group_member_banned").summary
 
 

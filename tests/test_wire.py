@@ -105,6 +105,7 @@ def records() -> dict[str, list[wire.Record]]:
             )
         ],
         "Reload": [wire.Reload(HOSTILE)],
+        "Assertion": [wire.Assertion(False, ("--expect drop", HOSTILE), (HOSTILE,)), wire.Assertion(True, ("--expect ok",), ())],
     }
 
 

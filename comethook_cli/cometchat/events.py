@@ -92,11 +92,37 @@ def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _who(user: Any) -> str | None:
+def _who(user: Any, names: dict[str, str] | None = None) -> str | None:
+    """A user or group for people: its name when the payload gives one anywhere, else its uid."""
     if isinstance(user, dict):
-        name = user.get("name") or user.get("uid") or user.get("guid")
+        name = user.get("name") or (names or {}).get(str(user.get("uid") or user.get("guid") or ""))
+        name = name or user.get("uid") or user.get("guid")
         return str(name) if name else None
-    return str(user) if isinstance(user, str) else None
+    if isinstance(user, str):
+        return (names or {}).get(user, user)
+    return None
+
+
+#: How deep `names_in` looks for user and group objects (CometChat nests them four or five levels down).
+NAME_DEPTH = 8
+
+
+def names_in(node: Any, depth: int = NAME_DEPTH, found: dict[str, str] | None = None) -> dict[str, str]:
+    """uid (or guid) → name, for every user or group object in a payload that carries both."""
+    found = {} if found is None else found
+    if depth == 0:
+        return found
+    if isinstance(node, dict):
+        ident, name = node.get("uid") or node.get("guid"), node.get("name")
+        if isinstance(ident, str) and isinstance(name, str) and name and ident not in found:
+            found[ident] = name
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                names_in(value, depth - 1, found)
+    elif isinstance(node, list):
+        for item in node[:100]:  # a bounded look: a summary never walks a huge list
+            names_in(item, depth - 1, found)
+    return found
 
 
 def _member_uids(payload: Any) -> set[str]:
@@ -109,10 +135,10 @@ def _member_uids(payload: Any) -> set[str]:
     return uids
 
 
-def _members(payload: Any) -> str:
+def _members(payload: Any, names: dict[str, str]) -> str:
     members = get(payload, "data.members")
     if isinstance(members, dict) and members:
-        return ", ".join(_who(m) or str(k) for k, m in members.items())
+        return ", ".join(_who(m, names) or names.get(str(k), str(k)) for k, m in members.items())
     return "members"
 
 
@@ -122,10 +148,15 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
     def d(path: str) -> Any:
         return get(payload, f"data.{path}")
 
+    known = names_in(payload)
+
+    def name_of(user: Any) -> str | None:
+        return _who(user, known)
+
     family = family_of(trigger)
     if message is not None and trigger not in MESSAGE_ACTIONS and family != "call":
-        actor = _who(get(message, "data.entities.sender.entity")) or _who(message.get("sender"))
-        target = _who(get(message, "data.entities.receiver.entity")) or _who(message.get("receiver"))
+        actor = name_of(get(message, "data.entities.sender.entity")) or name_of(message.get("sender"))
+        target = name_of(get(message, "data.entities.receiver.entity")) or name_of(message.get("receiver"))
         kind = f"{message.get('category', '?')}/{message.get('type', '?')}"
         text = get(message, "data.text")
         parts = [f"{actor or '?'} → {target or '?'}", kind]
@@ -150,9 +181,9 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
         by_uid = affected.get(f"{verb}By") or message.get(f"{verb}By")
         by_sender = by_uid is not None and by_uid == get(sender, "uid")
         actor = (
-            _who(get(message, "data.entities.by.entity"))
-            or (_who(sender) if by_sender else _who(by_uid))
-            or _who(message.get("sender"))
+            name_of(get(message, "data.entities.by.entity"))
+            or (name_of(sender) if by_sender else name_of(by_uid))
+            or name_of(message.get("sender"))
         )
         original = affected.get("id") or message.get("id")
         action = get(message, "data.action") or verb
@@ -166,34 +197,34 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
         else:
             by, whose, action = d("sender"), d("messageSender"), d("body.action")
             mid = d("body.messageId")
-        return f"{_who(by)} {action} message {mid} (sent by {_who(whose)})"
+        return f"{name_of(by)} {action} message {mid} (sent by {name_of(whose)})"
     if family == "reaction":
-        who = _who(d("reaction.reactedBy")) or _who(d("reaction.uid"))
+        who = name_of(d("reaction.reactedBy")) or name_of(d("reaction.uid"))
         verb = "reacted" if trigger.endswith("added") else "removed reaction"
         return f"{who} {verb} {d('reaction.reaction')} on message {d('reaction.messageId')}"
     if trigger in ("user_blocked", "user_unblocked"):
         users = d("users")
-        names = ", ".join(_who(u) or str(k) for k, u in users.items()) if isinstance(users, dict) else "?"
-        who = _who(d("by"))
+        names = ", ".join(name_of(u) or str(k) for k, u in users.items()) if isinstance(users, dict) else "?"
+        who = name_of(d("by"))
         return f"{who} {trigger.split('_')[1]} {names}"
     if trigger == "user_connection_status_changed":
-        who = _who(d("user"))
+        who = name_of(d("user"))
         action = d("currentConnection.action") or d("status")
         return f"{who} {action} ({d('currentConnection.platform') or '?'}), now {d('status')}"
     if trigger == "after_connection_status_changed":
-        who = _who(d("user.uid"))
+        who = name_of(d("user.uid"))
         return f"{who} {d('event.type')} ({d('event.event_for.platform') or '?'}), now {d('user.status')}"
     if family == "group":
-        group = _who(d("group"))
-        by = _who(d("by"))
+        group = name_of(d("group"))
+        by = name_of(d("by"))
         if trigger == "group_created":
-            return f"group {group} created by {_who(d('group.owner'))}"
+            return f"group {group} created by {name_of(d('group.owner'))}"
         if trigger == "group_owner_transferred":
             return f"{group}: owner {d('group.oldOwner')} → {d('group.owner')}"
         if trigger in ("group_updated", "group_deleted"):
             return f"group {group} {trigger.split('_')[1]} by {d('group.updatedBy')}"
         verb = _MEMBER_VERBS.get(trigger.removeprefix("group_member_"), trigger.removeprefix("group_member_"))
-        members = _members(payload)
+        members = _members(payload, known)
         if trigger == "group_member_scope_changed":
             m: Any = next(iter(d("members").values()), {}) if isinstance(d("members"), dict) else {}
             scope = f" {get(m, 'oldScope')} → {get(m, 'scope')}"
@@ -207,13 +238,13 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
         call = get(payload, "data.call")
         if isinstance(call, dict):
             # `by` is whoever acted (the callee for rejected and busy), `for` the other party.
-            who = _who(get(call, "data.entities.by.entity")) or _who(call.get("sender"))
-            to = _who(get(call, "data.entities.for.entity")) or _who(call.get("receiver"))
+            who = name_of(get(call, "data.entities.by.entity")) or name_of(call.get("sender"))
+            to = name_of(get(call, "data.entities.for.entity")) or name_of(call.get("receiver"))
             return f"{who} → {to} {call.get('type', '?')} call {get(call, 'data.action')} · call {call.get('id')}"
         session = str(d("sessionId") or "?")
         short = session if len(session) <= 24 else session[:10] + "…" + session[-6:]
         if trigger.endswith("participant_joined") or trigger.endswith("participant_left"):
-            who = _who(d("occupant"))
+            who = name_of(d("occupant"))
             return f"{who} {trigger.rsplit('_', 1)[1]} session {short}"
         if trigger.endswith("_ended"):
             occupants = d("all_occupants")
@@ -240,5 +271,10 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
         item = "push notification" if "push" in trigger else "feed item"
         topic = f" ({d('topic')})" if isinstance(d("topic"), str) else ""
         return f"{item} {d('label')} {trigger.rsplit('_', 1)[1]} for {d('receiver')}{topic}"
-    keys = ", ".join(list(get(payload, "data"))[:5]) if isinstance(get(payload, "data"), dict) else "no data"
+    data = get(payload, "data")
+    keys = ", ".join(list(data)[:5]) if isinstance(data, dict) and data else "no data"
+    if family != "unknown":
+        # A documented trigger whose body is too thin to summarise: say what is missing, never "undocumented".
+        wanted = "data.message" if family == "message" else "data.call" if family == "call" else "data"
+        return f"{trigger} without {wanted} (data: {keys})"
     return f"{trigger} (undocumented trigger; data: {keys})"

@@ -46,6 +46,10 @@ def read_body(source: str) -> tuple[bytes, JSON]:
     """The bytes of `--body FILE|-` and what they parse to (strict JSON, as the listener reads it)."""
     from comethook_cli import jsonbody
 
+    if source == "-" and sys.stdin.isatty():
+        from comethook_cli.outputs.terminal import Renderer
+
+        Renderer().note("Reading the body from stdin (Ctrl-D to end).", style="bold")
     try:
         raw = sys.stdin.buffer.read() if source == "-" else open(source, "rb").read()  # noqa: SIM115
     except OSError as error:

@@ -29,6 +29,7 @@ def run(
     max_answer: int = DEFAULT_MAX_ANSWER,
     insecure: bool = False,
     github: bool | None = None,
+    concurrency: int | None = None,
 ) -> None:
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
     from comethook_cli.commands.send import INSECURE_WARNING, unreachable_hint
@@ -43,8 +44,11 @@ def run(
     if insecure:
         shown.warning(INSECURE_WARNING)
     run = speedups.run(
-        checks.run_checks(url, templates, basic_auth, timeout, content_type or CONTENT_TYPE, volatile, max_answer, insecure)
-    )
+        checks.run_checks(
+            url, templates, basic_auth, timeout, content_type or CONTENT_TYPE, volatile, max_answer, insecure,
+            concurrency or checks.DEFAULT_CONCURRENCY,
+        )
+    )  # fmt: skip
     results = run.results
     url = redact_url(url)  # a password in it (user:pw@) was for the requests, not for any output
     summary = CheckSummary(*checks.summary(results), run.seconds)
@@ -54,6 +58,8 @@ def run(
         except OSError as error:
             raise UsageError(f"Cannot write --junit {junit!r}: {error.strerror}.", "Check the directory exists.") from None
     shown.checks(url, results, summary)
+    if run.wants_auth:
+        shown.warning("the endpoint wants Basic auth (it answered 401); pass --basic-auth USER:PASS or set COMETHOOK_BASIC_AUTH.")
     if github if github is not None else os.environ.get("GITHUB_ACTIONS") == "true":
         report_to_github(url, results, summary, run.reached, shown.warning)
     if not run.reached:
@@ -61,7 +67,12 @@ def run(
         raise UnreachableError(f"{url} could not be reached: {first}.", unreachable_hint(run.failure))
     failed = [r.name for r in results if r.status == "fail"]
     if failed:
-        raise AssertionFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}.")
+        raise AssertionFailed(
+            f"{len(failed)} check(s) failed: {', '.join(failed)}.",
+            "The endpoint wants Basic auth: pass --basic-auth USER:PASS."
+            if run.wants_auth
+            else "The detail column above says why each one failed.",
+        )
 
 
 def report_to_github(

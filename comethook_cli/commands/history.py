@@ -9,6 +9,7 @@ import re
 import shlex
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -42,9 +43,13 @@ def open_history() -> History:
 
 def list_(limit: int, trigger: str | None, json_out: bool) -> None:
     """`history list`: the newest page."""
+    from comethook_cli.engine.store import default_path
     from comethook_cli.outputs.views import view
 
     shown = view(json_out)
+    if not default_path().exists():
+        shown.exchanges([], "No history yet: `comethook listen` records every delivery.")
+        return
     empty = "No exchanges stored yet." if not trigger else f"No {trigger} exchanges stored."
     with open_history() as history:
         if json_out:  # a line per exchange, a page at a time: any --limit in flat memory
@@ -54,7 +59,7 @@ def list_(limit: int, trigger: str | None, json_out: bool) -> None:
             # The table is laid out as a whole: its rows without their bodies, and at most TABLE_MAX of them.
             rows = [dataclasses.replace(e, body=b"", response_body=b"", headers=(), response_headers=())
                     for page in pages(history, min(limit, TABLE_MAX), trigger) for e in page]  # fmt: skip
-            shown.exchanges(rows, empty)
+            shown.exchanges(rows, empty, history.short_ids([e.id for e in rows]))
             if limit > TABLE_MAX and len(rows) == TABLE_MAX:
                 shown.note(f"Showing the newest {TABLE_MAX:,}; `history list --json` or `history export` give them all.")
         note = pruned_note(history)
@@ -125,17 +130,65 @@ def show(key: str, json_out: bool) -> None:
         shown.note(note)
 
 
-def export(fmt: str, output: str | None) -> None:
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which exchanges `history export` writes: one id, one trigger, since a time, the newest N (all when unset)."""
+
+    id: str | None = None
+    trigger: str | None = None
+    since: str | None = None
+    limit: int | None = None
+
+    def select(self, history: History) -> Iterator[Exchange]:
+        """The chosen exchanges, oldest first, streamed (--limit keeps only the newest N in memory)."""
+        import collections
+
+        if self.id is not None:
+            yield history.get(self.id)
+            return
+        since = parse_since(self.since) if self.since else None
+        chosen = (
+            e
+            for e in history.iter_all()
+            if (self.trigger is None or e.info.trigger == self.trigger) and (since is None or e.received_at >= since)
+        )
+        if self.limit is None:
+            yield from chosen
+        else:
+            yield from collections.deque(chosen, maxlen=self.limit)
+
+
+def parse_since(text: str) -> float:
+    """`--since 30m` / `2h` / `7d` / `90s` (ago) or `2024-05-01` / `2024-05-01T12:00` (local time) → epoch seconds."""
+    import re
+    import time
+    from datetime import datetime
+
+    ago = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if ago:
+        return time.time() - float(ago.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[ago.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(
+            f"Malformed --since {text!r}.", "Give a time ago (30m, 2h, 7d) or a date (2024-05-01, 2024-05-01T12:00)."
+        ) from None
+
+
+def export(fmt: str, output: str | None, only: ExportFilter | None = None) -> None:
     """`history export --format ndjson|curl|har [-o FILE]`: streamed, one stored row at a time."""
     from comethook_cli.engine.store import HistoryDamaged
 
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(EXPORT_FORMATS)}.")
+    only = only or ExportFilter()
+    if only.since:
+        parse_since(only.since)  # a malformed --since is said before the output file is opened
     written = 0
 
     def exchanges() -> Iterator[Exchange]:
         nonlocal written
-        for exchange in history.iter_all():
+        for exchange in only.select(history):
             yield exchange
             written += 1
 
@@ -149,6 +202,10 @@ def export(fmt: str, output: str | None) -> None:
         except HistoryDamaged as damaged:
             damaged.message += f" The export stopped after {written:,} exchange(s); {output or 'the output'} is incomplete."
             raise
+    if output is not None and output != "-":
+        from comethook_cli.outputs.terminal import Renderer
+
+        Renderer().note(f"Wrote {written:,} exchange(s) to {output}.", style="bold")
 
 
 @contextlib.contextmanager

@@ -515,7 +515,27 @@ def forward_config(**values: Any) -> ForwardConfig:
 
 def tunnel_config(**values: Any) -> TunnelConfig:
     """TUNNEL's values → TunnelConfig (--tunnel/--no-tunnel/neither → on/off/auto)."""
+    import difflib
+
+    from comethook_cli.engine.config import NGROK_REGIONS
+    from comethook_cli.errors import UsageError
+
     mode = values.pop("tunnel")
+    region = values["region"]
+    if region is not None and region.strip().lower() not in NGROK_REGIONS:
+        close = difflib.get_close_matches(region.strip().lower(), NGROK_REGIONS, n=1, cutoff=0.5)
+        hint = (f"Did you mean {close[0]}? " if close else "") + f"ngrok's regions: {', '.join(NGROK_REGIONS)}."
+        raise UsageError(f"Unknown --region {region!r}.", hint)
+    values["region"] = region.strip().lower() if region else None
+    domain = values["domain"]
+    if domain:
+        # ngrok wants the bare name: https://my-app.ngrok.app/ is what the Dashboard shows, so take the name out of it.
+        bare = domain.strip().split("://", 1)[-1].rstrip("/")
+        if not bare or "/" in bare or " " in bare:
+            raise UsageError(
+                f"Malformed --domain {domain!r}.", "Give the reserved domain's name, e.g. --domain my-app.ngrok.app."
+            )
+        values["domain"] = bare
     return TunnelConfig(tunnel="auto" if mode is None else "on" if mode else "off", **values)
 
 

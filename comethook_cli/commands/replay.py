@@ -32,7 +32,7 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
         if edit:
             body = edit_body(body)
     chosen = replay.plan(exchange, to, replay.Edits(body=body))
-    execute(chosen.url, lambda: chosen.outgoing, how, chosen.headers)
+    execute(chosen.url, lambda: chosen.outgoing, how, chosen.headers, original=exchange)
 
 
 def edit_body(body: bytes) -> bytes:
@@ -52,10 +52,13 @@ def edit_body(body: bytes) -> bytes:
                 f"Cannot start the editor {editor!r}: {error.strerror}.", "Set $EDITOR to an editor you have."
             ) from None
         if finished.returncode != 0:
-            raise UsageError(f"Replay aborted: the editor exited with status {finished.returncode}.")
+            raise UsageError(
+                f"Replay aborted: the editor exited with status {finished.returncode}.",
+                "Nothing was sent; save and quit to send.",
+            )
         edited = path.read_bytes()
     if not edited.strip():
-        raise UsageError("Replay aborted: the edited body is empty.")
+        raise UsageError("Replay aborted: the edited body is empty.", "Nothing was sent; run it again and leave a JSON body.")
     try:
         jsonbody.parse(edited)
     except jsonbody.JsonBodyError as error:

@@ -14,7 +14,7 @@ from comethook_cli.engine.config import Delivering
 from comethook_cli.engine.runs import EXPECTATIONS, Expectations
 from comethook_cli.engine.sender import Outgoing, normalize_url
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
-from comethook_cli.models import Delivery, Failure
+from comethook_cli.models import Delivery, Exchange, Failure
 
 if TYPE_CHECKING:
     from comethook_cli.engine.runs import RetryReport
@@ -41,7 +41,14 @@ def run(args: SendArgs) -> None:
     url = normalize_url(args.to)
     if args.body is not None:
         raw, payload = read_body(args.body)
-        trigger = args.trigger or (payload.get("trigger") if isinstance(payload, dict) else None)
+        said = payload.get("trigger") if isinstance(payload, dict) else None
+        if args.trigger and isinstance(said, str) and said.lower() != args.trigger.strip().lower():
+            from comethook_cli.outputs.terminal import Renderer
+
+            Renderer().warning(
+                f"the body says trigger {said!r}, not {args.trigger!r}: it is sent as it is, and judged as {args.trigger}."
+            )
+        trigger = args.trigger or said
         if args.options.sets:
             for path, value in args.options.sets:
                 set_path(payload, path, value)
@@ -85,10 +92,16 @@ def parse_expectations(how: Delivering) -> Expectations:
     expected = next((e for e in EXPECTATIONS if e == how.expect), None)
     if how.expect is not None and expected is None:
         raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
-    return Expectations(expected, tuple(parse_set(e) for e in how.expect_json), how.max_latency)
+    return Expectations(expected, tuple(parse_set(e, "--expect-json") for e in how.expect_json), how.max_latency)
 
 
-def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_headers: dict[str, str] | None = None) -> None:
+def execute(
+    url: str,
+    make_body: Callable[[], Outgoing],
+    how: Delivering,
+    extra_headers: dict[str, str] | None = None,
+    original: Exchange | None = None,
+) -> None:
     """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code."""
     from comethook_cli.cometchat.events import describe
     from comethook_cli.engine import runs, sender
@@ -130,6 +143,8 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
         url, next_body, headers, how.timeout, how.count, how.concurrency, max_answer=how.max_answer, insecure=how.insecure
     )
     report = None
+    if how.count == 1:
+        shown.request(first.payload if first.payload is not None else first.body.decode("utf-8", errors="replace"))
     if how.simulate_retries:
         deliveries, report, elapsed = speedups.run(
             sender.run_with_retries(plan, lambda delivery: shown.delivery(delivery, info), delays)
@@ -144,7 +159,27 @@ def execute(url: str, make_body: Callable[[], Outgoing], how: Delivering, extra_
 
             deliveries, elapsed = speedups.run(sender.run(plan, on_delivery))
     shown.summary(runs.summarize(deliveries, elapsed), how.count)
-    outcome(deliveries, runs.check_expectations(deliveries, expectations), report)
+    if original is not None and deliveries:
+        shown.compared(original, deliveries[0])
+    failures = runs.check_expectations(deliveries, expectations)
+    asserted = asserted_by(how)
+    if asserted:
+        retried = [] if report is None or report.consistent else [f"simulated retries got different answers ({report.detail})"]
+        from comethook_cli.outputs.wire import Assertion
+
+        shown.assertion(Assertion(not failures and not retried, tuple(asserted), tuple([*failures, *retried])))
+    outcome(deliveries, failures, report)
+
+
+def asserted_by(how: Delivering) -> list[str]:
+    """The CI assertions a run was asked to hold, as the flags that asked for them."""
+    asserted = [f"--expect {how.expect}"] if how.expect else []
+    asserted += [f"--expect-json {e}" for e in how.expect_json]
+    if how.max_latency is not None:
+        asserted.append(f"--max-latency {how.max_latency:g}")
+    if how.simulate_retries:
+        asserted.append("same answer on every retry")
+    return asserted
 
 
 def unreachable_hint(failure: Failure | None) -> str:
@@ -187,4 +222,7 @@ def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: Re
     if retries is not None and not retries.consistent:
         problems.append(f"simulated retries got different answers ({retries.detail})")
     if problems:
-        raise AssertionFailed("; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
+        raise AssertionFailed(
+            "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),
+            "The answers above show what came back; -v shows every answer in full, --json as data.",
+        )

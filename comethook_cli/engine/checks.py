@@ -15,7 +15,7 @@ from typing import Literal
 import aiohttp
 
 from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog, encode, find_template
-from comethook_cli.engine.sender import CONTENT_TYPE, Outgoing, basic_auth_header, connector, deliver
+from comethook_cli.engine.sender import CHECK_USER_AGENT, CONTENT_TYPE, Outgoing, basic_auth_header, connector, deliver
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, budget_ms
 
@@ -23,6 +23,9 @@ Status = Literal["pass", "fail", "warn"]
 #: A delivery answered this slowly passes, with a warning: little headroom under CometChat's 2 s.
 HEADROOM_MS = 1000.0
 MALFORMED = b'{"trigger": "message_sent", "data": {"message": '
+#: Requests in flight at once (--concurrency): a burst of 64 overwhelms a small single-threaded server's accept
+#: queue, and then latency measures comethook's burst instead of the endpoint.
+DEFAULT_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class CheckRun:
     #: Why the endpoint could not be reached (None when it was): "tls" gets a hint about certificates.
     failure: Failure | None
     seconds: float
+    #: The endpoint answered 401 to a suite run without --basic-auth: it wants credentials.
+    wants_auth: bool = False
 
 
 async def run_checks(
@@ -55,14 +60,16 @@ async def run_checks(
     volatile: Sequence[str] = (),
     max_answer: int = DEFAULT_MAX_ANSWER,
     insecure: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> CheckRun:
     """Every check against one endpoint (the command layer turns the outcome into an exit code)."""
-    suite = Suite(url, basic_auth, templates, timeout, content_type, volatile, max_answer, insecure)
+    suite = Suite(url, basic_auth, templates, timeout, content_type, volatile, max_answer, insecure, concurrency)
     started = time.perf_counter()
     results, deliveries = await suite.run()
     missed = [d.failure for d in deliveries if not d.reached]
     reached = len(missed) < len(deliveries)
-    return CheckRun(results, reached, None if reached else missed[0], time.perf_counter() - started)
+    wants_auth = not basic_auth and any(d.status == 401 for d in deliveries)
+    return CheckRun(results, reached, None if reached else missed[0], time.perf_counter() - started, wants_auth)
 
 
 def select(spec: str) -> list[Template]:
@@ -90,7 +97,11 @@ class Suite:
         volatile: Sequence[str] = (),
         max_answer: int = DEFAULT_MAX_ANSWER,
         insecure: bool = False,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
+        if concurrency < 1:
+            raise UsageError(f"--concurrency {concurrency} sends nothing.", f"Use 1 or more (default {DEFAULT_CONCURRENCY}).")
+        self.gate = asyncio.Semaphore(concurrency)
         self.url = url
         self.content_type = content_type
         self.volatile = [parse_volatile(path) for path in volatile]
@@ -110,7 +121,9 @@ class Suite:
     async def run(self) -> tuple[list[CheckResult], list[Delivery]]:
         """(results in a stable order, the first delivery of each check: whether they got through tells reachability)."""
         pool = connector(100, self.insecure)
-        async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",), connector=pool) as session:
+        # The User-Agent marks these as probes, so a `comethook listen` in front of the endpoint shows them as such.
+        headers = {"User-Agent": CHECK_USER_AGENT}
+        async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",), connector=pool, headers=headers) as session:
             jobs = [self._delivery(session, t) for t in self.templates]
             if any(t.trigger == "before_message" for t in self.templates):
                 jobs.append(self._before_message(session))
@@ -135,6 +148,12 @@ class Suite:
 
     async def _post(
         self, session: aiohttp.ClientSession, outgoing: Outgoing, extra: dict[str, str] | None = None, auth: bool = True
+    ) -> Delivery:
+        async with self.gate:  # latency is measured inside the gate: the endpoint's time, not the wait for a turn
+            return await self._deliver(session, outgoing, extra, auth)
+
+    async def _deliver(
+        self, session: aiohttp.ClientSession, outgoing: Outgoing, extra: dict[str, str] | None, auth: bool
     ) -> Delivery:
         return await deliver(
             session,
@@ -231,7 +250,11 @@ class Suite:
         name = "malformed body gets a 4xx"
         d = await self._post(session, Outgoing(MALFORMED, None, None))
         if d.status is None:
-            return CheckResult(name, "fail", None, f"{d.error} (a hang, or a dropped connection)"), d
+            why = " (a hang, or a dropped connection)" if d.failure in ("timeout", "protocol") else ""
+            return CheckResult(name, "fail", None, f"{d.error}{why}"), d
+        if d.status == 401 and not self.basic_auth:
+            # A 401 says nothing about the body: the endpoint refused before it read it.
+            return CheckResult(name, "fail", d.latency_ms, "answered 401 before reading the body: pass --basic-auth"), d
         if 400 <= d.status < 500:
             return CheckResult(name, "pass", d.latency_ms, f"answered {d.status}"), d
         if d.status >= 500:

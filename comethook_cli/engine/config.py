@@ -23,6 +23,8 @@ from comethook_cli.models import (
 )
 
 TunnelMode = Literal["auto", "on", "off"]
+#: The regions the ngrok agent accepts for --region.
+NGROK_REGIONS = ("us", "eu", "ap", "au", "sa", "jp", "in")
 #: What `check` delivers unless --triggers says otherwise ([check]).
 CHECK_TRIGGERS = ("before_message", "after_message", "message_sent")
 
@@ -110,6 +112,12 @@ class ListenConfig:
     max_events: int | None = None
     #: Give up after this many seconds (None: no limit).
     timeout: float | None = None
+    #: Only these triggers (or generations, "legacy" / "current") are stored and shown; empty: every one (--events).
+    events: tuple[str, ...] = ()
+
+    def keeps(self, trigger: str, generation: str) -> bool:
+        """Whether --events lets a delivery of this trigger and generation be stored and shown."""
+        return not self.events or trigger in self.events or generation in self.events
 
 
 @dataclass(frozen=True)

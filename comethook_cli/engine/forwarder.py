@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from comethook_cli.cometchat.payloads import known_trigger
 from comethook_cli.cometchat.verdict import DROP_ACTION
 from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.listener import RateLimitedWarnings
@@ -118,7 +119,10 @@ class Forwarder:
                 raise UsageError(
                     f"Malformed --route {spec!r}.", "Write it as TRIGGER=URL, e.g. --route before_message=:8001/moderate."
                 )
-            routed[trigger.strip()] = normalize_url(url)
+            name, known = known_trigger(trigger, "--route")
+            if not known:
+                on_warning(f"--route {trigger.strip()}: not a trigger comethook knows; routed anyway (CometChat adds triggers).")
+            routed[name] = normalize_url(url)
         primary, copies = (targets[0], targets[1:]) if targets else (None, [])
         return cls(
             primary, copies, routed, config.forward_timeout, config.fallback, on_warning, unrouted, config.max_answer,
@@ -127,7 +131,7 @@ class Forwarder:
 
     def describe(self) -> str:
         """One line for the banner."""
-        parts = [f"forwarded to {redact_url(self.primary)}" if self.primary else "canned answers (no --forward-to)"]
+        parts = [f"every trigger forwarded to {redact_url(self.primary)}" if self.primary else "canned answers (no --forward-to)"]
         if self.copies:
             parts.append(f"copies to {', '.join(redact_url(c) for c in self.copies)}")
         if self.routes:

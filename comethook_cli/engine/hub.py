@@ -15,6 +15,8 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from comethook_cli.models import Skipped
+
 if TYPE_CHECKING:
     from comethook_cli.models import Exchange
 
@@ -61,6 +63,8 @@ class Hub:
     def __init__(self, sink: Sink | None = None, on_warning: Callable[[str], None] | None = None) -> None:
         self.sink = sink
         self.on_warning = on_warning
+        #: Which exchanges are stored and published as events (`listen --events`); the others are published as Skipped.
+        self.keep: Callable[[Exchange], bool] | None = None
         self._subscribers: list[Subscriber] = []
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
@@ -81,7 +85,7 @@ class Hub:
 
     async def commit(self, exchange: Exchange) -> bool:
         """Store an exchange durably before it is answered; False (and a warning) when it could not be."""
-        if self.sink is None:
+        if self.sink is None or (self.keep is not None and not self.keep(exchange)):
             return True
         try:
             await self.sink.record(exchange)
@@ -94,6 +98,8 @@ class Hub:
     def publish(self, record: Any) -> None:
         """Hand a record to every subscriber. One that raises costs that record its output there, with a
         warning, and nothing else: the other subscribers still get it, and it still gets the next one."""
+        if self.keep is not None and hasattr(record, "info") and not self.keep(record):
+            record = Skipped(record)
         for subscriber in tuple(self._subscribers):
             try:
                 subscriber(record)

@@ -16,7 +16,7 @@ import aiohttp
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads import encode, set_path
 from comethook_cli.engine.listener import plain_body
-from comethook_cli.engine.sender import Outgoing, connector, deliver, normalize_url
+from comethook_cli.engine.sender import USER_AGENT, Outgoing, connector, deliver, normalize_url
 from comethook_cli.engine.store import History
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, HOP_BY_HOP, JSON, SECRET_HEADERS, Delivery, Exchange
@@ -139,5 +139,5 @@ async def replay(
     # Header names are case-insensitive: a given header replaces the stored one of that name.
     given = {name.lower() for name in extra}
     sent = {**{n: v for n, v in chosen.headers.items() if n.lower() not in given}, **extra}
-    async with aiohttp.ClientSession(connector=connector(1, insecure)) as session:
+    async with aiohttp.ClientSession(connector=connector(1, insecure), headers={"User-Agent": USER_AGENT}) as session:
         return await deliver(session, chosen.url, chosen.outgoing, sent, timeout, max_answer=max_answer)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from comethook_cli import __version__
 from comethook_cli.cometchat.verdict import judge
 from comethook_cli.engine.runs import RetryReport, compare_attempts
 from comethook_cli.errors import UsageError
@@ -26,6 +28,9 @@ _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#:@]*):([^/?#]*)@")
 CERTIFICATE_PROBLEM = "TLS certificate not trusted"
 #: CometChat's documented retry cadence when retryOnFailure is on: 10 s, then 30 s.
 COMETCHAT_RETRY_DELAYS = (10.0, 30.0)
+#: Who is asking, on every request comethook makes (`check` adds `-check`, so a listener can tell its probes apart).
+USER_AGENT = f"comethook/{__version__}"
+CHECK_USER_AGENT = f"comethook-check/{__version__}"
 #: The casing live CometChat deliveries carry (its docs say application/json): receivers must accept both.
 CONTENT_TYPE = "Application/json"
 
@@ -59,16 +64,42 @@ def normalize_url(target: str) -> str:
     if not target:
         raise UsageError("No target URL given.", "Pass --to URL, e.g. --to http://localhost:8000/webhook.")
     if target.isdigit():
-        return f"http://localhost:{target}"
-    if target.startswith(":"):
-        return f"http://localhost{target}"
-    if target.startswith("/"):
-        return f"http://localhost:8000{target}"
-    if "://" not in target:
-        return f"http://{target}"
-    if not target.startswith(("http://", "https://")):
+        url = f"http://localhost:{target}"
+    elif target.startswith(":"):
+        url = f"http://localhost{target}"
+    elif target.startswith("/"):
+        url = f"http://localhost:8000{target}"
+    elif "://" not in target:
+        if MALFORMED_SCHEME.match(target):  # http//host, https:/host: a typo, not a host named "http"
+            raise UsageError(
+                f"Malformed URL {target!r}.", "Write the scheme as http:// or https://, e.g. http://localhost:8000/hook."
+            )
+        url = f"http://{target}"
+    elif not target.lower().startswith(("http://", "https://")):
         raise UsageError(f"Unsupported URL {target!r}.", "Use an http:// or https:// URL.")
-    return target
+    else:
+        url = target
+    return checked_url(url, target)
+
+
+#: A target that starts like a scheme but is not one (`http//host`, `https:/host`, `http:host`).
+MALFORMED_SCHEME = re.compile(r"^https?(?::/?(?!/)|//)", re.IGNORECASE)
+
+
+def checked_url(url: str, given: str) -> str:
+    """The URL when it names a host and a valid port; a UsageError (exit 2, at start-up) otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise UsageError(
+            f"Malformed URL {given!r}: the port is not a number from 0 to 65535.", "e.g. http://localhost:8000/hook."
+        ) from None
+    if not parts.hostname:
+        raise UsageError(f"Malformed URL {given!r}: it names no host.", "e.g. http://localhost:8000/hook, or just 8000.")
+    return url
 
 
 def redact_url(url: str) -> str:
@@ -228,7 +259,8 @@ def _describe(error: aiohttp.ClientError) -> tuple[Failure, str]:
         why = getattr(error.certificate_error, "verify_message", None) or error.certificate_error
         return "tls", f"could not connect to {error.host}:{error.port}: {CERTIFICATE_PROBLEM} ({why})"
     if isinstance(error, aiohttp.ClientConnectorError):
-        reason = error.os_error.strerror or str(error.os_error) or "refused"
+        refused = isinstance(error.os_error, ConnectionRefusedError) or error.os_error.errno == errno.ECONNREFUSED
+        reason = "connection refused" if refused else error.os_error.strerror or str(error.os_error) or "refused"
         return "unreachable", f"could not connect to {error.host}:{error.port}: {reason.lower()}"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "protocol", "the server closed the connection without answering"
@@ -243,7 +275,8 @@ async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None]) -> tuple[
     results: list[Delivery] = []
     queue = iter(range(plan.count))
     started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector(max(plan.concurrency, 1), plan.insecure)) as session:
+    pool = connector(max(plan.concurrency, 1), plan.insecure)
+    async with aiohttp.ClientSession(connector=pool, headers={"User-Agent": USER_AGENT}) as session:
 
         async def worker() -> None:
             for _ in queue:
@@ -264,7 +297,7 @@ async def run_with_retries(
     outgoing = plan.make_body()
     deliveries: list[Delivery] = []
     started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector(100, plan.insecure)) as session:
+    async with aiohttp.ClientSession(connector=connector(100, plan.insecure), headers={"User-Agent": USER_AGENT}) as session:
         for attempt, delay in enumerate((0.0, *delays), start=1):
             if delay:
                 await asyncio.sleep(delay)

@@ -56,6 +56,7 @@ class Session:
         self._prepared = False
         self._close_answerer: Callable[[], Awaitable[None]] | None = None
         self._stop: asyncio.Event | None = None
+        self._kept = 0
 
     # --- the three phases ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -74,6 +75,8 @@ class Session:
         self.answerer, self.answering, self._close_answerer = self._build_answerer()
         self.history, self.history_state = self._open_history()
         self.hub.sink = self.history
+        if self.config.events:
+            self.hub.keep = lambda exchange: self.config.keeps(exchange.info.trigger, exchange.info.generation)
         self.listener = Listener(listener, self.answerer, self.hub)
         self._prepared = True
 
@@ -84,8 +87,8 @@ class Session:
         self.prepare()
         assert self.listener is not None
         self._stop = asyncio.Event()
-        if self.config.max_events is not None:
-            self.hub.subscribe(self._count)
+        self._kept = 0
+        self.hub.subscribe(self._count)
         if self.config.listener.host not in LOOPBACK:
             self.hub.warn(f"listening on {self.config.listener.host}: anyone who can reach this machine can post to it.")
         try:
@@ -162,7 +165,9 @@ class Session:
     # --- what a caller may want to know ----------------------------------------------------------
     @property
     def events(self) -> int:
-        """Exchanges answered so far."""
+        """Events so far: exchanges answered (with --events, only those it keeps)."""
+        if self.config.events:
+            return self._kept
         return self.listener.events if self.listener is not None else 0
 
     @property
@@ -183,7 +188,10 @@ class Session:
 
     # --- the parts -------------------------------------------------------------------------------
     def _count(self, record: object) -> None:
-        if isinstance(record, Exchange) and self.config.max_events is not None and self.events >= self.config.max_events:
+        if not isinstance(record, Exchange):
+            return  # a rejection, or a delivery --events leaves out: not an event
+        self._kept += 1
+        if self.config.max_events is not None and self.events >= self.config.max_events:
             self.stop()
 
     def _build_answerer(self) -> tuple[Answerer, str, Callable[[], Awaitable[None]] | None]:
@@ -199,6 +207,10 @@ class Session:
             raise UsageError(f"--status {answers.status} is not an HTTP status code.", "Use 100-599, e.g. --status 503.")
         canned = self.responder = rules.Responder(respond, drop_if, loaded, answers.delay, answers.status)
         forward = self.config.forward
+        from comethook_cli.engine.forwarder import FALLBACKS
+
+        if forward.fallback not in FALLBACKS:  # said at start-up, with or without --forward-to
+            raise UsageError(f"Unknown --fallback {forward.fallback!r}.", f"Use one of: {', '.join(FALLBACKS)}.")
         if not forward.enabled:
             return canned, canned.describe(), None
         from comethook_cli.engine.forwarder import Forwarder

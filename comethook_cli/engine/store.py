@@ -649,6 +649,24 @@ class History:
             raise UsageError(f"No exchange {key!r} in the history.", "`comethook history list` shows the ids.")
         raise UsageError(f"{key!r} matches several exchanges.", "Give more characters of the id (its end tells ids apart).")
 
+    def short_ids(self, ids: list[str], minimum: int = 6) -> dict[str, str]:
+        """Each id's shortest end (at least `minimum` characters) that no other stored id ends with: what `history
+        list` shows and `get()` accepts. Ids begin with the time, so their ends tell them apart."""
+        found: dict[str, str] = {}
+        with self._reading():
+            for full in ids:
+                for size in range(min(minimum, len(full)), len(full) + 1):
+                    end = full[-size:]
+                    matches = self._connection.execute(
+                        "SELECT COUNT(*) FROM exchanges WHERE id LIKE ? ESCAPE '\\'", ("%" + _like_escape(end),)
+                    ).fetchone()[0]
+                    if matches <= 1:
+                        found[full] = end
+                        break
+                else:
+                    found[full] = full
+        return found
+
     def last(self) -> Exchange:
         """The newest exchange."""
         newest, _ = self.page(limit=1)

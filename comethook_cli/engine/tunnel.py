@@ -168,7 +168,12 @@ async def _open(port: int, config: TunnelConfig, token: str | None, confirm_inst
         pyngrok_config.auth_token = None
         extra: dict[str, Any] = {"url": f"https://{config.domain}"} if config.domain else {}
         work = asyncio.ensure_future(asyncio.to_thread(_connect, port, pyngrok_config, extra))
-        done, _ = await asyncio.wait([work], timeout=config.tunnel_timeout + DEADLINE_SLACK)
+        try:
+            done, _ = await asyncio.wait([work], timeout=config.tunnel_timeout + DEADLINE_SLACK)
+        except asyncio.CancelledError:  # Ctrl-C while the agent starts: it must not outlive comethook
+            _kill_starting_agent(pyngrok_config)
+            work.add_done_callback(lambda done: done.cancelled() or done.exception())  # its error is expected, not news
+            raise
     if not done:
         _kill_starting_agent(pyngrok_config)
         with contextlib.suppress(Exception):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.highlighter import JSONHighlighter
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -74,6 +75,8 @@ class Renderer:
     def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
         self.out = Console(file=stream, highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        # On a terminal, messages wrap at words to its width; in a log they stay whole lines.
+        self.err.soft_wrap = not self.err.is_terminal
         self.quiet = quiet
 
     # --- messages -----------------------------------------------------------------------------
@@ -132,15 +135,54 @@ class Renderer:
         elif value is not None:
             self.out.print(Text(safe(str(value), multiline=True)))
 
+    def help_page(self, usage: str, description: str, panels: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        """A command's --help on stdout: usage, description, then each panel's options, wrapped at words to the width.
+
+        Names sit beside their help when they fit a third of the width, above it when they do not."""
+        width = max(self.out.width, 40)
+        self.out.print(Text.assemble(("Usage: ", "bold"), usage))
+        if description:
+            self.out.print()
+            for line in Text(description).wrap(self.out, width - 2):
+                line.rstrip()
+                self.out.print(Text.assemble("  ", line))
+        names = [n for _, rows in panels for n, _ in rows]
+        column = min(max([len(n) for n in names] + [8]), max(width // 3, 20))
+        for title, rows in panels:
+            self.out.print()
+            self.out.print(Text(title, style="bold"))
+            for name, text in rows:
+                wrapped: list[Text] = list(Text(text).wrap(self.out, max(width - column - 4, 20))) if text else []
+                if len(name) > column:
+                    self.out.print(Text(f"  {name}", style="cyan"))
+                    first = []
+                else:
+                    first = [Text.assemble((f"  {name.ljust(column)}  ", "cyan"), wrapped[0] if wrapped else "")]
+                    wrapped = wrapped[1:]
+                for line in [*first, *(Text.assemble(" " * (column + 4), part) for part in wrapped)]:
+                    line.rstrip()
+                    self.out.print(line)
+
     # --- payloads -----------------------------------------------------------------------------
     def payload_table(self, templates: Iterable[Template]) -> None:
         """The catalog as a table on stdout."""
-        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        for column in ("trigger", "generation", "family", "description"):
-            table.add_column(column, overflow="fold")
+        templates = list(templates)
+        columns: tuple[str, ...] = ("trigger", "generation", "family")
+        # A trigger name never wraps: the description gives way, cut at a word; on a narrow terminal, family and generation too.
+        while True:
+            widths = [max([len(getattr(t, column)) for t in templates] + [len(column)]) for column in columns]
+            room = self.out.width - sum(widths) - 2 * len(widths)
+            if room >= 20 or len(columns) == 1:
+                break
+            columns = columns[:-1]
+        room = max(room, 10)
+        header = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "  description"
+        self.out.print(Text(header, style="bold"), no_wrap=True, overflow="ellipsis")
         for t in templates:
-            table.add_row(t.trigger, t.generation, t.family, t.description)
-        self.out.print(table)
+            cells = "  ".join(getattr(t, c).ljust(w) for c, w in zip(columns, widths, strict=True))
+            line = Text(cells + "  ")
+            line.append_text(cut_at_word(Text(t.description), room) or Text(""))
+            self.out.print(line, no_wrap=True, overflow="ellipsis")
 
     # --- send -----------------------------------------------------------------------------------
     def delivery(self, delivery: Delivery, info: EventInfo | None, verbose: bool = False) -> None:
@@ -198,6 +240,51 @@ class Renderer:
             )
         )
 
+    def same_answer(self, delivery: Delivery) -> None:
+        """A simulated retry that got the first attempt's answer again: one line, not the whole answer again."""
+        self.out.print(
+            Text.assemble(
+                ("--> ", "bold"), "POST again", (f"  attempt {delivery.attempt}", "magenta"), "  ",
+                ("<-- ", "bold"), (str(delivery.status or "no answer"), "green" if delivery.ok else "red"),
+                f"  {_ms(delivery.latency_ms)}", ("  same answer", "dim"),
+            )
+        )  # fmt: skip
+
+    def request_body(self, body: Any) -> None:
+        """-v: the request body, under a heading (the answer follows)."""
+        self.out.print(Text("request body:", style="bold"))
+        self.body(body, VERBOSE_BODY_CHARS, "--json shows it all")
+
+    def compared(self, original: Exchange, again: Delivery) -> None:
+        """`replay`: what the stored exchange was answered, beside what came back now, and how the bodies differ."""
+        import difflib
+
+        def said(status: int | None, verdict: Verdict | None) -> str:
+            return (str(status) if status is not None else "no answer") + (f" {verdict.kind.upper()}" if verdict else "")
+
+        before, now = said(original.response_status, original.verdict), said(again.status, again.verdict)
+        line = Text.assemble(("Original: ", "bold"), before, f" in {_ms(original.latency_ms)}", ("  now: ", "bold"), now)
+        same = before == now and original.response_body == again.response_body
+        line.append("  same answer" if same else "  the answer changed", style="dim" if same else "bold yellow")
+        self.out.print(line)
+        if not same and original.response_body != again.response_body:
+            pretty = [_pretty(parse_body(original.response_body)), _pretty(again.response)]
+            diff = difflib.unified_diff(pretty[0], pretty[1], "original answer", "new answer", lineterm="", n=1)
+            for row in list(diff)[:60]:
+                style = "green" if row.startswith("+") else "red" if row.startswith("-") else "dim"
+                self.out.print(Text(safe(row), style=style))
+
+    def failures(self, failed: list[Delivery], total: int) -> None:
+        """The first failed deliveries of a run, under a heading (after the progress bar is gone)."""
+        shown = f"the first {len(failed)} of {total}" if total > len(failed) else f"{total}"
+        self.out.print(Text(f"Failed deliveries ({shown}):", style="bold red"))
+        for delivery in failed:
+            self.delivery_line(delivery)
+
+    def assertion_passed(self, asserted: Iterable[str]) -> None:
+        """One short line: every assertion held."""
+        self.out.print(Text.assemble(("✓ ", "bold green"), f"assertions held: {safe(', '.join(asserted))}"))
+
     def summary(self, summary: Summary) -> None:
         """The count / ok / failed / latency percentiles / rate summary of a run."""
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
@@ -240,64 +327,49 @@ class Renderer:
             yield lambda: bar.advance(task)
 
     def banner(self, lines: list[tuple[str, str]], title: str) -> None:
-        """The start-up banner on stderr: label/value rows under a title."""
+        """The start-up banner on stderr: label/value rows under a title, wrapped at words to the width."""
         self.err.print(Text(title, style="bold green"))
         width = max((len(label) for label, _ in lines), default=0)
+        indent = 2 + width + 2
         for label, value in lines:
-            if label:
-                self.err.print(Text.assemble((f"  {label.ljust(width)}  ", "bold"), safe(value)))
-            else:
-                self.err.print(Text(f"  {safe(value)}", style="dim"))
+            text = Text(safe(value), style="" if label else "dim")
+            # Wrapped at words (a word longer than the room, a URL or a path, is folded), each line under the last.
+            room = max(self.err.width - indent, 20) if self.err.is_terminal else 1 << 20  # a log keeps whole lines
+            wrapped = text.wrap(self.err, room, overflow="fold")
+            for number, part in enumerate(wrapped):
+                part.rstrip()
+                shown = label if number == 0 else ""
+                self.err.print(Text.assemble((f"  {shown.ljust(width)}  ", "bold"), part))
 
     def event(self, exchange: Exchange, verbose: bool = False) -> None:
-        """One line per delivery: time, trigger, generation, who → whom, preview, id, webhook, answer."""
+        """One line per delivery (two when forwarded), fitted to a terminal's width; whole on a pipe."""
         if self.quiet:
             return
-        info = exchange.info
-        line = Text.assemble(
-            (now_clock(exchange.received_at) + " ", "dim"),
-            ("--> ", "bold"),
-            (safe(info.trigger), "bold cyan" if info.generation != "unknown" else "bold magenta"),
-            (f" [{info.generation}]", "dim"),
-            " ",
-            safe(info.summary),
-        )
-        if info.webhook:
-            line.append(f"  webhook {safe(info.webhook)}", style="dim")
-        if exchange.forwarded_to is None:
-            line.append("  ")
-            line.append_text(self._answer(exchange))
+        width = self.out.width if self.out.is_terminal else None
+        for line in event_lines(exchange, width):
             self.out.print(line)
-        else:
-            self.out.print(line)
-            back = Text.assemble((now_clock(exchange.received_at) + " ", "dim"), ("<-- ", "bold"))
-            back.append_text(self._answer(exchange))
-            back.append(f"  from {safe(exchange.forwarded_to)}", style="dim")
-            if exchange.forward_error:
-                back.append(f"  app unreachable: {safe(exchange.forward_error)}", style="bold red")
-            self.out.print(back)
-            if exchange.verdict is not None and exchange.verdict.kind == "inject" and exchange.verdict.metadata is not None:
-                injected = exchange.verdict.metadata.get("@injected", {}).get("webhooks", {})
-                self.out.print(Text("    @injected.webhooks = " + dumps(injected), style="cyan"))
+        verdict = exchange.verdict
+        if verdict is not None and verdict.kind == "inject" and verdict.metadata is not None and exchange.forwarded_to:
+            injected = verdict.metadata.get("@injected", {}).get("webhooks", {})
+            self.out.print(fit([Text("    @injected.webhooks = " + safe(dumps(injected)), style="cyan")], width, cut=0))
         if verbose:
             self.details(exchange)
+
+    def skipped(self, exchange: Exchange) -> None:
+        """A delivery `listen --events` leaves out: answered, not stored, one dim line."""
+        if self.quiet:
+            return
+        width = self.out.width if self.out.is_terminal else None
+        parts = [
+            Text(now_clock(exchange.received_at) + " ", "dim"),
+            Text(f"--- {safe(exchange.info.trigger)} (not in --events; answered {exchange.response_status})", "dim"),
+        ]
+        self.out.print(fit(parts, width, cut=-1))
 
     def slow_answer(self, exchange: Exchange) -> None:
         """Warn when an answer took longer than CometChat's 2 s budget."""
         who = "your app" if exchange.forwarded_to and not exchange.forward_error else "the answer"
         self.warning(f"{exchange.id}: {who} took {_ms(exchange.latency_ms)}, over CometChat's 2 s budget.")
-
-    def _answer(self, exchange: Exchange) -> Text:
-        ok = 200 <= exchange.response_status < 300
-        text = Text.assemble((str(exchange.response_status), "green" if ok else "red"))
-        if exchange.verdict is not None:
-            text.append(" ")
-            text.append(exchange.verdict.kind.upper(), style=VERDICT_STYLE[exchange.verdict.kind])
-            if exchange.verdict.reason:
-                text.append(f" ({safe(exchange.verdict.reason)})", style="red")
-        text.append(f" {_ms(exchange.latency_ms)}", style="dim")
-        text.append(f"  {exchange.id}", style="dim")
-        return text
 
     def details(self, exchange: Exchange) -> None:
         """-v: headers (redacted), the highlighted body, and the answer body."""
@@ -317,32 +389,48 @@ class Renderer:
         """The last line on stderr."""
         self.err.print(Text(f"Stopped after {events} event{'s' if events != 1 else ''}.", style="bold"))
 
-    def table(self, exchanges: list[Exchange]) -> None:
-        """The stored exchanges, newest first, one line each; the summary gets the width that is left."""
-        widths = [
-            max([len(e.id) for e in exchanges] + [2]),
-            11,
-            max([len(safe(e.info.trigger)) for e in exchanges] + [7]),
-            10,
+    def table(self, exchanges: list[Exchange], short_ids: dict[str, str] | None = None) -> None:
+        """The stored exchanges, newest first, one line each, in fixed aligned columns; the summary gets the width left.
+
+        `short_ids` maps an id to the shortest end of it that names it alone (every command accepts it)."""
+        short_ids = short_ids or {}
+        ids = [short_ids.get(e.id, e.id) for e in exchanges]
+        width = self.out.width
+        id_width = max([len(i) for i in ids] + [2])
+        answer_width = len("200 INVALID")
+        trigger_width = max([cell_len(safe(e.info.trigger)) for e in exchanges] + [7])
+        fixed = id_width + answer_width + 3 * 2
+        received = fixed + 11 + 2 + trigger_width + TABLE_SUMMARY_MIN <= width  # the date goes before the trigger is cut
+        if received:
+            fixed += 11 + 2
+        # Only on a very narrow terminal does a long trigger give up its end (…), so the summary keeps some room.
+        trigger_width = max(min(trigger_width, width - fixed - 2 - TABLE_SUMMARY_CUT), len("trigger"))
+        room = max(width - fixed - trigger_width - 2, 8)
+        columns = [
+            ("id", id_width),
+            *([("received", 11)] if received else []),
+            ("trigger", trigger_width),
+            ("answer", answer_width),
         ]
-        room = max(self.out.width - sum(widths) - 2 * len(widths), 8)
-        header = Text(
-            "  ".join(h.ljust(w) for h, w in zip(("id", "received", "trigger", "answer"), widths, strict=True)), style="bold"
-        )
-        header.append("  summary")
+        header = Text("  ".join(name.ljust(w) for name, w in columns) + "  summary", style="bold")
         self.out.print(header, no_wrap=True, overflow="ellipsis")
-        for e in exchanges:
+        for short, e in zip(ids, exchanges, strict=True):
             answer = Text(str(e.response_status), style="green" if 200 <= e.response_status < 300 else "red")
             if e.verdict:
                 answer.append(" " + e.verdict.kind.upper(), style=VERDICT_STYLE[e.verdict.kind])
-            answer.pad_right(widths[3] - len(answer))
-            received = time.strftime("%m-%d %H:%M", time.localtime(e.received_at))
-            summary, trigger = Text(safe(e.info.summary)), safe(e.info.trigger)
-            summary.truncate(room, overflow="ellipsis")
-            line = Text.assemble(
-                e.id.ljust(widths[0]), "  ", (received, "dim"), "  ", trigger.ljust(widths[2]), "  ", answer, "  ", summary
+            answer.pad_right(answer_width - answer.cell_len)
+            trigger = Text(safe(e.info.trigger))
+            if trigger.cell_len > trigger_width:
+                trigger = Text(safe(e.info.trigger)[: trigger_width - 1] + "…")
+            trigger.pad_right(trigger_width - trigger.cell_len)
+            summary = cut_at_word(Text(("check probe · " if is_probe(e) else "") + safe(e.info.summary)), room) or Text("")
+            cells: list[Text | str] = [short.ljust(id_width)]
+            if received:
+                cells.append(Text(time.strftime("%m-%d %H:%M", time.localtime(e.received_at)), "dim"))
+            cells += [trigger, answer, summary]
+            self.out.print(
+                Text("  ").join(Text(c) if isinstance(c, str) else c for c in cells), no_wrap=True, overflow="ellipsis"
             )
-            self.out.print(line, no_wrap=True, overflow="ellipsis")
 
     def exchange(self, exchange: Exchange) -> None:
         """One exchange in full."""
@@ -449,6 +537,121 @@ class Renderer:
         )
         line.append(safe(f"{verdict}{attempt}{error}"), style="dim" if delivery.ok else "red")
         self.out.print(line)
+
+
+#: What the event line may drop, in this order, when the terminal is narrow (all of it is in -v and in history).
+_DROPPABLE = ("webhook", "id", "generation", "clock")
+#: The summary keeps at least this many cells before the ids and the generation are kept, and CLOCK_MIN before the clock.
+SUMMARY_MIN = 40
+CLOCK_MIN = 20
+#: `history list` keeps at least this much room for the summary before it drops the date and cuts long triggers.
+TABLE_SUMMARY_MIN = 30
+TABLE_SUMMARY_CUT = 16
+
+
+def is_probe(exchange: Exchange) -> bool:
+    """Whether `comethook check` sent this delivery (its User-Agent says so), not CometChat."""
+    return any(n.lower() == "user-agent" and v.startswith("comethook-check/") for n, v in exchange.headers)
+
+
+def answer_text(exchange: Exchange) -> Text:
+    """Status, verdict and latency: the part of an event line that is always shown."""
+    ok = 200 <= exchange.response_status < 300
+    text = Text.assemble((str(exchange.response_status), "green" if ok else "red"))
+    if exchange.verdict is not None:
+        text.append(" ")
+        text.append(exchange.verdict.kind.upper(), style=VERDICT_STYLE[exchange.verdict.kind])
+    text.append(f" {_ms(exchange.latency_ms)}", style="dim")
+    return text
+
+
+def cut_at_word(text: Text, room: int) -> Text | None:
+    """`text` in at most `room` cells: whole when it fits, else cut after a word with `…` (None when nothing fits)."""
+    if text.cell_len <= room:
+        return text
+    if room < 2:
+        return None
+    plain = text.plain
+    end = 0
+    while end < len(plain) and cell_len(plain[: end + 1]) <= room - 1:
+        end += 1
+    space = plain.rfind(" ", 0, end + 1)
+    if space <= 0 or not plain[:space].strip():
+        return None  # not even the first word fits: leave it out rather than cut it in the middle
+    end = len(plain[:space].rstrip())
+    cut = text[:end]
+    cut.rstrip()
+    cut.append("…")
+    return cut
+
+
+def fit(parts: list[Text], width: int | None, cut: int = -1) -> Text:
+    """Join `parts` into one line of at most `width` cells: part `cut` (the summary) gives up its end first, at a word."""
+    line = Text().join(parts)
+    if width is None or line.cell_len <= width:
+        return line
+    index = cut % len(parts)
+    others = sum(p.cell_len for i, p in enumerate(parts) if i != index)
+    shortened = cut_at_word(parts[index], width - others)
+    if shortened is None and index > 0 and not parts[index - 1].plain.strip():
+        parts = [*parts[: index - 1], Text(""), *parts[index:]]  # its separator goes with it
+    kept = [p for p in (shortened if i == index else p for i, p in enumerate(parts)) if p is not None]
+    return Text().join(kept)
+
+
+def event_lines(exchange: Exchange, width: int | None) -> list[Text]:
+    """The event line (and the `<--` line of a forwarded delivery) for a terminal `width` cells wide (None: no limit).
+
+    Status, verdict, latency and trigger always show; the summary gets the room that is left, cut at a
+    word; on a narrow terminal the webhook id, the exchange id, the generation and the clock go first."""
+    info = exchange.info
+    forwarded = exchange.forwarded_to is not None
+    reason = exchange.verdict.reason if exchange.verdict is not None else None
+    fallback = exchange.answered_by.startswith("comethook (fallback")
+    for dropped in range(len(_DROPPABLE) + 1):
+        gone = set(_DROPPABLE[:dropped])
+        clock = Text("" if "clock" in gone else now_clock(exchange.received_at) + " ", "dim")
+        head = [
+            clock,
+            Text("--> ", "bold"),
+            Text(safe(info.trigger), "bold cyan" if info.generation != "unknown" else "bold magenta"),
+            Text("" if "generation" in gone else f" [{info.generation}]", "dim"),
+            Text(" check probe" if is_probe(exchange) else "", "magenta"),
+        ]
+        if not forwarded:
+            head += [Text("  "), answer_text(exchange)]
+        tail = [Text(f"  webhook {safe(info.webhook)}" if info.webhook and "webhook" not in gone else "", "dim")]
+        tail.append(Text("" if "id" in gone else f"  {exchange.id}", "dim"))
+        summary = Text(safe(info.summary))
+        if reason and not forwarded:
+            summary = Text.assemble((safe(reason), "red"), " · ", summary)
+        parts = [*head, Text("  "), summary, *tail]
+        fixed = sum(p.cell_len for p in parts) - summary.cell_len
+        wanted = CLOCK_MIN if dropped < len(_DROPPABLE) and _DROPPABLE[dropped] == "clock" else SUMMARY_MIN
+        if width is None or fixed + min(summary.cell_len, wanted) <= width or dropped == len(_DROPPABLE):
+            break
+    first = fit(parts, width, cut=len(head) + 1)
+    if not forwarded:
+        return [first]
+    back = [clock, Text("<-- ", "bold"), answer_text(exchange)]
+    if reason:
+        back.append(Text(f"  {safe(reason)}", "red"))
+    if fallback:
+        # comethook answered, not the app: say so, and why the app did not.
+        back.append(Text(f"  fallback{exchange.answered_by.removeprefix('comethook (fallback').rstrip(')')}", "bold yellow"))
+        back.append(Text(f": {safe(exchange.forwarded_to or '')} {safe(exchange.forward_error or 'did not answer')}", "red"))
+    else:
+        back.append(Text(f"  from {safe(exchange.forwarded_to or '')}", "dim"))
+        if exchange.forward_error:
+            back.append(Text(f"  app unreachable: {safe(exchange.forward_error)}", "bold red"))
+    return [first, fit(back, width, cut=-1)]
+
+
+def _pretty(value: Any) -> list[str]:
+    """A body as lines to diff: indented JSON, or its text."""
+    if value is None:
+        return []
+    return (json.dumps(value, indent=2, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)).splitlines()
 
 
 def _ms(value: float | None) -> str:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.runs import RetryReport, Summary
-    from comethook_cli.models import Delivery, EventInfo, Exchange, Rejection
+    from comethook_cli.models import JSON, Delivery, EventInfo, Exchange, Rejection
 
 #: How many failed deliveries of a `--count` run are shown one by one before the summary.
 FAILURES_SHOWN = 5
@@ -66,6 +66,9 @@ class View:
         """A request the listener refused."""
         self.human.rejected(rejection)
 
+    def skipped(self, exchange: Exchange) -> None:
+        """A delivery `--events` leaves out (answered, not stored): nothing in NDJSON."""
+
     def fatal(self, message: str) -> None:
         """Something ends the session (the error funnel says it on stderr)."""
 
@@ -91,6 +94,16 @@ class View:
         """Whether simulated retries got the same answer."""
         raise NotImplementedError
 
+    def request(self, body: JSON) -> None:
+        """The body about to be sent (-v shows it)."""
+
+    def compared(self, original: Exchange, again: Delivery) -> None:
+        """`replay`: the stored answer beside the new one (the NDJSON view's delivery line already holds the new one)."""
+
+    def assertion(self, record: wire.Assertion) -> None:
+        """What the CI assertions came to (said only when some were asked for)."""
+        raise NotImplementedError
+
     def summary(self, summary: Summary, count: int) -> None:
         """What a run of deliveries came to."""
         raise NotImplementedError
@@ -101,8 +114,8 @@ class View:
         raise NotImplementedError
 
     # --- history, payloads ------------------------------------------------------------------------
-    def exchanges(self, exchanges: Sequence[Exchange], empty: str) -> None:
-        """Stored exchanges, newest first (`empty` is said when there are none)."""
+    def exchanges(self, exchanges: Sequence[Exchange], empty: str, short_ids: dict[str, str] | None = None) -> None:
+        """Stored exchanges, newest first (`empty` is said when there are none; `short_ids`: the ends of ids to show)."""
         raise NotImplementedError
 
     def exchange(self, exchange: Exchange) -> None:
@@ -136,7 +149,8 @@ class HumanView(View):
 
     def __init__(self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None) -> None:
         super().__init__(quiet, verbose, stream)
-        self._failures_shown = 0
+        self._failures: list[Delivery] = []
+        self._first: Delivery | None = None
 
     @property
     def interactive(self) -> bool:
@@ -150,6 +164,10 @@ class HumanView(View):
         self.human.event(exchange, self.verbose)
         super().event(exchange)
 
+    def skipped(self, exchange: Exchange) -> None:
+        """One dim line (none with -q)."""
+        self.human.skipped(exchange)
+
     @contextlib.contextmanager
     def progress(self, total: int) -> Iterator[Callable[[], None]]:
         """A progress bar on stderr when it is a terminal."""
@@ -160,32 +178,59 @@ class HumanView(View):
             yield advance
 
     def delivery(self, delivery: Delivery, info: EventInfo | None, count: int = 1) -> None:
-        """One delivery in full; in a run of many, only the first few failures, one line each."""
+        """One delivery in full (a retry that got the first answer again: one line); in a run of many, the failures
+        are kept and shown after the progress bar, under the summary."""
         if count == 1:
-            self.human.delivery(delivery, info if delivery.attempt == 1 else None, self.verbose)
-        elif not delivery.ok and self._failures_shown < FAILURES_SHOWN:
-            self._failures_shown += 1
-            self.human.delivery_line(delivery)
+            first = self._first
+            if delivery.attempt == 1:
+                self._first = delivery
+            same = first is not None and delivery.attempt > 1 and self._same_answer(first, delivery)
+            if same and not self.verbose:
+                self.human.same_answer(delivery)
+            else:
+                self.human.delivery(delivery, info if delivery.attempt == 1 else None, self.verbose)
+        elif not delivery.ok:
+            self._failures.append(delivery)
+
+    @staticmethod
+    def _same_answer(first: Delivery, again: Delivery) -> bool:
+        return (first.status, first.response_body, first.failure) == (again.status, again.response_body, again.failure)
+
+    def compared(self, original: Exchange, again: Delivery) -> None:
+        """The original answer (status, verdict) beside the new one, and a diff of the bodies when they differ."""
+        self.human.compared(original, again)
+
+    def request(self, body: JSON) -> None:
+        """-v: the request body, before the answer."""
+        if self.verbose:
+            self.human.request_body(body)
 
     def retries(self, report: RetryReport) -> None:
         """`Retries: same answer …` or what differed."""
         self.human.retries(report)
 
     def summary(self, summary: Summary, count: int) -> None:
-        """The summary table (only for a run of more than one)."""
+        """The summary table (only for a run of more than one), then the first failures under a heading."""
         if count > 1:
             self.human.summary(summary)
+            if self._failures:
+                self.human.failures(self._failures[:FAILURES_SHOWN], len(self._failures))
+
+    def assertion(self, record: wire.Assertion) -> None:
+        """A `✓` line when the assertions held (a failure is the error line the funnel prints)."""
+        if record.ok:
+            self.human.assertion_passed(record.asserted)
 
     def checks(self, url: str, results: Sequence[CheckResult], summary: wire.CheckSummary) -> None:
         """The table and the summary line."""
         self.human.results(url, list(results), summary)
 
-    def exchanges(self, exchanges: Sequence[Exchange], empty: str) -> None:
+    def exchanges(self, exchanges: Sequence[Exchange], empty: str, short_ids: dict[str, str] | None = None) -> None:
         """The history table."""
         if not exchanges:
             self.human.note(empty)
             return
-        self.human.table(list(exchanges))
+        self.human.table(list(exchanges), short_ids)
 
     def exchange(self, exchange: Exchange) -> None:
         """One exchange in full."""
@@ -261,6 +306,10 @@ class WireView(View):
         """The `retries` line."""
         self.write(wire.Retries(report))
 
+    def assertion(self, record: wire.Assertion) -> None:
+        """The `assertion` line, passed or failed."""
+        self.write(record)
+
     def summary(self, summary: Summary, count: int) -> None:
         """The `summary` line (always, even for one delivery)."""
         self.write(wire.SendSummary(summary))
@@ -271,7 +320,7 @@ class WireView(View):
             self.write(wire.Check(result))
         self.write(summary)
 
-    def exchanges(self, exchanges: Sequence[Exchange], empty: str) -> None:
+    def exchanges(self, exchanges: Sequence[Exchange], empty: str, short_ids: dict[str, str] | None = None) -> None:
         """An `event` line per stored exchange."""
         for exchange in exchanges:
             self.write(wire.Event(exchange))

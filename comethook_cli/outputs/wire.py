@@ -277,6 +277,20 @@ class CheckSummary(Record):
 
 
 @dataclass(frozen=True)
+class Assertion(Record):
+    """What the CI assertions of a `send` or `replay` came to (--expect, --expect-json, --max-latency, retries)."""
+
+    type: ClassVar[str] = "assertion"
+    ok: bool
+    asserted: tuple[str, ...]
+    failures: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "assertion", "ok", "asserted", "failures"}."""
+        return {"type": self.type, "ok": self.ok, "asserted": list(self.asserted), "failures": list(self.failures)}
+
+
+@dataclass(frozen=True)
 class Payload(Record):
     """One entry of the catalog (`payloads list --json`)."""
 
@@ -378,6 +392,7 @@ RecordType = Literal[
     "trigger",
     "reload",
     "setting",
+    "assertion",
 ]
 
 

@@ -136,12 +136,28 @@ def trigger_names() -> list[str]:
     return sorted({t.trigger for t in catalog()} | set(TRIGGER_ALIASES))
 
 
+def known_trigger(trigger: str, flag: str) -> tuple[str, bool]:
+    """A trigger name from a flag (`--route`, `--events`), lower-cased: (name, whether the catalog knows it).
+
+    A name close to a known one is a typo: UsageError with "did you mean". Any other unknown name is let
+    through (CometChat adds triggers), and the caller says so."""
+    folded = trigger.strip().lower()
+    name = TRIGGER_ALIASES.get(folded, folded)
+    if name in trigger_names():
+        return name, True
+    close = difflib.get_close_matches(folded, trigger_names(), n=3, cutoff=0.8)
+    if close:
+        raise UsageError(f"Unknown trigger {trigger!r} in {flag}.", f"Did you mean {', '.join(close)}?")
+    return name, False
+
+
 def find_template(trigger: str, legacy: bool = False) -> Template:
     """The template for a trigger; current shape unless `legacy` (or the trigger is legacy-only)."""
-    name = TRIGGER_ALIASES.get(trigger, trigger)
+    folded = trigger.strip().lower()  # trigger names are case-insensitive: BEFORE_MESSAGE is before_message
+    name = TRIGGER_ALIASES.get(folded, folded)
     matches = {t.generation: t for t in catalog() if t.trigger == name}
     if not matches:
-        close = difflib.get_close_matches(trigger, trigger_names(), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(folded, trigger_names(), n=3, cutoff=0.6)
         hint = f"Did you mean {', '.join(close)}?" if close else "Run `comethook payloads list` to see every trigger."
         raise UsageError(f"Unknown trigger {trigger!r}.", hint)
     if legacy and "legacy" not in matches:
@@ -231,13 +247,14 @@ def shape_problems(template: Template, body: Any, ids: Collection[str] = ()) -> 
     return problems
 
 
-def parse_set(expression: str) -> tuple[str, Any]:
-    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself."""
+def parse_set(expression: str, flag: str = "--set") -> tuple[str, Any]:
+    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself (`flag` names it)."""
     path, sep, raw = expression.partition("=")
     path = path.strip()
     if not sep or not path or any(not part for part in path.split(".")):
+        example = "data.text=hello" if flag == "--set" else "status=queued"
         raise UsageError(
-            f"Malformed --set {expression!r}.", "Write it as PATH=VALUE with a dotted path, e.g. --set data.text=hello."
+            f"Malformed {flag} {expression!r}.", f"Write it as PATH=VALUE with a dotted path, e.g. {flag} {example}."
         )
     try:
         value: Any = jsonbody.parse(raw)  # strict: NaN stays the string "NaN", never a float that is not JSON
@@ -254,18 +271,26 @@ def set_path(document: Any, path: str, value: Any) -> None:
         last = depth == len(parts) - 1
         where = ".".join(parts[: depth + 1])
         if isinstance(node, list):
-            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
-                raise UsageError(f"--set {path}: {where!r} is not an index of the list there.", "Use 0-based list indices.")
+            # One past the end appends (so attachments.0.url fills a new list); further out is a mistake.
+            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) <= len(node):
+                raise UsageError(
+                    f"--set {path}: {where!r} is not an index of the list there (it has {len(node)} item(s)).",
+                    f"Use a 0-based index from 0 to {len(node)} ({len(node)} appends).",
+                )
+            if int(part) == len(node):
+                node.append(None)
             if last:
                 node[int(part)] = value
                 return
+            if node[int(part)] is None:
+                node[int(part)] = [] if parts[depth + 1].isdigit() else {}
             node = node[int(part)]
         elif isinstance(node, dict):
             if last:
                 node[part] = value
                 return
             if part not in node or node[part] is None:
-                node[part] = {}
+                node[part] = [] if parts[depth + 1].isdigit() else {}  # a numeric segment next makes a list
             node = node[part]
         else:
             parent = ".".join(parts[:depth]) or "the body"
