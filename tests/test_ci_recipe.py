@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,13 @@ def test_the_shell_script_checks_a_real_app(tmp_path: Path, mode: str, code: int
     assert len(cases) > 60  # every trigger of the catalog, and the other checks
     failures = [case.get("name") for case in cases if case.find("failure") is not None]
     assert (failures == []) if mode == "working" else ("before_message (legacy) accepted" in failures)
-    with socket.socket() as probe:  # the script stopped the app
-        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    deadline = time.monotonic() + 10  # the script stopped the app (its exit may take a moment)
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                break
+        assert time.monotonic() < deadline, "the app is still listening after the script ended"
+        time.sleep(0.1)
 
 
 async def test_check_on_github_actions_annotates_and_writes_a_job_summary(cli: Any, target: Any, tmp_path: Path) -> None:
