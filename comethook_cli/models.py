@@ -122,6 +122,8 @@ class Exchange:
     forwarded_to: str | None = None
     forward_error: str | None = None
     answered_by: str = "comethook"
+    #: http://host:port of the listener that received it (None in histories from before it was kept).
+    listener: str | None = None
     #: The body as the strict `jsonbody.parse` read it (no NaN, valid UTF-8), when the listener already has it: saves
     #: parsing it again for output, and tells `outputs.wire` the bytes are valid JSON. Not stored.
     payload: Any = field(default=None, compare=False, repr=False)

@@ -151,3 +151,41 @@ def test_list_keeps_every_column_on_a_narrow_terminal(cli: Any, stored: list[Exc
     assert result.exit_code == 0 and len(lines) == 4
     assert all(len(line) <= 70 for line in lines)
     assert stored[0].id[-6:] in result.stdout and "200 DROP" in result.stdout and "200 INJECT" in result.stdout
+
+
+def test_exports_point_at_the_listener_that_received_the_exchange(cli: Any, listen_process: Any) -> None:
+    from tests.conftest import delivery, post_json
+
+    listener = listen_process("--max-events", "1")  # --port 0: not the default 8765
+    assert post_json(listener.url + "/webhook?x=1", delivery())[0] == 200
+    code, _, err = listener.finish()
+    assert code == 0, err
+    curl = cli("history", "export", "--format", "curl")
+    assert curl.exit_code == 0, curl.output
+    assert shlex.split(curl.stdout)[3] == listener.url + "/webhook?x=1"
+    har = json.loads(cli("history", "export", "--format", "har").stdout)
+    assert har["log"]["entries"][0]["request"]["url"] == listener.url + "/webhook?x=1"
+
+
+def test_a_history_from_before_the_listener_column_is_migrated_and_still_exports(cli: Any) -> None:
+    import sqlite3
+
+    from comethook_cli.engine.store import SCHEMA
+
+    path = default_path()
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace(",\n    listener TEXT\n", "\n"))
+    columns = "id, received_at, method, path, query, headers, body, trigger, generation, family, summary, response_status, "
+    columns += "response_headers, response_body, latency_ms, answered_by"
+    old.execute(
+        f"INSERT INTO exchanges ({columns}) VALUES (?, ?, 'POST', '/webhook', '', '[]', ?, 'message_sent', 'current', "
+        "'message', 'an old one', 200, '[]', ?, 1.0, 'comethook')",
+        ("evt_old", time.time(), b"{}", b"{}"),
+    )
+    old.commit()
+    old.close()
+    curl = cli("history", "export", "--format", "curl")
+    assert curl.exit_code == 0, curl.output
+    assert "http://localhost:8765/webhook" in curl.stdout  # where listeners of that time listened by default
+    assert "listener" in {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(exchanges)")}

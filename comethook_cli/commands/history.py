@@ -222,10 +222,12 @@ def _output(path: str | None) -> Iterator[TextIO]:
         yield stream
 
 
-def target_of(exchange: Exchange, base: str = f"http://localhost:{DEFAULT_PORT}") -> str:
-    """Where a stored exchange goes again by default: the app it was forwarded to, else the listener."""
+def target_of(exchange: Exchange) -> str:
+    """Where a stored exchange goes again by default: the app it was forwarded to, else the listener that
+    received it (its real address; localhost on the default port for exchanges stored before it was kept)."""
     if exchange.forwarded_to:
         return exchange.forwarded_to
+    base = exchange.listener or f"http://localhost:{DEFAULT_PORT}"
     return base + exchange.path + (f"?{exchange.query}" if exchange.query else "")
 
 

@@ -473,6 +473,7 @@ class Listener:
             forwarded_to=answer.forwarded_to,
             forward_error=answer.error,
             answered_by=answer.answered_by,
+            listener=self.local_url,
             payload=payload,
         )
         self.events += 1

@@ -61,13 +61,15 @@ CREATE TABLE IF NOT EXISTS exchanges (
     latency_ms REAL NOT NULL,
     answered_by TEXT NOT NULL,
     forwarded_to TEXT,
-    forward_error TEXT
+    forward_error TEXT,
+    listener TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
 """
 COLUMNS = (
     "id, received_at, method, path, query, headers, body, trigger, generation, family, summary, webhook, response_status, "
-    "response_headers, response_body, verdict, verdict_reason, verdict_metadata, latency_ms, answered_by, forwarded_to, forward_error"
+    "response_headers, response_body, verdict, verdict_reason, verdict_metadata, latency_ms, answered_by, forwarded_to, forward_error, "
+    "listener"
 )
 CHECKPOINT_SECONDS = 0.5
 MIB = 1024 * 1024
@@ -85,7 +87,7 @@ TRUNCATE_WAIT_MS = 50
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
 DAMAGED_CODES = (11, 26)
 PAGE_PRAGMAS = ("page_size", "page_count", "freelist_count")
-INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 22)})"
+INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 23)})"
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -205,10 +207,19 @@ def connect(path: Path, create: bool = True, on_warning: Callable[[str], None] |
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.executescript(SCHEMA)
+        _migrate(connection)
     except sqlite3.Error as error:
         connection.close()
         raise _open_error(path, error) from None
     return connection
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring a history written by an older comethook up to this schema (columns are only ever added)."""
+    have = {row[1] for row in connection.execute("PRAGMA table_info(exchanges)")}
+    if "listener" not in have:  # added in 0.2: where the listener ran, so exports point at its real address
+        with connection:
+            connection.execute("ALTER TABLE exchanges ADD COLUMN listener TEXT")
 
 
 def _open_error(path: Path, error: OSError | sqlite3.Error) -> ComethookError:
@@ -293,7 +304,7 @@ def _row(exchange: Exchange) -> tuple[Any, ...]:
         exchange.info.webhook, exchange.response_status, _json(exchange.response_headers), exchange.response_body,
         verdict.kind if verdict else None, verdict.reason if verdict else None,
         _json(verdict.metadata) if verdict and verdict.metadata is not None else None,
-        exchange.latency_ms, exchange.answered_by, exchange.forwarded_to, exchange.forward_error,
+        exchange.latency_ms, exchange.answered_by, exchange.forwarded_to, exchange.forward_error, exchange.listener,
     )  # fmt: skip
     return tuple(replace_surrogates(value) if isinstance(value, str) else value for value in row)
 
@@ -310,6 +321,7 @@ def _exchange(row: sqlite3.Row) -> Exchange:
         response_status=row["response_status"], response_body=bytes(row["response_body"]), latency_ms=row["latency_ms"],
         verdict=verdict, response_headers=tuple(tuple(h) for h in json.loads(row["response_headers"])),
         forwarded_to=row["forwarded_to"], forward_error=row["forward_error"], answered_by=row["answered_by"],
+        listener=row["listener"],
     )  # fmt: skip
 
 
