@@ -122,8 +122,9 @@ def bench_startup(rounds: int, env: dict[str, str]) -> list[dict[str, Any]]:
             {"comethook": lambda a=args: timed([*COMETHOOK, *a], env), "typer": lambda a=args: timed([*minimal, *a], env)},
         )
         ours, base = median(got["comethook"]) * 1000, median(got["typer"]) * 1000
+        limit = 1.10 if args[0] == "--help" else 1.05
         rows.append({"benchmark": f"start-up `comethook {args[0]}`", "comethook": f"{ours:.0f} ms", "baseline": f"{base:.0f} ms (minimal Typer app)",
-                     "ratio": ours / base, "target": "≤ 1.15×", "met": ours / base <= 1.15})  # fmt: skip
+                     "ratio": ours / base, "target": f"≤ {limit:.2f}×", "met": ours / base <= limit})  # fmt: skip
     return rows
 
 

@@ -8,11 +8,13 @@ Nothing outside this module imports either.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Coroutine
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -91,6 +93,8 @@ MISSING = _MISSING
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """asyncio.run(), on uvloop when it is there."""
+    import asyncio  # here, not at the top: `--help` imports this module and must not pay for asyncio
+
     factory = _loop_factory()
     if factory is None:
         return asyncio.run(main)
