@@ -247,6 +247,19 @@ def new_id() -> str:
     return f"evt_{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(32):08x}"
 
 
+async def bind(runner: web.BaseRunner, host: str, port: int, in_use: tuple[str, str], failed: tuple[str, str | None]) -> None:
+    """Set the runner up and listen on host:port; ListenerError (with `in_use` or `failed` as message and hint)
+    when the address cannot be used, and nothing left half-open."""
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        await runner.cleanup()
+        if error.errno == errno.EADDRINUSE:
+            raise ListenerError(*in_use) from None
+        raise ListenerError(f"{failed[0]}: {error.strerror or error}.", failed[1]) from None
+
+
 class Listener:
     """One aiohttp server: start(), then every exchange and refusal goes through the hub, then stop()."""
 
@@ -286,21 +299,12 @@ class Listener:
             access_log=None, max_line_size=8190, max_field_size=8190, max_headers=128, lingering_time=LINGER,
         )  # fmt: skip
         runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=3)
-        await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port)
-        try:
-            await site.start()
-        except OSError as error:
-            await runner.cleanup()
-            if error.errno == errno.EADDRINUSE:
-                raise ListenerError(
-                    f"Port {self.config.port} is already in use on {self.config.host}.",
-                    "Stop whatever uses it, or pick another port: --port 0 picks a free one.",
-                ) from None
-            raise ListenerError(
-                f"Cannot listen on {self.config.host}:{self.config.port}: {error.strerror or error}.",
-                "Check --host and --port.",
-            ) from None
+        await bind(
+            runner, self.config.host, self.config.port,
+            in_use=(f"Port {self.config.port} is already in use on {self.config.host}.",
+                    "Stop whatever uses it, or pick another port: --port 0 picks a free one."),
+            failed=(f"Cannot listen on {self.config.host}:{self.config.port}", "Check --host and --port."),
+        )  # fmt: skip
         self._runner, self._server = runner, server
         self.port = int(runner.addresses[0][1])
         self._loop = asyncio.get_running_loop()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
 import hmac
 import logging
 import secrets
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from comethook_cli.errors import ListenerError
+from comethook_cli.engine.listener import bind
 from comethook_cli.models import Exchange
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.inspector.api import Api, Exports, json_response
@@ -113,17 +112,11 @@ class Inspector:
         quiet = logging.Logger("comethook.inspector")
         quiet.addHandler(logging.NullHandler())
         runner = web.AppRunner(self.application(), handle_signals=False, access_log=None, shutdown_timeout=1, logger=quiet)
-        await runner.setup()
-        site = web.TCPSite(runner, HOST, self.port)
-        try:
-            await site.start()
-        except OSError as error:
-            await runner.cleanup()
-            if error.errno == errno.EADDRINUSE:
-                raise ListenerError(
-                    f"The inspector's port {self.port} is already in use.", "Pick another with --inspector-port (0: a free one)."
-                ) from None
-            raise ListenerError(f"Cannot serve the inspector on port {self.port}: {error.strerror or error}.") from None
+        await bind(
+            runner, HOST, self.port,
+            in_use=(f"The inspector's port {self.port} is already in use.", "Pick another with --inspector-port (0: a free one)."),
+            failed=(f"Cannot serve the inspector on port {self.port}", None),
+        )  # fmt: skip
         self._runner = runner
         self.port = int(runner.addresses[0][1])
 
