@@ -72,16 +72,16 @@ payloads_app = App(help="List the canned CometChat payloads, or print one as JSO
 app.add_typer(payloads_app, name="payloads")
 history_app = App(help="List, show, export or clear what `listen` received.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
-trigger_app = typer.Typer(
+trigger_app = App(
     help="Make CometChat (or `emulate`) fire real webhooks through its REST API; --wait for them in `listen`.",
     no_args_is_help=True,
 )
 app.add_typer(trigger_app, name="trigger")
-group_app = typer.Typer(help="Create, update or delete a group.", no_args_is_help=True)
+group_app = App(help="Create, update or delete a group.", no_args_is_help=True)
 trigger_app.add_typer(group_app, name="group")
-member_app = typer.Typer(help="Add, kick, change the scope of, ban or unban a group member.", no_args_is_help=True)
+member_app = App(help="Add, kick, change the scope of, ban or unban a group member.", no_args_is_help=True)
 trigger_app.add_typer(member_app, name="member")
-config_app = typer.Typer(help="The project file (comethook.toml): what is in effect, and from where.", no_args_is_help=True)
+config_app = App(help="The project file (comethook.toml): what is in effect, and from where.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -198,8 +198,16 @@ def listen(
 
 @app.command()
 @funnel
-def inspect(inspector_port: InspectorPort = None, open_browser: OpenBrowser = False) -> None:
-    """Open the inspector page on the stored history, without listening: browse, search, replay, export."""
+def inspect(
+    inspector_port: Annotated[
+        int | None,
+        typer.Option(
+            "--inspector-port", metavar="PORT", min=0, max=65535, help="Port of the page (default 8766; 0: a free one)."
+        ),
+    ] = None,
+    open_browser: OpenBrowser = False,
+) -> None:
+    """Serve the inspector page on the stored history, without listening: browse, search, replay, export."""
     from comethook_cli.commands import inspect as inspect_command
 
     inspect_command.run(inspector_port, open_browser)
@@ -268,7 +276,9 @@ def replay(
     exchange_id: Annotated[
         str | None,
         typer.Argument(
-            metavar="ID", help="Stored exchange id (or a unique start or end of it).", autocompletion=completion.history_ids
+            metavar="ID",
+            help="Stored exchange id (or a unique end of it, as `history list` shows).",
+            autocompletion=completion.history_ids,
         ),
     ] = None,
     last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
@@ -354,7 +364,11 @@ def history_list(
 def history_show(
     exchange_id: Annotated[
         str,
-        typer.Argument(metavar="ID", help="Exchange id (or a unique start or end of it).", autocompletion=completion.history_ids),
+        typer.Argument(
+            metavar="ID",
+            help="Exchange id (or a unique end of it, as `history list` shows).",
+            autocompletion=completion.history_ids,
+        ),
     ],
     json_out: JsonOut = False,
 ) -> None:

@@ -48,7 +48,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def active() -> dict[str, bool]:
-    """Which speedups this process uses (for `--version --verbose`-style reports and the benchmarks)."""
+    """Which speedups this process uses."""
     return {"orjson": _orjson() is not None, "uvloop": _loop_factory() is not None}
 
 
@@ -66,7 +66,8 @@ def dumps(value: Any) -> str | None:
     return encoded.decode("utf-8")
 
 
-_MISSING: Any = object()
+#: What loads() returns when the caller must ask `json` instead.
+MISSING: Any = object()
 
 
 #: orjson reads an integer past 64 bits as a float (json keeps it exact): texts with a run of 19 digits or
@@ -81,14 +82,11 @@ def loads(raw: bytes) -> Any:
     has a number orjson would read differently (19 digits or more: a float for json's exact integer)."""
     orjson = _orjson()
     if orjson is None or raw.translate(_DIGITS_AS_ZERO).find(_LONG_RUN) >= 0:
-        return _MISSING
+        return MISSING
     try:
         return orjson.loads(raw)
     except (ValueError, TypeError):  # orjson.JSONDecodeError is a ValueError
-        return _MISSING
-
-
-MISSING = _MISSING
+        return MISSING
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

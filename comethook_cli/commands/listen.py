@@ -181,7 +181,11 @@ def local_only_advice(session: Session) -> str:
     from comethook_cli.engine.tunnel import find_authtoken
 
     if find_authtoken(tunnel) is None:
-        return "CometChat cannot reach a local URL: set NGROK_AUTHTOKEN (or --ngrok-authtoken) for a tunnel."
+        return (
+            "CometChat cannot reach a local URL. For a public one: get an ngrok authtoken (free) at "
+            "https://dashboard.ngrok.com/get-started/your-authtoken, set NGROK_AUTHTOKEN, and run again "
+            "(add --install-ngrok if the ngrok agent is not installed)."
+        )
     # A token is there, so the tunnel failed: the warning above says why (agent missing, offline, too slow ...).
     return "CometChat cannot reach a local URL: the tunnel did not open (see the warning above); fix that and restart."
 
@@ -190,7 +194,9 @@ def banner(session: Session, inspector_url: str | None = None) -> list[tuple[str
     """The start-up banner's rows: where to point CometChat, who answers, where the history goes."""
     config = session.config
     public = session.public_url
-    lines = [("Local", session.local_url), ("Public", public or "none (listening locally; see below)")]
+    lines = [("Local", session.local_url), ("Public", public or "none: listening locally")]
+    if public is None:
+        lines.append(("", local_only_advice(session)))
     lines.append(("Webhook URL", session.webhook_url))
     lines.append(
         (
@@ -202,8 +208,6 @@ def banner(session: Session, inspector_url: str | None = None) -> list[tuple[str
     )
     if inspector_url is not None:
         lines.append(("Inspector", f"{inspector_url} (this machine only)"))
-    if public is None:
-        lines.append(("", local_only_advice(session)))
     basic_auth = "on (credentials required)" if config.listener.basic_auth else "off (anyone with the URL can post)"
     lines.append(("Basic auth", basic_auth))
     if config.events:

@@ -141,7 +141,7 @@ class Suite:
                     "basic auth enforced",
                     "warn",
                     None,
-                    "not tested: pass --basic-auth USER:PASS (CometChat recommends Basic auth)",
+                    "not tested: give credentials (COMETHOOK_BASIC_AUTH or --basic-auth-file; CometChat recommends Basic auth)",
                 )
             )
         return results, deliveries

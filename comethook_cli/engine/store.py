@@ -292,7 +292,7 @@ class Retention:
 
 def _json(value: Any) -> str:
     """A column's JSON text (orjson when it can, else json): read back with json.loads either way."""
-    return speedups.dumps(value) or json.dumps(value)
+    return speedups.dumps(value) or json.dumps(value, default=str)
 
 
 def _row(exchange: Exchange) -> tuple[Any, ...]:

@@ -75,8 +75,10 @@ class Renderer:
     def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
         self.out = Console(file=stream, highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        # On a terminal, messages wrap at words to its width; in a log they stay whole lines.
+        # On a terminal, messages and long data lines wrap at words to its width (the event line, tables and
+        # JSON set their own layout); in a log or a pipe they stay whole lines.
         self.err.soft_wrap = not self.err.is_terminal
+        self.out.soft_wrap = not self.out.is_terminal
         self.quiet = quiet
 
     # --- messages -----------------------------------------------------------------------------
