@@ -315,7 +315,9 @@ def check(
         str | None, typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")
     ] = None,
     json_out: JsonOut = False,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")] = 5.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", min=0.001, help="Seconds to wait for each answer.")
+    ] = 5.0,
     content_type: ContentType = None,
     volatile: Annotated[
         list[str] | None,

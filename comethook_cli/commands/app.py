@@ -48,7 +48,8 @@ def _help_of(param: Any, ctx: Context) -> str:
     flag = getattr(param, "is_flag", False)
     shown = getattr(param, "show_default", True) is not False and default not in (None, "", (), []) and not flag
     if shown and not callable(default):
-        extras.append(f"default: {str(default).replace(',', ', ')}")
+        value = f"{default:g}" if isinstance(default, float) else str(default)  # 30, not 30.0
+        extras.append(f"default: {value.replace(',', ', ')}")
     return " ".join([text, *(f"[{extra}]" for extra in extras)]).strip()
 
 

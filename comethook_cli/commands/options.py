@@ -167,7 +167,7 @@ DELIVERING: Group = {
         None,
     ),
     "timeout": (
-        Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each answer.")],
+        Annotated[float, typer.Option("--timeout", metavar="SECONDS", min=0.001, help="Seconds to wait for each answer.")],
         _delivering("timeout"),
     ),
     "content_type": (ContentType, None),
@@ -574,7 +574,10 @@ TRIGGERING: Group = {
         ],
         None,
     ),
-    "timeout": (Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each REST answer.")], 15.0),
+    "timeout": (
+        Annotated[float, typer.Option("--timeout", metavar="SECONDS", min=0.001, help="Seconds to wait for each REST answer.")],
+        15.0,
+    ),
     "json_out": (JsonOut, False),
     "verbose": (Annotated[bool, typer.Option("--verbose", "-v", help="Show every REST answer in full.")], False),
     "wait": (
