@@ -45,10 +45,10 @@ def short(session: str) -> str:
 #: (trigger, generation) → its exact summary. Every catalog entry is here (test_every_catalog_trigger_is_pinned).
 SUMMARIES = {
     # message family: sender → receiver, category/type, text preview, id
-    ("before_message", "legacy"): f'{A} → {G} · message/text · "hello" · id not yet assigned',
-    ("after_message", "legacy"): f'{A} → {G} · message/text · "hello" · message 500',
-    ("message_sent", "current"): f'{A} → {G} · message/text · "hello" · message 500',
-    ("user_mentioned", "current"): f'{A} → {G} · message/text · "Hi <@uid:cometchat-uid-2> hello" · message 500',
+    ("before_message", "legacy"): f'{A} → {G} · "hello" · id not yet assigned',
+    ("after_message", "legacy"): f'{A} → {G} · "hello" · message 500',
+    ("message_sent", "current"): f'{A} → {G} · "hello" · message 500',
+    ("user_mentioned", "current"): f'{A} → {G} · "Hi <@uid:cometchat-uid-2> hello" · message 500',
     # actions on an existing message: who did it, to which message, its text
     ("message_edited", "current"): f'{A} edited message 500: "hello"',
     ("message_deleted", "current"): f'{A} deleted message 500: "hello"',
@@ -101,11 +101,11 @@ SUMMARIES = {
     ("recording_generated", "current"): "recording of session {session} ready (21.433000 s)",
     ("transcription_generated", "current"): "transcript of session {session} ready",
     # moderation: the moderated message with its status and rule, or the engine's failure
-    ("moderation_engine_approved", "current"): f'{A} → {G} · message/text · "hello" · moderation approved · message 500',
+    ("moderation_engine_approved", "current"): f'{A} → {G} · "hello" · moderation approved · message 500',
     ("moderation_engine_blocked", "current"): (
-        f'{A} → {G} · message/text · "hello" · moderation disapproved (rule profanity-filter) · message 500'
+        f'{A} → {G} · "hello" · moderation disapproved (rule profanity-filter) · message 500'
     ),
-    ("moderation_manual_approved", "current"): f'{A} → {G} · message/text · "hello" · moderation approved · message 500',
+    ("moderation_manual_approved", "current"): f'{A} → {G} · "hello" · moderation approved · message 500',
     ("moderation_engine_failed", "current"): "moderation engine failed on message 500: http_5xx (HTTP 500), outcome approved",
     # campaigns, notifications, feed items, push notifications
     ("after_campaign_completed", "current"): "campaign Welcome Campaign completed: 100/100 sent, 0 failed",
@@ -149,9 +149,9 @@ def test_group_media_and_long_text_messages() -> None:
     assert image.summary == f"{A} → team-42 · message/image · 1 attachment(s) · message 500"
     long = info("message_sent", text="word " * 30 + "\n\tend")
     preview = ("word " * 30)[: PREVIEW_CHARS - 1] + "…"
-    assert long.summary == f'{A} → {G} · message/text · "{preview}" · message 500'
+    assert long.summary == f'{A} → {G} · "{preview}" · message 500'
     spaced = info("after_message", legacy=True, text="two\n\nlines\t here")
-    assert spaced.summary == f'{A} → {G} · message/text · "two lines here" · message 500'
+    assert spaced.summary == f'{A} → {G} · "two lines here" · message 500'
 
 
 def test_an_edit_names_the_original_message() -> None:

@@ -49,14 +49,15 @@ def plain(width: int | None, e: Exchange) -> list[str]:
 @pytest.mark.parametrize("trigger", ["before_message", "after_connection_status_changed", "message_sent", "group_member_joined"])
 def test_the_event_line_fits_and_keeps_status_verdict_latency_and_trigger(width: int, trigger: str) -> None:
     verdict = Verdict("pass") if trigger == "before_message" else None
-    (line,) = plain(width, exchange(trigger, verdict))
+    e = exchange(trigger, verdict)
+    (line,) = plain(width, e)
     assert cell_len(line) <= width
     assert f"--> {trigger}" in line and "200" in line and "2.8 ms" in line
     if verdict:
         assert "200 PASS 2.8 ms" in line
     # The summary is whole or cut after a word: what is shown is a prefix of the summary ending at a word.
     shown = line.split("2.8 ms", 1)[1].removeprefix("  ")
-    summary = describe(build(find_template(trigger), BuildOptions(text="a somewhat long message text to preview here"))).summary
+    summary = e.info.summary
     assert not line.endswith(" ")
     if shown.startswith(summary[:5]):
         head = shown.split("  webhook")[0].split("  evt_")[0]
@@ -70,12 +71,12 @@ def test_exact_lines_at_each_width() -> None:
     e = exchange()
     clock = plain(None, e)[0][:9]
     assert plain(60, e) == ["--> before_message  200 PASS 2.8 ms  Andrew Joseph → George…"]
-    assert plain(80, e) == [clock + "--> before_message  200 PASS 2.8 ms  Andrew Joseph → George Alan ·…"]
+    assert plain(80, e) == [clock + '--> before_message  200 PASS 2.8 ms  Andrew Joseph → George Alan · "a…']
     assert plain(120, e) == [
-        clock + '--> before_message [legacy]  200 PASS 2.8 ms  Andrew Joseph → George Alan · message/text · "a somewhat long…'
+        clock + '--> before_message [legacy]  200 PASS 2.8 ms  Andrew Joseph → George Alan · "a somewhat long message text to…'
     ]
     wide = plain(200, e)[0]
-    assert cell_len(wide) <= 200 and wide.endswith("·…  webhook comethook-dev  evt_01a22ad624e3615f63a8")
+    assert cell_len(wide) <= 200 and wide.endswith('here" · id not yet…  webhook comethook-dev  evt_01a22ad624e3615f63a8')
     # A pipe (no width) gets everything, on one line.
     (full,) = plain(None, e)
     assert full.endswith(

@@ -159,7 +159,9 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
         target = name_of(get(message, "data.entities.receiver.entity")) or name_of(message.get("receiver"))
         kind = f"{message.get('category', '?')}/{message.get('type', '?')}"
         text = get(message, "data.text")
-        parts = [f"{actor or '?'} → {target or '?'}", kind]
+        parts = [f"{actor or '?'} → {target or '?'}"]
+        if kind != "message/text" or not isinstance(text, str):  # a text message is said by its text: it comes first
+            parts.append(kind)
         if isinstance(text, str):
             parts.append(f'"{preview(text)}"')
         attachments = get(message, "data.attachments")

@@ -612,6 +612,10 @@ class History:
         """`after()` on a worker thread."""
         return await self._off_loop(self.after, exchange_id, limit)
 
+    async def asince(self, seq: int, limit: int = 200) -> tuple[list[Exchange], int]:
+        """`since()` on a worker thread."""
+        return await self._off_loop(self.since, seq, limit)
+
     async def aget(self, key: str) -> Exchange:
         """`get()` on a worker thread."""
         return await self._off_loop(self.get, key)

@@ -46,6 +46,8 @@ CSP = (
 #: Records an event-stream client may fall behind by before it is cut off and told to reload.
 STREAM_QUEUE = 256
 #: At most this many missed exchanges are sent on a resume; further behind, the page reloads from the API.
+#: `?after=start`: resume from the history's start (a page that loaded it empty).
+RESUME_FROM_START = "start"
 RESUME_LIMIT = 500
 #: A comment line this often keeps proxies and the browser from timing the stream out.
 KEEPALIVE_SECONDS = 15.0
@@ -199,7 +201,11 @@ class Inspector:
             sent: set[str] = set()
             after = request.headers.get("Last-Event-ID") or request.query.get("after")
             if after and self.history is not None:
-                missed = await self.history.aafter(after, RESUME_LIMIT + 1)
+                missed: list[Exchange] | None
+                if after == RESUME_FROM_START:  # the page loaded an empty history: everything stored since
+                    missed, _ = await self.history.asince(0, RESUME_LIMIT + 1)
+                else:
+                    missed = await self.history.aafter(after, RESUME_LIMIT + 1)
                 if missed is None or len(missed) > RESUME_LIMIT:
                     await self._send(response, wire.Reload("too far behind to resume: reload from the API"))
                     return response

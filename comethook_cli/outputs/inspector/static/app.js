@@ -143,11 +143,16 @@ function addLive(record) {
 }
 
 // --- the event stream ----------------------------------------------------------------------------------
+const START = "start";  // ?after=start: everything stored so far (the server reloads the page if that is too much)
+
 function connect(resume) {
   if (state.source) state.source.close();
   // Resume after the newest exchange known (the server sends what came since, each once). Not after the server
   // said "reload": that exchange may be gone from the history, and resuming from it would only say so again.
-  const newest = !resume ? null : state.rows.length && !hasFilters() ? state.rows[0].id : latestSeen;
+  // An empty, unfiltered list means the history was empty when it loaded: resume from its start, so a
+  // delivery stored between that load and this stream's start is not lost.
+  const empty = !state.rows.length && !hasFilters();
+  const newest = !resume ? null : state.rows.length && !hasFilters() ? state.rows[0].id : latestSeen || (empty ? START : null);
   const source = new EventSource("/api/stream" + (newest ? "?after=" + encodeURIComponent(newest) : ""));
   state.source = source;
   source.onopen = () => setLive(true);
