@@ -165,10 +165,8 @@ class Session:
     # --- what a caller may want to know ----------------------------------------------------------
     @property
     def events(self) -> int:
-        """Events so far: exchanges answered (with --events, only those it keeps)."""
-        if self.config.events:
-            return self._kept
-        return self.listener.events if self.listener is not None else 0
+        """Events so far: exchanges answered and published as such (with --events, only those it keeps)."""
+        return self._kept
 
     @property
     def local_url(self) -> str:
