@@ -45,7 +45,6 @@ from comethook_cli.commands.options import (
     tunnel_config,
     with_options,
 )
-from comethook_cli.commands.trigger import TriggerOptions
 from comethook_cli.engine.config import (
     CHECK_TRIGGERS,
     AnswerConfig,
@@ -54,6 +53,7 @@ from comethook_cli.engine.config import (
     ForwardConfig,
     HistoryConfig,
     ListenerConfig,
+    TriggerOptions,
     TunnelConfig,
 )
 from comethook_cli.errors import ComethookError, ExitCode

@@ -16,7 +16,6 @@ import typer
 
 from comethook_cli.cometchat.payloads import BuildOptions
 from comethook_cli.commands import completion
-from comethook_cli.commands.trigger import TriggerOptions
 from comethook_cli.engine.config import (
     AnswerConfig,
     Delivering,
@@ -24,7 +23,9 @@ from comethook_cli.engine.config import (
     ForwardConfig,
     HistoryConfig,
     ListenerConfig,
+    TriggerOptions,
     TunnelConfig,
+    WebhookTarget,
     default,
 )
 
@@ -560,10 +561,15 @@ ApiKey = Annotated[
 AppId = Annotated[str | None, typer.Option("--app-id", envvar="COMETCHAT_APP_ID", show_envvar=True, help="CometChat app id.")]
 Region = Annotated[str, typer.Option("--region", envvar="COMETCHAT_REGION", show_envvar=True, help="App region: us, eu, in.")]
 
+
 #: How `trigger` reaches CometChat and what it waits for and asserts.
+def _triggering(name: str) -> Any:
+    return default(TriggerOptions, name)
+
+
 TRIGGERING: Group = {
     "app_id": (AppId, None),
-    "region": (Region, "us"),
+    "region": (Region, _triggering("region")),
     "api_key": (ApiKey, None),
     "api_base": (
         Annotated[
@@ -576,7 +582,7 @@ TRIGGERING: Group = {
     ),
     "timeout": (
         Annotated[float, typer.Option("--timeout", metavar="SECONDS", min=0.001, help="Seconds to wait for each REST answer.")],
-        15.0,
+        _triggering("timeout"),
     ),
     "json_out": (JsonOut, False),
     "verbose": (Annotated[bool, typer.Option("--verbose", "-v", help="Show every REST answer in full.")], False),
@@ -588,7 +594,7 @@ TRIGGERING: Group = {
     ),
     "wait_timeout": (
         Annotated[float, typer.Option("--wait-timeout", metavar="SECONDS", min=0.001, help="How long --wait waits.")],
-        30.0,
+        _triggering("wait_timeout"),
     ),
     "expect": (
         Annotated[
@@ -631,11 +637,11 @@ EMULATING: Group = {
             bool,
             typer.Option("--legacy/--current", help="Legacy webhooks (before_message, after_message) or current (default)."),
         ],
-        False,
+        _emulating("legacy"),
     ),
     "webhook_id": (
         Annotated[str, typer.Option("--webhook-id", help="The webhook's id (in payloads and @injected).")],
-        "comethook-emulator",
+        default(WebhookTarget, "webhook_id"),
     ),
     "api_key": (ApiKey, None),
     "app_id": (Annotated[str, typer.Option("--app-id", help="The app id payloads carry.")], _emulating("app_id")),
@@ -655,7 +661,7 @@ EMULATING: Group = {
     ),
     "retry_on_failure": (
         Annotated[bool, typer.Option("--retry-on-failure", help="Deliver a failed webhook again at 10 s, then 30 s.")],
-        False,
+        _emulating("retry_on_failure"),
     ),
     "retry_delays": (
         Annotated[str | None, typer.Option("--retry-delays", metavar="S,S", help="Compress the retry cadence, e.g. 0.1,0.3.")],

@@ -4,9 +4,9 @@ for the deliveries in a running `listen`'s history, and decide the exit code lik
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from comethook_cli.engine.config import TriggerOptions
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 
 if TYPE_CHECKING:
@@ -28,23 +28,6 @@ MISMATCH = (
     "trigger was built from CometChat's docs and not verified live: if CometChat answers differently, report it in "
     "comethook's issue tracker with this call's --json output (it never holds your key)."
 )
-
-
-@dataclass(frozen=True)
-class TriggerOptions:
-    """The flags every `trigger` subcommand shares."""
-
-    app_id: str | None = None
-    region: str = "us"
-    api_key: str | None = None
-    api_base: str | None = None
-    timeout: float = 15.0
-    json_out: bool = False
-    verbose: bool = False
-    wait: bool = False
-    wait_timeout: float = 30.0
-    expect: str | None = None
-    legacy: bool = False
 
 
 def target(how: TriggerOptions) -> tuple[str, str]:

@@ -141,6 +141,23 @@ class Delivering:
     insecure: bool = False
 
 
+@dataclass(frozen=True)
+class TriggerOptions:
+    """The flags every `trigger` subcommand shares ([trigger])."""
+
+    app_id: str | None = None
+    region: str = "us"
+    api_key: str | None = None
+    api_base: str | None = None
+    timeout: float = 15.0
+    json_out: bool = False
+    verbose: bool = False
+    wait: bool = False
+    wait_timeout: float = 30.0
+    expect: str | None = None
+    legacy: bool = False
+
+
 def default(section: type[Any], name: str) -> Any:
     """The default of one field of a config section (the one source the option declarations read)."""
     for spec in fields(section):
