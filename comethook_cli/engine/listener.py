@@ -78,7 +78,9 @@ def redact_headers(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -
         if name.lower() in SECRET_HEADERS:
             scheme = value.split(" ", 1)[0] if " " in value and name.lower() != "cookie" else ""
             value = f"{scheme} [redacted]".strip()
-        redacted.append((name, value if value.isascii() else replace_surrogates(value)))
+        # str(): aiohttp's header names are multidict's `istr`, which orjson refuses as a dict key (the `--json`
+        # line would fall back to the stdlib encoder for every delivery).
+        redacted.append((str(name), value if value.isascii() else replace_surrogates(value)))
     return tuple(redacted)
 
 
@@ -143,8 +145,11 @@ def plain_body(exchange: Exchange, limit: int = STORED_DECODE_LIMIT) -> bytes:
     return decode_body(exchange.body, encoding, limit)
 
 
-def clean_info(info: EventInfo) -> EventInfo:
-    """The description with lone surrogates (a JSON body can carry "\\ud800") replaced, so it can be shown and stored."""
+def clean_info(info: EventInfo, body: bytes | None = None) -> EventInfo:
+    """The description with lone surrogates (a JSON body can carry "\\ud800") replaced, so it can be shown and stored.
+    Given the (valid UTF-8) JSON `body` it was read from, a body with no `\\u` escape cannot hold one: no scan."""
+    if body is not None and b"\\u" not in body:
+        return info
     changes: dict[str, Any] = {f.name: replace_surrogates(value) for f in dataclasses.fields(info)
                if isinstance(value := getattr(info, f.name), str) and has_surrogates(value)}  # fmt: skip
     return dataclasses.replace(info, **changes) if changes else info
@@ -284,6 +289,7 @@ class Listener:
         #: Shared by every body being received: many slow connections cannot add up past it (see ListenerConfig.body_budget).
         self.budget = ByteBudget(config.body_budget)
         self._held: dict[int, int] = {}
+        self._local_url = self.local_url
 
     @property
     def local_url(self) -> str:
@@ -307,6 +313,7 @@ class Listener:
         )  # fmt: skip
         self._runner, self._server = runner, server
         self.port = int(runner.addresses[0][1])
+        self._local_url = self.local_url
         self._loop = asyncio.get_running_loop()
         self._previous_handler = self._loop.get_exception_handler()
         self._loop.set_exception_handler(self._loop_error)
@@ -377,18 +384,23 @@ class Listener:
     async def _read(self, request: web.BaseRequest) -> bytes | None:
         """The body as it arrived, at most --max-body bytes (None past it), within BODY_TIMEOUT (TimeoutError). Each
         chunk is taken from the shared budget first (BudgetSpent when it is spent); _handle gives it back."""
+        if request.content.is_eof():  # all of it is here already (a webhook usually is): no timer to arm
+            return await self._chunks(request)
+        async with asyncio.timeout(BODY_TIMEOUT):
+            return await self._chunks(request)
+
+    async def _chunks(self, request: web.BaseRequest) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
-        async with asyncio.timeout(BODY_TIMEOUT):
-            while chunk := await request.content.readany():
-                size += len(chunk)
-                if size > self.config.max_body:
-                    return None
-                if not self.budget.take(len(chunk)):
-                    raise BudgetSpent(self.budget.limit)
-                self._held[id(request)] = self._held.get(id(request), 0) + len(chunk)
-                chunks.append(chunk)
-        return b"".join(chunks)
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > self.config.max_body:
+                return None
+            if not self.budget.take(len(chunk)):
+                raise BudgetSpent(self.budget.limit)
+            self._held[id(request)] = self._held.get(id(request), 0) + len(chunk)
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         self._busy.add(request.protocol)
@@ -419,7 +431,8 @@ class Listener:
             return self._status(request)
         if request.method != "POST":
             return self._reject(request, 405, f"method {request.method} not allowed (CometChat POSTs)", {"Allow": "POST"})
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in request.path):
+        # Raw control characters never get past aiohttp's parser; only percent-escapes can decode to one.
+        if "%" in raw_path and any(ord(c) < 0x20 or ord(c) == 0x7F for c in request.path):
             return self._reject(request, 400, "path holds control characters (CR, LF, ...) once decoded")
         too_large = f"body over the {self.config.max_body} byte limit (--max-body)"
         if request.content_length is not None and request.content_length > self.config.max_body:
@@ -448,13 +461,13 @@ class Listener:
             )
         except ValueError:
             return self._reject(request, 400, f"body is not valid {encoding} data (Content-Encoding)")
-        if not body.strip():
+        if not body or body.isspace():
             return self._reject(request, 400, "empty body (CometChat sends JSON)")
         try:
             payload = jsonbody.parse(body)
         except jsonbody.JsonBodyError as error:
             return self._reject(request, 400, "body is not valid UTF-8" if error.kind == "encoding" else "body is not JSON")
-        info = clean_info(describe(payload))
+        info = clean_info(describe(payload), body)
         headers = tuple(request.headers.items())
         # The path and query exactly as they arrived (%2F, %3F, %23 stay encoded): they are forwarded and stored as such.
         incoming = Incoming(request.method, raw_path, raw_query, headers, raw, payload, info)
@@ -477,7 +490,7 @@ class Listener:
             forwarded_to=answer.forwarded_to,
             forward_error=answer.error,
             answered_by=answer.answered_by,
-            listener=self.local_url,
+            listener=self._local_url,
             payload=payload,
         )
         self.events += 1
