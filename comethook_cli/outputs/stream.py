@@ -46,6 +46,7 @@ class BackgroundStream(io.TextIOBase):
         self._idle = threading.Condition(self._lock)
         self._writing = False
         self._waiting = False
+        self._kick_scheduled = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="comethook-output", daemon=True)
         self._thread.start()
@@ -83,10 +84,25 @@ class BackgroundStream(io.TextIOBase):
                 self._size += len(note)
             self._pending.append(text)
             self._size += len(text)
-            if self._waiting:  # a busy writer takes what is pending on its next round: no wake-up (and GIL hand-off) per line
+            if self._waiting and not self._kick_scheduled:
+                # A busy writer takes what is pending on its next round. An idle one is woken once per event-loop
+                # iteration, however many lines the iteration wrote: each wake-up is a GIL hand-off that stalls the loop.
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # written from outside an event loop: wake it now
+                    self._waiting = False
+                    self._wake.notify()
+                else:
+                    self._kick_scheduled = True
+                    loop.call_soon(self._kick)
+        return len(text)
+
+    def _kick(self) -> None:
+        with self._lock:
+            self._kick_scheduled = False
+            if self._waiting and self._pending:
                 self._waiting = False
                 self._wake.notify()
-        return len(text)
 
     def flush(self) -> None:
         """Nothing to do: the writer thread flushes after every batch."""
@@ -94,6 +110,9 @@ class BackgroundStream(io.TextIOBase):
     def drain(self, timeout: float | None = 5.0) -> None:
         """Wait until everything queued so far has been written (or the reader is gone)."""
         with self._lock:
+            if self._pending and self._waiting:  # its wake-up may still wait for an event-loop iteration
+                self._waiting = False
+                self._wake.notify()
             self._idle.wait_for(lambda: (not self._pending and not self._writing) or self.broken, timeout)
 
     def close(self) -> None:
