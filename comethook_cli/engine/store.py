@@ -327,8 +327,9 @@ def _exchange(row: sqlite3.Row) -> Exchange:
 
 
 class HistoryWriter:
-    """Commits exchanges on the event loop in group commits: every exchange recorded during one loop
-    iteration goes into one transaction, run right after that iteration (no thread hand-offs)."""
+    """Commits exchanges in group commits on a thread of its own: everything recorded while the previous
+    commit ran goes into the next transaction. SQLite does its work without the GIL, so the event loop
+    goes on answering meanwhile; it is woken at most once per loop iteration, and hears back once per commit."""
 
     def __init__(self, path: Path, retention: Retention | None = None, on_warning: Callable[[str], None] | None = None) -> None:
         self.path = path
@@ -348,8 +349,6 @@ class HistoryWriter:
         # their own, so the event loop only ever appends to the WAL.
         self._connection.execute("PRAGMA wal_autocheckpoint=0")
         self._connection.execute(f"PRAGMA journal_size_limit={self.retention.wal_limit}")
-        self._pending: list[tuple[Exchange, asyncio.Future[None]]] = []
-        self._scheduled = False
         self._closing = threading.Event()
         # Under a flood, the maintenance thread is woken every few MiB written, not only every CHECKPOINT_SECONDS.
         self._wake = threading.Event()
@@ -358,6 +357,15 @@ class HistoryWriter:
         self._written = 0
         self._checkpointer = threading.Thread(target=self._maintain_loop, name="comethook-checkpoint", daemon=True)
         self._checkpointer.start()
+        # The group commits: record() queues, the writer thread takes the whole queue per transaction.
+        self._database = threading.Lock()  # the connection is used by one thread at a time (tests write directly)
+        self._queue: list[tuple[Exchange, asyncio.Future[None]]] = []
+        self._queued = threading.Condition(threading.Lock())
+        self._idle = False
+        self._kick_scheduled = False
+        self._stopping = False
+        self._writer = threading.Thread(target=self._write_loop, name="comethook-history", daemon=True)
+        self._writer.start()
 
     def _maintain_loop(self) -> None:
         connection = sqlite3.connect(self.path, timeout=10)
@@ -437,33 +445,49 @@ class HistoryWriter:
         """Store one exchange; returns once it is committed (raises ComethookError if it cannot be)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((exchange, done))
+        with self._queued:
+            if self._stopping:
+                raise ComethookError(f"Could not write history to {self.path}: the history is closed.")
+            self._queue.append((exchange, done))
+            if self._idle and not self._kick_scheduled:
+                # One wake-up per loop iteration, however many exchanges it recorded: each is a GIL hand-off.
+                self._kick_scheduled = True
+                loop.call_soon(self._kick)
         self._written += len(exchange.body) + len(exchange.response_body)
         if self._written >= self._wake_after:
             self._written = 0
             self._wake.set()
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
         await done
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        exchanges = [exchange for exchange, _ in batch]
+    def _kick(self) -> None:
+        with self._queued:
+            self._kick_scheduled = False
+            if self._idle and self._queue:
+                self._idle = False
+                self._queued.notify()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._queued:
+                while not self._queue and not self._stopping:
+                    self._idle = True
+                    self._queued.wait()
+                self._idle = False
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            failures = self._commit([exchange for exchange, _ in batch])
+            loop = batch[0][1].get_loop()
+            with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown): nobody waits for the answers
+                loop.call_soon_threadsafe(_settle, batch, failures)
+
+    def _commit(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
         try:
-            failures = self._write(exchanges)
+            return self._write(exchanges)
         except Exception:
             # Something _write did not see coming: one by one, so it costs only the exchange it belongs to,
             # not every exchange that happened to share its group commit.
-            failures = [self._write_alone(exchange) for exchange in exchanges]
-        for (_, done), failure in zip(batch, failures, strict=True):
-            if done.cancelled():
-                continue
-            if failure is None:
-                done.set_result(None)
-            else:
-                done.set_exception(failure)
+            return [self._write_alone(exchange) for exchange in exchanges]
 
     def _write_alone(self, exchange: Exchange) -> ComethookError | None:
         try:
@@ -476,7 +500,7 @@ class HistoryWriter:
         error, a value SQLite cannot take) costs only the exchange it belongs to."""
         try:
             rows = [_row(e) for e in exchanges]
-            with self._connection:
+            with self._database, self._connection:
                 self._connection.executemany(INSERT, rows)
         except (sqlite3.Error, ValueError, TypeError, OverflowError) as error:
             if len(exchanges) == 1:
@@ -487,15 +511,27 @@ class HistoryWriter:
 
     def close(self) -> None:
         """Write anything still pending, checkpoint, then close the database."""
+        with self._queued:
+            self._stopping = True
+            self._queued.notify()
+        self._writer.join()  # it commits what is queued first
         self._closing.set()
         self._wake.set()
         self._checkpointer.join()
-        if self._pending:
-            self._write([exchange for exchange, _ in self._pending])
-            self._pending = []
         with contextlib.suppress(sqlite3.Error):
             self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._connection.close()
+
+
+def _settle(batch: list[tuple[Exchange, asyncio.Future[None]]], failures: list[ComethookError | None]) -> None:
+    """On the event loop: tell each recorder how its commit went."""
+    for (_, done), failure in zip(batch, failures, strict=True):
+        if done.cancelled():
+            continue
+        if failure is None:
+            done.set_result(None)
+        else:
+            done.set_exception(failure)
 
 
 @dataclass(frozen=True)
