@@ -27,9 +27,14 @@ _MEMBER_VERBS = {
 }
 
 
+@cache
+def _steps(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def get(node: Any, path: str) -> Any:
     """The value at a dotted path, or None where any step is missing."""
-    for part in path.split("."):
+    for part in _steps(path):
         if isinstance(node, dict):
             node = node.get(part)
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
@@ -125,6 +130,37 @@ def names_in(node: Any, depth: int = NAME_DEPTH, found: dict[str, str] | None = 
     return found
 
 
+class _LazyNames(dict[str, str]):
+    """`names_in(payload)`, walked only when a summary first needs a name the object at hand does not give
+    (most deliveries name their actors inline, and the walk is the larger part of describing one)."""
+
+    def __init__(self, payload: Any) -> None:
+        super().__init__()
+        self._payload: Any = payload
+        self._walked = False
+
+    def __bool__(self) -> bool:
+        return True
+
+    def _walk(self) -> None:
+        if not self._walked:
+            self._walked = True
+            names_in(self._payload, found=self)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The name for a uid, walking the payload on first use."""
+        self._walk()
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self._walk()
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._walk()
+        return super().__contains__(key)
+
+
 def _member_uids(payload: Any) -> set[str]:
     """The uids in `data.members` (a map uid → user, or uid → uid as the ban quirk has been seen to send)."""
     members = get(payload, "data.members")
@@ -148,7 +184,7 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
     def d(path: str) -> Any:
         return get(payload, f"data.{path}")
 
-    known = names_in(payload)
+    known = _LazyNames(payload)
 
     def name_of(user: Any) -> str | None:
         return _who(user, known)
