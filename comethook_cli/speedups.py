@@ -56,6 +56,12 @@ def dumps(value: Any) -> str | None:
     """Compact JSON text with orjson, or None when orjson is missing or cannot encode this value exactly
     as the stdlib would (a lone surrogate, a non-string key, an integer over 64 bits): then use `json`.
     orjson writes NaN and Infinity as null, the same as the stdlib path's fallback for them."""
+    encoded = dumpb(value)
+    return None if encoded is None else encoded.decode("utf-8")
+
+
+def dumpb(value: Any) -> bytes | None:
+    """`dumps()` as the UTF-8 bytes orjson writes."""
     orjson = _orjson()
     if orjson is None:
         return None
@@ -63,7 +69,7 @@ def dumps(value: Any) -> str | None:
         encoded: bytes = orjson.dumps(value, default=str)
     except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
         return None
-    return encoded.decode("utf-8")
+    return encoded
 
 
 #: What loads() returns when the caller must ask `json` instead.

@@ -27,7 +27,7 @@ from comethook_cli.models import (
     Exchange,
     Rejection,
     Verdict,
-    budget_ms,
+    over_budget,
     parse_body,
 )
 from comethook_cli.outputs.wire import INVISIBLE, dumps, json_safe
@@ -227,7 +227,7 @@ class Renderer:
 
     def budget_warning(self, latency_ms: float | None) -> None:
         """Warn (stderr) when an answer took longer than CometChat's 2 s budget."""
-        if latency_ms is not None and latency_ms > budget_ms():
+        if latency_ms is not None and over_budget(latency_ms):
             self.warning(f"the answer took {_ms(latency_ms)}, over CometChat's 2 s budget: CometChat may time out.")
 
     def delivery_line(self, delivery: Delivery) -> None:

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from comethook_cli.models import budget_ms
+from comethook_cli.models import over_budget
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.stream import NdjsonWriter
 from comethook_cli.outputs.terminal import Renderer
@@ -59,7 +59,7 @@ class View:
 
     def event(self, exchange: Exchange) -> None:
         """One delivery the listener answered."""
-        if exchange.latency_ms > budget_ms():
+        if over_budget(exchange.latency_ms):
             self.human.slow_answer(exchange)
 
     def rejected(self, rejection: Rejection) -> None:
