@@ -1,0 +1,115 @@
+"""Issue 17: the listener's per-delivery shortcuts give exactly what the long way gave.
+
+Each shortcut is checked against the code it stands in for: the event line written without rich's print
+pipeline against `Console.print`, the once-a-second ISO clock against `datetime.isoformat`, the byte check for
+terminal-unsafe characters against the regex, and the header names a real listener stores against orjson."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from comethook_cli import speedups
+from comethook_cli.models import Verdict, iso_time
+from comethook_cli.outputs import wire
+from comethook_cli.outputs.terminal import Renderer, event_lines
+from tests.test_hostile_followup import start as start  # the fixture
+from tests.test_polish_output import exchange
+
+CONSOLES = [
+    dict(force_terminal=False, color_system=None),
+    dict(force_terminal=True, color_system="truecolor"),
+    dict(force_terminal=True, color_system="256"),
+    dict(force_terminal=True, color_system="standard"),
+    dict(force_terminal=True, color_system="truecolor", no_color=True),
+]
+
+
+def exchanges() -> list[Any]:
+    return [
+        exchange(),
+        exchange(verdict=Verdict("drop", "blocked word")),
+        exchange("message_sent", None, latency_ms=1234.5),
+        exchange(response_status=500, verdict=Verdict("invalid", "not JSON")),
+        exchange(forwarded_to="http://127.0.0.1:3000/hook", answered_by="your app"),
+        exchange(forwarded_to="http://127.0.0.1:3000/hook", answered_by="comethook (fallback pass)", forward_error="refused"),
+        exchange("group_member_joined", None, id="evt_wide_字字字字字字字字字字字字_😀😀"),
+    ]
+
+
+@pytest.mark.parametrize("settings", CONSOLES, ids=lambda s: "-".join(str(v) for v in s.values()))
+@pytest.mark.parametrize("width", [60, 80, 200, None])
+def test_the_event_line_is_written_as_console_print_would(settings: dict[str, Any], width: int | None) -> None:
+    for e in exchanges():
+        for line in event_lines(e, width):
+            expected, got = io.StringIO(), io.StringIO()
+            reference = Console(file=expected, width=width or 400, highlight=False, soft_wrap=width is None, **settings)
+            reference.print(line)
+            renderer = Renderer(stream=got)
+            renderer.out = Console(file=got, width=width or 400, highlight=False, soft_wrap=width is None, **settings)
+            renderer.print_line(line)
+            assert got.getvalue() == expected.getvalue()
+            assert got.getvalue().endswith("\n") and got.getvalue().count("\n") == 1
+
+
+def test_a_recording_console_still_records_the_line() -> None:
+    renderer = Renderer(stream=io.StringIO())
+    renderer.out = Console(file=io.StringIO(), record=True, width=120)
+    (line,) = event_lines(exchange(), 120)
+    renderer.print_line(line)
+    assert "--> before_message" in renderer.out.export_text()
+
+
+def test_iso_time_is_what_datetime_says() -> None:
+    rng = random.Random(17)
+    edges = [0.0, 1.0005, 1.9995, 1.9999995, 59.9999996, 1764484800.123456, 1764484799.9996, 1e9 + 0.0004999]
+    moments = (
+        edges
+        + [rng.uniform(0, 4e9) for _ in range(20_000)]
+        + [rng.randint(0, 2**32) + rng.randint(0, 999_999) / 1e6 for _ in range(20_000)]
+    )
+    for moment in moments:
+        expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert iso_time(moment) == expected, moment
+
+
+def test_the_byte_check_agrees_with_the_regex_for_every_character() -> None:
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # UTF-8 cannot hold them; orjson never writes one
+        char = chr(code)
+        for text in (char, f"a{char}b", f"é→{char}·"):
+            assert wire.utf8_safe(text.encode()) == (wire.json_safe(text) == text), hex(code)
+
+
+def test_an_unsafe_character_in_an_event_line_is_escaped_by_either_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    e = exchange(info=exchange().info.__class__("before_message", "legacy", "message", "a\u202eb\x85c → d"))
+    for disabled in ("", "1"):
+        monkeypatch.setenv("COMETHOOK_NO_SPEEDUPS", disabled)
+        speedups._orjson.cache_clear()
+        line = wire.Event(e).encode()
+        assert "\u202e" not in line and "\x85" not in line and "\\u202e" in line and "\\u0085" in line
+        assert json.loads(line)["summary"] == "a\u202eb\x85c → d"
+    speedups._orjson.cache_clear()
+
+
+async def test_a_real_delivery_is_encoded_by_orjson(start: Any) -> None:
+    """aiohttp hands header names over as multidict's `istr`, which orjson refuses as a key: the listener stores
+    plain `str` names, so every `--json` line takes orjson's way, not the stdlib's."""
+    import aiohttp
+
+    running = await start()
+    body, headers = b'{"trigger":"after_message","data":{}}', {"Content-Type": "application/json", "X-Custom": "1"}
+    async with aiohttp.ClientSession() as client, client.post(running.url, data=body, headers=headers) as response:
+        assert response.status == 200
+    (stored,) = running.exchanges
+    assert all(type(name) is str for name, _ in stored.headers)
+    if speedups.active()["orjson"]:
+        document = wire.Event(stored).to_json()
+        assert speedups.dumpb(document) is not None
