@@ -6,19 +6,24 @@ terminal-unsafe characters against the regex, and the header names a real listen
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from comethook_cli import speedups
+from comethook_cli.engine.store import History, HistoryWriter, Retention
 from comethook_cli.models import Verdict, iso_time
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.terminal import Renderer, event_lines
+from tests.test_history import exchange as stored_exchange
 from tests.test_hostile_followup import start as start  # the fixture
 from tests.test_polish_output import exchange
 
@@ -113,3 +118,40 @@ async def test_a_real_delivery_is_encoded_by_orjson(start: Any) -> None:
     if speedups.active()["orjson"]:
         document = wire.Event(stored).to_json()
         assert speedups.dumpb(document) is not None
+
+
+async def test_under_constant_writes_the_wal_starts_over_without_a_truncate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PASSIVE checkpoint never reaches the end of a WAL that is written all the time, so SQLite never starts it
+    over: the writer thread finishes the copy between two group commits instead. With the TRUNCATE fallback out of
+    the way, the WAL starts over again and again (each start writes new salts into its header) while 40 MB are
+    written without a pause; it used to grow by all of them."""
+    from comethook_cli.engine import store as store_module
+
+    monkeypatch.setattr(store_module, "WAL_STUCK_FACTOR", 10_000)  # no TRUNCATE: only a restart can bound it
+    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 0.05)
+    monkeypatch.setattr(store_module, "WAL_LIMIT_MAX", store_module.WAL_LIMIT_MIN)
+    writer = HistoryWriter(tmp_path / "h.db", Retention(None, None))  # no pruning; the WAL limit is 4 MiB
+    wal = tmp_path / "h.db-wal"
+    salts: set[bytes] = set()
+    peak = 0
+    base = stored_exchange("after_message", "y")
+    filler = b'{"trigger":"after_message","data":{"text":"' + b"y" * 20_000 + b'"}}'
+
+    async def keep_writing(worker: int) -> None:
+        nonlocal peak
+        for n in range(250):
+            await writer.record(replace(base, id=f"evt_{worker}_{n}", body=filler))
+            with wal.open("rb") as header:
+                salts.add(header.read(32)[16:24])
+            peak = max(peak, wal.stat().st_size)
+
+    try:
+        await asyncio.gather(*(keep_writing(w) for w in range(8)))  # 2,000 x 20 KB, never a quiet moment
+    finally:
+        writer.close()
+    assert len(salts) >= 3, salts
+    assert peak < 2000 * 20_000, peak
+    with History(tmp_path / "h.db") as history:
+        assert history.count() == 2000

@@ -85,6 +85,8 @@ PRUNE_CHUNK_BYTES = 8 * MIB
 WAL_FRAME_HEADER = 24
 #: How long a TRUNCATE checkpoint may wait for readers; it holds the write lock meanwhile, so keep it short.
 TRUNCATE_WAIT_MS = 50
+#: Past this many times its limit, the WAL has not restarted by itself (a reader holds an old snapshot): TRUNCATE it.
+WAL_STUCK_FACTOR = 4
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
 DAMAGED_CODES = (11, 26)
 PAGE_PRAGMAS = ("page_size", "page_count", "freelist_count")
@@ -355,6 +357,8 @@ class HistoryWriter:
         caps = [self.retention.wal_limit // 4] + ([self.retention.max_bytes // 8] if self.retention.max_bytes else [])
         self._wake_after = max(min(caps), 64 * 1024)
         self._written = 0
+        #: Set by the maintenance thread when the WAL is past its limit; the writer thread then finishes a checkpoint.
+        self._restart_due = False
         self._checkpointer = threading.Thread(target=self._maintain_loop, name="comethook-checkpoint", daemon=True)
         self._checkpointer.start()
         # The group commits: record() queues, the writer thread takes the whole queue per transaction.
@@ -383,22 +387,39 @@ class HistoryWriter:
             connection.close()
 
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
-        """Copy the WAL into the database; past wal_limit, also reset and truncate it.
+        """Copy the WAL into the database; past wal_limit, leave the last of the copy to the writer thread, so the
+        WAL starts over.
 
-        A PASSIVE checkpoint never waits, but under constant writes it never reaches the WAL's end, so
-        the WAL would grow without bound. The TRUNCATE after it only has the little written since to
-        copy; it holds the write lock while it waits for readers, so it waits TRUNCATE_WAIT_MS at most."""
+        A PASSIVE checkpoint never waits, but under constant writes it never reaches the WAL's end (the writer
+        appends while it copies), so SQLite never starts the WAL over and it would grow without bound. Past the
+        limit, this thread stands back and the writer thread runs one PASSIVE checkpoint between two group
+        commits: nothing is appended meanwhile, so it reaches the end, copying only what came since this
+        thread's last one (a TRUNCATE checkpoint held the write lock for 15 to 55 ms instead), and the next
+        commit starts the WAL over. Only when the WAL keeps growing anyway (a reader holding an old snapshot)
+        does a TRUNCATE wait for the readers."""
+        if self._restart_due:
+            with contextlib.suppress(OSError):
+                if os.path.getsize(f"{self.path}-wal") > WAL_STUCK_FACTOR * self.retention.wal_limit:
+                    connection.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
+                    try:
+                        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    finally:
+                        connection.execute("PRAGMA busy_timeout=10000")
+            return
         [(_, frames, _)] = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         # What the WAL holds now (its frames), not the size of its file: SQLite reuses the file from the start once
-        # a checkpoint has copied every frame, so the file stays as large as it once was (journal_size_limit trims
-        # it then). Deciding on the file size made every round a TRUNCATE, which holds the write lock: 15 ms stalls.
+        # a checkpoint has copied every frame, so the file stays as large as it once was (journal_size_limit trims it).
         [(page_size,)] = connection.execute("PRAGMA page_size").fetchall()
         if max(frames, 0) * (page_size + WAL_FRAME_HEADER) > self.retention.wal_limit:
-            connection.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
-            try:
-                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                connection.execute("PRAGMA busy_timeout=10000")
+            self._restart_due = True
+
+    def _finish_checkpoint(self) -> None:
+        """On the writer thread, between group commits: copy the rest of the WAL, so the next commit restarts it.
+        While the maintenance thread's own checkpoint runs, this one is refused at once: it tries after the next commit."""
+        with contextlib.suppress(sqlite3.Error), self._database:
+            [(busy, frames, copied)] = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            if not busy and frames == copied:
+                self._restart_due = False
 
     def _prune(self, connection: sqlite3.Connection) -> int:
         """Delete the oldest exchanges past the age cap, and past the size cap down to 90% of it, in small
@@ -480,6 +501,8 @@ class HistoryWriter:
             loop = batch[0][1].get_loop()
             with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown): nobody waits for the answers
                 loop.call_soon_threadsafe(_settle, batch, failures)
+            if self._restart_due:
+                self._finish_checkpoint()
 
     def _commit(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
         try:
