@@ -1,4 +1,8 @@
-"""The baseline: a bare aiohttp server that reads the body and answers {} (what comethook is measured against)."""
+"""The baseline: a bare aiohttp server that reads the body and answers {} (what comethook is measured against).
+
+python bench/baseline_server.py PORT            # asyncio's own loop: the headline baseline
+python bench/baseline_server.py PORT --uvloop   # the same on uvloop (comethook's loop when it is installed)
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,12 @@ async def answer(request: web.Request) -> web.Response:
 def main() -> None:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    loop = None
+    if "--uvloop" in sys.argv:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=loop)
 
 
 if __name__ == "__main__":
