@@ -105,7 +105,6 @@ def root(
     project.apply(ctx, config, no_config)
 
 
-
 def main() -> None:
     """Console-script entry point."""
     if sys.argv[1:] == ["--version"]:

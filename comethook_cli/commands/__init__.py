@@ -1,6 +1,6 @@
 """The command layer: turn parsed flags into engine calls, pick the output, decide the exit code.
 
-cli.py declares options and calls these; nothing below this layer (engine, cometchat) imports it.
+comethook_cli/cli/ declares options and calls these; nothing below this layer (engine, cometchat) imports it.
 This module holds the flag helpers several commands share; each command's body has a module of its own.
 """
 
