@@ -13,10 +13,12 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 try:  # Typer 0.24 and later carry click inside; before, click is a package of its own
+    from typer._click import Command as ClickCommand
     from typer._click import Context
     from typer._click.exceptions import ClickException, UsageError
     from typer._click.shell_completion import CompletionItem
 except ImportError:  # pragma: no cover
+    from click import Command as ClickCommand  # type: ignore[no-redef, assignment, unused-ignore]
     from click import Context  # type: ignore[no-redef, assignment, unused-ignore]
     from click.exceptions import ClickException, UsageError  # type: ignore[no-redef, assignment, unused-ignore]
     from click.shell_completion import CompletionItem  # type: ignore[no-redef, assignment, unused-ignore]
@@ -212,7 +214,7 @@ class LazyGroup(Group):
             for name, text in self.summaries(ctx)
             if name.startswith(incomplete)
         ]
-        return [*items, *super(TyperGroup, self).shell_complete(ctx, incomplete)]
+        return [*items, *ClickCommand.shell_complete(self, ctx, incomplete)]  # a plain command's part: the options
 
 
 class _Commands(MutableMapping[str, Any]):
