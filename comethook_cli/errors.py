@@ -8,7 +8,7 @@
     └── UnreachableError           exit 4  could not connect, or timed out
 
 Every error carries a message (what failed) and an optional hint (what to do next).
-cli.py is the one place that turns them into stderr lines and exit codes.
+cli's funnel is the one place that turns them into stderr lines and exit codes.
 """
 
 from __future__ import annotations

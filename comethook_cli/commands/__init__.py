@@ -1,6 +1,6 @@
 """The command layer: turn parsed flags into engine calls, pick the output, decide the exit code.
 
-cli.py declares options and calls these; nothing below this layer (engine, cometchat) imports it.
+comethook_cli/cli/ declares options and calls these; nothing below this layer (engine, cometchat) imports it.
 This module holds the flag helpers several commands share; each command's body has a module of its own.
 """
 
@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from comethook_cli.cometchat.payloads import REGIONS, BuildOptions, parse_set
 from comethook_cli.errors import UsageError
-from comethook_cli.models import JSON
+
+if TYPE_CHECKING:  # the catalog is imported by the commands that build payloads, not by `comethook --help`
+    from comethook_cli.cometchat.payloads import BuildOptions
+    from comethook_cli.models import JSON
 
 
 def build_options(
@@ -27,6 +30,8 @@ def build_options(
     sets: Sequence[str] | None,
 ) -> BuildOptions:
     """BuildOptions from the shared builder flags, validated."""
+    from comethook_cli.cometchat.payloads import REGIONS, BuildOptions, parse_set
+
     if region not in REGIONS:
         raise UsageError(f"Unknown region {region!r}.", f"Use one of: {', '.join(REGIONS)}.")
     return BuildOptions(

@@ -4,19 +4,24 @@ click's usage errors (a bad number, an unknown option) said like every other err
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Any, ClassVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 try:  # Typer 0.24 and later carry click inside; before, click is a package of its own
+    from typer._click import Command as ClickCommand
     from typer._click import Context
     from typer._click.exceptions import ClickException, UsageError
+    from typer._click.shell_completion import CompletionItem
 except ImportError:  # pragma: no cover
+    from click import Command as ClickCommand  # type: ignore[no-redef, assignment, unused-ignore]
     from click import Context  # type: ignore[no-redef, assignment, unused-ignore]
     from click.exceptions import ClickException, UsageError  # type: ignore[no-redef, assignment, unused-ignore]
+    from click.shell_completion import CompletionItem  # type: ignore[no-redef, assignment, unused-ignore]
 
 #: Metavars click would print for a value of this type when the option declares none.
 _TYPE_NAMES = {"integer": "N", "integer range": "N", "float": "NUMBER", "float range": "NUMBER", "text": "TEXT"}
@@ -115,16 +120,23 @@ class Group(TyperGroup):
         from comethook_cli.outputs.terminal import Renderer
 
         options = [(names, text) for _, names, text in _rows(self.get_params(ctx), ctx)]
-        commands = []
-        for name in self.list_commands(ctx):
-            command = self.get_command(ctx, name)
-            if command is not None and not getattr(command, "hidden", False):
-                commands.append((name, " ".join((command.help or "").split("\n\n")[0].split())))
         Renderer().help_page(
             f"{_program(ctx)} [OPTIONS] COMMAND [ARGS]...",
             " ".join((self.help or "").split()),
-            [("Options", options), ("Commands", commands)],
+            [("Options", options), ("Commands", self.summaries(ctx))],
         )
+
+    def summaries(self, ctx: Context) -> list[tuple[str, str]]:
+        """Each shown command's name and one-line help, in the order declared."""
+        found = [(name, self.summary(ctx, name)) for name in self.list_commands(ctx)]
+        return [(name, text) for name, text in found if text is not None]
+
+    def summary(self, ctx: Context, name: str) -> str | None:
+        """A command's one-line help (the first paragraph of its help); None for a hidden one."""
+        command = self.get_command(ctx, name)
+        if command is None or getattr(command, "hidden", False):
+            return None
+        return " ".join((command.help or "").split("\n\n")[0].split())
 
     def main(  # type: ignore[override, unused-ignore]
         self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True, **kwargs: Any
@@ -169,11 +181,85 @@ def report_usage(error: UsageError) -> None:
     Renderer().error(error.format_message(), hint)
 
 
-class App(typer.Typer):
-    """typer.Typer whose commands and groups are the classes above."""
+class LazyGroup(Group):
+    """A group whose commands are each declared in a module of their own, `<package>.<name>`, imported when the command
+    is used (click's "lazily loading subcommands"). What only lists them (--help, a mistyped name's suggestion, the
+    completion of names) reads `lazy`, their one-line help, instead: it imports none of them."""
+
+    #: The package of the commands' modules, and each command's one-line help in the order --help lists them.
+    package: ClassVar[str] = ""
+    lazy: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cls=Group, **kwargs)
+        super().__init__(**kwargs)
+        self.commands = _Commands(self.commands, list(self.lazy), self._load)
+
+    def _load(self, name: str) -> Any:
+        """The click command `name`, built by Typer from the `app` its module registers it on."""
+        module = importlib.import_module(f"{self.package}.{name}")
+        return typer.main.get_group(module.app).commands[name]
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        """The names alone (TyperGroup's version reads every command, which would import them all)."""
+        return list(self.commands)
+
+    def summary(self, ctx: Context, name: str) -> str | None:
+        """The table's one-line help for its commands, without importing them."""
+        return self.lazy[name] if name in self.lazy else super().summary(ctx, name)
+
+    def shell_complete(self, ctx: Context, incomplete: str) -> list[Any]:
+        """Command names that start with `incomplete` (with their short help), then the group's options: no imports."""
+        items = [
+            CompletionItem(name, help=TyperCommand(name, help=text).get_short_help_str())
+            for name, text in self.summaries(ctx)
+            if name.startswith(incomplete)
+        ]
+        return [*items, *ClickCommand.shell_complete(self, ctx, incomplete)]  # a plain command's part: the options
+
+
+class _Commands(MutableMapping[str, Any]):
+    """A group's commands by name: every name known from the start, a command built the first time it is asked for."""
+
+    def __init__(self, built: Mapping[str, Any], names: list[str], load: Callable[[str], Any]) -> None:
+        self._built = dict(built)
+        self._names = [*built, *(name for name in names if name not in built)]
+        self._load = load
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in self._names:
+                raise KeyError(name)
+            self._built[name] = self._load(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+        if name not in self._names:
+            self._names.append(name)
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names  # without building it
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class App(typer.Typer):
+    """typer.Typer whose commands and groups are the classes above. With `lazy` (command name → one-line help), its
+    group is a LazyGroup: each command is declared in `package`'s module of that name, imported when it is used."""
+
+    def __init__(self, *, lazy: Mapping[str, str] | None = None, package: str = "", **kwargs: Any) -> None:
+        group: type[Group] = Group
+        if lazy is not None:
+            group = type("Lazy", (LazyGroup,), {"lazy": dict(lazy), "package": package})
+        super().__init__(cls=group, **kwargs)
 
     def command(self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Callable[..., Any]:
         """A command with width-aware help (unless another class is asked for)."""

@@ -1,0 +1,114 @@
+"""The Typer app: the root command, the one error funnel, and the table of commands.
+
+Each command is declared (its options, its call into commands/<name>.py) in a module of this package named after it,
+imported only when that command is used: `comethook --help`, `comethook` alone, a mistyped command and the completion
+of command names read COMMANDS instead, so they pay for no command's options, config sections or payload catalog.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from comethook_cli import __version__
+from comethook_cli.commands.app import App
+from comethook_cli.errors import ComethookError, ExitCode
+
+#: Every command, in the order --help lists them, with the one-line help the root's --help shows for it: the first
+#: paragraph of the help its module declares (a test keeps the two equal). `comethook_cli/cli/<name>.py` declares it.
+COMMANDS = {
+    "listen": "Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message.",
+    "inspect": "Serve the inspector page on the stored history, without listening: browse, search, replay, export.",
+    "send": "Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer.",
+    "replay": "Deliver a stored exchange's exact bytes again (optionally changed) and show the answer like `send`.",
+    "check": "Run a conformance suite against a webhook endpoint: the way CometChat will use it.",
+    "emulate": "A local stand-in for CometChat's REST API that fires the webhooks each call causes (offline CI).",
+    "init": "Write a commented starter comethook.toml here (never overwrites one).",
+    "payloads": "List the canned CometChat payloads, or print one as JSON.",
+    "history": "List, show, export or clear what `listen` received.",
+    "trigger": "Make CometChat (or `emulate`) fire real webhooks through its REST API; --wait for them in `listen`.",
+    "config": "The project file (comethook.toml): what is in effect, and from where.",
+}
+
+app = App(
+    name="comethook",
+    help="Webhook development tool for CometChat: listen through ngrok, fire realistic events, assert in CI.",
+    no_args_is_help=True,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    lazy=COMMANDS,
+    package=__name__,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: The hint of an error that brings none of its own: every error says what to do next.
+DEFAULT_HINTS = {
+    ExitCode.USAGE: "Run the command with --help to see what each option takes.",
+    ExitCode.ASSERTION: "The output above shows what came back; --json gives it as data.",
+    ExitCode.UNREACHABLE: "Is the endpoint running and the URL right?",
+    ExitCode.FAILURE: "Run the command with -v (where it has one) to see more.",
+}
+
+
+def funnel(command: F) -> F:
+    """The one place that turns errors into a message, a hint and the documented exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ComethookError as error:
+            from comethook_cli.outputs.terminal import Renderer
+
+            Renderer().error(error.message, error.hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE]))
+            raise typer.Exit(int(error.exit_code)) from None
+        except KeyboardInterrupt:
+            from comethook_cli.outputs.terminal import Renderer
+
+            Renderer().note("Interrupted.", style="yellow")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"comethook {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+@funnel
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            envvar="COMETHOOK_CONFIG",
+            help="Read settings from FILE (default: comethook.toml found upward).",
+        ),
+    ] = None,
+    no_config: Annotated[bool, typer.Option("--no-config", help="Ignore every comethook.toml and [tool.comethook].")] = False,
+) -> None:
+    """Webhook development tool for CometChat."""
+    from comethook_cli.commands import config as project
+
+    project.apply(ctx, config, no_config)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    if sys.argv[1:] == ["--version"]:
+        # Answered before Typer builds every command's parameters: scripts call this in loops.
+        sys.stdout.write(f"comethook {__version__}\n")
+        return
+    app()
