@@ -22,7 +22,7 @@ from comethook_cli import speedups
 from comethook_cli.engine.store import History, HistoryWriter, Retention
 from comethook_cli.models import Verdict, iso_time
 from comethook_cli.outputs import wire
-from comethook_cli.outputs.terminal import Renderer, event_lines
+from comethook_cli.outputs.terminal import Renderer, event_lines, event_spans
 from tests.test_history import exchange as stored_exchange
 from tests.test_hostile_followup import start as start  # the fixture
 from tests.test_polish_output import exchange
@@ -51,16 +51,22 @@ def exchanges() -> list[Any]:
 @pytest.mark.parametrize("settings", CONSOLES, ids=lambda s: "-".join(str(v) for v in s.values()))
 @pytest.mark.parametrize("width", [60, 80, 200, None])
 def test_the_event_line_is_written_as_console_print_would(settings: dict[str, Any], width: int | None) -> None:
+    """The listener writes its event lines as spans (or a Text when one had to be cut) without Console.print:
+    the bytes are the same as printing the Text that event_lines() gives."""
     for e in exchanges():
-        for line in event_lines(e, width):
-            expected, got = io.StringIO(), io.StringIO()
-            reference = Console(file=expected, width=width or 400, highlight=False, soft_wrap=width is None, **settings)
-            reference.print(line)
-            renderer = Renderer(stream=got)
-            renderer.out = Console(file=got, width=width or 400, highlight=False, soft_wrap=width is None, **settings)
-            renderer.print_line(line)
-            assert got.getvalue() == expected.getvalue()
-            assert got.getvalue().endswith("\n") and got.getvalue().count("\n") == 1
+        lines, fast = event_lines(e, width), event_spans(e, width)
+        assert len(lines) == len(fast)
+        for line, spans in zip(lines, fast, strict=True):
+            for given in (line, spans):
+                expected, got = io.StringIO(), io.StringIO()
+                reference = Console(file=expected, width=width or 400, highlight=False, soft_wrap=width is None, **settings)
+                reference.print(line)
+                renderer = Renderer(stream=got)
+                renderer.out = Console(file=got, width=width or 400, highlight=False, soft_wrap=width is None, **settings)
+                renderer.print_line(given)
+                renderer.print_line(given)  # again, from the style cache
+                assert got.getvalue() == expected.getvalue() * 2
+                assert got.getvalue().count("\n") == 2
 
 
 def test_a_recording_console_still_records_the_line() -> None:

@@ -86,7 +86,7 @@ WAL_FRAME_HEADER = 24
 #: How long a TRUNCATE checkpoint may wait for readers; it holds the write lock meanwhile, so keep it short.
 TRUNCATE_WAIT_MS = 50
 #: Past this many times its limit, the WAL has not restarted by itself (a reader holds an old snapshot): TRUNCATE it.
-WAL_STUCK_FACTOR = 4
+WAL_STUCK_FACTOR = 2
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
 DAMAGED_CODES = (11, 26)
 PAGE_PRAGMAS = ("page_size", "page_count", "freelist_count")

@@ -82,6 +82,7 @@ class Renderer:
         self.err.soft_wrap = not self.err.is_terminal
         self.out.soft_wrap = not self.out.is_terminal
         self.quiet = quiet
+        self._style_cache: dict[tuple[Style | str, Any, bool], tuple[str, str]] = {}
 
     # --- messages -----------------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> None:
@@ -350,7 +351,7 @@ class Renderer:
         if self.quiet:
             return
         width = self.out.width if self.out.is_terminal else None
-        for line in event_lines(exchange, width):
+        for line in event_spans(exchange, width):
             self.print_line(line)
         verdict = exchange.verdict
         if verdict is not None and verdict.kind == "inject" and verdict.metadata is not None and exchange.forwarded_to:
@@ -359,30 +360,43 @@ class Renderer:
         if verbose:
             self.details(exchange)
 
-    def print_line(self, line: Text) -> None:
+    def print_line(self, line: Text | list[Span]) -> None:
         """`self.out.print(line)` for a line already fitted to the width: the same text, styled by rich's own
         Style.render, without rich's print pipeline (measuring, wrapping, buffering), which cost the listener more
         than everything else it does for a delivery. A recording console takes the ordinary way."""
         console = self.out
         if console.record:
-            console.print(line)
+            console.print(line if isinstance(line, Text) else Text.assemble(*line))
             return
         system = COLOR_SYSTEMS.get(console.color_system or "")
         if system is None:
-            console.file.write(line.plain + "\n")
+            console.file.write((line.plain if isinstance(line, Text) else "".join(text for text, _ in line)) + "\n")
             return
+        if isinstance(line, Text):
+            runs: Iterable[tuple[str, Style | str | None]] = ((text, style) for text, style, _ in line.render(console))
+        else:
+            runs = line
         no_color = console.no_color
         out = []
-        for text, style, _ in line.render(console):
+        for text, style in runs:
+            if not text:
+                continue
             if style:
-                if no_color:
-                    style = style.without_color
-                before, after = _style_codes(style, system)
+                before, after = self._codes(style, system, no_color)
                 out.append(f"{before}{text}{after}" if before else text)
             else:
                 out.append(text)
         out.append("\n")
         console.file.write("".join(out))
+
+    def _codes(self, style: Style | str, system: Any, no_color: bool) -> tuple[str, str]:
+        key = (style, system, no_color)
+        codes = self._style_cache.get(key)
+        if codes is None:
+            parsed = self.out.get_style(style) if isinstance(style, str) else style
+            codes = _style_codes(parsed.without_color if no_color else parsed, system)
+            self._style_cache[key] = codes
+        return codes
 
     def skipped(self, exchange: Exchange) -> None:
         """A delivery `listen --events` leaves out: answered, not stored, one dim line."""
@@ -583,15 +597,30 @@ def is_probe(exchange: Exchange) -> bool:
     return any(n.lower() == "user-agent" and v.startswith("comethook-check/") for n, v in exchange.headers)
 
 
-def answer_text(exchange: Exchange) -> Text:
+#: A run of text and its style (rich style syntax, "" for none): an event line is a list of them until it must be cut.
+Span = tuple[str, str]
+
+
+def answer_spans(exchange: Exchange) -> list[Span]:
     """Status, verdict and latency: the part of an event line that is always shown."""
     ok = 200 <= exchange.response_status < 300
-    text = Text.assemble((str(exchange.response_status), "green" if ok else "red"))
+    spans: list[Span] = [(str(exchange.response_status), "green" if ok else "red")]
     if exchange.verdict is not None:
-        text.append(" ")
-        text.append(exchange.verdict.kind.upper(), style=VERDICT_STYLE[exchange.verdict.kind])
-    text.append(f" {_ms(exchange.latency_ms)}", style="dim")
-    return text
+        spans += [(" ", ""), (exchange.verdict.kind.upper(), VERDICT_STYLE[exchange.verdict.kind])]
+    spans.append((f" {_ms(exchange.latency_ms)}", "dim"))
+    return spans
+
+
+def _cells(spans: list[Span]) -> int:
+    return sum(cell_len(text) for text, _ in spans)
+
+
+def fit_spans(pieces: list[list[Span]], width: int | None, cut: int = -1) -> list[Span] | Text:
+    """`fit()` for pieces given as spans: the spans as they are when they fit (no Text is built: the common case,
+    and the listener's per-delivery cost), else the fitted Text."""
+    if width is None or sum(_cells(piece) for piece in pieces) <= width:
+        return [span for piece in pieces for span in piece]
+    return fit([Text.assemble(*piece) for piece in pieces], width, cut)
 
 
 def cut_at_word(text: Text, room: int) -> Text | None:
@@ -633,47 +662,55 @@ def event_lines(exchange: Exchange, width: int | None) -> list[Text]:
 
     Status, verdict, latency and trigger always show; the summary gets the room that is left, cut at a
     word; on a narrow terminal the webhook id, the exchange id, the generation and the clock go first."""
+    return [line if isinstance(line, Text) else Text.assemble(*line) for line in event_spans(exchange, width)]
+
+
+def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text]:
+    """`event_lines()` as spans where a line fits whole (see fit_spans)."""
     info = exchange.info
     forwarded = exchange.forwarded_to is not None
     reason = exchange.verdict.reason if exchange.verdict is not None else None
     fallback = exchange.answered_by.startswith("comethook (fallback")
     for dropped in range(len(_DROPPABLE) + 1):
-        gone = set(_DROPPABLE[:dropped])
-        clock = Text("" if "clock" in gone else now_clock(exchange.received_at) + " ", "dim")
-        head = [
-            clock,
-            Text("--> ", "bold"),
-            Text(safe(info.trigger), "bold cyan" if info.generation != "unknown" else "bold magenta"),
-            Text("" if "generation" in gone else f" [{info.generation}]", "dim"),
-            Text(" check probe" if is_probe(exchange) else "", "magenta"),
+        gone = _DROPPABLE[:dropped]
+        clock: Span = ("" if "clock" in gone else now_clock(exchange.received_at) + " ", "dim")
+        head: list[list[Span]] = [
+            [clock],
+            [("--> ", "bold")],
+            [(safe(info.trigger), "bold cyan" if info.generation != "unknown" else "bold magenta")],
+            [("" if "generation" in gone else f" [{info.generation}]", "dim")],
+            [(" check probe" if is_probe(exchange) else "", "magenta")],
         ]
         if not forwarded:
-            head += [Text("  "), answer_text(exchange)]
-        tail = [Text(f"  webhook {safe(info.webhook)}" if info.webhook and "webhook" not in gone else "", "dim")]
-        tail.append(Text("" if "id" in gone else f"  {exchange.id}", "dim"))
-        summary = Text(safe(info.summary))
+            head += [[("  ", "")], answer_spans(exchange)]
+        tail: list[list[Span]] = [
+            [(f"  webhook {safe(info.webhook)}" if info.webhook and "webhook" not in gone else "", "dim")],
+            [("" if "id" in gone else f"  {exchange.id}", "dim")],
+        ]
+        summary: list[Span] = [(safe(info.summary), "")]
         if reason and not forwarded:
-            summary = Text.assemble((safe(reason), "red"), " · ", summary)
-        parts = [*head, Text("  "), summary, *tail]
-        fixed = sum(p.cell_len for p in parts) - summary.cell_len
+            summary = [(safe(reason), "red"), (" · ", ""), *summary]
+        pieces = [*head, [("  ", "")], summary, *tail]
+        summary_cells = _cells(summary)
+        fixed = sum(_cells(piece) for piece in pieces) - summary_cells
         wanted = CLOCK_MIN if dropped < len(_DROPPABLE) and _DROPPABLE[dropped] == "clock" else SUMMARY_MIN
-        if width is None or fixed + min(summary.cell_len, wanted) <= width or dropped == len(_DROPPABLE):
+        if width is None or fixed + min(summary_cells, wanted) <= width or dropped == len(_DROPPABLE):
             break
-    first = fit(parts, width, cut=len(head) + 1)
+    first = fit_spans(pieces, width, cut=len(head) + 1)
     if not forwarded:
         return [first]
-    back = [clock, Text("<-- ", "bold"), answer_text(exchange)]
+    back: list[list[Span]] = [[clock], [("<-- ", "bold")], answer_spans(exchange)]
     if reason:
-        back.append(Text(f"  {safe(reason)}", "red"))
+        back.append([(f"  {safe(reason)}", "red")])
     if fallback:
         # comethook answered, not the app: say so, and why the app did not.
-        back.append(Text(f"  fallback{exchange.answered_by.removeprefix('comethook (fallback').rstrip(')')}", "bold yellow"))
-        back.append(Text(f": {safe(exchange.forwarded_to or '')} {safe(exchange.forward_error or 'did not answer')}", "red"))
+        back.append([(f"  fallback{exchange.answered_by.removeprefix('comethook (fallback').rstrip(')')}", "bold yellow")])
+        back.append([(f": {safe(exchange.forwarded_to or '')} {safe(exchange.forward_error or 'did not answer')}", "red")])
     else:
-        back.append(Text(f"  from {safe(exchange.forwarded_to or '')}", "dim"))
+        back.append([(f"  from {safe(exchange.forwarded_to or '')}", "dim")])
         if exchange.forward_error:
-            back.append(Text(f"  app unreachable: {safe(exchange.forward_error)}", "bold red"))
-    return [first, fit(back, width, cut=-1)]
+            back.append([(f"  app unreachable: {safe(exchange.forward_error)}", "bold red")])
+    return [first, fit_spans(back, width, cut=-1)]
 
 
 @functools.lru_cache(maxsize=256)
