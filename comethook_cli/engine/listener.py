@@ -434,12 +434,13 @@ class Listener:
         # Raw control characters never get past aiohttp's parser; only percent-escapes can decode to one.
         if "%" in raw_path and any(ord(c) < 0x20 or ord(c) == 0x7F for c in request.path):
             return self._reject(request, 400, "path holds control characters (CR, LF, ...) once decoded")
-        too_large = f"body over the {self.config.max_body} byte limit (--max-body)"
-        if request.content_length is not None and request.content_length > self.config.max_body:
-            return self._reject(request, 413, too_large, close=True)
-        if request.content_length is not None and self.budget.used + request.content_length > self.budget.limit:
+        declared = request.content_length
+        if declared is not None and declared > self.config.max_body:
+            return self._reject(request, 413, f"body over the {self.config.max_body} byte limit (--max-body)", close=True)
+        if declared is not None and self.budget.used + declared > self.budget.limit:
             return self._over_budget(request)
-        if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+        headers = request.headers
+        if "Expect" in headers and headers["Expect"].lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as aiohttp's router would
             request.writer.output_size = 0
         try:
@@ -448,9 +449,10 @@ class Listener:
             return self._reject(request, 408, f"body not received within {BODY_TIMEOUT:g} s", close=True)
         except BudgetSpent:
             return self._over_budget(request)
+        too_large = f"body over the {self.config.max_body} byte limit (--max-body)"
         if raw is None:
             return self._reject(request, 413, too_large, close=True)
-        encoding = request.headers.get("Content-Encoding", "")
+        encoding = headers.get("Content-Encoding", "")
         try:
             body = decode_body(raw, encoding, self.config.max_body) if encoding else raw
         except DecodedTooLarge:
@@ -468,9 +470,9 @@ class Listener:
         except jsonbody.JsonBodyError as error:
             return self._reject(request, 400, "body is not valid UTF-8" if error.kind == "encoding" else "body is not JSON")
         info = clean_info(describe(payload), body)
-        headers = tuple(request.headers.items())
+        pairs = tuple(headers.items())
         # The path and query exactly as they arrived (%2F, %3F, %23 stay encoded): they are forwarded and stored as such.
-        incoming = Incoming(request.method, raw_path, raw_query, headers, raw, payload, info)
+        incoming = Incoming(request.method, raw_path, raw_query, pairs, raw, payload, info)
         answer = await self.answer(incoming)
         latency = (time.perf_counter() - started) * 1000
         exchange = Exchange(
@@ -479,7 +481,7 @@ class Listener:
             method=request.method,
             path=raw_path,
             query=raw_query,
-            headers=redact_headers(headers),
+            headers=redact_headers(pairs),
             body=raw,
             info=info,
             response_status=answer.status,
