@@ -314,8 +314,10 @@ class Connection(asyncio.Protocol):
         chunked = transfer_encoded = False
         encoding = b""
         for line in lines[1:]:
+            if len(line) > MAX_LINE:
+                raise NotHttp(f"a header line longer than {MAX_LINE:,} bytes")
             name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name) or len(line) > MAX_LINE:
+            if not colon or not _TOKEN.fullmatch(name):
                 raise NotHttp(f"invalid header line {line[:32]!r}")
             name = name.lower()
             if name == b"content-length":
