@@ -165,6 +165,7 @@ class Connection(asyncio.Protocol):
         self.usable = False
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._buffer = bytearray()
         self._state = _IDLE
         self._received = False
@@ -205,11 +206,15 @@ class Connection(asyncio.Protocol):
         self._closed()
 
     # --- the caller's side -----------------------------------------------------------------------
-    def exchange(self, request: bytes) -> asyncio.Future[tuple[int, bytes]]:
-        """Write `request`; the future resolves to the answer's (status, body), or raises Failure or TooLarge."""
+    def exchange(self, request: bytes, deadline: float) -> asyncio.Future[tuple[int, bytes]]:
+        """Write `request`; the future resolves to the answer's (status, body), or raises Failure or TooLarge, or
+        TimeoutError when the whole answer has not come by `deadline` (the loop's clock; the connection is dropped)."""
         assert self._transport is not None and self.usable
-        waiter: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         self._waiter = waiter
+        # One timer a request (cheaper than asyncio.timeout's context, which a run of thousands notices).
+        self._timer = loop.call_at(deadline, self._expire)
         self._state, self._received, self._body, self._decoder, self._trailers = _HEAD, False, bytearray(), None, 0
         self._transport.write(request)
         return waiter
@@ -217,6 +222,7 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         """Drop the connection at once (unread bytes are never read)."""
         self.usable = False
+        self._stop_timer()
         if self._transport is not None:
             self._transport.abort()
             self._transport = None
@@ -386,6 +392,7 @@ class Connection(asyncio.Protocol):
         if self._decoder is not None and self._encoding == b"deflate" and not self._decoder.eof:
             raise Failure("request failed: cannot decode content-encoding deflate")
         waiter, self._waiter, self._state = self._waiter, None, _IDLE
+        self._stop_timer()
         if self._buffer or not self._keep_alive:
             self._buffer.clear()
             self.usable = False
@@ -396,9 +403,19 @@ class Connection(asyncio.Protocol):
 
     def _fail(self, failure: Exception) -> None:
         waiter, self._waiter, self._state = self._waiter, None, _IDLE
+        self._stop_timer()
         self.close()
         if waiter is not None and not waiter.done():
             waiter.set_exception(failure)
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._fail(TimeoutError())
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _closed(self) -> None:
         self.usable = False

@@ -381,16 +381,18 @@ async def _lean_worker(
     """Deliver bodies from the shared `queue` one after the other on one keep-alive connection (a new one whenever
     the last cannot be used again), each bounded by the plan's timeout and answer limit like `deliver`."""
     shown = redact_url(plan.url)
+    loop = asyncio.get_running_loop()
     connection: http1.Connection | None = None
     try:
         for _ in queue:
             outgoing = plan.make_body()
             started = time.perf_counter()
+            deadline = loop.time() + plan.timeout  # one deadline for connecting, sending and reading the answer
             try:
-                async with asyncio.timeout(plan.timeout):
-                    if connection is None or not connection.usable:
+                if connection is None or not connection.usable:
+                    async with asyncio.timeout_at(deadline):
                         connection = await http1.connect(head.host, head.port, plan.max_answer)
-                    status, raw = await connection.exchange(head.request(outgoing.body))
+                status, raw = await connection.exchange(head.request(outgoing.body), deadline)
             except TimeoutError:
                 delivery = _timed_out(outgoing, shown, plan.timeout, 1)
             except http1.TooLarge as too_large:

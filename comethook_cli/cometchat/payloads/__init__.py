@@ -211,45 +211,58 @@ def build(template: Template, options: BuildOptions, ids: IdSource | None = None
     return body  # type: ignore[no-any-return]
 
 
+#: One draw of build()'s on an IdSource: what makes the value, and what only makes the same draw (for a value the body
+#: does not use, which still moves the ids and the random generator on exactly as build() does).
+_Draw = tuple[Callable[[IdSource], str], Callable[[IdSource], object]]
+
+
 class _Holes(IdSource):
-    """An IdSource that hands out a marker for every fresh value instead of the value, and keeps the call, so that
+    """An IdSource that hands out a marker for every fresh value instead of the value, and keeps the draw, so that
     each body can make the same draws, in the same order, on a real IdSource."""
 
     def __init__(self, nonce: str) -> None:  # no super().__init__(): nothing is drawn here
         self.nonce = nonce
-        self.calls: list[Callable[[IdSource], str]] = []
+        self.draws: list[_Draw] = []
 
-    def _mark(self, call: Callable[[IdSource], str]) -> str:
-        self.calls.append(call)
-        return f"\ue000{self.nonce}.{len(self.calls) - 1}\ue001"
+    def _mark(self, draw: _Draw) -> str:
+        self.draws.append(draw)
+        return f"\ue000{self.nonce}.{len(self.draws) - 1}\ue001"
 
     def next(self) -> str:
         """A marker for the next message id."""
-        return self._mark(IdSource.next)
+        return self._mark((IdSource.next, IdSource.next))
 
     def hex(self, bits: int) -> str:
         """A marker for `bits` random bits in hex."""
-        return self._mark(lambda ids: ids.hex(bits))
+        return self._mark((lambda ids: ids.hex(bits), lambda ids: ids.random.getrandbits(bits)))
 
     def digits(self, low: int, high: int) -> str:
         """A marker for a random number from `low` to `high`."""
-        return self._mark(lambda ids: ids.digits(low, high))
+        return self._mark((lambda ids: ids.digits(low, high), lambda ids: ids.random.randint(low, high)))
 
 
 @dataclass(frozen=True)
 class _Frame:
-    """A body encoded once with markers: the bytes between them, and which draw fills each of them."""
+    """A body encoded once with markers: the bytes between them, which draw fills each of them, and every draw to make
+    (the value where the body uses it, the bare draw where it does not)."""
 
     parts: tuple[bytes, ...]
     slots: tuple[int, ...]
-    calls: tuple[Callable[[IdSource], str], ...]
+    steps: tuple[Callable[[IdSource], object], ...]
+
+    @classmethod
+    def of(cls, encoded: bytes, marker: re.Pattern[bytes], draws: Sequence[_Draw]) -> _Frame:
+        """The frame of a body encoded with `draws`' markers in it."""
+        pieces = marker.split(encoded)
+        slots = tuple(int(slot) for slot in pieces[1::2])
+        return cls(tuple(pieces[0::2]), slots, tuple(value if n in slots else draw for n, (value, draw) in enumerate(draws)))
 
     def fill(self, ids: IdSource) -> bytes:
         """The body with this delivery's fresh values: every draw made, in build()'s order, the used ones spliced in."""
-        values = [call(ids).encode() for call in self.calls]
+        values = [step(ids) for step in self.steps]
         pieces = [self.parts[0]]
         for slot, part in zip(self.slots, self.parts[1:], strict=True):
-            pieces += (values[slot], part)
+            pieces += (str(values[slot]).encode(), part)
         return b"".join(pieces)
 
 
@@ -293,8 +306,7 @@ class Bodies:
 
     def _frame(self, now: float) -> _Frame:
         holes = _Holes(self._nonce)
-        pieces = self._marker.split(encode(build(self.template, self.options, holes, now)))
-        return _Frame(tuple(pieces[0::2]), tuple(int(slot) for slot in pieces[1::2]), tuple(holes.calls))
+        return _Frame.of(encode(build(self.template, self.options, holes, now)), self._marker, holes.draws)
 
 
 #: How deep `paths_of` lists a body's keys: deeper documented paths are named in a template's keys by hand.
