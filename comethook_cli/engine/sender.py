@@ -65,6 +65,13 @@ class Outgoing:
     def __repr__(self) -> str:
         return f"Outgoing({len(self.body)} bytes, trigger={self.trigger!r})"
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Outgoing):
+            return NotImplemented
+        return (self.body, self.trigger, self.payload) == (other.body, other.trigger, other.payload)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and the payload may be a dict
+
 
 @dataclass(frozen=True)
 class SendPlan:
