@@ -179,6 +179,7 @@ class RawServer:
         self.answer = answer
         self.requests: list[bytes] = []
         self.connections = 0
+        self.writer: asyncio.StreamWriter | None = None
         self.url = ""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -200,6 +201,7 @@ class RawServer:
         assert task is not None
         self._tasks.add(task)
         self.connections += 1
+        self.writer = writer  # the latest connection's, for an answer written in pieces
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -344,6 +346,7 @@ ANSWERS: dict[str, Any] = {
     "cut short": [http("HTTP/1.1 200 OK\nContent-Length: 100", b"{}"), None],
     "bad length": http("HTTP/1.1 200 OK\nContent-Length: abc", b"{}"),
     "long header": http("HTTP/1.1 200 OK\nX-Long: " + "a" * 9000 + "\nContent-Length: 2", b"{}"),
+    "many headers": http("HTTP/1.1 200 OK\n" + "".join(f"X-{n}: v\n" for n in range(130)) + "Content-Length: 2", b"{}"),
     "silent": "silent",
 }
 
@@ -377,6 +380,22 @@ async def test_every_kind_of_answer_comes_out_as_aiohttps_does(raw: Any, kind: s
     if lean.failure != "protocol":  # the same words, except where they quote aiohttp's own parser
         assert lean.error == plain.error
     assert lean.failure is None or lean.error  # a delivery that got no usable answer says why
+
+
+async def test_an_answer_dripped_a_byte_at_a_time_is_read_whole(raw: Any) -> None:
+    answer = http("HTTP/1.1 200 OK\nContent-Type: application/json\nTransfer-Encoding: chunked", b'8\r\n{"a": 1}\r\n0\r\n\r\n')
+
+    async def drip(n: int) -> bytes:
+        assert server.writer is not None
+        for byte in answer[:-1]:
+            server.writer.write(bytes([byte]))
+            await server.writer.drain()
+            await asyncio.sleep(0)
+        return answer[-1:]
+
+    server = await raw(drip)
+    lean = await deliver_run(server.url, True, count=3)
+    assert [(d.status, d.response) for d in lean] == [(200, {"a": 1})] * 3
 
 
 async def test_max_answer_bounds_what_the_lean_client_reads_from_an_endless_answer(raw: Any) -> None:

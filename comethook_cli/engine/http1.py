@@ -176,6 +176,7 @@ class Connection(asyncio.Protocol):
         self._decoder: zlib._Decompress | None = None
         self._encoding = b""
         self._trailers = 0
+        self._scanned = 0
 
     # --- asyncio's callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -215,7 +216,14 @@ class Connection(asyncio.Protocol):
         self._waiter = waiter
         # One timer a request (cheaper than asyncio.timeout's context, which a run of thousands notices).
         self._timer = loop.call_at(deadline, self._expire)
-        self._state, self._received, self._body, self._decoder, self._trailers = _HEAD, False, bytearray(), None, 0
+        self._state, self._received, self._body, self._decoder, self._trailers, self._scanned = (
+            _HEAD,
+            False,
+            bytearray(),
+            None,
+            0,
+            0,
+        )
         self._transport.write(request)
         return waiter
 
@@ -233,15 +241,19 @@ class Connection(asyncio.Protocol):
         while True:
             state = self._state
             if state == _HEAD:
-                end = buffer.find(b"\r\n\r\n")
+                end = buffer.find(b"\r\n\r\n", self._scanned)
                 if end < 0:
                     if len(buffer) >= 7 and not buffer.startswith(b"HTTP/1."):
                         raise NotHttp(f"invalid status line {bytes(buffer[:32])!r}")
                     if len(buffer) > MAX_LINE * (MAX_HEADERS + 1) or len(buffer) - buffer.rfind(b"\r\n") > MAX_LINE + 2:
                         raise NotHttp("a header line or the header section is too long")
+                    self._scanned = max(
+                        len(buffer) - 3, 0
+                    )  # a head dripped a byte at a time is searched once, not again and again
                     return
                 head = bytes(buffer[:end])
                 del buffer[: end + 4]
+                self._scanned = 0
                 self._head(head)
             elif state == _LENGTH:
                 if not buffer:
