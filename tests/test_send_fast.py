@@ -273,7 +273,7 @@ URLS = [
     "http://[::1]:9/x?a", "http://[0:0::1]:9/x", "http://h:80/p?q=a/b?c#frag", "HTTP://h/x", "http://h/a;b=c/d:e@f!$&()*,~'",
     "http://h/x?a=b;c&d=e:f@g/h?i!$()*,~", "http://h/x?", "http://h?x=1", "http://cafe./x", "http://h:8080",
     "http://Ex-ample.COM:81/A/B", "http://h/a/./b", "http://h//x", "http://h/x?a=%20", "http://h/é", "http://u:p@h/x",
-    "https://h/x", "http://h/x?#f",
+    "https://h/x", "http://h/x?#f", "http://h:0/x", "http://a..b/x", "http://-a/x",
 ]  # fmt: skip
 
 

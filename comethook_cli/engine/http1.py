@@ -45,7 +45,7 @@ _IDLE, _HEAD, _LENGTH, _UNTIL_CLOSE, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAI
 
 
 class Failure(Exception):
-    """Why an exchange got no usable answer; the message says it in sender's words (`kind` is always protocol)."""
+    """Why an exchange got no usable answer (sender calls it a protocol failure), said in sender's words."""
 
 
 class NotHttp(Failure):
@@ -91,7 +91,7 @@ def request_head(url: str, headers: Sequence[tuple[str, str]]) -> RequestHead | 
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
-        port = parts.port or 80
+        port = 80 if parts.port is None else parts.port
     except ValueError:
         return None
     if (
@@ -151,7 +151,11 @@ async def connect(host: str, port: int, limit: int) -> Connection:
         except BaseException:
             sock.close()
             raise
-        _, connection = await loop.create_connection(lambda: Connection(limit), sock=sock)
+        try:
+            _, connection = await loop.create_connection(lambda: Connection(limit), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         return connection
     raise last or OSError(f"{host} has no address")
 

@@ -424,11 +424,11 @@ async def run_with_retries(
     plan: SendPlan, on_delivery: Callable[[Delivery], None], delays: Sequence[float] = COMETCHAT_RETRY_DELAYS
 ) -> tuple[list[Delivery], RetryReport, float]:
     """Deliver one body, then the same bytes again after each delay (CometChat's retry cadence)."""
+    import aiohttp
+
     outgoing = plan.make_body()
     deliveries: list[Delivery] = []
     started = time.perf_counter()
-    import aiohttp
-
     async with aiohttp.ClientSession(connector=connector(100, plan.insecure), headers={"User-Agent": USER_AGENT}) as session:
         for attempt, delay in enumerate((0.0, *delays), start=1):
             if delay:
