@@ -220,14 +220,8 @@ class Connection(asyncio.Protocol):
         self._waiter = waiter
         # One timer a request (cheaper than asyncio.timeout's context, which a run of thousands notices).
         self._timer = loop.call_at(deadline, self._expire)
-        self._state, self._received, self._body, self._decoder, self._trailers, self._scanned = (
-            _HEAD,
-            False,
-            bytearray(),
-            None,
-            0,
-            0,
-        )
+        self._state, self._received, self._body = _HEAD, False, bytearray()
+        self._decoder, self._trailers, self._scanned = None, 0, 0
         self._transport.write(request)
         return waiter
 
