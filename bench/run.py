@@ -393,10 +393,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="comethook-bench-") as folder:
         work = Path(folder)
         env = {**os.environ, "COMETHOOK_HOME": str(work / "home"), "NO_COLOR": "1"}
-        # An installed comethook runs from compiled bytecode (pip compiles it at install). Run from a source tree under
-        # PYTHONDONTWRITEBYTECODE, every start would compile every module again (~50 ms): cache it in the work folder.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         body = work / "after_message.json"
         before = work / "before_message.json"
         for name, target in (("after_message", body), ("before_message", before)):
