@@ -10,6 +10,13 @@ def main() -> None:
 
         sys.stdout.write(f"comethook {__version__}\n")
         return
+    import atexit
+    import gc
+
+    # Whatever is still alive at exit goes back to the OS with the process: frozen (by the first handler registered, so
+    # after every other one), the interpreter's last collections skip it instead of walking typer's, pydantic's and a
+    # run's objects one by one (about 20 ms at the end of every command).
+    atexit.register(gc.freeze)
     from comethook_cli.cli import main as run_cli
 
     run_cli()

@@ -11,16 +11,21 @@ import base64
 import errno
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-
-import aiohttp
+from functools import cache
+from typing import TYPE_CHECKING
 
 from comethook_cli import __version__
 from comethook_cli.cometchat.verdict import judge
+from comethook_cli.engine import http1
 from comethook_cli.engine.runs import RetryReport, compare_attempts
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, Verdict, parse_body
+
+if TYPE_CHECKING:
+    # aiohttp is imported where it is used: it takes about 0.2 s, which a `send` over plain http never pays.
+    import aiohttp
 
 #: A URL's scheme, user and password (up to the authority's last `@`, since a password may hold a raw one).
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#:@]*):([^/?#]*)@")
@@ -35,13 +40,37 @@ CHECK_USER_AGENT = f"comethook-check/{__version__}"
 CONTENT_TYPE = "Application/json"
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One request body ready to POST, with what it was built from."""
+#: An Outgoing whose payload is read from its body when first asked for.
+_UNREAD: JSON = object()
 
-    body: bytes
-    payload: JSON
-    trigger: str | None
+
+class Outgoing:
+    """One request body ready to POST, with what it was built from (parsed from the body when first asked for, if
+    not given: most deliveries of a run never need it)."""
+
+    __slots__ = ("_payload", "body", "trigger")
+
+    def __init__(self, body: bytes, payload: JSON = _UNREAD, trigger: str | None = None) -> None:
+        self.body = body
+        self._payload = payload
+        self.trigger = trigger
+
+    @property
+    def payload(self) -> JSON:
+        """The JSON value the body holds (None when it holds none)."""
+        if self._payload is _UNREAD:
+            self._payload = parse_body(self.body)
+        return self._payload
+
+    def __repr__(self) -> str:
+        return f"Outgoing({len(self.body)} bytes, trigger={self.trigger!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Outgoing):
+            return NotImplemented
+        return (self.body, self.trigger, self.payload) == (other.body, other.trigger, other.payload)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and the payload may be a dict
 
 
 @dataclass(frozen=True)
@@ -115,8 +144,19 @@ def basic_auth_header(credentials: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
-#: aiohttp's own limit (a session's default is 5 minutes) left out: asyncio.timeout bounds the whole exchange.
-UNBOUNDED = aiohttp.ClientTimeout()
+@cache
+def unbounded() -> aiohttp.ClientTimeout:
+    """aiohttp's own limit (a session's default is 5 minutes) left out: asyncio.timeout bounds the whole exchange."""
+    import aiohttp
+
+    return aiohttp.ClientTimeout()
+
+
+def __getattr__(name: str) -> aiohttp.ClientTimeout:
+    """`UNBOUNDED` (see `unbounded()`), made on first use so that importing this module does not import aiohttp."""
+    if name == "UNBOUNDED":
+        return unbounded()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class AnswerTooLarge(Exception):
@@ -185,6 +225,8 @@ async def read_answer(response: aiohttp.ClientResponse, limit: int, budget: Byte
 
 def connector(limit: int, insecure: bool) -> aiohttp.TCPConnector:
     """A connection pool of `limit` connections; `insecure` skips TLS certificate checks (--insecure)."""
+    import aiohttp
+
     return aiohttp.TCPConnector(limit=limit, ssl=False) if insecure else aiohttp.TCPConnector(limit=limit)
 
 
@@ -202,49 +244,77 @@ async def deliver(
 
     `timeout` bounds the whole exchange, reading the answer included: a server that drips its answer
     cannot hold `send` past it."""
-    given = any(name.lower() == "content-type" for name in headers)  # -H or a replayed header wins, and is sent once
-    request_headers = {**({} if given else {"Content-Type": content_type}), **headers}
+    import aiohttp
+
     # A password in the URL (http://user:pw@host) is sent, never shown: the Delivery carries the URL without it.
     shown = redact_url(url)
     started = time.perf_counter()
     try:
         async with (
             asyncio.timeout(timeout),
-            session.post(url, data=outgoing.body, headers=request_headers, timeout=UNBOUNDED, allow_redirects=False) as response,
-        ):
+            session.post(
+                url, data=outgoing.body, headers=request_headers(headers, content_type), timeout=unbounded(),
+                allow_redirects=False,
+            ) as response,
+        ):  # fmt: skip
             status = response.status
             raw = await read_answer(response, max_answer)
     except AnswerTooLarge as too_large:
-        reason = str(too_large)
-        verdict = Verdict("invalid", f"the {reason}") if outgoing.trigger == "before_message" else None
-        latency = (time.perf_counter() - started) * 1000
-        return Delivery(outgoing.trigger, shown, status, latency, None, False, reason, verdict, attempt, failure="too_large")
+        return _too_large(outgoing, shown, status, str(too_large), started, attempt)
     except TimeoutError:
-        no_answer = _verdict(outgoing, None, b"")
-        return Delivery(
-            outgoing.trigger,
-            shown,
-            None,
-            None,
-            None,
-            False,
-            f"timed out after {timeout:g} s",
-            no_answer,
-            attempt,
-            failure="timeout",
-        )
+        return _timed_out(outgoing, shown, timeout, attempt)
     except aiohttp.InvalidURL:
         raise UsageError(f"Invalid URL {shown!r}.", "Give a full URL, e.g. http://localhost:8000/webhook.") from None
     except aiohttp.ClientError as client_error:
         kind, text = _describe(client_error)
-        return Delivery(
-            outgoing.trigger, shown, None, None, None, False, text, _verdict(outgoing, None, b""), attempt, failure=kind
-        )
+        return _failed(outgoing, shown, kind, text, attempt)
+    return _answered(outgoing, shown, status, raw, started, attempt)
+
+
+def request_headers(headers: dict[str, str], content_type: str = CONTENT_TYPE) -> dict[str, str]:
+    """The headers of a delivery: `content_type` unless `headers` (-H, a replayed header) name one, then `headers`."""
+    given = any(name.lower() == "content-type" for name in headers)  # -H or a replayed header wins, and is sent once
+    return {**({} if given else {"Content-Type": content_type}), **headers}
+
+
+def session_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
+    """A delivery's headers in the order aiohttp's session sends them: its User-Agent first (a given one takes its place)."""
+    merged = [("User-Agent", USER_AGENT)]
+    for name, value in request_headers(headers).items():
+        if name.lower() == "user-agent":
+            merged[0] = (name, value)
+        else:
+            merged.append((name, value))
+    return merged
+
+
+def _answered(outgoing: Outgoing, shown: str, status: int, raw: bytes, started: float, attempt: int) -> Delivery:
+    """A delivery the endpoint answered within the limits: ok for a 2xx (and, for before_message, a usable verdict)."""
     latency = (time.perf_counter() - started) * 1000
     verdict = _verdict(outgoing, status, raw)
     ok = 200 <= status < 300 and (verdict is None or verdict.kind != "invalid")
     error = None if ok else (verdict.reason if verdict and 200 <= status < 300 else f"HTTP {status}")
     return Delivery(outgoing.trigger, shown, status, latency, parse_body(raw), ok, error, verdict, attempt, raw)
+
+
+def _too_large(outgoing: Outgoing, shown: str, status: int, reason: str, started: float, attempt: int) -> Delivery:
+    """An answer over --max-answer (for before_message, an invalid verdict)."""
+    verdict = Verdict("invalid", f"the {reason}") if outgoing.trigger == "before_message" else None
+    latency = (time.perf_counter() - started) * 1000
+    return Delivery(outgoing.trigger, shown, status, latency, None, False, reason, verdict, attempt, failure="too_large")
+
+
+def _timed_out(outgoing: Outgoing, shown: str, timeout: float, attempt: int) -> Delivery:
+    """No whole answer within `timeout` seconds."""
+    no_answer = _verdict(outgoing, None, b"")
+    return Delivery(
+        outgoing.trigger, shown, None, None, None, False, f"timed out after {timeout:g} s", no_answer, attempt, failure="timeout"
+    )
+
+
+def _failed(outgoing: Outgoing, shown: str, kind: Failure, text: str, attempt: int) -> Delivery:
+    """No answer: unreachable, TLS refused, or not HTTP (`kind`), as `text` says."""
+    return Delivery(outgoing.trigger, shown, None, None, None, False, text, _verdict(outgoing, None, b""), attempt, failure=kind)
 
 
 def _verdict(outgoing: Outgoing, status: int | None, raw: bytes) -> Verdict | None:
@@ -255,13 +325,13 @@ def _verdict(outgoing: Outgoing, status: int | None, raw: bytes) -> Verdict | No
 
 def _describe(error: aiohttp.ClientError) -> tuple[Failure, str]:
     """What kind of failure a client error is, and the sentence that says it."""
+    import aiohttp
+
     if isinstance(error, aiohttp.ClientConnectorCertificateError):
         why = getattr(error.certificate_error, "verify_message", None) or error.certificate_error
         return "tls", f"could not connect to {error.host}:{error.port}: {CERTIFICATE_PROBLEM} ({why})"
     if isinstance(error, aiohttp.ClientConnectorError):
-        refused = isinstance(error.os_error, ConnectionRefusedError) or error.os_error.errno == errno.ECONNREFUSED
-        reason = "connection refused" if refused else error.os_error.strerror or str(error.os_error) or "refused"
-        return "unreachable", f"could not connect to {error.host}:{error.port}: {reason.lower()}"
+        return "unreachable", _unreachable(error.host, error.port, error.os_error)
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "protocol", "the server closed the connection without answering"
     if isinstance(error, aiohttp.ClientResponseError) and error.status == 400 and error.history == ():
@@ -270,11 +340,29 @@ def _describe(error: aiohttp.ClientError) -> tuple[Failure, str]:
     return "protocol", f"request failed: {error or type(error).__name__}"
 
 
-async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None]) -> tuple[list[Delivery], float]:
-    """Deliver `plan.count` fresh bodies, at most `plan.concurrency` at once; returns (deliveries, elapsed seconds)."""
+def _unreachable(host: str, port: int | None, os_error: OSError) -> str:
+    """The sentence for a connection that could not be made."""
+    refused = isinstance(os_error, ConnectionRefusedError) or os_error.errno == errno.ECONNREFUSED
+    reason = "connection refused" if refused else os_error.strerror or str(os_error) or "refused"
+    return f"could not connect to {host}:{port}: {reason.lower()}"
+
+
+async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None], lean: bool = True) -> tuple[list[Delivery], float]:
+    """Deliver `plan.count` fresh bodies, at most `plan.concurrency` at once; returns (deliveries, elapsed seconds).
+
+    Over plain http the lean client (`http1`) sends them, the same requests with a fraction of aiohttp's cost;
+    aiohttp sends what it does not speak (https, user info, odd targets or headers), or all of them with `lean=False`."""
     results: list[Delivery] = []
     queue = iter(range(plan.count))
     started = time.perf_counter()
+    head = http1.request_head(plan.url, session_headers(plan.headers)) if lean else None
+    if head is not None:
+        await asyncio.gather(
+            *(_lean_worker(plan, head, queue, results, on_delivery) for _ in range(min(plan.concurrency, plan.count)))
+        )
+        return results, time.perf_counter() - started
+    import aiohttp
+
     pool = connector(max(plan.concurrency, 1), plan.insecure)
     async with aiohttp.ClientSession(connector=pool, headers={"User-Agent": USER_AGENT}) as session:
 
@@ -290,10 +378,54 @@ async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None]) -> tuple[
     return results, time.perf_counter() - started
 
 
+async def _lean_worker(
+    plan: SendPlan,
+    head: http1.RequestHead,
+    queue: Iterator[int],
+    results: list[Delivery],
+    on_delivery: Callable[[Delivery], None],
+) -> None:
+    """Deliver bodies from the shared `queue` one after the other on one keep-alive connection (a new one whenever
+    the last cannot be used again), each bounded by the plan's timeout and answer limit like `deliver`."""
+    shown = redact_url(plan.url)
+    loop = asyncio.get_running_loop()
+    connection: http1.Connection | None = None
+    try:
+        for _ in queue:
+            outgoing = plan.make_body()
+            started = time.perf_counter()
+            deadline = loop.time() + plan.timeout  # one deadline for connecting, sending and reading the answer
+            try:
+                if connection is None or not connection.usable:
+                    async with asyncio.timeout_at(deadline):
+                        connection = await http1.connect(head.host, head.port, plan.max_answer)
+                status, raw = await connection.exchange(head.request(outgoing.body), deadline)
+            except TimeoutError:
+                delivery = _timed_out(outgoing, shown, plan.timeout, 1)
+            except http1.TooLarge as too_large:
+                reason = str(AnswerTooLarge(too_large.limit, too_large.declared))
+                delivery = _too_large(outgoing, shown, too_large.status, reason, started, 1)
+            except http1.Failure as failure:
+                delivery = _failed(outgoing, shown, "protocol", str(failure), 1)
+            except OSError as error:  # the connection could not be made
+                delivery = _failed(outgoing, shown, "unreachable", _unreachable(head.host, head.port, error), 1)
+            else:
+                delivery = _answered(outgoing, shown, status, raw, started, 1)
+            if delivery.failure is not None and connection is not None:
+                connection.close()  # a timed-out or refused exchange leaves the connection mid-answer
+            results.append(delivery)
+            on_delivery(delivery)
+    finally:
+        if connection is not None:
+            connection.close()
+
+
 async def run_with_retries(
     plan: SendPlan, on_delivery: Callable[[Delivery], None], delays: Sequence[float] = COMETCHAT_RETRY_DELAYS
 ) -> tuple[list[Delivery], RetryReport, float]:
     """Deliver one body, then the same bytes again after each delay (CometChat's retry cadence)."""
+    import aiohttp
+
     outgoing = plan.make_body()
     deliveries: list[Delivery] = []
     started = time.perf_counter()

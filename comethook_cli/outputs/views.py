@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, TextIO
 from comethook_cli.models import over_budget
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.stream import NdjsonWriter
-from comethook_cli.outputs.terminal import Renderer
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.runs import RetryReport, Summary
     from comethook_cli.models import JSON, Delivery, EventInfo, Exchange, Rejection
+    from comethook_cli.outputs.terminal import Renderer
 
 #: How many failed deliveries of a `--count` run are shown one by one before the summary.
 FAILURES_SHOWN = 5
@@ -31,8 +31,19 @@ class View:
     """What every command says. Subclasses decide how stdout shows it; stderr is shared."""
 
     def __init__(self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None) -> None:
-        self.human = Renderer(quiet=quiet, stream=stream)
+        self._quiet = quiet
+        self._stream = stream
+        self._human: Renderer | None = None
         self.verbose = verbose
+
+    @property
+    def human(self) -> Renderer:
+        """The terminal side (rich), made when first needed: a `--json` run with nothing to say on stderr never imports rich."""
+        if self._human is None:
+            from comethook_cli.outputs.terminal import Renderer
+
+            self._human = Renderer(quiet=self._quiet, stream=self._stream)
+        return self._human
 
     # --- messages on stderr (both views) ---------------------------------------------------------
     def warning(self, message: str) -> None:
