@@ -333,3 +333,17 @@ class ThreadedListener:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.writer.close()
+
+
+@pytest.fixture
+def without_speedups(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """orjson and uvloop off (COMETHOOK_NO_SPEEDUPS=1), as where they are not installed."""
+    from comethook_cli import speedups
+
+    monkeypatch.setenv("COMETHOOK_NO_SPEEDUPS", "1")
+    speedups._orjson.cache_clear()
+    speedups._loop_factory.cache_clear()
+    yield
+    monkeypatch.delenv("COMETHOOK_NO_SPEEDUPS")
+    speedups._orjson.cache_clear()
+    speedups._loop_factory.cache_clear()

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -127,17 +127,6 @@ async def check_every_trigger(cli: Any, target: Any, count: int = 3) -> None:
 
 async def test_every_trigger_gets_fresh_ids_in_the_dict_built_shape(cli: Any, target: Any) -> None:
     await check_every_trigger(cli, target)
-
-
-@pytest.fixture
-def without_speedups(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("COMETHOOK_NO_SPEEDUPS", "1")
-    speedups._orjson.cache_clear()
-    speedups._loop_factory.cache_clear()
-    yield
-    monkeypatch.delenv("COMETHOOK_NO_SPEEDUPS")
-    speedups._orjson.cache_clear()
-    speedups._loop_factory.cache_clear()
 
 
 async def test_without_the_speedups_every_trigger_gets_the_same(cli: Any, target: Any, without_speedups: None) -> None:

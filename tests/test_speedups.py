@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,17 +24,6 @@ CORPUS = [
     b'{"text": "\\u001b]0;x\\u0007 \\u007f \\u009b"}',
 ]
 REFUSED = [b"\xef\xbb\xbf{}", b'{"a": NaN}', b"[Infinity]", b"1e400x", b"\xff", b"[" * 300 + b"]" * 300, b"{"]
-
-
-@pytest.fixture
-def without_speedups(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("COMETHOOK_NO_SPEEDUPS", "1")
-    speedups._orjson.cache_clear()
-    speedups._loop_factory.cache_clear()
-    yield
-    monkeypatch.delenv("COMETHOOK_NO_SPEEDUPS")
-    speedups._orjson.cache_clear()
-    speedups._loop_factory.cache_clear()
 
 
 def outcomes() -> list[Any]:
