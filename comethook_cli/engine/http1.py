@@ -40,6 +40,8 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
+#: The most a server may say before it is asked (more than a head may hold is not HTTP anyway).
+_EARLY = MAX_LINE * (MAX_HEADERS + 1)
 # Where the parser is in an answer.
 _IDLE, _HEAD, _LENGTH, _UNTIL_CLOSE, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER = range(8)
 
@@ -110,7 +112,10 @@ def request_head(url: str, headers: Sequence[tuple[str, str]]) -> RequestHead | 
     if (
         len(names) < len(headers)
         or names & _FRAMING
-        or any(_FORBIDDEN.search(name + value) or not _TOKEN.fullmatch(name.encode()) for name, value in headers)
+        or any(
+            _FORBIDDEN.search(name + value) or not name.isascii() or not _TOKEN.fullmatch(name.encode())
+            for name, value in headers
+        )
     ):
         return None
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -181,6 +186,8 @@ class Connection(asyncio.Protocol):
         self._encoding = b""
         self._trailers = 0
         self._scanned = 0
+        #: No request has gone out yet: what the server says now (a banner) is kept for the first answer.
+        self._fresh = True
 
     # --- asyncio's callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -191,7 +198,10 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Parse what came; bytes nobody asked for (between answers) end the connection's use."""
         if self._waiter is None or self._waiter.done():
-            self.close()
+            if self._fresh and len(self._buffer) + len(data) <= _EARLY:
+                self._buffer += data  # a server that speaks first (an SSH banner): read as the answer, as aiohttp reads it
+            else:
+                self.close()
             return
         self._received = True
         self._buffer += data
@@ -214,15 +224,22 @@ class Connection(asyncio.Protocol):
     def exchange(self, request: bytes, deadline: float) -> asyncio.Future[tuple[int, bytes]]:
         """Write `request`; the future resolves to the answer's (status, body), or raises Failure or TooLarge, or
         TimeoutError when the whole answer has not come by `deadline` (the loop's clock; the connection is dropped)."""
-        assert self._transport is not None and self.usable
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         self._waiter = waiter
         # One timer a request (cheaper than asyncio.timeout's context, which a run of thousands notices).
         self._timer = loop.call_at(deadline, self._expire)
-        self._state, self._received, self._body = _HEAD, False, bytearray()
-        self._decoder, self._trailers, self._scanned = None, 0, 0
-        self._transport.write(request)
+        self._state, self._received, self._body = _HEAD, bool(self._buffer), bytearray()
+        self._decoder, self._trailers, self._scanned, self._fresh = None, 0, 0, False
+        if self._transport is not None and self.usable:
+            self._transport.write(request)
+        if self._buffer:  # what the server said before it was asked (only a fresh connection keeps any)
+            try:
+                self._parse()
+            except (Failure, TooLarge) as failure:
+                self._fail(failure)
+        if not self.usable:  # the server spoke and hung up, or hung up, between the connect and now
+            self._closed()
         return waiter
 
     def close(self) -> None:
@@ -338,9 +355,11 @@ class Connection(asyncio.Protocol):
             name = name.lower()
             if name == b"content-length":
                 digits = value.strip()
-                if not digits.isdigit() or (length is not None and int(digits) != length):
+                # Past 20 digits it is no length at all (and int() refuses over 4,300: a ValueError out of data_received).
+                number = digits.lstrip(b"0") or b"0"
+                if not digits.isdigit() or len(number) > 20 or (length is not None and int(number) != length):
                     raise NotHttp(f"invalid Content-Length {value.strip()[:32]!r}")
-                length = int(digits)
+                length = int(number)
             elif name == b"transfer-encoding":
                 transfer_encoded = True
                 chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
