@@ -144,3 +144,32 @@ async def test_a_header_name_that_is_not_utf8_is_sent_as_before_not_a_traceback(
     done = await comethook("send", "message_sent", "--to", url, "-H", os.fsdecode(b"X-\xff: v"), "--json")
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and len(received) == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: 8\n\n{"a": 1}',
+        b'HTTP/1.1 200 OK\r\nContent-Length: 8\n\r\n{"a": 1}',
+        b"HTTP/1.1 201 Created\nContent-Length: 6\n\n\r\n\r\n{}",  # the body holds the CRLF CRLF a CRLF head would end at
+        b"HTTP/1.1 200 OK\n" + b"".join(b"X-%d: %s\n" % (n, b"v" * 100) for n in range(100)) + b"Content-Length: 2\n\n{}",
+    ],
+    ids=["bare LF", "mixed", "CRLF CRLF in the body", "100 bare-LF headers"],
+)
+async def test_a_head_with_bare_lf_line_ends_is_read_as_aiohttp_reads_it(serve: Any, answer: bytes) -> None:
+    # aiohttp takes a head whose lines end in a bare LF (toy servers write them); the lean client waited for a CRLF CRLF
+    # that never came and called an answered delivery a timeout (exit 4, "is the endpoint running?").
+    async def answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            writer.write(answer)
+            await writer.drain()
+
+    url = await serve(answering)
+    lean, plain = [await deliver_run(url, flag, count=3, timeout=2) for flag in (True, False)]
+    assert [(d.status, d.ok, d.failure, d.response_body) for d in lean] == [
+        (d.status, d.ok, d.failure, d.response_body) for d in plain
+    ]
+    assert plain[0].ok

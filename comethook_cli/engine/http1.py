@@ -39,6 +39,8 @@ _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+#: Where a head ends when its lines may end in a bare LF.
+_LAX_END = re.compile(rb"\r?\n\r?\n")
 
 #: The most a server may say before it is asked (more than a head may hold is not HTTP anyway).
 _EARLY = MAX_LINE * (MAX_HEADERS + 1)
@@ -257,18 +259,25 @@ class Connection(asyncio.Protocol):
             state = self._state
             if state == _HEAD:
                 end = buffer.find(b"\r\n\r\n", self._scanned)
+                skip = end + 4
+                lax = end < 0 or buffer.count(b"\n", 0, end) != buffer.count(b"\r\n", 0, end)
+                if lax:  # lines that end in a bare LF, which aiohttp reads too (a slower search: only for a head not in yet)
+                    found = _LAX_END.search(buffer, self._scanned)
+                    end, skip = (found.start(), found.end()) if found else (-1, 0)
                 if end < 0:
                     if len(buffer) >= 7 and not buffer.startswith(b"HTTP/1."):
                         raise NotHttp(f"invalid status line {bytes(buffer[:32])!r}")
-                    if len(buffer) > MAX_LINE * (MAX_HEADERS + 1) or len(buffer) - buffer.rfind(b"\r\n") > MAX_LINE + 2:
+                    if len(buffer) > MAX_LINE * (MAX_HEADERS + 1) or len(buffer) - buffer.rfind(b"\n") > MAX_LINE + 1:
                         raise NotHttp("a header line or the header section is too long")
                     self._scanned = max(
                         len(buffer) - 3, 0
                     )  # a head dripped a byte at a time is searched once, not again and again
                     return
                 head = bytes(buffer[:end])
-                del buffer[: end + 4]
+                del buffer[:skip]
                 self._scanned = 0
+                if lax:
+                    head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
                 self._head(head)
             elif state == _LENGTH:
                 if not buffer:
