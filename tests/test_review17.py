@@ -173,3 +173,11 @@ async def test_a_head_with_bare_lf_line_ends_is_read_as_aiohttp_reads_it(serve: 
         (d.status, d.ok, d.failure, d.response_body) for d in plain
     ]
     assert plain[0].ok
+
+
+@pytest.mark.parametrize("host", ["a" * 64 + ".example", "a..b"])
+async def test_a_host_name_the_resolver_cannot_encode_is_a_usage_error(cli: Any, host: str) -> None:
+    # getaddrinfo encodes the name with IDNA first: its UnicodeError came out of send as a traceback.
+    result = await cli.run("send", "message_sent", "--to", f"http://{host}/x", "--count", "2", "--timeout", "3")
+    assert result.exit_code == 2, result.output
+    assert "Malformed URL" in result.output and "Hint" in result.output
