@@ -258,6 +258,11 @@ class Connection(asyncio.Protocol):
         while True:
             state = self._state
             if state == _HEAD:
+                if buffer and buffer[0] in b"\r\n":
+                    # Empty lines before the status line (a stray CRLF after the last answer's body): skipped, as aiohttp does.
+                    del buffer[: len(buffer) - len(buffer.lstrip(b"\r\n"))]
+                    if not buffer:
+                        return
                 end = buffer.find(b"\r\n\r\n", self._scanned)
                 skip = end + 4
                 lax = end < 0 or buffer.count(b"\n", 0, end) != buffer.count(b"\r\n", 0, end)
