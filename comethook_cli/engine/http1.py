@@ -39,7 +39,11 @@ _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+#: Where a head ends when its lines may end in a bare LF.
+_LAX_END = re.compile(rb"\r?\n\r?\n")
 
+#: The most a server may say before it is asked (more than a head may hold is not HTTP anyway).
+_EARLY = MAX_LINE * (MAX_HEADERS + 1)
 # Where the parser is in an answer.
 _IDLE, _HEAD, _LENGTH, _UNTIL_CLOSE, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER = range(8)
 
@@ -110,7 +114,10 @@ def request_head(url: str, headers: Sequence[tuple[str, str]]) -> RequestHead | 
     if (
         len(names) < len(headers)
         or names & _FRAMING
-        or any(_FORBIDDEN.search(name + value) or not _TOKEN.fullmatch(name.encode()) for name, value in headers)
+        or any(
+            _FORBIDDEN.search(name + value) or not name.isascii() or not _TOKEN.fullmatch(name.encode())
+            for name, value in headers
+        )
     ):
         return None
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -181,6 +188,8 @@ class Connection(asyncio.Protocol):
         self._encoding = b""
         self._trailers = 0
         self._scanned = 0
+        #: No request has gone out yet: what the server says now (a banner) is kept for the first answer.
+        self._fresh = True
 
     # --- asyncio's callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -191,7 +200,10 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Parse what came; bytes nobody asked for (between answers) end the connection's use."""
         if self._waiter is None or self._waiter.done():
-            self.close()
+            if self._fresh and len(self._buffer) + len(data) <= _EARLY:
+                self._buffer += data  # a server that speaks first (an SSH banner): read as the answer, as aiohttp reads it
+            else:
+                self.close()
             return
         self._received = True
         self._buffer += data
@@ -214,15 +226,22 @@ class Connection(asyncio.Protocol):
     def exchange(self, request: bytes, deadline: float) -> asyncio.Future[tuple[int, bytes]]:
         """Write `request`; the future resolves to the answer's (status, body), or raises Failure or TooLarge, or
         TimeoutError when the whole answer has not come by `deadline` (the loop's clock; the connection is dropped)."""
-        assert self._transport is not None and self.usable
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         self._waiter = waiter
         # One timer a request (cheaper than asyncio.timeout's context, which a run of thousands notices).
         self._timer = loop.call_at(deadline, self._expire)
-        self._state, self._received, self._body = _HEAD, False, bytearray()
-        self._decoder, self._trailers, self._scanned = None, 0, 0
-        self._transport.write(request)
+        self._state, self._received, self._body = _HEAD, bool(self._buffer), bytearray()
+        self._decoder, self._trailers, self._scanned, self._fresh = None, 0, 0, False
+        if self._transport is not None and self.usable:
+            self._transport.write(request)
+        if self._buffer:  # what the server said before it was asked (only a fresh connection keeps any)
+            try:
+                self._parse()
+            except (Failure, TooLarge) as failure:
+                self._fail(failure)
+        if not self.usable:  # the server spoke and hung up, or hung up, between the connect and now
+            self._closed()
         return waiter
 
     def close(self) -> None:
@@ -239,19 +258,31 @@ class Connection(asyncio.Protocol):
         while True:
             state = self._state
             if state == _HEAD:
+                if buffer and buffer[0] in b"\r\n":
+                    # Empty lines before the status line (a stray CRLF after the last answer's body): skipped, as aiohttp does.
+                    del buffer[: len(buffer) - len(buffer.lstrip(b"\r\n"))]
+                    if not buffer:
+                        return
                 end = buffer.find(b"\r\n\r\n", self._scanned)
+                skip = end + 4
+                lax = end < 0 or buffer.count(b"\n", 0, end) != buffer.count(b"\r\n", 0, end)
+                if lax:  # lines that end in a bare LF, which aiohttp reads too (a slower search: only for a head not in yet)
+                    found = _LAX_END.search(buffer, self._scanned)
+                    end, skip = (found.start(), found.end()) if found else (-1, 0)
                 if end < 0:
                     if len(buffer) >= 7 and not buffer.startswith(b"HTTP/1."):
                         raise NotHttp(f"invalid status line {bytes(buffer[:32])!r}")
-                    if len(buffer) > MAX_LINE * (MAX_HEADERS + 1) or len(buffer) - buffer.rfind(b"\r\n") > MAX_LINE + 2:
+                    if len(buffer) > MAX_LINE * (MAX_HEADERS + 1) or len(buffer) - buffer.rfind(b"\n") > MAX_LINE + 1:
                         raise NotHttp("a header line or the header section is too long")
                     self._scanned = max(
                         len(buffer) - 3, 0
                     )  # a head dripped a byte at a time is searched once, not again and again
                     return
                 head = bytes(buffer[:end])
-                del buffer[: end + 4]
+                del buffer[:skip]
                 self._scanned = 0
+                if lax:
+                    head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
                 self._head(head)
             elif state == _LENGTH:
                 if not buffer:
@@ -338,9 +369,11 @@ class Connection(asyncio.Protocol):
             name = name.lower()
             if name == b"content-length":
                 digits = value.strip()
-                if not digits.isdigit() or (length is not None and int(digits) != length):
+                # Past 20 digits it is no length at all (and int() refuses over 4,300: a ValueError out of data_received).
+                number = digits.lstrip(b"0") or b"0"
+                if not digits.isdigit() or len(number) > 20 or (length is not None and int(number) != length):
                     raise NotHttp(f"invalid Content-Length {value.strip()[:32]!r}")
-                length = int(digits)
+                length = int(number)
             elif name == b"transfer-encoding":
                 transfer_encoded = True
                 chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"

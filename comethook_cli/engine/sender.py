@@ -128,6 +128,13 @@ def checked_url(url: str, given: str) -> str:
         ) from None
     if not parts.hostname:
         raise UsageError(f"Malformed URL {given!r}: it names no host.", "e.g. http://localhost:8000/hook, or just 8000.")
+    try:
+        parts.hostname.encode("idna")  # what the resolver does first: an empty label or one past 63 characters raised there
+    except UnicodeError:
+        raise UsageError(
+            f"Malformed URL {given!r}: its host name has an empty label or one longer than 63 characters.",
+            "e.g. http://localhost:8000/hook.",
+        ) from None
     return url
 
 
