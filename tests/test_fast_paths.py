@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import random
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,3 +163,30 @@ async def test_under_constant_writes_the_wal_starts_over_without_a_truncate(
     assert peak < 2000 * 20_000, peak
     with History(tmp_path / "h.db") as history:
         assert history.count() == 2000
+
+
+async def test_a_wal_past_its_limit_is_copied_out_when_the_writes_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no delivery follows the one that took the WAL past its limit, the writer thread never gets to finish the
+    copy: the maintenance thread does it once the writer sleeps, so a quiet listener does not sit on a large WAL."""
+    from comethook_cli.engine import store as store_module
+
+    monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 0.05)
+    monkeypatch.setattr(store_module, "WAL_LIMIT_MAX", store_module.WAL_LIMIT_MIN)
+    writer = HistoryWriter(tmp_path / "h.db", Retention(None, None))
+    base = stored_exchange("after_message", "y")
+    filler = b'{"trigger":"after_message","data":{"text":"' + b"y" * 100_000 + b'"}}'
+    try:
+        await asyncio.gather(*(writer.record(replace(base, id=f"evt_{n}", body=filler)) for n in range(60)))  # 6 MB
+        writer._restart_due = True  # as the maintenance thread sets it when it sees the WAL past its limit after the last commit
+        writer._wake.set()
+        for _ in range(200):  # the maintenance thread runs every 0.05 s here
+            if not writer._restart_due:
+                break
+            await asyncio.sleep(0.05)
+        assert not writer._restart_due
+        probe = sqlite3.connect(tmp_path / "h.db")
+        [(busy, frames, copied)] = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        probe.close()
+        assert busy == 0 and frames == copied  # everything in the WAL is in the database
+    finally:
+        writer.close()

@@ -397,6 +397,13 @@ class HistoryWriter:
         thread's last one (a TRUNCATE checkpoint held the write lock for 15 to 55 ms instead), and the next
         commit starts the WAL over. Only when the WAL keeps growing anyway (a reader holding an old snapshot)
         does a TRUNCATE wait for the readers."""
+        if self._restart_due and self._idle:
+            # The writer sleeps (no delivery came since the WAL passed its limit): nothing is being appended, so
+            # this checkpoint reaches the end itself and the next commit starts the WAL over.
+            [(busy, frames, copied)] = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            if not busy and frames == copied:
+                self._restart_due = False
+            return
         if self._restart_due:
             with contextlib.suppress(OSError):
                 if os.path.getsize(f"{self.path}-wal") > WAL_STUCK_FACTOR * self.retention.wal_limit:
