@@ -285,15 +285,10 @@ class Connection(asyncio.Protocol):
                     head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
                 self._head(head)
             elif state == _LENGTH:
-                if not buffer:
+                if not self._take(buffer):
                     return
-                take = min(self._remaining, len(buffer))
-                self._append(bytes(buffer[:take]))
-                del buffer[:take]
-                self._remaining -= take
-                if not self._remaining:
-                    self._finish()
-                    return
+                self._finish()
+                return
             elif state == _UNTIL_CLOSE:
                 if buffer:
                     self._append(bytes(buffer))
@@ -309,14 +304,9 @@ class Connection(asyncio.Protocol):
                 self._remaining = int(size, 16)
                 self._state = _CHUNK_DATA if self._remaining else _TRAILER
             elif state == _CHUNK_DATA:
-                if not buffer:
+                if not self._take(buffer):
                     return
-                take = min(self._remaining, len(buffer))
-                self._append(bytes(buffer[:take]))
-                del buffer[:take]
-                self._remaining -= take
-                if not self._remaining:
-                    self._state = _CHUNK_END
+                self._state = _CHUNK_END
             elif state == _CHUNK_END:
                 if len(buffer) < 2:
                     return
@@ -336,6 +326,15 @@ class Connection(asyncio.Protocol):
                     raise NotHttp("too many trailers")
             else:
                 return
+
+    def _take(self, buffer: bytearray) -> bool:
+        """Move what the body (or chunk) still lacks from the buffer into the body; whether it is complete now."""
+        take = min(self._remaining, len(buffer))
+        if take:
+            self._append(bytes(buffer[:take]))
+            del buffer[:take]
+            self._remaining -= take
+        return not self._remaining
 
     def _line(self) -> bytes | None:
         buffer = self._buffer
