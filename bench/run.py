@@ -54,7 +54,10 @@ def wait_port(port: int, timeout: float = 15) -> None:
 def server(
     command: list[str], port: int, env: dict[str, str], stdout: Any = subprocess.DEVNULL
 ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.DEVNULL, env=env)
+    # Every server starts with an empty history of its own: a history left by the runs before it (hundreds of MB
+    # under wrk, pruned at its cap) would make each figure depend on how many runs came first.
+    home = tempfile.mkdtemp(prefix="home-", dir=Path(env["COMETHOOK_HOME"]).parent)
+    proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.DEVNULL, env={**env, "COMETHOOK_HOME": home})
     try:
         wait_port(port)
         yield proc
@@ -65,6 +68,7 @@ def server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def baseline_server(port: int, uvloop: bool = False) -> list[str]:
@@ -137,6 +141,10 @@ def bench_throughput(rounds: int, env: dict[str, str], body: Path, seconds: floa
         "listen --json (history on)": (["--json"], work / "events.ndjson"),
         "listen --quiet --no-history": (["--quiet", "--no-history"], None),
         "listen (pretty display, history on)": ([], work / "pretty.txt"),
+        "listen --json, history pruned at its cap all along (--history-max-mb 20)": (
+            ["--json", "--history-max-mb", "20"],
+            work / "capped.ndjson",
+        ),
     }
 
     def run(name: str) -> Callable[[], float]:
