@@ -214,7 +214,9 @@ class Inspector:
                     sent.add(exchange.id)
             while not self._closing:
                 try:
-                    record = await asyncio.wait_for(subscription.get(), KEEPALIVE_SECONDS)
+                    # A timeout context, not wait_for (which wraps the wait in a task of its own each time).
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        record = await subscription.get()
                 except TimeoutError:
                     await self._write(response, ": keep-alive\n\n")
                     continue
