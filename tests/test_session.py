@@ -171,3 +171,43 @@ def test_the_human_view_writes_through_the_background_stream() -> None:
     shown.human.out.print("hello")
     stream.close()
     assert buffer.getvalue() == "hello\n"
+
+
+async def test_a_batch_subscriber_gets_everything_published_meanwhile_in_order_with_one_wake_up() -> None:
+    hub = Hub()
+    subscription = hub.subscribe_batches(maxsize=100)
+    waiting = asyncio.ensure_future(subscription.batch())
+    await asyncio.sleep(0)  # it waits
+    for n in range(5):
+        hub.publish(n)  # one loop iteration: a queue would wake its consumer five times
+    assert await waiting == [0, 1, 2, 3, 4]
+    hub.publish("next")
+    assert await subscription.batch() == ["next"]
+
+
+async def test_a_batch_subscriber_that_falls_behind_is_cut_off_and_a_closed_one_wakes_empty() -> None:
+    hub = Hub()
+    behind = hub.subscribe_batches(maxsize=3)
+    for n in range(5):
+        hub.publish(n)
+    assert behind.overflowed and behind.closed
+    assert await behind.batch() == [0, 1, 2]  # what it had, then nothing more
+    assert await behind.batch() == []
+    # A consumer waiting when the subscription is closed (the inspector stopping) wakes at once, with nothing.
+    dropped = hub.subscribe_batches()
+    waiting = asyncio.ensure_future(dropped.batch())
+    await asyncio.sleep(0)
+    dropped.close()
+    assert await asyncio.wait_for(waiting, 1) == [] and not dropped.overflowed
+    hub.publish("after")  # neither is subscribed any more
+    assert await behind.batch() == [] and await dropped.batch() == []
+
+
+async def test_a_batch_wait_that_timed_out_leaves_the_subscription_working() -> None:
+    hub = Hub()
+    subscription = hub.subscribe_batches()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await subscription.batch()
+    hub.publish("later")
+    assert await asyncio.wait_for(subscription.batch(), 1) == ["later"]

@@ -57,6 +57,51 @@ class QueueSubscription:
         self._hub.unsubscribe(self.offer)
 
 
+class BatchSubscription:
+    """Records for one asynchronous consumer, taken a batch at a time. A publish only appends; the waiting consumer
+    is woken once however many records arrive before it runs (a queue wakes it once a record, which an event
+    stream per open page pays for every delivery under a flood). Past `maxsize` waiting records it is cut off
+    and marked `overflowed`, as a queue subscriber is."""
+
+    def __init__(self, hub: Hub, maxsize: int) -> None:
+        self._hub = hub
+        self.maxsize = maxsize
+        self.overflowed = False
+        self.closed = False
+        self._pending: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def offer(self, record: Any) -> None:
+        """Keep a record for the next batch; past maxsize, stop listening and say so (the consumer must reload)."""
+        if len(self._pending) >= self.maxsize:
+            self.overflowed = True
+            self.close()
+            return
+        self._pending.append(record)
+        self._wake()
+
+    async def batch(self) -> list[Any]:
+        """Every record published since the last batch, once there is one (an empty list once closed)."""
+        while not self._pending and not self.closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        taken, self._pending = self._pending, []
+        return taken
+
+    def close(self) -> None:
+        """Receive nothing more; a consumer waiting for a batch gets what is left, then an empty one."""
+        self.closed = True
+        self._hub.unsubscribe(self.offer)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
 class Hub:
     """One place every record goes through: the listener, `send` and `check` publish here."""
 
@@ -75,6 +120,12 @@ class Hub:
     def subscribe_queue(self, maxsize: int = DEFAULT_QUEUE_SIZE) -> QueueSubscription:
         """A bounded queue that receives every record published from now on."""
         subscription = QueueSubscription(self, maxsize)
+        self._subscribers.append(subscription.offer)
+        return subscription
+
+    def subscribe_batches(self, maxsize: int = DEFAULT_QUEUE_SIZE) -> BatchSubscription:
+        """Like subscribe_queue(), taken a batch at a time (one wake-up for all that arrived meanwhile)."""
+        subscription = BatchSubscription(self, maxsize)
         self._subscribers.append(subscription.offer)
         return subscription
 

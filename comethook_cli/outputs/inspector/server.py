@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import hmac
 import logging
 import secrets
@@ -33,7 +32,7 @@ from comethook_cli.outputs import wire
 from comethook_cli.outputs.inspector.api import Api, Exports, json_response
 
 if TYPE_CHECKING:
-    from comethook_cli.engine.hub import Hub, QueueSubscription
+    from comethook_cli.engine.hub import BatchSubscription, Hub
     from comethook_cli.engine.session import Session
     from comethook_cli.engine.store import History
 
@@ -84,7 +83,7 @@ class Inspector:
         self.token = secrets.token_urlsafe(32)
         self.api = Api(self, exports)
         self._runner: web.AppRunner | None = None
-        self._streams: set[QueueSubscription] = set()
+        self._streams: set[BatchSubscription] = set()
         self._closing = False
         self._frames: collections.OrderedDict[str, bytes] = collections.OrderedDict()
 
@@ -125,9 +124,7 @@ class Inspector:
     def drop_streams(self) -> None:
         """End every event stream now (its page reconnects, and resumes from its Last-Event-ID)."""
         for subscription in tuple(self._streams):
-            subscription.close()
-            with contextlib.suppress(asyncio.QueueFull):
-                subscription.queue.put_nowait(None)  # wakes the stream so it ends now, not at the shutdown timeout
+            subscription.close()  # wakes the stream so it ends now, not at the shutdown timeout
 
     async def stop(self) -> None:
         """Close every event stream and the server."""
@@ -193,7 +190,7 @@ class Inspector:
         response.headers["Content-Security-Policy"] = CSP
         # Subscribe before reading the history: an exchange is stored before it is published, so each one is
         # either in the history read below or in the queue (or both: `sent` drops the second copy).
-        subscription = self.hub.subscribe_queue(self.queue_size)
+        subscription = self.hub.subscribe_batches(self.queue_size)
         self._streams.add(subscription)
         try:
             await response.prepare(request)
@@ -216,24 +213,19 @@ class Inspector:
                 try:
                     # A timeout context, not wait_for (which wraps the wait in a task of its own each time).
                     async with asyncio.timeout(KEEPALIVE_SECONDS):
-                        record = await subscription.get()
+                        batch = await subscription.batch()
                 except TimeoutError:
                     await self._write(response, ": keep-alive\n\n")
                     continue
-                # Everything queued meanwhile goes out in one write: under a flood, a wait and a write a record for
-                # each open page cost the listener half its throughput with three pages open.
-                batch = [record]
-                while not subscription.queue.empty():
-                    batch.append(subscription.queue.get_nowait())
-                ended = None in batch
-                live = batch[: batch.index(None)] if ended else batch
-                frames = [self._frame(r) for r in live if isinstance(r, Exchange) and r.id not in sent]
+                # Everything that arrived meanwhile goes out in one write: under a flood, a wake-up and a write a
+                # record for each open page cost the listener half its throughput with three pages open.
+                frames = [self._frame(r) for r in batch if isinstance(r, Exchange) and r.id not in sent]
                 if frames:
                     await self._write(response, b"".join(frames))
-                if ended:
-                    break
-                if subscription.overflowed and subscription.queue.empty():
+                if subscription.overflowed:
                     await self._send(response, wire.Reload("the page fell behind: reload from the API"))
+                    break
+                if subscription.closed:
                     break
         except (ConnectionError, TimeoutError, asyncio.CancelledError):
             pass  # the tab went away or froze: nothing to tell anyone
