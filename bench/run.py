@@ -439,10 +439,9 @@ def main() -> None:
         body = work / "after_message.json"
         before = work / "before_message.json"
         for name, target in (("after_message", body), ("before_message", before)):
-            target.write_bytes(
-                subprocess.run([*COMETHOOK, "payloads", "show", name], capture_output=True, check=True, env=env).stdout
-            )
-        json.loads(body.read_bytes())
+            shown = subprocess.run([*COMETHOOK, "payloads", "show", name], capture_output=True, check=True, env=env).stdout
+            # On one line, as a delivery arrives (`payloads show` indents it for people to read).
+            target.write_bytes(json.dumps(json.loads(shown), ensure_ascii=False, separators=(",", ":")).encode())
         rows: list[dict[str, Any]] = []
         steps: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
             ("startup", lambda: bench_startup(args.rounds, env)),
