@@ -434,9 +434,10 @@ class Listener:
         # Raw control characters never get past aiohttp's parser; only percent-escapes can decode to one.
         if "%" in raw_path and any(ord(c) < 0x20 or ord(c) == 0x7F for c in request.path):
             return self._reject(request, 400, "path holds control characters (CR, LF, ...) once decoded")
+        too_large = f"body over the {self.config.max_body} byte limit (--max-body)"
         declared = request.content_length
         if declared is not None and declared > self.config.max_body:
-            return self._reject(request, 413, f"body over the {self.config.max_body} byte limit (--max-body)", close=True)
+            return self._reject(request, 413, too_large, close=True)
         if declared is not None and self.budget.used + declared > self.budget.limit:
             return self._over_budget(request)
         headers = request.headers
@@ -449,7 +450,6 @@ class Listener:
             return self._reject(request, 408, f"body not received within {BODY_TIMEOUT:g} s", close=True)
         except BudgetSpent:
             return self._over_budget(request)
-        too_large = f"body over the {self.config.max_body} byte limit (--max-body)"
         if raw is None:
             return self._reject(request, 413, too_large, close=True)
         encoding = headers.get("Content-Encoding", "")

@@ -400,9 +400,7 @@ class HistoryWriter:
         if self._restart_due and self._idle:
             # The writer sleeps (no delivery came since the WAL passed its limit): nothing is being appended, so
             # this checkpoint reaches the end itself and the next commit starts the WAL over.
-            [(busy, frames, copied)] = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            if not busy and frames == copied:
-                self._restart_due = False
+            self._finish_checkpoint(connection)
             return
         if self._restart_due:
             with contextlib.suppress(OSError):
@@ -420,13 +418,13 @@ class HistoryWriter:
         if max(frames, 0) * (page_size + WAL_FRAME_HEADER) > self.retention.wal_limit:
             self._restart_due = True
 
-    def _finish_checkpoint(self) -> None:
-        """On the writer thread, between group commits: copy the rest of the WAL, so the next commit restarts it.
-        While the maintenance thread's own checkpoint runs, this one is refused at once: it tries after the next commit."""
-        with contextlib.suppress(sqlite3.Error), self._database:
-            [(busy, frames, copied)] = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            if not busy and frames == copied:
-                self._restart_due = False
+    def _finish_checkpoint(self, connection: sqlite3.Connection) -> None:
+        """Copy the rest of the WAL while nothing is appended (the writer thread between group commits, or the
+        maintenance thread while the writer sleeps), so the next commit restarts it. While another checkpoint runs,
+        this one is refused at once and the flag stays: it is tried again after the next commit."""
+        [(busy, frames, copied)] = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if not busy and frames == copied:
+            self._restart_due = False
 
     def _prune(self, connection: sqlite3.Connection) -> int:
         """Delete the oldest exchanges past the age cap, and past the size cap down to 90% of it, in small
@@ -509,7 +507,8 @@ class HistoryWriter:
             with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown): nobody waits for the answers
                 loop.call_soon_threadsafe(_settle, batch, failures)
             if self._restart_due:
-                self._finish_checkpoint()
+                with contextlib.suppress(sqlite3.Error), self._database:
+                    self._finish_checkpoint(self._connection)
 
     def _commit(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
         try:

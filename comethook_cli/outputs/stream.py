@@ -90,8 +90,7 @@ class BackgroundStream(io.TextIOBase):
                 try:
                     loop = asyncio.get_running_loop()
                 except RuntimeError:  # written from outside an event loop: wake it now
-                    self._waiting = False
-                    self._wake.notify()
+                    self._wake_writer()
                 else:
                     self._kick_scheduled = True
                     loop.call_soon(self._kick)
@@ -100,9 +99,13 @@ class BackgroundStream(io.TextIOBase):
     def _kick(self) -> None:
         with self._lock:
             self._kick_scheduled = False
-            if self._waiting and self._pending:
-                self._waiting = False
-                self._wake.notify()
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        """With the lock held: wake the writer thread if it sleeps while something waits for it."""
+        if self._waiting and self._pending:
+            self._waiting = False
+            self._wake.notify()
 
     def flush(self) -> None:
         """Nothing to do: the writer thread flushes after every batch."""
@@ -110,9 +113,7 @@ class BackgroundStream(io.TextIOBase):
     def drain(self, timeout: float | None = 5.0) -> None:
         """Wait until everything queued so far has been written (or the reader is gone)."""
         with self._lock:
-            if self._pending and self._waiting:  # its wake-up may still wait for an event-loop iteration
-                self._waiting = False
-                self._wake.notify()
+            self._wake_writer()  # its wake-up may still wait for an event-loop iteration
             self._idle.wait_for(lambda: (not self._pending and not self._writing) or self.broken, timeout)
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ it passes through `safe()` on the way in, so a delivery cannot drive the termina
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import time
@@ -390,12 +389,15 @@ class Renderer:
         console.file.write("".join(out))
 
     def _codes(self, style: Style | str, system: Any, no_color: bool) -> tuple[str, str]:
+        """What Style.render puts before and after a text, for one style and colour system (cached)."""
         key = (style, system, no_color)
         codes = self._style_cache.get(key)
         if codes is None:
             parsed = self.out.get_style(style) if isinstance(style, str) else style
-            codes = _style_codes(parsed.without_color if no_color else parsed, system)
-            self._style_cache[key] = codes
+            before, _, after = (
+                (parsed.without_color if no_color else parsed).render("\x00", color_system=system).partition("\x00")
+            )
+            codes = self._style_cache[key] = (before, after)
         return codes
 
     def skipped(self, exchange: Exchange) -> None:
@@ -711,13 +713,6 @@ def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text
         if exchange.forward_error:
             back.append([(f"  app unreachable: {safe(exchange.forward_error)}", "bold red")])
     return [first, fit_spans(back, width, cut=-1)]
-
-
-@functools.lru_cache(maxsize=256)
-def _style_codes(style: Style, system: Any) -> tuple[str, str]:
-    """What Style.render puts before and after a text, for one style and colour system."""
-    before, _, after = style.render("\x00", color_system=system).partition("\x00")
-    return before, after
 
 
 def _pretty(value: Any) -> list[str]:
