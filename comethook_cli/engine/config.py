@@ -42,6 +42,11 @@ class ListenerConfig:
     max_connections: int | None = None
     #: Bytes of request bodies held at once, over every connection; past it a new body gets 503 and Retry-After.
     body_budget: int = DEFAULT_BODY_BUDGET
+    #: Seconds a body may take to start arriving, and the longest it may pause later (bytes sent ahead of the rate earn
+    #: at most this much credit). A delivery's body arrives with its headers, so it never waits on this.
+    body_grace: float = 5.0
+    #: Bytes per second a body must keep arriving at, on average, once `body_grace` is spent; slower gets 408.
+    body_min_rate: int = 1024
 
 
 @dataclass(frozen=True)
