@@ -458,6 +458,131 @@ def test_a_thousand_idle_connections_under_ulimit_1024_do_not_stop_real_deliveri
     assert "Traceback" not in text and text.count("Warning") <= 3, text[:2000]
 
 
+HEAD_100K = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+
+
+async def trickle_until_answered(port: int, head: bytes, every: float, within: float = 15) -> bytes:
+    """Send `head`, then one body byte every `every` seconds until the listener answers or closes; what it said."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+    answer = b""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), every)
+                except TimeoutError:
+                    writer.write(b" ")
+                    continue
+                if not chunk:
+                    return answer
+                answer += chunk
+    except ConnectionError:
+        return answer
+    finally:
+        writer.close()
+
+
+async def test_a_body_slower_than_the_minimum_rate_gets_408_long_before_30_s(start: Any) -> None:
+    running = await start(body_grace=1.0, body_min_rate=1024)
+    port = running.listener.port
+    # Five bytes a second; then 50 KB at once and the same trickle: bytes sent early buy at most the grace, not 50 s.
+    for head in (HEAD_100K, HEAD_100K + b"{" + b" " * 50_000):
+        answer = await trickle_until_answered(port, head, every=0.2)  # before: nothing for 30 s
+        assert status_of(answer) == 408 and b"slower than 1,024 bytes/s" in answer
+    assert [r.status for r in running.rejections] == [408, 408]
+    assert "slower than 1,024 bytes/s (or pausing over 1 s)" in running.rejections[0].reason
+    async with aiohttp.ClientSession() as session, session.post(running.url, data=valid(1)) as response:
+        assert response.status == 200  # a delivery arriving at once never meets the rate
+
+
+async def test_a_body_above_the_minimum_rate_completes_though_it_takes_longer_than_the_grace(start: Any) -> None:
+    running = await start(body_grace=2.0, body_min_rate=1024)
+    body = json.dumps({"trigger": "after_message", "data": {"data": {"text": "x" * 16_000}}}).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.listener.port)
+    writer.write(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    for offset in range(0, len(body), 1024):  # 4 KiB/s: about 4 s in all, twice the grace
+        writer.write(body[offset : offset + 1024])
+        await writer.drain()
+        await asyncio.sleep(0.25)
+    async with asyncio.timeout(10):
+        answer = await reader.read(65536)
+    writer.close()
+    assert status_of(answer) == 200
+    assert [e.body for e in running.exchanges] == [body] and running.rejections == []
+
+
+async def until(condition: Callable[[], bool], within: float = 10) -> None:
+    async with asyncio.timeout(within):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_past_the_cap_the_slowest_body_is_closed_not_the_newest_connection_nor_one_being_answered(start: Any) -> None:
+    release = asyncio.Event()
+    responder = Responder()
+
+    async def answer(incoming: Any) -> Any:
+        if b"hold" in incoming.body:  # an app that takes its time: this connection is being answered
+            await release.wait()
+        return await responder(incoming)
+
+    running = await start(answer, max_connections=10, body_grace=30.0)  # past 9 open, the slowest makes room
+    server = running.listener._server
+    assert server is not None
+    port = running.listener.port
+    held_body = b'{"trigger": "after_message", "data": {"text": "hold"}}'
+    held = asyncio.ensure_future(raw_exchange(port, b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(held_body), held_body), 30))  # fmt: skip
+    await until(lambda: server.busy() == 1)
+    slow = []
+    for n in range(8):  # the oldest first: the soonest to be cut for its rate; 9 connections open in all
+        slow.append(asyncio.ensure_future(trickle_until_answered(port, HEAD_100K, every=0.3, within=30)))
+        await until(lambda n=n: server.busy() == n + 2)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+        session.post(running.url, data=valid(1), timeout=timeout) as response,
+    ):
+        assert response.status == 200  # the 10th connection: the slowest other makes room, not this one
+    answer = await asyncio.wait_for(slow[0], 10)
+    assert status_of(answer) == 408 and b"closed to make room" in answer  # before: nothing for 30 s
+    assert not held.done() and not any(task.done() for task in slow[1:])
+    release.set()
+    assert status_of(await asyncio.wait_for(held, 10)) == 200
+    for task in slow[1:]:
+        task.cancel()
+    assert [r.status for r in running.rejections] == [408]
+    assert len([w for w in running.warnings if "near the limit of 10" in w]) == 1
+
+
+async def test_a_stalled_body_holding_the_body_budget_is_closed_for_a_new_delivery(start: Any) -> None:
+    running = await start(body_budget=512 * 1024, body_grace=5.0)
+    big = json.dumps({"trigger": "after_message", "data": {"text": "x" * (400 * 1024)}}).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.listener.port)
+    writer.write(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big) + big[: 300 * 1024])
+    await writer.drain()
+    await until(lambda: running.listener.budget.used >= 300 * 1024)
+    await asyncio.sleep(1.5)  # it has sent nothing for over a second (STALLED): it is behind the rate
+    medium = json.dumps({"trigger": "after_message", "data": {"text": "y" * (300 * 1024)}}).encode()  # does not fit beside it
+    async with aiohttp.ClientSession() as session, session.post(running.url, data=medium) as response:
+        assert response.status == 200  # before: 503, the stalled body kept the budget
+    async with asyncio.timeout(10):
+        answer = await reader.read(65536)
+    writer.close()
+    assert status_of(answer) == 408 and b"closed to make room" in answer
+    assert [r.status for r in running.rejections] == [408]
+    assert [len(e.body) for e in running.exchanges] == [len(medium)]
+
+
+@pytest.mark.parametrize(("limit", "cap"), [(256, 160), (1024, 768)])
+def test_the_default_connection_cap_leaves_descriptors_for_the_rest(limit: int, cap: int) -> None:
+    """macOS's default `ulimit -n 256` left 128 connections before; a quarter is kept back, at least 96, at most 256."""
+    code = "from comethook_cli.engine.listener import default_max_connections as d; print(d())"
+    command = f"ulimit -n {limit}; exec {sys.executable} -c '{code}'"
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True, timeout=30)
+    assert int(out.stdout) == cap
+
+
 async def drip_attacker(port: int, stop: asyncio.Event, every: float = 1.0, declared: int = 100_000) -> int:
     """A slow-body attacker: headers at once, then one body byte every `every` seconds; reconnects when dropped.
     Returns how many connections it opened."""
