@@ -16,6 +16,7 @@ import errno
 import heapq
 import hmac
 import ipaddress
+import json
 import logging
 import os
 import random
@@ -66,6 +67,16 @@ FD_RESERVE = (96, 256)
 EVICT_AT = 0.9
 #: A body counts as stalled (the body budget may close it for a new one) once it is this many seconds behind the rate.
 STALLED = 1.0
+#: Why a body closed to make room got its 408; written at once (its descriptor is free at once, not once its handler runs).
+EVICTED = "body arriving too slowly while the listener is full (connections or body budget): closed to make room"
+_EVICTED_BODY = json.dumps({"error": EVICTED}).encode()
+EVICTED_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n"
+    b"Connection: close\r\n\r\n%s" % (len(_EVICTED_BODY), _EVICTED_BODY)
+)
+#: A connection idle for less than this (its request is likely on its way: under a flood the loop accepts faster than it
+#: reads) is closed to make room only past the cap itself, not past EVICT_AT of it.
+YOUNG = 2.0
 #: At most one warning of a kind (connection cap, accept errors, aiohttp errors) per this many seconds.
 WARN_EVERY = 30.0
 #: Content-Encoding values the listener decodes (to read the JSON; the exact bytes are what it stores and forwards).
@@ -109,6 +120,12 @@ def default_max_connections() -> int:
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return 10_000
     return min(10_000, max(soft - fd_reserve(soft), soft // 2))
+
+
+def backlog(max_connections: int) -> int:
+    """Connections the kernel queues for accept(): asyncio's loop accepts this many at once, each a descriptor before
+    the cap can close anyone, so it stays within what the reserve leaves (32 at a cap of 160, aiohttp's 128 from 512)."""
+    return max(16, min(128, max_connections // 4))
 
 
 class UnsupportedEncoding(ValueError):
@@ -202,12 +219,14 @@ class RateLimitedWarnings:
 class _Slot:
     """What the listener knows of one open connection, to pick which to close first when it is full."""
 
-    __slots__ = ("answering", "deadline", "evicted", "held", "timer")
+    __slots__ = ("answering", "deadline", "evicted", "held", "since", "timer")
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, now: float) -> None:
+        #: When it last became idle: opened, or answered.
+        self.since = now
         #: Loop time at which the listener would close it anyway unless it makes progress: IDLE_TIMEOUT from its start
         #: or its last answer while idle or while its headers trickle in; for a body, see Listener._chunks.
-        self.deadline = deadline
+        self.deadline = now + IDLE_TIMEOUT
         #: Its request is being answered (the body is read; the app is being asked): never closed to make room.
         self.answering = False
         #: The body read's timer while a body is arriving: firing it early answers 408 and closes the connection.
@@ -234,16 +253,23 @@ class _Server(web.Server):
         self.budget = budget
         self._grace = grace
         self._warnings = warnings
-        self._evicting = 0  # closed to make room, not gone yet: they still count in self._connections
+        self._evicting = 0  # closed to make room, not gone yet: they still count in self.slots
 
     def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
         """Track the connection; past EVICT_AT of the cap, close the slowest others to keep room for new ones."""
         super().connection_made(handler, transport)
-        self.slots[handler] = _Slot(asyncio.get_running_loop().time() + IDLE_TIMEOUT)
+        self.slots[handler] = _Slot(asyncio.get_running_loop().time())
+        self.trim(spare=handler)
+
+    def trim(self, spare: Any = None) -> None:
+        """Past EVICT_AT of the cap, close the slowest connections (none younger than YOUNG); past the cap, the oldest
+        young ones too. `spare` (the newest) never."""
         # The slots, not aiohttp's own count: it keeps a closed connection until its handler's task ends.
-        excess = len(self.slots) - self._evicting - self.evict_at
-        if excess > 0:
-            closed = self.make_room(excess, spare=handler)
+        live = len(self.slots) - self._evicting
+        if live > self.evict_at:
+            closed = self.make_room(live - self.evict_at, spare=spare)
+            if live - closed > self.max_connections:
+                closed += self.make_room(live - closed - self.max_connections, spare=spare, young=True)
             self._warnings.warn(
                 "connections",
                 f"{len(self.slots)} connections open, near the limit of {self.max_connections}: closing the slowest "
@@ -261,10 +287,13 @@ class _Server(web.Server):
         """Connections receiving a body or being answered."""
         return sum(1 for slot in self.slots.values() if slot.answering or slot.timer is not None)
 
-    def make_room(self, count: int, spare: Any = None) -> int:
-        """Close up to `count` connections, soonest deadline first, none being answered (nor `spare`); how many."""
+    def make_room(self, count: int, spare: Any = None, young: bool = False) -> int:
+        """Close up to `count` connections, soonest deadline first, none being answered (nor `spare`, nor one idle for
+        less than YOUNG unless `young`); how many."""
+        settled = asyncio.get_running_loop().time() - YOUNG
         candidates = [(slot.deadline, n, handler) for n, (handler, slot) in enumerate(self.slots.items())
-                      if not slot.answering and not slot.evicted and handler is not spare]  # fmt: skip
+                      if not slot.answering and not slot.evicted and handler is not spare
+                      and (young or slot.timer is not None or slot.since < settled)]  # fmt: skip
         victims = heapq.nsmallest(count, candidates)
         for _, _, handler in victims:
             self.evict(handler)
@@ -298,12 +327,13 @@ class _Server(web.Server):
         slot = self.slots[handler]
         slot.evicted = True
         self._evicting += 1
-        if slot.timer is not None:
+        if slot.timer is not None:  # its handler records the 408 (what it answers goes nowhere: the 408 went already)
             self.budget.give(slot.held)
             slot.held = 0
-            slot.timer.reschedule(asyncio.get_running_loop().time())  # the handler answers 408 and closes
-        else:
-            handler.force_close()
+            slot.timer.reschedule(asyncio.get_running_loop().time())
+            if handler.transport is not None:
+                handler.transport.write(EVICTED_ANSWER)
+        handler.force_close()
 
 
 class _ServerLog(logging.Handler):
@@ -339,12 +369,14 @@ def new_id() -> str:
     return f"evt_{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(32):08x}"
 
 
-async def bind(runner: web.BaseRunner, host: str, port: int, in_use: tuple[str, str], failed: tuple[str, str | None]) -> None:
+async def bind(
+    runner: web.BaseRunner, host: str, port: int, in_use: tuple[str, str], failed: tuple[str, str | None], backlog: int = 128
+) -> None:
     """Set the runner up and listen on host:port; ListenerError (with `in_use` or `failed` as message and hint)
     when the address cannot be used, and nothing left half-open."""
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, backlog=backlog).start()
     except OSError as error:
         await runner.cleanup()
         if error.errno == errno.EADDRINUSE:
@@ -384,8 +416,9 @@ class Listener:
 
     async def start(self) -> None:
         """Bind and start serving; ListenerError when the address cannot be used."""
+        cap = self.config.max_connections or default_max_connections()
         server = _Server(
-            self._handle, max_connections=self.config.max_connections or default_max_connections(), budget=self.budget,
+            self._handle, max_connections=cap, budget=self.budget,
             grace=self.config.body_grace, warnings=self.warnings, keepalive_timeout=IDLE_TIMEOUT, auto_decompress=False, logger=self._log,
             access_log=None, max_line_size=8190, max_field_size=8190, max_headers=128, lingering_time=LINGER,
         )  # fmt: skip
@@ -395,6 +428,7 @@ class Listener:
             in_use=(f"Port {self.config.port} is already in use on {self.config.host}.",
                     "Stop whatever uses it, or pick another port: --port 0 picks a free one."),
             failed=(f"Cannot listen on {self.config.host}:{self.config.port}", "Check --host and --port."),
+            backlog=backlog(cap),
         )  # fmt: skip
         self._runner, self._server = runner, server
         self.port = int(runner.addresses[0][1])
@@ -418,9 +452,9 @@ class Listener:
         error = context.get("exception")
         if isinstance(error, OSError) and error.errno in ACCEPT_ERRORS:
             server = self._server
-            open_ = len(server.connections) if server else 0
+            open_ = len(server.slots) if server else 0
             busy = server.busy() if server else 0
-            closed = server.make_room(max(open_ // 10, 1)) if server else 0
+            closed = server.make_room(max(open_ // 10, 1), young=True) if server else 0  # out of descriptors now
             # The count is of connections to the listener; forwards to your app and the history use descriptors too.
             self.warnings.warn(
                 "accept",
@@ -484,6 +518,8 @@ class Listener:
             try:
                 async with asyncio.timeout_at(slot.deadline) as timer:
                     slot.timer = timer
+                    if self._server is not None:  # a slow body may now be closed to make room; it may be this one
+                        self._server.trim()
                     body = await self._chunks(request, slot, timer)
             finally:
                 slot.timer = None
@@ -521,7 +557,7 @@ class Listener:
 
     def _too_slow(self, request: web.BaseRequest, slot: _Slot) -> web.Response:
         if slot.evicted:
-            reason = "body arriving too slowly while the listener is full (connections or body budget): closed to make room"
+            reason = EVICTED
         else:
             reason = (
                 f"body arriving slower than {self.config.body_min_rate:,} bytes/s (or pausing over {self.config.body_grace:g} s)"
@@ -534,7 +570,8 @@ class Listener:
             return await self._exchange(request)
         finally:
             slot.answering = False
-            slot.deadline = asyncio.get_running_loop().time() + IDLE_TIMEOUT  # as aiohttp's keep-alive timer restarts
+            slot.since = asyncio.get_running_loop().time()
+            slot.deadline = slot.since + IDLE_TIMEOUT  # as aiohttp's keep-alive timer restarts
             self.budget.give(slot.held)
             slot.held = 0
 
