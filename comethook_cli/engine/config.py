@@ -38,7 +38,7 @@ class ListenerConfig:
     max_body: int = DEFAULT_MAX_BODY
     #: USER:PASS that every delivery must carry (None: no Basic auth).
     basic_auth: str | None = None
-    #: Open connections before the oldest idle one is closed for a new one; None: derived from the file-descriptor limit.
+    #: Open connections allowed; from 90% of it each new one closes the slowest other. None: from the descriptor limit.
     max_connections: int | None = None
     #: Bytes of request bodies held at once, over every connection; past it a new body gets 503 and Retry-After.
     body_budget: int = DEFAULT_BODY_BUDGET
