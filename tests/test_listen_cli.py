@@ -99,6 +99,7 @@ def test_bad_listen_options_are_usage_errors(cli: Any) -> None:
     for args, message in (
         (["--respond", "nope"], "Unknown --respond"),
         (["--drop-if", "("], "invalid regular expression"),
+        (["--drop-if", r"(\w+) \1"], "uses a backreference"),
         (["--rules", "/nonexistent.json"], "Cannot read --rules"),
         (["--basic-auth", "nocolon"], "Malformed Basic auth"),
         (["--status", "42"], "not an HTTP status code"),

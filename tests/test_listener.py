@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sqlite3
@@ -274,3 +275,75 @@ async def test_one_unstorable_exchange_does_not_cost_the_rest_of_its_batch(tmp_p
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], ComethookError) and "UNIQUE" in results[1].message
     assert sorted(e.id for e in History(tmp_path / "h.db").iter_all()) == ["evt_1", "evt_2"]
+
+
+# --- patterns meet a sender's text: RE2, never a backtracking engine ---------------------------------------------------
+#: Each stalled Python's re for seconds to minutes on its text; the listener's loop with it.
+CATASTROPHIC = [("(a+)+$", "a" * 27 + "!"), (r"^(\w+\s?)*$", "a" * 44 + "!")]
+
+
+async def test_a_backtracking_pattern_never_freezes_the_listener() -> None:
+    from comethook import Listener as ApiListener
+
+    (drop_if, hostile), (rule, hostile_too) = CATASTROPHIC
+    rules = [{"match": {"text": rule}, "action": {"inject": {"rule": True}}}]
+    async with ApiListener(drop_if=drop_if, rules=rules) as listener, aiohttp.ClientSession() as session:
+        # A hang detector, not a speed test: 22 deliveries on loopback take well under a second; one frozen match, minutes.
+        async with asyncio.timeout(5):
+            for text in [hostile, hostile_too] + [f"message {n}" for n in range(20)]:
+                async with session.post(listener.url, data=delivery(text=text)) as response:
+                    assert response.status == 200
+                    await response.read()
+            events = await listener.wait_for(22)
+    # The hostile texts are matched as Python's re would match them: neither matches.
+    assert [e.answered_by for e in events[:2]] == ["comethook (--respond pass)"] * 2
+    assert {e.answered_by for e in events[2:]} == {"comethook (rule 1)"}  # "message N" is words and spaces
+
+
+@pytest.mark.parametrize(
+    ("pattern", "texts"),
+    [
+        ("(?i)spam", ["buy SPAM now", "Spam", "sp am", "spa", "ſpam", "SPAMMER"]),
+        (r"\bbuy now\b", ["please buy now!", "buy nowhere", "rebuy now", "BUY NOW", "buy now"]),
+        (r"^block", ["block me", " block", "unblock", "block"]),
+        (r"\d{4}-\d{4}", ["card 1234-5678", "12-34", "x1234-5678y"]),
+        (r"(?i)^(hello|hi)\b", ["Hello there", "hi", "high", "oh hi"]),
+        ("café", ["un café noir", "cafe"]),
+        (r"https?://\S+", ["see http://x.example/y", "https:/no", "visit https://a"]),
+        (r"^\s*$", ["", "   ", " a "]),
+    ],
+)
+def test_patterns_users_write_match_as_they_did(pattern: str, texts: list[str]) -> None:
+    import re
+
+    compiled = compile_regex(pattern, "--drop-if")
+    assert compiled.pattern == pattern
+    assert [compiled.search(t) for t in texts] == [re.search(pattern, t) is not None for t in texts]
+
+
+def test_matching_long_text_is_bounded() -> None:
+    from comethook_cli.cometchat.rules import MATCH_LIMIT
+
+    # RE2 is linear in the text; the text itself is bounded too (CometChat's messages stay under 64 KB).
+    assert compile_regex("tail$", "--drop-if").search("x" * MATCH_LIMIT + "tail") is False
+    assert compile_regex("^x+$", "--drop-if").search("x" * (4 * MATCH_LIMIT)) is True
+
+
+@pytest.mark.parametrize(
+    ("pattern", "construct", "instead"),
+    [
+        (r"(\w+) \1", r"a backreference (\1, (?P=name))", "match the repeated text itself"),
+        (r"(?P<w>\w+) (?P=w)", "a backreference", "match the repeated text itself"),
+        (r"spam(?!ish)", "a lookahead or lookbehind", "put a rule for it first"),
+        (r"(?<!no )spam", "a lookahead or lookbehind", "put a rule for it first"),
+        (r"(?>spam)", "an atomic group or possessive repeat", "RE2 never backtracks"),
+        (r"spam\Z", r"uses \Z", r"write \z"),
+    ],
+)
+def test_constructs_re2_lacks_are_named_with_an_alternative(pattern: str, construct: str, instead: str) -> None:
+    from comethook_cli.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        compile_regex(pattern, "--drop-if")
+    assert caught.value.message.startswith(f"--drop-if: {pattern!r} uses ") and construct in caught.value.message
+    assert "RE2" in caught.value.message and instead in caught.value.hint
