@@ -347,3 +347,45 @@ def test_constructs_re2_lacks_are_named_with_an_alternative(pattern: str, constr
         compile_regex(pattern, "--drop-if")
     assert caught.value.message.startswith(f"--drop-if: {pattern!r} uses ") and construct in caught.value.message
     assert "RE2" in caught.value.message and instead in caught.value.hint
+
+
+# --- a browser's request (it carries Origin; CometChat's never does) ---------------------------------------------------
+async def test_a_request_from_a_web_page_is_refused_and_never_reaches_the_app(aiohttp_server: Any) -> None:
+    from aiohttp import web
+
+    from comethook import Listener as ApiListener
+
+    relayed: list[bytes] = []
+
+    async def app_handler(request: web.Request) -> web.Response:
+        relayed.append(await request.read())
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", app_handler)
+    server = await aiohttp_server(app)
+    forged = delivery(text="forged by a page")
+    async with ApiListener(forward_to=f"http://127.0.0.1:{server.port}") as listener:
+        status, answer = await post(listener.url, forged, {"Origin": "https://evil.example"})
+        assert status == 403
+        assert "web browser" in answer["error"] and "'https://evil.example'" in answer["error"]
+        assert "--allow-browser-origin" in answer["error"]
+        (rejection,) = listener.rejections
+        assert (rejection.status, rejection.method, rejection.reason) == (403, "POST", answer["error"])
+        assert relayed == [] and listener.events == []
+        assert (await post(listener.url, delivery(text="from CometChat")))[0] == 200  # no Origin: relayed as ever
+        assert len(relayed) == 1 and b"from CometChat" in relayed[0]
+    async with ApiListener(forward_to=f"http://127.0.0.1:{server.port}", allow_browser_origin=True) as opted_in:
+        assert (await post(opted_in.url, forged, {"Origin": "https://evil.example"}))[0] == 200
+        assert relayed[-1] == forged and opted_in.rejections == []
+
+
+async def test_a_browser_origin_is_checked_after_basic_auth(start: Any) -> None:
+    running = await start(basic_auth="cc:s3cret")
+    # Without the credentials a page learns only that they are missing, as any other caller does.
+    assert (await post(running.url, delivery(), {"Origin": "https://evil.example"}))[0] == 401
+    credentials = {"Authorization": "Basic " + base64.b64encode(b"cc:s3cret").decode()}
+    assert (await post(running.url, delivery(), {**credentials, "Origin": "null"}))[0] == 403
+    assert [r.status for r in running.rejections] == [401, 403] and running.exchanges == []
+    allowed = await start(allow_browser_origin=True)
+    assert (await post(allowed.url, delivery(), {"Origin": "null"}))[0] == 200

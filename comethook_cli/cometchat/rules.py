@@ -93,12 +93,21 @@ MATCH_LIMIT = 64 * 1024
 
 #: RE2's own error text → (the construct it lacks, what to write instead), for the message a user sees.
 _MISSING = (
-    (re.compile(r"invalid escape sequence: \\[1-9]|invalid perl operator: \(\?P$"), "a backreference (\\1, (?P=name))",
-     "match the repeated text itself, or write one rule per case."),
-    (re.compile(r"invalid perl operator: \(\?<?[=!]"), "a lookahead or lookbehind ((?=, (?!, (?<=, (?<!)",
-     "match the text itself; to make an exception, put a rule for it first (the first matching rule wins)."),
-    (re.compile(r"invalid perl operator: \(\?>|bad repetition operator: [*+?]\+"), "an atomic group or possessive repeat",
-     "write a plain group or repeat: RE2 never backtracks, so it needs neither."),
+    (
+        re.compile(r"invalid escape sequence: \\[1-9]|invalid perl operator: \(\?P$"),
+        "a backreference (\\1, (?P=name))",
+        "match the repeated text itself, or write one rule per case.",
+    ),
+    (
+        re.compile(r"invalid perl operator: \(\?<?[=!]"),
+        "a lookahead or lookbehind ((?=, (?!, (?<=, (?<!)",
+        "match the text itself; to make an exception, put a rule for it first (the first matching rule wins).",
+    ),
+    (
+        re.compile(r"invalid perl operator: \(\?>|bad repetition operator: [*+?]\+"),
+        "an atomic group or possessive repeat",
+        "write a plain group or repeat: RE2 never backtracks, so it needs neither.",
+    ),
     (re.compile(r"invalid escape sequence: \\Z"), "\\Z", "write \\z for the end of the text."),
     (re.compile(r"invalid perl operator: \(\?[x#]"), "verbose mode or (?#...) comments", "write the pattern without them."),
 )

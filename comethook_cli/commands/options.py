@@ -283,6 +283,17 @@ LISTENER: Group = {
     ),
     "basic_auth": (BasicAuth, default(ListenerConfig, "basic_auth")),
     "basic_auth_file": (BasicAuthFile, None),
+    "allow_browser_origin": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--allow-browser-origin",
+                help="Accept requests with an Origin header (sent by web browsers, never by CometChat; refused with 403 otherwise).",
+                rich_help_panel="Listener",
+            ),
+        ],
+        default(ListenerConfig, "allow_browser_origin"),
+    ),
 }
 
 ANSWERS: Group = {
