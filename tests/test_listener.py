@@ -303,7 +303,7 @@ async def test_a_backtracking_pattern_never_freezes_the_listener() -> None:
 @pytest.mark.parametrize(
     ("pattern", "texts"),
     [
-        ("(?i)spam", ["buy SPAM now", "Spam", "sp am", "spa", "ſpam", "SPAMMER"]),
+        ("(?i)spam", ["buy SPAM now", "Spam", "sp am", "spa", "\u017fpam", "SPAMMER"]),
         (r"\bbuy now\b", ["please buy now!", "buy nowhere", "rebuy now", "BUY NOW", "buy now"]),
         (r"^block", ["block me", " block", "unblock", "block"]),
         (r"\d{4}-\d{4}", ["card 1234-5678", "12-34", "x1234-5678y"]),

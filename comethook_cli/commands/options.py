@@ -592,7 +592,15 @@ TRIGGERING: Group = {
         None,
     ),
     "timeout": (
-        Annotated[float, typer.Option("--timeout", metavar="SECONDS", min=0.001, help="Seconds to wait for each REST answer.")],
+        Annotated[
+            float,
+            typer.Option(
+                "--timeout",
+                metavar="SECONDS",
+                min=0.001,
+                help="Seconds for all of the command's REST calls together, 429 back-offs included (--wait has --wait-timeout).",
+            ),
+        ],
         _triggering("timeout"),
     ),
     "json_out": (JsonOut, False),
