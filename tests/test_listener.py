@@ -321,6 +321,20 @@ def test_patterns_users_write_match_as_they_did(pattern: str, texts: list[str]) 
     assert [compiled.search(t) for t in texts] == [re.search(pattern, t) is not None for t in texts]
 
 
+def test_a_lone_surrogate_in_the_text_or_the_pattern_is_matched_as_the_replacement_character() -> None:
+    # JSON can carry "\ud800"; UTF-8 (and so RE2) cannot: it must never raise on the listener's loop.
+    assert compile_regex("a.b", "--drop-if").search("a\ud800b") is True
+    assert compile_regex("x\ud800", "[[listen.rules]]").search("x\udfff") is True
+    assert compile_regex("^spam$", "--drop-if").search("spam\ud800") is False
+
+
+async def test_a_lone_surrogate_in_a_senders_text_is_answered(start: Any) -> None:
+    running = await start(Responder(drop_if=compile_regex("(?i)spam", "--drop-if")))
+    hostile = delivery(text="SPAM").replace(b'"SPAM"', b'"SPAM \\ud800"')
+    assert b"\\ud800" in hostile
+    assert await post(running.url, hostile) == (200, {"action": "do_not_propagate"})
+
+
 def test_matching_long_text_is_bounded() -> None:
     from comethook_cli.cometchat.rules import MATCH_LIMIT
 

@@ -21,7 +21,7 @@ from comethook_cli import jsonbody
 from comethook_cli.cometchat.events import get, message_of
 from comethook_cli.cometchat.verdict import DROP_ACTION
 from comethook_cli.errors import UsageError
-from comethook_cli.models import Answer, Incoming
+from comethook_cli.models import Answer, Incoming, replace_surrogates
 
 PASS_BODY = b"{}"
 DROP_BODY = json.dumps({"action": DROP_ACTION}).encode()
@@ -123,7 +123,8 @@ class Regex:
 
     def search(self, text: str) -> bool:
         """Whether the pattern matches anywhere in the text (in its first MATCH_LIMIT characters)."""
-        return self.compiled.search(text[:MATCH_LIMIT]) is not None
+        # RE2 matches UTF-8, which cannot hold a lone surrogate (JSON can: "\ud800"): it is matched as U+FFFD.
+        return self.compiled.search(replace_surrogates(text[:MATCH_LIMIT])) is not None
 
 
 def compile_regex(pattern: str, where: str) -> Regex:
@@ -131,7 +132,7 @@ def compile_regex(pattern: str, where: str) -> Regex:
     options = re2.Options()
     options.log_errors = False  # RE2 would print its own line on stderr; the usage error says it once
     try:
-        return Regex(pattern, re2.compile(pattern, options))
+        return Regex(pattern, re2.compile(replace_surrogates(pattern), options))
     except re2.error as error:
         reason = error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) else str(error)
         for found, construct, instead in _MISSING:
