@@ -134,15 +134,16 @@ def compile_regex(pattern: str, where: str) -> Regex:
     try:
         return Regex(pattern, re2.compile(replace_surrogates(pattern), options))
     except re2.error as error:
+        shown = repr(pattern[:80]) + ("…" if len(pattern) > 80 else "")  # a pattern can be as long as its file
         reason = error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) else str(error)
         for found, construct, instead in _MISSING:
             if found.search(reason):
                 raise UsageError(
-                    f"{where}: {pattern!r} uses {construct}, which comethook's regex engine (RE2) does not support.",
+                    f"{where}: {shown} uses {construct}, which comethook's regex engine (RE2) does not support.",
                     f"RE2 matches in linear time so a sender's text cannot stall the listener; {instead}",
                 ) from None
         raise UsageError(
-            f"{where}: invalid regular expression {pattern!r}: {reason}.",
+            f"{where}: invalid regular expression {shown}: {reason[:200]}.",
             "Check the pattern's syntax (RE2, close to Python's re: https://github.com/google/re2/wiki/Syntax).",
         ) from None
 
