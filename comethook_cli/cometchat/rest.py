@@ -249,6 +249,8 @@ class RestCall:
     waited_s: float = 0.0
     request: Any = None
     on_behalf_of: str | None = None
+    #: A last 429's Retry-After (seconds) that was not waited out: longer than a back-off, or than the time left.
+    retry_after_s: float | None = None
 
     @property
     def ok(self) -> bool:
