@@ -173,9 +173,7 @@ class Inspector:
         # aiohttp's own log lines (tracebacks of a broken connection) would reach the terminal: they go nowhere.
         quiet = logging.Logger("comethook.inspector")
         quiet.addHandler(logging.NullHandler())
-        runner = _Runner(
-            self.application(), self._cap, handle_signals=False, access_log=None, shutdown_timeout=1, logger=quiet
-        )
+        runner = _Runner(self.application(), self._cap, handle_signals=False, access_log=None, shutdown_timeout=1, logger=quiet)
         await bind(
             runner, HOST, self.port,
             in_use=(f"The inspector's port {self.port} is already in use.", "Pick another with --inspector-port (0: a free one)."),
