@@ -190,6 +190,7 @@ class Emulator:
         self._dirty: set[tuple[str, str]] = set()
         self._sizes: dict[tuple[str, str], int] = {}
         self.state_bytes = 0
+        self._saved_next_id = 0
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -322,8 +323,9 @@ class Emulator:
             self._sizes[(kind, key)] = len(text)
             self.state_bytes += len(text)
             writes.append((kind, key, text))
-        if self._store is None:
-            return
+        if self._store is None or (not writes and not removed and self.state.next_id == self._saved_next_id):
+            return  # a read: nothing to write
+        self._saved_next_id = self.state.next_id
         try:
             with self._store:
                 self._store.executemany("DELETE FROM records WHERE kind = ? AND key = ?", removed)
@@ -333,6 +335,7 @@ class Emulator:
                 )
         except sqlite3.Error as error:  # a full disk, a file removed: this call says so, the next one writes them again
             self._dirty |= dirty
+            self._saved_next_id = 0
             raise Refused("ERR_EXCEPTION", f"The call was applied, but --state could not be written: {error}.") from None
 
     def _room(self, what: str, count: int, limit: int) -> None:
