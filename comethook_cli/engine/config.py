@@ -47,6 +47,9 @@ class ListenerConfig:
     body_grace: float = 5.0
     #: Bytes per second a body must keep arriving at, on average, once `body_grace` is spent; slower gets 408.
     body_min_rate: int = 1024
+    #: Accept requests carrying an Origin header. CometChat never sends one; a web page does, so without this a page
+    #: the developer visits cannot post forged deliveries into the listener (and on to the app).
+    allow_browser_origin: bool = False
 
 
 @dataclass(frozen=True)
