@@ -69,7 +69,7 @@ EVICT_AT = 0.9
 #: A body counts as stalled (the body budget may close it for a new one) once it is this many seconds behind the rate.
 STALLED = 1.0
 #: Why a body closed to make room got its 408; written at once (its descriptor is free at once, not once its handler runs).
-EVICTED = "body arriving too slowly while the listener is full (connections or body budget): closed to make room"
+EVICTED = "slow body closed to make room"
 _EVICTED_BODY = json.dumps({"error": EVICTED}).encode()
 EVICTED_ANSWER = (
     b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n"
@@ -557,12 +557,7 @@ class Listener:
         return self._server.make_budget_room(size, request.protocol)
 
     def _too_slow(self, request: web.BaseRequest, slot: _Slot) -> web.Response:
-        if slot.evicted:
-            reason = EVICTED
-        else:
-            reason = (
-                f"body arriving slower than {self.config.body_min_rate:,} bytes/s (or pausing over {self.config.body_grace:g} s)"
-            )
+        reason = EVICTED if slot.evicted else f"body slower than {self.config.body_min_rate:,} bytes/s"
         return self._reject(request, 408, reason, close=True)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
