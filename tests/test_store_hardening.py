@@ -247,7 +247,7 @@ def test_listen_sets_a_damaged_history_aside_and_starts_fresh(listen_process: An
     assert [e["body"]["data"]["data"]["text"] for e in ndjson(listed.stdout)] == ["after the damage"]
 
 
-def test_listen_runs_without_history_when_the_damaged_file_cannot_be_moved(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_listen_refuses_to_start_when_the_damaged_file_cannot_be_moved(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     store(many(300))
     db = default_path()
     damaged_bytes = damage(db, "middle pages")
@@ -258,10 +258,12 @@ def test_listen_runs_without_history_when_the_damaged_file_cannot_be_moved(cli: 
     # A directory the user cannot rename in, without depending on who runs the tests (root renames anything).
     monkeypatch.setattr(os, "rename", refuse)
     result = cli("listen", "--port", "0", "--timeout", "0.3", "--max-events", "1")
-    assert result.exit_code == 4  # it listened (and timed out waiting), history off
+    # It would acknowledge deliveries it cannot store: it does not start (--no-history is the way to run without).
+    assert result.exit_code == 1
     assert db.read_bytes() == damaged_bytes
-    assert "HISTORY IS OFF" in result.stderr and "moving it aside failed" in result.stderr
-    assert "OFF (damaged" in result.stderr
+    assert "is damaged" in result.stderr and "moving it aside failed" in result.stderr
+    assert "--no-history" in result.stderr and "listening on" not in result.stderr
+    assert cli("listen", "--port", "0", "--timeout", "0.3", "--max-events", "1", "--no-history").exit_code == 4
 
 
 # Item 15: exports stream, so memory does not grow with the history.

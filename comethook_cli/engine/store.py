@@ -17,14 +17,16 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import sqlite3
+import stat
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TextIO, TypeVar
 
 from comethook_cli import speedups
 from comethook_cli.errors import ComethookError, UsageError
@@ -76,8 +78,9 @@ MIB = 1024 * 1024
 DAY = 86400.0
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-#: The WAL may grow to a quarter of the size cap, within these bounds, before a checkpoint waits for writers.
-WAL_LIMIT_MIN = 4 * MIB
+#: The WAL may grow to a quarter of the size cap, within these bounds, before a checkpoint waits for writers; the
+#: cap covers the database and its WAL together, so the database is pruned to the rest (see Retention).
+WAL_LIMIT_MIN = 256 * 1024
 WAL_LIMIT_MAX = 64 * MIB
 #: Pruning deletes the oldest rows in transactions this small, so the event loop's writer never waits long for the lock.
 PRUNE_CHUNK_ROWS = 500
@@ -90,7 +93,23 @@ WAL_STUCK_FACTOR = 2
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
 DAMAGED_CODES = (11, 26)
 PAGE_PRAGMAS = ("page_size", "page_count", "freelist_count")
+#: PRAGMA auto_vacuum's value for INCREMENTAL.
+INCREMENTAL = 2
 INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 23)})"
+#: Every column the code reads or writes; a table without them is not comethook's (or from a newer one).
+EXCHANGE_COLUMNS = ("seq", *COLUMNS.replace(" ", "").split(","))
+#: Columns a history written by an older comethook may lack: _migrate adds them.
+MIGRATED_COLUMNS = ("listener",)
+_NUMBERS = ("seq", "received_at", "response_status", "latency_ms")
+#: The stored size of a row as pruning estimates it: every column's bytes (the headers too, which can be larger
+#: than the body; text cast to a BLOB counts bytes, not characters; a BLOB's length comes from the record header,
+#: without reading it), 8 bytes per number, and SQLite's record and cell overhead.
+ROW_BYTES = " + ".join(
+    [f"length({c})" if c in ("body", "response_body") else f"COALESCE(length(CAST({c} AS BLOB)), 0)"
+     for c in EXCHANGE_COLUMNS if c not in _NUMBERS] + [str(8 * len(_NUMBERS) + 32)]
+)  # fmt: skip
+#: Below this much free space beside the history, `listen` refuses to start: a few deliveries would fill the disk.
+MIN_FREE_BYTES = 8 * MIB
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -117,19 +136,59 @@ def default_path() -> Path:
     return home() / "history.db"
 
 
+def _move_aside(path: Path, suffix: str) -> str:
+    """The shell commands that move the database (and its -wal, which holds the last commits) to path + suffix."""
+    quoted = shlex.quote(str(path))
+    moves = [f"mv {quoted} {shlex.quote(f'{path}{suffix}')}"]
+    if Path(f"{path}-wal").exists():  # named only when there is one
+        moves.append(f"mv {shlex.quote(f'{path}-wal')} {shlex.quote(f'{path}{suffix}-wal')}")
+    return "; ".join(moves)
+
+
+class HistoryWrongShape(ComethookError):
+    """The history database's tables lack columns comethook reads and writes (another program's file, or a newer
+    comethook's): never changed, never written to."""
+
+    def __init__(self, path: Path, table: str, missing: Sequence[str]) -> None:
+        super().__init__(
+            f"The history database {path} is not one this comethook can use: its {table} table has no "
+            f"{', '.join(missing)} column{'s' if len(missing) > 1 else ''}.",
+            f"Move it aside (`{_move_aside(path, '.other')}`) or set COMETHOOK_HOME to another directory; "
+            "`comethook listen --no-history` runs without one.",
+        )
+        self.path = path
+
+
+class HistoryUnwritable(ComethookError):
+    """`listen` cannot write its history (a read-only or immutable file, a full disk): it does not start, since
+    every delivery it acknowledged would be lost."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"Cannot write the history database {path}: {reason}.",
+            "Make it writable (check `ls -l`, `lsattr`, `df` on its directory), set COMETHOOK_HOME to another "
+            "directory, or run `comethook listen --no-history` (deliveries are then answered but not stored).",
+        )
+        self.path = path
+
+
+class HistoryWriteFailed(ComethookError):
+    """One exchange could not be stored (the disk is full, the file became read-only ...): it must not be acknowledged."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"Could not write history to {path}: {reason}.")
+        self.path = path
+        self.reason = reason
+
+
 class HistoryDamaged(ComethookError):
     """The history database is corrupt, or not a database at all."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        quoted = shlex.quote(str(path))
-        # The -wal holds the last commits, so it goes along; name it only when there is one.
-        moves = [f"mv {quoted} {quoted}.damaged"]
-        if Path(f"{path}-wal").exists():
-            moves.append(f"mv {shlex.quote(f'{path}-wal')} {shlex.quote(f'{path}.damaged-wal')}")
         super().__init__(
             f"The history database {path} is damaged ({reason}).",
-            f"Move it aside (`{'; '.join(moves)}`); the next `comethook listen` starts a fresh one. "
-            f"`sqlite3 {quoted}.damaged .recover` may save what is left.",
+            f"Move it aside (`{_move_aside(path, '.damaged')}`); the next `comethook listen` starts a fresh one. "
+            f"`sqlite3 {shlex.quote(f'{path}.damaged')} .recover` may save what is left.",
         )
         self.path = path
         self.reason = reason
@@ -158,6 +217,25 @@ def make_private_directory(directory: Path) -> None:
             continue
         if os.name != "nt":
             os.chmod(folder, DIR_MODE)  # mkdir's mode passes through the umask; say it exactly
+
+
+def open_private(path: Path | str, encoding: str = "utf-8") -> TextIO:
+    """Open a text file for writing (created, or emptied) that only its owner can read: 0600 whatever the umask.
+    A file that exists is taken back to 0600 as well; a device or a FIFO (`-o /dev/stdout`) is written as it is."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        if os.name != "nt" and stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.fchmod(descriptor, FILE_MODE)  # os.open's mode passes through the umask, and misses a file that exists
+        return os.fdopen(descriptor, "w", encoding=encoding)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def write_private(path: Path | str, text: str) -> None:
+    """Write a text file only its owner can read (0600 whatever the umask; OSError when it cannot be written)."""
+    with open_private(path) as file:
+        file.write(text)
 
 
 def _private_directory(directory: Path) -> str | None:
@@ -207,14 +285,32 @@ def connect(path: Path, create: bool = True, on_warning: Callable[[str], None] |
     except (OSError, sqlite3.Error) as error:
         raise _open_error(path, error) from None
     try:
+        # A new database gives the pages pruning frees back when asked (PRAGMA incremental_vacuum), so the file
+        # shrinks back under the size cap when the writer closes. Only on an empty file: it must come before the first
+        # table, and on an existing database it writes its first page (a damaged file is never written to).
+        if create and connection.execute("PRAGMA page_count").fetchone()[0] == 0:
+            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
+        _check_shape(connection, path)  # before SCHEMA and _migrate, which would add to someone else's table
         connection.executescript(SCHEMA)
         _migrate(connection)
     except sqlite3.Error as error:
         connection.close()
         raise _open_error(path, error) from None
+    except HistoryWrongShape:
+        connection.close()
+        raise
     return connection
+
+
+def _check_shape(connection: sqlite3.Connection, path: Path) -> None:
+    """HistoryWrongShape when a table comethook uses exists without the columns it reads and writes."""
+    for table, needed in (("exchanges", EXCHANGE_COLUMNS), ("meta", ("key", "value"))):
+        have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        missing = [column for column in needed if column not in have and column not in MIGRATED_COLUMNS]
+        if have and missing:  # no columns at all: no such table yet, SCHEMA creates it
+            raise HistoryWrongShape(path, table, missing)
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
@@ -223,6 +319,36 @@ def _migrate(connection: sqlite3.Connection) -> None:
     if "listener" not in have:  # added in 0.2: where the listener ran, so exports point at its real address
         with connection:
             connection.execute("ALTER TABLE exchanges ADD COLUMN listener TEXT")
+
+
+def check_writable(connection: sqlite3.Connection, path: Path, retention: Retention) -> str | None:
+    """HistoryUnwritable unless a real write reaches the file (a committed row in `meta`) and at least MIN_FREE_BYTES
+    are free beside it; a warning (else None) when the disk has less room than the size cap lets the history take."""
+    try:
+        with connection:
+            connection.execute(
+                "INSERT INTO meta (key, value) VALUES ('opened_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (time.time(),),
+            )
+    except sqlite3.Error as error:
+        if is_damaged(error):
+            raise HistoryDamaged(path, str(error)) from None
+        raise HistoryUnwritable(path, str(error)) from None
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None  # nothing to measure with: the write above has to do
+    if free < MIN_FREE_BYTES:
+        raise HistoryUnwritable(path, f"only {free / MIB:.1f} MiB free on its disk ({MIN_FREE_BYTES // MIB} MiB needed)")
+    if retention.max_bytes is None:
+        return None
+    held = sum(os.path.getsize(f"{path}{suffix}") for suffix in ("", "-wal", "-shm") if os.path.exists(f"{path}{suffix}"))
+    if free < retention.max_bytes - held:
+        return (
+            f"the disk holding {path} has {free / MIB:,.0f} MiB free, less than the history may take ({retention.describe()}): "
+            "once it is full, deliveries are refused with 503 until there is room. Free some space, or lower --history-max-mb."
+        )
+    return None
 
 
 def _open_error(path: Path, error: OSError | sqlite3.Error) -> ComethookError:
@@ -284,6 +410,11 @@ class Retention:
             return WAL_LIMIT_MAX
         return min(max(self.max_bytes // 4, WAL_LIMIT_MIN), WAL_LIMIT_MAX)
 
+    @property
+    def database_bytes(self) -> int | None:
+        """What the database itself may hold: the size cap less the WAL's share, so the files together keep to the cap."""
+        return None if self.max_bytes is None else max(self.max_bytes - self.wal_limit, self.max_bytes // 2)
+
     def describe(self) -> str:
         """The caps in words ("500 MiB and 30 days"), for the banner and `history list`."""
         size = f"{self.max_bytes / MIB:g} MiB" if self.max_bytes is not None else "no size limit"
@@ -310,6 +441,13 @@ def _row(exchange: Exchange) -> tuple[Any, ...]:
         exchange.latency_ms, exchange.answered_by, exchange.forwarded_to, exchange.forward_error, exchange.listener,
     )  # fmt: skip
     return tuple(replace_surrogates(value) if isinstance(value, str) else value for value in row)
+
+
+def _row_size(exchange: Exchange) -> int:
+    """About what the exchange's row takes on disk (its bodies and headers dominate), without encoding it."""
+    headers = sum(len(name) + len(value) + 6 for name, value in exchange.headers)
+    answer_headers = sum(len(name) + len(value) + 6 for name, value in exchange.response_headers)
+    return len(exchange.body) + len(exchange.response_body) + headers + answer_headers + len(exchange.info.summary) + 256
 
 
 def _exchange(row: sqlite3.Row) -> Exchange:
@@ -347,6 +485,13 @@ class HistoryWriter:
             if on_warning:
                 on_warning(f"{damaged.message} Moved it to {moved}; this session starts a fresh history.")
             self._connection = open_checked(path)
+        try:
+            warning = check_writable(self._connection, path, self.retention)
+        except ComethookError:
+            self._connection.close()
+            raise
+        if warning and on_warning:
+            on_warning(warning)
         # Checkpoints (copying the WAL into the database, with an fsync) and pruning run on a thread of
         # their own, so the event loop only ever appends to the WAL.
         self._connection.execute("PRAGMA wal_autocheckpoint=0")
@@ -354,7 +499,8 @@ class HistoryWriter:
         self._closing = threading.Event()
         # Under a flood, the maintenance thread is woken every few MiB written, not only every CHECKPOINT_SECONDS.
         self._wake = threading.Event()
-        caps = [self.retention.wal_limit // 4] + ([self.retention.max_bytes // 8] if self.retention.max_bytes else [])
+        database_bytes = self.retention.database_bytes
+        caps = [self.retention.wal_limit // 4] + ([database_bytes // 8] if database_bytes else [])
         self._wake_after = max(min(caps), 64 * 1024)
         self._written = 0
         #: Set by the maintenance thread when the WAL is past its limit; the writer thread then finishes a checkpoint.
@@ -426,10 +572,11 @@ class HistoryWriter:
         if not busy and frames == copied:
             self._restart_due = False
 
-    def _prune(self, connection: sqlite3.Connection) -> int:
-        """Delete the oldest exchanges past the age cap, and past the size cap down to 90% of it, in small
-        transactions; the size cap always keeps the newest exchange. Returns how many were deleted."""
-        max_bytes, max_age = self.retention.max_bytes, self.retention.max_age
+    def _prune(self, connection: sqlite3.Connection, final: bool = False) -> int:
+        """Delete the oldest exchanges past the age cap, and past the database's share of the size cap down to 90% of
+        it, in small transactions; the size cap always keeps the newest exchange. Returns how many were deleted.
+        `final`: the last round, at close, which runs to the end (the others stop when closing begins)."""
+        max_bytes, max_age = self.retention.database_bytes, self.retention.max_age
         cutoff = time.time() - max_age if max_age is not None else None
         excess = 0
         if max_bytes is not None:
@@ -442,11 +589,10 @@ class HistoryWriter:
                 return 0
         newest = connection.execute("SELECT MAX(seq) FROM exchanges").fetchone()[0]
         removed = 0
-        while not self._closing.is_set():
-            # length() of a BLOB comes from the record header: the bodies themselves are not read.
+        while final or not self._closing.is_set():
+            # Every column counts (the headers can outweigh the body): what is deleted is what the next rows reuse.
             rows = connection.execute(
-                "SELECT seq, received_at, length(body) + length(response_body) + 512 FROM exchanges ORDER BY seq LIMIT ?",
-                (PRUNE_CHUNK_ROWS,),
+                f"SELECT seq, received_at, {ROW_BYTES} FROM exchanges ORDER BY seq LIMIT ?", (PRUNE_CHUNK_ROWS,)
             ).fetchall()
             last, chunk = None, 0
             for seq, received_at, size in rows:
@@ -473,13 +619,13 @@ class HistoryWriter:
         done: asyncio.Future[None] = loop.create_future()
         with self._queued:
             if self._stopping:
-                raise ComethookError(f"Could not write history to {self.path}: the history is closed.")
+                raise HistoryWriteFailed(self.path, "the history is closed")
             self._queue.append((exchange, done))
             if self._idle and not self._kick_scheduled:
                 # One wake-up per loop iteration, however many exchanges it recorded: each is a GIL hand-off.
                 self._kick_scheduled = True
                 loop.call_soon(self._kick)
-        self._written += len(exchange.body) + len(exchange.response_body)
+        self._written += _row_size(exchange)
         if self._written >= self._wake_after:
             self._written = 0
             self._wake.set()
@@ -522,7 +668,7 @@ class HistoryWriter:
         try:
             return self._write([exchange])[0]
         except Exception as error:
-            return ComethookError(f"Could not write history to {self.path}: {error}.")
+            return HistoryWriteFailed(self.path, str(error))
 
     def _write(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
         """Insert in one transaction; each exchange's failure (None when stored). Any error (a database
@@ -533,7 +679,7 @@ class HistoryWriter:
                 self._connection.executemany(INSERT, rows)
         except (sqlite3.Error, ValueError, TypeError, OverflowError) as error:
             if len(exchanges) == 1:
-                return [ComethookError(f"Could not write history to {self.path}: {error}.")]
+                return [HistoryWriteFailed(self.path, str(error))]
             # One bad row must not cost the others their place: write them one by one.
             return [self._write([exchange])[0] for exchange in exchanges]
         return [None] * len(exchanges)
@@ -547,9 +693,29 @@ class HistoryWriter:
         self._closing.set()
         self._wake.set()
         self._checkpointer.join()
+        # What is left on disk keeps to the cap: what arrived since the last round is pruned, and the pages pruning
+        # freed are given back (the file keeps the size it once grew to otherwise).
+        with contextlib.suppress(sqlite3.Error):
+            self._prune(self._connection, final=True)
+        with contextlib.suppress(sqlite3.Error):
+            self._shrink(self._connection)
         with contextlib.suppress(sqlite3.Error):
             self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._connection.close()
+
+    def _shrink(self, connection: sqlite3.Connection) -> None:
+        """Give the database's free pages back to the disk. A database made before auto_vacuum was set is rebuilt once
+        (VACUUM, which also turns auto_vacuum on), and only when its file is past the size cap."""
+        [(mode,)] = connection.execute("PRAGMA auto_vacuum").fetchall()
+        page_size, pages, free = (connection.execute(f"PRAGMA {name}").fetchone()[0] for name in PAGE_PRAGMAS)
+        if not free:
+            return
+        if mode == INCREMENTAL:
+            connection.executescript("PRAGMA incremental_vacuum;")  # execute() would take one step: one page
+        elif self.retention.max_bytes is not None and pages * page_size > self.retention.max_bytes:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # VACUUM copies the database through the WAL
+            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            connection.execute("VACUUM")
 
 
 def _settle(batch: list[tuple[Exchange, asyncio.Future[None]]], failures: list[ComethookError | None]) -> None:
