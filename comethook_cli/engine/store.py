@@ -88,6 +88,9 @@ PRUNE_CHUNK_BYTES = 8 * MIB
 WAL_FRAME_HEADER = 24
 #: How long a TRUNCATE checkpoint may wait for readers; it holds the write lock meanwhile, so keep it short.
 TRUNCATE_WAIT_MS = 50
+#: How long the writer thread waits for the maintenance thread's checkpoint (or a reader) when the WAL is past
+#: WAL_STUCK_FACTOR times its limit under a flood: the deliveries wait meanwhile, which is what slows the flood down.
+KEEP_UP_WAIT_MS = 250
 #: Past this many times its limit, the WAL has not restarted by itself (a reader holds an old snapshot): TRUNCATE it.
 WAL_STUCK_FACTOR = 2
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
@@ -100,14 +103,6 @@ INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 23)})"
 EXCHANGE_COLUMNS = ("seq", *COLUMNS.replace(" ", "").split(","))
 #: Columns a history written by an older comethook may lack: _migrate adds them.
 MIGRATED_COLUMNS = ("listener",)
-_NUMBERS = ("seq", "received_at", "response_status", "latency_ms")
-#: The stored size of a row as pruning estimates it: every column's bytes (the headers too, which can be larger
-#: than the body; text cast to a BLOB counts bytes, not characters; a BLOB's length comes from the record header,
-#: without reading it), 8 bytes per number, and SQLite's record and cell overhead.
-ROW_BYTES = " + ".join(
-    [f"length({c})" if c in ("body", "response_body") else f"COALESCE(length(CAST({c} AS BLOB)), 0)"
-     for c in EXCHANGE_COLUMNS if c not in _NUMBERS] + [str(8 * len(_NUMBERS) + 32)]
-)  # fmt: skip
 #: Below this much free space beside the history, `listen` refuses to start: a few deliveries would fill the disk.
 MIN_FREE_BYTES = 8 * MIB
 T = TypeVar("T")
@@ -443,6 +438,12 @@ def _row(exchange: Exchange) -> tuple[Any, ...]:
     return tuple(replace_surrogates(value) if isinstance(value, str) else value for value in row)
 
 
+def _used_bytes(connection: sqlite3.Connection) -> int:
+    """The bytes of the database's pages in use (pages pruning freed are reused by the next rows, so they do not count)."""
+    page_size, pages, free = (connection.execute(f"PRAGMA {name}").fetchone()[0] for name in PAGE_PRAGMAS)
+    return int((pages - free) * page_size)
+
+
 def _row_size(exchange: Exchange) -> int:
     """About what the exchange's row takes on disk (its bodies and headers dominate), without encoding it."""
     headers = sum(len(name) + len(value) + 6 for name, value in exchange.headers)
@@ -503,12 +504,17 @@ class HistoryWriter:
         caps = [self.retention.wal_limit // 4] + ([database_bytes // 8] if database_bytes else [])
         self._wake_after = max(min(caps), 64 * 1024)
         self._written = 0
+        #: Bytes committed since the last pruning round; past _prune_slack, the writer thread prunes itself (_keep_up).
+        self._unpruned = 0
+        self._prune_slack = max((database_bytes or 0) // 4, MIB)
         #: Set by the maintenance thread when the WAL is past its limit; the writer thread then finishes a checkpoint.
         self._restart_due = False
         self._checkpointer = threading.Thread(target=self._maintain_loop, name="comethook-checkpoint", daemon=True)
+        # Whose turn it is to write: the writer thread's connection is used by one thread at a time (tests write
+        # directly), and the maintenance thread takes it too for the pruning's deletes.
+        self._database = threading.Lock()
         self._checkpointer.start()
         # The group commits: record() queues, the writer thread takes the whole queue per transaction.
-        self._database = threading.Lock()  # the connection is used by one thread at a time (tests write directly)
         self._queue: list[tuple[Exchange, asyncio.Future[None]]] = []
         self._queued = threading.Condition(threading.Lock())
         self._idle = False
@@ -525,8 +531,12 @@ class HistoryWriter:
                 self._wake.clear()
                 if self._closing.is_set():
                     break
+                # While the WAL waits to start over, this thread reads nothing: a read on the WAL at the wrong moment
+                # keeps it from starting over (the writer thread prunes meanwhile when it must, see _keep_up).
                 with contextlib.suppress(sqlite3.Error):  # busy or full: the next round tries again
-                    self._prune(connection)
+                    if not self._restart_due or self._idle:
+                        self._unpruned = 0
+                        self._prune(connection)
                 with contextlib.suppress(sqlite3.Error):
                     self._checkpoint(connection)
         finally:
@@ -573,37 +583,44 @@ class HistoryWriter:
             self._restart_due = False
 
     def _prune(self, connection: sqlite3.Connection, final: bool = False) -> int:
-        """Delete the oldest exchanges past the age cap, and past the database's share of the size cap down to 90% of
-        it, in small transactions; the size cap always keeps the newest exchange. Returns how many were deleted.
-        `final`: the last round, at close, which runs to the end (the others stop when closing begins)."""
+        """Delete the oldest exchanges past the age cap, and, once the database passes its share of the size cap, down
+        to 90% of it; in small transactions; the size cap always keeps the newest exchange. Returns how many were
+        deleted. `final`: the last round, at close, which runs to the end (the others stop when closing begins).
+
+        What the rows take is measured, not estimated from some of their columns: the pages in use (every column, the
+        headers too, which can outweigh the body, and SQLite's own overhead), again after each transaction. Rows of the
+        average size tell how many the next transaction deletes. Only the sequence numbers and times are read, so a
+        round is short and never keeps the WAL from starting over for long."""
         max_bytes, max_age = self.retention.database_bytes, self.retention.max_age
         cutoff = time.time() - max_age if max_age is not None else None
-        excess = 0
-        if max_bytes is not None:
-            page_size, pages, free = (connection.execute(f"PRAGMA {name}").fetchone()[0] for name in PAGE_PRAGMAS)
-            used = (pages - free) * page_size  # freed pages are reused, so this is what the next rows compete with
-            excess = used - max_bytes * 9 // 10 if used > max_bytes else 0
-        if excess <= 0:
+        used = _used_bytes(connection)
+        target = max_bytes * 9 // 10 if max_bytes is not None and used > max_bytes else None
+        if target is None:
             oldest = connection.execute("SELECT received_at FROM exchanges ORDER BY seq LIMIT 1").fetchone()
             if cutoff is None or oldest is None or oldest[0] >= cutoff:
                 return 0
-        newest = connection.execute("SELECT MAX(seq) FROM exchanges").fetchone()[0]
         removed = 0
         while final or not self._closing.is_set():
-            # Every column counts (the headers can outweigh the body): what is deleted is what the next rows reuse.
             rows = connection.execute(
-                f"SELECT seq, received_at, {ROW_BYTES} FROM exchanges ORDER BY seq LIMIT ?", (PRUNE_CHUNK_ROWS,)
+                "SELECT seq, received_at FROM exchanges ORDER BY seq LIMIT ?", (PRUNE_CHUNK_ROWS,)
             ).fetchall()
-            last, chunk = None, 0
-            for seq, received_at, size in rows:
+            newest = connection.execute("SELECT MAX(seq) FROM exchanges").fetchone()[0]
+            too_many = 0
+            if target is not None and rows and used > target:
+                average = max(used // max(newest - rows[0][0] + 1, 1), 1)  # sequence numbers have no gaps but the pruned
+                too_many = min((used - target) // average + 1, max(PRUNE_CHUNK_BYTES // average, 1))
+            last = None
+            for index, (seq, received_at) in enumerate(rows):
                 too_old = cutoff is not None and received_at < cutoff
-                too_big = excess > 0 and seq != newest
-                if not (too_old or too_big) or chunk >= PRUNE_CHUNK_BYTES:
+                too_big = index < too_many and seq != newest
+                if not (too_old or too_big):
                     break
-                last, chunk, excess = seq, chunk + size, excess - size
+                last = seq
             if last is None:
                 break
-            with connection:
+            # The writer thread's turn taken in Python: waiting on SQLite's lock, it starved behind a writer that commits
+            # without a pause (seconds), while this thread's checkpoints waited and the WAL grew by hundreds of MiB.
+            with self._database, connection:
                 count = connection.execute("DELETE FROM exchanges WHERE seq <= ?", (last,)).rowcount
                 connection.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
@@ -611,6 +628,7 @@ class HistoryWriter:
                     [("pruned_rows", count), ("pruned_at", time.time()), ("retention", self.retention.describe())],
                 )
             removed += count
+            used = _used_bytes(connection)
         return removed
 
     async def record(self, exchange: Exchange) -> None:
@@ -655,6 +673,30 @@ class HistoryWriter:
             if self._restart_due:
                 with contextlib.suppress(sqlite3.Error), self._database:
                     self._finish_checkpoint(self._connection)
+            self._keep_up(sum(_row_size(exchange) for exchange, _ in batch))
+
+    def _keep_up(self, written: int) -> None:
+        """When the maintenance thread falls behind a flood (busy with a long checkpoint, or short of CPU), do its work
+        here, between two group commits: the next deliveries wait for it (their answers come later), and the files on
+        disk stay within reach of the cap instead of growing with the flood."""
+        self._unpruned += written
+        if self.retention.database_bytes is not None and self._unpruned > self._prune_slack:
+            self._unpruned = 0
+            with contextlib.suppress(sqlite3.Error):
+                self._prune(self._connection)
+        with contextlib.suppress(OSError):
+            if os.path.getsize(f"{self.path}-wal") <= WAL_STUCK_FACTOR * self.retention.wal_limit:
+                return
+        # Nothing is appended meanwhile, so the copy reaches the WAL's end and the next commit starts it over; a reader
+        # on an old snapshot (or the maintenance thread's own checkpoint) is waited for briefly, never for long.
+        with contextlib.suppress(sqlite3.Error), self._database:
+            self._connection.execute(f"PRAGMA busy_timeout={KEEP_UP_WAIT_MS}")
+            try:
+                [(busy, frames, copied)] = self._connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                if not busy and frames == copied:
+                    self._restart_due = False
+            finally:
+                self._connection.execute("PRAGMA busy_timeout=10000")
 
     def _commit(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
         try:
