@@ -145,3 +145,21 @@ async def test_comethook_listen_itself_passes_check(cli: Any, listen_process: An
     result = await cli.run("check", "--to", listener.url + "/webhook", "--basic-auth", "cc:s3cret", "--triggers", "all", "--json")
     assert result.exit_code == 0, result.output
     assert set(statuses(result).values()) == {"pass"}
+
+
+async def test_the_junit_report_is_private_whatever_the_umask(cli: Any, target: Any, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    url, _ = await target(endpoint())
+    junit = tmp_path / "report.xml"
+    junit.write_text("an older report, readable by all")
+    junit.chmod(0o644)
+    previous = os.umask(0)
+    try:
+        result = await cli.run("check", "--to", url, "--basic-auth", "cc:s3cret", "--json", "--junit", str(junit))
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(junit.stat().st_mode) == 0o600  # it names the endpoint and what it answered
+    assert ET.parse(junit).getroot().find("testsuite") is not None

@@ -317,3 +317,126 @@ def test_an_empty_history_exports_an_empty_har(cli: Any) -> None:
     result = cli("history", "export", "--format", "har")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["log"]["entries"] == []
+
+
+# Acknowledged means stored: a history that cannot be written stops `listen` at start-up, and a write that fails
+# mid-run is answered 503 (never acknowledged).
+
+
+@contextlib.contextmanager
+def immutable(path: Path) -> Iterator[None]:
+    """chattr +i: even root cannot write the file (modes do not stop root, which runs these tests)."""
+    import subprocess
+
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not supported on this filesystem (or not allowed)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True, check=False)
+
+
+def test_listen_refuses_an_immutable_history_and_runs_with_no_history(cli: Any) -> None:
+    store([exchange("after_message", "before it was locked")])
+    db = default_path()
+    with immutable(db):
+        result = cli("listen", "--port", "0", "--timeout", "0.3", "--max-events", "1")
+        assert result.exit_code == 1, result.output
+        assert f"Cannot write the history database {db}: attempt to write a readonly database." in result.stderr
+        assert "--no-history" in result.stderr and "listening on" not in result.stderr
+        assert "Traceback" not in result.output
+        # --no-history: it listens (and times out waiting for the event).
+        assert cli("listen", "--port", "0", "--timeout", "0.3", "--max-events", "1", "--no-history").exit_code == 4
+    assert History(db).count() == 1
+
+
+def test_an_exchanges_table_of_the_wrong_shape_is_a_clear_error_for_listen_and_history_list(cli: Any) -> None:
+    import sqlite3
+
+    db = default_path()
+    db.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(db)) as other:
+        other.execute("CREATE TABLE exchanges (id TEXT, payload TEXT)")
+        other.execute("INSERT INTO exchanges VALUES ('1', 'someone else''s')")
+        other.commit()
+    for command in (("listen", "--port", "0", "--timeout", "0.3", "--max-events", "1"), ("history", "list")):
+        result = cli(*command)
+        assert result.exit_code == 1, (command, result.output)
+        assert f"The history database {db} is not one this comethook can use" in result.stderr
+        assert "has no seq, received_at, method" in result.stderr and "Move it aside" in result.stderr
+        assert "COMETHOOK_HOME" in result.stderr and "Traceback" not in result.output
+    with contextlib.closing(sqlite3.connect(db)) as other:  # never changed: no column added, no row written
+        assert [row[1] for row in other.execute("PRAGMA table_info(exchanges)")] == ["id", "payload"]
+        assert other.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone() is None
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MiB tmpfs: a disk that can really fill up (root ignores modes, not a full filesystem)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill the disk to `leave` bytes short of full; returns the filler file."""
+    filler = disk / "filler"
+    with filler.open("wb") as file:
+        with contextlib.suppress(OSError):
+            while True:
+                file.write(b"\0" * 65536)
+                file.flush()
+    with filler.open("r+b") as file:
+        file.truncate(max(filler.stat().st_size - leave, 0))
+    return filler
+
+
+def post_status(url: str, body: bytes) -> tuple[int, str | None]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers.get("Retry-After")
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Retry-After")
+
+
+def test_a_disk_that_fills_up_mid_run_gets_503_and_every_acknowledged_delivery_is_stored(
+    listen_process: Any, cli: Any, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMETHOOK_HOME", str(small_disk / "home"))
+    listener = listen_process("--history-max-mb", "0", json_out=False)  # no cap: only the disk limits it
+    filler = fill(small_disk, leave=256 * 1024)
+    answers: dict[str, tuple[int, str | None]] = {}
+    for n in range(400):  # 400 x 20 KB: far more than the disk has left
+        marker = f"delivery-{n:04d}"
+        body = json.dumps({"trigger": "after_message", "data": {"data": {"text": marker + " " + "z" * 20_000}}}).encode()
+        answers[marker] = post_status(listener.url + "/webhook", body)
+    listener.proc.send_signal(signal.SIGINT)
+    code, _, err = listener.finish(timeout=60)
+    assert code == 0, err
+    acknowledged = {marker for marker, (status, _) in answers.items() if status == 200}
+    refused = {marker for marker, (status, _) in answers.items() if status != 200}
+    assert acknowledged and refused, answers  # the disk filled up halfway
+    assert all(status == 503 and retry == "5" for status, retry in (answers[m] for m in refused))
+    filler.unlink()  # room to read the history back
+    listed = cli("history", "list", "--json", "--limit", "1000")
+    assert listed.exit_code == 0, listed.output
+    stored = {e["body"]["data"]["data"]["text"].split(" ")[0] for e in ndjson(listed.stdout)}
+    assert acknowledged <= stored  # every 2xx is in the history
+    # One rate-limited warning, not a line per refusal; the last line at shutdown says how many more there were.
+    warnings = [line for line in err.splitlines() if "could not store a delivery" in line]
+    assert 1 <= len(warnings) <= 2, warnings
+    counted = 1 + sum(int(line.split("(")[-1].split(" more")[0]) for line in warnings if "more like it" in line)
+    assert counted == len(refused), (counted, len(refused), warnings)
+    assert "rejected POST" not in err
