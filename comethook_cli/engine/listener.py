@@ -1,7 +1,7 @@
 """The aiohttp server behind `listen`: receive, check auth, answer, hand each exchange to the hub.
 
 It never prints: exchanges and refusals are published on the hub (engine/hub.py), after the history
-has stored each exchange; warnings go to the hub too. Whoever answers is a callable
+has stored each exchange (one it could not store is answered 503, never acknowledged); warnings go to the hub too. Whoever answers is a callable
 `Incoming -> Answer` (the canned responder, or the forwarder).
 """
 

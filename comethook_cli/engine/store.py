@@ -1,12 +1,15 @@
 """History of exchanges: SQLite (stdlib sqlite3, WAL), written in group commits.
 
 The listener awaits `HistoryWriter.record()` before it answers, so an acknowledged delivery is
-committed (it survives the process being killed). Under load, every exchange of one event-loop
+committed (it survives the process being killed); one that could not be committed is answered 503, not
+acknowledged. The writer makes a real write when it opens (`check_writable`), so a history that cannot be
+written stops `listen` at start rather than losing every delivery. Under load, every exchange of one event-loop
 iteration shares one transaction; with `synchronous=NORMAL` in WAL mode a commit is a write to the
 OS, not an fsync, so it costs microseconds. A power cut may lose the last commits; a process crash does not.
 
 The files hold chat bodies, so they are private: the directory is created 0700, the database 0600, and
-SQLite gives its -wal and -shm files the database's own mode. A thread of the writer's own keeps the
+SQLite gives its -wal and -shm files the database's own mode. `open_private`/`write_private` and
+`make_private_directory` are the one home for every other file and directory comethook writes. A thread of the writer's own keeps the
 history bounded (see `Retention`) and the WAL short, so anyone who can post to the URL cannot fill the disk.
 """
 
@@ -632,7 +635,7 @@ class HistoryWriter:
         return removed
 
     async def record(self, exchange: Exchange) -> None:
-        """Store one exchange; returns once it is committed (raises ComethookError if it cannot be)."""
+        """Store one exchange; returns once it is committed (raises HistoryWriteFailed if it cannot be)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         with self._queued:
