@@ -211,4 +211,3 @@ def test_an_export_file_is_private_whatever_the_umask(cli: Any, stored: list[Exc
     before = os.stat(os.devnull).st_mode
     assert cli("history", "export", "-o", os.devnull).exit_code == 0
     assert os.stat(os.devnull).st_mode == before  # root could chmod /dev/null: only regular files are made 0600
-

@@ -389,11 +389,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill(disk: Path, leave: int) -> Path:
     """Fill the disk to `leave` bytes short of full; returns the filler file."""
     filler = disk / "filler"
-    with filler.open("wb") as file:
-        with contextlib.suppress(OSError):
-            while True:
-                file.write(b"\0" * 65536)
-                file.flush()
+    with filler.open("wb", buffering=0) as file, contextlib.suppress(OSError):  # unbuffered: closing has nothing to flush
+        while True:
+            file.write(b"\0" * 65536)
     with filler.open("r+b") as file:
         file.truncate(max(filler.stat().st_size - leave, 0))
     return filler
