@@ -357,17 +357,20 @@ def test_an_exchanges_table_of_the_wrong_shape_is_a_clear_error_for_listen_and_h
     db.parent.mkdir(parents=True)
     with contextlib.closing(sqlite3.connect(db)) as other:
         other.execute("CREATE TABLE exchanges (id TEXT, payload TEXT)")
+        journal = other.execute("PRAGMA journal_mode").fetchone()[0]
         other.execute("INSERT INTO exchanges VALUES ('1', 'someone else''s')")
         other.commit()
     for command in (("listen", "--port", "0", "--timeout", "0.3", "--max-events", "1"), ("history", "list")):
         result = cli(*command)
         assert result.exit_code == 1, (command, result.output)
         assert f"The history database {db} is not one this comethook can use" in result.stderr
-        assert "has no seq, received_at, method" in result.stderr and "Move it aside" in result.stderr
+        assert "has no seq, received_at, method, path and 18 more columns." in result.stderr
+        assert "Move it aside" in result.stderr
         assert "COMETHOOK_HOME" in result.stderr and "Traceback" not in result.output
     with contextlib.closing(sqlite3.connect(db)) as other:  # never changed: no column added, no row written
         assert [row[1] for row in other.execute("PRAGMA table_info(exchanges)")] == ["id", "payload"]
         assert other.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone() is None
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == journal == "delete"
 
 
 @pytest.fixture
@@ -407,6 +410,19 @@ def post_status(url: str, body: bytes) -> tuple[int, str | None]:
             return response.status, response.headers.get("Retry-After")
     except urllib.error.HTTPError as error:
         return error.code, error.headers.get("Retry-After")
+
+
+def test_listen_refuses_a_disk_with_less_than_8_mib_free_and_warns_below_the_cap(
+    cli: Any, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMETHOOK_HOME", str(small_disk / "home"))
+    warned = cli("listen", "--port", "0", "--timeout", "0.3", "--max-events", "1")  # 24 MiB free, a 500 MiB cap
+    assert warned.exit_code == 4, warned.output
+    assert "MiB free, less than the history may take (--history-max-mb 500)" in warned.stderr
+    fill(small_disk, leave=4 * 1024 * 1024)
+    refused = cli("listen", "--port", "0", "--timeout", "0.3", "--max-events", "1")
+    assert refused.exit_code == 1, refused.output
+    assert "MiB free on its disk (8 MiB needed)" in refused.stderr and "--no-history" in refused.stderr
 
 
 def test_a_disk_that_fills_up_mid_run_gets_503_and_every_acknowledged_delivery_is_stored(

@@ -148,9 +148,10 @@ class HistoryWrongShape(ComethookError):
     comethook's): never changed, never written to."""
 
     def __init__(self, path: Path, table: str, missing: Sequence[str]) -> None:
+        named = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
         super().__init__(
             f"The history database {path} is not one this comethook can use: its {table} table has no "
-            f"{', '.join(missing)} column{'s' if len(missing) > 1 else ''}.",
+            f"{named} column{'s' if len(missing) > 1 else ''}.",
             f"Move it aside (`{_move_aside(path, '.other')}`) or set COMETHOOK_HOME to another directory; "
             "`comethook listen --no-history` runs without one.",
         )
@@ -161,11 +162,13 @@ class HistoryUnwritable(ComethookError):
     """`listen` cannot write its history (a read-only or immutable file, a full disk): it does not start, since
     every delivery it acknowledged would be lost."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(
+        self, path: Path, reason: str, fix: str = "Make it writable (check `ls -l`, `lsattr`, `df` on its directory)"
+    ) -> None:
         super().__init__(
             f"Cannot write the history database {path}: {reason}.",
-            "Make it writable (check `ls -l`, `lsattr`, `df` on its directory), set COMETHOOK_HOME to another "
-            "directory, or run `comethook listen --no-history` (deliveries are then answered but not stored).",
+            f"{fix}, set COMETHOOK_HOME to another directory, or run `comethook listen --no-history` (deliveries are "
+            "then answered but not stored).",
         )
         self.path = path
 
@@ -288,9 +291,9 @@ def connect(path: Path, create: bool = True, on_warning: Callable[[str], None] |
         # table, and on an existing database it writes its first page (a damaged file is never written to).
         if create and connection.execute("PRAGMA page_count").fetchone()[0] == 0:
             connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        _check_shape(connection, path)  # first: WAL mode, SCHEMA and _migrate would each change someone else's file
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-        _check_shape(connection, path)  # before SCHEMA and _migrate, which would add to someone else's table
         connection.executescript(SCHEMA)
         _migrate(connection)
     except sqlite3.Error as error:
@@ -337,13 +340,16 @@ def check_writable(connection: sqlite3.Connection, path: Path, retention: Retent
     except OSError:
         return None  # nothing to measure with: the write above has to do
     if free < MIN_FREE_BYTES:
-        raise HistoryUnwritable(path, f"only {free / MIB:.1f} MiB free on its disk ({MIN_FREE_BYTES // MIB} MiB needed)")
+        raise HistoryUnwritable(
+            path, f"only {free / MIB:.1f} MiB free on its disk ({MIN_FREE_BYTES // MIB} MiB needed)", "Free some space there"
+        )
     if retention.max_bytes is None:
         return None
     held = sum(os.path.getsize(f"{path}{suffix}") for suffix in ("", "-wal", "-shm") if os.path.exists(f"{path}{suffix}"))
     if free < retention.max_bytes - held:
         return (
-            f"the disk holding {path} has {free / MIB:,.0f} MiB free, less than the history may take ({retention.describe()}): "
+            f"the disk holding {path} has {free / MIB:,.0f} MiB free, less than the history may take "
+            f"(--history-max-mb {retention.max_bytes / MIB:g}): "
             "once it is full, deliveries are refused with 503 until there is room. Free some space, or lower --history-max-mb."
         )
     return None
