@@ -516,6 +516,8 @@ class HistoryWriter:
         #: Bytes committed since the last pruning round; past _prune_slack, the writer thread prunes itself (_keep_up).
         self._unpruned = 0
         self._prune_slack = max((database_bytes or 0) // 4, MIB)
+        #: After a catch-up checkpoint a reader kept from finishing: the WAL size at which the writer tries again.
+        self._wal_retry_at = 0
         #: Set by the maintenance thread when the WAL is past its limit; the writer thread then finishes a checkpoint.
         self._restart_due = False
         self._checkpointer = threading.Thread(target=self._maintain_loop, name="comethook-checkpoint", daemon=True)
@@ -594,14 +596,15 @@ class HistoryWriter:
     def _prune(self, connection: sqlite3.Connection, final: bool = False) -> int:
         """Delete the oldest exchanges past the age cap, and, once the database passes its share of the size cap, down
         to 90% of it; in small transactions; the size cap always keeps the newest exchange. Returns how many were
-        deleted. `final`: the last round, at close, which runs to the end (the others stop when closing begins).
+        deleted. `final`: the last round, at close, for the size cap only, which runs to the end (the others stop when
+        closing begins; the age cap is theirs).
 
         What the rows take is measured, not estimated from some of their columns: the pages in use (every column, the
         headers too, which can outweigh the body, and SQLite's own overhead), again after each transaction. Rows of the
         average size tell how many the next transaction deletes. Only the sequence numbers and times are read, so a
         round is short and never keeps the WAL from starting over for long."""
         max_bytes, max_age = self.retention.database_bytes, self.retention.max_age
-        cutoff = time.time() - max_age if max_age is not None else None
+        cutoff = time.time() - max_age if max_age is not None and not final else None
         used = _used_bytes(connection)
         target = max_bytes * 9 // 10 if max_bytes is not None and used > max_bytes else None
         if target is None:
@@ -693,17 +696,23 @@ class HistoryWriter:
             self._unpruned = 0
             with contextlib.suppress(sqlite3.Error):
                 self._prune(self._connection)
-        with contextlib.suppress(OSError):
-            if os.path.getsize(f"{self.path}-wal") <= WAL_STUCK_FACTOR * self.retention.wal_limit:
-                return
+        try:
+            size = os.path.getsize(f"{self.path}-wal")
+        except OSError:
+            return
+        if size <= max(WAL_STUCK_FACTOR * self.retention.wal_limit, self._wal_retry_at):
+            return
         # Nothing is appended meanwhile, so the copy reaches the WAL's end and the next commit starts it over; a reader
-        # on an old snapshot (or the maintenance thread's own checkpoint) is waited for briefly, never for long.
+        # on an old snapshot (or the maintenance thread's own checkpoint) is waited for briefly. When that was not
+        # enough (a long `history export` reads), the next try waits until the WAL has grown by its limit again, so the
+        # reader costs the deliveries one short wait per limit's worth of WAL, not one per group commit.
         with contextlib.suppress(sqlite3.Error), self._database:
             self._connection.execute(f"PRAGMA busy_timeout={KEEP_UP_WAIT_MS}")
             try:
                 [(busy, frames, copied)] = self._connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-                if not busy and frames == copied:
-                    self._restart_due = False
+                done = not busy and frames == copied
+                self._restart_due = self._restart_due and not done
+                self._wal_retry_at = 0 if done else size + self.retention.wal_limit
             finally:
                 self._connection.execute("PRAGMA busy_timeout=10000")
 
