@@ -19,6 +19,7 @@ class Listener:
 
     It answers as `listen` does: `respond` ("pass", "drop", "inject:JSON", or a dict to inject), `rules`
     (the entries of a --rules file), `drop_if`, `status`, `delay` (ms); or relays to your app with `forward_to`.
+    A request with an Origin header (a web browser's, never CometChat's) is refused with 403 unless `allow_browser_origin`.
     No tunnel is opened, and nothing is stored in the history unless `history=True`; then, as `listen`, it does not start
     when the history cannot be written (ComethookError), and answers 503 to a delivery it could not store.
     """
@@ -37,12 +38,15 @@ class Listener:
         forward_to: str | Sequence[str] = (),
         max_body: int = DEFAULT_MAX_BODY,
         history: bool = False,
+        allow_browser_origin: bool = False,
     ) -> None:
         if not isinstance(respond, str):
             respond = "inject:" + json.dumps(dict(respond))
         targets = (forward_to,) if isinstance(forward_to, str) else tuple(forward_to)
         self.config = ListenConfig(
-            ListenerConfig(host=host, port=port, max_body=max_body, basic_auth=basic_auth),
+            ListenerConfig(
+                host=host, port=port, max_body=max_body, basic_auth=basic_auth, allow_browser_origin=allow_browser_origin
+            ),
             AnswerConfig(
                 respond=respond, drop_if=drop_if, delay=delay, status=status, inline_rules=tuple(dict(r) for r in rules)
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import socket
@@ -337,3 +338,77 @@ async def test_records_queued_together_go_out_together_in_order_and_whole(live: 
     assert [event_id for event_id, _ in got] == [copy.id for copy in copies]
     assert all(record["id"] == event_id and record["type"] == "event" for event_id, record in got)
     assert first["body"]["data"]["data"]["text"] == "first"
+
+
+async def test_a_read_from_another_sites_page_needs_the_token(live: Live) -> None:
+    await live.deliver(text="private")
+    token = live.inspector.token
+    for path in ("/api/export.har", "/api/exchanges?q=private", "/api/session", "/api/stream"):
+        # What a no-cors <img>/<script> or fetch of another tab carries: refused before any history is read.
+        for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {"Origin": "http://evil.example"}):
+            status, document = await live.get(path, **headers)
+            assert status == 403 and "token" in document["error"], (path, headers)
+    # The page's own reads (same-origin), a typed address (none), curl (no header), and a holder of the token pass.
+    for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {},
+                    {"Sec-Fetch-Site": "cross-site", "X-Comethook-Token": token}):  # fmt: skip
+        status, har = await live.get("/api/export.har", **headers)
+        assert status == 200 and "private" in json.dumps(har), headers
+
+
+async def test_streamed_responses_carry_the_same_security_headers(live: Live) -> None:
+    await live.deliver()
+    for path in ("/api/export.har", "/api/exchanges", "/"):
+        async with live.client.get(live.base + path) as answer:
+            assert answer.status == 200
+            assert "default-src 'none'" in answer.headers["Content-Security-Policy"], path
+            assert answer.headers["X-Content-Type-Options"] == "nosniff", path
+            assert answer.headers["Cache-Control"] == "no-store", path
+    async with live.client.get(live.base + "/api/stream") as stream:
+        assert stream.headers["X-Content-Type-Options"] == "nosniff"
+        assert "default-src 'none'" in stream.headers["Content-Security-Policy"]
+        assert stream.headers["Cache-Control"] == "no-store"
+
+
+async def test_numeric_query_parameters_answer_400_never_500(live: Live) -> None:
+    await live.deliver()
+    for query in ("before=99999999999999999999999", "before=-1", "before=1e3", "before=%C2%B2", "limit=%C2%B2",
+                  "limit=99999999999999999999999", "status=%C2%B2xx"):  # fmt: skip
+        status, document = await live.get(f"/api/exchanges?{query}")
+        assert status == 400 and document["error"], query
+    status, document = await live.get("/api/exchanges?before=9223372036854775807&limit=100000")
+    assert status == 200 and len(document["exchanges"]) == 1  # the largest cursor, and a limit clamped to the page
+
+
+async def test_past_the_stream_cap_the_oldest_page_is_told_to_reload() -> None:
+    async for live in running():
+        live.inspector.max_streams = 2
+        async with live.client.get(live.base + "/api/stream") as oldest:
+            assert (await oldest.content.readuntil(b"\n\n")).startswith(b"retry:")
+            async with live.client.get(live.base + "/api/stream") as second, live.client.get(live.base + "/api/stream") as third:
+                for stream in (second, third):
+                    assert (await stream.content.readuntil(b"\n\n")).startswith(b"retry:")
+                [(_, reload)] = await read_events(oldest, 1)
+                assert reload["type"] == "reload"
+                assert len(live.inspector._streams) == 2
+                await live.deliver(text="still live")
+                for stream in (second, third):
+                    [(_, event)] = await read_events(stream, 1)
+                    assert event["type"] == "event"
+
+
+async def test_past_the_connection_cap_the_oldest_idle_connections_are_closed() -> None:
+    async for live in running():
+        live.inspector._cap.limit = 4
+        port = live.inspector.port
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
+        try:
+            await asyncio.sleep(0.2)
+            for sock in idle[:8]:  # the oldest: closed by the server (end of file, or a reset)
+                sock.settimeout(10)
+                with contextlib.suppress(ConnectionResetError):
+                    assert sock.recv(1) == b""
+            status, _ = await live.get("/api/session")
+            assert status == 200  # the page still gets its answer
+        finally:
+            for sock in idle:
+                sock.close()

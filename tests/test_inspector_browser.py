@@ -343,3 +343,48 @@ def test_fifty_thousand_stored_exchanges_render_as_a_window_and_page_in_as_you_s
     finally:
         server.run(inspector.stop())
         server.end()
+
+
+def test_another_sites_page_cannot_read_the_api_or_flood_the_history(listen: Any, page: Any) -> None:
+    from aiohttp import web
+
+    live = listen()
+    live.post("private text")
+
+    # Another site on this machine (another dev server; a public one Chromium's Private Network Access stops itself).
+    async def other(request: web.Request) -> web.Response:
+        return web.Response(text="<!doctype html><title>other</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", other)
+    runner = web.AppRunner(app)
+
+    async def serve() -> int:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    port = live.run(serve())
+    statuses: dict[str, int] = {}
+    page.on("response", lambda response: statuses.__setitem__(response.url, response.status))
+    try:
+        page.goto(f"http://localhost:{port}/")
+        har, search = live.url + "api/export.har", live.url + "api/exchanges?q=private"
+        page.evaluate(
+            """async ([har, search]) => {
+                for (const url of [har, search]) { try { await fetch(url, {mode: "no-cors"}); } catch (e) {} }
+                const image = new Image(); image.src = har;
+                await new Promise((done) => { image.onerror = done; image.onload = done; });
+            }""",
+            [har, search],
+        )
+        assert statuses.get(har) == 403 and statuses.get(search) == 403, statuses
+        # The inspector's own page still reads and exports.
+        page.goto(live.url)
+        expect_rows(page, 1)
+        with page.expect_response(lambda response: response.url.startswith(har)) as exported:
+            page.evaluate("(url) => fetch(url).then((r) => r.text())", har)
+        assert exported.value.status == 200
+    finally:
+        live.run(runner.cleanup())

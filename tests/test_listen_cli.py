@@ -99,6 +99,7 @@ def test_bad_listen_options_are_usage_errors(cli: Any) -> None:
     for args, message in (
         (["--respond", "nope"], "Unknown --respond"),
         (["--drop-if", "("], "invalid regular expression"),
+        (["--drop-if", r"(\w+) \1"], "uses a backreference"),
         (["--rules", "/nonexistent.json"], "Cannot read --rules"),
         (["--basic-auth", "nocolon"], "Malformed Basic auth"),
         (["--status", "42"], "not an HTTP status code"),
@@ -142,3 +143,27 @@ def test_binding_beyond_loopback_warns(cli: Any) -> None:
     result = cli("listen", "--host", "0.0.0.0", "--port", "0", "--no-history", "--max-events", "1", "--timeout", "0.2")
     assert result.exit_code == 4
     assert "listening on 0.0.0.0: anyone who can reach this machine can post to it" in result.stderr
+
+
+def test_a_browser_origin_is_refused_and_comethook_s_own_clients_send_none(listen_process: Any, cli: Any) -> None:
+    page = {"Origin": "https://evil.example"}
+    opted_in = listen_process("--allow-browser-origin", "--max-events", "1")
+    assert post_json(opted_in.url + "/webhook", delivery(text="from a page"), page)[0] == 200
+    assert opted_in.finish()[0] == 0
+    (stored,) = ndjson(cli("history", "list", "--json").stdout)
+    listener = listen_process()
+    url = listener.url + "/webhook"
+    assert post_json(url, delivery(), page)[0] == 403
+    # send, check and replay (even of a delivery stored with an Origin) are CometChat's stand-ins: never refused.
+    assert cli("send", "before_message", "--to", url).exit_code == 0
+    assert cli("check", "--to", url).exit_code == 0
+    assert cli("replay", stored["id"], "--to", url).exit_code == 0
+    listener.proc.send_signal(signal.SIGINT)
+    code, out, err = listener.finish()
+    assert code == 0, err
+    # (check's own malformed bodies are refused with 400, as they should be)
+    refused = [line for line in ndjson(out) if line["type"] == "rejected" and line["status"] == 403]
+    assert refused == [
+        {"type": "rejected", "status": 403, "method": "POST", "path": "/webhook",
+         "reason": "sent by a web browser (Origin: 'https://evil.example'), never by CometChat; --allow-browser-origin accepts it"}
+    ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sqlite3
@@ -274,3 +275,131 @@ async def test_one_unstorable_exchange_does_not_cost_the_rest_of_its_batch(tmp_p
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], ComethookError) and "UNIQUE" in results[1].message
     assert sorted(e.id for e in History(tmp_path / "h.db").iter_all()) == ["evt_1", "evt_2"]
+
+
+# --- patterns meet a sender's text: RE2, never a backtracking engine ---------------------------------------------------
+#: Each stalled Python's re for seconds to minutes on its text; the listener's loop with it.
+CATASTROPHIC = [("(a+)+$", "a" * 27 + "!"), (r"^(\w+\s?)*$", "a" * 44 + "!")]
+
+
+async def test_a_backtracking_pattern_never_freezes_the_listener() -> None:
+    from comethook import Listener as ApiListener
+
+    (drop_if, hostile), (rule, hostile_too) = CATASTROPHIC
+    rules = [{"match": {"text": rule}, "action": {"inject": {"rule": True}}}]
+    async with ApiListener(drop_if=drop_if, rules=rules) as listener, aiohttp.ClientSession() as session:
+        # A hang detector, not a speed test: 22 deliveries on loopback take well under a second; one frozen match, minutes.
+        async with asyncio.timeout(5):
+            for text in [hostile, hostile_too] + [f"message {n}" for n in range(20)]:
+                async with session.post(listener.url, data=delivery(text=text)) as response:
+                    assert response.status == 200
+                    await response.read()
+            events = await listener.wait_for(22)
+    # The hostile texts are matched as Python's re would match them: neither matches.
+    assert [e.answered_by for e in events[:2]] == ["comethook (--respond pass)"] * 2
+    assert {e.answered_by for e in events[2:]} == {"comethook (rule 1)"}  # "message N" is words and spaces
+
+
+@pytest.mark.parametrize(
+    ("pattern", "texts"),
+    [
+        ("(?i)spam", ["buy SPAM now", "Spam", "sp am", "spa", "\u017fpam", "SPAMMER"]),
+        (r"\bbuy now\b", ["please buy now!", "buy nowhere", "rebuy now", "BUY NOW", "buy now"]),
+        (r"^block", ["block me", " block", "unblock", "block"]),
+        (r"\d{4}-\d{4}", ["card 1234-5678", "12-34", "x1234-5678y"]),
+        (r"(?i)^(hello|hi)\b", ["Hello there", "hi", "high", "oh hi"]),
+        ("café", ["un café noir", "cafe"]),
+        (r"https?://\S+", ["see http://x.example/y", "https:/no", "visit https://a"]),
+        (r"^\s*$", ["", "   ", " a "]),
+    ],
+)
+def test_patterns_users_write_match_as_they_did(pattern: str, texts: list[str]) -> None:
+    import re
+
+    compiled = compile_regex(pattern, "--drop-if")
+    assert compiled.pattern == pattern
+    assert [compiled.search(t) for t in texts] == [re.search(pattern, t) is not None for t in texts]
+
+
+def test_a_lone_surrogate_in_the_text_or_the_pattern_is_matched_as_the_replacement_character() -> None:
+    # JSON can carry "\ud800"; UTF-8 (and so RE2) cannot: it must never raise on the listener's loop.
+    assert compile_regex("a.b", "--drop-if").search("a\ud800b") is True
+    assert compile_regex("x\ud800", "[[listen.rules]]").search("x\udfff") is True
+    assert compile_regex("^spam$", "--drop-if").search("spam\ud800") is False
+
+
+async def test_a_lone_surrogate_in_a_senders_text_is_answered(start: Any) -> None:
+    running = await start(Responder(drop_if=compile_regex("(?i)spam", "--drop-if")))
+    hostile = delivery(text="SPAM").replace(b'"SPAM"', b'"SPAM \\ud800"')
+    assert b"\\ud800" in hostile
+    assert await post(running.url, hostile) == (200, {"action": "do_not_propagate"})
+
+
+def test_matching_long_text_is_bounded() -> None:
+    from comethook_cli.cometchat.rules import MATCH_LIMIT
+
+    # RE2 is linear in the text; the text itself is bounded too (CometChat's messages stay under 64 KB).
+    assert compile_regex("tail$", "--drop-if").search("x" * MATCH_LIMIT + "tail") is False
+    assert compile_regex("^x+$", "--drop-if").search("x" * (4 * MATCH_LIMIT)) is True
+
+
+@pytest.mark.parametrize(
+    ("pattern", "construct", "instead"),
+    [
+        (r"(\w+) \1", r"a backreference (\1, (?P=name))", "match the repeated text itself"),
+        (r"(?P<w>\w+) (?P=w)", "a backreference", "match the repeated text itself"),
+        (r"spam(?!ish)", "a lookahead or lookbehind", "put a rule for it first"),
+        (r"(?<!no )spam", "a lookahead or lookbehind", "put a rule for it first"),
+        (r"(?>spam)", "an atomic group or possessive repeat", "RE2 never backtracks"),
+        (r"spam\Z", r"uses \Z", r"write \z"),
+    ],
+)
+def test_constructs_re2_lacks_are_named_with_an_alternative(pattern: str, construct: str, instead: str) -> None:
+    from comethook_cli.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        compile_regex(pattern, "--drop-if")
+    assert caught.value.message.startswith(f"--drop-if: {pattern!r} uses ") and construct in caught.value.message
+    assert "RE2" in caught.value.message and instead in caught.value.hint
+
+
+# --- a browser's request (it carries Origin; CometChat's never does) ---------------------------------------------------
+async def test_a_request_from_a_web_page_is_refused_and_never_reaches_the_app(aiohttp_server: Any) -> None:
+    from aiohttp import web
+
+    from comethook import Listener as ApiListener
+
+    relayed: list[bytes] = []
+
+    async def app_handler(request: web.Request) -> web.Response:
+        relayed.append(await request.read())
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", app_handler)
+    server = await aiohttp_server(app)
+    forged = delivery(text="forged by a page")
+    async with ApiListener(forward_to=f"http://127.0.0.1:{server.port}") as listener:
+        status, answer = await post(listener.url, forged, {"Origin": "https://evil.example"})
+        assert status == 403
+        assert "web browser" in answer["error"] and "'https://evil.example'" in answer["error"]
+        assert "--allow-browser-origin" in answer["error"]
+        (rejection,) = listener.rejections
+        assert (rejection.status, rejection.method, rejection.reason) == (403, "POST", answer["error"])
+        assert relayed == [] and listener.events == []
+        assert (await post(listener.url, delivery(text="from CometChat")))[0] == 200  # no Origin: relayed as ever
+        assert len(relayed) == 1 and b"from CometChat" in relayed[0]
+    async with ApiListener(forward_to=f"http://127.0.0.1:{server.port}", allow_browser_origin=True) as opted_in:
+        assert (await post(opted_in.url, forged, {"Origin": "https://evil.example"}))[0] == 200
+        assert relayed[-1] == forged and opted_in.rejections == []
+
+
+async def test_a_browser_origin_is_checked_after_basic_auth(start: Any) -> None:
+    running = await start(basic_auth="cc:s3cret")
+    # Without the credentials a page learns only that they are missing, as any other caller does.
+    assert (await post(running.url, delivery(), {"Origin": "https://evil.example"}))[0] == 401
+    credentials = {"Authorization": "Basic " + base64.b64encode(b"cc:s3cret").decode()}
+    assert (await post(running.url, delivery(), {**credentials, "Origin": "null"}))[0] == 403
+    assert [r.status for r in running.rejections] == [401, 403] and running.exchanges == []
+    allowed = await start(allow_browser_origin=True)
+    assert (await post(allowed.url, delivery(), {"Origin": "null"}))[0] == 200

@@ -259,9 +259,9 @@ async def test_the_emulator_answers_like_cometchat() -> None:
         # Without onBehalfOf a message comes from app_system (observed live by a third party).
         status, body = await call("POST", "/messages", body={"receiver": "a-1", "receiverType": "user", "data": {"text": "hi"}})
         assert status == 200 and body["data"]["sender"] == "app_system"
-        async with client.get(base.removesuffix("/v3") + "/_emulator/state") as state:
+        async with client.get(base.removesuffix("/v3") + "/_emulator/state", headers={"apikey": "right"}) as state:
             assert set((await state.json())["users"]) == {"a-1"}
-        async with client.post(base.removesuffix("/v3") + "/_emulator/reset") as reset:
+        async with client.post(base.removesuffix("/v3") + "/_emulator/reset", headers={"apikey": "right"}) as reset:
             assert (await reset.json()) == {"reset": True} and emulator.state.users == {}
 
 

@@ -4,6 +4,8 @@ JSON, a timeout, a refused connection. Each gives a clear message, a hint and th
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -114,3 +116,48 @@ def test_the_real_host_is_built_from_app_id_and_region_and_the_output_says_it_wa
     # An unroutable address (TEST-NET-1) stands in for the real host: no test reaches CometChat.
     result = cli("trigger", "setup", "--api-base", "http://192.0.2.1/v3", "--timeout", "0.2", env=ENV)
     assert "not verified live" in result.stderr and result.exit_code == 4
+
+
+async def run_trigger(*args: str, within: float = 20) -> tuple[int, str]:
+    """`comethook trigger ...` as a real process; killed (and the test failed) if it outlives `within` s: a hang detector."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "comethook_cli", "trigger", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **ENV},
+    )  # fmt: skip
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), within)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"trigger {' '.join(args)} still ran after {within:g} s") from None
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def test_a_retry_after_past_the_timeout_ends_the_call_at_once_saying_how_long(target: Any) -> None:
+    url, received = await target(cometchat_error(429, "ERR_TOO_MANY_REQUESTS", "slow down", {"Retry-After": "999999999"}))
+    code, err = await run_trigger("message", "--api-base", url.removesuffix("/hook") + "/v3", "--timeout", "2")
+    assert code == 1, err
+    assert "answered 429, ERR_TOO_MANY_REQUESTS: slow down" in err
+    assert "its Retry-After asks to wait 999999999 s (about 32 years), longer than comethook waits" in err and "Hint:" in err
+    assert "waiting" not in err and len(received) == 1  # never slept on it, never asked again
+
+
+async def test_a_retry_after_longer_than_what_is_left_of_the_timeout_is_not_waited(target: Any) -> None:
+    url, received = await target(cometchat_error(429, "ERR_TOO_MANY_REQUESTS", "slow down", {"Retry-After": "30"}))
+    code, err = await run_trigger("message", "--api-base", url.removesuffix("/hook") + "/v3", "--timeout", "2")
+    assert code == 1 and "its Retry-After asks to wait 30 s, longer than is left of --timeout" in err
+    assert len(received) == 1
+
+
+async def test_the_timeout_bounds_every_call_of_the_command_together(target: Any) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.5)
+        return web.json_response({"data": {"uid": "x"}})
+
+    url, received = await target(slow)
+    # `setup` makes five calls: each answers within --timeout 1.2, all of them together cannot.
+    code, err = await run_trigger("setup", "--api-base", url.removesuffix("/hook") + "/v3", "--timeout", "1.2")
+    assert code == 4, err
+    assert "left of the 1.2 s --timeout for all calls" in err or "--timeout for all calls ran out" in err
+    assert 2 <= len(received) <= 3

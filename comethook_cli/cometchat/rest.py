@@ -145,10 +145,13 @@ HINTS: dict[str, str] = {
     "ERR_API_NOT_FOUND": "No such endpoint: check --api-base (it ends in /v3) and the region.",
     "ERR_TOO_MANY_REQUESTS": "Rate limited: wait a minute, or slow down (comethook already backed off on Retry-After).",
     "ERR_PLAN_RESTRICTION": "Your CometChat plan does not allow this.",
-    "ERR_PLAN_QUOTA_RESTRICTION": "Your CometChat plan's quota is used up.",
+    "ERR_PLAN_QUOTA_RESTRICTION": "Your CometChat plan's quota is used up (from `emulate`: its state is full; "
+    "POST /_emulator/reset empties it).",
     "ERR_SUBSCRIPTION_EXPIRED": "The app's subscription has expired.",
     "ERR_BLOCKED_BY_WEBHOOK": "Your before_message webhook dropped the message (do_not_propagate).",
     "ERR_BLOCKED_BY_EXTENSION": "An extension (e.g. moderation) blocked the message.",
+    "ERR_REQUEST_REFUSED": "`emulate` answers only its loopback names and its --host address, and never another "
+    "site's browser page: call it as http://127.0.0.1:PORT/v3 (or by its --host), without an Origin header.",
 }
 #: The hint when the code is unknown, by status (the sheet §2: statuses are third-party observation).
 STATUS_HINTS = {
@@ -223,6 +226,10 @@ STATUS: dict[str, int] = {
     "ERR_API_NOT_FOUND": 404,
     "ERR_TOO_MANY_REQUESTS": 429,
     "ERR_BLOCKED_BY_WEBHOOK": 403,
+    #: The emulator's choices: a full state, and a request its guard refused (a code of its own, not CometChat's).
+    "ERR_PLAN_QUOTA_RESTRICTION": 403,
+    "ERR_REQUEST_REFUSED": 403,
+    "ERR_EXCEPTION": 500,
 }
 
 
@@ -249,6 +256,8 @@ class RestCall:
     waited_s: float = 0.0
     request: Any = None
     on_behalf_of: str | None = None
+    #: A last 429's Retry-After (seconds) that was not waited out: longer than a back-off, or than the time left.
+    retry_after_s: float | None = None
 
     @property
     def ok(self) -> bool:

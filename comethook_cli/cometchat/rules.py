@@ -11,15 +11,17 @@ import asyncio
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.events import get, message_of
 from comethook_cli.cometchat.verdict import DROP_ACTION
 from comethook_cli.errors import UsageError
-from comethook_cli.models import Answer, Incoming
+from comethook_cli.models import Answer, Incoming, replace_surrogates
 
 PASS_BODY = b"{}"
 DROP_BODY = json.dumps({"action": DROP_ACTION}).encode()
@@ -43,7 +45,7 @@ class Rule:
     trigger: frozenset[str] | None = None
     sender: str | None = None
     receiver: str | None = None
-    text: re.Pattern[str] | None = None
+    text: Regex | None = None
 
     def matches(self, incoming: Incoming) -> bool:
         """Whether this rule applies to the delivery."""
@@ -56,7 +58,7 @@ class Rule:
             return False
         if self.text is not None:
             text = get(message, "data.text")
-            return isinstance(text, str) and self.text.search(text) is not None
+            return isinstance(text, str) and self.text.search(text)
         return True
 
 
@@ -85,12 +87,65 @@ def parse_respond(spec: str) -> Action:
     raise UsageError(f"Unknown --respond {spec!r}.", "Use pass, drop, inject:JSON or inject:@FILE.")
 
 
-def compile_regex(pattern: str, where: str) -> re.Pattern[str]:
-    """A regex, or a usage error that says where it came from."""
+#: The most of a message's text a pattern is matched against. CometChat's own message limit is about 64 KB, so a real
+#: message is matched whole; a longer text (a stranger's, to a listener on a public tunnel) is matched on its start only.
+MATCH_LIMIT = 64 * 1024
+
+#: RE2's own error text → (the construct it lacks, what to write instead), for the message a user sees.
+_MISSING = (
+    (
+        re.compile(r"invalid escape sequence: \\[1-9]|invalid perl operator: \(\?P$"),
+        "a backreference (\\1, (?P=name))",
+        "match the repeated text itself, or write one rule per case.",
+    ),
+    (
+        re.compile(r"invalid perl operator: \(\?<?[=!]"),
+        "a lookahead or lookbehind ((?=, (?!, (?<=, (?<!)",
+        "match the text itself; to make an exception, put a rule for it first (the first matching rule wins).",
+    ),
+    (
+        re.compile(r"invalid perl operator: \(\?>|bad repetition operator: [*+?]\+"),
+        "an atomic group or possessive repeat",
+        "write a plain group or repeat: RE2 never backtracks, so it needs neither.",
+    ),
+    (re.compile(r"invalid escape sequence: \\Z"), "\\Z", "write \\z for the end of the text."),
+    (re.compile(r"invalid perl operator: \(\?[x#]"), "verbose mode or (?#...) comments", "write the pattern without them."),
+)
+
+
+@dataclass(frozen=True)
+class Regex:
+    """A user's pattern, compiled by RE2: matching takes time linear in the text whatever the pattern, so a
+    sender's text can never stall the listener (Python's re backtracks: `(a+)+$` on 28 characters took seconds)."""
+
+    pattern: str
+    compiled: Any = field(repr=False, compare=False)
+
+    def search(self, text: str) -> bool:
+        """Whether the pattern matches anywhere in the text (in its first MATCH_LIMIT characters)."""
+        # RE2 matches UTF-8, which cannot hold a lone surrogate (JSON can: "\ud800"): it is matched as U+FFFD.
+        return self.compiled.search(replace_surrogates(text[:MATCH_LIMIT])) is not None
+
+
+def compile_regex(pattern: str, where: str) -> Regex:
+    """A regex in RE2's syntax (Python's, less backreferences and lookaround), or a usage error that says where it came from."""
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own line on stderr; the usage error says it once
     try:
-        return re.compile(pattern)
-    except re.error as error:
-        raise UsageError(f"{where}: invalid regular expression {pattern!r}: {error}.", "Check the pattern's syntax.") from None
+        return Regex(pattern, re2.compile(replace_surrogates(pattern), options))
+    except re2.error as error:
+        shown = repr(pattern[:80]) + ("…" if len(pattern) > 80 else "")  # a pattern can be as long as its file
+        reason = error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) else str(error)
+        for found, construct, instead in _MISSING:
+            if found.search(reason):
+                raise UsageError(
+                    f"{where}: {shown} uses {construct}, which comethook's regex engine (RE2) does not support.",
+                    f"RE2 matches in linear time so a sender's text cannot stall the listener; {instead}",
+                ) from None
+        raise UsageError(
+            f"{where}: invalid regular expression {shown}: {reason[:200]}.",
+            "Check the pattern's syntax (RE2, close to Python's re: https://github.com/google/re2/wiki/Syntax).",
+        ) from None
 
 
 def load_rules(path: str) -> list[Rule]:
@@ -164,7 +219,7 @@ class Responder:
     def __init__(
         self,
         respond: Action | None = None,
-        drop_if: re.Pattern[str] | None = None,
+        drop_if: Regex | None = None,
         rules: list[Rule] | None = None,
         delay_ms: float = 0,
         status: int = 200,

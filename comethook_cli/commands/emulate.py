@@ -61,7 +61,11 @@ def run(config: EmulatorConfig, json_out: bool, quiet: bool) -> None:
             root = emulator.base_url.removesuffix("/v3")
             banner = [
                 ("REST API", f"{emulator.base_url}  (trigger --api-base {emulator.base_url})"),
-                ("Control", f"GET {root}/_emulator/state, POST {root}/_emulator/reset"),
+                (
+                    "Control",
+                    f"GET {root}/_emulator/state, POST {root}/_emulator/reset"
+                    + (" (with the apikey header)" if config.api_key else ""),
+                ),
                 ("Webhooks", ", ".join(f"{w.url} [{w.webhook_id}]" for w in config.webhooks) or "none"),
                 ("Generation", "legacy (before_message, after_message)" if config.legacy else "current"),
                 ("API key", "the one given (COMETCHAT_API_KEY)" if config.api_key else "any non-empty apikey header"),

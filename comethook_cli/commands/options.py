@@ -283,6 +283,17 @@ LISTENER: Group = {
     ),
     "basic_auth": (BasicAuth, default(ListenerConfig, "basic_auth")),
     "basic_auth_file": (BasicAuthFile, None),
+    "allow_browser_origin": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--allow-browser-origin",
+                help="Accept requests with an Origin header (sent by web browsers, never by CometChat; refused with 403 otherwise).",
+                rich_help_panel="Listener",
+            ),
+        ],
+        default(ListenerConfig, "allow_browser_origin"),
+    ),
 }
 
 ANSWERS: Group = {
@@ -581,7 +592,15 @@ TRIGGERING: Group = {
         None,
     ),
     "timeout": (
-        Annotated[float, typer.Option("--timeout", metavar="SECONDS", min=0.001, help="Seconds to wait for each REST answer.")],
+        Annotated[
+            float,
+            typer.Option(
+                "--timeout",
+                metavar="SECONDS",
+                min=0.001,
+                help="Seconds for all of the command's REST calls together, 429 back-offs included (--wait has --wait-timeout).",
+            ),
+        ],
         _triggering("timeout"),
     ),
     "json_out": (JsonOut, False),

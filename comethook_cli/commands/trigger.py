@@ -135,7 +135,9 @@ async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, sh
 
     def on_call(call: RestCall, planned: Call) -> None:
         reused = call.error is not None and call.error.code in planned.reuse
-        hint = None if reused else rest.hint_for(call.error.code if call.error else None, call.status)
+        # A Retry-After not waited out is said by the error that ends the command, with its own hint.
+        quiet = reused or call.retry_after_s is not None
+        hint = None if quiet else rest.hint_for(call.error.code if call.error else None, call.status)
         shown.rest_call(call, hint)
         if reused:
             shown.note(f"{call.error.code if call.error else ''}: already there, reused.")
@@ -213,6 +215,7 @@ def _record(verb_name: str, outcome: Outcome, arrived: Arrived | None) -> Any:
 def _call_error(call: RestCall) -> ComethookError:
     """The error (and exit code) for a failed call: 4 when nothing answered, else 1, always with a hint."""
     from comethook_cli.cometchat import rest
+    from comethook_cli.engine.rest_client import MAX_BACKOFF_S
 
     where = f"{call.method} {call.url}"
     if call.failure in NO_ANSWER:
@@ -228,7 +231,23 @@ def _call_error(call: RestCall) -> ComethookError:
     message = call.error.message if call.error and call.error.message else "no error message"
     said = f"{code}: {message}" if code else message
     inferred = " (this code's use here is inferred)" if code in rest.INFERRED_CODES else ""
+    if call.retry_after_s is not None:
+        return ComethookError(
+            f"{where} answered {call.status}, {said}{inferred}; its Retry-After asks to wait {_duration(call.retry_after_s)}, "
+            f"longer than {'is left of --timeout' if call.retry_after_s <= MAX_BACKOFF_S else 'comethook waits'}.",
+            f"Try again after that wait. comethook waits out a Retry-After of up to {MAX_BACKOFF_S:g} s within --timeout "
+            "(the time for all of this command's REST calls together).",
+        )
     return ComethookError(f"{where} answered {call.status}, {said}{inferred}.", rest.hint_for(code, call.status))
+
+
+def _duration(seconds: float) -> str:
+    """`2.5 s`, `90 s (1.5 minutes)`, `999999999 s (about 32 years)`: a Retry-After as a person reads it."""
+    exact = f"{seconds:g} s" if seconds < 1e6 else f"{seconds:.0f} s"
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+        if seconds >= 2 * size:
+            return f"{exact} (about {seconds / size:.0f} {unit})"
+    return exact
 
 
 def _judge(outcome: Outcome, arrived: Arrived | None, how: TriggerOptions) -> None:

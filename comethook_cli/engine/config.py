@@ -42,6 +42,9 @@ class ListenerConfig:
     max_connections: int | None = None
     #: Bytes of request bodies held at once, over every connection; past it a new body gets 503 and Retry-After.
     body_budget: int = DEFAULT_BODY_BUDGET
+    #: Accept requests carrying an Origin header. CometChat never sends one; a web page does, so without this a page
+    #: the developer visits cannot post forged deliveries into the listener (and on to the app).
+    allow_browser_origin: bool = False
 
 
 @dataclass(frozen=True)

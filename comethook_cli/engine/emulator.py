@@ -6,6 +6,11 @@ header, validates bodies, keeps users, groups, members, messages and blocks (in 
 its real state. `before_message` is called synchronously before a message is stored (legacy webhooks).
 Points CometChat does not document are the emulator's choice, and say so (`CHOICES`).
 
+It is for this machine's tools, not for the pages open in its browser: engine/localguard.py's guard (the
+inspector's) refuses a foreign `Host` (DNS rebinding) and any cross-origin change; `/_emulator/*` needs the key
+when one is set; the state is capped (CometChat's per-item limits, the emulator's own totals: the MAX_* below); with
+`state`, each call writes only the records it changed (one SQLite row per user, group, message...).
+
     async with Emulator(EmulatorConfig(webhooks=(WebhookTarget("http://127.0.0.1:8765/webhook"),))) as emulator:
         ...  # point a REST client at emulator.base_url
 """
@@ -13,12 +18,14 @@ Points CometChat does not document are the emulator's choice, and say so (`CHOIC
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
+import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,7 @@ from comethook_cli.cometchat import rest
 from comethook_cli.cometchat.payloads import BuildOptions, build, encode, find_template
 from comethook_cli.cometchat.rest import ACTIONS, Action, RestCall
 from comethook_cli.engine.config import EmulatorConfig, WebhookTarget
+from comethook_cli.engine.localguard import LocalGuard
 from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, basic_auth_header, connector, deliver
 from comethook_cli.errors import ListenerError, UsageError
 from comethook_cli.models import Delivery
@@ -47,7 +55,28 @@ CHOICES = {
     "blocked_status": "a dropped send answers 403 with ERR_BLOCKED_BY_WEBHOOK (the code is the sheet's inference, the status a guess)",
     "injected_in_answer": "an injected answer appears in the REST answer and in after_message (inferred, not documented)",
     "create_members": "members{...} on create group fires no group_member_added (CometChat's behaviour is unknown)",
+    "state_caps": "a full state (MAX_USERS, MAX_GROUPS, MAX_MESSAGES, MAX_STATE_BYTES) answers 403 ERR_PLAN_QUOTA_RESTRICTION",
 }
+#: CometChat's own limits (the sheet §4): a user's or group's metadata, the POST body that carries it, a whole
+#: message, tags, distinct reactions per message, users per add-members call, members per group.
+MAX_METADATA_BYTES = 5 * 1024
+MAX_ENTITY_BODY = 10 * 1024
+MAX_MESSAGE_BYTES = 65 * 1024
+MAX_TAGS, MAX_TAG_CHARS = 25, 100
+MAX_REACTIONS = 25
+MAX_MEMBERS_PER_CALL = 25
+MAX_GROUP_MEMBERS = 100_000
+#: The emulator's own totals (CometChat documents none for an app): enough for any test run, small enough that a
+#: runaway loop or a hostile client cannot take the machine's memory. POST /_emulator/reset empties the state.
+MAX_USERS = 10_000
+MAX_GROUPS = 1_000
+MAX_MESSAGES = 50_000
+#: The state's size as JSON; past it, every POST and PUT is refused (DELETEs still work).
+MAX_STATE_BYTES = 32 * 1024 * 1024
+#: The keys of State whose entries are records of their own (one row each in the state file).
+KINDS = ("users", "groups", "members", "banned", "messages", "reactions", "blocks")
+#: The state file and its -wal/-shm are private: they hold every message's text.
+STATE_FILE_MODE = 0o600
 
 
 class Refused(Exception):
@@ -88,6 +117,53 @@ class State:
         return cls(**{k: v for k, v in document.items() if k in cls.__dataclass_fields__})
 
 
+def _private_file(path: Path) -> None:
+    """Create the state file 0600 before SQLite opens it (SQLite gives its -wal and -shm the file's mode), and take
+    group/other access back from one that exists. (engine/store.py's helper for this is private to it for now.)"""
+    if os.name == "nt":
+        return
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STATE_FILE_MODE)
+        try:
+            os.fchmod(descriptor, STATE_FILE_MODE)  # os.open's mode passes through the umask
+        finally:
+            os.close(descriptor)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):  # missing, or someone else's: SQLite's own error says more
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, STATE_FILE_MODE)
+
+
+def _size(value: Any) -> int:
+    """Bytes as CometChat would count them: compact UTF-8 JSON."""
+    return len(encode(value))
+
+
+def _check_tags(body: dict[str, Any]) -> None:
+    """CometChat's limit on tags: at most 25, each at most 100 characters."""
+    tags = body.get("tags")
+    if tags is not None and (
+        not isinstance(tags, list)
+        or len(tags) > MAX_TAGS
+        or not all(isinstance(t, str) and len(t) <= MAX_TAG_CHARS for t in tags)
+    ):
+        told = f"tags must be at most {MAX_TAGS} strings of at most {MAX_TAG_CHARS} characters."
+        raise Refused("ERR_BAD_REQUEST", told, {"tags": [told]})
+
+
+def _check_entity(body: dict[str, Any]) -> None:
+    """CometChat's limits on a user's or a group's body: 10 KB in all, metadata (an object) 5 KB, tags."""
+    if _size(body) > MAX_ENTITY_BODY:
+        raise Refused("ERR_BAD_REQUEST", f"The request body is larger than {MAX_ENTITY_BODY} bytes.")
+    if "metadata" in body:
+        if not isinstance(body["metadata"], dict):
+            raise Refused("ERR_BAD_REQUEST", "metadata must be an object.", {"metadata": ["The metadata must be an object."]})
+        if _size(body["metadata"]) > MAX_METADATA_BYTES:
+            told = f"The metadata may not be larger than {MAX_METADATA_BYTES} bytes."
+            raise Refused("ERR_BAD_REQUEST", told, {"metadata": [told]})
+    _check_tags(body)
+
+
 def _route(action: Action) -> re.Pattern[str]:
     return re.compile("^/v3" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", action.path) + "$")
 
@@ -108,7 +184,13 @@ class Emulator:
         self.on_call = on_call or (lambda call: None)
         self.on_delivery = on_delivery or (lambda delivery: None)
         self.state = State()
+        self.guard = LocalGuard(config.host, config.port)
         self._store: sqlite3.Connection | None = None
+        #: Records changed by the call in progress (written, or deleted, when it ends) and each record's JSON size.
+        self._dirty: set[tuple[str, str]] = set()
+        self._sizes: dict[tuple[str, str], int] = {}
+        self.state_bytes = 0
+        self._saved_next_id = 0
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -133,7 +215,7 @@ class Emulator:
         """Load the state, bind the server and open the webhook client."""
         if self.config.state:
             self._open_state(Path(self.config.state))
-        app = web.Application(client_max_size=MAX_REST_BODY)
+        app = web.Application(client_max_size=MAX_REST_BODY, middlewares=[self._guard])
         app.router.add_get("/_emulator/state", self._state_route)
         app.router.add_post("/_emulator/reset", self._reset_route)
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -150,7 +232,7 @@ class Emulator:
             ) from None
         sockets = getattr(site._server, "sockets", None) or []  # aiohttp exposes the bound port nowhere else
         if sockets:
-            self.port = sockets[0].getsockname()[1]
+            self.port = self.guard.port = sockets[0].getsockname()[1]
         self._client = aiohttp.ClientSession(connector=connector(100, insecure=False))
 
     async def idle(self, timeout: float = 30.0) -> None:
@@ -173,31 +255,138 @@ class Emulator:
 
     # --- state file --------------------------------------------------------------------------------
     def _open_state(self, path: Path) -> None:
+        """Open (or create, 0600) the state file and load it; a file of the old one-row format is converted."""
         try:
+            _private_file(path)
             self._store = sqlite3.connect(path)
-            self._store.execute("CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)")
-            row = self._store.execute("SELECT json FROM state WHERE id = 1").fetchone()
-        except sqlite3.Error as error:
-            raise UsageError(f"Cannot use --state {str(path)!r}: {error}.", "Give a new file, or one `emulate` wrote.") from None
-        if row:
-            try:
-                self.state = State.from_json(json.loads(row[0]))
-            except ValueError:
-                raise UsageError(f"--state {str(path)!r} holds no emulator state.", "Give a new file.") from None
-
-    def _save(self) -> None:
-        if self._store is not None:
+            self._store.execute("PRAGMA journal_mode=WAL")  # a kill -9 mid-write leaves the last committed state
+            self._store.execute("PRAGMA synchronous=NORMAL")
             with self._store:
-                self._store.execute("INSERT OR REPLACE INTO state (id, json) VALUES (1, ?)", (json.dumps(self.state.to_json()),))
+                self._store.execute(
+                    "CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, json TEXT NOT NULL, "
+                    "PRIMARY KEY (kind, key)) WITHOUT ROWID"
+                )
+                rows = self._store.execute("SELECT kind, key, json FROM records").fetchall()
+                old = self._store.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'state'").fetchone()
+                whole = self._store.execute("SELECT json FROM state WHERE id = 1").fetchone() if old else None
+        except (sqlite3.Error, OSError) as error:
+            self._close_store()
+            raise UsageError(f"Cannot use --state {str(path)!r}: {error}.", "Give a new file, or one `emulate` wrote.") from None
+        try:
+            if whole is not None:  # the format before records: one row holding the whole state
+                self.state = State.from_json(json.loads(whole[0]))
+                self._dirty = {(kind, key) for kind in KINDS for key in getattr(self.state, kind)}
+                self._flush()
+                with self._store:
+                    self._store.execute("DROP TABLE state")
+            else:
+                self._load(rows)
+        except (ValueError, TypeError, AttributeError, Refused):
+            self._close_store()
+            raise UsageError(f"--state {str(path)!r} holds no emulator state.", "Give a new file.") from None
 
-    # --- control API -------------------------------------------------------------------------------
+    def _load(self, rows: list[tuple[str, str, str]]) -> None:
+        state = State()
+        for kind, key, text in rows:
+            if kind == "meta" and key == "next_id":
+                state.next_id = int(json.loads(text))
+            elif kind in KINDS:
+                value = json.loads(text)
+                if not isinstance(value, (dict, list)):
+                    raise ValueError(f"{kind} {key} is not a record")
+                getattr(state, kind)[key] = value
+                self._sizes[(kind, key)] = len(text)
+        self.state = state
+        self.state_bytes = sum(self._sizes.values())
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _touch(self, kind: str, *keys: str) -> None:
+        """Mark records the call in progress changed (or removed): only those are written when it ends."""
+        self._dirty.update((kind, key) for key in keys)
+
+    def _flush(self) -> None:
+        """Write the records the last call changed, in one transaction, and keep the state's size up to date."""
+        dirty, self._dirty = self._dirty, set()
+        writes: list[tuple[str, str, str]] = []
+        removed: list[tuple[str, str]] = []
+        for kind, key in dirty:
+            value = getattr(self.state, kind).get(key)
+            self.state_bytes -= self._sizes.pop((kind, key), 0)
+            if value is None:
+                removed.append((kind, key))
+                continue
+            text = json.dumps(value)
+            self._sizes[(kind, key)] = len(text)
+            self.state_bytes += len(text)
+            writes.append((kind, key, text))
+        if self._store is None or (not writes and not removed and self.state.next_id == self._saved_next_id):
+            return  # a read: nothing to write
+        self._saved_next_id = self.state.next_id
+        try:
+            with self._store:
+                self._store.executemany("DELETE FROM records WHERE kind = ? AND key = ?", removed)
+                self._store.executemany("INSERT OR REPLACE INTO records (kind, key, json) VALUES (?, ?, ?)", writes)
+                self._store.execute(
+                    "INSERT OR REPLACE INTO records (kind, key, json) VALUES ('meta', 'next_id', ?)", (str(self.state.next_id),)
+                )
+        except sqlite3.Error as error:  # a full disk, a file removed: this call says so, the next one writes them again
+            self._dirty |= dirty
+            self._saved_next_id = 0
+            raise Refused("ERR_EXCEPTION", f"The call was applied, but --state could not be written: {error}.") from None
+
+    def _room(self, what: str, count: int, limit: int) -> None:
+        """Refuse a call that would grow a full state (CometChat's quota error: the emulator's choice)."""
+        if count >= limit:
+            raise Refused(
+                "ERR_PLAN_QUOTA_RESTRICTION",
+                f"The emulator holds {count} {what}, its limit; POST /_emulator/reset empties it.",
+            )
+
+    # --- the guard and the control API -------------------------------------------------------------
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """The inspector's guard (engine/localguard.py): no foreign Host, no change from another site's page."""
+        refusal = self.guard.refusal(request)
+        if refusal is not None:
+            return web.json_response(rest.error_body("ERR_REQUEST_REFUSED", f"The emulator refused this request: {refusal}."),
+                                     status=403)  # fmt: skip
+        return await handler(request)
+
+    def _control_refusal(self, request: web.Request) -> web.Response | None:
+        """The REST routes' key check on /_emulator/*, when a key is set (with none, curl needs no header)."""
+        if self.config.api_key is None:
+            return None
+        try:
+            self._authenticate(request)
+        except Refused as refusal:
+            return web.json_response(rest.error_body(refusal.code, refusal.message), status=rest.status_for(refusal.code))
+        return None
+
     async def _state_route(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state.to_json())
+        return self._control_refusal(request) or web.json_response(self.state.to_json())
 
     async def _reset_route(self, request: web.Request) -> web.Response:
+        refusal = self._control_refusal(request)
+        if refusal is not None:
+            return refusal
         async with self._lock:
             self.state = State()
-            self._save()
+            self._dirty.clear()
+            self._sizes.clear()
+            self.state_bytes = 0
+            if self._store is not None:
+                try:
+                    with self._store:
+                        self._store.execute("DELETE FROM records")
+                except sqlite3.Error as error:
+                    told = f"The state was emptied, but --state could not be written: {error}."
+                    return web.json_response(rest.error_body("ERR_EXCEPTION", told), status=500)
         return web.json_response({"reset": True})
 
     # --- REST --------------------------------------------------------------------------------------
@@ -211,8 +400,10 @@ class Emulator:
             self._authenticate(request)
             sent = await self._body(request)
             async with self._lock:  # one call at a time: the state changes as CometChat's would, call by call
-                status, answer = 200, await self._dispatch(action, params, sent, actor)
-                self._save()
+                try:
+                    status, answer = 200, await self._dispatch(action, params, sent, actor)
+                finally:  # a refused call may have changed some records before it was refused (add_members)
+                    self._flush()
         except Refused as refusal:
             status, answer = rest.status_for(refusal.code), rest.error_body(refusal.code, refusal.message, refusal.details)
         except (TypeError, ValueError, KeyError, AttributeError) as unforeseen:
@@ -273,6 +464,11 @@ class Emulator:
             )
         if actor is not None and actor != SYSTEM_USER:
             self._user(actor)
+        if action.method in ("POST", "PUT") and self.state_bytes >= MAX_STATE_BYTES:
+            raise Refused(
+                "ERR_PLAN_QUOTA_RESTRICTION",
+                f"The emulator's state is {self.state_bytes} bytes, its limit; POST /_emulator/reset empties it.",
+            )
         handler = getattr(self, f"_{action.name}")
         return await handler(params, body, actor)
 
@@ -399,13 +595,16 @@ class Emulator:
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             raise Refused("ERR_BAD_REQUEST", "The name field is required.", {"name": ["The name field is required."]})
+        _check_entity(body)
         if uid in self.state.users or uid == SYSTEM_USER:
             raise Refused("ERR_UID_ALREADY_EXISTS", f"The UID {uid} already exists, please use another UID.")
         user: dict[str, Any] = {"uid": uid, "name": name, "status": "offline", "role": "default", "createdAt": int(time.time())}
         for key in ("avatar", "link", "role", "statusMessage", "metadata", "tags"):
             if key in body:
                 user[key] = body[key]
+        self._room("users", len(self.state.users), MAX_USERS)
         self.state.users[uid] = user
+        self._touch("users", uid)
         return {"data": user}
 
     async def _get_user(self, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
@@ -419,6 +618,7 @@ class Emulator:
                 "ERR_BAD_REQUEST", "The blockedUids field is required.", {"blockedUids": ["The blockedUids field is required."]}
             )
         blocked = self.state.blocks.setdefault(blocker, [])
+        self._touch("blocks", blocker)
         answer: dict[str, Any] = {}
         changed: list[str] = []
         for uid in (u.lower() for u in uids):
@@ -462,6 +662,10 @@ class Emulator:
             raise Refused("ERR_INVALID_CUSTOM_DATA", "data.customData must be an object.")
         if len(encode(data)) > rest.MAX_DATA_BYTES:
             raise Refused("ERR_BAD_REQUEST", f"data is larger than {rest.MAX_DATA_BYTES} bytes.")
+        if _size(body) > MAX_MESSAGE_BYTES:
+            raise Refused("ERR_BAD_REQUEST", f"A message is at most {MAX_MESSAGE_BYTES} bytes.")
+        _check_tags(body)
+        self._room("messages", len(self.state.messages), MAX_MESSAGES)
         group = None
         if receiver_type == "group":
             group = self._group(receiver)["guid"]
@@ -501,6 +705,7 @@ class Emulator:
                 message["data"]["metadata"] = metadata
         message["id"] = self._new_id()
         self.state.messages[message["id"]] = message
+        self._touch("messages", message["id"])
         self._fire("after_message" if self.config.legacy else "message_sent", message=message, **options)
         known = [uid for uid in mentions if uid in self.state.users]
         if known and not self.config.legacy:
@@ -549,6 +754,12 @@ class Emulator:
         text = data.get("text")
         if message["type"] == "text" and (not isinstance(text, str) or not text.strip()):
             raise Refused("ERR_EMPTY_MESSAGE_TEXT", "The message text is empty.")
+        if len(encode(data)) > rest.MAX_DATA_BYTES:
+            raise Refused("ERR_BAD_REQUEST", f"data is larger than {rest.MAX_DATA_BYTES} bytes.")
+        if "metadata" in data and not isinstance(data["metadata"], dict):
+            raise Refused("ERR_INVALID_METADATA", "data.metadata must be an object.")
+        _check_tags(body)
+        self._touch("messages", message["id"])
         now = int(time.time())
         if isinstance(text, str):
             message["data"]["text"] = text
@@ -564,6 +775,7 @@ class Emulator:
         message, by = self._owned(params, actor)
         now = int(time.time())
         message.update(updatedAt=now, deletedAt=now, deletedBy=by)
+        self._touch("messages", message["id"])
         self._fire("message_deleted", message=message, message_id=message["id"], **self._options_of(message, by))
         return {"data": self._action_message("deleted", message, by)}
 
@@ -573,6 +785,9 @@ class Emulator:
         if not reaction or len(reaction) > rest.MAX_REACTION_CHARS:
             raise Refused("ERR_BAD_REQUEST", f"A reaction is 1 to {rest.MAX_REACTION_CHARS} characters.")
         reactions = self.state.reactions.setdefault(message["id"], {})
+        self._touch("reactions", message["id"])
+        if add and reaction not in reactions and len(reactions) >= MAX_REACTIONS:
+            raise Refused("ERR_BAD_REQUEST", f"A message has at most {MAX_REACTIONS} distinct reactions.")
         who = reactions.setdefault(reaction, [])
         if add and by not in who:
             who.append(by)
@@ -613,8 +828,12 @@ class Emulator:
             )
         if kind == "password" and not body.get("password"):
             raise Refused("ERR_EMPTY_GROUP_PASS", "A password group needs a password.")
+        _check_entity({k: v for k, v in body.items() if k != "members"})
         if guid in self.state.groups:
             raise Refused("ERR_GUID_ALREADY_EXISTS", f"The GUID {guid} already exists, please use another GUID.")
+        extra: dict[str, Any] = body["members"] if isinstance(body.get("members"), dict) else {}
+        self._per_call(extra)
+        self._room("groups", len(self.state.groups), MAX_GROUPS)
         owner = body.get("owner") if isinstance(body.get("owner"), str) else actor
         owner = self._user(owner)["uid"] if owner else SYSTEM_USER
         now = int(time.time())
@@ -624,9 +843,10 @@ class Emulator:
                 group[key] = body[key]
         self.state.groups[guid] = group
         members = self.state.members[guid] = {}
+        self._touch("groups", guid)
+        self._touch("members", guid)
         if owner != SYSTEM_USER:
             members[owner] = {"scope": "admin", "joinedAt": now}
-        extra: dict[str, Any] = body["members"] if isinstance(body.get("members"), dict) else {}
         for scope, key in (("admin", "admins"), ("moderator", "moderators"), ("participant", "participants")):
             for uid in extra.get(key) or []:
                 if isinstance(uid, str) and uid.lower() in self.state.users:
@@ -639,6 +859,8 @@ class Emulator:
 
     async def _update_group(self, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
         group = self._group(params["guid"])
+        _check_entity(body)
+        self._touch("groups", group["guid"])
         for key in ("name", "type", "icon", "description", "metadata", "tags"):
             if key in body:
                 group[key] = body[key]
@@ -653,7 +875,18 @@ class Emulator:
         del self.state.groups[guid]
         self.state.members.pop(guid, None)
         self.state.banned.pop(guid, None)
+        for kind in ("groups", "members", "banned"):
+            self._touch(kind, guid)
         return {"data": {"success": True, "message": f"Group {guid} deleted successfully."}}
+
+    @staticmethod
+    def _per_call(body: dict[str, Any]) -> None:
+        """CometChat's limit: at most 25 users per add-members call (and per create-group `members` object)."""
+        uids = [u for key in ("admins", "moderators", "participants", "usersToBan") if isinstance(body.get(key), list)
+                for u in body[key]]  # fmt: skip
+        if len(uids) > MAX_MEMBERS_PER_CALL:
+            told = f"At most {MAX_MEMBERS_PER_CALL} users per call."
+            raise Refused("ERR_BAD_REQUEST", told, {"participants": [told]})
 
     def _member_call(self, params: dict[str, str], actor: str | None) -> tuple[str, str, str]:
         guid = self._group(params["guid"])["guid"]
@@ -666,8 +899,11 @@ class Emulator:
     async def _add_members(self, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
         guid = self._group(params["guid"])["guid"]
         by = actor or self.state.groups[guid]["owner"]
+        self._per_call(body)
         members = self.state.members.setdefault(guid, {})
         banned = self.state.banned.setdefault(guid, [])
+        self._touch("members", guid)
+        self._touch("banned", guid)
         answer: dict[str, Any] = {}
         added: list[str] = []
         now = int(time.time())
@@ -684,6 +920,8 @@ class Emulator:
                     answer.setdefault(key, {})[uid] = {"success": False, "error": {"code": "ERR_BANNED_GROUPMEMBER"}}
                 elif uid in members:
                     answer.setdefault(key, {})[uid] = {"success": False, "error": {"code": "ERR_ALREADY_JOINED"}}
+                elif len(members) >= MAX_GROUP_MEMBERS:
+                    answer.setdefault(key, {})[uid] = {"success": False, "error": {"code": "ERR_NO_VACANCY"}}
                 else:
                     members[uid] = {"scope": scope, "joinedAt": now}
                     added.append(uid)
@@ -714,6 +952,7 @@ class Emulator:
         if member["scope"] == scope:
             raise Refused("ERR_SAME_SCOPE", f"The user {uid} already has the scope {scope}.")
         old, member["scope"] = member["scope"], scope
+        self._touch("members", guid)
         sets = ((f"data.members.{uid}.scope", scope), (f"data.members.{uid}.oldScope", old))
         self._fire("group_member_scope_changed", sender=by, receiver=uid, group=guid, sets=sets)
         return {"data": {"guid": guid, "uid": uid, "scope": scope, "joinedAt": member["joinedAt"]}}
@@ -724,6 +963,7 @@ class Emulator:
             raise Refused("ERR_NOT_A_MEMBER", f"The user {uid} is not a member of the group {guid}.")
         self._fire("group_member_kicked", sender=by, receiver=uid, group=guid)
         del self.state.members[guid][uid]
+        self._touch("members", guid)
         return {"data": {"success": True, "message": f"{uid} kicked from the group {guid} successfully."}}
 
     async def _ban_member(self, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
@@ -734,6 +974,8 @@ class Emulator:
         self._fire("group_member_banned", sender=by, receiver=uid, group=guid)
         banned.append(uid)
         self.state.members.get(guid, {}).pop(uid, None)
+        self._touch("banned", guid)
+        self._touch("members", guid)
         return {"data": {"success": True, "message": f"{uid} banned from the group {guid} successfully."}}
 
     async def _unban_member(self, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
@@ -742,5 +984,6 @@ class Emulator:
         if uid not in banned:
             raise Refused("ERR_NOT_A_BANNED_USER", f"The user {uid} is not banned from the group {guid}.")
         banned.remove(uid)
+        self._touch("banned", guid)
         self._fire("group_member_unbanned", sender=by, receiver=uid, group=guid)
         return {"data": {"success": True, "message": f"{uid} unbanned from the group {guid} successfully."}}

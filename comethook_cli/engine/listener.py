@@ -436,6 +436,12 @@ class Listener:
         # Credentials first, for every method and path: an unauthenticated caller learns nothing, not even a 405.
         if not self._authorized(request):
             return self._unauthorized(request)
+        # CometChat sends no Origin; a web page does: without this, any page the developer opens could post forged deliveries.
+        if "Origin" in request.headers and not self.config.allow_browser_origin:
+            origin = request.headers["Origin"][:100]
+            return self._reject(
+                request, 403, f"sent by a web browser (Origin: {origin!r}), never by CometChat; --allow-browser-origin accepts it"
+            )
         if request.method in ("GET", "HEAD") and raw_path == "/":
             return self._status(request)
         if request.method != "POST":

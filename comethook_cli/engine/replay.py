@@ -21,9 +21,10 @@ from comethook_cli.engine.store import History
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, HOP_BY_HOP, JSON, SECRET_HEADERS, Delivery, Exchange
 
-#: Headers a replay or export must not copy: hop-by-hop, those the client sets itself, and those the listener
-#: redacted (it redacts by name, so the name is what tells them).
-SKIP_HEADERS = HOP_BY_HOP | {"accept-encoding"} | SECRET_HEADERS
+#: Headers a replay or export must not copy: hop-by-hop, those the client sets itself, those the listener
+#: redacted (it redacts by name, so the name is what tells them), and a browser's Origin (CometChat sends none, and
+#: `listen` refuses a request with one unless --allow-browser-origin).
+SKIP_HEADERS = HOP_BY_HOP | {"accept-encoding", "origin"} | SECRET_HEADERS
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The HTTP client for CometChat's REST API (or `emulate`): one call, bounded in time and bytes, with a
-bounded back-off on 429. The API key goes in the `apikey` header and nowhere else: a RestCall never holds it."""
+"""The HTTP client for CometChat's REST API (or `emulate`): calls bounded in bytes, and in time all together (one
+budget for every call made through a client, 429 back-offs included, never slept past). The API key goes in the
+`apikey` header and nowhere else: a RestCall never holds it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -20,14 +22,15 @@ from comethook_cli.engine.sender import UNBOUNDED, AnswerTooLarge, read_answer
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER
 
-#: How often a 429 is waited out before the call counts as failed, and the longest single wait.
+#: How often a 429 is waited out before the call counts as failed, and the longest single wait (a longer Retry-After
+#: fails the call at once, saying how long CometChat asked for).
 MAX_BACKOFFS = 3
 MAX_BACKOFF_S = 60.0
 USER_AGENT = "comethook-trigger"
 
 
 def retry_after(headers: Any, now: float | None = None) -> float:
-    """Seconds to wait after a 429: Retry-After (seconds), else X-Rate-Limit-Reset (unix time), else 1; at most MAX_BACKOFF_S."""
+    """Seconds a 429 asks to wait: Retry-After (seconds), else X-Rate-Limit-Reset (unix time), else 1 (finite, >= 0)."""
     raw = headers.get("Retry-After")
     try:
         wait = float(raw) if raw is not None else None
@@ -40,11 +43,16 @@ def retry_after(headers: Any, now: float | None = None) -> float:
             wait = 1.0
     if not math.isfinite(wait):
         wait = 1.0
-    return min(max(wait, 0.0), MAX_BACKOFF_S)
+    return max(wait, 0.0)
 
 
 class RestClient:
-    """Calls the REST API at `base` (…/v3) with `api_key`; `async with` opens and closes the connection pool."""
+    """Calls the REST API at `base` (…/v3) with `api_key`; `async with` opens and closes the connection pool.
+
+    `timeout` is the budget in seconds of every call made through the client together: the answers and the 429
+    back-offs in between. A call that would run past it ends as a timeout; a Retry-After longer than what is left
+    ends the call with the 429 (its RestCall.retry_after_s says how long CometChat asked for).
+    """
 
     def __init__(
         self,
@@ -64,6 +72,8 @@ class RestClient:
         self.on_backoff = on_backoff or (lambda seconds, attempt: None)
         self.max_backoffs = max_backoffs
         self._session: aiohttp.ClientSession | None = None
+        #: Seconds of the budget spent by the calls made so far.
+        self.spent = 0.0
 
     async def __aenter__(self) -> RestClient:
         self._session = aiohttp.ClientSession(timeout=UNBOUNDED)
@@ -76,7 +86,7 @@ class RestClient:
     async def call(
         self, action: str, params: dict[str, str], body: dict[str, Any] | None = None, on_behalf_of: str | None = None
     ) -> RestCall:
-        """Make one call of the model's `action`; 429s are waited out (Retry-After, bounded) up to max_backoffs times."""
+        """Make one call of the model's `action`; 429s are waited out (Retry-After) up to max_backoffs times, within the budget."""
         assert self._session is not None, "use `async with RestClient(...)`"
         spec = rest.ACTIONS[action]
         url = spec.url(self.base, **params)
@@ -86,12 +96,27 @@ class RestClient:
         if on_behalf_of:
             headers["onBehalfOf"] = on_behalf_of
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
+        began = time.monotonic()
+        try:
+            return await self._attempts(spec, url, headers, data, body, on_behalf_of, began)
+        finally:
+            self.spent += time.monotonic() - began
+
+    def _left(self, began: float) -> float:
+        return self.timeout - self.spent - (time.monotonic() - began)
+
+    async def _attempts(
+        self, spec: rest.Action, url: str, headers: dict[str, str], data: bytes | None, body: Any, actor: str | None,
+        began: float,
+    ) -> RestCall:  # fmt: skip
         waited = 0.0
         for attempt in range(1, self.max_backoffs + 2):
             started = time.perf_counter()
-            result = await self._once(spec, url, headers, data, body, on_behalf_of, attempt, waited, started)
+            result = await self._once(spec, url, headers, data, body, actor, attempt, waited, started, self._left(began))
             if result.status != 429 or attempt > self.max_backoffs or result.headers_wait is None:
                 return result.call
+            if result.headers_wait > min(MAX_BACKOFF_S, self._left(began)):  # never slept past the budget, nor in vain
+                return replace(result.call, retry_after_s=result.headers_wait)
             self.on_backoff(result.headers_wait, attempt)
             await asyncio.sleep(result.headers_wait)
             waited += result.headers_wait
@@ -99,7 +124,7 @@ class RestClient:
 
     async def _once(
         self, spec: rest.Action, url: str, headers: dict[str, str], data: bytes | None, body: Any, actor: str | None,
-        attempt: int, waited: float, started: float,
+        attempt: int, waited: float, started: float, left: float,
     ) -> _Answer:  # fmt: skip
         assert self._session is not None
 
@@ -110,16 +135,23 @@ class RestClient:
             )
             return _Answer(call, status, None)
 
+        # The whole budget for a first call, else what earlier calls and back-offs left of it.
+        if attempt == 1 and self.spent == 0:
+            out_of_time = f"no answer within {self.timeout:g} s"
+        else:
+            out_of_time = f"no answer within the {max(left, 0):.2g} s left of the {self.timeout:g} s --timeout for all calls"
+        if left <= 0:
+            return failed("timeout", f"the {self.timeout:g} s --timeout for all calls ran out before this one was made")
         try:
             async with (
-                asyncio.timeout(self.timeout),
+                asyncio.timeout(left),
                 self._session.request(spec.method, url, data=data, headers=headers, allow_redirects=False) as response,
             ):
                 status = response.status
                 raw = await read_answer(response, self.max_answer)
                 wait = retry_after(response.headers) if status == 429 else None
         except TimeoutError:
-            return failed("timeout", f"no answer within {self.timeout:g} s")
+            return failed("timeout", out_of_time)
         except AnswerTooLarge as error:
             return failed("too_large", str(error))
         except aiohttp.InvalidURL:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: The header a replay carries, naming the exchange it replays: the page links the two by it.
 REPLAY_HEADER = "X-Comethook-Replay-Of"
 PAGE_LIMIT = 500
+#: The largest page cursor (`before`): the history's sequence numbers are SQLite integers.
+MAX_CURSOR = 2**63 - 1
 DEFAULT_PAGE = 100
 #: How many exchanges one HAR export reads from the history at a time.
 EXPORT_PAGE = 200
@@ -92,6 +94,17 @@ def _answering(handler: Handler) -> Handler:
     return wrapper
 
 
+def whole(query: Any, name: str, low: int, high: int, hint: str | None = None) -> int | None:
+    """A numeric query parameter: None when absent or empty, else a whole number in [low, high] (ApiError 400:
+    a huge one would overflow SQLite's integers and fail as a 500)."""
+    text = query.get(name) or ""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not low <= int(text) <= high:
+        raise ApiError(400, f"{name} must be a whole number from {low} to {high}.", hint)
+    return int(text)
+
+
 def filters(query: Any) -> dict[str, Any]:
     """The list filters of a query string: trigger (repeated or comma-separated), verdict, status class, q."""
     triggers = [name for value in query.getall("trigger", []) for name in value.split(",") if name]
@@ -99,7 +112,7 @@ def filters(query: Any) -> dict[str, Any]:
     if verdict is not None and verdict not in VERDICTS:
         raise ApiError(400, f"Unknown verdict {verdict!r}.", f"Use one of: {', '.join(VERDICTS)}.")
     status_text = (query.get("status") or "").lower().removesuffix("xx")
-    if status_text and (not status_text.isdigit() or not 1 <= int(status_text) <= 5):
+    if status_text and (not (status_text.isascii() and status_text.isdigit()) or not 1 <= int(status_text) <= 5):
         raise ApiError(400, f"Unknown status class {query.get('status')!r}.", "Use 2xx, 3xx, 4xx or 5xx.")
     q = query.get("q") or None
     if q is not None and len(q) > 500:
@@ -184,11 +197,9 @@ class Api:
 
     async def exchanges(self, request: web.Request) -> web.Response:
         """GET /api/exchanges: a page of `event` records, newest first, and the cursor of the next (older) page."""
-        try:
-            limit = min(max(int(request.query.get("limit", DEFAULT_PAGE)), 1), PAGE_LIMIT)
-            before = int(request.query["before"]) if request.query.get("before") else None
-        except ValueError:
-            raise ApiError(400, "limit and before must be whole numbers.", "before is the `next` of the previous page.") from None
+        asked = whole(request.query, "limit", 0, MAX_CURSOR)
+        limit = min(max(DEFAULT_PAGE if asked is None else asked, 1), PAGE_LIMIT)
+        before = whole(request.query, "before", 0, MAX_CURSOR, "before is the `next` of the previous page.")
         chosen = filters(request.query)
         if self.inspector.history is None:
             return json_response({"exchanges": [], "next": None, "history": False})

@@ -3,11 +3,15 @@
 The listener is public (a tunnel points at it); the inspector must not be. So it runs on a server of its own:
 
 * bound to 127.0.0.1 only, never to the listener's port (the tunnel cannot reach it);
-* a `Host` check (DNS rebinding): only `127.0.0.1:<port>`, `localhost:<port>` and `[::1]:<port>` get an answer;
-* every state-changing request (replay, send, rules) carries the per-run token the page got on load
-  (`X-Comethook-Token`) and a same-origin `Origin`: a cross-site form or fetch gets 403;
-* a strict Content-Security-Policy (scripts and styles from this origin only, no inline code, no eval), and the
-  page writes payload text with `textContent` only.
+* the guard of engine/localguard.py (shared with `emulate`): a `Host` check (DNS rebinding: only
+  `127.0.0.1:<port>`, `localhost:<port>` and `[::1]:<port>` get an answer); every state-changing request
+  (replay, send, rules) carries the per-run token the page got on load (`X-Comethook-Token`) and a same-origin
+  `Origin`; a read another site's page makes (`Sec-Fetch-Site: cross-site`/`same-site`, or a foreign `Origin`)
+  needs the token too, so a no-cors flood of `/api/export.har` from another tab costs a 403, not a history scan;
+* a strict Content-Security-Policy (scripts and styles from this origin only, no inline code, no eval), nosniff
+  and no-store on every response, streamed ones included, and the page writes payload text with `textContent` only;
+* at most MAX_CONNECTIONS connections (past it, the oldest idle one is closed) and MAX_STREAMS event streams
+  (past it, the oldest is told to reload and closed).
 
 Each event-stream client gets a bounded hub queue: a frozen browser tab is cut off (told to reload from the
 API) instead of holding memory or delaying CometChat's answers.
@@ -17,16 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from comethook_cli.engine.listener import bind
+from comethook_cli.engine.localguard import LocalGuard
 from comethook_cli.models import Exchange
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.inspector.api import Api, Exports, json_response
@@ -55,7 +59,61 @@ WRITE_TIMEOUT = 10.0
 #: Encoded frames kept for the pages that have not sent a recent exchange yet.
 FRAME_CACHE = 64
 STATIC_FILES = {"/app.js": ("app.js", "text/javascript"), "/app.css": ("app.css", "text/css")}
-SAFE_METHODS = ("GET", "HEAD")
+#: Open event streams at most (a page holds one): past it, the oldest is told to reload and closed.
+MAX_STREAMS = 32
+#: Open connections at most (the inspector shares the process's file descriptors with the listener): past it,
+#: the oldest idle connection is closed, or the new one when every connection is busy.
+MAX_CONNECTIONS = 128
+#: What every response carries, streamed ones (the HAR export, the event stream) included.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+class _ConnectionCap:
+    """A cap on a server's open connections, independent of the listener's: simple, since the inspector
+    serves one person's pages. Requests in progress (`busy`) are never cut; idle keep-alive ones go first."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.busy: set[Any] = set()
+
+    def attach(self, server: web.Server) -> None:
+        """Trim the server's connections each time one opens."""
+        made = server.connection_made
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            self._trim(server, handler)
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+
+    def _trim(self, server: web.Server, newest: Any) -> None:
+        connections = server._connections  # aiohttp's own record of the open ones, oldest first
+        excess = len(connections) - self.limit
+        if excess <= 0:
+            return
+        victims = [h for h in connections if h is not newest and h not in self.busy][:excess]
+        for handler in victims:
+            handler.force_close()
+        if len(victims) < excess:  # every older one is busy: the newcomer is the one that goes
+            asyncio.get_running_loop().call_soon(newest.force_close)
+
+
+class _Runner(web.AppRunner):
+    """An AppRunner whose server carries the connection cap."""
+
+    def __init__(self, app: web.Application, cap: _ConnectionCap, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._cap = cap
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        self._cap.attach(server)
+        return server
 
 
 def _static(name: str) -> str:
@@ -74,6 +132,8 @@ class Inspector:
         session: Session | None = None,
         port: int = 0,
         queue_size: int = STREAM_QUEUE,
+        max_streams: int = MAX_STREAMS,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.hub = hub
         self.history = history
@@ -81,9 +141,14 @@ class Inspector:
         self.port = port
         self.queue_size = queue_size
         self.token = secrets.token_urlsafe(32)
+        self.guard = LocalGuard(HOST, port, self.token, TOKEN_HEADER, changes_need_token=True)
         self.api = Api(self, exports)
+        self.max_streams = max_streams
+        self._cap = _ConnectionCap(max_connections)
         self._runner: web.AppRunner | None = None
-        self._streams: set[BatchSubscription] = set()
+        #: Open streams, oldest first (a dict keeps insertion order); `_evicted`: those closed to make room.
+        self._streams: dict[BatchSubscription, None] = {}
+        self._evicted: set[BatchSubscription] = set()
         self._closing = False
         self._frames: collections.OrderedDict[str, bytes] = collections.OrderedDict()
 
@@ -92,14 +157,10 @@ class Inspector:
         """http://127.0.0.1:<port>/ of the running server."""
         return f"http://{HOST}:{self.port}/"
 
-    @property
-    def origins(self) -> set[str]:
-        """The Host values (and, with a scheme, the Origins) this server answers to."""
-        return {f"{HOST}:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
-
     def application(self) -> web.Application:
         """The aiohttp application: the guard, the page, the API."""
         app = web.Application(middlewares=[self._guard], client_max_size=2 * 1024 * 1024)
+        app.on_response_prepare.append(self._secure)
         app.router.add_get("/", self._page)
         for path in STATIC_FILES:
             app.router.add_get(path, self._asset)
@@ -112,14 +173,14 @@ class Inspector:
         # aiohttp's own log lines (tracebacks of a broken connection) would reach the terminal: they go nowhere.
         quiet = logging.Logger("comethook.inspector")
         quiet.addHandler(logging.NullHandler())
-        runner = web.AppRunner(self.application(), handle_signals=False, access_log=None, shutdown_timeout=1, logger=quiet)
+        runner = _Runner(self.application(), self._cap, handle_signals=False, access_log=None, shutdown_timeout=1, logger=quiet)
         await bind(
             runner, HOST, self.port,
             in_use=(f"The inspector's port {self.port} is already in use.", "Pick another with --inspector-port (0: a free one)."),
             failed=(f"Cannot serve the inspector on port {self.port}", None),
         )  # fmt: skip
         self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self.port = self.guard.port = int(runner.addresses[0][1])
 
     def drop_streams(self) -> None:
         """End every event stream now (its page reconnects, and resumes from its Last-Event-ID)."""
@@ -142,14 +203,10 @@ class Inspector:
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.headers.get("Host", "") not in self.origins:
-            return self._refuse("this server answers to 127.0.0.1, localhost and [::1] only (Host header)")
-        if request.method not in SAFE_METHODS:
-            origin = request.headers.get("Origin", "")
-            if origin not in {f"http://{allowed}" for allowed in self.origins}:
-                return self._refuse("a change needs a same-origin Origin header")
-            if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, "").encode(), self.token.encode()):
-                return self._refuse(f"a change needs this run's token in {TOKEN_HEADER} (the page has it)")
+        refusal = self.guard.refusal(request)
+        if refusal is not None:
+            return json_response({"error": refusal}, 403)
+        self._cap.busy.add(request.protocol)
         try:
             response = await handler(request)
         except web.HTTPException as error:
@@ -159,18 +216,16 @@ class Inspector:
             response = json_response(
                 {"error": f"{type(error).__name__}: {error}", "hint": "See the warning where comethook runs."}, 500
             )
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Cache-Control", "no-store")
+        finally:
+            self._cap.busy.discard(request.protocol)
         return response
 
     @staticmethod
-    def _refuse(reason: str) -> web.Response:
-        response = json_response({"error": reason}, 403)
-        response.headers["Content-Security-Policy"] = CSP
-        return response
+    async def _secure(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        """Every response's security headers, set as it is prepared: a streamed one is sent before its handler
+        returns, so a middleware setting them afterwards would miss it."""
+        response.headers.update(SECURITY_HEADERS)
+        response.headers.setdefault("Cache-Control", "no-store")
 
     # --- the page ----------------------------------------------------------------------------------
     async def _page(self, request: web.Request) -> web.Response:
@@ -187,11 +242,15 @@ class Inspector:
         (or `?after=ID`) first sends what was stored after that exchange, then the live ones, each once."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                                "X-Accel-Buffering": "no"})  # fmt: skip
-        response.headers["Content-Security-Policy"] = CSP
         # Subscribe before reading the history: an exchange is stored before it is published, so each one is
         # either in the history read below or in the queue (or both: `sent` drops the second copy).
         subscription = self.hub.subscribe_batches(self.queue_size)
-        self._streams.add(subscription)
+        self._streams[subscription] = None
+        while len(self._streams) > self.max_streams:  # the oldest page goes: it is told to reload
+            oldest = next(iter(self._streams))
+            self._evicted.add(oldest)
+            del self._streams[oldest]
+            oldest.close()
         try:
             await response.prepare(request)
             await self._write(response, "retry: 1000\n\n")
@@ -226,12 +285,15 @@ class Inspector:
                     await self._send(response, wire.Reload("the page fell behind: reload from the API"))
                     break
                 if subscription.closed:
+                    if subscription in self._evicted:
+                        await self._send(response, wire.Reload("too many pages open: reload from the API"))
                     break
         except (ConnectionError, TimeoutError, asyncio.CancelledError):
             pass  # the tab went away or froze: nothing to tell anyone
         finally:
             subscription.close()
-            self._streams.discard(subscription)
+            self._streams.pop(subscription, None)
+            self._evicted.discard(subscription)
         return response
 
     async def _send(self, response: web.StreamResponse, record: wire.Record, event_id: str | None = None) -> None:
