@@ -254,9 +254,10 @@ def _private_directory(directory: Path) -> str | None:
     )
 
 
-def _private_files(path: Path, create: bool) -> None:
-    """Create the database file 0600 before SQLite opens it, and take back any group/other access from
-    the database and its -wal/-shm (SQLite creates those with the database's mode, whatever the umask)."""
+def make_private_database(path: Path, create: bool = True) -> None:
+    """Create an SQLite database file 0600 before SQLite opens it (`create`), and take back any group/other access
+    from the database and its -wal/-shm (SQLite creates those with the database's mode, whatever the umask). For
+    every SQLite file comethook keeps (the history; `emulate --state` may use it too)."""
     if os.name == "nt":
         return
     if create and not path.exists():
@@ -281,7 +282,7 @@ def connect(path: Path, create: bool = True, on_warning: Callable[[str], None] |
             warning = _private_directory(path.parent)
             if warning and on_warning:
                 on_warning(warning)
-        _private_files(path, create)
+        make_private_database(path, create)
         connection = sqlite3.connect(path, check_same_thread=False, timeout=10)
     except (OSError, sqlite3.Error) as error:
         raise _open_error(path, error) from None
