@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_PORT, JSON, Exchange, iso_time
+from comethook_cli.models import DEFAULT_PORT, JSON, Exchange, iso_time, without_redacted, without_secrets
 from comethook_cli.outputs.wire import INVISIBLE, Event, encode, json_safe
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def show(key: str, json_out: bool) -> None:
     from comethook_cli.outputs.views import view
 
     with open_history() as history:
-        exchange = history.get(key)
+        exchange = without_secrets(history.get(key))
     shown = view(json_out)
     shown.exchange(readable(exchange))
     note = encoding_note(exchange)
@@ -189,7 +189,8 @@ def export(fmt: str, output: str | None, only: ExportFilter | None = None) -> No
     def exchanges() -> Iterator[Exchange]:
         nonlocal written
         for exchange in only.select(history):
-            yield exchange
+            # Redacted whatever the history kept (`listen --keep-secrets`): an export is a file that travels.
+            yield without_secrets(exchange)
             written += 1
 
     with open_history() as history, _output(output) as stream:
@@ -271,7 +272,8 @@ def curl_command(exchange: Exchange) -> str:
     """A curl command that reproduces the request, its exact body bytes included (credentials left for you to add with -u)."""
     from comethook_cli.engine.replay import replay_headers
 
-    parts = ["curl", "-X", shell_word(exchange.method), shell_word(target_of(exchange))]
+    # A redacted query value is left out, as `replay` leaves it out: curl would send `[redacted]` (or read it as a glob).
+    parts = ["curl", "-X", shell_word(exchange.method), shell_word(without_redacted(target_of(exchange))[0])]
     for name, value in replay_headers(exchange).items():
         parts += ["-H", shell_word(f"{name}: {value}")]
     if any(name.lower() == "authorization" for name, _ in exchange.headers):

@@ -32,6 +32,10 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
         if edit:
             body = edit_body(body)
     chosen = replay.plan(exchange, to, replay.Edits(body=body))
+    if (left_out := chosen.warning()) is not None:
+        from comethook_cli.outputs.terminal import Renderer
+
+        Renderer().warning(left_out)
     execute(chosen.url, lambda: chosen.outgoing, how, chosen.headers, original=exchange)
 
 
