@@ -240,7 +240,6 @@ def test_destination_keeps_a_target_path_and_appends_the_incoming_query_unless_t
     assert destination("http://h:1/x?k=2", incoming) == "http://h:1/x?k=2"
 
 
-
 @contextlib.asynccontextmanager
 async def relaying(
     target: str, fallback: str = "pass", basic_auth: str | None = None
@@ -249,7 +248,9 @@ async def relaying(
     exchanges: list[Exchange] = []
     warnings: list[str] = []
     forwarder = Forwarder.from_config(ForwardConfig((target,), (), 5, fallback), warnings.append, Responder())
-    listener = Listener(ListenerConfig(port=0, basic_auth=basic_auth), forwarder, hub_for(exchanges.append, None, warnings.append))
+    listener = Listener(
+        ListenerConfig(port=0, basic_auth=basic_auth), forwarder, hub_for(exchanges.append, None, warnings.append)
+    )
     await listener.start()
     try:
         yield listener.local_url, forwarder, exchanges, warnings

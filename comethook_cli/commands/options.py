@@ -48,8 +48,8 @@ SECRET_ON_ARGV = {
     "ngrok_authtoken": "--ngrok-authtoken on the command line is visible to every local user (ps, shell history): "
     "set NGROK_AUTHTOKEN, or save it with `ngrok config add-authtoken`.",
     "api_key": "--api-key on the command line is visible to every local user (ps, shell history): set COMETCHAT_API_KEY.",
-    "forward_to": "--forward-to {url} holds a password, and the command line is visible to every local user (ps, shell "
-    "history): put the URL in comethook.toml (forward-to = [...] under [listen]) instead.",
+    "forward_to": "--forward-to {url}: a password on the command line is visible to every local user (ps, shell "
+    'history). Read the URL from the environment in comethook.toml instead: [listen] forward-to = { env = "APP_URL" }.',
 }
 
 
@@ -75,7 +75,7 @@ def warn_password_on_argv(ctx: typer.Context, param: typer.CallbackParam, value:
             if ":***@" in shown:
                 from comethook_cli.outputs.terminal import Renderer
 
-                Renderer().warning(SECRET_ON_ARGV[param.name or ""].format(url=shown))
+                Renderer().warning(SECRET_ON_ARGV[param.name or ""].replace("{url}", shown))
     return value
 
 
