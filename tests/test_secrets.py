@@ -275,8 +275,13 @@ async def test_keep_secrets_stores_the_query_exactly_for_replays_and_a_replay_wi
     with History() as history:
         stored = history.get(kept_event["id"])
     assert stored.query == SECRET_QUERY[1:]  # the history kept the query exactly
-    shown = await cli.run("history", "show", kept_event["id"], "--json")
-    assert_redacted(shown.output)
+    for args in (["show", kept_event["id"]], ["show", kept_event["id"], "--json"], ["list", "--json"],
+                 ["export", "--format", "har"], ["export", "--format", "ndjson"]):  # fmt: skip
+        shown = await cli.run("history", *args)
+        assert shown.exit_code == 0, shown.output
+        assert_redacted(shown.output)  # displays and exports redact what the history kept
+    curl = await cli.run("history", "export", "--format", "curl", "--id", kept_event["id"])
+    assert curl.exit_code == 0 and not any(s in curl.stdout for s in SECRET_VALUES)
     again = await cli.run("replay", kept_event["id"])
     assert again.exit_code == 0, again.output
     assert received[-1][0].query_string == SECRET_QUERY[1:]

@@ -122,7 +122,7 @@ def show(key: str, json_out: bool) -> None:
     from comethook_cli.outputs.views import view
 
     with open_history() as history:
-        exchange = without_secrets(history.get(key))
+        exchange = history.get(key)
     shown = view(json_out)
     shown.exchange(readable(exchange))
     note = encoding_note(exchange)
@@ -189,8 +189,7 @@ def export(fmt: str, output: str | None, only: ExportFilter | None = None) -> No
     def exchanges() -> Iterator[Exchange]:
         nonlocal written
         for exchange in only.select(history):
-            # Redacted whatever the history kept (`listen --keep-secrets`): an export is a file that travels.
-            yield without_secrets(exchange)
+            yield exchange
             written += 1
 
     with open_history() as history, _output(output) as stream:
@@ -272,6 +271,7 @@ def curl_command(exchange: Exchange) -> str:
     """A curl command that reproduces the request, its exact body bytes included (credentials left for you to add with -u)."""
     from comethook_cli.engine.replay import replay_headers
 
+    exchange = without_secrets(exchange)  # whatever the history kept (`listen --keep-secrets`): an export travels
     # A redacted query value is left out, as `replay` leaves it out: curl would send `[redacted]` (or read it as a glob).
     parts = ["curl", "-X", shell_word(exchange.method), shell_word(without_redacted(target_of(exchange))[0])]
     for name, value in replay_headers(exchange).items():
@@ -283,7 +283,8 @@ def curl_command(exchange: Exchange) -> str:
 
 
 def har_entry(e: Exchange) -> dict[str, JSON]:
-    """One exchange as a HAR 1.2 entry."""
+    """One exchange as a HAR 1.2 entry (its credentials redacted, whatever the history kept)."""
+    e = without_secrets(e)
     content_type = next((v for n, v in e.response_headers if n.lower() == "content-type"), "application/json")
     request_type = next((v for n, v in e.headers if n.lower() == "content-type"), "application/json")
     return {

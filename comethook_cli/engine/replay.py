@@ -57,10 +57,12 @@ class ReplayPlan:
         """The sentence saying what was left out, and how to send it anyway (None when nothing was)."""
         if not self.left_out:
             return None
-        return (
-            f"the history holds only redacted values of {', '.join(self.left_out)}: left out of the replay. Pass them "
-            "with -H / --basic-auth or in --to, or keep them next time with `listen --keep-secrets`."
-        )
+        how = []
+        if any(not name.startswith("?") for name in self.left_out):
+            how.append("pass headers with -H (Authorization with --basic-auth)")
+        if any(name.startswith("?") for name in self.left_out):
+            how.append("give the query in --to (`listen --keep-secrets` keeps its values for replays)")
+        return f"the history holds only redacted values of {', '.join(self.left_out)}: left out of the replay. To send them, {' and '.join(how)}."
 
 
 def replay_headers(exchange: Exchange) -> dict[str, str]:
@@ -102,7 +104,7 @@ def parse(body: bytes, what: str = "the body") -> JSON:
 
 def target_url(exchange: Exchange, target: str | None = None) -> str:
     """Where a replay goes: `target`, else the app the exchange was forwarded to."""
-    if target:
+    if target and target != exchange.forwarded_to:
         return normalize_url(target)
     if exchange.forwarded_to:
         if ":***@" in exchange.forwarded_to:
