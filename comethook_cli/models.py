@@ -309,9 +309,16 @@ def without_secrets(exchange: Exchange) -> Exchange:
     """The exchange with its credentials redacted (secret headers, secret query values, a password or secret query
     value in `forwarded_to`): what every display and export shows, and what the history stores unless asked to keep
     them. The same object when there is nothing to redact (the common case costs a few string tests)."""
-    headers = tuple((name, redact_header(name, value)) for name, value in exchange.headers)
-    query = redact_query(exchange.query)
-    forwarded = redact_url(exchange.forwarded_to) if exchange.forwarded_to else exchange.forwarded_to
-    if headers == exchange.headers and query == exchange.query and forwarded == exchange.forwarded_to:
+    # Every delivery is shown and stored through here: the checks come first, and nothing is built when they pass.
+    headers = exchange.headers
+    for name, value in headers:
+        if name.lower() in SECRET_HEADERS and not value.endswith(REDACTED):
+            headers = tuple((name, redact_header(name, value)) for name, value in headers)
+            break
+    query = redact_query(exchange.query) if "=" in exchange.query else exchange.query
+    forwarded = exchange.forwarded_to
+    if forwarded and ("?" in forwarded or "@" in forwarded):
+        forwarded = redact_url(forwarded)
+    if headers is exchange.headers and query == exchange.query and forwarded == exchange.forwarded_to:
         return exchange
     return dataclasses.replace(exchange, headers=headers, query=query, forwarded_to=forwarded)

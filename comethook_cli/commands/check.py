@@ -38,7 +38,8 @@ def run(
     from comethook_cli.outputs.views import view
     from comethook_cli.outputs.wire import CheckSummary
 
-    url, credentials = take_credentials(normalize_url(to))
+    given = normalize_url(to)
+    url, credentials = take_credentials(given)
     if credentials is not None and basic_auth:
         raise UsageError(
             f"Two sets of credentials: the user info in --to {redact_url(to)} and --basic-auth.",
@@ -58,7 +59,7 @@ def run(
         )
     )  # fmt: skip
     results = run.results
-    url = redact_url(url)  # a password in it (user:pw@) was for the requests, not for any output
+    url = redact_url(given)  # a password in it (user:pw@) was for the requests, not for any output
     summary = CheckSummary(*checks.summary(results), run.seconds)
     if junit:
         try:

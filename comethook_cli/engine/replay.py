@@ -166,6 +166,6 @@ async def replay(
     # Header names are case-insensitive: a given header replaces the stored one of that name.
     given = {name.lower() for name in extra}
     sent = {**{n: v for n, v in chosen.headers.items() if n.lower() not in given}, **extra}
-    url, sent = url_authorization(chosen.url, sent, "the target", "an Authorization in `headers`")
+    url_authorization(chosen.url, sent, "the target", "an Authorization in `headers`")  # two credentials: a UsageError
     async with aiohttp.ClientSession(connector=connector(1, insecure), headers={"User-Agent": USER_AGENT}) as session:
-        return await deliver(session, url, chosen.outgoing, sent, timeout, max_answer=max_answer)
+        return await deliver(session, chosen.url, chosen.outgoing, sent, timeout, max_answer=max_answer)
