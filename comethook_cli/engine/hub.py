@@ -13,12 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from comethook_cli.models import Skipped, without_secrets
-
-if TYPE_CHECKING:
-    from comethook_cli.models import Exchange
+from comethook_cli.models import Exchange, Skipped, without_secrets
 
 Subscriber = Callable[[Any], None]
 #: Records a queue subscriber may fall behind by before it is cut off (it then reloads from history).
@@ -142,7 +139,8 @@ class Hub:
         if self.sink is None or (self.keep is not None and not self.keep(exchange)):
             return True
         try:
-            await self.sink.record(exchange if self.keep_secrets else without_secrets(exchange))
+            redact = not self.keep_secrets and isinstance(exchange, Exchange)
+            await self.sink.record(without_secrets(exchange) if redact else exchange)
         except Exception as error:  # one exchange's failure must never cost another its answer
             message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
             self.warn(f"could not store {exchange.id}: {message}")
