@@ -268,6 +268,9 @@ async def test_keep_secrets_stores_the_query_exactly_for_replays_and_a_replay_wi
     assert replayed.exit_code == 0, replayed.output
     assert received[-1][0].query_string == "keep=1"  # never `[redacted]` sent as if it were the token
     assert "left out of the replay" in replayed.stderr and "?token=" in replayed.stderr and "X-Api-Key" in replayed.stderr
+    given = await cli.run("replay", "--last", "-H", "X-Api-Key: again", "-H", "apikey: again", "-H", "X-Auth-Token: again")
+    assert given.exit_code == 0 and "X-Api-Key" not in given.stderr and "?token=" in given.stderr  # what -H gives is sent
+    assert received[-1][0].headers["X-Api-Key"] == "again"
 
     kept_event, kept_err = await asyncio.to_thread(forward_one_delivery, listen_process, app, "--keep-secrets")
     assert "--keep-secrets" in kept_err and "in clear" in kept_err  # said once, at start-up

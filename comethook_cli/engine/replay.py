@@ -8,7 +8,7 @@ result to `send`'s delivery loop, so its flags (--expect, --simulate-retries ...
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -53,16 +53,21 @@ class ReplayPlan:
     headers: dict[str, str]
     left_out: tuple[str, ...] = ()
 
-    def warning(self) -> str | None:
-        """The sentence saying what was left out, and how to send it anyway (None when nothing was)."""
-        if not self.left_out:
+    def warning(self, given: Collection[str] = ()) -> str | None:
+        """The sentence saying what was left out, and how to send it anyway; None when nothing was, or when the
+        headers left out are all `given` again (their names, lower-cased: -H, --basic-auth)."""
+        left_out = [name for name in self.left_out if name.lower() not in given]
+        if not left_out:
             return None
         how = []
-        if any(not name.startswith("?") for name in self.left_out):
+        if any(not name.startswith("?") for name in left_out):
             how.append("pass headers with -H (Authorization with --basic-auth)")
-        if any(name.startswith("?") for name in self.left_out):
+        if any(name.startswith("?") for name in left_out):
             how.append("give the query in --to (`listen --keep-secrets` keeps its values for replays)")
-        return f"the history holds only redacted values of {', '.join(self.left_out)}: left out of the replay. To send them, {' and '.join(how)}."
+        return (
+            f"the history holds only redacted values of {', '.join(left_out)}: left out of the replay. "
+            f"To send them, {' and '.join(how)}."
+        )
 
 
 def replay_headers(exchange: Exchange) -> dict[str, str]:
