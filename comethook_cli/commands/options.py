@@ -48,6 +48,8 @@ SECRET_ON_ARGV = {
     "ngrok_authtoken": "--ngrok-authtoken on the command line is visible to every local user (ps, shell history): "
     "set NGROK_AUTHTOKEN, or save it with `ngrok config add-authtoken`.",
     "api_key": "--api-key on the command line is visible to every local user (ps, shell history): set COMETCHAT_API_KEY.",
+    "forward_to": "--forward-to {url}: a password on the command line is visible to every local user (ps, shell "
+    'history). Read the URL from the environment in comethook.toml instead: [listen] forward-to = { env = "APP_URL" }.',
 }
 
 
@@ -59,6 +61,21 @@ def warn_secret_on_argv(ctx: typer.Context, param: typer.CallbackParam, value: s
         from comethook_cli.outputs.terminal import Renderer
 
         Renderer().warning(SECRET_ON_ARGV[param.name or ""])
+    return value
+
+
+def warn_password_on_argv(ctx: typer.Context, param: typer.CallbackParam, value: list[str] | None) -> list[str] | None:
+    """Warn once per URL (its password redacted) when a --forward-to URL on the command line holds a password."""
+    from comethook_cli.models import redact_url
+
+    source = ctx.get_parameter_source(param.name or "")
+    if value and source is not None and source.name == "COMMANDLINE" and not ctx.resilient_parsing:
+        for url in value:
+            shown = redact_url(url)
+            if ":***@" in shown:
+                from comethook_cli.outputs.terminal import Renderer
+
+                Renderer().warning(SECRET_ON_ARGV[param.name or ""].replace("{url}", shown))
     return value
 
 
@@ -348,6 +365,7 @@ FORWARDING: Group = {
                 "--forward-to",
                 "-f",
                 metavar="URL",
+                callback=warn_password_on_argv,
                 help="Relay to your app (8000, :8000/hook, /hook → localhost:8000). Repeatable: first is primary, others get copies.",
                 rich_help_panel="Forwarding",
             ),
@@ -499,6 +517,18 @@ HISTORY: Group = {
             ),
         ],
         default(HistoryConfig, "history_max_age"),
+    ),
+    "keep_secrets": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--keep-secrets",
+                help="Store secret query values (?token=, ?api_key=) exactly, so replays send them. Displays and exports "
+                "still redact them.",
+                rich_help_panel="History",
+            ),
+        ],
+        default(HistoryConfig, "keep_secrets"),
     ),
 }
 

@@ -100,6 +100,8 @@ class HistoryConfig:
     history: bool = True
     history_max_mb: float = DEFAULT_HISTORY_MAX_MB
     history_max_age: float = DEFAULT_HISTORY_MAX_AGE_DAYS
+    #: Store secret query values (?token=) exactly, for replays; displays and exports still redact them.
+    keep_secrets: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from comethook_cli.models import Skipped
-
-if TYPE_CHECKING:
-    from comethook_cli.models import Exchange
+from comethook_cli.models import Exchange, Skipped, without_secrets
 
 Subscriber = Callable[[Any], None]
 #: Records a queue subscriber may fall behind by before it is cut off (it then reloads from history).
@@ -120,6 +117,9 @@ class Hub:
         self.on_warning = on_warning
         #: Which exchanges are stored and published as events (`listen --events`); the others are published as Skipped.
         self.keep: Callable[[Exchange], bool] | None = None
+        #: Whether the sink stores credentials in the query exactly (`listen --keep-secrets`); else they are redacted
+        #: first (models.without_secrets). Every display redacts them either way.
+        self.keep_secrets = False
         self._subscribers: list[Subscriber] = []
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
@@ -150,7 +150,8 @@ class Hub:
         if self.sink is None or (self.keep is not None and not self.keep(exchange)):
             return None
         try:
-            await self.sink.record(exchange)
+            redact = not self.keep_secrets and isinstance(exchange, Exchange)
+            await self.sink.record(without_secrets(exchange) if redact else exchange)
         except Exception as error:  # one exchange's failure must never cost another its answer
             reason = getattr(error, "reason", None) or getattr(error, "message", None) or f"{type(error).__name__}: {error}"
             return NotStored(exchange.id, str(reason))

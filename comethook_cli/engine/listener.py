@@ -40,6 +40,7 @@ from comethook_cli.models import (
     Incoming,
     Rejection,
     has_surrogates,
+    redact_header,
     replace_surrogates,
 )
 
@@ -76,8 +77,7 @@ def redact_headers(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -
     redacted = []
     for name, value in pairs:
         if name.lower() in SECRET_HEADERS:
-            scheme = value.split(" ", 1)[0] if " " in value and name.lower() != "cookie" else ""
-            value = f"{scheme} [redacted]".strip()
+            value = redact_header(name, value)
         # str(): aiohttp's header names are multidict's `istr`, which orjson refuses as a dict key (the `--json`
         # line would fall back to the stdlib encoder for every delivery).
         redacted.append((str(name), value if value.isascii() else replace_surrogates(value)))

@@ -75,6 +75,12 @@ class Session:
         self.answerer, self.answering, self._close_answerer = self._build_answerer()
         self.history, self.history_state = self._open_history()
         self.hub.sink = self.history
+        self.hub.keep_secrets = self.config.history.keep_secrets
+        if self.config.history.keep_secrets and self.history is not None:
+            self.hub.warn(
+                f"--keep-secrets: {self.history.path} stores the values of secret query parameters (?token= ...) in "
+                "clear, for replays. Anyone who can read that file can read them; `comethook history clear` removes them."
+            )
         if self.config.events:
             self.hub.keep = lambda exchange: self.config.keeps(exchange.info.trigger, exchange.info.generation)
         self.listener = Listener(listener, self.answerer, self.hub)
