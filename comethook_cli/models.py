@@ -187,12 +187,15 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Rejection:
-    """A request the listener refused (4xx) without treating it as an event."""
+    """A request the listener refused (4xx, or 503) without treating it as an event."""
 
     status: int
     reason: str
     method: str
     path: str
+    #: A rate-limited warning already counts refusals like this one (a history that cannot be written): a display
+    #: shows that warning instead of a line per refusal.
+    counted: bool = False
 
 
 def parse_body(raw: bytes) -> Any:

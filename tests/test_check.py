@@ -162,3 +162,21 @@ async def test_url_credentials_are_the_endpoints_basic_auth_and_not_a_second_one
     results = {line["name"]: line["status"] for line in ndjson(alone.stdout) if line.get("type") == "check"}
     assert results["wrong credentials refused"] == "pass" and results["missing credentials refused"] == "pass"
     assert "s3cret" not in alone.output
+
+
+async def test_the_junit_report_is_private_whatever_the_umask(cli: Any, target: Any, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    url, _ = await target(endpoint())
+    junit = tmp_path / "report.xml"
+    junit.write_text("an older report, readable by all")
+    junit.chmod(0o644)
+    previous = os.umask(0)
+    try:
+        result = await cli.run("check", "--to", url, "--basic-auth", "cc:s3cret", "--json", "--junit", str(junit))
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(junit.stat().st_mode) == 0o600  # it names the endpoint and what it answered
+    assert ET.parse(junit).getroot().find("testsuite") is not None

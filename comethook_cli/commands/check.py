@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from comethook_cli import speedups
@@ -35,6 +34,7 @@ def run(
     from comethook_cli.commands.send import INSECURE_WARNING, unreachable_hint
     from comethook_cli.engine import checks
     from comethook_cli.engine.sender import CONTENT_TYPE, redact_url, take_credentials
+    from comethook_cli.engine.store import write_private
     from comethook_cli.outputs.views import view
     from comethook_cli.outputs.wire import CheckSummary
 
@@ -63,7 +63,7 @@ def run(
     summary = CheckSummary(*checks.summary(results), run.seconds)
     if junit:
         try:
-            Path(junit).write_text(checks.junit_xml(results, url, run.seconds), encoding="utf-8")
+            write_private(junit, checks.junit_xml(results, url, run.seconds))
         except OSError as error:
             raise UsageError(f"Cannot write --junit {junit!r}: {error.strerror}.", "Check the directory exists.") from None
     shown.checks(url, results, summary)

@@ -10,7 +10,6 @@ import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from comethook_cli.errors import UsageError
@@ -214,8 +213,10 @@ def _output(path: str | None) -> Iterator[TextIO]:
         yield sys.stdout
         sys.stdout.flush()
         return
+    from comethook_cli.engine.store import open_private
+
     try:
-        stream = Path(path).open("w", encoding="utf-8")  # noqa: SIM115 - closed by the with below
+        stream = open_private(path)  # it holds chat bodies: 0600, whatever the umask
     except OSError as error:
         raise UsageError(f"Cannot write {path!r}: {error.strerror}.", "Check the directory exists and is writable.") from None
     with stream:

@@ -430,7 +430,7 @@ class Renderer:
 
     def rejected(self, rejection: Rejection) -> None:
         """One warning line for a refused request."""
-        if not self.quiet:
+        if not self.quiet and not rejection.counted:
             self.warning(f"rejected {rejection.method} {rejection.path} with {rejection.status}: {rejection.reason}")
 
     def stopped(self, events: int) -> None:
