@@ -429,6 +429,6 @@ async def test_a_replay_the_history_cannot_store_is_said_not_silent(live: Live, 
     warnings: list[str] = []
     hub = live.session.hub
     hub.sink, hub.on_warning = Full(), warnings.append  # type: ignore[assignment]
-    status, result = await live.change("POST", f"/api/exchanges/{original}/replay", {"to": url})
+    status, _ = await live.change("POST", f"/api/exchanges/{original}/replay", {"to": url})
     assert status == 200 and len(received) == 1  # the replay went out
     assert any(f"of {original} not stored" in w and "No space left" in w for w in warnings), warnings
