@@ -298,3 +298,13 @@ def test_a_forward_url_with_a_password_on_argv_warns_without_showing_it(cli: Any
     assert result.stderr.count(ARGV_WARNING) == 1 and "comethook.toml" in result.stderr
     assert "--forward-to http://app:***@127.0.0.1:9/hook: a password" in result.stderr
     assert_no_secret(result.output)
+
+
+def test_a_route_url_with_a_password_on_argv_warns_without_showing_it(cli: Any) -> None:
+    quick = ["listen", "--port", "0", "--no-tunnel", "--no-history", "--max-events", "1", "--timeout", "0.2"]
+    result = cli(
+        *quick, "--forward-to", "http://127.0.0.1:9/hook", "--route", f"after_message=http://app:{PASSWORD}@127.0.0.1:9/x"
+    )
+    assert result.exit_code == 4, result.output
+    assert "--route after_message=http://app:***@127.0.0.1:9/x: a password" in result.stderr
+    assert_no_secret(result.output)

@@ -50,6 +50,8 @@ SECRET_ON_ARGV = {
     "api_key": "--api-key on the command line is visible to every local user (ps, shell history): set COMETCHAT_API_KEY.",
     "forward_to": "--forward-to {url}: a password on the command line is visible to every local user (ps, shell "
     'history). Read the URL from the environment in comethook.toml instead: [listen] forward-to = { env = "APP_URL" }.',
+    "route": "--route {url}: a password on the command line is visible to every local user (ps, shell history). Read "
+    'it from the environment in comethook.toml instead: [listen] route = { env = "APP_ROUTE" }.',
 }
 
 
@@ -65,13 +67,15 @@ def warn_secret_on_argv(ctx: typer.Context, param: typer.CallbackParam, value: s
 
 
 def warn_password_on_argv(ctx: typer.Context, param: typer.CallbackParam, value: list[str] | None) -> list[str] | None:
-    """Warn once per URL (its password redacted) when a --forward-to URL on the command line holds a password."""
+    """Warn once per URL (its password redacted) when a --forward-to (or --route TRIGGER=URL) URL on the command line
+    holds a password."""
     from comethook_cli.models import redact_url
 
     source = ctx.get_parameter_source(param.name or "")
     if value and source is not None and source.name == "COMMANDLINE" and not ctx.resilient_parsing:
-        for url in value:
-            shown = redact_url(url)
+        for given in value:
+            trigger, _, url = given.partition("=") if param.name == "route" else ("", "", given)
+            shown = f"{trigger}={redact_url(url)}" if trigger else redact_url(url)
             if ":***@" in shown:
                 from comethook_cli.outputs.terminal import Renderer
 
@@ -378,6 +382,7 @@ FORWARDING: Group = {
             typer.Option(
                 "--route",
                 metavar="TRIGGER=URL",
+                callback=warn_password_on_argv,
                 help="Send one trigger to its own primary target. Repeatable.",
                 rich_help_panel="Forwarding",
             ),
