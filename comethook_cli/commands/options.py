@@ -676,6 +676,17 @@ EMULATING: Group = {
         Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")],
         _emulating("port"),
     ),
+    "allow_host": (
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--allow-host",
+                metavar="NAME",
+                help="Also answer to this host name (a container's service name); other names are refused. Repeatable.",
+            ),
+        ],
+        None,
+    ),
     "webhook": (
         Annotated[list[str] | None, typer.Option("--webhook", metavar="URL", help="A webhook to deliver to. Repeatable.")],
         None,
@@ -728,6 +739,16 @@ EMULATING: Group = {
 }
 
 
+def allowed_hosts(names: list[str]) -> list[str]:
+    """--allow-host values: bare host names (no scheme, port or path), lowercased; a usage error otherwise."""
+    from comethook_cli.errors import UsageError
+
+    for name in names:
+        if not name or not all(c.isalnum() or c in "-._" for c in name):
+            raise UsageError(f"--allow-host {name!r} is not a host name.", "Give the name alone, e.g. --allow-host emulator.")
+    return [name.lower() for name in names]
+
+
 def emulating(**values: Any) -> EmulatorConfig:
     """EMULATING's values → EmulatorConfig (validated)."""
     from comethook_cli.cometchat.payloads import REGIONS
@@ -744,7 +765,8 @@ def emulating(**values: Any) -> EmulatorConfig:
     hooks = webhooks(values["webhook"] or [], values["triggers"], credentials, values["webhook_id"], values["legacy"])
     delays = parse_delays(values["retry_delays"]) if values["retry_delays"] else None
     return EmulatorConfig(
-        host=values["host"], port=values["port"], api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
+        host=values["host"], port=values["port"], allowed_hosts=tuple(allowed_hosts(values["allow_host"] or [])),
+        api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
         app_id=values["app_id"], region=values["region"], hook_timeout=values["hook_timeout"],
         on_hook_failure=values["on_hook_failure"], retry_on_failure=values["retry_on_failure"], retry_delays=delays,
         state=values["state"],

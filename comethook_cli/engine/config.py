@@ -200,6 +200,9 @@ class EmulatorConfig:
 
     host: str = "127.0.0.1"
     port: int = 8780
+    #: Host names the emulator answers to beside loopback and the bound address (a container's service name): any
+    #: other name in a Host header is refused, so a web page cannot reach it through DNS rebinding.
+    allowed_hosts: tuple[str, ...] = ()
     #: The accepted REST API key; None: any non-empty key.
     api_key: str | None = None
     webhooks: tuple[WebhookTarget, ...] = ()

@@ -164,7 +164,7 @@ class Emulator:
         self.on_call = on_call or (lambda call: None)
         self.on_delivery = on_delivery or (lambda delivery: None)
         self.state = State()
-        self.guard = LocalGuard(config.host, config.port)
+        self.guard = LocalGuard(config.host, config.port, extra_names=frozenset(n.lower() for n in config.allowed_hosts))
         self._store: sqlite3.Connection | None = None
         #: Records changed by the call in progress (written, or deleted, when it ends) and each record's JSON size.
         self._dirty: set[tuple[str, str]] = set()
