@@ -58,9 +58,21 @@ DEFAULT_BODY_BUDGET = 64 * 1024 * 1024
 DEFAULT_ANSWER_BUDGET = 64 * 1024 * 1024
 #: Headers that carry credentials: redacted before anything is stored or shown, never replayed or exported.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: Parts of a header name that say its value is a credential (X-Api-Key, X-Auth-Token, X-Webhook-Secret, Apikey ...).
+SECRET_HEADER_WORDS = ("auth", "token", "secret", "key", "cookie", "pass", "session", "signature")
+
+
 #: Headers that belong to one connection, never copied when a request is relayed or replayed.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a credential to keep out of what comethook shows (`config show`)."""
+    lowered = name.lower()
+    return lowered in SECRET_HEADERS or any(word in lowered for word in SECRET_HEADER_WORDS)
+
+
 #: How much history `listen` keeps unless told otherwise: the oldest exchanges go first.
 DEFAULT_HISTORY_MAX_MB = 500
 DEFAULT_HISTORY_MAX_AGE_DAYS = 30.0

@@ -112,7 +112,8 @@ def test_flag_beats_env_beats_file_beats_default(project: Path, cli: Any, tmp_pa
     )
     assert (rows[("listen", "max-body")]["value"], rows[("listen", "max-body")]["source"]) == (2048, "comethook.toml:3")
     assert (rows[("listen", "delay")]["value"], rows[("listen", "delay")]["source"]) == (0.0, "default")
-    # A relative path in the file is relative to the file, wherever comethook runs from.
+    # A relative path in the file is relative to the file, wherever comethook runs from (ngrok-path needs trust).
+    assert cli("trust").exit_code == 0
     rows = settings(cli, "listen")
     assert rows[("tunnel", "ngrok-path")]["value"] == str(ngrok.resolve())
 
