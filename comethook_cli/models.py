@@ -60,8 +60,6 @@ DEFAULT_ANSWER_BUDGET = 64 * 1024 * 1024
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 #: Parts of a header name that say its value is a credential (X-Api-Key, X-Auth-Token, X-Webhook-Secret, Apikey ...).
 SECRET_HEADER_WORDS = ("auth", "token", "secret", "key", "cookie", "pass", "session", "signature")
-
-
 #: Headers that belong to one connection, never copied when a request is relayed or replayed.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
