@@ -73,6 +73,19 @@ def test_a_planted_ngrok_path_runs_nothing_until_the_file_is_trusted(clone: Path
     assert result.returncode == 1 and "Traceback" not in result.stderr
 
 
+def test_a_pyproject_table_is_gated_the_same_way(clone: Path, cli: Any) -> None:
+    write(clone / "pyproject.toml", '[project]\nname = "x"\n\n[tool.comethook.tunnel]\nngrok-path = "tools/ngrok"\n')
+    result = cli("listen", "--no-tunnel", "--port", "0", "--timeout", "1")
+    refused(result, "ngrok-path")
+    assert "pyproject.toml:5: [tool.comethook.tunnel] ngrok-path" in result.stderr
+    assert cli("trust").exit_code == 0
+    rows = {row["key"]: row for row in ndjson(cli("config", "show", "--json", "listen").stdout)}
+    assert (
+        rows["ngrok-path"]["value"] == str((clone / "tools" / "ngrok").resolve())
+        and rows["ngrok-path"]["source"] == "pyproject.toml:5"
+    )
+
+
 def test_the_trust_record_is_private_under_the_home(clone: Path, cli: Any, tmp_path: Path) -> None:
     write(clone / "comethook.toml", '[tunnel]\nngrok-path = "tools/ngrok"\n')
     assert cli("trust").exit_code == 0

@@ -328,10 +328,11 @@ def skipped_note(directory: Path) -> str:
     named = directory / configfile.FILE_NAME
     if not named.is_file():
         named = directory / configfile.PYPROJECT
-    return (
-        f"Not reading {named}: {directory} belongs to another user or anyone may write to it, so its file may be anyone's. "
-        f"`comethook --config {shlex.quote(str(named))} ...` uses it anyway."
-    )
+    try:
+        why = "anyone may write there" if directory.stat().st_mode & 0o002 else "another user owns that directory"
+    except OSError:
+        why = "that directory cannot be looked at"
+    return f"Not reading {named}: {why} (`comethook --config {shlex.quote(str(named))}` would)."
 
 
 # --- config show ---------------------------------------------------------------------------------------
