@@ -3,6 +3,7 @@ outside itself and sends nothing off the machine until the user trusts its exact
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -64,6 +65,9 @@ def test_a_planted_ngrok_path_runs_nothing_until_the_file_is_trusted(clone: Path
     assert '[tunnel] ngrok-path = "tools/ngrok"' in result.stderr and "runs a program" in result.stderr
     assert "`comethook trust`" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()
+    # Without a tunnel the agent is never started: the rest of the file works, untrusted.
+    local = cli("listen", "--no-tunnel", "--port", "0", "--no-inspector", "--timeout", "1")
+    assert local.exit_code == 0, local.output
 
     trusted = cli("trust")
     assert trusted.exit_code == 0, trusted.output
@@ -75,7 +79,7 @@ def test_a_planted_ngrok_path_runs_nothing_until_the_file_is_trusted(clone: Path
 
 def test_a_pyproject_table_is_gated_the_same_way(clone: Path, cli: Any) -> None:
     write(clone / "pyproject.toml", '[project]\nname = "x"\n\n[tool.comethook.tunnel]\nngrok-path = "tools/ngrok"\n')
-    result = cli("listen", "--no-tunnel", "--port", "0", "--timeout", "1")
+    result = cli("listen", "--tunnel", "--port", "0", "--timeout", "1")
     refused(result, "ngrok-path")
     assert "pyproject.toml:5: [tool.comethook.tunnel] ngrok-path" in result.stderr
     assert cli("trust").exit_code == 0
@@ -119,8 +123,13 @@ async def test_an_edit_after_trust_asks_again_and_revoke_forgets(clone: Path, cl
     assert cli("trust").exit_code == 0
     assert cli("trust", "--revoke").exit_code == 0
     refused(await cli.run("send", "message_sent"), "to")
-    # A flag still beats the file: the gated value is never looked at.
+    # A flag still beats the file: the gated value is never looked at. Basic credentials on the command line beat
+    # a basic-auth-file in the file, so an untrusted one is passed over too.
     assert (await cli.run("send", "message_sent", "--to", url)).exit_code == 0 and len(received) == 1
+    path.write_text(path.read_text() + 'basic-auth-file = "../../elsewhere/credentials"\n')
+    result = await cli.run("send", "message_sent", "--to", url, "--basic-auth", "flag:given")
+    assert result.exit_code == 0, result.output
+    assert received[-1][0].headers["Authorization"] == "Basic " + base64.b64encode(b"flag:given").decode()
 
 
 def test_ci_trusts_the_checkout_only_with_both_variables(clone: Path, cli: Any) -> None:
@@ -201,7 +210,7 @@ async def test_a_file_inside_the_project_and_a_loopback_target_need_no_trust(clo
         (
             '[tunnel]\nngrok-authtoken = "their-token"\n',
             "ngrok-authtoken",
-            ("listen", "--no-tunnel", "--port", "0", "--timeout", "1"),
+            ("listen", "--tunnel", "--ngrok-path", "/nonexistent/ngrok", "--port", "0", "--timeout", "1"),
         ),
     ],
 )

@@ -17,10 +17,12 @@ try:  # Typer 0.24 and later carry click inside; before, click is a package of i
     from typer._click import Command as ClickCommand
     from typer._click import Context
     from typer._click.exceptions import BadParameter, ClickException, UsageError
+    from typer._click.globals import get_current_context as get_current_context
     from typer._click.shell_completion import CompletionItem
 except ImportError:  # pragma: no cover
     from click import Command as ClickCommand  # type: ignore[no-redef, assignment, unused-ignore]
     from click import Context  # type: ignore[no-redef, assignment, unused-ignore]
+    from click import get_current_context as get_current_context  # type: ignore[no-redef, assignment, unused-ignore]
     from click.exceptions import BadParameter, ClickException, UsageError  # type: ignore[no-redef, assignment, unused-ignore]
     from click.shell_completion import CompletionItem  # type: ignore[no-redef, assignment, unused-ignore]
 

@@ -198,6 +198,18 @@ class Untrusted(Deferred):
         where = f" ({self.resolved})" if self.resolved and self.setting.env is None else ""
         return f"{self.setting.key} = {value}{where} {self.reason}"
 
+    def _unused(self) -> bool:
+        """Whether what was already parsed makes the value moot: no tunnel (the agent and its token are never used), or
+        Basic credentials given on the command line (they beat a basic-auth-file in the file, see project.prefer_given).
+        click resolves the options given on the command line first, and these before the ones they make moot."""
+        from comethook_cli.commands.app import get_current_context
+
+        ctx = get_current_context(silent=True)
+        params = ctx.params if ctx is not None else {}
+        if self.setting.key in ("ngrok-path", "ngrok-authtoken"):
+            return params.get("tunnel") is False
+        return self.setting.key == "basic-auth-file" and bool(params.get("basic_auth"))
+
     @property
     def reason(self) -> str:
         """What the key would do, in words."""
@@ -206,6 +218,8 @@ class Untrusted(Deferred):
     def __call__(self) -> Any:
         from comethook_cli.commands.app import HintedUsageError
 
+        if self._unused():
+            return None  # the option's own default (None for each key _unused names)
         raise HintedUsageError(
             f"{self.where} {self.describe()}, and this project file is not trusted.",
             f"Read the file; if you trust it, run `{self.command}` (it lists what the file asks for). "
