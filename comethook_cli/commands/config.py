@@ -161,18 +161,16 @@ def _gate(loaded: Loaded, file: ProjectFile, setting: Setting, value: Any) -> An
     if gate is None:
         used = value if isinstance(value, str) and value != setting.value else None  # a path, made absolute
         place = f"{file.where(setting)}: {file.label(setting.section)}"
-        gate = Untrusted(place, setting, _redact(setting.key, setting.value), trust_command(loaded), used)
+        gate = Untrusted(place, setting, _redact(setting.key, setting.value), trust_command(file.path, loaded.found), used)
         loaded.gated.append(gate)
     return gate
 
 
-def trust_command(loaded: Loaded) -> str:
-    """`comethook trust`, with the file's path when it was not the one found from here (--config)."""
+def trust_command(path: Path, found: bool) -> str:
+    """`comethook trust`, with the file's path when it is not the one found from here (--config, or named)."""
     import shlex
 
-    if loaded.file is None or loaded.found:
-        return "comethook trust"
-    return f"comethook trust {shlex.quote(configfile.display_path(loaded.file.path))}"
+    return "comethook trust" if found else f"comethook trust {shlex.quote(configfile.display_path(path))}"
 
 
 class Deferred:

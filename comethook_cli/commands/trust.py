@@ -44,15 +44,7 @@ def run(ctx: typer.Context, file: str | None, show: bool, revoke: bool) -> None:
     if not asks:
         Renderer().note("Nothing in it runs a program, reaches outside its directory or sends data off this machine.")
     elif show and state != "trusted":
-        Renderer().note(
-            f"These take effect once you run `{project.trust_command(loaded) if found and loaded else _command(path)}`."
-        )
-
-
-def _command(path: Path) -> str:
-    import shlex
-
-    return f"comethook trust {shlex.quote(configfile.display_path(path))}"
+        Renderer().note(f"These take effect once you run `{project.trust_command(path, found)}`.")
 
 
 def _target(file: str | None) -> Path:
