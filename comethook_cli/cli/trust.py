@@ -21,7 +21,7 @@ def trust(
     ctx: typer.Context,
     file: Annotated[
         str | None,
-        typer.Argument(metavar="[FILE]", help="The project file (default: the comethook.toml or pyproject.toml found here)."),
+        typer.Argument(metavar="FILE", help="The project file (default: the comethook.toml or pyproject.toml found here)."),
     ] = None,
     show: Annotated[bool, typer.Option("--show", help="Only list what the file asks for, and whether it is trusted.")] = False,
     revoke: Annotated[bool, typer.Option("--revoke", help="Forget the trust: its gated keys are refused again.")] = False,
