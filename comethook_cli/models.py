@@ -67,9 +67,20 @@ SECRET_QUERY_NAMES = frozenset({"key", "apikey", "auth", "password", "passwd", "
 SECRET_QUERY_SUFFIXES = ("token", "secret", "_key", "-key", "_password", "-password")
 #: What stands in for a secret value wherever one was redacted (a header keeps its auth scheme before it).
 REDACTED = "[redacted]"
+#: Parts of a header name that mark a credential in headers the user gives (`config show` hides such values
+#: whatever the name; the history redacts SECRET_HEADERS only, so a header like X-Session-Id stays readable there).
+SECRET_HEADER_WORDS = ("auth", "token", "secret", "key", "cookie", "pass", "session", "signature")
 #: Headers that belong to one connection, never copied when a request is relayed or replayed.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a credential to keep out of what comethook shows (`config show`)."""
+    lowered = name.lower()
+    return lowered in SECRET_HEADERS or any(word in lowered for word in SECRET_HEADER_WORDS)
+
+
 #: How much history `listen` keeps unless told otherwise: the oldest exchanges go first.
 DEFAULT_HISTORY_MAX_MB = 500
 DEFAULT_HISTORY_MAX_AGE_DAYS = 30.0
