@@ -27,6 +27,7 @@ from comethook_cli.commands.project import CommandPath, Loaded, active
 from comethook_cli.engine import configfile, trust
 from comethook_cli.engine.configfile import ProjectFile, Setting
 from comethook_cli.errors import ComethookError, UsageError
+from comethook_cli.models import REDACTED
 
 Path_ = CommandPath
 #: Which commands each section configures, and which of their options (None: all of them). The first is the one
@@ -47,7 +48,6 @@ SECRETS = frozenset({"basic-auth", "ngrok-authtoken"})
 PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit", "body", "output"})
 #: Variables that options read without click knowing (the tunnel reads NGROK_AUTHTOKEN itself): they beat the file.
 IMPLICIT_ENV = {"ngrok_authtoken": "NGROK_AUTHTOKEN", "basic_auth_file": "COMETHOOK_BASIC_AUTH"}
-REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
