@@ -20,7 +20,8 @@ class Listener:
     It answers as `listen` does: `respond` ("pass", "drop", "inject:JSON", or a dict to inject), `rules`
     (the entries of a --rules file), `drop_if`, `status`, `delay` (ms); or relays to your app with `forward_to`.
     A request with an Origin header (a web browser's, never CometChat's) is refused with 403 unless `allow_browser_origin`.
-    No tunnel is opened, and nothing is stored in the history unless `history=True`.
+    No tunnel is opened, and nothing is stored in the history unless `history=True`; then, as `listen`, it does not start
+    when the history cannot be written (ComethookError), and answers 503 to a delivery it could not store.
     """
 
     def __init__(
@@ -55,7 +56,8 @@ class Listener:
         )
         #: Every delivery answered so far, in the order they were answered.
         self.events: list[Exchange] = []
-        #: Requests refused with a 4xx (not JSON, too large, wrong Basic auth ...).
+        #: Requests refused with a 4xx (not JSON, too large, wrong Basic auth ...), or a 503: with `history=True`, a
+        #: delivery the history could not store is never acknowledged (it is answered 503 with Retry-After).
         self.rejections: list[Rejection] = []
         self.warnings: list[str] = []
         self._session: Session | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -56,11 +57,30 @@ DEFAULT_MAX_ANSWER = 1024 * 1024
 #: reading: per-request caps alone would let many slow connections add up (300 x 1 MiB is 300 MiB).
 DEFAULT_BODY_BUDGET = 64 * 1024 * 1024
 DEFAULT_ANSWER_BUDGET = 64 * 1024 * 1024
-#: Headers that carry credentials: redacted before anything is stored or shown, never replayed or exported.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: Headers that carry credentials: redacted before anything is stored or shown, never replayed or exported. The
+#: standard ones, and the API-key and token headers in common use (CometChat's REST API takes `apikey`).
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "apikey", "api-key", "x-api-key",
+                            "x-apikey", "x-auth-token", "x-access-token", "auth-token", "access-token"})  # fmt: skip
+#: Query parameters whose values are credentials (compared lower-cased), with SECRET_QUERY_SUFFIXES: `?token=`,
+#: `?access_token=`, `?client_secret=`, `?api_key=`, `?apikey=`, `?key=`, `?password=` ...
+SECRET_QUERY_NAMES = frozenset({"key", "apikey", "auth", "password", "passwd", "pwd"})
+SECRET_QUERY_SUFFIXES = ("token", "secret", "_key", "-key", "_password", "-password")
+#: What stands in for a secret value wherever one was redacted (a header keeps its auth scheme before it).
+REDACTED = "[redacted]"
+#: Parts of a header name that mark a credential in headers the user gives (`config show` hides such values
+#: whatever the name; the history redacts SECRET_HEADERS only, so a header like X-Session-Id stays readable there).
+SECRET_HEADER_WORDS = ("auth", "token", "secret", "key", "cookie", "pass", "session", "signature")
 #: Headers that belong to one connection, never copied when a request is relayed or replayed.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade", "host", "content-length"})  # fmt: skip
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a credential to keep out of what comethook shows (`config show`)."""
+    lowered = name.lower()
+    return lowered in SECRET_HEADERS or any(word in lowered for word in SECRET_HEADER_WORDS)
+
+
 #: How much history `listen` keeps unless told otherwise: the oldest exchanges go first.
 DEFAULT_HISTORY_MAX_MB = 500
 DEFAULT_HISTORY_MAX_AGE_DAYS = 30.0
@@ -178,12 +198,15 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Rejection:
-    """A request the listener refused (4xx) without treating it as an event."""
+    """A request the listener refused (4xx, or 503) without treating it as an event."""
 
     status: int
     reason: str
     method: str
     path: str
+    #: A rate-limited warning already counts refusals like this one (a history that cannot be written): a display
+    #: shows that warning instead of a line per refusal.
+    counted: bool = False
 
 
 def parse_body(raw: bytes) -> Any:
@@ -232,3 +255,84 @@ def iso_time(epoch: float) -> str:
 
 
 _iso_second: tuple[int | None, str] = (None, "")
+
+
+def secret_query_name(name: str) -> bool:
+    """Whether a query parameter's name (as it arrived, percent-encoded or not) says its value is a credential."""
+    from urllib.parse import unquote_plus
+
+    lowered = unquote_plus(name).strip().lower()
+    return lowered in SECRET_QUERY_NAMES or lowered.endswith(SECRET_QUERY_SUFFIXES)
+
+
+#: A URL's scheme, user and password (up to the authority's last `@`, since a password may hold a raw one).
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#:@]*):([^/?#]*)@")
+
+
+def redact_url(url: str) -> str:
+    """The URL with the password of its user info (http://user:pw@host) replaced by `***`, and the values of its secret
+    query parameters (`?token=`, see secret_query_name) by `[redacted]`: for display and storage only."""
+    if "?" in url:
+        base, _, rest = url.partition("?")
+        query, hash_, fragment = rest.partition("#")
+        url = f"{base}?{redact_query(query)}{hash_}{fragment}"
+    return _USERINFO.sub(r"\1\2:***@", url) if "@" in url else url
+
+
+def redact_query(query: str) -> str:
+    """A raw query string with the value of each secret parameter (see secret_query_name) replaced by `[redacted]`;
+    everything else, and its encoding, left exactly as it was."""
+    if "=" not in query:
+        return query
+    parts = query.split("&")
+    changed = False
+    for n, part in enumerate(parts):
+        name, sep, value = part.partition("=")
+        if sep and value and value != REDACTED and secret_query_name(name):
+            parts[n] = f"{name}={REDACTED}"
+            changed = True
+    return "&".join(parts) if changed else query
+
+
+def without_redacted(url: str) -> tuple[str, list[str]]:
+    """(the URL without the query parameters whose value was redacted, their names): a redacted value is never sent."""
+    base, sep, rest = url.partition("?")
+    if not sep or REDACTED not in rest:
+        return url, []
+    query, hash_, fragment = rest.partition("#")
+    kept: list[str] = []
+    dropped: list[str] = []
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if value == REDACTED:
+            dropped.append(name)
+        else:
+            kept.append(part)
+    return base + (f"?{'&'.join(kept)}" if kept else "") + hash_ + fragment, dropped
+
+
+def redact_header(name: str, value: str) -> str:
+    """A header's value, or `[redacted]` for a credential (see SECRET_HEADERS), its auth scheme kept (`Basic [redacted]`)."""
+    if name.lower() not in SECRET_HEADERS:
+        return value
+    scheme = value.split(" ", 1)[0] if " " in value and name.lower() != "cookie" else ""
+    return f"{scheme} {REDACTED}".strip()
+
+
+def without_secrets(exchange: Exchange) -> Exchange:
+    """The exchange with its credentials redacted (secret headers, secret query values, a password or secret query
+    value in `forwarded_to`): what every display and export shows, and what the history stores unless asked to keep
+    them. The same object when there is nothing to redact (the common case costs a few string tests)."""
+    # Every delivery is shown and stored through here: the checks come first, and nothing is built when they pass.
+    headers = exchange.headers
+    for name, value in headers:
+        if name.lower() in SECRET_HEADERS and not value.endswith(REDACTED):
+            headers = tuple((name, redact_header(name, value)) for name, value in headers)
+            break
+    query = redact_query(exchange.query) if "=" in exchange.query else exchange.query
+    forwarded = exchange.forwarded_to
+    if forwarded and ("?" in forwarded or "@" in forwarded):
+        forwarded = redact_url(forwarded)
+    if headers is exchange.headers and query == exchange.query and forwarded == exchange.forwarded_to:
+        return exchange
+    return dataclasses.replace(exchange, headers=headers, query=query, forwarded_to=forwarded)

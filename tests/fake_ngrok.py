@@ -15,7 +15,7 @@ upstream. Failure modes are picked with FAKE_NGROK_MODE:
   silent           prints nothing, runs forever
   die              healthy, then exits after FAKE_NGROK_DIE_AFTER seconds (default 1)
 
-FAKE_NGROK_LOG, when set, gets one JSON line per run: argv, pid, the NGROK_AUTHTOKEN it inherited, and its --config file.
+FAKE_NGROK_LOG, when set, gets one JSON line per run: argv, pid, the NGROK_AUTHTOKEN it inherited, its --config file, and its whole environment.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def main() -> None:
             config = arg(argv, "--config")
             config_text = Path(config).read_text(encoding="utf-8") if config and os.path.exists(config) else ""
             seen = {"argv": argv, "pid": os.getpid(), "env_token": os.environ.get("NGROK_AUTHTOKEN"), "config": config,
-                    "config_text": config_text}  # fmt: skip
+                    "config_text": config_text, "env": dict(os.environ)}  # fmt: skip
             stream.write(json.dumps(seen) + "\n")
     if argv[:1] in (["version"], ["--version"]):
         say("ngrok version 3.99.0-fake")

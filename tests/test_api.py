@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -184,3 +185,44 @@ def test_the_readme_python_api_example_runs(capsys: pytest.CaptureFixture[str]) 
     exec(compile(example, "README.md", "exec"), {"__name__": "__readme__"})
     out = capsys.readouterr().out
     assert "drop" in out and "1 delivery received" in out
+
+
+async def test_the_listener_never_acknowledges_what_its_history_could_not_store() -> None:
+    """With history=True, a write that fails (here the WAL made immutable mid-run: even root cannot append to it) is
+    answered 503 with Retry-After, recorded as a rejection, and warned about once; a history it cannot write at all
+    stops the start."""
+    import contextlib
+    import subprocess
+
+    from comethook_cli.engine.store import default_path
+
+    wal = Path(f"{default_path()}-wal")
+
+    def chattr(flag: str, path: Path) -> bool:
+        return subprocess.run(["chattr", flag, str(path)], capture_output=True, check=False).returncode == 0
+
+    body = json.dumps(build_payload("message_sent", text="hi")).encode()
+    async with Listener(history=True) as listener, aiohttp.ClientSession() as client:
+        async with client.post(listener.url, data=body) as answer:
+            assert answer.status == 200
+        if not chattr("+i", wal):
+            pytest.skip("chattr +i is not supported here")
+        try:
+            for _ in range(3):
+                async with client.post(listener.url, data=body) as answer:
+                    assert answer.status == 503 and answer.headers["Retry-After"] == "5"
+                    assert "stored" in (await answer.json())["error"]
+        finally:
+            chattr("-i", wal)
+        assert len(listener.events) == 1  # only the stored one is an event
+        assert [r.status for r in listener.rejections] == [503, 503, 503]
+        assert all(r.reason.startswith("not stored: ") and r.counted for r in listener.rejections)
+        assert len([w for w in listener.warnings if "could not store a delivery" in w]) == 1
+    db = default_path()
+    with contextlib.ExitStack() as undo:
+        if not chattr("+i", db):
+            pytest.skip("chattr +i is not supported here")
+        undo.callback(chattr, "-i", db)
+        with pytest.raises(comethook.ComethookError, match="Cannot write the history database"):
+            async with Listener(history=True):
+                pass

@@ -145,3 +145,38 @@ async def test_comethook_listen_itself_passes_check(cli: Any, listen_process: An
     result = await cli.run("check", "--to", listener.url + "/webhook", "--basic-auth", "cc:s3cret", "--triggers", "all", "--json")
     assert result.exit_code == 0, result.output
     assert set(statuses(result).values()) == {"pass"}
+
+
+async def test_url_credentials_are_the_endpoints_basic_auth_and_not_a_second_one(cli: Any, target: Any) -> None:
+    expected = "Basic " + base64.b64encode(b"cc:s3cret").decode()
+    url, received = await target(
+        lambda r: web.json_response({}) if r.headers.get("Authorization") == expected else web.Response(status=401)
+    )
+    with_user = url.replace("http://", "http://cc:s3cret@")
+    twice = await cli.run("check", "--to", with_user, "--basic-auth", "cc:s3cret", "--triggers", "message_sent")
+    assert twice.exit_code == 2 and "Two sets of credentials" in twice.stderr and "--basic-auth" in twice.stderr
+    assert "Traceback" not in twice.output and "s3cret" not in twice.output and not received
+    # Alone, they are the credentials the checks send, and the auth checks run (wrong and missing ones are refused).
+    alone = await cli.run("check", "--to", with_user, "--triggers", "message_sent", "--json")
+    assert alone.exit_code == 0, alone.output
+    results = {line["name"]: line["status"] for line in ndjson(alone.stdout) if line.get("type") == "check"}
+    assert results["wrong credentials refused"] == "pass" and results["missing credentials refused"] == "pass"
+    assert "s3cret" not in alone.output
+
+
+async def test_the_junit_report_is_private_whatever_the_umask(cli: Any, target: Any, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    url, _ = await target(endpoint())
+    junit = tmp_path / "report.xml"
+    junit.write_text("an older report, readable by all")
+    junit.chmod(0o644)
+    previous = os.umask(0)
+    try:
+        result = await cli.run("check", "--to", url, "--basic-auth", "cc:s3cret", "--json", "--junit", str(junit))
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(junit.stat().st_mode) == 0o600  # it names the endpoint and what it answered
+    assert ET.parse(junit).getroot().find("testsuite") is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,33 @@ def test_found_upward_and_the_search_stops_at_the_repository_root(project: Path,
     assert configfile.find(outside, home=tmp_path / "home") == tmp_path / "home" / "comethook.toml"
 
 
+@pytest.mark.parametrize("how", ["writable by everyone", "another user's"])
+def test_a_file_in_a_shared_or_foreign_parent_is_not_read(
+    tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    shared = tmp_path / "shared"  # a stand-in for /tmp
+    below = shared / "project" / "src"
+    below.mkdir(parents=True)
+    write(shared / "comethook.toml", "[listen]\nport = 9333\n")
+    if how == "writable by everyone":
+        shared.chmod(0o1777)
+    elif os.geteuid() == 0:
+        os.chown(shared, 65534, 65534)
+    else:
+        pytest.skip("giving a directory to another user needs root")
+    monkeypatch.chdir(below)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("COMETHOOK_CONFIG", raising=False)
+    assert configfile.find(below) is None
+    result = cli("config", "show", "--json", "listen")
+    assert result.exit_code == 0
+    port = {row["key"]: row for row in ndjson(result.stdout)}["port"]
+    assert (port["value"], port["source"]) == (8765, "default")
+    assert f"Not reading {shared / 'comethook.toml'}" in " ".join(result.stderr.split())
+    # Named, it is read: the user chose it.
+    assert settings(cli, "listen", root=("--config", str(shared / "comethook.toml")))[("listen", "port")]["value"] == 9333
+
+
 def test_pyproject_tool_table_and_comethook_toml_wins_beside_it(project: Path, cli: Any) -> None:
     write(project / "pyproject.toml", '[project]\nname = "team-app"\n\n[tool.comethook.send]\nsender = "cometchat-uid-7"\n')
     rows = settings(cli, "send")
@@ -112,7 +140,8 @@ def test_flag_beats_env_beats_file_beats_default(project: Path, cli: Any, tmp_pa
     )
     assert (rows[("listen", "max-body")]["value"], rows[("listen", "max-body")]["source"]) == (2048, "comethook.toml:3")
     assert (rows[("listen", "delay")]["value"], rows[("listen", "delay")]["source"]) == (0.0, "default")
-    # A relative path in the file is relative to the file, wherever comethook runs from.
+    # A relative path in the file is relative to the file, wherever comethook runs from (ngrok-path needs trust).
+    assert cli("trust").exit_code == 0
     rows = settings(cli, "listen")
     assert rows[("tunnel", "ngrok-path")]["value"] == str(ngrok.resolve())
 
@@ -184,6 +213,40 @@ def test_a_bad_file_is_a_usage_error_naming_file_section_and_key(
     assert hint in message and "Hint:" in message and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        ("[history]\nhistory-max-mb = inf\n", ("listen", "--no-tunnel", "--port", "0", "--timeout", "1")),
+        ("[history]\nhistory-max-age = nan\n", ("listen", "--no-tunnel", "--port", "0", "--timeout", "1")),
+        ("[listen]\nport = inf\n", ("listen", "--no-tunnel", "--timeout", "1")),
+        ("[listen]\nmax-events = -inf\n", ("listen", "--no-tunnel", "--port", "0", "--timeout", "1")),
+        ("[send]\ntimeout = nan\n", ("send", "message_sent", "--to", "1")),
+        ("[check]\ntimeout = nan\n", ("check", "--to", "1")),
+        ("", ("listen", "--no-tunnel", "--port", "0", "--timeout", "1", "--history-max-mb", "inf")),
+    ],
+)
+def test_inf_and_nan_are_usage_errors(project: Path, cli: Any, text: str, args: tuple[str, ...]) -> None:
+    write(project / "comethook.toml", text)
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "expected a finite number" in result.stderr and "Hint:" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[listen]\nport = " + "[" * 5000 + "]" * 5000 + "\n",
+        "[listen]\nforward-to = " + "[" * 900 + "]" * 900 + "\n",
+        "[[listen.rules]]\nmatch = {}\naction = " + "{ inject = " * 400 + "1" + " }" * 400 + "\n",
+    ],
+)
+def test_a_file_nested_too_deep_is_a_usage_error(project: Path, cli: Any, text: str) -> None:
+    write(project / "comethook.toml", text)
+    result = cli("payloads", "list")
+    assert result.exit_code == 2, result.output
+    assert "nests arrays or tables too deeply" in result.stderr and "Hint:" in result.stderr
+
+
 def test_the_pyproject_table_is_named_as_written(project: Path, cli: Any) -> None:
     write(project / "pyproject.toml", "[tool.comethook.listen]\nprot = 1\n")
     result = cli("payloads", "list")
@@ -225,6 +288,22 @@ def test_config_show_redacts_secrets_and_names_each_source(project: Path, cli: A
     assert tokens[("tunnel", "ngrok-authtoken")] == {
         "type": "setting", "section": "tunnel", "key": "ngrok-authtoken", "value": "[redacted]", "source": "flag",
     }  # fmt: skip
+
+
+def test_config_show_redacts_credential_headers_and_url_passwords(project: Path, cli: Any) -> None:
+    headers = '["Authorization: Bearer tok-1", "X-Api-Key: key-2", "Cookie: sid=c-3", "X-Webhook-Secret: s-4", "X-Trace: 7"]'
+    write(
+        project / "comethook.toml", f'[send]\nheader = {headers}\n\n[listen]\nforward-to = ["http://me:pw-5@127.0.0.1:9/hook"]\n'
+    )
+    result = cli("config", "show")
+    assert result.exit_code == 0, result.output
+    for secret in ("tok-1", "key-2", "c-3", "s-4", "pw-5"):
+        assert secret not in result.output
+    rows = settings(cli)
+    assert rows[("send", "header")]["value"] == [
+        "Authorization: [redacted]", "X-Api-Key: [redacted]", "Cookie: [redacted]", "X-Webhook-Secret: [redacted]", "X-Trace: 7",
+    ]  # fmt: skip
+    assert rows[("listen", "forward-to")]["value"] == ["http://me:***@127.0.0.1:9/hook"]
 
 
 def test_config_show_lists_every_section_and_refuses_a_command_without_settings(project: Path, cli: Any) -> None:

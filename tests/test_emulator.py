@@ -74,6 +74,20 @@ async def test_a_foreign_host_is_refused_so_dns_rebinding_reads_and_changes_noth
         assert (await client.call("GET", "/_emulator/state", Host=host))[0] == 200, host
 
 
+async def test_a_name_given_with_allow_host_is_answered_and_others_still_refused() -> None:
+    async for client in running(EmulatorConfig(port=0, host="0.0.0.0", allowed_hosts=("emulator",))):
+        port = client.emulator.port
+        assert (await client.call("GET", "/_emulator/state", Host=f"emulator:{port}"))[0] == 200
+        assert (await client.call("GET", "/_emulator/state", Host=f"Emulator:{port}"))[0] == 200
+        status, body = await client.call("GET", "/_emulator/state", Host=f"evil.example:{port}")
+        assert refused(status, body, "ERR_REQUEST_REFUSED")
+
+
+def test_allow_host_takes_a_bare_name_only(cli: Any) -> None:
+    result = cli("emulate", "--port", "0", "--allow-host", "http://emulator:8780")
+    assert result.exit_code == 2 and "--allow-host 'http://emulator:8780' is not a host name" in result.stderr
+
+
 async def test_a_cross_origin_post_is_refused_and_the_state_is_intact(client: Client) -> None:
     hits: list[str] = []
 

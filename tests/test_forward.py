@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -236,3 +238,58 @@ def test_destination_keeps_a_target_path_and_appends_the_incoming_query_unless_t
     assert destination("http://h:1/", incoming) == "http://h:1/a?q=1"
     assert destination("http://h:1/x", incoming) == "http://h:1/x?q=1"
     assert destination("http://h:1/x?k=2", incoming) == "http://h:1/x?k=2"
+
+
+@contextlib.asynccontextmanager
+async def relaying(
+    target: str, fallback: str = "pass", basic_auth: str | None = None
+) -> AsyncIterator[tuple[str, Forwarder, list[Exchange], list[str]]]:
+    """A listener forwarding to `target` (url, its forwarder, what it stored, its warnings), stopped afterwards."""
+    exchanges: list[Exchange] = []
+    warnings: list[str] = []
+    forwarder = Forwarder.from_config(ForwardConfig((target,), (), 5, fallback), warnings.append, Responder())
+    listener = Listener(
+        ListenerConfig(port=0, basic_auth=basic_auth), forwarder, hub_for(exchanges.append, None, warnings.append)
+    )
+    await listener.start()
+    try:
+        yield listener.local_url, forwarder, exchanges, warnings
+    finally:
+        await listener.stop()
+        await forwarder.close()
+
+
+async def test_url_credentials_replace_the_deliverys_authorization_and_the_delivery_is_stored(app_server: Any) -> None:
+    # CometChat's Authorization is its credential for comethook (--basic-auth); the URL's user info is the app's.
+    app_url, app = await app_server(lambda r: web.json_response({"seen": True}))
+    target = app_url.replace("http://", "http://app-user:p%40ss:w0rd@") + "/hook"
+    comethooks = "Basic " + base64.b64encode(b"cc:secret").decode()
+    async with relaying(target, basic_auth="cc:secret") as (local, _, exchanges, warnings):
+        status, body, _ = await post(local + "/webhook?x=1", ODD, {"Authorization": comethooks})
+    assert status == 200 and json.loads(body) == {"seen": True}  # the app's answer, not a 500 nor the fallback
+    _, path, sent_headers, raw = app.received[0]
+    assert (path, raw) == ("/hook?x=1", ODD)
+    assert sent_headers["Authorization"] == "Basic " + base64.b64encode(b"app-user:p@ss:w0rd").decode()
+    (exchange,) = exchanges
+    assert exchange.forward_error is None and exchange.answered_by == "your app"
+    assert exchange.forwarded_to == app_url.replace("http://", "http://app-user:***@") + "/hook?x=1"
+    assert dict(exchange.headers)["Authorization"] == "Basic [redacted]"
+    assert "w0rd" not in repr(exchange) and not warnings
+
+
+async def test_any_error_aiohttp_raises_while_relaying_gets_the_fallback_and_is_stored(app_server: Any) -> None:
+    # Whatever aiohttp raises (here from a trace hook, a real aiohttp feature, an error no handler expects), the
+    # delivery gets --fallback's answer and is stored with the error, instead of a bare 500 and nothing stored.
+    async def unusual(*_: Any) -> None:
+        raise LookupError("something aiohttp was never meant to raise")
+
+    app_url, _ = await app_server(lambda r: web.json_response({}))
+    async with relaying(app_url, fallback="drop") as (local, forwarder, exchanges, _):
+        tracing = aiohttp.TraceConfig()
+        tracing.on_request_headers_sent.append(unusual)
+        forwarder._session = aiohttp.ClientSession(auto_decompress=False, trace_configs=[tracing])
+        status, body, _ = await post(local + "/hook", ODD)
+    assert status == 200 and json.loads(body) == {"action": "do_not_propagate"}
+    (exchange,) = exchanges
+    assert exchange.answered_by == "comethook (fallback drop)"
+    assert exchange.forward_error == "LookupError: something aiohttp was never meant to raise"

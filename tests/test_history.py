@@ -189,3 +189,25 @@ def test_a_history_from_before_the_listener_column_is_migrated_and_still_exports
     assert curl.exit_code == 0, curl.output
     assert "http://localhost:8765/webhook" in curl.stdout  # where listeners of that time listened by default
     assert "listener" in {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(exchanges)")}
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_export_file_is_private_whatever_the_umask(cli: Any, stored: list[Exchange], tmp_path: Path, existing: bool) -> None:
+    import os
+    import stat
+
+    out = tmp_path / "export.har"
+    if existing:
+        out.write_text("an older export")
+        out.chmod(0o666)
+    previous = os.umask(0)
+    try:
+        result = cli("history", "export", "--format", "har", "-o", str(out))
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # it holds chat bodies
+    assert len(json.loads(out.read_text())["log"]["entries"]) == len(stored)
+    before = os.stat(os.devnull).st_mode
+    assert cli("history", "export", "-o", os.devnull).exit_code == 0
+    assert os.stat(os.devnull).st_mode == before  # root could chmod /dev/null: only regular files are made 0600

@@ -159,7 +159,10 @@ async def test_send_uses_a_password_in_the_url_but_never_prints_it(target: Any, 
         assert "hunter22" not in result.output and "u:***@" in result.output
     checked = await cli.run("check", "--to", with_password, "--triggers", "message_sent")
     assert "hunter22" not in checked.output and "u:***@" in checked.output
-    assert all(request.headers["Authorization"] == "Basic dTpodW50ZXIyMg==" for request, _ in received)
+    # The URL's credentials are the endpoint's Basic auth: check's two auth probes send none and wrong ones on purpose.
+    sent = [request.headers.get("Authorization") for request, _ in received]
+    assert set(sent) == {"Basic dTpodW50ZXIyMg==", None, "Basic Y29tZXRob29rLXdyb25nOmNyZWRlbnRpYWxz"}
+    assert sent.count(None) == 1 and sent.count("Basic Y29tZXRob29rLXdyb25nOmNyZWRlbnRpYWxz") == 1
 
 
 # --- C: answers being read share one memory budget --------------------------------------------------------------

@@ -197,9 +197,10 @@ async def test_a_history_write_that_fails_costs_only_its_own_exchange(start: Any
                 return response.status
 
         statuses = await asyncio.gather(post(b'{"trigger": "explode"}'), *(post(valid(n)) for n in range(20)))
-    assert statuses == [200] * 21  # answered, and every waiter released
-    assert len(running.exchanges) == 21
-    assert len(running.warnings) >= 1 and all("disk on fire" in w for w in running.warnings)
+    # Every waiter released; the one the history could not store is not acknowledged: 503, so CometChat retries it.
+    assert statuses == [503] + [200] * 20
+    assert len(running.exchanges) == 20
+    assert len(running.warnings) == 1 and "could not store a delivery (disk on fire)" in running.warnings[0]
     # The failure cost only its own row: the 20 others shared its group commit, and are all stored.
     history = History(running.db)
     try:

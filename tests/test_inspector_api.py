@@ -412,3 +412,23 @@ async def test_past_the_connection_cap_the_oldest_idle_connections_are_closed() 
         finally:
             for sock in idle:
                 sock.close()
+
+
+async def test_a_replay_the_history_cannot_store_is_said_not_silent(live: Live, target: Any) -> None:
+    from aiohttp import web
+
+    url, received = await target(lambda request: web.json_response({}))
+    await live.deliver(text="original")
+    _, page = await live.get("/api/exchanges?limit=1")
+    original = page["exchanges"][0]["id"]
+
+    class Full:
+        async def record(self, exchange: Any) -> None:
+            raise OSError(28, "No space left on device")
+
+    warnings: list[str] = []
+    hub = live.session.hub
+    hub.sink, hub.on_warning = Full(), warnings.append  # type: ignore[assignment]
+    status, _ = await live.change("POST", f"/api/exchanges/{original}/replay", {"to": url})
+    assert status == 200 and len(received) == 1  # the replay went out
+    assert any(f"of {original} not stored" in w and "No space left" in w for w in warnings), warnings

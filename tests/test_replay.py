@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 import sys
@@ -151,3 +152,20 @@ async def test_replay_usage_errors(listen_process: Any, cli: Any) -> None:
     assert no_target.exit_code == 2 and "Pass --to URL" in no_target.stderr
     unknown = await cli.run("replay", "evt_missing", "--to", "http://127.0.0.1:9")
     assert unknown.exit_code == 2
+
+
+async def test_replay_with_url_credentials_and_an_authorization_header_is_a_usage_error(
+    target: Any, listen_process: Any, cli: Any
+) -> None:
+    import asyncio
+
+    url, received = await target(lambda r: web.json_response({}))
+    await asyncio.to_thread(record_exchange, cli, listen_process)
+    with_user = url.replace("http://", "http://cc:s3cret@")
+    twice = await cli.run("replay", "--last", "--to", with_user, "-H", "Authorization: Bearer t0ken")
+    assert twice.exit_code == 2, twice.output
+    assert "Two sets of credentials" in twice.stderr and "-H Authorization" in twice.stderr and "Hint:" in twice.stderr
+    assert "Traceback" not in twice.output and "s3cret" not in twice.output and not received
+    alone = await cli.run("replay", "--last", "--to", with_user)
+    assert alone.exit_code == 0, alone.output
+    assert received[0][0].headers["Authorization"] == "Basic " + base64.b64encode(b"cc:s3cret").decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import pty
 import re
@@ -195,3 +196,115 @@ def test_user_alone_on_a_terminal_asks_for_the_password_without_echo(threaded_ta
     assert seen == [expected_authorization()]
     assert ARGV_WARNING not in output
     assert_no_secret(output)
+
+
+SECRET_QUERY = "?token=t0k-SECRET&keep=1&API_KEY=ak-SECRET&client_secret=cs-SECRET"
+SECRET_HEADERS = {"apikey": "hdr1-SECRET", "X-Api-Key": "hdr2-SECRET", "X-Auth-Token": "hdr3-SECRET"}
+#: Every value the delivery below carries that no display, export or (by default) history may show.
+SECRET_VALUES = ("t0k-SECRET", "ak-SECRET", "cs-SECRET", *SECRET_HEADERS.values())
+
+
+def forward_one_delivery(listen_process: Any, app: str, *flags: str) -> tuple[dict[str, Any], str]:
+    """One delivery with secrets in its headers and query through `listen --forward-to --json`: (its event line, stderr)."""
+    from tests.conftest import delivery, ndjson, post_json
+
+    listener = listen_process("--forward-to", app, "--max-events", "1", *flags)
+    status, _ = post_json(listener.url + "/webhook" + SECRET_QUERY, delivery(), SECRET_HEADERS)
+    assert status == 200
+    code, out, err = listener.finish()
+    assert code == 0, err
+    return ndjson(out)[0], err
+
+
+def assert_redacted(text: str) -> None:
+    for secret in SECRET_VALUES:
+        assert secret not in text
+    assert "[redacted]" in text
+
+
+async def test_api_keys_and_secret_query_values_are_redacted_in_every_display_and_export(
+    cli: Any, target: Any, listen_process: Any
+) -> None:
+    import asyncio
+
+    url, received = await target(lambda r: web.json_response({}))
+    event, err = await asyncio.to_thread(forward_one_delivery, listen_process, url.rsplit("/", 1)[0])
+    # The app gets the delivery exactly: redaction is for what comethook shows and keeps.
+    request = received[0][0]
+    assert request.query_string == SECRET_QUERY[1:] and request.headers["X-Api-Key"] == "hdr2-SECRET"
+    assert_redacted(json.dumps(event))
+    assert not any(secret in err for secret in SECRET_VALUES)
+    assert event["path"] == "/webhook?token=[redacted]&keep=1&API_KEY=[redacted]&client_secret=[redacted]"
+    headers = {name.lower(): value for name, value in event["headers"].items()}
+    assert headers["apikey"] == headers["x-api-key"] == headers["x-auth-token"] == "[redacted]"
+    assert event["forwarded_to"].endswith("/webhook?token=[redacted]&keep=1&API_KEY=[redacted]&client_secret=[redacted]")
+    for args in (["history", "show", event["id"]], ["history", "show", event["id"], "--json"], ["history", "list", "--json"],
+                 ["history", "export", "--format", "har"], ["history", "export", "--format", "ndjson"]):  # fmt: skip
+        shown = await cli.run(*args)
+        assert shown.exit_code == 0, shown.output
+        assert_redacted(shown.output)
+    curl = await cli.run("history", "export", "--format", "curl")
+    assert curl.exit_code == 0 and "keep=1" in curl.stdout
+    assert "[redacted]" not in curl.stdout and not any(s in curl.stdout for s in SECRET_VALUES)  # left out, never sent
+    from comethook_cli.engine.store import History
+
+    with History() as history:
+        stored = history.last()
+    assert_redacted(repr(stored))  # the history holds no secret either
+
+
+async def test_keep_secrets_stores_the_query_exactly_for_replays_and_a_replay_without_it_says_what_it_left_out(
+    cli: Any, target: Any, listen_process: Any
+) -> None:
+    import asyncio
+
+    from comethook_cli.engine.store import History
+
+    url, received = await target(lambda r: web.json_response({}))
+    app = url.rsplit("/", 1)[0]
+    _, err = await asyncio.to_thread(forward_one_delivery, listen_process, app)
+    assert "--keep-secrets" not in err
+    replayed = await cli.run("replay", "--last")
+    assert replayed.exit_code == 0, replayed.output
+    assert received[-1][0].query_string == "keep=1"  # never `[redacted]` sent as if it were the token
+    assert "left out of the replay" in replayed.stderr and "?token=" in replayed.stderr and "X-Api-Key" in replayed.stderr
+    given = await cli.run("replay", "--last", "-H", "X-Api-Key: again", "-H", "apikey: again", "-H", "X-Auth-Token: again")
+    assert given.exit_code == 0 and "X-Api-Key" not in given.stderr and "?token=" in given.stderr  # what -H gives is sent
+    assert received[-1][0].headers["X-Api-Key"] == "again"
+
+    kept_event, kept_err = await asyncio.to_thread(forward_one_delivery, listen_process, app, "--keep-secrets")
+    assert "--keep-secrets" in kept_err and "in clear" in kept_err  # said once, at start-up
+    assert_redacted(json.dumps(kept_event))  # displays still redact
+    with History() as history:
+        stored = history.get(kept_event["id"])
+    assert stored.query == SECRET_QUERY[1:]  # the history kept the query exactly
+    for args in (["show", kept_event["id"]], ["show", kept_event["id"], "--json"], ["list", "--json"],
+                 ["export", "--format", "har"], ["export", "--format", "ndjson"]):  # fmt: skip
+        shown = await cli.run("history", *args)
+        assert shown.exit_code == 0, shown.output
+        assert_redacted(shown.output)  # displays and exports redact what the history kept
+    curl = await cli.run("history", "export", "--format", "curl", "--id", kept_event["id"])
+    assert curl.exit_code == 0 and not any(s in curl.stdout for s in SECRET_VALUES)
+    again = await cli.run("replay", kept_event["id"])
+    assert again.exit_code == 0, again.output
+    assert received[-1][0].query_string == SECRET_QUERY[1:]
+    assert "?token=" not in again.stderr and "t0k-SECRET" not in again.output
+
+
+def test_a_forward_url_with_a_password_on_argv_warns_without_showing_it(cli: Any) -> None:
+    quick = ["listen", "--port", "0", "--no-tunnel", "--no-history", "--max-events", "1", "--timeout", "0.2"]
+    result = cli(*quick, "--forward-to", f"http://app:{PASSWORD}@127.0.0.1:9/hook", "--forward-to", "http://127.0.0.1:9/copy")
+    assert result.exit_code == 4, result.output
+    assert result.stderr.count(ARGV_WARNING) == 1 and "comethook.toml" in result.stderr
+    assert "--forward-to http://app:***@127.0.0.1:9/hook: a password" in result.stderr
+    assert_no_secret(result.output)
+
+
+def test_a_route_url_with_a_password_on_argv_warns_without_showing_it(cli: Any) -> None:
+    quick = ["listen", "--port", "0", "--no-tunnel", "--no-history", "--max-events", "1", "--timeout", "0.2"]
+    result = cli(
+        *quick, "--forward-to", "http://127.0.0.1:9/hook", "--route", f"after_message=http://app:{PASSWORD}@127.0.0.1:9/x"
+    )
+    assert result.exit_code == 4, result.output
+    assert "--route after_message=http://app:***@127.0.0.1:9/x: a password" in result.stderr
+    assert_no_secret(result.output)

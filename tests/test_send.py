@@ -270,3 +270,22 @@ async def test_ctrl_c_during_send_exits_130(target: Any) -> None:
             proc.kill()
     assert proc.returncode == 130
     assert "Interrupted." in err and "Traceback" not in err
+
+
+async def test_url_credentials_are_basic_auth_and_a_second_authorization_is_a_usage_error(cli: Any, target: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    with_user = url.replace("http://", "http://cc:s3cr%40t@")
+    alone = await cli.run("send", "message_sent", "--to", with_user)
+    assert alone.exit_code == 0, alone.output
+    assert received[-1][0].headers["Authorization"] == "Basic " + base64.b64encode(b"cc:s3cr@t").decode()
+    sent = len(received)
+    for extra, named in (
+        (["-H", "Authorization: Bearer t0ken"], "-H Authorization"),
+        (["--basic-auth", "u:other"], "--basic-auth"),
+    ):
+        twice = await cli.run("send", "message_sent", "--to", with_user, *extra)
+        assert twice.exit_code == 2, twice.output
+        assert "Two sets of credentials" in twice.stderr and "--to" in twice.stderr and named in twice.stderr
+        assert "Hint:" in twice.stderr and "Traceback" not in twice.output
+        assert "s3cr" not in twice.output and "cc:***@" in twice.stderr  # the password never shown
+    assert len(received) == sent  # refused before anything was sent

@@ -288,3 +288,37 @@ async def test_replay_delivers_the_stored_bytes_again_changed_by_edits(target: A
     assert first.headers.get("X-Note") == "[redacted] upstream"  # decided by name, not by what a value says
     with pytest.raises(UsageError, match="not forwarded anywhere"):
         replay.plan(stored)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://h/x?token=abc&n=1", "http://h/x?token=[redacted]&n=1"),
+        ("http://h/x?Access_Token=a&api-key=b&apikey=c&KEY=d&client_secret=e&password=f#frag",
+         "http://h/x?Access_Token=[redacted]&api-key=[redacted]&apikey=[redacted]&KEY=[redacted]&client_secret=[redacted]"
+         "&password=[redacted]#frag"),
+        ("http://h/x?monkey=1&tokens=2&keyword=3&token=", "http://h/x?monkey=1&tokens=2&keyword=3&token="),  # not secrets; empty
+        ("http://h/x?t%6Fken=abc", "http://h/x?t%6Fken=[redacted]"),  # the name is compared decoded, kept as it came
+        ("http://u:p@ss@h/x?key=1", "http://u:***@h/x?key=[redacted]"),
+    ],
+)  # fmt: skip
+def test_redact_url_hides_passwords_and_secret_query_values(url: str, shown: str) -> None:
+    from comethook_cli.engine.sender import redact_url
+
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "bare", "credentials"),
+    [
+        ("http://h:1/x?a=1", "http://h:1/x?a=1", None),
+        ("http://u:pw@h:1/x", "http://h:1/x", "u:pw"),
+        ("https://u%40x:p%3Aw@ss@h/x", "https://h/x", "u@x:p:w@ss"),  # the authority ends at its last @
+        ("http://u@h/x", "http://h/x", "u:"),
+        ("http://h/x?next=http://a:b@c", "http://h/x?next=http://a:b@c", None),  # an @ past the authority is not user info
+    ],
+)
+def test_take_credentials_takes_user_info_out_of_the_url(url: str, bare: str, credentials: str | None) -> None:
+    from comethook_cli.engine.sender import take_credentials
+
+    assert take_credentials(url) == (bare, credentials)

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from comethook_cli.engine.config import AnswerConfig, HistoryConfig, ListenConfig, ListenerConfig, TunnelConfig
-from comethook_cli.engine.hub import Hub
+from comethook_cli.engine.hub import Hub, NotStored
 from comethook_cli.engine.session import Session
 from comethook_cli.engine.store import History
 from comethook_cli.errors import UsageError
@@ -80,7 +80,7 @@ async def test_the_hub_stores_first_isolates_a_broken_output_and_cuts_off_a_queu
     hub.subscribe(broken)
     hub.subscribe(lambda record: order.append(f"shown {record}"))
     slow = hub.subscribe_queue(maxsize=2)
-    assert await hub.commit(object()) is True  # type: ignore[arg-type]
+    assert await hub.commit(object()) is None  # type: ignore[arg-type]
     for n in range(4):
         hub.publish(n)
     assert order == ["stored", "shown 0", "shown 1", "shown 2", "shown 3"]  # the broken output cost nothing else
@@ -92,8 +92,8 @@ async def test_the_hub_stores_first_isolates_a_broken_output_and_cuts_off_a_queu
             raise RuntimeError("disk full")
 
     failing = Hub(FailingSink(), warnings.append)
-    assert await failing.commit(type("E", (), {"id": "evt_1"})()) is False
-    assert warnings[-1] == "could not store evt_1: RuntimeError: disk full"
+    assert await failing.commit(type("E", (), {"id": "evt_1"})()) == NotStored("evt_1", "RuntimeError: disk full")
+    assert len(warnings) == 4  # the caller warns (the listener, rate-limited), not the hub once per exchange
 
 
 def test_background_stream_never_blocks_and_says_what_it_dropped() -> None:

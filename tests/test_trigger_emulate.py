@@ -347,3 +347,22 @@ async def test_odd_bodies_cost_one_call_never_the_emulator() -> None:
         assert statuses[0] == (400, "ERR_BAD_REQUEST") and all(status < 600 for status, _ in statuses)
         async with client.get(emulator.base_url + "/users/u1", headers={"apikey": "k"}) as still:
             assert still.status in (200, 404)  # still serving
+
+
+async def test_trigger_before_any_listen_creates_a_private_home_whatever_the_umask(cli: Cli, tmp_path: Path) -> None:
+    import stat
+
+    from comethook_cli.engine.store import home
+
+    assert not home().exists()
+    async with Emulator(EmulatorConfig(port=0, webhooks=())) as emulator:
+        assert (await cli.run("trigger", "setup", "--api-base", emulator.base_url, env=KEY)).exit_code == 0
+        previous = os.umask(0)
+        try:
+            result = await cli.run("trigger", "message", "--api-base", emulator.base_url, "--json", env=KEY)
+        finally:
+            os.umask(previous)
+    assert result.exit_code == 0, result.output
+    remembered = home() / "trigger-last.json"
+    assert stat.S_IMODE(home().stat().st_mode) == 0o700
+    assert stat.S_IMODE(remembered.stat().st_mode) == 0o600

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import stat
@@ -214,3 +215,22 @@ async def test_a_missing_agent_is_downloaded_only_after_a_yes(tmp_path: Any) -> 
         await open_for(8765, config, print, decline)
     assert asked and str(missing) in asked[0] and "Download" in asked[0]  # asked, said no, nothing fetched
     assert not missing.exists()
+
+
+def test_the_agent_never_inherits_comethooks_secrets(
+    listen_process: Any, fake_ngrok: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The agent's environment lasts as long as it runs, and it needs none of comethook's settings.
+    monkeypatch.setenv("COMETHOOK_BASIC_AUTH", "cc:basic-LEAK")
+    monkeypatch.setenv("COMETHOOK_WEBHOOK_AUTH", "cc:webhook-LEAK")
+    monkeypatch.setenv("COMETCHAT_API_KEY", "api-key-LEAK")
+    monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
+    listener = listen_process("--tunnel", "--ngrok-path", str(fake_ngrok.path))
+    assert listener.ready["public_url"].startswith("http://127.0.0.1:")
+    (run,) = fake_ngrok.runs()
+    assert "LEAK" not in json.dumps(run["env"])
+    assert not [name for name in run["env"] if name.startswith(("COMETHOOK_", "COMETCHAT_"))]
+    assert run["env"]["NGROK_AUTHTOKEN"] == TOKEN and run["env"]["PATH"] == os.environ["PATH"]  # the rest is inherited
+    listener.proc.send_signal(signal.SIGINT)
+    code, _, err = listener.finish()
+    assert code == 0, err

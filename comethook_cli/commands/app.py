@@ -5,6 +5,7 @@ click's usage errors (a bad number, an unknown option) said like every other err
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar
@@ -15,12 +16,14 @@ from typer.core import TyperCommand, TyperGroup
 try:  # Typer 0.24 and later carry click inside; before, click is a package of its own
     from typer._click import Command as ClickCommand
     from typer._click import Context
-    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.exceptions import BadParameter, ClickException, UsageError
+    from typer._click.globals import get_current_context as get_current_context
     from typer._click.shell_completion import CompletionItem
 except ImportError:  # pragma: no cover
     from click import Command as ClickCommand  # type: ignore[no-redef, assignment, unused-ignore]
     from click import Context  # type: ignore[no-redef, assignment, unused-ignore]
-    from click.exceptions import ClickException, UsageError  # type: ignore[no-redef, assignment, unused-ignore]
+    from click import get_current_context as get_current_context  # type: ignore[no-redef, assignment, unused-ignore]
+    from click.exceptions import BadParameter, ClickException, UsageError  # type: ignore[no-redef, assignment, unused-ignore]
     from click.shell_completion import CompletionItem  # type: ignore[no-redef, assignment, unused-ignore]
 
 #: Metavars click would print for a value of this type when the option declares none.
@@ -82,6 +85,17 @@ def _rows(params: Sequence[Any], ctx: Context) -> list[tuple[str, str, str]]:
 class Command(TyperCommand):
     """A command whose --help is laid out for the terminal: options grouped in panels, names beside their help
     when there is room and above it when not, every line wrapped at words."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        """click's parsing, then a usage error for inf or nan in any number option (flag, variable or file): click's
+        ranges let inf through and every comparison with nan is false, and the int() of either later raises."""
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            value = ctx.params.get(param.name or "")
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise BadParameter(f"expected a finite number, got {value!r}.", ctx=ctx, param=param)  # type: ignore[arg-type, unused-ignore]
+        return rest
 
     def format_help(self, ctx: Context, formatter: Any) -> None:
         """Our own help page (outputs.terminal renders it)."""
@@ -171,13 +185,21 @@ class Group(TyperGroup):
         return result
 
 
+class HintedUsageError(UsageError):
+    """A usage error raised while click resolves a parameter, that brings its own hint line."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 def report_usage(error: UsageError) -> None:
     """`Error: Invalid value for '--port' …` and `Hint: see comethook listen --help`."""
     from comethook_cli.outputs.terminal import Renderer
 
     where = _program(error.ctx) if error.ctx is not None else "comethook"
     wanted = "its commands" if error.format_message().startswith("No such command") else "what each option takes"
-    hint = f"See `{where} --help` for {wanted}."
+    hint = getattr(error, "hint", None) or f"See `{where} --help` for {wanted}."
     Renderer().error(error.format_message(), hint)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from comethook_cli import speedups
@@ -34,11 +33,21 @@ def run(
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
     from comethook_cli.commands.send import INSECURE_WARNING, unreachable_hint
     from comethook_cli.engine import checks
-    from comethook_cli.engine.sender import CONTENT_TYPE, redact_url
+    from comethook_cli.engine.sender import CONTENT_TYPE, redact_url, take_credentials
+    from comethook_cli.engine.store import write_private
     from comethook_cli.outputs.views import view
     from comethook_cli.outputs.wire import CheckSummary
 
-    url = normalize_url(to)
+    given = normalize_url(to)
+    url, credentials = take_credentials(given)
+    if credentials is not None and basic_auth:
+        raise UsageError(
+            f"Two sets of credentials: the user info in --to {redact_url(to)} and --basic-auth.",
+            "Give one of them: drop the user:password@ from --to, or drop --basic-auth.",
+        )
+    # The URL's credentials are the endpoint's Basic auth: the checks send them, and test that wrong and missing
+    # ones are refused.
+    basic_auth = basic_auth or credentials
     templates = checks.select(triggers)
     shown = view(json_out)
     if insecure:
@@ -50,11 +59,11 @@ def run(
         )
     )  # fmt: skip
     results = run.results
-    url = redact_url(url)  # a password in it (user:pw@) was for the requests, not for any output
+    url = redact_url(given)  # a password in it (user:pw@) was for the requests, not for any output
     summary = CheckSummary(*checks.summary(results), run.seconds)
     if junit:
         try:
-            Path(junit).write_text(checks.junit_xml(results, url, run.seconds), encoding="utf-8")
+            write_private(junit, checks.junit_xml(results, url, run.seconds))
         except OSError as error:
             raise UsageError(f"Cannot write --junit {junit!r}: {error.strerror}.", "Check the directory exists.") from None
     shown.checks(url, results, summary)

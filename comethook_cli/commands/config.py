@@ -11,6 +11,8 @@ where each value came from; `comethook init` writes a commented starter file.
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,9 +24,10 @@ import typer
 from comethook_cli.commands import project
 from comethook_cli.commands.options import BUILDER, DELIVERING, HISTORY, TUNNEL
 from comethook_cli.commands.project import CommandPath, Loaded, active
-from comethook_cli.engine import configfile
+from comethook_cli.engine import configfile, trust
 from comethook_cli.engine.configfile import ProjectFile, Setting
 from comethook_cli.errors import ComethookError, UsageError
+from comethook_cli.models import REDACTED
 
 Path_ = CommandPath
 #: Which commands each section configures, and which of their options (None: all of them). The first is the one
@@ -42,10 +45,9 @@ ELSEWHERE = {"listen": frozenset(TUNNEL) | frozenset(HISTORY)}
 #: Keys whose literal value is a secret: a warning when it sits in a file inside a git repository.
 SECRETS = frozenset({"basic-auth", "ngrok-authtoken"})
 #: Keys that name a file: a relative path is relative to the project file, not to where comethook runs.
-PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit"})
+PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit", "body", "output"})
 #: Variables that options read without click knowing (the tunnel reads NGROK_AUTHTOKEN itself): they beat the file.
 IMPLICIT_ENV = {"ngrok_authtoken": "NGROK_AUTHTOKEN", "basic_auth_file": "COMETHOOK_BASIC_AUTH"}
-REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
@@ -92,17 +94,25 @@ def load(ctx: typer.Context, config: str | None, no_config: bool) -> Loaded:
     """Find and read the project file, check it against the option declarations, build the default_map."""
     if no_config:
         return Loaded()
-    path = Path(config).expanduser() if config else configfile.find()
+    skipped: list[Path] = []
+    path = Path(config).expanduser() if config else configfile.find(skipped=skipped)
     if path is None:
-        return Loaded()
+        return Loaded(skipped=skipped)
     if config and not path.is_file():
         raise UsageError(f"--config {config!r}: no such file.", "Check the path, or run `comethook init` to write one.")
     file = configfile.read(path)
-    loaded = Loaded(file)
-    known = keys(ctx)
-    for setting in file.settings:
-        _apply(ctx, loaded, file, known, setting)
+    loaded = Loaded(file, trusted=trust.is_trusted(file.path, file.digest) or trust.ci_trusted(), found=not config)
+    _apply_all(ctx, loaded, file)
     return loaded
+
+
+def _apply_all(ctx: typer.Context, loaded: Loaded, file: ProjectFile) -> None:
+    known = keys(ctx)
+    try:
+        for setting in file.settings:
+            _apply(ctx, loaded, file, known, setting)
+    except RecursionError:  # a value nested deeper than a check (or json.dumps of an inline rule) follows
+        raise configfile.too_deep(file.path) from None
 
 
 def _apply(
@@ -132,6 +142,10 @@ def _apply(
             value = _checked(command_at(ctx, key.path), key, setting, where)
         if setting.key in PATHS and isinstance(value, str) and value != "-":
             value = str((file.path.parent / Path(value).expanduser()).resolve())
+        elif setting.key == "respond" and isinstance(value, str) and value.startswith("inject:@"):
+            value = "inject:@" + str((file.path.parent / Path(value[8:]).expanduser()).resolve())
+        if not setting.unset and not loaded.trusted:
+            value = _gate(loaded, file, setting, value)
         node = loaded.default_map
         for part in key.path:
             node = node.setdefault(part, {})
@@ -139,7 +153,79 @@ def _apply(
         loaded.origins[(key.path, key.param.name)] = setting
 
 
-class Unset:
+def _gate(loaded: Loaded, file: ProjectFile, setting: Setting, value: Any) -> Any:
+    """The value, or an Untrusted marker in its place when it needs a trust this file does not have."""
+    if not trust.needs_trust(setting.key, value, file.path.parent.resolve(), literal=setting.env is None):
+        return value
+    gate = next((g for g in loaded.gated if g.setting is setting), None)
+    if gate is None:
+        used = value if isinstance(value, str) and value != setting.value else None  # a path, made absolute
+        place = f"{file.where(setting)}: {file.label(setting.section)}"
+        gate = Untrusted(place, setting, _redact(setting.key, setting.value), trust_command(file.path, loaded.found), used)
+        loaded.gated.append(gate)
+    return gate
+
+
+def trust_command(path: Path, found: bool) -> str:
+    """`comethook trust`, with the file's path when it is not the one found from here (--config, or named)."""
+    import shlex
+
+    return "comethook trust" if found else f"comethook trust {shlex.quote(configfile.display_path(path))}"
+
+
+class Deferred:
+    """A default_map entry that click calls only when neither a flag nor the option's own variable gave a value."""
+
+
+class Untrusted(Deferred):
+    """The default of an option whose file value needs the user's trust (engine/trust.py): used, it is a usage error
+    that names the key, shows the value (secrets redacted) and the command that trusts the file; overridden by a flag
+    or a variable, it is never looked at."""
+
+    def __init__(self, where: str, setting: Setting, shown: Any, command: str, resolved: str | None = None) -> None:
+        self.where = where
+        self.setting = setting
+        #: The value as written (URL passwords and secrets redacted), and the path it names when that differs.
+        self.shown = shown
+        self.resolved = resolved
+        self.command = command
+
+    def describe(self) -> str:
+        """`key = "value"` (and the path it resolves to) and what it would do."""
+        value = json.dumps(self.shown, ensure_ascii=False, default=str)
+        where = f" ({self.resolved})" if self.resolved and self.setting.env is None else ""
+        return f"{self.setting.key} = {value}{where} {self.reason}"
+
+    def _unused(self) -> bool:
+        """Whether what was already parsed makes the value moot: no tunnel (the agent and its token are never used), or
+        Basic credentials given on the command line (they beat a basic-auth-file in the file, see project.prefer_given).
+        click resolves the options given on the command line first, and these before the ones they make moot."""
+        from comethook_cli.commands.app import get_current_context
+
+        ctx = get_current_context(silent=True)
+        params = ctx.params if ctx is not None else {}
+        if self.setting.key in ("ngrok-path", "ngrok-authtoken"):
+            return params.get("tunnel") is False
+        return self.setting.key == "basic-auth-file" and bool(params.get("basic_auth"))
+
+    @property
+    def reason(self) -> str:
+        """What the key would do, in words."""
+        return trust.GATED[self.setting.key]
+
+    def __call__(self) -> Any:
+        from comethook_cli.commands.app import HintedUsageError
+
+        if self._unused():
+            return None  # the option's own default (None for each key _unused names)
+        raise HintedUsageError(
+            f"{self.where} {self.describe()}, and this project file is not trusted.",
+            f"Read the file; if you trust it, run `{self.command}` (it lists what the file asks for). "
+            f"Or pass --{self.setting.key} yourself, or run with --no-config.",
+        )
+
+
+class Unset(Deferred):
     """The default of an option whose file value names an unset variable: click asks for it only when neither a flag
     nor the option's own variable gave a value, and then it is a usage error rather than a silent fall back to none."""
 
@@ -155,8 +241,8 @@ class Unset:
 
 
 def without_unset(default_map: dict[str, Any]) -> dict[str, Any]:
-    """The default_map with the Unset markers left out (`config show` reports them instead of failing)."""
-    return {k: without_unset(v) if isinstance(v, dict) else v for k, v in default_map.items() if not isinstance(v, Unset)}
+    """The default_map with the Unset and Untrusted markers left out (`config show` reports them instead of failing)."""
+    return {k: without_unset(v) if isinstance(v, dict) else v for k, v in default_map.items() if not isinstance(v, Deferred)}
 
 
 def _implicit_env(name: str) -> str | None:
@@ -198,19 +284,30 @@ def _checked(command: Any, key: Key, setting: Setting, where: str) -> Any:
         if not isinstance(raw, bool):
             raise UsageError(f"{where}: expected a boolean, got {_kind(raw)}.", f"Write {setting.key} = true.")
         raw = not raw
+    if any(isinstance(item, float) and not math.isfinite(item) for item in items):
+        raise _not_finite(where, key, setting, raw)  # before click's int() of inf raises OverflowError
     try:
         value = param.process_value(typer.Context(command), items if many else raw)
     except typer.BadParameter as error:
         raise UsageError(
             f"{where}: {error.message}.", f"See `comethook {' '.join(key.path)} --help` for --{setting.key}."
         ) from None
+    converted = list(value) if many else [value]
+    if any(isinstance(taken, float) and not math.isfinite(taken) for taken in converted):
+        raise _not_finite(where, key, setting, raw)  # `{ env = "NAME" }` holding "inf" or "nan"
     if setting.env is None:  # a variable's value is always a string: the option's conversion is the check
-        converted = list(value) if many else [value]
         for given, taken in zip(items if key.positive else [raw], converted, strict=False):
             if _kind(given) != _kind(taken) and not (isinstance(taken, float) and _kind(given) == "an integer"):
                 raise UsageError(f"{where}: expected {_kind(taken)}, got {_kind(given)} ({given!r}).",
                                  f"See `comethook {' '.join(key.path)} --help` for --{setting.key}.")  # fmt: skip
     return list(value) if many else value
+
+
+def _not_finite(where: str, key: Key, setting: Setting, raw: Any) -> UsageError:
+    return UsageError(
+        f"{where}: expected a finite number, got {raw!r}.",
+        f"Write a number such as 30 or 0.5 (inf and nan mean nothing here); see `comethook {' '.join(key.path)} --help`.",
+    )
 
 
 def _inline_rules(loaded: Loaded, file: ProjectFile, setting: Setting) -> None:
@@ -225,13 +322,29 @@ def apply(ctx: typer.Context, config: str | None, no_config: bool) -> None:
     """The root callback's part: read the project file into ctx.default_map (UsageError for any bad key or value)."""
     project.activate(None)
     loaded = load(ctx, config, no_config)
-    if loaded.warnings:
+    if loaded.warnings or loaded.skipped:
         from comethook_cli.outputs.terminal import Renderer
 
         for warning in loaded.warnings:
             Renderer().warning(warning)
+        for directory in loaded.skipped:
+            Renderer().note(skipped_note(directory))
     ctx.default_map = {**(ctx.default_map or {}), **loaded.default_map}
     project.activate(loaded)
+
+
+def skipped_note(directory: Path) -> str:
+    """The one line for a project file the search passed over (a shared /tmp, another user's directory)."""
+    import shlex
+
+    named = directory / configfile.FILE_NAME
+    if not named.is_file():
+        named = directory / configfile.PYPROJECT
+    try:
+        why = "anyone may write there" if directory.stat().st_mode & 0o002 else "another user owns that directory"
+    except OSError:
+        why = "that directory cannot be looked at"
+    return f"Not reading {named}: {why} (`comethook --config {shlex.quote(str(named))}` would)."
 
 
 # --- config show ---------------------------------------------------------------------------------------
@@ -333,15 +446,35 @@ def _row(section: str, key: str, target: Key, parsed: Any, loaded: Loaded) -> Ro
     unset = [s for s in loaded.unset if s.section == section and s.key == key]
     if unset and where == "default" and loaded.file is not None:
         where = f"{loaded.file.where(unset[0])} (env {unset[0].env} is not set)"
+    gated = [g for g in loaded.gated if g.setting.section == section and g.setting.key == key]
+    if gated and where == "default" and loaded.file is not None:
+        return Row(section, key, gated[0].shown, f"{loaded.file.where(gated[0].setting)} (not trusted: {gated[0].command})")
     return Row(section, key, _redact(key, value), where)
 
 
+#: Keys whose values are URLs (or TRIGGER=URL): a password in one is redacted.
+URLS = frozenset({"to", "forward-to", "route", "api-base"})
+
+
 def _redact(key: str, value: Any) -> Any:
-    if isinstance(value, tuple):
-        value = list(value)
-    if key in SECRETS and isinstance(value, str) and value:
+    """A value as `config show` (and a trust refusal) may print it: secrets, credential headers and URL passwords hidden."""
+    if isinstance(value, (tuple, list)):
+        return [_redact(key, item) for item in value]
+    if not isinstance(value, str) or not value:
+        return value
+    if key in SECRETS:
         user, sep, _ = value.partition(":")
         return f"{user}:{REDACTED}" if key == "basic-auth" and sep else (value if key == "basic-auth" else REDACTED)
+    if key == "header":
+        from comethook_cli.models import is_secret_header
+
+        name, sep, _ = value.partition(":")
+        return f"{name}: {REDACTED}" if sep and is_secret_header(name.strip()) else value
+    if key in URLS:
+        from comethook_cli.engine.sender import redact_url
+
+        trigger, sep, url = value.partition("=") if key == "route" else ("", "", value)
+        return f"{trigger}{sep}{redact_url(url)}"
     return value
 
 
@@ -382,7 +515,8 @@ STARTER = """\
 # Precedence: a flag beats an environment variable, which beats this file, which beats comethook's default.
 # Keys are the long flag names (`comethook listen --help` lists them); an unknown key is an error.
 # `comethook config show` prints every setting in effect and where it came from.
-# Relative paths (rules, basic-auth-file, ngrok-path, junit) are relative to this file.
+# Relative paths (rules, basic-auth-file, ngrok-path, junit, body, output) are relative to this file.
+# ngrok-path, and a path outside this directory or a URL off this machine, work once you run `comethook trust`.
 #
 # Secrets do not belong here. Read them from the environment instead:
 #     basic-auth = { env = "COMETHOOK_WEBHOOK_AUTH" }
@@ -443,3 +577,14 @@ def init(directory: Path) -> Path:
     except OSError as error:
         raise ComethookError(f"Cannot write {path}: {error.strerror}.", "Check the directory exists and is writable.") from None
     return path
+
+
+# --- trust --------------------------------------------------------------------------------------------
+
+
+def requests(ctx: typer.Context, path: Path, found: bool) -> tuple[ProjectFile, list[Untrusted]]:
+    """A project file and what in it needs trust (read as if it had none): for `comethook trust`."""
+    file = configfile.read(path)
+    loaded = Loaded(file, found=found)
+    _apply_all(ctx, loaded, file)
+    return file, list(loaded.gated)

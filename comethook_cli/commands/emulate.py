@@ -19,7 +19,7 @@ def webhooks(
     """--webhook URL (repeatable) with --triggers, --basic-auth, --webhook-id → the configured webhooks."""
     from comethook_cli.cometchat.payloads import trigger_names
     from comethook_cli.engine.config import WebhookTarget
-    from comethook_cli.engine.sender import normalize_url
+    from comethook_cli.engine.sender import normalize_url, redact_url, take_credentials
 
     chosen = None
     if triggers and triggers.strip() != "all":
@@ -29,10 +29,17 @@ def webhooks(
             raise UsageError(
                 f"Unknown trigger(s) in --triggers: {', '.join(unknown)}.", "`comethook payloads list` shows them all."
             )
-    return tuple(
-        WebhookTarget(normalize_url(url), webhook_id if n == 0 else f"{webhook_id}-{n + 1}", chosen, basic_auth)
-        for n, url in enumerate(urls)
-    )
+    targets = []
+    for n, url in enumerate(urls):
+        # Credentials in the URL are the webhook's Basic auth, as CometChat's Dashboard keeps them beside it.
+        bare, credentials = take_credentials(normalize_url(url))
+        if credentials is not None and basic_auth:
+            raise UsageError(
+                f"Two sets of credentials: the user info in --webhook {redact_url(url)} and --basic-auth.",
+                "Give one of them: drop the user:password@ from --webhook, or drop --basic-auth.",
+            )
+        targets.append(WebhookTarget(bare, webhook_id if n == 0 else f"{webhook_id}-{n + 1}", chosen, basic_auth or credentials))
+    return tuple(targets)
 
 
 def run(config: EmulatorConfig, json_out: bool, quiet: bool) -> None:

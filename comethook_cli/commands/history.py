@@ -10,11 +10,10 @@ import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_PORT, JSON, Exchange, iso_time
+from comethook_cli.models import DEFAULT_PORT, JSON, Exchange, iso_time, without_redacted, without_secrets
 from comethook_cli.outputs.wire import INVISIBLE, Event, encode, json_safe
 
 if TYPE_CHECKING:
@@ -214,8 +213,10 @@ def _output(path: str | None) -> Iterator[TextIO]:
         yield sys.stdout
         sys.stdout.flush()
         return
+    from comethook_cli.engine.store import open_private
+
     try:
-        stream = Path(path).open("w", encoding="utf-8")  # noqa: SIM115 - closed by the with below
+        stream = open_private(path)  # it holds chat bodies: 0600, whatever the umask
     except OSError as error:
         raise UsageError(f"Cannot write {path!r}: {error.strerror}.", "Check the directory exists and is writable.") from None
     with stream:
@@ -271,7 +272,9 @@ def curl_command(exchange: Exchange) -> str:
     """A curl command that reproduces the request, its exact body bytes included (credentials left for you to add with -u)."""
     from comethook_cli.engine.replay import replay_headers
 
-    parts = ["curl", "-X", shell_word(exchange.method), shell_word(target_of(exchange))]
+    exchange = without_secrets(exchange)  # whatever the history kept (`listen --keep-secrets`): an export travels
+    # A redacted query value is left out, as `replay` leaves it out: curl would send `[redacted]` (or read it as a glob).
+    parts = ["curl", "-X", shell_word(exchange.method), shell_word(without_redacted(target_of(exchange))[0])]
     for name, value in replay_headers(exchange).items():
         parts += ["-H", shell_word(f"{name}: {value}")]
     if any(name.lower() == "authorization" for name, _ in exchange.headers):
@@ -281,7 +284,8 @@ def curl_command(exchange: Exchange) -> str:
 
 
 def har_entry(e: Exchange) -> dict[str, JSON]:
-    """One exchange as a HAR 1.2 entry."""
+    """One exchange as a HAR 1.2 entry (its credentials redacted, whatever the history kept)."""
+    e = without_secrets(e)
     content_type = next((v for n, v in e.response_headers if n.lower() == "content-type"), "application/json")
     request_type = next((v for n, v in e.headers if n.lower() == "content-type"), "application/json")
     return {

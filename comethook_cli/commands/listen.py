@@ -219,8 +219,6 @@ def banner(session: Session, inspector_url: str | None = None) -> list[tuple[str
     if session.history is not None:
         lines.append(("History", f"{session.history.path} (keeps {session.history.retention.describe()})"))
     else:
-        lines.append(
-            ("History", "off (--no-history)" if session.history_state == "off" else "OFF (damaged; see the warning above)")
-        )
+        lines.append(("History", "off (--no-history)"))
     lines.append(("", "Press Ctrl-C to stop."))
     return lines

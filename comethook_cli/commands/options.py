@@ -48,6 +48,10 @@ SECRET_ON_ARGV = {
     "ngrok_authtoken": "--ngrok-authtoken on the command line is visible to every local user (ps, shell history): "
     "set NGROK_AUTHTOKEN, or save it with `ngrok config add-authtoken`.",
     "api_key": "--api-key on the command line is visible to every local user (ps, shell history): set COMETCHAT_API_KEY.",
+    "forward_to": "--forward-to {url}: a password on the command line is visible to every local user (ps, shell "
+    'history). Read the URL from the environment in comethook.toml instead: [listen] forward-to = { env = "APP_URL" }.',
+    "route": "--route {url}: a password on the command line is visible to every local user (ps, shell history). Read "
+    'it from the environment in comethook.toml instead: [listen] route = { env = "APP_ROUTE" }.',
 }
 
 
@@ -59,6 +63,23 @@ def warn_secret_on_argv(ctx: typer.Context, param: typer.CallbackParam, value: s
         from comethook_cli.outputs.terminal import Renderer
 
         Renderer().warning(SECRET_ON_ARGV[param.name or ""])
+    return value
+
+
+def warn_password_on_argv(ctx: typer.Context, param: typer.CallbackParam, value: list[str] | None) -> list[str] | None:
+    """Warn once per URL (its password redacted) when a --forward-to (or --route TRIGGER=URL) URL on the command line
+    holds a password."""
+    from comethook_cli.models import redact_url
+
+    source = ctx.get_parameter_source(param.name or "")
+    if value and source is not None and source.name == "COMMANDLINE" and not ctx.resilient_parsing:
+        for given in value:
+            trigger, _, url = given.partition("=") if param.name == "route" else ("", "", given)
+            shown = f"{trigger}={redact_url(url)}" if trigger else redact_url(url)
+            if ":***@" in shown:
+                from comethook_cli.outputs.terminal import Renderer
+
+                Renderer().warning(SECRET_ON_ARGV[param.name or ""].replace("{url}", shown))
     return value
 
 
@@ -348,6 +369,7 @@ FORWARDING: Group = {
                 "--forward-to",
                 "-f",
                 metavar="URL",
+                callback=warn_password_on_argv,
                 help="Relay to your app (8000, :8000/hook, /hook → localhost:8000). Repeatable: first is primary, others get copies.",
                 rich_help_panel="Forwarding",
             ),
@@ -360,6 +382,7 @@ FORWARDING: Group = {
             typer.Option(
                 "--route",
                 metavar="TRIGGER=URL",
+                callback=warn_password_on_argv,
                 help="Send one trigger to its own primary target. Repeatable.",
                 rich_help_panel="Forwarding",
             ),
@@ -499,6 +522,18 @@ HISTORY: Group = {
             ),
         ],
         default(HistoryConfig, "history_max_age"),
+    ),
+    "keep_secrets": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--keep-secrets",
+                help="Store secret query values (?token=, ?api_key=) exactly, so replays send them. Displays and exports "
+                "still redact them.",
+                rich_help_panel="History",
+            ),
+        ],
+        default(HistoryConfig, "keep_secrets"),
     ),
 }
 
@@ -641,6 +676,17 @@ EMULATING: Group = {
         Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")],
         _emulating("port"),
     ),
+    "allow_host": (
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--allow-host",
+                metavar="NAME",
+                help="Also answer to this host name (a container's service name); other names are refused. Repeatable.",
+            ),
+        ],
+        None,
+    ),
     "webhook": (
         Annotated[list[str] | None, typer.Option("--webhook", metavar="URL", help="A webhook to deliver to. Repeatable.")],
         None,
@@ -693,6 +739,16 @@ EMULATING: Group = {
 }
 
 
+def allowed_hosts(names: list[str]) -> list[str]:
+    """--allow-host values: bare host names (no scheme, port or path), lowercased; a usage error otherwise."""
+    from comethook_cli.errors import UsageError
+
+    for name in names:
+        if not name or not all(c.isalnum() or c in "-._" for c in name):
+            raise UsageError(f"--allow-host {name!r} is not a host name.", "Give the name alone, e.g. --allow-host emulator.")
+    return [name.lower() for name in names]
+
+
 def emulating(**values: Any) -> EmulatorConfig:
     """EMULATING's values → EmulatorConfig (validated)."""
     from comethook_cli.cometchat.payloads import REGIONS
@@ -709,7 +765,8 @@ def emulating(**values: Any) -> EmulatorConfig:
     hooks = webhooks(values["webhook"] or [], values["triggers"], credentials, values["webhook_id"], values["legacy"])
     delays = parse_delays(values["retry_delays"]) if values["retry_delays"] else None
     return EmulatorConfig(
-        host=values["host"], port=values["port"], api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
+        host=values["host"], port=values["port"], allowed_hosts=tuple(allowed_hosts(values["allow_host"] or [])),
+        api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
         app_id=values["app_id"], region=values["region"], hook_timeout=values["hook_timeout"],
         on_hook_failure=values["on_hook_failure"], retry_on_failure=values["retry_on_failure"], retry_delays=delays,
         state=values["state"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from comethook_cli.engine.configfile import ProjectFile, Setting
@@ -27,6 +28,14 @@ class Loaded:
     #: Settings that name an environment variable which is not set.
     unset: list[Setting] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Whether the user trusted this file's exact content (`comethook trust`, or CI=true + COMETHOOK_TRUST_PROJECT=1).
+    trusted: bool = False
+    #: Whether the file was found by the upward search (False: named by --config / COMETHOOK_CONFIG).
+    found: bool = True
+    #: The settings that need that trust and do not have it (commands/config.py's Untrusted markers).
+    gated: list[Any] = field(default_factory=list)
+    #: Directories whose project file the search passed over: another user's, or writable by everyone.
+    skipped: list[Path] = field(default_factory=list)
 
 
 #: The project file of this run (set by the root callback; None with --no-config or when there is none).

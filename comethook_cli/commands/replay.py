@@ -12,7 +12,7 @@ from pathlib import Path
 
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads import parse_set
-from comethook_cli.commands.send import execute
+from comethook_cli.commands.send import execute, parse_header
 from comethook_cli.engine import replay
 from comethook_cli.engine.config import Delivering
 from comethook_cli.engine.store import History
@@ -32,6 +32,11 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
         if edit:
             body = edit_body(body)
     chosen = replay.plan(exchange, to, replay.Edits(body=body))
+    given = {parse_header(line)[0].lower() for line in how.headers} | ({"authorization"} if how.basic_auth else set())
+    if (left_out := chosen.warning(given)) is not None:
+        from comethook_cli.outputs.terminal import Renderer
+
+        Renderer().warning(left_out)
     execute(chosen.url, lambda: chosen.outgoing, how, chosen.headers, original=exchange)
 
 

@@ -114,6 +114,10 @@ def execute(
         # Header names are case-insensitive: -H replaces any header of that name instead of adding a second one.
         headers = {n: v for n, v in headers.items() if n.lower() != name.lower()}
         headers[name] = value
+    # Credentials in the URL (http://user:pw@host) are sent as Basic auth (by deliver(), which shows the URL as
+    # user:***@); with a second Authorization, which to send would be a guess: said now, before anything is sent.
+    given_by = "-H Authorization" if any(parse_header(h)[0].lower() == "authorization" for h in how.headers) else "--basic-auth"
+    sender.url_authorization(url, headers, "--to", given_by)
     expectations = parse_expectations(how)
     delays = parse_delays(how.retry_delays) if how.retry_delays else sender.COMETCHAT_RETRY_DELAYS
     if how.simulate_retries and how.count > 1:

@@ -105,6 +105,8 @@ class HistoryConfig:
     history: bool = True
     history_max_mb: float = DEFAULT_HISTORY_MAX_MB
     history_max_age: float = DEFAULT_HISTORY_MAX_AGE_DAYS
+    #: Store secret query values (?token=) exactly, for replays; displays and exports still redact them.
+    keep_secrets: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,9 @@ class EmulatorConfig:
 
     host: str = "127.0.0.1"
     port: int = 8780
+    #: Host names the emulator answers to beside loopback and the bound address (a container's service name): any
+    #: other name in a Host header is refused, so a web page cannot reach it through DNS rebinding.
+    allowed_hosts: tuple[str, ...] = ()
     #: The accepted REST API key; None: any non-empty key.
     api_key: str | None = None
     webhooks: tuple[WebhookTarget, ...] = ()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ class ProjectFile:
     #: "tool.comethook." in a pyproject.toml, "" in a comethook.toml.
     prefix: str
     settings: tuple[Setting, ...]
+    #: The SHA-256 of the exact bytes read: what `comethook trust` records.
+    digest: str = ""
 
     def label(self, section: str) -> str:
         """How the section is written in this file: `[listen]`, or `[tool.comethook.listen]`."""
@@ -70,15 +73,21 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def find(start: Path | None = None, home: Path | None = None) -> Path | None:
+def find(start: Path | None = None, home: Path | None = None, skipped: list[Path] | None = None) -> Path | None:
     """The nearest comethook.toml, or pyproject.toml with [tool.comethook], from `start` upward.
 
     The search stops at the repository root (a directory holding `.git`) or at the home directory,
     whichever comes first, so a file in a parent project or elsewhere on the machine is never picked up.
+    It also stops at a directory another user owns or anyone may write to (a shared /tmp): a file there may
+    be anyone's, so it is not read; `skipped` gets such a directory when it holds a project file.
     """
     directory = (start or Path.cwd()).resolve()
     stop = (home or Path.home()).resolve()
     while True:
+        if not_ours(directory):
+            if skipped is not None and ((directory / FILE_NAME).is_file() or (directory / PYPROJECT).is_file()):
+                skipped.append(directory)
+            return None
         candidate = directory / FILE_NAME
         if candidate.is_file():
             return candidate
@@ -88,6 +97,17 @@ def find(start: Path | None = None, home: Path | None = None) -> Path | None:
         if (directory / ".git").exists() or directory == stop or directory.parent == directory:
             return None
         directory = directory.parent
+
+
+def not_ours(directory: Path) -> bool:
+    """Whether a directory is owned by another user or writable by every user: not a place to take settings from."""
+    if os.name == "nt":
+        return False
+    try:
+        status = directory.stat()
+    except OSError:
+        return True
+    return status.st_uid != os.geteuid() or bool(status.st_mode & stat.S_IWOTH)
 
 
 def _has_tool_table(pyproject: Path) -> bool:
@@ -106,7 +126,8 @@ def in_git_repository(path: Path) -> bool:
 def read(path: Path) -> ProjectFile:
     """Read a project file: UsageError (exit 2) for a file that is missing, not TOML, or not made of sections."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except OSError as error:
         raise UsageError(
             f"Cannot read config file {str(path)!r}: {error.strerror}.", "Check the path given to --config."
@@ -120,6 +141,8 @@ def read(path: Path) -> ProjectFile:
             f"{display_path(path)} is not valid TOML: {error}.",
             "See https://toml.io for the syntax, or start over with `comethook init`.",
         ) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise too_deep(path) from None
     prefix = ""
     if path.name == PYPROJECT:
         prefix = "tool.comethook."
@@ -142,7 +165,17 @@ def read(path: Path) -> ProjectFile:
         for key, value in table.items():
             line = lines.get((f"{prefix}{section}", key)) or lines.get((f"{prefix}{section}.{key}", None))
             settings.append(_setting(path, label, section, key, value, line))
-    return ProjectFile(path, prefix, tuple(settings))
+    from comethook_cli.engine.trust import digest
+
+    return ProjectFile(path, prefix, tuple(settings), digest(data))
+
+
+def too_deep(path: Path) -> UsageError:
+    """The error for a file nested deeper than comethook (or Python's parser) follows."""
+    return UsageError(
+        f"{display_path(path)} nests arrays or tables too deeply to read.",
+        "No comethook setting needs more than a few levels: flatten it, or start over with `comethook init`.",
+    )
 
 
 def _setting(path: Path, label: str, section: str, key: str, value: Any, line: int | None) -> Setting:

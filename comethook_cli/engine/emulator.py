@@ -18,10 +18,8 @@ when one is set; the state is capped (CometChat's per-item limits, the emulator'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
-import os
 import re
 import sqlite3
 import time
@@ -41,6 +39,7 @@ from comethook_cli.cometchat.rest import ACTIONS, Action, RestCall
 from comethook_cli.engine.config import EmulatorConfig, WebhookTarget
 from comethook_cli.engine.localguard import LocalGuard
 from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, basic_auth_header, connector, deliver
+from comethook_cli.engine.store import make_private_database
 from comethook_cli.errors import ListenerError, UsageError
 from comethook_cli.models import Delivery
 
@@ -75,8 +74,6 @@ MAX_MESSAGES = 50_000
 MAX_STATE_BYTES = 32 * 1024 * 1024
 #: The keys of State whose entries are records of their own (one row each in the state file).
 KINDS = ("users", "groups", "members", "banned", "messages", "reactions", "blocks")
-#: The state file and its -wal/-shm are private: they hold every message's text.
-STATE_FILE_MODE = 0o600
 
 
 class Refused(Exception):
@@ -115,23 +112,6 @@ class State:
         if not isinstance(document, dict):
             return cls()
         return cls(**{k: v for k, v in document.items() if k in cls.__dataclass_fields__})
-
-
-def _private_file(path: Path) -> None:
-    """Create the state file 0600 before SQLite opens it (SQLite gives its -wal and -shm the file's mode), and take
-    group/other access back from one that exists. (engine/store.py's helper for this is private to it for now.)"""
-    if os.name == "nt":
-        return
-    with contextlib.suppress(FileExistsError):
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STATE_FILE_MODE)
-        try:
-            os.fchmod(descriptor, STATE_FILE_MODE)  # os.open's mode passes through the umask
-        finally:
-            os.close(descriptor)
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        with contextlib.suppress(OSError):  # missing, or someone else's: SQLite's own error says more
-            if file.stat().st_mode & 0o077:
-                os.chmod(file, STATE_FILE_MODE)
 
 
 def _size(value: Any) -> int:
@@ -184,7 +164,7 @@ class Emulator:
         self.on_call = on_call or (lambda call: None)
         self.on_delivery = on_delivery or (lambda delivery: None)
         self.state = State()
-        self.guard = LocalGuard(config.host, config.port)
+        self.guard = LocalGuard(config.host, config.port, extra_names=frozenset(n.lower() for n in config.allowed_hosts))
         self._store: sqlite3.Connection | None = None
         #: Records changed by the call in progress (written, or deleted, when it ends) and each record's JSON size.
         self._dirty: set[tuple[str, str]] = set()
@@ -257,7 +237,7 @@ class Emulator:
     def _open_state(self, path: Path) -> None:
         """Open (or create, 0600) the state file and load it; a file of the old one-row format is converted."""
         try:
-            _private_file(path)
+            make_private_database(path)
             self._store = sqlite3.connect(path)
             self._store.execute("PRAGMA journal_mode=WAL")  # a kill -9 mid-write leaves the last committed state
             self._store.execute("PRAGMA synchronous=NORMAL")

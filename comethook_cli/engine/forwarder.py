@@ -28,9 +28,11 @@ from comethook_cli.engine.sender import (
     AnswerTooLarge,
     BudgetSpent,
     ByteBudget,
+    basic_value,
     normalize_url,
     read_answer,
     redact_url,
+    take_credentials,
 )
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_ANSWER_BUDGET, DEFAULT_MAX_ANSWER, HOP_BY_HOP, Answer, Incoming, has_surrogates
@@ -105,6 +107,12 @@ class Forwarder:
         self._session: aiohttp.ClientSession | None = None
         self._copy_session: aiohttp.ClientSession | None = None
         self._copies_in_flight: set[asyncio.Task[None]] = set()
+        #: Each target with user info (http://user:pw@app): the target without it, and the Authorization made of it.
+        self._credentials: dict[str, tuple[str, str]] = {}
+        for target in {*self.copies, *self.routes.values(), *([primary] if primary else [])}:
+            bare, credentials = take_credentials(target)
+            if credentials is not None:
+                self._credentials[target] = (bare, basic_value(credentials))
 
     @classmethod
     def from_config(cls, config: ForwardConfig, on_warning: Callable[[str], None], unrouted: Answerer | None = None) -> Forwarder:
@@ -181,9 +189,14 @@ class Forwarder:
         if said:
             self._copies_dropped_said = self.copies_dropped
 
-    def _headers(self, incoming: Incoming) -> list[tuple[str, str]]:
+    def _headers(self, incoming: Incoming, authorization: str | None = None) -> list[tuple[str, str]]:
+        """The delivery's headers to relay; with the target's own credentials (`authorization`, from the URL's user
+        info) in place of its Authorization, which was CometChat's credential for comethook, not the app's."""
         skip = REQUEST_SKIP | connection_named(incoming.headers)
-        return [(n, v) for n, v in incoming.headers if n.lower() not in skip]
+        if authorization is None:
+            return [(n, v) for n, v in incoming.headers if n.lower() not in skip]
+        kept = [(n, v) for n, v in incoming.headers if n.lower() not in skip and n.lower() != "authorization"]
+        return [*kept, ("Authorization", authorization)]
 
     def _answer_headers(self, response: aiohttp.ClientResponse, shown: str) -> tuple[tuple[str, str], ...]:
         """The app's answer headers worth relaying: not hop-by-hop, and none HTTP cannot carry (a control character,
@@ -204,14 +217,16 @@ class Forwarder:
         return tuple(kept)
 
     async def _relay(self, target: str, incoming: Incoming, copy: bool = False) -> Answer:
-        url = destination(target, incoming)
-        # A password in the target (http://user:pw@app) is sent to the app, never stored or shown.
-        shown = redact_url(url)
+        bare, authorization = self._credentials.get(target, (target, None))
+        url = destination(bare, incoming)
+        # A password in the target (http://user:pw@app) is sent to the app as Basic auth, never stored or shown; the
+        # URL shown keeps `user:***@`, so the history says credentials were sent (and a replay asks for them).
+        shown = redact_url(destination(target, incoming) if authorization else url)
         started = time.perf_counter()
         try:
             # One deadline for the whole exchange, reading the answer included: an app that drips cannot hold it.
             async with asyncio.timeout(self.timeout), self._client(copy).request(
-                incoming.method, URL(url, encoded=True), data=incoming.body, headers=self._headers(incoming),
+                incoming.method, URL(url, encoded=True), data=incoming.body, headers=self._headers(incoming, authorization),
                 timeout=UNBOUNDED, allow_redirects=False,
             ) as response:  # fmt: skip
                 body = await read_answer(response, self.max_answer, self.budget)
@@ -236,7 +251,9 @@ class Forwarder:
             reason = f"no answer within {self.timeout:g} s (--forward-timeout)"
         except aiohttp.ClientConnectorError as error:
             reason = f"connection refused ({error.os_error.strerror or error})".lower()
-        except (aiohttp.ClientError, OSError) as error:
+        except (
+            Exception
+        ) as error:  # aiohttp's own errors and any other (a ValueError ...): the fallback answers, and it is stored
             reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         return self._fallback_answer(shown, reason.replace(url, shown), (time.perf_counter() - started) * 1000)
 

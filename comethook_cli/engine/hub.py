@@ -1,7 +1,8 @@
 """The event hub: the durable sink first, then every subscriber, none of which can hold up CometChat.
 
-`commit()` is awaited before an answer goes out (acknowledged means stored); its failure for one
-exchange is a warning for that exchange alone. `publish()` never blocks and never raises: inline
+`commit()` is awaited before an answer goes out (acknowledged means stored); when the sink cannot store an
+exchange it says so (a `NotStored`), and the listener refuses the delivery (503) instead of acknowledging
+something it lost. `publish()` never blocks and never raises: inline
 subscribers are plain callables that must not block (the terminal and NDJSON outputs only format and
 append to a background stream, outputs/stream.py); queue subscribers get a bounded asyncio.Queue each,
 and one that falls behind is cut off and marked `overflowed` (it must reload from the history) instead
@@ -13,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from comethook_cli.models import Skipped
-
-if TYPE_CHECKING:
-    from comethook_cli.models import Exchange
+from comethook_cli.models import Exchange, Skipped, without_secrets
 
 Subscriber = Callable[[Any], None]
 #: Records a queue subscriber may fall behind by before it is cut off (it then reloads from history).
@@ -30,6 +29,14 @@ class Sink(Protocol):
 
     async def record(self, exchange: Exchange) -> None:
         """Store one exchange; return once it is durable."""
+
+
+@dataclass(frozen=True)
+class NotStored:
+    """Why the durable sink could not store an exchange: it must not be acknowledged."""
+
+    exchange_id: str
+    reason: str
 
 
 class QueueSubscription:
@@ -110,6 +117,9 @@ class Hub:
         self.on_warning = on_warning
         #: Which exchanges are stored and published as events (`listen --events`); the others are published as Skipped.
         self.keep: Callable[[Exchange], bool] | None = None
+        #: Whether the sink stores credentials in the query exactly (`listen --keep-secrets`); else they are redacted
+        #: first (models.without_secrets). Every display redacts them either way.
+        self.keep_secrets = False
         self._subscribers: list[Subscriber] = []
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
@@ -134,17 +144,18 @@ class Hub:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
 
-    async def commit(self, exchange: Exchange) -> bool:
-        """Store an exchange durably before it is answered; False (and a warning) when it could not be."""
+    async def commit(self, exchange: Exchange) -> NotStored | None:
+        """Store an exchange durably before it is answered: None once it is stored (or nothing is to store it), else
+        why it is not. Warning about it is the caller's (the listener counts its refusals in one rate-limited line)."""
         if self.sink is None or (self.keep is not None and not self.keep(exchange)):
-            return True
+            return None
         try:
-            await self.sink.record(exchange)
+            redact = not self.keep_secrets and isinstance(exchange, Exchange)
+            await self.sink.record(without_secrets(exchange) if redact else exchange)
         except Exception as error:  # one exchange's failure must never cost another its answer
-            message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
-            self.warn(f"could not store {exchange.id}: {message}")
-            return False
-        return True
+            reason = getattr(error, "reason", None) or getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+            return NotStored(exchange.id, str(reason))
+        return None
 
     def publish(self, record: Any) -> None:
         """Hand a record to every subscriber. One that raises costs that record its output there, with a

@@ -1,7 +1,7 @@
 """The aiohttp server behind `listen`: receive, check auth, answer, hand each exchange to the hub.
 
 It never prints: exchanges and refusals are published on the hub (engine/hub.py), after the history
-has stored each exchange; warnings go to the hub too. Whoever answers is a callable
+has stored each exchange (one it could not store is answered 503, never acknowledged); warnings go to the hub too. Whoever answers is a callable
 `Incoming -> Answer` (the canned responder, or the forwarder).
 """
 
@@ -42,6 +42,7 @@ from comethook_cli.models import (
     Incoming,
     Rejection,
     has_surrogates,
+    redact_header,
     replace_surrogates,
 )
 
@@ -95,8 +96,7 @@ def redact_headers(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -
     redacted = []
     for name, value in pairs:
         if name.lower() in SECRET_HEADERS:
-            scheme = value.split(" ", 1)[0] if " " in value and name.lower() != "cookie" else ""
-            value = f"{scheme} [redacted]".strip()
+            value = redact_header(name, value)
         # str(): aiohttp's header names are multidict's `istr`, which orjson refuses as a dict key (the `--json`
         # line would fall back to the stdlib encoder for every delivery).
         redacted.append((str(name), value if value.isascii() else replace_surrogates(value)))
@@ -204,6 +204,7 @@ class RateLimitedWarnings:
         self.on_warning = on_warning
         self._last: dict[str, float] = {}
         self._held: dict[str, int] = {}
+        self._message: dict[str, str] = {}
 
     def warn(self, kind: str, message: str) -> bool:
         """Warn now (True), or count it when this kind was warned about recently (False)."""
@@ -213,8 +214,15 @@ class RateLimitedWarnings:
             return False
         held = self._held.pop(kind, 0)
         self._last[kind] = now
+        self._message[kind] = message
         self.on_warning(message + (f" ({held} more like it since the last warning)" if held else ""))
         return True
+
+    def flush(self) -> None:
+        """Say how many were held back since each kind's last warning (at the end, so no count goes unsaid)."""
+        for kind, held in self._held.items():
+            self.on_warning(f"{self._message[kind]} ({held} more like it since the last warning)")
+        self._held.clear()
 
 
 class _Slot:
@@ -443,6 +451,7 @@ class Listener:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = self._server = None
+        self.warnings.flush()
         if self._loop is not None:
             self._loop.set_exception_handler(self._previous_handler)
             self._loop = None
@@ -663,10 +672,28 @@ class Listener:
             listener=self._local_url,
             payload=payload,
         )
+        # Stored before it is answered (acknowledged means stored); then shown. What the history could not store is
+        # not acknowledged: a 503 asks CometChat to send it again (where retryOnFailure is set), never the app's answer.
+        refused = await self.hub.commit(exchange)
+        if refused is not None:
+            return self._not_stored(request, refused.reason)
         self.events += 1
-        # Stored before it is answered (acknowledged means stored); then shown. Neither may cost CometChat
-        # its answer or hold up anyone else's: the hub turns a failure into a warning for this exchange alone.
-        await self.hub.commit(exchange)
         self.hub.publish(exchange)
         # The pairs, not a dict: aiohttp keeps them in a CIMultiDict, so repeated headers (Set-Cookie) all go back.
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+
+    def _not_stored(self, request: web.BaseRequest, reason: str) -> web.Response:
+        """503 with Retry-After for a delivery the history could not store: one rate-limited warning counts them, and
+        each is published as a `rejected` record (which the displays leave to that warning)."""
+        self.warnings.warn(
+            "history",
+            f"the history could not store a delivery ({reason}): refused with 503 (Retry-After {RETRY_AFTER}), so CometChat "
+            "sends it again where retries are on. Deliveries are refused until the history can be written.",
+        )
+        path = request.raw_path.partition("?")[0]
+        self.hub.publish(
+            Rejection(503, f"not stored: {reason}", request.method, path if path.isascii() else replace_surrogates(path), True)
+        )
+        return web.json_response(
+            {"error": "the delivery could not be stored; try again"}, status=503, headers={"Retry-After": str(RETRY_AFTER)}
+        )

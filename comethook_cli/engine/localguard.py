@@ -74,11 +74,13 @@ class LocalGuard:
     token_header: str = "X-Comethook-Token"
     #: Changes must carry a same-origin Origin and the token (the inspector: only its own page changes things).
     changes_need_token: bool = False
+    #: More names to answer to, given by the user (`emulate --allow-host emulator` for a container's service name).
+    extra_names: frozenset[str] = frozenset()
 
     def names(self) -> frozenset[str]:
         """The host names (no port) this server answers to, beyond IP literals when bound to a wildcard."""
         bound = self.host.strip("[]").lower()
-        return LOOPBACK_NAMES | ({bound} if bound not in WILDCARDS else frozenset())
+        return LOOPBACK_NAMES | self.extra_names | ({bound} if bound not in WILDCARDS else frozenset())
 
     def host_allowed(self, value: str) -> bool:
         """Whether a Host header names this server (the DNS rebinding check)."""

@@ -8,7 +8,7 @@ result to `send`'s delivery loop, so its flags (--expect, --simulate-retries ...
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -16,10 +16,20 @@ import aiohttp
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads import encode, set_path
 from comethook_cli.engine.listener import plain_body
-from comethook_cli.engine.sender import USER_AGENT, Outgoing, connector, deliver, normalize_url
+from comethook_cli.engine.sender import USER_AGENT, Outgoing, connector, deliver, normalize_url, url_authorization
 from comethook_cli.engine.store import History
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_MAX_ANSWER, HOP_BY_HOP, JSON, SECRET_HEADERS, Delivery, Exchange
+from comethook_cli.models import (
+    DEFAULT_MAX_ANSWER,
+    HOP_BY_HOP,
+    JSON,
+    REDACTED,
+    SECRET_HEADERS,
+    Delivery,
+    Exchange,
+    redact_query,
+    without_redacted,
+)
 
 #: Headers a replay or export must not copy: hop-by-hop, those the client sets itself, those the listener
 #: redacted (it redacts by name, so the name is what tells them), and a browser's Origin (CometChat sends none, and
@@ -37,11 +47,28 @@ class Edits:
 
 @dataclass(frozen=True)
 class ReplayPlan:
-    """What a replay sends, and where."""
+    """What a replay sends, and where; `left_out` names what the history holds only redacted, which is not sent."""
 
     url: str
     outgoing: Outgoing
     headers: dict[str, str]
+    left_out: tuple[str, ...] = ()
+
+    def warning(self, given: Collection[str] = ()) -> str | None:
+        """The sentence saying what was left out, and how to send it anyway; None when nothing was, or when the
+        headers left out are all `given` again (their names, lower-cased: -H, --basic-auth)."""
+        left_out = [name for name in self.left_out if name.lower() not in given]
+        if not left_out:
+            return None
+        how = []
+        if any(not name.startswith("?") for name in left_out):
+            how.append("pass headers with -H (Authorization with --basic-auth)")
+        if any(name.startswith("?") for name in left_out):
+            how.append("give the query in --to (`listen --keep-secrets` keeps its values for replays)")
+        return (
+            f"the history holds only redacted values of {', '.join(left_out)}: left out of the replay. "
+            f"To send them, {' and '.join(how)}."
+        )
 
 
 def replay_headers(exchange: Exchange) -> dict[str, str]:
@@ -83,7 +110,7 @@ def parse(body: bytes, what: str = "the body") -> JSON:
 
 def target_url(exchange: Exchange, target: str | None = None) -> str:
     """Where a replay goes: `target`, else the app the exchange was forwarded to."""
-    if target:
+    if target and target != exchange.forwarded_to:
         return normalize_url(target)
     if exchange.forwarded_to:
         if ":***@" in exchange.forwarded_to:
@@ -91,6 +118,9 @@ def target_url(exchange: Exchange, target: str | None = None) -> str:
                 f"{exchange.id} was forwarded to {exchange.forwarded_to}, whose password was not stored.",
                 "Pass --to with the full URL (and its password) to replay it there.",
             )
+        base, sep, query = exchange.forwarded_to.partition("?")
+        if sep and exchange.query and query == redact_query(exchange.query) != exchange.query:
+            return f"{base}?{exchange.query}"  # the app got the delivery's query, which the history kept (--keep-secrets)
         return exchange.forwarded_to
     raise UsageError(f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass --to URL.")
 
@@ -100,8 +130,10 @@ def plan(exchange: Exchange, target: str | None = None, edits: Edits = Edits()) 
 
     Unchanged, the stored bytes go as they are, a compressed body with its Content-Encoding. Changed (`edits`), the
     body is decoded first and the edited plain JSON goes without Content-Encoding."""
-    url = target_url(exchange, target)
+    url, left_out = without_redacted(target_url(exchange, target))
     headers = replay_headers(exchange)
+    left_out = [f"?{name}=" for name in left_out]
+    left_out += [name for name, value in exchange.headers if value.endswith(REDACTED) and name.lower() in SECRET_HEADERS]
     if edits.body is None and not edits.sets:
         body = exchange.body
         try:
@@ -113,7 +145,7 @@ def plan(exchange: Exchange, target: str | None = None, edits: Edits = Edits()) 
         payload = parse(body)
         headers = {name: value for name, value in headers.items() if name.lower() != "content-encoding"}
     trigger = payload.get("trigger") if isinstance(payload, dict) else None
-    return ReplayPlan(url, Outgoing(body, payload, trigger if isinstance(trigger, str) else None), headers)
+    return ReplayPlan(url, Outgoing(body, payload, trigger if isinstance(trigger, str) else None), headers, tuple(left_out))
 
 
 async def replay(
@@ -140,5 +172,6 @@ async def replay(
     # Header names are case-insensitive: a given header replaces the stored one of that name.
     given = {name.lower() for name in extra}
     sent = {**{n: v for n, v in chosen.headers.items() if n.lower() not in given}, **extra}
+    url_authorization(chosen.url, sent, "the target", "an Authorization in `headers`")  # two credentials: a UsageError
     async with aiohttp.ClientSession(connector=connector(1, insecure), headers={"User-Agent": USER_AGENT}) as session:
         return await deliver(session, chosen.url, chosen.outgoing, sent, timeout, max_answer=max_answer)

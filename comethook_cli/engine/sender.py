@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from comethook_cli import __version__
 from comethook_cli.cometchat.verdict import judge
@@ -22,13 +23,14 @@ from comethook_cli.engine import http1
 from comethook_cli.engine.runs import RetryReport, compare_attempts
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, Verdict, parse_body
+from comethook_cli.models import redact_url as redact_url  # beside the URL normaliser too, where its callers look
 
 if TYPE_CHECKING:
     # aiohttp is imported where it is used: it takes about 0.2 s, which a `send` over plain http never pays.
     import aiohttp
 
-#: A URL's scheme, user and password (up to the authority's last `@`, since a password may hold a raw one).
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#:@]*):([^/?#]*)@")
+#: A URL's scheme and its whole user info (`user`, `user:pw`), up to the authority's last `@`.
+_ANY_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
 #: What a delivery's error says when the server's TLS certificate could not be verified (the hint keys on it).
 CERTIFICATE_PROBLEM = "TLS certificate not trusted"
 #: CometChat's documented retry cadence when retryOnFailure is on: 10 s, then 30 s.
@@ -138,17 +140,47 @@ def checked_url(url: str, given: str) -> str:
     return url
 
 
-def redact_url(url: str) -> str:
-    """The URL with the password of its user info (http://user:pw@host) replaced by `***`: for display and storage only."""
-    return _USERINFO.sub(r"\1\2:***@", url)
+def take_credentials(url: str) -> tuple[str, str | None]:
+    """(the URL without its user info, the `USER:PASSWORD` it held, percent-decoded; None when it held none).
+
+    Every request comethook makes sends URL credentials as an Authorization header of its own making (see
+    `url_authorization`), never through aiohttp's URL handling, which raises when a request also has that header."""
+    if "@" not in url:
+        return url, None
+    found = _ANY_USERINFO.match(url)
+    if found is None:
+        return url, None
+    user, _, password = found.group(2).partition(":")
+    return found.group(1) + url[found.end() :], f"{unquote(user)}:{unquote(password)}"
+
+
+def basic_value(credentials: str) -> str:
+    """`USER:PASSWORD` → the value of an `Authorization: Basic` header (UTF-8, as RFC 7617 allows), unchecked."""
+    return "Basic " + base64.b64encode(credentials.encode("utf-8", errors="surrogatepass")).decode("ascii")
+
+
+def url_authorization(
+    url: str, headers: dict[str, str], flag: str = "--to", others: str = "--basic-auth / -H Authorization"
+) -> tuple[str, dict[str, str]]:
+    """(the URL without its user info, `headers` with the Basic auth made of it); a UsageError when `headers` already
+    hold an Authorization, since a request carries one: which to send would be a guess."""
+    bare, credentials = take_credentials(url)
+    if credentials is None:
+        return url, headers
+    if any(name.lower() == "authorization" for name in headers):
+        raise UsageError(
+            f"Two sets of credentials: the user info in {flag} {redact_url(url)} and {others}.",
+            f"Give one of them: drop the user:password@ from {flag}, or drop {others}.",
+        )
+    return bare, {**headers, "Authorization": basic_value(credentials)}
 
 
 def basic_auth_header(credentials: str) -> str:
     """`USER:PASS` → the value of an `Authorization: Basic` header."""
-    user, sep, password = credentials.partition(":")
+    user, sep, _ = credentials.partition(":")
     if not sep or not user:
         raise UsageError("Malformed Basic auth credentials.", "Write them as USER:PASS (--basic-auth or COMETHOOK_BASIC_AUTH).")
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return basic_value(credentials)
 
 
 @cache
@@ -255,6 +287,7 @@ async def deliver(
 
     # A password in the URL (http://user:pw@host) is sent, never shown: the Delivery carries the URL without it.
     shown = redact_url(url)
+    url, headers = url_authorization(url, headers)
     started = time.perf_counter()
     try:
         async with (

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 #: The path the banner tells people to paste (the listener accepts any path).
 WEBHOOK_PATH = "/webhook"
-HistoryState = Literal["on", "off", "damaged"]
+HistoryState = Literal["on", "off"]
 
 
 class Session:
@@ -75,6 +75,12 @@ class Session:
         self.answerer, self.answering, self._close_answerer = self._build_answerer()
         self.history, self.history_state = self._open_history()
         self.hub.sink = self.history
+        self.hub.keep_secrets = self.config.history.keep_secrets
+        if self.config.history.keep_secrets and self.history is not None:
+            self.hub.warn(
+                f"--keep-secrets: {self.history.path} stores the values of secret query parameters (?token= ...) in "
+                "clear, for replays. Anyone who can read that file can read them; `comethook history clear` removes them."
+            )
         if self.config.events:
             self.hub.keep = lambda exchange: self.config.keeps(exchange.info.trigger, exchange.info.generation)
         self.listener = Listener(listener, self.answerer, self.hub)
@@ -217,8 +223,10 @@ class Session:
         return forwarder, forwarder.describe(), forwarder.close
 
     def _open_history(self) -> tuple[HistoryWriter | None, HistoryState]:
-        """The history writer, with retention. A damaged file is set aside (by the writer); if even that
-        fails, the session runs without history, loudly, rather than not at all."""
+        """The history writer, with retention, once a real write reached its file (a damaged file is set aside by the
+        writer). A history it cannot write (read-only, immutable, of the wrong shape, on a full disk, damaged and
+        impossible to move) stops the start with an error: every delivery it acknowledged would be lost. `--no-history`
+        is the way to listen without one."""
         history = self.config.history
         if not history.history:
             return None, "off"
@@ -230,8 +238,8 @@ class Session:
         try:
             return HistoryWriter(default_path(), retention, self.hub.warn), "on"
         except HistoryDamaged as damaged:  # and it could not be set aside either
-            self.hub.warn(f"HISTORY IS OFF for this session: {damaged.message} {damaged.hint}")
-            return None, "damaged"
+            damaged.hint = f"{damaged.hint} Or run `comethook listen --no-history` (deliveries answered, not stored)."
+            raise
 
     async def _open_tunnel(self) -> Tunnel | None:
         """The ngrok tunnel when asked for (or when auto mode finds a token); None when listening locally."""

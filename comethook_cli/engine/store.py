@@ -1,12 +1,15 @@
 """History of exchanges: SQLite (stdlib sqlite3, WAL), written in group commits.
 
 The listener awaits `HistoryWriter.record()` before it answers, so an acknowledged delivery is
-committed (it survives the process being killed). Under load, every exchange of one event-loop
+committed (it survives the process being killed); one that could not be committed is answered 503, not
+acknowledged. The writer makes a real write when it opens (`check_writable`), so a history that cannot be
+written stops `listen` at start rather than losing every delivery. Under load, every exchange of one event-loop
 iteration shares one transaction; with `synchronous=NORMAL` in WAL mode a commit is a write to the
 OS, not an fsync, so it costs microseconds. A power cut may lose the last commits; a process crash does not.
 
 The files hold chat bodies, so they are private: the directory is created 0700, the database 0600, and
-SQLite gives its -wal and -shm files the database's own mode. A thread of the writer's own keeps the
+SQLite gives its -wal and -shm files the database's own mode. `open_private`/`write_private` and
+`make_private_directory` are the one home for every other file and directory comethook writes. A thread of the writer's own keeps the
 history bounded (see `Retention`) and the WAL short, so anyone who can post to the URL cannot fill the disk.
 """
 
@@ -17,14 +20,16 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import sqlite3
+import stat
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TextIO, TypeVar
 
 from comethook_cli import speedups
 from comethook_cli.errors import ComethookError, UsageError
@@ -76,8 +81,9 @@ MIB = 1024 * 1024
 DAY = 86400.0
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-#: The WAL may grow to a quarter of the size cap, within these bounds, before a checkpoint waits for writers.
-WAL_LIMIT_MIN = 4 * MIB
+#: The WAL may grow to a quarter of the size cap, within these bounds, before a checkpoint waits for writers; the
+#: cap covers the database and its WAL together, so the database is pruned to the rest (see Retention).
+WAL_LIMIT_MIN = 256 * 1024
 WAL_LIMIT_MAX = 64 * MIB
 #: Pruning deletes the oldest rows in transactions this small, so the event loop's writer never waits long for the lock.
 PRUNE_CHUNK_ROWS = 500
@@ -85,12 +91,23 @@ PRUNE_CHUNK_BYTES = 8 * MIB
 WAL_FRAME_HEADER = 24
 #: How long a TRUNCATE checkpoint may wait for readers; it holds the write lock meanwhile, so keep it short.
 TRUNCATE_WAIT_MS = 50
+#: How long the writer thread waits for the maintenance thread's checkpoint (or a reader) when the WAL is past
+#: WAL_STUCK_FACTOR times its limit under a flood: the deliveries wait meanwhile, which is what slows the flood down.
+KEEP_UP_WAIT_MS = 250
 #: Past this many times its limit, the WAL has not restarted by itself (a reader holds an old snapshot): TRUNCATE it.
 WAL_STUCK_FACTOR = 2
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
 DAMAGED_CODES = (11, 26)
 PAGE_PRAGMAS = ("page_size", "page_count", "freelist_count")
+#: PRAGMA auto_vacuum's value for INCREMENTAL.
+INCREMENTAL = 2
 INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 23)})"
+#: Every column the code reads or writes; a table without them is not comethook's (or from a newer one).
+EXCHANGE_COLUMNS = ("seq", *COLUMNS.replace(" ", "").split(","))
+#: Columns a history written by an older comethook may lack: _migrate adds them.
+MIGRATED_COLUMNS = ("listener",)
+#: Below this much free space beside the history, `listen` refuses to start: a few deliveries would fill the disk.
+MIN_FREE_BYTES = 8 * MIB
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -117,19 +134,62 @@ def default_path() -> Path:
     return home() / "history.db"
 
 
+def _move_aside(path: Path, suffix: str) -> str:
+    """The shell commands that move the database (and its -wal, which holds the last commits) to path + suffix."""
+    quoted = shlex.quote(str(path))
+    moves = [f"mv {quoted} {shlex.quote(f'{path}{suffix}')}"]
+    if Path(f"{path}-wal").exists():  # named only when there is one
+        moves.append(f"mv {shlex.quote(f'{path}-wal')} {shlex.quote(f'{path}{suffix}-wal')}")
+    return "; ".join(moves)
+
+
+class HistoryWrongShape(ComethookError):
+    """The history database's tables lack columns comethook reads and writes (another program's file, or a newer
+    comethook's): never changed, never written to."""
+
+    def __init__(self, path: Path, table: str, missing: Sequence[str]) -> None:
+        named = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        super().__init__(
+            f"The history database {path} is not one this comethook can use: its {table} table has no "
+            f"{named} column{'s' if len(missing) > 1 else ''}.",
+            f"Move it aside (`{_move_aside(path, '.other')}`) or set COMETHOOK_HOME to another directory; "
+            "`comethook listen --no-history` runs without one.",
+        )
+        self.path = path
+
+
+class HistoryUnwritable(ComethookError):
+    """`listen` cannot write its history (a read-only or immutable file, a full disk): it does not start, since
+    every delivery it acknowledged would be lost."""
+
+    def __init__(
+        self, path: Path, reason: str, fix: str = "Make it writable (check `ls -l`, `lsattr`, `df` on its directory)"
+    ) -> None:
+        super().__init__(
+            f"Cannot write the history database {path}: {reason}.",
+            f"{fix}, set COMETHOOK_HOME to another directory, or run `comethook listen --no-history` (deliveries are "
+            "then answered but not stored).",
+        )
+        self.path = path
+
+
+class HistoryWriteFailed(ComethookError):
+    """One exchange could not be stored (the disk is full, the file became read-only ...): it must not be acknowledged."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"Could not write history to {path}: {reason}.")
+        self.path = path
+        self.reason = reason
+
+
 class HistoryDamaged(ComethookError):
     """The history database is corrupt, or not a database at all."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        quoted = shlex.quote(str(path))
-        # The -wal holds the last commits, so it goes along; name it only when there is one.
-        moves = [f"mv {quoted} {quoted}.damaged"]
-        if Path(f"{path}-wal").exists():
-            moves.append(f"mv {shlex.quote(f'{path}-wal')} {shlex.quote(f'{path}.damaged-wal')}")
         super().__init__(
             f"The history database {path} is damaged ({reason}).",
-            f"Move it aside (`{'; '.join(moves)}`); the next `comethook listen` starts a fresh one. "
-            f"`sqlite3 {quoted}.damaged .recover` may save what is left.",
+            f"Move it aside (`{_move_aside(path, '.damaged')}`); the next `comethook listen` starts a fresh one. "
+            f"`sqlite3 {shlex.quote(f'{path}.damaged')} .recover` may save what is left.",
         )
         self.path = path
         self.reason = reason
@@ -160,6 +220,25 @@ def make_private_directory(directory: Path) -> None:
             os.chmod(folder, DIR_MODE)  # mkdir's mode passes through the umask; say it exactly
 
 
+def open_private(path: Path | str, encoding: str = "utf-8") -> TextIO:
+    """Open a text file for writing (created, or emptied) that only its owner can read: 0600 whatever the umask.
+    A file that exists is taken back to 0600 as well; a device or a FIFO (`-o /dev/stdout`) is written as it is."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        if os.name != "nt" and stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.fchmod(descriptor, FILE_MODE)  # os.open's mode passes through the umask, and misses a file that exists
+        return os.fdopen(descriptor, "w", encoding=encoding)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def write_private(path: Path | str, text: str) -> None:
+    """Write a text file only its owner can read (0600 whatever the umask; OSError when it cannot be written)."""
+    with open_private(path) as file:
+        file.write(text)
+
+
 def _private_directory(directory: Path) -> str | None:
     """Create the directory 0700 (whatever the umask); for one that exists and is open to others, a warning."""
     if not directory.exists():
@@ -175,9 +254,10 @@ def _private_directory(directory: Path) -> str | None:
     )
 
 
-def _private_files(path: Path, create: bool) -> None:
-    """Create the database file 0600 before SQLite opens it, and take back any group/other access from
-    the database and its -wal/-shm (SQLite creates those with the database's mode, whatever the umask)."""
+def make_private_database(path: Path, create: bool = True) -> None:
+    """Create an SQLite database file 0600 before SQLite opens it (`create`), and take back any group/other access
+    from the database and its -wal/-shm (SQLite creates those with the database's mode, whatever the umask). For
+    every SQLite file comethook keeps (the history; `emulate --state` may use it too)."""
     if os.name == "nt":
         return
     if create and not path.exists():
@@ -202,11 +282,17 @@ def connect(path: Path, create: bool = True, on_warning: Callable[[str], None] |
             warning = _private_directory(path.parent)
             if warning and on_warning:
                 on_warning(warning)
-        _private_files(path, create)
+        make_private_database(path, create)
         connection = sqlite3.connect(path, check_same_thread=False, timeout=10)
     except (OSError, sqlite3.Error) as error:
         raise _open_error(path, error) from None
     try:
+        # A new database gives the pages pruning frees back when asked (PRAGMA incremental_vacuum), so the file
+        # shrinks back under the size cap when the writer closes. Only on an empty file: it must come before the first
+        # table, and on an existing database it writes its first page (a damaged file is never written to).
+        if create and connection.execute("PRAGMA page_count").fetchone()[0] == 0:
+            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        _check_shape(connection, path)  # first: WAL mode, SCHEMA and _migrate would each change someone else's file
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.executescript(SCHEMA)
@@ -214,7 +300,19 @@ def connect(path: Path, create: bool = True, on_warning: Callable[[str], None] |
     except sqlite3.Error as error:
         connection.close()
         raise _open_error(path, error) from None
+    except HistoryWrongShape:
+        connection.close()
+        raise
     return connection
+
+
+def _check_shape(connection: sqlite3.Connection, path: Path) -> None:
+    """HistoryWrongShape when a table comethook uses exists without the columns it reads and writes."""
+    for table, needed in (("exchanges", EXCHANGE_COLUMNS), ("meta", ("key", "value"))):
+        have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        missing = [column for column in needed if column not in have and column not in MIGRATED_COLUMNS]
+        if have and missing:  # no columns at all: no such table yet, SCHEMA creates it
+            raise HistoryWrongShape(path, table, missing)
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
@@ -223,6 +321,39 @@ def _migrate(connection: sqlite3.Connection) -> None:
     if "listener" not in have:  # added in 0.2: where the listener ran, so exports point at its real address
         with connection:
             connection.execute("ALTER TABLE exchanges ADD COLUMN listener TEXT")
+
+
+def check_writable(connection: sqlite3.Connection, path: Path, retention: Retention) -> str | None:
+    """HistoryUnwritable unless a real write reaches the file (a committed row in `meta`) and at least MIN_FREE_BYTES
+    are free beside it; a warning (else None) when the disk has less room than the size cap lets the history take."""
+    try:
+        with connection:
+            connection.execute(
+                "INSERT INTO meta (key, value) VALUES ('opened_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (time.time(),),
+            )
+    except sqlite3.Error as error:
+        if is_damaged(error):
+            raise HistoryDamaged(path, str(error)) from None
+        raise HistoryUnwritable(path, str(error)) from None
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None  # nothing to measure with: the write above has to do
+    if free < MIN_FREE_BYTES:
+        raise HistoryUnwritable(
+            path, f"only {free / MIB:.1f} MiB free on its disk ({MIN_FREE_BYTES // MIB} MiB needed)", "Free some space there"
+        )
+    if retention.max_bytes is None:
+        return None
+    held = sum(os.path.getsize(f"{path}{suffix}") for suffix in ("", "-wal", "-shm") if os.path.exists(f"{path}{suffix}"))
+    if free < retention.max_bytes - held:
+        return (
+            f"the disk holding {path} has {free / MIB:,.0f} MiB free, less than the history may take "
+            f"(--history-max-mb {retention.max_bytes / MIB:g}): "
+            "once it is full, deliveries are refused with 503 until there is room. Free some space, or lower --history-max-mb."
+        )
+    return None
 
 
 def _open_error(path: Path, error: OSError | sqlite3.Error) -> ComethookError:
@@ -284,6 +415,11 @@ class Retention:
             return WAL_LIMIT_MAX
         return min(max(self.max_bytes // 4, WAL_LIMIT_MIN), WAL_LIMIT_MAX)
 
+    @property
+    def database_bytes(self) -> int | None:
+        """What the database itself may hold: the size cap less the WAL's share, so the files together keep to the cap."""
+        return None if self.max_bytes is None else max(self.max_bytes - self.wal_limit, self.max_bytes // 2)
+
     def describe(self) -> str:
         """The caps in words ("500 MiB and 30 days"), for the banner and `history list`."""
         size = f"{self.max_bytes / MIB:g} MiB" if self.max_bytes is not None else "no size limit"
@@ -310,6 +446,19 @@ def _row(exchange: Exchange) -> tuple[Any, ...]:
         exchange.latency_ms, exchange.answered_by, exchange.forwarded_to, exchange.forward_error, exchange.listener,
     )  # fmt: skip
     return tuple(replace_surrogates(value) if isinstance(value, str) else value for value in row)
+
+
+def _used_bytes(connection: sqlite3.Connection) -> int:
+    """The bytes of the database's pages in use (pages pruning freed are reused by the next rows, so they do not count)."""
+    page_size, pages, free = (connection.execute(f"PRAGMA {name}").fetchone()[0] for name in PAGE_PRAGMAS)
+    return int((pages - free) * page_size)
+
+
+def _row_size(exchange: Exchange) -> int:
+    """About what the exchange's row takes on disk (its bodies and headers dominate), without encoding it."""
+    headers = sum(len(name) + len(value) + 6 for name, value in exchange.headers)
+    answer_headers = sum(len(name) + len(value) + 6 for name, value in exchange.response_headers)
+    return len(exchange.body) + len(exchange.response_body) + headers + answer_headers + len(exchange.info.summary) + 256
 
 
 def _exchange(row: sqlite3.Row) -> Exchange:
@@ -347,6 +496,13 @@ class HistoryWriter:
             if on_warning:
                 on_warning(f"{damaged.message} Moved it to {moved}; this session starts a fresh history.")
             self._connection = open_checked(path)
+        try:
+            warning = check_writable(self._connection, path, self.retention)
+        except ComethookError:
+            self._connection.close()
+            raise
+        if warning and on_warning:
+            on_warning(warning)
         # Checkpoints (copying the WAL into the database, with an fsync) and pruning run on a thread of
         # their own, so the event loop only ever appends to the WAL.
         self._connection.execute("PRAGMA wal_autocheckpoint=0")
@@ -354,15 +510,23 @@ class HistoryWriter:
         self._closing = threading.Event()
         # Under a flood, the maintenance thread is woken every few MiB written, not only every CHECKPOINT_SECONDS.
         self._wake = threading.Event()
-        caps = [self.retention.wal_limit // 4] + ([self.retention.max_bytes // 8] if self.retention.max_bytes else [])
+        database_bytes = self.retention.database_bytes
+        caps = [self.retention.wal_limit // 4] + ([database_bytes // 8] if database_bytes else [])
         self._wake_after = max(min(caps), 64 * 1024)
         self._written = 0
+        #: Bytes committed since the last pruning round; past _prune_slack, the writer thread prunes itself (_keep_up).
+        self._unpruned = 0
+        self._prune_slack = max((database_bytes or 0) // 4, MIB)
+        #: After a catch-up checkpoint a reader kept from finishing: the WAL size at which the writer tries again.
+        self._wal_retry_at = 0
         #: Set by the maintenance thread when the WAL is past its limit; the writer thread then finishes a checkpoint.
         self._restart_due = False
         self._checkpointer = threading.Thread(target=self._maintain_loop, name="comethook-checkpoint", daemon=True)
+        # Whose turn it is to write: the writer thread's connection is used by one thread at a time (tests write
+        # directly), and the maintenance thread takes it too for the pruning's deletes.
+        self._database = threading.Lock()
         self._checkpointer.start()
         # The group commits: record() queues, the writer thread takes the whole queue per transaction.
-        self._database = threading.Lock()  # the connection is used by one thread at a time (tests write directly)
         self._queue: list[tuple[Exchange, asyncio.Future[None]]] = []
         self._queued = threading.Condition(threading.Lock())
         self._idle = False
@@ -379,8 +543,12 @@ class HistoryWriter:
                 self._wake.clear()
                 if self._closing.is_set():
                     break
+                # While the WAL waits to start over, this thread reads nothing: a read on the WAL at the wrong moment
+                # keeps it from starting over (the writer thread prunes meanwhile when it must, see _keep_up).
                 with contextlib.suppress(sqlite3.Error):  # busy or full: the next round tries again
-                    self._prune(connection)
+                    if not self._restart_due or self._idle:
+                        self._unpruned = 0
+                        self._prune(connection)
                 with contextlib.suppress(sqlite3.Error):
                     self._checkpoint(connection)
         finally:
@@ -426,38 +594,46 @@ class HistoryWriter:
         if not busy and frames == copied:
             self._restart_due = False
 
-    def _prune(self, connection: sqlite3.Connection) -> int:
-        """Delete the oldest exchanges past the age cap, and past the size cap down to 90% of it, in small
-        transactions; the size cap always keeps the newest exchange. Returns how many were deleted."""
-        max_bytes, max_age = self.retention.max_bytes, self.retention.max_age
-        cutoff = time.time() - max_age if max_age is not None else None
-        excess = 0
-        if max_bytes is not None:
-            page_size, pages, free = (connection.execute(f"PRAGMA {name}").fetchone()[0] for name in PAGE_PRAGMAS)
-            used = (pages - free) * page_size  # freed pages are reused, so this is what the next rows compete with
-            excess = used - max_bytes * 9 // 10 if used > max_bytes else 0
-        if excess <= 0:
+    def _prune(self, connection: sqlite3.Connection, final: bool = False) -> int:
+        """Delete the oldest exchanges past the age cap, and, once the database passes its share of the size cap, down
+        to 90% of it; in small transactions; the size cap always keeps the newest exchange. Returns how many were
+        deleted. `final`: the last round, at close, for the size cap only, which runs to the end (the others stop when
+        closing begins; the age cap is theirs).
+
+        What the rows take is measured, not estimated from some of their columns: the pages in use (every column, the
+        headers too, which can outweigh the body, and SQLite's own overhead), again after each transaction. Rows of the
+        average size tell how many the next transaction deletes. Only the sequence numbers and times are read, so a
+        round is short and never keeps the WAL from starting over for long."""
+        max_bytes, max_age = self.retention.database_bytes, self.retention.max_age
+        cutoff = time.time() - max_age if max_age is not None and not final else None
+        used = _used_bytes(connection)
+        target = max_bytes * 9 // 10 if max_bytes is not None and used > max_bytes else None
+        if target is None:
             oldest = connection.execute("SELECT received_at FROM exchanges ORDER BY seq LIMIT 1").fetchone()
             if cutoff is None or oldest is None or oldest[0] >= cutoff:
                 return 0
-        newest = connection.execute("SELECT MAX(seq) FROM exchanges").fetchone()[0]
         removed = 0
-        while not self._closing.is_set():
-            # length() of a BLOB comes from the record header: the bodies themselves are not read.
+        while final or not self._closing.is_set():
             rows = connection.execute(
-                "SELECT seq, received_at, length(body) + length(response_body) + 512 FROM exchanges ORDER BY seq LIMIT ?",
-                (PRUNE_CHUNK_ROWS,),
+                "SELECT seq, received_at FROM exchanges ORDER BY seq LIMIT ?", (PRUNE_CHUNK_ROWS,)
             ).fetchall()
-            last, chunk = None, 0
-            for seq, received_at, size in rows:
+            newest = connection.execute("SELECT MAX(seq) FROM exchanges").fetchone()[0]
+            too_many = 0
+            if target is not None and rows and used > target:
+                average = max(used // max(newest - rows[0][0] + 1, 1), 1)  # sequence numbers have no gaps but the pruned
+                too_many = min((used - target) // average + 1, max(PRUNE_CHUNK_BYTES // average, 1))
+            last = None
+            for index, (seq, received_at) in enumerate(rows):
                 too_old = cutoff is not None and received_at < cutoff
-                too_big = excess > 0 and seq != newest
-                if not (too_old or too_big) or chunk >= PRUNE_CHUNK_BYTES:
+                too_big = index < too_many and seq != newest
+                if not (too_old or too_big):
                     break
-                last, chunk, excess = seq, chunk + size, excess - size
+                last = seq
             if last is None:
                 break
-            with connection:
+            # The writer thread's turn taken in Python: waiting on SQLite's lock, it starved behind a writer that commits
+            # without a pause (seconds), while this thread's checkpoints waited and the WAL grew by hundreds of MiB.
+            with self._database, connection:
                 count = connection.execute("DELETE FROM exchanges WHERE seq <= ?", (last,)).rowcount
                 connection.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
@@ -465,21 +641,22 @@ class HistoryWriter:
                     [("pruned_rows", count), ("pruned_at", time.time()), ("retention", self.retention.describe())],
                 )
             removed += count
+            used = _used_bytes(connection)
         return removed
 
     async def record(self, exchange: Exchange) -> None:
-        """Store one exchange; returns once it is committed (raises ComethookError if it cannot be)."""
+        """Store one exchange; returns once it is committed (raises HistoryWriteFailed if it cannot be)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         with self._queued:
             if self._stopping:
-                raise ComethookError(f"Could not write history to {self.path}: the history is closed.")
+                raise HistoryWriteFailed(self.path, "the history is closed")
             self._queue.append((exchange, done))
             if self._idle and not self._kick_scheduled:
                 # One wake-up per loop iteration, however many exchanges it recorded: each is a GIL hand-off.
                 self._kick_scheduled = True
                 loop.call_soon(self._kick)
-        self._written += len(exchange.body) + len(exchange.response_body)
+        self._written += _row_size(exchange)
         if self._written >= self._wake_after:
             self._written = 0
             self._wake.set()
@@ -509,6 +686,36 @@ class HistoryWriter:
             if self._restart_due:
                 with contextlib.suppress(sqlite3.Error), self._database:
                     self._finish_checkpoint(self._connection)
+            self._keep_up(sum(_row_size(exchange) for exchange, _ in batch))
+
+    def _keep_up(self, written: int) -> None:
+        """When the maintenance thread falls behind a flood (busy with a long checkpoint, or short of CPU), do its work
+        here, between two group commits: the next deliveries wait for it (their answers come later), and the files on
+        disk stay within reach of the cap instead of growing with the flood."""
+        self._unpruned += written
+        if self.retention.database_bytes is not None and self._unpruned > self._prune_slack:
+            self._unpruned = 0
+            with contextlib.suppress(sqlite3.Error):
+                self._prune(self._connection)
+        try:
+            size = os.path.getsize(f"{self.path}-wal")
+        except OSError:
+            return
+        if size <= max(WAL_STUCK_FACTOR * self.retention.wal_limit, self._wal_retry_at):
+            return
+        # Nothing is appended meanwhile, so the copy reaches the WAL's end and the next commit starts it over; a reader
+        # on an old snapshot (or the maintenance thread's own checkpoint) is waited for briefly. When that was not
+        # enough (a long `history export` reads), the next try waits until the WAL has grown by its limit again, so the
+        # reader costs the deliveries one short wait per limit's worth of WAL, not one per group commit.
+        with contextlib.suppress(sqlite3.Error), self._database:
+            self._connection.execute(f"PRAGMA busy_timeout={KEEP_UP_WAIT_MS}")
+            try:
+                [(busy, frames, copied)] = self._connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                done = not busy and frames == copied
+                self._restart_due = self._restart_due and not done
+                self._wal_retry_at = 0 if done else size + self.retention.wal_limit
+            finally:
+                self._connection.execute("PRAGMA busy_timeout=10000")
 
     def _commit(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
         try:
@@ -522,7 +729,7 @@ class HistoryWriter:
         try:
             return self._write([exchange])[0]
         except Exception as error:
-            return ComethookError(f"Could not write history to {self.path}: {error}.")
+            return HistoryWriteFailed(self.path, str(error))
 
     def _write(self, exchanges: list[Exchange]) -> list[ComethookError | None]:
         """Insert in one transaction; each exchange's failure (None when stored). Any error (a database
@@ -533,7 +740,7 @@ class HistoryWriter:
                 self._connection.executemany(INSERT, rows)
         except (sqlite3.Error, ValueError, TypeError, OverflowError) as error:
             if len(exchanges) == 1:
-                return [ComethookError(f"Could not write history to {self.path}: {error}.")]
+                return [HistoryWriteFailed(self.path, str(error))]
             # One bad row must not cost the others their place: write them one by one.
             return [self._write([exchange])[0] for exchange in exchanges]
         return [None] * len(exchanges)
@@ -547,9 +754,29 @@ class HistoryWriter:
         self._closing.set()
         self._wake.set()
         self._checkpointer.join()
+        # What is left on disk keeps to the cap: what arrived since the last round is pruned, and the pages pruning
+        # freed are given back (the file keeps the size it once grew to otherwise).
+        with contextlib.suppress(sqlite3.Error):
+            self._prune(self._connection, final=True)
+        with contextlib.suppress(sqlite3.Error):
+            self._shrink(self._connection)
         with contextlib.suppress(sqlite3.Error):
             self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._connection.close()
+
+    def _shrink(self, connection: sqlite3.Connection) -> None:
+        """Give the database's free pages back to the disk. A database made before auto_vacuum was set is rebuilt once
+        (VACUUM, which also turns auto_vacuum on), and only when its file is past the size cap."""
+        [(mode,)] = connection.execute("PRAGMA auto_vacuum").fetchall()
+        page_size, pages, free = (connection.execute(f"PRAGMA {name}").fetchone()[0] for name in PAGE_PRAGMAS)
+        if not free:
+            return
+        if mode == INCREMENTAL:
+            connection.executescript("PRAGMA incremental_vacuum;")  # execute() would take one step: one page
+        elif self.retention.max_bytes is not None and pages * page_size > self.retention.max_bytes:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # VACUUM copies the database through the WAL
+            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            connection.execute("VACUUM")
 
 
 def _settle(batch: list[tuple[Exchange, asyncio.Future[None]]], failures: list[ComethookError | None]) -> None:

@@ -15,7 +15,7 @@ from comethook_cli.cometchat import rest
 from comethook_cli.cometchat.rest import RestCall
 from comethook_cli.cometchat.scenarios import Call, Correlation, calls_for
 from comethook_cli.engine.rest_client import RestClient
-from comethook_cli.engine.store import History, default_path, home
+from comethook_cli.engine.store import History, default_path, home, make_private_directory, write_private
 from comethook_cli.models import Exchange
 
 #: How often the history is read while waiting.
@@ -96,8 +96,8 @@ def remember(message_id: str, api_base: str) -> None:
     """Keep the id of the message just sent (ids only: nothing secret)."""
     path = last_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"message": message_id, "api_base": api_base}), encoding="utf-8")
+        make_private_directory(path.parent)  # COMETHOOK_HOME, when `trigger` runs before any `listen`: 0700
+        write_private(path, json.dumps({"message": message_id, "api_base": api_base}))
     except OSError:
         pass  # --last is a convenience: failing to keep it must not fail the call that worked
 

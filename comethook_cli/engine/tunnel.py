@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -152,6 +153,7 @@ async def _open(port: int, config: TunnelConfig, token: str | None, confirm_inst
     path = agent_path(config)
     await _ensure_agent(path, config, confirm_install)
     _quiet_pyngrok_logging()
+    _clean_agent_environment()
     from pyngrok import conf
 
     with _agent_config(config.ngrok_authtoken) as config_path:
@@ -251,6 +253,39 @@ def _kill(config: Any) -> None:
 
     with contextlib.suppress(Exception):
         ngrok.kill(pyngrok_config=config)
+
+
+#: Prefixes of the environment variables the agent does not inherit: comethook's and CometChat's settings, among them
+#: its secrets (COMETHOOK_BASIC_AUTH, COMETCHAT_API_KEY ...). The agent needs none of them; NGROK_AUTHTOKEN it keeps.
+AGENT_ENV_LEFT_OUT = ("COMETHOOK_", "COMETCHAT_")
+
+
+def agent_environment() -> dict[str, str]:
+    """This process's environment less comethook's own settings (AGENT_ENV_LEFT_OUT): what the ngrok agent starts with."""
+    return {name: value for name, value in os.environ.items() if not name.upper().startswith(AGENT_ENV_LEFT_OUT)}
+
+
+class _AgentSubprocess:
+    """`subprocess` as pyngrok's process module sees it: the same, but Popen starts the agent with agent_environment()."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        kwargs.setdefault("env", agent_environment())
+        return subprocess.Popen(*args, **kwargs)
+
+
+def _clean_agent_environment() -> None:
+    """Start the agent without comethook's secrets in its environment. pyngrok has no setting for the agent's
+    environment (its Popen inherits ours, and an agent's environment lasts as long as it does), so its process
+    module is given a `subprocess` whose Popen passes one; tests/test_tunnel.py holds this to pyngrok's behaviour
+    (the stand-in agent records what it inherited)."""
+    from pyngrok import process
+
+    if not isinstance(getattr(process, "subprocess", None), _AgentSubprocess):
+        setattr(process, "subprocess", _AgentSubprocess())  # noqa: B010 - a module global pyngrok does not export
 
 
 def _quiet_pyngrok_logging() -> None:

@@ -30,6 +30,7 @@ from comethook_cli.models import (
     Verdict,
     over_budget,
     parse_body,
+    without_secrets,
 )
 from comethook_cli.outputs.wire import INVISIBLE, dumps, json_safe
 
@@ -350,6 +351,7 @@ class Renderer:
         """One line per delivery (two when forwarded), fitted to a terminal's width; whole on a pipe."""
         if self.quiet:
             return
+        exchange = without_secrets(exchange)
         width = self.out.width if self.out.is_terminal else None
         for line in event_spans(exchange, width):
             self.print_line(line)
@@ -419,6 +421,7 @@ class Renderer:
 
     def details(self, exchange: Exchange) -> None:
         """-v: headers (redacted), the highlighted body, and the answer body."""
+        exchange = without_secrets(exchange)
         for name, value in exchange.headers:
             self.out.print(Text.assemble((f"    {safe(name)}: ", "bold"), safe(value)))
         self.body(exchange.payload if exchange.payload is not None else parse_body(exchange.body))
@@ -429,7 +432,7 @@ class Renderer:
     def rejected(self, rejection: Rejection) -> None:
         """One warning line for a refused request; for slow bodies (408), one per 30 s counting the rest, since they
         come in floods (each still has its `rejected` record in --json)."""
-        if self.quiet:
+        if self.quiet or rejection.counted:
             return
         line = f"rejected {rejection.method} {rejection.path} with {rejection.status}: {rejection.reason}"
         if rejection.status != 408:
@@ -490,6 +493,7 @@ class Renderer:
 
     def exchange(self, exchange: Exchange) -> None:
         """One exchange in full."""
+        exchange = without_secrets(exchange)
         rows = [
             ("id", exchange.id),
             ("received", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(exchange.received_at))),

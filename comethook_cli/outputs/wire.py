@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from comethook_cli import speedups
-from comethook_cli.models import Delivery, Exchange, Rejection, iso_time, parse_body
+from comethook_cli.models import Delivery, Exchange, Rejection, iso_time, parse_body, without_secrets
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
@@ -140,8 +140,8 @@ class Event(Record):
     raw: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The exchange as one JSON object."""
-        e = self.exchange
+        """The exchange as one JSON object (its credentials redacted, whatever the history kept: see without_secrets)."""
+        e = without_secrets(self.exchange)
         document = {
             "type": self.type,
             "id": e.id,

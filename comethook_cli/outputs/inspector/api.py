@@ -335,7 +335,9 @@ class Api:
         if exchange is None and not self._own(url):
             sent = {**{n: v for n, v in plan.headers.items() if n.lower() != REPLAY_HEADER.lower()}, **extra}
             exchange = replayed(original, url, plan.outgoing.body, sent, delivery, started)
-            await self.inspector.hub.commit(exchange)
+            lost = await self.inspector.hub.commit(exchange)
+            if lost is not None:  # the replay went out; only its record is missing, and the history must say why
+                self.inspector.hub.warn(f"replay {exchange.id} of {original.id} not stored in the history: {lost.reason}")
             self.inspector.hub.publish(exchange)
         return json_response({
             "replay_of": original.id,
