@@ -478,11 +478,13 @@ class Listener:
             loop.default_exception_handler(context)
 
     def _reject(
-        self, request: web.BaseRequest, status: int, reason: str, headers: dict[str, str] | None = None, close: bool = False
-    ) -> web.Response:
+        self, request: web.BaseRequest, status: int, reason: str, headers: dict[str, str] | None = None, close: bool = False,
+        counted: bool = False,
+    ) -> web.Response:  # fmt: skip
         # The path as it arrived (still percent-encoded, so no CR/LF or ESC), without the query (it may carry a token).
         path = request.raw_path.partition("?")[0]
-        self.hub.publish(Rejection(status, reason, request.method, path if path.isascii() else replace_surrogates(path)))
+        path = path if path.isascii() else replace_surrogates(path)
+        self.hub.publish(Rejection(status, reason, request.method, path, counted))
         response = web.json_response({"error": reason}, status=status, headers=headers)
         if close:  # the rest of the body is not worth waiting for
             response.force_close()
@@ -567,7 +569,13 @@ class Listener:
 
     def _too_slow(self, request: web.BaseRequest, slot: _Slot) -> web.Response:
         reason = EVICTED if slot.evicted else f"body slower than {self.config.body_min_rate:,} bytes/s"
-        return self._reject(request, 408, reason, close=True)
+        # Slow bodies come in floods: one warning per WARN_EVERY counts them (each keeps its `rejected` record).
+        self.warnings.warn(
+            "slow bodies",
+            f"request bodies arriving slower than {self.config.body_min_rate:,} bytes/s (after {self.config.body_grace:g} s) "
+            "get 408, and slow ones are closed first when the listener is full. A flood of slow senders looks like this.",
+        )
+        return self._reject(request, 408, reason, close=True, counted=True)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         slot = self._slot(request)

@@ -83,7 +83,6 @@ class Renderer:
         self.out.soft_wrap = not self.out.is_terminal
         self.quiet = quiet
         self._style_cache: dict[tuple[Style | str, Any, bool], tuple[str, str]] = {}
-        self._slow_bodies: Any = None  # RateLimitedWarnings for 408 lines, made at the first
 
     # --- messages -----------------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> None:
@@ -430,19 +429,9 @@ class Renderer:
             self.body(parse_body(exchange.response_body))
 
     def rejected(self, rejection: Rejection) -> None:
-        """One warning line for a refused request; for slow bodies (408), one per 30 s counting the rest, since they
-        come in floods (each still has its `rejected` record in --json)."""
-        if self.quiet or rejection.counted:
-            return
-        line = f"rejected {rejection.method} {rejection.path} with {rejection.status}: {rejection.reason}"
-        if rejection.status != 408:
-            self.warning(line)
-            return
-        if self._slow_bodies is None:
-            from comethook_cli.engine.listener import RateLimitedWarnings  # loaded already whenever 408s are answered
-
-            self._slow_bodies = RateLimitedWarnings(self.warning)
-        self._slow_bodies.warn("408", line)
+        """One warning line for a refused request."""
+        if not self.quiet and not rejection.counted:
+            self.warning(f"rejected {rejection.method} {rejection.path} with {rejection.status}: {rejection.reason}")
 
     def stopped(self, events: int) -> None:
         """The last line on stderr."""
