@@ -363,6 +363,88 @@ def bench_hostile_memory(env: dict[str, str], count: int) -> list[dict[str, Any]
              "baseline": "idle, after warm-up", "ratio": None, "growth": growth, "target": "growth ≤ 50 MB", "met": growth <= 50}]  # fmt: skip
 
 
+async def deliver_during_flood(port: int, attackers: int, deliveries: int, headers: dict[str, str]) -> int:
+    """How many of `deliveries` real deliveries (each on a new connection, 0.1 s apart, 10 s timeout) get a 2xx while
+    `attackers` connections each send headers promising 100 kB, then one body byte a second, reconnecting when dropped."""
+    import asyncio
+
+    import aiohttp
+
+    stop = asyncio.Event()
+
+    async def attacker() -> None:
+        head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+        while not stop.is_set():
+            writer = None
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(head)
+                while not stop.is_set():
+                    await writer.drain()
+                    try:
+                        if not await asyncio.wait_for(reader.read(65536), 1.0):
+                            break
+                    except TimeoutError:
+                        writer.write(b" ")
+                        continue
+                    break
+            except OSError:
+                await asyncio.sleep(0.05)
+            finally:
+                if writer is not None:
+                    writer.close()
+            await asyncio.sleep(0.01)
+
+    tasks = [asyncio.ensure_future(attacker()) for _ in range(attackers)]
+    answered = 0
+    try:
+        await asyncio.sleep(3 if attackers else 0)  # the flood fills the listener first
+        body = b'{"trigger": "after_message", "data": {"data": {"text": "hello"}}}'
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+
+            async def deliver(n: int) -> None:
+                nonlocal answered
+                await asyncio.sleep(n * 0.1)
+                try:
+                    async with session.post(f"http://127.0.0.1:{port}/webhook", data=body, headers=headers,
+                                            timeout=aiohttp.ClientTimeout(total=10)) as response:  # fmt: skip
+                        answered += 200 <= response.status < 300
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+
+            await asyncio.gather(*(deliver(n) for n in range(deliveries)))
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    return answered
+
+
+def bench_slow_bodies(env: dict[str, str], deliveries: int, limit: int = 256) -> list[dict[str, Any]]:
+    """Real deliveries answered by `listen` under `ulimit -n LIMIT` (macOS's default) while as many slow-body attackers
+    as the descriptor limit flood it, with and without --basic-auth, against the same deliveries without a flood."""
+    import asyncio
+    import base64
+    import shlex
+
+    rows = []
+    for auth in (False, True):
+        flags = ["--basic-auth", "u:p"] if auth else []
+        headers = {"Authorization": "Basic " + base64.b64encode(b"u:p").decode()} if auth else {}
+        got = {}
+        for attackers in (0, limit):
+            port = free_port()
+            command = ["bash", "-c", f"ulimit -n {limit}; exec {shlex.join(listen(port, '--quiet', *flags))}"]
+            with server(command, port, env):
+                got[attackers] = asyncio.run(deliver_during_flood(port, attackers, deliveries, headers))
+        share, quiet = got[limit] / deliveries, got[0] / deliveries
+        label = "with --basic-auth (attackers without it)" if auth else "no Basic auth"
+        rows.append({"benchmark": f"share of real deliveries answered under a slow-body flood ({limit} attackers, 1 byte/s, "
+                                  f"reconnecting; ulimit -n {limit}; {label})",
+                     "comethook": f"{got[limit]} of {deliveries} ({share:.0%})", "baseline": f"{got[0]} of {deliveries} without the flood",
+                     "ratio": share / quiet if quiet else 0.0, "target": "≥ 0.95×", "met": quiet > 0 and share / quiet >= 0.95})  # fmt: skip
+    return rows
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -418,7 +500,7 @@ def write_report(rows: list[dict[str, Any]], path: Path, seconds: float) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="startup,throughput,latency,send,check,memory,hostile,inspector")
+    parser.add_argument("--only", default="startup,throughput,latency,send,check,memory,hostile,inspector,slowbody")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--memory-total", type=int, default=100_000)
@@ -452,6 +534,7 @@ def main() -> None:
             ("memory", lambda: bench_memory(env, 1000, args.memory_total)),
             ("hostile", lambda: bench_hostile_memory(env, args.hostile_count)),
             ("inspector", lambda: bench_inspector(args.rounds, env, body, args.seconds, work)),
+            ("slowbody", lambda: bench_slow_bodies(env, 100)),
         ]
         for name, step in steps:
             if name in chosen:

@@ -434,7 +434,7 @@ async def test_the_accept_error_warning_counts_the_connections_it_sees(start: An
         for _, writer in idle:
             writer.close()
     assert len(running.warnings) == 1
-    assert "(5 connections to the listener open, 0 busy; closed 1 idle ones)" in running.warnings[0]
+    assert "(5 connections to the listener open, 0 busy; closed the 1 slowest)" in running.warnings[0]
 
 
 def test_the_damaged_history_hint_names_the_wal_only_when_there_is_one(tmp_path: Path) -> None:

@@ -38,10 +38,15 @@ class ListenerConfig:
     max_body: int = DEFAULT_MAX_BODY
     #: USER:PASS that every delivery must carry (None: no Basic auth).
     basic_auth: str | None = None
-    #: Open connections before the oldest idle one is closed for a new one; None: derived from the file-descriptor limit.
+    #: Open connections allowed; from 90% of it each new one closes the slowest other. None: from the descriptor limit.
     max_connections: int | None = None
     #: Bytes of request bodies held at once, over every connection; past it a new body gets 503 and Retry-After.
     body_budget: int = DEFAULT_BODY_BUDGET
+    #: Seconds a body may take to start arriving, and the longest it may pause later (bytes sent ahead of the rate earn
+    #: at most this much credit). A delivery's body arrives with its headers, so it never waits on this.
+    body_grace: float = 5.0
+    #: Bytes per second a body must keep arriving at, on average, once `body_grace` is spent; slower gets 408.
+    body_min_rate: int = 1024
     #: Accept requests carrying an Origin header. CometChat never sends one; a web page does, so without this a page
     #: the developer visits cannot post forged deliveries into the listener (and on to the app).
     allow_browser_origin: bool = False

@@ -13,8 +13,10 @@ import binascii
 import contextlib
 import dataclasses
 import errno
+import heapq
 import hmac
 import ipaddress
+import json
 import logging
 import os
 import random
@@ -54,12 +56,29 @@ Answerer = Callable[[Incoming], Awaitable[Answer]]
 #: A connection may sit idle (before its first request, between requests, or while its headers trickle in)
 #: this long before it is closed: aiohttp's keep-alive timer runs from the connection's start and from each answer.
 IDLE_TIMEOUT = 15.0
-#: The whole body must arrive within this long once the headers have (a slow body gets 408).
-BODY_TIMEOUT = 30.0
 #: After refusing a body, what is left of it is read (so the client sees the answer) for at most this long.
 LINGER = 2.0
-#: File descriptors kept free for the history, the forward client and the tunnel when the connection cap is derived.
-FD_RESERVE = 256
+#: File descriptors kept free when the connection cap is derived (see fd_reserve): an idle `listen` holds 24 (stdio, the
+#: history's database, WAL and shared memory, the event loop, the listening and inspector sockets), the tunnel adds
+#: about 4; the rest is for forwards to your app (one per delivery being forwarded, plus copies), inspector tabs, and
+#: the connections a flood queues up, which the loop accepts all at once (uvloop drops every queued connection, real
+#: deliveries too, when accept() runs out). Under `ulimit -n 256` and a 256-connection slow-body flood, 96 (a cap of 160)
+#: lost no delivery of 100 on either loop; 64 (192) lost 11 on asyncio's own loop in one run of two.
+FD_RESERVE = (96, 256)
+#: Past this share of the connection cap, each new connection closes the slowest other one: room to accept is kept.
+EVICT_AT = 0.9
+#: A body counts as stalled (the body budget may close it for a new one) once it is this many seconds behind the rate.
+STALLED = 1.0
+#: Why a body closed to make room got its 408; written at once (its descriptor is free at once, not once its handler runs).
+EVICTED = "slow body closed to make room"
+_EVICTED_BODY = json.dumps({"error": EVICTED}).encode()
+EVICTED_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n"
+    b"Connection: close\r\n\r\n%s" % (len(_EVICTED_BODY), _EVICTED_BODY)
+)
+#: A connection idle for less than this (its request is likely on its way: under a flood the loop accepts faster than it
+#: reads) is closed to make room only past the cap itself, not past EVICT_AT of it.
+YOUNG = 2.0
 #: At most one warning of a kind (connection cap, accept errors, aiohttp errors) per this many seconds.
 WARN_EVERY = 30.0
 #: Content-Encoding values the listener decodes (to read the JSON; the exact bytes are what it stores and forwards).
@@ -84,8 +103,15 @@ def redact_headers(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -
     return tuple(redacted)
 
 
+def fd_reserve(soft: int) -> int:
+    """File descriptors left for everything but the listener's connections: a quarter of the limit, within FD_RESERVE."""
+    low, high = FD_RESERVE
+    return max(low, min(high, soft // 4))
+
+
 def default_max_connections() -> int:
-    """Connections to allow: the soft file-descriptor limit less a reserve, so accept() never runs out first."""
+    """Connections to allow: the soft file-descriptor limit less a reserve, so accept() never runs out first
+    (160 under macOS's default `ulimit -n 256`, 768 under 1024)."""
     try:
         import resource
 
@@ -94,7 +120,13 @@ def default_max_connections() -> int:
         return 1024
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return 10_000
-    return min(10_000, max(soft - FD_RESERVE, soft // 2))
+    return min(10_000, max(soft - fd_reserve(soft), soft // 2))
+
+
+def backlog(max_connections: int) -> int:
+    """Connections the kernel queues for accept(): asyncio's loop accepts this many at once, each a descriptor before
+    the cap can close anyone, so it stays within what the reserve leaves (32 at a cap of 160, aiohttp's 128 from 512)."""
+    return max(16, min(128, max_connections // 4))
 
 
 class UnsupportedEncoding(ValueError):
@@ -193,38 +225,124 @@ class RateLimitedWarnings:
         self._held.clear()
 
 
+class _Slot:
+    """What the listener knows of one open connection, to pick which to close first when it is full."""
+
+    __slots__ = ("answering", "deadline", "evicted", "held", "since", "timer")
+
+    def __init__(self, now: float) -> None:
+        #: When it last became idle: opened, or answered.
+        self.since = now
+        #: Loop time at which the listener would close it anyway unless it makes progress: IDLE_TIMEOUT from its start
+        #: or its last answer while idle or while its headers trickle in; for a body, see Listener._chunks.
+        self.deadline = now + IDLE_TIMEOUT
+        #: Its request is being answered (the body is read; the app is being asked): never closed to make room.
+        self.answering = False
+        #: The body read's timer while a body is arriving: firing it early answers 408 and closes the connection.
+        self.timer: asyncio.Timeout | None = None
+        #: Bytes of its body taken from the body budget.
+        self.held = 0
+        #: Closed to make room (its 408 says so).
+        self.evicted = False
+
+
 class _Server(web.Server):
-    """aiohttp's server with a cap on open connections: past it, the oldest idle connection is closed."""
+    """aiohttp's server with a cap on open connections: past EVICT_AT of it, each new connection closes the slowest other
+    one (the one the listener would time out soonest: a body behind the rate, then whoever has waited longest for its
+    headers or its next request), never one being answered. The body budget makes room the same way."""
 
     def __init__(
-        self, handler: Any, *, max_connections: int, busy: set[Any], warnings: RateLimitedWarnings, **kwargs: Any
-    ) -> None:
+        self, handler: Any, *, max_connections: int, warnings: RateLimitedWarnings, budget: ByteBudget, grace: float,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(handler, **kwargs)
         self.max_connections = max_connections
-        self._busy = busy
+        self.evict_at = max(int(max_connections * EVICT_AT), 1)
+        self.slots: dict[Any, _Slot] = {}
+        self.budget = budget
+        self._grace = grace
         self._warnings = warnings
+        self._evicting = 0  # closed to make room, not gone yet: they still count in self.slots
 
     def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
-        """Track the connection; close the oldest idle ones when there are too many."""
+        """Track the connection; past EVICT_AT of the cap, close the slowest others to keep room for new ones."""
         super().connection_made(handler, transport)
-        excess = len(self._connections) - self.max_connections
-        if excess > 0:
-            closed = self.close_idle(excess)
+        self.slots[handler] = _Slot(asyncio.get_running_loop().time())
+        self.trim(spare=handler)
+
+    def trim(self, spare: Any = None) -> None:
+        """Past EVICT_AT of the cap, close the slowest connections (none younger than YOUNG); past the cap, the oldest
+        young ones too. `spare` (the newest) never."""
+        # The slots, not aiohttp's own count: it keeps a closed connection until its handler's task ends.
+        live = len(self.slots) - self._evicting
+        if live > self.evict_at:
+            closed = self.make_room(live - self.evict_at, spare=spare)
+            if live - closed > self.max_connections:
+                closed += self.make_room(live - closed - self.max_connections, spare=spare, young=True)
             self._warnings.warn(
-                "connections", f"{self.max_connections} connections open, the limit: closing the oldest idle ones ({closed} now)."
+                "connections",
+                f"{len(self.slots)} connections open, near the limit of {self.max_connections}: closing the slowest "
+                f"(bodies behind the minimum rate, then the longest idle) to keep room for new ones ({closed} now).",
             )
 
-    def close_idle(self, count: int) -> int:
-        """Close up to `count` of the oldest connections not handling a request; how many were closed."""
-        victims: list[Any] = []
-        for handler in self._connections:  # oldest first: a dict keeps insertion order
-            if len(victims) >= count:
-                break
-            if handler not in self._busy:
-                victims.append(handler)
-        for handler in victims:
-            handler.force_close()
+    def connection_lost(self, handler: Any, exc: BaseException | None = None) -> None:
+        """Forget the connection."""
+        super().connection_lost(handler, exc)
+        slot = self.slots.pop(handler, None)
+        if slot is not None and slot.evicted:
+            self._evicting -= 1
+
+    def busy(self) -> int:
+        """Connections receiving a body or being answered."""
+        return sum(1 for slot in self.slots.values() if slot.answering or slot.timer is not None)
+
+    def make_room(self, count: int, spare: Any = None, young: bool = False) -> int:
+        """Close up to `count` connections, soonest deadline first, none being answered (nor `spare`, nor one idle for
+        less than YOUNG unless `young`); how many."""
+        settled = asyncio.get_running_loop().time() - YOUNG
+        candidates = [(slot.deadline, n, handler) for n, (handler, slot) in enumerate(self.slots.items())
+                      if not slot.answering and not slot.evicted and handler is not spare
+                      and (young or slot.timer is not None or slot.since < settled)]  # fmt: skip
+        victims = heapq.nsmallest(count, candidates)
+        for _, _, handler in victims:
+            self.evict(handler)
         return len(victims)
+
+    def make_budget_room(self, size: int, spare: Any) -> bool:
+        """Whether `size` more bytes fit in the body budget, once stalled bodies (STALLED behind the rate) are closed."""
+        budget = self.budget
+        if budget.used + size <= budget.limit:
+            return True
+        cutoff = asyncio.get_running_loop().time() + self._grace - STALLED
+        stalled = sorted((slot.deadline, n, handler) for n, (handler, slot) in enumerate(self.slots.items())
+                         if slot.held and slot.timer is not None and not slot.evicted and slot.deadline < cutoff
+                         and handler is not spare)  # fmt: skip
+        closed = 0
+        for _, _, handler in stalled:
+            if budget.used + size <= budget.limit:
+                break
+            self.evict(handler)
+            closed += 1
+        if closed:
+            self._warnings.warn(
+                "budget room",
+                f"request bodies arriving at once fill the body budget ({budget.limit:,} bytes): closing the stalled ones "
+                f"({closed} now) to make room for new ones.",
+            )
+        return budget.used + size <= budget.limit
+
+    def evict(self, handler: Any) -> None:
+        """Close one connection to make room: a body being received gets its 408 (and hands its bytes back now)."""
+        slot = self.slots[handler]
+        slot.evicted = True
+        self._evicting += 1
+        if slot.timer is not None:  # its handler records the 408 (what it answers goes nowhere: the 408 went already)
+            self.budget.give(slot.held)
+            slot.held = 0
+            slot.timer.reschedule(asyncio.get_running_loop().time())
+            if handler.transport is not None:
+                handler.transport.write(EVICTED_ANSWER)
+        handler.force_close()
 
 
 class _ServerLog(logging.Handler):
@@ -260,12 +378,14 @@ def new_id() -> str:
     return f"evt_{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(32):08x}"
 
 
-async def bind(runner: web.BaseRunner, host: str, port: int, in_use: tuple[str, str], failed: tuple[str, str | None]) -> None:
+async def bind(
+    runner: web.BaseRunner, host: str, port: int, in_use: tuple[str, str], failed: tuple[str, str | None], backlog: int = 128
+) -> None:
     """Set the runner up and listen on host:port; ListenerError (with `in_use` or `failed` as message and hint)
     when the address cannot be used, and nothing left half-open."""
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, backlog=backlog).start()
     except OSError as error:
         await runner.cleanup()
         if error.errno == errno.EADDRINUSE:
@@ -288,7 +408,6 @@ class Listener:
         self.warnings = RateLimitedWarnings(hub.warn)
         self._runner: web.ServerRunner | None = None
         self._server: _Server | None = None
-        self._busy: set[Any] = set()
         self._log = logging.Logger("comethook.aiohttp")
         self._log.addHandler(_ServerLog(self))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -296,7 +415,6 @@ class Listener:
         self._expected = config.basic_auth.encode() if config.basic_auth else None
         #: Shared by every body being received: many slow connections cannot add up past it (see ListenerConfig.body_budget).
         self.budget = ByteBudget(config.body_budget)
-        self._held: dict[int, int] = {}
         self._local_url = self.local_url
 
     @property
@@ -307,9 +425,10 @@ class Listener:
 
     async def start(self) -> None:
         """Bind and start serving; ListenerError when the address cannot be used."""
+        cap = self.config.max_connections or default_max_connections()
         server = _Server(
-            self._handle, max_connections=self.config.max_connections or default_max_connections(), busy=self._busy,
-            warnings=self.warnings, keepalive_timeout=IDLE_TIMEOUT, auto_decompress=False, logger=self._log,
+            self._handle, max_connections=cap, budget=self.budget,
+            grace=self.config.body_grace, warnings=self.warnings, keepalive_timeout=IDLE_TIMEOUT, auto_decompress=False, logger=self._log,
             access_log=None, max_line_size=8190, max_field_size=8190, max_headers=128, lingering_time=LINGER,
         )  # fmt: skip
         runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=3)
@@ -318,6 +437,7 @@ class Listener:
             in_use=(f"Port {self.config.port} is already in use on {self.config.host}.",
                     "Stop whatever uses it, or pick another port: --port 0 picks a free one."),
             failed=(f"Cannot listen on {self.config.host}:{self.config.port}", "Check --host and --port."),
+            backlog=backlog(cap),
         )  # fmt: skip
         self._runner, self._server = runner, server
         self.port = int(runner.addresses[0][1])
@@ -338,16 +458,18 @@ class Listener:
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """asyncio reports a failed accept() (out of file descriptors) with a traceback, again every second:
-        say it once in a while instead, and close idle connections to make room."""
+        say it once in a while instead, and close the slowest connections to make room."""
         error = context.get("exception")
         if isinstance(error, OSError) and error.errno in ACCEPT_ERRORS:
-            open_ = len(self._server.connections) if self._server else 0
-            closed = self._server.close_idle(max(open_ // 10, 1)) if self._server else 0
+            server = self._server
+            open_ = len(server.slots) if server else 0
+            busy = server.busy() if server else 0
+            closed = server.make_room(max(open_ // 10, 1), young=True) if server else 0  # out of descriptors now
             # The count is of connections to the listener; forwards to your app and the history use descriptors too.
             self.warnings.warn(
                 "accept",
                 f"cannot accept connections: {error.strerror or error} ({open_} connections to the listener open, "
-                f"{len(self._busy)} busy; closed {closed} idle ones). Forwards to your app use descriptors too: raise the "
+                f"{busy} busy; closed the {closed} slowest). Forwards to your app use descriptors too: raise the "
                 "limit with `ulimit -n`.",
             )
         elif self._previous_handler is not None:
@@ -356,11 +478,13 @@ class Listener:
             loop.default_exception_handler(context)
 
     def _reject(
-        self, request: web.BaseRequest, status: int, reason: str, headers: dict[str, str] | None = None, close: bool = False
-    ) -> web.Response:
+        self, request: web.BaseRequest, status: int, reason: str, headers: dict[str, str] | None = None, close: bool = False,
+        counted: bool = False,
+    ) -> web.Response:  # fmt: skip
         # The path as it arrived (still percent-encoded, so no CR/LF or ESC), without the query (it may carry a token).
         path = request.raw_path.partition("?")[0]
-        self.hub.publish(Rejection(status, reason, request.method, path if path.isascii() else replace_surrogates(path)))
+        path = path if path.isascii() else replace_surrogates(path)
+        self.hub.publish(Rejection(status, reason, request.method, path, counted))
         response = web.json_response({"error": reason}, status=status, headers=headers)
         if close:  # the rest of the body is not worth waiting for
             response.force_close()
@@ -390,34 +514,79 @@ class Listener:
             status["version"] = __version__
         return web.json_response(status)
 
-    async def _read(self, request: web.BaseRequest) -> bytes | None:
-        """The body as it arrived, at most --max-body bytes (None past it), within BODY_TIMEOUT (TimeoutError). Each
-        chunk is taken from the shared budget first (BudgetSpent when it is spent); _handle gives it back."""
-        if request.content.is_eof():  # all of it is here already (a webhook usually is): no timer to arm
-            return await self._chunks(request)
-        async with asyncio.timeout(BODY_TIMEOUT):
-            return await self._chunks(request)
+    def _slot(self, request: web.BaseRequest) -> _Slot:
+        server = self._server
+        slot = server.slots.get(request.protocol) if server is not None else None
+        return slot if slot is not None else _Slot(0.0)  # its connection is gone already: a slot nobody evicts
 
-    async def _chunks(self, request: web.BaseRequest) -> bytes | None:
+    async def _read(self, request: web.BaseRequest, slot: _Slot) -> bytes | None:
+        """The body as it arrived, at most --max-body bytes (None past it), kept above the minimum rate (TimeoutError
+        when it falls behind, or when it is closed to make room). Each chunk is taken from the shared budget first
+        (BudgetSpent when it is spent); _handle gives it back."""
+        if request.content.is_eof():  # all of it is here already (a webhook usually is): no timer to arm
+            body = await self._chunks(request, slot, None)
+        else:
+            slot.deadline = asyncio.get_running_loop().time() + self.config.body_grace
+            try:
+                async with asyncio.timeout_at(slot.deadline) as timer:
+                    slot.timer = timer
+                    if self._server is not None:  # a slow body may now be closed to make room; it may be this one
+                        self._server.trim()
+                    body = await self._chunks(request, slot, timer)
+            finally:
+                slot.timer = None
+        slot.answering = True
+        return body
+
+    async def _chunks(self, request: web.BaseRequest, slot: _Slot, timer: asyncio.Timeout | None) -> bytes | None:
+        # The deadline moves on by each chunk's share of the minimum rate, but never more than the grace ahead of now:
+        # a body keeps arriving at body_min_rate on average and never pauses longer than body_grace (bytes sent
+        # early buy no more than that, so a burst followed by a trickle is cut like the trickle alone).
         chunks: list[bytes] = []
         size = 0
+        grace, rate = self.config.body_grace, self.config.body_min_rate
         while chunk := await request.content.readany():
             size += len(chunk)
             if size > self.config.max_body:
                 return None
             if not self.budget.take(len(chunk)):
-                raise BudgetSpent(self.budget.limit)
-            self._held[id(request)] = self._held.get(id(request), 0) + len(chunk)
+                if not self._budget_room(len(chunk), request):
+                    raise BudgetSpent(self.budget.limit)
+                self.budget.take(len(chunk))
+            slot.held += len(chunk)
             chunks.append(chunk)
+            if timer is not None:
+                now = asyncio.get_running_loop().time()
+                slot.deadline = min(slot.deadline + len(chunk) / rate, now + grace)
+                timer.reschedule(slot.deadline)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    def _budget_room(self, size: int, request: web.BaseRequest) -> bool:
+        """Whether `size` more bytes fit in the body budget (stalled bodies closed to make room if need be)."""
+        if self._server is None:
+            return self.budget.used + size <= self.budget.limit
+        return self._server.make_budget_room(size, request.protocol)
+
+    def _too_slow(self, request: web.BaseRequest, slot: _Slot) -> web.Response:
+        reason = EVICTED if slot.evicted else f"body slower than {self.config.body_min_rate:,} bytes/s"
+        # Slow bodies come in floods: one warning per WARN_EVERY counts them (each keeps its `rejected` record).
+        self.warnings.warn(
+            "slow bodies",
+            f"request bodies arriving slower than {self.config.body_min_rate:,} bytes/s (after {self.config.body_grace:g} s) "
+            "get 408, and slow ones are closed first when the listener is full. A flood of slow senders looks like this.",
+        )
+        return self._reject(request, 408, reason, close=True, counted=True)
+
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        self._busy.add(request.protocol)
+        slot = self._slot(request)
         try:
             return await self._exchange(request)
         finally:
-            self._busy.discard(request.protocol)
-            self.budget.give(self._held.pop(id(request), 0))
+            slot.answering = False
+            slot.since = asyncio.get_running_loop().time()
+            slot.deadline = slot.since + IDLE_TIMEOUT  # as aiohttp's keep-alive timer restarts
+            self.budget.give(slot.held)
+            slot.held = 0
 
     def _over_budget(self, request: web.BaseRequest) -> web.Response:
         self.warnings.warn(
@@ -453,16 +622,17 @@ class Listener:
         declared = request.content_length
         if declared is not None and declared > self.config.max_body:
             return self._reject(request, 413, too_large, close=True)
-        if declared is not None and self.budget.used + declared > self.budget.limit:
+        slot = self._slot(request)
+        if declared is not None and not self._budget_room(declared, request):
             return self._over_budget(request)
         headers = request.headers
         if "Expect" in headers and headers["Expect"].lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as aiohttp's router would
             request.writer.output_size = 0
         try:
-            raw = await self._read(request)
+            raw = await self._read(request, slot)
         except TimeoutError:
-            return self._reject(request, 408, f"body not received within {BODY_TIMEOUT:g} s", close=True)
+            return self._too_slow(request, slot)
         except BudgetSpent:
             return self._over_budget(request)
         if raw is None:
