@@ -13,7 +13,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from comethook_cli import speedups
 from comethook_cli.models import Delivery, Exchange, Rejection, iso_time, parse_body, without_secrets
@@ -407,26 +407,6 @@ class Setting(Record):
     def to_json(self) -> dict[str, Any]:
         """{"type": "setting", "section", "key", "value", "source"} (secrets already redacted)."""
         return {"type": self.type, "section": self.section, "key": self.key, "value": self.value, "source": self.source}
-
-
-RecordType = Literal[
-    "ready",
-    "event",
-    "rejected",
-    "error",
-    "stopped",
-    "overflow",
-    "delivery",
-    "retries",
-    "summary",
-    "check",
-    "payload",
-    "rest",
-    "trigger",
-    "reload",
-    "setting",
-    "assertion",
-]
 
 
 def encode(record: Record) -> str:
