@@ -243,18 +243,7 @@ def replace_surrogates(text: str) -> str:
 
 def iso_time(epoch: float) -> str:
     """An epoch as ISO 8601 UTC with milliseconds."""
-    second = math.floor(epoch)
-    micros = round((epoch - second) * 1_000_000)  # as datetime rounds it (half to even); then milliseconds truncate
-    if micros >= 1_000_000:
-        second, micros = second + 1, micros - 1_000_000
-    millis = micros // 1000
-    global _iso_second
-    if _iso_second[0] != second:  # every event line has one: the date and time are formatted once a second
-        _iso_second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_iso_second[1]}.{millis:03d}Z"
-
-
-_iso_second: tuple[int | None, str] = (None, "")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def secret_query_name(name: str) -> bool:
