@@ -15,7 +15,8 @@ from aiohttp import web
 
 import comethook
 from comethook import Listener, UsageError, build_payload, deliver, judge, triggers
-from comethook_cli.cometchat.payloads import find_template, shape_problems
+from comethook_cli.cometchat.payloads import find_template
+from tests.payload_shapes import shape_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -20,10 +20,10 @@ from comethook_cli import speedups
 from comethook_cli.engine.store import History, HistoryWriter, Retention
 from comethook_cli.models import Verdict
 from comethook_cli.outputs import wire
-from comethook_cli.outputs.terminal import Renderer, event_lines, event_spans
+from comethook_cli.outputs.terminal import Renderer, event_spans
 from tests.test_history import exchange as stored_exchange
 from tests.test_hostile_followup import start as start  # the fixture
-from tests.test_polish_output import exchange
+from tests.test_polish_output import event_lines, exchange
 
 CONSOLES = [
     dict(force_terminal=False, color_system=None),

@@ -663,16 +663,12 @@ def fit(parts: list[Text], width: int | None, cut: int = -1) -> Text:
     return Text().join(kept)
 
 
-def event_lines(exchange: Exchange, width: int | None) -> list[Text]:
-    """The event line (and the `<--` line of a forwarded delivery) for a terminal `width` cells wide (None: no limit).
+def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text]:
+    """The event line (and the `<--` line of a forwarded delivery) for a terminal `width` cells wide (None: no limit),
+    as spans where a line fits whole, else as a Text (see fit_spans).
 
     Status, verdict, latency and trigger always show; the summary gets the room that is left, cut at a
     word; on a narrow terminal the webhook id, the exchange id, the generation and the clock go first."""
-    return [line if isinstance(line, Text) else Text.assemble(*line) for line in event_spans(exchange, width)]
-
-
-def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text]:
-    """`event_lines()` as spans where a line fits whole (see fit_spans)."""
     info = exchange.info
     forwarded = exchange.forwarded_to is not None
     reason = exchange.verdict.reason if exchange.verdict is not None else None
