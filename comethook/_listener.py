@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenConfig, ListenerConfig, TunnelConfig
-from comethook_cli.models import DEFAULT_MAX_BODY, Exchange, Rejection
+from comethook_cli.errors import UsageError
+from comethook_cli.models import DEFAULT_ANSWER_BUDGET, DEFAULT_BODY_BUDGET, DEFAULT_MAX_BODY, Exchange, Rejection
 
 if TYPE_CHECKING:
     from comethook_cli.engine.session import Session
@@ -22,6 +23,10 @@ class Listener:
     A request with an Origin header (a web browser's, never CometChat's) is refused with 403 unless `allow_browser_origin`.
     No tunnel is opened, and nothing is stored in the history unless `history=True`; then, as `listen`, it does not start
     when the history cannot be written (ComethookError), and answers 503 to a delivery it could not store.
+    The bounds `listen` sets itself can be set here: `max_connections` (open connections before the oldest idle one is
+    closed; None: below the file-descriptor limit), `body_budget` (bytes of request bodies still arriving, over every
+    connection; past it 503) and `answer_budget` (bytes of answers being read from `forward_to` apps at once; past it
+    the fallback answer).
     """
 
     def __init__(
@@ -39,18 +44,34 @@ class Listener:
         max_body: int = DEFAULT_MAX_BODY,
         history: bool = False,
         allow_browser_origin: bool = False,
+        max_connections: int | None = None,
+        body_budget: int = DEFAULT_BODY_BUDGET,
+        answer_budget: int = DEFAULT_ANSWER_BUDGET,
     ) -> None:
+        for name, value in (
+            ("max_connections", 1 if max_connections is None else max_connections),
+            ("body_budget", body_budget),
+            ("answer_budget", answer_budget),
+        ):
+            if value < 1:
+                raise UsageError(f"{name}={value} admits nothing.", f"Give {name} 1 or more, or leave it out for the default.")
         if not isinstance(respond, str):
             respond = "inject:" + json.dumps(dict(respond))
         targets = (forward_to,) if isinstance(forward_to, str) else tuple(forward_to)
         self.config = ListenConfig(
             ListenerConfig(
-                host=host, port=port, max_body=max_body, basic_auth=basic_auth, allow_browser_origin=allow_browser_origin
+                host=host,
+                port=port,
+                max_body=max_body,
+                basic_auth=basic_auth,
+                allow_browser_origin=allow_browser_origin,
+                max_connections=max_connections,
+                body_budget=body_budget,
             ),
             AnswerConfig(
                 respond=respond, drop_if=drop_if, delay=delay, status=status, inline_rules=tuple(dict(r) for r in rules)
             ),
-            ForwardConfig(forward_to=targets),
+            ForwardConfig(forward_to=targets, answer_budget=answer_budget),
             TunnelConfig(tunnel="off"),
             HistoryConfig(history=history),
         )

@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 
 from comethook_cli.cli import app
 from comethook_cli.cometchat.payloads import BuildOptions, build, find_template
-from comethook_cli.models import BUDGET_OVERRIDE_ENV
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +34,6 @@ def plain_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "NGROK_AUTHTOKEN",
         "COMETHOOK_NGROK_PATH",
         "PYNGROK_NGROK_PATH",
-        BUDGET_OVERRIDE_ENV,
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
@@ -73,16 +71,6 @@ def ndjson(text: str) -> list[dict[str, Any]]:
 def delivery(trigger: str = "before_message", text: str = "hello", **options: Any) -> bytes:
     """A catalog delivery as the bytes CometChat posts; `options` are further BuildOptions fields (sender=...)."""
     return json.dumps(build(find_template(trigger), BuildOptions(text=text, **options))).encode()
-
-
-@pytest.fixture
-def short_budget(monkeypatch: pytest.MonkeyPatch) -> float:
-    """Shrink CometChat's 2 s answer budget to 100 ms (in-process and in subprocesses); returns it in seconds.
-
-    So a test can go over the budget by sleeping 0.3 s instead of 2.1 s (models.budget_ms reads it at use time).
-    """
-    monkeypatch.setenv(BUDGET_OVERRIDE_ENV, "100")
-    return 0.1
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from aiohttp import web
 
 import comethook
 from comethook import Listener, UsageError, build_payload, deliver, judge, triggers
-from comethook_cli.cometchat.payloads import find_template, shape_problems
+from comethook_cli.cometchat.payloads import find_template
+from tests.payload_shapes import shape_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -167,6 +168,57 @@ async def test_listener_relays_to_an_app(aiohttp_server: Any) -> None:
         delivery = await deliver(listener.url, build_payload("before_message"))
     assert delivery.response == {"from": "app"} and delivery.verdict is not None and delivery.verdict.kind == "inject"
     assert listener.events[0].forwarded_to == f"http://127.0.0.1:{server.port}/hook"
+
+
+async def test_the_listeners_memory_budgets_are_keywords(aiohttp_server: Any) -> None:
+    """body_budget and answer_budget bound what `listen` holds at once (64 MiB each unless given)."""
+
+    async def big_answer(request: web.Request) -> web.Response:
+        return web.json_response({"filler": "x" * 4096})
+
+    app = web.Application()
+    app.router.add_post("/hook", big_answer)
+    server = await aiohttp_server(app)
+    big = json.dumps({"trigger": "after_message", "data": {"text": "x" * 4096}}).encode()
+    async with (
+        Listener(body_budget=1024) as listener,
+        aiohttp.ClientSession() as client,
+        client.post(listener.url, data=big) as answer,
+    ):
+        assert answer.status == 503 and answer.headers["Retry-After"] == "5"  # its Content-Length does not fit
+    async with Listener() as listener, aiohttp.ClientSession() as client, client.post(listener.url, data=big) as answer:
+        assert answer.status == 200
+    app_url = f"http://127.0.0.1:{server.port}/hook"
+    async with Listener(forward_to=app_url, answer_budget=1024) as listener:
+        delivery = await deliver(listener.url, build_payload("before_message"))
+    assert delivery.status == 502  # the fallback (error): the app's answer did not fit in the budget
+    assert any("memory budget" in warning for warning in listener.warnings)
+    async with Listener(forward_to=app_url) as listener:
+        delivery = await deliver(listener.url, build_payload("before_message"))
+    assert delivery.status == 200 and delivery.response == {"filler": "x" * 4096}
+
+
+async def test_the_listeners_connection_cap_is_a_keyword() -> None:
+    """max_connections caps the open connections (past it, idle ones are closed); deliveries are still answered."""
+    async with Listener(max_connections=4) as listener:
+        idle = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(10)]
+        try:
+            reads = [asyncio.ensure_future(reader.read()) for reader, _ in idle]
+            done, _ = await asyncio.wait(reads, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            assert done and all(read.result() == b"" for read in done)  # closed by the listener, long before 15 s idle
+            delivery = await deliver(listener.url, build_payload("message_sent"))
+            assert delivery.status == 200
+        finally:
+            for read in reads:
+                read.cancel()
+            for _, writer in idle:
+                writer.close()
+
+
+@pytest.mark.parametrize("bound", ["max_connections", "body_budget", "answer_budget"])
+def test_a_bound_below_one_is_a_usage_error(bound: str) -> None:
+    with pytest.raises(UsageError, match=f"{bound}=0 admits nothing"):
+        Listener(**{bound: 0})
 
 
 def test_a_bad_listener_option_is_a_usage_error() -> None:

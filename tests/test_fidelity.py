@@ -20,9 +20,9 @@ from comethook_cli.cometchat.payloads import (
     catalog,
     find_template,
     parse_set,
-    shape_problems,
 )
 from tests.conftest import ndjson, post_json
+from tests.payload_shapes import shape_problems
 
 RINGING = ("call_initiated", "call_unanswered", "call_cancelled", "call_rejected", "call_busy")
 CALLEE_ACTS = {"call_rejected", "call_busy"}

@@ -97,6 +97,28 @@ async def test_exact_bytes_path_query_and_headers_reach_the_app(app_server: Any,
     assert exchange.verdict.metadata == {"@injected": {"webhooks": {"wh-7": {"seen": True}}}}
 
 
+async def test_an_app_slower_than_the_budget_gets_a_warning(
+    app_server: Any, listen: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """listen's view warns when the app took longer than the budget to answer (CometChat's 2 s; 100 ms here)."""
+    from comethook_cli.outputs.views import HumanView
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        return web.json_response({})
+
+    app_url, _ = await app_server(slow)
+    local, exchanges, _ = await listen(app_url)
+    status, _, _ = await post(local + "/webhook", ODD)
+    (exchange,) = exchanges
+    assert status == 200 and exchange.latency_ms > 200
+    HumanView(budget_ms=100).event(exchange)
+    err = capsys.readouterr().err
+    assert f"{exchange.id}: your app took" in err and "over CometChat's 2 s budget" in err
+    HumanView().event(exchange)
+    assert "budget" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("answer", "kind", "reason"),
     [

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 from rich.cells import cell_len
+from rich.text import Text
 
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.payloads import BuildOptions, build, find_template
 from comethook_cli.engine.store import History, HistoryWriter, default_path
 from comethook_cli.models import EventInfo, Exchange, Verdict
-from comethook_cli.outputs.terminal import cut_at_word, event_lines
+from comethook_cli.outputs.terminal import cut_at_word, event_spans
 
 WIDTHS = (60, 80, 120, 200)
 CLOCK = re.compile(r"^\d\d:\d\d:\d\d ")
@@ -39,6 +40,11 @@ def exchange(trigger: str = "before_message", verdict: Verdict | None = Verdict(
     )  # fmt: skip
     defaults.update(fields)
     return Exchange(**defaults)
+
+
+def event_lines(e: Exchange, width: int | None) -> list[Text]:
+    """The event lines as rich Text, as Console.print would get them (the listener writes event_spans itself)."""
+    return [line if isinstance(line, Text) else Text.assemble(*line) for line in event_spans(e, width)]
 
 
 def plain(width: int | None, e: Exchange) -> list[str]:

@@ -35,11 +35,11 @@ async def test_forward_display_json_and_history(target: Any, listen_process: Any
     assert stored["verdict"] == "inject"
 
 
-async def test_forward_json_event_and_slow_app_warning(target: Any, listen_process: Any, short_budget: float) -> None:
+async def test_forward_json_event_of_a_slow_app(target: Any, listen_process: Any) -> None:
     import asyncio
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(3 * short_budget)  # the listener subprocess inherits the short budget
+        await asyncio.sleep(0.3)
         return web.json_response({})
 
     app_url, _ = await target(slow)
@@ -49,8 +49,8 @@ async def test_forward_json_event_and_slow_app_warning(target: Any, listen_proce
     code, out, err = await asyncio.to_thread(listener.finish)
     event = ndjson(out)[0]
     assert code == 0 and event["forwarded_to"] == base + "/webhook" and event["verdict"] == "pass"
-    assert event["response"] == {"status": 200, "body": {}} and event["latency_ms"] > 2 * short_budget * 1000
-    assert "over CometChat's 2 s budget" in err
+    assert event["response"] == {"status": 200, "body": {}} and event["latency_ms"] > 200
+    assert "budget" not in err  # 0.3 s is within CometChat's 2 s (the warning past it: test_forward.py)
 
 
 def record_exchange(cli: Any, listen_process: Any, *args: str, text: str = "stored") -> str:

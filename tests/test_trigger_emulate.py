@@ -18,11 +18,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from comethook_cli.cometchat.payloads import find_template, shape_problems
+from comethook_cli.cometchat.payloads import find_template
 from comethook_cli.engine.config import AnswerConfig, EmulatorConfig, ListenConfig, ListenerConfig, TunnelConfig, WebhookTarget
 from comethook_cli.engine.emulator import Emulator
 from comethook_cli.engine.session import Session
 from tests.conftest import Cli, ListenProcess, ndjson
+from tests.payload_shapes import shape_problems
 
 KEY = {"COMETCHAT_API_KEY": "test-key-not-secret-here"}
 USERS = ("comethook-a", "comethook-b", "comethook-c")
@@ -287,7 +288,9 @@ async def test_state_survives_a_restart_with_a_state_file_and_retries_follow_the
         async with Emulator(config, on_delivery=deliveries.append) as emulator:
             assert (await cli.run("trigger", "setup", "--api-base", emulator.base_url, env=KEY)).exit_code == 0
             assert (await cli.run("trigger", "message", "--api-base", emulator.base_url, env=KEY)).exit_code == 0
-            await emulator.idle(10)
+            async with asyncio.timeout(10):  # the two retries come 0.05 s and 0.1 s after the failures
+                while len(deliveries) < 3:
+                    await asyncio.sleep(0.02)
         assert [d.attempt for d in deliveries] == [1, 2, 3] and [d.ok for d in deliveries] == [False, False, True]
         async with Emulator(EmulatorConfig(port=0, state=state)) as again:
             assert set(again.state.users) == {"comethook-a", "comethook-b"} and "comethook-group" in again.state.groups

@@ -15,7 +15,7 @@ from comethook_cli.cometchat.payloads import find_template
 from comethook_cli.cometchat.rest import ApiError, RestCall
 from comethook_cli.engine.checks import CheckResult
 from comethook_cli.engine.runs import RetryReport, Summary
-from comethook_cli.models import Delivery, Exchange, Rejection, Verdict
+from comethook_cli.models import Delivery, Exchange, Rejection, Verdict, iso_time
 from comethook_cli.outputs import wire
 
 #: Text a hostile delivery may carry: ESC sequences, CR, DEL, C1 (0x9b is a one-byte CSI), bidi overrides,
@@ -150,3 +150,16 @@ def test_the_splice_is_skipped_where_it_would_be_wrong() -> None:
     assert strict(event.encode()) == strict(wire.dumps(event.to_json())) and "\n" not in event.encode()
     compressed = exchange(VALID_BODY, jsonbody.parse(VALID_BODY), headers=(("Content-Encoding", "gzip"),), latency_ms=1.0)
     assert wire.Event(compressed).encode() == wire.dumps(wire.Event(compressed).to_json())
+
+
+@pytest.mark.parametrize(
+    ("epoch", "shown"),
+    [
+        (0.0, "1970-01-01T00:00:00.000Z"),
+        (1.9995, "1970-01-01T00:00:01.999Z"),  # milliseconds are cut, not rounded up into the next second
+        (1764484800.123456, "2025-11-30T06:40:00.123Z"),
+    ],
+)
+def test_received_at_is_iso_8601_utc_with_milliseconds(epoch: float, shown: str) -> None:
+    assert iso_time(epoch) == shown
+    assert wire.Event(exchange(b"{}", received_at=epoch)).to_json()["received_at"] == shown

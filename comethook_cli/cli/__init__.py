@@ -8,7 +8,6 @@ of command names read COMMANDS instead, so they pay for no command's options, co
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -107,9 +106,5 @@ def root(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    if sys.argv[1:] == ["--version"]:
-        # Answered before Typer builds every command's parameters: scripts call this in loops.
-        sys.stdout.write(f"comethook {__version__}\n")
-        return
+    """Run the Typer app (`comethook --version` alone is answered earlier, in __main__, before any import)."""
     app()

@@ -92,8 +92,6 @@ ACTIONS: dict[str, Action] = {
 
 #: A text that mentions someone also fires user_mentioned (current webhooks; D+L).
 MENTION_TRIGGER = "user_mentioned"
-#: Sent on `owner` change without onBehalfOf (D+L); not used by `trigger`, named so `emulate` can say it does not fire it.
-OWNER_TRIGGER = "group_owner_transferred"
 
 
 def expected_triggers(action: str, legacy: bool, mentions: bool = False) -> tuple[str, ...]:

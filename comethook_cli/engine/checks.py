@@ -17,7 +17,7 @@ import aiohttp
 from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog, encode, find_template
 from comethook_cli.engine.sender import CHECK_USER_AGENT, CONTENT_TYPE, Outgoing, basic_auth_header, connector, deliver
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, budget_ms
+from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, JSON, Delivery, Failure
 
 Status = Literal["pass", "fail", "warn"]
 #: A delivery answered this slowly passes, with a warning: little headroom under CometChat's 2 s.
@@ -61,9 +61,11 @@ async def run_checks(
     max_answer: int = DEFAULT_MAX_ANSWER,
     insecure: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
+    budget_ms: float = COMETCHAT_BUDGET_MS,
 ) -> CheckRun:
-    """Every check against one endpoint (the command layer turns the outcome into an exit code)."""
-    suite = Suite(url, basic_auth, templates, timeout, content_type, volatile, max_answer, insecure, concurrency)
+    """Every check against one endpoint (the command layer turns the outcome into an exit code); an answer slower than
+    `budget_ms` fails its check."""
+    suite = Suite(url, basic_auth, templates, timeout, content_type, volatile, max_answer, insecure, concurrency, budget_ms)
     started = time.perf_counter()
     results, deliveries = await suite.run()
     missed = [d.failure for d in deliveries if not d.reached]
@@ -98,6 +100,7 @@ class Suite:
         max_answer: int = DEFAULT_MAX_ANSWER,
         insecure: bool = False,
         concurrency: int = DEFAULT_CONCURRENCY,
+        budget_ms: float = COMETCHAT_BUDGET_MS,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"--concurrency {concurrency} sends nothing.", f"Use 1 or more (default {DEFAULT_CONCURRENCY}).")
@@ -111,6 +114,7 @@ class Suite:
         self.basic_auth = basic_auth
         self.templates = list(templates)
         self.timeout = timeout
+        self.budget_ms = budget_ms
         self.ids = IdSource()
 
     def _outgoing(self, template: Template) -> Outgoing:
@@ -177,7 +181,7 @@ class Suite:
             return CheckResult(name, "fail", d.latency_ms, f"answered {d.status}; CometChat expects 2xx{hint}"), d
         if d.response is None and d.error:  # a 2xx whose answer could not be read (over --max-answer)
             return CheckResult(name, "fail", d.latency_ms, d.error), d
-        return _budget(name, d), d
+        return _budget(name, d, self.budget_ms), d
 
     async def _before_message(self, session: aiohttp.ClientSession) -> tuple[CheckResult, Delivery]:
         name = "before_message answer usable"
@@ -301,9 +305,8 @@ def differences(first: JSON, second: JSON, volatile: Sequence[tuple[str, ...]] =
 _MISSING = object()
 
 
-def _budget(name: str, d: Delivery) -> CheckResult:
+def _budget(name: str, d: Delivery, budget: float) -> CheckResult:
     latency = d.latency_ms or 0.0
-    budget = budget_ms()
     if latency > budget:
         return CheckResult(name, "fail", latency, f"{d.status} after {latency / 1000:.2f} s, over CometChat's 2 s budget")
     if latency > HEADROOM_MS:

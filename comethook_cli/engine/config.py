@@ -165,7 +165,6 @@ class TriggerOptions:
     wait: bool = False
     wait_timeout: float = 30.0
     expect: str | None = None
-    legacy: bool = False
 
 
 def default(section: type[Any], name: str) -> Any:

@@ -215,12 +215,6 @@ class Emulator:
             self.port = self.guard.port = sockets[0].getsockname()[1]
         self._client = aiohttp.ClientSession(connector=connector(100, insecure=False))
 
-    async def idle(self, timeout: float = 30.0) -> None:
-        """Wait until every webhook delivery in flight (retries included) is done."""
-        async with asyncio.timeout(timeout):
-            while self._pending:
-                await asyncio.gather(*list(self._pending), return_exceptions=True)
-
     async def stop(self) -> None:
         """Cancel deliveries still in flight, close the server, the client and the state file."""
         for task in list(self._pending):

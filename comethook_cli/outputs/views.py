@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from comethook_cli.models import over_budget
+from comethook_cli.models import COMETCHAT_BUDGET_MS, over_budget
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.stream import NdjsonWriter
 
@@ -30,8 +30,12 @@ FAILURES_SHOWN = 5
 class View:
     """What every command says. Subclasses decide how stdout shows it; stderr is shared."""
 
-    def __init__(self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None, budget_ms: float = COMETCHAT_BUDGET_MS
+    ) -> None:
         self._quiet = quiet
+        #: An answer slower than this gets a warning on stderr (CometChat's budget; a test passes a shorter one).
+        self.budget_ms = budget_ms
         self._stream = stream
         self._human: Renderer | None = None
         self.verbose = verbose
@@ -42,7 +46,7 @@ class View:
         if self._human is None:
             from comethook_cli.outputs.terminal import Renderer
 
-            self._human = Renderer(quiet=self._quiet, stream=self._stream)
+            self._human = Renderer(quiet=self._quiet, stream=self._stream, budget_ms=self.budget_ms)
         return self._human
 
     # --- messages on stderr (both views) ---------------------------------------------------------
@@ -70,7 +74,7 @@ class View:
 
     def event(self, exchange: Exchange) -> None:
         """One delivery the listener answered."""
-        if over_budget(exchange.latency_ms):
+        if over_budget(exchange.latency_ms, self.budget_ms):
             self.human.slow_answer(exchange)
 
     def rejected(self, rejection: Rejection) -> None:
@@ -158,8 +162,10 @@ class View:
 class HumanView(View):
     """Lines and tables for people: colour on a terminal, plain text on a pipe."""
 
-    def __init__(self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None) -> None:
-        super().__init__(quiet, verbose, stream)
+    def __init__(
+        self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None, budget_ms: float = COMETCHAT_BUDGET_MS
+    ) -> None:
+        super().__init__(quiet, verbose, stream, budget_ms)
         self._failures: list[Delivery] = []
         self._first: Delivery | None = None
 
@@ -272,9 +278,14 @@ class WireView(View):
     """NDJSON on stdout: one wire record per line (the human messages still go to stderr)."""
 
     def __init__(
-        self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None, writer: NdjsonWriter | None = None
+        self,
+        quiet: bool = False,
+        verbose: bool = False,
+        stream: TextIO | None = None,
+        writer: NdjsonWriter | None = None,
+        budget_ms: float = COMETCHAT_BUDGET_MS,
     ) -> None:
-        super().__init__(quiet, verbose, stream)
+        super().__init__(quiet, verbose, stream, budget_ms)
         self.writer = writer or NdjsonWriter(stream)
 
     def write(self, record: wire.Record, soon: bool = False) -> None:

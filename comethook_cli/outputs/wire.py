@@ -13,7 +13,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from comethook_cli import speedups
 from comethook_cli.models import Delivery, Exchange, Rejection, iso_time, parse_body, without_secrets
@@ -38,41 +38,7 @@ def _json_escape(match: re.Match[str]) -> str:
 def json_safe(encoded: str) -> str:
     """JSON text (from json.dumps, or JSON that parsed) with DEL, C1, bidi controls and lone surrogates
     written as \\u escapes: the same value, still valid JSON, and safe to print on a terminal."""
-    if encoded.isascii() and "\x7f" not in encoded:  # nothing to escape: checked in C, no regex scan
-        return encoded
     return _UNSAFE_JSON.sub(_json_escape, encoded)
-
-
-def utf8_safe(encoded: bytes) -> bool:
-    """Whether UTF-8 text (valid, as orjson writes it) holds none of the INVISIBLE characters. A few one-byte
-    searches in C, where `json_safe`'s scan of non-ASCII text runs a regex over all of it: an event line's
-    summary always has non-ASCII (its arrow), so this is the check most lines get."""
-    if b"\x7f" in encoded:
-        return False
-    if encoded.isascii():
-        return True
-    try:
-        at = encoded.find(b"\xc2")
-        while at >= 0:  # U+0080-U+009F: C2 80 to C2 9F
-            if 0x80 <= encoded[at + 1] <= 0x9F:
-                return False
-            at = encoded.find(b"\xc2", at + 2)
-        at = encoded.find(b"\xd8")
-        while at >= 0:  # U+061C: D8 9C
-            if encoded[at + 1] == 0x9C:
-                return False
-            at = encoded.find(b"\xd8", at + 2)
-        at = encoded.find(b"\xe2")
-        while at >= 0:  # U+200E-F, U+2028-202E: E2 80 8E-8F, A8-AE; U+2066-2069: E2 81 A6-A9
-            second, third = encoded[at + 1], encoded[at + 2]
-            if (second == 0x80 and (third in (0x8E, 0x8F) or 0xA8 <= third <= 0xAE)) or (
-                second == 0x81 and 0xA6 <= third <= 0xA9
-            ):
-                return False
-            at = encoded.find(b"\xe2", at + 3)
-    except IndexError:  # not valid UTF-8 after all: let json_safe decide
-        return False
-    return True
 
 
 def dumps(document: Any) -> str:
@@ -80,8 +46,7 @@ def dumps(document: Any) -> str:
     non-finite float (NaN, Infinity), which JSON.parse refuses, becomes null rather than breaking the line."""
     fast = speedups.dumpb(document)
     if fast is not None:
-        text = fast.decode("utf-8")
-        return text if utf8_safe(fast) else json_safe(text)
+        return json_safe(fast.decode("utf-8"))
     try:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
     except ValueError:
@@ -407,26 +372,6 @@ class Setting(Record):
     def to_json(self) -> dict[str, Any]:
         """{"type": "setting", "section", "key", "value", "source"} (secrets already redacted)."""
         return {"type": self.type, "section": self.section, "key": self.key, "value": self.value, "source": self.source}
-
-
-RecordType = Literal[
-    "ready",
-    "event",
-    "rejected",
-    "error",
-    "stopped",
-    "overflow",
-    "delivery",
-    "retries",
-    "summary",
-    "check",
-    "payload",
-    "rest",
-    "trigger",
-    "reload",
-    "setting",
-    "assertion",
-]
 
 
 def encode(record: Record) -> str:

@@ -22,7 +22,7 @@ from aiohttp import web
 from comethook_cli import __version__, jsonbody
 from comethook_cli.engine.session import WEBHOOK_PATH
 from comethook_cli.errors import ComethookError, UsageError
-from comethook_cli.models import JSON, Delivery, Exchange, budget_ms, parse_body
+from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, Delivery, Exchange, parse_body
 from comethook_cli.outputs import wire
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class Api:
             "public_url": session.public_url if session is not None else None,
             "webhook_url": session.webhook_url if session is not None and session.listener is not None else None,
             "history": self.inspector.history is not None,
-            "budget_ms": budget_ms(),
+            "budget_ms": COMETCHAT_BUDGET_MS,
         })  # fmt: skip
 
     async def exchanges(self, request: web.Request) -> web.Response:

@@ -266,7 +266,7 @@ class Inspector:
                     await self._send(response, wire.Reload("too far behind to resume: reload from the API"))
                     return response
                 for exchange in missed:
-                    await self._send(response, wire.Event(exchange), exchange.id)
+                    await self._send(response, wire.Event(exchange))
                     sent.add(exchange.id)
             while not self._closing:
                 try:
@@ -296,7 +296,7 @@ class Inspector:
             self._evicted.discard(subscription)
         return response
 
-    async def _send(self, response: web.StreamResponse, record: wire.Record, event_id: str | None = None) -> None:
+    async def _send(self, response: web.StreamResponse, record: wire.Record) -> None:
         if isinstance(record, wire.Event):
             await self._write(response, self._frame(record.exchange))
             return
