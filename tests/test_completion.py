@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +30,13 @@ def complete(line: str, shell: str = "bash") -> list[str]:
 def test_install_and_show_completion_are_on_the_root_command(cli: Any) -> None:
     help_text = cli("--help").stdout
     assert "--install-completion" in help_text and "--show-completion" in help_text
-    script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="comethook")
-    assert script.exit_code == 0 and "_COMETHOOK_COMPLETE=complete_bash" in script.output
+    # Typer finds the shell in the process tree (shellingham), as it does for a user typing this in bash: run it
+    # under a real bash, so the test does not depend on what started pytest (a CI runner, a detached job).
+    # `; true` keeps bash from exec-ing the command in its own place, which would take bash out of the tree.
+    installed = Path(sys.executable).with_name("comethook")  # the console script, as a user runs it
+    command = f"{shlex.quote(str(installed))} --show-completion; true"
+    script = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, check=False)
+    assert "_COMETHOOK_COMPLETE=complete_bash" in script.stdout, script.stderr
 
 
 @pytest.mark.parametrize(
