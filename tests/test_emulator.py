@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from comethook_cli.engine import emulator as emulator_module
 from comethook_cli.engine.config import EmulatorConfig
 from comethook_cli.engine.emulator import Emulator
+from comethook_cli.engine.emulator import server as emulator_module
 
 
 class Client:
