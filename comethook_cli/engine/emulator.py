@@ -36,10 +36,11 @@ from comethook_cli import jsonbody
 from comethook_cli.cometchat import rest
 from comethook_cli.cometchat.payloads import BuildOptions, build, encode, find_template
 from comethook_cli.cometchat.rest import ACTIONS, Action, RestCall
+from comethook_cli.engine.auth import basic_auth_header
 from comethook_cli.engine.config import EmulatorConfig, WebhookTarget
+from comethook_cli.engine.history.files import make_private_database
 from comethook_cli.engine.localguard import LocalGuard
-from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, basic_auth_header, connector, deliver
-from comethook_cli.engine.store import make_private_database
+from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, connector, deliver
 from comethook_cli.errors import ListenerError, UsageError
 from comethook_cli.models import Delivery
 
