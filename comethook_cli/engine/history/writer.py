@@ -26,6 +26,7 @@ from pathlib import Path
 
 from comethook_cli.engine.history.files import HistoryDamaged, is_damaged, set_aside
 from comethook_cli.engine.history.rows import INSERT, open_checked, row_size, to_row
+from comethook_cli.engine.worker import LoopKick
 from comethook_cli.errors import ComethookError
 from comethook_cli.models import DEFAULT_HISTORY_MAX_AGE_DAYS, DEFAULT_HISTORY_MAX_MB, Exchange
 
@@ -201,8 +202,8 @@ class HistoryWriter:
         # The group commits: record() queues, the writer thread takes the whole queue per transaction.
         self._queue: list[tuple[Exchange, asyncio.Future[None]]] = []
         self._queued = threading.Condition(threading.Lock())
-        self._idle = False
-        self._kick_scheduled = False
+        #: Wakes the writer thread once per event-loop iteration; `.idle` while it sleeps (no delivery being written).
+        self._kick = LoopKick(self._queued, lambda: bool(self._queue))
         self._stopping = False
         self._writer = threading.Thread(target=self._write_loop, name="comethook-history", daemon=True)
         self._writer.start()
@@ -218,7 +219,7 @@ class HistoryWriter:
                 # While the WAL waits to start over, this thread reads nothing: a read on the WAL at the wrong moment
                 # keeps it from starting over (the writer thread prunes meanwhile when it must, see _keep_up).
                 with contextlib.suppress(sqlite3.Error):  # busy or full: the next round tries again
-                    if not self._restart_due or self._idle:
+                    if not self._restart_due or self._kick.idle:
                         self._unpruned = 0
                         self._prune(connection)
                 with contextlib.suppress(sqlite3.Error):
@@ -237,7 +238,7 @@ class HistoryWriter:
         thread's last one (a TRUNCATE checkpoint held the write lock for 15 to 55 ms instead), and the next
         commit starts the WAL over. Only when the WAL keeps growing anyway (a reader holding an old snapshot)
         does a TRUNCATE wait for the readers."""
-        if self._restart_due and self._idle:
+        if self._restart_due and self._kick.idle:
             # The writer sleeps (no delivery came since the WAL passed its limit): nothing is being appended, so
             # this checkpoint reaches the end itself and the next commit starts the WAL over.
             self._finish_checkpoint(connection)
@@ -324,30 +325,17 @@ class HistoryWriter:
             if self._stopping:
                 raise HistoryWriteFailed(self.path, "the history is closed")
             self._queue.append((exchange, done))
-            if self._idle and not self._kick_scheduled:
-                # One wake-up per loop iteration, however many exchanges it recorded: each is a GIL hand-off.
-                self._kick_scheduled = True
-                loop.call_soon(self._kick)
+            self._kick.soon(loop)  # one wake-up per loop iteration, however many exchanges it recorded
         self._written += row_size(exchange)
         if self._written >= self._wake_after:
             self._written = 0
             self._wake.set()
         await done
 
-    def _kick(self) -> None:
-        with self._queued:
-            self._kick_scheduled = False
-            if self._idle and self._queue:
-                self._idle = False
-                self._queued.notify()
-
     def _write_loop(self) -> None:
         while True:
             with self._queued:
-                while not self._queue and not self._stopping:
-                    self._idle = True
-                    self._queued.wait()
-                self._idle = False
+                self._kick.wait(lambda: bool(self._queue) or self._stopping)
                 if not self._queue:
                     return
                 batch, self._queue = self._queue, []
