@@ -292,8 +292,8 @@ class ThreadedListener:
 
         from comethook_cli.cometchat.rules import Responder
         from comethook_cli.engine.config import ListenerConfig
+        from comethook_cli.engine.history.writer import HistoryWriter
         from comethook_cli.engine.listener import Listener
-        from comethook_cli.engine.store import HistoryWriter
 
         self.exchanges: list[Any] = []
         self.rejections: list[Any] = []

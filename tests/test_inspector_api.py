@@ -198,7 +198,7 @@ async def test_the_stream_resumes_from_last_event_id_without_gaps_or_duplicates(
 
 
 async def test_a_stream_that_falls_behind_is_told_to_reload_and_the_hub_never_waits_for_it() -> None:
-    from comethook_cli.engine.store import History
+    from comethook_cli.engine.history.reader import History
 
     async for live in running():
         live.inspector.queue_size = 1
@@ -327,7 +327,7 @@ async def test_records_queued_together_go_out_together_in_order_and_whole(live: 
         await live.deliver(text="first")
         [(_, first)] = await read_events(stream, 1)
         assert live.session.history is not None
-        from comethook_cli.engine.store import History
+        from comethook_cli.engine.history.reader import History
 
         with History(live.session.history.path) as history:
             stored = history.last()

@@ -15,8 +15,9 @@ import pytest
 
 from comethook_cli.cometchat.payloads import BuildOptions, build, catalog
 from comethook_cli.cometchat.rules import Responder, compile_regex, load_rules, parse_respond
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.engine.listener import Listener, ListenerConfig
-from comethook_cli.engine.store import History, HistoryWriter
 from comethook_cli.models import Exchange, Rejection
 from tests.conftest import delivery, hub_for
 

@@ -23,7 +23,9 @@ from rich.text import Text
 
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.payloads import BuildOptions, build, find_template
-from comethook_cli.engine.store import History, HistoryWriter, default_path
+from comethook_cli.engine.history.files import default_path
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import EventInfo, Exchange, Verdict
 from comethook_cli.outputs.terminal import cut_at_word, event_spans
 

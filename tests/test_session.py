@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 
 from comethook_cli.engine.config import AnswerConfig, HistoryConfig, ListenConfig, ListenerConfig, TunnelConfig
+from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.hub import Hub, NotStored
 from comethook_cli.engine.session import Session
-from comethook_cli.engine.store import History
 from comethook_cli.errors import UsageError
 from comethook_cli.models import Exchange, Rejection
 from comethook_cli.outputs.stream import BackgroundStream

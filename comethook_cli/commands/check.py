@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from comethook_cli import speedups
-from comethook_cli.engine.sender import normalize_url
+from comethook_cli.engine.urls import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER
 
@@ -33,8 +33,9 @@ def run(
     """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
     from comethook_cli.commands.send import INSECURE_WARNING, unreachable_hint
     from comethook_cli.engine import checks
-    from comethook_cli.engine.sender import CONTENT_TYPE, redact_url, take_credentials
-    from comethook_cli.engine.store import write_private
+    from comethook_cli.engine.history.files import write_private
+    from comethook_cli.engine.sender import CONTENT_TYPE
+    from comethook_cli.engine.urls import redact_url, take_credentials
     from comethook_cli.outputs.views import view
     from comethook_cli.outputs.wire import CheckSummary
 

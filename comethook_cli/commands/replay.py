@@ -15,7 +15,7 @@ from comethook_cli.cometchat.payloads import parse_set
 from comethook_cli.commands.send import execute, parse_header
 from comethook_cli.engine import replay
 from comethook_cli.engine.config import Delivering
-from comethook_cli.engine.store import History
+from comethook_cli.engine.history.reader import History
 from comethook_cli.errors import UsageError
 
 

@@ -21,19 +21,12 @@ from yarl import URL
 
 from comethook_cli.cometchat.payloads import known_trigger
 from comethook_cli.cometchat.verdict import DROP_ACTION
+from comethook_cli.engine.auth import basic_value
+from comethook_cli.engine.budget import BudgetSpent, ByteBudget
 from comethook_cli.engine.config import ForwardConfig
-from comethook_cli.engine.listener import RateLimitedWarnings
-from comethook_cli.engine.sender import (
-    UNBOUNDED,
-    AnswerTooLarge,
-    BudgetSpent,
-    ByteBudget,
-    basic_value,
-    normalize_url,
-    read_answer,
-    redact_url,
-    take_credentials,
-)
+from comethook_cli.engine.sender import UNBOUNDED, AnswerTooLarge, read_answer
+from comethook_cli.engine.urls import normalize_url, redact_url, take_credentials
+from comethook_cli.engine.warnings import RateLimitedWarnings
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_ANSWER_BUDGET, DEFAULT_MAX_ANSWER, HOP_BY_HOP, Answer, Incoming, has_surrogates
 

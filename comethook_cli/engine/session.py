@@ -22,8 +22,8 @@ from comethook_cli.models import Exchange
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.rules import Responder
+    from comethook_cli.engine.history.writer import HistoryWriter
     from comethook_cli.engine.listener import Answerer, Listener
-    from comethook_cli.engine.store import HistoryWriter
     from comethook_cli.engine.tunnel import Tunnel
 
 #: The path the banner tells people to paste (the listener accepts any path).
@@ -64,8 +64,8 @@ class Session:
         Raises UsageError for a bad option, so nothing starts half-way. Called by startup() if not before."""
         if self._prepared:
             return
+        from comethook_cli.engine.auth import basic_auth_header
         from comethook_cli.engine.listener import Listener
-        from comethook_cli.engine.sender import basic_auth_header
 
         listener = self.config.listener
         if listener.basic_auth:
@@ -230,7 +230,8 @@ class Session:
         history = self.config.history
         if not history.history:
             return None, "off"
-        from comethook_cli.engine.store import HistoryDamaged, HistoryWriter, Retention, default_path
+        from comethook_cli.engine.history.files import HistoryDamaged, default_path
+        from comethook_cli.engine.history.writer import HistoryWriter, Retention
 
         if history.history_max_mb < 0 or history.history_max_age < 0:
             raise UsageError("--history-max-mb and --history-max-age cannot be negative.", "Use 0 to turn a cap off.")

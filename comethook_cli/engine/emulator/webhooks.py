@@ -12,10 +12,11 @@ from typing import Any
 import aiohttp
 
 from comethook_cli.cometchat.payloads import BuildOptions, build, encode, find_template
+from comethook_cli.engine.auth import basic_auth_header
 from comethook_cli.engine.config import EmulatorConfig, WebhookTarget
 from comethook_cli.engine.emulator import rules
 from comethook_cli.engine.emulator.state import Store
-from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, basic_auth_header, connector, deliver
+from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, connector, deliver
 from comethook_cli.models import Delivery
 
 
