@@ -679,6 +679,7 @@ class Listener:
             answered_by=answer.answered_by,
             listener=self._local_url,
             payload=payload,
+            outcome=answer.outcome,
         )
         # Stored before it is answered (acknowledged means stored); then shown. What the history could not store is
         # not acknowledged: a 503 asks CometChat to send it again (where retryOnFailure is set), never the app's answer.

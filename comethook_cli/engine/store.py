@@ -36,6 +36,7 @@ from comethook_cli.errors import ComethookError, UsageError
 from comethook_cli.models import (
     DEFAULT_HISTORY_MAX_AGE_DAYS,
     DEFAULT_HISTORY_MAX_MB,
+    AnsweredBy,
     EventInfo,
     Exchange,
     Verdict,
@@ -473,7 +474,7 @@ def _exchange(row: sqlite3.Row) -> Exchange:
         response_status=row["response_status"], response_body=bytes(row["response_body"]), latency_ms=row["latency_ms"],
         verdict=verdict, response_headers=tuple(tuple(h) for h in json.loads(row["response_headers"])),
         forwarded_to=row["forwarded_to"], forward_error=row["forward_error"], answered_by=row["answered_by"],
-        listener=row["listener"],
+        listener=row["listener"], outcome=AnsweredBy.of(row["answered_by"]),
     )  # fmt: skip
 
 

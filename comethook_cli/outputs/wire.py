@@ -118,7 +118,7 @@ class Event(Record):
             "generation": e.info.generation,
             "summary": e.info.summary,
             "body": e.payload if e.payload is not None else parse_body(e.body),
-            "response": {"status": e.response_status, "body": parse_body(e.response_body)},
+            "response": {"status": e.response_status, "body": e.answer},
             "verdict": e.verdict.kind if e.verdict else None,
             "verdict_reason": e.verdict.reason if e.verdict else None,
             "latency_ms": round(e.latency_ms, 3),
