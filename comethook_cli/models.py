@@ -193,6 +193,9 @@ class Exchange:
     #: The answer body as `parse_strict` read it (NOT_JSON when it is not), once something parsed it: `judge()` for a
     #: before_message (its verdict carries it), else the first output to show it (see `answer`). Not stored.
     answer_json: Any = field(default=UNPARSED, compare=False, repr=False)
+    #: Its `event` line (outputs.wire), encoded once for every output that writes it (the NDJSON view, the inspector's
+    #: event stream): a cache, neither stored nor copied by dataclasses.replace().
+    event_line: str | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def answer(self) -> JSON:

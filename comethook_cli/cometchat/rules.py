@@ -47,9 +47,8 @@ class Rule:
     receiver: str | None = None
     text: Regex | None = None
 
-    def matches(self, incoming: Incoming) -> bool:
-        """Whether this rule applies to the delivery."""
-        message = message_of(incoming.payload)
+    def matches(self, incoming: Incoming, message: dict[str, Any] | None) -> bool:
+        """Whether this rule applies to the delivery (`message`: its message_of(), found once for every rule)."""
         if self.trigger is not None and incoming.info.trigger not in self.trigger:
             return False
         if self.sender is not None and get(message, "sender") != self.sender:
@@ -232,11 +231,12 @@ class Responder:
 
     def decide(self, incoming: Incoming) -> tuple[Action, str, AnsweredBy]:
         """(action, who decided, as text and as a type) for one delivery."""
+        message = message_of(incoming.payload) if self.rules or self.drop_if is not None else None
         for number, rule in enumerate(self.rules, start=1):
-            if rule.matches(incoming):
+            if rule.matches(incoming, message):
                 return rule.action, f"rule {number}", AnsweredBy.RULE
         if incoming.info.trigger == "before_message":
-            text = get(message_of(incoming.payload), "data.text")
+            text = get(message, "data.text")
             if self.drop_if is not None and isinstance(text, str) and self.drop_if.search(text):
                 return Action(DROP_BODY, "drop"), "--drop-if", AnsweredBy.CANNED
             return self.respond, f"--respond {self.respond.label}", AnsweredBy.CANNED
