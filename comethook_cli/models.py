@@ -123,10 +123,18 @@ class Verdict:
     #: INJECT: the message's resulting data.metadata, with the answer under @injected.webhooks.<webhook id>.
     metadata: dict[str, Any] | None = None
     webhook_id: str | None = None
-    #: The answer as `judge()` parsed it (`parse_strict`: NOT_JSON when it is not JSON), UNPARSED when judge decided
-    #: without parsing (no 2xx, an empty body): Exchange.answer uses it rather than parsing the same bytes again.
-    #: Not stored.
-    answer_json: Any = field(default=UNPARSED, compare=False, repr=False)
+
+    @property
+    def answer_json(self) -> Any:
+        """The answer as `judge()` parsed it (`parse_strict`: NOT_JSON when it is not JSON); UNPARSED when judge decided
+        without parsing (no 2xx, an empty body) or the verdict was read from the history. Exchange.answer uses it rather
+        than parsing the same bytes again. Not a field: a public Verdict's fields, equality and repr are as they were."""
+        return self.__dict__.get("_answer_json", UNPARSED)
+
+    def carrying(self, answer_json: Any) -> Verdict:
+        """This verdict, with the parsed answer it was judged on (see answer_json)."""
+        object.__setattr__(self, "_answer_json", answer_json)  # a note on a frozen value, set once by whoever made it
+        return self
 
 
 @dataclass(frozen=True)

@@ -30,19 +30,19 @@ def judge(request: Any, status: int | None, body: bytes) -> Verdict:
         return Verdict("invalid", "empty body: answer {} to let the message pass", webhook_id=webhook_id)
     answer = parse_strict(body)  # strict, as CometChat's JSON.parse: a NaN answer is not JSON
     if answer is NOT_JSON:
-        return Verdict("invalid", "the answer is not JSON", webhook_id=webhook_id, answer_json=answer)
+        return Verdict("invalid", "the answer is not JSON", webhook_id=webhook_id).carrying(answer)
     if not isinstance(answer, dict):
         reason = f"the answer is JSON {_json_kind(answer)}, not an object"
-        return Verdict("invalid", reason, webhook_id=webhook_id, answer_json=answer)
+        return Verdict("invalid", reason, webhook_id=webhook_id).carrying(answer)
     if "action" in answer:
         if answer["action"] == DROP_ACTION:
-            return Verdict("drop", webhook_id=webhook_id, answer_json=answer)
+            return Verdict("drop", webhook_id=webhook_id).carrying(answer)
         reason = f"unknown action {answer['action']!r} (only {DROP_ACTION!r} is documented)"
-        return Verdict("invalid", reason, webhook_id=webhook_id, answer_json=answer)
+        return Verdict("invalid", reason, webhook_id=webhook_id).carrying(answer)
     if not answer:
-        return Verdict("pass", webhook_id=webhook_id, answer_json=answer)
+        return Verdict("pass", webhook_id=webhook_id).carrying(answer)
     metadata = injected_metadata(request, webhook_id, answer)
-    return Verdict("inject", metadata=metadata, webhook_id=webhook_id, answer_json=answer)
+    return Verdict("inject", metadata=metadata, webhook_id=webhook_id).carrying(answer)
 
 
 def injected_metadata(request: Any, webhook_id: str, answer: dict[str, Any]) -> dict[str, Any]:
