@@ -19,7 +19,7 @@ from rich.console import Console
 from comethook_cli import speedups
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import HistoryWriter, Retention
-from comethook_cli.models import Verdict
+from comethook_cli.models import AnsweredBy, Verdict
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.terminal import Renderer, event_spans
 from tests.test_history import exchange as stored_exchange
@@ -41,8 +41,13 @@ def exchanges() -> list[Any]:
         exchange(verdict=Verdict("drop", "blocked word")),
         exchange("message_sent", None, latency_ms=1234.5),
         exchange(response_status=500, verdict=Verdict("invalid", "not JSON")),
-        exchange(forwarded_to="http://127.0.0.1:3000/hook", answered_by="your app"),
-        exchange(forwarded_to="http://127.0.0.1:3000/hook", answered_by="comethook (fallback pass)", forward_error="refused"),
+        exchange(forwarded_to="http://127.0.0.1:3000/hook", answered_by="your app", outcome=AnsweredBy.APP),
+        exchange(
+            forwarded_to="http://127.0.0.1:3000/hook",
+            answered_by="comethook (fallback pass)",
+            outcome=AnsweredBy.FALLBACK_PASS,
+            forward_error="refused",
+        ),
         exchange("group_member_joined", None, id="evt_wide_字字字字字字字字字字字字_😀😀"),
     ]
 

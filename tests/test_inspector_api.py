@@ -254,6 +254,9 @@ async def test_replay_to_another_server_and_to_the_listener_itself_makes_linked_
     assert new["id"] != original and new["forwarded_to"] == url and new["response"]["body"] == {"app": "answer"}
     _, full = await live.get(f"/api/exchanges/{new['id']}")
     assert full["replay_of"] == original  # stored, and linked
+    from comethook_cli.models import AnsweredBy
+
+    assert live.inspector.history is not None and live.inspector.history.get(new["id"]).outcome is AnsweredBy.REPLAY
     # No target given and never forwarded: back to this listener, which records it as it records every delivery.
     status, result = await live.change("POST", f"/api/exchanges/{original}/replay", {"to": None})
     assert status == 200 and result["exchange"]["headers"]["X-Comethook-Replay-Of"] == original

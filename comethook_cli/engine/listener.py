@@ -397,6 +397,7 @@ class Listener:
             answered_by=answer.answered_by,
             listener=self._local_url,
             payload=payload,
+            outcome=answer.outcome,
         )
 
     def _not_stored(self, request: web.BaseRequest, reason: str) -> web.Response:

@@ -18,7 +18,7 @@ from comethook_cli.engine.history.files import (
     private_directory_warning,
 )
 from comethook_cli.errors import ComethookError
-from comethook_cli.models import EventInfo, Exchange, Verdict, replace_surrogates
+from comethook_cli.models import AnsweredBy, EventInfo, Exchange, Verdict, replace_surrogates
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -196,4 +196,5 @@ def from_row(row: sqlite3.Row) -> Exchange:
         verdict=verdict, response_headers=tuple(tuple(h) for h in json.loads(row["response_headers"])),
         forwarded_to=row["forwarded_to"], forward_error=row["forward_error"], answered_by=row["answered_by"],
         listener=row["listener"],
+        outcome=AnsweredBy.of(row["answered_by"]),
     )  # fmt: skip

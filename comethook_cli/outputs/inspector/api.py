@@ -22,7 +22,7 @@ from aiohttp import web
 from comethook_cli import __version__, jsonbody
 from comethook_cli.engine.session import WEBHOOK_PATH
 from comethook_cli.errors import ComethookError, UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, Delivery, Exchange, parse_body
+from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, AnsweredBy, Delivery, Exchange, parse_body
 from comethook_cli.outputs import wire
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ def replayed(original: Exchange, url: str, body: bytes, headers: dict[str, str],
         response_status=delivery.status if delivery.status is not None else 502, response_body=response,
         latency_ms=delivery.latency_ms or 0.0, verdict=delivery.verdict, forwarded_to=url,
         forward_error=delivery.error if delivery.failure else None, answered_by=f"replay of {original.id}", payload=payload,
+        outcome=AnsweredBy.REPLAY,
     )  # fmt: skip
 
 
