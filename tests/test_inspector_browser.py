@@ -21,7 +21,7 @@ from comethook_cli.commands.inspect import exports, start_for_session
 from comethook_cli.engine.config import AnswerConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.hub import Hub
 from comethook_cli.engine.session import Session
-from comethook_cli.outputs.inspector.server import Inspector
+from comethook_cli.inspector.server import Inspector
 from tests.conftest import delivery, post_json
 
 pytestmark = pytest.mark.browser

@@ -14,14 +14,14 @@ from comethook_cli.models import DEFAULT_PORT, Exchange
 if TYPE_CHECKING:
     from comethook_cli.engine.history.writer import HistoryWriter
     from comethook_cli.engine.session import Session
-    from comethook_cli.outputs.inspector.api import Exports
-    from comethook_cli.outputs.inspector.server import Inspector
+    from comethook_cli.inspector.api import Exports
+    from comethook_cli.inspector.server import Inspector
 
 
 def exports() -> Exports:
     """The export formats `history export` owns, for the page's "Copy as curl" and "Download HAR"."""
     from comethook_cli.commands.history import curl_command, har_entry
-    from comethook_cli.outputs.inspector.api import Exports
+    from comethook_cli.inspector.api import Exports
 
     return Exports(curl=curl_command, har_entry=har_entry)
 
@@ -42,7 +42,7 @@ async def start(inspector: Inspector, requested: int | None, default: int, note:
 
 async def start_for_session(session: Session, requested: int | None, note: Callable[[str], None]) -> Inspector:
     """The inspector of a running `listen`: on the listener's port + 1 by default (with --port 0, a free one)."""
-    from comethook_cli.outputs.inspector.server import default_port, inspector_for
+    from comethook_cli.inspector.server import default_port, inspector_for
 
     assert session.listener is not None
     inspector = inspector_for(session, exports(), 0)
@@ -95,7 +95,7 @@ def run(port: int | None, open_page: bool) -> None:
 async def _serve(port: int | None, open_page: bool, note: Callable[..., None], warn: Callable[[str], None]) -> None:
     from comethook_cli.engine.history.reader import History
     from comethook_cli.engine.hub import Hub
-    from comethook_cli.outputs.inspector.server import Inspector
+    from comethook_cli.inspector.server import Inspector
 
     history = await asyncio.to_thread(History)
     sink = _ReplaySink(warn)

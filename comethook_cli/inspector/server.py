@@ -33,7 +33,7 @@ from comethook_cli.engine.localguard import LocalGuard
 from comethook_cli.engine.serving import bind
 from comethook_cli.models import Exchange
 from comethook_cli.outputs import wire
-from comethook_cli.outputs.inspector.api import Api, Exports, json_response
+from comethook_cli.inspector.api import Api, Exports, json_response
 
 if TYPE_CHECKING:
     from comethook_cli.engine.history.reader import History
