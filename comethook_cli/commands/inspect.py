@@ -14,16 +14,7 @@ from comethook_cli.models import DEFAULT_PORT, Exchange
 if TYPE_CHECKING:
     from comethook_cli.engine.history.writer import HistoryWriter
     from comethook_cli.engine.session import Session
-    from comethook_cli.inspector.api import Exports
     from comethook_cli.inspector.server import Inspector
-
-
-def exports() -> Exports:
-    """The export formats `history export` owns, for the page's "Copy as curl" and "Download HAR"."""
-    from comethook_cli.commands.history import curl_command, har_entry
-    from comethook_cli.inspector.api import Exports
-
-    return Exports(curl=curl_command, har_entry=har_entry)
 
 
 async def start(inspector: Inspector, requested: int | None, default: int, note: Callable[[str], None]) -> Inspector:
@@ -45,7 +36,7 @@ async def start_for_session(session: Session, requested: int | None, note: Calla
     from comethook_cli.inspector.server import default_port, inspector_for
 
     assert session.listener is not None
-    inspector = inspector_for(session, exports(), 0)
+    inspector = inspector_for(session, 0)
     try:
         return await start(inspector, requested, default_port(None, session.config.listener.port), note)
     except BaseException:
@@ -99,7 +90,7 @@ async def _serve(port: int | None, open_page: bool, note: Callable[..., None], w
 
     history = await asyncio.to_thread(History)
     sink = _ReplaySink(warn)
-    inspector = Inspector(Hub(sink, warn), history, exports())
+    inspector = Inspector(Hub(sink, warn), history)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

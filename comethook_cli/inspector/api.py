@@ -12,7 +12,6 @@ import base64
 import collections
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -23,7 +22,7 @@ from comethook_cli import __version__, jsonbody
 from comethook_cli.engine.session import WEBHOOK_PATH
 from comethook_cli.errors import ComethookError, UsageError
 from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, AnsweredBy, Delivery, Exchange, parse_body
-from comethook_cli.outputs import wire
+from comethook_cli.outputs import exports, wire
 
 if TYPE_CHECKING:
     from comethook_cli.engine.history.reader import History
@@ -43,14 +42,6 @@ SEND_TIMEOUT = 10.0
 #: How long a replay or send to the listener itself waits for the listener to publish what it received.
 SELF_WAIT = 2.0
 OPTION_FIELDS = ("type", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region")
-
-
-@dataclass(frozen=True)
-class Exports:
-    """The export formats, handed over by the command layer (it owns them, with `history export`)."""
-
-    curl: Callable[[Exchange], str]
-    har_entry: Callable[[Exchange], dict[str, Any]]
 
 
 class Served(Protocol):
@@ -120,7 +111,7 @@ def filters(query: Any) -> dict[str, Any]:
     return {"trigger": triggers or None, "verdict": verdict, "status": int(status_text) if status_text else None, "q": q}
 
 
-def detail(exchange: Exchange, exports: Exports) -> dict[str, Any]:
+def detail(exchange: Exchange) -> dict[str, Any]:
     """One exchange in full: the `event` record with the raw body, plus what only the detail pane shows."""
     document = wire.Event(exchange, raw=True).to_json()
     verdict = exchange.verdict
@@ -131,7 +122,7 @@ def detail(exchange: Exchange, exports: Exports) -> dict[str, Any]:
         metadata=verdict.metadata if verdict else None,
         webhook_id=verdict.webhook_id if verdict else exchange.info.webhook,
         replay_of=next((value for name, value in exchange.headers if name.lower() == REPLAY_HEADER.lower()), None),
-        curl=exports.curl(exchange),
+        curl=exports.curl_command(exchange),
     )
     return document
 
@@ -158,9 +149,8 @@ def replayed(original: Exchange, url: str, body: bytes, headers: dict[str, str],
 class Api:
     """The handlers behind /api/*."""
 
-    def __init__(self, inspector: Served, exports: Exports) -> None:
+    def __init__(self, inspector: Served) -> None:
         self.inspector = inspector
-        self.exports = exports
         #: Exchanges of the listener itself already matched to a replay or a send (two identical ones get one each).
         self._claimed: collections.deque[str] = collections.deque(maxlen=256)
 
@@ -213,7 +203,7 @@ class Api:
             exchange = await self._history().aget(request.match_info["id"])
         except UsageError as error:
             raise ApiError(404, error.message, error.hint) from None
-        return json_response(detail(exchange, self.exports))
+        return json_response(detail(exchange))
 
     async def catalog(self, request: web.Request) -> web.Response:
         """GET /api/catalog: every canned payload (the send panel's triggers), as `payload` records."""
@@ -234,7 +224,7 @@ class Api:
         first = True
         while True:
             page, before = await history.apage(before, EXPORT_PAGE, **chosen)
-            chunk = "".join(("" if first and n == 0 else ",") + wire.dumps(self.exports.har_entry(e)) for n, e in enumerate(page))
+            chunk = "".join(("" if first and n == 0 else ",") + wire.dumps(exports.har_entry(e)) for n, e in enumerate(page))
             first = first and not page
             await response.write(chunk.encode("utf-8"))
             if before is None:
