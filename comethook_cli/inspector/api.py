@@ -295,7 +295,6 @@ class Api:
         """POST /api/exchanges/{id}/replay {"to", "body"}: deliver it again (changed); answers the new exchange."""
         from comethook_cli.cometchat.payloads import encode
         from comethook_cli.engine import replay
-        from comethook_cli.engine.urls import normalize_url
 
         history = self._history()
         try:
@@ -307,13 +306,10 @@ class Api:
         if to is not None and not isinstance(to, str):
             raise ApiError(400, '"to" must be a URL or null.')
         edits = replay.Edits(body=encode(body)) if "body" in document and body is not None else replay.Edits()
-        if to:
-            url = normalize_url(to)
-        elif original.forwarded_to:
-            url = original.forwarded_to
-        elif self.inspector.session is not None and self.inspector.session.listener is not None:
-            url = self.inspector.session.local_url + original.path + (f"?{original.query}" if original.query else "")
-        else:
+        session = self.inspector.session
+        listener = session.local_url if session is not None and session.listener is not None else None
+        url = replay.target_of(original, to, listener)
+        if url is None:
             raise ApiError(
                 400, f"{original.id} was not forwarded anywhere, so there is no default target.", "Type a URL to replay to."
             )

@@ -49,12 +49,12 @@ def encoding_note(exchange: Exchange) -> str | None:
 
 
 def target_of(exchange: Exchange) -> str:
-    """Where a stored exchange goes again by default: the app it was forwarded to, else the listener that
-    received it (its real address; localhost on the default port for exchanges stored before it was kept)."""
-    if exchange.forwarded_to:
-        return exchange.forwarded_to
-    base = exchange.listener or f"http://localhost:{DEFAULT_PORT}"
-    return base + exchange.path + (f"?{exchange.query}" if exchange.query else "")
+    """Where a stored exchange goes again by default (engine.replay's one rule): the app it was forwarded to, else
+    the listener that received it (its real address; localhost on the default port for exchanges stored before it
+    was kept)."""
+    from comethook_cli.engine.replay import target_of
+
+    return target_of(exchange, listener=exchange.listener or f"http://localhost:{DEFAULT_PORT}") or ""
 
 
 def shell_word(text: str | bytes) -> str:
