@@ -21,7 +21,7 @@ from aiohttp import web
 from comethook_cli import __version__, jsonbody
 from comethook_cli.engine.session import WEBHOOK_PATH
 from comethook_cli.errors import ComethookError, UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, AnsweredBy, Delivery, Exchange, parse_body
+from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, Answer, AnsweredBy, Delivery, Exchange, parse_body
 from comethook_cli.outputs import exports, wire
 
 if TYPE_CHECKING:
@@ -129,20 +129,21 @@ def detail(exchange: Exchange) -> dict[str, Any]:
 
 def replayed(original: Exchange, url: str, body: bytes, headers: dict[str, str], delivery: Delivery, at: float) -> Exchange:
     """A replay to another server as an exchange of the history: what was sent, where, and what came back."""
-    from comethook_cli.cometchat.events import describe
-    from comethook_cli.engine.exchanges import clean_info, new_id, redact_headers
+    from comethook_cli.engine.exchanges import make_exchange
 
     payload = jsonbody.parse(body)  # replay.plan() parsed these very bytes
     parts = urlsplit(url)
     answered = delivery.status is not None
-    response = delivery.response_body if answered else wire.dumps({"error": delivery.error}).encode()
-    return Exchange(
-        id=new_id(), received_at=at, method="POST", path=parts.path or "/", query=parts.query,
-        headers=redact_headers(list(headers.items())), body=body, info=clean_info(describe(payload)),
-        response_status=delivery.status if delivery.status is not None else 502, response_body=response,
-        latency_ms=delivery.latency_ms or 0.0, verdict=delivery.verdict, forwarded_to=url,
-        forward_error=delivery.error if delivery.failure else None, answered_by=f"replay of {original.id}", payload=payload,
-        outcome=AnsweredBy.REPLAY,
+    answer = Answer(
+        status=delivery.status if delivery.status is not None else 502,
+        body=delivery.response_body if answered else wire.dumps({"error": delivery.error}).encode(),
+        headers=(), answered_by=f"replay of {original.id}", forwarded_to=url,
+        error=delivery.error if delivery.failure else None, latency_ms=delivery.latency_ms or 0.0, outcome=AnsweredBy.REPLAY,
+    )  # fmt: skip
+    # The delivery judged the answer already (or knows why there is none to judge): its verdict, not a second one.
+    return make_exchange(
+        "POST", parts.path or "/", parts.query, headers.items(), body, payload, answer,
+        received_at=at, latency_ms=answer.latency_ms or 0.0, verdict=delivery.verdict,
     )  # fmt: skip
 
 
