@@ -219,18 +219,15 @@ class Api:
         response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8",
                                                "Content-Disposition": 'attachment; filename="comethook.har"'})  # fmt: skip
         await response.prepare(request)
-        creator = wire.dumps({"name": "comethook", "version": __version__})
-        await response.write(f'{{"log":{{"version":"1.2","creator":{creator},"entries":['.encode())
+        har = exports.CompactHar()
+        await response.write(har.start().encode())
         before: int | None = None
-        first = True
         while True:
             page, before = await history.apage(before, EXPORT_PAGE, **chosen)
-            chunk = "".join(("" if first and n == 0 else ",") + wire.dumps(exports.har_entry(e)) for n, e in enumerate(page))
-            first = first and not page
-            await response.write(chunk.encode("utf-8"))
+            await response.write(har.entries(page).encode("utf-8"))
             if before is None:
                 break
-        await response.write(b"]}}\n")
+        await response.write(har.END.encode())
         await response.write_eof()
         return response
 

@@ -11,11 +11,11 @@ import base64
 import dataclasses
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from comethook_cli.models import DEFAULT_PORT, JSON, Exchange, iso_time, without_redacted, without_secrets
-from comethook_cli.outputs.wire import INVISIBLE, json_safe
+from comethook_cli.outputs.wire import INVISIBLE, dumps, json_safe
 
 #: What a shell word must not carry raw, lest a terminal showing the command act on it (or the one-line command break):
 #: C0 controls, DEL, C1, bidi controls, line separators (and bytes that are not UTF-8, which come back as lone surrogates).
@@ -180,3 +180,29 @@ def write_har(stream: TextIO, exchanges: Iterator[Exchange]) -> int:
         count += 1
     stream.write("\n    ]\n  }\n}\n" if count else "]\n  }\n}\n")
     return count
+
+
+class CompactHar:
+    """A HAR 1.2 log on one line, made a page of exchanges at a time (the inspector's "Download HAR", streamed from
+    the history): `start()`, `entries(page)` for each page, then `END`."""
+
+    END = "]}}\n"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @staticmethod
+    def start() -> str:
+        """The log's opening, up to its first entry."""
+        from comethook_cli import __version__
+
+        creator = dumps({"name": "comethook", "version": __version__})
+        return f'{{"log":{{"version":"1.2","creator":{creator},"entries":['
+
+    def entries(self, page: Iterable[Exchange]) -> str:
+        """The page's entries, each after a comma but the log's first."""
+        parts = []
+        for exchange in page:
+            parts.append(("," if self.count else "") + dumps(har_entry(exchange)))
+            self.count += 1
+        return "".join(parts)
