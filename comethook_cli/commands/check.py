@@ -1,12 +1,21 @@
-"""`comethook check`: run the conformance suite, show it, write JUnit, exit honestly."""
+"""`comethook check`: its options; run the conformance suite, show it, write JUnit, exit honestly.
+
+Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from comethook_cli import speedups
+from comethook_cli.commands import completion, options
+from comethook_cli.commands.app import App, funnel
+from comethook_cli.commands.options import BasicAuth, BasicAuthFile, ContentType, Insecure, JsonOut, MaxAnswer
+from comethook_cli.engine.config import CHECK_TRIGGERS
 from comethook_cli.engine.sender import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER
@@ -16,21 +25,51 @@ if TYPE_CHECKING:
     from comethook_cli.outputs.wire import CheckSummary
 
 
-def run(
-    to: str,
-    basic_auth: str | None,
-    triggers: str,
-    junit: str | None,
-    json_out: bool,
-    timeout: float,
-    content_type: str | None = None,
-    volatile: Sequence[str] = (),
-    max_answer: int = DEFAULT_MAX_ANSWER,
-    insecure: bool = False,
-    github: bool | None = None,
-    concurrency: int | None = None,
+app = App()  # what the root group takes this command from
+
+
+@app.command()
+@funnel
+def check(
+    to: Annotated[str, typer.Option("--to", metavar="URL", help="The webhook endpoint to judge.")] = "",
+    basic_auth: BasicAuth = None,
+    basic_auth_file: BasicAuthFile = None,
+    triggers: Annotated[
+        str,
+        typer.Option(
+            "--triggers",
+            metavar="legacy|current|all|NAME,NAME",
+            help="Which canned deliveries to send.",
+            autocompletion=completion.trigger_list,
+        ),
+    ] = ",".join(CHECK_TRIGGERS),
+    junit: Annotated[
+        str | None, typer.Option("--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")
+    ] = None,
+    json_out: JsonOut = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", min=0.001, help="Seconds to wait for each answer.")
+    ] = 5.0,
+    content_type: ContentType = None,
+    volatile: Annotated[
+        list[str] | None,
+        typer.Option("--volatile", metavar="PATH", help="A before_message answer field that may change on a retry. Repeatable."),
+    ] = None,
+    max_answer: MaxAnswer = DEFAULT_MAX_ANSWER,
+    insecure: Insecure = False,
+    github: Annotated[
+        bool | None,
+        typer.Option(
+            "--github/--no-github",
+            help="::error annotations and a $GITHUB_STEP_SUMMARY job summary (default: on when GITHUB_ACTIONS=true).",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight at once (a small server queues a burst).")
+    ] = 4,
 ) -> None:
-    """Every check against one endpoint: exit 0 all pass, 3 any fails, 4 unreachable."""
+    """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
+    # Exit 0 when every check passes, 3 when one fails, 4 when the endpoint cannot be reached.
     from comethook_cli.commands.send import INSECURE_WARNING, unreachable_hint
     from comethook_cli.engine import checks
     from comethook_cli.engine.sender import CONTENT_TYPE, redact_url, take_credentials
@@ -38,6 +77,7 @@ def run(
     from comethook_cli.outputs.views import view
     from comethook_cli.outputs.wire import CheckSummary
 
+    basic_auth = options.basic_auth(basic_auth, basic_auth_file)
     given = normalize_url(to)
     url, credentials = take_credentials(given)
     if credentials is not None and basic_auth:
@@ -52,34 +92,34 @@ def run(
     shown = view(json_out)
     if insecure:
         shown.warning(INSECURE_WARNING)
-    run = speedups.run(
+    done = speedups.run(
         checks.run_checks(
-            url, templates, basic_auth, timeout, content_type or CONTENT_TYPE, volatile, max_answer, insecure,
+            url, templates, basic_auth, timeout, content_type or CONTENT_TYPE, volatile or (), max_answer, insecure,
             concurrency or checks.DEFAULT_CONCURRENCY,
         )
     )  # fmt: skip
-    results = run.results
+    results = done.results
     url = redact_url(given)  # a password in it (user:pw@) was for the requests, not for any output
-    summary = CheckSummary(*checks.summary(results), run.seconds)
+    summary = CheckSummary(*checks.summary(results), done.seconds)
     if junit:
         try:
-            write_private(junit, checks.junit_xml(results, url, run.seconds))
+            write_private(junit, checks.junit_xml(results, url, done.seconds))
         except OSError as error:
             raise UsageError(f"Cannot write --junit {junit!r}: {error.strerror}.", "Check the directory exists.") from None
     shown.checks(url, results, summary)
-    if run.wants_auth:
+    if done.wants_auth:
         shown.warning("the endpoint wants Basic auth (it answered 401); pass --basic-auth USER:PASS or set COMETHOOK_BASIC_AUTH.")
     if github if github is not None else os.environ.get("GITHUB_ACTIONS") == "true":
-        report_to_github(url, results, summary, run.reached, shown.warning)
-    if not run.reached:
+        report_to_github(url, results, summary, done.reached, shown.warning)
+    if not done.reached:
         first = next((r.detail for r in results if r.status == "fail"), "no answer")
-        raise UnreachableError(f"{url} could not be reached: {first}.", unreachable_hint(run.failure))
+        raise UnreachableError(f"{url} could not be reached: {first}.", unreachable_hint(done.failure))
     failed = [r.name for r in results if r.status == "fail"]
     if failed:
         raise AssertionFailed(
             f"{len(failed)} check(s) failed: {', '.join(failed)}.",
             "The endpoint wants Basic auth: pass --basic-auth USER:PASS."
-            if run.wants_auth
+            if done.wants_auth
             else "The detail column above says why each one failed.",
         )
 

@@ -1,11 +1,11 @@
-"""The project file in the CLI: its keys checked against the option declarations, its values as click defaults.
+"""`comethook config show`, and the project file in the CLI: its keys checked against the option declarations, its values as click defaults.
 
 Precedence (flag > environment variable > file > default) is click's own order for a parameter's value
 (command line > envvar > `default_map` > default): the root callback reads the file, checks every key,
 type and value against the option a key names, and sets `ctx.default_map`. A key is the long flag name,
 so a flag and its key can never disagree about types or limits, and an option added to a command is a
 file key without more code. `comethook config show` re-parses a command line the same way and reports
-where each value came from; `comethook init` writes a commented starter file.
+where each value came from (cli/config.py); `comethook init` writes a commented starter file (cli/init.py).
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from comethook_cli.commands import project
-from comethook_cli.commands.options import BUILDER, DELIVERING, HISTORY, TUNNEL
+from comethook_cli.commands.app import App, funnel
+from comethook_cli.commands.options import BUILDER, DELIVERING, HISTORY, TUNNEL, JsonOut
 from comethook_cli.commands.project import CommandPath, Loaded, active
 from comethook_cli.engine import configfile, trust
 from comethook_cli.engine.configfile import ProjectFile, Setting
-from comethook_cli.errors import ComethookError, UsageError
+from comethook_cli.errors import UsageError
 from comethook_cli.models import REDACTED
 
 Path_ = CommandPath
@@ -134,7 +135,7 @@ def _apply(
     if setting.unset:
         loaded.unset.append(setting)
     for key in table[setting.key]:
-        if _implicit_env(key.param.name):
+        if implicit_env(key.param.name):
             continue  # the environment beats the file
         if setting.unset:
             value: Any = Unset(where, setting)
@@ -161,7 +162,7 @@ def _gate(loaded: Loaded, file: ProjectFile, setting: Setting, value: Any) -> An
     if gate is None:
         used = value if isinstance(value, str) and value != setting.value else None  # a path, made absolute
         place = f"{file.where(setting)}: {file.label(setting.section)}"
-        gate = Untrusted(place, setting, _redact(setting.key, setting.value), trust_command(file.path, loaded.found), used)
+        gate = Untrusted(place, setting, redact(setting.key, setting.value), trust_command(file.path, loaded.found), used)
         loaded.gated.append(gate)
     return gate
 
@@ -200,9 +201,9 @@ class Untrusted(Deferred):
         """Whether what was already parsed makes the value moot: no tunnel (the agent and its token are never used), or
         Basic credentials given on the command line (they beat a basic-auth-file in the file, see project.prefer_given).
         click resolves the options given on the command line first, and these before the ones they make moot."""
-        from comethook_cli.commands.app import get_current_context
+        from comethook_cli.commands.app import current_context
 
-        ctx = get_current_context(silent=True)
+        ctx = current_context()
         params = ctx.params if ctx is not None else {}
         if self.setting.key in ("ngrok-path", "ngrok-authtoken"):
             return params.get("tunnel") is False
@@ -245,7 +246,7 @@ def without_unset(default_map: dict[str, Any]) -> dict[str, Any]:
     return {k: without_unset(v) if isinstance(v, dict) else v for k, v in default_map.items() if not isinstance(v, Deferred)}
 
 
-def _implicit_env(name: str) -> str | None:
+def implicit_env(name: str) -> str | None:
     """The variable an option reads on its own when it is set (it then beats the file)."""
     variable = IMPLICIT_ENV.get(name)
     return variable if variable is not None and variable in os.environ else None
@@ -347,7 +348,53 @@ def skipped_note(directory: Path) -> str:
     return f"Not reading {named}: {why} (`comethook --config {shlex.quote(str(named))}` would)."
 
 
-# --- config show ---------------------------------------------------------------------------------------
+URLS = frozenset({"to", "forward-to", "route", "api-base"})
+
+
+def redact(key: str, value: Any) -> Any:
+    """A value as `config show` (and a trust refusal) may print it: secrets, credential headers and URL passwords hidden."""
+    if isinstance(value, (tuple, list)):
+        return [redact(key, item) for item in value]
+    if not isinstance(value, str) or not value:
+        return value
+    if key in SECRETS:
+        user, sep, _ = value.partition(":")
+        return f"{user}:{REDACTED}" if key == "basic-auth" and sep else (value if key == "basic-auth" else REDACTED)
+    if key == "header":
+        from comethook_cli.models import is_secret_header
+
+        name, sep, _ = value.partition(":")
+        return f"{name}: {REDACTED}" if sep and is_secret_header(name.strip()) else value
+    if key in URLS:
+        from comethook_cli.engine.sender import redact_url
+
+        trigger, sep, url = value.partition("=") if key == "route" else ("", "", value)
+        return f"{trigger}{sep}{redact_url(url)}"
+    return value
+
+
+app = App()  # what the root group takes this command from
+config_app = App(help="The project file (comethook.toml): what is in effect, and from where.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command(
+    "show", context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@funnel
+def config_show(
+    ctx: typer.Context,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[COMMAND [FLAGS]]...", help="A command line, e.g. `listen --port 9000`: its settings only."),
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Show each setting in effect and where it came from: flag, env, file:line or default (secrets redacted)."""
+    show(ctx, [*(command or []), *ctx.args], json_out)
+
+
+# --- the rows ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -439,7 +486,7 @@ def _row(section: str, key: str, target: Key, parsed: Any, loaded: Loaded) -> Ro
     elif kind == "DEFAULT_MAP" and (target.path, name) in loaded.origins and loaded.file is not None:
         setting = loaded.origins[(target.path, name)]
         where = loaded.file.where(setting) + (f" (env {setting.env})" if setting.env else "")
-    elif name == "ngrok_authtoken" and _implicit_env(name):
+    elif name == "ngrok_authtoken" and implicit_env(name):
         value, where = os.environ[IMPLICIT_ENV[name]], f"env {IMPLICIT_ENV[name]}"
     else:
         where = "default"
@@ -449,35 +496,10 @@ def _row(section: str, key: str, target: Key, parsed: Any, loaded: Loaded) -> Ro
     gated = [g for g in loaded.gated if g.setting.section == section and g.setting.key == key]
     if gated and where == "default" and loaded.file is not None:
         return Row(section, key, gated[0].shown, f"{loaded.file.where(gated[0].setting)} (not trusted: {gated[0].command})")
-    return Row(section, key, _redact(key, value), where)
+    return Row(section, key, redact(key, value), where)
 
 
 #: Keys whose values are URLs (or TRIGGER=URL): a password in one is redacted.
-URLS = frozenset({"to", "forward-to", "route", "api-base"})
-
-
-def _redact(key: str, value: Any) -> Any:
-    """A value as `config show` (and a trust refusal) may print it: secrets, credential headers and URL passwords hidden."""
-    if isinstance(value, (tuple, list)):
-        return [_redact(key, item) for item in value]
-    if not isinstance(value, str) or not value:
-        return value
-    if key in SECRETS:
-        user, sep, _ = value.partition(":")
-        return f"{user}:{REDACTED}" if key == "basic-auth" and sep else (value if key == "basic-auth" else REDACTED)
-    if key == "header":
-        from comethook_cli.models import is_secret_header
-
-        name, sep, _ = value.partition(":")
-        return f"{name}: {REDACTED}" if sep and is_secret_header(name.strip()) else value
-    if key in URLS:
-        from comethook_cli.engine.sender import redact_url
-
-        trigger, sep, url = value.partition("=") if key == "route" else ("", "", value)
-        return f"{trigger}{sep}{redact_url(url)}"
-    return value
-
-
 def show(ctx: typer.Context, args: Sequence[str], json_out: bool) -> None:
     """`comethook config show [COMMAND [FLAGS]]`: each setting, its value and its source."""
     from comethook_cli.outputs import wire
@@ -505,78 +527,6 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_text(v) for v in value) or "-"
     return str(value)
-
-
-# --- init ---------------------------------------------------------------------------------------------
-
-STARTER = """\
-# comethook.toml: the settings this project uses every day, so no run needs a long list of flags.
-#
-# Precedence: a flag beats an environment variable, which beats this file, which beats comethook's default.
-# Keys are the long flag names (`comethook listen --help` lists them); an unknown key is an error.
-# `comethook config show` prints every setting in effect and where it came from.
-# Relative paths (rules, basic-auth-file, ngrok-path, junit, body, output) are relative to this file.
-# ngrok-path, and a path outside this directory or a URL off this machine, work once you run `comethook trust`.
-#
-# Secrets do not belong here. Read them from the environment instead:
-#     basic-auth = { env = "COMETHOOK_WEBHOOK_AUTH" }
-# A literal password or authtoken in a file inside a git repository gets a warning.
-
-[listen]
-# port = 8765
-# forward-to = ["8000"]              # relay to your app on localhost:8000 (the first is primary, more get copies)
-# forward-timeout = 30.0
-# fallback = "error"                 # the answer when your app is down: error, pass or drop
-# respond = "pass"                   # the canned answer when nothing is forwarded: pass, drop, inject:JSON
-# drop-if = "(?i)spam"
-# max-body = 1048576
-# basic-auth = { env = "COMETHOOK_WEBHOOK_AUTH" }   # USER:PASS every delivery must carry
-
-# Answering rules, first match wins: the same entries as a --rules JSON file.
-# [[listen.rules]]
-# match = { trigger = "before_message", text = "(?i)buy now" }
-# action = "drop"
-
-[tunnel]
-# domain = "my-app.ngrok.app"        # a reserved domain keeps the Dashboard URL across restarts
-# region = "eu"
-# tunnel-timeout = 10.0              # the ngrok authtoken comes from NGROK_AUTHTOKEN or your ngrok config
-
-[history]
-# history-max-mb = 500.0
-# history-max-age = 30.0
-# limit = 20                         # how many `comethook history list` shows
-
-[send]
-# to = "http://localhost:8000/webhook"
-# app-id = "2379614bd4db65dd"
-# webhook-id = "comethook-dev"
-# region = "us"
-# sender = "cometchat-uid-1"
-# timeout = 10.0
-
-[check]
-# to = "http://localhost:8000/webhook"
-# triggers = "before_message,after_message,message_sent"
-# junit = "check-report.xml"
-# timeout = 5.0
-"""
-
-
-def init(directory: Path) -> Path:
-    """Write a commented starter comethook.toml in `directory`; never overwrite one."""
-    path = directory / configfile.FILE_NAME
-    try:
-        with path.open("x", encoding="utf-8") as file:
-            file.write(STARTER)
-    except FileExistsError:
-        raise ComethookError(
-            f"{configfile.display_path(path)} already exists: not overwritten.",
-            "Edit it, or move it aside and run `comethook init` again.",
-        ) from None
-    except OSError as error:
-        raise ComethookError(f"Cannot write {path}: {error.strerror}.", "Check the directory exists and is writable.") from None
-    return path
 
 
 # --- trust --------------------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""`comethook inspect`, and the inspector's start next to `listen`: the port, its fallback, --open."""
+"""`comethook inspect`: its options; and the inspector's start next to `listen`: the port, its fallback, --open.
+
+Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,12 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import typer
+
+from comethook_cli.commands.app import App, funnel
+from comethook_cli.commands.options import OpenBrowser
 from comethook_cli.errors import ListenerError
 from comethook_cli.models import DEFAULT_PORT, Exchange
 
@@ -16,6 +23,24 @@ if TYPE_CHECKING:
     from comethook_cli.engine.store import HistoryWriter
     from comethook_cli.outputs.inspector.api import Exports
     from comethook_cli.outputs.inspector.server import Inspector
+
+
+app = App()  # what the root group takes this command from
+
+
+@app.command()
+@funnel
+def inspect(
+    inspector_port: Annotated[
+        int | None,
+        typer.Option(
+            "--inspector-port", metavar="PORT", min=0, max=65535, help="Port of the page (default 8766; 0: a free one)."
+        ),
+    ] = None,
+    open_browser: OpenBrowser = False,
+) -> None:
+    """Serve the inspector page on the stored history, without listening: browse, search, replay, export."""
+    run(inspector_port, open_browser)
 
 
 def exports() -> Exports:

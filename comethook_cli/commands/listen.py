@@ -1,4 +1,8 @@
-"""`comethook listen`: a ListenConfig from the flags, a view on the session's hub, and run until told to stop."""
+"""`comethook listen`: its options (one group per config section), a ListenConfig from them, a view on the session's
+hub, and run until told to stop.
+
+Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 from comethook_cli import speedups
 from comethook_cli.errors import TunnelError
@@ -20,6 +24,326 @@ if TYPE_CHECKING:
     from comethook_cli.outputs.inspector.server import Inspector
     from comethook_cli.outputs.stream import BackgroundStream
     from comethook_cli.outputs.views import View
+
+
+import typer
+
+from comethook_cli.commands import completion
+from comethook_cli.commands.app import App, funnel
+from comethook_cli.commands.options import (
+    BasicAuth,
+    BasicAuthFile,
+    InspectorPort,
+    JsonOut,
+    NgrokAuthtoken,
+    NoInspector,
+    OpenBrowser,
+    basic_auth,
+    warn_password_on_argv,
+)
+from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenerConfig, TunnelConfig, default
+
+app = App()  # what the root group takes this command from
+
+# --- the options: one group per section of its config (engine/config.py), defaults read from there ---------
+
+Host = Annotated[str, typer.Option("--host", help="Interface to bind (warns when not loopback).", rich_help_panel="Listener")]
+Port = Annotated[
+    int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.", rich_help_panel="Listener")
+]
+MaxBody = Annotated[
+    int,
+    typer.Option("--max-body", metavar="BYTES", min=1, help="Largest body accepted (413 above).", rich_help_panel="Listener"),
+]
+AllowBrowserOrigin = Annotated[
+    bool,
+    typer.Option(
+        "--allow-browser-origin",
+        help="Accept requests with an Origin header (sent by web browsers, never by CometChat; refused with 403 otherwise).",
+        rich_help_panel="Listener",
+    ),
+]
+Respond = Annotated[
+    str,
+    typer.Option(
+        "--respond",
+        metavar="pass|drop|inject:JSON|inject:@FILE",
+        help="Answer to before_message.",
+        rich_help_panel="Answers",
+        autocompletion=completion.answers,
+    ),
+]
+DropIf = Annotated[
+    str | None,
+    typer.Option("--drop-if", metavar="REGEX", help="Drop before_message whose text matches.", rich_help_panel="Answers"),
+]
+Rules = Annotated[
+    str | None,
+    typer.Option(
+        "--rules", metavar="FILE", help="JSON list of match → action rules (first match wins).", rich_help_panel="Answers"
+    ),
+]
+Delay = Annotated[
+    float, typer.Option("--delay", metavar="MS", min=0, help="Wait before every answer.", rich_help_panel="Answers")
+]
+Status = Annotated[
+    int, typer.Option("--status", metavar="CODE", help="HTTP status of every canned answer.", rich_help_panel="Answers")
+]
+ForwardTo = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--forward-to",
+        "-f",
+        metavar="URL",
+        callback=warn_password_on_argv,
+        help="Relay to your app (8000, :8000/hook, /hook → localhost:8000). Repeatable: first is primary, others get copies.",
+        rich_help_panel="Forwarding",
+    ),
+]
+Route = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--route",
+        metavar="TRIGGER=URL",
+        callback=warn_password_on_argv,
+        help="Send one trigger to its own primary target. Repeatable.",
+        rich_help_panel="Forwarding",
+    ),
+]
+ForwardTimeout = Annotated[
+    float,
+    typer.Option(
+        "--forward-timeout",
+        metavar="SECONDS",
+        min=0.001,
+        help="How long to wait for your app.",
+        rich_help_panel="Forwarding",
+    ),
+]
+Fallback = Annotated[
+    str,
+    typer.Option(
+        "--fallback",
+        metavar="error|pass|drop",
+        help="Answer when your app is down or times out.",
+        rich_help_panel="Forwarding",
+        autocompletion=completion.fallbacks,
+    ),
+]
+ForwardMaxAnswer = Annotated[
+    int,
+    typer.Option(
+        "--max-answer",
+        metavar="BYTES",
+        min=1,
+        help="Largest answer read from your app (else --fallback).",
+        rich_help_panel="Forwarding",
+    ),
+]
+Tunnel = Annotated[
+    bool | None,
+    typer.Option(
+        "--tunnel/--no-tunnel",
+        help="Require an ngrok tunnel / never open one. Default: open one when an authtoken is available.",
+        rich_help_panel="Tunnel",
+    ),
+]
+NgrokPath = Annotated[
+    str | None,
+    typer.Option(
+        "--ngrok-path",
+        metavar="PATH",
+        envvar="COMETHOOK_NGROK_PATH",
+        help="The ngrok agent executable.",
+        rich_help_panel="Tunnel",
+    ),
+]
+Domain = Annotated[
+    str | None,
+    typer.Option("--domain", help="Reserved ngrok domain, so the Dashboard URL survives restarts.", rich_help_panel="Tunnel"),
+]
+TunnelRegion = Annotated[
+    str | None, typer.Option("--region", help="ngrok region (us, eu, ap, au, sa, jp, in).", rich_help_panel="Tunnel")
+]
+InstallNgrok = Annotated[
+    bool, typer.Option("--install-ngrok", help="Download the ngrok agent if it is missing.", rich_help_panel="Tunnel")
+]
+TunnelTimeout = Annotated[
+    float,
+    typer.Option(
+        "--tunnel-timeout",
+        metavar="SECONDS",
+        min=1,
+        help="How long the ngrok agent gets to open the tunnel.",
+        rich_help_panel="Tunnel",
+    ),
+]
+NoHistory = Annotated[bool, typer.Option("--no-history", help="Do not store exchanges.", rich_help_panel="History")]
+HistoryMaxMb = Annotated[
+    float,
+    typer.Option(
+        "--history-max-mb",
+        metavar="MiB",
+        min=0,
+        help="Keep the history under this size, oldest out first (0: no cap).",
+        rich_help_panel="History",
+    ),
+]
+HistoryMaxAge = Annotated[
+    float,
+    typer.Option(
+        "--history-max-age",
+        metavar="DAYS",
+        min=0,
+        help="Delete exchanges older than this (0: keep them).",
+        rich_help_panel="History",
+    ),
+]
+KeepSecrets = Annotated[
+    bool,
+    typer.Option(
+        "--keep-secrets",
+        help="Store secret query values (?token=, ?api_key=) exactly, so replays send them. Displays and exports "
+        "still redact them.",
+        rich_help_panel="History",
+    ),
+]
+
+
+@app.command()
+@funnel
+def listen(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show headers (redacted) and bodies.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing per event.")] = False,
+    json_out: JsonOut = False,
+    max_events: Annotated[int | None, typer.Option("--max-events", min=1, help="Stop after N events (exit 0).")] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            min=0.001,
+            help="Stop after SECONDS: exit 4 when --max-events were asked for and have not all arrived, else exit 0.",
+        ),
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            metavar="NAME,NAME|legacy|current",
+            help="Store and show only these triggers; others are still answered, shown as one dim line.",
+        ),
+    ] = None,
+    inspector_port: InspectorPort = None,
+    no_inspector: NoInspector = False,
+    open_browser: OpenBrowser = False,
+    # Each panel of the help lists its options in this order.
+    no_history: NoHistory = not default(HistoryConfig, "history"),
+    history_max_mb: HistoryMaxMb = default(HistoryConfig, "history_max_mb"),
+    history_max_age: HistoryMaxAge = default(HistoryConfig, "history_max_age"),
+    keep_secrets: KeepSecrets = default(HistoryConfig, "keep_secrets"),
+    tunnel: Tunnel = None,
+    ngrok_path: NgrokPath = default(TunnelConfig, "ngrok_path"),
+    ngrok_authtoken: NgrokAuthtoken = default(TunnelConfig, "ngrok_authtoken"),
+    domain: Domain = default(TunnelConfig, "domain"),
+    region: TunnelRegion = default(TunnelConfig, "region"),
+    install_ngrok: InstallNgrok = default(TunnelConfig, "install_ngrok"),
+    tunnel_timeout: TunnelTimeout = default(TunnelConfig, "tunnel_timeout"),
+    forward_to: ForwardTo = None,
+    route: Route = None,
+    forward_timeout: ForwardTimeout = default(ForwardConfig, "forward_timeout"),
+    fallback: Fallback = default(ForwardConfig, "fallback"),
+    max_answer: ForwardMaxAnswer = default(ForwardConfig, "max_answer"),
+    respond: Respond = default(AnswerConfig, "respond"),
+    drop_if: DropIf = default(AnswerConfig, "drop_if"),
+    rules: Rules = default(AnswerConfig, "rules"),
+    delay: Delay = default(AnswerConfig, "delay"),
+    status: Status = default(AnswerConfig, "status"),
+    host: Host = default(ListenerConfig, "host"),
+    port: Port = default(ListenerConfig, "port"),
+    max_body: MaxBody = default(ListenerConfig, "max_body"),
+    basic_auth: BasicAuth = default(ListenerConfig, "basic_auth"),
+    basic_auth_file: BasicAuthFile = None,
+    allow_browser_origin: AllowBrowserOrigin = default(ListenerConfig, "allow_browser_origin"),
+) -> None:
+    """Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message."""
+    from comethook_cli.engine.config import ListenConfig
+    from comethook_cli.outputs.terminal import Renderer
+
+    # Built in this order, as each can stop with a usage error (or ask for a password).
+    listener = listener_config(
+        host=host, port=port, max_body=max_body, basic_auth=basic_auth, basic_auth_file=basic_auth_file,
+        allow_browser_origin=allow_browser_origin,
+    )  # fmt: skip
+    answers = answer_config(respond=respond, drop_if=drop_if, rules=rules, delay=delay, status=status)
+    forward = forward_config(
+        forward_to=forward_to, route=route, forward_timeout=forward_timeout, fallback=fallback, max_answer=max_answer
+    )
+    tunnel_section = tunnel_config(
+        tunnel=tunnel, ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region,
+        install_ngrok=install_ngrok, tunnel_timeout=tunnel_timeout,
+    )  # fmt: skip
+    history_section = history_config(
+        no_history=no_history, history_max_mb=history_max_mb, history_max_age=history_max_age, keep_secrets=keep_secrets
+    )
+    chosen = parse_events(events, Renderer().warning)
+    config = ListenConfig(listener, answers, forward, tunnel_section, history_section, max_events, timeout, chosen)
+    inspector = InspectorChoice(not no_inspector, inspector_port, open_browser)
+    run(config, json_out=json_out, quiet=quiet, verbose=verbose, inspector=inspector)
+
+
+def listener_config(**values: Any) -> ListenerConfig:
+    """LISTENER's values → ListenerConfig (Basic auth from the flag, the env var, a file or a prompt)."""
+    credentials = basic_auth(values.pop("basic_auth"), values.pop("basic_auth_file"))
+    return ListenerConfig(basic_auth=credentials, **values)
+
+
+def answer_config(**values: Any) -> AnswerConfig:
+    """ANSWERS' values → AnswerConfig ([[listen.rules]] from the project file unless --rules names a file)."""
+    from comethook_cli.commands.project import active
+
+    loaded = active()
+    inline = loaded.inline_rules if loaded is not None and loaded.inline_rules and values["rules"] is None else ()
+    return AnswerConfig(inline_rules=tuple(inline), **values)
+
+
+def forward_config(**values: Any) -> ForwardConfig:
+    """FORWARDING's values → ForwardConfig."""
+    return ForwardConfig(forward_to=tuple(values.pop("forward_to") or ()), route=tuple(values.pop("route") or ()), **values)
+
+
+def tunnel_config(**values: Any) -> TunnelConfig:
+    """TUNNEL's values → TunnelConfig (--tunnel/--no-tunnel/neither → on/off/auto)."""
+    import difflib
+
+    from comethook_cli.engine.config import NGROK_REGIONS
+    from comethook_cli.errors import UsageError
+
+    mode = values.pop("tunnel")
+    region = values["region"]
+    if region is not None and region.strip().lower() not in NGROK_REGIONS:
+        close = difflib.get_close_matches(region.strip().lower(), NGROK_REGIONS, n=1, cutoff=0.5)
+        hint = (f"Did you mean {close[0]}? " if close else "") + f"ngrok's regions: {', '.join(NGROK_REGIONS)}."
+        raise UsageError(f"Unknown --region {region!r}.", hint)
+    values["region"] = region.strip().lower() if region else None
+    domain = values["domain"]
+    if domain:
+        # ngrok wants the bare name: https://my-app.ngrok.app/ is what the Dashboard shows, so take the name out of it.
+        bare = domain.strip().split("://", 1)[-1].rstrip("/")
+        if not bare or "/" in bare or " " in bare:
+            raise UsageError(
+                f"Malformed --domain {domain!r}.", "Give the reserved domain's name, e.g. --domain my-app.ngrok.app."
+            )
+        values["domain"] = bare
+    return TunnelConfig(tunnel="auto" if mode is None else "on" if mode else "off", **values)
+
+
+def history_config(**values: Any) -> HistoryConfig:
+    """HISTORY's values → HistoryConfig."""
+    return HistoryConfig(history=not values.pop("no_history"), **values)
+
+
+# --- the command's body ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""`comethook replay`: pick the exchange, let $EDITOR change it, then deliver it like `send` (engine.replay plans it)."""
+"""`comethook replay`: its options; pick the exchange, let $EDITOR change it, then deliver it like `send` (engine.replay
+plans it).
+
+Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,81 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads import parse_set
+from comethook_cli.commands import completion
+from comethook_cli.commands.app import App, funnel
+from comethook_cli.commands.options import (
+    AnswerTimeout,
+    BasicAuth,
+    BasicAuthFile,
+    ContentType,
+    DeliveryVerbose,
+    Expect,
+    ExpectJson,
+    Headers,
+    Insecure,
+    JsonOut,
+    MaxAnswer,
+    MaxLatency,
+    RetryDelays,
+    Sets,
+    SimulateRetries,
+    delivering,
+)
 from comethook_cli.commands.send import execute, parse_header
-from comethook_cli.engine import replay
-from comethook_cli.engine.config import Delivering
+from comethook_cli.engine import replay as replaying
+from comethook_cli.engine.config import Delivering, default
 from comethook_cli.engine.store import History
 from comethook_cli.errors import UsageError
+
+app = App()  # what the root group takes this command from
+
+
+@app.command()
+@funnel
+def replay(
+    exchange_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="ID",
+            help="Stored exchange id (or a unique end of it, as `history list` shows).",
+            autocompletion=completion.history_ids,
+        ),
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="Replay the newest stored exchange.")] = False,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="URL", help="Where to (default: the app it was forwarded to).")
+    ] = None,
+    set_: Sets = None,
+    edit: Annotated[bool, typer.Option("--edit", help="Edit the body in $EDITOR first.")] = False,
+    basic_auth: BasicAuth = None,
+    basic_auth_file: BasicAuthFile = None,
+    header: Headers = None,
+    timeout: AnswerTimeout = default(Delivering, "timeout"),
+    content_type: ContentType = None,
+    json_out: JsonOut = False,
+    expect: Expect = None,
+    expect_json: ExpectJson = None,
+    max_latency: MaxLatency = None,
+    simulate_retries: SimulateRetries = False,
+    retry_delays: RetryDelays = None,
+    verbose: DeliveryVerbose = False,
+    max_answer: MaxAnswer = default(Delivering, "max_answer"),
+    insecure: Insecure = False,
+) -> None:
+    """Deliver a stored exchange's exact bytes again (optionally changed) and show the answer like `send`."""
+    how = delivering(
+        basic_auth=basic_auth, basic_auth_file=basic_auth_file, header=header, timeout=timeout, content_type=content_type,
+        json_out=json_out, expect=expect, expect_json=expect_json, max_latency=max_latency,
+        simulate_retries=simulate_retries, retry_delays=retry_delays, verbose=verbose, max_answer=max_answer,
+        insecure=insecure,
+    )  # fmt: skip
+    run(exchange_id, last, to, set_ or [], edit, how)
 
 
 def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: bool, how: Delivering) -> None:
@@ -25,13 +96,13 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
         raise UsageError("Name one exchange: an ID, or --last.", "`comethook history list` shows the ids.")
     with History() as history:
         exchange = history.last() if last else history.get(key or "")
-    replay.target_url(exchange, to)  # a missing target is said before the editor opens
+    replaying.target_url(exchange, to)  # a missing target is said before the editor opens
     body = None  # unchanged: the stored bytes go as they are (a compressed body with its Content-Encoding)
     if sets or edit:
-        body = replay.apply_sets(replay.plain(exchange), [parse_set(s) for s in sets], "the stored body")
+        body = replaying.apply_sets(replaying.plain(exchange), [parse_set(s) for s in sets], "the stored body")
         if edit:
             body = edit_body(body)
-    chosen = replay.plan(exchange, to, replay.Edits(body=body))
+    chosen = replaying.plan(exchange, to, replaying.Edits(body=body))
     given = {parse_header(line)[0].lower() for line in how.headers} | ({"authorization"} if how.basic_auth else set())
     if (left_out := chosen.warning(given)) is not None:
         from comethook_cli.outputs.terminal import Renderer

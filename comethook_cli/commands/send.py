@@ -1,16 +1,51 @@
-"""`comethook send` (and the delivery half of `replay`): flags in, build, deliver, show, and the exit code."""
+"""`comethook send` (and the delivery half of `replay`): its options; flags in, build, deliver, show, and the exit code.
+
+Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from comethook_cli import speedups
 from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
-from comethook_cli.commands import read_body
-from comethook_cli.engine.config import Delivering
+from comethook_cli.commands import completion
+from comethook_cli.commands.app import App, funnel
+from comethook_cli.commands.options import (
+    AnswerTimeout,
+    BasicAuth,
+    BasicAuthFile,
+    ContentType,
+    DeliveryVerbose,
+    Expect,
+    ExpectJson,
+    Headers,
+    Insecure,
+    JsonOut,
+    Legacy,
+    MaxAnswer,
+    MaxLatency,
+    MessageType,
+    PayloadAppId,
+    PayloadRegion,
+    Receiver,
+    RetryDelays,
+    Sender,
+    Sets,
+    SimulateRetries,
+    Text,
+    ToGroup,
+    WebhookId,
+    build_options,
+    delivering,
+    read_body,
+)
+from comethook_cli.engine.config import Delivering, default
 from comethook_cli.engine.runs import EXPECTATIONS, Expectations
 from comethook_cli.engine.sender import Outgoing, normalize_url
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
@@ -18,6 +53,59 @@ from comethook_cli.models import Delivery, Exchange, Failure
 
 if TYPE_CHECKING:
     from comethook_cli.engine.runs import RetryReport
+
+app = App()  # what the root group takes this command from
+
+
+@app.command()
+@funnel
+def send(
+    trigger: Annotated[
+        str | None,
+        typer.Argument(metavar="TRIGGER", help="Trigger to fire (optional with --body).", autocompletion=completion.triggers),
+    ] = None,
+    to: Annotated[str, typer.Option("--to", metavar="URL", help="Endpoint to deliver to.")] = "",
+    legacy: Legacy = False,
+    body: Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many deliveries (fresh ids each).")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Deliveries in flight at once.")] = 1,
+    # The help lists them in this order.
+    type_: MessageType = default(BuildOptions, "type"),
+    text: Text = default(BuildOptions, "text"),
+    sender: Sender = default(BuildOptions, "sender"),
+    receiver: Receiver = default(BuildOptions, "receiver"),
+    group: ToGroup = default(BuildOptions, "group"),
+    webhook_id: WebhookId = default(BuildOptions, "webhook_id"),
+    app_id: PayloadAppId = default(BuildOptions, "app_id"),
+    region: PayloadRegion = default(BuildOptions, "region"),
+    set_: Sets = None,
+    basic_auth: BasicAuth = None,
+    basic_auth_file: BasicAuthFile = None,
+    header: Headers = None,
+    timeout: AnswerTimeout = default(Delivering, "timeout"),
+    content_type: ContentType = None,
+    json_out: JsonOut = False,
+    expect: Expect = None,
+    expect_json: ExpectJson = None,
+    max_latency: MaxLatency = None,
+    simulate_retries: SimulateRetries = False,
+    retry_delays: RetryDelays = None,
+    verbose: DeliveryVerbose = False,
+    max_answer: MaxAnswer = default(Delivering, "max_answer"),
+    insecure: Insecure = False,
+) -> None:
+    """Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer."""
+    from dataclasses import replace
+
+    how = delivering(
+        basic_auth=basic_auth, basic_auth_file=basic_auth_file, header=header, timeout=timeout, content_type=content_type,
+        json_out=json_out, expect=expect, expect_json=expect_json, max_latency=max_latency,
+        simulate_retries=simulate_retries, retry_delays=retry_delays, verbose=verbose, max_answer=max_answer,
+        insecure=insecure,
+    )  # fmt: skip
+    options = build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_)
+    run(SendArgs(trigger, to, legacy, options, body, replace(how, count=count, concurrency=concurrency)))
+
 
 INSECURE_WARNING = "--insecure: TLS certificates are not verified, so anyone on the way can read and change this traffic."
 

@@ -1,12 +1,22 @@
-"""`comethook trigger`: make CometChat (or `emulate`) fire real webhooks through its REST API, optionally wait
-for the deliveries in a running `listen`'s history, and decide the exit code like `send` (0/1/3/4)."""
+"""`comethook trigger …`: the verbs (one table, one declaration each), the group and member actions and `run`; make
+CometChat (or `emulate`) fire real webhooks through its REST API, optionally wait for the deliveries in a running
+`listen`'s history, and decide the exit code like `send` (0/1/3/4).
+
+Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
-from comethook_cli.engine.config import TriggerOptions
+import typer
+
+from comethook_cli.commands.app import App, funnel
+from comethook_cli.commands.options import ApiKey, JsonOut
+from comethook_cli.engine.config import TriggerOptions, default
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 
 if TYPE_CHECKING:
@@ -14,6 +24,176 @@ if TYPE_CHECKING:
     from comethook_cli.cometchat.scenarios import Call, Step
     from comethook_cli.engine.trigger import Arrived, Outcome
     from comethook_cli.outputs.views import View
+
+app = App()  # what the root group takes this command from
+trigger_app = App(
+    help="Make CometChat (or `emulate`) fire real webhooks through its REST API; --wait for them in `listen`.",
+    no_args_is_help=True,
+)
+app.add_typer(trigger_app, name="trigger")
+group_app = App(help="Create, update or delete a group.", no_args_is_help=True)
+trigger_app.add_typer(group_app, name="group")
+member_app = App(help="Add, kick, change the scope of, ban or unban a group member.", no_args_is_help=True)
+trigger_app.add_typer(member_app, name="member")
+
+# --- the options every verb takes: how it reaches CometChat, what it waits for and asserts -------------------
+
+AppId = Annotated[str | None, typer.Option("--app-id", envvar="COMETCHAT_APP_ID", show_envvar=True, help="CometChat app id.")]
+Region = Annotated[str, typer.Option("--region", envvar="COMETCHAT_REGION", show_envvar=True, help="App region: us, eu, in.")]
+ApiBase = Annotated[
+    str | None,
+    typer.Option("--api-base", metavar="URL", help="Another REST server, e.g. `comethook emulate`: http://127.0.0.1:8780/v3."),
+]
+RestTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=0.001,
+        help="Seconds for all of the command's REST calls together, 429 back-offs included (--wait has --wait-timeout).",
+    ),
+]
+RestVerbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show every REST answer in full.")]
+Wait = Annotated[bool, typer.Option("--wait", help="Wait for the deliveries this call caused, in a running `listen`'s history.")]
+WaitTimeout = Annotated[float, typer.Option("--wait-timeout", metavar="SECONDS", min=0.001, help="How long --wait waits.")]
+TriggerExpect = Annotated[
+    str | None,
+    typer.Option("--expect", metavar="ok|delivered|pass|inject|drop|dropped", help="Assert the outcome (exit 3 if not)."),
+]
+
+#: A verb's option: (parameter name, Annotated type, default); the parameter name without a trailing _ is its key in
+#: the verb's arguments (`from_` → "from").
+Param = tuple[str, Any, Any]
+#: Every verb's shared options, after its own (TriggerOptions' fields, defaults read from there).
+TRIGGERING: list[Param] = [
+    ("app_id", AppId, None),
+    ("region", Region, default(TriggerOptions, "region")),
+    ("api_key", ApiKey, None),
+    ("api_base", ApiBase, None),
+    ("timeout", RestTimeout, default(TriggerOptions, "timeout")),
+    ("json_out", JsonOut, False),
+    ("verbose", RestVerbose, False),
+    ("wait", Wait, False),
+    ("wait_timeout", WaitTimeout, default(TriggerOptions, "wait_timeout")),
+    ("expect", TriggerExpect, None),
+]
+
+
+def declare(
+    on: App, name: str, summary: str, *own: Param, run_with: Callable[[dict[str, Any], TriggerOptions], None] | None = None
+) -> None:
+    """Register `trigger [group|member] NAME` with its own options, then TRIGGERING's: it runs `run_with`, or else the
+    verb of its place (`group-create` for `trigger group create`) with its own options' values as the verb's arguments."""
+    shared = [param for param, _, _ in TRIGGERING]
+    key = name if on is trigger_app else f"{'group' if on is group_app else 'member'}-{name}"
+
+    def command(**values: Any) -> None:
+        how = TriggerOptions(**{param: values.pop(param) for param in shared})
+        if run_with is not None:
+            run_with(values, how)
+            return
+        last = values.pop("last", False)
+        verb(key, {param.rstrip("_"): value for param, value in values.items()}, how, last)
+
+    params = [
+        inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=value)
+        for param, kind, value in [*own, *TRIGGERING]
+    ]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {param.name: param.annotation for param in params}
+    command.__doc__ = summary
+    command.__name__ = command.__qualname__ = f"trigger_{key.replace('-', '_')}"
+    on.command(name)(funnel(command))
+
+
+Required = inspect.Parameter.empty
+From: Param = (
+    "from_",
+    Annotated[str | None, typer.Option("--from", metavar="UID", help="The acting user (onBehalfOf; default comethook-a).")],
+    None,
+)
+Guid: Param = (
+    "guid",
+    Annotated[str | None, typer.Option("--guid", metavar="GUID", help="The group (default comethook-group).")],
+    None,
+)
+Uid: Param = (
+    "uid",
+    Annotated[str | None, typer.Option("--uid", metavar="UID", help="The user acted on (default comethook-b).")],
+    None,
+)
+MessageId: Param = ("message", Annotated[str | None, typer.Argument(metavar="[ID]", help="The message id (or --last).")], None)
+Last: Param = ("last", Annotated[bool, typer.Option("--last", help="The last message `trigger message` sent.")], False)
+Reaction: Param = (
+    "reaction",
+    Annotated[str | None, typer.Option("--reaction", metavar="EMOJI", help="The reaction (default 👍).")],
+    None,
+)
+Scope: Param = ("scope", Annotated[str | None, typer.Option("--scope", help="admin, moderator or participant.")], None)
+
+
+def option(param: str, *names: str, help: str, metavar: str | None = None) -> Param:
+    """A verb's own optional text option."""
+    return (param, Annotated[str | None, typer.Option(*names, metavar=metavar, help=help)], None)
+
+
+declare(
+    trigger_app,
+    "setup",
+    "Create the test users (and group) the other actions use; existing ones are reused.",
+    option("users", "--users", metavar="UID,UID", help="Users to create."),
+    option("group", "--group", metavar="GUID", help="Group to create ('' for none)."),
+)
+declare(
+    trigger_app,
+    "message",
+    "Send a message: fires message_sent (+ user_mentioned), or before_message/after_message (legacy).",
+    From,
+    option("to", "--to", metavar="UID", help="Receiving user (default comethook-b)."),
+    option("group", "--group", metavar="GUID", help="Send to a group instead."),
+    option("text", "--text", help="Message text."),
+    option("type_", "--type", help="text, image, video, audio, file or custom."),
+    option("metadata", "--metadata", metavar="JSON", help="data.metadata, a JSON object."),
+    ("mention", Annotated[list[str] | None, typer.Option("--mention", metavar="UID", help="Mention a user. Repeatable.")], None),
+)
+declare(
+    trigger_app,
+    "edit",
+    "Edit a message: fires message_edited.",
+    MessageId,
+    Last,
+    From,
+    option("text", "--text", help="The new text."),
+)
+declare(trigger_app, "delete", "Delete a message: fires message_deleted.", MessageId, Last, From)
+declare(trigger_app, "react", "React to a message: fires message_reaction_added.", MessageId, Last, From, Reaction)
+declare(trigger_app, "unreact", "Remove a reaction: fires message_reaction_removed.", MessageId, Last, From, Reaction)
+declare(
+    group_app,
+    "create",
+    "Create a group (owned by --from): fires group_created.",
+    Guid,
+    option("name", "--name", help="Group name."),
+    option("group_type", "--type", help="public, private or password."),
+    From,
+)
+declare(group_app, "update", "Rename a group: fires group_updated.", Guid, option("name", "--name", help="New name."), From)
+declare(group_app, "delete", "Delete a group: fires group_deleted.", Guid, From)
+declare(member_app, "add", "Add a member (--scope, default participant): fires group_member_added.", Guid, Uid, From, Scope)
+declare(
+    member_app, "scope", "Change a member's scope (default moderator): fires group_member_scope_changed.", Guid, Uid, From, Scope
+)
+declare(member_app, "kick", "Kick a member: fires group_member_kicked.", Guid, Uid, From)
+declare(member_app, "ban", "Ban a user from the group: fires group_member_banned.", Guid, Uid, From)
+declare(member_app, "unban", "Unban a user: fires group_member_unbanned.", Guid, Uid, From)
+declare(trigger_app, "block", "--from blocks --uid: fires user_blocked.", From, Uid)
+declare(trigger_app, "unblock", "--from unblocks --uid: fires user_unblocked.", From, Uid)
+declare(
+    trigger_app, "run", "Run a scenario's steps in order; later steps refer to earlier ids as ${steps.ID.id}.",
+    ("scenario", Annotated[str, typer.Argument(metavar="SCENARIO", help="conversation, group-lifecycle, or a TOML/JSON file.")], Required),
+    run_with=lambda values, how: scenario(values["scenario"], how),
+)  # fmt: skip
+
 
 #: --expect: pass/inject/drop judge the before_message answer; dropped: the message was dropped (REST answer or
 #: verdict); delivered: every expected webhook arrived; ok: the REST call succeeded (and, with --wait, all arrived).
