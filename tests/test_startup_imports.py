@@ -15,13 +15,13 @@ import typer
 
 from comethook_cli import cli
 
-PACKAGE = Path(cli.__file__).parent.parent / "commands"
+PACKAGE = Path(cli.__file__).parent
 #: What only a command needs: its declaration module, the option groups, the config sections, the catalog, the engine.
 COMMAND_ONLY = (
-    *(f"comethook_cli.commands.{name}" for name in cli.COMMANDS), "comethook_cli.commands.options", "comethook_cli.engine", "comethook_cli.cometchat",
+    *(f"{cli.__name__}.{name}" for name in cli.COMMANDS), "comethook_cli.cli.options", "comethook_cli.engine", "comethook_cli.cometchat",
 )  # fmt: skip
-#: The modules of comethook_cli/commands/ that are no command: what every command shares.
-SHARED = ("__init__", "app", "completion", "options", "project")
+#: The modules of comethook_cli/cli/ that are no command: what every command shares.
+SHARED = ("__init__", "app", "completion", "options", "project", "projectfile")
 HEAVY = ("asyncio", "aiohttp", "orjson", "uvloop", "sqlite3", "pyngrok")
 
 
@@ -60,9 +60,8 @@ def test_completing_a_command_name_imports_no_command() -> None:
 def test_a_command_imports_its_own_declaration_only() -> None:
     out, modules = imported(["trigger", "member", "add", "--help"])
     assert "--scope" in out
-    # commands.config is also the project file's reader, which the root's callback imports for every command.
-    commands = [f"comethook_cli.commands.{name}" for name in cli.COMMANDS if name != "config"]
-    assert [m for m in modules if m in commands] == ["comethook_cli.commands.trigger"]
+    commands = [f"comethook_cli.cli.{name}" for name in cli.COMMANDS]
+    assert [m for m in modules if m in commands] == ["comethook_cli.cli.trigger"]
     assert [m for m in HEAVY if m in modules] == []
 
 

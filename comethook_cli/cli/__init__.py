@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from comethook_cli import __version__
-from comethook_cli.commands.app import App, funnel
+from comethook_cli.cli.app import App, funnel
 
 #: Every command, in the order --help lists them, with the one-line help the root's --help shows for it: the first
 #: paragraph of the help its module declares (a test keeps the two equal). `comethook_cli/cli/<name>.py` is the command.
@@ -38,7 +38,7 @@ app = App(
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     lazy=COMMANDS,
-    package="comethook_cli.commands",
+    package=__name__,
 )
 
 
@@ -67,7 +67,7 @@ def root(
     no_config: Annotated[bool, typer.Option("--no-config", help="Ignore every comethook.toml and [tool.comethook].")] = False,
 ) -> None:
     """Webhook development tool for CometChat."""
-    from comethook_cli.commands import config as project
+    from comethook_cli.cli import projectfile as project
 
     project.apply(ctx, config, no_config)
 

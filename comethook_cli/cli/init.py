@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from comethook_cli.commands.app import App, funnel
+from comethook_cli.cli.app import App, funnel
 from comethook_cli.engine import configfile
 from comethook_cli.errors import ComethookError
 

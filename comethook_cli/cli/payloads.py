@@ -9,10 +9,9 @@ from typing import Annotated
 
 import typer
 
-from comethook_cli.cometchat.payloads import BuildOptions
-from comethook_cli.commands import completion
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.options import (
+from comethook_cli.cli import completion
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import (
     JsonOut,
     Legacy,
     MessageType,
@@ -26,6 +25,7 @@ from comethook_cli.commands.options import (
     WebhookId,
     build_options,
 )
+from comethook_cli.cometchat.payloads import BuildOptions
 from comethook_cli.engine.config import default
 
 app = App()  # what the root group takes this command from

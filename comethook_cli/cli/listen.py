@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 import typer
 
-from comethook_cli.commands import completion
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.options import (
+from comethook_cli.cli import completion
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import (
     BasicAuth,
     BasicAuthFile,
     InspectorPort,
@@ -300,7 +300,7 @@ def listener_config(**values: Any) -> ListenerConfig:
 
 def answer_config(**values: Any) -> AnswerConfig:
     """ANSWERS' values → AnswerConfig ([[listen.rules]] from the project file unless --rules names a file)."""
-    from comethook_cli.commands.project import active
+    from comethook_cli.cli.project import active
 
     loaded = active()
     inline = loaded.inline_rules if loaded is not None and loaded.inline_rules and values["rules"] is None else ()
@@ -443,7 +443,7 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         from comethook_cli.outputs.wire import Ready
 
         if choice.enabled:
-            from comethook_cli.commands.inspect import open_browser, start_for_session
+            from comethook_cli.cli.inspect import open_browser, start_for_session
 
             page = await start_for_session(session, choice.port, shown.note)
         inspector_url = page.url if page is not None else None

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from comethook_cli import speedups
-from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
-from comethook_cli.commands import completion
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.options import (
+from comethook_cli.cli import completion
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import (
     AnswerTimeout,
     BasicAuth,
     BasicAuthFile,
@@ -45,6 +44,7 @@ from comethook_cli.commands.options import (
     delivering,
     read_body,
 )
+from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
 from comethook_cli.engine.config import Delivering, default
 from comethook_cli.engine.runs import EXPECTATIONS, Expectations
 from comethook_cli.engine.sender import Outgoing, normalize_url

@@ -18,10 +18,9 @@ from typing import Annotated
 import typer
 
 from comethook_cli import jsonbody
-from comethook_cli.cometchat.payloads import parse_set
-from comethook_cli.commands import completion
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.options import (
+from comethook_cli.cli import completion
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import (
     AnswerTimeout,
     BasicAuth,
     BasicAuthFile,
@@ -39,7 +38,8 @@ from comethook_cli.commands.options import (
     SimulateRetries,
     delivering,
 )
-from comethook_cli.commands.send import execute, parse_header
+from comethook_cli.cli.send import execute, parse_header
+from comethook_cli.cometchat.payloads import parse_set
 from comethook_cli.engine import replay as replaying
 from comethook_cli.engine.config import Delivering, default
 from comethook_cli.engine.store import History

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.options import ApiKey, BasicAuth, BasicAuthFile, JsonOut, RetryDelays, basic_auth
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import ApiKey, BasicAuth, BasicAuthFile, JsonOut, RetryDelays, basic_auth
 from comethook_cli.engine.config import EmulatorConfig, WebhookTarget, default
 from comethook_cli.errors import UsageError
 
@@ -100,8 +100,8 @@ def allowed_hosts(names: list[str]) -> list[str]:
 
 def emulating(**values: Any) -> EmulatorConfig:
     """EMULATING's values → EmulatorConfig (validated)."""
+    from comethook_cli.cli.send import parse_delays
     from comethook_cli.cometchat.payloads import REGIONS
-    from comethook_cli.commands.send import parse_delays
     from comethook_cli.errors import UsageError
 
     if values["on_hook_failure"] not in ("pass", "drop"):

@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
-from comethook_cli.commands import config as project
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.project import active
+from comethook_cli.cli import projectfile as project
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.project import active
 from comethook_cli.engine import configfile
 from comethook_cli.engine import trust as trusting
 from comethook_cli.errors import UsageError

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from comethook_cli.cli import completion
 from comethook_cli.cometchat.payloads import BuildOptions
-from comethook_cli.commands import completion
 from comethook_cli.engine.config import Delivering
 from comethook_cli.errors import UsageError
 
@@ -274,7 +274,7 @@ def read_body(source: str) -> tuple[bytes, JSON]:
 
 def basic_auth(credentials: str | None, path: str | None) -> str | None:
     """USER:PASS from --basic-auth / COMETHOOK_BASIC_AUTH or from --basic-auth-file; for USER alone, asks the password."""
-    from comethook_cli.commands.project import prefer_given
+    from comethook_cli.cli.project import prefer_given
 
     credentials, path = prefer_given(credentials, path)
     if path is not None:

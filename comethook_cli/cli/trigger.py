@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.options import ApiKey, JsonOut
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import ApiKey, JsonOut
 from comethook_cli.engine.config import TriggerOptions, default
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from comethook_cli import speedups
-from comethook_cli.commands import completion, options
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.options import BasicAuth, BasicAuthFile, ContentType, Insecure, JsonOut, MaxAnswer
+from comethook_cli.cli import completion, options
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import BasicAuth, BasicAuthFile, ContentType, Insecure, JsonOut, MaxAnswer
 from comethook_cli.engine.config import CHECK_TRIGGERS
 from comethook_cli.engine.sender import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
@@ -70,7 +70,7 @@ def check(
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
     # Exit 0 when every check passes, 3 when one fails, 4 when the endpoint cannot be reached.
-    from comethook_cli.commands.send import INSECURE_WARNING, unreachable_hint
+    from comethook_cli.cli.send import INSECURE_WARNING, unreachable_hint
     from comethook_cli.engine import checks
     from comethook_cli.engine.sender import CONTENT_TYPE, redact_url, take_credentials
     from comethook_cli.engine.store import write_private

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.options import OpenBrowser
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import OpenBrowser
 from comethook_cli.errors import ListenerError
 from comethook_cli.models import DEFAULT_PORT, Exchange
 
@@ -45,7 +45,7 @@ def inspect(
 
 def exports() -> Exports:
     """The export formats `history export` owns, for the page's "Copy as curl" and "Download HAR"."""
-    from comethook_cli.commands.history import curl_command, har_entry
+    from comethook_cli.cli.history import curl_command, har_entry
     from comethook_cli.outputs.inspector.api import Exports
 
     return Exports(curl=curl_command, har_entry=har_entry)

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from comethook_cli.commands import completion
-from comethook_cli.commands.app import App, funnel
-from comethook_cli.commands.options import JsonOut
+from comethook_cli.cli import completion
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import JsonOut
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_PORT, JSON, Exchange, iso_time, without_redacted, without_secrets
 from comethook_cli.outputs.wire import INVISIBLE, Event, encode, json_safe
