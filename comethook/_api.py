@@ -106,6 +106,8 @@ async def deliver(
     and `.failure` (unreachable, tls, timeout, too_large, protocol) say what happened.
     """
     from comethook_cli.engine import sender
+    from comethook_cli.engine.auth import basic_auth_header
+    from comethook_cli.engine.urls import normalize_url
 
     raw = body if isinstance(body, bytes) else encode(dict(body))
     try:
@@ -115,9 +117,9 @@ async def deliver(
     trigger = payload.get("trigger") if isinstance(payload, dict) else None
     extra = dict(headers or {})
     if basic_auth:
-        extra["Authorization"] = sender.basic_auth_header(basic_auth)
+        extra["Authorization"] = basic_auth_header(basic_auth)
     outgoing = sender.Outgoing(raw, payload, trigger if isinstance(trigger, str) else None)
     import aiohttp
 
     async with aiohttp.ClientSession(connector=sender.connector(1, insecure=False)) as session:
-        return await sender.deliver(session, sender.normalize_url(url), outgoing, extra, timeout)
+        return await sender.deliver(session, normalize_url(url), outgoing, extra, timeout)

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_ANSWER_BUDGET, DEFAULT_BODY_BUDGET, DEFAULT_MAX_BODY, Exchange, Rejection
+from comethook_cli.models import (
+    DEFAULT_ANSWER_BUDGET,
+    DEFAULT_BODY_BUDGET,
+    DEFAULT_MAX_BODY,
+    Exchange,
+    HubRecord,
+    RecordHandler,
+    Rejection,
+)
 
 if TYPE_CHECKING:
     from comethook_cli.engine.session import Session
@@ -90,7 +98,7 @@ class Listener:
         self._changed = asyncio.Event()
         session = Session(self.config, on_warning=self.warnings.append)
         await session.startup()  # UsageError for a bad option, ListenerError when the port is taken
-        session.hub.subscribe(self._record)
+        session.hub.subscribe(_Recorder(self))
         self._session = session
         return self
 
@@ -98,15 +106,6 @@ class Listener:
         if self._session is not None:
             await self._session.shutdown()
             self._session = None
-
-    def _record(self, record: Any) -> None:
-        # An inline hub subscriber: it runs on the listener's loop and must not block.
-        if isinstance(record, Exchange):
-            self.events.append(record)
-        elif isinstance(record, Rejection):
-            self.rejections.append(record)
-        if self._changed is not None:
-            self._changed.set()
 
     @property
     def url(self) -> str:
@@ -135,3 +134,25 @@ class Listener:
         except TimeoutError:
             raise TimeoutError(f"{len(self.events)} of {count} deliveries arrived within {timeout:g} s.") from None
         return self.events[:count]
+
+
+class _Recorder(RecordHandler):
+    """The Listener's hub subscriber: it keeps the exchanges and the rejections, and wakes wait_for(). It runs inline on
+    the listener's loop and must not block."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+
+    def on_exchange(self, exchange: Exchange) -> None:
+        """An answered delivery."""
+        self.listener.events.append(exchange)
+
+    def on_rejection(self, rejection: Rejection) -> None:
+        """A refused request."""
+        self.listener.rejections.append(rejection)
+
+    def handle(self, record: HubRecord) -> None:
+        """Keep the record by its kind, then wake whoever waits."""
+        super().handle(record)
+        if self.listener._changed is not None:
+            self.listener._changed.set()

@@ -90,7 +90,8 @@ def cometchat_delivery(request: pytest.FixtureRequest) -> Callable[..., CometCha
     the other options are `build_payload`'s."""
     from comethook import build_payload
     from comethook_cli.cometchat.payloads import encode
-    from comethook_cli.engine.sender import CONTENT_TYPE, basic_auth_header
+    from comethook_cli.engine.auth import basic_auth_header
+    from comethook_cli.engine.sender import CONTENT_TYPE
 
     configured = (
         request.config.getoption("cometchat_basic_auth")

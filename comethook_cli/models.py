@@ -6,7 +6,8 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from enum import Enum
+from typing import Any, Final, Literal, assert_never
 
 from comethook_cli import jsonbody
 
@@ -69,6 +70,50 @@ DEFAULT_HISTORY_MAX_MB = 500
 DEFAULT_HISTORY_MAX_AGE_DAYS = 30.0
 
 
+class AnsweredBy(Enum):
+    """Who made an answer, as a type: what code reads. `answered_by` is the same said for people (and the history's
+    column), with the detail the type leaves out (which rule, which --respond)."""
+
+    #: comethook's canned answer: --respond, --drop-if, or the 200 {} every other trigger gets.
+    CANNED = "canned"
+    #: A --rules entry (or an inline [[listen.rules]] one).
+    RULE = "rule"
+    #: The app forwarded to (--forward-to, --route), whatever its status.
+    APP = "app"
+    #: The app did not answer usably, and --fallback decided: 200 {}, 200 drop, or 502 with why.
+    FALLBACK_PASS = "fallback pass"
+    FALLBACK_DROP = "fallback drop"
+    FALLBACK_ERROR = "fallback error"
+    #: The inspector's replay of a stored delivery to another server (that server answered).
+    REPLAY = "replay"
+
+    @property
+    def fallback(self) -> str | None:
+        """The --fallback that answered (`pass`, `drop`, `error`), or None when this is not a fallback answer."""
+        return _FALLBACK_KINDS.get(self)
+
+    @classmethod
+    def of(cls, answered_by: str) -> AnsweredBy:
+        """The outcome an `answered_by` text names: for what stores the text only (the history's rows)."""
+        if answered_by == "your app":
+            return cls.APP
+        if answered_by.startswith("replay of "):
+            return cls.REPLAY
+        if answered_by.startswith("comethook (rule "):
+            return cls.RULE
+        for outcome, kind in _FALLBACK_KINDS.items():
+            if answered_by == f"comethook (fallback {kind})":
+                return outcome
+        return cls.CANNED
+
+
+_FALLBACK_KINDS: Final = {AnsweredBy.FALLBACK_PASS: "pass", AnsweredBy.FALLBACK_DROP: "drop", AnsweredBy.FALLBACK_ERROR: "error"}
+#: What a parsed answer holds until something parses it (see Verdict.answer_json, Exchange.answer).
+UNPARSED: Final = object()
+#: What `parse_strict` returns for bytes that are not strict JSON.
+NOT_JSON: Final = object()
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What CometChat does with a before_message answer."""
@@ -78,6 +123,18 @@ class Verdict:
     #: INJECT: the message's resulting data.metadata, with the answer under @injected.webhooks.<webhook id>.
     metadata: dict[str, Any] | None = None
     webhook_id: str | None = None
+
+    @property
+    def answer_json(self) -> Any:
+        """The answer as `judge()` parsed it (`parse_strict`: NOT_JSON when it is not JSON); UNPARSED when judge decided
+        without parsing (no 2xx, an empty body) or the verdict was read from the history. Exchange.answer uses it rather
+        than parsing the same bytes again. Not a field: a public Verdict's fields, equality and repr are as they were."""
+        return self.__dict__.get("_answer_json", UNPARSED)
+
+    def carrying(self, answer_json: Any) -> Verdict:
+        """This verdict, with the parsed answer it was judged on (see answer_json)."""
+        object.__setattr__(self, "_answer_json", answer_json)  # a note on a frozen value, set once by whoever made it
+        return self
 
 
 @dataclass(frozen=True)
@@ -139,6 +196,28 @@ class Exchange:
     #: The body as the strict `jsonbody.parse` read it (no NaN, valid UTF-8), when the listener already has it: saves
     #: parsing it again for output, and tells `outputs.wire` the bytes are valid JSON. Not stored.
     payload: Any = field(default=None, compare=False, repr=False)
+    #: Who made the answer, as a type (`answered_by` is the text shown and stored).
+    outcome: AnsweredBy = AnsweredBy.CANNED
+    #: The answer body as `parse_strict` read it (NOT_JSON when it is not), once something parsed it: `judge()` for a
+    #: before_message (its verdict carries it), else the first output to show it (see `answer`). Not stored.
+    answer_json: Any = field(default=UNPARSED, compare=False, repr=False)
+    #: Its `event` line (outputs.wire), encoded once for every output that writes it (the NDJSON view, the inspector's
+    #: event stream): a cache, neither stored nor copied by dataclasses.replace().
+    event_line: str | None = field(default=None, init=False, compare=False, repr=False)
+
+    @property
+    def answer(self) -> JSON:
+        """The answer body as `parse_body` reads it, parsed once however many outputs (NDJSON, terminal, inspector) show it."""
+        if not self.response_body:
+            return None
+        parsed = self.answer_json
+        if parsed is UNPARSED:
+            parsed = self.verdict.answer_json if self.verdict is not None else UNPARSED
+            if parsed is UNPARSED:
+                parsed = parse_strict(self.response_body)
+            # A cache on a frozen value: the parse is a pure function of response_body, which never changes.
+            object.__setattr__(self, "answer_json", parsed)
+        return self.response_body.decode("utf-8", errors="replace") if parsed is NOT_JSON else parsed
 
     @property
     def encoded(self) -> bool:
@@ -170,6 +249,8 @@ class Answer:
     forwarded_to: str | None = None
     error: str | None = None
     latency_ms: float | None = None
+    #: Who made it, as a type (`answered_by` says it for people).
+    outcome: AnsweredBy = AnsweredBy.CANNED
 
 
 @dataclass(frozen=True)
@@ -192,16 +273,53 @@ class Rejection:
     counted: bool = False
 
 
+#: Everything the hub publishes (engine/hub.py), a closed set: an answered delivery, one `--events` leaves out, and a
+#: refused request. A subscriber takes them through `RecordHandler`, the one place that tells them apart.
+HubRecord = Exchange | Skipped | Rejection
+
+
+class RecordHandler:
+    """A subscriber that takes each kind of record in a method of its own (each does nothing unless overridden):
+    `hub.subscribe(handler)`. `handle` is the one place that tells the records apart."""
+
+    def on_exchange(self, exchange: Exchange) -> None:
+        """A delivery answered (and stored, when there is a history)."""
+
+    def on_skipped(self, skipped: Skipped) -> None:
+        """A delivery `--events` leaves out: answered, neither stored nor an event."""
+
+    def on_rejection(self, rejection: Rejection) -> None:
+        """A request refused (4xx, or 503) without being an event."""
+
+    def handle(self, record: HubRecord) -> None:
+        """Hand a record to the method for its kind."""
+        match record:
+            case Exchange():
+                self.on_exchange(record)
+            case Skipped():
+                self.on_skipped(record)
+            case Rejection():
+                self.on_rejection(record)
+            case _:
+                assert_never(record)
+
+
 def parse_body(raw: bytes) -> Any:
     """Bytes as parsed JSON when they are strict JSON (so a NaN answer shows as text), else as text (None when empty)."""
     if not raw:
         return None
+    value = parse_strict(raw)
+    return raw.decode("utf-8", errors="replace") if value is NOT_JSON else value
+
+
+def parse_strict(raw: bytes) -> Any:
+    """Bytes as strict JSON (`jsonbody.parse`), or NOT_JSON: the one parse an answer gets (see Exchange.answer)."""
     if raw == b"{}":  # the canned answer to most deliveries: not worth a parse each time
         return {}
     try:
         return jsonbody.parse(raw)
     except jsonbody.JsonBodyError:
-        return raw.decode("utf-8", errors="replace")
+        return NOT_JSON
 
 
 #: A UTF-16 surrogate on its own: JSON can carry one (\ud800), UTF-8 cannot encode it.

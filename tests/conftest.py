@@ -270,17 +270,20 @@ def hub_for(
 ) -> Any:
     """A real event hub (history first, then the callbacks) for tests that run a Listener directly."""
     from comethook_cli.engine.hub import Hub
-    from comethook_cli.models import Exchange, Rejection
+    from comethook_cli.models import Exchange, RecordHandler, Rejection
 
     hub = Hub(history, on_warning)
 
-    def route(record: object) -> None:
-        if isinstance(record, Exchange) and on_exchange is not None:
-            on_exchange(record)
-        elif isinstance(record, Rejection) and on_rejected is not None:
-            on_rejected(record)
+    class Route(RecordHandler):
+        def on_exchange(self, exchange: Exchange) -> None:
+            if on_exchange is not None:
+                on_exchange(exchange)
 
-    hub.subscribe(route)
+        def on_rejection(self, rejection: Rejection) -> None:
+            if on_rejected is not None:
+                on_rejected(rejection)
+
+    hub.subscribe(Route())
     return hub
 
 
@@ -292,8 +295,8 @@ class ThreadedListener:
 
         from comethook_cli.cometchat.rules import Responder
         from comethook_cli.engine.config import ListenerConfig
+        from comethook_cli.engine.history.writer import HistoryWriter
         from comethook_cli.engine.listener import Listener
-        from comethook_cli.engine.store import HistoryWriter
 
         self.exchanges: list[Any] = []
         self.rejections: list[Any] = []

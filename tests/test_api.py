@@ -245,7 +245,7 @@ async def test_the_listener_never_acknowledges_what_its_history_could_not_store(
     import contextlib
     import subprocess
 
-    from comethook_cli.engine.store import default_path
+    from comethook_cli.engine.history.files import default_path
 
     wal = Path(f"{default_path()}-wal")
 

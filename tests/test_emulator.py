@@ -19,9 +19,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from comethook_cli.engine import emulator as emulator_module
+from comethook_cli.cometchat.rest import ACTIONS
 from comethook_cli.engine.config import EmulatorConfig
 from comethook_cli.engine.emulator import Emulator
+from comethook_cli.engine.emulator import rules as emulator_rules
+from comethook_cli.engine.emulator import server as emulator_server
 
 
 class Client:
@@ -156,20 +158,20 @@ async def test_cometchat_limits_on_one_item_are_refused_like_cometchat(client: C
 
 
 async def test_the_state_is_capped_by_count_and_by_bytes(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(emulator_module, "MAX_USERS", 3)
+    monkeypatch.setattr(emulator_rules, "MAX_USERS", 3)
     for uid in ("a", "b", "c"):
         assert (await client.user(uid))[0] == 200
     status, body = await client.user("d")
     assert refused(status, body, "ERR_PLAN_QUOTA_RESTRICTION") and "reset" in body["error"]["message"]
     assert set(client.emulator.state.users) == {"a", "b", "c"}
-    monkeypatch.setattr(emulator_module, "MAX_MESSAGES", 2)
+    monkeypatch.setattr(emulator_rules, "MAX_MESSAGES", 2)
     message = {"receiver": "b", "receiverType": "user", "data": {"text": "hi"}}
     assert [(await client.call("POST", "/messages", message))[0] for _ in range(3)] == [200, 200, 403]
     assert len(client.emulator.state.messages) == 2
     # Bytes: users of the largest metadata CometChat allows, until the state is full.
     assert (await client.call("POST", "/_emulator/reset"))[0] == 200
-    monkeypatch.setattr(emulator_module, "MAX_USERS", 10_000)
-    monkeypatch.setattr(emulator_module, "MAX_STATE_BYTES", 50_000)
+    monkeypatch.setattr(emulator_rules, "MAX_USERS", 10_000)
+    monkeypatch.setattr(emulator_rules, "MAX_STATE_BYTES", 50_000)
     answers = [await client.user(f"user-{n}", metadata={"blob": "x" * 5000}) for n in range(30)]
     statuses = [status for status, _ in answers]
     assert 200 in statuses and statuses[-1] == 403 and refused(*answers[-1], "ERR_PLAN_QUOTA_RESTRICTION")
@@ -302,3 +304,10 @@ def test_a_kill_9_mid_run_leaves_a_loadable_state(tmp_path: Path) -> None:
     users = asyncio.run(reload())
     assert set(answered) <= set(users)  # every answered call was committed before its answer
     assert all(user["metadata"] == {"n": int(uid[1:])} for uid, user in users.items())
+
+
+def test_every_rest_action_has_exactly_one_handler() -> None:
+    """Each action of cometchat/rest.py is answered by one family module's handler, and no handler answers nothing."""
+    names = [name for family in emulator_server.FAMILIES for name in family]
+    assert len(names) == len(set(names)), "two families answer the same action"
+    assert set(names) == set(ACTIONS)

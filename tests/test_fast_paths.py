@@ -17,8 +17,9 @@ import pytest
 from rich.console import Console
 
 from comethook_cli import speedups
-from comethook_cli.engine.store import History, HistoryWriter, Retention
-from comethook_cli.models import Verdict
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.history.writer import HistoryWriter, Retention
+from comethook_cli.models import AnsweredBy, Verdict
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.terminal import Renderer, event_spans
 from tests.test_history import exchange as stored_exchange
@@ -40,8 +41,13 @@ def exchanges() -> list[Any]:
         exchange(verdict=Verdict("drop", "blocked word")),
         exchange("message_sent", None, latency_ms=1234.5),
         exchange(response_status=500, verdict=Verdict("invalid", "not JSON")),
-        exchange(forwarded_to="http://127.0.0.1:3000/hook", answered_by="your app"),
-        exchange(forwarded_to="http://127.0.0.1:3000/hook", answered_by="comethook (fallback pass)", forward_error="refused"),
+        exchange(forwarded_to="http://127.0.0.1:3000/hook", answered_by="your app", outcome=AnsweredBy.APP),
+        exchange(
+            forwarded_to="http://127.0.0.1:3000/hook",
+            answered_by="comethook (fallback pass)",
+            outcome=AnsweredBy.FALLBACK_PASS,
+            forward_error="refused",
+        ),
         exchange("group_member_joined", None, id="evt_wide_字字字字字字字字字字字字_😀😀"),
     ]
 
@@ -110,7 +116,7 @@ async def test_under_constant_writes_the_wal_starts_over_without_a_truncate(
     over: the writer thread finishes the copy between two group commits instead. With the TRUNCATE fallback out of
     the way, the WAL starts over again and again (each start writes new salts into its header) while 40 MB are
     written without a pause; it used to grow by all of them."""
-    from comethook_cli.engine import store as store_module
+    from comethook_cli.engine.history import writer as store_module
 
     monkeypatch.setattr(store_module, "WAL_STUCK_FACTOR", 10_000)  # no TRUNCATE: only a restart can bound it
     monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 0.05)
@@ -143,7 +149,7 @@ async def test_under_constant_writes_the_wal_starts_over_without_a_truncate(
 async def test_a_wal_past_its_limit_is_copied_out_when_the_writes_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When no delivery follows the one that took the WAL past its limit, the writer thread never gets to finish the
     copy: the maintenance thread does it once the writer sleeps, so a quiet listener does not sit on a large WAL."""
-    from comethook_cli.engine import store as store_module
+    from comethook_cli.engine.history import writer as store_module
 
     monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 0.05)
     monkeypatch.setattr(store_module, "WAL_LIMIT_MAX", store_module.WAL_LIMIT_MIN)

@@ -20,7 +20,7 @@ from comethook_cli.cometchat.rules import Responder
 from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.forwarder import Forwarder, destination
 from comethook_cli.engine.listener import Listener, ListenerConfig
-from comethook_cli.models import Exchange, Incoming
+from comethook_cli.models import AnsweredBy, Exchange, Incoming
 from tests.conftest import hub_for
 
 ODD = b'{ "trigger" :"before_message",\n\t"data":{"text":"caf\\u00e9  odd   spacing", "n": 1.50}, "webhook":"wh-7" }'
@@ -93,6 +93,7 @@ async def test_exact_bytes_path_query_and_headers_reach_the_app(app_server: Any,
     assert sent_headers["Authorization"] == "Basic dTpw"  # the app checks CometChat's credentials itself
     (exchange,) = exchanges
     assert exchange.forwarded_to == app_url + "/cc/hook?x=1&y=2" and exchange.answered_by == "your app"
+    assert exchange.outcome is AnsweredBy.APP and exchange.outcome.fallback is None
     assert exchange.verdict is not None and exchange.verdict.kind == "inject"
     assert exchange.verdict.metadata == {"@injected": {"webhooks": {"wh-7": {"seen": True}}}}
 
@@ -112,10 +113,10 @@ async def test_an_app_slower_than_the_budget_gets_a_warning(
     status, _, _ = await post(local + "/webhook", ODD)
     (exchange,) = exchanges
     assert status == 200 and exchange.latency_ms > 200
-    HumanView(budget_ms=100).event(exchange)
+    HumanView(budget_ms=100).on_exchange(exchange)
     err = capsys.readouterr().err
     assert f"{exchange.id}: your app took" in err and "over CometChat's 2 s budget" in err
-    HumanView().event(exchange)
+    HumanView().on_exchange(exchange)
     assert "budget" not in capsys.readouterr().err
 
 
@@ -168,6 +169,7 @@ async def test_fallback_when_the_app_is_down(listen: Any, closed_port: int, fall
         assert answer == body
     assert exchanges[0].forward_error is not None and "refused" in exchanges[0].forward_error
     assert exchanges[0].answered_by == f"comethook (fallback {fallback})"
+    assert exchanges[0].outcome is AnsweredBy[f"FALLBACK_{fallback.upper()}"] and exchanges[0].outcome.fallback == fallback
     # the listener keeps serving
     assert (await post(local + "/hook", ODD))[0] == status
 

@@ -15,8 +15,9 @@ import pytest
 
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.verdict import judge
-from comethook_cli.engine.listener import new_id, redact_headers
-from comethook_cli.engine.store import HistoryWriter, default_path
+from comethook_cli.engine.exchanges import new_id, redact_headers
+from comethook_cli.engine.history.files import default_path
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import Exchange
 from tests.conftest import ndjson
 
@@ -170,7 +171,7 @@ def test_exports_point_at_the_listener_that_received_the_exchange(cli: Any, list
 def test_a_history_from_before_the_listener_column_is_migrated_and_still_exports(cli: Any) -> None:
     import sqlite3
 
-    from comethook_cli.engine.store import SCHEMA
+    from comethook_cli.engine.history.rows import SCHEMA
 
     path = default_path()
     path.parent.mkdir(parents=True)

@@ -23,8 +23,10 @@ from comethook_cli.cli import history as history_command
 from comethook_cli.cometchat.rules import Responder
 from comethook_cli.engine import tunnel
 from comethook_cli.engine.forwarder import Forwarder
+from comethook_cli.engine.history.files import HistoryDamaged, default_path
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.engine.listener import Listener, ListenerConfig
-from comethook_cli.engine.store import History, HistoryDamaged, HistoryWriter, default_path
 from comethook_cli.models import Exchange, Rejection
 from tests.conftest import hub_for, ndjson
 from tests.test_hostile_client import rss_mb

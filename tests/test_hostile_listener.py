@@ -29,10 +29,11 @@ from yarl import URL
 
 from comethook_cli import __version__
 from comethook_cli.cometchat.rules import Responder
-from comethook_cli.engine import listener as listener_module
+from comethook_cli.engine import connections
 from comethook_cli.engine.forwarder import Forwarder
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.engine.listener import Listener, ListenerConfig
-from comethook_cli.engine.store import History, HistoryWriter
 from comethook_cli.models import Exchange, Rejection
 from comethook_cli.outputs.stream import NdjsonWriter
 from comethook_cli.outputs.terminal import Renderer
@@ -367,7 +368,7 @@ async def test_the_status_endpoint_needs_the_credentials_and_shows_the_version_o
 
 
 async def test_idle_slow_header_and_slow_body_connections_are_closed(start: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(listener_module, "IDLE_TIMEOUT", 0.5)
+    monkeypatch.setattr(connections, "IDLE_TIMEOUT", 0.5)
     running = await start(body_grace=0.5)
     port = running.listener.port
 
@@ -579,7 +580,7 @@ async def test_a_stalled_body_holding_the_body_budget_is_closed_for_a_new_delive
 @pytest.mark.parametrize(("limit", "cap"), [(256, 160), (1024, 768)])
 def test_the_default_connection_cap_leaves_descriptors_for_the_rest(limit: int, cap: int) -> None:
     """macOS's default `ulimit -n 256` left 128 connections before; a quarter is kept back, at least 96, at most 256."""
-    code = "from comethook_cli.engine.listener import default_max_connections as d; print(d())"
+    code = "from comethook_cli.engine.connections import default_max_connections as d; print(d())"
     command = f"ulimit -n {limit}; exec {sys.executable} -c '{code}'"
     out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True, timeout=30)
     assert int(out.stdout) == cap

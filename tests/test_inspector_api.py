@@ -198,7 +198,7 @@ async def test_the_stream_resumes_from_last_event_id_without_gaps_or_duplicates(
 
 
 async def test_a_stream_that_falls_behind_is_told_to_reload_and_the_hub_never_waits_for_it() -> None:
-    from comethook_cli.engine.store import History
+    from comethook_cli.engine.history.reader import History
 
     async for live in running():
         live.inspector.queue_size = 1
@@ -254,6 +254,9 @@ async def test_replay_to_another_server_and_to_the_listener_itself_makes_linked_
     assert new["id"] != original and new["forwarded_to"] == url and new["response"]["body"] == {"app": "answer"}
     _, full = await live.get(f"/api/exchanges/{new['id']}")
     assert full["replay_of"] == original  # stored, and linked
+    from comethook_cli.models import AnsweredBy
+
+    assert live.inspector.history is not None and live.inspector.history.get(new["id"]).outcome is AnsweredBy.REPLAY
     # No target given and never forwarded: back to this listener, which records it as it records every delivery.
     status, result = await live.change("POST", f"/api/exchanges/{original}/replay", {"to": None})
     assert status == 200 and result["exchange"]["headers"]["X-Comethook-Replay-Of"] == original
@@ -327,7 +330,7 @@ async def test_records_queued_together_go_out_together_in_order_and_whole(live: 
         await live.deliver(text="first")
         [(_, first)] = await read_events(stream, 1)
         assert live.session.history is not None
-        from comethook_cli.engine.store import History
+        from comethook_cli.engine.history.reader import History
 
         with History(live.session.history.path) as history:
             stored = history.last()

@@ -313,7 +313,9 @@ def test_fifty_thousand_stored_exchanges_render_as_a_window_and_page_in_as_you_s
 
     from playwright.sync_api import expect
 
-    from comethook_cli.engine.store import INSERT, History, _row, connect, default_path
+    from comethook_cli.engine.history.files import default_path
+    from comethook_cli.engine.history.reader import History
+    from comethook_cli.engine.history.rows import INSERT, connect, to_row
     from tests.test_store import exchange
 
     path = default_path()
@@ -321,7 +323,7 @@ def test_fifty_thousand_stored_exchanges_render_as_a_window_and_page_in_as_you_s
     connect(path).close()
     template = exchange("evt_template", text="stored earlier")
     with sqlite3.connect(path) as db:
-        base = _row(template)
+        base = to_row(template)
         db.executemany(INSERT, ((f"evt_{n:020d}", 1_700_000_000 + n, *base[2:]) for n in range(50_000)))
     server = Threaded()
     inspector = Inspector(Hub(), History(path), exports())

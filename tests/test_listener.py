@@ -14,10 +14,12 @@ import aiohttp
 import pytest
 
 from comethook_cli.cometchat.payloads import BuildOptions, build, catalog
-from comethook_cli.cometchat.rules import Responder, compile_regex, load_rules, parse_respond
+from comethook_cli.cometchat.rules import Responder, compile_regex, load_rules, parse_respond, parse_rules
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.engine.listener import Listener, ListenerConfig
-from comethook_cli.engine.store import History, HistoryWriter
-from comethook_cli.models import Exchange, Rejection
+from comethook_cli.models import AnsweredBy, Exchange, Rejection, parse_body
+from comethook_cli.outputs import wire
 from tests.conftest import delivery, hub_for
 
 
@@ -210,6 +212,43 @@ async def test_rules_first_match_wins_with_status_and_delay(start: Any, tmp_path
     assert await post(running.url, delivery(text="slow one")) == (200, {})
     assert running.exchanges[3].latency_ms >= 140
     assert [e.answered_by for e in running.exchanges] == [f"comethook (rule {n})" for n in (1, 2, 3, 4)]
+
+
+async def test_each_answer_says_who_made_it_as_a_type_and_a_stored_one_says_it_again(start: Any) -> None:
+    """A rule, --drop-if, --respond and the default answer each carry their AnsweredBy beside the text people see;
+    the history keeps the text only, and a stored exchange reads back with the same AnsweredBy."""
+    rules = parse_rules([{"match": {"sender": "cometchat-uid-3"}, "action": "drop"}], "--rules")
+    running = await start(Responder(parse_respond("pass"), compile_regex("spam", "--drop-if"), rules))
+    await post(running.url, delivery(text="hi", sender="cometchat-uid-3"))
+    await post(running.url, delivery(text="spam"))
+    await post(running.url, delivery(text="hello"))
+    await post(running.url, delivery("message_sent"))
+    assert [(e.outcome, e.answered_by) for e in running.exchanges] == [
+        (AnsweredBy.RULE, "comethook (rule 1)"),
+        (AnsweredBy.CANNED, "comethook (--drop-if)"),
+        (AnsweredBy.CANNED, "comethook (--respond pass)"),
+        (AnsweredBy.CANNED, "comethook (default)"),
+    ]
+    assert all(e.outcome.fallback is None for e in running.exchanges)
+    history = History(running.db)
+    assert [history.get(e.id).outcome for e in running.exchanges] == [e.outcome for e in running.exchanges]
+
+
+async def test_an_answer_is_parsed_once_however_many_outputs_show_it(start: Any) -> None:
+    """judge() parses a before_message answer; the NDJSON line, a second encoding of it (the inspector's) and the
+    terminal's -v all show that very value instead of parsing the bytes again. Another trigger's answer is parsed the
+    first time an output asks, and kept."""
+    running = await start(Responder(parse_respond('inject:{"flag": [1, 2]}')))
+    await post(running.url, delivery(text="hi"))
+    await post(running.url, delivery("message_sent"))
+    judged, other = running.exchanges
+    assert judged.verdict is not None and judged.verdict.kind == "inject"
+    assert judged.answer == {"flag": [1, 2]} == parse_body(judged.response_body)
+    assert judged.answer is judged.verdict.answer_json  # judge's parse, not a second one
+    for _ in range(2):
+        assert wire.Event(judged).to_json()["response"]["body"] is judged.answer
+    first = other.answer
+    assert first == {} and other.answer is first and wire.Event(other).to_json()["response"]["body"] is first
 
 
 async def test_status_and_delay_apply_to_every_canned_answer(start: Any) -> None:

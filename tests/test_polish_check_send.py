@@ -177,7 +177,8 @@ def test_listen_events_shows_the_others_as_one_dim_line_and_marks_probes() -> No
 async def test_replay_shows_the_original_answer_beside_the_new_one(cli: Any, target: Any) -> None:
     import time as clock
 
-    from comethook_cli.engine.store import HistoryWriter, default_path
+    from comethook_cli.engine.history.files import default_path
+    from comethook_cli.engine.history.writer import HistoryWriter
     from comethook_cli.models import Exchange
 
     body = delivery("message_sent")

@@ -73,7 +73,8 @@ def test_ctrl_c_at_the_download_ngrok_question_exits_130(tmp_path: Path) -> None
 
 
 def test_ctrl_c_at_the_history_clear_question_exits_130(cli: Any) -> None:
-    from comethook_cli.engine.store import HistoryWriter, default_path
+    from comethook_cli.engine.history.files import default_path
+    from comethook_cli.engine.history.writer import HistoryWriter
 
     HistoryWriter(default_path()).close()
     code, text = on_pty(["history", "clear"], "Delete")

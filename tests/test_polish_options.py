@@ -11,7 +11,8 @@ import pytest
 
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.payloads import BuildOptions, build, find_template
-from comethook_cli.engine.store import HistoryWriter, default_path
+from comethook_cli.engine.history.files import default_path
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import Exchange
 from tests.conftest import ndjson
 

@@ -23,8 +23,10 @@ from rich.text import Text
 
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.payloads import BuildOptions, build, find_template
-from comethook_cli.engine.store import History, HistoryWriter, default_path
-from comethook_cli.models import EventInfo, Exchange, Verdict
+from comethook_cli.engine.history.files import default_path
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.history.writer import HistoryWriter
+from comethook_cli.models import AnsweredBy, EventInfo, Exchange, Verdict
 from comethook_cli.outputs.terminal import cut_at_word, event_spans
 
 WIDTHS = (60, 80, 120, 200)
@@ -99,7 +101,10 @@ def test_an_invalid_answer_says_its_reason_once_without_double_parentheses() -> 
 
 def test_a_fallback_answer_says_fallback_not_from_the_app() -> None:
     e = exchange(
-        forwarded_to="http://localhost:9198/webhook", forward_error="connection refused", answered_by="comethook (fallback pass)"
+        forwarded_to="http://localhost:9198/webhook",
+        forward_error="connection refused",
+        answered_by="comethook (fallback pass)",
+        outcome=AnsweredBy.FALLBACK_PASS,
     )
     _, back = plain(200, e)
     assert "<-- 200 PASS 2.8 ms  fallback pass: http://localhost:9198/webhook connection refused" in back

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from comethook_cli.cometchat.rules import Responder
 from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.forwarder import Forwarder
+from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.listener import Listener, ListenerConfig
-from comethook_cli.engine.store import History
 from comethook_cli.models import Exchange
 from tests.conftest import ThreadedListener, hub_for
 

@@ -246,7 +246,7 @@ async def test_api_keys_and_secret_query_values_are_redacted_in_every_display_an
     curl = await cli.run("history", "export", "--format", "curl")
     assert curl.exit_code == 0 and "keep=1" in curl.stdout
     assert "[redacted]" not in curl.stdout and not any(s in curl.stdout for s in SECRET_VALUES)  # left out, never sent
-    from comethook_cli.engine.store import History
+    from comethook_cli.engine.history.reader import History
 
     with History() as history:
         stored = history.last()
@@ -258,7 +258,7 @@ async def test_keep_secrets_stores_the_query_exactly_for_replays_and_a_replay_wi
 ) -> None:
     import asyncio
 
-    from comethook_cli.engine.store import History
+    from comethook_cli.engine.history.reader import History
 
     url, received = await target(lambda r: web.json_response({}))
     app = url.rsplit("/", 1)[0]

@@ -252,8 +252,9 @@ async def test_run_checks_names_a_tls_failure(https_url: str) -> None:  # noqa: 
 
 async def test_replay_delivers_the_stored_bytes_again_changed_by_edits(target: Any, tmp_path: Any) -> None:
     from comethook_cli.engine import replay
-    from comethook_cli.engine.listener import redact_headers
-    from comethook_cli.engine.store import History, HistoryWriter
+    from comethook_cli.engine.exchanges import redact_headers
+    from comethook_cli.engine.history.reader import History
+    from comethook_cli.engine.history.writer import HistoryWriter
     from tests.test_store import exchange
 
     stored = exchange("evt_replay_1", "message_sent", "original")
@@ -303,7 +304,7 @@ async def test_replay_delivers_the_stored_bytes_again_changed_by_edits(target: A
     ],
 )  # fmt: skip
 def test_redact_url_hides_passwords_and_secret_query_values(url: str, shown: str) -> None:
-    from comethook_cli.engine.sender import redact_url
+    from comethook_cli.engine.urls import redact_url
 
     assert redact_url(url) == shown
 
@@ -319,6 +320,6 @@ def test_redact_url_hides_passwords_and_secret_query_values(url: str, shown: str
     ],
 )
 def test_take_credentials_takes_user_info_out_of_the_url(url: str, bare: str, credentials: str | None) -> None:
-    from comethook_cli.engine.sender import take_credentials
+    from comethook_cli.engine.urls import take_credentials
 
     assert take_credentials(url) == (bare, credentials)

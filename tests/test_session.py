@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 
 from comethook_cli.engine.config import AnswerConfig, HistoryConfig, ListenConfig, ListenerConfig, TunnelConfig
+from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.hub import Hub, NotStored
 from comethook_cli.engine.session import Session
-from comethook_cli.engine.store import History
 from comethook_cli.errors import UsageError
-from comethook_cli.models import Exchange, Rejection
+from comethook_cli.models import Exchange, RecordHandler, Rejection, Skipped
 from comethook_cli.outputs.stream import BackgroundStream
 from tests.conftest import delivery, ndjson
 
@@ -94,6 +94,36 @@ async def test_the_hub_stores_first_isolates_a_broken_output_and_cuts_off_a_queu
     failing = Hub(FailingSink(), warnings.append)
     assert await failing.commit(type("E", (), {"id": "evt_1"})()) == NotStored("evt_1", "RuntimeError: disk full")
     assert len(warnings) == 4  # the caller warns (the listener, rate-limited), not the hub once per exchange
+
+
+async def test_the_hub_publishes_a_closed_set_of_records_each_to_its_own_handler_method() -> None:
+    """A RecordHandler subscribes itself and gets each record in the method for its kind: the exchange `keep` leaves out
+    arrives as Skipped, in on_skipped; the one it keeps in on_exchange; a rejection in on_rejection."""
+    from tests.test_history import exchange
+
+    got: list[tuple[str, object]] = []
+
+    class Handler(RecordHandler):
+        def on_exchange(self, exchange: Exchange) -> None:
+            got.append(("exchange", exchange))
+
+        def on_skipped(self, skipped: Skipped) -> None:
+            got.append(("skipped", skipped.exchange))
+
+        def on_rejection(self, rejection: Rejection) -> None:
+            got.append(("rejection", rejection))
+
+    hub = Hub()
+    hub.keep = lambda e: e.info.trigger == "before_message"
+    remove = hub.subscribe(Handler())
+    kept, left_out = exchange("before_message", "one"), exchange("message_sent", "two")
+    refused = Rejection(400, "body is not JSON", "POST", "/webhook")
+    for record in (kept, left_out, refused):
+        hub.publish(record)
+    assert got == [("exchange", kept), ("skipped", left_out), ("rejection", refused)]
+    remove()
+    hub.publish(kept)
+    assert len(got) == 3  # removed by the function subscribe() returned
 
 
 def test_background_stream_never_blocks_and_says_what_it_dropped() -> None:

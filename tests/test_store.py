@@ -12,7 +12,8 @@ import pytest
 
 from comethook_cli.cli.history import pruned_note
 from comethook_cli.cometchat.events import describe
-from comethook_cli.engine.store import History, HistoryWriter
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.errors import ComethookError, UsageError
 from comethook_cli.models import Exchange, Verdict
 

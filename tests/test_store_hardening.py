@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from comethook_cli.engine.listener import new_id
-from comethook_cli.engine.store import DAY, History, HistoryWriter, Retention, default_path
+from comethook_cli.engine.exchanges import new_id
+from comethook_cli.engine.history.files import default_path
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.history.writer import DAY, HistoryWriter, Retention
 from comethook_cli.models import Exchange
 from tests.conftest import ndjson, post_json
 from tests.test_history import exchange

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -150,6 +151,17 @@ def test_the_splice_is_skipped_where_it_would_be_wrong() -> None:
     assert strict(event.encode()) == strict(wire.dumps(event.to_json())) and "\n" not in event.encode()
     compressed = exchange(VALID_BODY, jsonbody.parse(VALID_BODY), headers=(("Content-Encoding", "gzip"),), latency_ms=1.0)
     assert wire.Event(compressed).encode() == wire.dumps(wire.Event(compressed).to_json())
+
+
+def test_an_event_line_is_encoded_once_for_every_output_that_writes_it() -> None:
+    """The NDJSON view and the inspector's stream write the very line the first of them encoded (kept on the exchange);
+    `history show --json`'s raw form is its own, and a redacted copy of the exchange encodes afresh."""
+    e = exchange(VALID_BODY, jsonbody.parse(VALID_BODY), latency_ms=1.0)
+    first = wire.Event(e).encode()
+    assert wire.encode(wire.Event(e)) is first and first == wire.Event(replace(e)).encode()
+    raw = wire.Event(e, raw=True).encode()
+    assert strict(raw)["raw"] == VALID_BODY.decode() and "raw" not in strict(first)
+    assert wire.Event(e).encode() is first
 
 
 @pytest.mark.parametrize(

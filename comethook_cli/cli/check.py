@@ -16,7 +16,7 @@ from comethook_cli.cli import completion, options
 from comethook_cli.cli.app import App, funnel
 from comethook_cli.cli.options import BasicAuth, BasicAuthFile, ContentType, Insecure, JsonOut, MaxAnswer
 from comethook_cli.engine.config import CHECK_TRIGGERS
-from comethook_cli.engine.sender import normalize_url
+from comethook_cli.engine.urls import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER
 
@@ -72,8 +72,9 @@ def check(
     # Exit 0 when every check passes, 3 when one fails, 4 when the endpoint cannot be reached.
     from comethook_cli.cli.send import INSECURE_WARNING, unreachable_hint
     from comethook_cli.engine import checks
-    from comethook_cli.engine.sender import CONTENT_TYPE, redact_url, take_credentials
-    from comethook_cli.engine.store import write_private
+    from comethook_cli.engine.history.files import write_private
+    from comethook_cli.engine.sender import CONTENT_TYPE
+    from comethook_cli.engine.urls import redact_url, take_credentials
     from comethook_cli.outputs.views import view
     from comethook_cli.outputs.wire import CheckSummary
 

@@ -42,7 +42,8 @@ def trigger_list(incomplete: str) -> Completions:
 def history_ids(incomplete: str) -> Completions:
     """Ids of stored exchanges, newest first, with their one-line summary (nothing when there is no history)."""
     try:
-        from comethook_cli.engine.store import History, default_path
+        from comethook_cli.engine.history.files import default_path
+        from comethook_cli.engine.history.reader import History
 
         if not default_path().exists():
             return []

@@ -126,7 +126,7 @@ def webhooks(
     """--webhook URL (repeatable) with --triggers, --basic-auth, --webhook-id → the configured webhooks."""
     from comethook_cli.cometchat.payloads import trigger_names
     from comethook_cli.engine.config import WebhookTarget
-    from comethook_cli.engine.sender import normalize_url, redact_url, take_credentials
+    from comethook_cli.engine.urls import normalize_url, redact_url, take_credentials
 
     chosen = None
     if triggers and triggers.strip() != "all":

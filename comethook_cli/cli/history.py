@@ -27,7 +27,7 @@ from comethook_cli.outputs.wire import INVISIBLE, Event, encode, json_safe
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from comethook_cli.engine.store import History
+    from comethook_cli.engine.history.reader import History
 
 app = App()  # what the root group takes this command from
 history_app = App(help="List, show, export or clear what `listen` received.", no_args_is_help=True)
@@ -106,14 +106,14 @@ _SHELL_NAMES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 def open_history() -> History:
     """The history database (an error with a hint when there is none yet); close it (`with`) when done."""
-    from comethook_cli.engine.store import History
+    from comethook_cli.engine.history.reader import History
 
     return History()
 
 
 def list_(limit: int, trigger: str | None, json_out: bool) -> None:
     """`history list`: the newest page."""
-    from comethook_cli.engine.store import default_path
+    from comethook_cli.engine.history.files import default_path
     from comethook_cli.outputs.views import view
 
     shown = view(json_out)
@@ -154,7 +154,7 @@ def readable(exchange: Exchange) -> Exchange:
     if exchange.payload is not None or not exchange.encoded:
         return exchange
     from comethook_cli import jsonbody
-    from comethook_cli.engine.listener import plain_body
+    from comethook_cli.engine.bodies import plain_body
 
     try:
         return dataclasses.replace(exchange, payload=jsonbody.parse(plain_body(exchange)))
@@ -247,7 +247,7 @@ def parse_since(text: str) -> float:
 
 def export(fmt: str, output: str | None, only: ExportFilter | None = None) -> None:
     """`history export --format ndjson|curl|har [-o FILE]`: streamed, one stored row at a time."""
-    from comethook_cli.engine.store import HistoryDamaged
+    from comethook_cli.engine.history.files import HistoryDamaged
 
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(EXPORT_FORMATS)}.")
@@ -284,7 +284,7 @@ def _output(path: str | None) -> Iterator[TextIO]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    from comethook_cli.engine.store import open_private
+    from comethook_cli.engine.history.files import open_private
 
     try:
         stream = open_private(path)  # it holds chat bodies: 0600, whatever the umask
@@ -403,7 +403,7 @@ def _post_data(e: Exchange, mime_type: str) -> dict[str, JSON]:
     note = encoding_note(e)
     shown = readable(e)
     if note and shown.payload is not None:
-        from comethook_cli.engine.listener import plain_body
+        from comethook_cli.engine.bodies import plain_body
 
         return {"mimeType": mime_type, "text": plain_body(e).decode("utf-8"), "comment": note}
     return {"mimeType": mime_type, "text": e.body.decode("utf-8", errors="replace"), **({"comment": note} if note else {})}

@@ -19,8 +19,8 @@ from comethook_cli.errors import ListenerError
 from comethook_cli.models import DEFAULT_PORT, Exchange
 
 if TYPE_CHECKING:
+    from comethook_cli.engine.history.writer import HistoryWriter
     from comethook_cli.engine.session import Session
-    from comethook_cli.engine.store import HistoryWriter
     from comethook_cli.outputs.inspector.api import Exports
     from comethook_cli.outputs.inspector.server import Inspector
 
@@ -95,7 +95,8 @@ class _ReplaySink:
 
     async def record(self, exchange: Exchange) -> None:
         """Store one exchange (opening the writer first)."""
-        from comethook_cli.engine.store import HistoryWriter, default_path
+        from comethook_cli.engine.history.files import default_path
+        from comethook_cli.engine.history.writer import HistoryWriter
 
         if self.writer is None:
             self.writer = HistoryWriter(default_path(), on_warning=self.warn)
@@ -117,8 +118,8 @@ def run(port: int | None, open_page: bool) -> None:
 
 
 async def _serve(port: int | None, open_page: bool, note: Callable[..., None], warn: Callable[[str], None]) -> None:
+    from comethook_cli.engine.history.reader import History
     from comethook_cli.engine.hub import Hub
-    from comethook_cli.engine.store import History
     from comethook_cli.outputs.inspector.server import Inspector
 
     history = await asyncio.to_thread(History)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 from comethook_cli import speedups
 from comethook_cli.errors import TunnelError
-from comethook_cli.models import Exchange, Rejection, Skipped
 
 if TYPE_CHECKING:
     from comethook_cli.engine.config import ListenConfig
@@ -374,7 +373,7 @@ def run(
     session = Session(
         config, on_warning=shown.warning, confirm_install=_interruptible(shown.confirm) if shown.interactive else None
     )
-    session.hub.subscribe(lambda record: _show(shown, record))
+    session.hub.subscribe(shown)  # the view takes the hub's records itself (View is a models.RecordHandler)
     try:
         session.prepare()  # a bad option is a usage error before anything opens
         speedups.run(_serve(session, shown, stream, inspector))
@@ -408,15 +407,6 @@ def _interruptible(confirm: Callable[[str], bool]) -> Callable[[str], bool]:
             signal.signal(signal.SIGINT, previous)
 
     return ask
-
-
-def _show(shown: View, record: object) -> None:
-    if isinstance(record, Exchange):
-        shown.event(record)
-    elif isinstance(record, Rejection):
-        shown.rejected(record)
-    elif isinstance(record, Skipped):
-        shown.skipped(record.exchange)
 
 
 async def _serve(session: Session, shown: View, stream: BackgroundStream, choice: InspectorChoice = InspectorChoice()) -> None:

@@ -364,7 +364,7 @@ def redact(key: str, value: Any) -> Any:
         name, sep, _ = value.partition(":")
         return f"{name}: {REDACTED}" if sep and is_secret_header(name.strip()) else value
     if key in URLS:
-        from comethook_cli.engine.sender import redact_url
+        from comethook_cli.engine.urls import redact_url
 
         trigger, sep, url = value.partition("=") if key == "route" else ("", "", value)
         return f"{trigger}{sep}{redact_url(url)}"

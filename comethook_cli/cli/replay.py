@@ -42,7 +42,7 @@ from comethook_cli.cli.send import execute, parse_header
 from comethook_cli.cometchat.payloads import parse_set
 from comethook_cli.engine import replay as replaying
 from comethook_cli.engine.config import Delivering, default
-from comethook_cli.engine.store import History
+from comethook_cli.engine.history.reader import History
 from comethook_cli.errors import UsageError
 
 app = App()  # what the root group takes this command from

@@ -47,7 +47,8 @@ from comethook_cli.cli.options import (
 from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
 from comethook_cli.engine.config import Delivering, default
 from comethook_cli.engine.runs import EXPECTATIONS, Expectations
-from comethook_cli.engine.sender import Outgoing, normalize_url
+from comethook_cli.engine.sender import Outgoing
+from comethook_cli.engine.urls import normalize_url
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 from comethook_cli.models import Delivery, Exchange, Failure
 
@@ -189,6 +190,8 @@ def execute(
     """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code."""
     from comethook_cli.cometchat.events import describe
     from comethook_cli.engine import runs, sender
+    from comethook_cli.engine.auth import basic_auth_header
+    from comethook_cli.engine.urls import url_authorization
 
     headers: dict[str, str] = dict(extra_headers or {})
     if how.content_type is not None:
@@ -196,7 +199,7 @@ def execute(
         headers = {name: value for name, value in headers.items() if name.lower() != "content-type"}
         headers["Content-Type"] = how.content_type
     if how.basic_auth:
-        headers["Authorization"] = sender.basic_auth_header(how.basic_auth)
+        headers["Authorization"] = basic_auth_header(how.basic_auth)
     for line in how.headers:
         name, value = parse_header(line)
         # Header names are case-insensitive: -H replaces any header of that name instead of adding a second one.
@@ -205,7 +208,7 @@ def execute(
     # Credentials in the URL (http://user:pw@host) are sent as Basic auth (by deliver(), which shows the URL as
     # user:***@); with a second Authorization, which to send would be a guess: said now, before anything is sent.
     given_by = "-H Authorization" if any(parse_header(h)[0].lower() == "authorization" for h in how.headers) else "--basic-auth"
-    sender.url_authorization(url, headers, "--to", given_by)
+    url_authorization(url, headers, "--to", given_by)
     expectations = parse_expectations(how)
     delays = parse_delays(how.retry_delays) if how.retry_delays else sender.COMETCHAT_RETRY_DELAYS
     if how.simulate_retries and how.count > 1:

@@ -337,7 +337,7 @@ async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, sh
                     trigger.remember(outcome.main_id, base)
                 arrived = None
                 if watch is not None and (outcome.current or outcome.legacy):
-                    arrived = await trigger.wait_for(watch, outcome, how.wait_timeout, shown.event)
+                    arrived = await trigger.wait_for(watch, outcome, how.wait_timeout, shown.on_exchange)
                 shown.trigger_result(_record(step.verb, outcome, arrived))
                 _judge(outcome, arrived, how)
                 results[step.id] = StepResult(outcome.main_id, outcome.answer)

@@ -21,7 +21,7 @@ from comethook_cli import jsonbody
 from comethook_cli.cometchat.events import get, message_of
 from comethook_cli.cometchat.verdict import DROP_ACTION
 from comethook_cli.errors import UsageError
-from comethook_cli.models import Answer, Incoming, replace_surrogates
+from comethook_cli.models import Answer, AnsweredBy, Incoming, replace_surrogates
 
 PASS_BODY = b"{}"
 DROP_BODY = json.dumps({"action": DROP_ACTION}).encode()
@@ -47,9 +47,8 @@ class Rule:
     receiver: str | None = None
     text: Regex | None = None
 
-    def matches(self, incoming: Incoming) -> bool:
-        """Whether this rule applies to the delivery."""
-        message = message_of(incoming.payload)
+    def matches(self, incoming: Incoming, message: dict[str, Any] | None) -> bool:
+        """Whether this rule applies to the delivery (`message`: its message_of(), found once for every rule)."""
         if self.trigger is not None and incoming.info.trigger not in self.trigger:
             return False
         if self.sender is not None and get(message, "sender") != self.sender:
@@ -230,26 +229,27 @@ class Responder:
         self.delay_ms = delay_ms
         self.status = status
 
-    def decide(self, incoming: Incoming) -> tuple[Action, str]:
-        """(action, who decided) for one delivery."""
+    def decide(self, incoming: Incoming) -> tuple[Action, str, AnsweredBy]:
+        """(action, who decided, as text and as a type) for one delivery."""
+        message = message_of(incoming.payload) if self.rules or self.drop_if is not None else None
         for number, rule in enumerate(self.rules, start=1):
-            if rule.matches(incoming):
-                return rule.action, f"rule {number}"
+            if rule.matches(incoming, message):
+                return rule.action, f"rule {number}", AnsweredBy.RULE
         if incoming.info.trigger == "before_message":
-            text = get(message_of(incoming.payload), "data.text")
+            text = get(message, "data.text")
             if self.drop_if is not None and isinstance(text, str) and self.drop_if.search(text):
-                return Action(DROP_BODY, "drop"), "--drop-if"
-            return self.respond, f"--respond {self.respond.label}"
-        return Action(PASS_BODY, "pass"), "default"
+                return Action(DROP_BODY, "drop"), "--drop-if", AnsweredBy.CANNED
+            return self.respond, f"--respond {self.respond.label}", AnsweredBy.CANNED
+        return Action(PASS_BODY, "pass"), "default", AnsweredBy.CANNED
 
     async def __call__(self, incoming: Incoming) -> Answer:
         """The answer, after any configured delay."""
-        action, decided_by = self.decide(incoming)
+        action, decided_by, outcome = self.decide(incoming)
         delay = action.delay_ms if action.delay_ms is not None else self.delay_ms
         if delay:
             await asyncio.sleep(delay / 1000)
         status = action.status if action.status is not None else self.status
-        return Answer(status, action.body, answered_by=f"comethook ({decided_by})")
+        return Answer(status, action.body, answered_by=f"comethook ({decided_by})", outcome=outcome)
 
     def describe(self) -> str:
         """One line for the banner: how before_message gets answered."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from comethook_cli import jsonbody
-from comethook_cli.models import Verdict
+from comethook_cli.models import NOT_JSON, Verdict, parse_strict
 
 DROP_ACTION = "do_not_propagate"
 
 
 def judge(request: Any, status: int | None, body: bytes) -> Verdict:
-    """The verdict CometChat would apply to `body`, answered with `status`, to the before_message `request`."""
+    """The verdict CometChat would apply to `body`, answered with `status`, to the before_message `request`. When it
+    parses the body, the verdict carries what it read (`answer_json`), so nothing parses the answer again."""
     webhook_id = request.get("webhook") if isinstance(request, dict) else None
     webhook_id = webhook_id if isinstance(webhook_id, str) and webhook_id else "webhook-id"
     if status is None:
@@ -28,21 +28,21 @@ def judge(request: Any, status: int | None, body: bytes) -> Verdict:
         )
     if not body.strip():
         return Verdict("invalid", "empty body: answer {} to let the message pass", webhook_id=webhook_id)
-    try:
-        answer = jsonbody.parse(body)  # strict, as CometChat's JSON.parse: a NaN answer is not JSON
-    except jsonbody.JsonBodyError:
-        return Verdict("invalid", "the answer is not JSON", webhook_id=webhook_id)
+    answer = parse_strict(body)  # strict, as CometChat's JSON.parse: a NaN answer is not JSON
+    if answer is NOT_JSON:
+        return Verdict("invalid", "the answer is not JSON", webhook_id=webhook_id).carrying(answer)
     if not isinstance(answer, dict):
-        return Verdict("invalid", f"the answer is JSON {_json_kind(answer)}, not an object", webhook_id=webhook_id)
+        reason = f"the answer is JSON {_json_kind(answer)}, not an object"
+        return Verdict("invalid", reason, webhook_id=webhook_id).carrying(answer)
     if "action" in answer:
         if answer["action"] == DROP_ACTION:
-            return Verdict("drop", webhook_id=webhook_id)
-        return Verdict(
-            "invalid", f"unknown action {answer['action']!r} (only {DROP_ACTION!r} is documented)", webhook_id=webhook_id
-        )
+            return Verdict("drop", webhook_id=webhook_id).carrying(answer)
+        reason = f"unknown action {answer['action']!r} (only {DROP_ACTION!r} is documented)"
+        return Verdict("invalid", reason, webhook_id=webhook_id).carrying(answer)
     if not answer:
-        return Verdict("pass", webhook_id=webhook_id)
-    return Verdict("inject", metadata=injected_metadata(request, webhook_id, answer), webhook_id=webhook_id)
+        return Verdict("pass", webhook_id=webhook_id).carrying(answer)
+    metadata = injected_metadata(request, webhook_id, answer)
+    return Verdict("inject", metadata=metadata, webhook_id=webhook_id).carrying(answer)
 
 
 def injected_metadata(request: Any, webhook_id: str, answer: dict[str, Any]) -> dict[str, Any]:

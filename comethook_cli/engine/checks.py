@@ -15,7 +15,8 @@ from typing import Literal
 import aiohttp
 
 from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog, encode, find_template
-from comethook_cli.engine.sender import CHECK_USER_AGENT, CONTENT_TYPE, Outgoing, basic_auth_header, connector, deliver
+from comethook_cli.engine.auth import basic_auth_header
+from comethook_cli.engine.sender import CHECK_USER_AGENT, CONTENT_TYPE, Outgoing, connector, deliver
 from comethook_cli.errors import UsageError
 from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, JSON, Delivery, Failure
 

@@ -21,21 +21,22 @@ from yarl import URL
 
 from comethook_cli.cometchat.payloads import known_trigger
 from comethook_cli.cometchat.verdict import DROP_ACTION
+from comethook_cli.engine.auth import basic_value
+from comethook_cli.engine.budget import BudgetSpent, ByteBudget
 from comethook_cli.engine.config import ForwardConfig
-from comethook_cli.engine.listener import RateLimitedWarnings
-from comethook_cli.engine.sender import (
-    UNBOUNDED,
-    AnswerTooLarge,
-    BudgetSpent,
-    ByteBudget,
-    basic_value,
-    normalize_url,
-    read_answer,
-    redact_url,
-    take_credentials,
-)
+from comethook_cli.engine.sender import UNBOUNDED, AnswerTooLarge, read_answer
+from comethook_cli.engine.urls import normalize_url, redact_url, take_credentials
+from comethook_cli.engine.warnings import RateLimitedWarnings
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_ANSWER_BUDGET, DEFAULT_MAX_ANSWER, HOP_BY_HOP, Answer, Incoming, has_surrogates
+from comethook_cli.models import (
+    DEFAULT_ANSWER_BUDGET,
+    DEFAULT_MAX_ANSWER,
+    HOP_BY_HOP,
+    Answer,
+    AnsweredBy,
+    Incoming,
+    has_surrogates,
+)
 
 if TYPE_CHECKING:
     from comethook_cli.engine.listener import Answerer
@@ -231,7 +232,8 @@ class Forwarder:
             ) as response:  # fmt: skip
                 body = await read_answer(response, self.max_answer, self.budget)
                 headers = self._answer_headers(response, shown)
-                return Answer(response.status, body, headers, "your app", shown, None, (time.perf_counter() - started) * 1000)
+                latency = (time.perf_counter() - started) * 1000
+                return Answer(response.status, body, headers, "your app", shown, None, latency, AnsweredBy.APP)
         except BudgetSpent as spent:
             reason = str(spent)
             self.warnings.warn(
@@ -259,12 +261,21 @@ class Forwarder:
 
     def _fallback_answer(self, url: str, reason: str, latency: float) -> Answer:
         if self.fallback == "pass":
-            return Answer(200, b"{}", answered_by="comethook (fallback pass)", forwarded_to=url, error=reason, latency_ms=latency)
+            return Answer(
+                200, b"{}", answered_by="comethook (fallback pass)", forwarded_to=url, error=reason, latency_ms=latency,
+                outcome=AnsweredBy.FALLBACK_PASS,
+            )  # fmt: skip
         if self.fallback == "drop":
             body = json.dumps({"action": DROP_ACTION}).encode()
-            return Answer(200, body, answered_by="comethook (fallback drop)", forwarded_to=url, error=reason, latency_ms=latency)
+            return Answer(
+                200, body, answered_by="comethook (fallback drop)", forwarded_to=url, error=reason, latency_ms=latency,
+                outcome=AnsweredBy.FALLBACK_DROP,
+            )  # fmt: skip
         body = json.dumps({"error": f"comethook could not reach your app at {url}: {reason}"}).encode()
-        return Answer(502, body, answered_by="comethook (fallback error)", forwarded_to=url, error=reason, latency_ms=latency)
+        return Answer(
+            502, body, answered_by="comethook (fallback error)", forwarded_to=url, error=reason, latency_ms=latency,
+            outcome=AnsweredBy.FALLBACK_ERROR,
+        )  # fmt: skip
 
     async def _copy(self, target: str, incoming: Incoming) -> None:
         answer = await self._relay(target, incoming, copy=True)

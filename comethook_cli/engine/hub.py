@@ -4,7 +4,9 @@
 exchange it says so (a `NotStored`), and the listener refuses the delivery (503) instead of acknowledging
 something it lost. `publish()` never blocks and never raises: inline
 subscribers are plain callables that must not block (the terminal and NDJSON outputs only format and
-append to a background stream, outputs/stream.py); queue subscribers get a bounded asyncio.Queue each,
+append to a background stream, outputs/stream.py), most of them a models.RecordHandler, which takes the closed
+set of records (models.HubRecord: Exchange, Skipped, Rejection) by type in one place; queue subscribers get a
+bounded asyncio.Queue each,
 and one that falls behind is cut off and marked `overflowed` (it must reload from the history) instead
 of growing without bound.
 """
@@ -15,11 +17,11 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from comethook_cli.models import Exchange, Skipped, without_secrets
+from comethook_cli.models import Exchange, HubRecord, RecordHandler, Rejection, Skipped, without_secrets
 
-Subscriber = Callable[[Any], None]
+Subscriber = Callable[[HubRecord], None]
 #: Records a queue subscriber may fall behind by before it is cut off (it then reloads from history).
 DEFAULT_QUEUE_SIZE = 1000
 
@@ -44,10 +46,10 @@ class QueueSubscription:
 
     def __init__(self, hub: Hub, maxsize: int) -> None:
         self._hub = hub
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[HubRecord] = asyncio.Queue(maxsize)
         self.overflowed = False
 
-    def offer(self, record: Any) -> None:
+    def offer(self, record: HubRecord) -> None:
         """Queue a record; on overflow stop listening and say so (the consumer must reload)."""
         try:
             self.queue.put_nowait(record)
@@ -55,7 +57,7 @@ class QueueSubscription:
             self.overflowed = True
             self.close()
 
-    async def get(self) -> Any:
+    async def get(self) -> HubRecord:
         """The next record."""
         return await self.queue.get()
 
@@ -75,10 +77,10 @@ class BatchSubscription:
         self.maxsize = maxsize
         self.overflowed = False
         self.closed = False
-        self._pending: list[Any] = []
+        self._pending: list[HubRecord] = []
         self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, record: Any) -> None:
+    def offer(self, record: HubRecord) -> None:
         """Keep a record for the next batch; past maxsize, stop listening and say so (the consumer must reload)."""
         if len(self._pending) >= self.maxsize:
             self.overflowed = True
@@ -87,7 +89,7 @@ class BatchSubscription:
         self._pending.append(record)
         self._wake()
 
-    async def batch(self) -> list[Any]:
+    async def batch(self) -> list[HubRecord]:
         """Every record published since the last batch, once there is one (an empty list once closed)."""
         while not self._pending and not self.closed:
             self._waiter = asyncio.get_running_loop().create_future()
@@ -122,8 +124,10 @@ class Hub:
         self.keep_secrets = False
         self._subscribers: list[Subscriber] = []
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Add an inline subscriber (it must not block); returns the function that removes it."""
+    def subscribe(self, subscriber: Subscriber | RecordHandler) -> Callable[[], None]:
+        """Add an inline subscriber (it must not block), a RecordHandler or a function; returns the function that removes it."""
+        if isinstance(subscriber, RecordHandler):
+            subscriber = subscriber.handle
         self._subscribers.append(subscriber)
         return lambda: self.unsubscribe(subscriber)
 
@@ -157,16 +161,18 @@ class Hub:
             return NotStored(exchange.id, str(reason))
         return None
 
-    def publish(self, record: Any) -> None:
-        """Hand a record to every subscriber. One that raises costs that record its output there, with a
-        warning, and nothing else: the other subscribers still get it, and it still gets the next one."""
-        if self.keep is not None and hasattr(record, "info") and not self.keep(record):
-            record = Skipped(record)
+    def publish(self, record: Exchange | Rejection) -> None:
+        """Hand a record to every subscriber (an exchange `keep` leaves out as Skipped). One that raises costs that
+        record its output there, with a warning, and nothing else: the other subscribers still get it, and it still
+        gets the next one."""
+        published: HubRecord = record
+        if self.keep is not None and isinstance(record, Exchange) and not self.keep(record):
+            published = Skipped(record)
         for subscriber in tuple(self._subscribers):
             try:
-                subscriber(record)
+                subscriber(published)
             except Exception as error:
-                label = getattr(record, "id", None) or type(record).__name__
+                label = published.id if isinstance(published, Exchange) else type(published).__name__
                 self.warn(f"could not show {label}: {type(error).__name__}: {error}")
 
     def warn(self, message: str) -> None:

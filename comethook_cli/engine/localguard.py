@@ -11,7 +11,7 @@ Both servers are for this machine's tools, never for another site's page open in
 * a request with neither header (curl, a backend SDK, a test) is not a browser's cross-origin request and passes;
   a server whose own page sends its changes can also demand the Origin and the token on every change.
 
-One piece for both servers (the inspector's server.py and engine/emulator.py call `LocalGuard.refusal`).
+One piece for both servers (the inspector's server.py and engine/emulator/server.py call `LocalGuard.refusal`).
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ import aiohttp
 
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads import encode, set_path
-from comethook_cli.engine.listener import plain_body
-from comethook_cli.engine.sender import USER_AGENT, Outgoing, connector, deliver, normalize_url, url_authorization
-from comethook_cli.engine.store import History
+from comethook_cli.engine.bodies import plain_body
+from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.sender import USER_AGENT, Outgoing, connector, deliver
+from comethook_cli.engine.urls import normalize_url, url_authorization
 from comethook_cli.errors import UsageError
 from comethook_cli.models import (
     DEFAULT_MAX_ANSWER,

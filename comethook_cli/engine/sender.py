@@ -7,30 +7,26 @@ code belong to the command layer (`commands.send`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import errno
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from comethook_cli import __version__
 from comethook_cli.cometchat.verdict import judge
 from comethook_cli.engine import http1
+from comethook_cli.engine.budget import BudgetSpent, ByteBudget
 from comethook_cli.engine.runs import RetryReport, compare_attempts
+from comethook_cli.engine.urls import redact_url, url_authorization
 from comethook_cli.errors import UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, Verdict, parse_body
-from comethook_cli.models import redact_url as redact_url  # beside the URL normaliser too, where its callers look
 
 if TYPE_CHECKING:
     # aiohttp is imported where it is used: it takes about 0.2 s, which a `send` over plain http never pays.
     import aiohttp
 
-#: A URL's scheme and its whole user info (`user`, `user:pw`), up to the authority's last `@`.
-_ANY_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
 #: What a delivery's error says when the server's TLS certificate could not be verified (the hint keys on it).
 CERTIFICATE_PROBLEM = "TLS certificate not trusted"
 #: CometChat's documented retry cadence when retryOnFailure is on: 10 s, then 30 s.
@@ -89,100 +85,6 @@ class SendPlan:
     insecure: bool = False
 
 
-def normalize_url(target: str) -> str:
-    """`8000` → http://localhost:8000, `:8000/hook` → http://localhost:8000/hook, `/hook` → http://localhost:8000/hook."""
-    target = target.strip()
-    if not target:
-        raise UsageError("No target URL given.", "Pass --to URL, e.g. --to http://localhost:8000/webhook.")
-    if target.isdigit():
-        url = f"http://localhost:{target}"
-    elif target.startswith(":"):
-        url = f"http://localhost{target}"
-    elif target.startswith("/"):
-        url = f"http://localhost:8000{target}"
-    elif "://" not in target:
-        if MALFORMED_SCHEME.match(target):  # http//host, https:/host: a typo, not a host named "http"
-            raise UsageError(
-                f"Malformed URL {target!r}.", "Write the scheme as http:// or https://, e.g. http://localhost:8000/hook."
-            )
-        url = f"http://{target}"
-    elif not target.lower().startswith(("http://", "https://")):
-        raise UsageError(f"Unsupported URL {target!r}.", "Use an http:// or https:// URL.")
-    else:
-        url = target
-    return checked_url(url, target)
-
-
-#: A target that starts like a scheme but is not one (`http//host`, `https:/host`, `http:host`).
-MALFORMED_SCHEME = re.compile(r"^https?(?::/?(?!/)|//)", re.IGNORECASE)
-
-
-def checked_url(url: str, given: str) -> str:
-    """The URL when it names a host and a valid port; a UsageError (exit 2, at start-up) otherwise."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
-    except ValueError:
-        raise UsageError(
-            f"Malformed URL {given!r}: the port is not a number from 0 to 65535.", "e.g. http://localhost:8000/hook."
-        ) from None
-    if not parts.hostname:
-        raise UsageError(f"Malformed URL {given!r}: it names no host.", "e.g. http://localhost:8000/hook, or just 8000.")
-    try:
-        parts.hostname.encode("idna")  # what the resolver does first: an empty label or one past 63 characters raised there
-    except UnicodeError:
-        raise UsageError(
-            f"Malformed URL {given!r}: its host name has an empty label or one longer than 63 characters.",
-            "e.g. http://localhost:8000/hook.",
-        ) from None
-    return url
-
-
-def take_credentials(url: str) -> tuple[str, str | None]:
-    """(the URL without its user info, the `USER:PASSWORD` it held, percent-decoded; None when it held none).
-
-    Every request comethook makes sends URL credentials as an Authorization header of its own making (see
-    `url_authorization`), never through aiohttp's URL handling, which raises when a request also has that header."""
-    if "@" not in url:
-        return url, None
-    found = _ANY_USERINFO.match(url)
-    if found is None:
-        return url, None
-    user, _, password = found.group(2).partition(":")
-    return found.group(1) + url[found.end() :], f"{unquote(user)}:{unquote(password)}"
-
-
-def basic_value(credentials: str) -> str:
-    """`USER:PASSWORD` → the value of an `Authorization: Basic` header (UTF-8, as RFC 7617 allows), unchecked."""
-    return "Basic " + base64.b64encode(credentials.encode("utf-8", errors="surrogatepass")).decode("ascii")
-
-
-def url_authorization(
-    url: str, headers: dict[str, str], flag: str = "--to", others: str = "--basic-auth / -H Authorization"
-) -> tuple[str, dict[str, str]]:
-    """(the URL without its user info, `headers` with the Basic auth made of it); a UsageError when `headers` already
-    hold an Authorization, since a request carries one: which to send would be a guess."""
-    bare, credentials = take_credentials(url)
-    if credentials is None:
-        return url, headers
-    if any(name.lower() == "authorization" for name in headers):
-        raise UsageError(
-            f"Two sets of credentials: the user info in {flag} {redact_url(url)} and {others}.",
-            f"Give one of them: drop the user:password@ from {flag}, or drop {others}.",
-        )
-    return bare, {**headers, "Authorization": basic_value(credentials)}
-
-
-def basic_auth_header(credentials: str) -> str:
-    """`USER:PASS` → the value of an `Authorization: Basic` header."""
-    user, sep, _ = credentials.partition(":")
-    if not sep or not user:
-        raise UsageError("Malformed Basic auth credentials.", "Write them as USER:PASS (--basic-auth or COMETHOOK_BASIC_AUTH).")
-    return basic_value(credentials)
-
-
 @cache
 def unbounded() -> aiohttp.ClientTimeout:
     """aiohttp's own limit (a session's default is 5 minutes) left out: asyncio.timeout bounds the whole exchange."""
@@ -206,34 +108,6 @@ class AnswerTooLarge(Exception):
         self.declared = declared
         size = f", Content-Length {declared:,}" if declared is not None else ""
         super().__init__(f"answer larger than {limit:,} bytes (--max-answer){size}")
-
-
-class ByteBudget:
-    """A total of bytes shared by everything buffered at once (bodies being received, answers being read), so memory
-    stays bounded however many connections there are: `take()` before buffering, `give()` back when done."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-    def take(self, size: int) -> bool:
-        """Reserve `size` bytes; False (nothing reserved) when that would pass the limit."""
-        if self.used + size > self.limit:
-            return False
-        self.used += size
-        return True
-
-    def give(self, size: int) -> None:
-        """Hand back bytes taken earlier."""
-        self.used = max(self.used - size, 0)
-
-
-class BudgetSpent(Exception):
-    """Reading this answer would pass the shared budget for answers being read at once."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"the answers being read at once already hold {limit:,} bytes (comethook's memory budget)")
 
 
 async def read_answer(response: aiohttp.ClientResponse, limit: int, budget: ByteBudget | None = None) -> bytes:

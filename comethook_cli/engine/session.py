@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from comethook_cli.engine.config import ListenConfig
 from comethook_cli.engine.hub import Hub
 from comethook_cli.errors import UnreachableError, UsageError
-from comethook_cli.models import Exchange
+from comethook_cli.models import Exchange, RecordHandler
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.rules import Responder
+    from comethook_cli.engine.history.writer import HistoryWriter
     from comethook_cli.engine.listener import Answerer, Listener
-    from comethook_cli.engine.store import HistoryWriter
     from comethook_cli.engine.tunnel import Tunnel
 
 #: The path the banner tells people to paste (the listener accepts any path).
@@ -64,8 +64,8 @@ class Session:
         Raises UsageError for a bad option, so nothing starts half-way. Called by startup() if not before."""
         if self._prepared:
             return
+        from comethook_cli.engine.auth import basic_auth_header
         from comethook_cli.engine.listener import Listener
-        from comethook_cli.engine.sender import basic_auth_header
 
         listener = self.config.listener
         if listener.basic_auth:
@@ -94,7 +94,7 @@ class Session:
         assert self.listener is not None
         self._stop = asyncio.Event()
         self._kept = 0
-        self.hub.subscribe(self._count)
+        self.hub.subscribe(_Counter(self))
         if self.config.listener.host not in LOOPBACK:
             self.hub.warn(f"listening on {self.config.listener.host}: anyone who can reach this machine can post to it.")
         try:
@@ -191,9 +191,7 @@ class Session:
         return (self.public_url or self.local_url) + WEBHOOK_PATH
 
     # --- the parts -------------------------------------------------------------------------------
-    def _count(self, record: object) -> None:
-        if not isinstance(record, Exchange):
-            return  # a rejection, or a delivery --events leaves out: not an event
+    def _count(self, exchange: Exchange) -> None:
         self._kept += 1
         if self.config.max_events is not None and self.events >= self.config.max_events:
             self.stop()
@@ -230,7 +228,8 @@ class Session:
         history = self.config.history
         if not history.history:
             return None, "off"
-        from comethook_cli.engine.store import HistoryDamaged, HistoryWriter, Retention, default_path
+        from comethook_cli.engine.history.files import HistoryDamaged, default_path
+        from comethook_cli.engine.history.writer import HistoryWriter, Retention
 
         if history.history_max_mb < 0 or history.history_max_age < 0:
             raise UsageError("--history-max-mb and --history-max-age cannot be negative.", "Use 0 to turn a cap off.")
@@ -249,3 +248,15 @@ class Session:
 
         assert self.listener is not None
         return await tunnel.open_for(self.listener.port, self.config.tunnel, self.hub.warn, self.confirm_install)
+
+
+class _Counter(RecordHandler):
+    """Counts the session's events for --max-events: exchanges only (a rejection, or a delivery --events leaves out,
+    is not an event)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def on_exchange(self, exchange: Exchange) -> None:
+        """One more event."""
+        self.session._count(exchange)

@@ -92,7 +92,7 @@ def is_loopback_url(target: str) -> bool:
     import ipaddress
     from urllib.parse import urlsplit
 
-    from comethook_cli.engine.sender import normalize_url
+    from comethook_cli.engine.urls import normalize_url
     from comethook_cli.errors import UsageError
 
     try:
@@ -114,7 +114,7 @@ def ci_trusted(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def _directory() -> Path:
-    from comethook_cli.engine.store import home
+    from comethook_cli.engine.history.files import home
 
     return home() / "trusted"
 
@@ -146,7 +146,7 @@ def is_trusted(path: Path, content_digest: str) -> bool:
 
 def trust(path: Path, content_digest: str) -> Path:
     """Record that the user trusts this file with this content (0600, in a 0700 directory); the record's path."""
-    from comethook_cli.engine.store import FILE_MODE, make_private_directory
+    from comethook_cli.engine.history.files import FILE_MODE, make_private_directory
 
     record = _record(path)
     make_private_directory(record.parent)

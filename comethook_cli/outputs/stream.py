@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
+from comethook_cli.engine.worker import LoopKick
 from comethook_cli.outputs.wire import Record, encode
 
 DEFAULT_LIMIT = 8 * 1024 * 1024
@@ -45,8 +46,8 @@ class BackgroundStream(io.TextIOBase):
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._writing = False
-        self._waiting = False
-        self._kick_scheduled = False
+        #: Wakes the writer thread once per event-loop iteration, however many lines the iteration wrote.
+        self._kick = LoopKick(self._wake, lambda: bool(self._pending))
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="comethook-output", daemon=True)
         self._thread.start()
@@ -84,28 +85,10 @@ class BackgroundStream(io.TextIOBase):
                 self._size += len(note)
             self._pending.append(text)
             self._size += len(text)
-            if self._waiting and not self._kick_scheduled:
-                # A busy writer takes what is pending on its next round. An idle one is woken once per event-loop
-                # iteration, however many lines the iteration wrote: each wake-up is a GIL hand-off that stalls the loop.
-                try:
-                    loop = asyncio.get_running_loop()
-                except RuntimeError:  # written from outside an event loop: wake it now
-                    self._wake_writer()
-                else:
-                    self._kick_scheduled = True
-                    loop.call_soon(self._kick)
+            # A busy writer takes what is pending on its next round; an idle one is woken when this loop iteration
+            # ends (at once when written from outside an event loop).
+            self._kick.soon()
         return len(text)
-
-    def _kick(self) -> None:
-        with self._lock:
-            self._kick_scheduled = False
-            self._wake_writer()
-
-    def _wake_writer(self) -> None:
-        """With the lock held: wake the writer thread if it sleeps while something waits for it."""
-        if self._waiting and self._pending:
-            self._waiting = False
-            self._wake.notify()
 
     def flush(self) -> None:
         """Nothing to do: the writer thread flushes after every batch."""
@@ -113,7 +96,7 @@ class BackgroundStream(io.TextIOBase):
     def drain(self, timeout: float | None = 5.0) -> None:
         """Wait until everything queued so far has been written (or the reader is gone)."""
         with self._lock:
-            self._wake_writer()  # its wake-up may still wait for an event-loop iteration
+            self._kick.now()  # its wake-up may still wait for an event-loop iteration
             self._idle.wait_for(lambda: (not self._pending and not self._writing) or self.broken, timeout)
 
     def close(self) -> None:
@@ -130,10 +113,7 @@ class BackgroundStream(io.TextIOBase):
     def _run(self) -> None:
         while True:
             with self._lock:
-                if not self._pending and not self._stopping:
-                    self._waiting = True
-                    self._wake.wait_for(lambda: bool(self._pending) or self._stopping)
-                    self._waiting = False
+                self._kick.wait(lambda: bool(self._pending) or self._stopping)
                 if not self._pending and self._stopping:
                     return
                 batch, self._pending, self._size = self._pending, [], 0

@@ -276,7 +276,7 @@ class Renderer:
         line.append("  same answer" if same else "  the answer changed", style="dim" if same else "bold yellow")
         self.out.print(line)
         if not same and original.response_body != again.response_body:
-            pretty = [_pretty(parse_body(original.response_body)), _pretty(again.response)]
+            pretty = [_pretty(original.answer), _pretty(again.response)]
             diff = difflib.unified_diff(pretty[0], pretty[1], "original answer", "new answer", lineterm="", n=1)
             for row in list(diff)[:60]:
                 style = "green" if row.startswith("+") else "red" if row.startswith("-") else "dim"
@@ -429,7 +429,7 @@ class Renderer:
         self.body(exchange.payload if exchange.payload is not None else parse_body(exchange.body))
         if exchange.response_body:
             self.out.print(Text("    answer:", style="bold"))
-            self.body(parse_body(exchange.response_body))
+            self.body(exchange.answer)
 
     def rejected(self, rejection: Rejection) -> None:
         """One warning line for a refused request."""
@@ -510,7 +510,7 @@ class Renderer:
         self.out.print(Text("         body", style="bold"))
         self.body(exchange.payload if exchange.payload is not None else parse_body(exchange.body))
         self.out.print(Text("  answer body", style="bold"))
-        self.body(parse_body(exchange.response_body))
+        self.body(exchange.answer)
 
     def results(self, url: str, results: list[CheckResult], summary: CheckSummary) -> None:
         """The table on stdout, the summary after it."""
@@ -675,7 +675,7 @@ def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text
     info = exchange.info
     forwarded = exchange.forwarded_to is not None
     reason = exchange.verdict.reason if exchange.verdict is not None else None
-    fallback = exchange.answered_by.startswith("comethook (fallback")
+    fallback = exchange.outcome.fallback
     for dropped in range(len(_DROPPABLE) + 1):
         gone = _DROPPABLE[:dropped]
         clock: Span = ("" if "clock" in gone else now_clock(exchange.received_at) + " ", "dim")
@@ -707,9 +707,9 @@ def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text
     back: list[list[Span]] = [[clock], [("<-- ", "bold")], answer_spans(exchange)]
     if reason:
         back.append([(f"  {safe(reason)}", "red")])
-    if fallback:
+    if fallback is not None:
         # comethook answered, not the app: say so, and why the app did not.
-        back.append([(f"  fallback{exchange.answered_by.removeprefix('comethook (fallback').rstrip(')')}", "bold yellow")])
+        back.append([(f"  fallback {fallback}", "bold yellow")])
         back.append([(f": {safe(exchange.forwarded_to or '')} {safe(exchange.forward_error or 'did not answer')}", "red")])
     else:
         back.append([(f"  from {safe(exchange.forwarded_to or '')}", "dim")])

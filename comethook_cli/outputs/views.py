@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from comethook_cli.models import COMETCHAT_BUDGET_MS, over_budget
+from comethook_cli.models import COMETCHAT_BUDGET_MS, RecordHandler, over_budget
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.stream import NdjsonWriter
 
@@ -20,15 +20,16 @@ if TYPE_CHECKING:
     from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.runs import RetryReport, Summary
-    from comethook_cli.models import JSON, Delivery, EventInfo, Exchange, Rejection
+    from comethook_cli.models import JSON, Delivery, EventInfo, Exchange, Rejection, Skipped
     from comethook_cli.outputs.terminal import Renderer
 
 #: How many failed deliveries of a `--count` run are shown one by one before the summary.
 FAILURES_SHOWN = 5
 
 
-class View:
-    """What every command says. Subclasses decide how stdout shows it; stderr is shared."""
+class View(RecordHandler):
+    """What every command says. Subclasses decide how stdout shows it; stderr is shared. `listen` subscribes it to its
+    session's hub as it is: the hub's records arrive in on_exchange, on_skipped and on_rejection."""
 
     def __init__(
         self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None, budget_ms: float = COMETCHAT_BUDGET_MS
@@ -72,16 +73,16 @@ class View:
         """The listener is serving: the banner on stderr."""
         self.human.banner(banner, f"comethook listening on {ready.local_url}")
 
-    def event(self, exchange: Exchange) -> None:
+    def on_exchange(self, exchange: Exchange) -> None:
         """One delivery the listener answered."""
         if over_budget(exchange.latency_ms, self.budget_ms):
             self.human.slow_answer(exchange)
 
-    def rejected(self, rejection: Rejection) -> None:
+    def on_rejection(self, rejection: Rejection) -> None:
         """A request the listener refused."""
         self.human.rejected(rejection)
 
-    def skipped(self, exchange: Exchange) -> None:
+    def on_skipped(self, skipped: Skipped) -> None:
         """A delivery `--events` leaves out (answered, not stored): nothing in NDJSON."""
 
     def fatal(self, message: str) -> None:
@@ -176,14 +177,14 @@ class HumanView(View):
 
         return sys.stdin.isatty() and self.human.err.is_terminal
 
-    def event(self, exchange: Exchange) -> None:
+    def on_exchange(self, exchange: Exchange) -> None:
         """The event line (and -v details)."""
         self.human.event(exchange, self.verbose)
-        super().event(exchange)
+        super().on_exchange(exchange)
 
-    def skipped(self, exchange: Exchange) -> None:
+    def on_skipped(self, skipped: Skipped) -> None:
         """One dim line (none with -q)."""
-        self.human.skipped(exchange)
+        self.human.skipped(skipped.exchange)
 
     @contextlib.contextmanager
     def progress(self, total: int) -> Iterator[Callable[[], None]]:
@@ -297,15 +298,15 @@ class WireView(View):
         self.write(ready)
         super().ready(ready, banner)
 
-    def event(self, exchange: Exchange) -> None:
+    def on_exchange(self, exchange: Exchange) -> None:
         """The `event` line (flushed once per loop iteration under load)."""
         self.writer.write_line(wire.Event(exchange).encode(), soon=True)
-        super().event(exchange)
+        super().on_exchange(exchange)
 
-    def rejected(self, rejection: Rejection) -> None:
+    def on_rejection(self, rejection: Rejection) -> None:
         """The `rejected` line, and the warning on stderr."""
         self.write(wire.Rejected(rejection))
-        super().rejected(rejection)
+        super().on_rejection(rejection)
 
     def fatal(self, message: str) -> None:
         """The `error` line."""

@@ -118,7 +118,7 @@ class Event(Record):
             "generation": e.info.generation,
             "summary": e.info.summary,
             "body": e.payload if e.payload is not None else parse_body(e.body),
-            "response": {"status": e.response_status, "body": parse_body(e.response_body)},
+            "response": {"status": e.response_status, "body": e.answer},
             "verdict": e.verdict.kind if e.verdict else None,
             "verdict_reason": e.verdict.reason if e.verdict else None,
             "latency_ms": round(e.latency_ms, 3),
@@ -134,13 +134,21 @@ class Event(Record):
         """The line. The raw body is spliced in as it came when it is one line of UTF-8 JSON: re-encoding a
         large body costs more than all the rest. A `payload` on the exchange means the listener parsed these
         very bytes with the strict `jsonbody.parse` (it refuses NaN, Infinity and invalid UTF-8, which
-        json.loads accepts or guesses), so the spliced text is valid JSON; `json_safe` escapes its controls."""
+        json.loads accepts or guesses), so the spliced text is valid JSON; `json_safe` escapes its controls.
+        The line is kept on the exchange: the NDJSON view and the inspector's stream write the same one."""
         e = self.exchange
-        if self.raw or e.payload is None or b"\n" in e.body or b"\r" in e.body or e.encoded:
+        if self.raw:
             return dumps(self.to_json())
-        document = self.to_json()
-        del document["body"]
-        return dumps(document)[:-1] + ',"body":' + json_safe(e.body.decode("utf-8")) + "}"
+        if e.event_line is not None:
+            return e.event_line
+        if e.payload is None or b"\n" in e.body or b"\r" in e.body or e.encoded:
+            line = dumps(self.to_json())
+        else:
+            document = self.to_json()
+            del document["body"]
+            line = dumps(document)[:-1] + ',"body":' + json_safe(e.body.decode("utf-8")) + "}"
+        object.__setattr__(e, "event_line", line)  # a cache on a frozen value: the line depends on nothing else
+        return line
 
 
 @dataclass(frozen=True)

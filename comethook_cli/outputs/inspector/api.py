@@ -22,13 +22,13 @@ from aiohttp import web
 from comethook_cli import __version__, jsonbody
 from comethook_cli.engine.session import WEBHOOK_PATH
 from comethook_cli.errors import ComethookError, UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, Delivery, Exchange, parse_body
+from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, AnsweredBy, Delivery, Exchange, parse_body
 from comethook_cli.outputs import wire
 
 if TYPE_CHECKING:
+    from comethook_cli.engine.history.reader import History
     from comethook_cli.engine.hub import Hub, QueueSubscription
     from comethook_cli.engine.session import Session
-    from comethook_cli.engine.store import History
 
 #: The header a replay carries, naming the exchange it replays: the page links the two by it.
 REPLAY_HEADER = "X-Comethook-Replay-Of"
@@ -139,7 +139,7 @@ def detail(exchange: Exchange, exports: Exports) -> dict[str, Any]:
 def replayed(original: Exchange, url: str, body: bytes, headers: dict[str, str], delivery: Delivery, at: float) -> Exchange:
     """A replay to another server as an exchange of the history: what was sent, where, and what came back."""
     from comethook_cli.cometchat.events import describe
-    from comethook_cli.engine.listener import clean_info, new_id, redact_headers
+    from comethook_cli.engine.exchanges import clean_info, new_id, redact_headers
 
     payload = jsonbody.parse(body)  # replay.plan() parsed these very bytes
     parts = urlsplit(url)
@@ -151,6 +151,7 @@ def replayed(original: Exchange, url: str, body: bytes, headers: dict[str, str],
         response_status=delivery.status if delivery.status is not None else 502, response_body=response,
         latency_ms=delivery.latency_ms or 0.0, verdict=delivery.verdict, forwarded_to=url,
         forward_error=delivery.error if delivery.failure else None, answered_by=f"replay of {original.id}", payload=payload,
+        outcome=AnsweredBy.REPLAY,
     )  # fmt: skip
 
 
@@ -267,7 +268,7 @@ class Api:
 
     def _own_headers(self, url: str) -> dict[str, str]:
         """The listener's own Basic auth credentials, when a replay or send goes to it (it would refuse it otherwise)."""
-        from comethook_cli.engine.sender import basic_auth_header
+        from comethook_cli.engine.auth import basic_auth_header
 
         session = self.inspector.session
         if session is not None and session.config.listener.basic_auth and self._own(url):
@@ -304,7 +305,7 @@ class Api:
         """POST /api/exchanges/{id}/replay {"to", "body"}: deliver it again (changed); answers the new exchange."""
         from comethook_cli.cometchat.payloads import encode
         from comethook_cli.engine import replay
-        from comethook_cli.engine.sender import normalize_url
+        from comethook_cli.engine.urls import normalize_url
 
         history = self._history()
         try:
@@ -348,7 +349,8 @@ class Api:
     async def send(self, request: web.Request) -> web.Response:
         """POST /api/send {"trigger", "to", "options"}: build a canned delivery and fire it; answers the delivery."""
         from comethook_cli.cometchat.payloads import build, encode, find_template
-        from comethook_cli.engine.sender import Outgoing, connector, deliver, normalize_url
+        from comethook_cli.engine.sender import Outgoing, connector, deliver
+        from comethook_cli.engine.urls import normalize_url
 
         document = await self._body(request)
         trigger, to = document.get("trigger"), document.get("to")

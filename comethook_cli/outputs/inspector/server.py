@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from comethook_cli.engine.listener import bind
 from comethook_cli.engine.localguard import LocalGuard
+from comethook_cli.engine.serving import bind
 from comethook_cli.models import Exchange
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.inspector.api import Api, Exports, json_response
 
 if TYPE_CHECKING:
+    from comethook_cli.engine.history.reader import History
     from comethook_cli.engine.hub import BatchSubscription, Hub
     from comethook_cli.engine.session import Session
-    from comethook_cli.engine.store import History
 
 HOST = "127.0.0.1"
 TOKEN_HEADER = "X-Comethook-Token"
@@ -321,7 +321,7 @@ class Inspector:
 
 def inspector_for(session: Session, exports: Exports, port: int) -> Inspector:
     """An inspector over a running listen session: its hub, a reader of its history (if it keeps one)."""
-    from comethook_cli.engine.store import History
+    from comethook_cli.engine.history.reader import History
 
     history = History(session.history.path) if session.history is not None else None
     return Inspector(session.hub, history, exports, session=session, port=port)

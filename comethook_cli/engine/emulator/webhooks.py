@@ -1,0 +1,126 @@
+"""The webhooks the emulated app fires: payloads built from the catalog with its real users and groups, delivered
+in the background (with CometChat's retries when asked), and before_message called in turn before a message is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aiohttp
+
+from comethook_cli.cometchat.payloads import BuildOptions, build, encode, find_template
+from comethook_cli.engine.auth import basic_auth_header
+from comethook_cli.engine.config import EmulatorConfig, WebhookTarget
+from comethook_cli.engine.emulator import rules
+from comethook_cli.engine.emulator.state import Store
+from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, connector, deliver
+from comethook_cli.models import Delivery
+
+
+class Webhooks:
+    """The configured webhook targets, the client that reaches them, and the deliveries still in flight."""
+
+    def __init__(self, config: EmulatorConfig, store: Store, on_delivery: Callable[[Delivery], None]) -> None:
+        self.config = config
+        self.store = store
+        self.on_delivery = on_delivery
+        self._client: aiohttp.ClientSession | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def open(self) -> None:
+        """Open the client the deliveries share."""
+        self._client = aiohttp.ClientSession(connector=connector(100, insecure=False))
+
+    async def cancel(self) -> None:
+        """Cancel the deliveries still in flight, and wait for them to end."""
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Close the client."""
+        if self._client is not None:
+            await self._client.close()
+
+    def entities(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Entity fields of the known users and groups, as the builder merges them over the sample ones."""
+        state = self.store.state
+        users = {uid: {k: u[k] for k in ("name", "avatar", "role") if u.get(k)} for uid, u in state.users.items()}
+        users[rules.SYSTEM_USER] = {"name": "App System"}
+        groups = {}
+        for guid, g in state.groups.items():
+            entity = {k: g[k] for k in ("name", "type", "owner", "createdAt", "updatedAt", "icon") if g.get(k)}
+            entity["membersCount"] = len(state.members.get(guid, {}))
+            groups[guid] = entity
+        return users, groups
+
+    def payload(self, trigger: str, target: WebhookTarget, **options: Any) -> dict[str, Any]:
+        """The catalog's template for `trigger`, filled with the state's entities and `options`."""
+        users, groups = self.entities()
+        template = find_template(trigger, legacy=trigger in rules.LEGACY_TRIGGERS)
+        built = BuildOptions(
+            webhook_id=target.webhook_id, app_id=self.config.app_id, region=self.config.region, users=users, groups=groups,
+            **options,
+        )  # fmt: skip
+        return build(template, built)
+
+    def _targets(self, trigger: str) -> list[WebhookTarget]:
+        generation_fits = (trigger in rules.LEGACY_TRIGGERS) == self.config.legacy
+        return [t for t in self.config.webhooks if generation_fits and t.wants(trigger)]
+
+    def fire(self, trigger: str, merge: str | None = None, each: Iterable[str] = (), **options: Any) -> None:
+        """Deliver `trigger` to every subscribed webhook, in the background. With `merge` (a map in data, e.g.
+        `members`) and `each` (its uids), one delivery carries every uid: the template is built once per uid."""
+        for target in self._targets(trigger):
+            uids = list(each)
+            if merge and uids:
+                payload = self.payload(trigger, target, receiver=uids[0], **options)
+                for uid in uids[1:]:
+                    payload["data"][merge].update(self.payload(trigger, target, receiver=uid, **options)["data"][merge])
+            else:
+                payload = self.payload(trigger, target, **options)
+            task = asyncio.get_running_loop().create_task(self._deliver_async(target, trigger, payload))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    @staticmethod
+    def _headers(target: WebhookTarget) -> dict[str, str]:
+        return {"Authorization": basic_auth_header(target.basic_auth)} if target.basic_auth else {}
+
+    async def _deliver_async(self, target: WebhookTarget, trigger: str, payload: dict[str, Any]) -> None:
+        assert self._client is not None
+        outgoing = Outgoing(encode(payload), payload, trigger)
+        cadence = COMETCHAT_RETRY_DELAYS if self.config.retry_delays is None else self.config.retry_delays
+        delays = (0.0, *cadence) if self.config.retry_on_failure else (0.0,)
+        for attempt, delay in enumerate(delays, start=1):
+            if delay:
+                await asyncio.sleep(delay)
+            delivery = await deliver(
+                self._client, target.url, outgoing, self._headers(target), self.config.delivery_timeout, attempt
+            )
+            self.on_delivery(delivery)
+            if delivery.ok:
+                return
+
+    async def before_message(self, message: dict[str, Any], options: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Call every before_message webhook, in turn, before storing: (dropped?, the metadata to store)."""
+        metadata: dict[str, Any] = copy.deepcopy(message["data"].get("metadata") or {})
+        assert self._client is not None
+        for target in self._targets("before_message"):
+            payload = self.payload("before_message", target, message=message, **options)
+            outgoing = Outgoing(encode(payload), payload, "before_message")
+            delivery = await deliver(self._client, target.url, outgoing, self._headers(target), self.config.hook_timeout)
+            self.on_delivery(delivery)
+            verdict = delivery.verdict
+            if verdict is None or verdict.kind == "invalid":
+                if self.config.on_hook_failure == "drop":
+                    return True, metadata
+            elif verdict.kind == "drop":
+                return True, metadata
+            elif verdict.kind == "inject" and verdict.metadata is not None:
+                answer = verdict.metadata["@injected"]["webhooks"][target.webhook_id]
+                metadata.setdefault("@injected", {}).setdefault("webhooks", {})[target.webhook_id] = answer
+        return False, metadata
