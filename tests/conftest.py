@@ -110,7 +110,7 @@ async def target(aiohttp_server: Any) -> Callable[..., Any]:
     return start
 
 
-#: The last line of `listen`'s start-up banner (commands/listen.py): the whole banner has been read once it came.
+#: The last line of `listen`'s start-up banner (cli/listen.py): the whole banner has been read once it came.
 BANNER_END = "Press Ctrl-C to stop."
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from comethook_cli.commands.config import STARTER
+from comethook_cli.cli.init import STARTER
 from comethook_cli.engine import configfile
 from tests.conftest import delivery, ndjson, post_json
 
@@ -167,8 +167,8 @@ async def test_basic_auth_from_an_env_reference_reaches_the_endpoint(project: Pa
 
 
 def test_a_flag_for_basic_auth_beats_a_basic_auth_file_in_the_file(project: Path, cli: Any) -> None:
-    from comethook_cli.commands import basic_auth
-    from comethook_cli.commands import project as project_config
+    from comethook_cli.cli import project as project_config
+    from comethook_cli.cli.options import basic_auth
 
     write(project / "auth.txt", "team:from-file\n").chmod(0o600)
     write(project / "comethook.toml", '[send]\nbasic-auth-file = "auth.txt"\n')
@@ -333,8 +333,8 @@ def test_inline_rules_answer_a_real_listen(project: Path, listen_process: Any, m
 
 
 def test_rules_flag_replaces_the_inline_rules(project: Path, cli: Any) -> None:
-    from comethook_cli.commands import project as project_config
-    from comethook_cli.commands.options import answer_config
+    from comethook_cli.cli import project as project_config
+    from comethook_cli.cli.listen import answer_config
 
     write(project / "comethook.toml", '[[listen.rules]]\nmatch = {}\naction = "drop"\n')
     rows = settings(cli, "listen")

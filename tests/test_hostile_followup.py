@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from comethook_cli.cli import history as history_command
 from comethook_cli.cometchat.rules import Responder
-from comethook_cli.commands import history as history_command
 from comethook_cli.engine import tunnel
 from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.history.files import HistoryDamaged, default_path

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from comethook_cli.commands.inspect import start_for_session
+from comethook_cli.cli.inspect import start_for_session
 from comethook_cli.engine.config import AnswerConfig, ForwardConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.session import Session
 from comethook_cli.inspector.server import Inspector

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from comethook_cli.commands.inspect import start_for_session
+from comethook_cli.cli.inspect import start_for_session
 from comethook_cli.engine.config import AnswerConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.hub import Hub
 from comethook_cli.engine.session import Session

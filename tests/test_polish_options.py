@@ -66,7 +66,7 @@ def test_typer_usage_errors_come_through_the_funnel_with_a_hint(cli: Any, args: 
 
 
 def test_the_domain_given_as_a_url_is_reduced_to_its_name() -> None:
-    from comethook_cli.commands.options import tunnel_config
+    from comethook_cli.cli.listen import tunnel_config
 
     config = tunnel_config(
         tunnel=None, ngrok_path=None, ngrok_authtoken=None, domain="https://My-App.ngrok.app/", region="EU",

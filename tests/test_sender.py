@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from comethook_cli.cli.send import Delivering, outcome, parse_delays, parse_expectations, parse_header
 from comethook_cli.cometchat.payloads import BuildOptions, build, encode, find_template
-from comethook_cli.commands.send import Delivering, outcome, parse_delays, parse_expectations, parse_header
 from comethook_cli.engine import checks
 from comethook_cli.engine.runs import Expectations, check_expectations, compare_attempts, percentile, summarize
 from comethook_cli.engine.sender import CONTENT_TYPE, Outgoing, connector, deliver

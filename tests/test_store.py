@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from comethook_cli.cli.history import pruned_note
 from comethook_cli.cometchat.events import describe
-from comethook_cli.commands.history import pruned_note
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.errors import ComethookError, UsageError

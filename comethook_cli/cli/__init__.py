@@ -1,24 +1,21 @@
-"""The Typer app: the root command, the one error funnel, and the table of commands.
+"""The Typer app: the root command and the table of commands.
 
-Each command is declared (its options, its call into commands/<name>.py) in a module of this package named after it,
-imported only when that command is used: `comethook --help`, `comethook` alone, a mistyped command and the completion
+Each command (its options, its body and its exit code) is a module of this package named after it, imported only when
+that command is used: `comethook --help`, `comethook` alone, a mistyped command and the completion
 of command names read COMMANDS instead, so they pay for no command's options, config sections or payload catalog.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
 from comethook_cli import __version__
-from comethook_cli.commands.app import App
-from comethook_cli.errors import ComethookError, ExitCode
+from comethook_cli.cli.app import App, funnel
 
 #: Every command, in the order --help lists them, with the one-line help the root's --help shows for it: the first
-#: paragraph of the help its module declares (a test keeps the two equal). `comethook_cli/cli/<name>.py` declares it.
+#: paragraph of the help its module declares (a test keeps the two equal). `comethook_cli/cli/<name>.py` is the command.
 COMMANDS = {
     "listen": "Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message.",
     "inspect": "Serve the inspector page on the stored history, without listening: browse, search, replay, export.",
@@ -43,36 +40,6 @@ app = App(
     lazy=COMMANDS,
     package=__name__,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-#: The hint of an error that brings none of its own: every error says what to do next.
-DEFAULT_HINTS = {
-    ExitCode.USAGE: "Run the command with --help to see what each option takes.",
-    ExitCode.ASSERTION: "The output above shows what came back; --json gives it as data.",
-    ExitCode.UNREACHABLE: "Is the endpoint running and the URL right?",
-    ExitCode.FAILURE: "Run the command with -v (where it has one) to see more.",
-}
-
-
-def funnel(command: F) -> F:
-    """The one place that turns errors into a message, a hint and the documented exit code."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ComethookError as error:
-            from comethook_cli.outputs.terminal import Renderer
-
-            Renderer().error(error.message, error.hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE]))
-            raise typer.Exit(int(error.exit_code)) from None
-        except KeyboardInterrupt:
-            from comethook_cli.outputs.terminal import Renderer
-
-            Renderer().note("Interrupted.", style="yellow")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -100,7 +67,7 @@ def root(
     no_config: Annotated[bool, typer.Option("--no-config", help="Ignore every comethook.toml and [tool.comethook].")] = False,
 ) -> None:
     """Webhook development tool for CometChat."""
-    from comethook_cli.commands import config as project
+    from comethook_cli.cli import projectfile as project
 
     project.apply(ctx, config, no_config)
 

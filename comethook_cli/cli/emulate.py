@@ -1,32 +1,194 @@
-"""`comethook emulate`: its options, turned into an EmulatorConfig for commands/emulate.py.
+"""`comethook emulate`: its options; serve the emulated CometChat REST API until interrupted, logging every call and
+delivery.
 
 Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import contextlib
+import signal
+from typing import Annotated, Any
 
 import typer
 
-from comethook_cli.cli import funnel
-from comethook_cli.commands.app import App
-from comethook_cli.commands.options import EMULATING, JsonOut, emulating, with_options
-from comethook_cli.engine.config import EmulatorConfig
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import ApiKey, BasicAuth, BasicAuthFile, JsonOut, RetryDelays, basic_auth
+from comethook_cli.engine.config import EmulatorConfig, WebhookTarget, default
+from comethook_cli.errors import UsageError
 
 app = App()  # what the root group takes this command from
+
+#: `emulate`'s options: where it listens, which webhooks it calls and how (the defaults are EmulatorConfig's).
+Host = Annotated[str, typer.Option("--host", help="Interface to bind.")]
+Port = Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.")]
+AllowHost = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-host",
+        metavar="NAME",
+        help="Also answer to this host name (a container's service name); other names are refused. Repeatable.",
+    ),
+]
+Webhook = Annotated[list[str] | None, typer.Option("--webhook", metavar="URL", help="A webhook to deliver to. Repeatable.")]
+Triggers = Annotated[
+    str | None, typer.Option("--triggers", metavar="all|NAME,NAME", help="The triggers ticked for the webhooks.")
+]
+LegacyWebhooks = Annotated[
+    bool,
+    typer.Option("--legacy/--current", help="Legacy webhooks (before_message, after_message) or current (default)."),
+]
+WebhookId = Annotated[str, typer.Option("--webhook-id", help="The webhook's id (in payloads and @injected).")]
+AppId = Annotated[str, typer.Option("--app-id", help="The app id payloads carry.")]
+Region = Annotated[str, typer.Option("--region", help="The region payloads carry: us, eu, in.")]
+HookTimeout = Annotated[
+    float, typer.Option("--hook-timeout", metavar="SECONDS", min=0.001, help="How long before_message may take.")
+]
+OnHookFailure = Annotated[
+    str,
+    typer.Option(
+        "--on-hook-failure", metavar="pass|drop", help="Outcome of a before_message timeout, non-2xx or invalid answer."
+    ),
+]
+RetryOnFailure = Annotated[bool, typer.Option("--retry-on-failure", help="Deliver a failed webhook again at 10 s, then 30 s.")]
+State = Annotated[str | None, typer.Option("--state", metavar="FILE", help="Keep the state in this SQLite file, not in memory.")]
 
 
 @app.command()
 @funnel
-@with_options(EMULATING, emulating, into="config")
 def emulate(
     json_out: JsonOut = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing per call.")] = False,
-    config: EmulatorConfig | None = None,
+    host: Host = default(EmulatorConfig, "host"),
+    port: Port = default(EmulatorConfig, "port"),
+    allow_host: AllowHost = None,
+    webhook: Webhook = None,
+    triggers: Triggers = None,
+    basic_auth: BasicAuth = None,
+    basic_auth_file: BasicAuthFile = None,
+    legacy: LegacyWebhooks = default(EmulatorConfig, "legacy"),
+    webhook_id: WebhookId = default(WebhookTarget, "webhook_id"),
+    api_key: ApiKey = None,
+    app_id: AppId = default(EmulatorConfig, "app_id"),
+    region: Region = default(EmulatorConfig, "region"),
+    hook_timeout: HookTimeout = default(EmulatorConfig, "hook_timeout"),
+    on_hook_failure: OnHookFailure = default(EmulatorConfig, "on_hook_failure"),
+    retry_on_failure: RetryOnFailure = default(EmulatorConfig, "retry_on_failure"),
+    retry_delays: RetryDelays = None,
+    state: State = None,
 ) -> None:
     """A local stand-in for CometChat's REST API that fires the webhooks each call causes (offline CI)."""
-    from comethook_cli.commands import emulate as emulate_command
+    config = emulating(
+        host=host, port=port, allow_host=allow_host, webhook=webhook, triggers=triggers, basic_auth=basic_auth,
+        basic_auth_file=basic_auth_file, legacy=legacy, webhook_id=webhook_id, api_key=api_key, app_id=app_id, region=region,
+        hook_timeout=hook_timeout, on_hook_failure=on_hook_failure, retry_on_failure=retry_on_failure,
+        retry_delays=retry_delays, state=state,
+    )  # fmt: skip
+    run(config, json_out, quiet)
 
-    assert config is not None
-    emulate_command.run(config, json_out, quiet)
+
+def allowed_hosts(names: list[str]) -> list[str]:
+    """--allow-host values: bare host names (no scheme, port or path), lowercased; a usage error otherwise."""
+    from comethook_cli.errors import UsageError
+
+    for name in names:
+        if not name or not all(c.isalnum() or c in "-._" for c in name):
+            raise UsageError(f"--allow-host {name!r} is not a host name.", "Give the name alone, e.g. --allow-host emulator.")
+    return [name.lower() for name in names]
+
+
+def emulating(**values: Any) -> EmulatorConfig:
+    """EMULATING's values → EmulatorConfig (validated)."""
+    from comethook_cli.cli.send import parse_delays
+    from comethook_cli.cometchat.payloads import REGIONS
+    from comethook_cli.errors import UsageError
+
+    if values["on_hook_failure"] not in ("pass", "drop"):
+        raise UsageError(f"Unknown --on-hook-failure {values['on_hook_failure']!r}.", "Use pass or drop.")
+    if values["region"] not in REGIONS:
+        raise UsageError(f"Unknown region {values['region']!r}.", f"Use one of: {', '.join(REGIONS)}.")
+    credentials = basic_auth(values["basic_auth"], values["basic_auth_file"])
+    hooks = webhooks(values["webhook"] or [], values["triggers"], credentials, values["webhook_id"], values["legacy"])
+    delays = parse_delays(values["retry_delays"]) if values["retry_delays"] else None
+    return EmulatorConfig(
+        host=values["host"], port=values["port"], allowed_hosts=tuple(allowed_hosts(values["allow_host"] or [])),
+        api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
+        app_id=values["app_id"], region=values["region"], hook_timeout=values["hook_timeout"],
+        on_hook_failure=values["on_hook_failure"], retry_on_failure=values["retry_on_failure"], retry_delays=delays,
+        state=values["state"],
+    )  # fmt: skip
+
+
+def webhooks(
+    urls: list[str], triggers: str | None, basic_auth: str | None, webhook_id: str, legacy: bool
+) -> tuple[WebhookTarget, ...]:
+    """--webhook URL (repeatable) with --triggers, --basic-auth, --webhook-id → the configured webhooks."""
+    from comethook_cli.cometchat.payloads import trigger_names
+    from comethook_cli.engine.config import WebhookTarget
+    from comethook_cli.engine.urls import normalize_url, redact_url, take_credentials
+
+    chosen = None
+    if triggers and triggers.strip() != "all":
+        chosen = frozenset(t.strip() for t in triggers.split(",") if t.strip())
+        unknown = sorted(chosen - set(trigger_names()))
+        if unknown:
+            raise UsageError(
+                f"Unknown trigger(s) in --triggers: {', '.join(unknown)}.", "`comethook payloads list` shows them all."
+            )
+    targets = []
+    for n, url in enumerate(urls):
+        # Credentials in the URL are the webhook's Basic auth, as CometChat's Dashboard keeps them beside it.
+        bare, credentials = take_credentials(normalize_url(url))
+        if credentials is not None and basic_auth:
+            raise UsageError(
+                f"Two sets of credentials: the user info in --webhook {redact_url(url)} and --basic-auth.",
+                "Give one of them: drop the user:password@ from --webhook, or drop --basic-auth.",
+            )
+        targets.append(WebhookTarget(bare, webhook_id if n == 0 else f"{webhook_id}-{n + 1}", chosen, basic_auth or credentials))
+    return tuple(targets)
+
+
+def run(config: EmulatorConfig, json_out: bool, quiet: bool) -> None:
+    """Start, say where, serve until SIGINT/SIGTERM (exit 0)."""
+    from comethook_cli.engine.emulator import CHOICES, LEGACY_TRIGGERS, Emulator
+    from comethook_cli.outputs import wire
+    from comethook_cli.outputs.views import view
+
+    shown = view(json_out, quiet=quiet)
+    if not config.webhooks:
+        shown.warning("No --webhook: REST calls are answered, but no webhook is delivered.")
+    for hook in config.webhooks:
+        if hook.triggers is not None and not any((t in LEGACY_TRIGGERS) == config.legacy for t in hook.triggers):
+            generation = "legacy" if config.legacy else "current"
+            shown.warning(f"{hook.url}: none of its --triggers is a {generation} trigger, so it gets nothing.")
+
+    async def serve() -> None:
+        emulator = Emulator(config, on_call=shown.served, on_delivery=shown.webhook)
+        await emulator.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(number, stop.set)
+        try:
+            root = emulator.base_url.removesuffix("/v3")
+            banner = [
+                ("REST API", f"{emulator.base_url}  (trigger --api-base {emulator.base_url})"),
+                (
+                    "Control",
+                    f"GET {root}/_emulator/state, POST {root}/_emulator/reset"
+                    + (" (with the apikey header)" if config.api_key else ""),
+                ),
+                ("Webhooks", ", ".join(f"{w.url} [{w.webhook_id}]" for w in config.webhooks) or "none"),
+                ("Generation", "legacy (before_message, after_message)" if config.legacy else "current"),
+                ("API key", "the one given (COMETCHAT_API_KEY)" if config.api_key else "any non-empty apikey header"),
+                ("Emulator's choice", CHOICES["hook_failure"]),
+            ]
+            shown.ready(wire.Ready(root, None, emulator.base_url), banner)
+            await stop.wait()
+        finally:
+            await emulator.stop()
+
+    asyncio.run(serve())
+    shown.note("Emulator stopped.")

@@ -1,45 +1,216 @@
-"""`comethook listen`: its options, one group per config section, turned into a ListenConfig for commands/listen.py.
+"""`comethook listen`: its options (one group per config section), a ListenConfig from them, a view on the session's
+hub, and run until told to stop.
 
 Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
+
+from comethook_cli import speedups
+from comethook_cli.errors import TunnelError
+
+if TYPE_CHECKING:
+    from comethook_cli.engine.config import ListenConfig
+    from comethook_cli.engine.session import Session
+    from comethook_cli.inspector.server import Inspector
+    from comethook_cli.outputs.stream import BackgroundStream
+    from comethook_cli.outputs.views import View
+
 
 import typer
 
-from comethook_cli.cli import funnel
-from comethook_cli.commands.app import App
-from comethook_cli.commands.options import (
-    ANSWERS,
-    FORWARDING,
-    HISTORY,
-    LISTENER,
-    TUNNEL,
+from comethook_cli.cli import completion
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import (
+    BasicAuth,
+    BasicAuthFile,
     InspectorPort,
     JsonOut,
+    NgrokAuthtoken,
     NoInspector,
     OpenBrowser,
-    answer_config,
-    forward_config,
-    history_config,
-    listener_config,
-    tunnel_config,
-    with_options,
+    basic_auth,
+    warn_password_on_argv,
 )
-from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenerConfig, TunnelConfig
+from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenerConfig, TunnelConfig, default
 
 app = App()  # what the root group takes this command from
+
+# --- the options: one group per section of its config (engine/config.py), defaults read from there ---------
+
+Host = Annotated[str, typer.Option("--host", help="Interface to bind (warns when not loopback).", rich_help_panel="Listener")]
+Port = Annotated[
+    int, typer.Option("--port", "-p", min=0, max=65535, help="Port; 0 picks a free one.", rich_help_panel="Listener")
+]
+MaxBody = Annotated[
+    int,
+    typer.Option("--max-body", metavar="BYTES", min=1, help="Largest body accepted (413 above).", rich_help_panel="Listener"),
+]
+AllowBrowserOrigin = Annotated[
+    bool,
+    typer.Option(
+        "--allow-browser-origin",
+        help="Accept requests with an Origin header (sent by web browsers, never by CometChat; refused with 403 otherwise).",
+        rich_help_panel="Listener",
+    ),
+]
+Respond = Annotated[
+    str,
+    typer.Option(
+        "--respond",
+        metavar="pass|drop|inject:JSON|inject:@FILE",
+        help="Answer to before_message.",
+        rich_help_panel="Answers",
+        autocompletion=completion.answers,
+    ),
+]
+DropIf = Annotated[
+    str | None,
+    typer.Option("--drop-if", metavar="REGEX", help="Drop before_message whose text matches.", rich_help_panel="Answers"),
+]
+Rules = Annotated[
+    str | None,
+    typer.Option(
+        "--rules", metavar="FILE", help="JSON list of match → action rules (first match wins).", rich_help_panel="Answers"
+    ),
+]
+Delay = Annotated[
+    float, typer.Option("--delay", metavar="MS", min=0, help="Wait before every answer.", rich_help_panel="Answers")
+]
+Status = Annotated[
+    int, typer.Option("--status", metavar="CODE", help="HTTP status of every canned answer.", rich_help_panel="Answers")
+]
+ForwardTo = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--forward-to",
+        "-f",
+        metavar="URL",
+        callback=warn_password_on_argv,
+        help="Relay to your app (8000, :8000/hook, /hook → localhost:8000). Repeatable: first is primary, others get copies.",
+        rich_help_panel="Forwarding",
+    ),
+]
+Route = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--route",
+        metavar="TRIGGER=URL",
+        callback=warn_password_on_argv,
+        help="Send one trigger to its own primary target. Repeatable.",
+        rich_help_panel="Forwarding",
+    ),
+]
+ForwardTimeout = Annotated[
+    float,
+    typer.Option(
+        "--forward-timeout",
+        metavar="SECONDS",
+        min=0.001,
+        help="How long to wait for your app.",
+        rich_help_panel="Forwarding",
+    ),
+]
+Fallback = Annotated[
+    str,
+    typer.Option(
+        "--fallback",
+        metavar="error|pass|drop",
+        help="Answer when your app is down or times out.",
+        rich_help_panel="Forwarding",
+        autocompletion=completion.fallbacks,
+    ),
+]
+ForwardMaxAnswer = Annotated[
+    int,
+    typer.Option(
+        "--max-answer",
+        metavar="BYTES",
+        min=1,
+        help="Largest answer read from your app (else --fallback).",
+        rich_help_panel="Forwarding",
+    ),
+]
+Tunnel = Annotated[
+    bool | None,
+    typer.Option(
+        "--tunnel/--no-tunnel",
+        help="Require an ngrok tunnel / never open one. Default: open one when an authtoken is available.",
+        rich_help_panel="Tunnel",
+    ),
+]
+NgrokPath = Annotated[
+    str | None,
+    typer.Option(
+        "--ngrok-path",
+        metavar="PATH",
+        envvar="COMETHOOK_NGROK_PATH",
+        help="The ngrok agent executable.",
+        rich_help_panel="Tunnel",
+    ),
+]
+Domain = Annotated[
+    str | None,
+    typer.Option("--domain", help="Reserved ngrok domain, so the Dashboard URL survives restarts.", rich_help_panel="Tunnel"),
+]
+TunnelRegion = Annotated[
+    str | None, typer.Option("--region", help="ngrok region (us, eu, ap, au, sa, jp, in).", rich_help_panel="Tunnel")
+]
+InstallNgrok = Annotated[
+    bool, typer.Option("--install-ngrok", help="Download the ngrok agent if it is missing.", rich_help_panel="Tunnel")
+]
+TunnelTimeout = Annotated[
+    float,
+    typer.Option(
+        "--tunnel-timeout",
+        metavar="SECONDS",
+        min=1,
+        help="How long the ngrok agent gets to open the tunnel.",
+        rich_help_panel="Tunnel",
+    ),
+]
+NoHistory = Annotated[bool, typer.Option("--no-history", help="Do not store exchanges.", rich_help_panel="History")]
+HistoryMaxMb = Annotated[
+    float,
+    typer.Option(
+        "--history-max-mb",
+        metavar="MiB",
+        min=0,
+        help="Keep the history under this size, oldest out first (0: no cap).",
+        rich_help_panel="History",
+    ),
+]
+HistoryMaxAge = Annotated[
+    float,
+    typer.Option(
+        "--history-max-age",
+        metavar="DAYS",
+        min=0,
+        help="Delete exchanges older than this (0: keep them).",
+        rich_help_panel="History",
+    ),
+]
+KeepSecrets = Annotated[
+    bool,
+    typer.Option(
+        "--keep-secrets",
+        help="Store secret query values (?token=, ?api_key=) exactly, so replays send them. Displays and exports "
+        "still redact them.",
+        rich_help_panel="History",
+    ),
+]
 
 
 @app.command()
 @funnel
-@with_options(LISTENER, listener_config, into="listener")
-@with_options(ANSWERS, answer_config, into="answers")
-@with_options(FORWARDING, forward_config, into="forward")
-@with_options(TUNNEL, tunnel_config, into="tunnel")
-@with_options(HISTORY, history_config, into="history")
 def listen(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show headers (redacted) and bodies.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing per event.")] = False,
@@ -65,20 +236,303 @@ def listen(
     inspector_port: InspectorPort = None,
     no_inspector: NoInspector = False,
     open_browser: OpenBrowser = False,
-    listener: ListenerConfig | None = None,
-    answers: AnswerConfig | None = None,
-    forward: ForwardConfig | None = None,
-    tunnel: TunnelConfig | None = None,
-    history: HistoryConfig | None = None,
+    # Each panel of the help lists its options in this order.
+    no_history: NoHistory = not default(HistoryConfig, "history"),
+    history_max_mb: HistoryMaxMb = default(HistoryConfig, "history_max_mb"),
+    history_max_age: HistoryMaxAge = default(HistoryConfig, "history_max_age"),
+    keep_secrets: KeepSecrets = default(HistoryConfig, "keep_secrets"),
+    tunnel: Tunnel = None,
+    ngrok_path: NgrokPath = default(TunnelConfig, "ngrok_path"),
+    ngrok_authtoken: NgrokAuthtoken = default(TunnelConfig, "ngrok_authtoken"),
+    domain: Domain = default(TunnelConfig, "domain"),
+    region: TunnelRegion = default(TunnelConfig, "region"),
+    install_ngrok: InstallNgrok = default(TunnelConfig, "install_ngrok"),
+    tunnel_timeout: TunnelTimeout = default(TunnelConfig, "tunnel_timeout"),
+    forward_to: ForwardTo = None,
+    route: Route = None,
+    forward_timeout: ForwardTimeout = default(ForwardConfig, "forward_timeout"),
+    fallback: Fallback = default(ForwardConfig, "fallback"),
+    max_answer: ForwardMaxAnswer = default(ForwardConfig, "max_answer"),
+    respond: Respond = default(AnswerConfig, "respond"),
+    drop_if: DropIf = default(AnswerConfig, "drop_if"),
+    rules: Rules = default(AnswerConfig, "rules"),
+    delay: Delay = default(AnswerConfig, "delay"),
+    status: Status = default(AnswerConfig, "status"),
+    host: Host = default(ListenerConfig, "host"),
+    port: Port = default(ListenerConfig, "port"),
+    max_body: MaxBody = default(ListenerConfig, "max_body"),
+    basic_auth: BasicAuth = default(ListenerConfig, "basic_auth"),
+    basic_auth_file: BasicAuthFile = None,
+    allow_browser_origin: AllowBrowserOrigin = default(ListenerConfig, "allow_browser_origin"),
 ) -> None:
     """Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message."""
-    from comethook_cli.commands import listen as listen_command
     from comethook_cli.engine.config import ListenConfig
-
-    assert listener and answers and forward and tunnel and history
     from comethook_cli.outputs.terminal import Renderer
 
-    chosen = listen_command.parse_events(events, Renderer().warning)
-    config = ListenConfig(listener, answers, forward, tunnel, history, max_events, timeout, chosen)
-    inspector = listen_command.InspectorChoice(not no_inspector, inspector_port, open_browser)
-    listen_command.run(config, json_out=json_out, quiet=quiet, verbose=verbose, inspector=inspector)
+    # Built in this order, as each can stop with a usage error (or ask for a password).
+    listener = listener_config(
+        host=host, port=port, max_body=max_body, basic_auth=basic_auth, basic_auth_file=basic_auth_file,
+        allow_browser_origin=allow_browser_origin,
+    )  # fmt: skip
+    answers = answer_config(respond=respond, drop_if=drop_if, rules=rules, delay=delay, status=status)
+    forward = forward_config(
+        forward_to=forward_to, route=route, forward_timeout=forward_timeout, fallback=fallback, max_answer=max_answer
+    )
+    tunnel_section = tunnel_config(
+        tunnel=tunnel, ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region,
+        install_ngrok=install_ngrok, tunnel_timeout=tunnel_timeout,
+    )  # fmt: skip
+    history_section = history_config(
+        no_history=no_history, history_max_mb=history_max_mb, history_max_age=history_max_age, keep_secrets=keep_secrets
+    )
+    chosen = parse_events(events, Renderer().warning)
+    config = ListenConfig(listener, answers, forward, tunnel_section, history_section, max_events, timeout, chosen)
+    inspector = InspectorChoice(not no_inspector, inspector_port, open_browser)
+    run(config, json_out=json_out, quiet=quiet, verbose=verbose, inspector=inspector)
+
+
+def listener_config(**values: Any) -> ListenerConfig:
+    """LISTENER's values → ListenerConfig (Basic auth from the flag, the env var, a file or a prompt)."""
+    credentials = basic_auth(values.pop("basic_auth"), values.pop("basic_auth_file"))
+    return ListenerConfig(basic_auth=credentials, **values)
+
+
+def answer_config(**values: Any) -> AnswerConfig:
+    """ANSWERS' values → AnswerConfig ([[listen.rules]] from the project file unless --rules names a file)."""
+    from comethook_cli.cli.project import active
+
+    loaded = active()
+    inline = loaded.inline_rules if loaded is not None and loaded.inline_rules and values["rules"] is None else ()
+    return AnswerConfig(inline_rules=tuple(inline), **values)
+
+
+def forward_config(**values: Any) -> ForwardConfig:
+    """FORWARDING's values → ForwardConfig."""
+    return ForwardConfig(forward_to=tuple(values.pop("forward_to") or ()), route=tuple(values.pop("route") or ()), **values)
+
+
+def tunnel_config(**values: Any) -> TunnelConfig:
+    """TUNNEL's values → TunnelConfig (--tunnel/--no-tunnel/neither → on/off/auto)."""
+    import difflib
+
+    from comethook_cli.engine.config import NGROK_REGIONS
+    from comethook_cli.errors import UsageError
+
+    mode = values.pop("tunnel")
+    region = values["region"]
+    if region is not None and region.strip().lower() not in NGROK_REGIONS:
+        close = difflib.get_close_matches(region.strip().lower(), NGROK_REGIONS, n=1, cutoff=0.5)
+        hint = (f"Did you mean {close[0]}? " if close else "") + f"ngrok's regions: {', '.join(NGROK_REGIONS)}."
+        raise UsageError(f"Unknown --region {region!r}.", hint)
+    values["region"] = region.strip().lower() if region else None
+    domain = values["domain"]
+    if domain:
+        # ngrok wants the bare name: https://my-app.ngrok.app/ is what the Dashboard shows, so take the name out of it.
+        bare = domain.strip().split("://", 1)[-1].rstrip("/")
+        if not bare or "/" in bare or " " in bare:
+            raise UsageError(
+                f"Malformed --domain {domain!r}.", "Give the reserved domain's name, e.g. --domain my-app.ngrok.app."
+            )
+        values["domain"] = bare
+    return TunnelConfig(tunnel="auto" if mode is None else "on" if mode else "off", **values)
+
+
+def history_config(**values: Any) -> HistoryConfig:
+    """HISTORY's values → HistoryConfig."""
+    return HistoryConfig(history=not values.pop("no_history"), **values)
+
+
+# --- the command's body ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InspectorChoice:
+    """--no-inspector, --inspector-port, --open."""
+
+    enabled: bool = True
+    port: int | None = None
+    open: bool = False
+
+
+def run(
+    config: ListenConfig,
+    json_out: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    inspector: InspectorChoice = InspectorChoice(),
+) -> None:
+    """Listen until Ctrl-C, --max-events, or --timeout."""
+    from comethook_cli.engine.session import Session
+    from comethook_cli.outputs.stream import BackgroundStream
+    from comethook_cli.outputs.views import view
+
+    # stdout is written by a thread of its own: a terminal or a reader that stops reading never holds up an answer.
+    stream = BackgroundStream(sys.stdout)
+    shown = view(json_out, quiet=quiet, verbose=verbose, stream=cast(TextIO, stream))  # a text stream, as far as writers go
+    stream.overflow_note = shown.overflow_note
+    session = Session(
+        config, on_warning=shown.warning, confirm_install=_interruptible(shown.confirm) if shown.interactive else None
+    )
+    session.hub.subscribe(shown)  # the view takes the hub's records itself (View is a models.RecordHandler)
+    try:
+        session.prepare()  # a bad option is a usage error before anything opens
+        speedups.run(_serve(session, shown, stream, inspector))
+    except StartInterrupted:
+        raise KeyboardInterrupt from None  # the funnel says "Interrupted.", exit 130
+    except KeyboardInterrupt:
+        if not session.started:
+            raise  # Ctrl-C before the listener served (a question, a tunnel still opening): interrupted, exit 130
+        # Ctrl-C is the normal way to stop a listener: exit 0
+    finally:
+        if session.started:
+            shown.stopped(session.events)
+        stream.close()
+
+
+class StartInterrupted(Exception):
+    """Ctrl-C before the listener served: a plain exception, so it leaves the event loop like any other."""
+
+
+def _interruptible(confirm: Callable[[str], bool]) -> Callable[[str], bool]:
+    """The question with Python's own Ctrl-C handling back for its duration: the event loop's handler only sets a
+    flag, which a blocking read of the answer never sees, so Ctrl-C would hang there."""
+
+    def ask(prompt: str) -> bool:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return confirm(prompt)
+        except KeyboardInterrupt:
+            raise StartInterrupted from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    return ask
+
+
+async def _serve(session: Session, shown: View, stream: BackgroundStream, choice: InspectorChoice = InspectorChoice()) -> None:
+    loop = asyncio.get_running_loop()
+    page: Inspector | None = None
+
+    def reader_gone() -> None:  # on the writer thread
+        loop.call_soon_threadsafe(_reader_gone, session, shown)
+
+    stream.on_broken = reader_gone
+    starting = asyncio.ensure_future(session.startup())
+    # While starting (a tunnel that is still opening), Ctrl-C cancels the start-up at once: the agent is killed.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(signum, starting.cancel)
+    try:
+        try:
+            await starting
+        except asyncio.CancelledError:
+            raise StartInterrupted from None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(signum, session.stop)
+        from comethook_cli.outputs.wire import Ready
+
+        if choice.enabled:
+            from comethook_cli.cli.inspect import open_browser, start_for_session
+
+            page = await start_for_session(session, choice.port, shown.note)
+        inspector_url = page.url if page is not None else None
+        shown.ready(
+            Ready(session.local_url, session.public_url, session.webhook_url, inspector_url), banner(session, inspector_url)
+        )
+        if page is not None and choice.open:
+            open_browser(page.url)
+        try:
+            await session.serve()
+        except TunnelError as error:
+            shown.fatal(error.message)
+            raise
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(signum)
+        if page is not None:
+            await page.stop()
+        await session.shutdown()
+
+
+def _reader_gone(session: Session, shown: View) -> None:
+    """Whoever read the output went away (`| head -1`): nobody sees what arrives, so stop."""
+    shown.note("The reader of the output went away; stopping.", style="yellow")
+    session.stop()
+
+
+def parse_events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ...]:
+    """`--events before_message,message_sent` / `legacy` / `current` / `all` → what ListenConfig.events holds."""
+    from comethook_cli.cometchat.payloads import known_trigger
+    from comethook_cli.errors import UsageError
+
+    if spec is None:
+        return ()
+    chosen: list[str] = []
+    for part in (p.strip().lower() for p in spec.split(",")):
+        if not part:
+            continue
+        if part == "all":
+            return ()
+        if part in ("legacy", "current"):
+            chosen.append(part)
+            continue
+        name, known = known_trigger(part, "--events")
+        if not known:
+            warn(f"--events {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers).")
+        chosen.append(name)
+    if not chosen:
+        raise UsageError("--events is empty.", "Name triggers separated by commas, or legacy, current or all.")
+    return tuple(dict.fromkeys(chosen))
+
+
+def local_only_advice(session: Session) -> str:
+    """Why there is no public URL, and what to do: advice that fits the reason (no token, --no-tunnel, a failure)."""
+    tunnel = session.config.tunnel
+    if tunnel.tunnel == "off":
+        return "CometChat cannot reach a local URL: --no-tunnel keeps it local (drop it to open an ngrok tunnel)."
+    from comethook_cli.engine.tunnel import find_authtoken
+
+    if find_authtoken(tunnel) is None:
+        return (
+            "CometChat cannot reach a local URL. For a public one: get an ngrok authtoken (free) at "
+            "https://dashboard.ngrok.com/get-started/your-authtoken, set NGROK_AUTHTOKEN, and run again "
+            "(add --install-ngrok if the ngrok agent is not installed)."
+        )
+    # A token is there, so the tunnel failed: the warning above says why (agent missing, offline, too slow ...).
+    return "CometChat cannot reach a local URL: the tunnel did not open (see the warning above); fix that and restart."
+
+
+def banner(session: Session, inspector_url: str | None = None) -> list[tuple[str, str]]:
+    """The start-up banner's rows: where to point CometChat, who answers, where the history goes."""
+    config = session.config
+    public = session.public_url
+    lines = [("Local", session.local_url), ("Public", public or "none: listening locally")]
+    if public is None:
+        lines.append(("", local_only_advice(session)))
+    lines.append(("Webhook URL", session.webhook_url))
+    lines.append(
+        (
+            "",
+            "Paste it in the CometChat Dashboard: your app → Settings → Webhooks (current triggers), "
+            "or Settings → Legacy Webhooks for before_message / after_message. Tick the triggers you want; "
+            "receipts, reactions, group and call events each need their own checkbox.",
+        )
+    )
+    if inspector_url is not None:
+        lines.append(("Inspector", f"{inspector_url} (this machine only)"))
+    basic_auth = "on (credentials required)" if config.listener.basic_auth else "off (anyone with the URL can post)"
+    lines.append(("Basic auth", basic_auth))
+    if config.events:
+        lines.append(("Events", f"only {', '.join(config.events)} (others are answered, not stored or shown)"))
+    forwarded = config.forward.enabled
+    lines.append(
+        ("Answers", session.answering if forwarded else f"before_message: {session.answering}; other triggers: 2xx {{}}")
+    )
+    if session.history is not None:
+        lines.append(("History", f"{session.history.path} (keeps {session.history.retention.describe()})"))
+    else:
+        lines.append(("History", "off (--no-history)"))
+    lines.append(("", "Press Ctrl-C to stop."))
+    return lines

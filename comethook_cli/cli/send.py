@@ -1,28 +1,65 @@
-"""`comethook send`: its options, handed to commands/send.py.
+"""`comethook send` (and the delivery half of `replay`): its options; flags in, build, deliver, show, and the exit code.
 
 Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from comethook_cli.cli import funnel
-from comethook_cli.cometchat.payloads import BuildOptions
-from comethook_cli.commands import completion
-from comethook_cli.commands.app import App
-from comethook_cli.commands.options import BUILDER, DELIVERING, Legacy, build_options, delivering, with_options
-from comethook_cli.engine.config import Delivering
+from comethook_cli import speedups
+from comethook_cli.cli import completion
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import (
+    AnswerTimeout,
+    BasicAuth,
+    BasicAuthFile,
+    ContentType,
+    DeliveryVerbose,
+    Expect,
+    ExpectJson,
+    Headers,
+    Insecure,
+    JsonOut,
+    Legacy,
+    MaxAnswer,
+    MaxLatency,
+    MessageType,
+    PayloadAppId,
+    PayloadRegion,
+    Receiver,
+    RetryDelays,
+    Sender,
+    Sets,
+    SimulateRetries,
+    Text,
+    ToGroup,
+    WebhookId,
+    build_options,
+    delivering,
+    read_body,
+)
+from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
+from comethook_cli.engine.config import Delivering, default
+from comethook_cli.engine.runs import EXPECTATIONS, Expectations
+from comethook_cli.engine.sender import Outgoing
+from comethook_cli.engine.urls import normalize_url
+from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
+from comethook_cli.models import Delivery, Exchange, Failure
+
+if TYPE_CHECKING:
+    from comethook_cli.engine.runs import RetryReport
 
 app = App()  # what the root group takes this command from
 
 
 @app.command()
 @funnel
-@with_options(DELIVERING, delivering, into="how")
-@with_options(BUILDER, build_options, into="options")
 def send(
     trigger: Annotated[
         str | None,
@@ -33,14 +70,250 @@ def send(
     body: Annotated[str | None, typer.Option("--body", metavar="FILE|-", help="Send your own JSON body instead.")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many deliveries (fresh ids each).")] = 1,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Deliveries in flight at once.")] = 1,
-    options: BuildOptions | None = None,
-    how: Delivering | None = None,
+    # The help lists them in this order.
+    type_: MessageType = default(BuildOptions, "type"),
+    text: Text = default(BuildOptions, "text"),
+    sender: Sender = default(BuildOptions, "sender"),
+    receiver: Receiver = default(BuildOptions, "receiver"),
+    group: ToGroup = default(BuildOptions, "group"),
+    webhook_id: WebhookId = default(BuildOptions, "webhook_id"),
+    app_id: PayloadAppId = default(BuildOptions, "app_id"),
+    region: PayloadRegion = default(BuildOptions, "region"),
+    set_: Sets = None,
+    basic_auth: BasicAuth = None,
+    basic_auth_file: BasicAuthFile = None,
+    header: Headers = None,
+    timeout: AnswerTimeout = default(Delivering, "timeout"),
+    content_type: ContentType = None,
+    json_out: JsonOut = False,
+    expect: Expect = None,
+    expect_json: ExpectJson = None,
+    max_latency: MaxLatency = None,
+    simulate_retries: SimulateRetries = False,
+    retry_delays: RetryDelays = None,
+    verbose: DeliveryVerbose = False,
+    max_answer: MaxAnswer = default(Delivering, "max_answer"),
+    insecure: Insecure = False,
 ) -> None:
     """Fire a realistic CometChat delivery at an endpoint and show what CometChat would do with the answer."""
     from dataclasses import replace
 
-    from comethook_cli.commands import send as send_command
+    how = delivering(
+        basic_auth=basic_auth, basic_auth_file=basic_auth_file, header=header, timeout=timeout, content_type=content_type,
+        json_out=json_out, expect=expect, expect_json=expect_json, max_latency=max_latency,
+        simulate_retries=simulate_retries, retry_delays=retry_delays, verbose=verbose, max_answer=max_answer,
+        insecure=insecure,
+    )  # fmt: skip
+    options = build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_)
+    run(SendArgs(trigger, to, legacy, options, body, replace(how, count=count, concurrency=concurrency)))
 
-    assert options is not None and how is not None  # with_options fills them
-    how = replace(how, count=count, concurrency=concurrency)
-    send_command.run(send_command.SendArgs(trigger, to, legacy, options, body, how))
+
+INSECURE_WARNING = "--insecure: TLS certificates are not verified, so anyone on the way can read and change this traffic."
+
+
+@dataclass(frozen=True)
+class SendArgs:
+    """The parsed flags of `comethook send`."""
+
+    trigger: str | None
+    to: str
+    legacy: bool
+    options: BuildOptions
+    body: str | None
+    delivering: Delivering = field(default_factory=Delivering)
+
+
+def run(args: SendArgs) -> None:
+    """Build the body (a canned template, or --body), then deliver and report."""
+    from comethook_cli.cometchat.payloads import Bodies, IdSource, find_template, set_path
+
+    url = normalize_url(args.to)
+    if args.body is not None:
+        raw, payload = read_body(args.body)
+        said = payload.get("trigger") if isinstance(payload, dict) else None
+        if args.trigger and isinstance(said, str) and said.lower() != args.trigger.strip().lower():
+            from comethook_cli.outputs.terminal import Renderer
+
+            Renderer().warning(
+                f"the body says trigger {said!r}, not {args.trigger!r}: it is sent as it is, and judged as {args.trigger}."
+            )
+        trigger = args.trigger or said
+        if args.options.sets:
+            for path, value in args.options.sets:
+                set_path(payload, path, value)
+            raw = encode(payload)
+        fixed = Outgoing(raw, payload, trigger if isinstance(trigger, str) else None)
+        execute(url, lambda: fixed, args.delivering)
+        return
+    if not args.trigger:
+        raise UsageError("No trigger given.", "Name one (e.g. `comethook send before_message --to URL`) or pass --body FILE.")
+    template = find_template(args.trigger, args.legacy)
+    # Each body is built as build() would, but spliced into a pre-encoded template: a run of thousands pays for one build a tick.
+    bodies = Bodies(template, args.options, IdSource())
+    execute(url, lambda: Outgoing(bodies.next(), trigger=template.trigger), args.delivering)
+
+
+def parse_header(raw: str) -> tuple[str, str]:
+    """`-H 'Name: value'` → (name, value)."""
+    name, sep, value = raw.partition(":")
+    if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+        raise UsageError(f"Malformed header {raw!r}.", "Write it as -H 'Name: value'.")
+    return name.strip(), value.strip()
+
+
+def parse_delays(raw: str) -> tuple[float, ...]:
+    """`--retry-delays 0.1,0.3` → (0.1, 0.3)."""
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        delays = ()
+    if not delays or any(d < 0 or not math.isfinite(d) for d in delays):
+        raise UsageError(f"Malformed --retry-delays {raw!r}.", "Give seconds separated by commas, e.g. --retry-delays 0.1,0.3.")
+    return delays
+
+
+def parse_expectations(how: Delivering) -> Expectations:
+    """--expect, --expect-json and --max-latency, validated."""
+    expected = next((e for e in EXPECTATIONS if e == how.expect), None)
+    if how.expect is not None and expected is None:
+        raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
+    return Expectations(expected, tuple(parse_set(e, "--expect-json") for e in how.expect_json), how.max_latency)
+
+
+def execute(
+    url: str,
+    make_body: Callable[[], Outgoing],
+    how: Delivering,
+    extra_headers: dict[str, str] | None = None,
+    original: Exchange | None = None,
+) -> None:
+    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code."""
+    from comethook_cli.cometchat.events import describe
+    from comethook_cli.engine import runs, sender
+    from comethook_cli.engine.auth import basic_auth_header
+    from comethook_cli.engine.urls import url_authorization
+
+    headers: dict[str, str] = dict(extra_headers or {})
+    if how.content_type is not None:
+        # --content-type beats a replayed exchange's own header; -H below still beats both.
+        headers = {name: value for name, value in headers.items() if name.lower() != "content-type"}
+        headers["Content-Type"] = how.content_type
+    if how.basic_auth:
+        headers["Authorization"] = basic_auth_header(how.basic_auth)
+    for line in how.headers:
+        name, value = parse_header(line)
+        # Header names are case-insensitive: -H replaces any header of that name instead of adding a second one.
+        headers = {n: v for n, v in headers.items() if n.lower() != name.lower()}
+        headers[name] = value
+    # Credentials in the URL (http://user:pw@host) are sent as Basic auth (by deliver(), which shows the URL as
+    # user:***@); with a second Authorization, which to send would be a guess: said now, before anything is sent.
+    given_by = "-H Authorization" if any(parse_header(h)[0].lower() == "authorization" for h in how.headers) else "--basic-auth"
+    url_authorization(url, headers, "--to", given_by)
+    expectations = parse_expectations(how)
+    delays = parse_delays(how.retry_delays) if how.retry_delays else sender.COMETCHAT_RETRY_DELAYS
+    if how.simulate_retries and how.count > 1:
+        raise UsageError("--simulate-retries sends one delivery and its retries.", "Drop --count, or drop --simulate-retries.")
+    first = make_body()
+    if expectations.verdict in ("pass", "inject", "drop") and first.trigger != "before_message":
+        raise UsageError(
+            f"--expect {expectations.verdict} needs a before_message delivery (this is {first.trigger}).",
+            "Use --expect ok for other triggers.",
+        )
+    pending = [first]
+
+    def next_body() -> Outgoing:
+        return pending.pop() if pending else make_body()
+
+    from comethook_cli.outputs.views import view
+
+    shown = view(how.json_out, verbose=how.verbose)
+    if how.insecure:
+        shown.warning(INSECURE_WARNING)
+    info = describe(first.payload)
+    plan = sender.SendPlan(
+        url, next_body, headers, how.timeout, how.count, how.concurrency, max_answer=how.max_answer, insecure=how.insecure
+    )
+    report = None
+    if how.count == 1:
+        shown.request(first.payload if first.payload is not None else first.body.decode("utf-8", errors="replace"))
+    if how.simulate_retries:
+        deliveries, report, elapsed = speedups.run(
+            sender.run_with_retries(plan, lambda delivery: shown.delivery(delivery, info), delays)
+        )
+        shown.retries(report)
+    else:
+        with shown.progress(how.count) as advance:
+
+            def on_delivery(delivery: Delivery) -> None:
+                advance()
+                shown.delivery(delivery, info, how.count)
+
+            deliveries, elapsed = speedups.run(sender.run(plan, on_delivery))
+    shown.summary(runs.summarize(deliveries, elapsed), how.count)
+    if original is not None and deliveries:
+        shown.compared(original, deliveries[0])
+    failures = runs.check_expectations(deliveries, expectations)
+    asserted = asserted_by(how)
+    if asserted:
+        retried = [] if report is None or report.consistent else [f"simulated retries got different answers ({report.detail})"]
+        from comethook_cli.outputs.wire import Assertion
+
+        shown.assertion(Assertion(not failures and not retried, tuple(asserted), tuple([*failures, *retried])))
+    outcome(deliveries, failures, report)
+
+
+def asserted_by(how: Delivering) -> list[str]:
+    """The CI assertions a run was asked to hold, as the flags that asked for them."""
+    asserted = [f"--expect {how.expect}"] if how.expect else []
+    asserted += [f"--expect-json {e}" for e in how.expect_json]
+    if how.max_latency is not None:
+        asserted.append(f"--max-latency {how.max_latency:g}")
+    if how.simulate_retries:
+        asserted.append("same answer on every retry")
+    return asserted
+
+
+def unreachable_hint(failure: Failure | None) -> str:
+    """What to do when a delivery got no answer: about certificates when TLS failed, else about the endpoint."""
+    if failure == "tls":
+        return (
+            "Point SSL_CERT_FILE at the CA certificate that signed it (e.g. SSL_CERT_FILE=ca.pem comethook ...), "
+            "or pass --insecure (-k) to skip the check for a test endpoint."
+        )
+    return "Is the endpoint running and the URL right? Raise --timeout for a slow endpoint."
+
+
+#: The failures where no answer came back at all: exit 4, like an endpoint that cannot be reached. A `protocol` failure
+#: is not one: something was reached and answered, only not with HTTP (exit 1, like a bad answer).
+NO_ANSWER: frozenset[Failure] = frozenset({"unreachable", "tls", "timeout"})
+#: The hint for a server that took the connection but did not speak HTTP back.
+PROTOCOL_HINT = (
+    "The server took the connection but did not answer with HTTP (it hung up, or speaks something else, e.g. TLS on an "
+    "http:// URL): check its logs and the URL's scheme and port."
+)
+
+
+def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: RetryReport | None = None) -> None:
+    """Raise the error that sets the honest exit code: 4 no answer, 1 not ok, 3 assertion; return when all is well."""
+    unanswered = [d for d in deliveries if d.failure in NO_ANSWER]
+    if unanswered:
+        raise UnreachableError(
+            f"{len(unanswered)} of {len(deliveries)} deliveries got no answer: {unanswered[0].error}.",
+            unreachable_hint(unanswered[0].failure),
+        )
+    bad = [d for d in deliveries if not d.ok]
+    if bad:
+        hint = "CometChat needs a 2xx answer" + (" and, for before_message, a JSON object." if bad[0].verdict else ".")
+        if bad[0].failure == "protocol":
+            hint = PROTOCOL_HINT
+        if bad[0].failure == "too_large":
+            hint = "CometChat's own messages stay under about 64 KB; raise --max-answer if this answer is meant to be so large."
+        raise ComethookError(f"{len(bad)} of {len(deliveries)} deliveries failed: {bad[0].error}.", hint)
+    problems = list(failures)
+    if retries is not None and not retries.consistent:
+        problems.append(f"simulated retries got different answers ({retries.detail})")
+    if problems:
+        raise AssertionFailed(
+            "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),
+            "The answers above show what came back; -v shows every answer in full, --json as data.",
+        )

@@ -1,18 +1,29 @@
-"""`comethook trigger …`: the verbs, the group and member actions and `run`, handed to commands/trigger.py.
+"""`comethook trigger …`: the verbs (one table, one declaration each), the group and member actions and `run`; make
+CometChat (or `emulate`) fire real webhooks through its REST API, optionally wait for the deliveries in a running
+`listen`'s history, and decide the exit code like `send` (0/1/3/4).
 
 Imported only when the command is used: the root --help lists it from cli.COMMANDS without this module.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from comethook_cli.cli import funnel
-from comethook_cli.commands.app import App
-from comethook_cli.commands.options import TRIGGERING, triggering, with_options
-from comethook_cli.engine.config import TriggerOptions
+from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.options import ApiKey, JsonOut
+from comethook_cli.engine.config import TriggerOptions, default
+from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
+
+if TYPE_CHECKING:
+    from comethook_cli.cometchat.rest import RestCall
+    from comethook_cli.cometchat.scenarios import Call, Step
+    from comethook_cli.engine.trigger import Arrived, Outcome
+    from comethook_cli.outputs.views import View
 
 app = App()  # what the root group takes this command from
 trigger_app = App(
@@ -25,177 +36,422 @@ trigger_app.add_typer(group_app, name="group")
 member_app = App(help="Add, kick, change the scope of, ban or unban a group member.", no_args_is_help=True)
 trigger_app.add_typer(member_app, name="member")
 
+# --- the options every verb takes: how it reaches CometChat, what it waits for and asserts -------------------
 
-From = Annotated[str | None, typer.Option("--from", metavar="UID", help="The acting user (onBehalfOf; default comethook-a).")]
-Guid = Annotated[str | None, typer.Option("--guid", metavar="GUID", help="The group (default comethook-group).")]
-Uid = Annotated[str | None, typer.Option("--uid", metavar="UID", help="The user acted on (default comethook-b).")]
-MessageId = Annotated[str | None, typer.Argument(metavar="[ID]", help="The message id (or --last).")]
-Last = Annotated[bool, typer.Option("--last", help="The last message `trigger message` sent.")]
-TriggerHow = TriggerOptions | None
+AppId = Annotated[str | None, typer.Option("--app-id", envvar="COMETCHAT_APP_ID", show_envvar=True, help="CometChat app id.")]
+Region = Annotated[str, typer.Option("--region", envvar="COMETCHAT_REGION", show_envvar=True, help="App region: us, eu, in.")]
+ApiBase = Annotated[
+    str | None,
+    typer.Option("--api-base", metavar="URL", help="Another REST server, e.g. `comethook emulate`: http://127.0.0.1:8780/v3."),
+]
+RestTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=0.001,
+        help="Seconds for all of the command's REST calls together, 429 back-offs included (--wait has --wait-timeout).",
+    ),
+]
+RestVerbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show every REST answer in full.")]
+Wait = Annotated[bool, typer.Option("--wait", help="Wait for the deliveries this call caused, in a running `listen`'s history.")]
+WaitTimeout = Annotated[float, typer.Option("--wait-timeout", metavar="SECONDS", min=0.001, help="How long --wait waits.")]
+TriggerExpect = Annotated[
+    str | None,
+    typer.Option("--expect", metavar="ok|delivered|pass|inject|drop|dropped", help="Assert the outcome (exit 3 if not)."),
+]
+
+#: A verb's option: (parameter name, Annotated type, default); the parameter name without a trailing _ is its key in
+#: the verb's arguments (`from_` → "from").
+Param = tuple[str, Any, Any]
+#: Every verb's shared options, after its own (TriggerOptions' fields, defaults read from there).
+TRIGGERING: list[Param] = [
+    ("app_id", AppId, None),
+    ("region", Region, default(TriggerOptions, "region")),
+    ("api_key", ApiKey, None),
+    ("api_base", ApiBase, None),
+    ("timeout", RestTimeout, default(TriggerOptions, "timeout")),
+    ("json_out", JsonOut, False),
+    ("verbose", RestVerbose, False),
+    ("wait", Wait, False),
+    ("wait_timeout", WaitTimeout, default(TriggerOptions, "wait_timeout")),
+    ("expect", TriggerExpect, None),
+]
 
 
-def _verb(name: str, how: TriggerHow, args: dict[str, object], last: bool = False) -> None:
-    from comethook_cli.commands import trigger
-
-    assert how is not None  # with_options fills it
-    trigger.verb(name, args, how, last)
-
-
-@trigger_app.command("setup")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_setup(
-    users: Annotated[str | None, typer.Option("--users", metavar="UID,UID", help="Users to create.")] = None,
-    group: Annotated[str | None, typer.Option("--group", metavar="GUID", help="Group to create ('' for none).")] = None,
-    how: TriggerHow = None,
+def declare(
+    on: App, name: str, summary: str, *own: Param, run_with: Callable[[dict[str, Any], TriggerOptions], None] | None = None
 ) -> None:
-    """Create the test users (and group) the other actions use; existing ones are reused."""
-    _verb("setup", how, {"users": users, "group": group})
+    """Register `trigger [group|member] NAME` with its own options, then TRIGGERING's: it runs `run_with`, or else the
+    verb of its place (`group-create` for `trigger group create`) with its own options' values as the verb's arguments."""
+    shared = [param for param, _, _ in TRIGGERING]
+    key = name if on is trigger_app else f"{'group' if on is group_app else 'member'}-{name}"
 
+    def command(**values: Any) -> None:
+        how = TriggerOptions(**{param: values.pop(param) for param in shared})
+        if run_with is not None:
+            run_with(values, how)
+            return
+        last = values.pop("last", False)
+        verb(key, {param.rstrip("_"): value for param, value in values.items()}, how, last)
 
-@trigger_app.command("message")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_message(
-    from_: From = None,
-    to: Annotated[str | None, typer.Option("--to", metavar="UID", help="Receiving user (default comethook-b).")] = None,
-    group: Annotated[str | None, typer.Option("--group", metavar="GUID", help="Send to a group instead.")] = None,
-    text: Annotated[str | None, typer.Option("--text", help="Message text.")] = None,
-    type_: Annotated[str | None, typer.Option("--type", help="text, image, video, audio, file or custom.")] = None,
-    metadata: Annotated[str | None, typer.Option("--metadata", metavar="JSON", help="data.metadata, a JSON object.")] = None,
-    mention: Annotated[list[str] | None, typer.Option("--mention", metavar="UID", help="Mention a user. Repeatable.")] = None,
-    how: TriggerHow = None,
-) -> None:
-    """Send a message: fires message_sent (+ user_mentioned), or before_message/after_message (legacy)."""
-    _verb(
-        "message",
-        how,
-        {"from": from_, "to": to, "group": group, "text": text, "type": type_, "metadata": metadata, "mention": mention},
-    )
-
-
-@trigger_app.command("edit")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_edit(
-    message: MessageId = None, last: Last = False, from_: From = None,
-    text: Annotated[str | None, typer.Option("--text", help="The new text.")] = None, how: TriggerHow = None,
-) -> None:  # fmt: skip
-    """Edit a message: fires message_edited."""
-    _verb("edit", how, {"message": message, "from": from_, "text": text}, last)
-
-
-@trigger_app.command("delete")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_delete(message: MessageId = None, last: Last = False, from_: From = None, how: TriggerHow = None) -> None:
-    """Delete a message: fires message_deleted."""
-    _verb("delete", how, {"message": message, "from": from_}, last)
-
-
-Reaction = Annotated[str | None, typer.Option("--reaction", metavar="EMOJI", help="The reaction (default 👍).")]
-
-
-@trigger_app.command("react")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_react(
-    message: MessageId = None, last: Last = False, from_: From = None, reaction: Reaction = None, how: TriggerHow = None
-) -> None:
-    """React to a message: fires message_reaction_added."""
-    _verb("react", how, {"message": message, "from": from_, "reaction": reaction}, last)
-
-
-@trigger_app.command("unreact")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_unreact(
-    message: MessageId = None, last: Last = False, from_: From = None, reaction: Reaction = None, how: TriggerHow = None
-) -> None:
-    """Remove a reaction: fires message_reaction_removed."""
-    _verb("unreact", how, {"message": message, "from": from_, "reaction": reaction}, last)
-
-
-@group_app.command("create")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_group_create(
-    guid: Guid = None, name: Annotated[str | None, typer.Option("--name", help="Group name.")] = None,
-    group_type: Annotated[str | None, typer.Option("--type", help="public, private or password.")] = None,
-    from_: From = None, how: TriggerHow = None,
-) -> None:  # fmt: skip
-    """Create a group (owned by --from): fires group_created."""
-    _verb("group-create", how, {"guid": guid, "name": name, "group_type": group_type, "from": from_})
-
-
-@group_app.command("update")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_group_update(
-    guid: Guid = None, name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
-    from_: From = None, how: TriggerHow = None,
-) -> None:  # fmt: skip
-    """Rename a group: fires group_updated."""
-    _verb("group-update", how, {"guid": guid, "name": name, "from": from_})
-
-
-@group_app.command("delete")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_group_delete(guid: Guid = None, from_: From = None, how: TriggerHow = None) -> None:
-    """Delete a group: fires group_deleted."""
-    _verb("group-delete", how, {"guid": guid, "from": from_})
-
-
-Scope = Annotated[str | None, typer.Option("--scope", help="admin, moderator or participant.")]
-
-
-def _member_command(verb: str, summary: str, with_scope: bool) -> None:
-    """Declare `trigger member VERB` (the five differ only in the verb and whether --scope applies)."""
-
-    def scoped(guid: Guid = None, uid: Uid = None, from_: From = None, scope: Scope = None, how: TriggerHow = None) -> None:
-        _verb(f"member-{verb}", how, {"guid": guid, "uid": uid, "from": from_, "scope": scope})
-
-    def plain(guid: Guid = None, uid: Uid = None, from_: From = None, how: TriggerHow = None) -> None:
-        _verb(f"member-{verb}", how, {"guid": guid, "uid": uid, "from": from_})
-
-    command = scoped if with_scope else plain
+    params = [
+        inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=value)
+        for param, kind, value in [*own, *TRIGGERING]
+    ]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {param.name: param.annotation for param in params}
     command.__doc__ = summary
-    member_app.command(verb)(funnel(with_options(TRIGGERING, triggering, into="how")(command)))
+    command.__name__ = command.__qualname__ = f"trigger_{key.replace('-', '_')}"
+    on.command(name)(funnel(command))
 
 
-_member_command("add", "Add a member (--scope, default participant): fires group_member_added.", True)
-_member_command("scope", "Change a member's scope (default moderator): fires group_member_scope_changed.", True)
-_member_command("kick", "Kick a member: fires group_member_kicked.", False)
-_member_command("ban", "Ban a user from the group: fires group_member_banned.", False)
-_member_command("unban", "Unban a user: fires group_member_unbanned.", False)
+Required = inspect.Parameter.empty
+From: Param = (
+    "from_",
+    Annotated[str | None, typer.Option("--from", metavar="UID", help="The acting user (onBehalfOf; default comethook-a).")],
+    None,
+)
+Guid: Param = (
+    "guid",
+    Annotated[str | None, typer.Option("--guid", metavar="GUID", help="The group (default comethook-group).")],
+    None,
+)
+Uid: Param = (
+    "uid",
+    Annotated[str | None, typer.Option("--uid", metavar="UID", help="The user acted on (default comethook-b).")],
+    None,
+)
+MessageId: Param = ("message", Annotated[str | None, typer.Argument(metavar="[ID]", help="The message id (or --last).")], None)
+Last: Param = ("last", Annotated[bool, typer.Option("--last", help="The last message `trigger message` sent.")], False)
+Reaction: Param = (
+    "reaction",
+    Annotated[str | None, typer.Option("--reaction", metavar="EMOJI", help="The reaction (default 👍).")],
+    None,
+)
+Scope: Param = ("scope", Annotated[str | None, typer.Option("--scope", help="admin, moderator or participant.")], None)
 
 
-@trigger_app.command("block")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_block(from_: From = None, uid: Uid = None, how: TriggerHow = None) -> None:
-    """--from blocks --uid: fires user_blocked."""
-    _verb("block", how, {"from": from_, "uid": uid})
+def option(param: str, *names: str, help: str, metavar: str | None = None) -> Param:
+    """A verb's own optional text option."""
+    return (param, Annotated[str | None, typer.Option(*names, metavar=metavar, help=help)], None)
 
 
-@trigger_app.command("unblock")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_unblock(from_: From = None, uid: Uid = None, how: TriggerHow = None) -> None:
-    """--from unblocks --uid: fires user_unblocked."""
-    _verb("unblock", how, {"from": from_, "uid": uid})
+declare(
+    trigger_app,
+    "setup",
+    "Create the test users (and group) the other actions use; existing ones are reused.",
+    option("users", "--users", metavar="UID,UID", help="Users to create."),
+    option("group", "--group", metavar="GUID", help="Group to create ('' for none)."),
+)
+declare(
+    trigger_app,
+    "message",
+    "Send a message: fires message_sent (+ user_mentioned), or before_message/after_message (legacy).",
+    From,
+    option("to", "--to", metavar="UID", help="Receiving user (default comethook-b)."),
+    option("group", "--group", metavar="GUID", help="Send to a group instead."),
+    option("text", "--text", help="Message text."),
+    option("type_", "--type", help="text, image, video, audio, file or custom."),
+    option("metadata", "--metadata", metavar="JSON", help="data.metadata, a JSON object."),
+    ("mention", Annotated[list[str] | None, typer.Option("--mention", metavar="UID", help="Mention a user. Repeatable.")], None),
+)
+declare(
+    trigger_app,
+    "edit",
+    "Edit a message: fires message_edited.",
+    MessageId,
+    Last,
+    From,
+    option("text", "--text", help="The new text."),
+)
+declare(trigger_app, "delete", "Delete a message: fires message_deleted.", MessageId, Last, From)
+declare(trigger_app, "react", "React to a message: fires message_reaction_added.", MessageId, Last, From, Reaction)
+declare(trigger_app, "unreact", "Remove a reaction: fires message_reaction_removed.", MessageId, Last, From, Reaction)
+declare(
+    group_app,
+    "create",
+    "Create a group (owned by --from): fires group_created.",
+    Guid,
+    option("name", "--name", help="Group name."),
+    option("group_type", "--type", help="public, private or password."),
+    From,
+)
+declare(group_app, "update", "Rename a group: fires group_updated.", Guid, option("name", "--name", help="New name."), From)
+declare(group_app, "delete", "Delete a group: fires group_deleted.", Guid, From)
+declare(member_app, "add", "Add a member (--scope, default participant): fires group_member_added.", Guid, Uid, From, Scope)
+declare(
+    member_app, "scope", "Change a member's scope (default moderator): fires group_member_scope_changed.", Guid, Uid, From, Scope
+)
+declare(member_app, "kick", "Kick a member: fires group_member_kicked.", Guid, Uid, From)
+declare(member_app, "ban", "Ban a user from the group: fires group_member_banned.", Guid, Uid, From)
+declare(member_app, "unban", "Unban a user: fires group_member_unbanned.", Guid, Uid, From)
+declare(trigger_app, "block", "--from blocks --uid: fires user_blocked.", From, Uid)
+declare(trigger_app, "unblock", "--from unblocks --uid: fires user_unblocked.", From, Uid)
+declare(
+    trigger_app, "run", "Run a scenario's steps in order; later steps refer to earlier ids as ${steps.ID.id}.",
+    ("scenario", Annotated[str, typer.Argument(metavar="SCENARIO", help="conversation, group-lifecycle, or a TOML/JSON file.")], Required),
+    run_with=lambda values, how: scenario(values["scenario"], how),
+)  # fmt: skip
 
 
-@trigger_app.command("run")
-@funnel
-@with_options(TRIGGERING, triggering, into="how")
-def trigger_run(
-    scenario: Annotated[str, typer.Argument(metavar="SCENARIO", help="conversation, group-lifecycle, or a TOML/JSON file.")],
-    how: TriggerHow = None,
-) -> None:
-    """Run a scenario's steps in order; later steps refer to earlier ids as ${steps.ID.id}."""
-    from comethook_cli.commands import trigger
+#: --expect: pass/inject/drop judge the before_message answer; dropped: the message was dropped (REST answer or
+#: verdict); delivered: every expected webhook arrived; ok: the REST call succeeded (and, with --wait, all arrived).
+EXPECTATIONS = ("ok", "delivered", "pass", "inject", "drop", "dropped")
+NO_ANSWER = frozenset({"unreachable", "tls", "timeout"})
+BASIS = {
+    "D+L": "CometChat's docs describe this trigger and a third-party harness saw this REST call fire it live",
+    "D": "CometChat's docs describe this trigger; that this REST call fires it is an inference",
+    "I": "an inference: not documented, not seen live",
+}
+MISMATCH = (
+    "trigger was built from CometChat's docs and not verified live: if CometChat answers differently, report it in "
+    "comethook's issue tracker with this call's --json output (it never holds your key)."
+)
 
-    assert how is not None
-    trigger.scenario(scenario, how)
+
+def target(how: TriggerOptions) -> tuple[str, str]:
+    """(the REST base URL, the API key), from the flags and COMETCHAT_* (UsageError with a hint when missing)."""
+    from comethook_cli.cometchat import rest
+
+    if how.region not in rest.REGIONS:
+        raise UsageError(f"Unknown region {how.region!r}.", f"Use one of: {', '.join(rest.REGIONS)} (COMETCHAT_REGION).")
+    if how.api_base:
+        base = how.api_base.rstrip("/")
+    elif how.app_id:
+        base = rest.api_base(how.app_id, how.region)
+    else:
+        raise UsageError(
+            "No CometChat app to call.",
+            "Set COMETCHAT_APP_ID and COMETCHAT_REGION (or --app-id/--region), or point --api-base at `comethook emulate`.",
+        )
+    if not how.api_key:
+        raise UsageError(
+            "No REST API key.", "Set COMETCHAT_API_KEY to the app's REST API key (the environment: argv shows in ps)."
+        )
+    return base, how.api_key
+
+
+def verb(name: str, args: dict[str, Any], how: TriggerOptions, last: bool = False) -> None:
+    """Run one verb (`trigger message`, `trigger group create` ...)."""
+    from comethook_cli.cometchat.scenarios import Step
+
+    args = {key: value for key, value in args.items() if value is not None}
+    if last:
+        from comethook_cli.engine.trigger import last_message
+
+        if "message" in args:
+            raise UsageError("Both a message id and --last.", "Give one.")
+        found = last_message(target(how)[0])
+        if found is None:
+            raise UsageError("No message sent yet to remember for --last.", "Send one first: `comethook trigger message`.")
+        args["message"] = found
+    _run([Step(name, name, args)], how)
+
+
+def scenario(source: str, how: TriggerOptions) -> None:
+    """`trigger run NAME|FILE`: a built-in scenario, or a TOML / JSON file of steps."""
+    from comethook_cli.cometchat.scenarios import BUILTIN, parse_scenario
+
+    if source in BUILTIN:
+        document: Any = BUILTIN[source]
+    else:
+        document = read_scenario(source)
+    _run(parse_scenario(document, source), how)
+
+
+def read_scenario(path: str) -> Any:
+    """A scenario file: TOML, or JSON when it ends in .json."""
+    import tomllib
+
+    from comethook_cli import jsonbody
+    from comethook_cli.cometchat.scenarios import BUILTIN
+
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(1024 * 1024 + 1)
+    except OSError as error:
+        raise UsageError(
+            f"Cannot read scenario {path!r}: {error.strerror or error}.", f"Give a file, or a built-in: {', '.join(BUILTIN)}."
+        ) from None
+    if len(raw) > 1024 * 1024:
+        raise UsageError(f"Scenario {path!r} is larger than 1 MiB.", "A scenario is a short list of steps.")
+    try:
+        if path.endswith(".json"):
+            return jsonbody.parse(raw)
+        return tomllib.loads(raw.decode("utf-8"))
+    except (jsonbody.JsonBodyError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"Scenario {path!r} does not parse: {error}.", "Fix the file (TOML, or JSON ending in .json).") from None
+
+
+def _run(steps: list[Step], how: TriggerOptions) -> None:
+    import asyncio
+
+    from comethook_cli.outputs.views import view
+
+    if how.expect is not None and how.expect not in EXPECTATIONS:
+        raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
+    if how.expect == "delivered" and not how.wait:
+        raise UsageError("--expect delivered needs --wait.", "Add --wait (with `comethook listen` running).")
+    base, key = target(how)
+    shown = view(how.json_out, verbose=how.verbose)
+    if not how.api_base or not base.startswith(("http://127.", "http://localhost", "http://[::1]")):
+        shown.note(MISMATCH)
+    asyncio.run(_steps(steps, how, base, key, shown))
+
+
+async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, shown: View) -> None:
+    from comethook_cli.cometchat import rest
+    from comethook_cli.cometchat.scenarios import StepResult, resolve
+    from comethook_cli.engine import trigger
+    from comethook_cli.engine.rest_client import MAX_BACKOFFS, RestClient
+
+    watch = trigger.Watch.open() if how.wait else None
+
+    def on_backoff(seconds: float, attempt: int) -> None:
+        shown.warning(
+            f"CometChat answered 429 (rate limited): waiting {seconds:g} s as Retry-After says (back-off {attempt} of {MAX_BACKOFFS})."
+        )
+
+    def on_call(call: RestCall, planned: Call) -> None:
+        reused = call.error is not None and call.error.code in planned.reuse
+        # A Retry-After not waited out is said by the error that ends the command, with its own hint.
+        quiet = reused or call.retry_after_s is not None
+        hint = None if quiet else rest.hint_for(call.error.code if call.error else None, call.status)
+        shown.rest_call(call, hint)
+        if reused:
+            shown.note(f"{call.error.code if call.error else ''}: already there, reused.")
+
+    results: dict[str, StepResult] = {}
+    run_id = os.urandom(4).hex()
+    try:
+        async with RestClient(base, key, how.timeout, on_backoff=on_backoff) as client:
+            for step in steps:
+                args = resolve(step.args, results, run_id)
+                if watch is not None:
+                    watch.seq = await _head(watch)
+                outcome = await trigger.perform(client, step.verb, args, on_call)
+                if outcome.failed is not None:
+                    raise _call_error(outcome.failed)
+                if step.verb == "message" and outcome.main_id:
+                    trigger.remember(outcome.main_id, base)
+                arrived = None
+                if watch is not None and (outcome.current or outcome.legacy):
+                    arrived = await trigger.wait_for(watch, outcome, how.wait_timeout, shown.on_exchange)
+                shown.trigger_result(_record(step.verb, outcome, arrived))
+                _judge(outcome, arrived, how)
+                results[step.id] = StepResult(outcome.main_id, outcome.answer)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+async def _head(watch: Any) -> int:
+    import asyncio
+
+    return int(await asyncio.to_thread(watch.history.head))
+
+
+def _notes(outcome: Outcome) -> list[str]:
+    from comethook_cli.cometchat import rest
+
+    notes: list[str] = []
+    if not (outcome.current or outcome.legacy):
+        return notes
+    for call in outcome.calls:
+        spec = rest.ACTIONS[call.action or ""] if call.action in rest.ACTIONS else None
+        if spec is None or not (spec.current or spec.legacy):
+            continue
+        if spec.basis in BASIS:
+            notes.append(f"{call.method} {spec.path}: {BASIS[spec.basis]}.")
+        if spec.note:
+            notes.append(spec.note + ".")
+    if outcome.dropped:
+        notes.append(
+            "ERR_BLOCKED_BY_WEBHOOK in a REST answer is inferred from CometChat's error guide, not documented for REST sends."
+        )
+    if outcome.current and outcome.legacy:
+        notes.append("An app uses legacy or current webhooks (one or the other, set in the Dashboard); --wait accepts either.")
+    if any(c.action == "send_message" for c in outcome.calls) and rest.injected(outcome.answer) is not None:
+        notes.append(
+            'The before_message answer in data.data.metadata["@injected"] of the REST answer is inferred, not documented.'
+        )
+    return notes
+
+
+def _record(verb_name: str, outcome: Outcome, arrived: Arrived | None) -> Any:
+    from comethook_cli.outputs.wire import TriggerRecord
+
+    expected = {"current": list(outcome.current), "legacy": list(outcome.legacy)}
+    if arrived is None:
+        return TriggerRecord(verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, _notes(outcome))
+    return TriggerRecord(
+        verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, _notes(outcome), True,
+        [e.id for e in arrived.exchanges], [e.verdict.kind if e.verdict else None for e in arrived.exchanges],
+        list(arrived.missing),
+    )  # fmt: skip
+
+
+def _call_error(call: RestCall) -> ComethookError:
+    """The error (and exit code) for a failed call: 4 when nothing answered, else 1, always with a hint."""
+    from comethook_cli.cometchat import rest
+    from comethook_cli.engine.rest_client import MAX_BACKOFF_S
+
+    where = f"{call.method} {call.url}"
+    if call.failure in NO_ANSWER:
+        hint = "Check the network, COMETCHAT_REGION and --api-base; raise --timeout for a slow answer."
+        return UnreachableError(f"{where}: {call.failure_detail}.", hint)
+    if call.failure == "not_json":
+        return ComethookError(
+            f"{where}: {call.failure_detail}.", "Is --api-base CometChat's REST API (…/v3) or `comethook emulate`?"
+        )
+    if call.failure is not None:
+        return ComethookError(f"{where}: {call.failure_detail}.", "Try again; if it persists, check --api-base.")
+    code = call.error.code if call.error else None
+    message = call.error.message if call.error and call.error.message else "no error message"
+    said = f"{code}: {message}" if code else message
+    inferred = " (this code's use here is inferred)" if code in rest.INFERRED_CODES else ""
+    if call.retry_after_s is not None:
+        return ComethookError(
+            f"{where} answered {call.status}, {said}{inferred}; its Retry-After asks to wait {_duration(call.retry_after_s)}, "
+            f"longer than {'is left of --timeout' if call.retry_after_s <= MAX_BACKOFF_S else 'comethook waits'}.",
+            f"Try again after that wait. comethook waits out a Retry-After of up to {MAX_BACKOFF_S:g} s within --timeout "
+            "(the time for all of this command's REST calls together).",
+        )
+    return ComethookError(f"{where} answered {call.status}, {said}{inferred}.", rest.hint_for(code, call.status))
+
+
+def _duration(seconds: float) -> str:
+    """`2.5 s`, `90 s (1.5 minutes)`, `999999999 s (about 32 years)`: a Retry-After as a person reads it."""
+    exact = f"{seconds:g} s" if seconds < 1e6 else f"{seconds:.0f} s"
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+        if seconds >= 2 * size:
+            return f"{exact} (about {seconds / size:.0f} {unit})"
+    return exact
+
+
+def _judge(outcome: Outcome, arrived: Arrived | None, how: TriggerOptions) -> None:
+    """Raise for --expect (3) or for deliveries that never came (4)."""
+    from comethook_cli.cometchat import rest
+
+    expect = "dropped" if how.expect == "drop" and arrived is None else how.expect
+    verdicts = [e.verdict.kind for e in arrived.exchanges if e.verdict] if arrived else []
+    if expect == "dropped" and not (outcome.dropped or "drop" in verdicts):
+        raise AssertionFailed("Expected the message to be dropped, but CometChat stored it.")
+    if expect in ("pass", "inject", "drop") and arrived is not None and verdicts and expect not in verdicts:
+        raise AssertionFailed(f"Expected before_message to be answered {expect}, got {', '.join(verdicts)}.")
+    if expect in ("pass", "inject") and arrived is None:
+        injected = rest.injected(outcome.answer)
+        if outcome.dropped or (expect == "inject") != bool(injected):
+            got = "dropped" if outcome.dropped else "inject" if injected else "pass"
+            raise AssertionFailed(f"Expected {expect}, the REST answer says {got} (read from @injected, an inference).")
+    if expect == "ok" and outcome.dropped:
+        raise AssertionFailed("Expected the call to succeed, but the message was dropped by a webhook.")
+    if arrived is not None and arrived.missing:
+        raise UnreachableError(
+            f"Waited {how.wait_timeout:g} s: {', '.join(arrived.missing)} did not arrive in the history of `comethook listen`.",
+            "Is `comethook listen` running here (history on), and is the app's webhook pointed at it with these triggers "
+            "ticked? Deliveries can lag: raise --wait-timeout.",
+        )
+    if expect in ("pass", "inject", "drop") and arrived is not None and not verdicts:
+        raise AssertionFailed(f"--expect {expect} needs a before_message delivery (legacy webhooks); none arrived for this call.")

@@ -1,7 +1,7 @@
 """The typed configuration of a listening session: one frozen dataclass per section.
 
 Each section is what a future `comethook.toml` section will hold, and each field is named after its
-long flag (`forward_to` is `--forward-to`): the option groups in commands/options.py read their
+long flag (`forward_to` is `--forward-to`): the option groups in cli/options.py read their
 defaults from here, so every default has exactly one source.
 """
 

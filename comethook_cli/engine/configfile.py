@@ -1,7 +1,7 @@
 """The project file: `comethook.toml` (or `[tool.comethook]` in `pyproject.toml`), found, read, and placed line by line.
 
 This module knows TOML and the file system only. Which keys a section may hold, and what their values
-may be, is decided by the option declarations in the command layer (commands/config.py), so a flag
+may be, is decided by the option declarations in the command layer (cli/projectfile.py), so a flag
 and a file key can never disagree about types or limits.
 """
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import typer
+
 Completions = list[tuple[str, str]]
 
 
@@ -90,36 +92,29 @@ def export_formats(incomplete: str) -> Completions:
     return _matching(incomplete, [("ndjson", "one JSON object per line"), ("curl", "curl commands"), ("har", "a HAR file")])
 
 
-def set_paths(incomplete: str) -> Completions:
+def set_paths(ctx: typer.Context, incomplete: str) -> Completions:
     """--set PATH=: the dotted paths of the body the command line's trigger builds."""
     if "=" in incomplete:
         return []
     try:
         from comethook_cli.cometchat.payloads import BuildOptions, build, find_template, trigger_names
 
-        words = _typed_words()
         known = set(trigger_names())
-        trigger = next((word for word in words if word in known), None)
+        trigger = next((word for word in _typed_words(ctx) if word in known), None)
         if trigger is None:
             return []
-        body = build(find_template(trigger, "--legacy" in words), BuildOptions())
+        body = build(find_template(trigger, bool(ctx.params.get("legacy"))), BuildOptions())
     except Exception:  # an odd command line completes nothing
         return []
     return [(path + "=", "set this value") for path in _paths(body) if path.startswith(incomplete)]
 
 
-def _typed_words() -> list[str]:
-    """The words on the command line being completed. Click's own parse of them stops at the `--set` still waiting
-    for its value (so the trigger before it is not in ctx.params), and Typer hands callbacks no `args`: read what
-    the completion scripts export (COMP_WORDS for bash, _TYPER_COMPLETE_ARGS for zsh, fish and PowerShell)."""
-    import os
-    import shlex
-
-    line = os.environ.get("_TYPER_COMPLETE_ARGS") or os.environ.get("COMP_WORDS", "")
-    try:
-        return shlex.split(line)
-    except ValueError:  # an open quote
-        return line.split()
+def _typed_words(ctx: typer.Context) -> list[str]:
+    """The words typed before the `--set` being completed. Click's parse of the command line stops at that `--set`,
+    still waiting for its value, before it assigns the arguments: the trigger is in what it left over (ctx.args),
+    not in ctx.params (unless it was parsed as the argument after all)."""
+    given = ctx.params.get("trigger")
+    return [*(word for word in ctx.args if isinstance(word, str)), *([given] if isinstance(given, str) else [])]
 
 
 def _paths(node: Any, prefix: str = "") -> list[str]:

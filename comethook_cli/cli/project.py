@@ -1,4 +1,4 @@
-"""The project file this run read (comethook.toml): what commands/config.py found, for the commands that need more
+"""The project file this run read (comethook.toml): what cli/config.py found, for the commands that need more
 than click's default_map (inline rules, and which Basic auth source wins)."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Loaded:
     trusted: bool = False
     #: Whether the file was found by the upward search (False: named by --config / COMETHOOK_CONFIG).
     found: bool = True
-    #: The settings that need that trust and do not have it (commands/config.py's Untrusted markers).
+    #: The settings that need that trust and do not have it (cli/config.py's Untrusted markers).
     gated: list[Any] = field(default_factory=list)
     #: Directories whose project file the search passed over: another user's, or writable by everyone.
     skipped: list[Path] = field(default_factory=list)

@@ -1,30 +1,75 @@
 """The Typer classes every comethook command is built from: help laid out for the terminal's width, and
-click's usage errors (a bad number, an unknown option) said like every other error, with a hint, exit 2.
+click's usage errors (a bad number, an unknown option) said like every other error, with a hint, exit 2; and the
+error funnel every command is wrapped in.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
 import math
 import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-try:  # Typer 0.24 and later carry click inside; before, click is a package of its own
-    from typer._click import Command as ClickCommand
-    from typer._click import Context
-    from typer._click.exceptions import BadParameter, ClickException, UsageError
-    from typer._click.globals import get_current_context as get_current_context
-    from typer._click.shell_completion import CompletionItem
-except ImportError:  # pragma: no cover
-    from click import Command as ClickCommand  # type: ignore[no-redef, assignment, unused-ignore]
-    from click import Context  # type: ignore[no-redef, assignment, unused-ignore]
-    from click import get_current_context as get_current_context  # type: ignore[no-redef, assignment, unused-ignore]
-    from click.exceptions import BadParameter, ClickException, UsageError  # type: ignore[no-redef, assignment, unused-ignore]
-    from click.shell_completion import CompletionItem  # type: ignore[no-redef, assignment, unused-ignore]
+from comethook_cli.errors import ComethookError, ExitCode
+
+#: click's Context, which Typer's own classes take (typer.Context is a subclass; click's class itself lives in Typer's
+#: private module, so the overrides below take any).
+Context = Any
+
+
+def _click_class(name: str) -> Any:
+    """One of click's exception classes, found above typer.BadParameter (Typer 0.24 and later carry click inside, in a
+    private module; before, click is a package of its own: either way BadParameter derives from them)."""
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == name)
+
+
+UsageError: Any = _click_class("UsageError")
+ClickException: Any = _click_class("ClickException")
+BadParameter = typer.BadParameter
+F = TypeVar("F", bound=Callable[..., Any])
+#: The hint of an error that brings none of its own: every error says what to do next.
+DEFAULT_HINTS = {
+    ExitCode.USAGE: "Run the command with --help to see what each option takes.",
+    ExitCode.ASSERTION: "The output above shows what came back; --json gives it as data.",
+    ExitCode.UNREACHABLE: "Is the endpoint running and the URL right?",
+    ExitCode.FAILURE: "Run the command with -v (where it has one) to see more.",
+}
+#: The context of the command whose parameters click is resolving now (see Command.parse_args).
+_parsing: contextvars.ContextVar[Any] = contextvars.ContextVar("parsing", default=None)
+
+
+def funnel(command: F) -> F:
+    """The one place that turns errors into a message, a hint and the documented exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ComethookError as error:
+            from comethook_cli.outputs.terminal import Renderer
+
+            Renderer().error(error.message, error.hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE]))
+            raise typer.Exit(int(error.exit_code)) from None
+        except KeyboardInterrupt:
+            from comethook_cli.outputs.terminal import Renderer
+
+            Renderer().note("Interrupted.", style="yellow")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def current_context() -> typer.Context | None:
+    """The context of the command whose parameters are being resolved (a default callable reads what is parsed so far)."""
+    found: typer.Context | None = _parsing.get()
+    return found
+
 
 #: Metavars click would print for a value of this type when the option declares none.
 _TYPE_NAMES = {"integer": "N", "integer range": "N", "float": "NUMBER", "float range": "NUMBER", "text": "TEXT"}
@@ -89,7 +134,11 @@ class Command(TyperCommand):
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """click's parsing, then a usage error for inf or nan in any number option (flag, variable or file): click's
         ranges let inf through and every comparison with nan is false, and the int() of either later raises."""
-        rest = super().parse_args(ctx, args)
+        token = _parsing.set(ctx)
+        try:
+            rest = super().parse_args(ctx, args)
+        finally:
+            _parsing.reset(token)
         for param in self.params:
             value = ctx.params.get(param.name or "")
             values = value if isinstance(value, (list, tuple)) else [value]
@@ -185,7 +234,7 @@ class Group(TyperGroup):
         return result
 
 
-class HintedUsageError(UsageError):
+class HintedUsageError(UsageError):  # type: ignore[misc]
     """A usage error raised while click resolves a parameter, that brings its own hint line."""
 
     def __init__(self, message: str, hint: str) -> None:
@@ -214,6 +263,7 @@ class LazyGroup(Group):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._listing = False
         self.commands = _Commands(self.commands, list(self.lazy), self._load)
 
     def _load(self, name: str) -> Any:
@@ -229,14 +279,19 @@ class LazyGroup(Group):
         """The table's one-line help for its commands, without importing them."""
         return self.lazy[name] if name in self.lazy else super().summary(ctx, name)
 
+    def get_command(self, ctx: Context, name: str) -> Any:
+        """The command `name`; while shell_complete lists names, a stand-in that carries only its one-line help."""
+        if self._listing and name in self.lazy:
+            return TyperCommand(name, help=self.lazy[name])
+        return super().get_command(ctx, name)
+
     def shell_complete(self, ctx: Context, incomplete: str) -> list[Any]:
         """Command names that start with `incomplete` (with their short help), then the group's options: no imports."""
-        items = [
-            CompletionItem(name, help=TyperCommand(name, help=text).get_short_help_str())
-            for name, text in self.summaries(ctx)
-            if name.startswith(incomplete)
-        ]
-        return [*items, *ClickCommand.shell_complete(self, ctx, incomplete)]  # a plain command's part: the options
+        self._listing = True
+        try:
+            return list(super().shell_complete(ctx, incomplete))
+        finally:
+            self._listing = False
 
 
 class _Commands(MutableMapping[str, Any]):

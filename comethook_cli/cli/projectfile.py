@@ -5,7 +5,7 @@ Precedence (flag > environment variable > file > default) is click's own order f
 type and value against the option a key names, and sets `ctx.default_map`. A key is the long flag name,
 so a flag and its key can never disagree about types or limits, and an option added to a command is a
 file key without more code. `comethook config show` re-parses a command line the same way and reports
-where each value came from; `comethook init` writes a commented starter file.
+where each value came from (cli/config.py); `comethook init` writes a commented starter file (cli/init.py).
 """
 
 from __future__ import annotations
@@ -14,19 +14,18 @@ import difflib
 import json
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from comethook_cli.commands import project
-from comethook_cli.commands.options import BUILDER, DELIVERING, HISTORY, TUNNEL
-from comethook_cli.commands.project import CommandPath, Loaded, active
+from comethook_cli.cli import project
+from comethook_cli.cli.options import BUILDER, DELIVERING, HISTORY, TUNNEL
+from comethook_cli.cli.project import CommandPath, Loaded
 from comethook_cli.engine import configfile, trust
 from comethook_cli.engine.configfile import ProjectFile, Setting
-from comethook_cli.errors import ComethookError, UsageError
+from comethook_cli.errors import UsageError
 from comethook_cli.models import REDACTED
 
 Path_ = CommandPath
@@ -134,7 +133,7 @@ def _apply(
     if setting.unset:
         loaded.unset.append(setting)
     for key in table[setting.key]:
-        if _implicit_env(key.param.name):
+        if implicit_env(key.param.name):
             continue  # the environment beats the file
         if setting.unset:
             value: Any = Unset(where, setting)
@@ -161,7 +160,7 @@ def _gate(loaded: Loaded, file: ProjectFile, setting: Setting, value: Any) -> An
     if gate is None:
         used = value if isinstance(value, str) and value != setting.value else None  # a path, made absolute
         place = f"{file.where(setting)}: {file.label(setting.section)}"
-        gate = Untrusted(place, setting, _redact(setting.key, setting.value), trust_command(file.path, loaded.found), used)
+        gate = Untrusted(place, setting, redact(setting.key, setting.value), trust_command(file.path, loaded.found), used)
         loaded.gated.append(gate)
     return gate
 
@@ -200,9 +199,9 @@ class Untrusted(Deferred):
         """Whether what was already parsed makes the value moot: no tunnel (the agent and its token are never used), or
         Basic credentials given on the command line (they beat a basic-auth-file in the file, see project.prefer_given).
         click resolves the options given on the command line first, and these before the ones they make moot."""
-        from comethook_cli.commands.app import get_current_context
+        from comethook_cli.cli.app import current_context
 
-        ctx = get_current_context(silent=True)
+        ctx = current_context()
         params = ctx.params if ctx is not None else {}
         if self.setting.key in ("ngrok-path", "ngrok-authtoken"):
             return params.get("tunnel") is False
@@ -214,7 +213,7 @@ class Untrusted(Deferred):
         return trust.GATED[self.setting.key]
 
     def __call__(self) -> Any:
-        from comethook_cli.commands.app import HintedUsageError
+        from comethook_cli.cli.app import HintedUsageError
 
         if self._unused():
             return None  # the option's own default (None for each key _unused names)
@@ -245,7 +244,7 @@ def without_unset(default_map: dict[str, Any]) -> dict[str, Any]:
     return {k: without_unset(v) if isinstance(v, dict) else v for k, v in default_map.items() if not isinstance(v, Deferred)}
 
 
-def _implicit_env(name: str) -> str | None:
+def implicit_env(name: str) -> str | None:
     """The variable an option reads on its own when it is set (it then beats the file)."""
     variable = IMPLICIT_ENV.get(name)
     return variable if variable is not None and variable in os.environ else None
@@ -347,119 +346,13 @@ def skipped_note(directory: Path) -> str:
     return f"Not reading {named}: {why} (`comethook --config {shlex.quote(str(named))}` would)."
 
 
-# --- config show ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    """One effective setting: where it is set in the file, its value, and where that value came from."""
-
-    section: str
-    key: str
-    value: Any
-    source: str
-
-
-def rows(ctx: typer.Context, args: Sequence[str]) -> list[Row]:
-    """Every file key's effective value and source, for every section (no args) or for one command line."""
-    loaded = active() or Loaded()
-    known = keys(ctx)
-    found: list[Row] = []
-    seen: set[tuple[str, str]] = set()
-    wanted: Path_ | None = None
-    command_args: list[str] = []
-    if args:
-        wanted, command_args = _split_command(ctx, list(args))
-    parsed: dict[Path_, Any] = {}
-    for section, table in known.items():
-        for key, targets in table.items():
-            for target in targets:
-                if wanted is not None and target.path != wanted:
-                    continue
-                if (section, key) in seen or not target.positive:
-                    continue
-                if target.path not in parsed:
-                    parsed[target.path] = _parse(ctx, target.path, command_args if target.path == wanted else [])
-                seen.add((section, key))
-                found.append(_row(section, key, target, parsed[target.path], loaded))
-    if loaded.inline_rules is not None and wanted in (None, ("listen",)) and loaded.file and loaded.rules_setting:
-        where = loaded.file.where(loaded.rules_setting)
-        inline = Row("listen", "rules", f"{len(loaded.inline_rules)} inline rule(s)", where)
-        found = [inline if r.section == "listen" and r.key == "rules" and r.source == "default" else r for r in found]
-    return found
-
-
-def _split_command(ctx: typer.Context, args: list[str]) -> tuple[Path_, list[str]]:
-    """`listen --port 9` → (("listen",), ["--port", "9"]); `history list -n 5` → (("history", "list"), [...])."""
-    command: Any = ctx.find_root().command
-    path: list[str] = []
-    while args and hasattr(command, "get_command"):
-        name = args[0]
-        sub = command.get_command(ctx, name)
-        if sub is None:
-            names = list(command.list_commands(ctx))
-            close = difflib.get_close_matches(name, names, n=1)
-            raise UsageError(f"Unknown command {' '.join([*path, name])!r}.",
-                             f"Did you mean {close[0]!r}?" if close else f"Commands: {', '.join(names)}.")  # fmt: skip
-        path.append(name)
-        args = args[1:]
-        command = sub
-    configured = {p for targets in TARGETS.values() for p, _ in targets}
-    if tuple(path) not in configured:
-        shown = ", ".join(" ".join(p) for p in sorted(configured))
-        raise UsageError(f"`comethook {' '.join(path)}` takes no settings from the project file.", f"These do: {shown}.")
-    return tuple(path), args
-
-
-def _parse(ctx: typer.Context, path: Path_, args: list[str]) -> typer.Context:
-    """A command line parsed as the command would parse it (values and their sources), without running anything."""
-    parent: Any = ctx.find_root()
-    command: Any = parent.command
-    defaults: Any = without_unset(parent.default_map or {})
-    for depth, part in enumerate(path):
-        command = command.get_command(parent, part)
-        last = depth == len(path) - 1
-        defaults = defaults.get(part) if isinstance(defaults, dict) else None
-        parent = command.make_context(
-            part, args if last else [], parent=parent, default_map=defaults, resilient_parsing=not last or not args
-        )
-    return parent  # type: ignore[no-any-return]
-
-
-def _row(section: str, key: str, target: Key, parsed: Any, loaded: Loaded) -> Row:
-    name = target.param.name
-    value = parsed.params.get(name)
-    source = parsed.get_parameter_source(name)
-    kind = source.name if source is not None else "DEFAULT"
-    if kind == "COMMANDLINE":
-        where = "flag"
-    elif kind == "ENVIRONMENT":
-        envvar = target.param.envvar
-        where = f"env {envvar if isinstance(envvar, str) else ', '.join(envvar or [])}"
-    elif kind == "DEFAULT_MAP" and (target.path, name) in loaded.origins and loaded.file is not None:
-        setting = loaded.origins[(target.path, name)]
-        where = loaded.file.where(setting) + (f" (env {setting.env})" if setting.env else "")
-    elif name == "ngrok_authtoken" and _implicit_env(name):
-        value, where = os.environ[IMPLICIT_ENV[name]], f"env {IMPLICIT_ENV[name]}"
-    else:
-        where = "default"
-    unset = [s for s in loaded.unset if s.section == section and s.key == key]
-    if unset and where == "default" and loaded.file is not None:
-        where = f"{loaded.file.where(unset[0])} (env {unset[0].env} is not set)"
-    gated = [g for g in loaded.gated if g.setting.section == section and g.setting.key == key]
-    if gated and where == "default" and loaded.file is not None:
-        return Row(section, key, gated[0].shown, f"{loaded.file.where(gated[0].setting)} (not trusted: {gated[0].command})")
-    return Row(section, key, _redact(key, value), where)
-
-
-#: Keys whose values are URLs (or TRIGGER=URL): a password in one is redacted.
 URLS = frozenset({"to", "forward-to", "route", "api-base"})
 
 
-def _redact(key: str, value: Any) -> Any:
+def redact(key: str, value: Any) -> Any:
     """A value as `config show` (and a trust refusal) may print it: secrets, credential headers and URL passwords hidden."""
     if isinstance(value, (tuple, list)):
-        return [_redact(key, item) for item in value]
+        return [redact(key, item) for item in value]
     if not isinstance(value, str) or not value:
         return value
     if key in SECRETS:
@@ -476,107 +369,6 @@ def _redact(key: str, value: Any) -> Any:
         trigger, sep, url = value.partition("=") if key == "route" else ("", "", value)
         return f"{trigger}{sep}{redact_url(url)}"
     return value
-
-
-def show(ctx: typer.Context, args: Sequence[str], json_out: bool) -> None:
-    """`comethook config show [COMMAND [FLAGS]]`: each setting, its value and its source."""
-    from comethook_cli.outputs import wire
-    from comethook_cli.outputs.terminal import Renderer, safe
-
-    found = rows(ctx, args)
-    loaded = active()
-    if json_out:
-        for row in found:
-            typer.echo(wire.encode(wire.Setting(row.section, row.key, row.value, row.source)))
-        return
-    file = loaded.file if loaded is not None else None
-    Renderer().note(f"Project file: {configfile.display_path(file.path)}" if file else "No project file (comethook.toml).")
-    width = max((len(f"[{r.section}] {r.key}") for r in found), default=0)
-    for row in found:
-        text = "-" if row.value is None else _text(row.value)
-        typer.echo(f"{f'[{row.section}] {row.key}':<{width}}  {safe(text):<24}  {row.source}")
-
-
-def _text(value: Any) -> str:
-    if value == "":
-        return '""'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ", ".join(_text(v) for v in value) or "-"
-    return str(value)
-
-
-# --- init ---------------------------------------------------------------------------------------------
-
-STARTER = """\
-# comethook.toml: the settings this project uses every day, so no run needs a long list of flags.
-#
-# Precedence: a flag beats an environment variable, which beats this file, which beats comethook's default.
-# Keys are the long flag names (`comethook listen --help` lists them); an unknown key is an error.
-# `comethook config show` prints every setting in effect and where it came from.
-# Relative paths (rules, basic-auth-file, ngrok-path, junit, body, output) are relative to this file.
-# ngrok-path, and a path outside this directory or a URL off this machine, work once you run `comethook trust`.
-#
-# Secrets do not belong here. Read them from the environment instead:
-#     basic-auth = { env = "COMETHOOK_WEBHOOK_AUTH" }
-# A literal password or authtoken in a file inside a git repository gets a warning.
-
-[listen]
-# port = 8765
-# forward-to = ["8000"]              # relay to your app on localhost:8000 (the first is primary, more get copies)
-# forward-timeout = 30.0
-# fallback = "error"                 # the answer when your app is down: error, pass or drop
-# respond = "pass"                   # the canned answer when nothing is forwarded: pass, drop, inject:JSON
-# drop-if = "(?i)spam"
-# max-body = 1048576
-# basic-auth = { env = "COMETHOOK_WEBHOOK_AUTH" }   # USER:PASS every delivery must carry
-
-# Answering rules, first match wins: the same entries as a --rules JSON file.
-# [[listen.rules]]
-# match = { trigger = "before_message", text = "(?i)buy now" }
-# action = "drop"
-
-[tunnel]
-# domain = "my-app.ngrok.app"        # a reserved domain keeps the Dashboard URL across restarts
-# region = "eu"
-# tunnel-timeout = 10.0              # the ngrok authtoken comes from NGROK_AUTHTOKEN or your ngrok config
-
-[history]
-# history-max-mb = 500.0
-# history-max-age = 30.0
-# limit = 20                         # how many `comethook history list` shows
-
-[send]
-# to = "http://localhost:8000/webhook"
-# app-id = "2379614bd4db65dd"
-# webhook-id = "comethook-dev"
-# region = "us"
-# sender = "cometchat-uid-1"
-# timeout = 10.0
-
-[check]
-# to = "http://localhost:8000/webhook"
-# triggers = "before_message,after_message,message_sent"
-# junit = "check-report.xml"
-# timeout = 5.0
-"""
-
-
-def init(directory: Path) -> Path:
-    """Write a commented starter comethook.toml in `directory`; never overwrite one."""
-    path = directory / configfile.FILE_NAME
-    try:
-        with path.open("x", encoding="utf-8") as file:
-            file.write(STARTER)
-    except FileExistsError:
-        raise ComethookError(
-            f"{configfile.display_path(path)} already exists: not overwritten.",
-            "Edit it, or move it aside and run `comethook init` again.",
-        ) from None
-    except OSError as error:
-        raise ComethookError(f"Cannot write {path}: {error.strerror}.", "Check the directory exists and is writable.") from None
-    return path
 
 
 # --- trust --------------------------------------------------------------------------------------------
