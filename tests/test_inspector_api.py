@@ -20,10 +20,10 @@ import pytest
 from comethook_cli.cli.inspect import start_for_session
 from comethook_cli.engine.config import AnswerConfig, ForwardConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.session import Session
-from comethook_cli.outputs.inspector.server import Inspector
+from comethook_cli.inspector.server import Inspector
 from tests.conftest import delivery, post_json
 
-STATIC = Path(__file__).resolve().parent.parent / "comethook_cli" / "outputs" / "inspector" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "comethook_cli" / "inspector" / "static"
 
 
 class Live:

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from comethook_cli.cli.inspect import exports, start_for_session
+from comethook_cli.cli.inspect import start_for_session
 from comethook_cli.engine.config import AnswerConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.hub import Hub
 from comethook_cli.engine.session import Session
-from comethook_cli.outputs.inspector.server import Inspector
+from comethook_cli.inspector.server import Inspector
 from tests.conftest import delivery, post_json
 
 pytestmark = pytest.mark.browser
@@ -326,7 +326,7 @@ def test_fifty_thousand_stored_exchanges_render_as_a_window_and_page_in_as_you_s
         base = to_row(template)
         db.executemany(INSERT, ((f"evt_{n:020d}", 1_700_000_000 + n, *base[2:]) for n in range(50_000)))
     server = Threaded()
-    inspector = Inspector(Hub(), History(path), exports())
+    inspector = Inspector(Hub(), History(path))
     server.run(inspector.start())
     try:
         page.goto(inspector.url)

@@ -169,3 +169,42 @@ async def test_replay_with_url_credentials_and_an_authorization_header_is_a_usag
     alone = await cli.run("replay", "--last", "--to", with_user)
     assert alone.exit_code == 0, alone.output
     assert received[0][0].headers["Authorization"] == "Basic " + base64.b64encode(b"cc:s3cret").decode()
+
+
+def test_one_rule_for_the_default_replay_target() -> None:
+    """engine.replay.target_of: the target given; else where it was forwarded; else the running listener at the
+    exchange's path and query; else none. `comethook replay`, the inspector and the exports all use it."""
+    import dataclasses
+
+    import pytest
+
+    from comethook_cli.cometchat.events import describe
+    from comethook_cli.engine import replay
+    from comethook_cli.errors import UsageError
+    from comethook_cli.models import Exchange
+    from comethook_cli.outputs.exports import target_of as export_target
+
+    payload = {"trigger": "after_message", "data": {}}
+    stored = Exchange(
+        id="evt_1", received_at=0.0, method="POST", path="/hook", query="src=cc", headers=(), body=json.dumps(payload).encode(),
+        info=describe(payload), response_status=200, response_body=b"{}", latency_ms=1.0, listener="http://127.0.0.1:9001",
+    )  # fmt: skip
+    forwarded = dataclasses.replace(stored, forwarded_to="http://app.test/webhook")
+    # 1. A target given wins, normalized (a bare port is localhost's).
+    assert replay.target_of(forwarded, "8123", "http://127.0.0.1:9000") == "http://localhost:8123"
+    assert replay.target_url(stored, ":8123/x") == "http://localhost:8123/x"
+    # 2. Else the app it was forwarded to, before any listener.
+    assert replay.target_of(forwarded, None, "http://127.0.0.1:9000") == "http://app.test/webhook"
+    assert replay.target_url(forwarded) == "http://app.test/webhook"
+    # 3. Else the running listener, at the exchange's own path and query.
+    assert replay.target_of(stored, None, "http://127.0.0.1:9000") == "http://127.0.0.1:9000/hook?src=cc"
+    assert replay.target_url(dataclasses.replace(stored, query=""), "", "http://127.0.0.1:9000") == "http://127.0.0.1:9000/hook"
+    # 4. Else there is none: None, and a UsageError with a hint from target_url.
+    assert replay.target_of(stored) is None
+    with pytest.raises(UsageError, match="was not forwarded anywhere") as raised:
+        replay.target_url(stored)
+    assert raised.value.hint == "Pass --to URL."
+    # The exports follow the same rule, with the listener that received the exchange.
+    assert export_target(stored) == "http://127.0.0.1:9001/hook?src=cc"
+    assert export_target(forwarded) == "http://app.test/webhook"
+    assert export_target(dataclasses.replace(stored, listener=None)) == "http://localhost:8765/hook?src=cc"

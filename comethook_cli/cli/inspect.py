@@ -21,8 +21,7 @@ from comethook_cli.models import DEFAULT_PORT, Exchange
 if TYPE_CHECKING:
     from comethook_cli.engine.history.writer import HistoryWriter
     from comethook_cli.engine.session import Session
-    from comethook_cli.outputs.inspector.api import Exports
-    from comethook_cli.outputs.inspector.server import Inspector
+    from comethook_cli.inspector.server import Inspector
 
 
 app = App()  # what the root group takes this command from
@@ -43,14 +42,6 @@ def inspect(
     run(inspector_port, open_browser)
 
 
-def exports() -> Exports:
-    """The export formats `history export` owns, for the page's "Copy as curl" and "Download HAR"."""
-    from comethook_cli.cli.history import curl_command, har_entry
-    from comethook_cli.outputs.inspector.api import Exports
-
-    return Exports(curl=curl_command, har_entry=har_entry)
-
-
 async def start(inspector: Inspector, requested: int | None, default: int, note: Callable[[str], None]) -> Inspector:
     """Start the inspector on the port asked for (taken: ListenerError), else on `default`, else on a free port."""
     inspector.port = requested if requested is not None else default
@@ -67,10 +58,10 @@ async def start(inspector: Inspector, requested: int | None, default: int, note:
 
 async def start_for_session(session: Session, requested: int | None, note: Callable[[str], None]) -> Inspector:
     """The inspector of a running `listen`: on the listener's port + 1 by default (with --port 0, a free one)."""
-    from comethook_cli.outputs.inspector.server import default_port, inspector_for
+    from comethook_cli.inspector.server import default_port, inspector_for
 
     assert session.listener is not None
-    inspector = inspector_for(session, exports(), 0)
+    inspector = inspector_for(session, 0)
     try:
         return await start(inspector, requested, default_port(None, session.config.listener.port), note)
     except BaseException:
@@ -120,11 +111,11 @@ def run(port: int | None, open_page: bool) -> None:
 async def _serve(port: int | None, open_page: bool, note: Callable[..., None], warn: Callable[[str], None]) -> None:
     from comethook_cli.engine.history.reader import History
     from comethook_cli.engine.hub import Hub
-    from comethook_cli.outputs.inspector.server import Inspector
+    from comethook_cli.inspector.server import Inspector
 
     history = await asyncio.to_thread(History)
     sink = _ReplaySink(warn)
-    inspector = Inspector(Hub(sink, warn), history, exports())
+    inspector = Inspector(Hub(sink, warn), history)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -20,7 +20,7 @@ from comethook_cli.errors import TunnelError
 if TYPE_CHECKING:
     from comethook_cli.engine.config import ListenConfig
     from comethook_cli.engine.session import Session
-    from comethook_cli.outputs.inspector.server import Inspector
+    from comethook_cli.inspector.server import Inspector
     from comethook_cli.outputs.stream import BackgroundStream
     from comethook_cli.outputs.views import View
 

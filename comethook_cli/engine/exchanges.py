@@ -1,16 +1,30 @@
-"""What a stored Exchange is made of besides the request itself: a fresh id, the headers with credentials redacted,
-and the event's description fit to show and store. The listener builds every exchange with these, and the inspector
-its replays to another server."""
+"""The one way to build an Exchange (make_exchange), and what it is made of besides the request and the answer: a
+fresh id, the headers with credentials redacted, the event's description fit to show and store, the verdict of a
+before_message answer. The listener builds every exchange it receives with it, and the inspector its replays to
+another server."""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import random
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from comethook_cli.models import SECRET_HEADERS, EventInfo, has_surrogates, redact_header, replace_surrogates
+from comethook_cli.cometchat.events import describe
+from comethook_cli.cometchat.verdict import judge
+from comethook_cli.models import (
+    SECRET_HEADERS,
+    Answer,
+    EventInfo,
+    Exchange,
+    Verdict,
+    has_surrogates,
+    redact_header,
+    replace_surrogates,
+)
 
 #: A generator of our own: code that seeds the global `random` (test tools do) must not make ids repeat.
 _ids = random.Random(int.from_bytes(os.urandom(16), "big"))
@@ -22,7 +36,7 @@ def new_id() -> str:
     return f"evt_{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(32):08x}"
 
 
-def redact_headers(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+def redact_headers(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """Headers with credentials replaced (the auth scheme is kept so you can tell what was sent)."""
     redacted = []
     for name, value in pairs:
@@ -42,3 +56,58 @@ def clean_info(info: EventInfo, body: bytes | None = None) -> EventInfo:
     changes: dict[str, Any] = {f.name: replace_surrogates(value) for f in dataclasses.fields(info)
                if isinstance(value := getattr(info, f.name), str) and has_surrogates(value)}  # fmt: skip
     return dataclasses.replace(info, **changes) if changes else info
+
+
+class _Judged(enum.Enum):
+    #: make_exchange's default: judge a before_message answer itself.
+    HERE = "here"
+
+
+JUDGE = _Judged.HERE
+
+
+def make_exchange(
+    method: str,
+    path: str,
+    query: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    payload: Any,
+    answer: Answer,
+    *,
+    received_at: float,
+    latency_ms: float,
+    info: EventInfo | None = None,
+    verdict: Verdict | _Judged | None = JUDGE,
+    listener: str | None = None,
+) -> Exchange:
+    """The exchange as the history stores it and the outputs show it: a new id, credentials redacted, the description
+    clean, a before_message answer judged (unless `verdict` is given: a delivery judged it already, or could not).
+
+    `payload` is the body as jsonbody.parse read it; `info` its description when the caller has it (the listener
+    does, before answering); `latency_ms` counts when the answer carries none of its own."""
+    if info is None:
+        info = clean_info(describe(payload), body)
+    if verdict is JUDGE:
+        verdict = judge(payload, answer.status, answer.body) if info.trigger == "before_message" else None
+    return Exchange(
+        id=new_id(),
+        received_at=received_at,
+        method=method,
+        path=path,
+        query=query,
+        headers=redact_headers(headers),
+        body=body,
+        info=info,
+        response_status=answer.status,
+        response_body=answer.body,
+        latency_ms=answer.latency_ms if answer.latency_ms is not None else latency_ms,
+        verdict=verdict,
+        response_headers=answer.headers,
+        forwarded_to=answer.forwarded_to,
+        forward_error=answer.error,
+        answered_by=answer.answered_by,
+        listener=listener,
+        payload=payload,
+        outcome=answer.outcome,
+    )

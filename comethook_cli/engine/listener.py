@@ -24,13 +24,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from comethook_cli import __version__, jsonbody
 from comethook_cli.cometchat.events import describe
-from comethook_cli.cometchat.verdict import judge
 from comethook_cli.engine import connections
 from comethook_cli.engine.bodies import DecodedTooLarge, UnsupportedEncoding, decode_body
 from comethook_cli.engine.budget import BudgetSpent, ByteBudget
 from comethook_cli.engine.config import ListenerConfig
 from comethook_cli.engine.connections import EVICTED, CappedServer, Slot, backlog, default_max_connections
-from comethook_cli.engine.exchanges import clean_info, new_id, redact_headers
+from comethook_cli.engine.exchanges import clean_info, make_exchange
 from comethook_cli.engine.serving import bind
 from comethook_cli.engine.warnings import RateLimitedWarnings
 from comethook_cli.models import Answer, Exchange, Incoming, Rejection, replace_surrogates
@@ -377,28 +376,10 @@ class Listener:
 
     def _recorded(self, incoming: Incoming, answer: Answer, received_at: float, latency: float) -> Exchange:
         """The exchange as the history stores it and the outputs show it (credentials redacted)."""
-        info, payload = incoming.info, incoming.payload
-        return Exchange(
-            id=new_id(),
-            received_at=received_at,
-            method=incoming.method,
-            path=incoming.path,
-            query=incoming.query,
-            headers=redact_headers(incoming.headers),
-            body=incoming.body,
-            info=info,
-            response_status=answer.status,
-            response_body=answer.body,
-            latency_ms=answer.latency_ms if answer.latency_ms is not None else latency,
-            verdict=judge(payload, answer.status, answer.body) if info.trigger == "before_message" else None,
-            response_headers=answer.headers,
-            forwarded_to=answer.forwarded_to,
-            forward_error=answer.error,
-            answered_by=answer.answered_by,
-            listener=self._local_url,
-            payload=payload,
-            outcome=answer.outcome,
-        )
+        return make_exchange(
+            incoming.method, incoming.path, incoming.query, incoming.headers, incoming.body, incoming.payload, answer,
+            received_at=received_at, latency_ms=latency, info=incoming.info, listener=self._local_url,
+        )  # fmt: skip
 
     def _not_stored(self, request: web.BaseRequest, reason: str) -> web.Response:
         """503 with Retry-After for a delivery the history could not store: one rate-limited warning counts them, and

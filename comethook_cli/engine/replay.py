@@ -109,11 +109,28 @@ def parse(body: bytes, what: str = "the body") -> JSON:
         ) from None
 
 
-def target_url(exchange: Exchange, target: str | None = None) -> str:
-    """Where a replay goes: `target`, else the app the exchange was forwarded to."""
+def target_of(exchange: Exchange, target: str | None = None, listener: str | None = None) -> str | None:
+    """The one rule for where a stored exchange goes again: `target` when given (normalized); else the app it was
+    forwarded to; else the listener (`listener`: its base URL) at the exchange's own path and query; else None.
+
+    The URL as the history holds it: target_url() makes a forwarded one sendable. `comethook replay` passes no
+    listener (none runs), the inspector the running one's, the exports the one that received the exchange."""
     if target and target != exchange.forwarded_to:
         return normalize_url(target)
     if exchange.forwarded_to:
+        return exchange.forwarded_to
+    if listener:
+        return listener + exchange.path + (f"?{exchange.query}" if exchange.query else "")
+    return None
+
+
+def target_url(exchange: Exchange, target: str | None = None, listener: str | None = None) -> str:
+    """Where a replay goes (target_of()), ready to send; a UsageError when there is no target, or when the app it was
+    forwarded to had a password the history did not keep."""
+    url = target_of(exchange, target, listener)
+    if url is None:
+        raise UsageError(f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass --to URL.")
+    if exchange.forwarded_to and url == exchange.forwarded_to:
         if ":***@" in exchange.forwarded_to:
             raise UsageError(
                 f"{exchange.id} was forwarded to {exchange.forwarded_to}, whose password was not stored.",
@@ -122,8 +139,7 @@ def target_url(exchange: Exchange, target: str | None = None) -> str:
         base, sep, query = exchange.forwarded_to.partition("?")
         if sep and exchange.query and query == redact_query(exchange.query) != exchange.query:
             return f"{base}?{exchange.query}"  # the app got the delivery's query, which the history kept (--keep-secrets)
-        return exchange.forwarded_to
-    raise UsageError(f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass --to URL.")
+    return url
 
 
 def plan(exchange: Exchange, target: str | None = None, edits: Edits = Edits()) -> ReplayPlan:

@@ -31,9 +31,9 @@ from aiohttp import web
 
 from comethook_cli.engine.localguard import LocalGuard
 from comethook_cli.engine.serving import bind
+from comethook_cli.inspector.api import Api, json_response
 from comethook_cli.models import Exchange
 from comethook_cli.outputs import wire
-from comethook_cli.outputs.inspector.api import Api, Exports, json_response
 
 if TYPE_CHECKING:
     from comethook_cli.engine.history.reader import History
@@ -127,7 +127,6 @@ class Inspector:
         self,
         hub: Hub,
         history: History | None,
-        exports: Exports,
         *,
         session: Session | None = None,
         port: int = 0,
@@ -142,7 +141,7 @@ class Inspector:
         self.queue_size = queue_size
         self.token = secrets.token_urlsafe(32)
         self.guard = LocalGuard(HOST, port, self.token, TOKEN_HEADER, changes_need_token=True)
-        self.api = Api(self, exports)
+        self.api = Api(self)
         self.max_streams = max_streams
         self._cap = _ConnectionCap(max_connections)
         self._runner: web.AppRunner | None = None
@@ -319,12 +318,12 @@ class Inspector:
             await response.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
-def inspector_for(session: Session, exports: Exports, port: int) -> Inspector:
+def inspector_for(session: Session, port: int) -> Inspector:
     """An inspector over a running listen session: its hub, a reader of its history (if it keeps one)."""
     from comethook_cli.engine.history.reader import History
 
     history = History(session.history.path) if session.history is not None else None
-    return Inspector(session.hub, history, exports, session=session, port=port)
+    return Inspector(session.hub, history, session=session, port=port)
 
 
 def default_port(requested: int | None, listener_port: int) -> int:

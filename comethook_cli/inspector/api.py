@@ -12,7 +12,6 @@ import base64
 import collections
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -22,8 +21,8 @@ from aiohttp import web
 from comethook_cli import __version__, jsonbody
 from comethook_cli.engine.session import WEBHOOK_PATH
 from comethook_cli.errors import ComethookError, UsageError
-from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, AnsweredBy, Delivery, Exchange, parse_body
-from comethook_cli.outputs import wire
+from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, Answer, AnsweredBy, Delivery, Exchange, parse_body
+from comethook_cli.outputs import exports, wire
 
 if TYPE_CHECKING:
     from comethook_cli.engine.history.reader import History
@@ -43,14 +42,6 @@ SEND_TIMEOUT = 10.0
 #: How long a replay or send to the listener itself waits for the listener to publish what it received.
 SELF_WAIT = 2.0
 OPTION_FIELDS = ("type", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region")
-
-
-@dataclass(frozen=True)
-class Exports:
-    """The export formats, handed over by the command layer (it owns them, with `history export`)."""
-
-    curl: Callable[[Exchange], str]
-    har_entry: Callable[[Exchange], dict[str, Any]]
 
 
 class Served(Protocol):
@@ -120,7 +111,7 @@ def filters(query: Any) -> dict[str, Any]:
     return {"trigger": triggers or None, "verdict": verdict, "status": int(status_text) if status_text else None, "q": q}
 
 
-def detail(exchange: Exchange, exports: Exports) -> dict[str, Any]:
+def detail(exchange: Exchange) -> dict[str, Any]:
     """One exchange in full: the `event` record with the raw body, plus what only the detail pane shows."""
     document = wire.Event(exchange, raw=True).to_json()
     verdict = exchange.verdict
@@ -131,36 +122,36 @@ def detail(exchange: Exchange, exports: Exports) -> dict[str, Any]:
         metadata=verdict.metadata if verdict else None,
         webhook_id=verdict.webhook_id if verdict else exchange.info.webhook,
         replay_of=next((value for name, value in exchange.headers if name.lower() == REPLAY_HEADER.lower()), None),
-        curl=exports.curl(exchange),
+        curl=exports.curl_command(exchange),
     )
     return document
 
 
 def replayed(original: Exchange, url: str, body: bytes, headers: dict[str, str], delivery: Delivery, at: float) -> Exchange:
     """A replay to another server as an exchange of the history: what was sent, where, and what came back."""
-    from comethook_cli.cometchat.events import describe
-    from comethook_cli.engine.exchanges import clean_info, new_id, redact_headers
+    from comethook_cli.engine.exchanges import make_exchange
 
     payload = jsonbody.parse(body)  # replay.plan() parsed these very bytes
     parts = urlsplit(url)
     answered = delivery.status is not None
-    response = delivery.response_body if answered else wire.dumps({"error": delivery.error}).encode()
-    return Exchange(
-        id=new_id(), received_at=at, method="POST", path=parts.path or "/", query=parts.query,
-        headers=redact_headers(list(headers.items())), body=body, info=clean_info(describe(payload)),
-        response_status=delivery.status if delivery.status is not None else 502, response_body=response,
-        latency_ms=delivery.latency_ms or 0.0, verdict=delivery.verdict, forwarded_to=url,
-        forward_error=delivery.error if delivery.failure else None, answered_by=f"replay of {original.id}", payload=payload,
-        outcome=AnsweredBy.REPLAY,
+    answer = Answer(
+        status=delivery.status if delivery.status is not None else 502,
+        body=delivery.response_body if answered else wire.dumps({"error": delivery.error}).encode(),
+        headers=(), answered_by=f"replay of {original.id}", forwarded_to=url,
+        error=delivery.error if delivery.failure else None, latency_ms=delivery.latency_ms or 0.0, outcome=AnsweredBy.REPLAY,
+    )  # fmt: skip
+    # The delivery judged the answer already (or knows why there is none to judge): its verdict, not a second one.
+    return make_exchange(
+        "POST", parts.path or "/", parts.query, headers.items(), body, payload, answer,
+        received_at=at, latency_ms=answer.latency_ms or 0.0, verdict=delivery.verdict,
     )  # fmt: skip
 
 
 class Api:
     """The handlers behind /api/*."""
 
-    def __init__(self, inspector: Served, exports: Exports) -> None:
+    def __init__(self, inspector: Served) -> None:
         self.inspector = inspector
-        self.exports = exports
         #: Exchanges of the listener itself already matched to a replay or a send (two identical ones get one each).
         self._claimed: collections.deque[str] = collections.deque(maxlen=256)
 
@@ -213,7 +204,7 @@ class Api:
             exchange = await self._history().aget(request.match_info["id"])
         except UsageError as error:
             raise ApiError(404, error.message, error.hint) from None
-        return json_response(detail(exchange, self.exports))
+        return json_response(detail(exchange))
 
     async def catalog(self, request: web.Request) -> web.Response:
         """GET /api/catalog: every canned payload (the send panel's triggers), as `payload` records."""
@@ -228,18 +219,15 @@ class Api:
         response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8",
                                                "Content-Disposition": 'attachment; filename="comethook.har"'})  # fmt: skip
         await response.prepare(request)
-        creator = wire.dumps({"name": "comethook", "version": __version__})
-        await response.write(f'{{"log":{{"version":"1.2","creator":{creator},"entries":['.encode())
+        har = exports.CompactHar()
+        await response.write(har.start().encode())
         before: int | None = None
-        first = True
         while True:
             page, before = await history.apage(before, EXPORT_PAGE, **chosen)
-            chunk = "".join(("" if first and n == 0 else ",") + wire.dumps(self.exports.har_entry(e)) for n, e in enumerate(page))
-            first = first and not page
-            await response.write(chunk.encode("utf-8"))
+            await response.write(har.entries(page).encode("utf-8"))
             if before is None:
                 break
-        await response.write(b"]}}\n")
+        await response.write(har.END.encode())
         await response.write_eof()
         return response
 
@@ -305,7 +293,6 @@ class Api:
         """POST /api/exchanges/{id}/replay {"to", "body"}: deliver it again (changed); answers the new exchange."""
         from comethook_cli.cometchat.payloads import encode
         from comethook_cli.engine import replay
-        from comethook_cli.engine.urls import normalize_url
 
         history = self._history()
         try:
@@ -317,13 +304,10 @@ class Api:
         if to is not None and not isinstance(to, str):
             raise ApiError(400, '"to" must be a URL or null.')
         edits = replay.Edits(body=encode(body)) if "body" in document and body is not None else replay.Edits()
-        if to:
-            url = normalize_url(to)
-        elif original.forwarded_to:
-            url = original.forwarded_to
-        elif self.inspector.session is not None and self.inspector.session.listener is not None:
-            url = self.inspector.session.local_url + original.path + (f"?{original.query}" if original.query else "")
-        else:
+        session = self.inspector.session
+        listener = session.local_url if session is not None and session.listener is not None else None
+        url = replay.target_of(original, to, listener)
+        if url is None:
             raise ApiError(
                 400, f"{original.id} was not forwarded anywhere, so there is no default target.", "Type a URL to replay to."
             )
