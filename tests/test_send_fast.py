@@ -460,3 +460,11 @@ async def test_framing_that_never_ends_is_cut_off_without_reading_it_all(head: b
     assert delivery.failure == failure, delivery
     assert delivery.error
     assert streamed and streamed[0] < 20 * 1024 * 1024  # the connection was dropped, not read to the end
+
+
+async def test_a_second_answer_to_one_request_is_dropped_with_its_connection(raw: Any) -> None:
+    # Bytes nobody asked for, right behind a whole answer in the same read: the answer counts, the connection does not.
+    server = await raw(OK + OK)
+    deliveries = await deliver_run(server.url, True, count=3)
+    assert [(d.ok, d.response) for d in deliveries] == [(True, {})] * 3
+    assert server.connections == 3

@@ -272,8 +272,9 @@ class Connection(asyncio.Protocol):
             self._final = True
         except httptools.HttpParserCallbackError as error:
             cause = error.__context__
-            self._fail(cause if isinstance(cause, (Failure, TooLarge)) else NotHttp(str(cause or error)))
-            return
+            if not isinstance(cause, _Stop):  # a second answer stopped the parser: the first one stands
+                self._fail(cause if isinstance(cause, (Failure, TooLarge)) else NotHttp(str(cause or error)))
+                return
         except httptools.HttpParserError as error:
             self._fail(NotHttp(f"{error}: {self._first!r}" if self._in_head else str(error)))
             return

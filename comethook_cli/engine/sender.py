@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from comethook_cli import __version__
 from comethook_cli.cometchat.verdict import judge
-from comethook_cli.engine import lean_client
 from comethook_cli.engine.budget import BudgetSpent, ByteBudget
 from comethook_cli.engine.runs import RetryReport, compare_attempts
 from comethook_cli.engine.urls import redact_url, url_authorization
@@ -26,6 +25,8 @@ from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, Ve
 if TYPE_CHECKING:
     # aiohttp is imported where it is used: it takes about 0.2 s, which a `send` over plain http never pays.
     import aiohttp
+
+    from comethook_cli.engine import lean_client
 
 #: What a delivery's error says when the server's TLS certificate could not be verified (the hint keys on it).
 CERTIFICATE_PROBLEM = "TLS certificate not trusted"
@@ -266,6 +267,8 @@ async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None], lean: boo
 
     Over plain http the lean client (`lean_client`) sends them, the same requests with a fraction of aiohttp's cost;
     aiohttp sends what it does not speak (https, user info, odd targets or headers), or all of them with `lean=False`."""
+    from comethook_cli.engine import lean_client  # here: the forwarder, `check` and replays never need httptools
+
     results: list[Delivery] = []
     queue = iter(range(plan.count))
     started = time.perf_counter()
@@ -301,6 +304,8 @@ async def _lean_worker(
 ) -> None:
     """Deliver bodies from the shared `queue` one after the other on one keep-alive connection (a new one whenever
     the last cannot be used again), each bounded by the plan's timeout and answer limit like `deliver`."""
+    from comethook_cli.engine import lean_client
+
     shown = redact_url(plan.url)
     loop = asyncio.get_running_loop()
     connection: lean_client.Connection | None = None
