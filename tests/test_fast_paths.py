@@ -1,7 +1,7 @@
 """Issue 17: the listener's per-delivery shortcuts give exactly what the long way gave.
 
 Each shortcut is checked against the code it stands in for: the event line written without rich's print
-pipeline against `Console.print`, and the header names a real listener stores against orjson."""
+pipeline (on a console without colours) against `Console.print`, and the header names a real listener stores against orjson."""
 
 from __future__ import annotations
 
@@ -55,8 +55,8 @@ def exchanges() -> list[Any]:
 @pytest.mark.parametrize("settings", CONSOLES, ids=lambda s: "-".join(str(v) for v in s.values()))
 @pytest.mark.parametrize("width", [60, 80, 200, None])
 def test_the_event_line_is_written_as_console_print_would(settings: dict[str, Any], width: int | None) -> None:
-    """The listener writes its event lines as spans (or a Text when one had to be cut) without Console.print:
-    the bytes are the same as printing the Text that event_lines() gives."""
+    """The listener writes its event lines as spans (or a Text when one had to be cut), on a console without colours
+    without Console.print: the bytes are the same as printing the Text that event_lines() gives, on every console."""
     for e in exchanges():
         lines, fast = event_lines(e, width), event_spans(e, width)
         assert len(lines) == len(fast)
@@ -68,7 +68,7 @@ def test_the_event_line_is_written_as_console_print_would(settings: dict[str, An
                 renderer = Renderer(stream=got)
                 renderer.out = Console(file=got, width=width or 400, highlight=False, soft_wrap=width is None, **settings)
                 renderer.print_line(given)
-                renderer.print_line(given)  # again, from the style cache
+                renderer.print_line(given)
                 assert got.getvalue() == expected.getvalue() * 2
                 assert got.getvalue().count("\n") == 2
 

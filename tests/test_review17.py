@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from comethook_cli.cometchat.payloads import BuildOptions, IdSource, build, catalog, encode
-from comethook_cli.engine import http1, sender
+from comethook_cli.engine import lean_client, sender
 from comethook_cli.models import Delivery
 
 NOW = 1_750_000_000.0
@@ -57,7 +57,7 @@ async def deliver_run(url: str, lean: bool, count: int = 1, **plan: Any) -> list
     return deliveries
 
 
-# --- engine/http1: a hostile server ----------------------------------------------------------------------------------
+# --- engine/lean_client: a hostile server ----------------------------------------------------------------------------------
 
 
 async def test_a_content_length_too_long_for_int_is_a_protocol_failure_without_a_traceback(serve: Any) -> None:
@@ -71,7 +71,7 @@ async def test_a_content_length_too_long_for_int_is_a_protocol_failure_without_a
     url = await serve(answer)
     lean, plain = [(await deliver_run(url, flag, timeout=5))[0] for flag in (True, False)]
     assert lean.failure == plain.failure == "protocol"
-    assert lean.error is not None and lean.error.startswith("the answer was not valid HTTP (invalid Content-Length")
+    assert lean.error is not None and lean.error.startswith("the answer was not valid HTTP (Content-Length overflow")
     done = await comethook("send", "message_sent", "--to", url, "--count", "2", "--timeout", "5")
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr and "ValueError" not in done.stderr, done.stderr
@@ -87,12 +87,12 @@ async def test_a_server_that_speaks_before_it_is_asked_is_read_as_aiohttp_reads_
         await asyncio.sleep(5)
 
     url = await serve(banner)
-    head = http1.request_head(url, sender.session_headers({}))
+    head = lean_client.request_head(url, sender.session_headers({}))
     assert head is not None
     loop = asyncio.get_running_loop()
-    connection = await http1.connect(head.host, head.port, 1000)
+    connection = await lean_client.connect(head.host, head.port, 1000)
     await asyncio.sleep(0.3)  # the banner is in
-    with pytest.raises(http1.NotHttp, match=r"SSH-2\.0"):
+    with pytest.raises(lean_client.NotHttp, match=r"SSH-2\.0"):
         await connection.exchange(head.request(b"{}"), loop.time() + 5)
     (plain,) = await deliver_run(url, False, timeout=5)
     assert plain.failure == "protocol" and plain.error is not None and "SSH-2.0" in plain.error
@@ -103,15 +103,15 @@ async def test_a_server_that_hangs_up_before_it_is_asked_fails_that_delivery_onl
         writer.close()
 
     url = await serve(hang_up)
-    head = http1.request_head(url, sender.session_headers({}))
+    head = lean_client.request_head(url, sender.session_headers({}))
     assert head is not None
     loop = asyncio.get_running_loop()
-    connection = await http1.connect(head.host, head.port, 1000)
+    connection = await lean_client.connect(head.host, head.port, 1000)
     await asyncio.sleep(0.3)  # the close is in
-    with pytest.raises(http1.Hangup):
+    with pytest.raises(lean_client.Hangup):
         await connection.exchange(head.request(b"{}"), loop.time() + 5)
     (plain,) = await deliver_run(url, False, timeout=5)
-    assert plain.failure == "protocol" and plain.error == str(http1.Hangup())
+    assert plain.failure == "protocol" and plain.error == str(lean_client.Hangup())
 
 
 async def test_a_server_whose_whole_answer_came_before_the_request_is_answered(serve: Any) -> None:
@@ -122,9 +122,9 @@ async def test_a_server_whose_whole_answer_came_before_the_request_is_answered(s
         await asyncio.sleep(5)
 
     url = await serve(eager)
-    head = http1.request_head(url, sender.session_headers({}))
+    head = lean_client.request_head(url, sender.session_headers({}))
     assert head is not None
-    connection = await http1.connect(head.host, head.port, 1000)
+    connection = await lean_client.connect(head.host, head.port, 1000)
     await asyncio.sleep(0.3)
     assert await connection.exchange(head.request(b"{}"), asyncio.get_running_loop().time() + 5) == (200, b"{}")
     connection.close()

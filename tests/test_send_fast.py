@@ -1,5 +1,5 @@
 """The lean `send --count` path (issue 17): fresh bodies spliced into a pre-encoded template, and the lean HTTP/1.1
-client (engine/http1) that sends runs over plain http instead of aiohttp, with the same requests, bounds and results."""
+client (engine/lean_client, httptools' parser) that sends runs over plain http instead of aiohttp, with the same requests, bounds and results."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from aiohttp import web
 from comethook_cli import speedups
 from comethook_cli.cometchat import payloads
 from comethook_cli.cometchat.payloads import Bodies, BuildOptions, IdSource, Template, build, catalog, encode
-from comethook_cli.engine import http1, sender
+from comethook_cli.engine import lean_client, sender
 from comethook_cli.models import Delivery
 from tests.conftest import ndjson
 
@@ -250,7 +250,7 @@ async def deliver_run(
 )
 async def test_the_lean_client_writes_the_very_request_aiohttp_writes(raw: Any, headers: dict[str, str]) -> None:
     server = await raw(OK)
-    assert http1.request_head(server.url, sender.session_headers(headers)) is not None  # the lean client sends these
+    assert lean_client.request_head(server.url, sender.session_headers(headers)) is not None  # the lean client sends these
     lean = await deliver_run(server.url, True, headers=headers)
     plain = await deliver_run(server.url, False, headers=headers)
     assert lean[0].ok and plain[0].ok
@@ -268,7 +268,7 @@ URLS = [
 
 @pytest.mark.parametrize("url", URLS)
 def test_the_lean_client_targets_a_url_as_aiohttp_does_or_leaves_it_to_aiohttp(url: str) -> None:
-    head = http1.request_head(url, [("User-Agent", "x")])
+    head = lean_client.request_head(url, [("User-Agent", "x")])
     if head is None:
         return  # aiohttp sends it
     request_line, host_line, *_ = head.prefix.decode().split("\r\n")
@@ -279,9 +279,9 @@ def test_the_lean_client_targets_a_url_as_aiohttp_does_or_leaves_it_to_aiohttp(u
 
 @pytest.mark.parametrize("name", ["Host", "Content-Length", "Transfer-Encoding", "Connection", "Expect", "Accept-Encoding"])
 def test_headers_that_change_the_framing_leave_the_request_to_aiohttp(name: str) -> None:
-    assert http1.request_head("http://h/x", [("User-Agent", "x"), (name, "1")]) is None
-    assert http1.request_head("http://h/x", [("User-Agent", "x"), ("X-Bad", "a\r\nInjected: 1")]) is None
-    assert http1.request_head("http://h/x", [("User-Agent", "x"), ("x-a", "1"), ("X-A", "2")]) is None
+    assert lean_client.request_head("http://h/x", [("User-Agent", "x"), (name, "1")]) is None
+    assert lean_client.request_head("http://h/x", [("User-Agent", "x"), ("X-Bad", "a\r\nInjected: 1")]) is None
+    assert lean_client.request_head("http://h/x", [("User-Agent", "x"), ("x-a", "1"), ("X-A", "2")]) is None
 
 
 async def test_a_run_keeps_at_most_concurrency_connections_open(raw: Any) -> None:
@@ -417,3 +417,54 @@ async def test_max_answer_bounds_what_the_lean_client_reads_from_an_endless_answ
         server.close()
     assert delivery.failure == "too_large" and delivery.error == "answer larger than 100,000 bytes (--max-answer)"
     assert streamed and streamed[0] < 20 * 1024 * 1024  # the connection was dropped, not read to the end
+
+
+@pytest.mark.parametrize(
+    ("head", "piece", "failure"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Endless: ", b"a" * 65536, "protocol"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: ", b"a" * 65536, "too_large"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;ext=", b"a" * 65536, "too_large"),
+    ],
+    ids=["endless header", "endless trailer", "endless chunk extension"],
+)
+async def test_framing_that_never_ends_is_cut_off_without_reading_it_all(head: bytes, piece: bytes, failure: str) -> None:
+    # llhttp keeps a header (or trailer) value until its line ends and sets no limit on a head's size: the lean client
+    # bounds the head as aiohttp does, and what an answer may take on the wire, so a server cannot feed it for ever.
+    streamed: list[int] = []
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sent = 0
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head)
+        try:
+            while sent < 50 * 1024 * 1024:
+                writer.write(piece)
+                await writer.drain()
+                sent += len(piece)
+        except ConnectionError:
+            pass
+        streamed.append(sent)
+        writer.close()
+
+    server = await asyncio.start_server(endless, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        (delivery,) = await deliver_run(url, True, timeout=20, max_answer=1000)
+        for _ in range(100):
+            if streamed:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        server.close()
+    assert delivery.failure == failure, delivery
+    assert delivery.error
+    assert streamed and streamed[0] < 20 * 1024 * 1024  # the connection was dropped, not read to the end
+
+
+async def test_a_second_answer_to_one_request_is_dropped_with_its_connection(raw: Any) -> None:
+    # Bytes nobody asked for, right behind a whole answer in the same read: the answer counts, the connection does not.
+    server = await raw(OK + OK)
+    deliveries = await deliver_run(server.url, True, count=3)
+    assert [(d.ok, d.response) for d in deliveries] == [(True, {})] * 3
+    assert server.connections == 3

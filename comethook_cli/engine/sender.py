@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from comethook_cli import __version__
 from comethook_cli.cometchat.verdict import judge
-from comethook_cli.engine import http1
 from comethook_cli.engine.budget import BudgetSpent, ByteBudget
 from comethook_cli.engine.runs import RetryReport, compare_attempts
 from comethook_cli.engine.urls import redact_url, url_authorization
@@ -26,6 +25,8 @@ from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, Ve
 if TYPE_CHECKING:
     # aiohttp is imported where it is used: it takes about 0.2 s, which a `send` over plain http never pays.
     import aiohttp
+
+    from comethook_cli.engine import lean_client
 
 #: What a delivery's error says when the server's TLS certificate could not be verified (the hint keys on it).
 CERTIFICATE_PROBLEM = "TLS certificate not trusted"
@@ -264,12 +265,14 @@ def _unreachable(host: str, port: int | None, os_error: OSError) -> str:
 async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None], lean: bool = True) -> tuple[list[Delivery], float]:
     """Deliver `plan.count` fresh bodies, at most `plan.concurrency` at once; returns (deliveries, elapsed seconds).
 
-    Over plain http the lean client (`http1`) sends them, the same requests with a fraction of aiohttp's cost;
+    Over plain http the lean client (`lean_client`) sends them, the same requests with a fraction of aiohttp's cost;
     aiohttp sends what it does not speak (https, user info, odd targets or headers), or all of them with `lean=False`."""
+    from comethook_cli.engine import lean_client  # here: the forwarder, `check` and replays never need httptools
+
     results: list[Delivery] = []
     queue = iter(range(plan.count))
     started = time.perf_counter()
-    head = http1.request_head(plan.url, session_headers(plan.headers)) if lean else None
+    head = lean_client.request_head(plan.url, session_headers(plan.headers)) if lean else None
     if head is not None:
         await asyncio.gather(
             *(_lean_worker(plan, head, queue, results, on_delivery) for _ in range(min(plan.concurrency, plan.count)))
@@ -294,16 +297,18 @@ async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None], lean: boo
 
 async def _lean_worker(
     plan: SendPlan,
-    head: http1.RequestHead,
+    head: lean_client.RequestHead,
     queue: Iterator[int],
     results: list[Delivery],
     on_delivery: Callable[[Delivery], None],
 ) -> None:
     """Deliver bodies from the shared `queue` one after the other on one keep-alive connection (a new one whenever
     the last cannot be used again), each bounded by the plan's timeout and answer limit like `deliver`."""
+    from comethook_cli.engine import lean_client
+
     shown = redact_url(plan.url)
     loop = asyncio.get_running_loop()
-    connection: http1.Connection | None = None
+    connection: lean_client.Connection | None = None
     try:
         for _ in queue:
             outgoing = plan.make_body()
@@ -312,14 +317,14 @@ async def _lean_worker(
             try:
                 if connection is None or not connection.usable:
                     async with asyncio.timeout_at(deadline):
-                        connection = await http1.connect(head.host, head.port, plan.max_answer)
+                        connection = await lean_client.connect(head.host, head.port, plan.max_answer)
                 status, raw = await connection.exchange(head.request(outgoing.body), deadline)
             except TimeoutError:
                 delivery = _timed_out(outgoing, shown, plan.timeout, 1)
-            except http1.TooLarge as too_large:
+            except lean_client.TooLarge as too_large:
                 reason = str(AnswerTooLarge(too_large.limit, too_large.declared))
                 delivery = _too_large(outgoing, shown, too_large.status, reason, started, 1)
-            except http1.Failure as failure:
+            except lean_client.Failure as failure:
                 delivery = _failed(outgoing, shown, "protocol", str(failure), 1)
             except OSError as error:  # the connection could not be made
                 delivery = _failed(outgoing, shown, "unreachable", _unreachable(head.host, head.port, error), 1)

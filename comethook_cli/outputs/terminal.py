@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.cells import cell_len
-from rich.console import COLOR_SYSTEMS, Console
+from rich.console import Console
 from rich.highlighter import JSONHighlighter
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -85,7 +84,6 @@ class Renderer:
         self.quiet = quiet
         #: An answer slower than this gets a warning (CometChat's budget; a test passes a shorter one).
         self.budget_ms = budget_ms
-        self._style_cache: dict[tuple[Style | str, Any, bool], tuple[str, str]] = {}
 
     # --- messages -----------------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> None:
@@ -365,45 +363,15 @@ class Renderer:
             self.details(exchange)
 
     def print_line(self, line: Text | list[Span]) -> None:
-        """`self.out.print(line)` for a line already fitted to the width: the same text, styled by rich's own
-        Style.render, without rich's print pipeline (measuring, wrapping, buffering), which cost the listener more
-        than everything else it does for a delivery. A recording console takes the ordinary way."""
+        """`self.out.print(line)` for a line already fitted to the width. On a console without colours (a log, a pipe)
+        that is the line's text and a newline, written as it is: rich's print pipeline (measuring, wrapping, buffering)
+        would write the same bytes and cost the listener more than everything else it does for a delivery (bench/NOTES.md).
+        Colours, and a recording console, take the ordinary way."""
         console = self.out
-        if console.record:
-            console.print(line if isinstance(line, Text) else Text.assemble(*line))
-            return
-        system = COLOR_SYSTEMS.get(console.color_system or "")
-        if system is None:
+        if console.color_system is None and not console.record:
             console.file.write((line.plain if isinstance(line, Text) else "".join(text for text, _ in line)) + "\n")
             return
-        if isinstance(line, Text):
-            runs: Iterable[tuple[str, Style | str | None]] = ((text, style) for text, style, _ in line.render(console))
-        else:
-            runs = line
-        no_color = console.no_color
-        out = []
-        for text, style in runs:
-            if not text:
-                continue
-            if style:
-                before, after = self._codes(style, system, no_color)
-                out.append(f"{before}{text}{after}" if before else text)
-            else:
-                out.append(text)
-        out.append("\n")
-        console.file.write("".join(out))
-
-    def _codes(self, style: Style | str, system: Any, no_color: bool) -> tuple[str, str]:
-        """What Style.render puts before and after a text, for one style and colour system (cached)."""
-        key = (style, system, no_color)
-        codes = self._style_cache.get(key)
-        if codes is None:
-            parsed = self.out.get_style(style) if isinstance(style, str) else style
-            before, _, after = (
-                (parsed.without_color if no_color else parsed).render("\x00", color_system=system).partition("\x00")
-            )
-            codes = self._style_cache[key] = (before, after)
-        return codes
+        console.print(line if isinstance(line, Text) else Text.assemble(*line))
 
     def skipped(self, exchange: Exchange) -> None:
         """A delivery `listen --events` leaves out: answered, not stored, one dim line."""

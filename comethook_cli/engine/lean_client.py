@@ -1,13 +1,13 @@
-"""The lean HTTP/1.1 client under `sender.run`: one POST at a time on a keep-alive connection, for plain http.
+"""The lean client under `sender.run`: one POST at a time on a keep-alive connection, for plain http.
 
-aiohttp's client costs about 0.2 s to import and about 100 µs of CPU a request, most of what a `send --count
-5000` spent. A webhook POST needs little of it, so this module writes the very request aiohttp would (the same
-headers in the same order, see `request_head`) and reads the answer with the same bounds: a status line and
-headers within aiohttp's limits (8,190 bytes a line, 128 headers), a body framed by Content-Length, chunked
-encoding or the connection's close, gzip and deflate decoded, at most `limit` bytes of it (TooLarge past that,
-the connection dropped unread; a Content-Length over the limit is refused before reading). Whatever it does not
-speak as aiohttp would (https, user info in the URL, a target aiohttp would rewrite, headers that change the
-framing) gets None from `request_head`, and those deliveries go through aiohttp.
+aiohttp's client costs about 0.2 s to import and about 100 µs of CPU a request; a `send --count 5000 -c 32`
+through it reaches about 0.4 of hey's rate, against a floor of 0.6 (bench/NOTES.md). A webhook POST needs little
+of it, so this module writes the very request aiohttp would (the same headers in the same order, see `request_head`) and
+reads the answer with httptools, the llhttp parser uvicorn uses, under aiohttp's bounds: a status line and
+headers within aiohttp's limits (8,190 bytes a line, 128 headers), gzip and deflate decoded, at most `limit`
+bytes of body (TooLarge past that, the connection dropped unread; a Content-Length over the limit is refused
+before reading). Whatever it does not write as aiohttp would (https, user info in the URL, a target aiohttp
+would rewrite, headers that change the framing) gets None from `request_head`, and aiohttp sends it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
+
+import httptools
 
 #: aiohttp's client limits: the longest status or header line, and the most headers, an answer may have.
 MAX_LINE = 8190
@@ -37,15 +39,11 @@ _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
 _HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|[0-9a-f.]*:[0-9a-f:.]*")
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_STATUS = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
-#: Where a head ends when its lines may end in a bare LF.
-_LAX_END = re.compile(rb"\r?\n\r?\n")
-
-#: The most a server may say before it is asked (more than a head may hold is not HTTP anyway).
-_EARLY = MAX_LINE * (MAX_HEADERS + 1)
-# Where the parser is in an answer.
-_IDLE, _HEAD, _LENGTH, _UNTIL_CLOSE, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER = range(8)
+#: The most a head (status line and headers) may hold, and the most a server may say before it is asked.
+_HEAD_BOUND = MAX_LINE * (MAX_HEADERS + 1)
+#: The most bytes an answer may take on the wire for each byte of body it may carry: framing (chunk sizes, trailers)
+#: has no bound of its own in llhttp, and a server that drips one-byte chunks should not be read for ever.
+_WIRE_PER_BODY_BYTE = 8
 
 
 class Failure(Exception):
@@ -177,19 +175,33 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._buffer = bytearray()
-        self._state = _IDLE
+        self._parser = httptools.HttpResponseParser(self)
+        # aiohttp reads a head whose lines end in a bare LF (toy servers write them): so does this client.
+        self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+        #: What the server said before it was asked (a banner, or a whole answer): read as the first answer, as aiohttp does.
+        self._early = bytearray()
+        #: No request has gone out yet.
+        self._fresh = True
+        self._reset()
+
+    def _reset(self) -> None:
+        """Ready to read a new answer (an interim 1xx one is followed by the real one)."""
         self._received = False
+        self._in_head = True
+        self._head_bytes = 0
+        self._wire = 0
+        self._headers = 0
+        self._declared: int | None = None
+        self._chunked = False
+        self._encoding = b""
+        self._interim = False
+        self._final = False
+        self._extra = False
         self._status = 0
         self._keep_alive = True
-        self._remaining = 0
         self._body = bytearray()
         self._decoder: zlib._Decompress | None = None
-        self._encoding = b""
-        self._trailers = 0
-        self._scanned = 0
-        #: No request has gone out yet: what the server says now (a banner) is kept for the first answer.
-        self._fresh = True
+        self._first = b""
 
     # --- asyncio's callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -200,17 +212,12 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Parse what came; bytes nobody asked for (between answers) end the connection's use."""
         if self._waiter is None or self._waiter.done():
-            if self._fresh and len(self._buffer) + len(data) <= _EARLY:
-                self._buffer += data  # a server that speaks first (an SSH banner): read as the answer, as aiohttp reads it
+            if self._fresh and len(self._early) + len(data) <= _HEAD_BOUND:
+                self._early += data
             else:
                 self.close()
             return
-        self._received = True
-        self._buffer += data
-        try:
-            self._parse()
-        except (Failure, TooLarge) as failure:
-            self._fail(failure)
+        self._feed(data)
 
     def eof_received(self) -> bool:
         """The server is done sending: an answer framed by the close is complete; any other one was cut short."""
@@ -231,16 +238,14 @@ class Connection(asyncio.Protocol):
         self._waiter = waiter
         # One timer a request (cheaper than asyncio.timeout's context, which a run of thousands notices).
         self._timer = loop.call_at(deadline, self._expire)
-        self._state, self._received, self._body = _HEAD, bool(self._buffer), bytearray()
-        self._decoder, self._trailers, self._scanned, self._fresh = None, 0, 0, False
+        self._reset()
+        self._fresh = False
         if self._transport is not None and self.usable:
             self._transport.write(request)
-        if self._buffer:  # what the server said before it was asked (only a fresh connection keeps any)
-            try:
-                self._parse()
-            except (Failure, TooLarge) as failure:
-                self._fail(failure)
-        if not self.usable:  # the server spoke and hung up, or hung up, between the connect and now
+        if self._early:  # what the server said before it was asked (only a fresh connection keeps any)
+            early, self._early = bytes(self._early), bytearray()
+            self._feed(early)
+        if not self.usable and not waiter.done():  # the server spoke and hung up, or hung up, between the connect and now
             self._closed()
         return waiter
 
@@ -252,165 +257,95 @@ class Connection(asyncio.Protocol):
             self._transport.abort()
             self._transport = None
 
-    # --- the parser ------------------------------------------------------------------------------
-    def _parse(self) -> None:
-        buffer = self._buffer
-        while True:
-            state = self._state
-            if state == _HEAD:
-                if buffer and buffer[0] in b"\r\n":
-                    # Empty lines before the status line (a stray CRLF after the last answer's body): skipped, as aiohttp does.
-                    del buffer[: len(buffer) - len(buffer.lstrip(b"\r\n"))]
-                    if not buffer:
-                        return
-                end = buffer.find(b"\r\n\r\n", self._scanned)
-                skip = end + 4
-                lax = end < 0 or buffer.count(b"\n", 0, end) != buffer.count(b"\r\n", 0, end)
-                if lax:  # lines that end in a bare LF, which aiohttp reads too (a slower search: only for a head not in yet)
-                    found = _LAX_END.search(buffer, self._scanned)
-                    end, skip = (found.start(), found.end()) if found else (-1, 0)
-                if end < 0:
-                    if len(buffer) >= 7 and not buffer.startswith(b"HTTP/1."):
-                        raise NotHttp(f"invalid status line {bytes(buffer[:32])!r}")
-                    if len(buffer) > MAX_LINE * (MAX_HEADERS + 1) or len(buffer) - buffer.rfind(b"\n") > MAX_LINE + 1:
-                        raise NotHttp("a header line or the header section is too long")
-                    self._scanned = max(
-                        len(buffer) - 3, 0
-                    )  # a head dripped a byte at a time is searched once, not again and again
-                    return
-                head = bytes(buffer[:end])
-                del buffer[:skip]
-                self._scanned = 0
-                if lax:
-                    head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-                self._head(head)
-            elif state == _LENGTH:
-                if not self._take(buffer):
-                    return
+    # --- reading the answer (httptools calls the on_ methods from feed_data) -----------------------
+    def _feed(self, data: bytes) -> None:
+        if not self._received:
+            self._first = data[:32]
+        self._received = True
+        self._wire += len(data)
+        if self._in_head:
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._keep_alive = False  # a 101: the answer is its head, and the connection is no longer HTTP
+            self._final = True
+        except httptools.HttpParserCallbackError as error:
+            cause = error.__context__
+            if not isinstance(cause, _Stop):  # a second answer stopped the parser: the first one stands
+                self._fail(cause if isinstance(cause, (Failure, TooLarge)) else NotHttp(str(cause or error)))
+                return
+        except httptools.HttpParserError as error:
+            self._fail(NotHttp(f"{error}: {self._first!r}" if self._in_head else str(error)))
+            return
+        if self._final:
+            try:
                 self._finish()
-                return
-            elif state == _UNTIL_CLOSE:
-                if buffer:
-                    self._append(bytes(buffer))
-                    buffer.clear()
-                return
-            elif state == _CHUNK_SIZE:
-                line = self._line()
-                if line is None:
-                    return
-                size = line.split(b";", 1)[0].strip()
-                if not _HEX.fullmatch(size):
-                    raise NotHttp(f"invalid chunk size {line[:32]!r}")
-                self._remaining = int(size, 16)
-                self._state = _CHUNK_DATA if self._remaining else _TRAILER
-            elif state == _CHUNK_DATA:
-                if not self._take(buffer):
-                    return
-                self._state = _CHUNK_END
-            elif state == _CHUNK_END:
-                if len(buffer) < 2:
-                    return
-                if buffer[:2] != b"\r\n":
-                    raise NotHttp("a chunk longer than its size")
-                del buffer[:2]
-                self._state = _CHUNK_SIZE
-            elif state == _TRAILER:
-                line = self._line()
-                if line is None:
-                    return
-                if not line:
-                    self._finish()
-                    return
-                self._trailers += 1
-                if self._trailers > MAX_HEADERS:
-                    raise NotHttp("too many trailers")
-            else:
-                return
+            except Failure as failure:
+                self._fail(failure)
+        elif self._in_head and self._head_bytes > _HEAD_BOUND:
+            self._fail(NotHttp("a header line or the header section is too long"))
+        elif self._wire > self.limit * _WIRE_PER_BODY_BYTE + 2 * _HEAD_BOUND:
+            self._fail(TooLarge(self._status, self.limit))
 
-    def _take(self, buffer: bytearray) -> bool:
-        """Move what the body (or chunk) still lacks from the buffer into the body; whether it is complete now."""
-        take = min(self._remaining, len(buffer))
-        if take:
-            self._append(bytes(buffer[:take]))
-            del buffer[:take]
-            self._remaining -= take
-        return not self._remaining
+    def on_message_begin(self) -> None:
+        """A new answer starts: a second one to a single request ends the connection's use once the first is read."""
+        if self._final:
+            self._extra = True
+            raise _Stop
 
-    def _line(self) -> bytes | None:
-        buffer = self._buffer
-        end = buffer.find(b"\r\n")
-        if end < 0:
-            if len(buffer) > MAX_LINE:
-                raise NotHttp("a chunk line is too long")
-            return None
-        line = bytes(buffer[:end])
-        del buffer[: end + 2]
-        return line
+    def on_status(self, reason: bytes) -> None:
+        """The status line's reason phrase: bounded as aiohttp bounds a line."""
+        if len(reason) > MAX_LINE:
+            raise NotHttp(f"a status line longer than {MAX_LINE:,} bytes")
 
-    def _head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        matched = _STATUS.fullmatch(lines[0])
-        if matched is None or len(lines[0]) > MAX_LINE:
-            raise NotHttp(f"invalid status line {lines[0][:32]!r}")
-        if len(lines) - 1 > MAX_HEADERS:
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """One header (or trailer): bounded as aiohttp bounds them; the few that frame or encode the body are kept."""
+        self._headers += 1
+        if self._headers > MAX_HEADERS:
             raise NotHttp(f"more than {MAX_HEADERS} headers")
-        status = int(matched.group(2))
-        keep_alive = matched.group(1) == b"1"
-        length: int | None = None
-        chunked = transfer_encoded = False
-        encoding = b""
-        for line in lines[1:]:
-            if len(line) > MAX_LINE:
-                raise NotHttp(f"a header line longer than {MAX_LINE:,} bytes")
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):
-                raise NotHttp(f"invalid header line {line[:32]!r}")
-            name = name.lower()
-            if name == b"content-length":
-                digits = value.strip()
-                # Past 20 digits it is no length at all (and int() refuses over 4,300: a ValueError out of data_received).
-                number = digits.lstrip(b"0") or b"0"
-                if not digits.isdigit() or len(number) > 20 or (length is not None and int(number) != length):
-                    raise NotHttp(f"invalid Content-Length {value.strip()[:32]!r}")
-                length = int(number)
-            elif name == b"transfer-encoding":
-                transfer_encoded = True
-                chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
-            elif name == b"connection":
-                tokens = {token.strip().lower() for token in value.split(b",")}
-                if b"close" in tokens:
-                    keep_alive = False
-                elif b"keep-alive" in tokens:
-                    keep_alive = True
-            elif name == b"content-encoding":
-                encoding = value.strip().lower()
-        if 100 <= status < 200 and status != 101:
-            return  # an interim answer (100 Continue, 103 Early Hints): the real one follows
-        if transfer_encoded and length is not None:
-            raise NotHttp("both Content-Length and Transfer-Encoding")
-        self._status, self._keep_alive, self._encoding = status, keep_alive, encoding
-        if encoding in (b"br", b"zstd"):
-            raise Failure(f"request failed: cannot decode content-encoding {encoding.decode()} (it was not asked for)")
-        if status in (101, 204, 304):
-            self._keep_alive = keep_alive and status != 101
-            self._finish()
-        elif chunked:
-            self._state = _CHUNK_SIZE
-        elif length is not None and not transfer_encoded:
-            if length > self.limit:
-                raise TooLarge(status, self.limit, length)
-            self._state, self._remaining = _LENGTH, length
-            if not length:
-                self._finish()
-        else:  # no length: the answer ends when the connection does
-            self._state, self._keep_alive = _UNTIL_CLOSE, False
+        if len(name) + len(value) + 2 > MAX_LINE:
+            raise NotHttp(f"a header line longer than {MAX_LINE:,} bytes")
+        if not self._in_head:
+            return  # a trailer
+        name = name.lower()
+        if name == b"content-length":
+            digits = value.strip().lstrip(b"0") or b"0"  # llhttp has checked them, and refused an overflow
+            self._declared = int(digits) if len(digits) <= 20 and digits.isdigit() else None
+        elif name == b"transfer-encoding":
+            self._chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+        elif name == b"content-encoding":
+            self._encoding = value.strip().lower()
 
-    def _append(self, data: bytes) -> None:
+    def on_headers_complete(self) -> None:
+        """The head is in: refuse what cannot be read within the bounds before reading the body."""
+        self._in_head = False
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._interim = True  # an interim answer (100 Continue, 103 Early Hints): the real one follows
+            return
+        self._status, self._keep_alive = status, self._parser.should_keep_alive()
+        if self._encoding in (b"br", b"zstd"):
+            raise Failure(f"request failed: cannot decode content-encoding {self._encoding.decode()} (it was not asked for)")
+        if self._declared is not None and not self._chunked and self._declared > self.limit:
+            raise TooLarge(status, self.limit, self._declared)
+
+    def on_body(self, data: bytes) -> None:
+        """A piece of the body: decoded, and bounded by the limit."""
         if self._encoding in (b"gzip", b"deflate"):
             data = self._decode(data)
         self._body += data
         if len(self._body) > self.limit:
             raise TooLarge(self._status, self.limit)
+
+    def on_message_complete(self) -> None:
+        """The answer is whole (an interim one: the real one is read next)."""
+        if self._interim:
+            wire, head_bytes = self._wire, self._head_bytes
+            self._reset()
+            self._received, self._wire, self._head_bytes = True, wire, head_bytes
+            return
+        self._final = True
 
     def _decode(self, data: bytes) -> bytes:
         if self._decoder is None:
@@ -433,10 +368,9 @@ class Connection(asyncio.Protocol):
     def _finish(self) -> None:
         if self._decoder is not None and self._encoding == b"deflate" and not self._decoder.eof:
             raise Failure("request failed: cannot decode content-encoding deflate")
-        waiter, self._waiter, self._state = self._waiter, None, _IDLE
+        waiter, self._waiter = self._waiter, None
         self._stop_timer()
-        if self._buffer or not self._keep_alive:
-            self._buffer.clear()
+        if self._extra or not self._keep_alive:
             self.usable = False
             if self._transport is not None:
                 self._transport.close()
@@ -444,7 +378,7 @@ class Connection(asyncio.Protocol):
             waiter.set_result((self._status, bytes(self._body)))
 
     def _fail(self, failure: Exception) -> None:
-        waiter, self._waiter, self._state = self._waiter, None, _IDLE
+        waiter, self._waiter = self._waiter, None
         self._stop_timer()
         self.close()
         if waiter is not None and not waiter.done():
@@ -461,14 +395,18 @@ class Connection(asyncio.Protocol):
 
     def _closed(self) -> None:
         self.usable = False
-        if self._waiter is None:
+        if self._waiter is None or self._waiter.done():
             return
-        if self._state == _UNTIL_CLOSE:
-            try:
+        if not self._received:
+            self._fail(Hangup())
+        elif not self._in_head and not self._interim and self._declared is None and not self._chunked:
+            try:  # an answer with no length ends when the connection does
                 self._finish()
             except Failure as failure:
                 self._fail(failure)
-        elif not self._received:
-            self._fail(Hangup())
         else:
             self._fail(Failure("request failed: the connection closed before the answer ended"))
+
+
+class _Stop(Exception):
+    """Stops the parser at a second answer to one request."""
