@@ -1,7 +1,7 @@
 """Deliver a stored exchange again: its exact bytes and headers, optionally changed first.
 
 `plan()` decides what goes where (no I/O); `replay()` is the whole operation as one plain async
-function, for a Python caller or the coming inspector. `comethook replay` shares `plan()` and hands the
+function, for a Python caller or the inspector. `comethook replay` shares `plan()` and hands the
 result to `send`'s delivery loop, so its flags (--expect, --simulate-retries ...) work the same there.
 """
 

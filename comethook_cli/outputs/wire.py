@@ -1,7 +1,7 @@
 """The wire format: every NDJSON record comethook writes, as a typed model, and the one strict encoder.
 
 `listen --json`, `send --json`, `check --json`, `history … --json`, `payloads list --json` and the
-coming inspector's API and event stream all speak these shapes. `encode()` is the only way a record
+inspector's API and event stream all speak these shapes. `encode()` is the only way a record
 becomes text: compact, strict (`allow_nan=False`: `NaN` never leaves comethook, since JSON.parse
 refuses it), UTF-8 kept readable, and with DEL, C1 and bidi controls and lone surrogates written as
 `\\u` escapes so even a raw `--json` stream is safe on a terminal. No rich here.
