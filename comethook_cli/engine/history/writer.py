@@ -326,10 +326,6 @@ class HistoryWriter:
                 raise HistoryWriteFailed(self.path, "the history is closed")
             self._queue.append((exchange, done))
             self._kick.soon(loop)  # one wake-up per loop iteration, however many exchanges it recorded
-        self._written += row_size(exchange)
-        if self._written >= self._wake_after:
-            self._written = 0
-            self._wake.set()
         await done
 
     def _write_loop(self) -> None:
@@ -346,7 +342,13 @@ class HistoryWriter:
             if self._restart_due:
                 with contextlib.suppress(sqlite3.Error), self._database:
                     self._finish_checkpoint(self._connection)
-            self._keep_up(sum(row_size(exchange) for exchange, _ in batch))
+            # Sized here, on the writer's thread, once per exchange: the event loop pays nothing for the estimate.
+            size = sum(row_size(exchange) for exchange, _ in batch)
+            self._written += size
+            if self._written >= self._wake_after:
+                self._written = 0
+                self._wake.set()
+            self._keep_up(size)
 
     def _keep_up(self, written: int) -> None:
         """When the maintenance thread falls behind a flood (busy with a long checkpoint, or short of CPU), do its work
