@@ -38,6 +38,8 @@ def _json_escape(match: re.Match[str]) -> str:
 def json_safe(encoded: str) -> str:
     """JSON text (from json.dumps, or JSON that parsed) with DEL, C1, bidi controls and lone surrogates
     written as \\u escapes: the same value, still valid JSON, and safe to print on a terminal."""
+    if encoded.isascii() and "\x7f" not in encoded:  # two scans in C: ASCII text (most bodies) needs no regex
+        return encoded
     return _UNSAFE_JSON.sub(_json_escape, encoded)
 
 
