@@ -76,7 +76,7 @@ def test_python_dash_m_runs(tmp_path: Path) -> None:
 
 
 def test_the_readme_rules_example_is_a_valid_rules_file(tmp_path: Path) -> None:
-    from comethook_cli.cometchat.rules import load_rules
+    from comethook_cli.cli.options import load_rules
 
     readme = README.read_text(encoding="utf-8")
     example = readme.split("Rules file:", 1)[1].split("```json", 1)[1].split("```", 1)[0]

@@ -343,7 +343,10 @@ def test_rules_flag_replaces_the_inline_rules(project: Path, cli: Any) -> None:
     assert project_config.active() is not None
     defaults = {"respond": "pass", "drop_if": None, "delay": 0.0, "status": 200}
     assert answer_config(rules=None, **defaults).inline_rules == ({"match": {}, "action": "drop"},)
-    assert answer_config(rules="other.json", **defaults).inline_rules == ()
+    (project / "other.json").write_text('[{"match": {"sender": "a"}, "action": "pass"}]')
+    assert answer_config(rules=str(project / "other.json"), **defaults).inline_rules == (
+        {"match": {"sender": "a"}, "action": "pass"},
+    )
 
 
 # --- init -----------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from comethook_cli.cli.options import load_rules, resolve_respond
 from comethook_cli.cometchat.payloads import BuildOptions, build, catalog
-from comethook_cli.cometchat.rules import Responder, compile_regex, load_rules, parse_respond, parse_rules
+from comethook_cli.cometchat.rules import Responder, compile_regex, parse_respond, parse_rules
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.engine.listener import Listener, ListenerConfig
@@ -287,6 +288,46 @@ def test_bad_respond_specs_are_usage_errors(spec: str) -> None:
 
     with pytest.raises(UsageError):
         parse_respond(spec)
+
+
+def test_respond_inject_file_is_read_by_the_adapter_with_the_same_messages(tmp_path: Path) -> None:
+    from comethook_cli.errors import UsageError
+
+    answer = tmp_path / "answer.json"
+    answer.write_text('{"tag": "vip"}')
+    assert resolve_respond(f"inject:@{answer}") == 'inject:{"tag": "vip"}'
+    assert resolve_respond("drop") == "drop"
+    with pytest.raises(UsageError) as caught:
+        resolve_respond(f"inject:@{tmp_path / 'missing.json'}")
+    assert caught.value.message.startswith("Cannot read --respond file ") and "No such file" in caught.value.message
+    # cometchat/ does no I/O: without the adapter's reader, inject:@FILE is refused and the file is not opened.
+    with pytest.raises(UsageError) as caught:
+        parse_respond(f"inject:@{answer}")
+    assert "no file is read here" in caught.value.message
+
+
+def test_rules_and_inject_files_are_bounded(tmp_path: Path) -> None:
+    from comethook_cli.cli.options import MAX_USER_FILE
+    from comethook_cli.errors import UsageError
+
+    big = tmp_path / "big.json"
+    big.write_bytes(b"[" + b" " * MAX_USER_FILE + b"]")
+    with pytest.raises(UsageError) as caught:
+        load_rules(str(big))
+    assert caught.value.message == f"--rules {str(big)!r} is larger than 1 MiB."
+    with pytest.raises(UsageError) as caught:
+        resolve_respond(f"inject:@{big}")
+    assert "is larger than 1 MiB" in caught.value.message
+
+
+def test_rules_data_is_parsed_without_a_file() -> None:
+    from comethook_cli.errors import UsageError
+
+    rules = parse_rules([{"match": {"text": "^x"}, "action": "drop"}], "--rules r.json")
+    assert [r.action.label for r in rules] == ["drop"]
+    with pytest.raises(UsageError) as caught:
+        parse_rules({"match": {}}, "--rules r.json")
+    assert "must hold a JSON list of rules" in caught.value.message
 
 
 async def test_history_database_is_wal_and_holds_exact_bytes(start: Any) -> None:

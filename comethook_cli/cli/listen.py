@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
@@ -298,12 +298,19 @@ def listener_config(**values: Any) -> ListenerConfig:
 
 
 def answer_config(**values: Any) -> AnswerConfig:
-    """ANSWERS' values → AnswerConfig ([[listen.rules]] from the project file unless --rules names a file)."""
+    """ANSWERS' values → AnswerConfig ([[listen.rules]] from the project file unless --rules names a file). The files
+    (--rules, --respond inject:@FILE) are read here, by the adapter: the engine and cometchat/ get their JSON."""
+    from comethook_cli.cli.options import resolve_respond, rules_document
     from comethook_cli.cli.project import active
 
-    loaded = active()
-    inline = loaded.inline_rules if loaded is not None and loaded.inline_rules and values["rules"] is None else ()
-    return AnswerConfig(inline_rules=tuple(inline), **values)
+    respond = resolve_respond(values.pop("respond"))
+    path = values.pop("rules")
+    if path is not None:
+        inline: Sequence[Any] = rules_document(path)
+    else:
+        loaded = active()
+        inline = loaded.inline_rules if loaded is not None and loaded.inline_rules else ()
+    return AnswerConfig(respond=respond, rules=path, inline_rules=tuple(inline), **values)
 
 
 def forward_config(**values: Any) -> ForwardConfig:

@@ -19,7 +19,11 @@ from comethook_cli.engine.config import Delivering
 from comethook_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from comethook_cli.cometchat.rules import Rule
     from comethook_cli.models import JSON
+
+#: The most a rules file or an `inject:@FILE` may hold: far above any real one, and a project file can name any file.
+MAX_USER_FILE = 1024 * 1024
 
 JsonOut = Annotated[bool, typer.Option("--json", help="NDJSON on stdout: one JSON object per line.")]
 Sets = Annotated[
@@ -250,6 +254,20 @@ def delivering(
     )  # fmt: skip
 
 
+def read_user_file(path: str, what: str, hint: str = "Check the path.", limit: int | None = MAX_USER_FILE) -> bytes:
+    """The bytes of a file a user (or a project file) names for `what`, or a UsageError: missing, unreadable, over `limit`."""
+    try:
+        with open(path, "rb") as file:
+            raw = file.read() if limit is None else file.read(limit + 1)  # a bounded read: /dev/zero ends too
+    except OSError as error:
+        raise UsageError(f"Cannot read {what} {path!r}: {error.strerror or error}.", hint) from None
+    if limit is not None and len(raw) > limit:
+        raise UsageError(
+            f"{what} {path!r} is larger than {limit / 1048576:g} MiB.", "It should hold a little JSON: check the path."
+        )
+    return raw
+
+
 def read_body(source: str) -> tuple[bytes, JSON]:
     """The bytes of `--body FILE|-` and what they parse to (strict JSON, as the listener reads it)."""
     from comethook_cli import jsonbody
@@ -258,18 +276,49 @@ def read_body(source: str) -> tuple[bytes, JSON]:
         from comethook_cli.outputs.terminal import Renderer
 
         Renderer().note("Reading the body from stdin (Ctrl-D to end).", style="bold")
-    try:
-        raw = sys.stdin.buffer.read() if source == "-" else open(source, "rb").read()  # noqa: SIM115
-    except OSError as error:
-        raise UsageError(
-            f"Cannot read --body {source!r}: {error.strerror or error}.", "Check the path, or pass - for stdin."
-        ) from None
+    if source == "-":
+        raw = sys.stdin.buffer.read()
+    else:  # unbounded as before: a payload of any size is a fair test of an app's own limit
+        raw = read_user_file(source, "--body", "Check the path, or pass - for stdin.", limit=None)
     try:
         return raw, jsonbody.parse(raw)
     except jsonbody.JsonBodyError as error:
         raise UsageError(
             f"--body {source!r} is not valid JSON: {error}.", "Fix the file, or start from `comethook payloads show`."
         ) from None
+
+
+def rules_document(path: str) -> list[JSON]:
+    """The entries of a --rules JSON file (a list), read once and checked as rules; a UsageError says what is wrong."""
+    from comethook_cli import jsonbody
+    from comethook_cli.cometchat.rules import parse_rules
+
+    raw = read_user_file(path, "--rules")
+    try:
+        document = jsonbody.parse(raw)
+    except jsonbody.JsonBodyError as error:
+        raise UsageError(f"--rules {path!r} is not valid JSON: {error}.", "See README, `comethook listen` rules.") from None
+    if not isinstance(document, list):
+        raise UsageError(f"--rules {path!r} must hold a JSON list of rules.", "See README, `comethook listen` rules.")
+    parse_rules(document, f"--rules {path}")  # the errors name the file; the engine parses the entries again
+    return document
+
+
+def load_rules(path: str) -> list[Rule]:
+    """Rules from a --rules JSON file: a list of {"match": {...}, "action": ...} (read here, parsed by cometchat.rules)."""
+    from comethook_cli.cometchat.rules import parse_rules
+
+    return parse_rules(rules_document(path), f"--rules {path}")
+
+
+def resolve_respond(spec: str) -> str:
+    """--respond with `inject:@FILE` read and checked, as `inject:JSON` (the engine reads no files); others unchanged."""
+    from comethook_cli.cometchat.rules import parse_respond
+
+    if not spec.startswith("inject:@"):
+        return spec
+    action = parse_respond(spec, read=lambda path: read_user_file(path, "--respond file"))
+    return "inject:" + action.body.decode()
 
 
 def basic_auth(credentials: str | None, path: str | None) -> str | None:

@@ -1,5 +1,8 @@
 """Canned answers for `listen` when no app is forwarded to: --respond, --drop-if, --rules, --delay, --status.
 
+Pure functions over data: no file is read here. The adapters read a `--rules` file or `inject:@FILE`
+(cli/options.py) and hand over the parsed JSON, or a `read` callable for `inject:@FILE`.
+
 Order: the first matching rule wins; then --drop-if (before_message only); then --respond for
 before_message. Every other trigger is answered 200 `{}`. --delay and --status apply to every
 answer a rule does not set itself.
@@ -10,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
@@ -61,8 +63,8 @@ class Rule:
         return True
 
 
-def parse_respond(spec: str) -> Action:
-    """`pass`, `drop`, `inject:JSON` or `inject:@FILE` → an Action."""
+def parse_respond(spec: str, read: Callable[[str], bytes] | None = None) -> Action:
+    """`pass`, `drop`, `inject:JSON` or `inject:@FILE` → an Action; `read` (the adapter's) fetches FILE's bytes."""
     if spec == "pass":
         return Action(PASS_BODY, "pass")
     if spec == "drop":
@@ -70,10 +72,9 @@ def parse_respond(spec: str) -> Action:
     if spec.startswith("inject:"):
         source: str | bytes = spec.removeprefix("inject:")
         if spec.startswith("inject:@"):
-            try:
-                source = Path(spec[8:]).read_bytes()
-            except OSError as error:
-                raise UsageError(f"Cannot read --respond file {spec[8:]!r}: {error.strerror}.", "Check the path.") from None
+            if read is None:  # this layer does no I/O: only an adapter that reads files passes `read`
+                raise UsageError(f"--respond {spec!r}: no file is read here.", 'Give the JSON itself: inject:{"key": 1}.')
+            source = read(spec[8:])
         try:
             value = jsonbody.parse(source)
         except jsonbody.JsonBodyError as error:
@@ -147,21 +148,10 @@ def compile_regex(pattern: str, where: str) -> Regex:
         ) from None
 
 
-def load_rules(path: str) -> list[Rule]:
-    """Rules from a JSON file: a list of {"match": {...}, "action": ...}."""
-    try:
-        raw = jsonbody.parse(Path(path).read_bytes())
-    except OSError as error:
-        raise UsageError(f"Cannot read --rules {path!r}: {error.strerror}.", "Check the path.") from None
-    except jsonbody.JsonBodyError as error:
-        raise UsageError(f"--rules {path!r} is not valid JSON: {error}.", "See README, `comethook listen` rules.") from None
-    if not isinstance(raw, list):
-        raise UsageError(f"--rules {path!r} must hold a JSON list of rules.", "See README, `comethook listen` rules.")
-    return parse_rules(raw, f"--rules {path}")
-
-
-def parse_rules(entries: Sequence[Any], where: str) -> list[Rule]:
+def parse_rules(entries: Any, where: str) -> list[Rule]:
     """Rules from their JSON entries (a --rules file's list, or [[listen.rules]] written inline); `where` names them in errors."""
+    if not isinstance(entries, Sequence) or isinstance(entries, (str, bytes)):
+        raise UsageError(f"{where} must hold a JSON list of rules.", "See README, `comethook listen` rules.")
     return [_rule(entry, f"{where} rule {n}") for n, entry in enumerate(entries, start=1)]
 
 

@@ -58,9 +58,10 @@ class AnswerConfig:
 
     respond: str = "pass"
     drop_if: str | None = None
+    #: The --rules file the entries in inline_rules came from, to name it; the adapter (cli/) reads it, never the engine.
     rules: str | None = None
-    #: Rules written inline (`[[listen.rules]]` in comethook.toml, or a Python caller's list): the entries of a --rules
-    #: file, matched after the file's.
+    #: The rules, as JSON entries: a --rules file's (read by the CLI), `[[listen.rules]]` in comethook.toml, or a
+    #: Python caller's list.
     inline_rules: tuple[Any, ...] = ()
     #: Milliseconds to wait before every canned answer.
     delay: float = 0.0

@@ -203,8 +203,7 @@ class Session:
         answers = self.config.answers
         respond = rules.parse_respond(answers.respond)
         drop_if = rules.compile_regex(answers.drop_if, "--drop-if") if answers.drop_if else None
-        loaded = rules.load_rules(answers.rules) if answers.rules else []
-        loaded += rules.parse_rules(answers.inline_rules, "[[listen.rules]]")
+        loaded = rules.parse_rules(answers.inline_rules, f"--rules {answers.rules}" if answers.rules else "[[listen.rules]]")
         if not 100 <= answers.status <= 599:
             raise UsageError(f"--status {answers.status} is not an HTTP status code.", "Use 100-599, e.g. --status 503.")
         canned = self.responder = rules.Responder(respond, drop_if, loaded, answers.delay, answers.status)
