@@ -1,4 +1,4 @@
-"""History under hostile traffic: private files, retention and a bounded WAL, damaged files, streamed exports."""
+"""The history files under hostile traffic (engine/history/files.py and the writer): private files, retention and a bounded WAL, damaged files, streamed exports."""
 
 from __future__ import annotations
 
