@@ -10,16 +10,23 @@ os.environ["_TYPER_FORCE_DISABLE_TERMINAL"] = "1"
 import asyncio
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from typer.testing import CliRunner
 
 from comethook_cli.cli import app
 from comethook_cli.cometchat.payloads import BuildOptions, build, find_template
+from comethook_cli.cometchat.rules import Responder
+from comethook_cli.engine.forwarder import Forwarder
+from comethook_cli.engine.history.files import default_path
+from comethook_cli.engine.history.writer import HistoryWriter
+from comethook_cli.engine.listener import Listener, ListenerConfig
+from comethook_cli.models import Exchange, Rejection
 
 
 @pytest.fixture(autouse=True)
@@ -270,7 +277,7 @@ def hub_for(
 ) -> Any:
     """A real event hub (history first, then the callbacks) for tests that run a Listener directly."""
     from comethook_cli.engine.hub import Hub
-    from comethook_cli.models import Exchange, RecordHandler, Rejection
+    from comethook_cli.models import RecordHandler
 
     hub = Hub(history, on_warning)
 
@@ -338,3 +345,70 @@ def without_speedups(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("COMETHOOK_NO_SPEEDUPS")
     speedups._orjson.cache_clear()
     speedups._loop_factory.cache_clear()
+
+
+# A listener in the test's own event loop, and what tests post to it (several test files use these).
+
+AFTER = b'{"trigger": "after_message", "data": {"data": {"text": "hello there"}}}'
+MIB = 1024 * 1024
+
+
+class Running:
+    def __init__(self, listener: Listener, forwarder: Forwarder | None) -> None:
+        self.listener, self.forwarder = listener, forwarder
+        self.exchanges: list[Exchange] = []
+        self.rejections: list[Rejection] = []
+        self.warnings: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return self.listener.local_url + "/webhook"
+
+
+@pytest.fixture
+async def start() -> AsyncIterator[Callable[..., Any]]:
+    """A listener in this event loop that stores to the default history (so the CLI reads what it stored)."""
+    started: list[tuple[Running, HistoryWriter]] = []
+
+    async def _start(forward: dict[str, Any] | None = None, **config: Any) -> Running:
+        writer = HistoryWriter(default_path())
+        holder: list[Running] = []
+        forwarder = None
+        if forward is not None:
+            forwarder = Forwarder(
+                forward.pop("primary"), forward.pop("copies", ()), {}, forward.pop("timeout", 5), forward.pop("fallback", "error"),
+                lambda w: holder[0].warnings.append(w), Responder(), **forward,
+            )  # fmt: skip
+        hub = hub_for(
+            lambda e: holder[0].exchanges.append(e), lambda r: holder[0].rejections.append(r),
+            lambda w: holder[0].warnings.append(w), writer,
+        )  # fmt: skip
+        listener = Listener(ListenerConfig(port=0, **config), forwarder or Responder(), hub)
+        holder.append(Running(listener, forwarder))
+        await listener.start()
+        started.append((holder[0], writer))
+        return holder[0]
+
+    yield _start
+    for running, writer in started:
+        await running.listener.stop()
+        if running.forwarder is not None:
+            await running.forwarder.close()
+        writer.close()
+
+
+async def post(
+    url: str, body: bytes = AFTER, headers: dict[str, str] | None = None, timeout: float = 20
+) -> tuple[int, bytes, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as response,
+    ):
+        return response.status, await response.read(), response.headers
+
+
+async def eventually(condition: Callable[[], bool], within: float = 10) -> None:
+    """Wait (bounded, generously) until the condition holds."""
+    async with asyncio.timeout(within):
+        while not condition():
+            await asyncio.sleep(0.01)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import json
+import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp import web
 
+from comethook_cli import __version__
 from comethook_cli.cometchat.payloads import find_template
 from tests.conftest import ndjson
 
@@ -185,3 +189,78 @@ async def test_the_junit_report_is_private_whatever_the_umask(cli: Any, target: 
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(junit.stat().st_mode) == 0o600  # it names the endpoint and what it answered
     assert ET.parse(junit).getroot().find("testsuite") is not None
+
+
+class _Counting(http.server.BaseHTTPRequestHandler):
+    """A handler that records how many requests are being handled at once (the server is threaded, so a burst shows)."""
+
+    lock = threading.Lock()
+    active = 0
+    most = 0
+    agents: ClassVar[list[str]] = []
+    status = 200
+
+    def do_POST(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.active += 1
+            cls.most = max(cls.most, cls.active)
+            cls.agents.append(self.headers.get("User-Agent", ""))
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        threading.Event().wait(0.02)
+        with cls.lock:
+            cls.active -= 1
+        status = cls.status
+        body = b"{}" if status < 400 else b'{"error": "auth"}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def counting() -> Iterator[tuple[str, type[_Counting]]]:
+    handler = type("Handler", (_Counting,), {"active": 0, "most": 0, "agents": [], "status": 200, "lock": threading.Lock()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_check_keeps_at_most_concurrency_requests_in_flight(cli: Any, counting: tuple[str, Any]) -> None:
+    url, handler = counting
+    result = cli("check", "--to", url, "--triggers", "all", "--json")
+    assert result.exit_code == 0  # healthy: no false "over CometChat's 2 s budget" failures from a burst
+    assert 1 < handler.most <= 4  # the default, documented --concurrency
+    handler.most = 0
+    cli("check", "--to", url, "--triggers", "current", "--concurrency", "1", "--json")
+    assert handler.most == 1
+    assert set(handler.agents) == {f"comethook-check/{__version__}"}
+
+
+def test_check_against_an_endpoint_that_wants_credentials(cli: Any, counting: tuple[str, Any]) -> None:
+    url, handler = counting
+    handler.status = 401
+    result = cli("check", "--to", url, "--json")
+    assert result.exit_code == 3
+    checks = {c["name"]: c for c in ndjson(result.stdout) if c["type"] == "check"}
+    assert not any(c["status"] == "pass" for c in checks.values())  # a 401 passes nothing, not even the malformed body
+    assert checks["malformed body gets a 4xx"]["detail"] == "answered 401 before reading the body: pass --basic-auth"
+    assert result.stderr.count("the endpoint wants Basic auth") == 1
+    assert "Hint: The endpoint wants Basic auth: pass --basic-auth USER:PASS." in result.stderr
+
+
+def test_a_refused_connection_says_connection_refused(cli: Any, closed_port: int) -> None:
+    result = cli("check", "--to", f"http://127.0.0.1:{closed_port}/hook", "--json")
+    assert result.exit_code == 4
+    details = [c["detail"] for c in ndjson(result.stdout) if c["type"] == "check" and c["status"] == "fail"]
+    assert details and all("connection refused" in d for d in details)
+    assert not any("a hang, or a dropped connection" in d for d in details)
+    sent = cli("send", "message_sent", "--to", f"http://127.0.0.1:{closed_port}/hook")
+    assert sent.exit_code == 4 and "connection refused" in sent.stderr

@@ -23,8 +23,7 @@ from comethook_cli.models import AnsweredBy, Verdict
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.terminal import Renderer, event_spans
 from tests.test_history import exchange as stored_exchange
-from tests.test_hostile_followup import start as start  # the fixture
-from tests.test_polish_output import event_lines, exchange
+from tests.test_terminal import event_lines, exchange
 
 CONSOLES = [
     dict(force_terminal=False, color_system=None),

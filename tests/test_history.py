@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from comethook_cli.cli import history as history_command
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.verdict import judge
 from comethook_cli.engine.exchanges import new_id, redact_headers
 from comethook_cli.engine.history.files import default_path
+from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import Exchange
 from tests.conftest import ndjson
@@ -212,3 +215,28 @@ def test_an_export_file_is_private_whatever_the_umask(cli: Any, stored: list[Exc
     before = os.stat(os.devnull).st_mode
     assert cli("history", "export", "-o", os.devnull).exit_code == 0
     assert os.stat(os.devnull).st_mode == before  # root could chmod /dev/null: only regular files are made 0600
+
+
+async def test_history_list_reads_pages_whatever_the_limit(start: Any, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    running = await start()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50)) as session:
+
+        async def one(n: int) -> None:
+            body = json.dumps({"trigger": "after_message", "data": {"text": f"m-{n}"}}).encode()
+            async with session.post(running.url, data=body) as response:
+                assert response.status == 200
+
+        await asyncio.gather(*(one(n) for n in range(1200)))
+    asked: list[int] = []
+    page = History.page
+
+    def recording(self: History, *args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs.get("limit", 50))
+        return page(self, *args, **kwargs)
+
+    monkeypatch.setattr(History, "page", recording)
+    listed = await cli.run("history", "list", "-n", "1000000", "--json")
+    assert listed.exit_code == 0 and len(ndjson(listed.stdout)) == 1200
+    assert max(asked) <= history_command.LIST_PAGE  # today: one query for a million rows, bodies and all
+    human = await cli.run("history", "list", "-n", "1000000")
+    assert human.exit_code == 0 and human.stdout.count("after_message") == 1200

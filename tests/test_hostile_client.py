@@ -144,7 +144,7 @@ async def test_a_copy_target_that_never_answers_does_not_delay_600_primaries(
     hostile: HostileServer, forwarding: Any, aiohttp_server: Any
 ) -> None:
     # The bound of 64 copies in flight, at scale. That the copies' pool is not the primary's is shown by
-    # test_hostile_followup.py::test_the_primary_pool_is_not_the_copies_pool (a primary pool of 4, copies that hang).
+    # test_forwarder.py::test_the_primary_pool_is_not_the_copies_pool (a primary pool of 4, copies that hang).
     async def fast(request: web.Request) -> web.Response:
         answer = web.json_response({"primary": True})
         answer.force_close()  # every primary needs a fresh connection, as from an app that does not keep them alive

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import stat
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.conftest import delivery, ndjson, post_json
+from tests.conftest import AFTER, delivery, ndjson, post, post_json
 
 
 async def test_forward_display_json_and_history(target: Any, listen_process: Any, cli: Any) -> None:
@@ -208,3 +209,34 @@ def test_one_rule_for_the_default_replay_target() -> None:
     assert export_target(stored) == "http://127.0.0.1:9001/hook?src=cc"
     assert export_target(forwarded) == "http://app.test/webhook"
     assert export_target(dataclasses.replace(stored, listener=None)) == "http://localhost:8765/hook?src=cc"
+
+
+async def test_a_gzip_exchange_replays_as_stored_or_decoded_when_changed(start: Any, aiohttp_server: Any, cli: Any) -> None:
+    running = await start()
+    packed = gzip.compress(AFTER)
+    assert (await post(running.url, packed, {"Content-Encoding": "gzip", "Content-Type": "application/json"}))[0] == 200
+    received: list[tuple[web.Request, bytes]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        received.append((request, await request.read()))
+        return web.json_response({})
+
+    app = web.Application(handler_args={"auto_decompress": False})  # the bytes as they came over the wire
+    app.router.add_post("/{tail:.*}", record)
+    app_url = f"http://127.0.0.1:{(await aiohttp_server(app, host='127.0.0.1')).port}/hook"
+    as_stored = await cli.run("replay", "--last", "--to", app_url)
+    assert as_stored.exit_code == 0, as_stored.output  # today: "The body is not JSON (not valid UTF-8 (byte 1))"
+    request, body = received[-1]
+    assert body == packed and request.headers["Content-Encoding"] == "gzip"
+    changed = await cli.run("replay", "--last", "--to", app_url, "--set", "data.data.text=changed")
+    assert changed.exit_code == 0, changed.output
+    request, body = received[-1]
+    assert "Content-Encoding" not in request.headers and json.loads(body)["data"]["data"]["text"] == "changed"
+    exchange_id = running.exchanges[0].id
+    human = await cli.run("history", "show", exchange_id)
+    assert human.exit_code == 0 and "hello there" in human.stdout and "\x1f" not in human.output
+    assert "Content-Encoding gzip" in human.stderr and "shown decoded" in human.stderr
+    shown = ndjson((await cli.run("history", "show", exchange_id, "--json")).stdout)[0]
+    assert shown["body"] == json.loads(AFTER)
+    exported = ndjson((await cli.run("history", "export")).stdout)
+    assert exported[0]["body"] == json.loads(AFTER)

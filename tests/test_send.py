@@ -298,3 +298,18 @@ async def test_url_credentials_are_basic_auth_and_a_second_authorization_is_a_us
         assert "Hint:" in twice.stderr and "Traceback" not in twice.output
         assert "s3cr" not in twice.output and "cc:***@" in twice.stderr  # the password never shown
     assert len(received) == sent  # refused before anything was sent
+
+
+async def test_send_uses_a_password_in_the_url_but_never_prints_it(target: Any, cli: Any) -> None:
+    app_url, received = await target(lambda r: web.json_response({}))
+    with_password = app_url.replace("http://", "http://u:hunter22@")
+    for args in ((), ("--json",), ("-v",)):
+        result = await cli.run("send", "message_sent", "--to", with_password, *args)
+        assert result.exit_code == 0, result.output
+        assert "hunter22" not in result.output and "u:***@" in result.output
+    checked = await cli.run("check", "--to", with_password, "--triggers", "message_sent")
+    assert "hunter22" not in checked.output and "u:***@" in checked.output
+    # The URL's credentials are the endpoint's Basic auth: check's two auth probes send none and wrong ones on purpose.
+    sent = [request.headers.get("Authorization") for request, _ in received]
+    assert set(sent) == {"Basic dTpodW50ZXIyMg==", None, "Basic Y29tZXRob29rLXdyb25nOmNyZWRlbnRpYWxz"}
+    assert sent.count(None) == 1 and sent.count("Basic Y29tZXRob29rLXdyb25nOmNyZWRlbnRpYWxz") == 1

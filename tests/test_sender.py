@@ -255,7 +255,7 @@ async def test_replay_delivers_the_stored_bytes_again_changed_by_edits(target: A
     from comethook_cli.engine.exchanges import redact_headers
     from comethook_cli.engine.history.reader import History
     from comethook_cli.engine.history.writer import HistoryWriter
-    from tests.test_store import exchange
+    from tests.test_history_reader import exchange
 
     stored = exchange("evt_replay_1", "message_sent", "original")
     headers = (

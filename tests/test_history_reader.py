@@ -1,4 +1,4 @@
-"""The history seam: group commits, lookups by part of an id, paged queries, streaming, clearing, the pruned note."""
+"""The history (engine/history/, mostly its reader): group commits, lookups by part of an id, paged queries, streaming, clearing, the pruned note."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""History under hostile traffic: private files, retention and a bounded WAL, damaged files, streamed exports."""
+"""The history files under hostile traffic (engine/history/files.py and the writer): private files, retention and a bounded WAL, damaged files, streamed exports."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import stat
 import threading
 import tracemalloc
@@ -17,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from comethook_cli.engine import tunnel
 from comethook_cli.engine.exchanges import new_id
-from comethook_cli.engine.history.files import default_path
+from comethook_cli.engine.history.files import HistoryDamaged, default_path
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import DAY, HistoryWriter, Retention
 from comethook_cli.models import Exchange
@@ -518,3 +520,32 @@ def test_a_flood_with_large_headers_keeps_db_wal_and_shm_near_the_cap(listen_pro
     with History(db) as history:
         newest, _ = history.page(limit=1)
         assert newest and history.count() > 100  # about 3.4 MiB of 17 KB rows stayed, the newest among them
+
+
+def test_the_damaged_history_hint_names_the_wal_only_when_there_is_one(tmp_path: Path) -> None:
+    database = tmp_path / "history.db"
+    database.write_bytes(b"not a database at all" * 100)
+    alone = HistoryDamaged(database, "file is not a database")
+    assert "-wal" not in (alone.hint or "") and "mv" in (alone.hint or "")
+    Path(f"{database}-wal").write_bytes(b"x")
+    with_wal = HistoryDamaged(database, "file is not a database")
+    assert f"{database}-wal" in (with_wal.hint or "")
+
+
+def test_comethook_home_and_its_new_parents_are_private_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.name == "nt":
+        pytest.skip("POSIX modes")
+    previous = os.umask(0)
+    try:
+        monkeypatch.setenv("COMETHOOK_HOME", str(tmp_path / "a" / "b" / "home"))
+        HistoryWriter(default_path()).close()
+        monkeypatch.setenv("COMETHOOK_HOME", str(tmp_path / "c" / "home"))
+        ngrok_yml = tunnel.config_file()  # the agent's config lives in comethook's home when the user has none
+    finally:
+        os.umask(previous)
+    for folder in ("a", "a/b", "a/b/home", "c", "c/home"):
+        assert (tmp_path / folder).stat().st_mode & 0o777 == 0o700, folder
+    assert ngrok_yml == tmp_path / "c" / "home" / "ngrok.yml"
+    assert sqlite3.connect(tmp_path / "a" / "b" / "home" / "history.db").execute("PRAGMA quick_check").fetchone() == ("ok",)

@@ -1,4 +1,5 @@
-"""An adversarial review of issue 17's fast paths: each test here failed on the code as merged and pins its fix."""
+"""The lean HTTP client (engine/lean_client.py) against hostile raw servers, read as aiohttp reads them, and the
+host names its resolver cannot encode."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 14, Ctrl-C is always honoured: at the "Download ngrok?" question, while the tunnel is still opening (the
+"""Ctrl-C across commands is always honoured (exit 130): at the "Download ngrok?" question, while the tunnel is still opening (the
 agent is killed), and at the `history clear` question. Real subprocesses, a pty where a question needs a terminal."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 14, options and errors: nonsense refused at start-up (exit 2 with a hint), every error with a Hint line,
+"""Options and usage errors across commands: nonsense refused at start-up (exit 2 with a hint), every error with a Hint line,
 case-insensitive triggers, --set making lists, `listen --timeout` without --max-events, history export filters."""
 
 from __future__ import annotations
