@@ -217,7 +217,7 @@ class Exchange:
                 parsed = parse_strict(self.response_body)
             # A cache on a frozen value: the parse is a pure function of response_body, which never changes.
             object.__setattr__(self, "answer_json", parsed)
-        return self.response_body.decode("utf-8", errors="replace") if parsed is NOT_JSON else parsed
+        return parse_body(self.response_body, parsed)
 
     @property
     def encoded(self) -> bool:
@@ -304,11 +304,12 @@ class RecordHandler:
                 assert_never(record)
 
 
-def parse_body(raw: bytes) -> Any:
-    """Bytes as parsed JSON when they are strict JSON (so a NaN answer shows as text), else as text (None when empty)."""
+def parse_body(raw: bytes, parsed: Any = UNPARSED) -> Any:
+    """Bytes as parsed JSON when they are strict JSON (so a NaN answer shows as text), else as text (None when empty).
+    `parsed` is `parse_strict(raw)` when something already made it (a verdict's `answer_json`): not parsed again."""
     if not raw:
         return None
-    value = parse_strict(raw)
+    value = parse_strict(raw) if parsed is UNPARSED else parsed
     return raw.decode("utf-8", errors="replace") if value is NOT_JSON else value
 
 

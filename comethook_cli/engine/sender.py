@@ -20,7 +20,7 @@ from comethook_cli.engine.budget import BudgetSpent, ByteBudget
 from comethook_cli.engine.runs import RetryReport, compare_attempts
 from comethook_cli.engine.urls import redact_url, url_authorization
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, Delivery, Failure, Verdict, parse_body
+from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, UNPARSED, Delivery, Failure, Verdict, parse_body
 
 if TYPE_CHECKING:
     # aiohttp is imported where it is used: it takes about 0.2 s, which a `send` over plain http never pays.
@@ -209,7 +209,8 @@ def _answered(outgoing: Outgoing, shown: str, status: int, raw: bytes, started: 
     verdict = _verdict(outgoing, status, raw)
     ok = 200 <= status < 300 and (verdict is None or verdict.kind != "invalid")
     error = None if ok else (verdict.reason if verdict and 200 <= status < 300 else f"HTTP {status}")
-    return Delivery(outgoing.trigger, shown, status, latency, parse_body(raw), ok, error, verdict, attempt, raw)
+    answer = parse_body(raw, verdict.answer_json if verdict is not None else UNPARSED)  # judge() parsed it already
+    return Delivery(outgoing.trigger, shown, status, latency, answer, ok, error, verdict, attempt, raw)
 
 
 def _too_large(outgoing: Outgoing, shown: str, status: int, reason: str, started: float, attempt: int) -> Delivery:
