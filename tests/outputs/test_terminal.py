@@ -219,7 +219,7 @@ def run_on_pty(args: list[str], width: int, until: str, then: Any = None, timeou
     env["TERM"] = "xterm"
     proc = subprocess.Popen(
         [sys.executable, "-m", "comethook_cli", *args], stdin=child, stdout=child, stderr=child, env=env,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
     os.close(child)
     text, called, deadline = "", False, time.monotonic() + timeout

@@ -14,7 +14,7 @@ import comethook.pytest_plugin  # imported here so the pytester runs below find 
 from comethook.pytest_plugin import assert_verdict
 
 pytest_plugins = ["pytester"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Load the plugin explicitly: the dev checkout is not installed (no entry point); in CI it is, and the entry point is
 #: named after the module, so this is the same plugin, not a second registration.
 PLUGIN = (

@@ -428,7 +428,7 @@ def test_a_thousand_idle_connections_under_ulimit_1024_do_not_stop_real_deliveri
     out, err = tmp_path / "out.ndjson", tmp_path / "err.txt"
     command = f"ulimit -n 1024; exec {sys.executable} -m comethook_cli listen --port 0 --json --no-tunnel"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen(["bash", "-c", command], stdout=stdout, stderr=stderr, cwd=Path(__file__).parent.parent)
+        proc = subprocess.Popen(["bash", "-c", command], stdout=stdout, stderr=stderr, cwd=Path(__file__).resolve().parents[2])
     idle: list[socket.socket] = []
     try:
         deadline = time.monotonic() + 15
@@ -621,7 +621,7 @@ def start_listen_under_ulimit(tmp_path: Path, limit: int, *flags: str) -> tuple[
     out, err = tmp_path / "out.ndjson", tmp_path / "err.txt"
     command = f"ulimit -n {limit}; exec {sys.executable} -m comethook_cli listen --port 0 --json --no-tunnel {' '.join(flags)}"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen(["bash", "-c", command], stdout=stdout, stderr=stderr, cwd=Path(__file__).parent.parent)
+        proc = subprocess.Popen(["bash", "-c", command], stdout=stdout, stderr=stderr, cwd=Path(__file__).resolve().parents[2])
     deadline = time.monotonic() + 15
     while '"ready"' not in (out.read_text() if out.exists() else ""):
         if time.monotonic() > deadline or proc.poll() is not None:
