@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 
 from comethook_cli import __version__
 from comethook_cli.cli import app
+from tests.cli.test_history import stored  # noqa: F401 - a fixture: three stored exchanges
 
 
 def all_commands() -> list[list[str]]:
@@ -61,3 +63,47 @@ def test_help_pays_for_no_speedup_either() -> None:
 def test_python_dash_m_runs(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "comethook_cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"comethook {__version__}"
+
+
+def closed_reader_run(*args: str, cwd: Path, reader: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run comethook with a stdout pipe whose reader has already gone (`| head -1` that has read its line); with
+    `reader`, into /dev/null instead."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, whatever the buffer holds
+    if reader:
+        os.close(write_end)
+        write_end = os.open(os.devnull, os.O_WRONLY)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "comethook_cli", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("payloads", "list"),
+        ("payloads", "show", "message_sent"),
+        ("history", "list"),
+        ("history", "export"),
+        ("config", "show", "--json"),
+        ("config", "show"),
+        ("--help",),
+    ],
+    ids=" ".join,
+)
+@pytest.mark.usefixtures("stored")
+def test_a_reader_that_closes_early_ends_every_command_quietly_with_0(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """As `send --json | head -1` does: exit 0, and not a word on stderr beyond what a reader that stays would see
+    (before: exit 1 with nothing said)."""
+    result = closed_reader_run(*args, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, closed_reader_run(*args, cwd=tmp_path, reader=True).stderr)
