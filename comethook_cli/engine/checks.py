@@ -276,6 +276,11 @@ class Suite:
             return CheckResult(name, "fail", None, d.error or "no answer"), d
         if 200 <= d.status < 300:
             return CheckResult(name, "pass", d.latency_ms, "accepted in this casing too"), d
+        usual = self.content_type or CONTENT_TYPE
+        same = await self._post(session, self._outgoing(template), {"Content-Type": usual})
+        if same.status == d.status:  # an endpoint failing everything: the casing hint would send its developer astray
+            detail = f"answered {d.status}, as it does in the {usual} casing: the casing is not the cause"
+            return CheckResult(name, "fail", d.latency_ms, detail), d
         detail = (
             f"answered {d.status}: compare the Content-Type case-insensitively "
             "(CometChat documents application/json and sends Application/json)"
