@@ -192,6 +192,8 @@ class Suite:
             return CheckResult(name, "fail", None, d.error or "no answer"), d
         if verdict.kind == "invalid":
             return CheckResult(name, "fail", d.latency_ms, f"INVALID: {verdict.reason}"), d
+        if verdict.kind == "inject" and verdict.reason:
+            return CheckResult(name, "warn", d.latency_ms, f"INJECT: {verdict.reason}"), d
         return CheckResult(name, "pass", d.latency_ms, f"verdict {verdict.kind.upper()}"), d
 
     async def _auth(self, session: aiohttp.ClientSession, wrong: str | None) -> tuple[CheckResult, Delivery]:

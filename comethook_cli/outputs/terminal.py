@@ -238,6 +238,8 @@ class Renderer:
         if verdict.kind == "inject" and verdict.metadata is not None:
             self.out.print(Text("  resulting data.metadata:", style="dim"))
             self.document(verdict.metadata)
+        if verdict.kind == "inject" and verdict.reason:
+            self.warning(safe(verdict.reason))
 
     def budget_warning(self, latency_ms: float | None) -> None:
         """Warn (stderr) when an answer took longer than CometChat's 2 s budget."""
@@ -672,7 +674,11 @@ def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text
         ]
         summary: list[Span] = [(safe(info.summary), "")]
         if reason and not forwarded:
-            summary = [(safe(reason), "red"), (" · ", ""), *summary]
+            summary = [
+                (safe(reason), "red" if exchange.verdict and exchange.verdict.kind == "invalid" else "yellow"),
+                (" · ", ""),
+                *summary,
+            ]
         pieces = [*head, [("  ", "")], summary, *tail]
         summary_cells = _cells(summary)
         fixed = sum(_cells(piece) for piece in pieces) - summary_cells

@@ -117,6 +117,13 @@ async def test_the_casing_hint_is_given_only_when_the_two_casings_are_answered_d
         assert row["detail"] == "answered 500, as it does in the Application/json casing: the casing is not the cause"
 
 
+async def test_an_acknowledgement_answer_to_before_message_is_a_warning(cli: Any, target: Any) -> None:
+    url, _ = await target(endpoint(before_answer={"status": "ok"}))
+    result = await cli.run("check", "--to", url, "--basic-auth", "cc:s3cret", "--json")
+    row = next(line for line in ndjson(result.stdout) if line["name"] == "before_message answer usable")
+    assert row["status"] == "warn" and "acknowledgement" in row["detail"] and "answer {}" in row["detail"]
+
+
 async def test_slow_endpoint_fails_the_budget(target: Any) -> None:
     """An answer slower than the budget fails its check (CometChat's 2 s; 100 ms here, to not wait 2 s)."""
     from comethook_cli.engine.checks import run_checks

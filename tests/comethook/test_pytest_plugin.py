@@ -227,3 +227,13 @@ async def test_assert_verdict_reads_aiohttp_responses(aiohttp_client: Any) -> No
         assert_verdict((200, b"{}"), "DROPPED")
     with pytest.raises(TypeError, match=r"pass \(status, body\)"):
         assert_verdict(object(), "pass")
+
+
+def test_assert_verdict_warns_that_an_acknowledgement_will_be_injected() -> None:
+    from comethook.pytest_plugin import assert_verdict
+
+    with pytest.warns(UserWarning, match=r"looks like an acknowledgement.*answer \{\} to let the message pass"):
+        verdict = assert_verdict((200, b'{"ok": true}'), "inject")
+    assert verdict.kind == "inject"
+    with pytest.raises(AssertionError, match="acknowledgement"):  # asked for pass: the failure says why it is not
+        assert_verdict((200, b'{"received": true}'), "pass")
