@@ -391,7 +391,7 @@ def run(
             raise  # Ctrl-C before the listener served (a question, a tunnel still opening): interrupted, exit 130
         # Ctrl-C is the normal way to stop a listener: exit 0
     finally:
-        if session.started:
+        if shown.announced:  # no "Stopped after 0 events." before the error of a listener that never served
             shown.stopped(session.events)
         stream.close()
 

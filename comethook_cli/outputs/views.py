@@ -35,6 +35,8 @@ class View(RecordHandler):
         self, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None, budget_ms: float = COMETCHAT_BUDGET_MS
     ) -> None:
         self._quiet = quiet
+        #: Whether the ready line (the banner) was shown: a session that never served says no "Stopped" line.
+        self.announced = False
         #: An answer slower than this gets a warning on stderr (CometChat's budget; a test passes a shorter one).
         self.budget_ms = budget_ms
         self._stream = stream
@@ -71,6 +73,7 @@ class View(RecordHandler):
     # --- listen -----------------------------------------------------------------------------------
     def ready(self, ready: wire.Ready, banner: list[tuple[str, str]]) -> None:
         """The listener is serving: the banner on stderr."""
+        self.announced = True
         self.human.banner(banner, f"comethook listening on {ready.local_url}")
 
     def on_exchange(self, exchange: Exchange) -> None:

@@ -84,6 +84,7 @@ def test_inspector_port_is_used_and_a_taken_one_is_an_error(listen_process: Any,
         result = cli("listen", "--port", "0", "--no-history", "--inspector-port", str(taken))
     assert result.exit_code == 1
     assert f"port {taken} is already in use" in result.stderr and "--inspector-port" in result.stderr
+    assert "Stopped" not in result.stderr  # it never served: no "Stopped after 0 events." before the error
 
 
 def test_the_default_port_is_the_listeners_plus_one_and_falls_back_when_taken(cli: Any) -> None:
