@@ -153,6 +153,12 @@ class Command(TyperCommand):
             rest = super().parse_args(ctx, args)
         finally:
             _parsing.reset(token)
+        from comethook_cli.cli.projectfile import refuse_broken
+
+        try:
+            refuse_broken(tuple(ctx.command_path.split()[1:]))
+        except ComethookError as error:  # a broken section of the project file this command reads
+            raise HintedUsageError(error.message, error.hint or "") from None
         for param in self.params:
             value = ctx.params.get(param.name or "")
             values = value if isinstance(value, (list, tuple)) else [value]

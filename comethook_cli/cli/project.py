@@ -36,6 +36,9 @@ class Loaded:
     gated: list[Any] = field(default_factory=list)
     #: Directories whose project file the search passed over: another user's, or writable by everyone.
     skipped: list[Path] = field(default_factory=list)
+    #: Section → the first error in it ("*": the file as a whole, e.g. invalid TOML). Said by the commands that read the
+    #: section (cli/projectfile.refuse_broken), so a typo in [check] never blocks `listen`, `--help` or `payloads list`.
+    broken: dict[str, Exception] = field(default_factory=dict)
 
 
 #: The project file of this run (set by the root callback; None with --no-config or when there is none).

@@ -99,7 +99,10 @@ def load(ctx: typer.Context, config: str | None, no_config: bool) -> Loaded:
         return Loaded(skipped=skipped)
     if config and not path.is_file():
         raise UsageError(f"--config {config!r}: no such file.", "Check the path, or run `comethook init` to write one.")
-    file = configfile.read(path)
+    try:
+        file = configfile.read(path)
+    except UsageError as error:  # not TOML, not UTF-8, an unknown section: every command that reads the file says it
+        return Loaded(broken={"*": _with_way_out(error)}, skipped=skipped)
     loaded = Loaded(file, trusted=trust.is_trusted(file.path, file.digest) or trust.ci_trusted(), found=not config)
     _apply_all(ctx, loaded, file)
     return loaded
@@ -107,11 +110,34 @@ def load(ctx: typer.Context, config: str | None, no_config: bool) -> Loaded:
 
 def _apply_all(ctx: typer.Context, loaded: Loaded, file: ProjectFile) -> None:
     known = keys(ctx)
-    try:
-        for setting in file.settings:
+    for setting in file.settings:
+        try:
             _apply(ctx, loaded, file, known, setting)
-    except RecursionError:  # a value nested deeper than a check (or json.dumps of an inline rule) follows
-        raise configfile.too_deep(file.path) from None
+        except UsageError as error:
+            loaded.broken.setdefault(setting.section, _with_way_out(error))
+        except RecursionError:  # a value nested deeper than a check (or json.dumps of an inline rule) follows
+            loaded.broken.setdefault(setting.section, _with_way_out(configfile.too_deep(file.path)))
+
+
+def _with_way_out(error: UsageError) -> UsageError:
+    """The file's error, with the way to run without the file in its hint."""
+    hint = (error.hint or "").rstrip()
+    return UsageError(error.message, f"{hint} Or leave the file out: comethook --no-config COMMAND ...".strip())
+
+
+def refuse_broken(path: Path_) -> None:
+    """Raise the project file's error when the command at `path` reads a section of it that is broken (a command's
+    parsing calls this after --help is handled, so help always works)."""
+    loaded = project.active()
+    if loaded is None or not loaded.broken:
+        return
+    if path == ("config", "show"):
+        raise next(iter(loaded.broken.values()))
+    for section, targets in TARGETS.items():
+        if any(target == path for target, _ in targets):
+            error = loaded.broken.get(section) or loaded.broken.get("*")
+            if error is not None:
+                raise error
 
 
 def _apply(
