@@ -38,14 +38,15 @@ TARGETS: dict[str, tuple[tuple[Path_, frozenset[str] | None], ...]] = {
                 (("history", "export"), None)),
     "send": ((("send",), None), (("replay",), frozenset(DELIVERING)), (("payloads", "show"), frozenset({*BUILDER, "legacy"}))),
     "check": ((("check",), None),),
-    "emulate": ((("emulate",), None),),
+    # Only the quirks: the rest of emulate's options (a webhook URL, a bind address, a state file) would need trust gates.
+    "emulate": ((("emulate",), frozenset({"quirk", "no_quirk"})),),
 }  # fmt: skip
 #: listen's options that belong to another section ([tunnel], [history]), not to [listen].
 ELSEWHERE = {"listen": frozenset(TUNNEL) | frozenset(HISTORY)}
 #: Keys whose literal value is a secret: a warning when it sits in a file inside a git repository.
-SECRETS = frozenset({"basic-auth", "ngrok-authtoken", "api-key"})
+SECRETS = frozenset({"basic-auth", "ngrok-authtoken"})
 #: Keys that name a file: a relative path is relative to the project file, not to where comethook runs.
-PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit", "body", "output", "state"})
+PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit", "body", "output"})
 #: Variables that options read without click knowing (the tunnel reads NGROK_AUTHTOKEN itself): they beat the file.
 IMPLICIT_ENV = {"ngrok_authtoken": "NGROK_AUTHTOKEN", "basic_auth_file": "COMETHOOK_BASIC_AUTH"}
 

@@ -411,9 +411,7 @@ def _call_error(call: RestCall) -> ComethookError:
         hint = "Check the network, COMETCHAT_REGION and --api-base; raise --timeout for a slow answer."
         return UnreachableError(f"{where}: {detail}.", hint)
     if call.failure == "not_json":
-        return ComethookError(
-            f"{where}: {detail}.", "Is --api-base CometChat's REST API (…/v3) or `comethook emulate`?"
-        )
+        return ComethookError(f"{where}: {detail}.", "Is --api-base CometChat's REST API (…/v3) or `comethook emulate`?")
     if call.failure is not None:
         return ComethookError(f"{where}: {detail}.", "Try again; if it persists, check --api-base.")
     code = call.error.code if call.error else None

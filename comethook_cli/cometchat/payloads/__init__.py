@@ -372,6 +372,8 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
     receiver_user = dict(options.users.get(options.receiver) or user_entity(options.receiver, seconds, legacy=legacy))
     conversation = f"group_{group_id}" if receiver_is_group else "_user_".join(sorted((options.sender, options.receiver)))
     group = dict(options.groups.get(group_id) or group_entity(group_id, options.sender, seconds))
+    # A new group's creator is its one member, unless the group is known (emulate counts its members).
+    joined_count = group.get("membersCount", 1) if group_id in options.groups else 1
     text = options.text if options.text is not None else "Hi Webhook Test"
     # A stored message was sent when it was sent: edits and deletes say so instead of an illustrative 95 s ago.
     sent = options.message.get("sentAt") if options.message else None
@@ -403,7 +405,7 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
         "receiver_user": {**receiver_user, "conversationId": "_user_".join(sorted((options.sender, options.receiver)))},
         "guid": group_id,
         "group": group,
-        "group_joined": {**group, "scope": "admin", "joinedAt": seconds, "hasJoined": True, "membersCount": 1},
+        "group_joined": {**group, "scope": "admin", "joinedAt": seconds, "hasJoined": True, "membersCount": joined_count},
         "group_updated": {**group, "updatedBy": options.sender},
         "group_transferred": {**group, "owner": options.receiver, "updatedBy": options.sender, "oldOwner": options.sender},
         "conversation_id": conversation,

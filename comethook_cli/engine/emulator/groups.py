@@ -78,19 +78,22 @@ async def list_groups(app: Core, params: dict[str, str], body: dict[str, Any], a
     return page(found, params)
 
 
+def _new_owner(app: Core, guid: str, owner: Any) -> str:
+    """The uid an ownership transfer names: a user who is a member already (the emulator's choice: CometChat is silent)."""
+    if not isinstance(owner, str) or not owner.strip():
+        raise Refused("ERR_BAD_REQUEST", "owner must be a uid.", {"owner": ["The owner must be a uid."]})
+    uid: str = app.user(owner)["uid"]
+    if uid not in app.state.members.get(guid, {}):
+        raise Refused("ERR_NOT_A_MEMBER", f"The user {uid} is not a member of the group {guid}.")
+    return uid
+
+
 async def update_group(app: Core, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
     """PUT /groups/{guid}: group_updated; with {"owner": uid} and no onBehalfOf, an ownership transfer that fires
     group_owner_transferred instead (the sheet §7; with onBehalfOf the owner is ignored, as the OAS says)."""
     group = app.group(params["guid"])
     check_entity(body)
-    new_owner = body.get("owner") if actor is None else None
-    if new_owner is not None:
-        if not isinstance(new_owner, str) or not new_owner.strip():
-            raise Refused("ERR_BAD_REQUEST", "owner must be a uid.", {"owner": ["The owner must be a uid."]})
-        new_owner = app.user(new_owner)["uid"]
-        member = app.state.members.get(group["guid"], {}).get(new_owner)
-        if member is None:  # the new owner must be a member already (the emulator's choice: CometChat is silent)
-            raise Refused("ERR_NOT_A_MEMBER", f"The user {new_owner} is not a member of the group {group['guid']}.")
+    new_owner = _new_owner(app, group["guid"], body.get("owner")) if actor is None and "owner" in body else None
     app.touch("groups", group["guid"])
     for key in ("name", "type", "icon", "description", "metadata", "tags"):
         if key in body:
@@ -98,7 +101,7 @@ async def update_group(app: Core, params: dict[str, str], body: dict[str, Any], 
     group["updatedAt"] = int(time.time())
     if new_owner is not None and new_owner != group["owner"]:
         old_owner, group["owner"] = group["owner"], new_owner
-        member["scope"] = "admin"
+        app.state.members[group["guid"]][new_owner]["scope"] = "admin"
         app.touch("members", group["guid"])
         app.fire("group_owner_transferred", sender=old_owner, receiver=new_owner, group=group["guid"])
     elif new_owner is None:

@@ -224,7 +224,9 @@ async def pin_message(app: Core, params: dict[str, str], body: dict[str, Any], a
     by, now = actor or rules.SYSTEM_USER, int(time.time())
     pinned = app.state.pins.get(message["id"])
     if pin and pinned is None:
-        conversation = [i for i in app.state.pins if app.state.messages.get(i, {}).get("conversationId") == message["conversationId"]]
+        conversation = [
+            i for i in app.state.pins if app.state.messages.get(i, {}).get("conversationId") == message["conversationId"]
+        ]
         if len(conversation) >= MAX_PINS:
             raise Refused("ERR_PINNED_MESSAGES_LIMIT_EXCEEDED", f"A conversation has at most {MAX_PINS} pinned messages.")
     app.touch("pins", message["id"])

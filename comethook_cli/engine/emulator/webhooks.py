@@ -19,7 +19,6 @@ from comethook_cli.engine.emulator.state import Store
 from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, connector, deliver
 from comethook_cli.models import Delivery
 
-
 #: A stored user's and group's fields that their entities in a webhook carry, when stored (createdAt, updatedAt of a
 #: user, a group's description and metadata, are in no webhook entity CometChat shows).
 USER_ENTITY = ("uid", "name", "avatar", "link", "role", "status", "statusMessage", "lastActiveAt", "metadata", "tags")
@@ -45,6 +44,11 @@ class Webhooks:
         for task in list(self._pending):
             task.cancel()
         await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def settle(self) -> None:
+        """Wait for the deliveries in flight to end (what the calls so far fired has then all been delivered)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     async def close(self) -> None:
         """Close the client."""
