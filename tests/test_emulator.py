@@ -524,7 +524,7 @@ def stored_group_time(client: Client) -> int:
 
 
 # --- the key first, then the route; unserved real operations say so ---------------------------------------------
-async def test_a_bad_key_gets_401_on_every_path_served_or_not(client: Client) -> None:
+async def test_a_bad_key_gets_401_on_every_path_served_or_not() -> None:
     async for keyed in running(EmulatorConfig(port=0, api_key="right")):
         for method, path in (("GET", "/users/x"), ("GET", "/conversations"), ("POST", "/nowhere/at/all"), ("GET", "/users")):
             status, body = await keyed.call(method, path, key="wrong")

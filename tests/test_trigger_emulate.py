@@ -23,7 +23,6 @@ from aiohttp import web
 from comethook_cli.cometchat.payloads import find_template
 from comethook_cli.engine.config import AnswerConfig, EmulatorConfig, ListenConfig, ListenerConfig, TunnelConfig, WebhookTarget
 from comethook_cli.engine.emulator import Emulator
-from comethook_cli.engine.emulator.quirks import disabled
 from comethook_cli.engine.session import Session
 from tests.conftest import Cli, ListenProcess, ndjson
 from tests.payload_shapes import shape_problems
@@ -411,6 +410,8 @@ def test_an_unknown_quirk_is_a_usage_error_with_did_you_mean(cli: Cli, tmp_path:
     result = cli("--config", str(project), "emulate", "--port", "0")
     assert result.exit_code == 2 and "Unknown quirk 'actor-in-members'" in result.stderr
     # --quirk turns back on what --no-quirk (or the file) turned off.
+    from comethook_cli.engine.emulator.quirks import disabled
+
     assert disabled([], ["ban-actor-in-members"]) == ("ban-actor-in-members",)
     assert disabled(["ban-actor-in-members"], ["ban-actor-in-members"]) == ()
 
