@@ -232,12 +232,17 @@ async def test_every_action_round_trips_through_the_state_file(tmp_path: Path) -
             ("POST", "/users/a/blockedusers", {"blockedUids": ["c"]}, {}),
             ("POST", "/groups", {"guid": "gone", "name": "Gone"}, {}),
             ("DELETE", "/groups/gone", None, {}),
+            ("POST", "/messages/1/pin", None, {"onBehalfOf": "a"}),
+            ("PUT", "/users/c", {"name": "Cee"}, {}),
+            ("DELETE", "/users/b", None, {}),
         ]
         for method, route, body, headers in calls:
             status, answer = await client.call(method, route, body, **headers)
             assert status == 200, (method, route, answer)
         expected = client.emulator.state.to_json()
         assert expected["messages"]["1"]["data"]["text"] == "edited" and expected["banned"]["g"] == ["b"]
+        assert expected["pins"]["1"]["pinnedBy"] == "a" and expected["users"]["c"]["name"] == "Cee"
+        assert "b" not in expected["users"]
     async for again in running(EmulatorConfig(port=0, state=str(path))):
         assert again.emulator.state.to_json() == expected
 
