@@ -362,7 +362,8 @@ async def fired(client: Client, receiver: Receiver) -> list[dict[str, Any]]:
 
 async def test_every_rest_operation_answers_like_the_sheet_and_fires_exactly_its_triggers() -> None:
     """One step per REST operation (rest.ACTIONS): its status, the part of the answer a client reads, and exactly the
-    webhooks the sheet's §7 gives it."""
+    webhooks the sheet's §7 gives it. One long test rather than one per operation: each step needs the state the
+    earlier ones built, and the table is what a reader compares with the sheet."""
     async for client, receiver in hooked():
         steps: list[tuple[str, str, str, Any, dict[str, str], list[str], Any]] = [
             ("create_user", "POST", "/users", {"uid": "a", "name": "A"}, {}, [], lambda d: d["data"]["uid"] == "a"),
