@@ -5,7 +5,7 @@
 
 Runs a real `comethook listen --quiet --history-max-mb CAP` (its own COMETHOOK_HOME), floods it from 32
 connections, samples the three files' sizes every few milliseconds, then stops it with SIGINT and measures what
-is left. Not a test: it prints what it measured (the test is tests/test_history_files.py's flood test).
+is left. Not a test: it prints what it measured (the test is tests/engine/history/test_files.py's flood test).
 """
 
 from __future__ import annotations

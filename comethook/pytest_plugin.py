@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -216,6 +217,8 @@ def assert_verdict(response: Any, expected: str, *, request: Any = None, injecte
             f"CometChat's verdict on this answer is {verdict.kind.upper()}, not {expected.upper()}.\n"
             f"  status: {status}\n  answer: {_shown(body)}\n  why:    {why}\n  to {expected}: {_HOW[expected]}"
         )
+    if verdict.kind == "inject" and verdict.reason:  # {"status": "ok"}: passes as asked, but is almost never meant
+        warnings.warn(f"{_shown(body)}: {verdict.reason}", UserWarning, stacklevel=2)
     if injected is not None:
         metadata = verdict.metadata or {}
         got = metadata.get("@injected", {}).get("webhooks", {}).get(verdict.webhook_id)

@@ -1,4 +1,4 @@
-"""The one JSON-body parser (issue 10, items 11 and 16): strict constants, UTF-8, bounded depth, the same
+"""The one JSON-body parser: strict constants, UTF-8, bounded depth, the same
 answer in the listener, `send --body`, `replay --edit`, rule files and `--respond inject:`."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from comethook_cli.cometchat.rules import Responder, parse_respond
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.errors import UsageError
 from comethook_cli.jsonbody import MAX_DEPTH, JsonBodyError, depth, parse
+from tests.cli.test_replay import record_exchange, write_editor
 from tests.conftest import hub_for
-from tests.test_replay import record_exchange, write_editor
 
 TOO_DEEP = b"[" * 100_000 + b"]" * 100_000
 #: Deeper than MAX_DEPTH, shallow enough that json.loads alone would accept it.

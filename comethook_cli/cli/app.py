@@ -5,6 +5,7 @@ error funnel every command is wrapped in.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib
@@ -63,6 +64,19 @@ def funnel(command: F) -> F:
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """A reader that closes early (`comethook payloads list | head -5`) ends the command as `send --json | head -1`
+    does: exit 0 and nothing on stderr, since what was read was all that was wanted. (click itself would exit 1.)"""
+    try:
+        yield
+    except BrokenPipeError:
+        from comethook_cli.outputs.stream import silence
+
+        silence(sys.stdout)
+        raise typer.Exit(0) from None
 
 
 def current_context() -> typer.Context | None:
@@ -188,6 +202,16 @@ class Group(TyperGroup):
             " ".join((self.help or "").split()),
             [("Options", options), ("Commands", self.summaries(ctx))],
         )
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any) -> Any:
+        """Parse the arguments (this prints --help and --version), ending quietly when stdout's reader is gone."""
+        with reader_may_leave():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Context) -> Any:
+        """Run the command, ending quietly when stdout's reader is gone."""
+        with reader_may_leave():
+            return super().invoke(ctx)
 
     def summaries(self, ctx: Context) -> list[tuple[str, str]]:
         """Each shown command's name and one-line help, in the order declared."""

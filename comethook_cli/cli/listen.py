@@ -420,8 +420,9 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
     loop = asyncio.get_running_loop()
     page: Inspector | None = None
 
-    def reader_gone() -> None:  # on the writer thread
-        loop.call_soon_threadsafe(_reader_gone, session, shown)
+    def reader_gone() -> None:  # on the writer thread; after Ctrl-C on `| jq` (jq stopped too), the loop may be closed
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_reader_gone, session, shown)
 
     stream.on_broken = reader_gone
     starting = asyncio.ensure_future(session.startup())

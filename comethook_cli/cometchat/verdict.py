@@ -3,6 +3,7 @@
 The documented contract (see README, "What CometChat does with your answer"): any JSON object is
 injected at `metadata["@injected"]["webhooks"][<webhook id>]`; `{"action": "do_not_propagate"}` drops the
 message; `{}` delivers it unchanged. Everything else is undocumented, so comethook calls it INVALID and says why.
+An INJECT of what reads as an acknowledgement (`{"status": "ok"}`) carries a reason: it is almost never meant.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from typing import Any
 from comethook_cli.models import NOT_JSON, Verdict, parse_strict
 
 DROP_ACTION = "do_not_propagate"
+#: The keys and values of an answer written as an acknowledgement ("got it"), the classic bug of a new before_message
+#: handler: CometChat injects it into the metadata of every message. Matched on the whole (small) object only.
+ACK_KEYS = frozenset({"status", "ok", "success", "received", "acknowledged", "ack", "message", "result"})
+ACK_WORDS = frozenset({"ok", "okay", "success", "received", "accepted", "acknowledged", "done", "true"})
+ACK_REASON = "this looks like an acknowledgement, and CometChat will inject it into the message's metadata: answer {} to let the message pass unchanged"
 
 
 def judge(request: Any, status: int | None, body: bytes) -> Verdict:
@@ -42,7 +48,16 @@ def judge(request: Any, status: int | None, body: bytes) -> Verdict:
     if not answer:
         return Verdict("pass", webhook_id=webhook_id).carrying(answer)
     metadata = injected_metadata(request, webhook_id, answer)
-    return Verdict("inject", metadata=metadata, webhook_id=webhook_id).carrying(answer)
+    ack = ACK_REASON if is_acknowledgement(answer) else None
+    return Verdict("inject", ack, metadata=metadata, webhook_id=webhook_id).carrying(answer)
+
+
+def is_acknowledgement(answer: dict[str, Any]) -> bool:
+    """Whether an answer reads as "received" rather than as data to inject (`{"status": "ok"}`, `{"ok": true}`)."""
+    return len(answer) <= 2 and all(
+        key.lower() in ACK_KEYS and (value is True or (isinstance(value, str) and value.strip().lower() in ACK_WORDS))
+        for key, value in answer.items()
+    )
 
 
 def injected_metadata(request: Any, webhook_id: str, answer: dict[str, Any]) -> dict[str, Any]:

@@ -192,6 +192,8 @@ class Suite:
             return CheckResult(name, "fail", None, d.error or "no answer"), d
         if verdict.kind == "invalid":
             return CheckResult(name, "fail", d.latency_ms, f"INVALID: {verdict.reason}"), d
+        if verdict.kind == "inject" and verdict.reason:
+            return CheckResult(name, "warn", d.latency_ms, f"INJECT: {verdict.reason}"), d
         return CheckResult(name, "pass", d.latency_ms, f"verdict {verdict.kind.upper()}"), d
 
     async def _auth(self, session: aiohttp.ClientSession, wrong: str | None) -> tuple[CheckResult, Delivery]:
@@ -276,6 +278,11 @@ class Suite:
             return CheckResult(name, "fail", None, d.error or "no answer"), d
         if 200 <= d.status < 300:
             return CheckResult(name, "pass", d.latency_ms, "accepted in this casing too"), d
+        usual = self.content_type or CONTENT_TYPE
+        same = await self._post(session, self._outgoing(template), {"Content-Type": usual})
+        if same.status == d.status:  # an endpoint failing everything: the casing hint would send its developer astray
+            detail = f"answered {d.status}, as it does in the {usual} casing: the casing is not the cause"
+            return CheckResult(name, "fail", d.latency_ms, detail), d
         detail = (
             f"answered {d.status}: compare the Content-Type case-insensitively "
             "(CometChat documents application/json and sends Application/json)"

@@ -280,7 +280,7 @@ class _AgentSubprocess:
 def _clean_agent_environment() -> None:
     """Start the agent without comethook's secrets in its environment. pyngrok has no setting for the agent's
     environment (its Popen inherits ours, and an agent's environment lasts as long as it does), so its process
-    module is given a `subprocess` whose Popen passes one; tests/test_tunnel.py holds this to pyngrok's behaviour
+    module is given a `subprocess` whose Popen passes one; tests/engine/test_tunnel.py holds this to pyngrok's behaviour
     (the stand-in agent records what it inherited)."""
     from pyngrok import process
 

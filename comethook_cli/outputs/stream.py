@@ -23,6 +23,15 @@ from comethook_cli.outputs.wire import Record, encode
 DEFAULT_LIMIT = 8 * 1024 * 1024
 
 
+def silence(stream: TextIO) -> None:
+    """The reader of `stream` is gone (`| head -1`): point its descriptor at /dev/null, so that what is still buffered,
+    and the interpreter's last flush, are written nowhere instead of failing again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
 class BackgroundStream(io.TextIOBase):
     """Wraps a real stream; `close()` (or `drain()`) writes out whatever is still waiting."""
 
@@ -135,8 +144,7 @@ class BackgroundStream(io.TextIOBase):
             self.broken = True
             self._pending = []
             self._idle.notify_all()
-        with contextlib.suppress(OSError, ValueError):  # the interpreter's last flush must not fail again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        silence(self.stream)
         if self.on_broken is not None:
             self.on_broken()
 
@@ -185,8 +193,6 @@ class NdjsonWriter:
 
     def _reader_gone(self) -> None:
         self.closed = True
-        stream = self._stream or sys.stdout
-        with contextlib.suppress(OSError, ValueError):  # the interpreter's last flush must not fail again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        silence(self._stream or sys.stdout)
         if self.on_closed is not None:
             self.on_closed()

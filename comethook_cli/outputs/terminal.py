@@ -71,12 +71,22 @@ def safe(text: str, multiline: bool = False) -> str:
     return (_UNSAFE_BLOCK if multiline else _UNSAFE_LINE).sub(_escape, text)
 
 
+class _Console(Console):
+    """rich's Console, except that a reader gone from stdout (`| head -5`) is left to the command layer, which ends
+    quietly with exit 0 (cli/app.py's reader_may_leave), instead of rich's own exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        """Print nothing more, and let the BrokenPipeError reach the command layer."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 class Renderer:
     """Human output: `out` is stdout (data), `err` is stderr (everything else)."""
 
     def __init__(self, quiet: bool = False, stream: TextIO | None = None, budget_ms: float = COMETCHAT_BUDGET_MS) -> None:
-        self.out = Console(file=stream, highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = _Console(file=stream, highlight=False, soft_wrap=True)
+        self.err = _Console(stderr=True, highlight=False, soft_wrap=True)
         # On a terminal, messages and long data lines wrap at words to its width (the event line, tables and
         # JSON set their own layout); in a log or a pipe they stay whole lines.
         self.err.soft_wrap = not self.err.is_terminal
@@ -228,6 +238,8 @@ class Renderer:
         if verdict.kind == "inject" and verdict.metadata is not None:
             self.out.print(Text("  resulting data.metadata:", style="dim"))
             self.document(verdict.metadata)
+        if verdict.kind == "inject" and verdict.reason:
+            self.warning(safe(verdict.reason))
 
     def budget_warning(self, latency_ms: float | None) -> None:
         """Warn (stderr) when an answer took longer than CometChat's 2 s budget."""
@@ -662,7 +674,11 @@ def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text
         ]
         summary: list[Span] = [(safe(info.summary), "")]
         if reason and not forwarded:
-            summary = [(safe(reason), "red"), (" · ", ""), *summary]
+            summary = [
+                (safe(reason), "red" if exchange.verdict and exchange.verdict.kind == "invalid" else "yellow"),
+                (" · ", ""),
+                *summary,
+            ]
         pieces = [*head, [("  ", "")], summary, *tail]
         summary_cells = _cells(summary)
         fixed = sum(_cells(piece) for piece in pieces) - summary_cells

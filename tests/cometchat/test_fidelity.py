@@ -1,4 +1,4 @@
-"""CometChat fidelity (issue 12): live shapes from shared/cometchat-webhooks.md §9, the key lists beside the
+"""CometChat fidelity: live shapes from shared/cometchat-webhooks.md §9, the key lists beside the
 templates, the live Content-Type casing on the wire, and check's retry semantics."""
 
 from __future__ import annotations

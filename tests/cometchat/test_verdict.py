@@ -20,6 +20,13 @@ REQUEST = {
         (200, b" { } ", "pass", None),
         (200, b'{"action": "do_not_propagate"}', "drop", None),
         (201, b'{"score": 0.9}', "inject", None),
+        (200, b'{"status": "ok"}', "inject", "looks like an acknowledgement"),
+        (200, b'{"ok": true}', "inject", "looks like an acknowledgement"),
+        (200, b'{"received": true}', "inject", "looks like an acknowledgement"),
+        (200, b'{"success": true, "message": "OK"}', "inject", "looks like an acknowledgement"),
+        (200, b'{"status": "flagged"}', "inject", None),  # data worth injecting, not a "got it"
+        (200, b'{"ok": false}', "inject", None),
+        (200, b'{"ok": true, "score": 1}', "inject", None),
         (200, b'{"action": "block"}', "invalid", "unknown action 'block'"),
         (500, b"{}", "invalid", "HTTP 500"),
         (200, b"", "invalid", "empty body"),

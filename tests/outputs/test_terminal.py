@@ -219,7 +219,7 @@ def run_on_pty(args: list[str], width: int, until: str, then: Any = None, timeou
     env["TERM"] = "xterm"
     proc = subprocess.Popen(
         [sys.executable, "-m", "comethook_cli", *args], stdin=child, stdout=child, stderr=child, env=env,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
     os.close(child)
     text, called, deadline = "", False, time.monotonic() + timeout
@@ -380,3 +380,13 @@ async def test_replay_shows_the_original_answer_beside_the_new_one(cli: Any, tar
     changed = await cli.run("replay", "--last", "--to", url)
     assert "Original: 200 in 1.5 ms  now: 200  the answer changed" in changed.stdout
     assert '-  "a": 1,\n+  "a": 2,' in changed.stdout
+
+
+def test_listens_event_line_says_an_acknowledgement_will_be_injected() -> None:
+    from comethook_cli.cometchat.verdict import judge
+
+    verdict = judge({"trigger": "before_message"}, 200, b'{"status": "ok"}')
+    [line] = event_lines(exchange(verdict=verdict, response_body=b'{"status": "ok"}'), None)
+    assert "INJECT" in line.plain and "looks like an acknowledgement" in line.plain
+    styles = {str(span.style) for span in line.spans if "acknowledgement" in line.plain[span.start : span.end]}
+    assert styles == {"yellow"}  # a warning, not the red of an INVALID answer

@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.conftest import pid_alive
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(predicate: Any, limit: float = 10) -> bool:

@@ -14,7 +14,7 @@ import comethook.pytest_plugin  # imported here so the pytester runs below find 
 from comethook.pytest_plugin import assert_verdict
 
 pytest_plugins = ["pytester"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Load the plugin explicitly: the dev checkout is not installed (no entry point); in CI it is, and the entry point is
 #: named after the module, so this is the same plugin, not a second registration.
 PLUGIN = (
@@ -227,3 +227,13 @@ async def test_assert_verdict_reads_aiohttp_responses(aiohttp_client: Any) -> No
         assert_verdict((200, b"{}"), "DROPPED")
     with pytest.raises(TypeError, match=r"pass \(status, body\)"):
         assert_verdict(object(), "pass")
+
+
+def test_assert_verdict_warns_that_an_acknowledgement_will_be_injected() -> None:
+    from comethook.pytest_plugin import assert_verdict
+
+    with pytest.warns(UserWarning, match=r"looks like an acknowledgement.*answer \{\} to let the message pass"):
+        verdict = assert_verdict((200, b'{"ok": true}'), "inject")
+    assert verdict.kind == "inject"
+    with pytest.raises(AssertionError, match="acknowledgement"):  # asked for pass: the failure says why it is not
+        assert_verdict((200, b'{"received": true}'), "pass")

@@ -24,8 +24,8 @@ from comethook_cli.engine.history.files import HistoryDamaged, default_path
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import DAY, HistoryWriter, Retention
 from comethook_cli.models import Exchange
+from tests.cli.test_history import exchange
 from tests.conftest import ndjson, post_json
-from tests.test_history import exchange
 
 
 def mode(path: Path) -> int:

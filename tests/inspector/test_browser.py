@@ -316,7 +316,7 @@ def test_fifty_thousand_stored_exchanges_render_as_a_window_and_page_in_as_you_s
     from comethook_cli.engine.history.files import default_path
     from comethook_cli.engine.history.reader import History
     from comethook_cli.engine.history.rows import INSERT, connect, to_row
-    from tests.test_history_reader import exchange
+    from tests.engine.history.test_reader import exchange
 
     path = default_path()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The CLI contract: help for every command, README coverage, version, cheap start-up."""
+"""The CLI contract: help for every command, version, cheap start-up (the README's checks: tests/docs/)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 
 from comethook_cli import __version__
 from comethook_cli.cli import app
-
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.cli.test_history import stored  # noqa: F401 - a fixture: three stored exchanges
 
 
 def all_commands() -> list[list[str]]:
@@ -28,23 +28,13 @@ def all_commands() -> list[list[str]]:
     return found
 
 
-def test_every_command_has_help_and_a_readme_section(cli: Any) -> None:
-    readme = README.read_text(encoding="utf-8")
+def test_every_command_has_help(cli: Any) -> None:
     commands = all_commands()
     assert ["send"] in commands and ["payloads", "list"] in commands
     for path in commands:
         result = cli(*path, "--help")
         assert result.exit_code == 0, path
         assert "Usage:" in result.stdout
-        assert f"comethook {' '.join(path)}" in readme, f"README lacks `comethook {' '.join(path)}`"
-
-
-def test_readme_starts_with_a_quick_start_of_two_commands() -> None:
-    readme = README.read_text(encoding="utf-8")
-    head = readme.split("\n## ", 2)[1]
-    assert head.lower().startswith("quick start")
-    assert "pip install . && comethook listen" in head
-    assert "pip install '.[test]' && python -m pytest" in head
 
 
 def test_version(cli: Any) -> None:
@@ -75,13 +65,45 @@ def test_python_dash_m_runs(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout.strip() == f"comethook {__version__}"
 
 
-def test_the_readme_rules_example_is_a_valid_rules_file(tmp_path: Path) -> None:
-    from comethook_cli.cli.options import load_rules
+def closed_reader_run(*args: str, cwd: Path, reader: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run comethook with a stdout pipe whose reader has already gone (`| head -1` that has read its line); with
+    `reader`, into /dev/null instead."""
+    import os
 
-    readme = README.read_text(encoding="utf-8")
-    example = readme.split("Rules file:", 1)[1].split("```json", 1)[1].split("```", 1)[0]
-    path = tmp_path / "rules.json"
-    path.write_text(example)
-    rules = load_rules(str(path))
-    assert [r.action.label for r in rules] == ["drop", "inject", "body", "pass"]
-    assert rules[0].text is not None and rules[0].text.search("buy SPAM now")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, whatever the buffer holds
+    if reader:
+        os.close(write_end)
+        write_end = os.open(os.devnull, os.O_WRONLY)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "comethook_cli", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("payloads", "list"),
+        ("payloads", "show", "message_sent"),
+        ("history", "list"),
+        ("history", "export"),
+        ("config", "show", "--json"),
+        ("config", "show"),
+        ("--help",),
+    ],
+    ids=" ".join,
+)
+@pytest.mark.usefixtures("stored")
+def test_a_reader_that_closes_early_ends_every_command_quietly_with_0(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """As `send --json | head -1` does: exit 0, and not a word on stderr beyond what a reader that stays would see
+    (before: exit 1 with nothing said)."""
+    result = closed_reader_run(*args, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, closed_reader_run(*args, cwd=tmp_path, reader=True).stderr)

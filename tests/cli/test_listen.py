@@ -54,6 +54,19 @@ def test_sigint_stops_cleanly_with_the_event_count(listen_process: Any) -> None:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
+def test_ctrl_c_on_listen_json_into_a_pipe_whose_reader_is_gone_stops_quietly(listen_process: Any) -> None:
+    """Ctrl-C on `listen --json | jq` stops jq too: the last records then meet a closed pipe. Before, the output
+    thread printed a BrokenPipeError traceback and then "Event loop is closed"."""
+    listener = listen_process("--no-inspector")
+    assert listener.proc.stdout is not None and listener.proc.stderr is not None
+    listener.proc.stdout.close()  # the reader is gone
+    listener.proc.send_signal(signal.SIGINT)
+    listener.proc.wait(15)
+    err = listener.proc.stderr.read()
+    assert listener.proc.returncode == 0, err
+    assert "Traceback" not in err and "Exception" not in err and "Stopped after 0 events." in err
+
+
 def test_banner_tells_what_to_paste_and_how_to_stop(listen_process: Any) -> None:
     listener = listen_process("--max-events", "1", json_out=False)
     post_json(listener.url + "/webhook", delivery())

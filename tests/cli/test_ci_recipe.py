@@ -22,7 +22,7 @@ from comethook_cli.outputs import github
 from comethook_cli.outputs.wire import CheckSummary
 from tests.conftest import ndjson
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CI_DOC = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
 CHECK = re.compile(r"(?:comethook|\$COMETHOOK) check --to \S+ --triggers all --junit report\.xml")
 

@@ -51,7 +51,7 @@ async def test_forward_json_event_of_a_slow_app(target: Any, listen_process: Any
     event = ndjson(out)[0]
     assert code == 0 and event["forwarded_to"] == base + "/webhook" and event["verdict"] == "pass"
     assert event["response"] == {"status": 200, "body": {}} and event["latency_ms"] > 200
-    assert "budget" not in err  # 0.3 s is within CometChat's 2 s (the warning past it: test_forward.py)
+    assert "budget" not in err  # 0.3 s is within CometChat's 2 s (the warning past it: test_listen_forward.py)
 
 
 def record_exchange(cli: Any, listen_process: Any, *args: str, text: str = "stored") -> str:

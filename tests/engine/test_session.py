@@ -99,7 +99,7 @@ async def test_the_hub_stores_first_isolates_a_broken_output_and_cuts_off_a_queu
 async def test_the_hub_publishes_a_closed_set_of_records_each_to_its_own_handler_method() -> None:
     """A RecordHandler subscribes itself and gets each record in the method for its kind: the exchange `keep` leaves out
     arrives as Skipped, in on_skipped; the one it keeps in on_exchange; a rejection in on_rejection."""
-    from tests.test_history import exchange
+    from tests.cli.test_history import exchange
 
     got: list[tuple[str, object]] = []
 

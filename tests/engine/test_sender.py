@@ -20,7 +20,7 @@ from comethook_cli.engine.runs import Expectations, check_expectations, compare_
 from comethook_cli.engine.sender import CONTENT_TYPE, Outgoing, connector, deliver
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 from comethook_cli.models import Delivery
-from tests.test_hostile_client import certificate, https_url  # noqa: F401 - fixtures
+from tests.engine.test_clients_hostile import certificate, https_url  # noqa: F401 - fixtures
 
 
 def outgoing(trigger: str = "message_sent") -> Outgoing:
@@ -255,7 +255,7 @@ async def test_replay_delivers_the_stored_bytes_again_changed_by_edits(target: A
     from comethook_cli.engine.exchanges import redact_headers
     from comethook_cli.engine.history.reader import History
     from comethook_cli.engine.history.writer import HistoryWriter
-    from tests.test_history_reader import exchange
+    from tests.engine.history.test_reader import exchange
 
     stored = exchange("evt_replay_1", "message_sent", "original")
     headers = (

@@ -324,7 +324,7 @@ def test_inline_rules_answer_a_real_listen(project: Path, listen_process: Any, m
         '[[listen.rules]]\nmatch = {}\naction = { inject = { "checked" = true } }\n',
     )
     monkeypatch.setenv("COMETHOOK_CONFIG", str(path))
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))  # the subprocess runs from the project
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # the subprocess runs from the project
     listener = listen_process("--max-events", "2", "--no-history")
     assert post_json(listener.url + "/webhook", delivery(text="BUY NOW cheap")) == (200, b'{"action": "do_not_propagate"}')
     assert post_json(listener.url + "/webhook", delivery(text="hello"))[1] == b'{"checked": true}'

@@ -36,6 +36,16 @@ async def test_inject_shows_the_resulting_metadata(cli: Any, target: Any) -> Non
     assert '"risk": "low"' in result.stdout
 
 
+async def test_an_acknowledgement_answer_is_injected_with_a_warning_that_says_what_to_answer(cli: Any, target: Any) -> None:
+    url, _ = await target(lambda r: web.json_response({"status": "ok"}))
+    result = await cli.run("send", "before_message", "--to", url, "--expect", "inject")
+    assert result.exit_code == 0 and "Verdict: INJECT" in result.stdout
+    assert "looks like an acknowledgement" in result.stderr and "answer {} to let the message pass" in result.stderr
+    as_json = await cli.run("send", "before_message", "--to", url, "--json")
+    record = next(line for line in ndjson(as_json.stdout) if line.get("verdict") == "inject")
+    assert "acknowledgement" in record["verdict_reason"]
+
+
 async def test_drop_verdict_and_failed_expectation_exits_3(cli: Any, target: Any) -> None:
     url, _ = await target(lambda r: web.json_response({"action": "do_not_propagate"}))
     ok = await cli.run("send", "before_message", "--to", url, "--expect", "drop")

@@ -1,4 +1,4 @@
-"""The lean `send --count` path (issue 17): fresh bodies spliced into a pre-encoded template, and the lean HTTP/1.1
+"""The lean `send --count` path: fresh bodies spliced into a pre-encoded template, and the lean HTTP/1.1
 client (engine/lean_client, httptools' parser) that sends runs over plain http instead of aiohttp, with the same requests, bounds and results."""
 
 from __future__ import annotations

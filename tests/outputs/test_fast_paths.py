@@ -1,4 +1,4 @@
-"""Issue 17: the listener's per-delivery shortcuts give exactly what the long way gave.
+"""The listener's per-delivery shortcuts give exactly what the long way gave.
 
 Each shortcut is checked against the code it stands in for: the event line written without rich's print
 pipeline (on a console without colours) against `Console.print`, and the header names a real listener stores against orjson."""
@@ -22,8 +22,8 @@ from comethook_cli.engine.history.writer import HistoryWriter, Retention
 from comethook_cli.models import AnsweredBy, Verdict
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.terminal import Renderer, event_spans
-from tests.test_history import exchange as stored_exchange
-from tests.test_terminal import event_lines, exchange
+from tests.cli.test_history import exchange as stored_exchange
+from tests.outputs.test_terminal import event_lines, exchange
 
 CONSOLES = [
     dict(force_terminal=False, color_system=None),

@@ -10,9 +10,9 @@ import aiohttp
 from aiohttp import web
 
 from comethook_cli.engine.history.files import default_path
+from tests.cli.test_listen_reliability import raw_server
 from tests.conftest import AFTER, MIB, post
-from tests.test_hostile_client import rss_mb
-from tests.test_reliability import raw_server
+from tests.engine.test_clients_hostile import rss_mb
 
 # --- A: an answer header HTTP cannot carry must not cost CometChat the answer -------------------------------------
 

@@ -1,4 +1,4 @@
-"""Hostile servers on the client side (issue 10): a bad app behind --forward-to, and bad endpoints for send, check
+"""Hostile servers on the client side: a bad app behind --forward-to, and bad endpoints for send, check
 and replay. Bounded bytes and time, copies that never delay the primary, odd headers relayed right, strict JSON, TLS."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange
 from comethook_cli.outputs.wire import Event
+from tests.cli.test_replay import record_exchange
 from tests.conftest import hub_for, ndjson
 from tests.hostile import HostileServer
-from tests.test_replay import record_exchange
 
 AFTER = b'{"trigger": "after_message", "data": {"message": {"data": {"text": "hi"}}}}'
 DROP = {"action": "do_not_propagate"}

@@ -23,7 +23,7 @@ from comethook_cli.engine.session import Session
 from comethook_cli.inspector.server import Inspector
 from tests.conftest import delivery, post_json
 
-STATIC = Path(__file__).resolve().parent.parent / "comethook_cli" / "inspector" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "comethook_cli" / "inspector" / "static"
 
 
 class Live:

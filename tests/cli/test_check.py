@@ -103,6 +103,27 @@ async def test_each_failing_check_is_named_and_exits_3(
     assert failing in failed_cases
 
 
+@pytest.mark.parametrize(("strict", "hinted"), [(True, True), (False, False)], ids=["casing-matters", "fails-anyway"])
+async def test_the_casing_hint_is_given_only_when_the_two_casings_are_answered_differently(
+    cli: Any, target: Any, strict: bool, hinted: bool
+) -> None:
+    """An endpoint that answers 500 to everything fails the Content-Type check too, but its casing is not the cause."""
+    url, _ = await target(endpoint(content_type_strict=strict, status=200 if strict else 500))
+    result = await cli.run("check", "--to", url, "--basic-auth", "cc:s3cret", "--json")
+    row = next(line for line in ndjson(result.stdout) if line["name"] == "Content-Type: application/json accepted")
+    assert row["status"] == "fail"
+    assert ("case-insensitively" in row["detail"]) is hinted, row["detail"]
+    if not hinted:
+        assert row["detail"] == "answered 500, as it does in the Application/json casing: the casing is not the cause"
+
+
+async def test_an_acknowledgement_answer_to_before_message_is_a_warning(cli: Any, target: Any) -> None:
+    url, _ = await target(endpoint(before_answer={"status": "ok"}))
+    result = await cli.run("check", "--to", url, "--basic-auth", "cc:s3cret", "--json")
+    row = next(line for line in ndjson(result.stdout) if line["name"] == "before_message answer usable")
+    assert row["status"] == "warn" and "acknowledgement" in row["detail"] and "answer {}" in row["detail"]
+
+
 async def test_slow_endpoint_fails_the_budget(target: Any) -> None:
     """An answer slower than the budget fails its check (CometChat's 2 s; 100 ms here, to not wait 2 s)."""
     from comethook_cli.engine.checks import run_checks
