@@ -55,6 +55,22 @@ RetryOnFailure = Annotated[bool, typer.Option("--retry-on-failure", help="Delive
 State = Annotated[str | None, typer.Option("--state", metavar="FILE", help="Keep the state in this SQLite file, not in memory.")]
 
 
+def _quirks_help() -> str:
+    from comethook_cli.engine.emulator.quirks import help_text
+
+    return help_text()
+
+
+QuirkOn = Annotated[
+    list[str] | None,
+    typer.Option("--quirk", metavar="NAME", help="Reproduce this production quirk (all are on; beats --no-quirk). Repeatable."),
+]
+QuirkOff = Annotated[
+    list[str] | None,
+    typer.Option("--no-quirk", metavar="NAME", help=f"Do not reproduce this quirk. Repeatable. The quirks: {_quirks_help()}"),
+]
+
+
 @app.command()
 @funnel
 def emulate(
@@ -77,13 +93,15 @@ def emulate(
     retry_on_failure: RetryOnFailure = default(EmulatorConfig, "retry_on_failure"),
     retry_delays: RetryDelays = None,
     state: State = None,
+    quirk: QuirkOn = None,
+    no_quirk: QuirkOff = None,
 ) -> None:
     """A local stand-in for CometChat's REST API that fires the webhooks each call causes (offline CI)."""
     config = emulating(
         host=host, port=port, allow_host=allow_host, webhook=webhook, triggers=triggers, basic_auth=basic_auth,
         basic_auth_file=basic_auth_file, legacy=legacy, webhook_id=webhook_id, api_key=api_key, app_id=app_id, region=region,
         hook_timeout=hook_timeout, on_hook_failure=on_hook_failure, retry_on_failure=retry_on_failure,
-        retry_delays=retry_delays, state=state,
+        retry_delays=retry_delays, state=state, quirk=quirk, no_quirk=no_quirk,
     )  # fmt: skip
     run(config, json_out, quiet)
 
@@ -102,6 +120,7 @@ def emulating(**values: Any) -> EmulatorConfig:
     """EMULATING's values → EmulatorConfig (validated)."""
     from comethook_cli.cli.send import parse_delays
     from comethook_cli.cometchat.payloads import REGIONS
+    from comethook_cli.engine.emulator.quirks import disabled
     from comethook_cli.errors import UsageError
 
     if values["on_hook_failure"] not in ("pass", "drop"):
@@ -111,12 +130,13 @@ def emulating(**values: Any) -> EmulatorConfig:
     credentials = basic_auth(values["basic_auth"], values["basic_auth_file"])
     hooks = webhooks(values["webhook"] or [], values["triggers"], credentials, values["webhook_id"], values["legacy"])
     delays = parse_delays(values["retry_delays"]) if values["retry_delays"] else None
+    quirks_off = disabled(values.get("quirk") or [], values.get("no_quirk") or [])
     return EmulatorConfig(
         host=values["host"], port=values["port"], allowed_hosts=tuple(allowed_hosts(values["allow_host"] or [])),
         api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
         app_id=values["app_id"], region=values["region"], hook_timeout=values["hook_timeout"],
         on_hook_failure=values["on_hook_failure"], retry_on_failure=values["retry_on_failure"], retry_delays=delays,
-        state=values["state"],
+        state=values["state"], quirks_off=quirks_off,
     )  # fmt: skip
 
 
@@ -152,6 +172,7 @@ def webhooks(
 def run(config: EmulatorConfig, json_out: bool, quiet: bool) -> None:
     """Start, say where, serve until SIGINT/SIGTERM (exit 0)."""
     from comethook_cli.engine.emulator import CHOICES, LEGACY_TRIGGERS, Emulator
+    from comethook_cli.engine.emulator.quirks import QUIRKS
     from comethook_cli.outputs import wire
     from comethook_cli.outputs.views import view
 
@@ -164,7 +185,7 @@ def run(config: EmulatorConfig, json_out: bool, quiet: bool) -> None:
             shown.warning(f"{hook.url}: none of its --triggers is a {generation} trigger, so it gets nothing.")
 
     async def serve() -> None:
-        emulator = Emulator(config, on_call=shown.served, on_delivery=shown.webhook)
+        emulator = Emulator(config, on_call=shown.served, on_delivery=shown.webhook, on_warning=shown.warning)
         await emulator.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -184,6 +205,7 @@ def run(config: EmulatorConfig, json_out: bool, quiet: bool) -> None:
                 ("Generation", "legacy (before_message, after_message)" if config.legacy else "current"),
                 ("API key", "the one given (COMETCHAT_API_KEY)" if config.api_key else "any non-empty apikey header"),
                 ("Emulator's choice", CHOICES["hook_failure"]),
+                ("Quirks", ", ".join(f"{q} ({'off' if q in config.quirks_off else 'on'})" for q in QUIRKS)),
             ]
             shown.ready(wire.Ready(root, None, emulator.base_url), banner)
             await stop.wait()

@@ -38,6 +38,8 @@ TARGETS: dict[str, tuple[tuple[Path_, frozenset[str] | None], ...]] = {
                 (("history", "export"), None)),
     "send": ((("send",), None), (("replay",), frozenset(DELIVERING)), (("payloads", "show"), frozenset({*BUILDER, "legacy"}))),
     "check": ((("check",), None),),
+    # Only the quirks: the rest of emulate's options (a webhook URL, a bind address, a state file) would need trust gates.
+    "emulate": ((("emulate",), frozenset({"quirk", "no_quirk"})),),
 }  # fmt: skip
 #: listen's options that belong to another section ([tunnel], [history]), not to [listen].
 ELSEWHERE = {"listen": frozenset(TUNNEL) | frozenset(HISTORY)}

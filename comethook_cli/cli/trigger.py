@@ -168,6 +168,8 @@ declare(
 declare(trigger_app, "delete", "Delete a message: fires message_deleted.", MessageId, Last, From)
 declare(trigger_app, "react", "React to a message: fires message_reaction_added.", MessageId, Last, From, Reaction)
 declare(trigger_app, "unreact", "Remove a reaction: fires message_reaction_removed.", MessageId, Last, From, Reaction)
+declare(trigger_app, "pin", "Pin a message: fires message_pinned (seen live, not documented).", MessageId, Last, From)
+declare(trigger_app, "unpin", "Unpin a message: fires message_unpinned (seen live, not documented).", MessageId, Last, From)
 declare(
     group_app,
     "create",
@@ -179,6 +181,10 @@ declare(
 )
 declare(group_app, "update", "Rename a group: fires group_updated.", Guid, option("name", "--name", help="New name."), From)
 declare(group_app, "delete", "Delete a group: fires group_deleted.", Guid, From)
+declare(
+    group_app, "transfer-owner", "Make --uid (a member) the owner, without onBehalfOf: fires group_owner_transferred.",
+    Guid, option("uid", "--uid", metavar="UID", help="The new owner (default comethook-b)."),
+)  # fmt: skip
 declare(member_app, "add", "Add a member (--scope, default participant): fires group_member_added.", Guid, Uid, From, Scope)
 declare(
     member_app, "scope", "Change a member's scope (default moderator): fires group_member_scope_changed.", Guid, Uid, From, Scope
@@ -203,6 +209,7 @@ BASIS = {
     "D+L": "CometChat's docs describe this trigger and a third-party harness saw this REST call fire it live",
     "D": "CometChat's docs describe this trigger; that this REST call fires it is an inference",
     "I": "an inference: not documented, not seen live",
+    "L": "not in CometChat's trigger list; a third-party harness saw this REST call fire it live",
 }
 MISMATCH = (
     "trigger was built from CometChat's docs and not verified live: if CometChat answers differently, report it in "
@@ -332,6 +339,7 @@ async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, sh
                     watch.seq = await _head(watch)
                 outcome = await trigger.perform(client, step.verb, args, on_call)
                 if outcome.failed is not None:
+                    shown.trigger_result(_record(step.verb, outcome, None))  # --json: a record for a refused call too
                     raise _call_error(outcome.failed)
                 if step.verb == "message" and outcome.main_id:
                     trigger.remember(outcome.main_id, base)
@@ -398,17 +406,17 @@ def _call_error(call: RestCall) -> ComethookError:
     from comethook_cli.engine.rest_client import MAX_BACKOFF_S
 
     where = f"{call.method} {call.url}"
+    detail = (call.failure_detail or "").rstrip(". ")  # each sentence below ends with its own period
     if call.failure in NO_ANSWER:
         hint = "Check the network, COMETCHAT_REGION and --api-base; raise --timeout for a slow answer."
-        return UnreachableError(f"{where}: {call.failure_detail}.", hint)
+        return UnreachableError(f"{where}: {detail}.", hint)
     if call.failure == "not_json":
-        return ComethookError(
-            f"{where}: {call.failure_detail}.", "Is --api-base CometChat's REST API (…/v3) or `comethook emulate`?"
-        )
+        return ComethookError(f"{where}: {detail}.", "Is --api-base CometChat's REST API (…/v3) or `comethook emulate`?")
     if call.failure is not None:
-        return ComethookError(f"{where}: {call.failure_detail}.", "Try again; if it persists, check --api-base.")
+        return ComethookError(f"{where}: {detail}.", "Try again; if it persists, check --api-base.")
     code = call.error.code if call.error else None
-    message = call.error.message if call.error and call.error.message else "no error message"
+    # CometChat's messages end in a period; the sentence below adds its own.
+    message = call.error.message.rstrip(". ") if call.error and call.error.message else "no error message"
     said = f"{code}: {message}" if code else message
     inferred = " (this code's use here is inferred)" if code in rest.INFERRED_CODES else ""
     if call.retry_after_s is not None:

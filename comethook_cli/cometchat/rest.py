@@ -64,18 +64,33 @@ ACTIONS: dict[str, Action] = {
     for a in (
         _A("create_user", "POST", "/users", "none", basis="-"),
         _A("get_user", "GET", "/users/{uid}", "optional", basis="-"),
+        _A("list_users", "GET", "/users", "none", basis="-"),
+        _A("update_user", "PUT", "/users/{uid}", "none", basis="-"),
+        _A("delete_user", "DELETE", "/users/{uid}", "none", basis="-"),
+        _A("create_auth_token", "POST", "/users/{uid}/auth_tokens", "none", basis="-"),
         _A("get_message", "GET", "/messages/{id}", "optional", basis="-"),
         _A("get_group", "GET", "/groups/{guid}", "optional", basis="-"),
+        _A("list_groups", "GET", "/groups", "optional", basis="-"),
+        _A("list_members", "GET", "/groups/{guid}/members", "none", basis="-"),
         _A("send_message", "POST", "/messages", "optional", ("message_sent",), ("before_message", "after_message")),
         _A("edit_message", "PUT", "/messages/{id}", "optional", ("message_edited",), (), note="no legacy trigger is documented"),
         _A("delete_message", "DELETE", "/messages/{id}", "optional", ("message_deleted",), ()),
         _A("add_reaction", "POST", "/messages/{id}/reactions/{reaction}", "required", ("message_reaction_added",)),
         _A("remove_reaction", "DELETE", "/messages/{id}/reactions/{reaction}", "required", ("message_reaction_removed",)),
         _A(
+            "pin_message", "POST", "/messages/{id}/pin", "optional", ("message_pinned",), basis="L"),
+        _A(
+            "unpin_message", "DELETE", "/messages/{id}/pin", "optional", ("message_unpinned",), basis="L"),
+        _A(
             "create_group", "POST", "/groups", "optional", ("group_created",),
             note="whether members{...} in the body also fires group_member_added is unknown",
         ),
         _A("update_group", "PUT", "/groups/{guid}", "optional", ("group_updated",)),
+        # The same call as update_group, with {"owner": uid} and no onBehalfOf (the OAS: owner is ignored with it).
+        _A(
+            "transfer_owner", "PUT", "/groups/{guid}", "none", ("group_owner_transferred",),
+            note="sent with onBehalfOf, the owner is ignored and group_updated fires instead (seen live by a third party)",
+        ),
         _A("delete_group", "DELETE", "/groups/{guid}", "optional", ("group_deleted",)),
         _A("add_members", "POST", "/groups/{guid}/members", "optional", ("group_member_added",)),
         _A("change_scope", "PUT", "/groups/{guid}/members/{uid}", "optional", ("group_member_scope_changed",)),
@@ -89,6 +104,42 @@ ACTIONS: dict[str, Action] = {
         _A("unblock_users", "DELETE", "/users/{uid}/blockedusers", "none", ("user_unblocked",)),
     )
 }  # fmt: skip
+
+#: Real Chat API (v3) operations `emulate` does not serve: it answers them with CometChat's 404 and says they are
+#: real (not a typo). From CometChat's docs index of the Chat REST API (`cometchat/docs` rest-api/llms-chat-rest.mdx)
+#: and its OpenAPI file; paths as the sheet writes them (§5), `{x}` one path segment.
+NOT_EMULATED: tuple[tuple[Method, str, str], ...] = (
+    ("GET", "/apikeys", "list API keys"), ("POST", "/apikeys", "create an API key"),
+    ("GET", "/apikeys/{key}", "get an API key"), ("PUT", "/apikeys/{key}", "update an API key"),
+    ("DELETE", "/apikeys/{key}", "delete an API key"),
+    ("GET", "/users/{uid}/auth_tokens", "list auth tokens"), ("DELETE", "/users/{uid}/auth_tokens", "flush auth tokens"),
+    ("GET", "/users/{uid}/auth_tokens/{token}", "get an auth token"),
+    ("PUT", "/users/{uid}/auth_tokens/{token}", "update an auth token"),
+    ("DELETE", "/users/{uid}/auth_tokens/{token}", "delete an auth token"),
+    ("GET", "/roles", "list roles"), ("POST", "/roles", "create a role"), ("GET", "/roles/{role}", "get a role"),
+    ("PUT", "/roles/{role}", "update a role"), ("DELETE", "/roles/{role}", "delete a role"),
+    ("PUT", "/users", "reactivate users"), ("DELETE", "/users", "deactivate users"),
+    ("GET", "/users/{uid}/blockedusers", "list blocked users"),
+    ("GET", "/users/{uid}/friends", "list friends"), ("POST", "/users/{uid}/friends", "add friends"),
+    ("DELETE", "/users/{uid}/friends", "remove friends"),
+    ("GET", "/groups/{guid}/bannedusers", "list banned users"),
+    ("GET", "/messages", "list messages"), ("GET", "/users/{uid}/messages", "list user messages"),
+    ("GET", "/groups/{guid}/messages", "list group messages"),
+    ("GET", "/messages/{id}/thread", "list threaded messages"), ("POST", "/messages/{id}/thread", "send a threaded message"),
+    ("GET", "/messages/{id}/reactions", "list reactions"),
+    ("GET", "/messages/{id}/reactions/{reaction}", "list reactions with one emoji"),
+    ("GET", "/conversations", "list conversations"),
+    ("GET", "/users/{uid}/conversation", "get a user conversation"),
+    ("PUT", "/users/{uid}/conversation", "update a user conversation"),
+    ("DELETE", "/users/{uid}/conversation", "delete a user conversation"),
+    ("GET", "/groups/{guid}/conversation", "get a group conversation"),
+    ("PUT", "/groups/{guid}/conversation", "update a group conversation"),
+    ("DELETE", "/groups/{guid}/conversation", "delete a group conversation"),
+    ("POST", "/users/{uid}/conversation/delivered", "mark a user conversation delivered"),
+    ("POST", "/users/{uid}/conversation/read", "mark a user conversation read"),
+    ("POST", "/groups/{guid}/conversation/delivered", "mark a group conversation delivered"),
+    ("POST", "/groups/{guid}/conversation/read", "mark a group conversation read"),
+)  # fmt: skip
 
 #: A text that mentions someone also fires user_mentioned (current webhooks; D+L).
 MENTION_TRIGGER = "user_mentioned"
@@ -228,6 +279,7 @@ STATUS: dict[str, int] = {
     "ERR_PLAN_QUOTA_RESTRICTION": 403,
     "ERR_REQUEST_REFUSED": 403,
     "ERR_EXCEPTION": 500,
+    "ERR_PINNED_MESSAGES_LIMIT_EXCEEDED": 400,
 }
 
 

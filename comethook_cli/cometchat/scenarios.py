@@ -201,6 +201,12 @@ def _member(action: str) -> Callable[[Mapping[str, Any]], list[Call]]:
     return verb
 
 
+def _transfer(args: Mapping[str, Any]) -> list[Call]:
+    """`group transfer-owner`: PUT /groups/{guid} {"owner": uid} without onBehalfOf (with it, CometChat ignores owner)."""
+    guid, uid = _id(args, "guid", rest.TEST_GROUP), _id(args, "uid", rest.RECEIVER)
+    return [Call("transfer_owner", {"guid": guid}, {"owner": uid}, None, correlation=Correlation(guid=guid))]
+
+
 def _block(action: str) -> Callable[[Mapping[str, Any]], list[Call]]:
     def verb(args: Mapping[str, Any]) -> list[Call]:
         blocker, uid = _id(args, "from", rest.SENDER), _id(args, "uid", rest.RECEIVER)
@@ -236,9 +242,12 @@ VERBS: dict[str, Callable[[Mapping[str, Any]], list[Call]]] = {
     "delete": _on_message("delete_message"),
     "react": _on_message("add_reaction"),
     "unreact": _on_message("remove_reaction"),
+    "pin": _on_message("pin_message"),
+    "unpin": _on_message("unpin_message"),
     "group-create": _group("create_group"),
     "group-update": _group("update_group"),
     "group-delete": _group("delete_group"),
+    "group-transfer-owner": _transfer,
     "member-add": _member("add_members"),
     "member-scope": _member("change_scope"),
     "member-kick": _member("kick_member"),

@@ -224,3 +224,5 @@ class EmulatorConfig:
     #: How long an asynchronous webhook delivery may take.
     delivery_timeout: float = 10.0
     state: str | None = None
+    #: Production quirks turned off (engine/emulator/quirks.py lists them; all are on by default).
+    quirks_off: tuple[str, ...] = ()

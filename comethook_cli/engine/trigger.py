@@ -47,7 +47,8 @@ class Outcome:
 
 
 def _main_id(call: Call, answer: RestCall) -> str | None:
-    if call.action in ("send_message", "edit_message", "delete_message", "add_reaction", "remove_reaction"):
+    if call.action in ("send_message", "edit_message", "delete_message", "add_reaction", "remove_reaction", "pin_message",
+                       "unpin_message"):  # fmt: skip
         return rest.message_id(answer.body) or call.params.get("id")
     if call.correlation.guid:
         return call.correlation.guid

@@ -232,12 +232,17 @@ async def test_every_action_round_trips_through_the_state_file(tmp_path: Path) -
             ("POST", "/users/a/blockedusers", {"blockedUids": ["c"]}, {}),
             ("POST", "/groups", {"guid": "gone", "name": "Gone"}, {}),
             ("DELETE", "/groups/gone", None, {}),
+            ("POST", "/messages/1/pin", None, {"onBehalfOf": "a"}),
+            ("PUT", "/users/c", {"name": "Cee"}, {}),
+            ("DELETE", "/users/b", None, {}),
         ]
         for method, route, body, headers in calls:
             status, answer = await client.call(method, route, body, **headers)
             assert status == 200, (method, route, answer)
         expected = client.emulator.state.to_json()
         assert expected["messages"]["1"]["data"]["text"] == "edited" and expected["banned"]["g"] == ["b"]
+        assert expected["pins"]["1"]["pinnedBy"] == "a" and expected["users"]["c"]["name"] == "Cee"
+        assert "b" not in expected["users"]
     async for again in running(EmulatorConfig(port=0, state=str(path))):
         assert again.emulator.state.to_json() == expected
 
@@ -311,3 +316,265 @@ def test_every_rest_action_has_exactly_one_handler() -> None:
     names = [name for family in emulator_server.FAMILIES for name in family]
     assert len(names) == len(set(names)), "two families answer the same action"
     assert set(names) == set(ACTIONS)
+
+
+# --- every REST operation a backend calls, with the webhooks it fires (and nothing else) -------------------------
+class Receiver:
+    """A webhook receiver on loopback: every delivery's body, in arrival order."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bodies.append(await request.json())
+        return web.json_response({})
+
+    def take(self) -> list[dict[str, Any]]:
+        taken, self.bodies = self.bodies, []
+        return taken
+
+
+async def hooked(**config: Any) -> AsyncIterator[tuple[Client, Receiver]]:
+    """An emulator (key "k") whose one webhook is a Receiver."""
+    from comethook_cli.engine.config import WebhookTarget
+
+    receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        hook = WebhookTarget(f"http://127.0.0.1:{port}/hook", "hook-1")
+        async for client in running(EmulatorConfig(port=0, api_key="k", webhooks=(hook,), **config)):
+            yield client, receiver
+    finally:
+        await runner.cleanup()
+
+
+async def fired(client: Client, receiver: Receiver) -> list[dict[str, Any]]:
+    """The deliveries the calls so far caused, once all of them have been delivered."""
+    await client.emulator.webhooks.settle()
+    return receiver.take()
+
+
+async def test_every_rest_operation_answers_like_the_sheet_and_fires_exactly_its_triggers() -> None:
+    """One step per REST operation (rest.ACTIONS): its status, the part of the answer a client reads, and exactly the
+    webhooks the sheet's §7 gives it. One long test rather than one per operation: each step needs the state the
+    earlier ones built, and the table is what a reader compares with the sheet."""
+    async for client, receiver in hooked():
+        steps: list[tuple[str, str, str, Any, dict[str, str], list[str], Any]] = [
+            ("create_user", "POST", "/users", {"uid": "a", "name": "A"}, {}, [], lambda d: d["data"]["uid"] == "a"),
+            ("create_user", "POST", "/users", {"uid": "b", "name": "B", "withAuthToken": True}, {}, [],
+             lambda d: d["data"]["authToken"].startswith("b_")),
+            ("create_user", "POST", "/users", {"uid": "c", "name": "C"}, {}, [], lambda d: d["data"]["status"] == "offline"),
+            ("get_user", "GET", "/users/a", None, {}, [], lambda d: d["data"]["name"] == "A"),
+            ("list_users", "GET", "/users?perPage=2&page=2", None, {}, [],
+             lambda d: [u["uid"] for u in d["data"]] == ["c"]
+             and d["meta"]["pagination"] == {"total": 3, "count": 1, "per_page": 2, "current_page": 2, "total_pages": 2}),
+            ("update_user", "PUT", "/users/c", {"name": "Cee", "avatar": "https://example.com/c.png"}, {}, [],
+             lambda d: d["data"]["name"] == "Cee" and d["data"]["avatar"] == "https://example.com/c.png"),
+            ("create_auth_token", "POST", "/users/a/auth_tokens", {}, {}, [],
+             lambda d: d["data"]["uid"] == "a" and d["data"]["authToken"].startswith("a_") and d["data"]["createdAt"] > 0),
+            ("send_message", "POST", "/messages", {"receiver": "b", "receiverType": "user", "data": {"text": "hi"}},
+             {"onBehalfOf": "a"}, ["message_sent"], lambda d: d["data"]["id"] == "1"),
+            ("get_message", "GET", "/messages/1", None, {}, [], lambda d: d["data"]["data"]["text"] == "hi"),
+            ("edit_message", "PUT", "/messages/1", {"data": {"text": "edited"}}, {"onBehalfOf": "a"}, ["message_edited"],
+             lambda d: d["data"]["data"]["entities"]["on"]["entity"]["id"] == "1"),
+            ("add_reaction", "POST", "/messages/1/reactions/%F0%9F%91%8D", None, {"onBehalfOf": "b"},
+             ["message_reaction_added"], lambda d: d["data"]["data"]["reactions"][0]["count"] == 1),
+            ("remove_reaction", "DELETE", "/messages/1/reactions/%F0%9F%91%8D", None, {"onBehalfOf": "b"},
+             ["message_reaction_removed"], lambda d: d["data"]["data"]["reactions"] == []),
+            ("pin_message", "POST", "/messages/1/pin", None, {"onBehalfOf": "a"}, ["message_pinned"],
+             lambda d: d["data"]["success"] is True),
+            ("unpin_message", "DELETE", "/messages/1/pin", None, {"onBehalfOf": "a"}, ["message_unpinned"],
+             lambda d: d["data"]["success"] is True),
+            ("delete_message", "DELETE", "/messages/1", None, {"onBehalfOf": "a"}, ["message_deleted"],
+             lambda d: d["data"]["data"]["action"] == "deleted"),
+            ("create_group", "POST", "/groups", {"guid": "g", "name": "G", "type": "public"}, {"onBehalfOf": "a"},
+             ["group_created"], lambda d: d["data"]["owner"] == "a" and d["data"]["membersCount"] == 1),
+            ("create_group", "POST", "/groups", {"guid": "h", "name": "H", "type": "private"}, {"onBehalfOf": "a"},
+             ["group_created"], lambda d: d["data"]["guid"] == "h"),
+            ("get_group", "GET", "/groups/g", None, {}, [], lambda d: d["data"]["conversationId"] == "group_g"),
+            ("list_groups", "GET", "/groups?searchKey=G&perPage=1", None, {}, [],
+             lambda d: [g["guid"] for g in d["data"]] == ["g"] and d["meta"]["pagination"]["total"] == 1),
+            ("update_group", "PUT", "/groups/g", {"name": "Gee"}, {"onBehalfOf": "a"}, ["group_updated"],
+             lambda d: d["data"]["name"] == "Gee"),
+            ("add_members", "POST", "/groups/g/members", {"participants": ["b", "c"]}, {"onBehalfOf": "a"},
+             ["group_member_added"], lambda d: d["data"]["participants"]["b"]["success"] is True),
+            ("list_members", "GET", "/groups/g/members?scopes=participant", None, {}, [],
+             lambda d: [(m["uid"], m["name"], m["scope"]) for m in d["data"]] == [("b", "B", "participant"), ("c", "Cee", "participant")]
+             and d["meta"]["pagination"]["total"] == 2),
+            ("change_scope", "PUT", "/groups/g/members/b", {"scope": "moderator"}, {"onBehalfOf": "a"},
+             ["group_member_scope_changed"], lambda d: d["data"]["scope"] == "moderator"),
+            ("transfer_owner", "PUT", "/groups/g", {"owner": "b"}, {}, ["group_owner_transferred"],
+             lambda d: d["data"]["owner"] == "b"),
+            ("kick_member", "DELETE", "/groups/g/members/c", None, {"onBehalfOf": "b"}, ["group_member_kicked"],
+             lambda d: d["data"]["success"] is True),
+            ("ban_member", "POST", "/groups/g/bannedusers/c", None, {"onBehalfOf": "b"}, ["group_member_banned"],
+             lambda d: d["data"]["success"] is True),
+            ("unban_member", "DELETE", "/groups/g/bannedusers/c", None, {"onBehalfOf": "b"}, ["group_member_unbanned"],
+             lambda d: d["data"]["success"] is True),
+            ("delete_group", "DELETE", "/groups/h", None, {"onBehalfOf": "a"}, ["group_deleted"],
+             lambda d: d["data"]["success"] is True),
+            ("block_users", "POST", "/users/a/blockedusers", {"blockedUids": ["c"]}, {}, ["user_blocked"],
+             lambda d: d["data"]["c"]["success"] is True),
+            ("unblock_users", "DELETE", "/users/a/blockedusers", {"blockedUids": ["c"]}, {}, ["user_unblocked"],
+             lambda d: d["data"]["c"]["success"] is True),
+            ("delete_user", "DELETE", "/users/c", None, {}, [], lambda d: d["data"]["success"] is True),
+        ]  # fmt: skip
+        assert {step[0] for step in steps} == set(ACTIONS), "every operation has a step"
+        for name, method, path, body, headers, triggers, reads in steps:
+            status, answer = await client.call(method, path, body, **headers)
+            assert status == 200 and reads(answer), (name, answer)
+            assert [b["trigger"] for b in await fired(client, receiver)] == triggers, name
+        status, answer = await client.call("GET", "/users/c")
+        assert status == 404 and answer["error"]["code"] == "ERR_UID_NOT_FOUND"
+        assert "c" not in client.emulator.state.members["g"]
+
+
+async def test_the_owner_in_an_update_without_on_behalf_of_transfers_the_group() -> None:
+    async for client, receiver in hooked():
+        for uid in ("a", "b"):
+            await client.user(uid)
+        await client.call("POST", "/groups", {"guid": "g", "name": "G", "members": {"participants": ["b"]}}, onBehalfOf="a")
+        await fired(client, receiver)
+        # With onBehalfOf the owner is ignored (the OAS) and group_updated fires (seen live).
+        status, answer = await client.call("PUT", "/groups/g", {"owner": "b"}, onBehalfOf="a")
+        assert status == 200 and answer["data"]["owner"] == "a"
+        assert [b["trigger"] for b in await fired(client, receiver)] == ["group_updated"]
+        status, answer = await client.call("PUT", "/groups/g", {"owner": "b"})
+        assert status == 200 and answer["data"]["owner"] == "b"
+        assert (await client.call("GET", "/groups/g"))[1]["data"]["owner"] == "b"
+        (delivery,) = await fired(client, receiver)
+        group = delivery["data"]["group"]
+        assert delivery["trigger"] == "group_owner_transferred"
+        assert (group["guid"], group["owner"], group["oldOwner"]) == ("g", "b", "a")
+        assert client.emulator.state.members["g"]["b"]["scope"] == "admin"
+        # The new owner must exist and be a member.
+        assert (await client.call("PUT", "/groups/g", {"owner": "nobody"}))[0] == 404
+        await client.user("c")
+        status, answer = await client.call("PUT", "/groups/g", {"owner": "c"})
+        assert status == 404 and answer["error"]["code"] == "ERR_NOT_A_MEMBER"
+        assert await fired(client, receiver) == []
+
+
+async def test_pin_and_unpin_fire_with_the_live_key_paths_and_leave_the_message_as_it_was() -> None:
+    async for client, receiver in hooked():
+        for uid in ("a", "b"):
+            await client.user(uid)
+        sent = (await client.call("POST", "/messages", {"receiver": "b", "receiverType": "user", "data": {"text": "x"}},
+                                  onBehalfOf="a"))[1]["data"]  # fmt: skip
+        await fired(client, receiver)
+        assert (await client.call("POST", "/messages/1/pin", onBehalfOf="b"))[0] == 200
+        (pinned,) = await fired(client, receiver)
+        message = pinned["data"]["message"]
+        assert pinned["trigger"] == "message_pinned" and message["id"] == "1" and message["pinnedBy"] == "b"
+        assert isinstance(message["pinnedAt"], int) and message["data"]["text"] == "x"
+        assert (await client.call("DELETE", "/messages/1/pin"))[0] == 200  # without onBehalfOf: the app unpins
+        (unpinned,) = await fired(client, receiver)
+        message = unpinned["data"]["message"]
+        assert unpinned["trigger"] == "message_unpinned" and message["unpinnedBy"] == "app_system"
+        assert isinstance(message["unpinnedAt"], int) and message["pinnedAt"] == pinned["data"]["message"]["pinnedAt"]
+        assert (await client.call("GET", "/messages/1"))[1]["data"] == sent
+        status, answer = await client.call("POST", "/messages/99/pin")
+        assert status == 404 and answer["error"]["code"] == "ERR_MESSAGE_ID_NOT_FOUND"
+
+
+@pytest.mark.parametrize("quirk_on", [True, False])
+async def test_a_ban_with_on_behalf_of_carries_the_actor_while_the_quirk_is_on(quirk_on: bool) -> None:
+    off = () if quirk_on else ("ban-actor-in-members",)
+    async for client, receiver in hooked(quirks_off=off):
+        for uid in ("owner", "mod", "target"):
+            await client.user(uid)
+        await client.call("POST", "/groups", {"guid": "g", "name": "G", "members": {"moderators": ["mod"]}}, onBehalfOf="owner")
+        await fired(client, receiver)
+        expected = "mod" if quirk_on else "target"
+        for method in ("POST", "DELETE"):
+            assert (await client.call(method, "/groups/g/bannedusers/target", onBehalfOf="mod"))[0] == 200
+            (delivery,) = await fired(client, receiver)
+            assert list(delivery["data"]["members"]) == [expected] and delivery["data"]["by"]["uid"] == "mod"
+        # Without onBehalfOf, the target either way.
+        assert (await client.call("POST", "/groups/g/bannedusers/target"))[0] == 200
+        (delivery,) = await fired(client, receiver)
+        assert list(delivery["data"]["members"]) == ["target"]
+
+
+async def test_webhook_entities_are_what_was_stored_and_agree_with_get() -> None:
+    async for client, receiver in hooked():
+        await client.user("a")
+        await client.user("b", avatar="https://example.com/b.png")
+        await client.call("POST", "/groups", {"guid": "g", "name": "G", "members": {"participants": ["b"]}}, onBehalfOf="a")
+        await client.call("POST", "/messages", {"receiver": "g", "receiverType": "group", "data": {"text": "x"}}, onBehalfOf="b")
+        created, sent = sorted(await fired(client, receiver), key=lambda body: str(body["trigger"]))
+        stored_a = (await client.call("GET", "/users/a"))[1]["data"]
+        stored_b = (await client.call("GET", "/users/b"))[1]["data"]
+        group = {k: v for k, v in created["data"]["group"].items() if k not in ("scope", "joinedAt", "hasJoined")}
+        assert group == {
+            "guid": "g", "name": "G", "type": "public", "owner": "a", "createdAt": stored_group_time(client),
+            "updatedAt": stored_group_time(client), "membersCount": 2, "onlineMembersCount": 0, "conversationId": "group_g",
+        }  # fmt: skip
+        sender = sent["data"]["message"]["data"]["entities"]["sender"]["entity"]
+        assert sender == {k: stored_b[k] for k in ("uid", "name", "avatar", "role", "status")}
+        assert sender["status"] == stored_b["status"] == "offline"
+        by = created["data"]["members"]["a"] if "a" in created["data"].get("members", {}) else None
+        for entity in (by, sent["data"]["message"]["data"]["entities"]["receiver"]["entity"]):
+            assert entity is None or ("avatar" not in entity and "lastActiveAt" not in entity and "icon" not in entity)
+        assert "avatar" not in stored_a
+
+
+def stored_group_time(client: Client) -> int:
+    return int(client.emulator.state.groups["g"]["createdAt"])
+
+
+# --- the key first, then the route; unserved real operations say so ---------------------------------------------
+async def test_a_bad_key_gets_401_on_every_path_served_or_not() -> None:
+    async for keyed in running(EmulatorConfig(port=0, api_key="right")):
+        for method, path in (("GET", "/users/x"), ("GET", "/conversations"), ("POST", "/nowhere/at/all"), ("GET", "/users")):
+            status, body = await keyed.call(method, path, key="wrong")
+            assert status == 401 and body["error"]["code"] == "AUTH_ERR_APIKEY_NOT_FOUND", path
+            status, body = await keyed.call(method, path, key="")
+            assert status == 401 and body["error"]["code"] == "AUTH_ERR_EMPTY_APIKEY", path
+
+
+async def test_an_unserved_real_operation_gets_the_404_a_header_and_one_warning() -> None:
+    warnings: list[str] = []
+    config = EmulatorConfig(port=0, api_key="k")
+    async with Emulator(config, on_warning=warnings.append) as emulator, aiohttp.ClientSession() as session:
+        root = emulator.base_url
+
+        async def get(path: str, method: str = "GET") -> tuple[int, Any, str | None]:
+            async with session.request(method, root + path, headers={"apikey": "k"}) as answer:
+                return answer.status, await answer.json(), answer.headers.get("X-Comethook-Emulator")
+
+        for _ in range(3):
+            status, body, header = await get("/conversations")
+            assert status == 404 and body["error"]["code"] == "ERR_API_NOT_FOUND" and header == "not-emulated"
+        assert (await get("/users/a/conversation/read", "POST"))[2] == "not-emulated"
+        assert warnings == [
+            "Not emulated: GET /conversations (list conversations) is a real CometChat operation; answered 404.",
+            "Not emulated: POST /users/{uid}/conversation/read (mark a user conversation read) is a real CometChat "
+            "operation; answered 404.",
+        ]
+        status, body, header = await get("/nowhere")
+        assert status == 404 and body["error"]["code"] == "ERR_API_NOT_FOUND" and header is None
+        assert (await get("/users", "PATCH"))[2] is None  # a real path, but no such operation
+        assert len(warnings) == 2
+    assert warnings[2:] == [
+        "Not emulated: GET /conversations (list conversations) is a real CometChat operation; answered 404. "
+        "(2 more like it since the last warning)"
+    ]
+
+
+async def test_lists_refuse_a_page_size_out_of_range(client: Client) -> None:
+    for query in ("perPage=0", "perPage=1001", "page=x", "page=0"):
+        status, body = await client.call("GET", f"/users?{query}")
+        assert status == 400 and body["error"]["code"] == "ERR_BAD_REQUEST" and body["error"]["details"], query
+    await client.user("abc")
+    await client.user("xyz")
+    status, body = await client.call("GET", "/users?searchKey=Y")
+    assert [u["uid"] for u in body["data"]] == ["xyz"]
+    status, body = await client.call("GET", "/users?page=5")
+    assert status == 200 and body["data"] == [] and body["meta"]["pagination"]["current_page"] == 5

@@ -103,7 +103,7 @@ class BuildOptions:
     sets: Sequence[tuple[str, Any]] = field(default_factory=tuple)
     #: The id of the message a delivery is about (an edit carries its original's id); fresh when None.
     message_id: str | None = None
-    #: Known users and groups (`emulate`'s state): entity fields by uid / guid, over the sample ones.
+    #: Known users and groups (`emulate`'s state): whole entities by uid / guid, in place of the sample ones.
     users: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: A stored message: `$message` is this message (its id dropped while pending), not one built from the options.
@@ -367,10 +367,13 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
     group_id = options.group or "cometchat-guid-1"
     receiver_is_group = options.group is not None
     legacy = template.generation == "legacy"
-    sender_user = {**user_entity(options.sender, seconds, legacy=legacy), **options.users.get(options.sender, {})}
-    receiver_user = {**user_entity(options.receiver, seconds, legacy=legacy), **options.users.get(options.receiver, {})}
+    # A known user or group is taken whole (emulate's state: nothing invented); others are the sample ones.
+    sender_user = dict(options.users.get(options.sender) or user_entity(options.sender, seconds, legacy=legacy))
+    receiver_user = dict(options.users.get(options.receiver) or user_entity(options.receiver, seconds, legacy=legacy))
     conversation = f"group_{group_id}" if receiver_is_group else "_user_".join(sorted((options.sender, options.receiver)))
-    group = {**group_entity(group_id, options.sender, seconds), **options.groups.get(group_id, {})}
+    group = dict(options.groups.get(group_id) or group_entity(group_id, options.sender, seconds))
+    # A new group's creator is its one member, unless the group is known (emulate counts its members).
+    joined_count = group.get("membersCount", 1) if group_id in options.groups else 1
     text = options.text if options.text is not None else "Hi Webhook Test"
     # A stored message was sent when it was sent: edits and deletes say so instead of an illustrative 95 s ago.
     sent = options.message.get("sentAt") if options.message else None
@@ -402,7 +405,7 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
         "receiver_user": {**receiver_user, "conversationId": "_user_".join(sorted((options.sender, options.receiver)))},
         "guid": group_id,
         "group": group,
-        "group_joined": {**group, "scope": "admin", "joinedAt": seconds, "hasJoined": True, "membersCount": 1},
+        "group_joined": {**group, "scope": "admin", "joinedAt": seconds, "hasJoined": True, "membersCount": joined_count},
         "group_updated": {**group, "updatedBy": options.sender},
         "group_transferred": {**group, "owner": options.receiver, "updatedBy": options.sender, "oldOwner": options.sender},
         "conversation_id": conversation,

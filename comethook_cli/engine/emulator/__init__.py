@@ -9,13 +9,15 @@ Points CometChat does not document are the emulator's choice, and say so (`CHOIC
 One home per job (imports point down this list, never up):
 
     rules.py     CometChat's limits, the emulator's caps (MAX_*), SYSTEM_USER, LEGACY_TRIGGERS, CHOICES
+    quirks.py    production's known quirks (QUIRKS: name, what it does, evidence), on unless --no-quirk
     state.py     Refused, State, and Store: the state in memory and in the `--state` file (changed records only)
     webhooks.py  payloads from the catalog filled with the state's entities; delivery, retries, before_message
     core.py      Core: config + Store + Webhooks, the lookups (user, group, message) and checks handlers share
     users.py  messages.py  groups.py
                  one module per REST family: handlers as plain functions `async def name(app: Core, params,
                  body, actor)`, listed in the module's HANDLERS under the action's name in rest.ACTIONS
-    server.py    Emulator(Core): aiohttp, the guard, routing, the key check, bodies, rate headers, /_emulator/*
+    server.py    Emulator(Core): aiohttp, the guard, the key check, routing (and the real operations it does not
+                 serve: 404 + X-Comethook-Emulator), bodies, rate headers, /_emulator/*
 
 A new endpoint family is a new small module with its HANDLERS, added to server.py's HANDLERS. Handlers are plain
 functions of a Core rather than mixin methods of the Emulator: each family module then depends only on core.py

@@ -44,6 +44,10 @@ class Core:
         """Deliver `trigger` to every subscribed webhook, in the background (Webhooks.fire)."""
         self.webhooks.fire(trigger, merge, each, **options)
 
+    def quirk(self, name: str) -> bool:
+        """Whether production quirk `name` (quirks.py) is reproduced: all are, unless turned off."""
+        return name not in self.config.quirks_off
+
     def user(self, uid: str) -> dict[str, Any]:
         """The user `uid` (any case), or CometChat's ERR_UID_NOT_FOUND."""
         user = self.state.users.get(uid.lower())
@@ -120,6 +124,30 @@ def check_entity(body: dict[str, Any]) -> None:
             told = f"The metadata may not be larger than {rules.MAX_METADATA_BYTES} bytes."
             raise Refused("ERR_BAD_REQUEST", told, {"metadata": [told]})
     check_tags(body)
+
+
+def page(items: list[Any], query: dict[str, str]) -> dict[str, Any]:
+    """One page of a list answer with CometChat's `meta.pagination` (the sheet §2): `perPage` (default 100, at most
+    1000) and `page` (from 1) from the query string."""
+    sizes = {}
+    for name, default, most in (("perPage", 100, 1000), ("page", 1, None)):
+        raw = query.get(name, str(default))
+        if not raw.isdigit() or int(raw) < 1 or (most is not None and int(raw) > most):
+            told = f"{name} must be a whole number from 1{f' to {most}' if most else ''}."
+            raise Refused("ERR_BAD_REQUEST", told, {name: [told]})
+        sizes[name] = int(raw)
+    per_page, current = sizes["perPage"], sizes["page"]
+    shown = items[(current - 1) * per_page : current * per_page]
+    pagination = {
+        "total": len(items), "count": len(shown), "per_page": per_page, "current_page": current,
+        "total_pages": max(1, -(-len(items) // per_page)),
+    }  # fmt: skip
+    return {"data": shown, "meta": {"pagination": pagination}}
+
+
+def matches(entity: dict[str, Any], key: str, fields: tuple[str, ...]) -> bool:
+    """`searchKey`: a case-insensitive substring of one of the fields (CometChat's searchIn, default uid and name)."""
+    return not key or any(key.lower() in str(entity.get(f, "")).lower() for f in fields)
 
 
 def room(what: str, count: int, limit: int) -> None:

@@ -1,4 +1,5 @@
-"""REST handlers for groups: create, get, update, delete, and their members (add, scope, kick, ban, unban)."""
+"""REST handlers for groups: create, get, list, update (an ownership transfer too), delete, and their members (add,
+list, scope, kick, ban, unban)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from comethook_cli.cometchat import rest
 from comethook_cli.engine.emulator import rules
-from comethook_cli.engine.emulator.core import Core, Handler, check_entity, room, uid_field
+from comethook_cli.engine.emulator.core import Core, Handler, check_entity, matches, page, room, uid_field
 from comethook_cli.engine.emulator.state import Refused
 
 #: The scopes a create or add-members body lists users under, and the key of each list.
@@ -68,16 +69,43 @@ async def get_group(app: Core, params: dict[str, str], body: dict[str, Any], act
     return {"data": _group_answer(app, app.group(params["guid"])["guid"], actor)}
 
 
+async def list_groups(app: Core, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
+    """GET /groups: searchKey (in guid and name), type, perPage, page."""
+    found = [
+        _group_answer(app, guid, actor) for guid, group in sorted(app.state.groups.items())
+        if matches(group, params.get("searchKey", ""), ("guid", "name")) and params.get("type", group["type"]) == group["type"]
+    ]  # fmt: skip
+    return page(found, params)
+
+
+def _new_owner(app: Core, guid: str, owner: Any) -> str:
+    """The uid an ownership transfer names: a user who is a member already (the emulator's choice: CometChat is silent)."""
+    if not isinstance(owner, str) or not owner.strip():
+        raise Refused("ERR_BAD_REQUEST", "owner must be a uid.", {"owner": ["The owner must be a uid."]})
+    uid: str = app.user(owner)["uid"]
+    if uid not in app.state.members.get(guid, {}):
+        raise Refused("ERR_NOT_A_MEMBER", f"The user {uid} is not a member of the group {guid}.")
+    return uid
+
+
 async def update_group(app: Core, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
-    """PUT /groups/{guid}."""
+    """PUT /groups/{guid}: group_updated; with {"owner": uid} and no onBehalfOf, an ownership transfer that fires
+    group_owner_transferred instead (the sheet §7; with onBehalfOf the owner is ignored, as the OAS says)."""
     group = app.group(params["guid"])
     check_entity(body)
+    new_owner = _new_owner(app, group["guid"], body.get("owner")) if actor is None and "owner" in body else None
     app.touch("groups", group["guid"])
     for key in ("name", "type", "icon", "description", "metadata", "tags"):
         if key in body:
             group[key] = body[key]
     group["updatedAt"] = int(time.time())
-    app.fire("group_updated", sender=actor or group["owner"], group=group["guid"])
+    if new_owner is not None and new_owner != group["owner"]:
+        old_owner, group["owner"] = group["owner"], new_owner
+        app.state.members[group["guid"]][new_owner]["scope"] = "admin"
+        app.touch("members", group["guid"])
+        app.fire("group_owner_transferred", sender=old_owner, receiver=new_owner, group=group["guid"])
+    elif new_owner is None:
+        app.fire("group_updated", sender=actor or group["owner"], group=group["guid"])
     return {"data": _group_answer(app, group["guid"], actor)}
 
 
@@ -154,6 +182,18 @@ async def add_members(app: Core, params: dict[str, str], body: dict[str, Any], a
     return {"data": answer}
 
 
+async def list_members(app: Core, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
+    """GET /groups/{guid}/members: each member is the stored user with its scope and joinedAt; scopes, perPage, page."""
+    guid = app.group(params["guid"])["guid"]
+    scopes = [s for s in params.get("scopes", "").split(",") if s]
+    found = [
+        {**app.state.users.get(uid, {"uid": uid}), "scope": member["scope"], "joinedAt": member["joinedAt"]}
+        for uid, member in sorted(app.state.members.get(guid, {}).items())
+        if not scopes or member["scope"] in scopes
+    ]  # fmt: skip
+    return page(found, params)
+
+
 async def change_scope(app: Core, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
     """PUT /groups/{guid}/members/{uid}."""
     guid, uid, by = _member_call(app, params, actor)
@@ -185,13 +225,18 @@ async def kick_member(app: Core, params: dict[str, str], body: dict[str, Any], a
     return {"data": {"success": True, "message": f"{uid} kicked from the group {guid} successfully."}}
 
 
+def _in_members(app: Core, uid: str, actor: str | None) -> str:
+    """Who a ban's or unban's data.members holds: the target, or live with onBehalfOf the actor (quirks.py)."""
+    return actor if actor is not None and app.quirk("ban-actor-in-members") else uid
+
+
 async def ban_member(app: Core, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
     """POST /groups/{guid}/bannedusers/{uid}."""
     guid, uid, by = _member_call(app, params, actor)
     banned = app.state.banned.setdefault(guid, [])
     if uid in banned:
         raise Refused("ERR_ALREADY_BANNED", f"The user {uid} is already banned from the group {guid}.")
-    app.fire("group_member_banned", sender=by, receiver=uid, group=guid)
+    app.fire("group_member_banned", sender=by, receiver=_in_members(app, uid, actor), group=guid)
     banned.append(uid)
     app.state.members.get(guid, {}).pop(uid, None)
     app.touch("banned", guid)
@@ -207,14 +252,17 @@ async def unban_member(app: Core, params: dict[str, str], body: dict[str, Any], 
         raise Refused("ERR_NOT_A_BANNED_USER", f"The user {uid} is not banned from the group {guid}.")
     banned.remove(uid)
     app.touch("banned", guid)
-    app.fire("group_member_unbanned", sender=by, receiver=uid, group=guid)
+    app.fire("group_member_unbanned", sender=by, receiver=_in_members(app, uid, actor), group=guid)
     return {"data": {"success": True, "message": f"{uid} unbanned from the group {guid} successfully."}}
 
 
 HANDLERS: dict[str, Handler] = {
     "create_group": create_group,
     "get_group": get_group,
+    "list_groups": list_groups,
     "update_group": update_group,
+    "transfer_owner": update_group,  # the same call: the body and onBehalfOf decide (rest.ACTIONS says so)
+    "list_members": list_members,
     "delete_group": delete_group,
     "add_members": add_members,
     "change_scope": change_scope,

@@ -1,4 +1,4 @@
-"""REST handlers for messages: send (through before_message on legacy webhooks), get, edit, delete, reactions."""
+"""REST handlers for messages: send (through before_message on legacy webhooks), get, edit, delete, reactions, pins."""
 
 from __future__ import annotations
 
@@ -214,6 +214,40 @@ async def remove_reaction(app: Core, params: dict[str, str], body: dict[str, Any
     return await add_reaction(app, params, body, actor, add=False)
 
 
+#: CometChat's limit: 100 pinned messages per conversation (docs: rest-api/messages/pin-message.mdx).
+MAX_PINS = 100
+
+
+async def pin_message(app: Core, params: dict[str, str], body: dict[str, Any], actor: str | None, pin: bool = True) -> Any:
+    """POST /messages/{id}/pin (and, with pin=False, its DELETE): message_pinned / message_unpinned (seen live)."""
+    message = app.message(params["id"])
+    by, now = actor or rules.SYSTEM_USER, int(time.time())
+    pinned = app.state.pins.get(message["id"])
+    if pin and pinned is None:
+        conversation = [
+            i for i in app.state.pins if app.state.messages.get(i, {}).get("conversationId") == message["conversationId"]
+        ]
+        if len(conversation) >= MAX_PINS:
+            raise Refused("ERR_PINNED_MESSAGES_LIMIT_EXCEEDED", f"A conversation has at most {MAX_PINS} pinned messages.")
+    app.touch("pins", message["id"])
+    if pin:
+        app.state.pins[message["id"]] = {"pinnedBy": by, "pinnedAt": now}
+        sets: tuple[tuple[str, Any], ...] = (("data.message.pinnedBy", by), ("data.message.pinnedAt", now))
+    else:
+        app.state.pins.pop(message["id"], None)
+        was = pinned["pinnedAt"] if pinned else now
+        sets = (("data.message.unpinnedBy", by), ("data.message.pinnedAt", was), ("data.message.unpinnedAt", now))
+    trigger = "message_pinned" if pin else "message_unpinned"
+    app.fire(trigger, message=message, message_id=message["id"], sets=sets, **_options_of(message, by))
+    # CometChat's answer is not documented (the sheet §5 #13: "not read"): the emulator's choice, deleteSchema's shape.
+    return {"data": {"success": True, "message": f"Message {message['id']} {'pinned' if pin else 'unpinned'} successfully."}}
+
+
+async def unpin_message(app: Core, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:
+    """DELETE /messages/{id}/pin."""
+    return await pin_message(app, params, body, actor, pin=False)
+
+
 HANDLERS: dict[str, Handler] = {
     "send_message": send_message,
     "get_message": get_message,
@@ -221,4 +255,6 @@ HANDLERS: dict[str, Handler] = {
     "delete_message": delete_message,
     "add_reaction": add_reaction,
     "remove_reaction": remove_reaction,
+    "pin_message": pin_message,
+    "unpin_message": unpin_message,
 }

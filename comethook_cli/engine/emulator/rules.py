@@ -17,6 +17,9 @@ CHOICES = {
     "injected_in_answer": "an injected answer appears in the REST answer and in after_message (inferred, not documented)",
     "create_members": "members{...} on create group fires no group_member_added (CometChat's behaviour is unknown)",
     "state_caps": "a full state (MAX_USERS, MAX_GROUPS, MAX_MESSAGES, MAX_STATE_BYTES) answers 403 ERR_PLAN_QUOTA_RESTRICTION",
+    "pin_answer": "pin and unpin answer {success, message} (CometChat's answer is undocumented), and always fire",
+    "transfer_member": "an ownership transfer needs the new owner to be a member (ERR_NOT_A_MEMBER), who becomes admin",
+    "list_order": "GET /users, /groups and /groups/{guid}/members list by id; an auth token is <uid>_<hex>, not kept",
 }
 #: CometChat's own limits (the sheet §4): a user's or group's metadata, the POST body that carries it, a whole
 #: message, tags, distinct reactions per message, users per add-members call, members per group.

@@ -27,6 +27,7 @@ from comethook_cli.engine.emulator import groups, messages, rules, users
 from comethook_cli.engine.emulator.core import Core, Handler
 from comethook_cli.engine.emulator.state import Refused
 from comethook_cli.engine.localguard import LocalGuard
+from comethook_cli.engine.warnings import RateLimitedWarnings
 from comethook_cli.errors import ListenerError
 from comethook_cli.models import Delivery
 
@@ -36,11 +37,16 @@ FAMILIES: tuple[dict[str, Handler], ...] = (users.HANDLERS, messages.HANDLERS, g
 HANDLERS: dict[str, Handler] = {name: handler for family in FAMILIES for name, handler in family.items()}
 
 
-def _route(action: Action) -> re.Pattern[str]:
-    return re.compile("^/v3" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", action.path) + "$")
+def _route(path: str) -> re.Pattern[str]:
+    return re.compile("^/v3" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
 
 
-ROUTES = [(_route(action), action) for action in ACTIONS.values()]
+#: One route per method and path: an action that shares one (transfer_owner is update_group's call) is served by the first.
+ROUTES = list({(a.method, a.path): (_route(a.path), a) for a in reversed(ACTIONS.values())}.values())[::-1]
+#: CometChat's real operations the emulator does not serve: (method, path pattern, the operation's name).
+UNSERVED = [(method, _route(path), f"{method} {path} ({name})") for method, path, name in rest.NOT_EMULATED]
+#: The header that tells an unserved real operation from a path CometChat does not have.
+NOT_EMULATED_HEADER = "X-Comethook-Emulator"
 
 
 class Emulator(Core):
@@ -51,9 +57,12 @@ class Emulator(Core):
         config: EmulatorConfig,
         on_call: Callable[[RestCall], None] | None = None,
         on_delivery: Callable[[Delivery], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(config, on_delivery or (lambda delivery: None))
         self.on_call = on_call or (lambda call: None)
+        #: "not emulated" warnings, one per operation per WARN_EVERY seconds (a CI loop must not flood the log).
+        self.warnings = RateLimitedWarnings(on_warning or (lambda message: None))
         self.guard = LocalGuard(config.host, config.port, extra_names=frozenset(n.lower() for n in config.allowed_hosts))
         self._runner: web.AppRunner | None = None
         self._lock = asyncio.Lock()
@@ -99,6 +108,7 @@ class Emulator(Core):
 
     async def stop(self) -> None:
         """Cancel deliveries still in flight, close the server, the client and the state file."""
+        self.warnings.flush()
         await self.webhooks.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -147,9 +157,10 @@ class Emulator(Core):
         action: Action | None = None
         actor = request.headers.get("onBehalfOf", "").strip().lower() or None
         sent: Any = None
+        headers = self._rate_headers()
         try:
-            action, params = self._match(request)
-            self._authenticate(request)
+            self._authenticate(request)  # before the route, as production: a bad key gets 401 on any path
+            action, params = self._match(request, headers)
             sent = await self._body(request)
             async with self._lock:  # one call at a time: the state changes as CometChat's would, call by call
                 try:
@@ -161,7 +172,7 @@ class Emulator(Core):
         except (TypeError, ValueError, KeyError, AttributeError) as unforeseen:
             # A body shape no check foresaw must cost that call a 500, never the emulator.
             status, answer = 500, rest.error_body("ERR_EXCEPTION", f"The emulator could not handle this call: {unforeseen!r}.")
-        response = web.json_response(answer, status=status, headers=self._rate_headers())
+        response = web.json_response(answer, status=status, headers=headers)
         error = rest.read_error(answer)
         self.on_call(
             RestCall(
@@ -179,12 +190,19 @@ class Emulator(Core):
         self._minute = (now, used)
         return {"X-Rate-Limit": "20000", "X-Rate-Limit-Remaining": str(max(20000 - used, 0))}
 
-    def _match(self, request: web.Request) -> tuple[Action, dict[str, str]]:
+    def _match(self, request: web.Request, headers: dict[str, str]) -> tuple[Action, dict[str, str]]:
+        """The action and its parameters: the query string's, then the path's (which win). An unserved real operation
+        gets production's 404 too, plus NOT_EMULATED_HEADER in `headers` and a warning naming it."""
         path = request.rel_url.raw_path
         for pattern, action in ROUTES:
             found = pattern.match(path)
             if found and action.method == request.method:
-                return action, {key: unquote(value) for key, value in found.groupdict().items()}
+                return action, {**request.query, **{key: unquote(value) for key, value in found.groupdict().items()}}
+        for method, pattern, operation in UNSERVED:
+            if method == request.method and pattern.match(path):
+                headers[NOT_EMULATED_HEADER] = "not-emulated"
+                self.warnings.warn(operation, f"Not emulated: {operation} is a real CometChat operation; answered 404.")
+                break
         raise Refused("ERR_API_NOT_FOUND", "The API endpoint is invalid. Please verify the API call.")
 
     def _authenticate(self, request: web.Request) -> None:

@@ -17,7 +17,7 @@ from comethook_cli.engine.history.files import make_private_database
 from comethook_cli.errors import UsageError
 
 #: The keys of State whose entries are records of their own (one row each in the state file).
-KINDS = ("users", "groups", "members", "banned", "messages", "reactions", "blocks")
+KINDS = ("users", "groups", "members", "banned", "messages", "reactions", "blocks", "pins")
 
 
 class Refused(Exception):
@@ -44,6 +44,8 @@ class State:
     reactions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     #: blocker uid → blocked uids.
     blocks: dict[str, list[str]] = field(default_factory=dict)
+    #: message id → {"pinnedBy", "pinnedAt"}: kept beside the message, so a pin never changes what a GET returns.
+    pins: dict[str, dict[str, Any]] = field(default_factory=dict)
     next_id: int = 1
 
     def to_json(self) -> dict[str, Any]:

@@ -19,6 +19,11 @@ from comethook_cli.engine.emulator.state import Store
 from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, connector, deliver
 from comethook_cli.models import Delivery
 
+#: A stored user's and group's fields that their entities in a webhook carry, when stored (createdAt, updatedAt of a
+#: user, a group's description and metadata, are in no webhook entity CometChat shows).
+USER_ENTITY = ("uid", "name", "avatar", "link", "role", "status", "statusMessage", "lastActiveAt", "metadata", "tags")
+GROUP_ENTITY = ("guid", "name", "icon", "type", "owner", "createdAt", "updatedAt", "tags")
+
 
 class Webhooks:
     """The configured webhook targets, the client that reaches them, and the deliveries still in flight."""
@@ -40,20 +45,28 @@ class Webhooks:
             task.cancel()
         await asyncio.gather(*list(self._pending), return_exceptions=True)
 
+    async def settle(self) -> None:
+        """Wait for the deliveries in flight to end (what the calls so far fired has then all been delivered)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
     async def close(self) -> None:
         """Close the client."""
         if self._client is not None:
             await self._client.close()
 
     def entities(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        """Entity fields of the known users and groups, as the builder merges them over the sample ones."""
+        """The known users and groups as webhooks carry them: exactly what was stored (nothing invented: no avatar,
+        icon or lastActiveAt unless stored, the stored status), plus a group's counts and conversation id."""
         state = self.store.state
-        users = {uid: {k: u[k] for k in ("name", "avatar", "role") if u.get(k)} for uid, u in state.users.items()}
-        users[rules.SYSTEM_USER] = {"name": "App System"}
+        users = {uid: {k: u[k] for k in USER_ENTITY if k in u} for uid, u in state.users.items()}
+        users[rules.SYSTEM_USER] = {"uid": rules.SYSTEM_USER, "name": "App System"}
         groups = {}
         for guid, g in state.groups.items():
-            entity = {k: g[k] for k in ("name", "type", "owner", "createdAt", "updatedAt", "icon") if g.get(k)}
-            entity["membersCount"] = len(state.members.get(guid, {}))
+            entity = {k: g[k] for k in GROUP_ENTITY if k in g}
+            members = state.members.get(guid, {})
+            online = sum(1 for uid in members if state.users.get(uid, {}).get("status") == "available")
+            entity.update(membersCount=len(members), onlineMembersCount=online, conversationId=f"group_{guid}")
             groups[guid] = entity
         return users, groups
 
