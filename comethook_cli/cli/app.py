@@ -153,7 +153,7 @@ class Command(TyperCommand):
             rest = super().parse_args(ctx, args)
         finally:
             _parsing.reset(token)
-        from comethook_cli.cli.projectfile import refuse_broken
+        from comethook_cli.cli.project import refuse_broken
 
         try:
             refuse_broken(tuple(ctx.command_path.split()[1:]))

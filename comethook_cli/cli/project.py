@@ -36,9 +36,10 @@ class Loaded:
     gated: list[Any] = field(default_factory=list)
     #: Directories whose project file the search passed over: another user's, or writable by everyone.
     skipped: list[Path] = field(default_factory=list)
-    #: Section → the first error in it ("*": the file as a whole, e.g. invalid TOML). Said by the commands that read the
-    #: section (cli/projectfile.refuse_broken), so a typo in [check] never blocks `listen`, `--help` or `payloads list`.
-    broken: dict[str, Exception] = field(default_factory=dict)
+    #: Command path → the error of a broken section it reads (every reader of the file, when it is not TOML). Said when
+    #: that command parses its arguments (refuse_broken), so a typo in [check] never blocks `listen`, `--help` or
+    #: `payloads list`.
+    blocked: dict[CommandPath, Exception] = field(default_factory=dict)
 
 
 #: The project file of this run (set by the root callback; None with --no-config or when there is none).
@@ -54,6 +55,13 @@ def activate(loaded: Loaded | None) -> None:
 def active() -> Loaded | None:
     """The project file the current run read, if any."""
     return _active
+
+
+def refuse_broken(path: CommandPath) -> None:
+    """Raise the project file's error when the command at `path` reads a broken section of it (a command's parsing
+    calls this once --help is handled, so help always works)."""
+    if _active is not None and path in _active.blocked:
+        raise _active.blocked[path]
 
 
 def prefer_given(credentials: str | None, path: str | None) -> tuple[str | None, str | None]:

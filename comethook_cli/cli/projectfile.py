@@ -104,21 +104,24 @@ def load(ctx: typer.Context, config: str | None, no_config: bool) -> Loaded:
     try:
         file = configfile.read(path)
     except UsageError as error:  # not TOML, not UTF-8, an unknown section: every command that reads the file says it
-        return Loaded(broken={"*": _with_way_out(error)}, skipped=skipped)
+        return Loaded(blocked=blocked_commands({"*": _with_way_out(error)}), skipped=skipped)
     loaded = Loaded(file, trusted=trust.is_trusted(file.path, file.digest) or trust.ci_trusted(), found=not config)
-    _apply_all(ctx, loaded, file)
+    broken: dict[str, Exception] = {}
+    _apply_all(ctx, loaded, file, broken)
+    loaded.blocked = blocked_commands(broken)
     return loaded
 
 
-def _apply_all(ctx: typer.Context, loaded: Loaded, file: ProjectFile) -> None:
+def _apply_all(ctx: typer.Context, loaded: Loaded, file: ProjectFile, broken: dict[str, Exception]) -> None:
+    """Apply every setting; a bad one marks its section broken (the first error in each section is kept)."""
     known = keys(ctx)
     for setting in file.settings:
         try:
             _apply(ctx, loaded, file, known, setting)
         except UsageError as error:
-            loaded.broken.setdefault(setting.section, _with_way_out(error))
+            broken.setdefault(setting.section, _with_way_out(error))
         except RecursionError:  # a value nested deeper than a check (or json.dumps of an inline rule) follows
-            loaded.broken.setdefault(setting.section, _with_way_out(configfile.too_deep(file.path)))
+            broken.setdefault(setting.section, _with_way_out(configfile.too_deep(file.path)))
 
 
 def _with_way_out(error: UsageError) -> UsageError:
@@ -127,19 +130,17 @@ def _with_way_out(error: UsageError) -> UsageError:
     return UsageError(error.message, f"{hint} Or leave the file out: comethook --no-config COMMAND ...".strip())
 
 
-def refuse_broken(path: Path_) -> None:
-    """Raise the project file's error when the command at `path` reads a section of it that is broken (a command's
-    parsing calls this after --help is handled, so help always works)."""
-    loaded = project.active()
-    if loaded is None or not loaded.broken:
-        return
-    if path == ("config", "show"):
-        raise next(iter(loaded.broken.values()))
+def blocked_commands(broken: dict[str, Exception]) -> dict[Path_, Exception]:
+    """The commands that read a broken section (all that read the file, for "*"), each with the error to say."""
+    blocked: dict[Path_, Exception] = {}
     for section, targets in TARGETS.items():
-        if any(target == path for target, _ in targets):
-            error = loaded.broken.get(section) or loaded.broken.get("*")
+        error = broken.get(section) or broken.get("*")
+        for target, _ in targets:
             if error is not None:
-                raise error
+                blocked.setdefault(target, error)
+    if broken:
+        blocked[("config", "show")] = next(iter(broken.values()))
+    return blocked
 
 
 def _apply(
@@ -406,5 +407,8 @@ def requests(ctx: typer.Context, path: Path, found: bool) -> tuple[ProjectFile, 
     """A project file and what in it needs trust (read as if it had none): for `comethook trust`."""
     file = configfile.read(path)
     loaded = Loaded(file, found=found)
-    _apply_all(ctx, loaded, file)
+    broken: dict[str, Exception] = {}
+    _apply_all(ctx, loaded, file, broken)
+    if broken:  # trust is asked for the file as a whole: a broken one is fixed first
+        raise next(iter(broken.values()))
     return file, list(loaded.gated)
