@@ -54,6 +54,38 @@ def test_the_gitlab_job_is_valid_yaml_and_reports_junit() -> None:
     assert job["artifacts"]["reports"]["junit"] == "report.xml" and job["artifacts"]["when"] == "always"
 
 
+INSTALL = re.compile(r'pip install (?:-r requirements\.txt )?"(comethook @ git\+(\S+)@(\S+))"')
+
+
+def test_every_recipe_installs_comethook_from_its_repository_pinned_and_that_line_resolves(tmp_path: Path) -> None:
+    """comethook is not on PyPI, so `pip install comethook` failed at the recipes' first line. Each recipe's exact
+    requirement is resolved by pip, with the repository URL pointed at a local clone of this checkout (tagged as pinned)."""
+    import tomllib
+
+    lines = [line for line in CI_DOC.splitlines() if "pip install" in line]
+    found = {INSTALL.search(line).groups() for line in lines if INSTALL.search(line)}  # type: ignore[union-attr]
+    assert len(lines) == 3 and len(found) == 1, lines  # the sample, GitHub Actions and GitLab: one requirement
+    [(requirement, url, ref)] = found
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert url == project["project"]["urls"]["Source"] and ref.startswith("v")
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing to clone")
+    clone = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=60)
+    subprocess.run(["git", "-C", str(clone), "tag", ref], check=True)
+    env = {
+        **os.environ,
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{clone.as_uri()}.insteadOf",
+        "GIT_CONFIG_VALUE_0": url,
+    }
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*command, "--report", str(report), requirement], check=True, env=env, timeout=120, capture_output=True)
+    [install] = json.loads(report.read_text())["install"]
+    assert install["metadata"]["name"] == "comethook" and install["download_info"]["url"] == url
+
+
 TEAM_APP = """
 import json, sys
 from aiohttp import web
