@@ -37,9 +37,10 @@ def config_show(
         typer.Argument(metavar="[COMMAND [FLAGS]]...", help="A command line, e.g. `listen --port 9000`: its settings only."),
     ] = None,
     json_out: JsonOut = False,
+    changed: Annotated[bool, typer.Option("--changed", help="Only the settings that are not at their default.")] = False,
 ) -> None:
     """Show each setting in effect and where it came from: flag, env, file:line or default (secrets redacted)."""
-    show(ctx, [*(command or []), *ctx.args], json_out)
+    show(ctx, [*(command or []), *ctx.args], json_out, changed)
 
 
 # --- the rows ---------------------------------------------------------------------------------------
@@ -147,13 +148,12 @@ def _row(section: str, key: str, target: Key, parsed: Any, loaded: Loaded) -> Ro
     return Row(section, key, redact(key, value), where)
 
 
-#: Keys whose values are URLs (or TRIGGER=URL): a password in one is redacted.
-def show(ctx: typer.Context, args: Sequence[str], json_out: bool) -> None:
+def show(ctx: typer.Context, args: Sequence[str], json_out: bool, changed: bool = False) -> None:
     """`comethook config show [COMMAND [FLAGS]]`: each setting, its value and its source."""
     from comethook_cli.outputs import wire
     from comethook_cli.outputs.terminal import Renderer, safe
 
-    found = rows(ctx, args)
+    found = [row for row in rows(ctx, args) if not changed or row.source != "default"]
     loaded = active()
     if json_out:
         for row in found:

@@ -259,7 +259,7 @@ def execute(
         from comethook_cli.outputs.wire import Assertion
 
         shown.assertion(Assertion(not failures and not retried, tuple(asserted), tuple([*failures, *retried])))
-    outcome(deliveries, failures, report)
+    outcome(deliveries, failures, report, any(name.lower() == "authorization" for name in headers) or "@" in url)
 
 
 def asserted_by(how: Delivering) -> list[str]:
@@ -293,7 +293,9 @@ PROTOCOL_HINT = (
 )
 
 
-def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: RetryReport | None = None) -> None:
+def outcome(
+    deliveries: Sequence[Delivery], failures: Sequence[str], retries: RetryReport | None = None, credentials: bool = False
+) -> None:
     """Raise the error that sets the honest exit code: 4 no answer, 1 not ok, 3 assertion; return when all is well."""
     unanswered = [d for d in deliveries if d.failure in NO_ANSWER]
     if unanswered:
@@ -308,6 +310,13 @@ def outcome(deliveries: Sequence[Delivery], failures: Sequence[str], retries: Re
             hint = PROTOCOL_HINT
         if bad[0].failure == "too_large":
             hint = "CometChat's own messages stay under about 64 KB; raise --max-answer if this answer is meant to be so large."
+        if bad[0].status == 401:
+            hint = (
+                "The credentials sent were refused: give the user and password set for this webhook in the CometChat Dashboard."
+                if credentials
+                else "The endpoint wants Basic auth: pass --basic-auth USER:PASS (or COMETHOOK_BASIC_AUTH), as set for "
+                "this webhook in the CometChat Dashboard."
+            )
         raise ComethookError(f"{len(bad)} of {len(deliveries)} deliveries failed: {bad[0].error}.", hint)
     problems = list(failures)
     if retries is not None and not retries.consistent:

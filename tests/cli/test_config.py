@@ -403,3 +403,14 @@ def test_init_never_overwrites(project: Path, cli: Any) -> None:
     assert result.exit_code == 1
     assert "comethook.toml already exists" in result.stderr and "Hint:" in result.stderr
     assert (project / "comethook.toml").read_text() == "[listen]\nport = 9001\n"
+
+
+def test_config_show_changed_lists_only_what_is_not_at_its_default(project: Path, cli: Any) -> None:
+    write(project / "comethook.toml", "[listen]\nport = 9100\n[check]\ntimeout = 3\n")
+    result = cli("config", "show", "--changed", "--json", env={"COMETHOOK_BASIC_AUTH": "u:p"})
+    rows = {(r["section"], r["key"]): r["source"] for r in ndjson(result.stdout)}
+    assert rows[("listen", "port")] == "comethook.toml:2" and rows[("check", "timeout")] == "comethook.toml:4"
+    assert all(source != "default" for source in rows.values()) and ("send", "basic-auth") in rows
+    assert len(rows) < len(settings(cli)) / 5  # about 80 settings in all
+    human = cli("config", "show", "--changed", "listen", "--port", "9000")
+    assert [line.split()[:3] for line in human.stdout.splitlines()] == [["[listen]", "port", "9000"]]

@@ -152,6 +152,10 @@ async def test_basic_auth_from_flag_and_env(cli: Any, target: Any) -> None:
     url, _ = await target(guarded)
     denied = await cli.run("send", "message_sent", "--to", url)
     assert denied.exit_code == 1 and "HTTP 401" in denied.stderr
+    assert "The endpoint wants Basic auth: pass --basic-auth USER:PASS" in " ".join(denied.stderr.split())
+    wrong = await cli.run("send", "message_sent", "--to", url, "--basic-auth", "cc:wrong")
+    assert wrong.exit_code == 1 and "The credentials sent were refused" in " ".join(wrong.stderr.split())
+    assert "wrong" not in wrong.output
     allowed = await cli.run("send", "message_sent", "--to", url, "--basic-auth", "cc:s3cret")
     assert allowed.exit_code == 0
     from_env = await cli.run("send", "message_sent", "--to", url, "--json", env={"COMETHOOK_BASIC_AUTH": "cc:s3cret"})
