@@ -121,7 +121,7 @@ SUMMARIES = {
     ("push-notification-payload-generated", "current"): f'push (chat) for George Alan: "{A}: hello"',
     ("email-notification-payload-generated", "current"): f'email for George Alan, 1 message(s): "New messages from {A}"',
     ("sms-notification-payload-generated", "current"): (
-        f"sms for George Alan, 1 message(s): \"You've received new messages from {A}!\""
+        f'sms for George Alan, 1 message(s): "You\'ve received new messages from {A}!"'
     ),
 }
 
