@@ -83,7 +83,7 @@ class Call:
     @property
     def spec(self) -> rest.Action:
         """The model of this call's REST operation."""
-        return rest.ACTIONS[self.action]
+        return rest.action(self.action)
 
 
 def _text(args: Mapping[str, Any], name: str, default: str | None = None) -> str:

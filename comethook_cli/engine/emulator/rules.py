@@ -7,7 +7,10 @@ from __future__ import annotations
 
 #: The sender of a message sent without onBehalfOf (the sheet §5.1, observed live by a third party).
 SYSTEM_USER = "app_system"
-LEGACY_TRIGGERS = frozenset({"before_message", "after_message"})
+LEGACY_TRIGGERS = frozenset({"before_message", "after_message", "after_connection_status_changed"})
+#: Triggers both generations fire under one name, each in its own shape (the webhooks sheet §2): a legacy app gets
+#: the legacy shape.
+BOTH_GENERATIONS = frozenset({"message_delivery_receipt", "message_read_receipt"})
 #: The largest REST body accepted (CometChat: 10 KB for a POST's data, 65 KB for a whole message).
 MAX_REST_BODY = 128 * 1024
 #: What the emulator decides where CometChat documents nothing (the README repeats these).

@@ -17,7 +17,7 @@ from comethook_cli.engine.history.files import make_private_database
 from comethook_cli.errors import UsageError
 
 #: The keys of State whose entries are records of their own (one row each in the state file).
-KINDS = ("users", "groups", "members", "banned", "messages", "reactions", "blocks")
+KINDS = ("users", "groups", "members", "banned", "messages", "reactions", "blocks", "receipts", "calls")
 
 
 class Refused(Exception):
@@ -45,6 +45,10 @@ class State:
     #: blocker uid → blocked uids.
     blocks: dict[str, list[str]] = field(default_factory=dict)
     next_id: int = 1
+    #: message id → "delivered" / "read" → the uids whose SDK client sent that receipt (sdk.py).
+    receipts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: call session id → the call: its parties, type, outcome and times (sdk.py).
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The state as one JSON object."""
