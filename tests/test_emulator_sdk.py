@@ -168,7 +168,7 @@ async def test_presence_is_stored_so_get_user_agrees_and_legacy_apps_get_the_leg
 
 async def test_legacy_receipts_have_the_legacy_shape_and_current_only_triggers_fire_nothing() -> None:
     async with app(legacy=True) as client:
-        status, sent = await client.call("POST", "/messages", {"receiver": "bob", "receiverType": "user",
+        _status, sent = await client.call("POST", "/messages", {"receiver": "bob", "receiverType": "user",
                                                                "data": {"text": "yo"}}, onBehalfOf="ann")  # fmt: skip
         await client.deliveries(2)  # before_message, after_message
         answer = await client.sdk("receipts", messageId=sent["data"]["id"], uid="bob", receipt="read")

@@ -77,7 +77,10 @@ async def receipt(app: Core, body: dict[str, Any]) -> dict[str, Any]:
     trigger = "message_read_receipt" if kind == "read" else "message_delivery_receipt"
     options: dict[str, Any] = {"sender": sender, "receiver": reader, "message_id": message["id"]}
     if group is not None:  # a group message's receipt names the group as its receiver
-        options["sets"] = (("data.receiptReceiver" if app.config.legacy else "data.receiver", group), ("data.receiverType", "group"))
+        options["sets"] = (
+            ("data.receiptReceiver" if app.config.legacy else "data.receiver", group),
+            ("data.receiverType", "group"),
+        )
     steps: list[tuple[str, dict[str, Any]]] = [(trigger, options)]
     # *_to_all: a group message, once, when this receipt completes every member's (Enhanced Messaging Status only).
     to_all = {"delivered": "message_delivered_to_all", "read": "message_read_by_all"}
