@@ -107,6 +107,10 @@ SDK_ACTIONS: dict[str, Action] = {
         _A("sdk_call", "POST", "/_emulator/calls", "none", basis="L"),
     )
 }
+SDK_NOTE = (
+    "`emulate` stood in for an SDK client: on a real app only a client connected over CometChat's WebSocket causes "
+    "these webhooks (third-party live observation)."
+)
 #: The mark every answer of those endpoints carries, so a REST server that is not `emulate` is told apart.
 EMULATOR_MARK = {"emulator": "comethook"}
 
@@ -322,6 +326,12 @@ def message_id(body: Any) -> str | None:
         return str(on) if isinstance(on, (str, int)) else None
     found = data.get("id")
     return str(found) if isinstance(found, (str, int)) else None
+
+
+def moderation_status(body: Any) -> str | None:
+    """`data.data.moderation.status` of a send's answer: "pending" while moderation judges it (None: not said)."""
+    status = _dig(body, "data", "data", "moderation", "status")
+    return status if isinstance(status, str) else None
 
 
 def injected(body: Any, webhook_id: str | None = None) -> Any:
