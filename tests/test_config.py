@@ -308,7 +308,7 @@ def test_config_show_redacts_credential_headers_and_url_passwords(project: Path,
 
 def test_config_show_lists_every_section_and_refuses_a_command_without_settings(project: Path, cli: Any) -> None:
     sections = {section for section, _ in settings(cli)}
-    assert sections == {"listen", "tunnel", "history", "send", "check"}
+    assert sections == {"listen", "tunnel", "history", "send", "check", "emulate"}
     result = cli("config", "show", "payloads", "list")
     assert result.exit_code == 2 and "takes no settings" in result.stderr
     assert cli("config", "show", "lisen").exit_code == 2
