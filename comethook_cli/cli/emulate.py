@@ -152,13 +152,14 @@ def webhooks(
     urls: list[str], triggers: str | None, basic_auth: str | None, webhook_id: str, legacy: bool
 ) -> tuple[WebhookTarget, ...]:
     """--webhook URL (repeatable) with --triggers, --basic-auth, --webhook-id → the configured webhooks."""
-    from comethook_cli.cometchat.payloads import trigger_names
+    from comethook_cli.cometchat.payloads import TRIGGER_ALIASES, trigger_names
     from comethook_cli.engine.config import WebhookTarget
     from comethook_cli.engine.urls import normalize_url, redact_url, take_credentials
 
     chosen = None
     if triggers and triggers.strip() != "all":
-        chosen = frozenset(t.strip() for t in triggers.split(",") if t.strip())
+        # the Dashboard's name of a legacy trigger ticks the trigger its deliveries carry
+        chosen = frozenset(TRIGGER_ALIASES.get(t.strip(), t.strip()) for t in triggers.split(",") if t.strip())
         unknown = sorted(chosen - set(trigger_names()))
         if unknown:
             raise UsageError(
