@@ -20,6 +20,9 @@ CHOICES = {
     "injected_in_answer": "an injected answer appears in the REST answer and in after_message (inferred, not documented)",
     "create_members": "members{...} on create group fires no group_member_added (CometChat's behaviour is unknown)",
     "state_caps": "a full state (MAX_USERS, MAX_GROUPS, MAX_MESSAGES, MAX_STATE_BYTES) answers 403 ERR_PLAN_QUOTA_RESTRICTION",
+    "read_delivers": "a read receipt counts as delivered too, so it can complete message_delivered_to_all",
+    "moderation_pending": "a moderated send answers data.moderation.status pending (the SDK docs' word; REST's is undocumented)",
+    "blocked_silent": "a message moderation blocks gets no message_sent, after_message or user_mentioned (inferred)",
 }
 #: CometChat's own limits (the sheet §4): a user's or group's metadata, the POST body that carries it, a whole
 #: message, tags, distinct reactions per message, users per add-members call, members per group.
