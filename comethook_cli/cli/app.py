@@ -66,6 +66,15 @@ def funnel(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _path_of(ctx: Context) -> tuple[str, ...]:
+    """The command's path below the root, e.g. ("history", "list") (the program's own name may be `python -m ...`)."""
+    path: list[str] = []
+    while ctx.parent is not None:
+        path.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return tuple(reversed(path))
+
+
 @contextlib.contextmanager
 def reader_may_leave() -> Iterator[None]:
     """A reader that closes early (`comethook payloads list | head -5`) ends the command as `send --json | head -1`
@@ -156,7 +165,7 @@ class Command(TyperCommand):
         from comethook_cli.cli.project import refuse_broken
 
         try:
-            refuse_broken(tuple(ctx.command_path.split()[1:]))
+            refuse_broken(_path_of(ctx))
         except ComethookError as error:  # a broken section of the project file this command reads
             raise HintedUsageError(error.message, error.hint or "") from None
         for param in self.params:

@@ -82,6 +82,10 @@ def rows(ctx: typer.Context, args: Sequence[str]) -> list[Row]:
         where = loaded.file.where(loaded.rules_setting)
         inline = Row("listen", "rules", f"{len(loaded.inline_rules)} inline rule(s)", where)
         found = [inline if r.section == "listen" and r.key == "rules" and r.source == "default" else r for r in found]
+    if loaded.inline_moderation is not None and wanted in (None, ("emulate",)) and loaded.file and loaded.moderation_setting:
+        where = loaded.file.where(loaded.moderation_setting)
+        words = Row("emulate", "moderation", f"{len(loaded.inline_moderation)} inline rule(s)", where)
+        found = [words if r.section == "emulate" and r.key == "moderation" and r.source == "default" else r for r in found]
     return found
 
 

@@ -53,6 +53,15 @@ OnHookFailure = Annotated[
 ]
 RetryOnFailure = Annotated[bool, typer.Option("--retry-on-failure", help="Deliver a failed webhook again at 10 s, then 30 s.")]
 State = Annotated[str | None, typer.Option("--state", metavar="FILE", help="Keep the state in this SQLite file, not in memory.")]
+Moderation = Annotated[
+    str | None,
+    typer.Option(
+        "--moderation",
+        metavar="RULES",
+        help="Moderate messages by a file of words and /patterns/ (one a line): a match is answered 2xx, then "
+        "moderation_engine_blocked; others get moderation_engine_approved beside message_sent.",
+    ),
+]
 
 
 def _quirks_help() -> str:
@@ -95,13 +104,14 @@ def emulate(
     state: State = None,
     quirk: QuirkOn = None,
     no_quirk: QuirkOff = None,
+    moderation: Moderation = None,
 ) -> None:
     """A local stand-in for CometChat's REST API that fires the webhooks each call causes (offline CI)."""
     config = emulating(
         host=host, port=port, allow_host=allow_host, webhook=webhook, triggers=triggers, basic_auth=basic_auth,
         basic_auth_file=basic_auth_file, legacy=legacy, webhook_id=webhook_id, api_key=api_key, app_id=app_id, region=region,
         hook_timeout=hook_timeout, on_hook_failure=on_hook_failure, retry_on_failure=retry_on_failure,
-        retry_delays=retry_delays, state=state, quirk=quirk, no_quirk=no_quirk,
+        retry_delays=retry_delays, state=state, quirk=quirk, no_quirk=no_quirk, moderation=moderation,
     )  # fmt: skip
     run(config, json_out, quiet)
 
@@ -136,21 +146,40 @@ def emulating(**values: Any) -> EmulatorConfig:
         api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
         app_id=values["app_id"], region=values["region"], hook_timeout=values["hook_timeout"],
         on_hook_failure=values["on_hook_failure"], retry_on_failure=values["retry_on_failure"], retry_delays=delays,
-        state=values["state"], quirks_off=quirks_off,
+        state=values["state"], quirks_off=quirks_off, moderation=moderation_rules(values.get("moderation")),
     )  # fmt: skip
+
+
+def moderation_rules(path: str | None) -> tuple[Any, ...] | None:
+    """--moderation FILE (read here, bounded), or `[emulate] moderation = [...]` written inline in the project file."""
+    from comethook_cli.cli.options import read_user_file
+    from comethook_cli.cli.project import active
+    from comethook_cli.cometchat.moderation import entries_of, parse_moderation
+
+    if path is None:
+        loaded = active()
+        inline = loaded.inline_moderation if loaded is not None else None
+        return None if inline is None else parse_moderation(inline, "[emulate] moderation")
+    raw = read_user_file(path, "--moderation", "Give a text file of words and /patterns/, one a line.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--moderation {path!r} is not UTF-8 text.", "Save the rules as UTF-8, one a line.") from None
+    return parse_moderation(entries_of(text), f"--moderation {path}")
 
 
 def webhooks(
     urls: list[str], triggers: str | None, basic_auth: str | None, webhook_id: str, legacy: bool
 ) -> tuple[WebhookTarget, ...]:
     """--webhook URL (repeatable) with --triggers, --basic-auth, --webhook-id → the configured webhooks."""
-    from comethook_cli.cometchat.payloads import trigger_names
+    from comethook_cli.cometchat.payloads import TRIGGER_ALIASES, trigger_names
     from comethook_cli.engine.config import WebhookTarget
     from comethook_cli.engine.urls import normalize_url, redact_url, take_credentials
 
     chosen = None
     if triggers and triggers.strip() != "all":
-        chosen = frozenset(t.strip() for t in triggers.split(",") if t.strip())
+        # the Dashboard's name of a legacy trigger ticks the trigger its deliveries carry
+        chosen = frozenset(TRIGGER_ALIASES.get(t.strip(), t.strip()) for t in triggers.split(",") if t.strip())
         unknown = sorted(chosen - set(trigger_names()))
         if unknown:
             raise UsageError(
@@ -201,12 +230,16 @@ def run(config: EmulatorConfig, json_out: bool, quiet: bool) -> None:
                     f"GET {root}/_emulator/state, POST {root}/_emulator/reset"
                     + (" (with the apikey header)" if config.api_key else ""),
                 ),
+                ("SDK stand-ins", f"POST {root}/_emulator/receipts|join|leave|presence|calls (trigger receipt, join ...)"),
                 ("Webhooks", ", ".join(f"{w.url} [{w.webhook_id}]" for w in config.webhooks) or "none"),
                 ("Generation", "legacy (before_message, after_message)" if config.legacy else "current"),
                 ("API key", "the one given (COMETCHAT_API_KEY)" if config.api_key else "any non-empty apikey header"),
                 ("Emulator's choice", CHOICES["hook_failure"]),
                 ("Quirks", ", ".join(f"{q} ({'off' if q in config.quirks_off else 'on'})" for q in QUIRKS)),
             ]
+            if config.moderation is not None:
+                rules = ", ".join(rule.id for rule in config.moderation[:5]) + (" ..." if len(config.moderation) > 5 else "")
+                banner.append(("Moderation", f"{len(config.moderation)} rule(s) ({rules or 'none: all approved'})"))
             shown.ready(wire.Ready(root, None, emulator.base_url), banner)
             await stop.wait()
         finally:

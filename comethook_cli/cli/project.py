@@ -25,6 +25,9 @@ class Loaded:
     #: [[listen.rules]]: the rules written inline (None when there are none).
     inline_rules: list[dict[str, Any]] | None = None
     rules_setting: Setting | None = None
+    #: `[emulate] moderation = [...]`: the moderation rules written inline (None when there are none).
+    inline_moderation: list[str] | None = None
+    moderation_setting: Setting | None = None
     #: Settings that name an environment variable which is not set.
     unset: list[Setting] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

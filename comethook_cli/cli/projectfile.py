@@ -38,15 +38,16 @@ TARGETS: dict[str, tuple[tuple[Path_, frozenset[str] | None], ...]] = {
                 (("history", "export"), None)),
     "send": ((("send",), None), (("replay",), frozenset(DELIVERING)), (("payloads", "show"), frozenset({*BUILDER, "legacy"}))),
     "check": ((("check",), None),),
-    # Only the quirks: the rest of emulate's options (a webhook URL, a bind address, a state file) would need trust gates.
-    "emulate": ((("emulate",), frozenset({"quirk", "no_quirk"})),),
+    # The quirks and moderation only: the rest of emulate's options (a webhook URL, a bind address, a state file)
+    # would need trust gates.
+    "emulate": ((("emulate",), frozenset({"quirk", "no_quirk", "moderation"})),),
 }  # fmt: skip
 #: listen's options that belong to another section ([tunnel], [history]), not to [listen].
 ELSEWHERE = {"listen": frozenset(TUNNEL) | frozenset(HISTORY)}
 #: Keys whose literal value is a secret: a warning when it sits in a file inside a git repository.
 SECRETS = frozenset({"basic-auth", "ngrok-authtoken"})
 #: Keys that name a file: a relative path is relative to the project file, not to where comethook runs.
-PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit", "body", "output"})
+PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit", "body", "output", "moderation"})
 #: Variables that options read without click knowing (the tunnel reads NGROK_AUTHTOKEN itself): they beat the file.
 IMPLICIT_ENV = {"ngrok_authtoken": "NGROK_AUTHTOKEN", "basic_auth_file": "COMETHOOK_BASIC_AUTH"}
 
@@ -150,6 +151,12 @@ def _apply(
     table = known[setting.section]
     if setting.section == "listen" and setting.key == "rules" and isinstance(setting.value, list):
         _inline_rules(loaded, file, setting)
+        return
+    if setting.section == "emulate" and setting.key == "moderation" and isinstance(setting.value, list):
+        from comethook_cli.cometchat.moderation import parse_moderation
+
+        parse_moderation(setting.value, f"{file.where(setting)}: {file.label('emulate')} moderation")  # UsageError, exit 2
+        loaded.inline_moderation, loaded.moderation_setting = list(setting.value), setting
         return
     if setting.key not in table:
         raise UsageError(f"{file.where(setting)}: unknown key {setting.key!r} in {file.label(setting.section)}.",

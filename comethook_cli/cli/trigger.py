@@ -58,7 +58,7 @@ Wait = Annotated[bool, typer.Option("--wait", help="Wait for the deliveries this
 WaitTimeout = Annotated[float, typer.Option("--wait-timeout", metavar="SECONDS", min=0.001, help="How long --wait waits.")]
 TriggerExpect = Annotated[
     str | None,
-    typer.Option("--expect", metavar="ok|delivered|pass|inject|drop|dropped", help="Assert the outcome (exit 3 if not)."),
+    typer.Option("--expect", metavar="ok|delivered|pass|inject|drop|dropped|blocked", help="Assert the outcome (exit 3 if not)."),
 ]
 
 #: A verb's option: (parameter name, Annotated type, default); the parameter name without a trailing _ is its key in
@@ -194,6 +194,30 @@ declare(member_app, "ban", "Ban a user from the group: fires group_member_banned
 declare(member_app, "unban", "Unban a user: fires group_member_unbanned.", Guid, Uid, From)
 declare(trigger_app, "block", "--from blocks --uid: fires user_blocked.", From, Uid)
 declare(trigger_app, "unblock", "--from unblocks --uid: fires user_unblocked.", From, Uid)
+
+# --- what SDK clients cause: `emulate` stands in for the client (a real app exits 2: no REST call causes these) ------
+SDK_ONLY = " (an SDK client's action: `emulate` only)."
+declare(
+    trigger_app, "receipt", "A client marks a message delivered or read: fires the receipt (+ *_to_all)" + SDK_ONLY,
+    ("receipt", Annotated[str, typer.Argument(metavar="delivered|read", help="The receipt.")], Required),
+    MessageId, Last, option("from_", "--from", metavar="UID", help="Whose client sends it (default comethook-b)."),
+)  # fmt: skip
+Member = option("uid", "--uid", metavar="UID", help="The user (default comethook-b).")
+declare(trigger_app, "join", "A user joins a group: fires group_member_joined" + SDK_ONLY, Guid, Member)
+declare(trigger_app, "leave", "A member leaves a group: fires group_member_left" + SDK_ONLY, Guid, Member)
+declare(
+    trigger_app, "presence", "A user's client connects or disconnects: fires user_connection_status_changed" + SDK_ONLY,
+    ("status", Annotated[str, typer.Argument(metavar="online|offline", help="Connect or disconnect.")], Required),
+    option("uid", "--uid", metavar="UID", help="The user (default comethook-a)."),
+)  # fmt: skip
+declare(
+    trigger_app, "call", "A whole call or meeting: fires its call_* or meeting_* lifecycle" + SDK_ONLY,
+    ("outcome", Annotated[str | None, typer.Argument(
+        metavar="[answered|rejected|busy|cancelled|unanswered|meeting]", help="How it goes (default answered).")], None),
+    option("from_", "--from", metavar="UID", help="The caller (default comethook-a)."),
+    option("to", "--to", metavar="UID", help="The callee (default comethook-b)."),
+    option("type_", "--type", help="audio or video."),
+)  # fmt: skip
 declare(
     trigger_app, "run", "Run a scenario's steps in order; later steps refer to earlier ids as ${steps.ID.id}.",
     ("scenario", Annotated[str, typer.Argument(metavar="SCENARIO", help="conversation, group-lifecycle, or a TOML/JSON file.")], Required),
@@ -203,7 +227,8 @@ declare(
 
 #: --expect: pass/inject/drop judge the before_message answer; dropped: the message was dropped (REST answer or
 #: verdict); delivered: every expected webhook arrived; ok: the REST call succeeded (and, with --wait, all arrived).
-EXPECTATIONS = ("ok", "delivered", "pass", "inject", "drop", "dropped")
+#: blocked: moderation blocked the message (moderation_engine_blocked arrived, so --wait; or ERR_BLOCKED_BY_EXTENSION).
+EXPECTATIONS = ("ok", "delivered", "pass", "inject", "drop", "dropped", "blocked")
 NO_ANSWER = frozenset({"unreachable", "tls", "timeout"})
 BASIS = {
     "D+L": "CometChat's docs describe this trigger and a third-party harness saw this REST call fire it live",
@@ -300,6 +325,16 @@ def _run(steps: list[Step], how: TriggerOptions) -> None:
         raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
     if how.expect == "delivered" and not how.wait:
         raise UsageError("--expect delivered needs --wait.", "Add --wait (with `comethook listen` running).")
+    if how.expect == "blocked" and not how.wait:
+        raise UsageError(
+            "--expect blocked needs --wait: a message moderation blocks is answered 2xx, then moderation_engine_blocked arrives.",
+            "Add --wait (with `comethook listen` running).",
+        )
+    from comethook_cli.cometchat.scenarios import SDK_VERBS, sdk_only
+
+    sdk = next((step.verb for step in steps if step.verb in SDK_VERBS), None)
+    if sdk is not None and not how.api_base:
+        raise sdk_only(sdk, None)
     base, key = target(how)
     shown = view(how.json_out, verbose=how.verbose)
     if not how.api_base or not base.startswith(("http://127.", "http://localhost", "http://[::1]")):
@@ -309,7 +344,7 @@ def _run(steps: list[Step], how: TriggerOptions) -> None:
 
 async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, shown: View) -> None:
     from comethook_cli.cometchat import rest
-    from comethook_cli.cometchat.scenarios import StepResult, resolve
+    from comethook_cli.cometchat.scenarios import SDK_VERBS, StepResult, resolve, sdk_only
     from comethook_cli.engine import trigger
     from comethook_cli.engine.rest_client import MAX_BACKOFFS, RestClient
 
@@ -338,6 +373,8 @@ async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, sh
                 if watch is not None:
                     watch.seq = await _head(watch)
                 outcome = await trigger.perform(client, step.verb, args, on_call)
+                if step.verb in SDK_VERBS and not all(rest.from_emulator(c.body) for c in outcome.calls if c.status):
+                    raise sdk_only(step.verb, base)
                 if outcome.failed is not None:
                     shown.trigger_result(_record(step.verb, outcome, None))  # --json: a record for a refused call too
                     raise _call_error(outcome.failed)
@@ -364,6 +401,8 @@ def _notes(outcome: Outcome) -> list[str]:
     from comethook_cli.cometchat import rest
 
     notes: list[str] = []
+    if any(call.action in rest.SDK_ACTIONS for call in outcome.calls):
+        notes.append(rest.SDK_NOTE)
     if not (outcome.current or outcome.legacy):
         return notes
     for call in outcome.calls:
@@ -441,6 +480,7 @@ def _duration(seconds: float) -> str:
 def _judge(outcome: Outcome, arrived: Arrived | None, how: TriggerOptions) -> None:
     """Raise for --expect (3) or for deliveries that never came (4)."""
     from comethook_cli.cometchat import rest
+    from comethook_cli.engine import trigger
 
     expect = "dropped" if how.expect == "drop" and arrived is None else how.expect
     verdicts = [e.verdict.kind for e in arrived.exchanges if e.verdict] if arrived else []
@@ -453,6 +493,8 @@ def _judge(outcome: Outcome, arrived: Arrived | None, how: TriggerOptions) -> No
         if outcome.dropped or (expect == "inject") != bool(injected):
             got = "dropped" if outcome.dropped else "inject" if injected else "pass"
             raise AssertionFailed(f"Expected {expect}, the REST answer says {got} (read from @injected, an inference).")
+    if expect == "blocked" and (instead := trigger.not_blocked(outcome, arrived)) is not None:
+        raise AssertionFailed(f"Expected moderation to block the message, but it was {instead}.")
     if expect == "ok" and outcome.dropped:
         raise AssertionFailed("Expected the call to succeed, but the message was dropped by a webhook.")
     if arrived is not None and arrived.missing:

@@ -309,6 +309,8 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
         item = "push notification" if "push" in trigger else "feed item"
         topic = f" ({d('topic')})" if isinstance(d("topic"), str) else ""
         return f"{item} {d('label')} {trigger.rsplit('_', 1)[1]} for {d('receiver')}{topic}"
+    if family == "notification":
+        return _notification(trigger, payload, known)
     data = get(payload, "data")
     keys = ", ".join(list(data)[:5]) if isinstance(data, dict) and data else "no data"
     if family != "unknown":
@@ -316,3 +318,21 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
         wanted = "data.message" if family == "message" else "data.call" if family == "call" else "data"
         return f"{trigger} without {wanted} (data: {keys})"
     return f"{trigger} (undocumented trigger; data: {keys})"
+
+
+def _notification(trigger: str, payload: Any, names: dict[str, str]) -> str:
+    """A custom provider's payload: which channel, for whom, about what (one POST per recipient)."""
+    channel = trigger.split("-", 1)[0]
+    to = _who(get(payload, "data.to"), names) or "?"
+    if channel == "push":
+        if get(payload, "data.notificationDetails.receiver") == get(payload, "data.to.uid"):
+            to = str(get(payload, "data.notificationDetails.receiverName") or to)
+        title, body = get(payload, "data.notificationDetails.title"), get(payload, "data.notificationDetails.body")
+        kind = get(payload, "data.notificationDetails.type") or "?"
+        text = f'"{preview(str(title))}: {preview(str(body))}"' if title is not None or body is not None else "no text"
+        return f"push ({kind}) for {to}: {text}"
+    messages = get(payload, "data.messages")
+    count = len(messages) if isinstance(messages, list) else 0
+    about = get(payload, "data.subject" if channel == "email" else "data.smsContent")
+    tail = f': "{preview(about)}"' if isinstance(about, str) else ""
+    return f"{channel} for {to}, {count} message(s){tail}"

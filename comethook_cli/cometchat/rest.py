@@ -50,6 +50,8 @@ class Action:
 
     def url(self, base: str, **params: str) -> str:
         """The full URL with the path parameters filled in (each one URL-encoded: a reaction is an emoji)."""
+        if self.path.startswith(CONTROL_PREFIX):  # `emulate`'s own control API sits beside /v3, not under it
+            base = base.rstrip("/").removesuffix("/v3")
         return base.rstrip("/") + self.path.format(**{key: quote(value, safe="") for key, value in params.items()})
 
     def triggers(self, legacy: bool) -> tuple[str, ...]:
@@ -140,6 +142,45 @@ NOT_EMULATED: tuple[tuple[Method, str, str], ...] = (
     ("POST", "/groups/{guid}/conversation/delivered", "mark a group conversation delivered"),
     ("POST", "/groups/{guid}/conversation/read", "mark a group conversation read"),
 )  # fmt: skip
+#: Where `emulate`'s own control API lives (beside /v3 on the same server).
+CONTROL_PREFIX = "/_emulator/"
+#: What SDK clients cause and REST cannot (the sheet §7, last row; webhooks §10): `emulate` rehearses each through a
+#: control endpoint of its own. The triggers depend on its state (a receipt that completes a group's `*_to_all`), so
+#: the answer lists what was fired; there is no such call on a real app.
+SDK_ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        _A("sdk_receipt", "POST", "/_emulator/receipts", "none", basis="L"),
+        _A("sdk_join", "POST", "/_emulator/join", "none", basis="L"),
+        _A("sdk_leave", "POST", "/_emulator/leave", "none", basis="L"),
+        _A("sdk_presence", "POST", "/_emulator/presence", "none", basis="L"),
+        _A("sdk_call", "POST", "/_emulator/calls", "none", basis="L"),
+    )
+}
+SDK_NOTE = (
+    "`emulate` stood in for an SDK client: on a real app only a client connected over CometChat's WebSocket causes "
+    "these webhooks (third-party live observation)."
+)
+#: The mark every answer of those endpoints carries, so a REST server that is not `emulate` is told apart.
+EMULATOR_MARK = {"emulator": "comethook"}
+
+
+def action(name: str) -> Action:
+    """A REST action (ACTIONS) or one of `emulate`'s SDK stand-ins (SDK_ACTIONS), by name."""
+    return ACTIONS[name] if name in ACTIONS else SDK_ACTIONS[name]
+
+
+def from_emulator(body: Any) -> bool:
+    """Whether an answer comes from `emulate`'s SDK stand-ins (it carries EMULATOR_MARK)."""
+    return isinstance(body, dict) and body.get("emulator") == EMULATOR_MARK["emulator"]
+
+
+def sdk_fired(body: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(current, legacy): the triggers an SDK stand-in's answer says it fired, under the app's generation."""
+    fired = body.get("triggers") if isinstance(body, dict) else None
+    names = tuple(t for t in fired if isinstance(t, str)) if isinstance(fired, list) else ()
+    return ((), names) if isinstance(body, dict) and body.get("generation") == "legacy" else (names, ())
+
 
 #: A text that mentions someone also fires user_mentioned (current webhooks; D+L).
 MENTION_TRIGGER = "user_mentioned"
@@ -147,7 +188,7 @@ MENTION_TRIGGER = "user_mentioned"
 
 def expected_triggers(action: str, legacy: bool, mentions: bool = False) -> tuple[str, ...]:
     """The webhooks a successful call of `action` fires (user_mentioned too when the text mentions someone)."""
-    found = ACTIONS[action].triggers(legacy)
+    found = ACTIONS[action].triggers(legacy) if action in ACTIONS else ()
     if mentions and not legacy and action == "send_message":
         found = (*found, MENTION_TRIGGER)
     return found
@@ -336,6 +377,12 @@ def message_id(body: Any) -> str | None:
         return str(on) if isinstance(on, (str, int)) else None
     found = data.get("id")
     return str(found) if isinstance(found, (str, int)) else None
+
+
+def moderation_status(body: Any) -> str | None:
+    """`data.data.moderation.status` of a send's answer: "pending" while moderation judges it (None: not said)."""
+    status = _dig(body, "data", "data", "moderation", "status")
+    return status if isinstance(status, str) else None
 
 
 def injected(body: Any, webhook_id: str | None = None) -> Any:

@@ -35,6 +35,10 @@ class Correlation:
     sender: str | None = None
     receiver: str | None = None
     text: str | None = None
+    #: connection status: the user whose client connected or disconnected.
+    uid: str | None = None
+    #: calls and meetings: the session every event of the call carries.
+    session: str | None = None
 
     def matches(self, payload: Any) -> bool:
         """Whether a delivery's body is about this call."""
@@ -44,7 +48,14 @@ class Correlation:
         message: dict[str, Any] = data["message"] if isinstance(data.get("message"), dict) else data
         if self.message_ids or self.muid or self.text is not None:
             reaction: dict[str, Any] = data["reaction"] if isinstance(data.get("reaction"), dict) else {}
-            ids = {str(message.get("id")), str(reaction.get("messageId"))}
+            receipt: dict[str, Any] = data["body"] if isinstance(data.get("body"), dict) else {}
+            # a receipt names its message in body.messageId (current) or messageId (legacy)
+            ids = {
+                str(message.get("id")),
+                str(reaction.get("messageId")),
+                str(receipt.get("messageId")),
+                str(data.get("messageId")),
+            }
             if ids & set(self.message_ids):
                 return True
             if self.muid and message.get("muid") == self.muid:
@@ -64,6 +75,13 @@ class Correlation:
                 and isinstance(users, dict)
                 and bool(set(users) & set(self.users[1:]))
             )
+        if self.uid is not None:
+            user = data.get("user")
+            return isinstance(user, dict) and user.get("uid") == self.uid
+        if self.session is not None:
+            call = data.get("call")
+            on = call.get("data", {}).get("entities", {}).get("on", {}).get("entity", {}) if isinstance(call, dict) else {}
+            return self.session in (data.get("sessionId"), on.get("sessionid") if isinstance(on, dict) else None)
         return False
 
 
@@ -83,7 +101,7 @@ class Call:
     @property
     def spec(self) -> rest.Action:
         """The model of this call's REST operation."""
-        return rest.ACTIONS[self.action]
+        return rest.action(self.action)
 
 
 def _text(args: Mapping[str, Any], name: str, default: str | None = None) -> str:
@@ -215,6 +233,65 @@ def _block(action: str) -> Callable[[Mapping[str, Any]], list[Call]]:
     return verb
 
 
+def _choice(args: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str | None = None) -> str:
+    value = _text(args, name, default)
+    if value not in choices:
+        raise UsageError(f"Unknown {name} {value!r}.", f"Use one of: {', '.join(choices)}.")
+    return value
+
+
+#: The verbs only an SDK client's action causes: `emulate` stands in for the client (rest.SDK_ACTIONS); a real app has
+#: no REST call for them. Each with the triggers it stands for, as people read them.
+SDK_VERBS: dict[str, str] = {
+    "receipt": "message_delivery_receipt, message_read_receipt (and their *_to_all in groups)",
+    "join": "group_member_joined",
+    "leave": "group_member_left",
+    "presence": "user_connection_status_changed (after_connection_status_changed on legacy webhooks)",
+    "call": "the call_* and meeting_* triggers",
+}
+
+
+def sdk_only(verb: str, base: str | None) -> UsageError:
+    """The usage error for an SDK verb against a real app (`base` None) or a server that is not `emulate`."""
+    where = "a real CometChat app" if base is None else f"{base} is not `comethook emulate`, and a real CometChat app"
+    return UsageError(
+        f"`trigger {verb}` needs an SDK client: {where} fires {SDK_VERBS[verb]} only for a client connected over "
+        "CometChat's WebSocket, and no REST call causes it.",
+        "Rehearse it against `comethook emulate` (--api-base http://127.0.0.1:8780/v3), or send the canned payload "
+        "with `comethook send TRIGGER --to URL`.",
+    )
+
+
+def _receipt(args: Mapping[str, Any]) -> list[Call]:
+    message = _text(args, "message")
+    if not message.strip().isdigit():
+        raise UsageError(f"Message id {message!r} is not a number.", "Give the id `trigger message` printed, or --last.")
+    body = {"messageId": message.strip(), "uid": _id(args, "from", rest.RECEIVER),
+            "receipt": _choice(args, "receipt", ("delivered", "read"))}  # fmt: skip
+    return [Call("sdk_receipt", {}, body, correlation=Correlation(message_ids=(message.strip(),)))]
+
+
+def _membership(action: str) -> Callable[[Mapping[str, Any]], list[Call]]:
+    def verb(args: Mapping[str, Any]) -> list[Call]:
+        guid = _id(args, "guid", rest.TEST_GROUP)
+        return [Call(action, {}, {"guid": guid, "uid": _id(args, "uid", rest.RECEIVER)}, correlation=Correlation(guid=guid))]
+
+    return verb
+
+
+def _presence(args: Mapping[str, Any]) -> list[Call]:
+    uid = _id(args, "uid", rest.SENDER)
+    body = {"uid": uid, "status": _choice(args, "status", ("online", "offline"))}
+    return [Call("sdk_presence", {}, body, correlation=Correlation(uid=uid))]
+
+
+def _call(args: Mapping[str, Any]) -> list[Call]:
+    outcome = _choice(args, "outcome", ("answered", "rejected", "busy", "cancelled", "unanswered", "meeting"), "answered")
+    body = {"from": _id(args, "from", rest.SENDER), "to": _id(args, "to", rest.RECEIVER), "outcome": outcome,
+            "type": _choice(args, "type", ("audio", "video"), "audio")}  # fmt: skip
+    return [Call("sdk_call", {}, body)]  # the session is known from the answer (engine/trigger.py correlates on it)
+
+
 def _setup(args: Mapping[str, Any]) -> list[Call]:
     users = args.get("users") or list(rest.TEST_USERS)
     if isinstance(users, str):
@@ -255,6 +332,11 @@ VERBS: dict[str, Callable[[Mapping[str, Any]], list[Call]]] = {
     "member-unban": _member("unban_member"),
     "block": _block("block_users"),
     "unblock": _block("unblock_users"),
+    "receipt": _receipt,
+    "join": _membership("sdk_join"),
+    "leave": _membership("sdk_leave"),
+    "presence": _presence,
+    "call": _call,
 }
 
 

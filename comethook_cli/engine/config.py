@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from comethook_cli.cometchat.payloads import DEFAULT_APP_ID, DEFAULT_REGION
+
+if TYPE_CHECKING:  # the rules' module loads RE2: only a config that has rules pays for it
+    from comethook_cli.cometchat.moderation import ModerationRule
 from comethook_cli.models import (
     DEFAULT_ANSWER_BUDGET,
     DEFAULT_BODY_BUDGET,
@@ -226,3 +229,5 @@ class EmulatorConfig:
     state: str | None = None
     #: Production quirks turned off (engine/emulator/quirks.py lists them; all are on by default).
     quirks_off: tuple[str, ...] = ()
+    #: `--moderation`: the rules messages are judged by (None: moderation off; empty: every message approved).
+    moderation: tuple[ModerationRule, ...] | None = None

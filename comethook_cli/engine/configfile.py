@@ -19,7 +19,7 @@ from comethook_cli.errors import UsageError
 
 FILE_NAME = "comethook.toml"
 PYPROJECT = "pyproject.toml"
-#: The sections of the file: they mirror the commands (and listen's tunnel and history options).
+#: The sections of the file: they mirror the commands (and listen's tunnel and history options; emulate's moderation).
 SECTIONS = ("listen", "send", "check", "history", "tunnel", "emulate")
 #: A section header (`[listen]`, `[[listen.rules]]`, `[tool.comethook.listen]`) and a `key =` line.
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")

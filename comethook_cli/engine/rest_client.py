@@ -88,7 +88,7 @@ class RestClient:
     ) -> RestCall:
         """Make one call of the model's `action`; 429s are waited out (Retry-After) up to max_backoffs times, within the budget."""
         assert self._session is not None, "use `async with RestClient(...)`"
-        spec = rest.ACTIONS[action]
+        spec = rest.action(action)
         url = spec.url(self.base, **params)
         headers = {"apikey": self._key, "Accept": "application/json", "User-Agent": USER_AGENT}
         if body is not None:

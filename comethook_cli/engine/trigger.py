@@ -39,6 +39,8 @@ class Outcome:
     dropped: bool = False
     #: The call that failed (neither ok, nor "already there" for setup, nor dropped).
     failed: RestCall | None = None
+    #: What arrives instead of `current` when moderation blocks the message (a 2xx, then moderation_engine_blocked).
+    blocked: tuple[str, ...] = ()
 
     @property
     def answer(self) -> Any:
@@ -47,6 +49,9 @@ class Outcome:
 
 
 def _main_id(call: Call, answer: RestCall) -> str | None:
+    if call.action in rest.SDK_ACTIONS:  # emulate's stand-ins answer {"data": {"id": the message, guid, uid or session}}
+        found = answer.body.get("data", {}).get("id") if isinstance(answer.body, dict) else None
+        return str(found) if isinstance(found, str) else None
     if call.action in ("send_message", "edit_message", "delete_message", "add_reaction", "remove_reaction", "pin_message",
                        "unpin_message"):  # fmt: skip
         return rest.message_id(answer.body) or call.params.get("id")
@@ -65,25 +70,59 @@ async def perform(client: RestClient, verb: str, args: dict[str, Any], on_call: 
     correlation = Correlation()
     current: tuple[str, ...] = ()
     legacy: tuple[str, ...] = ()
+    blocked: tuple[str, ...] = ()
     for call in planned:
         answer = await client.call(call.action, call.params, call.body, call.on_behalf_of)
         made.append(answer)
         on_call(answer, call)
         reused = answer.error is not None and answer.error.code in call.reuse
-        if answer.dropped:
-            return Outcome(verb, tuple(made), (), ("before_message",), call.correlation, None, dropped=True)
+        if answer.dropped:  # by before_message (its delivery arrived) or by an extension (nothing to wait for)
+            hook = ("before_message",) if answer.error and answer.error.code == "ERR_BLOCKED_BY_WEBHOOK" else ()
+            return Outcome(verb, tuple(made), (), hook, call.correlation, None, dropped=True)
         if not answer.ok and not reused:
             return Outcome(verb, tuple(made), (), (), call.correlation, None, failed=answer)
         main_id = _main_id(call, answer) or main_id
         correlation = call.correlation
-        if answer.ok and verb != "setup":
+        if answer.ok and call.action in rest.SDK_ACTIONS:
+            current, legacy = rest.sdk_fired(answer.body)
+        elif answer.ok and verb != "setup":
             current = rest.expected_triggers(call.action, legacy=False, mentions=call.mentions)
             legacy = rest.expected_triggers(call.action, legacy=True)
+            if call.action == "send_message":
+                current, blocked = moderated(current, answer.body)
     if verb == "message" and main_id:
         correlation = Correlation(
             (main_id,), correlation.muid, None, (), correlation.sender, correlation.receiver, correlation.text
         )
-    return Outcome(verb, tuple(made), current, legacy, correlation, main_id)
+    if verb == "call" and main_id:
+        correlation = Correlation(session=main_id)
+    return Outcome(verb, tuple(made), current, legacy, correlation, main_id, blocked=blocked)
+
+
+def not_blocked(outcome: Outcome, arrived: Arrived | None) -> str | None:
+    """None when moderation blocked the message (moderation_engine_blocked arrived, or the REST answer was the
+    docs' ERR_BLOCKED_BY_EXTENSION); else what happened instead, as people read it."""
+    names = {e.info.trigger for e in arrived.exchanges} if arrived else set()
+    if (outcome.dropped and not outcome.legacy) or "moderation_engine_blocked" in names:
+        return None
+    if outcome.dropped:
+        return "dropped by a before_message webhook"
+    if "moderation_engine_approved" in names:
+        return "approved (moderation_engine_approved arrived)"
+    return "delivered without moderation" if "message_sent" in names else "not judged: no moderation webhook arrived"
+
+
+def moderated(current: tuple[str, ...], answer: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A send's expected triggers under moderation, and what arrives instead when it blocks the message.
+
+    A message held for moderation comes back `data.moderation.status: "pending"` (CometChat's SDK docs; for REST an
+    inference): then moderation_engine_approved joins message_sent, or moderation_engine_blocked replaces them (the
+    webhooks sheet §10). Without that status, moderation may still be on (a REST answer may not say so): a block is
+    still recognised, and message_sent is what is expected."""
+    status = rest.moderation_status(answer)
+    if status == "pending":
+        current = (*current, "moderation_engine_approved")
+    return current, ("moderation_engine_blocked",)
 
 
 # --- the last message sent ---------------------------------------------------------------------------------
@@ -172,7 +211,7 @@ async def wait_for(
                     on_exchange(exchange)
         # A before_message the hook dropped is the end of the story: no after_message follows.
         legacy = ("before_message",) if any(e.verdict and e.verdict.kind == "drop" for e in seen) else outcome.legacy
-        for generation, expected in (("current", outcome.current), ("legacy", legacy)):
+        for generation, expected in (("current", outcome.current), ("legacy", legacy), ("blocked", outcome.blocked)):
             if _complete(seen, expected):
                 return Arrived(tuple(seen), (), generation)
         if time.monotonic() >= deadline:

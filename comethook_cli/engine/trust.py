@@ -34,6 +34,7 @@ GATED: Mapping[str, str] = {
     "body": READS,
     "basic-auth-file": READS,
     "rules": READS,
+    "moderation": READS,  # a file's name; the words written inline read nothing
     "respond": READS,  # inject:@FILE only
     "junit": WRITES,
     "output": WRITES,

@@ -422,3 +422,60 @@ def test_quirks_are_listed_in_emulate_help_with_their_evidence(cli: Cli) -> None
     text = " ".join(result.stdout.split())
     assert "ban-actor-in-members: with onBehalfOf, a ban or unban webhook carries the acting user" in text
     assert "seen live by a third-party QA harness" in text
+
+
+# --- what SDK clients cause: emulate's stand-ins, and a plain exit 2 anywhere else -------------------------------
+
+
+async def test_sdk_verbs_fire_their_triggers_and_wait_finds_them(cli: Cli) -> None:
+    async with closed_loop() as (_, emulator, base):
+        assert (await trigger(cli, base, "setup", "--users", ",".join(USERS))).exit_code == 0
+        sent = await trigger(cli, base, "message", "--group", "comethook-group", "--text", "all of you")
+        assert sent.exit_code == 0, sent.output
+        message = next(line for line in ndjson(sent.stdout) if line["type"] == "trigger")["id"]
+        steps: list[tuple[list[str], list[str]]] = [
+            (["receipt", "read", message, "--from", "comethook-b"], ["message_read_receipt"]),
+            (["leave", "--uid", "comethook-c"], ["group_member_left"]),
+            (["join", "--uid", "comethook-c"], ["group_member_joined"]),
+            (["presence", "online", "--uid", "comethook-b"], ["user_connection_status_changed"]),
+            (["call", "rejected", "--type", "video"], ["call_initiated", "call_rejected"]),
+        ]
+        for args, expected in steps:
+            result = await trigger(cli, base, *args, "--wait", "--expect", "delivered")
+            assert result.exit_code == 0, (args, result.output)
+            arrived = events(result)
+            assert sorted(e["trigger"] for e in arrived) == sorted(expected), args
+            for event in arrived:
+                assert shape(event["trigger"], event["body"], ("comethook-group",)) == [], (args, event["body"])
+            record = next(line for line in ndjson(result.stdout) if line["type"] == "trigger")
+            assert record["expected"]["current"] == expected and record["missing"] == []
+            assert any("stood in for an SDK client" in note for note in record["notes"])
+        # comethook-c left and joined again: a sent it, b has read it, so c's read completes the group.
+        last = await trigger(cli, base, "receipt", "read", message, "--from", "comethook-c", "--wait", "--expect", "delivered")
+        assert last.exit_code == 0, last.output
+        assert {e["trigger"] for e in events(last)} == {"message_read_receipt", "message_delivered_to_all", "message_read_by_all"}
+        assert emulator.state.users["comethook-b"]["status"] == "online"
+
+
+async def test_sdk_verbs_against_a_real_app_or_another_server_exit_2(cli: Cli) -> None:
+    real = await cli.run("trigger", "presence", "online", "--app-id", "abc123", env=KEY)
+    assert real.exit_code == 2 and "needs an SDK client" in real.stderr and "a real CometChat app fires" in real.stderr
+    assert "comethook emulate" in real.stderr  # the hint: where it can be rehearsed
+
+    async def not_found(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"code": "ERR_API_NOT_FOUND", "message": "The API endpoint is invalid."}}, status=404)
+
+    other = web.Application()
+    other.router.add_route("*", "/{tail:.*}", not_found)
+    runner = web.AppRunner(other)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        for args in (["receipt", "read", "5"], ["join"], ["leave"], ["call"], ["presence", "offline"]):
+            result = await cli.run("trigger", *args, "--api-base", f"http://127.0.0.1:{port}/v3", env=KEY)
+            assert result.exit_code == 2, (args, result.output)
+            assert "is not `comethook emulate`" in result.stderr and "needs an SDK client" in result.stderr
+    finally:
+        await runner.cleanup()

@@ -118,6 +118,11 @@ SUMMARIES = {
     ("after_push_notification_sent", "current"): "push notification summer-sale sent for cometchat-uid-2",
     ("after_push_notification_delivered", "current"): "push notification summer-sale delivered for cometchat-uid-2",
     ("after_push_notification_clicked", "current"): "push notification summer-sale clicked for cometchat-uid-2",
+    ("push-notification-payload-generated", "current"): f'push (chat) for George Alan: "{A}: hello"',
+    ("email-notification-payload-generated", "current"): f'email for George Alan, 1 message(s): "New messages from {A}"',
+    ("sms-notification-payload-generated", "current"): (
+        f'sms for George Alan, 1 message(s): "You\'ve received new messages from {A}!"'
+    ),
 }
 
 

@@ -30,7 +30,7 @@ CALLEE_ACTS = {"call_rejected", "call_busy"}
 LIVE_SHAPES = {
     "message_edited", "message_deleted", *RINGING, "call_participant_joined", "call_participant_left",
     "meeting_participant_joined", "meeting_participant_left", "call_ended", "meeting_ended", "moderation_engine_blocked",
-    "after_feed_item_interacted",
+    "after_feed_item_interacted", "after_feed_item_delivered",
 }  # fmt: skip
 CALLER, CALLEE = "cometchat-uid-3", "cometchat-uid-4"
 
@@ -70,7 +70,8 @@ def test_every_live_difference_is_noted_with_its_evidence() -> None:
     assert {trigger for trigger, f in noted.items() if f.shape == "live"} == LIVE_SHAPES
     assert {trigger for trigger, f in noted.items() if f.shape == "observed"} == {"message_pinned", "message_unpinned"}
     assert {trigger for trigger, f in noted.items() if f.shape == "docs"} == {
-        "group_member_banned", "group_member_unbanned", "after_feed_item_delivered",
+        "group_member_banned", "group_member_unbanned", "push-notification-payload-generated",
+        "email-notification-payload-generated", "sms-notification-payload-generated",
     }  # fmt: skip
     for trigger, fidelity in noted.items():
         assert fidelity.note and "\n" not in fidelity.note and len(fidelity.note) < 200, trigger
@@ -366,3 +367,35 @@ def test_volatile_paths_reach_into_nested_answers() -> None:
     assert differences(first, second) == ["meta.id", "meta.at", "items.0.id"]
     assert differences(first, second, [parse_volatile("meta"), parse_volatile("items.*.id")]) == []
     assert get(second, "keep") is True
+
+
+# --- §10, the last live shapes and the custom notification providers -------------------------------------------
+
+
+def test_message_unpinned_carries_unpinned_at_a_number_and_feed_delivered_says_read() -> None:
+    unpinned = body_of("message_unpinned")["data"]["message"]
+    assert isinstance(unpinned["unpinnedAt"], int) and not isinstance(unpinned["unpinnedAt"], bool)
+    assert unpinned["unpinnedAt"] >= unpinned["pinnedAt"]
+    delivered = body_of("after_feed_item_delivered")["data"]
+    assert delivered["status"] == "read" and isinstance(delivered["readAt"], int)
+    note = find_template("after_feed_item_delivered").note or ""
+    assert "delivered" in note and "read" in note  # the caveat: the docs' status, and how the live one was seen
+
+
+@pytest.mark.parametrize(
+    ("trigger", "paths"),
+    [
+        ("push-notification-payload-generated", ("data.to.uid", "data.notificationDetails.title",
+         "data.notificationDetails.body", "data.notificationDetails.sender", "data.notificationDetails.type")),
+        ("email-notification-payload-generated", ("data.to.uid", "data.messages", "data.senderDetails", "data.subject")),
+        ("sms-notification-payload-generated", ("data.to.uid", "data.messages", "data.senderDetails", "data.smsContent")),
+    ],
+)  # fmt: skip
+def test_custom_provider_payloads_carry_what_the_live_validators_read(trigger: str, paths: tuple[str, ...]) -> None:
+    delivered = body_of(trigger, sender=CALLER, receiver=CALLEE, text="see you")
+    for path in paths:
+        assert get(delivered, path) not in (None, "", []), path
+    assert delivered["data"]["to"]["uid"] == CALLEE and isinstance(get(delivered, "data.messages") or [], list)
+    assert delivered["webhook"] == "custom"  # CometChat's docs: every custom provider request says so
+    template = find_template(trigger)
+    assert template.family == "notification" and template.fidelity is not None and template.fidelity.shape == "docs"

@@ -79,6 +79,10 @@ CURRENT = set(
         "after_push_notification_clicked",
         "message_pinned",
         "message_unpinned",
+        # §10: the custom notification providers' triggers (CometChat's notification docs; push confirmed live).
+        "push-notification-payload-generated",
+        "email-notification-payload-generated",
+        "sms-notification-payload-generated",
     ]
 )
 MESSAGE_KEYS = ["conversationId", "sender", "receiverType", "receiver", "category", "type", "data", "sentAt", "updatedAt"]
@@ -120,7 +124,7 @@ DATA_KEYS: dict[str, list[str]] = {
     "message_edited": ["message.id", "message.category", "message.data.text", "message.editedAt", "message.editedBy"],
     "message_deleted": ["message.id", "message.deletedAt", "message.deletedBy"],
     "message_pinned": ["message.id", "message.pinnedBy", "message.pinnedAt"],
-    "message_unpinned": ["message.id", "message.unpinnedBy", "message.pinnedAt"],
+    "message_unpinned": ["message.id", "message.unpinnedBy", "message.pinnedAt", "message.unpinnedAt"],
     "message_reaction_added": [
         "reaction.id",
         "reaction.messageId",
@@ -160,6 +164,16 @@ DATA_KEYS: dict[str, list[str]] = {
     "after_campaign_completed": ["campaignId", "status", "totalTargets", "sentCount", "failedCount", "completedAt"],
     "after_feed_item_sent": ["id", "notificationId", "receiver", "status", "sentAt"],
     "after_push_notification_clicked": ["pushNotificationId", "receiver", "status", "clickedAt"],
+    # §10's live-verified validators: the paths each one reads.
+    "push-notification-payload-generated": [
+        "to.uid",
+        "notificationDetails.title",
+        "notificationDetails.body",
+        "notificationDetails.sender",
+        "notificationDetails.type",
+    ],
+    "email-notification-payload-generated": ["to.uid", "messages.0.message", "senderDetails.uid", "subject"],
+    "sms-notification-payload-generated": ["to.uid", "messages.0.message", "senderDetails.uid", "smsContent"],
 }
 
 
@@ -176,7 +190,8 @@ def test_every_entry_builds_with_the_documented_structure(template: Any) -> None
     wire = json.dumps(body)
     assert "{{" not in wire and "$message" not in wire and "$user" not in wire
     assert body["trigger"] == template.trigger
-    assert body["webhook"] == "comethook-dev"
+    # A custom notification provider is called with webhook "custom" (CometChat's docs), never a configured webhook's id.
+    assert body["webhook"] == ("custom" if template.family == "notification" else "comethook-dev")
     assert body["appId"] == "2379614bd4db65dd"
     if template.generation == "current" or template.trigger not in ("before_message", "after_message"):
         assert body["region"] == "us"
@@ -314,7 +329,7 @@ def test_cli_payloads_list_json_and_table(cli: Any) -> None:
     result = cli("payloads", "list", "--json")
     assert result.exit_code == 0
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(rows) == len(catalog()) == 61
+    assert len(rows) == len(catalog()) == 64
     assert all({"trigger", "generation", "family", "description"} <= set(r) for r in rows)
     table = cli("payloads", "list")
     assert table.exit_code == 0 and "before_message" in table.stdout and "campaign" in table.stdout

@@ -119,7 +119,7 @@ def catalog() -> tuple[Template, ...]:
         for entry in sorted((root / generation).iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".json"):
                 found.append(_template(json.loads(entry.read_text(encoding="utf-8"))))
-    order = ["message", "receipt", "reaction", "user", "group", "call", "meeting", "moderation", "campaign"]
+    order = ["message", "receipt", "reaction", "user", "group", "call", "meeting", "moderation", "campaign", "notification"]
     return tuple(sorted(found, key=lambda t: (t.generation != "legacy", order.index(t.family), t.trigger)))
 
 
@@ -384,6 +384,7 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
         "webhook": options.webhook_id,
         "now": seconds,
         "now_ms": int(now * 1000),
+        "now_ms_str": str(int(now * 1000)),
         "earlier": earlier,
         "earlier_str": str(earlier),
         "earlier_ms": int(now * 1000) - 95_000,
@@ -401,6 +402,8 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
         "receiver": options.receiver,
         "sender_name": sender_user["name"],
         "receiver_name": receiver_user["name"],
+        "sender_avatar": sender_user.get("avatar"),
+        "receiver_avatar": receiver_user.get("avatar"),
         "sender_user": sender_user,
         "receiver_user": {**receiver_user, "conversationId": "_user_".join(sorted((options.sender, options.receiver)))},
         "guid": group_id,

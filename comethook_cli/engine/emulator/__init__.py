@@ -16,6 +16,8 @@ One home per job (imports point down this list, never up):
     users.py  messages.py  groups.py
                  one module per REST family: handlers as plain functions `async def name(app: Core, params,
                  body, actor)`, listed in the module's HANDLERS under the action's name in rest.ACTIONS
+    sdk.py       stand-ins for SDK clients (receipts, join/leave, presence, calls), served as /_emulator/* endpoints
+    moderation.py  `--moderation`: a sent message judged by the rules, answered 2xx, then moderation_engine_*
     server.py    Emulator(Core): aiohttp, the guard, the key check, routing (and the real operations it does not
                  serve: 404 + X-Comethook-Emulator), bodies, rate headers, /_emulator/*
 

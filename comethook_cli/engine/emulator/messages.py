@@ -9,7 +9,7 @@ from typing import Any
 from comethook_cli.cometchat import rest
 from comethook_cli.cometchat.payloads import encode
 from comethook_cli.engine.config import WebhookTarget
-from comethook_cli.engine.emulator import rules
+from comethook_cli.engine.emulator import moderation, rules
 from comethook_cli.engine.emulator.core import Core, Handler, check_tags, room, size
 from comethook_cli.engine.emulator.state import Refused
 
@@ -100,14 +100,16 @@ async def send_message(app: Core, params: dict[str, str], body: dict[str, Any], 
     message["id"] = app.new_id()
     app.state.messages[message["id"]] = message
     app.touch("messages", message["id"])
-    app.fire("after_message" if app.config.legacy else "message_sent", message=message, **options)
+    judged = moderation.judge(app, message)  # None: moderation off; a blocked message is answered, not delivered
+    if judged is None or not judged.blocked:
+        app.fire("after_message" if app.config.legacy else "message_sent", message=message, **options)
     known = [uid for uid in mentions if uid in app.state.users]
-    if known and not app.config.legacy:
+    if known and not app.config.legacy and (judged is None or not judged.blocked):
         users, _ = app.webhooks.entities()
         mentioned = {uid: {"uid": uid, "name": users.get(uid, {}).get("name", uid)} for uid in known}
         sets = (("data.message.data.text", text), ("data.message.data.mentions", mentioned))
         app.fire("user_mentioned", message=message, sets=sets, **options)
-    return {"data": message}
+    return {"data": moderation.report(app, message, judged, options)}
 
 
 async def get_message(app: Core, params: dict[str, str], body: dict[str, Any], actor: str | None) -> Any:

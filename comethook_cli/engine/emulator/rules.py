@@ -7,7 +7,10 @@ from __future__ import annotations
 
 #: The sender of a message sent without onBehalfOf (the sheet §5.1, observed live by a third party).
 SYSTEM_USER = "app_system"
-LEGACY_TRIGGERS = frozenset({"before_message", "after_message"})
+LEGACY_TRIGGERS = frozenset({"before_message", "after_message", "after_connection_status_changed"})
+#: Triggers both generations fire under one name, each in its own shape (the webhooks sheet §2): a legacy app gets
+#: the legacy shape.
+BOTH_GENERATIONS = frozenset({"message_delivery_receipt", "message_read_receipt"})
 #: The largest REST body accepted (CometChat: 10 KB for a POST's data, 65 KB for a whole message).
 MAX_REST_BODY = 128 * 1024
 #: What the emulator decides where CometChat documents nothing (the README repeats these).
@@ -20,6 +23,9 @@ CHOICES = {
     "pin_answer": "pin and unpin answer {success, message} (CometChat's answer is undocumented), and always fire",
     "transfer_member": "an ownership transfer needs the new owner to be a member (ERR_NOT_A_MEMBER), who becomes admin",
     "list_order": "GET /users, /groups and /groups/{guid}/members list by id; an auth token is <uid>_<hex>, not kept",
+    "read_delivers": "a read receipt counts as delivered too, so it can complete message_delivered_to_all",
+    "moderation_pending": "a moderated send answers data.moderation.status pending (the SDK docs' word; REST's is undocumented)",
+    "blocked_silent": "a message moderation blocks gets no message_sent, after_message or user_mentioned (inferred)",
 }
 #: CometChat's own limits (the sheet §4): a user's or group's metadata, the POST body that carries it, a whole
 #: message, tags, distinct reactions per message, users per add-members call, members per group.

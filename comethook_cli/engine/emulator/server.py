@@ -23,7 +23,7 @@ from comethook_cli import jsonbody
 from comethook_cli.cometchat import rest
 from comethook_cli.cometchat.rest import ACTIONS, Action, RestCall
 from comethook_cli.engine.config import EmulatorConfig
-from comethook_cli.engine.emulator import groups, messages, rules, users
+from comethook_cli.engine.emulator import groups, messages, rules, sdk, users
 from comethook_cli.engine.emulator.core import Core, Handler
 from comethook_cli.engine.emulator.state import Refused
 from comethook_cli.engine.localguard import LocalGuard
@@ -89,6 +89,8 @@ class Emulator(Core):
         app = web.Application(client_max_size=rules.MAX_REST_BODY, middlewares=[self._guard])
         app.router.add_get("/_emulator/state", self._state_route)
         app.router.add_post("/_emulator/reset", self._reset_route)
+        for path, (name, handler) in sdk.CONTROL.items():
+            app.router.add_post(f"/_emulator/{path}", self._sdk_route(name, handler))
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -150,6 +152,36 @@ class Emulator(Core):
             except Refused as failed:
                 return web.json_response(rest.error_body(failed.code, failed.message), status=500)
         return web.json_response({"reset": True})
+
+    def _sdk_route(self, name: str, handler: sdk.ControlHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """A stand-in for an SDK client's action (sdk.py): the control routes' key rule, one call at a time like REST,
+        logged like a REST call; every answer, refusals included, carries rest.EMULATOR_MARK."""
+
+        async def route(request: web.Request) -> web.Response:
+            started, sent = time.perf_counter(), None
+            try:
+                if self.config.api_key is not None:
+                    self._authenticate(request)
+                sent = await self._body(request)
+                if self.state_bytes >= rules.MAX_STATE_BYTES:
+                    raise Refused("ERR_PLAN_QUOTA_RESTRICTION", f"The emulator's state is {self.state_bytes} bytes, its limit.")
+                async with self._lock:
+                    try:
+                        status, answer = 200, await handler(self, sent)
+                    finally:
+                        self.store.flush()
+            except Refused as refusal:
+                status = rest.status_for(refusal.code)
+                answer = {**rest.error_body(refusal.code, refusal.message, refusal.details), **rest.EMULATOR_MARK}
+            except (TypeError, ValueError, KeyError, AttributeError) as unforeseen:
+                status = 500
+                answer = {**rest.error_body("ERR_EXCEPTION", f"The emulator could not handle this call: {unforeseen!r}."),
+                          **rest.EMULATOR_MARK}  # fmt: skip
+            elapsed = (time.perf_counter() - started) * 1000
+            self.on_call(RestCall(name, "POST", request.path_qs, status, answer, elapsed, rest.read_error(answer), request=sent))
+            return web.json_response(answer, status=status, headers=self._rate_headers())
+
+        return route
 
     # --- REST --------------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from comethook_cli.engine.history.files import make_private_database
 from comethook_cli.errors import UsageError
 
 #: The keys of State whose entries are records of their own (one row each in the state file).
-KINDS = ("users", "groups", "members", "banned", "messages", "reactions", "blocks", "pins")
+KINDS = ("users", "groups", "members", "banned", "messages", "reactions", "blocks", "pins", "receipts", "calls")
 
 
 class Refused(Exception):
@@ -47,6 +47,10 @@ class State:
     #: message id → {"pinnedBy", "pinnedAt"}: kept beside the message, so a pin never changes what a GET returns.
     pins: dict[str, dict[str, Any]] = field(default_factory=dict)
     next_id: int = 1
+    #: message id → "delivered" / "read" → the uids whose SDK client sent that receipt (sdk.py).
+    receipts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: call session id → the call: its parties, type, outcome and times (sdk.py).
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The state as one JSON object."""

@@ -73,15 +73,19 @@ class Webhooks:
     def payload(self, trigger: str, target: WebhookTarget, **options: Any) -> dict[str, Any]:
         """The catalog's template for `trigger`, filled with the state's entities and `options`."""
         users, groups = self.entities()
-        template = find_template(trigger, legacy=trigger in rules.LEGACY_TRIGGERS)
+        template = find_template(trigger, legacy=self.legacy_shape(trigger))
         built = BuildOptions(
             webhook_id=target.webhook_id, app_id=self.config.app_id, region=self.config.region, users=users, groups=groups,
             **options,
         )  # fmt: skip
         return build(template, built)
 
+    def legacy_shape(self, trigger: str) -> bool:
+        """Whether this app sends `trigger` in its legacy shape."""
+        return trigger in rules.LEGACY_TRIGGERS or (self.config.legacy and trigger in rules.BOTH_GENERATIONS)
+
     def _targets(self, trigger: str) -> list[WebhookTarget]:
-        generation_fits = (trigger in rules.LEGACY_TRIGGERS) == self.config.legacy
+        generation_fits = trigger in rules.BOTH_GENERATIONS or (trigger in rules.LEGACY_TRIGGERS) == self.config.legacy
         return [t for t in self.config.webhooks if generation_fits and t.wants(trigger)]
 
     def fire(self, trigger: str, merge: str | None = None, each: Iterable[str] = (), **options: Any) -> None:
@@ -98,6 +102,22 @@ class Webhooks:
             task = asyncio.get_running_loop().create_task(self._deliver_async(target, trigger, payload))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
+
+    def fire_in_order(self, steps: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Deliver several triggers (each with its builder options) to every webhook, one after another in this order
+        (a call's lifecycle, a receipt then its `*_to_all`), in the background: built now, from the state as it is."""
+        steps = list(steps)
+        for target in self.config.webhooks:
+            payloads = [(trigger, self.payload(trigger, target, **options)) for trigger, options in steps
+                        if target in self._targets(trigger)]  # fmt: skip
+            if payloads:
+                task = asyncio.get_running_loop().create_task(self._deliver_all(target, payloads))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _deliver_all(self, target: WebhookTarget, payloads: list[tuple[str, dict[str, Any]]]) -> None:
+        for trigger, payload in payloads:
+            await self._deliver_async(target, trigger, payload)
 
     @staticmethod
     def _headers(target: WebhookTarget) -> dict[str, str]:
