@@ -24,7 +24,7 @@ README = ROOT / "README.md"
 
 def test_the_public_surface_is_small_documented_and_typed() -> None:
     assert sorted(comethook.__all__) == sorted(
-        ["ComethookError", "Delivery", "Exchange", "Listener", "Trigger", "UsageError", "Verdict", "__version__",
+        ["ComethookError", "Delivery", "Exchange", "InvalidSetting", "Listener", "Trigger", "UsageError", "Verdict", "__version__",
          "build_payload", "deliver", "judge", "triggers"]
     )  # fmt: skip
     for name in comethook.__all__:

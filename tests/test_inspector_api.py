@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from comethook_cli.cli.inspect import start_for_session
+from comethook_cli.engine import values
 from comethook_cli.engine.config import AnswerConfig, ForwardConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.session import Session
 from comethook_cli.inspector.server import Inspector
@@ -57,7 +58,7 @@ class Live:
 async def running(answers: AnswerConfig | None = None, forward: ForwardConfig | None = None) -> AsyncIterator[Live]:
     config = ListenConfig(
         listener=ListenerConfig(port=0), answers=answers or AnswerConfig(), forward=forward or ForwardConfig(),
-        tunnel=TunnelConfig(tunnel="off"),
+        tunnel=TunnelConfig(mode="off"),
     )  # fmt: skip
     async with Session(config) as session, aiohttp.ClientSession() as client:
         inspector = await start_for_session(session, 0, lambda note: None)
@@ -69,7 +70,7 @@ async def running(answers: AnswerConfig | None = None, forward: ForwardConfig | 
 
 @pytest.fixture
 async def live() -> AsyncIterator[Live]:
-    async for started in running(AnswerConfig(respond='inject:{"flag": true}', drop_if="spam")):
+    async for started in running(AnswerConfig(values.action({"flag": True}), values.drop_if("spam"))):
         yield started
 
 

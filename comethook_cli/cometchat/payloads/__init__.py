@@ -35,13 +35,14 @@ from typing import Any
 
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads.people import group_entity, user_entity
+from comethook_cli.cometchat.rest import REGIONS as REGIONS
+from comethook_cli.cometchat.rest import Region
 from comethook_cli.errors import UsageError
 from comethook_cli.models import Generation
 
 DEFAULT_APP_ID = "2379614bd4db65dd"
 DEFAULT_WEBHOOK_ID = "comethook-dev"
-DEFAULT_REGION = "us"
-REGIONS = ("us", "eu", "in")
+DEFAULT_REGION = Region.US
 MESSAGE_TYPES = ("text", "image", "video", "audio", "file", "custom")
 #: The configured name of a legacy trigger whose body says something else.
 TRIGGER_ALIASES = {"user_connection_status_change": "after_connection_status_changed"}
@@ -99,7 +100,7 @@ class BuildOptions:
     group: str | None = None
     webhook_id: str = DEFAULT_WEBHOOK_ID
     app_id: str = DEFAULT_APP_ID
-    region: str = DEFAULT_REGION
+    region: Region = DEFAULT_REGION
     sets: Sequence[tuple[str, Any]] = field(default_factory=tuple)
     #: The id of the message a delivery is about (an edit carries its original's id); fresh when None.
     message_id: str | None = None
@@ -201,8 +202,6 @@ def build(template: Template, options: BuildOptions, ids: IdSource | None = None
     """A delivery body: the template filled from the options, fresh ids and timestamps, then `--set`s applied."""
     if options.type not in MESSAGE_TYPES:
         raise UsageError(f"Unknown message type {options.type!r}.", f"Use one of: {', '.join(MESSAGE_TYPES)}.")
-    if options.region not in REGIONS:
-        raise UsageError(f"Unknown region {options.region!r}.", f"Use one of: {', '.join(REGIONS)}.")
     ids = ids or IdSource()
     tokens = _tokens(template, options, ids, time.time() if now is None else now)
     body = _fill(template.body, tokens, options)
@@ -377,7 +376,7 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
     earlier = sent if isinstance(sent, int) and not isinstance(sent, bool) else seconds - 95
     return {
         "app_id": options.app_id,
-        "region": options.region,
+        "region": str(options.region),
         "webhook": options.webhook_id,
         "now": seconds,
         "now_ms": int(now * 1000),
