@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from comethook_cli.cli.send import Delivering, outcome, parse_delays, parse_expectations, parse_header
+from comethook_cli.cli.send import outcome
 from comethook_cli.cometchat.payloads import BuildOptions, build, encode, find_template
 from comethook_cli.engine import checks
 from comethook_cli.engine.runs import Expectations, check_expectations, compare_attempts, percentile, summarize
@@ -169,21 +169,6 @@ def test_assertions_exit_3_and_all_well_returns() -> None:
         outcome([made()], ["expected verdict drop, delivery 1 got None"])
     with pytest.raises(AssertionFailed, match="simulated retries"):
         outcome([made(), made(attempt=2)], [], compare_attempts([made(), made(attempt=2, response={"n": 2})]))
-
-
-def test_flag_parsing_lives_in_the_command_layer() -> None:
-    assert parse_header(" X-Id :  7 ") == ("X-Id", "7")
-    assert parse_delays("0.1, 0.3") == (0.1, 0.3)
-    for bad in ("", "a,b", "-1", "nan"):
-        with pytest.raises(UsageError, match="--retry-delays"):
-            parse_delays(bad)
-    with pytest.raises(UsageError, match="Malformed header"):
-        parse_header("No Colon")
-    assert parse_expectations(Delivering(expect="drop", expect_json=["a.b=1"], max_latency=5)) == Expectations(
-        "drop", (("a.b", 1),), 5
-    )
-    with pytest.raises(UsageError, match="Unknown --expect"):
-        parse_expectations(Delivering(expect="maybe"))
 
 
 # --- runs: statistics and comparisons ------------------------------------------------------------------------

@@ -60,3 +60,18 @@ def test_routes_retention_delays_headers_and_expectations_are_parsed_once() -> N
     assert (expected.verdict, tuple(expected.json), expected.max_latency_ms) == ("drop", (("a.b", 1),), 5)
     with pytest.raises(InvalidSetting, match="Unknown expect='maybe'"):
         values.expectations("maybe")
+
+
+def test_delivering_values_are_refused_with_the_flag_the_cli_user_typed() -> None:
+    from comethook_cli.cli.app import flagged
+
+    for bad in ("", "a,b", "-1", "nan"):
+        with pytest.raises(InvalidSetting) as caught:
+            values.retry_delays(bad)
+        assert flagged(caught.value)[0] == f"Malformed --retry-delays {bad!r}."
+    with pytest.raises(InvalidSetting) as header:
+        values.header("No Colon")
+    assert flagged(header.value) == ("Malformed header 'No Colon'.", "Write it as -H 'Name: value'.")
+    with pytest.raises(InvalidSetting) as expect:
+        values.expectations("maybe")
+    assert flagged(expect.value)[0] == "Unknown --expect 'maybe'."
