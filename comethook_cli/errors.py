@@ -85,7 +85,8 @@ class InvalidSetting(UsageError, ValueError):
         else:
             name = name or self.setting
             given = name if self.value is None else f"{name}={self.value!r}"
-            example = f"{name}={self.example!r}"
+            quoted = isinstance(self.example, str) and self.example.startswith("'")  # already quoted, as for a shell
+            example = f"{name}={self.example if quoted else repr(self.example)}"
         hint = self.template.replace("{example}", example) if self.template is not None else None
         return self.before + given + self.problem, hint
 

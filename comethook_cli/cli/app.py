@@ -47,6 +47,8 @@ FLAGS: dict[str, tuple[str | None, str | None]] = {
     "tunnel_region": ("--region", None),
     "region": ("region", "--region"),  # "Unknown region 'mars'.": --region, COMETCHAT_REGION, a file key, one message
     "header": ("header", "-H"),
+    "mention": ("mention", "--mention"),  # a scenario step's key too: the message names it bare
+    "users": ("users", "--users"),
 }
 #: The context of the command whose parameters click is resolving now (see Command.parse_args).
 _parsing: contextvars.ContextVar[Any] = contextvars.ContextVar("parsing", default=None)

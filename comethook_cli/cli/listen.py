@@ -303,8 +303,8 @@ def answer_config(respond: str, drop_if: str | None, rules: str | None, delay: f
     if rules is not None:
         loaded = options.load_rules(rules)
     else:
-        project = active()
-        loaded = values.rules(project.inline_rules, "[[listen.rules]]") if project and project.inline_rules else ()
+        project = active()  # [[listen.rules]], parsed where the file was read
+        loaded = project.inline_rules if project is not None and project.inline_rules else ()
     return AnswerConfig(action, pattern, loaded, values.delay_seconds(delay), status)
 
 

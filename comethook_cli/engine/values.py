@@ -22,6 +22,7 @@ from comethook_cli.errors import InvalidSetting
 from comethook_cli.models import JSON
 
 if TYPE_CHECKING:
+    from comethook_cli.cometchat.payloads import Template
     from comethook_cli.cometchat.rules import Action, Regex, Rule
     from comethook_cli.engine.history.retention import Retention
     from comethook_cli.engine.runs import Expectations, Expected
@@ -282,5 +283,33 @@ def expectations(expect: str | None, expect_json: Sequence[str] = (), max_latenc
     verdict: Expected | None = next((e for e in EXPECTATIONS if e == expect), None)
     if expect is not None and verdict is None:
         raise InvalidSetting("expect", ".", f"Use one of: {', '.join(EXPECTATIONS)}.", value=expect, before="Unknown ")
-    parsed = tuple(parse_set(e, "--expect-json") for e in expect_json)
+    parsed = tuple(parse_set(e, "expect_json") for e in expect_json)
     return Expectations(verdict, parsed, max_latency_ms, tuple(expect_json))
+
+
+# --- check -------------------------------------------------------------------------------------------------
+
+
+def triggers(spec: str) -> tuple[Template, ...]:
+    """legacy | current | all | NAME,NAME… → the templates `check` delivers."""
+    from comethook_cli.cometchat.payloads import catalog, find_template
+
+    if spec in ("legacy", "current"):
+        return tuple(t for t in catalog() if t.generation == spec)
+    if spec == "all":
+        return tuple(catalog())
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    if not names:
+        raise InvalidSetting("triggers", " is empty.", "Use legacy, current, all, or trigger names separated by commas.")
+    return tuple(find_template(name) for name in names)
+
+
+def volatile(path: str) -> tuple[str, ...]:
+    """A dotted path into an answer (`*` matches any one key) → its parts."""
+    parts = tuple(path.strip().split("."))
+    if not path.strip() or any(not part for part in parts):
+        raise InvalidSetting(
+            "volatile", ".", "Give a dotted path into the answer, e.g. {example}.", value=path, before="Malformed ",
+            example="requestId",
+        )  # fmt: skip
+    return parts

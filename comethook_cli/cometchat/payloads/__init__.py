@@ -37,7 +37,7 @@ from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads.people import group_entity, user_entity
 from comethook_cli.cometchat.rest import REGIONS as REGIONS
 from comethook_cli.cometchat.rest import Region
-from comethook_cli.errors import UsageError
+from comethook_cli.errors import InvalidSetting, UsageError
 from comethook_cli.models import Generation
 
 DEFAULT_APP_ID = "2379614bd4db65dd"
@@ -308,15 +308,16 @@ class Bodies:
         return _Frame.of(encode(build(self.template, self.options, holes, now)), self._marker, holes.draws)
 
 
-def parse_set(expression: str, flag: str = "--set") -> tuple[str, Any]:
-    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself (`flag` names it)."""
+def parse_set(expression: str, setting: str = "set") -> tuple[str, Any]:
+    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself (`setting` names it:
+    `set`, or `expect_json`)."""
     path, sep, raw = expression.partition("=")
     path = path.strip()
     if not sep or not path or any(not part for part in path.split(".")):
-        example = "data.text=hello" if flag == "--set" else "status=queued"
-        raise UsageError(
-            f"Malformed {flag} {expression!r}.", f"Write it as PATH=VALUE with a dotted path, e.g. {flag} {example}."
-        )
+        raise InvalidSetting(
+            setting, ".", "Write it as PATH=VALUE with a dotted path, e.g. {example}.", value=expression, before="Malformed ",
+            example="data.text=hello" if setting == "set" else "status=queued",
+        )  # fmt: skip
     try:
         value: Any = jsonbody.parse(raw)  # strict: NaN stays the string "NaN", never a float that is not JSON
     except jsonbody.JsonBodyError:
@@ -334,8 +335,9 @@ def set_path(document: Any, path: str, value: Any) -> None:
         if isinstance(node, list):
             # One past the end appends (so attachments.0.url fills a new list); further out is a mistake.
             if not part.lstrip("-").isdigit() or not -len(node) <= int(part) <= len(node):
-                raise UsageError(
-                    f"--set {path}: {where!r} is not an index of the list there (it has {len(node)} item(s)).",
+                raise InvalidSetting(
+                    "set",
+                    f" {path}: {where!r} is not an index of the list there (it has {len(node)} item(s)).",
                     f"Use a 0-based index from 0 to {len(node)} ({len(node)} appends).",
                 )
             if int(part) == len(node):
@@ -355,8 +357,9 @@ def set_path(document: Any, path: str, value: Any) -> None:
             node = node[part]
         else:
             parent = ".".join(parts[:depth]) or "the body"
-            raise UsageError(
-                f"--set {path}: {parent!r} is a {type(node).__name__}, not an object.",
+            raise InvalidSetting(
+                "set",
+                f" {path}: {parent!r} is a {type(node).__name__}, not an object.",
                 "Set the value itself, or pick a path that goes through objects only.",
             )
 
