@@ -113,8 +113,13 @@ async def test_switching_the_canned_answer_changes_the_next_answer(live: Live) -
     assert status == 400 and "non-empty JSON object" in refused["error"] and refused["hint"]
     assert (await live.change("PUT", "/api/rules", {"respond": "inject:@/etc/passwd"}))[0] == 400
     assert await live.deliver() == {"action": "do_not_propagate"}  # a refused change changes nothing
-    await live.change("PUT", "/api/rules", {"respond": 'inject:{"n": 2}'})
+    await live.change("PUT", "/api/rules", {"respond": 'inject:{"n": 2}'})  # the older text form still works
     assert await live.deliver() == {"n": 2}
+    status, rules = await live.change("PUT", "/api/rules", {"respond": {"n": 3, "tags": ["a"]}})  # the object itself
+    assert status == 200 and rules["respond"] == "inject" and rules["respond_body"] == {"n": 3, "tags": ["a"]}
+    assert await live.deliver() == {"n": 3, "tags": ["a"]}
+    status, refused = await live.change("PUT", "/api/rules", {"respond": {}})
+    assert status == 400 and refused["error"] == "respond inject: needs a non-empty JSON object."
     assert await live.deliver(text="spam spam") == {"action": "do_not_propagate"}  # --drop-if still comes first
 
 

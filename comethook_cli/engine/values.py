@@ -65,7 +65,7 @@ def action(spec: str | Mapping[str, Any], read: Callable[[str], bytes] | None = 
     from comethook_cli.cometchat.rules import DROP_BODY, PASS_BODY, Action
 
     if not isinstance(spec, str):
-        return _inject(dict(spec), spec)
+        return _inject(dict(spec))
     if spec == "pass":
         return Action(PASS_BODY, "pass")
     if spec == "drop":
@@ -83,20 +83,20 @@ def action(spec: str | Mapping[str, Any], read: Callable[[str], bytes] | None = 
         raise InvalidSetting(
             "respond", f": not valid JSON ({error}).", 'Write inject:{"key": "value"} or inject:@file.json.', value=spec
         ) from None
-    return _inject(value, None)
+    return _inject(value)
 
 
-def _inject(value: JSON, given: object) -> Action:
+def _inject(value: JSON) -> Action:
     from comethook_cli.cometchat.rules import Action
 
     if not isinstance(value, dict) or not value:
         raise InvalidSetting(
-            "respond", " inject: needs a non-empty JSON object.", "CometChat injects objects; {} would just pass.", value=given
+            "respond", " inject: needs a non-empty JSON object.", "CometChat injects objects; {} would just pass."
         )
     try:
         body = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as error:  # a Python caller's dict may hold what JSON cannot
-        raise InvalidSetting("respond", f": not JSON ({error}).", 'e.g. {"flag": True}', value=given) from None
+        raise InvalidSetting("respond", f" inject: not JSON ({error}).", 'e.g. {"flag": True}') from None
     return Action(body.encode(), "inject")
 
 
