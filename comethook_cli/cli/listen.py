@@ -266,6 +266,7 @@ def listen(
     allow_browser_origin: AllowBrowserOrigin = default(ListenerConfig, "allow_browser_origin"),
 ) -> None:
     """Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message."""
+    # Over 60 lines only by its 40 option declarations (the docstring above is the command's help, so the reason is here).
     from comethook_cli.engine import values
     from comethook_cli.engine.config import ListenConfig
     from comethook_cli.outputs.terminal import Renderer

@@ -159,7 +159,9 @@ def execute(
     extra_headers: dict[str, str] | None = None,
     original: Exchange | None = None,
 ) -> None:
-    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code."""
+    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code. Long
+    because it is one straight sequence (headers, checks said before anything is sent, the run, the report) that
+    `send` and `replay` share; split, each part would need most of the others' locals."""
     from comethook_cli.cometchat.events import describe
     from comethook_cli.engine import runs, sender
     from comethook_cli.engine.auth import basic_auth_header

@@ -94,7 +94,7 @@ class AnswerConfig:
 
         values.status(self.status)
         if self.delay < 0:
-            raise InvalidSetting("delay", " cannot be negative.", "Use 0 or more, e.g. {example}.", example=2500)
+            raise InvalidSetting("delay", " cannot be negative.", "Use 0 or more.")
 
 
 @dataclass(frozen=True)

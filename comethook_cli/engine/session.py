@@ -44,7 +44,7 @@ class Session:
         self.hub = Hub(on_warning=on_warning)
         self.confirm_install = confirm_install
         self.answerer: Answerer | None = None
-        #: The canned answers (with --forward-to, what unrouted triggers get); `set_respond()` switches them live.
+        #: The canned answers (with --forward-to, what unrouted triggers get); `set_action()` switches them live.
         self.responder: Responder | None = None
         #: One line saying who answers (canned answers, rules, or the app forwarded to), for the banner.
         self.answering = ""
@@ -60,8 +60,9 @@ class Session:
 
     # --- the three phases ------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Everything that can be checked before a socket opens: the answers, the rules, the history file.
-        Raises UsageError for a bad option, so nothing starts half-way. Called by startup() if not before."""
+        """Everything that can be done before a socket opens: the answerer (the forwarder's clients), the history file.
+        The config's values were checked when it was made; a history that cannot be written stops it here, so nothing
+        starts half-way. Called by startup() if not before."""
         if self._prepared:
             return
         from comethook_cli.engine.auth import basic_auth_header

@@ -129,11 +129,9 @@ def status(code: int) -> int:
 
 def delay_seconds(milliseconds: float) -> float:
     """A delay given in milliseconds (--delay MS, `delay=` in the Python API) → seconds."""
-    if isinstance(milliseconds, bool) or not isinstance(milliseconds, (int, float)) or not 0 <= milliseconds < math.inf:
-        raise InvalidSetting(
-            "delay", " is not a delay in milliseconds.", "Use 0 or more, e.g. {example}.", value=milliseconds, example=2500
-        )
-    return milliseconds / 1000
+    if isinstance(milliseconds, bool) or not isinstance(milliseconds, (int, float)) or not math.isfinite(milliseconds):
+        raise InvalidSetting("delay", " is not a number of milliseconds.", "e.g. {example}.", value=milliseconds, example=2500)
+    return milliseconds / 1000  # whether it is 0 or more is AnswerConfig's check, for every caller
 
 
 # --- forwarding ---------------------------------------------------------------------------------------------
