@@ -272,22 +272,23 @@ def listen(
     from comethook_cli.outputs.terminal import Renderer
 
     warn = Renderer().warning
-    # Built in this order, as each can stop with a usage error (or ask for a password).
+    # Built in this order, as each can stop with a usage error (or ask for a password): the order in which a user with
+    # several bad values has always been told of them.
     listener = ListenerConfig(
         host=host, port=port, max_body=max_body, basic_auth=options.basic_auth(basic_auth, basic_auth_file),
         allow_browser_origin=allow_browser_origin,
-    )  # fmt: skip
-    answers = answer_config(respond=respond, drop_if=drop_if, rules=rules, delay=delay, status=status)
-    forward = ForwardConfig(
-        targets=values.targets(forward_to or ()), routes=values.routes(route or (), warn), timeout=forward_timeout,
-        fallback=values.fallback(fallback), max_answer=max_answer,
     )  # fmt: skip
     tunnel_section = TunnelConfig(
         mode="auto" if tunnel is None else "on" if tunnel else "off", ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken,
         domain=values.domain(domain), region=values.ngrok_region(region), install_ngrok=install_ngrok, timeout=tunnel_timeout,
     )  # fmt: skip
-    history_section = HistoryConfig(not no_history, values.retention(history_max_mb, history_max_age), keep_secrets)
     chosen = values.events(events, warn)
+    answers = answer_config(respond=respond, drop_if=drop_if, rules=rules, delay=delay, status=status)
+    forward = ForwardConfig(
+        fallback=values.fallback(fallback), targets=values.targets(forward_to or ()), routes=values.routes(route or (), warn),
+        timeout=forward_timeout, max_answer=max_answer,
+    )  # fmt: skip
+    history_section = HistoryConfig(not no_history, values.retention(history_max_mb, history_max_age), keep_secrets)
     config = ListenConfig(listener, answers, forward, tunnel_section, history_section, max_events, timeout, chosen)
     inspector = InspectorChoice(not no_inspector, inspector_port, open_browser)
     run(config, json_out=json_out, quiet=quiet, verbose=verbose, inspector=inspector)
@@ -300,13 +301,12 @@ def answer_config(respond: str, drop_if: str | None, rules: str | None, delay: f
     from comethook_cli.engine import values
 
     action = options.respond_action(respond)
-    pattern = values.drop_if(drop_if)
     if rules is not None:
         loaded = options.load_rules(rules)
     else:
         project = active()  # [[listen.rules]], parsed where the file was read
         loaded = project.inline_rules if project is not None and project.inline_rules else ()
-    return AnswerConfig(action, pattern, loaded, values.delay_seconds(delay), status)
+    return AnswerConfig(action, values.drop_if(drop_if), loaded, values.delay_seconds(delay), status)
 
 
 # --- the command's body ------------------------------------------------------------------------------------

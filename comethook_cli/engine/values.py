@@ -165,7 +165,7 @@ def routes(specs: Iterable[str], warn: Callable[[str], None]) -> tuple[Route, ..
                 "route", ".", "Write it as TRIGGER=URL, e.g. {example}.", value=spec, before="Malformed ",
                 example="before_message=:8001/moderate",
             )  # fmt: skip
-        name, known = known_trigger(trigger, "--route")
+        name, known = known_trigger(trigger, "route")
         if not known:
             warn(f"--route {trigger.strip()}: not a trigger comethook knows; routed anyway (CometChat adds triggers).")
         found[name] = Route(name, normalize_url(url))  # a trigger routed twice goes to the last URL, as before
@@ -239,7 +239,7 @@ def events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ...]:
         if part in ("legacy", "current"):
             chosen.append(part)
             continue
-        name, known = known_trigger(part, "--events")
+        name, known = known_trigger(part, "events")
         if not known:
             warn(f"--events {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers).")
         chosen.append(name)

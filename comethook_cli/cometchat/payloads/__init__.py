@@ -137,10 +137,10 @@ def trigger_names() -> list[str]:
     return sorted({t.trigger for t in catalog()} | set(TRIGGER_ALIASES))
 
 
-def known_trigger(trigger: str, flag: str) -> tuple[str, bool]:
-    """A trigger name from a flag (`--route`, `--events`), lower-cased: (name, whether the catalog knows it).
+def known_trigger(trigger: str, setting: str) -> tuple[str, bool]:
+    """A trigger name given for a setting (`route`, `events`), lower-cased: (name, whether the catalog knows it).
 
-    A name close to a known one is a typo: UsageError with "did you mean". Any other unknown name is let
+    A name close to a known one is a typo: InvalidSetting with "did you mean". Any other unknown name is let
     through (CometChat adds triggers), and the caller says so."""
     folded = trigger.strip().lower()
     name = TRIGGER_ALIASES.get(folded, folded)
@@ -148,7 +148,7 @@ def known_trigger(trigger: str, flag: str) -> tuple[str, bool]:
         return name, True
     close = difflib.get_close_matches(folded, trigger_names(), n=3, cutoff=0.8)
     if close:
-        raise UsageError(f"Unknown trigger {trigger!r} in {flag}.", f"Did you mean {', '.join(close)}?")
+        raise InvalidSetting(setting, ".", f"Did you mean {', '.join(close)}?", before=f"Unknown trigger {trigger!r} in ")
     return name, False
 
 
