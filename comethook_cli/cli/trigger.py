@@ -7,7 +7,6 @@ Imported only when the command is used: the root --help lists it from cli.COMMAN
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import os
 from collections.abc import Callable
@@ -91,8 +90,8 @@ def declare(
     def command(**values: Any) -> None:
         from comethook_cli.engine.values import region
 
-        how = TriggerOptions(**{param: values.pop(param) for param in shared})
-        how = dataclasses.replace(how, region=region(how.region, also="COMETCHAT_REGION"))
+        given = {param: values.pop(param) for param in shared}
+        how = TriggerOptions(**{**given, "region": region(given["region"], also="COMETCHAT_REGION")})
         if run_with is not None:
             run_with(values, how)
             return
