@@ -15,13 +15,14 @@ from __future__ import annotations
 from comethook._api import Trigger, build_payload, deliver, judge, triggers
 from comethook._listener import Listener
 from comethook_cli import __version__
-from comethook_cli.errors import ComethookError, UsageError
+from comethook_cli.errors import ComethookError, InvalidSetting, UsageError
 from comethook_cli.models import Delivery, Exchange, Verdict
 
 __all__ = [
     "ComethookError",
     "Delivery",
     "Exchange",
+    "InvalidSetting",
     "Listener",
     "Trigger",
     "UsageError",

@@ -60,11 +60,14 @@ def build_payload(
 
     `set` maps dotted paths to values, applied in order (`{"data.message.data.text": "hi"}`). With a `seed`,
     every id and random part is the same on each call, and so is the clock (`now`, default 2023-11-14):
-    the same arguments give the same body. Raises `UsageError` for an unknown trigger, type or region.
+    the same arguments give the same body. Raises `UsageError` for an unknown trigger or type, and `InvalidSetting`
+    (a UsageError and a ValueError) naming the argument for an unknown region (`Unknown region='xx'.`).
     """
+    from comethook_cli.engine import values
+
     options = BuildOptions(
         type=type, text=text, sender=sender, receiver=receiver, group=group, webhook_id=webhook_id, app_id=app_id,
-        region=region, sets=tuple((set or {}).items()),
+        region=values.region(region), sets=tuple((set or {}).items()),
     )  # fmt: skip
     if seed is not None and now is None:
         now = SEEDED_NOW

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from comethook_cli.engine import values
 from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenConfig, ListenerConfig, TunnelConfig
-from comethook_cli.errors import UsageError
 from comethook_cli.models import (
     DEFAULT_ANSWER_BUDGET,
     DEFAULT_BODY_BUDGET,
@@ -27,7 +26,8 @@ class Listener:
     """`comethook listen` without the terminal: `async with Listener(port=0) as listener:` POST to `listener.url`.
 
     It answers as `listen` does: `respond` ("pass", "drop", "inject:JSON", or a dict to inject), `rules`
-    (the entries of a --rules file), `drop_if`, `status`, `delay` (ms); or relays to your app with `forward_to`.
+    (the entries of a --rules file), `drop_if`, `status`, `delay` (ms); or relays to your app with `forward_to`, and
+    answers with `fallback` ("error", "pass" or "drop") when the app is down or too slow.
     A request with an Origin header (a web browser's, never CometChat's) is refused with 403 unless `allow_browser_origin`.
     No tunnel is opened, and nothing is stored in the history unless `history=True`; then, as `listen`, it does not start
     when the history cannot be written (ComethookError), and answers 503 to a delivery it could not store.
@@ -35,6 +35,10 @@ class Listener:
     closed; None: below the file-descriptor limit), `body_budget` (bytes of request bodies still arriving, over every
     connection; past it 503) and `answer_budget` (bytes of answers being read from `forward_to` apps at once; past it
     the fallback answer).
+
+    A bad argument raises `comethook.InvalidSetting` at once, which names the keyword argument
+    (`status=700 is not an HTTP status code.`, with a hint); it is both a `ValueError` and comethook's `UsageError`.
+    A rule's error names it as `rules rule N`.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class Listener:
         delay: float = 0.0,
         basic_auth: str | None = None,
         forward_to: str | Sequence[str] = (),
+        fallback: str = "error",
         max_body: int = DEFAULT_MAX_BODY,
         history: bool = False,
         allow_browser_origin: bool = False,
@@ -56,16 +61,6 @@ class Listener:
         body_budget: int = DEFAULT_BODY_BUDGET,
         answer_budget: int = DEFAULT_ANSWER_BUDGET,
     ) -> None:
-        for name, value in (
-            ("max_connections", 1 if max_connections is None else max_connections),
-            ("body_budget", body_budget),
-            ("answer_budget", answer_budget),
-        ):
-            if value < 1:
-                raise UsageError(f"{name}={value} admits nothing.", f"Give {name} 1 or more, or leave it out for the default.")
-        if not isinstance(respond, str):
-            respond = "inject:" + json.dumps(dict(respond))
-        targets = (forward_to,) if isinstance(forward_to, str) else tuple(forward_to)
         self.config = ListenConfig(
             ListenerConfig(
                 host=host,
@@ -77,11 +72,15 @@ class Listener:
                 body_budget=body_budget,
             ),
             AnswerConfig(
-                respond=respond, drop_if=drop_if, delay=delay, status=status, inline_rules=tuple(dict(r) for r in rules)
+                values.action(respond),  # a dict is injected as it is: no round trip through "inject:" text
+                values.drop_if(drop_if),
+                values.rules([dict(rule) for rule in rules], "rules"),
+                values.delay_seconds(delay),
+                status,
             ),
-            ForwardConfig(forward_to=targets, answer_budget=answer_budget),
-            TunnelConfig(tunnel="off"),
-            HistoryConfig(history=history),
+            ForwardConfig(targets=values.targets(forward_to), fallback=values.fallback(fallback), answer_budget=answer_budget),
+            TunnelConfig(mode="off"),
+            HistoryConfig(enabled=history),
         )
         #: Every delivery answered so far, in the order they were answered.
         self.events: list[Exchange] = []

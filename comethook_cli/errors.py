@@ -2,6 +2,7 @@
 
     ComethookError                 exit 1  (operational failure)
     ├── UsageError                 exit 2  bad option, unknown trigger, unreadable file
+    │   └── InvalidSetting         exit 2  a setting's value the core cannot take (named per adapter)
     ├── ListenerError              exit 1  listener could not start (port in use ...)
     ├── TunnelError                exit 1  ngrok could not open or died
     ├── AssertionFailed            exit 3  --expect, --expect-json, --max-latency, a check
@@ -42,6 +43,52 @@ class UsageError(ComethookError):
     """The user asked for something comethook cannot do as asked."""
 
     exit_code = ExitCode.USAGE
+
+
+class InvalidSetting(UsageError, ValueError):
+    """A setting's value the core cannot take, named in domain terms (`status`, `fallback`), never as a flag.
+
+    The message is `before` + the setting (with its value when one is given) + `problem`; the hint may hold
+    `{example}`, the setting with an example value. Each adapter says the setting the way its user wrote it:
+    `named("flag")` gives `--status 700` / `--status 503` (the CLI, cli/app.py's funnel), `named("keyword")`
+    gives `status=700` / `status=503` (the Python API; it is also `message` and `hint` as raised, so a Python
+    caller of the engine sees it too). It is a ValueError as well, for Python callers who catch that.
+    """
+
+    def __init__(
+        self,
+        setting: str,
+        problem: str,
+        hint: str | None = None,
+        *,
+        value: object = None,
+        before: str = "",
+        example: object = None,
+    ) -> None:
+        self.setting = setting
+        self.problem = problem
+        self.value = value
+        self.before = before
+        self.template = hint
+        self.example = example
+        message, said = self.named("keyword")
+        super().__init__(message, said)
+
+    def named(self, style: str, name: str | None = None, example_name: str | None = None) -> tuple[str, str | None]:
+        """(message, hint) naming the setting as a `flag` (`--name VALUE`) or a `keyword` (`name=VALUE`); `name`
+        overrides the flag's spelling when it is not `--` + the setting with dashes, `example_name` the hint's."""
+        if style == "flag":
+            name = name or "--" + self.setting.replace("_", "-")
+            shown = repr(self.value) if isinstance(self.value, str) else str(self.value)
+            given = name if self.value is None else f"{name} {shown}"
+            example = f"{example_name or name} {self.example}"
+        else:
+            name = name or self.setting
+            given = name if self.value is None else f"{name}={self.value!r}"
+            quoted = isinstance(self.example, str) and self.example.startswith("'")  # already quoted, as for a shell
+            example = f"{name}={self.example if quoted else repr(self.example)}"
+        hint = self.template.replace("{example}", example) if self.template is not None else None
+        return self.before + given + self.problem, hint
 
 
 class ListenerError(ComethookError):

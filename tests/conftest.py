@@ -216,6 +216,18 @@ def listen_process() -> Any:
                 stream.close()
 
 
+def forward_config(
+    targets: tuple[str, ...], routes: tuple[str, ...] = (), timeout: float = 5, fallback: str = "error", **more: Any
+) -> Any:
+    """A ForwardConfig from what a test writes as `listen` flags, parsed as the CLI parses them (engine.values)."""
+    from comethook_cli.engine import values
+    from comethook_cli.engine.config import ForwardConfig
+
+    return ForwardConfig(
+        values.targets(targets), values.routes(routes, lambda warning: None), timeout, values.fallback(fallback), **more
+    )
+
+
 def post_json(url: str, body: bytes, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, bytes]:
     """A blocking POST (urllib) for tests that drive a subprocess."""
     import urllib.error

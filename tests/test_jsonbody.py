@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from comethook_cli.cli.options import load_rules, resolve_respond
-from comethook_cli.cometchat.rules import Responder, parse_respond
+from comethook_cli.cli.options import load_rules, respond_action
+from comethook_cli.cometchat.rules import Responder
 from comethook_cli.engine.listener import Listener, ListenerConfig
+from comethook_cli.engine.values import action as parse_respond
 from comethook_cli.errors import UsageError
 from comethook_cli.jsonbody import MAX_DEPTH, JsonBodyError, depth, parse
 from tests.cli.test_replay import record_exchange, write_editor
@@ -129,5 +130,5 @@ def test_respond_inject_from_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "answer.json"
     path.write_bytes(b'{"tag": "\xff"}')
     with pytest.raises(UsageError) as caught:
-        resolve_respond(f"inject:@{path}")
+        respond_action(f"inject:@{path}")
     assert "UTF-8" in caught.value.message

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from comethook_cli.errors import ComethookError, ExitCode
+from comethook_cli.errors import ComethookError, ExitCode, InvalidSetting
 
 #: click's Context, which Typer's own classes take (typer.Context is a subclass; click's class itself lives in Typer's
 #: private module, so the overrides below take any).
@@ -41,6 +41,16 @@ DEFAULT_HINTS = {
     ExitCode.UNREACHABLE: "Is the endpoint running and the URL right?",
     ExitCode.FAILURE: "Run the command with -v (where it has one) to see more.",
 }
+#: The flag of each setting (errors.InvalidSetting) that is not `--` + the setting's name with dashes.
+#: (how the message names it, how the hint's example does).
+FLAGS: dict[str, tuple[str | None, str | None]] = {
+    "retention": ("--history-max-mb and --history-max-age", None),
+    "tunnel_region": ("--region", None),
+    "region": ("region", "--region"),  # "Unknown region 'mars'.": --region, COMETCHAT_REGION, a file key, one message
+    "header": ("header", "-H"),
+    "mention": ("mention", "--mention"),  # a scenario step's key too: the message names it bare
+    "users": ("users", "--users"),
+}
 #: The context of the command whose parameters click is resolving now (see Command.parse_args).
 _parsing: contextvars.ContextVar[Any] = contextvars.ContextVar("parsing", default=None)
 
@@ -55,7 +65,8 @@ def funnel(command: F) -> F:
         except ComethookError as error:
             from comethook_cli.outputs.terminal import Renderer
 
-            Renderer().error(error.message, error.hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE]))
+            message, hint = flagged(error) if isinstance(error, InvalidSetting) else (error.message, error.hint)
+            Renderer().error(message, hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE]))
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt:
             from comethook_cli.outputs.terminal import Renderer
@@ -86,6 +97,12 @@ def reader_may_leave() -> Iterator[None]:
 
         silence(sys.stdout)
         raise typer.Exit(0) from None
+
+
+def flagged(error: InvalidSetting) -> tuple[str, str | None]:
+    """An invalid setting's (message, hint), naming it as the flag a CLI user gives it (`--status 700`)."""
+    name, example = FLAGS.get(error.setting, (None, None))
+    return error.named("flag", name, example)
 
 
 def current_context() -> typer.Context | None:

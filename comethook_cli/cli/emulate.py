@@ -96,7 +96,7 @@ def emulate(
     webhook_id: WebhookId = default(WebhookTarget, "webhook_id"),
     api_key: ApiKey = None,
     app_id: AppId = default(EmulatorConfig, "app_id"),
-    region: Region = default(EmulatorConfig, "region"),
+    region: Region = default(EmulatorConfig, "region").value,
     hook_timeout: HookTimeout = default(EmulatorConfig, "hook_timeout"),
     on_hook_failure: OnHookFailure = default(EmulatorConfig, "on_hook_failure"),
     retry_on_failure: RetryOnFailure = default(EmulatorConfig, "retry_on_failure"),
@@ -128,23 +128,21 @@ def allowed_hosts(names: list[str]) -> list[str]:
 
 def emulating(**values: Any) -> EmulatorConfig:
     """EMULATING's values → EmulatorConfig (validated)."""
-    from comethook_cli.cli.send import parse_delays
-    from comethook_cli.cometchat.payloads import REGIONS
+    from comethook_cli.engine import values as parse
     from comethook_cli.engine.emulator.quirks import disabled
     from comethook_cli.errors import UsageError
 
     if values["on_hook_failure"] not in ("pass", "drop"):
         raise UsageError(f"Unknown --on-hook-failure {values['on_hook_failure']!r}.", "Use pass or drop.")
-    if values["region"] not in REGIONS:
-        raise UsageError(f"Unknown region {values['region']!r}.", f"Use one of: {', '.join(REGIONS)}.")
+    region = parse.region(values["region"])
     credentials = basic_auth(values["basic_auth"], values["basic_auth_file"])
     hooks = webhooks(values["webhook"] or [], values["triggers"], credentials, values["webhook_id"], values["legacy"])
-    delays = parse_delays(values["retry_delays"]) if values["retry_delays"] else None
+    delays = parse.retry_delays(values["retry_delays"]) if values["retry_delays"] else None
     quirks_off = disabled(values.get("quirk") or [], values.get("no_quirk") or [])
     return EmulatorConfig(
         host=values["host"], port=values["port"], allowed_hosts=tuple(allowed_hosts(values["allow_host"] or [])),
         api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
-        app_id=values["app_id"], region=values["region"], hook_timeout=values["hook_timeout"],
+        app_id=values["app_id"], region=region, hook_timeout=values["hook_timeout"],
         on_hook_failure=values["on_hook_failure"], retry_on_failure=values["retry_on_failure"], retry_delays=delays,
         state=values["state"], quirks_off=quirks_off, moderation=moderation_rules(values.get("moderation")),
     )  # fmt: skip

@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
+from typing import TYPE_CHECKING, Annotated, TextIO, cast
 
 from comethook_cli import speedups
 from comethook_cli.errors import TunnelError
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 import typer
 
-from comethook_cli.cli import completion
+from comethook_cli.cli import completion, options
 from comethook_cli.cli.app import App, funnel
 from comethook_cli.cli.options import (
     BasicAuth,
@@ -37,10 +37,10 @@ from comethook_cli.cli.options import (
     NgrokAuthtoken,
     NoInspector,
     OpenBrowser,
-    basic_auth,
     warn_password_on_argv,
 )
 from comethook_cli.engine.config import AnswerConfig, ForwardConfig, HistoryConfig, ListenerConfig, TunnelConfig, default
+from comethook_cli.models import DEFAULT_HISTORY_MAX_AGE_DAYS, DEFAULT_HISTORY_MAX_MB
 
 app = App()  # what the root group takes this command from
 
@@ -237,9 +237,9 @@ def listen(
     no_inspector: NoInspector = False,
     open_browser: OpenBrowser = False,
     # Each panel of the help lists its options in this order.
-    no_history: NoHistory = not default(HistoryConfig, "history"),
-    history_max_mb: HistoryMaxMb = default(HistoryConfig, "history_max_mb"),
-    history_max_age: HistoryMaxAge = default(HistoryConfig, "history_max_age"),
+    no_history: NoHistory = not default(HistoryConfig, "enabled"),
+    history_max_mb: HistoryMaxMb = DEFAULT_HISTORY_MAX_MB,
+    history_max_age: HistoryMaxAge = DEFAULT_HISTORY_MAX_AGE_DAYS,
     keep_secrets: KeepSecrets = default(HistoryConfig, "keep_secrets"),
     tunnel: Tunnel = None,
     ngrok_path: NgrokPath = default(TunnelConfig, "ngrok_path"),
@@ -247,16 +247,16 @@ def listen(
     domain: Domain = default(TunnelConfig, "domain"),
     region: TunnelRegion = default(TunnelConfig, "region"),
     install_ngrok: InstallNgrok = default(TunnelConfig, "install_ngrok"),
-    tunnel_timeout: TunnelTimeout = default(TunnelConfig, "tunnel_timeout"),
+    tunnel_timeout: TunnelTimeout = default(TunnelConfig, "timeout"),
     forward_to: ForwardTo = None,
     route: Route = None,
-    forward_timeout: ForwardTimeout = default(ForwardConfig, "forward_timeout"),
-    fallback: Fallback = default(ForwardConfig, "fallback"),
+    forward_timeout: ForwardTimeout = default(ForwardConfig, "timeout"),
+    fallback: Fallback = default(ForwardConfig, "fallback").value,
     max_answer: ForwardMaxAnswer = default(ForwardConfig, "max_answer"),
-    respond: Respond = default(AnswerConfig, "respond"),
-    drop_if: DropIf = default(AnswerConfig, "drop_if"),
-    rules: Rules = default(AnswerConfig, "rules"),
-    delay: Delay = default(AnswerConfig, "delay"),
+    respond: Respond = "pass",  # AnswerConfig's default action
+    drop_if: DropIf = None,
+    rules: Rules = None,
+    delay: Delay = default(AnswerConfig, "delay") * 1000,
     status: Status = default(AnswerConfig, "status"),
     host: Host = default(ListenerConfig, "host"),
     port: Port = default(ListenerConfig, "port"),
@@ -266,87 +266,47 @@ def listen(
     allow_browser_origin: AllowBrowserOrigin = default(ListenerConfig, "allow_browser_origin"),
 ) -> None:
     """Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message."""
+    # Over 60 lines only by its 40 option declarations (the docstring above is the command's help, so the reason is here).
+    from comethook_cli.engine import values
     from comethook_cli.engine.config import ListenConfig
     from comethook_cli.outputs.terminal import Renderer
 
-    # Built in this order, as each can stop with a usage error (or ask for a password).
-    listener = listener_config(
-        host=host, port=port, max_body=max_body, basic_auth=basic_auth, basic_auth_file=basic_auth_file,
+    warn = Renderer().warning
+    # Built in this order, as each can stop with a usage error (or ask for a password): the order in which a user with
+    # several bad values has always been told of them.
+    listener = ListenerConfig(
+        host=host, port=port, max_body=max_body, basic_auth=options.basic_auth(basic_auth, basic_auth_file),
         allow_browser_origin=allow_browser_origin,
     )  # fmt: skip
-    answers = answer_config(respond=respond, drop_if=drop_if, rules=rules, delay=delay, status=status)
-    forward = forward_config(
-        forward_to=forward_to, route=route, forward_timeout=forward_timeout, fallback=fallback, max_answer=max_answer
-    )
-    tunnel_section = tunnel_config(
-        tunnel=tunnel, ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region,
-        install_ngrok=install_ngrok, tunnel_timeout=tunnel_timeout,
+    tunnel_section = TunnelConfig(
+        mode="auto" if tunnel is None else "on" if tunnel else "off", ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken,
+        domain=values.domain(domain), region=values.ngrok_region(region), install_ngrok=install_ngrok, timeout=tunnel_timeout,
     )  # fmt: skip
-    history_section = history_config(
-        no_history=no_history, history_max_mb=history_max_mb, history_max_age=history_max_age, keep_secrets=keep_secrets
-    )
-    chosen = parse_events(events, Renderer().warning)
+    chosen = values.events(events, warn)
+    answers = answer_config(respond=respond, drop_if=drop_if, rules=rules, delay=delay, status=status)
+    forward = ForwardConfig(
+        fallback=values.fallback(fallback), targets=values.targets(forward_to or ()), routes=values.routes(route or (), warn),
+        timeout=forward_timeout, max_answer=max_answer,
+    )  # fmt: skip
+    history_section = HistoryConfig(not no_history, values.retention(history_max_mb, history_max_age), keep_secrets)
     config = ListenConfig(listener, answers, forward, tunnel_section, history_section, max_events, timeout, chosen)
     inspector = InspectorChoice(not no_inspector, inspector_port, open_browser)
     run(config, json_out=json_out, quiet=quiet, verbose=verbose, inspector=inspector)
 
 
-def listener_config(**values: Any) -> ListenerConfig:
-    """LISTENER's values → ListenerConfig (Basic auth from the flag, the env var, a file or a prompt)."""
-    credentials = basic_auth(values.pop("basic_auth"), values.pop("basic_auth_file"))
-    return ListenerConfig(basic_auth=credentials, **values)
-
-
-def answer_config(**values: Any) -> AnswerConfig:
-    """ANSWERS' values → AnswerConfig ([[listen.rules]] from the project file unless --rules names a file). The files
-    (--rules, --respond inject:@FILE) are read here, by the adapter: the engine and cometchat/ get their JSON."""
-    from comethook_cli.cli.options import resolve_respond, rules_document
+def answer_config(respond: str, drop_if: str | None, rules: str | None, delay: float, status: int) -> AnswerConfig:
+    """The Answers panel's values → AnswerConfig: the rules of the --rules file, else [[listen.rules]] of the project
+    file. The files (--rules, --respond inject:@FILE) are read here, by the adapter; engine/values.py parses the rest."""
     from comethook_cli.cli.project import active
+    from comethook_cli.engine import values
 
-    respond = resolve_respond(values.pop("respond"))
-    path = values.pop("rules")
-    if path is not None:
-        inline: Sequence[Any] = rules_document(path)
+    action = options.respond_action(respond)
+    if rules is not None:
+        loaded = options.load_rules(rules)
     else:
-        loaded = active()
-        inline = loaded.inline_rules if loaded is not None and loaded.inline_rules else ()
-    return AnswerConfig(respond=respond, rules=path, inline_rules=tuple(inline), **values)
-
-
-def forward_config(**values: Any) -> ForwardConfig:
-    """FORWARDING's values → ForwardConfig."""
-    return ForwardConfig(forward_to=tuple(values.pop("forward_to") or ()), route=tuple(values.pop("route") or ()), **values)
-
-
-def tunnel_config(**values: Any) -> TunnelConfig:
-    """TUNNEL's values → TunnelConfig (--tunnel/--no-tunnel/neither → on/off/auto)."""
-    import difflib
-
-    from comethook_cli.engine.config import NGROK_REGIONS
-    from comethook_cli.errors import UsageError
-
-    mode = values.pop("tunnel")
-    region = values["region"]
-    if region is not None and region.strip().lower() not in NGROK_REGIONS:
-        close = difflib.get_close_matches(region.strip().lower(), NGROK_REGIONS, n=1, cutoff=0.5)
-        hint = (f"Did you mean {close[0]}? " if close else "") + f"ngrok's regions: {', '.join(NGROK_REGIONS)}."
-        raise UsageError(f"Unknown --region {region!r}.", hint)
-    values["region"] = region.strip().lower() if region else None
-    domain = values["domain"]
-    if domain:
-        # ngrok wants the bare name: https://my-app.ngrok.app/ is what the Dashboard shows, so take the name out of it.
-        bare = domain.strip().split("://", 1)[-1].rstrip("/")
-        if not bare or "/" in bare or " " in bare:
-            raise UsageError(
-                f"Malformed --domain {domain!r}.", "Give the reserved domain's name, e.g. --domain my-app.ngrok.app."
-            )
-        values["domain"] = bare
-    return TunnelConfig(tunnel="auto" if mode is None else "on" if mode else "off", **values)
-
-
-def history_config(**values: Any) -> HistoryConfig:
-    """HISTORY's values → HistoryConfig."""
-    return HistoryConfig(history=not values.pop("no_history"), **values)
+        project = active()  # [[listen.rules]], parsed where the file was read
+        loaded = project.inline_rules if project is not None and project.inline_rules else ()
+    return AnswerConfig(action, values.drop_if(drop_if), loaded, values.delay_seconds(delay), status)
 
 
 # --- the command's body ------------------------------------------------------------------------------------
@@ -470,35 +430,10 @@ def _reader_gone(session: Session, shown: View) -> None:
     session.stop()
 
 
-def parse_events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ...]:
-    """`--events before_message,message_sent` / `legacy` / `current` / `all` → what ListenConfig.events holds."""
-    from comethook_cli.cometchat.payloads import known_trigger
-    from comethook_cli.errors import UsageError
-
-    if spec is None:
-        return ()
-    chosen: list[str] = []
-    for part in (p.strip().lower() for p in spec.split(",")):
-        if not part:
-            continue
-        if part == "all":
-            return ()
-        if part in ("legacy", "current"):
-            chosen.append(part)
-            continue
-        name, known = known_trigger(part, "--events")
-        if not known:
-            warn(f"--events {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers).")
-        chosen.append(name)
-    if not chosen:
-        raise UsageError("--events is empty.", "Name triggers separated by commas, or legacy, current or all.")
-    return tuple(dict.fromkeys(chosen))
-
-
 def local_only_advice(session: Session) -> str:
     """Why there is no public URL, and what to do: advice that fits the reason (no token, --no-tunnel, a failure)."""
     tunnel = session.config.tunnel
-    if tunnel.tunnel == "off":
+    if tunnel.mode == "off":
         return "CometChat cannot reach a local URL: --no-tunnel keeps it local (drop it to open an ngrok tunnel)."
     from comethook_cli.engine.tunnel import find_authtoken
 

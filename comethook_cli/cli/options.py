@@ -19,7 +19,7 @@ from comethook_cli.engine.config import Delivering
 from comethook_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from comethook_cli.cometchat.rules import Rule
+    from comethook_cli.cometchat.rules import Action, Rule
     from comethook_cli.models import JSON
 
 #: The most a rules file or an `inject:@FILE` may hold: far above any real one, and a project file can name any file.
@@ -212,10 +212,9 @@ def build_options(
     sets: Sequence[str] | None,
 ) -> BuildOptions:
     """BuildOptions from the shared builder flags, validated."""
-    from comethook_cli.cometchat.payloads import REGIONS, parse_set
+    from comethook_cli.cometchat.payloads import parse_set
+    from comethook_cli.engine import values
 
-    if region not in REGIONS:
-        raise UsageError(f"Unknown region {region!r}.", f"Use one of: {', '.join(REGIONS)}.")
     return BuildOptions(
         type=type_,
         text=text,
@@ -224,7 +223,7 @@ def build_options(
         group=group,
         webhook_id=webhook_id,
         app_id=app_id,
-        region=region,
+        region=values.region(region),
         sets=tuple(parse_set(s) for s in sets or ()),
     )
 
@@ -246,11 +245,17 @@ def delivering(
     max_answer: int,
     insecure: bool,
 ) -> Delivering:
-    """The delivering flags (`send`, `replay`) → Delivering."""
+    """The delivering flags (`send`, `replay`) → Delivering, each value parsed (engine/values.py)."""
+    from comethook_cli.engine import values
+
+    credentials = _basic_auth(basic_auth, basic_auth_file)
+    headers = tuple(values.header(line) for line in header or ())
+    expectations = values.expectations(expect, expect_json or (), max_latency)
+    delays = values.retry_delays(retry_delays) if retry_delays else None
     return Delivering(
-        basic_auth=_basic_auth(basic_auth, basic_auth_file), headers=header or [], timeout=timeout, json_out=json_out,
-        expect=expect, expect_json=expect_json or [], max_latency=max_latency, simulate_retries=simulate_retries,
-        retry_delays=retry_delays, verbose=verbose, content_type=content_type, max_answer=max_answer, insecure=insecure,
+        basic_auth=credentials, headers=headers, timeout=timeout, json_out=json_out, expectations=expectations,
+        simulate_retries=simulate_retries, retry_delays=delays, verbose=verbose, content_type=content_type,
+        max_answer=max_answer, insecure=insecure,
     )  # fmt: skip
 
 
@@ -289,9 +294,8 @@ def read_body(source: str) -> tuple[bytes, JSON]:
 
 
 def rules_document(path: str) -> list[JSON]:
-    """The entries of a --rules JSON file (a list), read once and checked as rules; a UsageError says what is wrong."""
+    """The entries of a --rules JSON file (a list), read once; engine.values.rules parses them (errors name the file)."""
     from comethook_cli import jsonbody
-    from comethook_cli.cometchat.rules import parse_rules
 
     raw = read_user_file(path, "--rules")
     try:
@@ -300,25 +304,21 @@ def rules_document(path: str) -> list[JSON]:
         raise UsageError(f"--rules {path!r} is not valid JSON: {error}.", "See README, `comethook listen` rules.") from None
     if not isinstance(document, list):
         raise UsageError(f"--rules {path!r} must hold a JSON list of rules.", "See README, `comethook listen` rules.")
-    parse_rules(document, f"--rules {path}")  # the errors name the file; the engine parses the entries again
     return document
 
 
-def load_rules(path: str) -> list[Rule]:
-    """Rules from a --rules JSON file: a list of {"match": {...}, "action": ...} (read here, parsed by cometchat.rules)."""
-    from comethook_cli.cometchat.rules import parse_rules
+def load_rules(path: str) -> tuple[Rule, ...]:
+    """Rules from a --rules JSON file: a list of {"match": {...}, "action": ...} (read here, parsed by engine.values)."""
+    from comethook_cli.engine import values
 
-    return parse_rules(rules_document(path), f"--rules {path}")
+    return values.rules(rules_document(path), f"--rules {path}")
 
 
-def resolve_respond(spec: str) -> str:
-    """--respond with `inject:@FILE` read and checked, as `inject:JSON` (the engine reads no files); others unchanged."""
-    from comethook_cli.cometchat.rules import parse_respond
+def respond_action(spec: str) -> Action:
+    """--respond → an Action, `inject:@FILE` read here (the engine reads no files)."""
+    from comethook_cli.engine import values
 
-    if not spec.startswith("inject:@"):
-        return spec
-    action = parse_respond(spec, read=lambda path: read_user_file(path, "--respond file"))
-    return "inject:" + action.body.decode()
+    return values.action(spec, read=lambda path: read_user_file(path, "--respond file"))
 
 
 def basic_auth(credentials: str | None, path: str | None) -> str | None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from comethook_cli.engine.configfile import ProjectFile, Setting
+
+if TYPE_CHECKING:
+    from comethook_cli.cometchat.rules import Rule
 
 #: A command's place in the command tree: ("listen",), ("history", "list").
 CommandPath = tuple[str, ...]
@@ -22,8 +25,8 @@ class Loaded:
     default_map: dict[str, Any] = field(default_factory=dict)
     #: (command path, parameter name) → the setting that gave its default.
     origins: dict[tuple[CommandPath, str], Setting] = field(default_factory=dict)
-    #: [[listen.rules]]: the rules written inline (None when there are none).
-    inline_rules: list[dict[str, Any]] | None = None
+    #: [[listen.rules]]: the rules written inline, parsed once where the file is read (None when there are none).
+    inline_rules: tuple[Rule, ...] | None = None
     rules_setting: Setting | None = None
     #: `[emulate] moderation = [...]`: the moderation rules written inline (None when there are none).
     inline_moderation: list[str] | None = None

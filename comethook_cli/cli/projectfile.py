@@ -346,10 +346,10 @@ def _not_finite(where: str, key: Key, setting: Setting, raw: Any) -> UsageError:
 
 
 def _inline_rules(loaded: Loaded, file: ProjectFile, setting: Setting) -> None:
-    from comethook_cli.cometchat.rules import parse_rules
+    """[[listen.rules]] parsed once, here, so an error names the file and line (UsageError, exit 2)."""
+    from comethook_cli.engine import values
 
-    parse_rules(setting.value, f"{file.where(setting)}: [[{file.prefix}listen.rules]]")  # raises UsageError (exit 2)
-    loaded.inline_rules = list(setting.value)
+    loaded.inline_rules = values.rules(setting.value, f"{file.where(setting)}: [[{file.prefix}listen.rules]]")
     loaded.rules_setting = setting
 
 

@@ -38,7 +38,7 @@ from comethook_cli.cli.options import (
     SimulateRetries,
     delivering,
 )
-from comethook_cli.cli.send import execute, parse_header
+from comethook_cli.cli.send import execute
 from comethook_cli.cometchat.payloads import parse_set
 from comethook_cli.engine import replay as replaying
 from comethook_cli.engine.config import Delivering, default
@@ -103,7 +103,7 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
         if edit:
             body = edit_body(body)
     chosen = replaying.plan(exchange, to, replaying.Edits(body=body))
-    given = {parse_header(line)[0].lower() for line in how.headers} | ({"authorization"} if how.basic_auth else set())
+    given = {name.lower() for name, _ in how.headers} | ({"authorization"} if how.basic_auth else set())
     if (left_out := chosen.warning(given)) is not None:
         from comethook_cli.outputs.terminal import Renderer
 

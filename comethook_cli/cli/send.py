@@ -5,7 +5,6 @@ Imported only when the command is used: the root --help lists it from cli.COMMAN
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
@@ -44,9 +43,9 @@ from comethook_cli.cli.options import (
     delivering,
     read_body,
 )
-from comethook_cli.cometchat.payloads import BuildOptions, encode, parse_set
+from comethook_cli.cometchat.payloads import BuildOptions, encode
 from comethook_cli.engine.config import Delivering, default
-from comethook_cli.engine.runs import EXPECTATIONS, Expectations
+from comethook_cli.engine.runs import Expectations
 from comethook_cli.engine.sender import Outgoing
 from comethook_cli.engine.urls import normalize_url
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
@@ -153,33 +152,6 @@ def run(args: SendArgs) -> None:
     execute(url, lambda: Outgoing(bodies.next(), trigger=template.trigger), args.delivering)
 
 
-def parse_header(raw: str) -> tuple[str, str]:
-    """`-H 'Name: value'` → (name, value)."""
-    name, sep, value = raw.partition(":")
-    if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-        raise UsageError(f"Malformed header {raw!r}.", "Write it as -H 'Name: value'.")
-    return name.strip(), value.strip()
-
-
-def parse_delays(raw: str) -> tuple[float, ...]:
-    """`--retry-delays 0.1,0.3` → (0.1, 0.3)."""
-    try:
-        delays = tuple(float(part) for part in raw.split(",") if part.strip())
-    except ValueError:
-        delays = ()
-    if not delays or any(d < 0 or not math.isfinite(d) for d in delays):
-        raise UsageError(f"Malformed --retry-delays {raw!r}.", "Give seconds separated by commas, e.g. --retry-delays 0.1,0.3.")
-    return delays
-
-
-def parse_expectations(how: Delivering) -> Expectations:
-    """--expect, --expect-json and --max-latency, validated."""
-    expected = next((e for e in EXPECTATIONS if e == how.expect), None)
-    if how.expect is not None and expected is None:
-        raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
-    return Expectations(expected, tuple(parse_set(e, "--expect-json") for e in how.expect_json), how.max_latency)
-
-
 def execute(
     url: str,
     make_body: Callable[[], Outgoing],
@@ -187,7 +159,9 @@ def execute(
     extra_headers: dict[str, str] | None = None,
     original: Exchange | None = None,
 ) -> None:
-    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code."""
+    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code. Long
+    because it is one straight sequence (headers, checks said before anything is sent, the run, the report) that
+    `send` and `replay` share; split, each part would need most of the others' locals."""
     from comethook_cli.cometchat.events import describe
     from comethook_cli.engine import runs, sender
     from comethook_cli.engine.auth import basic_auth_header
@@ -200,17 +174,16 @@ def execute(
         headers["Content-Type"] = how.content_type
     if how.basic_auth:
         headers["Authorization"] = basic_auth_header(how.basic_auth)
-    for line in how.headers:
-        name, value = parse_header(line)
+    for name, value in how.headers:
         # Header names are case-insensitive: -H replaces any header of that name instead of adding a second one.
         headers = {n: v for n, v in headers.items() if n.lower() != name.lower()}
         headers[name] = value
     # Credentials in the URL (http://user:pw@host) are sent as Basic auth (by deliver(), which shows the URL as
     # user:***@); with a second Authorization, which to send would be a guess: said now, before anything is sent.
-    given_by = "-H Authorization" if any(parse_header(h)[0].lower() == "authorization" for h in how.headers) else "--basic-auth"
+    given_by = "-H Authorization" if any(name.lower() == "authorization" for name, _ in how.headers) else "--basic-auth"
     url_authorization(url, headers, "--to", given_by)
-    expectations = parse_expectations(how)
-    delays = parse_delays(how.retry_delays) if how.retry_delays else sender.COMETCHAT_RETRY_DELAYS
+    expectations = how.expectations or Expectations()
+    delays = how.retry_delays or sender.COMETCHAT_RETRY_DELAYS
     if how.simulate_retries and how.count > 1:
         raise UsageError("--simulate-retries sends one delivery and its retries.", "Drop --count, or drop --simulate-retries.")
     first = make_body()
@@ -264,10 +237,11 @@ def execute(
 
 def asserted_by(how: Delivering) -> list[str]:
     """The CI assertions a run was asked to hold, as the flags that asked for them."""
-    asserted = [f"--expect {how.expect}"] if how.expect else []
-    asserted += [f"--expect-json {e}" for e in how.expect_json]
-    if how.max_latency is not None:
-        asserted.append(f"--max-latency {how.max_latency:g}")
+    expected = how.expectations or Expectations()
+    asserted = [f"--expect {expected.verdict}"] if expected.verdict else []
+    asserted += [f"--expect-json {e}" for e in expected.json_text]
+    if expected.max_latency_ms is not None:
+        asserted.append(f"--max-latency {expected.max_latency_ms:g}")
     if how.simulate_retries:
         asserted.append("same answer on every retry")
     return asserted

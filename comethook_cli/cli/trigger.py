@@ -67,7 +67,7 @@ Param = tuple[str, Any, Any]
 #: Every verb's shared options, after its own (TriggerOptions' fields, defaults read from there).
 TRIGGERING: list[Param] = [
     ("app_id", AppId, None),
-    ("region", Region, default(TriggerOptions, "region")),
+    ("region", Region, default(TriggerOptions, "region").value),
     ("api_key", ApiKey, None),
     ("api_base", ApiBase, None),
     ("timeout", RestTimeout, default(TriggerOptions, "timeout")),
@@ -88,7 +88,10 @@ def declare(
     key = name if on is trigger_app else f"{'group' if on is group_app else 'member'}-{name}"
 
     def command(**values: Any) -> None:
-        how = TriggerOptions(**{param: values.pop(param) for param in shared})
+        from comethook_cli.engine.values import region
+
+        given = {param: values.pop(param) for param in shared}
+        how = TriggerOptions(**{**given, "region": region(given["region"], also="COMETCHAT_REGION")})
         if run_with is not None:
             run_with(values, how)
             return
@@ -246,8 +249,6 @@ def target(how: TriggerOptions) -> tuple[str, str]:
     """(the REST base URL, the API key), from the flags and COMETCHAT_* (UsageError with a hint when missing)."""
     from comethook_cli.cometchat import rest
 
-    if how.region not in rest.REGIONS:
-        raise UsageError(f"Unknown region {how.region!r}.", f"Use one of: {', '.join(rest.REGIONS)} (COMETCHAT_REGION).")
     if how.api_base:
         base = how.api_base.rstrip("/")
     elif how.app_id:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -17,7 +18,17 @@ OnBehalfOf = Literal["required", "optional", "none"]
 
 #: `https://{appId}.api-{region}.cometchat.io/v3` (OAS `servers`).
 API_BASE = "https://{app_id}.api-{region}.cometchat.io/v3"
-REGIONS = ("us", "eu", "in")
+
+
+class Region(StrEnum):
+    """A CometChat app's region: where its REST API lives, and what its payloads carry (engine.values.region parses one)."""
+
+    US = "us"
+    EU = "eu"
+    IN = "in"
+
+
+REGIONS: tuple[str, ...] = tuple(region.value for region in Region)
 #: The test users and group `trigger setup` makes (lowercase: CometChat lowercases ids on create).
 TEST_USERS = {"comethook-a": "Comethook A", "comethook-b": "Comethook B"}
 TEST_GROUP = "comethook-group"

@@ -1,10 +1,10 @@
-"""Canned answers for `listen` when no app is forwarded to: --respond, --drop-if, --rules, --delay, --status.
+"""Canned answers for `listen` when no app is forwarded to: an action, a drop-if pattern, rules, a delay, a status.
 
-Pure functions over data: no file is read here. The adapters read a `--rules` file or `inject:@FILE`
-(cli/options.py) and hand over the parsed JSON, or a `read` callable for `inject:@FILE`.
+Pure functions over data: no file is read here. The adapters read a rules file or `inject:@FILE` and hand over
+the parsed JSON; engine/values.py turns what a user writes into these types.
 
-Order: the first matching rule wins; then --drop-if (before_message only); then --respond for
-before_message. Every other trigger is answered 200 `{}`. --delay and --status apply to every
+Order: the first matching rule wins; then the drop-if pattern (before_message only); then the action for
+before_message. Every other trigger is answered 200 `{}`. The delay and the status apply to every
 answer a rule does not set itself.
 """
 
@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 
-from comethook_cli import jsonbody
 from comethook_cli.cometchat.events import get, message_of
 from comethook_cli.cometchat.verdict import DROP_ACTION
 from comethook_cli.errors import UsageError
@@ -61,30 +60,6 @@ class Rule:
             text = get(message, "data.text")
             return isinstance(text, str) and self.text.search(text)
         return True
-
-
-def parse_respond(spec: str, read: Callable[[str], bytes] | None = None) -> Action:
-    """`pass`, `drop`, `inject:JSON` or `inject:@FILE` → an Action; `read` (the adapter's) fetches FILE's bytes."""
-    if spec == "pass":
-        return Action(PASS_BODY, "pass")
-    if spec == "drop":
-        return Action(DROP_BODY, "drop")
-    if spec.startswith("inject:"):
-        source: str | bytes = spec.removeprefix("inject:")
-        if spec.startswith("inject:@"):
-            if read is None:  # this layer does no I/O: only an adapter that reads files passes `read`
-                raise UsageError(f"--respond {spec!r}: no file is read here.", 'Give the JSON itself: inject:{"key": 1}.')
-            source = read(spec[8:])
-        try:
-            value = jsonbody.parse(source)
-        except jsonbody.JsonBodyError as error:
-            raise UsageError(
-                f"--respond {spec!r}: not valid JSON ({error}).", 'Write inject:{"key": "value"} or inject:@file.json.'
-            ) from None
-        if not isinstance(value, dict) or not value:
-            raise UsageError("--respond inject: needs a non-empty JSON object.", "CometChat injects objects; {} would just pass.")
-        return Action(json.dumps(value).encode(), "inject")
-    raise UsageError(f"Unknown --respond {spec!r}.", "Use pass, drop, inject:JSON or inject:@FILE.")
 
 
 #: The most of a message's text a pattern is matched against. CometChat's own message limit is about 64 KB, so a real
@@ -174,7 +149,7 @@ def _action(spec: Any, where: str) -> Action:
     if isinstance(spec, str):
         if spec not in ("pass", "drop"):
             raise UsageError(f"{where}: unknown action {spec!r}.", 'Use pass, drop, or an object such as {"inject": {...}}.')
-        return parse_respond(spec)
+        return Action(PASS_BODY, "pass") if spec == "pass" else Action(DROP_BODY, "drop")
     if not isinstance(spec, dict):
         raise UsageError(f"{where}: the action must be a string or an object.", 'e.g. "drop" or {"status": 500}')
     unknown = set(spec) - {"pass", "drop", "inject", "body", "status", "delay_ms"}
@@ -207,16 +182,17 @@ class Responder:
 
     def __init__(
         self,
-        respond: Action | None = None,
+        action: Action | None = None,
         drop_if: Regex | None = None,
-        rules: list[Rule] | None = None,
-        delay_ms: float = 0,
+        rules: Sequence[Rule] = (),
+        delay: float = 0,
         status: int = 200,
     ) -> None:
-        self.respond = respond or Action(PASS_BODY, "pass")
+        self.action = action or Action(PASS_BODY, "pass")
         self.drop_if = drop_if
-        self.rules = rules or []
-        self.delay_ms = delay_ms
+        self.rules = tuple(rules)
+        #: Seconds.
+        self.delay = delay
         self.status = status
 
     def decide(self, incoming: Incoming) -> tuple[Action, str, AnsweredBy]:
@@ -229,27 +205,27 @@ class Responder:
             text = get(message, "data.text")
             if self.drop_if is not None and isinstance(text, str) and self.drop_if.search(text):
                 return Action(DROP_BODY, "drop"), "--drop-if", AnsweredBy.CANNED
-            return self.respond, f"--respond {self.respond.label}", AnsweredBy.CANNED
+            return self.action, f"--respond {self.action.label}", AnsweredBy.CANNED
         return Action(PASS_BODY, "pass"), "default", AnsweredBy.CANNED
 
     async def __call__(self, incoming: Incoming) -> Answer:
         """The answer, after any configured delay."""
         action, decided_by, outcome = self.decide(incoming)
-        delay = action.delay_ms if action.delay_ms is not None else self.delay_ms
+        delay = action.delay_ms / 1000 if action.delay_ms is not None else self.delay
         if delay:
-            await asyncio.sleep(delay / 1000)
+            await asyncio.sleep(delay)
         status = action.status if action.status is not None else self.status
         return Answer(status, action.body, answered_by=f"comethook ({decided_by})", outcome=outcome)
 
     def describe(self) -> str:
         """One line for the banner: how before_message gets answered."""
-        parts = [f"{self.respond.label} ({self.respond.body.decode()})"]
+        parts = [f"{self.action.label} ({self.action.body.decode()})"]
         if self.drop_if is not None:
             parts.append(f"drop if text matches /{self.drop_if.pattern}/")
         if self.rules:
             parts.append(f"{len(self.rules)} rule(s) first")
-        if self.delay_ms:
-            parts.append(f"after {self.delay_ms:g} ms")
+        if self.delay:
+            parts.append(f"after {self.delay * 1000:g} ms")
         if self.status != 200:
             parts.append(f"with HTTP {self.status}")
         return ", ".join(parts)

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comethook_cli.cometchat import rest
-from comethook_cli.errors import UsageError
+from comethook_cli.errors import InvalidSetting, UsageError
 
 DEFAULT_REACTION = "\N{THUMBS UP SIGN}"
+
+#: An example metadata value, quoted as a shell needs it.
+METADATA = "'{\"k\": 1}'"
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def _message(args: Mapping[str, Any]) -> list[Call]:
     mention = args.get("mention") or []
     mention = [mention] if isinstance(mention, str) else mention
     if not isinstance(mention, list) or not all(isinstance(m, str) for m in mention):
-        raise UsageError("mention must be a uid or a list of uids.", "e.g. --mention comethook-b")
+        raise InvalidSetting("mention", " must be a uid or a list of uids.", "e.g. {example}", example="comethook-b")
     if text is None and kind == "text":
         text = "Hello from comethook"
     if text is not None and not isinstance(text, str):
@@ -147,11 +150,11 @@ def _message(args: Mapping[str, Any]) -> list[Call]:
             try:
                 metadata = jsonbody.parse(metadata.encode("utf-8"))
             except jsonbody.JsonBodyError as error:
-                raise UsageError(
-                    f"--metadata is not valid JSON: {error}.", "Give a JSON object, e.g. --metadata '{\"k\": 1}'."
+                raise InvalidSetting(
+                    "metadata", f" is not valid JSON: {error}.", "Give a JSON object, e.g. {example}.", example=METADATA
                 ) from None
         if not isinstance(metadata, dict):
-            raise UsageError("--metadata must be a JSON object.", "e.g. --metadata '{\"k\": 1}'.")
+            raise InvalidSetting("metadata", " must be a JSON object.", "e.g. {example}.", example=METADATA)
         data["metadata"] = metadata
     category = "message"
     if kind == "custom":
@@ -297,7 +300,7 @@ def _setup(args: Mapping[str, Any]) -> list[Call]:
     if isinstance(users, str):
         users = [u for u in users.split(",") if u.strip()]
     if not isinstance(users, list) or len(users) < 1 or not all(isinstance(u, str) for u in users):
-        raise UsageError("users must be a list of uids.", "e.g. --users comethook-a,comethook-b")
+        raise InvalidSetting("users", " must be a list of uids.", "e.g. {example}", example="comethook-a,comethook-b")
     uids = [_id({"uid": u}, "uid") for u in users]
     calls = [Call("create_user", {}, {"uid": uid, "name": rest.TEST_USERS.get(uid, uid)}, reuse=frozenset({"ERR_UID_ALREADY_EXISTS"}))
              for uid in uids]  # fmt: skip

@@ -14,10 +14,10 @@ from typing import Literal
 
 import aiohttp
 
-from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog, encode, find_template
+from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, encode, find_template
 from comethook_cli.engine.auth import basic_auth_header
 from comethook_cli.engine.sender import CHECK_USER_AGENT, CONTENT_TYPE, Outgoing, connector, deliver
-from comethook_cli.errors import UsageError
+from comethook_cli.errors import InvalidSetting
 from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, JSON, Delivery, Failure
 
 Status = Literal["pass", "fail", "warn"]
@@ -58,7 +58,7 @@ async def run_checks(
     basic_auth: str | None = None,
     timeout: float = 5.0,
     content_type: str = CONTENT_TYPE,
-    volatile: Sequence[str] = (),
+    volatile: Sequence[tuple[str, ...]] = (),
     max_answer: int = DEFAULT_MAX_ANSWER,
     insecure: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -75,18 +75,6 @@ async def run_checks(
     return CheckRun(results, reached, None if reached else missed[0], time.perf_counter() - started, wants_auth)
 
 
-def select(spec: str) -> list[Template]:
-    """legacy | current | all | NAME,NAME… → the templates to deliver."""
-    if spec in ("legacy", "current"):
-        return [t for t in catalog() if t.generation == spec]
-    if spec == "all":
-        return list(catalog())
-    names = [name.strip() for name in spec.split(",") if name.strip()]
-    if not names:
-        raise UsageError("--triggers is empty.", "Use legacy, current, all, or trigger names separated by commas.")
-    return [find_template(name) for name in names]
-
-
 class Suite:
     """Runs every check against one URL."""
 
@@ -97,18 +85,20 @@ class Suite:
         templates: Sequence[Template],
         timeout: float,
         content_type: str = CONTENT_TYPE,
-        volatile: Sequence[str] = (),
+        volatile: Sequence[tuple[str, ...]] = (),
         max_answer: int = DEFAULT_MAX_ANSWER,
         insecure: bool = False,
         concurrency: int = DEFAULT_CONCURRENCY,
         budget_ms: float = COMETCHAT_BUDGET_MS,
     ) -> None:
         if concurrency < 1:
-            raise UsageError(f"--concurrency {concurrency} sends nothing.", f"Use 1 or more (default {DEFAULT_CONCURRENCY}).")
+            raise InvalidSetting(
+                "concurrency", " sends nothing.", f"Use 1 or more (default {DEFAULT_CONCURRENCY}).", value=concurrency
+            )
         self.gate = asyncio.Semaphore(concurrency)
         self.url = url
         self.content_type = content_type
-        self.volatile = [parse_volatile(path) for path in volatile]
+        self.volatile = list(volatile)
         self.max_answer = max_answer
         self.insecure = insecure
         self.auth = {"Authorization": basic_auth_header(basic_auth)} if basic_auth else {}
@@ -288,14 +278,6 @@ class Suite:
             "(CometChat documents application/json and sends Application/json)"
         )
         return CheckResult(name, "fail", d.latency_ms, detail), d
-
-
-def parse_volatile(path: str) -> tuple[str, ...]:
-    """`--volatile PATH` (dotted, into the answer; `*` matches any one key) → its parts."""
-    parts = tuple(path.strip().split("."))
-    if not path.strip() or any(not part for part in parts):
-        raise UsageError(f"Malformed --volatile {path!r}.", "Give a dotted path into the answer, e.g. --volatile requestId.")
-    return parts
 
 
 def differences(first: JSON, second: JSON, volatile: Sequence[tuple[str, ...]] = (), at: tuple[str, ...] = ()) -> list[str]:

@@ -1,8 +1,9 @@
-"""The typed configuration of a listening session: one frozen dataclass per section.
+"""The typed configuration of a listening session, `send` and `trigger`: one frozen dataclass per section.
 
-Each section is what a future `comethook.toml` section will hold, and each field is named after its
-long flag (`forward_to` is `--forward-to`): the option groups in cli/options.py read their
-defaults from here, so every default has exactly one source.
+Each section holds domain values (an Action, compiled Rules, Routes, URLs, a Retention, seconds, enums), never a
+flag's string: the adapters (the CLI, the project file through it, the inspector, the Python API) parse what their
+users write with engine/values.py, once, and hand over these. The constructors check only invariants of values
+that are already typed (a status in 100-599, sizes of at least 1 byte), with errors.InvalidSetting.
 """
 
 from __future__ import annotations
@@ -11,25 +12,32 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from comethook_cli.cometchat.payloads import DEFAULT_APP_ID, DEFAULT_REGION
-
-if TYPE_CHECKING:  # the rules' module loads RE2: only a config that has rules pays for it
-    from comethook_cli.cometchat.moderation import ModerationRule
+from comethook_cli.cometchat.payloads import DEFAULT_APP_ID
+from comethook_cli.cometchat.rest import Region
+from comethook_cli.engine.history.retention import Retention
+from comethook_cli.engine.values import Fallback, NgrokRegion, Route
+from comethook_cli.errors import InvalidSetting
 from comethook_cli.models import (
     DEFAULT_ANSWER_BUDGET,
     DEFAULT_BODY_BUDGET,
-    DEFAULT_HISTORY_MAX_AGE_DAYS,
-    DEFAULT_HISTORY_MAX_MB,
     DEFAULT_MAX_ANSWER,
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
 )
 
+if TYPE_CHECKING:  # the rules' modules load RE2: only a config that has rules pays for it
+    from comethook_cli.cometchat.moderation import ModerationRule
+    from comethook_cli.cometchat.rules import Action, Regex, Rule
+    from comethook_cli.engine.runs import Expectations
+
 TunnelMode = Literal["auto", "on", "off"]
-#: The regions the ngrok agent accepts for --region.
-NGROK_REGIONS = ("us", "eu", "ap", "au", "sa", "jp", "in")
 #: What `check` delivers unless --triggers says otherwise ([check]).
 CHECK_TRIGGERS = ("before_message", "after_message", "message_sent")
+
+
+def _at_least_one(setting: str, value: int | None, hint: str) -> None:
+    if value is not None and value < 1:
+        raise InvalidSetting(setting, " admits nothing.", hint, value=value)
 
 
 @dataclass(frozen=True)
@@ -54,61 +62,89 @@ class ListenerConfig:
     #: the developer visits cannot post forged deliveries into the listener (and on to the app).
     allow_browser_origin: bool = False
 
+    def __post_init__(self) -> None:
+        if self.max_body < 1:
+            raise InvalidSetting("max_body", " must be at least 1 byte.", "The default is 1048576 (1 MiB).")
+        _at_least_one("max_connections", self.max_connections, "Give it 1 or more, or leave it out for the default.")
+        _at_least_one("body_budget", self.body_budget, "Give it 1 or more, or leave it out for the default.")
+
+
+def _pass() -> Action:
+    from comethook_cli.cometchat.rules import PASS_BODY, Action
+
+    return Action(PASS_BODY, "pass")
+
 
 @dataclass(frozen=True)
 class AnswerConfig:
     """How comethook answers when no app is forwarded to: canned answers and rules ([listen])."""
 
-    respond: str = "pass"
-    drop_if: str | None = None
-    #: The --rules file the entries in inline_rules came from, to name it; the adapter (cli/) reads it, never the engine.
-    rules: str | None = None
-    #: The rules, as JSON entries: a --rules file's (read by the CLI), `[[listen.rules]]` in comethook.toml, or a
-    #: Python caller's list.
-    inline_rules: tuple[Any, ...] = ()
-    #: Milliseconds to wait before every canned answer.
+    #: The answer to before_message that no rule (and no `drop_if`) decides.
+    action: Action = field(default_factory=_pass)
+    #: before_message whose text matches is dropped.
+    drop_if: Regex | None = None
+    #: Tried first, in order: the first match decides.
+    rules: tuple[Rule, ...] = ()
+    #: Seconds to wait before every canned answer a rule does not time itself.
     delay: float = 0.0
+    #: The HTTP status of every canned answer a rule does not set itself.
     status: int = 200
+
+    def __post_init__(self) -> None:
+        from comethook_cli.engine import values
+
+        values.status(self.status)
+        if self.delay < 0:
+            raise InvalidSetting("delay", " cannot be negative.", "Use 0 or more.")
 
 
 @dataclass(frozen=True)
 class ForwardConfig:
     """Relaying deliveries to the developer's app ([listen])."""
 
-    forward_to: tuple[str, ...] = ()
-    route: tuple[str, ...] = ()
-    forward_timeout: float = 30.0
-    fallback: str = "error"
+    #: Normalised URLs (engine.values.targets): the first is the primary, the others get copies.
+    targets: tuple[str, ...] = ()
+    #: Triggers with a primary target of their own.
+    routes: tuple[Route, ...] = ()
+    #: Seconds to wait for the app.
+    timeout: float = 30.0
+    fallback: Fallback = Fallback.ERROR
     max_answer: int = DEFAULT_MAX_ANSWER
-    #: Bytes of answers being read at once, over every forward and copy; past it a new answer gets the --fallback.
+    #: Bytes of answers being read at once, over every forward and copy; past it a new answer gets the fallback.
     answer_budget: int = DEFAULT_ANSWER_BUDGET
+
+    def __post_init__(self) -> None:
+        _at_least_one("max_answer", self.max_answer, "Give it 1 or more, or leave it out for the default.")
+        _at_least_one("answer_budget", self.answer_budget, "Give it 1 or more, or leave it out for the default.")
 
     @property
     def enabled(self) -> bool:
         """Whether any delivery is forwarded."""
-        return bool(self.forward_to or self.route)
+        return bool(self.targets or self.routes)
 
 
 @dataclass(frozen=True)
 class TunnelConfig:
     """The ngrok tunnel ([tunnel])."""
 
-    tunnel: TunnelMode = "auto"
+    mode: TunnelMode = "auto"
     ngrok_path: str | None = None
     ngrok_authtoken: str | None = None
+    #: A reserved domain's bare name (engine.values.domain).
     domain: str | None = None
-    region: str | None = None
+    #: None: the agent picks the nearest.
+    region: NgrokRegion | None = None
     install_ngrok: bool = False
-    tunnel_timeout: float = 10.0
+    #: Seconds the agent gets to open the tunnel.
+    timeout: float = 10.0
 
 
 @dataclass(frozen=True)
 class HistoryConfig:
     """What is kept of each exchange ([history])."""
 
-    history: bool = True
-    history_max_mb: float = DEFAULT_HISTORY_MAX_MB
-    history_max_age: float = DEFAULT_HISTORY_MAX_AGE_DAYS
+    enabled: bool = True
+    retention: Retention = field(default_factory=Retention)
     #: Store secret query values (?token=) exactly, for replays; displays and exports still redact them.
     keep_secrets: bool = False
 
@@ -139,16 +175,17 @@ class Delivering:
     """How `send` and `replay` deliver, report and assert ([send])."""
 
     basic_auth: str | None = None
-    headers: Sequence[str] = ()
+    #: Extra request headers, (name, value) each.
+    headers: Sequence[tuple[str, str]] = ()
     timeout: float = 10.0
     count: int = 1
     concurrency: int = 1
     json_out: bool = False
-    expect: str | None = None
-    expect_json: Sequence[str] = ()
-    max_latency: float | None = None
+    #: --expect, --expect-json, --max-latency; None: nothing asserted.
+    expectations: Expectations | None = None
     simulate_retries: bool = False
-    retry_delays: str | None = None
+    #: Seconds between simulated retries; None: CometChat's own cadence.
+    retry_delays: tuple[float, ...] | None = None
     verbose: bool = False
     content_type: str | None = None
     max_answer: int = DEFAULT_MAX_ANSWER
@@ -160,7 +197,7 @@ class TriggerOptions:
     """The flags every `trigger` subcommand shares ([trigger])."""
 
     app_id: str | None = None
-    region: str = "us"
+    region: Region = Region.US
     api_key: str | None = None
     api_base: str | None = None
     timeout: float = 15.0
@@ -217,7 +254,7 @@ class EmulatorConfig:
     legacy: bool = False
     #: What payloads carry as appId and region.
     app_id: str = DEFAULT_APP_ID
-    region: str = DEFAULT_REGION
+    region: Region = Region.US
     hook_timeout: float = 2.0
     on_hook_failure: HookFailure = "pass"
     #: Deliver a failed webhook again at CometChat's cadence (`retry_delays`, compressible for tests).

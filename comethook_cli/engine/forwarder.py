@@ -19,15 +19,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from comethook_cli.cometchat.payloads import known_trigger
 from comethook_cli.cometchat.verdict import DROP_ACTION
 from comethook_cli.engine.auth import basic_value
 from comethook_cli.engine.budget import BudgetSpent, ByteBudget
 from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.sender import UNBOUNDED, AnswerTooLarge, read_answer
-from comethook_cli.engine.urls import normalize_url, redact_url, take_credentials
+from comethook_cli.engine.urls import redact_url, take_credentials
+from comethook_cli.engine.values import Fallback
 from comethook_cli.engine.warnings import RateLimitedWarnings
-from comethook_cli.errors import UsageError
 from comethook_cli.models import (
     DEFAULT_ANSWER_BUDGET,
     DEFAULT_MAX_ANSWER,
@@ -41,7 +40,6 @@ from comethook_cli.models import (
 if TYPE_CHECKING:
     from comethook_cli.engine.listener import Answerer
 
-FALLBACKS = ("error", "pass", "drop")
 #: Answer headers aiohttp sets itself on the way back.
 ANSWER_SKIP = HOP_BY_HOP | {"date", "server"}
 #: Request headers not relayed: `Expect: 100-continue` would make the client wait for a go-ahead
@@ -81,7 +79,7 @@ class Forwarder:
         copies: Sequence[str],
         routes: dict[str, str],
         timeout: float,
-        fallback: str,
+        fallback: Fallback,
         on_warning: Callable[[str], None],
         unrouted: Answerer | None = None,
         max_answer: int = DEFAULT_MAX_ANSWER,
@@ -117,25 +115,11 @@ class Forwarder:
 
     @classmethod
     def from_config(cls, config: ForwardConfig, on_warning: Callable[[str], None], unrouted: Answerer | None = None) -> Forwarder:
-        """Validate and normalise --forward-to, --route and --fallback."""
-        if config.fallback not in FALLBACKS:
-            raise UsageError(f"Unknown --fallback {config.fallback!r}.", f"Use one of: {', '.join(FALLBACKS)}.")
-        targets = [normalize_url(t) for t in config.forward_to]
-        routed: dict[str, str] = {}
-        for spec in config.route:
-            trigger, sep, url = spec.partition("=")
-            if not sep or not trigger.strip() or not url.strip():
-                raise UsageError(
-                    f"Malformed --route {spec!r}.", "Write it as TRIGGER=URL, e.g. --route before_message=:8001/moderate."
-                )
-            name, known = known_trigger(trigger, "--route")
-            if not known:
-                on_warning(f"--route {trigger.strip()}: not a trigger comethook knows; routed anyway (CometChat adds triggers).")
-            routed[name] = normalize_url(url)
-        primary, copies = (targets[0], targets[1:]) if targets else (None, [])
+        """A Forwarder for the (already parsed) targets and routes."""
+        primary, copies = (config.targets[0], config.targets[1:]) if config.targets else (None, ())
         return cls(
-            primary, copies, routed, config.forward_timeout, config.fallback, on_warning, unrouted, config.max_answer,
-            answer_budget=config.answer_budget,
+            primary, copies, {route.trigger: route.url for route in config.routes}, config.timeout, config.fallback,
+            on_warning, unrouted, config.max_answer, answer_budget=config.answer_budget,
         )  # fmt: skip
 
     def describe(self) -> str:

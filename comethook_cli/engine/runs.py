@@ -48,6 +48,8 @@ class Expectations:
     verdict: Expected | None = None
     json: Sequence[tuple[str, JSON]] = ()
     max_latency_ms: float | None = None
+    #: The PATH=VALUE expressions `json` was parsed from, as written (for the report of what was asserted).
+    json_text: Sequence[str] = ()
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float | None:

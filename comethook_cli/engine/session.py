@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from comethook_cli.engine.config import ListenConfig
 from comethook_cli.engine.hub import Hub
-from comethook_cli.errors import UnreachableError, UsageError
+from comethook_cli.errors import UnreachableError
 from comethook_cli.models import Exchange, RecordHandler
 
 if TYPE_CHECKING:
-    from comethook_cli.cometchat.rules import Responder
+    from comethook_cli.cometchat.rules import Action, Responder
     from comethook_cli.engine.history.writer import HistoryWriter
     from comethook_cli.engine.listener import Answerer, Listener
     from comethook_cli.engine.tunnel import Tunnel
@@ -44,7 +44,7 @@ class Session:
         self.hub = Hub(on_warning=on_warning)
         self.confirm_install = confirm_install
         self.answerer: Answerer | None = None
-        #: The canned answers (with --forward-to, what unrouted triggers get); `set_respond()` switches them live.
+        #: The canned answers (with --forward-to, what unrouted triggers get); `set_action()` switches them live.
         self.responder: Responder | None = None
         #: One line saying who answers (canned answers, rules, or the app forwarded to), for the banner.
         self.answering = ""
@@ -60,8 +60,9 @@ class Session:
 
     # --- the three phases ------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Everything that can be checked before a socket opens: the answers, the rules, the history file.
-        Raises UsageError for a bad option, so nothing starts half-way. Called by startup() if not before."""
+        """Everything that can be done before a socket opens: the answerer (the forwarder's clients), the history file.
+        The config's values were checked when it was made; a history that cannot be written stops it here, so nothing
+        starts half-way. Called by startup() if not before."""
         if self._prepared:
             return
         from comethook_cli.engine.auth import basic_auth_header
@@ -70,8 +71,6 @@ class Session:
         listener = self.config.listener
         if listener.basic_auth:
             basic_auth_header(listener.basic_auth)  # validates USER:PASS
-        if listener.max_body < 1:
-            raise UsageError("--max-body must be at least 1 byte.", "The default is 1048576 (1 MiB).")
         self.answerer, self.answering, self._close_answerer = self._build_answerer()
         self.history, self.history_state = self._open_history()
         self.hub.sink = self.history
@@ -152,18 +151,12 @@ class Session:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.shutdown()
 
-    def set_respond(self, spec: str) -> str:
-        """Switch the canned before_message answer while serving (`pass`, `drop`, `inject:JSON`, as --respond);
-        returns the new banner line. UsageError for a bad spec, and nothing changes. Rules and --drop-if still
-        come first; the next delivery gets the new answer (one attribute swap, so none sees half a change)."""
-        from comethook_cli.cometchat import rules
-
-        if spec.startswith("inject:@"):
-            raise UsageError("A running session does not read files for its answer.", 'Give the JSON itself: inject:{"key": 1}.')
-        action = rules.parse_respond(spec)
+    def set_action(self, action: Action) -> str:
+        """Switch the canned before_message answer while serving; returns the new banner line. Rules and the drop_if
+        pattern still come first; the next delivery gets the new answer (one attribute swap, so none sees half a change)."""
         self.prepare()
         assert self.responder is not None
-        self.responder.respond = action
+        self.responder.action = action
         if not self.config.forward.enabled:  # the forwarder's line names the app, which has not changed
             self.answering = self.responder.describe()
         return self.answering
@@ -201,17 +194,8 @@ class Session:
         from comethook_cli.cometchat import rules
 
         answers = self.config.answers
-        respond = rules.parse_respond(answers.respond)
-        drop_if = rules.compile_regex(answers.drop_if, "--drop-if") if answers.drop_if else None
-        loaded = rules.parse_rules(answers.inline_rules, f"--rules {answers.rules}" if answers.rules else "[[listen.rules]]")
-        if not 100 <= answers.status <= 599:
-            raise UsageError(f"--status {answers.status} is not an HTTP status code.", "Use 100-599, e.g. --status 503.")
-        canned = self.responder = rules.Responder(respond, drop_if, loaded, answers.delay, answers.status)
+        canned = self.responder = rules.Responder(answers.action, answers.drop_if, answers.rules, answers.delay, answers.status)
         forward = self.config.forward
-        from comethook_cli.engine.forwarder import FALLBACKS
-
-        if forward.fallback not in FALLBACKS:  # said at start-up, with or without --forward-to
-            raise UsageError(f"Unknown --fallback {forward.fallback!r}.", f"Use one of: {', '.join(FALLBACKS)}.")
         if not forward.enabled:
             return canned, canned.describe(), None
         from comethook_cli.engine.forwarder import Forwarder
@@ -225,23 +209,20 @@ class Session:
         impossible to move) stops the start with an error: every delivery it acknowledged would be lost. `--no-history`
         is the way to listen without one."""
         history = self.config.history
-        if not history.history:
+        if not history.enabled:
             return None, "off"
         from comethook_cli.engine.history.files import HistoryDamaged, default_path
-        from comethook_cli.engine.history.writer import HistoryWriter, Retention
+        from comethook_cli.engine.history.writer import HistoryWriter
 
-        if history.history_max_mb < 0 or history.history_max_age < 0:
-            raise UsageError("--history-max-mb and --history-max-age cannot be negative.", "Use 0 to turn a cap off.")
-        retention = Retention.from_options(history.history_max_mb, history.history_max_age)
         try:
-            return HistoryWriter(default_path(), retention, self.hub.warn), "on"
+            return HistoryWriter(default_path(), history.retention, self.hub.warn), "on"
         except HistoryDamaged as damaged:  # and it could not be set aside either
             damaged.hint = f"{damaged.hint} Or run `comethook listen --no-history` (deliveries answered, not stored)."
             raise
 
     async def _open_tunnel(self) -> Tunnel | None:
         """The ngrok tunnel when asked for (or when auto mode finds a token); None when listening locally."""
-        if self.config.tunnel.tunnel == "off":
+        if self.config.tunnel.mode == "off":
             return None
         from comethook_cli.engine import tunnel
 

@@ -138,12 +138,12 @@ async def open_for(
 ) -> Tunnel | None:
     """Open a tunnel to the local port. Auto mode (not required): None without a token, and a warning instead of an error."""
     token = find_authtoken(config)
-    if token is None and config.tunnel != "on":
+    if token is None and config.mode != "on":
         return None
     try:
         return await _open(port, config, token, confirm_install)
     except TunnelError as error:
-        if config.tunnel == "on":
+        if config.mode == "on":
             raise
         on_warning(f"{error.message} Listening locally only. {error.hint or ''}".strip())
         return None
@@ -160,8 +160,8 @@ async def _open(port: int, config: TunnelConfig, token: str | None, confirm_inst
         pyngrok_config = conf.PyngrokConfig(
             ngrok_path=str(path),
             config_path=str(config_path),
-            region=config.region,
-            startup_timeout=max(1, int(config.tunnel_timeout)),
+            region=str(config.region) if config.region else None,
+            startup_timeout=max(1, int(config.timeout)),
             start_new_session=True,
             monitor_thread=True,
         )
@@ -171,7 +171,7 @@ async def _open(port: int, config: TunnelConfig, token: str | None, confirm_inst
         extra: dict[str, Any] = {"url": f"https://{config.domain}"} if config.domain else {}
         work = asyncio.ensure_future(asyncio.to_thread(_connect, port, pyngrok_config, extra))
         try:
-            done, _ = await asyncio.wait([work], timeout=config.tunnel_timeout + DEADLINE_SLACK)
+            done, _ = await asyncio.wait([work], timeout=config.timeout + DEADLINE_SLACK)
         except asyncio.CancelledError:  # Ctrl-C while the agent starts: it must not outlive comethook
             _kill_starting_agent(pyngrok_config)
             work.add_done_callback(lambda done: done.cancelled() or done.exception())  # its error is expected, not news
@@ -181,7 +181,7 @@ async def _open(port: int, config: TunnelConfig, token: str | None, confirm_inst
         with contextlib.suppress(Exception):
             await asyncio.wait_for(work, timeout=5)
         raise TunnelError(
-            f"The ngrok agent at {path} started but was not ready within {config.tunnel_timeout:g} s "
+            f"The ngrok agent at {path} started but was not ready within {config.timeout:g} s "
             f"(+{DEADLINE_SLACK:g} s of grace); it was stopped.",
             "Is it the ngrok v3 agent? Check your network, or run it by hand to see what it says.",
         )

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from comethook_cli import __version__, jsonbody
 from comethook_cli.engine.session import WEBHOOK_PATH
-from comethook_cli.errors import ComethookError, UsageError
+from comethook_cli.errors import ComethookError, InvalidSetting, UsageError
 from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, Answer, AnsweredBy, Delivery, Exchange, parse_body
 from comethook_cli.outputs import exports, wire
 
@@ -79,6 +79,9 @@ def _answering(handler: Handler) -> Handler:
             return await handler(request)
         except ApiError as error:
             return json_response({"error": error.message, "hint": error.hint}, error.status)
+        except InvalidSetting as error:  # named as the request's own field: `Unknown region 'xx'.`
+            message, hint = error.named("flag", error.setting)
+            return json_response({"error": message, "hint": hint}, 400)
         except ComethookError as error:
             return json_response({"error": error.message, "hint": error.hint}, 400)
 
@@ -372,17 +375,20 @@ class Api:
         return json_response({
             "editable": True,
             "answering": session.answering,
-            "respond": responder.respond.label,
-            "respond_body": parse_body(responder.respond.body),
+            "respond": responder.action.label,
+            "respond_body": parse_body(responder.action.body),
             "drop_if": responder.drop_if.pattern if responder.drop_if is not None else None,
             "rules": len(responder.rules),
-            "delay_ms": responder.delay_ms,
+            "delay_ms": responder.delay * 1000,
             "status": responder.status,
             "forwarding": session.config.forward.enabled,
         })  # fmt: skip
 
     async def set_rules(self, request: web.Request) -> web.Response:
-        """PUT /api/rules {"respond": "pass" | "drop" | "inject:JSON"}: switch the canned answer of the running listen."""
+        """PUT /api/rules {"respond": "pass" | "drop" | {JSON object to inject}}: switch the canned answer of the running
+        listen (the older "inject:JSON" text is taken too). Parsed by engine.values, as --respond and respond= are."""
+        from comethook_cli.engine import values
+
         session = self.inspector.session
         if session is None:
             raise ApiError(
@@ -390,15 +396,16 @@ class Api:
             )
         document = await self._body(request)
         spec = document.get("respond")
-        if not isinstance(spec, str):
-            raise ApiError(400, '"respond" must be pass, drop or inject:JSON.', 'e.g. {"respond": "inject:{\\"flag\\": true}"}')
-        session.set_respond(spec)
+        if not isinstance(spec, (str, dict)):
+            raise ApiError(400, '"respond" must be pass, drop or a JSON object to inject.', 'e.g. {"respond": {"flag": true}}')
+        session.set_action(values.action(spec))  # no `read`: a running session reads no file for its answer
         return await self.rules(request)
 
 
 def build_options(options: dict[str, Any]) -> Any:
     """The send panel's options → BuildOptions (strings, `sets` as PATH=VALUE, `legacy`); ApiError for anything else."""
-    from comethook_cli.cometchat.payloads import REGIONS, BuildOptions, parse_set
+    from comethook_cli.cometchat.payloads import BuildOptions, parse_set
+    from comethook_cli.engine import values
 
     unknown = set(options) - {*OPTION_FIELDS, "sets", "legacy"}
     if unknown:
@@ -411,8 +418,8 @@ def build_options(options: dict[str, Any]) -> Any:
         if not isinstance(value, str):
             raise ApiError(400, f'"{name}" must be a string.')
         given[name] = value
-    if "region" in given and given["region"] not in REGIONS:
-        raise ApiError(400, f"Unknown region {given['region']!r}.", f"Use one of: {', '.join(REGIONS)}.")
+    if "region" in given:
+        given["region"] = values.region(given["region"])  # InvalidSetting: a 400 that names the field
     sets = options.get("sets") or []
     if not isinstance(sets, list) or not all(isinstance(item, str) for item in sets):
         raise ApiError(400, '"sets" must be a list of PATH=VALUE strings.')

@@ -371,10 +371,12 @@ def test_rules_flag_replaces_the_inline_rules(project: Path, cli: Any) -> None:
                                          "value": "1 inline rule(s)", "source": "comethook.toml:1"}  # fmt: skip
     assert project_config.active() is not None
     defaults = {"respond": "pass", "drop_if": None, "delay": 0.0, "status": 200}
-    assert answer_config(rules=None, **defaults).inline_rules == ({"match": {}, "action": "drop"},)
+    from comethook_cli.engine import values
+
+    assert answer_config(rules=None, **defaults).rules == values.rules([{"match": {}, "action": "drop"}], "")
     (project / "other.json").write_text('[{"match": {"sender": "a"}, "action": "pass"}]')
-    assert answer_config(rules=str(project / "other.json"), **defaults).inline_rules == (
-        {"match": {"sender": "a"}, "action": "pass"},
+    assert answer_config(rules=str(project / "other.json"), **defaults).rules == values.rules(
+        [{"match": {"sender": "a"}, "action": "pass"}], ""
     )
 
 

@@ -17,11 +17,10 @@ from aiohttp import web
 
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.rules import Responder
-from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.forwarder import Forwarder, destination
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import AnsweredBy, Exchange, Incoming
-from tests.conftest import hub_for
+from tests.conftest import forward_config, hub_for
 
 ODD = b'{ "trigger" :"before_message",\n\t"data":{"text":"caf\\u00e9  odd   spacing", "n": 1.50}, "webhook":"wh-7" }'
 
@@ -63,7 +62,7 @@ async def listen(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         exchanges: list[Exchange] = []
         warnings: list[str] = []
         forwarder = Forwarder.from_config(
-            ForwardConfig(tuple(targets), tuple(routes), timeout, fallback), warnings.append, Responder()
+            forward_config(tuple(targets), tuple(routes), timeout, fallback), warnings.append, Responder()
         )
         listener = Listener(ListenerConfig(port=0), forwarder, hub_for(exchanges.append, None, warnings.append))
         await listener.start()
@@ -245,17 +244,21 @@ async def test_routes_without_forward_to_leave_other_triggers_to_canned_answers(
      ("localhost:3000", "http://localhost:3000"), ("https://app.example.com/h", "https://app.example.com/h")],
 )  # fmt: skip
 def test_forward_to_shorthands(target: str, expected: str) -> None:
-    forwarder = Forwarder.from_config(ForwardConfig((target,), (), 1, "error"), print)
+    forwarder = Forwarder.from_config(forward_config((target,), (), 1, "error"), print)
     assert forwarder.primary == expected
 
 
-def test_bad_forwarding_options_are_usage_errors() -> None:
+def test_bad_forwarding_options_are_usage_errors(cli: Any) -> None:
     from comethook_cli.errors import UsageError
 
-    with pytest.raises(UsageError, match="Unknown --fallback"):
-        Forwarder.from_config(ForwardConfig(("8000",), (), 1, "explode"), print)
-    with pytest.raises(UsageError, match="Malformed --route"):
-        Forwarder.from_config(ForwardConfig(("8000",), ("before_message",), 1, "error"), print)
+    with pytest.raises(UsageError, match="Unknown fallback='explode'"):
+        forward_config(("8000",), (), 1, "explode")
+    with pytest.raises(UsageError, match="Malformed route='before_message'"):
+        forward_config(("8000",), ("before_message",), 1, "error")
+    for flags, said in ((("--fallback", "explode"), "Unknown --fallback 'explode'."),
+                        (("--route", "before_message"), "Malformed --route 'before_message'.")):  # fmt: skip
+        refused = cli("listen", "--no-tunnel", "--no-history", *flags)
+        assert refused.exit_code == 2 and said in refused.stderr
 
 
 def test_destination_keeps_a_target_path_and_appends_the_incoming_query_unless_the_target_has_one() -> None:
@@ -273,7 +276,7 @@ async def relaying(
     """A listener forwarding to `target` (url, its forwarder, what it stored, its warnings), stopped afterwards."""
     exchanges: list[Exchange] = []
     warnings: list[str] = []
-    forwarder = Forwarder.from_config(ForwardConfig((target,), (), 5, fallback), warnings.append, Responder())
+    forwarder = Forwarder.from_config(forward_config((target,), (), 5, fallback), warnings.append, Responder())
     listener = Listener(
         ListenerConfig(port=0, basic_auth=basic_auth), forwarder, hub_for(exchanges.append, None, warnings.append)
     )

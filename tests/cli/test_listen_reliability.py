@@ -21,12 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from comethook_cli.cometchat.rules import Responder
-from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange
-from tests.conftest import ThreadedListener, hub_for
+from tests.conftest import ThreadedListener, forward_config, hub_for
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +217,7 @@ async def test_a_misbehaving_forward_target_never_stalls_other_deliveries(aiohtt
               f"t_cut=http://127.0.0.1:{cut_port}", f"t_refused=http://127.0.0.1:{closed_port}")  # fmt: skip
     exchanges: list[Exchange] = []
     forwarder = Forwarder.from_config(
-        ForwardConfig((f"http://127.0.0.1:{good.port}",), tuple(routes), 3.0, "error"), lambda w: None, Responder()
+        forward_config((f"http://127.0.0.1:{good.port}",), tuple(routes), 3.0, "error"), lambda w: None, Responder()
     )
     listener = Listener(ListenerConfig(port=0), forwarder, hub_for(exchanges.append, None, lambda w: None))
     await listener.start()

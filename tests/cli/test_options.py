@@ -65,16 +65,6 @@ def test_typer_usage_errors_come_through_the_funnel_with_a_hint(cli: Any, args: 
     assert_usage(cli(*args), *words)
 
 
-def test_the_domain_given_as_a_url_is_reduced_to_its_name() -> None:
-    from comethook_cli.cli.listen import tunnel_config
-
-    config = tunnel_config(
-        tunnel=None, ngrok_path=None, ngrok_authtoken=None, domain="https://My-App.ngrok.app/", region="EU",
-        install_ngrok=False, tunnel_timeout=10.0,
-    )  # fmt: skip
-    assert config.domain == "My-App.ngrok.app" and config.region == "eu"
-
-
 def test_trigger_names_are_case_insensitive(cli: Any) -> None:
     shown = cli("payloads", "show", "BEFORE_MESSAGE")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["trigger"] == "before_message"

@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from comethook_cli.cometchat.payloads import find_template
+from comethook_cli.engine import values
 from comethook_cli.engine.config import AnswerConfig, EmulatorConfig, ListenConfig, ListenerConfig, TunnelConfig, WebhookTarget
 from comethook_cli.engine.emulator import Emulator
 from comethook_cli.engine.session import Session
@@ -53,7 +54,7 @@ async def closed_loop(
 ) -> AsyncIterator[tuple[Session, Emulator, str]]:
     """A `listen` session (history on) and an emulator whose webhook points at it; yields them and --api-base."""
     config = ListenConfig(
-        listener=ListenerConfig(port=0), answers=AnswerConfig(respond=respond), tunnel=TunnelConfig(tunnel="off")
+        listener=ListenerConfig(port=0), answers=AnswerConfig(values.action(respond)), tunnel=TunnelConfig(mode="off")
     )
     async with Session(config) as session:
         hook = WebhookTarget(session.webhook_url, "hook-1")

@@ -360,7 +360,8 @@ def test_malformed_volatile_is_a_usage_error(cli: Any, bad: str) -> None:
 
 
 def test_volatile_paths_reach_into_nested_answers() -> None:
-    from comethook_cli.engine.checks import differences, parse_volatile
+    from comethook_cli.engine.checks import differences
+    from comethook_cli.engine.values import volatile as parse_volatile
 
     first = {"meta": {"id": "a", "at": 1}, "items": [{"id": "x", "v": 1}], "keep": True}
     second = copy.deepcopy(first) | {"meta": {"id": "b", "at": 2}, "items": [{"id": "y", "v": 1}]}

@@ -306,8 +306,11 @@ def test_set_parses_json_values_and_creates_paths() -> None:
 
 @pytest.mark.parametrize("bad", ["novalue", "=x", "a..b=1", ".a=1"])
 def test_malformed_set_is_a_usage_error(bad: str) -> None:
-    with pytest.raises(UsageError, match="Malformed --set"):
+    from comethook_cli.errors import InvalidSetting
+
+    with pytest.raises(InvalidSetting, match="Malformed set=") as caught:  # cometchat/ names the setting, not a flag
         parse_set(bad)
+    assert caught.value.named("flag")[0] == f"Malformed --set {bad!r}."  # as the CLI says it
 
 
 def test_set_through_a_scalar_is_a_usage_error() -> None:

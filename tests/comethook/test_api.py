@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_public_surface_is_small_documented_and_typed() -> None:
     assert sorted(comethook.__all__) == sorted(
-        ["ComethookError", "Delivery", "Exchange", "Listener", "Trigger", "UsageError", "Verdict", "__version__",
+        ["ComethookError", "Delivery", "Exchange", "InvalidSetting", "Listener", "Trigger", "UsageError", "Verdict", "__version__",
          "build_payload", "deliver", "judge", "triggers"]
     )  # fmt: skip
     for name in comethook.__all__:
@@ -217,6 +217,40 @@ async def test_the_listeners_connection_cap_is_a_keyword() -> None:
 def test_a_bound_below_one_is_a_usage_error(bound: str) -> None:
     with pytest.raises(UsageError, match=f"{bound}=0 admits nothing"):
         Listener(**{bound: 0})
+
+
+def test_a_bad_listener_argument_is_refused_at_once_naming_the_keyword() -> None:
+    """The engine names settings, not flags: a Python caller reads its own keyword argument, before anything starts."""
+    with pytest.raises(comethook.InvalidSetting) as status:
+        Listener(status=700)
+    assert isinstance(status.value, ValueError) and isinstance(status.value, UsageError)
+    assert (status.value.message, status.value.hint) == (
+        "status=700 is not an HTTP status code.",
+        "Use 100-599, e.g. status=503.",
+    )
+    assert "--" not in str(status.value)
+    with pytest.raises(comethook.InvalidSetting) as fallback:
+        Listener(forward_to="8000", fallback="explode")
+    assert (fallback.value.message, fallback.value.hint) == (
+        "Unknown fallback='explode'.",
+        "Use one of: error, pass, drop.",
+    )
+    with pytest.raises(comethook.InvalidSetting, match=r"^respond inject: needs a non-empty JSON object\.$"):
+        Listener(respond={})
+    with pytest.raises(comethook.InvalidSetting, match=r"^Unknown region='mars'\.$"):
+        build_payload("before_message", region="mars")
+    assert '"region": "eu"' in json.dumps(build_payload("message_sent", region="eu"))
+
+
+async def test_respond_as_a_dict_is_held_as_an_action_without_a_round_trip_through_text() -> None:
+    listener = Listener(respond={"flag": True, "note": "é"})
+    action = listener.config.answers.action
+    assert action.label == "inject" and json.loads(action.body) == {"flag": True, "note": "é"}
+    assert action.body == json.dumps({"flag": True, "note": "é"}).encode()
+    async with listener:
+        delivery = await deliver(listener.url, build_payload("before_message"))
+    assert delivery.response == {"flag": True, "note": "é"}
+    assert Listener(fallback="pass").config.forward.fallback == "pass"
 
 
 def test_a_bad_listener_option_is_a_usage_error() -> None:

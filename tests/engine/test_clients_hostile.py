@@ -18,13 +18,12 @@ import pytest
 from aiohttp import web
 
 from comethook_cli.cometchat.rules import Responder
-from comethook_cli.engine.config import ForwardConfig
 from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange
 from comethook_cli.outputs.wire import Event
 from tests.cli.test_replay import record_exchange
-from tests.conftest import hub_for, ndjson
+from tests.conftest import forward_config, hub_for, ndjson
 from tests.hostile import HostileServer
 
 AFTER = b'{"trigger": "after_message", "data": {"message": {"data": {"text": "hi"}}}}'
@@ -60,7 +59,7 @@ async def forwarding() -> AsyncIterator[Callable[..., Any]]:
         exchanges: list[Exchange] = []
         warnings: list[str] = []
         forwarder = Forwarder.from_config(
-            ForwardConfig(tuple(targets), (), timeout, fallback, max_answer), warnings.append, Responder()
+            forward_config(tuple(targets), (), timeout, fallback, max_answer=max_answer), warnings.append, Responder()
         )
         listener = Listener(ListenerConfig(port=0), forwarder, hub_for(exchanges.append, None, warnings.append))
         await listener.start()

@@ -13,12 +13,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from comethook_cli.cli.options import load_rules, resolve_respond
+from comethook_cli.cli.options import load_rules, respond_action
 from comethook_cli.cometchat.payloads import BuildOptions, build, catalog
-from comethook_cli.cometchat.rules import Responder, compile_regex, parse_respond, parse_rules
+from comethook_cli.cometchat.rules import Responder, compile_regex, parse_rules
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.engine.listener import Listener, ListenerConfig
+from comethook_cli.engine.values import action as parse_respond
 from comethook_cli.models import AnsweredBy, Exchange, Rejection, parse_body
 from comethook_cli.outputs import wire
 from tests.conftest import delivery, hub_for
@@ -253,7 +254,7 @@ async def test_an_answer_is_parsed_once_however_many_outputs_show_it(start: Any)
 
 
 async def test_status_and_delay_apply_to_every_canned_answer(start: Any) -> None:
-    running = await start(Responder(status=500, delay_ms=100))
+    running = await start(Responder(status=500, delay=0.1))
     assert await post(running.url, delivery()) == (500, {})
     exchange = running.exchanges[0]
     assert exchange.latency_ms >= 95
@@ -295,10 +296,10 @@ def test_respond_inject_file_is_read_by_the_adapter_with_the_same_messages(tmp_p
 
     answer = tmp_path / "answer.json"
     answer.write_text('{"tag": "vip"}')
-    assert resolve_respond(f"inject:@{answer}") == 'inject:{"tag": "vip"}'
-    assert resolve_respond("drop") == "drop"
+    assert respond_action(f"inject:@{answer}").body == b'{"tag": "vip"}'
+    assert respond_action("drop").label == "drop"
     with pytest.raises(UsageError) as caught:
-        resolve_respond(f"inject:@{tmp_path / 'missing.json'}")
+        respond_action(f"inject:@{tmp_path / 'missing.json'}")
     assert caught.value.message.startswith("Cannot read --respond file ") and "No such file" in caught.value.message
     # cometchat/ does no I/O: without the adapter's reader, inject:@FILE is refused and the file is not opened.
     with pytest.raises(UsageError) as caught:
@@ -316,7 +317,7 @@ def test_rules_and_inject_files_are_bounded(tmp_path: Path) -> None:
         load_rules(str(big))
     assert caught.value.message == f"--rules {str(big)!r} is larger than 1 MiB."
     with pytest.raises(UsageError) as caught:
-        resolve_respond(f"inject:@{big}")
+        respond_action(f"inject:@{big}")
     assert "is larger than 1 MiB" in caught.value.message
 
 

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from comethook_cli.cli.send import Delivering, outcome, parse_delays, parse_expectations, parse_header
+from comethook_cli.cli.send import outcome
 from comethook_cli.cometchat.payloads import BuildOptions, build, encode, find_template
-from comethook_cli.engine import checks
+from comethook_cli.engine import checks, values
 from comethook_cli.engine.runs import Expectations, check_expectations, compare_attempts, percentile, summarize
 from comethook_cli.engine.sender import CONTENT_TYPE, Outgoing, connector, deliver
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
@@ -171,21 +171,6 @@ def test_assertions_exit_3_and_all_well_returns() -> None:
         outcome([made(), made(attempt=2)], [], compare_attempts([made(), made(attempt=2, response={"n": 2})]))
 
 
-def test_flag_parsing_lives_in_the_command_layer() -> None:
-    assert parse_header(" X-Id :  7 ") == ("X-Id", "7")
-    assert parse_delays("0.1, 0.3") == (0.1, 0.3)
-    for bad in ("", "a,b", "-1", "nan"):
-        with pytest.raises(UsageError, match="--retry-delays"):
-            parse_delays(bad)
-    with pytest.raises(UsageError, match="Malformed header"):
-        parse_header("No Colon")
-    assert parse_expectations(Delivering(expect="drop", expect_json=["a.b=1"], max_latency=5)) == Expectations(
-        "drop", (("a.b", 1),), 5
-    )
-    with pytest.raises(UsageError, match="Unknown --expect"):
-        parse_expectations(Delivering(expect="maybe"))
-
-
 # --- runs: statistics and comparisons ------------------------------------------------------------------------
 
 
@@ -222,7 +207,7 @@ def test_check_expectations_says_each_broken_assertion_once() -> None:
 
 
 async def test_run_checks_says_unreachable_only_when_nothing_got_through(closed_port: int, target: Any) -> None:
-    templates = checks.select("message_sent")
+    templates = values.triggers("message_sent")
     refused = await checks.run_checks(f"http://127.0.0.1:{closed_port}/hook", templates, timeout=2)
     assert (refused.reached, refused.failure) == (False, "unreachable")
     assert all(r.status in ("fail", "warn") for r in refused.results)
@@ -237,13 +222,13 @@ async def test_run_checks_counts_a_timeout_as_reached(target: Any) -> None:
         return web.json_response({})
 
     url, _ = await target(slow)
-    run = await checks.run_checks(url, checks.select("message_sent"), timeout=0.2)
+    run = await checks.run_checks(url, values.triggers("message_sent"), timeout=0.2)
     assert (run.reached, run.failure) == (True, None)
     assert any(r.status == "fail" and "timed out" in r.detail for r in run.results)
 
 
 async def test_run_checks_names_a_tls_failure(https_url: str) -> None:  # noqa: F811
-    run = await checks.run_checks(https_url, checks.select("message_sent"))
+    run = await checks.run_checks(https_url, values.triggers("message_sent"))
     assert (run.reached, run.failure) == (False, "tls")
 
 

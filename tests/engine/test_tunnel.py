@@ -210,7 +210,7 @@ async def test_a_missing_agent_is_downloaded_only_after_a_yes(tmp_path: Any) -> 
         return False
 
     missing = tmp_path / "ngrok-bin" / "ngrok"
-    config = TunnelConfig(tunnel="on", ngrok_path=str(missing), ngrok_authtoken=TOKEN)
+    config = TunnelConfig(mode="on", ngrok_path=str(missing), ngrok_authtoken=TOKEN)
     with pytest.raises(TunnelError, match="was not found"):
         await open_for(8765, config, print, decline)
     assert asked and str(missing) in asked[0] and "Download" in asked[0]  # asked, said no, nothing fetched

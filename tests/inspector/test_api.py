@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from comethook_cli.cli.inspect import start_for_session
+from comethook_cli.engine import values
 from comethook_cli.engine.config import AnswerConfig, ForwardConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.session import Session
 from comethook_cli.inspector.server import Inspector
@@ -57,7 +58,7 @@ class Live:
 async def running(answers: AnswerConfig | None = None, forward: ForwardConfig | None = None) -> AsyncIterator[Live]:
     config = ListenConfig(
         listener=ListenerConfig(port=0), answers=answers or AnswerConfig(), forward=forward or ForwardConfig(),
-        tunnel=TunnelConfig(tunnel="off"),
+        tunnel=TunnelConfig(mode="off"),
     )  # fmt: skip
     async with Session(config) as session, aiohttp.ClientSession() as client:
         inspector = await start_for_session(session, 0, lambda note: None)
@@ -69,7 +70,7 @@ async def running(answers: AnswerConfig | None = None, forward: ForwardConfig | 
 
 @pytest.fixture
 async def live() -> AsyncIterator[Live]:
-    async for started in running(AnswerConfig(respond='inject:{"flag": true}', drop_if="spam")):
+    async for started in running(AnswerConfig(values.action({"flag": True}), values.drop_if("spam"))):
         yield started
 
 
@@ -112,8 +113,13 @@ async def test_switching_the_canned_answer_changes_the_next_answer(live: Live) -
     assert status == 400 and "non-empty JSON object" in refused["error"] and refused["hint"]
     assert (await live.change("PUT", "/api/rules", {"respond": "inject:@/etc/passwd"}))[0] == 400
     assert await live.deliver() == {"action": "do_not_propagate"}  # a refused change changes nothing
-    await live.change("PUT", "/api/rules", {"respond": 'inject:{"n": 2}'})
+    await live.change("PUT", "/api/rules", {"respond": 'inject:{"n": 2}'})  # the older text form still works
     assert await live.deliver() == {"n": 2}
+    status, rules = await live.change("PUT", "/api/rules", {"respond": {"n": 3, "tags": ["a"]}})  # the object itself
+    assert status == 200 and rules["respond"] == "inject" and rules["respond_body"] == {"n": 3, "tags": ["a"]}
+    assert await live.deliver() == {"n": 3, "tags": ["a"]}
+    status, refused = await live.change("PUT", "/api/rules", {"respond": {}})
+    assert status == 400 and refused["error"] == "respond inject: needs a non-empty JSON object."
     assert await live.deliver(text="spam spam") == {"action": "do_not_propagate"}  # --drop-if still comes first
 
 

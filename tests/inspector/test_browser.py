@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from comethook_cli.cli.inspect import start_for_session
+from comethook_cli.engine import values
 from comethook_cli.engine.config import AnswerConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.hub import Hub
 from comethook_cli.engine.session import Session
@@ -66,12 +67,18 @@ class Threaded:
         self.loop.close()
 
 
+#: AnswerConfig's fields from what a test writes (as the CLI parses its flags).
+PARSERS: dict[str, Any] = {"respond": values.action, "drop_if": values.drop_if}
+
+
 class LiveListen(Threaded):
     """`listen` with its inspector, from Python."""
 
     def __init__(self, **answers: Any) -> None:
         super().__init__()
-        config = ListenConfig(listener=ListenerConfig(port=0), answers=AnswerConfig(**answers), tunnel=TunnelConfig(tunnel="off"))
+        parsed = {"action" if name == "respond" else name: PARSERS[name](value) for name, value in answers.items()}
+        answer_config = AnswerConfig(**parsed)
+        config = ListenConfig(listener=ListenerConfig(port=0), answers=answer_config, tunnel=TunnelConfig(mode="off"))
         self.session = Session(config)
         self.run(self.session.startup())
         self.inspector: Inspector = self.run(start_for_session(self.session, 0, lambda note: None))

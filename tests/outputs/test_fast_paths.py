@@ -18,7 +18,8 @@ from rich.console import Console
 
 from comethook_cli import speedups
 from comethook_cli.engine.history.reader import History
-from comethook_cli.engine.history.writer import HistoryWriter, Retention
+from comethook_cli.engine.history.retention import Retention
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import AnsweredBy, Verdict
 from comethook_cli.outputs import wire
 from comethook_cli.outputs.terminal import Renderer, event_spans
@@ -115,11 +116,12 @@ async def test_under_constant_writes_the_wal_starts_over_without_a_truncate(
     over: the writer thread finishes the copy between two group commits instead. With the TRUNCATE fallback out of
     the way, the WAL starts over again and again (each start writes new salts into its header) while 40 MB are
     written without a pause; it used to grow by all of them."""
+    from comethook_cli.engine.history import retention as retention_module
     from comethook_cli.engine.history import writer as store_module
 
     monkeypatch.setattr(store_module, "WAL_STUCK_FACTOR", 10_000)  # no TRUNCATE: only a restart can bound it
     monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 0.05)
-    monkeypatch.setattr(store_module, "WAL_LIMIT_MAX", store_module.WAL_LIMIT_MIN)
+    monkeypatch.setattr(retention_module, "WAL_LIMIT_MAX", retention_module.WAL_LIMIT_MIN)  # Retention.wal_limit reads it
     writer = HistoryWriter(tmp_path / "h.db", Retention(None, None))  # no pruning; the WAL limit is 4 MiB
     wal = tmp_path / "h.db-wal"
     salts: set[bytes] = set()
@@ -148,10 +150,11 @@ async def test_under_constant_writes_the_wal_starts_over_without_a_truncate(
 async def test_a_wal_past_its_limit_is_copied_out_when_the_writes_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When no delivery follows the one that took the WAL past its limit, the writer thread never gets to finish the
     copy: the maintenance thread does it once the writer sleeps, so a quiet listener does not sit on a large WAL."""
+    from comethook_cli.engine.history import retention as retention_module
     from comethook_cli.engine.history import writer as store_module
 
     monkeypatch.setattr(store_module, "CHECKPOINT_SECONDS", 0.05)
-    monkeypatch.setattr(store_module, "WAL_LIMIT_MAX", store_module.WAL_LIMIT_MIN)
+    monkeypatch.setattr(retention_module, "WAL_LIMIT_MAX", retention_module.WAL_LIMIT_MIN)  # Retention.wal_limit reads it
     writer = HistoryWriter(tmp_path / "h.db", Retention(None, None))
     base = stored_exchange("after_message", "y")
     filler = b'{"trigger":"after_message","data":{"text":"' + b"y" * 100_000 + b'"}}'

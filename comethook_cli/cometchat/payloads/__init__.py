@@ -35,13 +35,14 @@ from typing import Any
 
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads.people import group_entity, user_entity
-from comethook_cli.errors import UsageError
+from comethook_cli.cometchat.rest import REGIONS as REGIONS
+from comethook_cli.cometchat.rest import Region
+from comethook_cli.errors import InvalidSetting, UsageError
 from comethook_cli.models import Generation
 
 DEFAULT_APP_ID = "2379614bd4db65dd"
 DEFAULT_WEBHOOK_ID = "comethook-dev"
-DEFAULT_REGION = "us"
-REGIONS = ("us", "eu", "in")
+DEFAULT_REGION = Region.US
 MESSAGE_TYPES = ("text", "image", "video", "audio", "file", "custom")
 #: The configured name of a legacy trigger whose body says something else.
 TRIGGER_ALIASES = {"user_connection_status_change": "after_connection_status_changed"}
@@ -99,7 +100,7 @@ class BuildOptions:
     group: str | None = None
     webhook_id: str = DEFAULT_WEBHOOK_ID
     app_id: str = DEFAULT_APP_ID
-    region: str = DEFAULT_REGION
+    region: Region = DEFAULT_REGION
     sets: Sequence[tuple[str, Any]] = field(default_factory=tuple)
     #: The id of the message a delivery is about (an edit carries its original's id); fresh when None.
     message_id: str | None = None
@@ -136,10 +137,10 @@ def trigger_names() -> list[str]:
     return sorted({t.trigger for t in catalog()} | set(TRIGGER_ALIASES))
 
 
-def known_trigger(trigger: str, flag: str) -> tuple[str, bool]:
-    """A trigger name from a flag (`--route`, `--events`), lower-cased: (name, whether the catalog knows it).
+def known_trigger(trigger: str, setting: str) -> tuple[str, bool]:
+    """A trigger name given for a setting (`route`, `events`), lower-cased: (name, whether the catalog knows it).
 
-    A name close to a known one is a typo: UsageError with "did you mean". Any other unknown name is let
+    A name close to a known one is a typo: InvalidSetting with "did you mean". Any other unknown name is let
     through (CometChat adds triggers), and the caller says so."""
     folded = trigger.strip().lower()
     name = TRIGGER_ALIASES.get(folded, folded)
@@ -147,7 +148,7 @@ def known_trigger(trigger: str, flag: str) -> tuple[str, bool]:
         return name, True
     close = difflib.get_close_matches(folded, trigger_names(), n=3, cutoff=0.8)
     if close:
-        raise UsageError(f"Unknown trigger {trigger!r} in {flag}.", f"Did you mean {', '.join(close)}?")
+        raise InvalidSetting(setting, ".", f"Did you mean {', '.join(close)}?", before=f"Unknown trigger {trigger!r} in ")
     return name, False
 
 
@@ -201,8 +202,6 @@ def build(template: Template, options: BuildOptions, ids: IdSource | None = None
     """A delivery body: the template filled from the options, fresh ids and timestamps, then `--set`s applied."""
     if options.type not in MESSAGE_TYPES:
         raise UsageError(f"Unknown message type {options.type!r}.", f"Use one of: {', '.join(MESSAGE_TYPES)}.")
-    if options.region not in REGIONS:
-        raise UsageError(f"Unknown region {options.region!r}.", f"Use one of: {', '.join(REGIONS)}.")
     ids = ids or IdSource()
     tokens = _tokens(template, options, ids, time.time() if now is None else now)
     body = _fill(template.body, tokens, options)
@@ -309,15 +308,16 @@ class Bodies:
         return _Frame.of(encode(build(self.template, self.options, holes, now)), self._marker, holes.draws)
 
 
-def parse_set(expression: str, flag: str = "--set") -> tuple[str, Any]:
-    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself (`flag` names it)."""
+def parse_set(expression: str, setting: str = "set") -> tuple[str, Any]:
+    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself (`setting` names it:
+    `set`, or `expect_json`)."""
     path, sep, raw = expression.partition("=")
     path = path.strip()
     if not sep or not path or any(not part for part in path.split(".")):
-        example = "data.text=hello" if flag == "--set" else "status=queued"
-        raise UsageError(
-            f"Malformed {flag} {expression!r}.", f"Write it as PATH=VALUE with a dotted path, e.g. {flag} {example}."
-        )
+        raise InvalidSetting(
+            setting, ".", "Write it as PATH=VALUE with a dotted path, e.g. {example}.", value=expression, before="Malformed ",
+            example="data.text=hello" if setting == "set" else "status=queued",
+        )  # fmt: skip
     try:
         value: Any = jsonbody.parse(raw)  # strict: NaN stays the string "NaN", never a float that is not JSON
     except jsonbody.JsonBodyError:
@@ -335,8 +335,9 @@ def set_path(document: Any, path: str, value: Any) -> None:
         if isinstance(node, list):
             # One past the end appends (so attachments.0.url fills a new list); further out is a mistake.
             if not part.lstrip("-").isdigit() or not -len(node) <= int(part) <= len(node):
-                raise UsageError(
-                    f"--set {path}: {where!r} is not an index of the list there (it has {len(node)} item(s)).",
+                raise InvalidSetting(
+                    "set",
+                    f" {path}: {where!r} is not an index of the list there (it has {len(node)} item(s)).",
                     f"Use a 0-based index from 0 to {len(node)} ({len(node)} appends).",
                 )
             if int(part) == len(node):
@@ -356,8 +357,9 @@ def set_path(document: Any, path: str, value: Any) -> None:
             node = node[part]
         else:
             parent = ".".join(parts[:depth]) or "the body"
-            raise UsageError(
-                f"--set {path}: {parent!r} is a {type(node).__name__}, not an object.",
+            raise InvalidSetting(
+                "set",
+                f" {path}: {parent!r} is a {type(node).__name__}, not an object.",
                 "Set the value itself, or pick a path that goes through objects only.",
             )
 
@@ -380,7 +382,7 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
     earlier = sent if isinstance(sent, int) and not isinstance(sent, bool) else seconds - 95
     return {
         "app_id": options.app_id,
-        "region": options.region,
+        "region": str(options.region),
         "webhook": options.webhook_id,
         "now": seconds,
         "now_ms": int(now * 1000),

@@ -21,22 +21,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from comethook_cli.engine.history.files import HistoryDamaged, is_damaged, set_aside
+from comethook_cli.engine.history.retention import MIB, Retention
 from comethook_cli.engine.history.rows import INSERT, open_checked, row_size, to_row
 from comethook_cli.engine.worker import LoopKick
 from comethook_cli.errors import ComethookError
-from comethook_cli.models import DEFAULT_HISTORY_MAX_AGE_DAYS, DEFAULT_HISTORY_MAX_MB, Exchange
+from comethook_cli.models import Exchange
 
 CHECKPOINT_SECONDS = 0.5
-MIB = 1024 * 1024
-DAY = 86400.0
-#: The WAL may grow to a quarter of the size cap, within these bounds, before a checkpoint waits for writers; the
-#: cap covers the database and its WAL together, so the database is pruned to the rest (see Retention).
-WAL_LIMIT_MIN = 256 * 1024
-WAL_LIMIT_MAX = 64 * MIB
 #: Pruning deletes the oldest rows in transactions this small, so the event loop's writer never waits long for the lock.
 PRUNE_CHUNK_ROWS = 500
 PRUNE_CHUNK_BYTES = 8 * MIB
@@ -110,38 +104,6 @@ def check_writable(connection: sqlite3.Connection, path: Path, retention: Retent
             "once it is full, deliveries are refused with 503 until there is room. Free some space, or lower --history-max-mb."
         )
     return None
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How much history to keep (None: no limit); past either cap, the oldest exchanges are deleted."""
-
-    max_bytes: int | None = DEFAULT_HISTORY_MAX_MB * MIB
-    max_age: float | None = DEFAULT_HISTORY_MAX_AGE_DAYS * DAY
-
-    @classmethod
-    def from_options(cls, max_mb: float, max_age_days: float) -> Retention:
-        """From --history-max-mb and --history-max-age (0 turns that cap off)."""
-        return cls(int(max_mb * MIB) if max_mb > 0 else None, max_age_days * DAY if max_age_days > 0 else None)
-
-    @property
-    def wal_limit(self) -> int:
-        """The WAL size past which a checkpoint waits for writers to reset it (see WAL_LIMIT_MIN)."""
-        if self.max_bytes is None:
-            return WAL_LIMIT_MAX
-        return min(max(self.max_bytes // 4, WAL_LIMIT_MIN), WAL_LIMIT_MAX)
-
-    @property
-    def database_bytes(self) -> int | None:
-        """What the database itself may hold: the size cap less the WAL's share, so the files together keep to the cap."""
-        return None if self.max_bytes is None else max(self.max_bytes - self.wal_limit, self.max_bytes // 2)
-
-    def describe(self) -> str:
-        """The caps in words ("500 MiB and 30 days"), for the banner and `history list`."""
-        size = f"{self.max_bytes / MIB:g} MiB" if self.max_bytes is not None else "no size limit"
-        days = self.max_age / DAY if self.max_age is not None else None
-        age = "no age limit" if days is None else f"{days:g} day" + ("" if days == 1 else "s")
-        return f"{size} and {age}"
 
 
 def _used_bytes(connection: sqlite3.Connection) -> int:

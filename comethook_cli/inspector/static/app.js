@@ -657,7 +657,7 @@ $("rules-form").addEventListener("submit", async (event) => {
   let respond = chosen.value;
   if (respond === "inject") {
     try {
-      respond = "inject:" + JSON.stringify(JSON.parse($("rules-inject").value));
+      respond = JSON.parse($("rules-inject").value);  // the object itself: the API injects a JSON object as it is
     } catch (error) {
       $("rules-validity").textContent = error.message;
       $("rules-validity").className = "validity bad";

@@ -22,7 +22,8 @@ from comethook_cli.engine import tunnel
 from comethook_cli.engine.exchanges import new_id
 from comethook_cli.engine.history.files import HistoryDamaged, default_path
 from comethook_cli.engine.history.reader import History
-from comethook_cli.engine.history.writer import DAY, HistoryWriter, Retention
+from comethook_cli.engine.history.retention import DAY, Retention
+from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import Exchange
 from tests.cli.test_history import exchange
 from tests.conftest import ndjson, post_json

@@ -1,0 +1,77 @@
+"""engine/values.py: what a user writes → the domain values the configs hold, and the errors that name the setting."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from comethook_cli.engine import values
+from comethook_cli.errors import InvalidSetting, UsageError
+
+
+def test_the_domain_given_as_a_url_is_reduced_to_its_name() -> None:
+    assert values.domain("https://My-App.ngrok.app/") == "My-App.ngrok.app"
+    assert values.ngrok_region(" EU") == values.NgrokRegion.EU == "eu"
+
+
+def test_an_action_from_text_or_from_an_object() -> None:
+    assert values.action("drop").label == "drop"
+    injected = values.action({"flag": True, "score": 0.5})
+    assert injected.label == "inject" and json.loads(injected.body) == {"flag": True, "score": 0.5}
+    assert values.action('inject:{"flag": true}').body == injected.body.replace(b', "score": 0.5', b"")
+    with pytest.raises(InvalidSetting, match="non-empty JSON object"):
+        values.action({})
+    with pytest.raises(InvalidSetting, match="no file is read here"):
+        values.action("inject:@/etc/passwd")  # no `read`: nothing reads a file
+
+
+def test_an_invalid_setting_is_named_as_a_flag_or_as_a_keyword() -> None:
+    with pytest.raises(InvalidSetting) as caught:
+        values.status(700)
+    error = caught.value
+    assert isinstance(error, UsageError) and isinstance(error, ValueError) and error.setting == "status"
+    assert (error.message, error.hint) == ("status=700 is not an HTTP status code.", "Use 100-599, e.g. status=503.")
+    assert error.named("flag") == ("--status 700 is not an HTTP status code.", "Use 100-599, e.g. --status 503.")
+    with pytest.raises(InvalidSetting) as fallback:
+        values.fallback("explode")
+    assert fallback.value.named("flag")[0] == "Unknown --fallback 'explode'."
+    assert fallback.value.message == "Unknown fallback='explode'."
+
+
+def test_routes_retention_delays_headers_and_expectations_are_parsed_once() -> None:
+    warned: list[str] = []
+    routes = values.routes(["before_message=8001", "brand_new_trigger=:9000/x"], warned.append)
+    assert routes == (
+        values.Route("before_message", "http://localhost:8001"),
+        values.Route("brand_new_trigger", "http://localhost:9000/x"),
+    )
+    assert warned and "brand_new_trigger" in warned[0]
+    with pytest.raises(InvalidSetting, match="Malformed route"):
+        values.routes(["before_message"], warned.append)
+    retention = values.retention(1, 2)
+    assert (retention.max_bytes, retention.max_age) == (1024 * 1024, 2 * 86400.0)
+    assert values.retention(0, 0).max_bytes is None
+    with pytest.raises(InvalidSetting, match="cannot be negative"):
+        values.retention(-1, 0)
+    assert values.retry_delays("0.1, 0.3") == (0.1, 0.3)
+    assert values.header(" X-Id :  7 ") == ("X-Id", "7")
+    expected = values.expectations("drop", ["a.b=1"], 5)
+    assert (expected.verdict, tuple(expected.json), expected.max_latency_ms) == ("drop", (("a.b", 1),), 5)
+    with pytest.raises(InvalidSetting, match="Unknown expect='maybe'"):
+        values.expectations("maybe")
+
+
+def test_delivering_values_are_refused_with_the_flag_the_cli_user_typed() -> None:
+    from comethook_cli.cli.app import flagged
+
+    for bad in ("", "a,b", "-1", "nan"):
+        with pytest.raises(InvalidSetting) as caught:
+            values.retry_delays(bad)
+        assert flagged(caught.value)[0] == f"Malformed --retry-delays {bad!r}."
+    with pytest.raises(InvalidSetting) as header:
+        values.header("No Colon")
+    assert flagged(header.value) == ("Malformed header 'No Colon'.", "Write it as -H 'Name: value'.")
+    with pytest.raises(InvalidSetting) as expect:
+        values.expectations("maybe")
+    assert flagged(expect.value)[0] == "Unknown --expect 'maybe'."
