@@ -177,6 +177,16 @@ TunnelTimeout = Annotated[
         rich_help_panel="Tunnel",
     ),
 ]
+PublicUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--public-url",
+        metavar="URL",
+        help="The public URL of your own tunnel (cloudflared, Tailscale Funnel, a proxy) to this listener: no ngrok tunnel "
+        "is opened; this URL is shown, probed and remembered.",
+        rich_help_panel="Tunnel",
+    ),
+]
 NoHistory = Annotated[bool, typer.Option("--no-history", help="Do not store exchanges.", rich_help_panel="History")]
 HistoryMaxMb = Annotated[
     float,
@@ -248,6 +258,7 @@ def listen(
     region: TunnelRegion = default(TunnelConfig, "region"),
     install_ngrok: InstallNgrok = default(TunnelConfig, "install_ngrok"),
     tunnel_timeout: TunnelTimeout = default(TunnelConfig, "tunnel_timeout"),
+    public_url: PublicUrl = default(TunnelConfig, "public_url"),
     forward_to: ForwardTo = None,
     route: Route = None,
     forward_timeout: ForwardTimeout = default(ForwardConfig, "forward_timeout"),
@@ -280,7 +291,7 @@ def listen(
     )
     tunnel_section = tunnel_config(
         tunnel=tunnel, ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region,
-        install_ngrok=install_ngrok, tunnel_timeout=tunnel_timeout,
+        install_ngrok=install_ngrok, tunnel_timeout=tunnel_timeout, public_url=public_url,
     )  # fmt: skip
     history_section = history_config(
         no_history=no_history, history_max_mb=history_max_mb, history_max_age=history_max_age, keep_secrets=keep_secrets
@@ -341,7 +352,28 @@ def tunnel_config(**values: Any) -> TunnelConfig:
                 f"Malformed --domain {domain!r}.", "Give the reserved domain's name, e.g. --domain my-app.ngrok.app."
             )
         values["domain"] = bare
+    _check_tunnel_choice(mode, values)
     return TunnelConfig(tunnel="auto" if mode is None else "on" if mode else "off", **values)
+
+
+def _check_tunnel_choice(mode: bool | None, values: dict[str, Any]) -> None:
+    """--domain needs the ngrok tunnel; --public-url replaces it: the combinations that cannot both hold are usage errors."""
+    from comethook_cli.engine.public_url import checked_public_url
+    from comethook_cli.errors import UsageError
+
+    if values["domain"] and mode is False:
+        raise UsageError(
+            "--domain names the ngrok domain of a tunnel, and --no-tunnel opens none.",
+            "Drop --no-tunnel to open the tunnel on that domain, or drop --domain to listen locally.",
+        )
+    if values["public_url"] is None:
+        return
+    values["public_url"] = checked_public_url(values["public_url"])
+    if mode or values["domain"]:
+        raise UsageError(
+            f"--public-url is your own tunnel, and {'--tunnel' if mode else '--domain'} asks for an ngrok one.",
+            "Use one or the other.",
+        )
 
 
 def history_config(**values: Any) -> HistoryConfig:
@@ -425,6 +457,8 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
             loop.call_soon_threadsafe(_reader_gone, session, shown)
 
     stream.on_broken = reader_gone
+    opening = _Opening(shown, session)
+    session.on_tunnel_opening = opening.start
     starting = asyncio.ensure_future(session.startup())
     # While starting (a tunnel that is still opening), Ctrl-C cancels the start-up at once: the agent is killed.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -435,6 +469,8 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
             await starting
         except asyncio.CancelledError:
             raise StartInterrupted from None
+        finally:
+            opening.finish(starting)
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.add_signal_handler(signum, session.stop)
@@ -461,7 +497,50 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
                 loop.remove_signal_handler(signum)
         if page is not None:
             await page.stop()
-        await session.shutdown()
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, _second_ctrl_c, loop, session, shown)
+        try:
+            await session.shutdown()
+        finally:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
+
+
+def _second_ctrl_c(loop: asyncio.AbstractEventLoop, session: Session, shown: View) -> None:
+    """Ctrl-C again while the answers in flight finish: stop now, and say how many deliveries that drops."""
+    dropped = session.force_stop()
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+        loop.remove_signal_handler(signal.SIGINT)  # a third Ctrl-C interrupts whatever is left
+    if dropped:
+        shown.warning(
+            f"Stopped without waiting: {dropped} deliver{'y' if dropped == 1 else 'ies'} in flight dropped unanswered "
+            "(CometChat sends them again where retryOnFailure is on)."
+        )
+    else:
+        shown.note("Stopped without waiting (no delivery was in flight).")
+
+
+class _Opening:
+    """Progress on stderr while the ngrok agent starts (the session calls start(); finish() when startup ends)."""
+
+    def __init__(self, shown: View, session: Session) -> None:
+        self.shown = shown
+        self.session = session
+        self.ticker: Any = None
+
+    def start(self) -> None:
+        """The agent is starting."""
+        self.ticker = self.shown.human.ticker("opening the ngrok tunnel")
+
+    def finish(self, starting: asyncio.Future[None]) -> None:
+        """Startup ended: the tunnel opened, failed, or the start was interrupted."""
+        if self.ticker is None:
+            return
+        ticker, self.ticker = self.ticker, None
+        if not starting.done() or starting.cancelled():
+            ticker.finish("interrupted while opening the ngrok tunnel")
+        else:
+            ticker.finish("ngrok tunnel open" if self.session.tunnel is not None else "the ngrok tunnel did not open")
 
 
 def _reader_gone(session: Session, shown: View) -> None:
@@ -496,38 +575,60 @@ def parse_events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ..
 
 
 def local_only_advice(session: Session) -> str:
-    """Why there is no public URL, and what to do: advice that fits the reason (no token, --no-tunnel, a failure)."""
+    """Why there is no public URL, and how to get one: advice that fits the reason (no token, --no-tunnel, a failure)."""
     tunnel = session.config.tunnel
+    own = "or run your own tunnel to this listener and pass its address with --public-url"
     if tunnel.tunnel == "off":
-        return "CometChat cannot reach a local URL: --no-tunnel keeps it local (drop it to open an ngrok tunnel)."
+        return f"CometChat cannot reach a local URL. For a public one, drop --no-tunnel (an ngrok tunnel), {own}."
     from comethook_cli.engine.tunnel import find_authtoken
 
     if find_authtoken(tunnel) is None:
         return (
             "CometChat cannot reach a local URL. For a public one: get an ngrok authtoken (free) at "
-            "https://dashboard.ngrok.com/get-started/your-authtoken, set NGROK_AUTHTOKEN, and run again "
-            "(add --install-ngrok if the ngrok agent is not installed)."
+            "https://dashboard.ngrok.com/get-started/your-authtoken, set NGROK_AUTHTOKEN (or run `ngrok config "
+            f"add-authtoken TOKEN`), and run again (add --install-ngrok if the ngrok agent is not installed); {own}."
         )
     # A token is there, so the tunnel failed: the warning above says why (agent missing, offline, too slow ...).
-    return "CometChat cannot reach a local URL: the tunnel did not open (see the warning above); fix that and restart."
+    return f"CometChat cannot reach a local URL: the tunnel did not open (see the warning above); fix that and restart, {own}."
+
+
+PASTE = (
+    "Paste it in the CometChat Dashboard: your app → Settings → Webhooks (current triggers), or Settings → Legacy "
+    "Webhooks for before_message / after_message. Tick the triggers you want; receipts, reactions, group and call "
+    "events each need their own checkbox."
+)
+
+
+def public_rows(session: Session) -> list[tuple[str, str]]:
+    """The banner's rows about the public URL: where it comes from, what to paste, and a URL that changed since last run."""
+    public = session.public_url
+    if public is None:
+        return [
+            ("Public", "none: listening locally"),
+            ("", local_only_advice(session)),
+            ("Webhook URL", session.webhook_url),
+            ("", "On this machine only: for `comethook send` and your tests, not for the CometChat Dashboard."),
+        ]
+    tunnel = session.tunnel
+    origin = tunnel.origin if tunnel is not None else "your own tunnel (--public-url), probed through itself"
+    lines = [("Public", public), ("Tunnel", origin), ("Webhook URL", session.webhook_url), ("", PASTE)]
+    previous = session.previous_public_url
+    if previous is not None:
+        lines.append(
+            (
+                "URL changed",
+                f"the last run announced {previous}: CometChat still calls that one until you paste the new URL in the "
+                "Dashboard. To keep one URL across restarts, claim ngrok's free static domain "
+                "(https://dashboard.ngrok.com/domains) and pass it with --domain, or use --public-url with a tunnel of your own.",
+            )
+        )
+    return lines
 
 
 def banner(session: Session, inspector_url: str | None = None) -> list[tuple[str, str]]:
     """The start-up banner's rows: where to point CometChat, who answers, where the history goes."""
     config = session.config
-    public = session.public_url
-    lines = [("Local", session.local_url), ("Public", public or "none: listening locally")]
-    if public is None:
-        lines.append(("", local_only_advice(session)))
-    lines.append(("Webhook URL", session.webhook_url))
-    lines.append(
-        (
-            "",
-            "Paste it in the CometChat Dashboard: your app → Settings → Webhooks (current triggers), "
-            "or Settings → Legacy Webhooks for before_message / after_message. Tick the triggers you want; "
-            "receipts, reactions, group and call events each need their own checkbox.",
-        )
-    )
+    lines = [("Local", session.local_url), *public_rows(session)]
     if inspector_url is not None:
         lines.append(("Inspector", f"{inspector_url} (this machine only)"))
     basic_auth = "on (credentials required)" if config.listener.basic_auth else "off (anyone with the URL can post)"

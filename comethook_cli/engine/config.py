@@ -97,6 +97,9 @@ class TunnelConfig:
     region: str | None = None
     install_ngrok: bool = False
     tunnel_timeout: float = 10.0
+    #: The public URL of a tunnel the user runs (cloudflared, Tailscale Funnel, a reverse proxy): no ngrok tunnel is
+    #: opened; this URL is shown, probed and remembered instead.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -67,14 +67,19 @@ def test_ctrl_c_on_listen_json_into_a_pipe_whose_reader_is_gone_stops_quietly(li
     assert "Traceback" not in err and "Exception" not in err and "Stopped after 0 events." in err
 
 
-def test_banner_tells_what_to_paste_and_how_to_stop(listen_process: Any) -> None:
+def test_banner_of_a_local_listener_says_how_to_get_a_public_url_and_never_to_paste_the_local_one(
+    listen_process: Any,
+) -> None:
     listener = listen_process("--max-events", "1", json_out=False)
     post_json(listener.url + "/webhook", delivery())
     code, _, err = listener.finish()
     banner = "".join(listener.lines) + err
     assert code == 0
-    for expected in ("Webhook URL", "Settings → Webhooks", "Legacy Webhooks", "NGROK_AUTHTOKEN", "Ctrl-C", "History"):
+    for expected in ("Webhook URL", "NGROK_AUTHTOKEN", "ngrok config add-authtoken", "--public-url", "Ctrl-C", "History"):
         assert expected in banner, expected
+    # A loopback URL pasted in the Dashboard never works: the banner must not ask for it.
+    assert "Paste it" not in banner and "Settings → Webhooks" not in banner
+    assert "not for the CometChat Dashboard" in banner
 
 
 def test_port_in_use_exits_1_with_a_hint(cli: Any) -> None:
