@@ -514,7 +514,7 @@ def _second_ctrl_c(loop: asyncio.AbstractEventLoop, session: Session, shown: Vie
     if dropped:
         shown.warning(
             f"Stopped without waiting: {dropped} deliver{'y' if dropped == 1 else 'ies'} in flight dropped unanswered "
-            "(CometChat sends them again where retryOnFailure is on)."
+            f"(CometChat sends {'it' if dropped == 1 else 'them'} again where retryOnFailure is on)."
         )
     else:
         shown.note("Stopped without waiting (no delivery was in flight).")

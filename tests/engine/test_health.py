@@ -131,5 +131,5 @@ async def test_an_app_started_late_then_stopped_gets_one_line_each_way_and_never
 
 
 async def test_no_watch_without_a_public_url_or_an_app(sessions: Any) -> None:
-    session, records, _ = await sessions(ListenConfig(ListenerConfig(port=0), tunnel=TunnelConfig(tunnel="off")))
+    session, _records, _ = await sessions(ListenConfig(ListenerConfig(port=0), tunnel=TunnelConfig(tunnel="off")))
     assert session.watches == [] and session.health() == {}
