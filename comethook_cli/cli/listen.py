@@ -366,7 +366,7 @@ def _check_tunnel_choice(mode: bool | None, values: dict[str, Any]) -> None:
             "--domain names the ngrok domain of a tunnel, and --no-tunnel opens none.",
             "Drop --no-tunnel to open the tunnel on that domain, or drop --domain to listen locally.",
         )
-    if values["public_url"] is None:
+    if values.get("public_url") is None:
         return
     values["public_url"] = checked_public_url(values["public_url"])
     if mode or values["domain"]:
