@@ -38,6 +38,8 @@ FAILURES_FOR_DOWN = 2
 #: Bytes of a probe's answer read at most (the reply is 32 bytes; an error page is only scanned for ngrok's code).
 PROBE_READ_LIMIT = 4096
 _NGROK_CODE = re.compile(rb"ERR_NGROK_\d+")
+#: Not a browser, and saying so to ngrok too: a free ngrok domain shows browsers a warning page instead of the app.
+PROBE_HEADERS = {"User-Agent": "comethook-probe", "ngrok-skip-browser-warning": "1"}
 
 Check = Callable[[], Awaitable[str | None]]
 
@@ -149,7 +151,7 @@ class TunnelProbe(Watch):
         try:
             async with (
                 asyncio.timeout(self.timeout),
-                self._client.get(self.probe_url, allow_redirects=False, headers={"User-Agent": "comethook-probe"}) as answer,
+                self._client.get(self.probe_url, allow_redirects=False, headers=PROBE_HEADERS) as answer,
             ):
                 body = await answer.content.read(PROBE_READ_LIMIT)
         except TimeoutError:

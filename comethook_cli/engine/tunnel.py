@@ -230,7 +230,7 @@ async def _open(
     """Start the agent and open the tunnel (over 60 lines: the deadline, Ctrl-C and every failure are each handled
     here, where the pyngrok config they need is in scope)."""
     token, source = found
-    path, where = find_agent(config)
+    path, where = await asyncio.to_thread(find_agent, config)  # an agent on PATH is asked `ngrok version`: off the loop
     await _ensure_agent(path, config, confirm_install)
     _quiet_pyngrok_logging()
     _clean_agent_environment()

@@ -87,6 +87,11 @@ async def test_the_listener_answers_the_probe_path_with_its_secret_and_records_n
     assert listener.probe_path.startswith("/_comethook/probe/") and len(listener.probe_path) > len("/_comethook/probe/") + 16
     assert listener.probe_reply not in listener.probe_path.encode()
     assert (await post(running.url, delivery()))[0] == 200  # deliveries still work, and only they are stored
+    # With Basic auth on, the probe still gets through (its token is its credential); a delivery needs the password.
+    guarded = await start(basic_auth="cc:secret")
+    async with aiohttp.ClientSession() as client, client.get(guarded.listener.local_url + guarded.listener.probe_path) as answer:
+        assert answer.status == 200 and await answer.read() == guarded.listener.probe_reply
+    assert (await post(guarded.url, delivery()))[0] == 401
     stored = (await cli.run("history", "list", "--json")).stdout.splitlines()
     assert len(stored) == 1 and "_comethook" not in stored[0]
 
