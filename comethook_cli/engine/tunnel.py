@@ -122,11 +122,6 @@ def find_authtoken(config: TunnelConfig) -> str | None:
     return authtoken_and_source(config)[0]
 
 
-def ngrok_config_files() -> tuple[Path, ...]:
-    """Where ngrok keeps its config: v3's file (what `ngrok config add-authtoken` writes), then ngrok v2's."""
-    return ngrok_dir() / "ngrok.yml", Path("~/.ngrok2/ngrok.yml").expanduser()
-
-
 def authtoken_and_source(config: TunnelConfig) -> tuple[str | None, str]:
     """The authtoken and where it came from: --ngrok-authtoken, NGROK_AUTHTOKEN, or the path of ngrok's config file."""
     if config.ngrok_authtoken:
@@ -134,11 +129,9 @@ def authtoken_and_source(config: TunnelConfig) -> tuple[str | None, str]:
     token = os.environ.get("NGROK_AUTHTOKEN")
     if token:
         return token, "NGROK_AUTHTOKEN"
-    for path in ngrok_config_files():
-        token = _token_in(path)
-        if token:
-            return token, str(path)
-    return None, ""
+    path = ngrok_dir() / "ngrok.yml"  # what `ngrok config add-authtoken` writes (ngrok v3, the only agent pyngrok runs)
+    token = _token_in(path)
+    return (token, str(path)) if token else (None, "")
 
 
 def _token_in(path: Path) -> str | None:
@@ -238,10 +231,8 @@ async def _open(
 
     if on_opening is not None:
         on_opening()
-    # A token from ngrok v2's file goes in a private v3 config of its own, as --ngrok-authtoken's does.
-    written = config.ngrok_authtoken or (token if source == str(ngrok_config_files()[1]) else None)
     origin = f"ngrok agent {path} ({where})" + (f"; authtoken from {source}" if token else "")
-    with _agent_config(written) as config_path:
+    with _agent_config(config.ngrok_authtoken) as config_path:
         pyngrok_config = conf.PyngrokConfig(
             ngrok_path=str(path),
             config_path=str(config_path),
