@@ -499,11 +499,11 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(signum)
-        if page is not None:
-            await page.stop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGINT, second_ctrl_c, loop, session, shown)
         try:
+            if page is not None:
+                await page.stop()
             await session.shutdown()
         finally:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):

@@ -70,6 +70,7 @@ class Session:
         self._close_answerer: Callable[[], Awaitable[None]] | None = None
         self._stop: asyncio.Event | None = None
         self._stopping: asyncio.Future[None] | None = None
+        self._forced = False
         self._kept = 0
 
     # --- the three phases ------------------------------------------------------------------------
@@ -156,7 +157,11 @@ class Session:
                 await watch.stop()
             if self.listener is not None:
                 self._stopping = asyncio.ensure_future(self.listener.stop())
+                if self._forced:  # Ctrl-C twice before the shutdown began: no waiting for the answers in flight
+                    self._stopping.cancel()
                 await asyncio.wait([self._stopping])  # force_stop() may cut it short; the rest still closes
+                if not self._stopping.cancelled():
+                    self._stopping.result()
             if self._close_answerer is not None:
                 await self._close_answerer()
             if self.tunnel is not None:
@@ -168,10 +173,12 @@ class Session:
 
     def force_stop(self) -> int:
         """Stop waiting for the answers in flight (a second Ctrl-C while shutting down); how many deliveries that drops."""
-        if self._stopping is None or self._stopping.done() or self.listener is None:
+        if self.listener is None or (self._stopping is not None and self._stopping.done()):
             return 0
         dropped = self.listener.in_flight()
-        self._stopping.cancel()
+        self._forced = True
+        if self._stopping is not None:
+            self._stopping.cancel()
         return dropped
 
     def stop(self) -> None:
