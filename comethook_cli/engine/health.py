@@ -153,7 +153,9 @@ class TunnelProbe(Watch):
                 asyncio.timeout(self.timeout),
                 self._client.get(self.probe_url, allow_redirects=False, headers=PROBE_HEADERS) as answer,
             ):
-                body = await answer.content.read(PROBE_READ_LIMIT)
+                body = b""
+                while len(body) < PROBE_READ_LIMIT and (chunk := await answer.content.read(PROBE_READ_LIMIT - len(body))):
+                    body += chunk  # a relay may deliver the body apart from the headers, and in pieces
         except TimeoutError:
             return (
                 f"the probe sent through {where} got no answer within {self.timeout:g} s; CometChat's deliveries do not arrive."
