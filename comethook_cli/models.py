@@ -273,9 +273,29 @@ class Rejection:
     counted: bool = False
 
 
-#: Everything the hub publishes (engine/hub.py), a closed set: an answered delivery, one `--events` leaves out, and a
-#: refused request. A subscriber takes them through `RecordHandler`, the one place that tells them apart.
-HubRecord = Exchange | Skipped | Rejection
+#: What a Health record is about: the public URL (the probe through the tunnel) or the app behind --forward-to.
+HealthSubject = Literal["tunnel", "app"]
+
+
+@dataclass(frozen=True)
+class Health:
+    """A change in what the session can reach (engine/health.py): the public URL, probed through itself, or the app
+    behind --forward-to, by a TCP connect. Published once per change of `state`, never once per check."""
+
+    subject: HealthSubject
+    state: Literal["up", "down"]
+    #: What failed (or that it works again), for people.
+    detail: str
+    #: What to do about it ("" when it is up).
+    hint: str = ""
+    #: The URL probed (the public URL, or the app's address).
+    url: str = ""
+
+
+#: Everything the hub publishes (engine/hub.py), a closed set: an answered delivery, one `--events` leaves out, a
+#: refused request, and a change of health. A subscriber takes them through `RecordHandler`, the one place that tells
+#: them apart.
+HubRecord = Exchange | Skipped | Rejection | Health
 
 
 class RecordHandler:
@@ -291,6 +311,9 @@ class RecordHandler:
     def on_rejection(self, rejection: Rejection) -> None:
         """A request refused (4xx, or 503) without being an event."""
 
+    def on_health(self, health: Health) -> None:
+        """The tunnel or the app behind --forward-to went down, or came back."""
+
     def handle(self, record: HubRecord) -> None:
         """Hand a record to the method for its kind."""
         match record:
@@ -300,6 +323,8 @@ class RecordHandler:
                 self.on_skipped(record)
             case Rejection():
                 self.on_rejection(record)
+            case Health():
+                self.on_health(record)
             case _:
                 assert_never(record)
 

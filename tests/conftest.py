@@ -269,6 +269,15 @@ def fake_ngrok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         def runs(self) -> list[dict[str, Any]]:
             return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
+        def stop_forwarding(self) -> None:
+            """From now on the public URLs answer ERR_NGROK_3200 instead of reaching the listener."""
+            pause.touch()
+
+        def resume_forwarding(self) -> None:
+            pause.unlink(missing_ok=True)
+
+    pause = tmp_path / "fake_ngrok.pause"
+    monkeypatch.setenv("FAKE_NGROK_PAUSE_FILE", str(pause))
     return Agent()
 
 

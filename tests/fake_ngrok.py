@@ -15,6 +15,10 @@ upstream. Failure modes are picked with FAKE_NGROK_MODE:
   silent           prints nothing, runs forever
   die              healthy, then exits after FAKE_NGROK_DIE_AFTER seconds (default 1)
 
+FAKE_NGROK_PAUSE_FILE, when set, stops forwarding mid-run: while that file exists, every connection to a public URL
+is answered as ngrok's edge answers for an agent it lost (404, ERR_NGROK_3200 "endpoint offline") instead of being
+piped to the upstream; once the file is gone, forwarding resumes. A test creates and removes the file.
+
 FAKE_NGROK_LOG, when set, gets one JSON line per run: argv, pid, the NGROK_AUTHTOKEN it inherited, its --config file, and its whole environment.
 """
 
@@ -70,7 +74,22 @@ def pipe(source: socket.socket, sink: socket.socket) -> None:
             sink.shutdown(socket.SHUT_WR)
 
 
+def paused() -> bool:
+    pause = os.environ.get("FAKE_NGROK_PAUSE_FILE")
+    return bool(pause) and os.path.exists(pause)  # type: ignore[arg-type]
+
+
 def serve_connection(client: socket.socket, upstream: str) -> None:
+    if paused():
+        client.settimeout(2)
+        with contextlib.suppress(OSError):  # read the request first: closing over unread bytes resets the connection
+            client.recv(65536)
+        body = b"The endpoint is offline.\r\n\r\nERR_NGROK_3200\r\n"
+        client.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_WR)
+        client.close()
+        return
     parts = urlsplit(upstream if "://" in upstream else f"tcp://{upstream}")
     try:
         server = socket.create_connection((parts.hostname or "localhost", parts.port or 80), timeout=5)

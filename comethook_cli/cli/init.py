@@ -58,6 +58,7 @@ STARTER = """\
 # domain = "my-app.ngrok.app"        # a reserved domain keeps the Dashboard URL across restarts
 # region = "eu"
 # tunnel-timeout = 10.0              # the ngrok authtoken comes from NGROK_AUTHTOKEN or your ngrok config
+# public-url = "https://hooks.example.com"   # your own tunnel to this listener instead of ngrok's
 
 [history]
 # history-max-mb = 500.0

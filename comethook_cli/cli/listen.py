@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, TextIO, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TextIO, cast
 
 from comethook_cli import speedups
 from comethook_cli.errors import TunnelError
@@ -177,6 +177,16 @@ TunnelTimeout = Annotated[
         rich_help_panel="Tunnel",
     ),
 ]
+PublicUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--public-url",
+        metavar="URL",
+        help="The public URL of your own tunnel (cloudflared, Tailscale Funnel, a proxy) to this listener: no ngrok tunnel "
+        "is opened; this URL is shown, probed and remembered.",
+        rich_help_panel="Tunnel",
+    ),
+]
 NoHistory = Annotated[bool, typer.Option("--no-history", help="Do not store exchanges.", rich_help_panel="History")]
 HistoryMaxMb = Annotated[
     float,
@@ -248,6 +258,7 @@ def listen(
     region: TunnelRegion = default(TunnelConfig, "region"),
     install_ngrok: InstallNgrok = default(TunnelConfig, "install_ngrok"),
     tunnel_timeout: TunnelTimeout = default(TunnelConfig, "timeout"),
+    public_url: PublicUrl = default(TunnelConfig, "public_url"),
     forward_to: ForwardTo = None,
     route: Route = None,
     forward_timeout: ForwardTimeout = default(ForwardConfig, "timeout"),
@@ -278,9 +289,9 @@ def listen(
         host=host, port=port, max_body=max_body, basic_auth=options.basic_auth(basic_auth, basic_auth_file),
         allow_browser_origin=allow_browser_origin,
     )  # fmt: skip
-    tunnel_section = TunnelConfig(
-        mode="auto" if tunnel is None else "on" if tunnel else "off", ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken,
-        domain=values.domain(domain), region=values.ngrok_region(region), install_ngrok=install_ngrok, timeout=tunnel_timeout,
+    tunnel_section = tunnel_config(
+        tunnel, ngrok_path=ngrok_path, ngrok_authtoken=ngrok_authtoken, domain=domain, region=region,
+        install_ngrok=install_ngrok, timeout=tunnel_timeout, public_url=public_url,
     )  # fmt: skip
     chosen = values.events(events, warn)
     answers = answer_config(respond=respond, drop_if=drop_if, rules=rules, delay=delay, status=status)
@@ -307,6 +318,32 @@ def answer_config(respond: str, drop_if: str | None, rules: str | None, delay: f
         project = active()  # [[listen.rules]], parsed where the file was read
         loaded = project.inline_rules if project is not None and project.inline_rules else ()
     return AnswerConfig(action, values.drop_if(drop_if), loaded, values.delay_seconds(delay), status)
+
+
+def tunnel_config(
+    tunnel: bool | None, *, domain: str | None, region: str | None, public_url: str | None, **rest: Any
+) -> TunnelConfig:
+    """TUNNEL's values → TunnelConfig (--tunnel/--no-tunnel/neither → on/off/auto). --domain needs the ngrok tunnel and
+    --public-url replaces it: the combinations that cannot both hold are usage errors."""
+    from comethook_cli.engine import values
+    from comethook_cli.engine.public_url import checked_public_url
+    from comethook_cli.errors import UsageError
+
+    name = values.domain(domain)
+    ngrok_region = values.ngrok_region(region)
+    if name and tunnel is False:
+        raise UsageError(
+            "--domain names the ngrok domain of a tunnel, and --no-tunnel opens none.",
+            "Drop --no-tunnel to open the tunnel on that domain, or drop --domain to listen locally.",
+        )
+    url = checked_public_url(public_url) if public_url is not None else None
+    if url is not None and (tunnel or name):
+        raise UsageError(
+            f"--public-url is your own tunnel, and {'--tunnel' if tunnel else '--domain'} asks for an ngrok one.",
+            "Use one or the other.",
+        )
+    mode: Literal["auto", "on", "off"] = "auto" if tunnel is None else "on" if tunnel else "off"
+    return TunnelConfig(mode=mode, domain=name, region=ngrok_region, public_url=url, **rest)
 
 
 # --- the command's body ------------------------------------------------------------------------------------
@@ -385,6 +422,10 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
             loop.call_soon_threadsafe(_reader_gone, session, shown)
 
     stream.on_broken = reader_gone
+    from comethook_cli.cli.announce import Opening, second_ctrl_c
+
+    opening = Opening(shown, session)
+    session.on_tunnel_opening = opening.start
     starting = asyncio.ensure_future(session.startup())
     # While starting (a tunnel that is still opening), Ctrl-C cancels the start-up at once: the agent is killed.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -395,6 +436,8 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
             await starting
         except asyncio.CancelledError:
             raise StartInterrupted from None
+        finally:
+            opening.finish(starting)
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.add_signal_handler(signum, session.stop)
@@ -405,6 +448,8 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
 
             page = await start_for_session(session, choice.port, shown.note)
         inspector_url = page.url if page is not None else None
+        from comethook_cli.cli.announce import banner
+
         shown.ready(
             Ready(session.local_url, session.public_url, session.webhook_url, inspector_url), banner(session, inspector_url)
         )
@@ -419,63 +464,18 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(signum)
-        if page is not None:
-            await page.stop()
-        await session.shutdown()
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, second_ctrl_c, loop, session, shown)
+        try:
+            if page is not None:
+                await page.stop()
+            await session.shutdown()
+        finally:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
 
 
 def _reader_gone(session: Session, shown: View) -> None:
     """Whoever read the output went away (`| head -1`): nobody sees what arrives, so stop."""
     shown.note("The reader of the output went away; stopping.", style="yellow")
     session.stop()
-
-
-def local_only_advice(session: Session) -> str:
-    """Why there is no public URL, and what to do: advice that fits the reason (no token, --no-tunnel, a failure)."""
-    tunnel = session.config.tunnel
-    if tunnel.mode == "off":
-        return "CometChat cannot reach a local URL: --no-tunnel keeps it local (drop it to open an ngrok tunnel)."
-    from comethook_cli.engine.tunnel import find_authtoken
-
-    if find_authtoken(tunnel) is None:
-        return (
-            "CometChat cannot reach a local URL. For a public one: get an ngrok authtoken (free) at "
-            "https://dashboard.ngrok.com/get-started/your-authtoken, set NGROK_AUTHTOKEN, and run again "
-            "(add --install-ngrok if the ngrok agent is not installed)."
-        )
-    # A token is there, so the tunnel failed: the warning above says why (agent missing, offline, too slow ...).
-    return "CometChat cannot reach a local URL: the tunnel did not open (see the warning above); fix that and restart."
-
-
-def banner(session: Session, inspector_url: str | None = None) -> list[tuple[str, str]]:
-    """The start-up banner's rows: where to point CometChat, who answers, where the history goes."""
-    config = session.config
-    public = session.public_url
-    lines = [("Local", session.local_url), ("Public", public or "none: listening locally")]
-    if public is None:
-        lines.append(("", local_only_advice(session)))
-    lines.append(("Webhook URL", session.webhook_url))
-    lines.append(
-        (
-            "",
-            "Paste it in the CometChat Dashboard: your app → Settings → Webhooks (current triggers), "
-            "or Settings → Legacy Webhooks for before_message / after_message. Tick the triggers you want; "
-            "receipts, reactions, group and call events each need their own checkbox.",
-        )
-    )
-    if inspector_url is not None:
-        lines.append(("Inspector", f"{inspector_url} (this machine only)"))
-    basic_auth = "on (credentials required)" if config.listener.basic_auth else "off (anyone with the URL can post)"
-    lines.append(("Basic auth", basic_auth))
-    if config.events:
-        lines.append(("Events", f"only {', '.join(config.events)} (others are answered, not stored or shown)"))
-    forwarded = config.forward.enabled
-    lines.append(
-        ("Answers", session.answering if forwarded else f"before_message: {session.answering}; other triggers: 2xx {{}}")
-    )
-    if session.history is not None:
-        lines.append(("History", f"{session.history.path} (keeps {session.history.retention.describe()})"))
-    else:
-        lines.append(("History", "off (--no-history)"))
-    lines.append(("", "Press Ctrl-C to stop."))
-    return lines

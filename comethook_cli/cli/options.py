@@ -194,7 +194,9 @@ DELIVERING = frozenset({
     "basic_auth", "basic_auth_file", "header", "timeout", "content_type", "json_out", "expect", "expect_json", "max_latency",
     "simulate_retries", "retry_delays", "verbose", "max_answer", "insecure",
 })  # fmt: skip
-TUNNEL = frozenset({"tunnel", "ngrok_path", "ngrok_authtoken", "domain", "region", "install_ngrok", "tunnel_timeout"})
+TUNNEL = frozenset(
+    {"tunnel", "ngrok_path", "ngrok_authtoken", "domain", "region", "install_ngrok", "tunnel_timeout", "public_url"}
+)
 HISTORY = frozenset({"no_history", "history_max_mb", "history_max_age", "keep_secrets"})
 
 # --- the shared flags, turned into what the engine takes --------------------------------------------------

@@ -137,6 +137,9 @@ class TunnelConfig:
     install_ngrok: bool = False
     #: Seconds the agent gets to open the tunnel.
     timeout: float = 10.0
+    #: The public URL of a tunnel the user runs (cloudflared, Tailscale Funnel, a reverse proxy): no ngrok tunnel is
+    #: opened; this URL is shown, probed and remembered instead.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)

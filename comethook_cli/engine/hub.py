@@ -5,7 +5,7 @@ exchange it says so (a `NotStored`), and the listener refuses the delivery (503)
 something it lost. `publish()` never blocks and never raises: inline
 subscribers are plain callables that must not block (the terminal and NDJSON outputs only format and
 append to a background stream, outputs/stream.py), most of them a models.RecordHandler, which takes the closed
-set of records (models.HubRecord: Exchange, Skipped, Rejection) by type in one place; queue subscribers get a
+set of records (models.HubRecord: Exchange, Skipped, Rejection, Health) by type in one place; queue subscribers get a
 bounded asyncio.Queue each,
 and one that falls behind is cut off and marked `overflowed` (it must reload from the history) instead
 of growing without bound.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from comethook_cli.models import Exchange, HubRecord, RecordHandler, Rejection, Skipped, without_secrets
+from comethook_cli.models import Exchange, Health, HubRecord, RecordHandler, Rejection, Skipped, without_secrets
 
 Subscriber = Callable[[HubRecord], None]
 #: Records a queue subscriber may fall behind by before it is cut off (it then reloads from history).
@@ -161,7 +161,7 @@ class Hub:
             return NotStored(exchange.id, str(reason))
         return None
 
-    def publish(self, record: Exchange | Rejection) -> None:
+    def publish(self, record: Exchange | Rejection | Health) -> None:
         """Hand a record to every subscriber (an exchange `keep` leaves out as Skipped). One that raises costs that
         record its output there, with a warning, and nothing else: the other subscribers still get it, and it still
         gets the next one."""

@@ -15,6 +15,7 @@ import errno
 import hmac
 import ipaddress
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,8 @@ Answerer = Callable[[Incoming], Awaitable[Answer]]
 LINGER = 2.0
 #: What a body refused for the memory budget (--body-budget) is told to wait before trying again (seconds).
 RETRY_AFTER = 5
+#: Where the tunnel probe's private path starts (its per-run token follows).
+PROBE_PREFIX = "/_comethook/probe/"
 #: Errors accept() gives when the process or the system is out of file descriptors or memory.
 ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -105,6 +108,10 @@ class Listener:
         #: Shared by every body being received: many slow connections cannot add up past it (see ListenerConfig.body_budget).
         self.budget = ByteBudget(config.body_budget)
         self._local_url = self.local_url
+        #: The private path the tunnel probe (engine/health.py) asks for, with a per-run token: answered with
+        #: `probe_reply` (a second secret, never in a request) and never recorded, published or counted.
+        self.probe_path = f"{PROBE_PREFIX}{secrets.token_urlsafe(16)}"
+        self.probe_reply = secrets.token_hex(16).encode()
 
     @property
     def local_url(self) -> str:
@@ -135,15 +142,21 @@ class Listener:
         self._previous_handler = self._loop.get_exception_handler()
         self._loop.set_exception_handler(self._loop_error)
 
+    def in_flight(self) -> int:
+        """Deliveries being received or answered now (what a second Ctrl-C drops)."""
+        return self._server.busy() if self._server is not None else 0
+
     async def stop(self) -> None:
         """Stop accepting, let in-flight answers finish (briefly), release the port."""
-        if self._runner is not None:
-            await self._runner.cleanup()
+        try:
+            if self._runner is not None:
+                await self._runner.cleanup()  # cancelled by Session.force_stop(): the answers in flight are dropped
+        finally:
             self._runner = self._server = None
-        self.warnings.flush()
-        if self._loop is not None:
-            self._loop.set_exception_handler(self._previous_handler)
-            self._loop = None
+            self.warnings.flush()
+            if self._loop is not None:
+                self._loop.set_exception_handler(self._previous_handler)
+                self._loop = None
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """asyncio reports a failed accept() (out of file descriptors) with a traceback, again every second:
@@ -329,6 +342,8 @@ class Listener:
         started = time.perf_counter()
         received_at = time.time()
         raw_path, _, raw_query = request.raw_path.partition("?")
+        if raw_path == self.probe_path:  # the tunnel probe: one comparison per request, and it is never a delivery
+            return web.Response(body=self.probe_reply)
         refused = self._refused(request, raw_path)
         if refused is not None:
             return refused

@@ -22,6 +22,7 @@ from comethook_cli.models import Exchange, RecordHandler
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.rules import Action, Responder
+    from comethook_cli.engine.health import Watch
     from comethook_cli.engine.history.writer import HistoryWriter
     from comethook_cli.engine.listener import Answerer, Listener
     from comethook_cli.engine.tunnel import Tunnel
@@ -39,10 +40,22 @@ class Session:
         config: ListenConfig,
         on_warning: Callable[[str], None] | None = None,
         confirm_install: Callable[[str], bool] | None = None,
+        on_tunnel_opening: Callable[[], None] | None = None,
+        probe_interval: float | None = None,
+        app_interval: float | None = None,
     ) -> None:
         self.config = config
         self.hub = Hub(on_warning=on_warning)
         self.confirm_install = confirm_install
+        #: Called when the ngrok agent starts (a display shows progress until startup() returns).
+        self.on_tunnel_opening = on_tunnel_opening
+        #: Seconds between probes through the public URL, and between connects to the app (None: engine/health.py's).
+        self.probe_interval = probe_interval
+        self.app_interval = app_interval
+        #: The public URL the last run announced, when this run's differs (the Dashboard may still call it).
+        self.previous_public_url: str | None = None
+        #: The tunnel probe and the app watches (engine/health.py), running while the session serves.
+        self.watches: list[Watch] = []
         self.answerer: Answerer | None = None
         #: The canned answers (with --forward-to, what unrouted triggers get); `set_action()` switches them live.
         self.responder: Responder | None = None
@@ -56,6 +69,8 @@ class Session:
         self._prepared = False
         self._close_answerer: Callable[[], Awaitable[None]] | None = None
         self._stop: asyncio.Event | None = None
+        self._stopping: asyncio.Future[None] | None = None
+        self._forced = False
         self._kept = 0
 
     # --- the three phases ------------------------------------------------------------------------
@@ -99,10 +114,19 @@ class Session:
         try:
             await self.listener.start()
             self.tunnel = await self._open_tunnel()
+            from comethook_cli.engine import health
+
+            self.watches = await health.watches_for(self)
         except BaseException:
             await self.shutdown()  # whatever did open (the history, the app client) is released
             raise
-        self.listener.tunnel_open = self.tunnel is not None
+        self.listener.tunnel_open = self.public_url is not None
+        if self.public_url is not None:
+            from comethook_cli.engine.public_url import remember
+
+            self.previous_public_url = remember(self.public_url)
+        for watch in self.watches:
+            watch.start()
         self.started = True
 
     async def serve(self) -> None:
@@ -128,8 +152,15 @@ class Session:
     async def shutdown(self) -> None:
         """Stop accepting, let answers in flight finish (briefly), close the app client, the tunnel, the history."""
         try:
+            for watch in self.watches:
+                await watch.stop()
             if self.listener is not None:
-                await self.listener.stop()
+                self._stopping = asyncio.ensure_future(self.listener.stop())
+                if self._forced:  # Ctrl-C twice before the shutdown began: no waiting for the answers in flight
+                    self._stopping.cancel()
+                await asyncio.wait([self._stopping])  # force_stop() may cut it short; the rest still closes
+                if not self._stopping.cancelled():
+                    self._stopping.result()
             if self._close_answerer is not None:
                 await self._close_answerer()
             if self.tunnel is not None:
@@ -138,6 +169,16 @@ class Session:
             if self.history is not None:
                 self.history.close()
                 self.history = None
+
+    def force_stop(self) -> int:
+        """Stop waiting for the answers in flight (a second Ctrl-C while shutting down); how many deliveries that drops."""
+        if self.listener is None or (self._stopping is not None and self._stopping.done()):
+            return 0
+        dropped = self.listener.in_flight()
+        self._forced = True
+        if self._stopping is not None:
+            self._stopping.cancel()
+        return dropped
 
     def stop(self) -> None:
         """Ask serve() to return (signal handlers call this)."""
@@ -175,8 +216,19 @@ class Session:
 
     @property
     def public_url(self) -> str | None:
-        """The tunnel's public URL (None when listening locally)."""
-        return self.tunnel.public_url if self.tunnel is not None else None
+        """The tunnel's public URL, or --public-url's (None when listening locally)."""
+        return self.tunnel.public_url if self.tunnel is not None else self.config.tunnel.public_url
+
+    def health(self) -> dict[str, dict[str, str]]:
+        """What the watches last found, by subject ("tunnel", "app"): {"state": "up"|"down"|"checking", "url", "detail"}.
+        A subject with several apps is down when any of them is."""
+        found: dict[str, dict[str, str]] = {}
+        for watch in self.watches:
+            state = watch.state if watch.checks or watch.state == "down" else "checking"
+            kept = found.get(watch.subject)
+            if kept is None or (state == "down" and kept["state"] != "down"):
+                found[watch.subject] = {"state": state, "url": watch.url, "detail": watch.detail}
+        return found
 
     @property
     def webhook_url(self) -> str:
@@ -222,12 +274,14 @@ class Session:
 
     async def _open_tunnel(self) -> Tunnel | None:
         """The ngrok tunnel when asked for (or when auto mode finds a token); None when listening locally."""
-        if self.config.tunnel.mode == "off":
+        if self.config.tunnel.mode == "off" or self.config.tunnel.public_url:
             return None
         from comethook_cli.engine import tunnel
 
         assert self.listener is not None
-        return await tunnel.open_for(self.listener.port, self.config.tunnel, self.hub.warn, self.confirm_install)
+        return await tunnel.open_for(
+            self.listener.port, self.config.tunnel, self.hub.warn, self.confirm_install, self.on_tunnel_opening
+        )
 
 
 class _Counter(RecordHandler):

@@ -42,6 +42,9 @@ GATED: Mapping[str, str] = {
     "forward-to": SENDS,
     "route": SENDS,  # TRIGGER=URL
     "api-base": SENDS,
+    # A public URL is probed (a request every 30 s to that host) and the banner tells the user to paste it in the
+    # CometChat Dashboard: a stranger's file naming their own host would get both, and every delivery after that.
+    "public-url": SENDS,
     "ngrok-authtoken": TUNNELS,  # a literal token only: { env = "NAME" } reads the user's own environment
 }
 #: Both must be set for a CI job to trust its checkout without `comethook trust` (one alone is no consent).

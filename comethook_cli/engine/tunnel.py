@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -52,11 +53,55 @@ def ngrok_dir() -> Path:
 
 
 def agent_path(config: TunnelConfig) -> Path:
-    """--ngrok-path, else COMETHOOK_NGROK_PATH, else where pyngrok installs the agent. Never $PATH (pyngrok's `ngrok` script is a downloader)."""
+    """The agent comethook runs (find_agent's path)."""
+    return find_agent(config)[0]
+
+
+def find_agent(config: TunnelConfig) -> tuple[Path, str]:
+    """The ngrok agent and where it was found: --ngrok-path, else COMETHOOK_NGROK_PATH, else where pyngrok installs
+    it when it is there, else an agent on $PATH that proves to be one (is_real_agent), else pyngrok's place (missing:
+    the caller offers to download it there)."""
     from pyngrok import installer
 
-    explicit = config.ngrok_path or os.environ.get("COMETHOOK_NGROK_PATH")
-    return Path(explicit).expanduser() if explicit else ngrok_dir() / installer.get_ngrok_bin()
+    if config.ngrok_path:
+        return Path(config.ngrok_path).expanduser(), "--ngrok-path"
+    explicit = os.environ.get("COMETHOOK_NGROK_PATH")
+    if explicit:
+        return Path(explicit).expanduser(), "COMETHOOK_NGROK_PATH"
+    installed = ngrok_dir() / installer.get_ngrok_bin()
+    if installed.exists():
+        return installed, "installed by pyngrok"
+    on_path = shutil.which("ngrok")
+    if on_path is not None and is_real_agent(Path(on_path)):
+        return Path(on_path), "found on PATH"
+    return installed, "installed by pyngrok"
+
+
+#: How long `ngrok version` may take to answer before the file is taken for something else.
+VERSION_TIMEOUT = 5.0
+_AGENT_VERSION = re.compile(r"^ngrok version 3\.", re.MULTILINE)
+
+
+def is_real_agent(path: Path) -> bool:
+    """Whether an `ngrok` found on PATH is the ngrok v3 agent. pyngrok installs a console script named `ngrok` that is
+    its downloader, not the agent (run, it downloads the agent from the internet): a script that mentions Python or
+    pyngrok is never run. Anything else must answer `ngrok version` like the agent (`ngrok version 3.x`), within
+    VERSION_TIMEOUT, started without comethook's settings in its environment."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return False
+    if head.startswith(b"#!") and (b"python" in head.split(b"\n", 1)[0] or b"pyngrok" in head):
+        return False
+    try:
+        answer = subprocess.run(
+            [str(path), "version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT, env=agent_environment(),
+            stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return False
+    return answer.returncode == 0 and _AGENT_VERSION.search(answer.stdout) is not None
 
 
 def config_file() -> Path:
@@ -74,12 +119,24 @@ def config_file() -> Path:
 
 def find_authtoken(config: TunnelConfig) -> str | None:
     """--ngrok-authtoken, else NGROK_AUTHTOKEN, else `authtoken` in the user's ngrok config."""
-    token = config.ngrok_authtoken or os.environ.get("NGROK_AUTHTOKEN")
+    return authtoken_and_source(config)[0]
+
+
+def authtoken_and_source(config: TunnelConfig) -> tuple[str | None, str]:
+    """The authtoken and where it came from: --ngrok-authtoken, NGROK_AUTHTOKEN, or the path of ngrok's config file."""
+    if config.ngrok_authtoken:
+        return config.ngrok_authtoken, "--ngrok-authtoken"
+    token = os.environ.get("NGROK_AUTHTOKEN")
     if token:
-        return token
+        return token, "NGROK_AUTHTOKEN"
+    path = ngrok_dir() / "ngrok.yml"  # what `ngrok config add-authtoken` writes (ngrok v3, the only agent pyngrok runs)
+    token = _token_in(path)
+    return (token, str(path)) if token else (None, "")
+
+
+def _token_in(path: Path) -> str | None:
     import yaml  # pyngrok's own dependency
 
-    path = ngrok_dir() / "ngrok.yml"
     try:
         settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, ValueError, yaml.YAMLError):  # a malformed file is the user's to fix, not a crash
@@ -95,10 +152,12 @@ def find_authtoken(config: TunnelConfig) -> str | None:
 class Tunnel:
     """An open tunnel: its public URL, a watchdog on the agent, and close()."""
 
-    def __init__(self, public_url: str, agent: Any, pyngrok_config: Any) -> None:
+    def __init__(self, public_url: str, agent: Any, pyngrok_config: Any, origin: str = "") -> None:
         self.public_url = public_url
         self._agent = agent  # pyngrok's NgrokProcess
         self._config = pyngrok_config
+        #: Which agent runs and where the authtoken came from, for the banner (never the token).
+        self.origin = origin
 
     def agent_exit_code(self) -> int | None:
         """None while the agent runs, else its exit code."""
@@ -134,14 +193,19 @@ class Tunnel:
 
 
 async def open_for(
-    port: int, config: TunnelConfig, on_warning: Callable[[str], None], confirm_install: Callable[[str], bool] | None = None
+    port: int,
+    config: TunnelConfig,
+    on_warning: Callable[[str], None],
+    confirm_install: Callable[[str], bool] | None = None,
+    on_opening: Callable[[], None] | None = None,
 ) -> Tunnel | None:
-    """Open a tunnel to the local port. Auto mode (not required): None without a token, and a warning instead of an error."""
-    token = find_authtoken(config)
+    """Open a tunnel to the local port. Auto mode (not required): None without a token, and a warning instead of an error.
+    `on_opening` is called once the agent is about to start (a display shows progress from then on)."""
+    token, source = authtoken_and_source(config)
     if token is None and config.mode != "on":
         return None
     try:
-        return await _open(port, config, token, confirm_install)
+        return await _open(port, config, (token, source), confirm_install, on_opening)
     except TunnelError as error:
         if config.mode == "on":
             raise
@@ -149,13 +213,25 @@ async def open_for(
         return None
 
 
-async def _open(port: int, config: TunnelConfig, token: str | None, confirm_install: Callable[[str], bool] | None) -> Tunnel:
-    path = agent_path(config)
+async def _open(
+    port: int,
+    config: TunnelConfig,
+    found: tuple[str | None, str],
+    confirm_install: Callable[[str], bool] | None,
+    on_opening: Callable[[], None] | None,
+) -> Tunnel:
+    """Start the agent and open the tunnel (over 60 lines: the deadline, Ctrl-C and every failure are each handled
+    here, where the pyngrok config they need is in scope)."""
+    token, source = found
+    path, where = await asyncio.to_thread(find_agent, config)  # an agent on PATH is asked `ngrok version`: off the loop
     await _ensure_agent(path, config, confirm_install)
     _quiet_pyngrok_logging()
     _clean_agent_environment()
     from pyngrok import conf
 
+    if on_opening is not None:
+        on_opening()
+    origin = f"ngrok agent {path} ({where})" + (f"; authtoken from {source}" if token else "")
     with _agent_config(config.ngrok_authtoken) as config_path:
         pyngrok_config = conf.PyngrokConfig(
             ngrok_path=str(path),
@@ -193,7 +269,7 @@ async def _open(port: int, config: TunnelConfig, token: str | None, confirm_inst
     except Exception as error:
         await asyncio.to_thread(_kill, pyngrok_config)
         raise _explain(error, path, token) from None
-    return Tunnel(public_url, agent, pyngrok_config)
+    return Tunnel(public_url, agent, pyngrok_config, origin)
 
 
 @contextlib.contextmanager

@@ -188,6 +188,8 @@ class Api:
             "webhook_url": session.webhook_url if session is not None and session.listener is not None else None,
             "history": self.inspector.history is not None,
             "budget_ms": COMETCHAT_BUDGET_MS,
+            # {"tunnel": {"state", "url", "detail"}, "app": {...}}: the stream then sends each change as its wire record.
+            "health": session.health() if session is not None else {},
         })  # fmt: skip
 
     async def exchanges(self, request: web.Request) -> web.Response:

@@ -32,7 +32,7 @@ from aiohttp import web
 from comethook_cli.engine.localguard import LocalGuard
 from comethook_cli.engine.serving import bind
 from comethook_cli.inspector.api import Api, json_response
-from comethook_cli.models import Exchange
+from comethook_cli.models import Exchange, Health
 from comethook_cli.outputs import wire
 
 if TYPE_CHECKING:
@@ -237,7 +237,8 @@ class Inspector:
 
     # --- the event stream --------------------------------------------------------------------------
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        """Server-Sent Events: each new exchange as a wire `event` record, its id as the SSE id. `Last-Event-ID`
+        """Server-Sent Events: each new exchange as a wire `event` record, its id as the SSE id (and each change of the
+        tunnel's or the app's health as a `tunnel` or `app` record, without an id). `Last-Event-ID`
         (or `?after=ID`) first sends what was stored after that exchange, then the live ones, each once."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                                "X-Accel-Buffering": "no"})  # fmt: skip
@@ -278,6 +279,7 @@ class Inspector:
                 # Everything that arrived meanwhile goes out in one write: under a flood, a wake-up and a write a
                 # record for each open page cost the listener half its throughput with three pages open.
                 frames = [self._frame(r) for r in batch if isinstance(r, Exchange) and r.id not in sent]
+                frames += [f"data: {wire.encode(wire.health_record(r))}\n\n".encode() for r in batch if isinstance(r, Health)]
                 if frames:
                     await self._write(response, b"".join(frames))
                 if subscription.overflowed:

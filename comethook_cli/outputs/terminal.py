@@ -26,6 +26,7 @@ from comethook_cli.models import (
     Delivery,
     EventInfo,
     Exchange,
+    Health,
     Rejection,
     Verdict,
     over_budget,
@@ -344,6 +345,10 @@ class Renderer:
             task = bar.add_task("send", total=total)
             yield lambda: bar.advance(task)
 
+    def ticker(self, label: str) -> Ticker:
+        """Progress of something slow on stderr: a live line on a terminal, else a line now and one at the end."""
+        return Ticker(self.err, label)
+
     def banner(self, lines: list[tuple[str, str]], title: str) -> None:
         """The start-up banner on stderr: label/value rows under a title, wrapped at words to the width."""
         self.err.print(Text(title, style="bold green"))
@@ -415,6 +420,16 @@ class Renderer:
         """One warning line for a refused request."""
         if not self.quiet and not rejection.counted:
             self.warning(f"rejected {rejection.method} {rejection.path} with {rejection.status}: {rejection.reason}")
+
+    def health(self, health: Health) -> None:
+        """The tunnel or the app went down: a loud warning and what to do (even with -q); back up: one line."""
+        what = "TUNNEL DOWN" if health.subject == "tunnel" else "APP DOWN"
+        if health.state == "down":
+            self.err.print(Text.assemble((f"{what}: ", "bold white on red"), (safe(health.detail), "bold red")))
+            if health.hint:
+                self.err.print(Text.assemble(("Hint: ", "bold"), safe(health.hint)))
+        else:
+            self.err.print(Text(safe(health.detail), style="bold green"))
 
     def stopped(self, events: int) -> None:
         """The last line on stderr."""
@@ -576,7 +591,40 @@ _DROPPABLE = ("webhook", "id", "generation", "clock")
 #: The summary keeps at least this many cells before the ids and the generation are kept, and CLOCK_MIN before the clock.
 SUMMARY_MIN = 40
 CLOCK_MIN = 20
+
+
 #: `history list` keeps at least this much room for the summary before it drops the date and cuts long triggers.
+class Ticker:
+    """ "opening the ngrok tunnel… 2.1 s": on a terminal a live line that counts the seconds (gone at the end); in a
+    pipe or a log, one line at the start. finish() says how it ended and how long it took, in both."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self.console = console
+        self.label = label
+        self.started = time.monotonic()
+        self._live: Any = None
+        if console.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(
+                get_renderable=self._line, console=console, transient=True, refresh_per_second=10,
+                redirect_stdout=False, redirect_stderr=False,
+            )  # fmt: skip
+            self._live.start()
+        else:
+            console.print(Text(f"{label}…", style="dim"))
+
+    def _line(self) -> Text:
+        return Text(f"{self.label}… {time.monotonic() - self.started:.1f} s", style="dim")
+
+    def finish(self, outcome: str) -> None:
+        """Stop the live line and say the outcome, with the time it took."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self.console.print(Text(f"{outcome} ({time.monotonic() - self.started:.1f} s)", style="dim"))
+
+
 TABLE_SUMMARY_MIN = 30
 TABLE_SUMMARY_CUT = 16
 

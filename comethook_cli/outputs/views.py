@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.runs import RetryReport, Summary
-    from comethook_cli.models import JSON, Delivery, EventInfo, Exchange, Rejection, Skipped
+    from comethook_cli.models import JSON, Delivery, EventInfo, Exchange, Health, Rejection, Skipped
     from comethook_cli.outputs.terminal import Renderer
 
 #: How many failed deliveries of a `--count` run are shown one by one before the summary.
@@ -87,6 +87,10 @@ class View(RecordHandler):
 
     def on_skipped(self, skipped: Skipped) -> None:
         """A delivery `--events` leaves out (answered, not stored): nothing in NDJSON."""
+
+    def on_health(self, health: Health) -> None:
+        """The tunnel or the app went down (a loud warning on stderr) or came back (one line)."""
+        self.human.health(health)
 
     def fatal(self, message: str) -> None:
         """Something ends the session (the error funnel says it on stderr)."""
@@ -310,6 +314,11 @@ class WireView(View):
         """The `rejected` line, and the warning on stderr."""
         self.write(wire.Rejected(rejection))
         super().on_rejection(rejection)
+
+    def on_health(self, health: Health) -> None:
+        """The `tunnel` or `app` line, and the warning on stderr."""
+        self.write(wire.health_record(health))
+        super().on_health(health)
 
     def fatal(self, message: str) -> None:
         """The `error` line."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from comethook_cli import speedups
-from comethook_cli.models import Delivery, Exchange, Rejection, iso_time, parse_body, without_secrets
+from comethook_cli.models import Delivery, Exchange, Health, Rejection, iso_time, parse_body, without_secrets
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
@@ -164,6 +164,31 @@ class Rejected(Record):
         """{"type": "rejected", "status", "reason", "method", "path"}."""
         r = self.rejection
         return {"type": self.type, "status": r.status, "reason": r.reason, "method": r.method, "path": r.path}
+
+
+@dataclass(frozen=True)
+class TunnelHealth(Record):
+    """The public URL stopped answering the probe sent through it (two failures in a row), or answers again."""
+
+    type: ClassVar[str] = "tunnel"
+    health: Health
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "tunnel" (or "app"), "state": "up"|"down", "detail", "hint", "url"}."""
+        h = self.health
+        return {"type": self.type, "state": h.state, "detail": h.detail, "hint": h.hint, "url": h.url}
+
+
+@dataclass(frozen=True)
+class AppHealth(TunnelHealth):
+    """Nothing listens at the app behind --forward-to any more, or something does again."""
+
+    type: ClassVar[str] = "app"
+
+
+def health_record(health: Health) -> TunnelHealth:
+    """The `tunnel` or `app` record of a change of health."""
+    return TunnelHealth(health) if health.subject == "tunnel" else AppHealth(health)
 
 
 @dataclass(frozen=True)

@@ -67,14 +67,19 @@ def test_ctrl_c_on_listen_json_into_a_pipe_whose_reader_is_gone_stops_quietly(li
     assert "Traceback" not in err and "Exception" not in err and "Stopped after 0 events." in err
 
 
-def test_banner_tells_what_to_paste_and_how_to_stop(listen_process: Any) -> None:
+def test_banner_of_a_local_listener_says_how_to_get_a_public_url_and_never_to_paste_the_local_one(
+    listen_process: Any,
+) -> None:
     listener = listen_process("--max-events", "1", json_out=False)
     post_json(listener.url + "/webhook", delivery())
     code, _, err = listener.finish()
     banner = "".join(listener.lines) + err
     assert code == 0
-    for expected in ("Webhook URL", "Settings → Webhooks", "Legacy Webhooks", "NGROK_AUTHTOKEN", "Ctrl-C", "History"):
+    for expected in ("Webhook URL", "NGROK_AUTHTOKEN", "ngrok config add-authtoken", "--public-url", "Ctrl-C", "History"):
         assert expected in banner, expected
+    # A loopback URL pasted in the Dashboard never works: the banner must not ask for it.
+    assert "Paste it" not in banner and "Settings → Webhooks" not in banner
+    assert "not for the CometChat Dashboard" in banner
 
 
 def test_port_in_use_exits_1_with_a_hint(cli: Any) -> None:
@@ -180,3 +185,40 @@ def test_a_browser_origin_is_refused_and_comethook_s_own_clients_send_none(liste
         {"type": "rejected", "status": 403, "method": "POST", "path": "/webhook",
          "reason": "sent by a web browser (Origin: 'https://evil.example'), never by CometChat; --allow-browser-origin accepts it"}
     ]  # fmt: skip
+
+
+def test_a_second_ctrl_c_says_how_many_deliveries_in_flight_it_dropped(listen_process: Any) -> None:
+    import threading
+
+    # Each answer waits 10 s (--delay), longer than the 3 s shutdown grants the answers in flight.
+    listener = listen_process("--no-inspector", "--delay", "10000", json_out=False)
+    answers: list[Any] = []
+
+    def deliver() -> None:
+        try:
+            answers.append(post_json(listener.url + "/webhook", delivery(), timeout=20))
+        except OSError as error:
+            answers.append(error)
+
+    senders = [threading.Thread(target=deliver, daemon=True) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    port = int(listener.url.rsplit(":", 1)[1])
+    time.sleep(0.5)  # both bodies in (they are small); the answers wait on --delay
+    listener.proc.send_signal(signal.SIGINT)
+    # The first Ctrl-C closes the port, then waits for the answers in flight: that is when the second one comes.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                break
+        time.sleep(0.02)
+    listener.proc.send_signal(signal.SIGINT)
+    code, _, err = listener.finish()
+    for sender in senders:
+        sender.join(10)
+    assert code == 0, err
+    assert "Stopped without waiting: 2 deliveries in flight dropped unanswered" in err
+    assert "retryOnFailure" in err and "Traceback" not in err
+    assert "Stopped after 0 events." in err
+    assert all(not isinstance(answer, tuple) or answer[0] != 200 for answer in answers)

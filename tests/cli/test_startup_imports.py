@@ -21,7 +21,7 @@ COMMAND_ONLY = (
     *(f"{cli.__name__}.{name}" for name in cli.COMMANDS), "comethook_cli.cli.options", "comethook_cli.engine", "comethook_cli.cometchat",
 )  # fmt: skip
 #: The modules of comethook_cli/cli/ that are no command: what every command shares.
-SHARED = ("__init__", "app", "completion", "options", "project", "projectfile")
+SHARED = ("__init__", "announce", "app", "completion", "options", "project", "projectfile")
 HEAVY = ("asyncio", "aiohttp", "orjson", "uvloop", "sqlite3", "pyngrok")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -234,3 +235,76 @@ def test_the_agent_never_inherits_comethooks_secrets(
     listener.proc.send_signal(signal.SIGINT)
     code, _, err = listener.finish()
     assert code == 0, err
+
+
+def test_start_up_progress_and_a_changed_url_over_two_runs(listen_process: Any, fake_ngrok: Any) -> None:
+    """The stand-in agent gives each run a new public URL, as ngrok's free tunnels do."""
+    args = ("--tunnel", "--ngrok-path", str(fake_ngrok.path), "--ngrok-authtoken", TOKEN, "--no-inspector")
+    banners, urls = [], []
+    for _ in range(2):
+        listener = listen_process(*args, json_out=False)
+        banners.append("".join(listener.lines))
+        urls.append(re.search(r"^  Public +(\S+)$", banners[-1], re.MULTILINE).group(1))  # type: ignore[union-attr]
+        listener.proc.send_signal(signal.SIGINT)
+        assert listener.finish()[0] == 0
+    assert urls[0] != urls[1]
+    first, second = banners
+    # In a pipe: one line as the agent starts, one once the tunnel is open, with the time it took.
+    assert re.search(r"^opening the ngrok tunnel…\nngrok tunnel open \(\d+\.\d s\)\n", first, re.MULTILINE)
+    assert f"ngrok agent {fake_ngrok.path} (--ngrok-path); authtoken from --ngrok-authtoken" in first
+    assert "Paste it in the CometChat Dashboard" in first and "URL changed" not in first
+    assert f"URL changed  the last run announced {urls[0]}: CometChat still calls that one" in second
+    assert "--domain" in second and "https://dashboard.ngrok.com/domains" in second
+
+
+def path_with(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
+    monkeypatch.setenv("PATH", os.pathsep.join([*(str(f) for f in folders), os.environ["PATH"]]))
+
+
+def test_an_agent_on_path_and_the_token_in_ngroks_config_are_found_used_and_named(
+    listen_process: Any, fake_ngrok: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "xdg" / "ngrok" / "ngrok.yml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"version: '3'\nagent:\n  authtoken: {TOKEN}\n")
+    fake_ngrok.mode("token")  # it opens the tunnel only when the token reached it
+    path_with(monkeypatch, fake_ngrok.path.parent)
+    listener = listen_process("--no-inspector", "--max-events", "1", json_out=False)
+    banner = "".join(listener.lines)
+    assert f"ngrok agent {fake_ngrok.path} (found on PATH); authtoken from {config}" in banner
+    assert TOKEN not in banner
+    listener.kill()
+    assert [run["argv"][0] for run in fake_ngrok.runs()] == ["version", "start"]  # asked what it is, then started
+
+
+def test_pyngroks_downloader_script_on_path_is_never_run_or_taken_for_the_agent(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comethook_cli.engine.config import TunnelConfig
+    from comethook_cli.engine.tunnel import find_agent, is_real_agent
+
+    folder = tmp_path / "venv-bin"
+    folder.mkdir()
+    ran = tmp_path / "it-ran"
+    script = folder / "ngrok"  # what pip puts in a venv's bin/ beside comethook
+    script.write_text(f"#!/usr/bin/env python3\nfrom pyngrok.ngrok import main\nopen({str(ran)!r}, 'w')\nmain()\n")
+    script.chmod(0o755)
+    other = tmp_path / "liar" / "ngrok"  # an executable named ngrok that is not the agent
+    other.parent.mkdir()
+    other.write_text("#!/bin/sh\necho hello\n")
+    other.chmod(0o755)
+    path_with(monkeypatch, folder, other.parent)
+    assert not is_real_agent(script) and not is_real_agent(other)
+    path, where = find_agent(TunnelConfig())
+    assert path != script and path != other and where == "installed by pyngrok"
+    result = cli("listen", "--port", "0", "--tunnel", "--ngrok-authtoken", TOKEN)
+    assert result.exit_code == 1 and "The ngrok agent was not found" in result.stderr
+    assert not ran.exists()
+
+
+def test_domain_with_no_tunnel_is_a_usage_error(cli: Any, fake_ngrok: Any) -> None:
+    result = cli("listen", "--port", "0", "--no-tunnel", "--domain", "me.ngrok.app", "--ngrok-path", str(fake_ngrok.path),
+                 "--timeout", "0.2")  # fmt: skip
+    assert result.exit_code == 2
+    assert "--domain names the ngrok domain of a tunnel, and --no-tunnel opens none" in result.stderr
+    assert "Hint: Drop --no-tunnel" in result.stderr and fake_ngrok.runs() == []

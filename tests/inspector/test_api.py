@@ -22,7 +22,7 @@ from comethook_cli.engine import values
 from comethook_cli.engine.config import AnswerConfig, ForwardConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.session import Session
 from comethook_cli.inspector.server import Inspector
-from tests.conftest import delivery, post_json
+from tests.conftest import delivery, forward_config, post_json
 
 STATIC = Path(__file__).resolve().parents[2] / "comethook_cli" / "inspector" / "static"
 
@@ -441,3 +441,38 @@ async def test_a_replay_the_history_cannot_store_is_said_not_silent(live: Live, 
     status, _ = await live.change("POST", f"/api/exchanges/{original}/replay", {"to": url})
     assert status == 200 and len(received) == 1  # the replay went out
     assert any(f"of {original} not stored" in w and "No space left" in w for w in warnings), warnings
+
+
+async def test_the_session_api_and_the_stream_carry_the_health_of_the_app_behind_forward_to() -> None:
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]
+    config = ListenConfig(
+        listener=ListenerConfig(port=0), forward=forward_config((f"http://127.0.0.1:{port}",)),
+        tunnel=TunnelConfig(mode="off"),
+    )  # fmt: skip
+    async with Session(config, app_interval=0.2) as session, aiohttp.ClientSession() as client:
+        inspector = await start_for_session(session, 0, lambda note: None)
+        live = Live(session, inspector, client)
+        try:
+            status, info = await live.get("/api/session")
+            assert status == 200
+            assert info["health"] == {
+                "app": {"state": "down", "url": f"http://127.0.0.1:{port}", "detail": info["health"]["app"]["detail"]}
+            }
+            assert "nothing listens there" in info["health"]["app"]["detail"]
+            async with live.client.get(live.base + "/api/stream") as stream:
+                app = await asyncio.start_server(lambda reader, writer: writer.close(), "127.0.0.1", port)
+                try:
+                    record = None
+                    async with asyncio.timeout(10):
+                        while record is None:
+                            line = (await stream.content.readline()).decode()
+                            if line.startswith("data: "):
+                                record = json.loads(line[6:])
+                finally:
+                    app.close()
+            assert record["type"] == "app" and record["state"] == "up" and record["url"] == f"http://127.0.0.1:{port}"
+            assert (await live.get("/api/session"))[1]["health"]["app"]["state"] == "up"
+        finally:
+            await inspector.stop()

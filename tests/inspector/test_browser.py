@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from comethook_cli.engine.config import AnswerConfig, ListenConfig, ListenerConf
 from comethook_cli.engine.hub import Hub
 from comethook_cli.engine.session import Session
 from comethook_cli.inspector.server import Inspector
-from tests.conftest import delivery, post_json
+from tests.conftest import delivery, forward_config, post_json
 
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("COMETHOOK_CHROMIUM", "/usr/bin/chromium")
@@ -397,3 +398,37 @@ def test_another_sites_page_cannot_read_the_api_or_flood_the_history(listen: Any
         assert exported.value.status == 200
     finally:
         live.run(runner.cleanup())
+
+
+def test_the_header_badge_shows_an_app_that_is_down_and_clears_when_it_is_up(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]
+    live = Threaded()
+    config = ListenConfig(
+        listener=ListenerConfig(port=0), forward=forward_config((f"http://127.0.0.1:{port}",)),
+        tunnel=TunnelConfig(mode="off"),
+    )  # fmt: skip
+    session = Session(config, app_interval=0.2)
+    live.run(session.startup())
+    inspector = live.run(start_for_session(session, 0, lambda note: None))
+    app: Any = None
+    try:
+        page.goto(inspector.url)
+        badge = page.locator("#health")
+        expect(badge).to_have_text("APP DOWN")
+        expect(badge).to_have_attribute("title", re.compile("nothing listens there"))
+
+        async def serve() -> Any:
+            return await asyncio.start_server(lambda reader, writer: writer.close(), "127.0.0.1", port)
+
+        app = live.run(serve())
+        expect(badge).to_be_hidden()  # the stream said it is up: no tunnel to show, nothing down
+    finally:
+        if app is not None:
+            app.close()
+        live.run(inspector.stop())
+        live.run(session.shutdown())
+        live.end()

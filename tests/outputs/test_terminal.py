@@ -266,9 +266,10 @@ def test_listen_on_a_real_terminal_never_wraps(width: int) -> None:
         and "200 PASS" in events[0]
         and re.search(r"after_connection_status_changed( \[legacy\])?  200", events[1])
     )
-    # The banner wraps at words: the Dashboard sentence is all there, every line of it a whole set of words.
+    # The banner wraps at words: the local-only sentences are all there, every line of them a whole set of words.
     banner = " ".join(line.strip() for line in lines if line.startswith("  "))
-    assert "Settings → Legacy Webhooks for before_message / after_message." in banner
+    assert "On this machine only: for `comethook send` and your tests, not for the CometChat Dashboard." in banner
+    assert "pass its address with --public-url." in banner
     assert "Stopped after 2 events." in out
 
 

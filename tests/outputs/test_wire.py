@@ -16,7 +16,7 @@ from comethook_cli.cometchat.payloads import find_template
 from comethook_cli.cometchat.rest import ApiError, RestCall
 from comethook_cli.engine.checks import CheckResult
 from comethook_cli.engine.runs import RetryReport, Summary
-from comethook_cli.models import Delivery, Exchange, Rejection, Verdict, iso_time
+from comethook_cli.models import Delivery, Exchange, Health, Rejection, Verdict, iso_time
 from comethook_cli.outputs import wire
 
 #: Text a hostile delivery may carry: ESC sequences, CR, DEL, C1 (0x9b is a one-byte CSI), bidi overrides,
@@ -106,6 +106,10 @@ def records() -> dict[str, list[wire.Record]]:
             )
         ],
         "Reload": [wire.Reload(HOSTILE)],
+        "TunnelHealth": [
+            wire.health_record(Health("tunnel", "down", HOSTILE, HOSTILE, "https://a.example.test")),
+            wire.health_record(Health("app", "up", HOSTILE, "", "http://localhost:8000")),
+        ],
         "Assertion": [wire.Assertion(False, ("--expect drop", HOSTILE), (HOSTILE,)), wire.Assertion(True, ("--expect ok",), ())],
     }
 

@@ -167,6 +167,9 @@ function connect(resume) {
     if (record.type === "event") {
       latestSeen = record.id;
       addLive(record);
+    } else if (record.type === "tunnel" || record.type === "app") {
+      health[record.type] = { state: record.state, url: record.url, detail: record.detail };
+      showHealth();
     } else if (record.type === "reload") {
       source.close();
       reload(false);
@@ -174,6 +177,24 @@ function connect(resume) {
   };
 }
 let latestSeen = null;
+
+// What the session's watches found: {tunnel: {state, url, detail}, app: {...}} (the session API, then the stream).
+const health = {};
+
+function showHealth() {
+  const badge = $("health");
+  const down = ["tunnel", "app"].filter((subject) => health[subject] && health[subject].state === "down");
+  const tunnel = health.tunnel;
+  badge.hidden = !down.length && !tunnel;
+  badge.className = "health " + (down.length ? "down" : tunnel ? tunnel.state : "");
+  if (down.length) {
+    badge.textContent = down.map((subject) => subject.toUpperCase() + " DOWN").join(" · ");
+    badge.title = down.map((subject) => health[subject].detail).join("\n");
+  } else if (tunnel) {
+    badge.textContent = tunnel.state === "up" ? "tunnel ok" : "tunnel: checking…";
+    badge.title = "Probed through " + tunnel.url + (tunnel.detail ? "\n" + tunnel.detail : "");
+  }
+}
 
 function setLive(on) {
   const live = $("live");
@@ -800,6 +821,8 @@ async function start() {
     where.append(el("span", "muted", "webhook "), el("span", "mono", state.session.webhook_url));
   }
   if (!state.session.history) toast("This session keeps no history: only new deliveries show.");
+  Object.assign(health, state.session.health || {});
+  showHealth();
   loadTriggers();
   loadRules();
   await reload();
