@@ -455,6 +455,9 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         )
         if page is not None and choice.open:
             open_browser(page.url)
+        from comethook_cli.engine import runtime
+
+        runtime.follow(session, inspector_url)
         try:
             await session.serve()
         except TunnelError as error:
@@ -467,6 +470,9 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGINT, second_ctrl_c, loop, session, shown)
         try:
+            from comethook_cli.engine import runtime
+
+            runtime.withdraw()
             if page is not None:
                 await page.stop()
             await session.shutdown()

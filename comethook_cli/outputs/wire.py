@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.runs import RetryReport, Summary
+    from comethook_cli.engine.trigger import Arrived, Outcome
 
 # What json.dumps(ensure_ascii=False) passes raw and a terminal must never receive: DEL, C1 controls,
 # the bidi controls that reorder text, the line/paragraph separators, and lone surrogates (which
@@ -378,6 +379,20 @@ class TriggerRecord(Record):
         return {"type": self.type, "verb": self.verb, "ok": self.ok, "dropped": self.dropped, "id": self.id,
                 "expected": self.expected, "notes": self.notes, "waited": self.waited, "deliveries": self.deliveries,
                 "verdicts": self.verdicts, "missing": self.missing}  # fmt: skip
+
+
+def trigger_record(verb_name: str, outcome: Outcome, arrived: Arrived | None) -> TriggerRecord:
+    """The `trigger` record of what a verb came to (`arrived`: what --wait found)."""
+    from comethook_cli.engine.trigger import notes
+
+    expected = {"current": list(outcome.current), "legacy": list(outcome.legacy)}
+    if arrived is None:
+        return TriggerRecord(verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, notes(outcome))
+    return TriggerRecord(
+        verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, notes(outcome), True,
+        [e.id for e in arrived.exchanges], [e.verdict.kind if e.verdict else None for e in arrived.exchanges],
+        list(arrived.missing),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
