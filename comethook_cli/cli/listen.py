@@ -165,7 +165,14 @@ TunnelRegion = Annotated[
     str | None, typer.Option("--region", help="ngrok region (us, eu, ap, au, sa, jp, in).", rich_help_panel="Tunnel")
 ]
 InstallNgrok = Annotated[
-    bool, typer.Option("--install-ngrok", help="Download the ngrok agent if it is missing.", rich_help_panel="Tunnel")
+    bool,
+    typer.Option(
+        "--install-ngrok",
+        "--yes",
+        "-y",
+        help="Download the ngrok agent if it is missing, without asking (listen's only question; never asked off a terminal).",
+        rich_help_panel="Tunnel",
+    ),
 ]
 TunnelTimeout = Annotated[
     float,
@@ -461,7 +468,8 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         try:
             await session.serve()
         except TunnelError as error:
-            shown.fatal(error.message)
+            shown.fatal(error.message, int(error.exit_code), error.hint)
+            error.reported = True  # its `error` record is written, in order before `stopped`: the funnel writes no second
             raise
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

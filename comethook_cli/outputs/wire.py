@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from comethook_cli import speedups
-from comethook_cli.models import Delivery, Exchange, Health, Rejection, iso_time, parse_body, without_secrets
+from comethook_cli.models import Delivery, Exchange, Health, Rejection, Verdict, iso_time, parse_body, without_secrets
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
@@ -194,14 +194,17 @@ def health_record(health: Health) -> TunnelHealth:
 
 @dataclass(frozen=True)
 class Error(Record):
-    """Something ended a session (a dead tunnel); the error funnel also says it on stderr."""
+    """The error that ends a command run with --json (the error funnel also says it on stderr): what failed, the
+    exit code and the hint, the same as the human lines."""
 
     type: ClassVar[str] = "error"
     message: str
+    exit_code: int | None = None
+    hint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """{"type": "error", "message"}."""
-        return {"type": self.type, "message": self.message}
+        """{"type": "error", "message", "exit_code", "hint"}."""
+        return {"type": self.type, "message": self.message, "exit_code": self.exit_code, "hint": self.hint}
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,23 @@ class DeliveryRecord(Record):
             "ok": d.ok,
             "error": d.error,
         }
+
+
+@dataclass(frozen=True)
+class Explanation(Record):
+    """What CometChat does with one before_message answer (`comethook mcp`'s explain_answer): the verdict, what it
+    means, the message's metadata after an INJECT, and whether the answer reads as an acknowledgement."""
+
+    type: ClassVar[str] = "explanation"
+    verdict: Verdict
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "explanation", "verdict", "verdict_reason", "meaning", "webhook_id", "metadata", "acknowledgement"}."""
+        from comethook_cli.cometchat.verdict import ACK_REASON, meaning
+
+        v = self.verdict
+        return {"type": self.type, "verdict": v.kind, "verdict_reason": v.reason, "meaning": meaning(v),
+                "webhook_id": v.webhook_id, "metadata": v.metadata, "acknowledgement": v.reason == ACK_REASON}  # fmt: skip
 
 
 @dataclass(frozen=True)
