@@ -137,7 +137,7 @@ class Triggered(Result):
 def tool_error(error: ComethookError) -> str:
     """The CLI's message and hint for an error, naming a setting as the tool's argument (`region='mars'`)."""
     message, hint = error.named("keyword") if isinstance(error, InvalidSetting) else (error.message, error.hint)
-    return f"Error: {message}" + (f"\nHint: {hint}" if hint else "")
+    return message + (f"\nHint: {hint}" if hint else "")  # the SDK puts "Error executing tool NAME: " before it
 
 
 class Guard:
@@ -155,7 +155,7 @@ class Guard:
                 async with asyncio.timeout(TOOL_SECONDS):
                     result = await fn(*args, **kwargs)
             except TimeoutError:
-                raise ToolError(f"Error: the call took over {TOOL_SECONDS:g} s and was stopped.\nHint: Ask for less.") from None
+                raise ToolError(f"The call took over {TOOL_SECONDS:g} s and was stopped.\nHint: Ask for less at once.") from None
             except ComethookError as error:
                 raise ToolError(self.secrets.scrub(tool_error(error))) from None
             return bound(self.secrets.scrub(result))
