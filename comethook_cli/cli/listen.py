@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TextIO, cast
 
 from comethook_cli import speedups
-from comethook_cli.errors import TunnelError
+from comethook_cli.errors import ComethookError, TunnelError
 
 if TYPE_CHECKING:
     from comethook_cli.engine.config import ListenConfig
@@ -390,6 +390,11 @@ def run(
         speedups.run(_serve(session, shown, stream, inspector))
     except StartInterrupted:
         raise KeyboardInterrupt from None  # the funnel says "Interrupted.", exit 130
+    except ComethookError as error:
+        if shown.announced and not error.reported:  # its `error` record goes before `stopped`, the last line
+            shown.fatal(error.message, int(error.exit_code), error.hint)
+            error.reported = True
+        raise
     except KeyboardInterrupt:
         if not session.started:
             raise  # Ctrl-C before the listener served (a question, a tunnel still opening): interrupted, exit 130
@@ -469,7 +474,7 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
             await session.serve()
         except TunnelError as error:
             shown.fatal(error.message, int(error.exit_code), error.hint)
-            error.reported = True  # its `error` record is written, in order before `stopped`: the funnel writes no second
+            error.reported = True  # written now, in order before `stopped`: the funnel writes no second one
             raise
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -169,8 +169,15 @@ def test_every_tool_is_listed_with_a_typed_input_schema_and_an_output_schema(wor
     assert send["required"] == ["to"]
     assert {"to", "trigger", "body", "basic_auth_env", "header_env", "expect", "timeout"} <= set(send["properties"])
     # Secrets are never arguments: nothing in any schema takes a password or a key as a value.
-    assert not [p for tool in tools.values() for p in tool.input_schema["properties"] if p in ("basic_auth", "password", "api_key")]
-    assert set(tools["history_list"].input_schema["properties"]["verdict"]["anyOf"][0]["enum"]) == {"pass", "inject", "drop", "invalid"}
+    assert not [
+        p for tool in tools.values() for p in tool.input_schema["properties"] if p in ("basic_auth", "password", "api_key")
+    ]
+    assert set(tools["history_list"].input_schema["properties"]["verdict"]["anyOf"][0]["enum"]) == {
+        "pass",
+        "inject",
+        "drop",
+        "invalid",
+    }
     assert set(tools["explain_answer"].output_schema["properties"]) >= {"verdict", "meaning", "metadata", "acknowledgement"}
 
 
@@ -196,7 +203,9 @@ def test_payloads_are_listed_and_shown_as_send_would_send_them(world: Any) -> No
         ({"answer": {}, "status": 500}, "invalid", False),
     ],
 )
-def test_explain_answer_says_what_cometchat_does(world: Any, arguments: dict[str, Any], verdict: str, acknowledgement: bool) -> None:
+def test_explain_answer_says_what_cometchat_does(
+    world: Any, arguments: dict[str, Any], verdict: str, acknowledgement: bool
+) -> None:
     explained = ok(world, "explain_answer", arguments)
     assert explained["type"] == "explanation" and explained["verdict"] == verdict
     assert explained["acknowledgement"] is acknowledgement
@@ -312,7 +321,9 @@ def test_resources_hold_the_payload_templates_and_the_recent_exchanges(world: An
 
 def test_read_only_offers_only_the_tools_that_send_nothing(world: Any) -> None:
     async def names() -> set[str]:
-        params = StdioServerParameters(command=sys.executable, args=["-m", "comethook_cli", "mcp", "--read-only"], env=world.env())
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "comethook_cli", "mcp", "--read-only"], env=world.env()
+        )
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             listed = {tool.name for tool in (await session.list_tools()).tools}
