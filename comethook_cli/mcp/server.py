@@ -39,7 +39,8 @@ INSTRUCTIONS = (
 
 Generation = Literal["current", "legacy"]
 Verdict = Literal["pass", "inject", "drop", "invalid"]
-Expect = Literal["ok", "pass", "inject", "drop", "invalid"]
+Expect = Literal["ok", "pass", "inject", "drop"]
+TriggerExpect = Literal["ok", "delivered", "pass", "inject", "drop", "dropped", "blocked"]
 Timeout = Annotated[float, Field(gt=0, le=tools.MAX_TIMEOUT, description="Seconds to wait for the answer.")]
 Overrides = Annotated[
     dict[str, str] | None,
@@ -62,10 +63,14 @@ class Result(TypedDict):
 
 
 class PayloadList(Result):
+    """The catalog: `payload` records."""
+
     payloads: list[dict[str, Any]]
 
 
 class PayloadShown(Result):
+    """One payload record, its live-vs-docs note and the body `send` would deliver."""
+
     type: str
     trigger: str
     generation: str
@@ -76,6 +81,8 @@ class PayloadShown(Result):
 
 
 class Explained(Result):
+    """The `explanation` record."""
+
     type: str
     verdict: str
     verdict_reason: str | None
@@ -86,12 +93,16 @@ class Explained(Result):
 
 
 class Sent(Result):
+    """The `delivery` record, its `explanation` (before_message) and the `assertion` (when asked)."""
+
     delivery: dict[str, Any]
     explanation: dict[str, Any] | None
     assertion: dict[str, Any] | None
 
 
 class Checked(Result):
+    """The suite: `check` records, the `summary`, the failures and warnings by cause."""
+
     url: str
     reached: bool
     wants_auth: bool
@@ -101,21 +112,29 @@ class Checked(Result):
 
 
 class HistoryPage(Result):
+    """A page of `event` records, the cursor of the next one, and the history's file."""
+
     exchanges: list[dict[str, Any]]
     next: int | None
     history: str
 
 
 class HistoryShown(Result):
+    """One `event` record with the body as stored (`raw`)."""
+
     exchange: dict[str, Any]
 
 
 class Replayed(Result):
+    """The `delivery` record of a replay."""
+
     replay_of: str
     delivery: dict[str, Any]
 
 
 class ListenStatus(Result):
+    """Whether a listen runs on this home, and (when it does) its `ready` record and health."""
+
     running: bool
     home: str
     history_path: str
@@ -129,6 +148,8 @@ class ListenStatus(Result):
 
 
 class Triggered(Result):
+    """The `trigger` record, the `rest` records of its calls, and an --expect that did not hold."""
+
     trigger: dict[str, Any]
     calls: list[dict[str, Any]]
     expectation_failed: dict[str, Any] | None
@@ -164,7 +185,9 @@ class Guard:
 
 
 def build(read_only: bool = False) -> MCPServer[Any]:
-    """The server: every tool (only those that send nothing when `read_only`), and the resources."""
+    """The server: every tool (only those that send nothing when `read_only`), and the resources. Long because each
+    tool is declared here, its signature being its input schema and its docstring its description, each body a call
+    into tools.py; they close over the one Secrets of this server."""
     server: MCPServer[Any] = MCPServer(
         "comethook", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING", warn_on_duplicate_resources=False
     )
@@ -278,7 +301,7 @@ def build(read_only: bool = False) -> MCPServer[Any]:
         ] = None,
         wait: Annotated[bool, Field(description="Wait for the webhooks in the running listen's history.")] = False,
         wait_timeout: Annotated[float, Field(gt=0, le=tools.MAX_TIMEOUT)] = 10.0,
-        expect: Annotated[str | None, Field(description="ok, delivered, pass, inject, drop, dropped or blocked.")] = None,
+        expect: Annotated[TriggerExpect | None, Field(description="What must come of it (`trigger --expect`).")] = None,
     ) -> Triggered:
         """Make CometChat (COMETCHAT_APP_ID, COMETCHAT_REGION, COMETCHAT_API_KEY) or `comethook emulate` fire real
         webhooks through its REST API."""

@@ -248,7 +248,7 @@ async def replay(
         headers["Authorization"] = basic_auth_header(credentials)
     edits = replaying.Edits(encode(body) if body is not None else None, tuple(parse_set(s) for s in sets or () if s.strip()))
     with History() as history:
-        original = history.get(exchange_id)
+        original = await history.aget(exchange_id)
         running, stale = runtime.running()
         listener = running.local_url if running is not None and not stale else None
         target = endpoint(to) if to else replaying.target_of(original, None, listener)
