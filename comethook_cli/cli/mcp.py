@@ -16,7 +16,7 @@ from comethook_cli.errors import UsageError
 
 app = App()  # what the root group takes this command from
 
-INSTALL_HINT = "Install the extra: pip install 'comethook[mcp]' (or pipx inject comethook mcp)."
+INSTALL_HINT = "Install the extra: pip install 'comethook[mcp]' (in a pipx install: pipx inject comethook 'mcp>=2.3')."
 
 
 @app.command()
@@ -33,11 +33,23 @@ def mcp(
     environment variables a tool is told to use. stdout carries the protocol: nothing else is written there.
     """
     try:
-        import mcp as sdk  # noqa: F401 - the optional extra: said now, as a usage error, rather than as a traceback
-    except ImportError:
-        raise UsageError("`comethook mcp` needs the MCP SDK, which is not installed.", INSTALL_HINT) from None
-    from comethook_cli.mcp.server import serve
+        from comethook_cli.mcp.server import serve
+    except ImportError:  # the optional extra, missing or too old (mcp 1.x has no MCPServer): said, never a traceback
+        raise UsageError(*missing_sdk()) from None
 
     # Ctrl-C is how a person stops a server they started by hand: exit 0, as `listen` does.
     with contextlib.suppress(KeyboardInterrupt):
         serve(read_only)
+
+
+def missing_sdk() -> tuple[str, str]:
+    """The message and hint when the MCP SDK cannot be imported: not installed, or a version before 2.3."""
+    from importlib import metadata
+
+    try:
+        found = metadata.version("mcp")
+    except metadata.PackageNotFoundError:
+        return "`comethook mcp` needs the MCP SDK, which is not installed.", INSTALL_HINT
+    return f"`comethook mcp` needs the MCP SDK 2.3 or later; mcp {found} is installed.", INSTALL_HINT.replace(
+        "Install the extra", "Upgrade it"
+    )

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_mcp(args: list[str], stdin: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -17,16 +19,33 @@ def run_mcp(args: list[str], stdin: str, env: dict[str, str], timeout: float = 6
     )  # fmt: skip
 
 
-def test_without_the_sdk_it_says_how_to_install_the_extra_and_exits_2(tmp_path: Path) -> None:
-    # A package named mcp that fails to import, ahead of the installed SDK: as if the extra were not installed.
-    fake = tmp_path / "shadow" / "mcp"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('No module named mcp')\n")
-    result = run_mcp([], "", {"PYTHONPATH": str(tmp_path / "shadow")})
+def test_an_sdk_too_old_says_to_upgrade_and_exits_2(tmp_path: Path) -> None:
+    # An mcp 1.x ahead of the installed SDK (its package and its metadata): it has no mcp.server.mcpserver.
+    shadow = tmp_path / "shadow"
+    (shadow / "mcp").mkdir(parents=True)
+    (shadow / "mcp" / "__init__.py").write_text("")
+    (shadow / "mcp-1.9.0.dist-info").mkdir()
+    (shadow / "mcp-1.9.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: mcp\nVersion: 1.9.0\n")
+    result = run_mcp([], "", {"PYTHONPATH": str(shadow)})
     assert result.returncode == 2
     assert result.stdout == ""
-    assert "`comethook mcp` needs the MCP SDK" in result.stderr and "pip install 'comethook[mcp]'" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert "needs the MCP SDK 2.3 or later; mcp 1.9.0 is installed" in said and "Upgrade it: pip install 'comethook[mcp]'" in said
     assert "Traceback" not in result.stderr
+
+
+def test_without_the_sdk_the_error_says_how_to_install_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    from comethook_cli.cli.mcp import missing_sdk
+
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)  # no environment here lacks the test extra's SDK
+    message, hint = missing_sdk()
+    assert message == "`comethook mcp` needs the MCP SDK, which is not installed."
+    assert hint.startswith("Install the extra: pip install 'comethook[mcp]'")
 
 
 def test_it_answers_initialize_on_stdout_only_and_ends_when_stdin_closes(tmp_path: Path) -> None:

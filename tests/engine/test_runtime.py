@@ -50,3 +50,27 @@ def test_a_file_that_is_not_ours_is_no_listener() -> None:
     for text in ("not json", "[1, 2]", '{"pid": 1, "surprise": true}', "{" * 100_000):
         runtime.path().write_text(text)
         assert runtime.running() == (None, False)
+
+
+def test_the_file_follows_the_health_of_the_app_behind_forward_to(listen_process: Any) -> None:
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a free port, nothing listening yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    listen_process("--no-tunnel", "--no-inspector", "--forward-to", f"http://127.0.0.1:{port}")
+    found = runtime.read()
+    assert found is not None and found.health["app"]["state"] == "down"
+    with socket.socket() as app:  # the app comes up: the watch sees it, and the file says so
+        app.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        app.bind(("127.0.0.1", port))
+        app.listen(16)
+        deadline = time.monotonic() + 30  # the watch connects every 3 s: room for a loaded machine
+        while time.monotonic() < deadline:
+            found = runtime.read()
+            if found is not None and found.health["app"]["state"] == "up":
+                break
+            time.sleep(0.2)
+        assert found is not None and found.health["app"]["state"] == "up"
+        assert found.health["app"]["url"] == f"http://127.0.0.1:{port}"
