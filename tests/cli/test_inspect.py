@@ -126,3 +126,9 @@ def test_inspect_serves_the_stored_history_without_listening(listen_process: Any
 def test_inspect_without_a_history_says_so(cli: Any) -> None:
     result = cli("inspect", "--inspector-port", "0")
     assert result.exit_code == 1 and "No history yet" in result.stderr and "comethook listen" in result.stderr
+
+
+def test_inspect_port_suggests_the_inspector_port(cli: Any) -> None:
+    result = cli("inspect", "--port", "0")
+    assert result.exit_code == 2
+    assert "No such option: --port" in result.stderr and "Did you mean --inspector-port?" in result.stderr
