@@ -362,6 +362,7 @@ def test_emulate_and_listen_as_real_processes(tmp_path: Path) -> None:
         assert emulate.returncode == 0, err
         warned = [line for line in err.splitlines() if "Not emulated" in line]
         assert len(warned) == 1 and "GET /conversations (list conversations)" in warned[0], err
+        assert err.startswith(f"comethook emulate: CometChat's REST API on {base.removesuffix('/v3')}")  # not "listening"
         log = [json.loads(line) for line in out.splitlines()]
         assert {"rest", "delivery"} <= {line["type"] for line in log}
         assert KEY["COMETCHAT_API_KEY"] not in out + err
