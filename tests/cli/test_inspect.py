@@ -141,7 +141,9 @@ def test_a_change_of_answers_made_in_the_inspector_is_said_on_listen_s_stderr(li
     headers = {"X-Comethook-Token": json.loads(session)["token"], "Origin": base.rstrip("/"), "Content-Type": "application/json"}
     for respond in ("drop", {"via": "the page\x1b[31m"}):
         body = json.dumps({"respond": respond}).encode()
-        with urllib.request.urlopen(urllib.request.Request(base + "api/rules", body, headers, method="PUT"), timeout=10) as answer:
+        with urllib.request.urlopen(
+            urllib.request.Request(base + "api/rules", body, headers, method="PUT"), timeout=10
+        ) as answer:
             assert answer.status == 200
     status, answer = post_json(listener.url + "/webhook", delivery(text="after the change"))
     assert status == 200 and json.loads(answer) == {"via": "the page\x1b[31m"}

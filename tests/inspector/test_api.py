@@ -487,6 +487,12 @@ async def test_the_canned_answer_cannot_be_switched_while_before_message_goes_to
             status, refused = await live.change("PUT", "/api/rules", {"respond": "drop"})
             assert status == 409 and f"forwarded to {app}" in refused["error"] and "--route" in refused["hint"]
             assert live.session.responder is not None and live.session.responder.action.label == "pass"
+    # The app's password stays out of what the page gets.
+    async for live in running(forward=forward_config(("http://user:s3cret@127.0.0.1:9/hook",))):
+        status, rules = await live.get("/api/rules")
+        assert rules["forwarded_to"] == "http://user:***@127.0.0.1:9/hook"
+        status, refused = await live.change("PUT", "/api/rules", {"respond": "drop"})
+        assert status == 409 and "s3cret" not in json.dumps(refused)
     # Only another trigger routed: before_message still gets the canned answer, which the page may switch.
     async for live in running(forward=forward_config((), (f"message_sent={app}",))):
         status, rules = await live.change("PUT", "/api/rules", {"respond": "drop"})
