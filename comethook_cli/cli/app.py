@@ -325,9 +325,23 @@ def report_usage(error: UsageError, as_json: bool = False) -> None:
     where = _program(error.ctx) if error.ctx is not None else "comethook"
     wanted = "its commands" if error.format_message().startswith("No such command") else "what each option takes"
     hint = getattr(error, "hint", None) or f"See `{where} --help` for {wanted}."
+    longer = _longer_names(error)
+    if longer and "Did you mean" not in error.format_message():
+        hint = f"Did you mean {' or '.join(longer)}? {hint}"
     if as_json:
         error_record(error.format_message(), int(error.exit_code), hint)
     Renderer().error(error.format_message(), hint)
+
+
+def _longer_names(error: UsageError) -> list[str]:
+    """For an unknown option, the command's options whose name ends with it: `inspect --port` → --inspector-port
+    (click's own suggestions only find near spellings)."""
+    name = getattr(error, "option_name", None)
+    if type(error).__name__ != "NoSuchOption" or not name or error.ctx is None:
+        return []
+    tail = "-" + name.lstrip("-")
+    options = [opt for param in error.ctx.command.params for opt in getattr(param, "opts", ()) if opt.startswith("--")]
+    return [opt for opt in options if opt.endswith(tail) and opt != name]
 
 
 class LazyGroup(Group):

@@ -261,7 +261,13 @@ def delivering(
     )  # fmt: skip
 
 
-def read_user_file(path: str, what: str, hint: str = "Check the path.", limit: int | None = MAX_USER_FILE) -> bytes:
+def read_user_file(
+    path: str,
+    what: str,
+    hint: str = "Check the path.",
+    limit: int | None = MAX_USER_FILE,
+    too_large: str = "It should hold a little JSON: check the path.",
+) -> bytes:
     """The bytes of a file a user (or a project file) names for `what`, or a UsageError: missing, unreadable, over `limit`."""
     try:
         with open(path, "rb") as file:
@@ -269,9 +275,7 @@ def read_user_file(path: str, what: str, hint: str = "Check the path.", limit: i
     except OSError as error:
         raise UsageError(f"Cannot read {what} {path!r}: {error.strerror or error}.", hint) from None
     if limit is not None and len(raw) > limit:
-        raise UsageError(
-            f"{what} {path!r} is larger than {limit / 1048576:g} MiB.", "It should hold a little JSON: check the path."
-        )
+        raise UsageError(f"{what[:1].upper()}{what[1:]} {path!r} is larger than {limit / 1048576:g} MiB.", too_large)
     return raw
 
 
@@ -375,3 +379,29 @@ def read_credentials(path: str) -> str:
 
         Renderer().warning(f"--basic-auth-file {path!r} is open to other users (mode {mode & 0o777:04o}): chmod 600 it.")
     return first
+
+
+# --- trigger: how a verb reaches CometChat, what it waits for and asserts ----------------------------------
+
+AppId = Annotated[str | None, typer.Option("--app-id", envvar="COMETCHAT_APP_ID", show_envvar=True, help="CometChat app id.")]
+Region = Annotated[str, typer.Option("--region", envvar="COMETCHAT_REGION", show_envvar=True, help="App region: us, eu, in.")]
+ApiBase = Annotated[
+    str | None,
+    typer.Option("--api-base", metavar="URL", help="Another REST server, e.g. `comethook emulate`: http://127.0.0.1:8780/v3."),
+]
+RestTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=0.001,
+        help="Seconds for all of the command's REST calls together, 429 back-offs included (--wait has --wait-timeout).",
+    ),
+]
+RestVerbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show every REST answer in full.")]
+Wait = Annotated[bool, typer.Option("--wait", help="Wait for the deliveries this call caused, in a running `listen`'s history.")]
+WaitTimeout = Annotated[float, typer.Option("--wait-timeout", metavar="SECONDS", min=0.001, help="How long --wait waits.")]
+TriggerExpect = Annotated[
+    str | None,
+    typer.Option("--expect", metavar="ok|delivered|pass|inject|drop|dropped|blocked", help="Assert the outcome (exit 3 if not)."),
+]
