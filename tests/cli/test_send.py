@@ -350,6 +350,7 @@ async def test_ctrl_c_during_send_count_prints_the_summary_of_what_was_sent_then
     process.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 130, err
-    summary = ndjson(out.decode())[-1]
+    *_, summary, interrupted = ndjson(out.decode())
     assert summary["type"] == "summary" and 1 <= summary["count"] < 100000, summary  # the answered ones
+    assert interrupted == {"type": "error", "message": "Interrupted.", "exit_code": 130, "hint": None}
     assert "Interrupted." in err.decode() and "Traceback" not in err.decode()
