@@ -47,6 +47,9 @@ async def handler(request: web.Request) -> web.StreamResponse:
         return web.json_response({})
     if path == "/echo":  # a handler that echoes what it got (its credentials too)
         return web.json_response({"seen": dict(request.headers)})
+    if path == "/slow":
+        await asyncio.sleep(5)
+        return web.json_response({})
     return web.json_response({"error": "boom"}, status=500)
 
 
@@ -91,7 +94,7 @@ class World:
 
 @contextlib.asynccontextmanager
 async def servers() -> AsyncIterator[tuple[str, Any]]:
-    runner = web.AppRunner(_app())
+    runner = web.AppRunner(_app(), shutdown_timeout=0.5)  # a /slow request still in flight is not waited for
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -118,6 +121,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     )  # fmt: skip
     assert listen.stdout is not None
     w.ready_line = json.loads(next(line for line in listen.stdout if '"ready"' in line))
+    # Its event lines are read (and dropped), so a full pipe never holds the listen up.
+    threading.Thread(target=lambda: [None for _ in listen.stdout], daemon=True).start()  # type: ignore[union-attr]
     stack = contextlib.AsyncExitStack()
     w.handler_url, _ = w.run(stack.enter_async_context(servers()))
     hook = WebhookTarget(w.ready_line["webhook_url"], "hook-1")
@@ -274,6 +279,21 @@ def test_trigger_makes_emulate_fire_and_waits_for_the_webhooks_in_listen(world: 
     assert record["type"] == "trigger" and record["waited"] is True and record["missing"] == []
     assert "before_message" in record["expected"]["legacy"] and record["deliveries"]
     assert fired["expectation_failed"] is None
+
+
+def test_every_tool_is_bounded_in_time_and_in_bytes(world: Any) -> None:
+    slow = ok(world, "send", {"to": world.handler_url + "/slow", "trigger": "message_sent", "timeout": 0.5})
+    assert slow["delivery"]["status"] is None and "0.5" in slow["delivery"]["error"]  # the answer waited for: 0.5 s
+    assert error_text(call(world, "send", {"to": world.handler_url, "trigger": "message_sent", "timeout": 3600}))
+    big = "x" * 200_000
+    sent = ok(world, "send", {"to": world.ready_line["webhook_url"], "body": {"trigger": "message_sent", "data": {"big": big}}})
+    assert sent["delivery"]["status"] == 200
+    stored = ok(world, "history_list", {"q": "xxxxxxxxxx", "limit": 1})["exchanges"][0]
+    assert "truncated" in ok(world, "history_list", {"q": "xxxxxxxxxx", "limit": 1})  # 200 KB of body, cut to fit
+    shown = call(world, "history_show", {"exchange_id": stored["id"]})
+    assert not shown.is_error and len(json.dumps(shown.structured_content)) < 80_000
+    assert "characters in all" in shown.structured_content["exchange"]["raw"]
+    assert "exchange.raw" in shown.structured_content["truncated"]
 
 
 def test_a_bad_argument_is_a_tool_error_with_the_cli_hint_and_the_server_keeps_serving(world: Any) -> None:
