@@ -214,20 +214,11 @@ def build_options(
     sets: Sequence[str] | None,
 ) -> BuildOptions:
     """BuildOptions from the shared builder flags, validated."""
-    from comethook_cli.cometchat.payloads import parse_set
     from comethook_cli.engine import values
 
-    return BuildOptions(
-        type=type_,
-        text=text,
-        sender=sender,
-        receiver=receiver,
-        group=group,
-        webhook_id=webhook_id,
-        app_id=app_id,
-        region=values.region(region),
-        sets=tuple(parse_set(s) for s in sets or ()),
-    )
+    given = {"type": type_, "text": text, "sender": sender, "receiver": receiver, "group": group, "webhook_id": webhook_id,
+             "app_id": app_id, "region": region}  # fmt: skip
+    return values.build_options(given, sets or ())
 
 
 def delivering(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from comethook_cli.engine.config import CHECK_TRIGGERS
+from comethook_cli.engine.values import BUILD_FIELDS
 from comethook_cli.errors import ComethookError, UsageError
 from comethook_cli.mcp.limits import Secrets
 from comethook_cli.models import SECRET_HEADERS, iso_time
@@ -23,22 +24,14 @@ MAX_TIMEOUT = 30.0
 #: The most exchanges one history_list (or the recent-exchanges resource) returns.
 MAX_LIST = 100
 #: What the payload builder's overrides may name (send, show_payload): the flags of `send` of the same name.
-OVERRIDES = ("type", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region")
+OVERRIDES = BUILD_FIELDS
 
 
 def build_options(overrides: Mapping[str, str] | None, sets: Sequence[str] | None) -> Any:
-    """The payload builder's options from overrides (OVERRIDES) and PATH=VALUE sets, each parsed as `send` parses it."""
-    from comethook_cli.cometchat.payloads import BuildOptions, parse_set
+    """The payload builder's options from overrides (`send`'s flags by name) and PATH=VALUE sets (engine/values.py)."""
     from comethook_cli.engine import values
 
-    given = dict(overrides or {})
-    unknown = sorted(set(given) - set(OVERRIDES))
-    if unknown:
-        raise UsageError(f"Unknown override(s): {', '.join(unknown)}.", f"Use {', '.join(OVERRIDES)}; or sets, as PATH=VALUE.")
-    chosen: dict[str, Any] = {name: value for name, value in given.items() if value not in (None, "")}
-    if "region" in chosen:
-        chosen["region"] = values.region(chosen["region"])
-    return BuildOptions(**chosen, sets=tuple(parse_set(item) for item in sets or () if item.strip()))
+    return values.build_options(overrides or {}, sets or ())
 
 
 def secret_from(name: str, secrets: Secrets, what: str) -> str:
