@@ -81,9 +81,20 @@ class Renderer:
         # JSON set their own layout); in a log or a pipe they stay whole lines.
         self.err.soft_wrap = not self.err.is_terminal
         self.out.soft_wrap = not self.out.is_terminal
+        self._terminal: tuple[Console, bool] = (self.out, not self.out.soft_wrap)
         self.quiet = quiet
         #: An answer slower than this gets a warning (CometChat's budget; a test passes a shorter one).
         self.budget_ms = budget_ms
+
+    @property
+    def out_is_terminal(self) -> bool:
+        """`self.out.is_terminal`, asked once per console: rich asks the environment and the stream (a system call)
+        every time, and the event line asks for every delivery."""
+        console, terminal = self._terminal
+        if console is not self.out:
+            self._terminal = (self.out, self.out.is_terminal)
+            terminal = self._terminal[1]
+        return terminal
 
     # --- messages -----------------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> None:
@@ -352,7 +363,7 @@ class Renderer:
         if self.quiet:
             return
         exchange = without_secrets(exchange)
-        width = self.out.width if self.out.is_terminal else None
+        width = self.out.width if self.out_is_terminal else None
         for line in event_spans(exchange, width):
             self.print_line(line)
         verdict = exchange.verdict
@@ -377,7 +388,7 @@ class Renderer:
         """A delivery `listen --events` leaves out: answered, not stored, one dim line."""
         if self.quiet:
             return
-        width = self.out.width if self.out.is_terminal else None
+        width = self.out.width if self.out_is_terminal else None
         parts = [
             Text(now_clock(exchange.received_at) + " ", "dim"),
             Text(f"--- {safe(exchange.info.trigger)} (not in --events; answered {exchange.response_status})", "dim"),
@@ -664,10 +675,12 @@ def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text
         if reason and not forwarded:
             summary = [(safe(reason), "red"), (" · ", ""), *summary]
         pieces = [*head, [("  ", "")], summary, *tail]
+        if width is None:  # a log or a pipe: the whole line, and no cells to count (the listener's per-delivery cost)
+            break
         summary_cells = _cells(summary)
         fixed = sum(_cells(piece) for piece in pieces) - summary_cells
         wanted = CLOCK_MIN if dropped < len(_DROPPABLE) and _DROPPABLE[dropped] == "clock" else SUMMARY_MIN
-        if width is None or fixed + min(summary_cells, wanted) <= width or dropped == len(_DROPPABLE):
+        if fixed + min(summary_cells, wanted) <= width or dropped == len(_DROPPABLE):
             break
     first = fit_spans(pieces, width, cut=len(head) + 1)
     if not forwarded:
