@@ -33,7 +33,8 @@ from comethook_cli.engine.history.files import default_path
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import AnsweredBy, EventInfo, Exchange, Verdict
-from comethook_cli.outputs.terminal import cut_at_word, event_spans
+from comethook_cli.outputs.eventline import event_spans
+from comethook_cli.outputs.layout import cut_at_word
 from tests.conftest import ListenProcess, delivery, ndjson
 
 WIDTHS = (60, 80, 120, 200)

@@ -151,7 +151,8 @@ def _row(section: str, key: str, target: Key, parsed: Any, loaded: Loaded) -> Ro
 def show(ctx: typer.Context, args: Sequence[str], json_out: bool) -> None:
     """`comethook config show [COMMAND [FLAGS]]`: each setting, its value and its source."""
     from comethook_cli.outputs import wire
-    from comethook_cli.outputs.terminal import Renderer, safe
+    from comethook_cli.outputs.escapes import safe
+    from comethook_cli.outputs.terminal import Renderer
 
     found = rows(ctx, args)
     loaded = active()

@@ -122,7 +122,7 @@ class Event(Record):
     def _document(e: Exchange, body: Any = _SPLICED) -> dict[str, Any]:
         """The object's fields in their order; without `body` when it is spliced in as text after them (`encode`)."""
         verdict = e.verdict
-        document = {
+        document: dict[str, Any] = {
             "type": "event",
             "id": e.id,
             "received_at": iso_time(e.received_at),
