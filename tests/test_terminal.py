@@ -64,8 +64,6 @@ def plain(width: int | None, e: Exchange) -> list[str]:
     return [line.plain for line in event_lines(e, width)]
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("trigger", ["before_message", "after_connection_status_changed", "message_sent", "group_member_joined"])
 class CountingStream(io.StringIO):
     """A log file (not a terminal) that counts how often it is asked whether it is one."""
 
@@ -94,6 +92,8 @@ def test_the_event_line_asks_whether_stdout_is_a_terminal_once_not_per_delivery(
     assert swapped.asked == asked + 1 and swapped.getvalue().count("\n") == 2
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("trigger", ["before_message", "after_connection_status_changed", "message_sent", "group_member_joined"])
 def test_the_event_line_fits_and_keeps_status_verdict_latency_and_trigger(width: int, trigger: str) -> None:
     verdict = Verdict("pass") if trigger == "before_message" else None
     e = exchange(trigger, verdict)

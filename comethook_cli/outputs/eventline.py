@@ -23,7 +23,8 @@ CLOCK_MIN = 20
 
 def is_probe(exchange: Exchange) -> bool:
     """Whether `comethook check` sent this delivery (its User-Agent says so), not CometChat."""
-    return any(n.lower() == "user-agent" and v.startswith("comethook-check/") for n, v in exchange.headers)
+    # Every event line asks: the value's prefix is tested before a name is lowered.
+    return any(value.startswith("comethook-check/") and name.lower() == "user-agent" for name, value in exchange.headers)
 
 
 def answer_spans(exchange: Exchange) -> list[Span]:
