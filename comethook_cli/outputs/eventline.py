@@ -6,6 +6,7 @@ is cut at a word); whole in a log or a pipe.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from rich.text import Text
 
@@ -63,12 +64,7 @@ def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text
             [(f"  webhook {safe(info.webhook)}" if info.webhook and "webhook" not in gone else "", "dim")],
             [("" if "id" in gone else f"  {exchange.id}", "dim")],
         ]
-        summary: list[Span] = [(safe(info.summary), "")]
-        if reason and not forwarded:
-            style = (
-                "red" if exchange.verdict is not None and exchange.verdict.kind == "invalid" else "yellow"
-            )  # an acknowledgement
-            summary = [(safe(reason), style), (" · ", ""), *summary]
+        summary = _summary_spans(info.summary, reason if not forwarded else None, exchange)
         pieces = [*head, [("  ", "")], summary, *tail]
         if width is None:  # a log or a pipe: the whole line, and no cells to count (the listener's per-delivery cost)
             break
@@ -77,6 +73,12 @@ def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text
         wanted = CLOCK_MIN if dropped < len(_DROPPABLE) and _DROPPABLE[dropped] == "clock" else SUMMARY_MIN
         if fixed + min(summary_cells, wanted) <= width or dropped == len(_DROPPABLE):
             break
+    if width is not None and fixed + cells(summary) > width:
+        for shorter in shorter_summaries(info.summary):  # names and the message id give way before the text is cut
+            summary = _summary_spans(shorter, reason if not forwarded else None, exchange)
+            if fixed + cells(summary) <= width:
+                break
+        pieces = [*head, [("  ", "")], summary, *tail]
     first = fit_spans(pieces, width, cut=len(head) + 1)
     if not forwarded:
         return [first]
@@ -92,6 +94,25 @@ def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text
         if exchange.forward_error:
             back.append([(f"  app unreachable: {safe(exchange.forward_error)}", "bold red")])
     return [first, fit_spans(back, width, cut=-1)]
+
+
+def _summary_spans(summary: str, reason: str | None, exchange: Exchange) -> list[Span]:
+    """The summary, after the verdict's reason when there is one (red for INVALID, yellow for an acknowledgement)."""
+    if not reason:
+        return [(safe(summary), "")]
+    style = "red" if exchange.verdict is not None and exchange.verdict.kind == "invalid" else "yellow"
+    return [(safe(reason), style), (" · ", ""), (safe(summary), "")]
+
+
+def shorter_summaries(summary: str) -> Iterator[str]:
+    """Shorter forms of a summary, for a narrow terminal: first names for `Andrew Joseph → George Alan`, then without
+    its trailing `message ID`, since the text is what tells two deliveries apart."""
+    parts = summary.split(" · ")
+    if " → " in parts[0]:
+        parts[0] = " → ".join(side.split(" ", 1)[0] for side in parts[0].split(" → "))
+        yield " · ".join(parts)
+    if len(parts) > 2 and (parts[-1].startswith("message ") or parts[-1] == "id not yet assigned"):
+        yield " · ".join(parts[:-1])
 
 
 def ms(value: float | None) -> str:
