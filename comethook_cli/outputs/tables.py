@@ -95,22 +95,62 @@ def history_table(console: Console, exchanges: list[Exchange], short_ids: dict[s
         console.print(Text("  ").join(Text(c) if isinstance(c, str) else c for c in cells), no_wrap=True, overflow="ellipsis")
 
 
+#: This many checks failing (or warning) with one and the same detail are said once, their names listed after it.
+SAME_CAUSE_MIN = 3
+
+
 def check_table(console: Console, url: str, results: list[CheckResult], summary: CheckSummary) -> None:
-    """The table on stdout, the summary after it."""
-    title = Text(f"comethook check {safe(url)}")
-    table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
-    table.add_column("check", no_wrap=True)
-    table.add_column("result", no_wrap=True)
-    table.add_column("latency", justify="right", no_wrap=True)
-    table.add_column("detail", overflow="fold")
+    """The results on stdout, the summary after them. On a terminal, a table fitted to its width (the detail wraps at
+    words); in a pipe or a CI log, one whole line per check. Many checks that fail for one cause are said once."""
+    console.print(Text(f"comethook check {safe(url)}"))
+    causes: dict[tuple[str, str], list[CheckResult]] = {}
     for r in results:
-        # A plain str cell would be read as markup: the detail quotes the endpoint's answer, so it goes in as Text.
-        status = Text(r.status.upper(), style=STATUS_STYLE[r.status])
-        table.add_row(r.name, status, ms(r.latency_ms), Text(safe(r.detail)))
-    console.print(table)
+        if r.status != "pass":
+            causes.setdefault((r.status, r.detail), []).append(r)
+    grouped = {key: rs for key, rs in causes.items() if len(rs) >= SAME_CAUSE_MIN}
+    single = [r for r in results if (r.status, r.detail) not in grouped]
+    if console.is_terminal:
+        table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+        table.add_column("check", ratio=2, overflow="fold")
+        table.add_column("result", no_wrap=True)
+        table.add_column("latency", justify="right", no_wrap=True)
+        table.add_column("detail", ratio=3, min_width=24, overflow="fold")
+        for r in single:
+            # A plain str cell would be read as markup: the detail quotes the endpoint's answer, so it goes in as Text.
+            table.add_row(
+                Text(safe(r.name)), Text(r.status.upper(), style=STATUS_STYLE[r.status]), ms(r.latency_ms), Text(safe(r.detail))
+            )
+        console.print(table)
+    else:
+        width = max((len(r.name) for r in single), default=0)
+        for r in single:
+            console.print(
+                Text.assemble((f"{r.status.upper():<4}", STATUS_STYLE[r.status]), f"  {safe(r.name).ljust(width)}  "),
+                Text(f"{ms(r.latency_ms):>9}  {safe(r.detail)}".rstrip()),
+                sep="",
+                soft_wrap=True,
+            )
+    for (status, detail), rs in grouped.items():
+        tail = " " + rs[0].name.rsplit(" ", 1)[-1]  # "… accepted": said once, before the names, not after each
+        shared = tail if len(rs[0].name.split()) > 1 and all(r.name.endswith(tail) for r in rs) else ""
+        label = f"  {len(rs)} checks, one cause: " if not shared else f"  {len(rs)} checks ({shared.strip()}), one cause: "
+        head = Text.assemble((status.upper(), STATUS_STYLE[status]), label, Text(safe(detail)))
+        names = Text(", ".join(safe(r.name.removesuffix(shared)) for r in rs), style="dim")
+        _indented(console, head, first="")
+        _indented(console, names, first="      ")
     style = "bold red" if summary.failed else "bold green"
     counts = f"{summary.passed} passed, {summary.failed} failed, {summary.warnings} warning(s)"
     console.print(Text(f"{counts} in {summary.seconds:.2f} s", style=style))
+
+
+def _indented(console: Console, text: Text, first: str, indent: str = "      ") -> None:
+    """`text` after `first`: on a terminal wrapped at words with the lines after the first indented; whole elsewhere."""
+    if not console.is_terminal:
+        console.print(Text(first) + text, soft_wrap=True)
+        return
+    for number, line in enumerate(text.wrap(console, max(console.width - len(indent), 20))):
+        line.rstrip()
+        console.print(Text(first if number == 0 else indent) + line)
 
 
 # --- trigger, emulate ---------------------------------------------------------------------
