@@ -418,19 +418,24 @@ class Renderer:
         """The table on stdout, the summary after it."""
         check_table(self.out, url, results, summary)
 
-    def rest_call(self, call: RestCall, hint: str | None, verbose: bool = False) -> None:
-        """A REST call `trigger` made: request line, status, the answer (or CometChat's error and what to do)."""
+    def rest_call(self, call: RestCall, hint: str | None, verbose: bool = False, reused: bool = False) -> None:
+        """A REST call `trigger` made, on one line (request, status, time); then, for a refused call, CometChat's error and
+        what to do; the answer's body only with -v."""
         line = Text.assemble(("--> ", "bold"), f"{call.method} ", safe(call.url))
         if call.on_behalf_of:
             line.append(f"  as {safe(call.on_behalf_of)}", style="dim")
+        style = "green" if call.ok else "yellow" if call.dropped else "red"
+        if call.status is None:
+            line.append_text(Text.assemble(("  no answer: ", "bold red"), safe(call.failure_detail or "?")))
+        else:
+            line.append_text(Text.assemble(("  <-- ", "bold"), (str(call.status), style), f"  {ms(call.latency_ms)}"))
+        if reused and call.error is not None:
+            line.append(f"  {safe(call.error.code or '')}: already there, reused", style="dim")
         self.out.print(line)
         if call.waited_s:
             self.out.print(Text(f"    waited {call.waited_s:g} s on 429 Retry-After ({call.attempts} attempts)", style="yellow"))
-        if call.status is None:
-            self.out.print(Text.assemble(("<-- ", "bold"), ("no answer: ", "bold red"), safe(call.failure_detail or "?")))
+        if call.status is None or reused:
             return
-        style = "green" if call.ok else "yellow" if call.dropped else "red"
-        self.out.print(Text.assemble(("<-- ", "bold"), (str(call.status), style), f"  {ms(call.latency_ms)}"))
         if call.error is not None:
             code = Text.assemble(
                 ("    ", ""), (safe(call.error.code or "no error code"), f"bold {style}"), f"  {safe(call.error.message or '')}"
@@ -440,8 +445,8 @@ class Renderer:
                 self.out.print(Text("    " + safe(json.dumps(call.error.details, ensure_ascii=False)), style="dim"))
         elif call.failure is not None:
             self.out.print(Text("    " + safe(call.failure_detail or call.failure), style="red"))
-        elif verbose or call.action in ("send_message", "create_group"):
-            self.body(call.body, *((VERBOSE_BODY_CHARS, "--json shows it all") if verbose else (BODY_CHARS, "-v shows more")))
+        elif verbose:
+            self.body(call.body, VERBOSE_BODY_CHARS, "--json shows it all")
         if hint and not call.ok:
             self.out.print(Text.assemble(("    Hint: ", "bold"), safe(hint)))
 

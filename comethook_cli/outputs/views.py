@@ -150,8 +150,9 @@ class View(RecordHandler):
         raise NotImplementedError
 
     # --- trigger, emulate -------------------------------------------------------------------------
-    def rest_call(self, call: RestCall, hint: str | None) -> None:
-        """A REST call `trigger` made and its answer (`hint`: what to do about an error)."""
+    def rest_call(self, call: RestCall, hint: str | None, reused: bool = False) -> None:
+        """A REST call `trigger` made and its answer (`hint`: what to do about an error; `reused`: its error means the
+        thing is there already, which `setup` takes as done)."""
         raise NotImplementedError
 
     def trigger_result(self, record: wire.TriggerRecord) -> None:
@@ -265,9 +266,9 @@ class HumanView(View):
         """The catalog table."""
         self.human.payload_table(templates)
 
-    def rest_call(self, call: RestCall, hint: str | None) -> None:
+    def rest_call(self, call: RestCall, hint: str | None, reused: bool = False) -> None:
         """The call and its answer."""
-        self.human.rest_call(call, hint, self.verbose)
+        self.human.rest_call(call, hint, self.verbose, reused)
 
     def trigger_result(self, record: wire.TriggerRecord) -> None:
         """Expected webhooks and what arrived."""
@@ -369,7 +370,7 @@ class WireView(View):
         for template in templates:
             self.write(wire.Payload(template))
 
-    def rest_call(self, call: RestCall, hint: str | None) -> None:
+    def rest_call(self, call: RestCall, hint: str | None, reused: bool = False) -> None:
         """The `rest` line."""
         self.write(wire.RestCallRecord(call))
 
