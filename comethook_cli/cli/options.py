@@ -31,8 +31,24 @@ Sets = Annotated[
     typer.Option(
         "--set",
         metavar="PATH=VALUE",
-        help="Set a dotted path in the body (VALUE as JSON, else string). Repeatable.",
+        help="Change a dotted path that exists in the body (VALUE as JSON, else string). Repeatable.",
         autocompletion=completion.set_paths,
+    ),
+]
+Adds = Annotated[
+    list[str] | None,
+    typer.Option("--add", metavar="PATH=VALUE", help="Create a dotted path in the body (objects made on the way). Repeatable."),
+]
+Unsets = Annotated[
+    list[str] | None,
+    typer.Option("--unset", metavar="PATH", help="Remove a dotted path from the body. Repeatable.", autocompletion=completion.set_paths),
+]
+Fixtures = Annotated[
+    str | None,
+    typer.Option(
+        "--fixtures",
+        metavar="DIR",
+        help="The project's fixtures directory (default: comethook/fixtures beside comethook.toml, else here).",
     ),
 ]
 SECRET_ON_ARGV = {
@@ -189,7 +205,7 @@ DeliveryVerbose = Annotated[
 ]
 
 #: The option names (parameter names) of each group that a project-file section configures (see config.TARGETS).
-BUILDER = frozenset({"type_", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region", "set_"})
+BUILDER = frozenset({"type_", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region", "set_", "add", "unset"})
 DELIVERING = frozenset({
     "basic_auth", "basic_auth_file", "header", "timeout", "content_type", "json_out", "expect", "expect_json", "max_latency",
     "simulate_retries", "retry_delays", "verbose", "max_answer", "insecure",
@@ -212,9 +228,11 @@ def build_options(
     app_id: str,
     region: str,
     sets: Sequence[str] | None,
+    adds: Sequence[str] | None = None,
+    unsets: Sequence[str] | None = None,
 ) -> BuildOptions:
     """BuildOptions from the shared builder flags, validated."""
-    from comethook_cli.cometchat.payloads import parse_set
+    from comethook_cli.cometchat.payloads.paths import parse_set, parse_unset
     from comethook_cli.engine import values
 
     return BuildOptions(
@@ -227,6 +245,8 @@ def build_options(
         app_id=app_id,
         region=values.region(region),
         sets=tuple(parse_set(s) for s in sets or ()),
+        adds=tuple(parse_set(s, "add") for s in adds or ()),
+        unsets=tuple(parse_unset(s) for s in unsets or ()),
     )
 
 
