@@ -118,7 +118,7 @@ async def deliver(
     except jsonbody.JsonBodyError:
         payload = None
     trigger = payload.get("trigger") if isinstance(payload, dict) else None
-    extra = dict(headers or {})
+    extra = sender.marked(dict(headers or {}), "send")  # sorted apart from CometChat's in a listener's history
     if basic_auth:
         extra["Authorization"] = basic_auth_header(basic_auth)
     outgoing = sender.Outgoing(raw, payload, trigger if isinstance(trigger, str) else None)

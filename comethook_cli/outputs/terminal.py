@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.cells import cell_len
@@ -181,13 +182,18 @@ class Renderer:
                     self.out.print(line)
 
     # --- payloads -----------------------------------------------------------------------------
-    def payload_table(self, templates: Iterable[Template]) -> None:
-        """The catalog as a table on stdout."""
-        templates = list(templates)
+    def lines(self, lines: Iterable[tuple[str, str]]) -> None:
+        """Lines of a report on stdout, each (text, style): escaped, never wrapped mid-word by a markup reading."""
+        for text, style in lines:
+            self.out.print(Text(safe(text), style=style))
+
+    def payload_table(self, templates: Iterable[Template], shadowed: Collection[str] = ()) -> None:
+        """The catalog as a table on stdout (`shadowed`: the project fixtures that take a catalog trigger's place)."""
+        templates = [replace(t, description=_shadowing(t, shadowed)) for t in templates]
         columns: tuple[str, ...] = ("trigger", "generation", "family")
         # A trigger name never wraps: the description gives way, cut at a word; on a narrow terminal, family and generation too.
         while True:
-            widths = [max([len(getattr(t, column)) for t in templates] + [len(column)]) for column in columns]
+            widths = [max([len(_cell(t, column)) for t in templates] + [len(column)]) for column in columns]
             room = self.out.width - sum(widths) - 2 * len(widths)
             if room >= 20 or len(columns) == 1:
                 break
@@ -196,7 +202,7 @@ class Renderer:
         header = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "  description"
         self.out.print(Text(header, style="bold"), no_wrap=True, overflow="ellipsis")
         for t in templates:
-            cells = "  ".join(getattr(t, c).ljust(w) for c, w in zip(columns, widths, strict=True))
+            cells = "  ".join(_cell(t, c).ljust(w) for c, w in zip(columns, widths, strict=True))
             line = Text(cells + "  ")
             line.append_text(cut_at_word(Text(t.description), room) or Text(""))
             self.out.print(line, no_wrap=True, overflow="ellipsis")
@@ -766,3 +772,16 @@ def _ms(value: float | None) -> str:
 def now_clock(epoch: float) -> str:
     """HH:MM:SS local time for an event line."""
     return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+def _cell(template: Template, column: str) -> str:
+    """A catalog table cell: the trigger column shows what a user types (a project fixture's name)."""
+    return template.name if column == "trigger" else str(getattr(template, column))
+
+
+def _shadowing(template: Template, shadowed: Collection[str]) -> str:
+    if template.fixture in shadowed:
+        return f"{template.description}: shadows the catalog's {template.fixture} in this project"
+    if template.fixture is not None and template.fixture != template.trigger:
+        return f"{template.description}: a {template.trigger}"
+    return template.description

@@ -287,15 +287,11 @@ def test_options_fill_sender_receiver_ids_and_region() -> None:
     assert (body["webhook"], body["appId"], body["region"]) == ("wh1", "abc", "eu")
 
 
-def test_set_parses_json_values_and_creates_paths() -> None:
-    sets = (
-        parse_set("data.text=hello"),
-        parse_set("data.data.metadata.flag=true"),
-        parse_set("extra.list=[1,2]"),
-        parse_set("data.sentAt=5"),
-    )
-    body = build(find_template("before_message"), BuildOptions(sets=sets))
-    assert body["data"]["text"] == "hello"
+def test_set_parses_json_values_and_add_creates_paths() -> None:
+    sets = (parse_set("data.data.text=hello"), parse_set("data.sentAt=5"))
+    adds = (parse_set("data.data.metadata.flag=true", "add"), parse_set("extra.list=[1,2]", "add"))
+    body = build(find_template("before_message"), BuildOptions(sets=sets, adds=adds))
+    assert body["data"]["data"]["text"] == "hello"
     assert body["data"]["data"]["metadata"] == {"flag": True}
     assert body["extra"] == {"list": [1, 2]}
     assert body["data"]["sentAt"] == 5
@@ -317,7 +313,7 @@ def test_set_through_a_scalar_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="is a str, not an object"):
         set_path({"trigger": "x"}, "trigger.name", 1)
     with pytest.raises(UsageError, match="not an index"):
-        set_path({"a": [1]}, "a.5", 1)
+        set_path({"a": [1]}, "a.5", 1, create=True)
 
 
 def test_unknown_trigger_suggests_close_matches() -> None:
@@ -339,7 +335,7 @@ def test_cli_payloads_list_json_and_table(cli: Any) -> None:
 
 
 def test_cli_payloads_show_prints_valid_json(cli: Any) -> None:
-    result = cli("payloads", "show", "before_message", "--text", "[bold]hi[/bold]", "--set", "data.data.metadata.x=1")
+    result = cli("payloads", "show", "before_message", "--text", "[bold]hi[/bold]", "--add", "data.data.metadata.x=1")
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert body["data"]["data"]["text"] == "[bold]hi[/bold]"
