@@ -27,10 +27,10 @@ DEFAULT_DIRECTORY = Path("comethook") / "fixtures"
 MAX_FIXTURES = 500
 
 
-def directory(configured: str | None = None, project_file: Path | None = None) -> Path:
+def directory(configured: str | None = None, project_file: Path | None = None, root: Path | None = None) -> Path:
     """The fixtures directory: `configured` (relative to the project file's directory), else comethook/fixtures there,
-    else in the current directory."""
-    base = project_file.parent if project_file is not None else Path.cwd()
+    else in `root` (the current directory unless given)."""
+    base = project_file.parent if project_file is not None else (root or Path.cwd())
     if configured:
         path = Path(configured).expanduser()
         return path if path.is_absolute() else base / path

@@ -426,4 +426,5 @@ def build_options(options: dict[str, Any]) -> Any:
     sets = options.get("sets") or []
     if not isinstance(sets, list) or not all(isinstance(item, str) for item in sets):
         raise ApiError(400, '"sets" must be a list of PATH=VALUE strings.')
-    return BuildOptions(**given, sets=tuple(parse_set(item) for item in sets if item.strip()))
+    # The page's "Set" lines may make new paths (its example adds metadata): --add's meaning, as before issue 27.
+    return BuildOptions(**given, adds=tuple(parse_set(item) for item in sets if item.strip()))
