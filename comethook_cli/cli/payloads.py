@@ -154,12 +154,15 @@ def payloads_diff(
     ] = False,
 ) -> None:
     """Compare live deliveries in the history (from CometChat, not send/replay/emulate) with the catalog's templates."""
-    from comethook_cli.engine.evidence import diff_history
+    from comethook_cli.engine.evidence import Evidence, diff_history
+    from comethook_cli.engine.history.files import default_path
     from comethook_cli.engine.history.reader import History
     from comethook_cli.outputs import wire
 
-    with History() as history:
-        evidence = diff_history(history.iter_all(), trigger.strip().lower() if trigger else None)
+    evidence = Evidence(())  # no history yet: nothing collected, which the report says with how to collect some
+    if default_path().exists():
+        with History() as history:
+            evidence = diff_history(history.iter_all(), trigger.strip().lower() if trigger else None)
     if json_out:
         from comethook_cli.outputs.stream import NdjsonWriter
 

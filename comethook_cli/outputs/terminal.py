@@ -781,7 +781,7 @@ def _cell(template: Template, column: str) -> str:
 
 def _shadowing(template: Template, shadowed: Collection[str]) -> str:
     if template.fixture in shadowed:
-        return f"{template.description}: shadows the catalog's {template.fixture} in this project"
-    if template.fixture is not None and template.fixture != template.trigger:
-        return f"{template.description}: a {template.trigger}"
+        return f"shadows the catalog's {template.fixture}: {template.description}"
+    if template.fixture is not None:
+        return f"{template.description} (a {template.trigger})"
     return template.description

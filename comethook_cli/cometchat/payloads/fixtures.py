@@ -73,7 +73,7 @@ def template_of(name: str, document: Any, source: str) -> Template:
             if value not in allowed:
                 raise bad(f"has {marker} {str(value)[:40]!r} (it may be {' or '.join(allowed)})")
     info = describe(body)
-    description = f"project fixture ({source})"
+    description = f"project fixture {source.replace(chr(92), '/').rsplit('/', 1)[-1]}"
     return Template(trigger, info.generation, info.family, description, body, fixture=check_name(name))
 
 

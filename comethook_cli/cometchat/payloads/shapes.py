@@ -1,7 +1,7 @@
 """Shapes of JSON bodies, and how live deliveries differ from the catalog's templates (`comethook payloads diff`).
 
 A shape is key path → the JSON types seen there. Paths name list items `[]` and the keys of a uid-keyed map `*`
-(members, users, mentions, an @injected webhook id, and any key that is a value of the same delivery, or a number),
+(members, users, mentions, an @injected webhook id, any key that is an id of the same delivery, or a number),
 so one delivery's people never make paths of their own. A report holds paths, types, counts and the media type of
 Content-Type: never a value of a delivery, so it can be shared in a bug report as it is.
 """
@@ -16,6 +16,8 @@ from typing import Any
 
 #: Maps whose keys are uids, guids or webhook ids: their keys are data, not shape.
 KEYED_MAPS = frozenset({"members", "users", "mentions", "webhooks", "reactions", "receipts"})
+#: Keys whose string values identify someone or something: a key of the same body equal to one is data, not shape.
+IDENTIFIERS = frozenset({"uid", "guid", "id", "sender", "receiver", "by", "owner", "conversationId", "muid"})
 #: A Content-Type's media type worth reporting (anything else is reported as "other": it is not a value to share).
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9.+-]{1,32}/[A-Za-z0-9.+-]{1,48}$")
 #: A key path's longest say in a report (a stranger's delivery may carry any key).
@@ -48,18 +50,19 @@ def shape(body: Any) -> dict[str, str]:
 
 
 def _strings(node: Any, found: set[str] | None = None, depth: int = 0) -> set[str]:
-    """Every string value in a body: a key equal to one of them is data (a uid-keyed map), not shape."""
+    """Every identifier in a body (the value of a uid, guid, sender, receiver or ...Id key): a key equal to one of them
+    is data (a uid-keyed map), not shape."""
     found = set() if found is None else found
     if depth > _DEPTH:
         return found
     if isinstance(node, dict):
-        for value in node.values():
+        for key, value in node.items():
+            if isinstance(value, str) and (key in IDENTIFIERS or key.endswith(("Id", "_id"))):
+                found.add(value)
             _strings(value, found, depth + 1)
     elif isinstance(node, list):
         for item in node:
             _strings(item, found, depth + 1)
-    elif isinstance(node, str):
-        found.add(node)
     return found
 
 
