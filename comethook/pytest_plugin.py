@@ -122,12 +122,14 @@ def cometchat_delivery(request: pytest.FixtureRequest) -> Callable[..., CometCha
         or os.environ.get("COMETHOOK_BASIC_AUTH")
     )
     unset = object()
+    folder = project_fixtures_directory(request.config.rootpath)
 
     def make(trigger: str, *, basic_auth: Any = unset, content_type: str = CONTENT_TYPE, **options: Any) -> CometChatDelivery:
         credentials = configured if basic_auth is unset else basic_auth
         headers = {"Content-Type": content_type}
         if credentials:
             headers["Authorization"] = basic_auth_header(credentials)
+        options.setdefault("fixtures", folder)  # the project's fixtures, as cometchat_payload finds them
         return CometChatDelivery(headers, encode(build_payload(trigger, **options)))
 
     return make

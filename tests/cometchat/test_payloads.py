@@ -346,3 +346,90 @@ def test_cli_payloads_show_prints_valid_json(cli: Any) -> None:
     assert bad_set.exit_code == 2 and "Malformed --set" in bad_set.stderr
     bad_region = cli("payloads", "show", "message_sent", "--region", "mars")
     assert bad_region.exit_code == 2 and "Unknown region" in bad_region.stderr
+
+
+# --- overrides: --set changes what exists, --add makes, --unset removes ---------------------------------------------
+
+
+def test_set_on_a_missing_path_names_the_nearest_and_changes_nothing() -> None:
+    from comethook_cli.cometchat.payloads.paths import apply, unset_path
+
+    body = build(find_template("message_sent"), BuildOptions())
+    before = json.dumps(body)
+    with pytest.raises(UsageError) as typo:
+        set_path(body, "data.mesage.id", "1")
+    assert "(the nearest is data.message.id)" in typo.value.message and "--add" in (typo.value.hint or "")
+    assert json.dumps(body) == before
+    with pytest.raises(UsageError, match=r"the nearest is data\.message\.data"):
+        set_path(body, "data.message.data.nothing.here", 1)  # no close name: the deepest part that exists
+    with pytest.raises(UsageError, match=r"the nearest is data\.message\.sentAt"):
+        unset_path(body, "data.message.sentat")
+    apply(body, sets=[("data.mesage.id", 2)], adds=[("data.mesage.id", 1)], unsets=["data.message.updatedAt"])
+    assert body["data"]["mesage"] == {"id": 2} and "updatedAt" not in body["data"]["message"]  # adds, sets, unsets
+
+
+def test_build_applies_add_set_and_unset_and_refuses_a_typo() -> None:
+    template = find_template("message_sent")
+    with pytest.raises(UsageError, match="no such path"):
+        build(template, BuildOptions(sets=(("data.message.data.txt", "x"),)))
+    body = build(template, BuildOptions(adds=(("data.message.tags", ["a"]),), unsets=("data.message.data.entities",)))
+    assert body["data"]["message"]["tags"] == ["a"] and "entities" not in body["data"]["message"]["data"]
+
+
+# --- fixtures as data ---------------------------------------------------------------------------------------------------
+
+
+def test_a_fixture_keeps_the_shape_and_replaces_what_identifies_people() -> None:
+    from comethook_cli.cometchat.payloads.fixtures import fixture_of, template_of
+    from comethook_cli.cometchat.payloads.shapes import shape
+
+    live = build(find_template("group_member_added"), BuildOptions(sender="boss-uid-77", receiver="newbie-uid-88",
+                                                                   group="secret-guid-99"))  # fmt: skip
+    live["data"]["group"]["metadata"] = {"plan": "gold-SECRET", "seats": 123456}
+    document = fixture_of(live, "joined")
+    text = json.dumps(document)
+    assert not any(secret in text for secret in ("boss-uid-77", "newbie-uid-88", "secret-guid-99", "gold-SECRET", "123456"))
+    rebuilt = build(template_of("joined", document, "joined.json"), BuildOptions(sender="a", receiver="b", group="g"))
+    assert shape(rebuilt) == shape(live)
+    assert list(rebuilt["data"]["members"]) == ["b"] and rebuilt["data"]["group"]["guid"] == "g"
+    kept = json.dumps(fixture_of(live, "joined", keep_values=True))
+    assert "gold-SECRET" in kept and "boss-uid-77" not in kept  # people still become placeholders
+
+
+@pytest.mark.parametrize(
+    ("document", "said"),
+    [
+        ([], 'needs a "body" object'),
+        ({"body": {"data": {}}}, 'no "trigger" name'),
+        ({"body": {"trigger": "x", "data": "{{nope}}"}}, "placeholders comethook does not know: {{nope}}"),
+        ({"body": {"trigger": "x", "data": {"$user": "admin"}}}, "has $user 'admin'"),
+    ],
+)
+def test_a_file_that_is_not_a_fixture_is_a_usage_error_naming_it(document: Any, said: str) -> None:
+    from comethook_cli.cometchat.payloads.fixtures import template_of
+
+    with pytest.raises(UsageError, match=re.escape(said)) as caught:
+        template_of("mine", document, "fixtures/mine.json")
+    assert "fixtures/mine.json" in caught.value.message
+
+
+def test_a_fixture_shadows_the_trigger_it_is_named_after() -> None:
+    from comethook_cli.cometchat.payloads.fixtures import template_of
+
+    mine = template_of("message_sent", {"body": {"trigger": "message_sent", "data": {"mine": True}}}, "m.json")
+    assert find_template("message_sent", fixtures={"message_sent": mine}) is mine
+    assert find_template("message_sent", legacy=False, fixtures={"other": mine}).fixture is None
+    with pytest.raises(UsageError) as unknown:
+        find_template("message_snd", fixtures={"message_snt": mine})
+    assert "message_snt" in (unknown.value.hint or "")
+
+
+def test_a_shape_names_list_items_and_uid_keyed_maps_alike() -> None:
+    from comethook_cli.cometchat.payloads.shapes import shape
+
+    body = {"data": {"members": {"uid-1": {"uid": "uid-1"}}, "by": {"uid": "u2"}, "u2": 1, "items": [{"a": 1}, {"a": "x"}]}}
+    assert shape(body) == {
+        "data": "object", "data.members": "object", "data.members.*": "object", "data.members.*.uid": "string",
+        "data.by": "object", "data.by.uid": "string", "data.*": "integer", "data.items": "array",
+        "data.items[]": "object", "data.items[].a": "integer",
+    }  # fmt: skip

@@ -113,6 +113,10 @@ class _Placeholders:
         if message.get("receiverType") == "group" and isinstance(receiver, str):
             self._role(receiver, "{{guid}}")
             receiver = None
+        self._role(get(payload, "data.group.guid"), "{{guid}}")
+        members = get(payload, "data.members")
+        if receiver is None and isinstance(members, dict) and len(members) == 1:
+            receiver = next(iter(members))  # a group_member_* delivery is about one member: --receiver
         self._role(sender, "{{sender}}")
         self._role(receiver, "{{receiver}}")
         if isinstance(message.get("id"), str):
