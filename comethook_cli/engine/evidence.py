@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from comethook_cli import jsonbody
-from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog
+from comethook_cli.cometchat.events import message_of
+from comethook_cli.cometchat.payloads import MESSAGE_TYPES, BuildOptions, IdSource, Template, build, catalog
 from comethook_cli.cometchat.payloads.shapes import TriggerDiff, compare, media_type, shape
 from comethook_cli.engine.bodies import plain_body
 from comethook_cli.engine.exchanges import is_live
@@ -36,7 +38,7 @@ class Evidence:
 def diff_history(exchanges: Iterable[Exchange], trigger: str | None = None) -> Evidence:
     """Compare every live delivery among `exchanges` (of `trigger`, when given) with its template's shape."""
     templates: dict[tuple[str, str], Template] = {(t.trigger, t.generation): t for t in catalog()}
-    grouped: dict[tuple[str, str], list[tuple[dict[str, str], str]]] = {}
+    grouped: dict[tuple[str, str, str], list[tuple[dict[str, str], str]]] = {}
     left_out: Counter[str] = Counter()
     for exchange in exchanges:
         if trigger is not None and exchange.info.trigger != trigger:
@@ -53,12 +55,29 @@ def diff_history(exchanges: Iterable[Exchange], trigger: str | None = None) -> E
             left_out["not a CometChat delivery"] += 1
             continue
         content_type = next((v for n, v in exchange.headers if n.lower() == "content-type"), None)
-        grouped.setdefault((exchange.info.trigger, exchange.info.generation), []).append(
+        grouped.setdefault((exchange.info.trigger, exchange.info.generation, variant(payload)), []).append(
             (shape(payload), media_type(content_type))
         )
     diffs = []
-    for (name, generation), live in sorted(grouped.items()):
+    for (name, generation, kind), live in sorted(grouped.items()):
         template = templates.get((name, generation))
-        expected = shape(build(template, BuildOptions(), IdSource(1), _SHAPE_NOW)) if template is not None else None
-        diffs.append(compare(name, generation, expected, template.key if template is not None else None, live))
+        expected = None
+        if template is not None:
+            message_type, _, to_group = kind.partition(", ")
+            options = BuildOptions(type=message_type or "text", group="cometchat-guid-1" if to_group else None)
+            expected = shape(build(template, options, IdSource(1), _SHAPE_NOW))
+        found = compare(name, generation, expected, template.key if template is not None else None, live)
+        diffs.append(replace(found, variant=kind or None))
     return Evidence(tuple(diffs), dict(left_out))
+
+
+def variant(payload: dict[str, Any]) -> str:
+    """What the template is built as to compare with this delivery: its message's type (a media message carries
+    attachments, a text one does not) and ", group" for a group conversation; "" for a delivery with no message."""
+    message = message_of(payload)
+    if message is None:
+        return ""
+    kind = message.get("type")
+    kind = "custom" if message.get("category") == "custom" else kind
+    kind = kind if kind in MESSAGE_TYPES else "text"
+    return f"{kind}, group" if message.get("receiverType") == "group" else str(kind)

@@ -18,6 +18,7 @@ from typing import Any
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.payloads import Template
 from comethook_cli.cometchat.payloads.fixtures import NAME, check_name, template_of
+from comethook_cli.engine.configfile import display_path
 from comethook_cli.engine.userfiles import read_user_file
 from comethook_cli.errors import UsageError
 
@@ -52,7 +53,7 @@ def load(folder: Path) -> tuple[dict[str, Template], list[str]]:
         entries = entries[:MAX_FIXTURES]
     for entry in entries:
         name = entry.name.removesuffix(".json")
-        shown = str(Path(folder) / entry.name)
+        shown = display_path(Path(folder) / entry.name)
         if not NAME.match(name):
             warnings.append(f"{shown}: not a fixture name (letters, digits, '_', '-', '.'): left out.")
             continue

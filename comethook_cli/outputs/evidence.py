@@ -22,7 +22,8 @@ def report_lines(evidence: Evidence, how_to_collect: str) -> Iterator[tuple[str,
         return
     for diff in evidence.diffs:
         where = f"template {diff.template}" if diff.template else "no template in the catalog"
-        yield f"{diff.trigger} ({diff.generation}): {diff.deliveries} live deliveries, {where}", "bold"
+        kind = f", {diff.variant}" if diff.variant else ""
+        yield f"{diff.trigger} ({diff.generation}{kind}): {diff.deliveries} live deliveries, {where}", "bold"
         if not diff.findings:
             yield "  same shape as the template", "green"
         for finding in diff.findings:

@@ -92,7 +92,8 @@ async def test_diff_finds_exactly_the_live_differences_and_leaves_comethooks_own
     assert set(by_trigger) == {"message_sent", "before_message"}
     assert by_trigger["before_message"]["findings"] == []  # a live one that matches its template exactly
     sent = by_trigger["message_sent"]
-    assert (sent["deliveries"], sent["template"], sent["content_types"]) == (3, "current/message_sent", {"Application/json": 3})
+    assert (sent["deliveries"], sent["template"], sent["variant"]) == (3, "current/message_sent", "text")
+    assert sent["content_types"] == {"Application/json": 3}
     assert sent["findings"] == [
         {"kind": "live_only", "path": "data.message.data.metadata", "deliveries": 3, "of": 3, "live_types": ["object"]},
         {"kind": "template_only", "path": "data.message.updatedAt", "deliveries": 3, "of": 3, "template_type": "integer"},
@@ -114,7 +115,7 @@ async def test_the_human_diff_says_each_finding_with_its_counts(cli: Any, record
     result = await cli.run("payloads", "diff", "--trigger", "message_sent")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "message_sent (current): 3 live deliveries" in out and "before_message" not in out
+    assert "message_sent (current, text): 3 live deliveries" in out and "before_message" not in out
     assert "+ data.message.data.metadata  object  in 3 of 3" in out
     assert "- data.message.updatedAt  integer  in 3 of 3" in out
     assert "~ data.message.sentAt  live string, template integer  in 3 of 3" in out

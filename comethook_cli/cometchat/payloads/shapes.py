@@ -125,10 +125,12 @@ class TriggerDiff:
     template: str | None
     findings: tuple[Finding, ...]
     content_types: Mapping[str, int] = field(default_factory=dict)
+    #: What the template was built as for these deliveries: their message type, and ", group" (None: no message).
+    variant: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The trigger's part of the report."""
-        return {"trigger": self.trigger, "generation": self.generation, "deliveries": self.deliveries,
+        return {"trigger": self.trigger, "generation": self.generation, "variant": self.variant, "deliveries": self.deliveries,
                 "template": self.template, "content_types": dict(self.content_types),
                 "findings": [f.to_json() for f in self.findings]}  # fmt: skip
 
