@@ -35,7 +35,9 @@ from comethook_cli.cometchat.payloads import BuildOptions
 from comethook_cli.engine.config import default
 
 app = App()  # what the root group takes this command from
-payloads_app = App(help="List the canned CometChat payloads, or print one as JSON.", no_args_is_help=True)
+payloads_app = App(
+    help="List, show and save CometChat payloads (catalog and project fixtures); diff live deliveries.", no_args_is_help=True
+)
 app.add_typer(payloads_app, name="payloads")
 #: What `payloads diff` says when the history holds no live delivery.
 HOW_TO_COLLECT = (
