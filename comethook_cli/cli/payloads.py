@@ -118,7 +118,7 @@ def payloads_save(
 ) -> None:
     """Save a stored delivery as a project fixture, with placeholders for ids, people, texts and times."""
     from comethook_cli import jsonbody
-    from comethook_cli.cometchat.payloads.fixtures import check_name, fixture_of
+    from comethook_cli.cometchat.fixtures import check_name, fixture_of
     from comethook_cli.engine import fixtures as on_disk
     from comethook_cli.engine.configfile import display_path
     from comethook_cli.engine.history.reader import History

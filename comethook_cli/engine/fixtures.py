@@ -2,7 +2,7 @@
 fixtures` names), found, read and written.
 
 A fixture is a file a project or a stranger supplies, so it is untrusted input: at most MAX_FIXTURES files, each
-read bounded (engine/userfiles.py), parsed by the one strict JSON parser, checked by cometchat/payloads/fixtures.py
+read bounded (engine/userfiles.py), parsed by the one strict JSON parser, checked by cometchat/fixtures.py
 (known placeholders only). A broken file is a warning naming it; the rest are still found.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from comethook_cli import jsonbody
+from comethook_cli.cometchat.fixtures import NAME, check_name, template_of
 from comethook_cli.cometchat.payloads import Template
-from comethook_cli.cometchat.payloads.fixtures import NAME, check_name, template_of
 from comethook_cli.engine.configfile import display_path
 from comethook_cli.engine.userfiles import read_user_file
 from comethook_cli.errors import UsageError

@@ -380,7 +380,7 @@ def test_build_applies_add_set_and_unset_and_refuses_a_typo() -> None:
 
 
 def test_a_fixture_keeps_the_shape_and_replaces_what_identifies_people() -> None:
-    from comethook_cli.cometchat.payloads.fixtures import fixture_of, template_of
+    from comethook_cli.cometchat.fixtures import fixture_of, template_of
     from comethook_cli.cometchat.payloads.shapes import shape
 
     live = build(find_template("group_member_added"), BuildOptions(sender="boss-uid-77", receiver="newbie-uid-88",
@@ -406,7 +406,7 @@ def test_a_fixture_keeps_the_shape_and_replaces_what_identifies_people() -> None
     ],
 )
 def test_a_file_that_is_not_a_fixture_is_a_usage_error_naming_it(document: Any, said: str) -> None:
-    from comethook_cli.cometchat.payloads.fixtures import template_of
+    from comethook_cli.cometchat.fixtures import template_of
 
     with pytest.raises(UsageError, match=re.escape(said)) as caught:
         template_of("mine", document, "fixtures/mine.json")
@@ -414,7 +414,7 @@ def test_a_file_that_is_not_a_fixture_is_a_usage_error_naming_it(document: Any, 
 
 
 def test_a_fixture_shadows_the_trigger_it_is_named_after() -> None:
-    from comethook_cli.cometchat.payloads.fixtures import template_of
+    from comethook_cli.cometchat.fixtures import template_of
 
     mine = template_of("message_sent", {"body": {"trigger": "message_sent", "data": {"mine": True}}}, "m.json")
     assert find_template("message_sent", fixtures={"message_sent": mine}) is mine
