@@ -433,3 +433,14 @@ def test_a_shape_names_list_items_and_uid_keyed_maps_alike() -> None:
         "data.by": "object", "data.by.uid": "string", "data.*": "integer", "data.items": "array",
         "data.items[]": "object", "data.items[].a": "integer",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("template", catalog(), ids=lambda t: t.key)
+def test_every_triggers_delivery_saves_as_a_fixture_that_rebuilds_its_shape_without_its_people(template: Any) -> None:
+    from comethook_cli.cometchat.fixtures import fixture_of, template_of
+    from comethook_cli.cometchat.payloads.shapes import shape
+
+    live = build(template, BuildOptions(sender="s-uid-1", receiver="r-uid-2", text="secret words"))
+    document = fixture_of(live, "saved")
+    assert not any(secret in json.dumps(document) for secret in ("s-uid-1", "r-uid-2", "secret words"))
+    assert shape(build(template_of("saved", document, "saved.json"), BuildOptions(sender="a", text="t"))) == shape(live)
