@@ -225,7 +225,11 @@ class Exchange:
     @property
     def encoded(self) -> bool:
         """Whether the body arrived compressed (a Content-Encoding other than identity): `body` holds those bytes."""
-        return any(n.lower() == "content-encoding" and v.strip().lower() not in ("", "identity") for n, v in self.headers)
+        # Every `--json` line asks: the length is compared before a name is lowered.
+        for name, value in self.headers:
+            if len(name) == 16 and name.lower() == "content-encoding" and value.strip().lower() not in ("", "identity"):
+                return True
+        return False
 
 
 #: The header comethook's own clients (send, replay, check, emulate) mark their requests with: it sorts evidence (a

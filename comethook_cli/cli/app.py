@@ -193,7 +193,8 @@ class Command(TyperCommand):
         return rest
 
     def format_help(self, ctx: Context, formatter: Any) -> None:
-        """Our own help page (outputs.terminal renders it)."""
+        """Our own help page (outputs.helppage lays it out)."""
+        from comethook_cli.outputs.helppage import help_page
         from comethook_cli.outputs.terminal import Renderer
 
         pieces = self.collect_usage_pieces(ctx)
@@ -202,7 +203,8 @@ class Command(TyperCommand):
         for panel, names, text in rows:
             panels.setdefault(panel, []).append((names, text))
         order = [*PANEL_ORDER, *[p for p in panels if p not in PANEL_ORDER]]
-        Renderer().help_page(
+        help_page(
+            Renderer().out,
             f"{_program(ctx)} {' '.join(pieces)}",
             " ".join((self.help or "").split()),
             [(name, panels[name]) for name in order if name in panels],
@@ -226,10 +228,12 @@ class Group(TyperGroup):
 
     def format_help(self, ctx: Context, formatter: Any) -> None:
         """The group's help: usage, description, options, then its commands with their one-line help."""
+        from comethook_cli.outputs.helppage import help_page
         from comethook_cli.outputs.terminal import Renderer
 
         options = [(names, text) for _, names, text in _rows(self.get_params(ctx), ctx)]
-        Renderer().help_page(
+        help_page(
+            Renderer().out,
             f"{_program(ctx)} [OPTIONS] COMMAND [ARGS]...",
             " ".join((self.help or "").split()),
             [("Options", options), ("Commands", self.summaries(ctx))],
@@ -305,7 +309,21 @@ def report_usage(error: UsageError) -> None:
     where = _program(error.ctx) if error.ctx is not None else "comethook"
     wanted = "its commands" if error.format_message().startswith("No such command") else "what each option takes"
     hint = getattr(error, "hint", None) or f"See `{where} --help` for {wanted}."
+    longer = _longer_names(error)
+    if longer and "Did you mean" not in error.format_message():
+        hint = f"Did you mean {' or '.join(longer)}? {hint}"
     Renderer().error(error.format_message(), hint)
+
+
+def _longer_names(error: UsageError) -> list[str]:
+    """For an unknown option, the command's options whose name ends with it: `inspect --port` → --inspector-port
+    (click's own suggestions only find near spellings)."""
+    name = getattr(error, "option_name", None)
+    if type(error).__name__ != "NoSuchOption" or not name or error.ctx is None:
+        return []
+    tail = "-" + name.lstrip("-")
+    options = [opt for param in error.ctx.command.params for opt in getattr(param, "opts", ()) if opt.startswith("--")]
+    return [opt for opt in options if opt.endswith(tail) and opt != name]
 
 
 class LazyGroup(Group):

@@ -250,7 +250,7 @@ def run(config: EmulatorConfig, json_out: bool, quiet: bool) -> None:
             if config.moderation is not None:
                 rules = ", ".join(rule.id for rule in config.moderation[:5]) + (" ..." if len(config.moderation) > 5 else "")
                 banner.append(("Moderation", f"{len(config.moderation)} rule(s) ({rules or 'none: all approved'})"))
-            shown.ready(wire.Ready(root, None, emulator.base_url), banner)
+            shown.ready(wire.Ready(root, None, emulator.base_url), banner, f"comethook emulate: CometChat's REST API on {root}")
             await stop.wait()
         finally:
             await emulator.stop()

@@ -407,3 +407,29 @@ def read_credentials(path: str) -> str:
 
         Renderer().warning(f"--basic-auth-file {path!r} is open to other users (mode {mode & 0o777:04o}): chmod 600 it.")
     return first
+
+
+# --- trigger: how a verb reaches CometChat, what it waits for and asserts ----------------------------------
+
+AppId = Annotated[str | None, typer.Option("--app-id", envvar="COMETCHAT_APP_ID", show_envvar=True, help="CometChat app id.")]
+Region = Annotated[str, typer.Option("--region", envvar="COMETCHAT_REGION", show_envvar=True, help="App region: us, eu, in.")]
+ApiBase = Annotated[
+    str | None,
+    typer.Option("--api-base", metavar="URL", help="Another REST server, e.g. `comethook emulate`: http://127.0.0.1:8780/v3."),
+]
+RestTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=0.001,
+        help="Seconds for all of the command's REST calls together, 429 back-offs included (--wait has --wait-timeout).",
+    ),
+]
+RestVerbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show every REST answer in full.")]
+Wait = Annotated[bool, typer.Option("--wait", help="Wait for the deliveries this call caused, in a running `listen`'s history.")]
+WaitTimeout = Annotated[float, typer.Option("--wait-timeout", metavar="SECONDS", min=0.001, help="How long --wait waits.")]
+TriggerExpect = Annotated[
+    str | None,
+    typer.Option("--expect", metavar="ok|delivered|pass|inject|drop|dropped|blocked", help="Assert the outcome (exit 3 if not)."),
+]

@@ -5,6 +5,7 @@ Imported only when the command is used: the root --help lists it from cli.COMMAN
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
@@ -233,13 +234,21 @@ def execute(
         )
         shown.retries(report)
     else:
+        done: list[Delivery] = []
+        started = time.perf_counter()
         with shown.progress(how.count) as advance:
 
             def on_delivery(delivery: Delivery) -> None:
+                done.append(delivery)
                 advance()
                 shown.delivery(delivery, info, how.count)
 
-            deliveries, elapsed = speedups.run(sender.run(plan, on_delivery))
+            try:
+                deliveries, elapsed = speedups.run(sender.run(plan, on_delivery))
+            except KeyboardInterrupt:
+                if how.count > 1:  # Ctrl-C mid-run: what was sent is still worth its summary (then exit 130)
+                    shown.summary(runs.summarize(done, time.perf_counter() - started), how.count)
+                raise
     shown.summary(runs.summarize(deliveries, elapsed), how.count)
     if original is not None and deliveries:
         shown.compared(original, deliveries[0])

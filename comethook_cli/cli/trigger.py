@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from comethook_cli.cli.app import App, funnel
-from comethook_cli.cli.options import ApiKey, JsonOut
+from comethook_cli.cli.options import (
+    ApiBase,
+    ApiKey,
+    AppId,
+    JsonOut,
+    Region,
+    RestTimeout,
+    RestVerbose,
+    TriggerExpect,
+    Wait,
+    WaitTimeout,
+)
 from comethook_cli.engine.config import TriggerOptions, default
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 
@@ -37,29 +48,6 @@ member_app = App(help="Add, kick, change the scope of, ban or unban a group memb
 trigger_app.add_typer(member_app, name="member")
 
 # --- the options every verb takes: how it reaches CometChat, what it waits for and asserts -------------------
-
-AppId = Annotated[str | None, typer.Option("--app-id", envvar="COMETCHAT_APP_ID", show_envvar=True, help="CometChat app id.")]
-Region = Annotated[str, typer.Option("--region", envvar="COMETCHAT_REGION", show_envvar=True, help="App region: us, eu, in.")]
-ApiBase = Annotated[
-    str | None,
-    typer.Option("--api-base", metavar="URL", help="Another REST server, e.g. `comethook emulate`: http://127.0.0.1:8780/v3."),
-]
-RestTimeout = Annotated[
-    float,
-    typer.Option(
-        "--timeout",
-        metavar="SECONDS",
-        min=0.001,
-        help="Seconds for all of the command's REST calls together, 429 back-offs included (--wait has --wait-timeout).",
-    ),
-]
-RestVerbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show every REST answer in full.")]
-Wait = Annotated[bool, typer.Option("--wait", help="Wait for the deliveries this call caused, in a running `listen`'s history.")]
-WaitTimeout = Annotated[float, typer.Option("--wait-timeout", metavar="SECONDS", min=0.001, help="How long --wait waits.")]
-TriggerExpect = Annotated[
-    str | None,
-    typer.Option("--expect", metavar="ok|delivered|pass|inject|drop|dropped|blocked", help="Assert the outcome (exit 3 if not)."),
-]
 
 #: A verb's option: (parameter name, Annotated type, default); the parameter name without a trailing _ is its key in
 #: the verb's arguments (`from_` → "from").
@@ -298,17 +286,11 @@ def read_scenario(path: str) -> Any:
     import tomllib
 
     from comethook_cli import jsonbody
+    from comethook_cli.cli.options import read_user_file
     from comethook_cli.cometchat.scenarios import BUILTIN
 
-    try:
-        with open(path, "rb") as file:
-            raw = file.read(1024 * 1024 + 1)
-    except OSError as error:
-        raise UsageError(
-            f"Cannot read scenario {path!r}: {error.strerror or error}.", f"Give a file, or a built-in: {', '.join(BUILTIN)}."
-        ) from None
-    if len(raw) > 1024 * 1024:
-        raise UsageError(f"Scenario {path!r} is larger than 1 MiB.", "A scenario is a short list of steps.")
+    hint = f"Give a file, or a built-in: {', '.join(BUILTIN)}."
+    raw = read_user_file(path, "scenario", hint, too_large="A scenario is a short list of steps.")
     try:
         if path.endswith(".json"):
             return jsonbody.parse(raw)

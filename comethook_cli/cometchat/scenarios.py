@@ -9,6 +9,7 @@ No I/O here: the engine runs the calls, the command layer reads files.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import secrets
@@ -403,8 +404,13 @@ def parse_scenario(document: Any, origin: str) -> list[Step]:
         if step_id in {s.id for s in found}:
             raise UsageError(f"{origin}: two steps are called {step_id!r}.", "Give each step its own id.")
         if raw["do"] not in VERBS:
-            raise UsageError(f"{origin}: step {step_id!r} does {raw['do']!r}.", f"Use one of: {', '.join(VERBS)}.")
+            close = difflib.get_close_matches(raw["do"], VERBS, n=1)
+            raise UsageError(
+                f"{origin}: step {step_id!r} does {raw['do']!r}.",
+                (f"Did you mean {close[0]!r}? " if close else "") + f"Use one of: {', '.join(VERBS)}.",
+            )
         args = {k: v for k, v in raw.items() if k not in ("id", "do")}
+        _refuse_unread(origin, step_id, raw["do"], args)
         for ref in _REF.findall(json.dumps(args)):
             if ref.startswith("steps."):
                 target = ref.split(".")[1]
@@ -417,6 +423,44 @@ def parse_scenario(document: Any, origin: str) -> list[Step]:
 
 
 _REF = re.compile(r"\$\{([A-Za-z0-9_.@-]+)\}")
+
+
+class _Reading(dict[str, Any]):
+    """A step's arguments that note which keys the verb asks for."""
+
+    def __init__(self, args: Mapping[str, Any]) -> None:
+        super().__init__(args)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+
+def _refuse_unread(origin: str, step_id: str, verb: str, args: dict[str, Any]) -> None:
+    """A key the step's verb never reads (`txt = "x"`, or `url` on a text message) is a usage error, not silently
+    ignored: the verb is tried on the arguments, references standing in as a valid id, and asked keys are noted."""
+    reading = _Reading(json.loads(_REF.sub("comethook-ref", json.dumps(args))))
+    try:
+        VERBS[verb](reading)
+    except UsageError:
+        return  # a bad value: said when the step runs, with its resolved references
+    for key in args:
+        if key not in reading.asked:
+            close = difflib.get_close_matches(key, sorted(reading.asked), n=1, cutoff=0.5)
+            raise UsageError(
+                f"{origin}: step {step_id!r} ({verb}) has a key {key!r} that {verb} does not use.",
+                (f"Did you mean {close[0]!r}? " if close else "")
+                + f"{verb} reads: {', '.join(sorted(reading.asked)) or 'no keys'}.",
+            )
 
 
 @dataclass(frozen=True)

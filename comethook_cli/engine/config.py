@@ -122,6 +122,11 @@ class ForwardConfig:
         """Whether any delivery is forwarded."""
         return bool(self.targets or self.routes)
 
+    def target_for(self, trigger: str) -> str | None:
+        """The primary target a trigger is relayed to (its route, else the first target), or None: comethook answers it."""
+        routed = next((route.url for route in self.routes if route.trigger == trigger), None)
+        return routed or (self.targets[0] if self.targets else None)
+
 
 @dataclass(frozen=True)
 class TunnelConfig:

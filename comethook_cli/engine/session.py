@@ -192,15 +192,26 @@ class Session:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.shutdown()
 
-    def set_action(self, action: Action) -> str:
+    def set_action(self, action: Action, changed_in: str | None = None) -> str:
         """Switch the canned before_message answer while serving; returns the new banner line. Rules and the drop_if
-        pattern still come first; the next delivery gets the new answer (one attribute swap, so none sees half a change)."""
+        pattern still come first; the next delivery gets the new answer (one attribute swap, so none sees half a change).
+        `changed_in` (e.g. "the inspector"): who changed it, said in a warning line, since the terminal's banner said
+        otherwise. It has no effect while before_message is forwarded to an app (see forwarded_to)."""
         self.prepare()
         assert self.responder is not None
         self.responder.action = action
         if not self.config.forward.enabled:  # the forwarder's line names the app, which has not changed
             self.answering = self.responder.describe()
+        if changed_in is not None:
+            self.hub.warn(f"Answers changed in {changed_in}: before_message → {_shown(action)}")
         return self.answering
+
+    def forwarded_to(self, trigger: str) -> str | None:
+        """The app a trigger is relayed to (its password hidden), or None when comethook's canned answers answer it."""
+        from comethook_cli.engine.urls import redact_url
+
+        target = self.config.forward.target_for(trigger)
+        return redact_url(target) if target is not None else None
 
     # --- what a caller may want to know ----------------------------------------------------------
     @property
@@ -282,6 +293,18 @@ class Session:
         return await tunnel.open_for(
             self.listener.port, self.config.tunnel, self.hub.warn, self.confirm_install, self.on_tunnel_opening
         )
+
+
+#: The most of an injected object a line about a change of answers quotes.
+SHOWN_ANSWER = 80
+
+
+def _shown(action: Action) -> str:
+    """An answer in a line: its label, and an injected object's JSON (cut at SHOWN_ANSWER characters)."""
+    if action.label != "inject":
+        return action.label
+    text = action.body.decode("utf-8", errors="replace")
+    return f"inject {text if len(text) <= SHOWN_ANSWER else text[: SHOWN_ANSWER - 1] + '…'}"
 
 
 class _Counter(RecordHandler):

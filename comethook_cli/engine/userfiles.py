@@ -10,7 +10,13 @@ from comethook_cli.errors import UsageError
 MAX_USER_FILE = 1024 * 1024
 
 
-def read_user_file(path: str, what: str, hint: str = "Check the path.", limit: int | None = MAX_USER_FILE) -> bytes:
+def read_user_file(
+    path: str,
+    what: str,
+    hint: str = "Check the path.",
+    limit: int | None = MAX_USER_FILE,
+    too_large: str = "It should hold a little JSON: check the path.",
+) -> bytes:
     """The bytes of a file a user (or a project file) names for `what`, or a UsageError: missing, unreadable, over `limit`."""
     try:
         with open(path, "rb") as file:
@@ -18,7 +24,5 @@ def read_user_file(path: str, what: str, hint: str = "Check the path.", limit: i
     except OSError as error:
         raise UsageError(f"Cannot read {what} {path!r}: {error.strerror or error}.", hint) from None
     if limit is not None and len(raw) > limit:
-        raise UsageError(
-            f"{what} {path!r} is larger than {limit / 1048576:g} MiB.", "It should hold a little JSON: check the path."
-        )
+        raise UsageError(f"{what[:1].upper()}{what[1:]} {path!r} is larger than {limit / 1048576:g} MiB.", too_large)
     return raw

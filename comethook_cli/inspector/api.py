@@ -375,8 +375,11 @@ class Api:
         if session is None or session.responder is None:
             return json_response({"editable": False, "answering": None})
         responder = session.responder
+        # While before_message goes to an app, the app answers it: a canned answer switched here would change nothing.
+        forwarded_to = session.forwarded_to("before_message")
         return json_response({
-            "editable": True,
+            "editable": forwarded_to is None,
+            "forwarded_to": forwarded_to,
             "answering": session.answering,
             "respond": responder.action.label,
             "respond_body": parse_body(responder.action.body),
@@ -397,11 +400,19 @@ class Api:
             raise ApiError(
                 409, "No listen runs here: `comethook inspect` only reads the history.", "Use the page of `comethook listen`."
             )
+        forwarded_to = session.forwarded_to("before_message")
+        if forwarded_to is not None:
+            raise ApiError(
+                409, f"before_message is forwarded to {forwarded_to}: your app answers it, so a canned answer would change nothing.",
+                "Change your app's answer; or forward only other triggers (--route TRIGGER=URL instead of --forward-to), and "
+                "before_message gets the canned answer.",
+            )  # fmt: skip
         document = await self._body(request)
         spec = document.get("respond")
         if not isinstance(spec, (str, dict)):
             raise ApiError(400, '"respond" must be pass, drop or a JSON object to inject.', 'e.g. {"respond": {"flag": true}}')
-        session.set_action(values.action(spec))  # no `read`: a running session reads no file for its answer
+        # No `read`: a running session reads no file for its answer. The terminal says the change (its banner said otherwise).
+        session.set_action(values.action(spec), changed_in="the inspector")
         return await self.rules(request)
 
 

@@ -71,10 +71,10 @@ class View(RecordHandler):
         return self.human.confirm(prompt)
 
     # --- listen -----------------------------------------------------------------------------------
-    def ready(self, ready: wire.Ready, banner: list[tuple[str, str]]) -> None:
-        """The listener is serving: the banner on stderr."""
+    def ready(self, ready: wire.Ready, banner: list[tuple[str, str]], title: str | None = None) -> None:
+        """The listener (or the emulator) is serving: the banner on stderr, under `title`."""
         self.announced = True
-        self.human.banner(banner, f"comethook listening on {ready.local_url}")
+        self.human.banner(banner, title or f"comethook listening on {ready.local_url}")
 
     def on_exchange(self, exchange: Exchange) -> None:
         """One delivery the listener answered."""
@@ -300,10 +300,10 @@ class WireView(View):
         """One record, one line."""
         self.writer.write(record, soon)
 
-    def ready(self, ready: wire.Ready, banner: list[tuple[str, str]]) -> None:
+    def ready(self, ready: wire.Ready, banner: list[tuple[str, str]], title: str | None = None) -> None:
         """The `ready` line, then the banner on stderr."""
         self.write(ready)
-        super().ready(ready, banner)
+        super().ready(ready, banner, title)
 
     def on_exchange(self, exchange: Exchange) -> None:
         """The `event` line (flushed once per loop iteration under load)."""

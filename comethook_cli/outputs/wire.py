@@ -67,6 +67,10 @@ def _finite(value: Any) -> Any:
     return value
 
 
+#: `Event._document`'s default: the body is left out, to be spliced in as the text that arrived.
+_SPLICED: Any = object()
+
+
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -110,27 +114,35 @@ class Event(Record):
     def to_json(self) -> dict[str, Any]:
         """The exchange as one JSON object (its credentials redacted, whatever the history kept: see without_secrets)."""
         e = without_secrets(self.exchange)
-        document = {
-            "type": self.type,
+        document = self._document(e, e.payload if e.payload is not None else parse_body(e.body))
+        if self.raw:
+            document["raw"] = e.body.decode("utf-8", errors="replace")
+        return document
+
+    @staticmethod
+    def _document(e: Exchange, body: Any = _SPLICED) -> dict[str, Any]:
+        """The object's fields in their order; without `body` when it is spliced in as text after them (`encode`)."""
+        verdict = e.verdict
+        document: dict[str, Any] = {
+            "type": "event",
             "id": e.id,
             "received_at": iso_time(e.received_at),
             "method": e.method,
-            "path": e.path + (f"?{e.query}" if e.query else ""),
+            "path": f"{e.path}?{e.query}" if e.query else e.path,
             "headers": dict(e.headers),
             "trigger": e.info.trigger,
             "generation": e.info.generation,
             "summary": e.info.summary,
-            "body": e.payload if e.payload is not None else parse_body(e.body),
-            "response": {"status": e.response_status, "body": e.answer},
-            "verdict": e.verdict.kind if e.verdict else None,
-            "verdict_reason": e.verdict.reason if e.verdict else None,
-            "latency_ms": round(e.latency_ms, 3),
-            "answered_by": e.answered_by,
-            "forwarded_to": e.forwarded_to,
-            "forward_error": e.forward_error,
         }
-        if self.raw:
-            document["raw"] = e.body.decode("utf-8", errors="replace")
+        if body is not _SPLICED:
+            document["body"] = body
+        document["response"] = {"status": e.response_status, "body": e.answer}
+        document["verdict"] = verdict.kind if verdict else None
+        document["verdict_reason"] = verdict.reason if verdict else None
+        document["latency_ms"] = round(e.latency_ms, 3)
+        document["answered_by"] = e.answered_by
+        document["forwarded_to"] = e.forwarded_to
+        document["forward_error"] = e.forward_error
         return document
 
     def encode(self) -> str:
@@ -147,9 +159,8 @@ class Event(Record):
         if e.payload is None or b"\n" in e.body or b"\r" in e.body or e.encoded:
             line = dumps(self.to_json())
         else:
-            document = self.to_json()
-            del document["body"]
-            line = dumps(document)[:-1] + ',"body":' + json_safe(e.body.decode("utf-8")) + "}"
+            head = dumps(self._document(without_secrets(e)))
+            line = f'{head[:-1]},"body":{json_safe(e.body.decode("utf-8"))}}}'
         object.__setattr__(e, "event_line", line)  # a cache on a frozen value: the line depends on nothing else
         return line
 

@@ -126,3 +126,29 @@ def test_inspect_serves_the_stored_history_without_listening(listen_process: Any
 def test_inspect_without_a_history_says_so(cli: Any) -> None:
     result = cli("inspect", "--inspector-port", "0")
     assert result.exit_code == 1 and "No history yet" in result.stderr and "comethook listen" in result.stderr
+
+
+def test_inspect_port_suggests_the_inspector_port(cli: Any) -> None:
+    result = cli("inspect", "--port", "0")
+    assert result.exit_code == 2
+    assert "No such option: --port" in result.stderr and "Did you mean --inspector-port?" in result.stderr
+
+
+def test_a_change_of_answers_made_in_the_inspector_is_said_on_listen_s_stderr(listen_process: Any) -> None:
+    listener = listen_process("--max-events", "1")
+    base = listener.ready["inspector_url"]
+    _, session, _ = fetch(base + "api/session")
+    headers = {"X-Comethook-Token": json.loads(session)["token"], "Origin": base.rstrip("/"), "Content-Type": "application/json"}
+    for respond in ("drop", {"via": "the page\x1b[31m"}):
+        body = json.dumps({"respond": respond}).encode()
+        with urllib.request.urlopen(
+            urllib.request.Request(base + "api/rules", body, headers, method="PUT"), timeout=10
+        ) as answer:
+            assert answer.status == 200
+    status, answer = post_json(listener.url + "/webhook", delivery(text="after the change"))
+    assert status == 200 and json.loads(answer) == {"via": "the page\x1b[31m"}
+    code, _, err = listener.finish()
+    assert code == 0, err
+    assert "Answers changed in the inspector: before_message → drop" in err
+    assert 'Answers changed in the inspector: before_message → inject {"via": "the page' in err
+    assert "\x1b[31m" not in err  # the page's text reaches the terminal escaped

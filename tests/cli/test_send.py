@@ -327,3 +327,27 @@ async def test_send_uses_a_password_in_the_url_but_never_prints_it(target: Any, 
     sent = [request.headers.get("Authorization") for request, _ in received]
     assert set(sent) == {"Basic dTpodW50ZXIyMg==", None, "Basic Y29tZXRob29rLXdyb25nOmNyZWRlbnRpYWxz"}
     assert sent.count(None) == 1 and sent.count("Basic Y29tZXRob29rLXdyb25nOmNyZWRlbnRpYWxz") == 1
+
+
+async def test_ctrl_c_during_send_count_prints_the_summary_of_what_was_sent_then_exits_130(target: Any) -> None:
+    import signal
+    import sys
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05)
+        return web.json_response({})
+
+    url, received = await target(slow)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "comethook_cli", "send", "message_sent", "--to", url, "--count", "100000", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        while len(received) < 5:
+            await asyncio.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 130, err
+    summary = ndjson(out.decode())[-1]
+    assert summary["type"] == "summary" and 1 <= summary["count"] < 100000, summary  # the answered ones
+    assert "Interrupted." in err.decode() and "Traceback" not in err.decode()

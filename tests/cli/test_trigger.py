@@ -227,6 +227,26 @@ async def test_scenarios_link_ids_between_steps(cli: Cli, tmp_path: Path) -> Non
         assert refused.exit_code == 2 and "refers to ${steps.later.id}" in refused.stderr
 
 
+@pytest.mark.parametrize(
+    ("step", "said"),
+    [
+        ('do = "message"\ntxt = "x"', ["key 'txt' that message does not use", "Did you mean 'text'?"]),
+        ('do = "mesage"', ["does 'mesage'", "Did you mean 'message'?"]),
+        ('do = "message"\nurl = "https://x/a.png"', ["key 'url' that message does not use"]),  # only for media types
+    ],
+    ids=["typo-key", "typo-verb", "unused-key"],
+)
+def test_a_scenario_step_with_an_unknown_key_or_verb_is_a_usage_error_before_any_call(
+    cli: Cli, tmp_path: Path, step: str, said: list[str]
+) -> None:
+    """Before, `txt = "x"` was ignored and the run sent "Hello from comethook" and exited 0."""
+    scenario = tmp_path / "typo.toml"
+    scenario.write_text(f'[[steps]]\ndo = "setup"\n\n[[steps]]\n{step}\n', encoding="utf-8")
+    result = cli("trigger", "run", str(scenario), "--api-base", "http://127.0.0.1:9/v3", env=KEY)  # nothing listens there
+    assert result.exit_code == 2, result.output
+    assert all(s in " ".join(result.stderr.split()) for s in said), result.stderr
+
+
 async def test_wait_without_deliveries_exits_4_and_without_a_listen_history_says_so(cli: Cli) -> None:
     async with Emulator(EmulatorConfig(port=0)) as emulator, closed_loop() as (_, _, _base):
         base = emulator.base_url  # this emulator delivers to nobody
@@ -342,6 +362,7 @@ def test_emulate_and_listen_as_real_processes(tmp_path: Path) -> None:
         assert emulate.returncode == 0, err
         warned = [line for line in err.splitlines() if "Not emulated" in line]
         assert len(warned) == 1 and "GET /conversations (list conversations)" in warned[0], err
+        assert err.startswith(f"comethook emulate: CometChat's REST API on {base.removesuffix('/v3')}")  # not "listening"
         log = [json.loads(line) for line in out.splitlines()]
         assert {"rest", "delivery"} <= {line["type"] for line in log}
         assert KEY["COMETCHAT_API_KEY"] not in out + err

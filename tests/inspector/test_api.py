@@ -476,3 +476,25 @@ async def test_the_session_api_and_the_stream_carry_the_health_of_the_app_behind
             assert (await live.get("/api/session"))[1]["health"]["app"]["state"] == "up"
         finally:
             await inspector.stop()
+
+
+async def test_the_canned_answer_cannot_be_switched_while_before_message_goes_to_an_app() -> None:
+    app = "http://127.0.0.1:9/hook"
+    for forward in (forward_config((app,)), forward_config((), (f"before_message={app}",))):
+        async for live in running(forward=forward):
+            status, rules = await live.get("/api/rules")
+            assert status == 200 and rules["forwarded_to"] == app and not rules["editable"], rules
+            status, refused = await live.change("PUT", "/api/rules", {"respond": "drop"})
+            assert status == 409 and f"forwarded to {app}" in refused["error"] and "--route" in refused["hint"]
+            assert live.session.responder is not None and live.session.responder.action.label == "pass"
+    # The app's password stays out of what the page gets.
+    async for live in running(forward=forward_config(("http://user:s3cret@127.0.0.1:9/hook",))):
+        status, rules = await live.get("/api/rules")
+        assert rules["forwarded_to"] == "http://user:***@127.0.0.1:9/hook"
+        status, refused = await live.change("PUT", "/api/rules", {"respond": "drop"})
+        assert status == 409 and "s3cret" not in json.dumps(refused)
+    # Only another trigger routed: before_message still gets the canned answer, which the page may switch.
+    async for live in running(forward=forward_config((), (f"message_sent={app}",))):
+        status, rules = await live.change("PUT", "/api/rules", {"respond": "drop"})
+        assert status == 200 and rules["editable"] and rules["forwarded_to"] is None
+        assert await live.deliver() == {"action": "do_not_propagate"}

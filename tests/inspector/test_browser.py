@@ -20,7 +20,7 @@ import pytest
 
 from comethook_cli.cli.inspect import start_for_session
 from comethook_cli.engine import values
-from comethook_cli.engine.config import AnswerConfig, ListenConfig, ListenerConfig, TunnelConfig
+from comethook_cli.engine.config import AnswerConfig, ForwardConfig, ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.hub import Hub
 from comethook_cli.engine.session import Session
 from comethook_cli.inspector.server import Inspector
@@ -75,11 +75,14 @@ PARSERS: dict[str, Any] = {"respond": values.action, "drop_if": values.drop_if}
 class LiveListen(Threaded):
     """`listen` with its inspector, from Python."""
 
-    def __init__(self, **answers: Any) -> None:
+    def __init__(self, forward: ForwardConfig | None = None, **answers: Any) -> None:
         super().__init__()
         parsed = {"action" if name == "respond" else name: PARSERS[name](value) for name, value in answers.items()}
         answer_config = AnswerConfig(**parsed)
-        config = ListenConfig(listener=ListenerConfig(port=0), answers=answer_config, tunnel=TunnelConfig(mode="off"))
+        config = ListenConfig(
+            listener=ListenerConfig(port=0), answers=answer_config, forward=forward or ForwardConfig(),
+            tunnel=TunnelConfig(mode="off"),
+        )  # fmt: skip
         self.session = Session(config)
         self.run(self.session.startup())
         self.inspector: Inspector = self.run(start_for_session(self.session, 0, lambda note: None))
@@ -100,8 +103,8 @@ class LiveListen(Threaded):
 def listen() -> Iterator[Any]:
     started: list[LiveListen] = []
 
-    def start(**answers: Any) -> LiveListen:
-        started.append(LiveListen(**answers))
+    def start(forward: ForwardConfig | None = None, **answers: Any) -> LiveListen:
+        started.append(LiveListen(forward, **answers))
         return started[-1]
 
     yield start
@@ -432,3 +435,81 @@ def test_the_header_badge_shows_an_app_that_is_down_and_clears_when_it_is_up(pag
         live.run(inspector.stop())
         live.run(session.shutdown())
         live.end()
+
+
+def free_port() -> int:
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        return int(spare.getsockname()[1])
+
+
+def test_an_empty_object_or_list_shows_whole_not_as_an_open_fold(listen: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    live = listen()
+    assert live.post("answered with nothing") == {}
+    page.goto(live.url)
+    page.locator(ROWS, has_text="answered with nothing").click()
+    answer = page.locator(".card.answer .tree")
+    expect(answer).to_have_text("{}", use_inner_text=True)
+    assert answer.locator("details").count() == 0  # nothing to fold
+    page.evaluate("document.body.appendChild(tree({a: {}, b: [], c: [1]}, true)).id = 'probe'")
+    expect(page.locator("#probe")).to_contain_text('"a": {}', use_inner_text=True)
+    expect(page.locator("#probe")).to_contain_text('"b": []', use_inner_text=True)
+
+
+def test_send_to_an_unreachable_url_says_what_failed_with_no_verdict(listen: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    live = listen()
+    page.goto(live.url)
+    page.locator("#send-button").click()
+    page.locator("#send-to").fill(f"http://127.0.0.1:{free_port()}/webhook")
+    page.locator("#send-submit").click()
+    result = page.locator("#send-result")
+    expect(result).to_contain_text("could not connect")
+    expect(result).to_contain_text("No answer")
+    assert result.locator(".badge").count() == 0
+    assert "null" not in result.inner_text()
+
+
+def summary_widths(page: Any) -> list[float]:
+    return [box["width"] for box in (row.bounding_box() for row in page.locator(ROWS + " .c-summary").all()) if box]
+
+
+def test_at_800_px_the_summary_stays_and_an_empty_detail_pane_gives_way(listen: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    live = listen(drop_if="spam")
+    live.post("the first words of a message")
+    live.post("spam again", trigger="before_message")
+    for width in (800, 1280):
+        page.set_viewport_size({"width": width, "height": 700})
+        page.goto(live.url)
+        expect_rows(page, 2)
+        detail = page.locator("#detail").bounding_box()
+        assert detail is not None and detail["width"] <= 0.3 * width, (width, detail)
+        assert min(summary_widths(page)) >= 150, (width, summary_widths(page))
+        page.locator(ROWS).first.click()
+        expect(page.locator(".detail-head")).to_be_visible()
+        detail = page.locator("#detail").bounding_box()
+        assert detail is not None and detail["width"] >= 0.35 * width, (width, detail)
+        assert min(summary_widths(page)) >= 120, (width, summary_widths(page))
+        expect(page.locator(ROWS).first.locator(".badge")).to_be_visible()
+        # Nothing spills out of the bars: the page never scrolls sideways.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_the_answers_chip_says_the_app_answers_while_before_message_is_forwarded(listen: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    app = f"http://127.0.0.1:{free_port()}/hook"
+    live = listen(forward_config((app,)))
+    page.goto(live.url)
+    chip = page.locator("#rules-button")
+    expect(chip).to_have_text("Answers: YOUR APP")
+    chip.click()
+    expect(page.locator("#rules-now")).to_contain_text(f"before_message is forwarded to {app}")
+    for choice in page.locator('input[name="respond"]').all():
+        expect(choice).to_be_disabled()
+    expect(page.locator("#rules-submit")).to_be_disabled()

@@ -7,6 +7,7 @@ names in summaries, filtered events, and the original answer beside a replayed o
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import pty
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from rich.cells import cell_len
+from rich.console import Console
 from rich.text import Text
 
 from comethook_cli import __version__
@@ -33,7 +35,9 @@ from comethook_cli.engine.history.files import default_path
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import AnsweredBy, EventInfo, Exchange, Verdict
-from comethook_cli.outputs.terminal import cut_at_word, event_spans
+from comethook_cli.outputs.eventline import event_spans
+from comethook_cli.outputs.layout import cut_at_word
+from comethook_cli.outputs.terminal import Renderer
 from tests.conftest import ListenProcess, delivery, ndjson
 
 WIDTHS = (60, 80, 120, 200)
@@ -58,6 +62,34 @@ def event_lines(e: Exchange, width: int | None) -> list[Text]:
 
 def plain(width: int | None, e: Exchange) -> list[str]:
     return [line.plain for line in event_lines(e, width)]
+
+
+class CountingStream(io.StringIO):
+    """A log file (not a terminal) that counts how often it is asked whether it is one."""
+
+    asked = 0
+
+    def isatty(self) -> bool:
+        self.asked += 1
+        return False
+
+
+def test_the_event_line_asks_whether_stdout_is_a_terminal_once_not_per_delivery() -> None:
+    """rich asks the environment and the stream (a system call through BackgroundStream) each time: the listener's
+    display asks once per console, and a console swapped in is asked again."""
+    stream = CountingStream()
+    renderer = Renderer(stream=stream)
+    asked = stream.asked
+    for _ in range(20):
+        renderer.event(exchange())
+    assert stream.asked == asked
+    assert stream.getvalue().count("\n") == 20 and "\x1b" not in stream.getvalue()
+    swapped = CountingStream()
+    renderer.out = Console(file=swapped, highlight=False, soft_wrap=True)
+    asked = swapped.asked  # rich asks while it makes the console
+    renderer.event(exchange())
+    renderer.event(exchange())
+    assert swapped.asked == asked + 1 and swapped.getvalue().count("\n") == 2
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -385,6 +385,7 @@ function keyValues(pairs) {
 
 function showDetail(e, original) {
   $("placeholder").hidden = true;
+  $("panes").classList.add("showing");  // the detail pane widens only once it has something to show
   const body = $("detail-body");
   body.hidden = false;
   body.replaceChildren();
@@ -506,14 +507,19 @@ function node(value, key, open, depth) {
     if (key !== null) span.append(el("span", "k", JSON.stringify(key)), el("span", "p", ": "));
     return span;
   };
-  if (value !== null && typeof value === "object") {
-    const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+  const entries = value !== null && typeof value === "object" ? (Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value)) : null;
+  if (entries && !entries.length) {  // {} or []: nothing to fold, so it shows whole, as a leaf
+    const line = el("div", "leaf");
+    line.append(label(), el("span", "p", Array.isArray(value) ? "[]" : "{}"));
+    return line;
+  }
+  if (entries) {
     const details = el("details");
     details.open = open && depth < 6;
     const summary = el("summary");
     summary.appendChild(label());
     const [left, right] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
-    summary.append(el("span", "p", left), el("span", "count", entries.length ? ` ${entries.length} ${Array.isArray(value) ? "items" : "keys"} ` : ""), el("span", "p close", right));
+    summary.append(el("span", "p", left), el("span", "count", ` ${entries.length} ${Array.isArray(value) ? "item" : "key"}${entries.length === 1 ? "" : "s"} `), el("span", "p close", right));
     details.appendChild(summary);
     const children = el("div", "children");
     for (const [childKey, child] of entries) children.appendChild(node(child, Array.isArray(value) ? null : childKey, open, depth + 1));
@@ -534,7 +540,8 @@ async function doReplay(exchange, to, body) {
   try {
     const result = await api(`/api/exchanges/${encodeURIComponent(exchange.id)}/replay`, { method: "POST", body: request });
     const delivery = result.delivery;
-    toast(`Replayed to ${delivery.url}: ${delivery.status ? "HTTP " + delivery.status : delivery.error}${delivery.verdict ? " · " + delivery.verdict.toUpperCase() : ""}`);
+    // A replay nothing answered has no verdict: only what failed.
+    toast(delivery.status === null ? `Replay to ${delivery.url} got no answer: ${delivery.error}` : `Replayed to ${delivery.url}: HTTP ${delivery.status}${delivery.verdict ? " · " + delivery.verdict.toUpperCase() : ""}`);
     if (result.exchange) {
       addLive(result.exchange);
       openExchange(result.exchange.id);
@@ -634,7 +641,14 @@ $("send-form").addEventListener("submit", async (event) => {
     const answer = await api("/api/send", { method: "POST", body: { trigger, to: $("send-to").value.trim() || null, options } });
     const d = answer.delivery;
     const line = el("div", "request-line mono");
-    line.append(el("span", "s" + String(d.status || 0)[0], d.status ? `HTTP ${d.status}` : d.error), el("span", "muted", `  ${formatMs(d.latency_ms)} · ${d.url}`));
+    if (d.status === null) {
+      // Nothing answered: no answer to show, and no verdict to give (CometChat would retry; see `send`).
+      line.append(el("span", "s0", "No answer"), el("span", "muted", ` · ${d.url}`));
+      result.replaceChildren(line, el("p", "warn", d.error || "The endpoint did not answer."),
+        el("p", "muted small", "Is your endpoint running, and is this its URL?"));
+      return;
+    }
+    line.append(el("span", "s" + String(d.status)[0], `HTTP ${d.status}`), el("span", "muted", `  ${formatMs(d.latency_ms)} · ${d.url}`));
     if (d.verdict) line.appendChild(el("span", "badge " + d.verdict, d.verdict.toUpperCase()));
     result.replaceChildren(line, tree(d.response, true));
     if (answer.exchange) addLive(answer.exchange);
@@ -648,6 +662,12 @@ async function loadRules() {
   try {
     const rules = await api("/api/rules");
     const button = $("rules-button");
+    if (rules.forwarded_to) {  // the app answers before_message: a canned answer switched here would change nothing
+      button.textContent = "Answers: YOUR APP";
+      button.className = "chip app";
+      button.title = `before_message is forwarded to ${rules.forwarded_to}: your app answers it`;
+      return rules;
+    }
     if (!rules.editable) {
       button.hidden = true;
       return rules;
@@ -663,9 +683,15 @@ async function loadRules() {
 
 $("rules-button").addEventListener("click", async () => {
   const rules = await loadRules();
-  if (!rules || !rules.editable) return;
-  $("rules-now").textContent = `Now: ${rules.answering}` + (rules.forwarding ? ". Forwarded deliveries get your app's answer; this is the answer for the rest." : "") + (rules.rules ? ` ${rules.rules} rule(s) and --drop-if still come first.` : "");
-  for (const input of document.querySelectorAll('input[name="respond"]')) input.checked = input.value === rules.respond;
+  if (!rules || (!rules.editable && !rules.forwarded_to)) return;
+  const locked = Boolean(rules.forwarded_to);
+  $("rules-now").textContent = locked
+    ? `before_message is forwarded to ${rules.forwarded_to}: your app answers it, so a canned answer here would change nothing. Change your app's answer; or forward only the other triggers (--route TRIGGER=URL instead of --forward-to), and switch it here.`
+    : `Now: ${rules.answering}` + (rules.forwarding ? ". Forwarded deliveries get your app's answer; this is the answer for the rest." : "") + (rules.rules ? ` ${rules.rules} rule(s) and --drop-if still come first.` : "");
+  $("rules-choice").disabled = locked;
+  $("rules-inject").disabled = locked;
+  $("rules-submit").disabled = locked;
+  for (const input of document.querySelectorAll('input[name="respond"]')) input.checked = !locked && input.value === rules.respond;
   if (rules.respond === "inject") $("rules-inject").value = JSON.stringify(rules.respond_body, null, 2);
   $("rules-validity").textContent = "";
   $("rules-dialog").showModal();
