@@ -288,18 +288,20 @@ def expectations(expect: str | None, expect_json: Sequence[str] = (), max_latenc
 # --- check -------------------------------------------------------------------------------------------------
 
 
-def triggers(spec: str) -> tuple[Template, ...]:
-    """legacy | current | all | NAME,NAME… → the templates `check` delivers."""
-    from comethook_cli.cometchat.payloads import catalog, find_template
+def triggers(spec: str, fixtures: Mapping[str, Template] | None = None) -> tuple[Template, ...]:
+    """legacy | current | all | NAME,NAME… → the templates `check` delivers; a project fixture (`fixtures`, by name)
+    named like a trigger takes its place, and NAME may be any fixture's name."""
+    from comethook_cli.cometchat.payloads import catalog, find_template, trigger_names
 
-    if spec in ("legacy", "current"):
-        return tuple(t for t in catalog() if t.generation == spec)
-    if spec == "all":
-        return tuple(catalog())
+    fixtures = fixtures or {}
+    if spec in ("legacy", "current", "all"):
+        # A fixture takes the place of the template its name finds (the current one, unless the trigger is legacy-only).
+        shadows = {find_template(name).key: fixtures[name] for name in fixtures if name in trigger_names()}
+        return tuple(shadows.get(t.key, t) for t in catalog() if spec in ("all", t.generation))
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if not names:
         raise InvalidSetting("triggers", " is empty.", "Use legacy, current, all, or trigger names separated by commas.")
-    return tuple(find_template(name) for name in names)
+    return tuple(find_template(name, fixtures=fixtures) for name in names)
 
 
 def volatile(path: str) -> tuple[str, ...]:

@@ -5,7 +5,8 @@ suite's results (`check`), each in fixed columns fitted to the console's width, 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
@@ -29,13 +30,13 @@ TABLE_SUMMARY_MIN = 30
 TABLE_SUMMARY_CUT = 16
 
 
-def payload_table(console: Console, templates: Iterable[Template]) -> None:
-    """The catalog as a table on stdout."""
-    templates = list(templates)
+def payload_table(console: Console, templates: Iterable[Template], shadowed: Collection[str] = ()) -> None:
+    """The catalog as a table on stdout (`shadowed`: the project fixtures that take a catalog trigger's place)."""
+    templates = [replace(t, description=_shadowing(t, shadowed)) for t in templates]
     columns: tuple[str, ...] = ("trigger", "generation", "family")
     # A trigger name never wraps: the description gives way, cut at a word; on a narrow terminal, family and generation too.
     while True:
-        widths = [max([len(getattr(t, column)) for t in templates] + [len(column)]) for column in columns]
+        widths = [max([len(_cell(t, column)) for t in templates] + [len(column)]) for column in columns]
         room = console.width - sum(widths) - 2 * len(widths)
         if room >= 20 or len(columns) == 1:
             break
@@ -44,10 +45,23 @@ def payload_table(console: Console, templates: Iterable[Template]) -> None:
     header = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "  description"
     console.print(Text(header, style="bold"), no_wrap=True, overflow="ellipsis")
     for t in templates:
-        cells = "  ".join(getattr(t, c).ljust(w) for c, w in zip(columns, widths, strict=True))
+        cells = "  ".join(_cell(t, c).ljust(w) for c, w in zip(columns, widths, strict=True))
         line = Text(cells + "  ")
         line.append_text(cut_at_word(Text(t.description), room) or Text(""))
         console.print(line, no_wrap=True, overflow="ellipsis")
+
+
+def _cell(template: Template, column: str) -> str:
+    """A catalog table cell: the trigger column shows what a user types (a project fixture's name)."""
+    return template.name if column == "trigger" else str(getattr(template, column))
+
+
+def _shadowing(template: Template, shadowed: Collection[str]) -> str:
+    if template.fixture in shadowed:
+        return f"shadows the catalog's {template.fixture}: {template.description}"
+    if template.fixture is not None:
+        return f"{template.description} (a {template.trigger})"
+    return template.description
 
 
 # --- send -----------------------------------------------------------------------------------

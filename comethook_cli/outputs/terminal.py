@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -144,9 +144,14 @@ class Renderer:
             self.out.print(Text(safe(str(value), multiline=True)))
 
     # --- payloads -----------------------------------------------------------------------------
-    def payload_table(self, templates: Iterable[Template]) -> None:
-        """The catalog as a table on stdout."""
-        payload_table(self.out, templates)
+    def lines(self, lines: Iterable[tuple[str, str]]) -> None:
+        """Lines of a report on stdout, each (text, style): escaped, never wrapped mid-word by a markup reading."""
+        for text, style in lines:
+            self.out.print(Text(safe(text), style=style))
+
+    def payload_table(self, templates: Iterable[Template], shadowed: Collection[str] = ()) -> None:
+        """The catalog as a table on stdout (`shadowed`: the project fixtures that take a catalog trigger's place)."""
+        payload_table(self.out, templates, shadowed)
 
     def delivery(self, delivery: Delivery, info: EventInfo | None, verbose: bool = False) -> None:
         """One delivery in full: request line, status and latency, the answer, the verdict."""

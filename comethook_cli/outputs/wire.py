@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.engine.checks import CheckResult
+    from comethook_cli.engine.evidence import Evidence
     from comethook_cli.engine.runs import RetryReport, Summary
 
 # What json.dumps(ensure_ascii=False) passes raw and a terminal must never receive: DEL, C1 controls,
@@ -341,11 +342,35 @@ class Payload(Record):
     type: ClassVar[str] = "payload"
     template: Template
 
+    #: For a project fixture: whether it shadows the catalog's trigger of the same name.
+    shadows: bool = False
+
     def to_json(self) -> dict[str, Any]:
-        """{"type": "payload", "trigger", "generation", "family", "description"}."""
+        """{"type": "payload", "trigger", "generation", "family", "description"}, and for a project fixture its "fixture"
+        name and whether it "shadows" the catalog's trigger of that name."""
         t = self.template
-        return {"type": self.type, "trigger": t.trigger, "generation": t.generation, "family": t.family,
-                "description": t.description}  # fmt: skip
+        document: dict[str, Any] = {"type": self.type, "trigger": t.trigger, "generation": t.generation, "family": t.family,
+                    "description": t.description}  # fmt: skip
+        if t.fixture is not None:
+            document.update(fixture=t.fixture, shadows=self.shadows)
+        return document
+
+
+@dataclass(frozen=True)
+class PayloadsDiff(Record):
+    """`payloads diff --json`: how live deliveries differ from the catalog, per trigger. Key paths, types and counts
+    only (cometchat/payloads/shapes.py): no value from any delivery, so it can go in a bug report as it is."""
+
+    type: ClassVar[str] = "payloads_diff"
+    evidence: Evidence
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "payloads_diff", "comethook", "live_deliveries", "left_out", "triggers": [...]}."""
+        from comethook_cli import __version__
+
+        e = self.evidence
+        return {"type": self.type, "comethook": __version__, "live_deliveries": e.live, "left_out": e.left_out,
+                "triggers": [diff.to_json() for diff in e.diffs]}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,12 @@ async def test_comethook_listen_itself_passes_check(cli: Any, listen_process: An
     assert set(statuses(result).values()) == {"pass"}
 
 
+async def test_checks_are_marked_so_a_listen_in_front_files_them_apart_from_cometchat(cli: Any, target: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
+    assert received and all(request.headers.get("X-Comethook-Origin") == "check" for request, _ in received)
+
+
 async def test_url_credentials_are_the_endpoints_basic_auth_and_not_a_second_one(cli: Any, target: Any) -> None:
     expected = "Basic " + base64.b64encode(b"cc:s3cret").decode()
     url, received = await target(
