@@ -163,18 +163,9 @@ def run(args: SendArgs) -> None:
     execute(url, lambda: Outgoing(bodies.next(), trigger=template.trigger), args.delivering)
 
 
-def execute(
-    url: str,
-    make_body: Callable[[], Outgoing],
-    how: Delivering,
-    extra_headers: dict[str, str] | None = None,
-    original: Exchange | None = None,
-) -> None:
-    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code. Long
-    because it is one straight sequence (headers, checks said before anything is sent, the run, the report) that
-    `send` and `replay` share; split, each part would need most of the others' locals."""
-    from comethook_cli.cometchat.events import describe
-    from comethook_cli.engine import runs, sender
+def request_headers(url: str, how: Delivering, extra_headers: dict[str, str] | None) -> dict[str, str]:
+    """The headers of every delivery: a replayed exchange's own, then --content-type, --basic-auth and -H, each beating
+    the one before; a second source of credentials beside the URL's is a usage error, said before anything is sent."""
     from comethook_cli.engine.auth import basic_auth_header
     from comethook_cli.engine.urls import url_authorization
 
@@ -193,6 +184,23 @@ def execute(
     # user:***@); with a second Authorization, which to send would be a guess: said now, before anything is sent.
     given_by = "-H Authorization" if any(name.lower() == "authorization" for name, _ in how.headers) else "--basic-auth"
     url_authorization(url, headers, "--to", given_by)
+    return headers
+
+
+def execute(
+    url: str,
+    make_body: Callable[[], Outgoing],
+    how: Delivering,
+    extra_headers: dict[str, str] | None = None,
+    original: Exchange | None = None,
+) -> None:
+    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code. Long
+    because it is one straight sequence (headers, checks said before anything is sent, the run, the report) that
+    `send` and `replay` share; split, each part would need most of the others' locals."""
+    from comethook_cli.cometchat.events import describe
+    from comethook_cli.engine import runs, sender
+
+    headers = request_headers(url, how, extra_headers)
     expectations = how.expectations or Expectations()
     delays = how.retry_delays or sender.COMETCHAT_RETRY_DELAYS
     if how.simulate_retries and how.count > 1:
