@@ -159,7 +159,8 @@ def bench_throughput(rounds: int, env: dict[str, str], body: Path, seconds: floa
 
     got = alternate(rounds, {name: run(name) for name in variants})
     base, fast = median(got["baseline"]), median(got["baseline on uvloop"])
-    targets = {"listen --json (history on)": 0.6, "listen (pretty display, history on)": 0.3}
+    # Issue 22's floors (bench/NOTES.md says where the --json row stands against the 0.6x aimed for before it).
+    targets = {"listen --json (history on)": 0.4, "listen (pretty display, history on)": 0.3}
     rows = []
     for name in variants:
         if name.startswith("baseline"):

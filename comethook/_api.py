@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from comethook_cli import jsonbody
 from comethook_cli.cometchat import verdict
-from comethook_cli.cometchat.payloads import BuildOptions, IdSource, build, catalog, encode, find_template
+from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog, encode, find_template
 from comethook_cli.engine.config import default
 from comethook_cli.models import Delivery, Generation, Verdict
 
@@ -53,12 +55,17 @@ def build_payload(
     app_id: str = _option("app_id"),
     region: str = _option("region"),
     set: Mapping[str, Any] | None = None,
+    add: Mapping[str, Any] | None = None,
+    unset: Sequence[str] = (),
+    fixtures: str | os.PathLike[str] | None = None,
     seed: int | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
     """The body CometChat would POST for `trigger`, built like `comethook send` (the same options, `set` as --set).
 
-    `set` maps dotted paths to values, applied in order (`{"data.message.data.text": "hi"}`). With a `seed`,
+    `set` maps dotted paths that exist to values, applied in order (`{"data.message.data.text": "hi"}`; a path that does
+    not exist raises `InvalidSetting` naming the nearest one); `add` makes paths, `unset` removes them (--add, --unset).
+    `fixtures` is a directory of project fixtures (`comethook payloads save`): `trigger` may name one. With a `seed`,
     every id and random part is the same on each call, and so is the clock (`now`, default 2023-11-14):
     the same arguments give the same body. Raises `UsageError` for an unknown trigger or type, and `InvalidSetting`
     (a UsageError and a ValueError) naming the argument for an unknown region (`Unknown region='xx'.`).
@@ -67,11 +74,25 @@ def build_payload(
 
     options = BuildOptions(
         type=type, text=text, sender=sender, receiver=receiver, group=group, webhook_id=webhook_id, app_id=app_id,
-        region=values.region(region), sets=tuple((set or {}).items()),
+        region=values.region(region), sets=tuple((set or {}).items()), adds=tuple((add or {}).items()),
+        unsets=tuple(unset),
     )  # fmt: skip
     if seed is not None and now is None:
         now = SEEDED_NOW
-    return build(find_template(trigger, legacy), options, IdSource(seed), now)
+    return build(find_template(trigger, legacy, project_fixtures(fixtures)), options, IdSource(seed), now)
+
+
+def project_fixtures(directory: str | os.PathLike[str] | None) -> dict[str, Template]:
+    """The fixtures in `directory` by name (none for None); UsageError naming the first file that is not a fixture."""
+    if directory is None:
+        return {}
+    from comethook_cli.engine import fixtures
+    from comethook_cli.errors import UsageError
+
+    found, problems = fixtures.load(Path(directory))
+    if problems:
+        raise UsageError(problems[0], "Fix the file, or save it again with `comethook payloads save ID NAME`.")
+    return found
 
 
 def judge(request: Mapping[str, Any] | bytes | None, *, status: int | None = 200, answer: Any) -> Verdict:
@@ -118,7 +139,7 @@ async def deliver(
     except jsonbody.JsonBodyError:
         payload = None
     trigger = payload.get("trigger") if isinstance(payload, dict) else None
-    extra = dict(headers or {})
+    extra = sender.marked(dict(headers or {}), "send")  # sorted apart from CometChat's in a listener's history
     if basic_auth:
         extra["Authorization"] = basic_auth_header(basic_auth)
     outgoing = sender.Outgoing(raw, payload, trigger if isinstance(trigger, str) else None)

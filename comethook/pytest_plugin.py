@@ -76,11 +76,33 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def cometchat_payload() -> Callable[..., dict[str, Any]]:
-    """A factory of delivery bodies: `cometchat_payload(trigger, **options)` is `comethook.build_payload`."""
+def cometchat_payload(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
+    """A factory of delivery bodies: `cometchat_payload(trigger, **options)` is `comethook.build_payload`, with the
+    project's fixtures (comethook/fixtures beside comethook.toml, or its `[payloads] fixtures`) found by name."""
     from comethook import build_payload
 
-    return build_payload
+    folder = project_fixtures_directory(request.config.rootpath)
+
+    def make(trigger: str, **options: Any) -> dict[str, Any]:
+        options.setdefault("fixtures", folder)
+        return build_payload(trigger, **options)
+
+    return make
+
+
+def project_fixtures_directory(root: Any) -> str:
+    """The fixtures directory of the project pytest runs in: `[payloads] fixtures` of its comethook.toml (relative to
+    the file), else comethook/fixtures beside the file, else under the rootdir."""
+    from pathlib import Path
+
+    from comethook_cli.engine import configfile, fixtures
+
+    found = configfile.find(Path(root))
+    configured = None
+    if found is not None:
+        settings = configfile.read(found).settings
+        configured = next((s.value for s in settings if (s.section, s.key) == ("payloads", "fixtures")), None)
+    return str(fixtures.directory(configured if isinstance(configured, str) else None, found, Path(root)))
 
 
 @pytest.fixture
@@ -100,12 +122,14 @@ def cometchat_delivery(request: pytest.FixtureRequest) -> Callable[..., CometCha
         or os.environ.get("COMETHOOK_BASIC_AUTH")
     )
     unset = object()
+    folder = project_fixtures_directory(request.config.rootpath)
 
     def make(trigger: str, *, basic_auth: Any = unset, content_type: str = CONTENT_TYPE, **options: Any) -> CometChatDelivery:
         credentials = configured if basic_auth is unset else basic_auth
         headers = {"Content-Type": content_type}
         if credentials:
             headers["Authorization"] = basic_auth_header(credentials)
+        options.setdefault("fixtures", folder)  # the project's fixtures, as cometchat_payload finds them
         return CometChatDelivery(headers, encode(build_payload(trigger, **options)))
 
     return make

@@ -193,6 +193,9 @@ class Exchange:
     answered_by: str = "comethook"
     #: http://host:port of the listener that received it (None in histories from before it was kept).
     listener: str | None = None
+    #: Who sent it: LIVE (no comethook mark: CometChat, or anyone else), or one of comethook's own clients (ORIGINS);
+    #: None in histories from before it was kept (`engine.exchanges.is_live` then judges by its headers).
+    origin: str | None = None
     #: The body as the strict `jsonbody.parse` read it (no NaN, valid UTF-8), when the listener already has it: saves
     #: parsing it again for output, and tells `outputs.wire` the bytes are valid JSON. Not stored.
     payload: Any = field(default=None, compare=False, repr=False)
@@ -222,7 +225,19 @@ class Exchange:
     @property
     def encoded(self) -> bool:
         """Whether the body arrived compressed (a Content-Encoding other than identity): `body` holds those bytes."""
-        return any(n.lower() == "content-encoding" and v.strip().lower() not in ("", "identity") for n, v in self.headers)
+        # Every `--json` line asks: the length is compared before a name is lowered.
+        for name, value in self.headers:
+            if len(name) == 16 and name.lower() == "content-encoding" and value.strip().lower() not in ("", "identity"):
+                return True
+        return False
+
+
+#: The header comethook's own clients (send, replay, check, emulate) mark their requests with: it sorts evidence (a
+#: delivery from CometChat or from comethook), and is never a security check: anyone can send it, or leave it out.
+ORIGIN_HEADER = "X-Comethook-Origin"
+#: An exchange without the mark: from CometChat, or from anyone else who is not comethook.
+LIVE = "live"
+ORIGINS = ("send", "replay", "check", "emulate")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ COMMANDS = {
     "check": "Run a conformance suite against a webhook endpoint: the way CometChat will use it.",
     "emulate": "A local stand-in for CometChat's REST API that fires the webhooks each call causes (offline CI).",
     "init": "Write a commented starter comethook.toml here (never overwrites one).",
-    "payloads": "List the canned CometChat payloads, or print one as JSON.",
+    "payloads": "List, show and save CometChat payloads (catalog and project fixtures); diff live deliveries.",
     "history": "List, show, export or clear what `listen` received.",
     "trigger": "Make CometChat (or `emulate`) fire real webhooks through its REST API; --wait for them in `listen`.",
     "config": "The project file (comethook.toml): what is in effect, and from where.",

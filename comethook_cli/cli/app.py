@@ -209,7 +209,8 @@ class Command(TyperCommand):
         return rest
 
     def format_help(self, ctx: Context, formatter: Any) -> None:
-        """Our own help page (outputs.terminal renders it)."""
+        """Our own help page (outputs.helppage lays it out)."""
+        from comethook_cli.outputs.helppage import help_page
         from comethook_cli.outputs.terminal import Renderer
 
         pieces = self.collect_usage_pieces(ctx)
@@ -218,7 +219,8 @@ class Command(TyperCommand):
         for panel, names, text in rows:
             panels.setdefault(panel, []).append((names, text))
         order = [*PANEL_ORDER, *[p for p in panels if p not in PANEL_ORDER]]
-        Renderer().help_page(
+        help_page(
+            Renderer().out,
             f"{_program(ctx)} {' '.join(pieces)}",
             " ".join((self.help or "").split()),
             [(name, panels[name]) for name in order if name in panels],
@@ -242,10 +244,12 @@ class Group(TyperGroup):
 
     def format_help(self, ctx: Context, formatter: Any) -> None:
         """The group's help: usage, description, options, then its commands with their one-line help."""
+        from comethook_cli.outputs.helppage import help_page
         from comethook_cli.outputs.terminal import Renderer
 
         options = [(names, text) for _, names, text in _rows(self.get_params(ctx), ctx)]
-        Renderer().help_page(
+        help_page(
+            Renderer().out,
             f"{_program(ctx)} [OPTIONS] COMMAND [ARGS]...",
             " ".join((self.help or "").split()),
             [("Options", options), ("Commands", self.summaries(ctx))],

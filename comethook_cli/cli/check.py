@@ -67,6 +67,7 @@ def check(
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight at once (a small server queues a burst).")
     ] = 4,
+    fixtures: options.Fixtures = None,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
     # Over 60 lines mostly by its option declarations (the docstring above is the command's help, so the reason is here).
@@ -90,7 +91,7 @@ def check(
     # The URL's credentials are the endpoint's Basic auth: the checks send them, and test that wrong and missing
     # ones are refused.
     basic_auth = basic_auth or credentials
-    templates = values.triggers(triggers)
+    templates = values.triggers(triggers, options.project_fixtures(fixtures))
     paths = tuple(values.volatile(path) for path in volatile or ())
     shown = view(json_out)
     if insecure:

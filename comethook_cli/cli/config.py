@@ -155,7 +155,8 @@ def _row(section: str, key: str, target: Key, parsed: Any, loaded: Loaded) -> Ro
 def show(ctx: typer.Context, args: Sequence[str], json_out: bool, changed: bool = False) -> None:
     """`comethook config show [COMMAND [FLAGS]]`: each setting, its value and its source."""
     from comethook_cli.outputs import wire
-    from comethook_cli.outputs.terminal import Renderer, safe
+    from comethook_cli.outputs.escapes import safe
+    from comethook_cli.outputs.terminal import Renderer
 
     found = [row for row in rows(ctx, args) if not changed or row.source != "default"]
     loaded = active()

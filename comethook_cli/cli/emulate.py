@@ -14,7 +14,16 @@ from typing import Annotated, Any
 import typer
 
 from comethook_cli.cli.app import App, funnel
-from comethook_cli.cli.options import ApiKey, BasicAuth, BasicAuthFile, JsonOut, RetryDelays, basic_auth
+from comethook_cli.cli.options import (
+    ApiKey,
+    BasicAuth,
+    BasicAuthFile,
+    Fixtures,
+    JsonOut,
+    RetryDelays,
+    basic_auth,
+    project_fixtures,
+)
 from comethook_cli.engine.config import EmulatorConfig, WebhookTarget, default
 from comethook_cli.errors import UsageError
 
@@ -105,6 +114,7 @@ def emulate(
     quirk: QuirkOn = None,
     no_quirk: QuirkOff = None,
     moderation: Moderation = None,
+    fixtures: Fixtures = None,
 ) -> None:
     """A local stand-in for CometChat's REST API that fires the webhooks each call causes (offline CI)."""
     config = emulating(
@@ -112,6 +122,7 @@ def emulate(
         basic_auth_file=basic_auth_file, legacy=legacy, webhook_id=webhook_id, api_key=api_key, app_id=app_id, region=region,
         hook_timeout=hook_timeout, on_hook_failure=on_hook_failure, retry_on_failure=retry_on_failure,
         retry_delays=retry_delays, state=state, quirk=quirk, no_quirk=no_quirk, moderation=moderation,
+        fixtures=project_fixtures(fixtures),
     )  # fmt: skip
     run(config, json_out, quiet)
 
@@ -145,6 +156,7 @@ def emulating(**values: Any) -> EmulatorConfig:
         app_id=values["app_id"], region=region, hook_timeout=values["hook_timeout"],
         on_hook_failure=values["on_hook_failure"], retry_on_failure=values["retry_on_failure"], retry_delays=delays,
         state=values["state"], quirks_off=quirks_off, moderation=moderation_rules(values.get("moderation")),
+        fixtures=values.get("fixtures") or {},
     )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,14 +17,14 @@ import typer
 from comethook_cli.cli import completion
 from comethook_cli.cometchat.payloads import BuildOptions
 from comethook_cli.engine.config import Delivering
+from comethook_cli.engine.userfiles import MAX_USER_FILE as MAX_USER_FILE  # the one bounded reader, shared with the
+from comethook_cli.engine.userfiles import read_user_file as read_user_file  # pytest plugin and the Python API
 from comethook_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from comethook_cli.cometchat.payloads import Template
     from comethook_cli.cometchat.rules import Action, Rule
     from comethook_cli.models import JSON
-
-#: The most a rules file or an `inject:@FILE` may hold: far above any real one, and a project file can name any file.
-MAX_USER_FILE = 1024 * 1024
 
 JsonOut = Annotated[bool, typer.Option("--json", help="NDJSON on stdout: one JSON object per line.")]
 Sets = Annotated[
@@ -31,8 +32,26 @@ Sets = Annotated[
     typer.Option(
         "--set",
         metavar="PATH=VALUE",
-        help="Set a dotted path in the body (VALUE as JSON, else string). Repeatable.",
+        help="Change a dotted path that exists in the body (VALUE as JSON, else string). Repeatable.",
         autocompletion=completion.set_paths,
+    ),
+]
+Adds = Annotated[
+    list[str] | None,
+    typer.Option("--add", metavar="PATH=VALUE", help="Create a dotted path in the body (objects made on the way). Repeatable."),
+]
+Unsets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--unset", metavar="PATH", help="Remove a dotted path from the body. Repeatable.", autocompletion=completion.set_paths
+    ),
+]
+Fixtures = Annotated[
+    str | None,
+    typer.Option(
+        "--fixtures",
+        metavar="DIR",
+        help="The project's fixtures directory (default: comethook/fixtures beside comethook.toml, else here).",
     ),
 ]
 SECRET_ON_ARGV = {
@@ -189,7 +208,7 @@ DeliveryVerbose = Annotated[
 ]
 
 #: The option names (parameter names) of each group that a project-file section configures (see config.TARGETS).
-BUILDER = frozenset({"type_", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region", "set_"})
+BUILDER = frozenset({"type_", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region", "set_", "add", "unset"})
 DELIVERING = frozenset({
     "basic_auth", "basic_auth_file", "header", "timeout", "content_type", "json_out", "expect", "expect_json", "max_latency",
     "simulate_retries", "retry_delays", "verbose", "max_answer", "insecure",
@@ -212,13 +231,15 @@ def build_options(
     app_id: str,
     region: str,
     sets: Sequence[str] | None,
+    adds: Sequence[str] | None = None,
+    unsets: Sequence[str] | None = None,
 ) -> BuildOptions:
     """BuildOptions from the shared builder flags, validated."""
     from comethook_cli.engine import values
 
     given = {"type": type_, "text": text, "sender": sender, "receiver": receiver, "group": group, "webhook_id": webhook_id,
              "app_id": app_id, "region": region}  # fmt: skip
-    return values.build_options(given, sets or ())
+    return values.build_options(given, sets or (), adds or (), unsets or ())
 
 
 def delivering(
@@ -252,22 +273,27 @@ def delivering(
     )  # fmt: skip
 
 
-def read_user_file(
-    path: str,
-    what: str,
-    hint: str = "Check the path.",
-    limit: int | None = MAX_USER_FILE,
-    too_large: str = "It should hold a little JSON: check the path.",
-) -> bytes:
-    """The bytes of a file a user (or a project file) names for `what`, or a UsageError: missing, unreadable, over `limit`."""
-    try:
-        with open(path, "rb") as file:
-            raw = file.read() if limit is None else file.read(limit + 1)  # a bounded read: /dev/zero ends too
-    except OSError as error:
-        raise UsageError(f"Cannot read {what} {path!r}: {error.strerror or error}.", hint) from None
-    if limit is not None and len(raw) > limit:
-        raise UsageError(f"{what[:1].upper()}{what[1:]} {path!r} is larger than {limit / 1048576:g} MiB.", too_large)
-    return raw
+def project_fixtures(configured: str | None) -> dict[str, Template]:
+    """The project's fixtures by name (--fixtures, `[payloads] fixtures`, else comethook/fixtures beside the project
+    file or here); a warning on stderr for each file that is not a fixture."""
+    from comethook_cli.engine import fixtures
+
+    found, warnings = fixtures.load(fixtures_directory(configured))
+    if warnings:
+        from comethook_cli.outputs.terminal import Renderer
+
+        for warning in warnings:
+            Renderer().warning(warning)
+    return found
+
+
+def fixtures_directory(configured: str | None) -> Path:
+    """Where the project's fixtures are (see project_fixtures)."""
+    from comethook_cli.cli import project
+    from comethook_cli.engine import fixtures
+
+    loaded = project.active()
+    return fixtures.directory(configured, loaded.file.path if loaded is not None and loaded.file is not None else None)
 
 
 def read_body(source: str) -> tuple[bytes, JSON]:

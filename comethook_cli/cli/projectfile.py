@@ -40,14 +40,19 @@ TARGETS: dict[str, tuple[tuple[Path_, frozenset[str] | None], ...]] = {
     "check": ((("check",), None),),
     # The quirks and moderation only: the rest of emulate's options (a webhook URL, a bind address, a state file)
     # would need trust gates.
-    "emulate": ((("emulate",), frozenset({"quirk", "no_quirk", "moderation"})),),
+    "emulate": ((("emulate",), frozenset({"quirk", "no_quirk", "moderation", "fixtures"})),),
+    # The project's fixtures directory, for every command that finds fixtures (it is read, and `save` writes there).
+    "payloads": tuple((path, frozenset({"fixtures"})) for path in (("payloads", "list"), ("payloads", "show"),
+                      ("payloads", "save"), ("send",), ("check",), ("emulate",))),
 }  # fmt: skip
-#: listen's options that belong to another section ([tunnel], [history]), not to [listen].
-ELSEWHERE = {"listen": frozenset(TUNNEL) | frozenset(HISTORY)}
+#: Options of a command whose section takes all of them that belong to another section: listen's [tunnel] and
+#: [history] options, and the fixtures directory ([payloads]).
+ELSEWHERE = {"listen": frozenset(TUNNEL) | frozenset(HISTORY), "send": frozenset({"fixtures"}),
+             "check": frozenset({"fixtures"})}  # fmt: skip
 #: Keys whose literal value is a secret: a warning when it sits in a file inside a git repository.
 SECRETS = frozenset({"basic-auth", "ngrok-authtoken"})
 #: Keys that name a file: a relative path is relative to the project file, not to where comethook runs.
-PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit", "body", "output", "moderation"})
+PATHS = frozenset({"rules", "basic-auth-file", "ngrok-path", "junit", "body", "output", "moderation", "fixtures"})
 #: Variables that options read without click knowing (the tunnel reads NGROK_AUTHTOKEN itself): they beat the file.
 IMPLICIT_ENV = {"ngrok_authtoken": "NGROK_AUTHTOKEN", "basic_auth_file": "COMETHOOK_BASIC_AUTH"}
 
@@ -79,7 +84,7 @@ def keys(ctx: typer.Context) -> dict[str, dict[str, list[Key]]]:
         table = found.setdefault(section, {})
         for path, names in targets:
             command = command_at(ctx, path)
-            excluded = ELSEWHERE.get(section, frozenset()) if path == ("listen",) and names is None else frozenset()
+            excluded = ELSEWHERE.get(section, frozenset()) if path == (section,) and names is None else frozenset()
             for param in command.params:
                 if param.param_type_name != "option" or param.name in excluded or (names is not None and param.name not in names):
                     continue

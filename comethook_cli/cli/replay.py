@@ -12,7 +12,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +21,7 @@ from comethook_cli import jsonbody
 from comethook_cli.cli import completion
 from comethook_cli.cli.app import App, funnel
 from comethook_cli.cli.options import (
+    Adds,
     AnswerTimeout,
     BasicAuth,
     BasicAuthFile,
@@ -37,10 +37,11 @@ from comethook_cli.cli.options import (
     RetryDelays,
     Sets,
     SimulateRetries,
+    Unsets,
     delivering,
 )
 from comethook_cli.cli.send import execute
-from comethook_cli.cometchat.payloads import parse_set
+from comethook_cli.cometchat.payloads.paths import parse_set, parse_unset
 from comethook_cli.engine import replay as replaying
 from comethook_cli.engine.config import Delivering, default
 from comethook_cli.engine.history.reader import History
@@ -65,6 +66,8 @@ def replay(
         str | None, typer.Option("--to", metavar="URL", help="Where to (default: the app it was forwarded to).")
     ] = None,
     set_: Sets = None,
+    add: Adds = None,
+    unset: Unsets = None,
     edit: Annotated[bool, typer.Option("--edit", help="Edit the body in $EDITOR first.")] = False,
     basic_auth: BasicAuth = None,
     basic_auth_file: BasicAuthFile = None,
@@ -88,10 +91,14 @@ def replay(
         simulate_retries=simulate_retries, retry_delays=retry_delays, verbose=verbose, max_answer=max_answer,
         insecure=insecure,
     )  # fmt: skip
-    run(exchange_id, last, to, set_ or [], edit, how)
+    overrides = replaying.Edits(
+        sets=[parse_set(s) for s in set_ or ()], adds=[parse_set(s, "add") for s in add or ()],
+        unsets=[parse_unset(p) for p in unset or ()],
+    )  # fmt: skip
+    run(exchange_id, last, to, overrides, edit, how)
 
 
-def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: bool, how: Delivering) -> None:
+def run(key: str | None, last: bool, to: str | None, overrides: replaying.Edits, edit: bool, how: Delivering) -> None:
     """Pick the exchange, change it if asked, deliver it like `send`."""
     if (key is None) == (not last):
         raise UsageError("Name one exchange: an ID, or --last.", "`comethook history list` shows the ids.")
@@ -99,8 +106,8 @@ def run(key: str | None, last: bool, to: str | None, sets: Sequence[str], edit: 
         exchange = history.last() if last else history.get(key or "")
     replaying.target_url(exchange, to)  # a missing target is said before the editor opens
     body = None  # unchanged: the stored bytes go as they are (a compressed body with its Content-Encoding)
-    if sets or edit:
-        body = replaying.apply_sets(replaying.plain(exchange), [parse_set(s) for s in sets], "the stored body")
+    if overrides.sets or overrides.adds or overrides.unsets or edit:
+        body = replaying.apply_sets(replaying.plain(exchange), overrides, "the stored body")
         if edit:
             body = edit_body(body)
     chosen = replaying.plan(exchange, to, replaying.Edits(body=body))

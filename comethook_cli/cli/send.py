@@ -6,7 +6,7 @@ Imported only when the command is used: the root --help lists it from cli.COMMAN
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +16,7 @@ from comethook_cli import speedups
 from comethook_cli.cli import completion
 from comethook_cli.cli.app import App, funnel
 from comethook_cli.cli.options import (
+    Adds,
     AnswerTimeout,
     BasicAuth,
     BasicAuthFile,
@@ -23,6 +24,7 @@ from comethook_cli.cli.options import (
     DeliveryVerbose,
     Expect,
     ExpectJson,
+    Fixtures,
     Headers,
     Insecure,
     JsonOut,
@@ -39,12 +41,14 @@ from comethook_cli.cli.options import (
     SimulateRetries,
     Text,
     ToGroup,
+    Unsets,
     WebhookId,
     build_options,
     delivering,
+    project_fixtures,
     read_body,
 )
-from comethook_cli.cometchat.payloads import BuildOptions, encode
+from comethook_cli.cometchat.payloads import BuildOptions, Template, encode
 from comethook_cli.engine.config import Delivering, default
 from comethook_cli.engine.runs import Expectations
 from comethook_cli.engine.sender import Outgoing
@@ -80,6 +84,9 @@ def send(
     app_id: PayloadAppId = default(BuildOptions, "app_id"),
     region: PayloadRegion = default(BuildOptions, "region"),
     set_: Sets = None,
+    add: Adds = None,
+    unset: Unsets = None,
+    fixtures: Fixtures = None,
     basic_auth: BasicAuth = None,
     basic_auth_file: BasicAuthFile = None,
     header: Headers = None,
@@ -104,8 +111,9 @@ def send(
         simulate_retries=simulate_retries, retry_delays=retry_delays, verbose=verbose, max_answer=max_answer,
         insecure=insecure,
     )  # fmt: skip
-    options = build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_)
-    run(SendArgs(trigger, to, legacy, options, body, replace(how, count=count, concurrency=concurrency)))
+    options = build_options(type_, text, sender, receiver, group, webhook_id, app_id, region, set_, add, unset)
+    found = project_fixtures(fixtures) if body is None else {}
+    run(SendArgs(trigger, to, legacy, options, body, replace(how, count=count, concurrency=concurrency), found))
 
 
 INSECURE_WARNING = "--insecure: TLS certificates are not verified, so anyone on the way can read and change this traffic."
@@ -121,11 +129,14 @@ class SendArgs:
     options: BuildOptions
     body: str | None
     delivering: Delivering = field(default_factory=Delivering)
+    #: The project's fixtures by name: `send NAME` finds them before the catalog.
+    fixtures: Mapping[str, Template] = field(default_factory=dict)
 
 
 def run(args: SendArgs) -> None:
     """Build the body (a canned template, or --body), then deliver and report."""
-    from comethook_cli.cometchat.payloads import Bodies, IdSource, find_template, set_path
+    from comethook_cli.cometchat.payloads import Bodies, IdSource, find_template
+    from comethook_cli.cometchat.payloads.paths import apply as apply_overrides
 
     url = normalize_url(args.to)
     if args.body is not None:
@@ -138,33 +149,23 @@ def run(args: SendArgs) -> None:
                 f"the body says trigger {said!r}, not {args.trigger!r}: it is sent as it is, and judged as {args.trigger}."
             )
         trigger = args.trigger or said
-        if args.options.sets:
-            for path, value in args.options.sets:
-                set_path(payload, path, value)
+        if args.options.sets or args.options.adds or args.options.unsets:
+            apply_overrides(payload, args.options.sets, args.options.adds, args.options.unsets)
             raw = encode(payload)
         fixed = Outgoing(raw, payload, trigger if isinstance(trigger, str) else None)
         execute(url, lambda: fixed, args.delivering)
         return
     if not args.trigger:
         raise UsageError("No trigger given.", "Name one (e.g. `comethook send before_message --to URL`) or pass --body FILE.")
-    template = find_template(args.trigger, args.legacy)
+    template = find_template(args.trigger, args.legacy, args.fixtures)
     # Each body is built as build() would, but spliced into a pre-encoded template: a run of thousands pays for one build a tick.
     bodies = Bodies(template, args.options, IdSource())
     execute(url, lambda: Outgoing(bodies.next(), trigger=template.trigger), args.delivering)
 
 
-def execute(
-    url: str,
-    make_body: Callable[[], Outgoing],
-    how: Delivering,
-    extra_headers: dict[str, str] | None = None,
-    original: Exchange | None = None,
-) -> None:
-    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code. Long
-    because it is one straight sequence (headers, checks said before anything is sent, the run, the report) that
-    `send` and `replay` share; split, each part would need most of the others' locals."""
-    from comethook_cli.cometchat.events import describe
-    from comethook_cli.engine import runs, sender
+def request_headers(url: str, how: Delivering, extra_headers: dict[str, str] | None) -> dict[str, str]:
+    """The headers of every delivery: a replayed exchange's own, then --content-type, --basic-auth and -H, each beating
+    the one before; a second source of credentials beside the URL's is a usage error, said before anything is sent."""
     from comethook_cli.engine.auth import basic_auth_header
     from comethook_cli.engine.urls import url_authorization
 
@@ -183,6 +184,23 @@ def execute(
     # user:***@); with a second Authorization, which to send would be a guess: said now, before anything is sent.
     given_by = "-H Authorization" if any(name.lower() == "authorization" for name, _ in how.headers) else "--basic-auth"
     url_authorization(url, headers, "--to", given_by)
+    return headers
+
+
+def execute(
+    url: str,
+    make_body: Callable[[], Outgoing],
+    how: Delivering,
+    extra_headers: dict[str, str] | None = None,
+    original: Exchange | None = None,
+) -> None:
+    """Deliver (--count at --concurrency, or once plus simulated retries), show, and raise for the exit code. Long
+    because it is one straight sequence (headers, checks said before anything is sent, the run, the report) that
+    `send` and `replay` share; split, each part would need most of the others' locals."""
+    from comethook_cli.cometchat.events import describe
+    from comethook_cli.engine import runs, sender
+
+    headers = request_headers(url, how, extra_headers)
     expectations = how.expectations or Expectations()
     delays = how.retry_delays or sender.COMETCHAT_RETRY_DELAYS
     if how.simulate_retries and how.count > 1:
@@ -205,7 +223,15 @@ def execute(
         shown.warning(INSECURE_WARNING)
     info = describe(first.payload)
     plan = sender.SendPlan(
-        url, next_body, headers, how.timeout, how.count, how.concurrency, max_answer=how.max_answer, insecure=how.insecure
+        url,
+        next_body,
+        headers,
+        how.timeout,
+        how.count,
+        how.concurrency,
+        max_answer=how.max_answer,
+        insecure=how.insecure,
+        origin="send" if original is None else "replay",
     )
     report = None
     if how.count == 1:

@@ -325,9 +325,7 @@ async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, sh
         # A Retry-After not waited out is said by the error that ends the command, with its own hint.
         quiet = reused or call.retry_after_s is not None
         hint = None if quiet else rest.hint_for(call.error.code if call.error else None, call.status)
-        shown.rest_call(call, hint)
-        if reused:
-            shown.note(f"{call.error.code if call.error else ''}: already there, reused.")
+        shown.rest_call(call, hint, reused)
 
     results: dict[str, StepResult] = {}
     run_id = os.urandom(4).hex()

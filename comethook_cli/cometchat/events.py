@@ -47,8 +47,10 @@ def get(node: Any, path: str) -> Any:
 def generation_of(payload: Any) -> Generation:
     """legacy / current / unknown, from the trigger name and (for receipts) the data's shape."""
     trigger = get(payload, "trigger")
-    if not isinstance(trigger, str):
-        return "unknown"
+    return _generation(trigger, payload) if isinstance(trigger, str) else "unknown"
+
+
+def _generation(trigger: str, payload: Any) -> Generation:
     if trigger in LEGACY_ONLY:
         return "legacy"
     if trigger in BOTH_GENERATIONS:
@@ -70,7 +72,10 @@ def family_of(trigger: str) -> str:
 
 def message_of(payload: Any) -> dict[str, Any] | None:
     """The message object of a message-carrying delivery (legacy: `data`; current: `data.message` / `data.call`)."""
-    trigger = get(payload, "trigger")
+    return _message(get(payload, "trigger"), payload)
+
+
+def _message(trigger: Any, payload: Any) -> dict[str, Any] | None:
     if trigger in ("before_message", "after_message"):
         data = get(payload, "data")
     else:
@@ -80,15 +85,21 @@ def message_of(payload: Any) -> dict[str, Any] | None:
 
 def describe(payload: Any) -> EventInfo:
     """An EventInfo for any JSON body (CometChat's or not)."""
-    trigger = get(payload, "trigger")
+    # Every delivery is described before it is answered: the trigger and its family are looked up once.
+    trigger = payload.get("trigger") if isinstance(payload, dict) else None
     if not isinstance(trigger, str) or not trigger:
         keys = ", ".join(list(payload)[:5]) if isinstance(payload, dict) else type(payload).__name__
         return EventInfo("unknown", "unknown", "unknown", f"not a CometChat delivery ({keys})")
-    generation = generation_of(payload)
-    webhook = get(payload, "webhook")
-    webhook = webhook if isinstance(webhook, str) else None
-    summary = _summarise(trigger, payload, message_of(payload))
-    return EventInfo(trigger=trigger, generation=generation, family=family_of(trigger), summary=summary, webhook=webhook)
+    webhook = payload.get("webhook")
+    family = family_of(trigger)
+    summary = _summarise(trigger, payload, _message(trigger, payload), family)
+    return EventInfo(
+        trigger=trigger,
+        generation=_generation(trigger, payload),
+        family=family,
+        summary=summary,
+        webhook=webhook if isinstance(webhook, str) else None,
+    )
 
 
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -178,8 +189,11 @@ def _members(payload: Any, names: dict[str, str]) -> str:
     return "members"
 
 
-def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> str:
-    """The one-line summary (who did what to whom) for every documented trigger."""
+def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None, family: str) -> str:
+    """The one-line summary (who did what to whom) for every documented trigger.
+
+    Over 60 lines: one short branch per trigger family, read top to bottom as one table of summaries; split into a
+    function per family, each would repeat the payload lookups and the lazy name table they share."""
 
     def d(path: str) -> Any:
         return get(payload, f"data.{path}")
@@ -189,23 +203,23 @@ def _summarise(trigger: str, payload: Any, message: dict[str, Any] | None) -> st
     def name_of(user: Any) -> str | None:
         return _who(user, known)
 
-    family = family_of(trigger)
     if message is not None and trigger not in MESSAGE_ACTIONS and family != "call":
-        actor = name_of(get(message, "data.entities.sender.entity")) or name_of(message.get("sender"))
-        target = name_of(get(message, "data.entities.receiver.entity")) or name_of(message.get("receiver"))
+        data = message.get("data")  # the message's own data, read once: every delivery of a message comes this way
+        actor = name_of(get(data, "entities.sender.entity")) or name_of(message.get("sender"))
+        target = name_of(get(data, "entities.receiver.entity")) or name_of(message.get("receiver"))
         kind = f"{message.get('category', '?')}/{message.get('type', '?')}"
-        text = get(message, "data.text")
+        text = get(data, "text")
         parts = [f"{actor or '?'} → {target or '?'}"]
         if kind != "message/text" or not isinstance(text, str):  # a text message is said by its text: it comes first
             parts.append(kind)
         if isinstance(text, str):
             parts.append(f'"{preview(text)}"')
-        attachments = get(message, "data.attachments")
+        attachments = get(data, "attachments")
         if isinstance(attachments, list) and attachments:
             parts.append(f"{len(attachments)} attachment(s)")
-        moderation = get(message, "data.moderation.status")
+        moderation = get(data, "moderation.status")
         if moderation:
-            rule = get(message, "data.moderation.rule.id")
+            rule = get(data, "moderation.rule.id")
             parts.append(f"moderation {moderation}" + (f" (rule {rule})" if rule else ""))
         parts.append(f"message {message['id']}" if message.get("id") is not None else "id not yet assigned")
         return " · ".join(parts)

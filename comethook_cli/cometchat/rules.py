@@ -177,6 +177,13 @@ def _action(spec: Any, where: str) -> Action:
     return Action(base.body, base.label, status, delay)
 
 
+#: The answer to a delivery nothing else decides.
+_PASS = Action(PASS_BODY, "pass")
+_DROP = Action(DROP_BODY, "drop")
+#: How many answers a Responder keeps made (one per rule and status is the most a session uses).
+ANSWERS_KEPT = 64
+
+
 class Responder:
     """Decides the answer to each delivery from the canned options and rules."""
 
@@ -194,6 +201,7 @@ class Responder:
         #: Seconds.
         self.delay = delay
         self.status = status
+        self._answers: dict[tuple[str, int], tuple[Action, Answer]] = {}
 
     def decide(self, incoming: Incoming) -> tuple[Action, str, AnsweredBy]:
         """(action, who decided, as text and as a type) for one delivery."""
@@ -204,9 +212,9 @@ class Responder:
         if incoming.info.trigger == "before_message":
             text = get(message, "data.text")
             if self.drop_if is not None and isinstance(text, str) and self.drop_if.search(text):
-                return Action(DROP_BODY, "drop"), "--drop-if", AnsweredBy.CANNED
+                return _DROP, "--drop-if", AnsweredBy.CANNED
             return self.action, f"--respond {self.action.label}", AnsweredBy.CANNED
-        return Action(PASS_BODY, "pass"), "default", AnsweredBy.CANNED
+        return _PASS, "default", AnsweredBy.CANNED
 
     async def __call__(self, incoming: Incoming) -> Answer:
         """The answer, after any configured delay."""
@@ -215,7 +223,17 @@ class Responder:
         if delay:
             await asyncio.sleep(delay)
         status = action.status if action.status is not None else self.status
-        return Answer(status, action.body, answered_by=f"comethook ({decided_by})", outcome=outcome)
+        # The same few answers go to every delivery: each is made once (an Answer never changes), and made again when
+        # its action does (the inspector changes a running session's answers).
+        key = (decided_by, status)
+        made = self._answers.get(key)
+        if made is not None and made[0] is action:
+            return made[1]
+        answer = Answer(status, action.body, answered_by=f"comethook ({decided_by})", outcome=outcome)
+        if len(self._answers) >= ANSWERS_KEPT:
+            self._answers.clear()
+        self._answers[key] = (action, answer)
+        return answer
 
     def describe(self) -> str:
         """One line for the banner: how before_message gets answered."""

@@ -18,7 +18,7 @@ from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, b
 from comethook_cli.engine.auth import basic_auth_header
 from comethook_cli.engine.sender import CHECK_USER_AGENT, CONTENT_TYPE, Outgoing, connector, deliver
 from comethook_cli.errors import InvalidSetting
-from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, JSON, Delivery, Failure
+from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, JSON, ORIGIN_HEADER, Delivery, Failure
 
 Status = Literal["pass", "fail", "warn"]
 #: A delivery answered this slowly passes, with a warning: little headroom under CometChat's 2 s.
@@ -117,7 +117,7 @@ class Suite:
         """(results in a stable order, the first delivery of each check: whether they got through tells reachability)."""
         pool = connector(100, self.insecure)
         # The User-Agent marks these as probes, so a `comethook listen` in front of the endpoint shows them as such.
-        headers = {"User-Agent": CHECK_USER_AGENT}
+        headers = {"User-Agent": CHECK_USER_AGENT, ORIGIN_HEADER: "check"}
         async with aiohttp.ClientSession(skip_auto_headers=("Content-Type",), connector=pool, headers=headers) as session:
             jobs = [self._delivery(session, t) for t in self.templates]
             if any(t.trigger == "before_message" for t in self.templates):

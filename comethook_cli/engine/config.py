@@ -8,11 +8,11 @@ that are already typed (a status in 100-599, sizes of at least 1 byte), with err
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from comethook_cli.cometchat.payloads import DEFAULT_APP_ID
+from comethook_cli.cometchat.payloads import DEFAULT_APP_ID, Template
 from comethook_cli.cometchat.rest import Region
 from comethook_cli.engine.history.retention import Retention
 from comethook_cli.engine.values import Fallback, NgrokRegion, Route
@@ -276,3 +276,5 @@ class EmulatorConfig:
     quirks_off: tuple[str, ...] = ()
     #: `--moderation`: the rules messages are judged by (None: moderation off; empty: every message approved).
     moderation: tuple[ModerationRule, ...] | None = None
+    #: The project's fixtures by name: one named like a trigger is what the emulator fires for that trigger.
+    fixtures: Mapping[str, Template] = field(default_factory=dict)

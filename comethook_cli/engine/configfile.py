@@ -19,8 +19,9 @@ from comethook_cli.errors import UsageError
 
 FILE_NAME = "comethook.toml"
 PYPROJECT = "pyproject.toml"
-#: The sections of the file: they mirror the commands (and listen's tunnel and history options; emulate's moderation).
-SECTIONS = ("listen", "send", "check", "history", "tunnel", "emulate")
+#: The sections of the file: they mirror the commands (and listen's tunnel and history options; emulate's moderation;
+#: [payloads] fixtures, the project's fixtures directory, which send, check, emulate and `payloads` read).
+SECTIONS = ("listen", "send", "check", "history", "tunnel", "emulate", "payloads")
 #: A section header (`[listen]`, `[[listen.rules]]`, `[tool.comethook.listen]`) and a `key =` line.
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(r"""^\s*(["']?)([A-Za-z0-9_-]+)\1\s*=""")

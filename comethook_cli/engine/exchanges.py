@@ -16,6 +16,9 @@ from typing import Any
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.verdict import judge
 from comethook_cli.models import (
+    LIVE,
+    ORIGIN_HEADER,
+    ORIGINS,
     SECRET_HEADERS,
     Answer,
     EventInfo,
@@ -58,6 +61,33 @@ def clean_info(info: EventInfo, body: bytes | None = None) -> EventInfo:
     return dataclasses.replace(info, **changes) if changes else info
 
 
+def origin_of(headers: Iterable[tuple[str, str]]) -> str:
+    """Who sent a request, by comethook's mark (ORIGIN_HEADER; an older comethook's User-Agent): one of ORIGINS,
+    "comethook" for a mark this version does not know, LIVE for none. It sorts evidence; it proves nothing."""
+    agent = ""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == ORIGIN_HEADER.lower():
+            said = value.strip().lower()
+            return said if said in ORIGINS else "comethook"
+        if lowered == "user-agent":
+            agent = value
+    if agent.startswith("comethook-check/"):
+        return "check"
+    if agent.startswith("comethook/"):
+        return "send"
+    return LIVE
+
+
+def is_live(exchange: Exchange) -> bool:
+    """Whether an exchange came from outside comethook (CometChat, as far as anyone can tell). One from a history older
+    than the origin column is judged by its headers: unmarked, and not aiohttp's User-Agent (which `emulate` sent)."""
+    if exchange.origin is not None:
+        return exchange.origin == LIVE
+    agent = next((value for name, value in exchange.headers if name.lower() == "user-agent"), "")
+    return origin_of(exchange.headers) == LIVE and "aiohttp/" not in agent
+
+
 class _Judged(enum.Enum):
     #: make_exchange's default: judge a before_message answer itself.
     HERE = "here"
@@ -80,23 +110,26 @@ def make_exchange(
     info: EventInfo | None = None,
     verdict: Verdict | _Judged | None = JUDGE,
     listener: str | None = None,
+    origin: str | None = None,
 ) -> Exchange:
     """The exchange as the history stores it and the outputs show it: a new id, credentials redacted, the description
     clean, a before_message answer judged (unless `verdict` is given: a delivery judged it already, or could not).
 
     `payload` is the body as jsonbody.parse read it; `info` its description when the caller has it (the listener
-    does, before answering); `latency_ms` counts when the answer carries none of its own."""
+    does, before answering); `latency_ms` counts when the answer carries none of its own; `origin` who sent it (read
+    from the headers' mark when not given)."""
     if info is None:
         info = clean_info(describe(payload), body)
     if verdict is JUDGE:
         verdict = judge(payload, answer.status, answer.body) if info.trigger == "before_message" else None
+    kept = redact_headers(headers)
     return Exchange(
         id=new_id(),
         received_at=received_at,
         method=method,
         path=path,
         query=query,
-        headers=redact_headers(headers),
+        headers=kept,
         body=body,
         info=info,
         response_status=answer.status,
@@ -108,6 +141,7 @@ def make_exchange(
         forward_error=answer.error,
         answered_by=answer.answered_by,
         listener=listener,
+        origin=origin or origin_of(kept),
         payload=payload,
         outcome=answer.outcome,
     )

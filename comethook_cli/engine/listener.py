@@ -282,7 +282,7 @@ class Listener:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         slot = self._slot(request)
         try:
-            return await self._exchange(request)
+            return await self._exchange(request, slot)
         finally:
             slot.answering = False
             slot.since = asyncio.get_running_loop().time()
@@ -338,7 +338,7 @@ class Listener:
             return self._reject(request, 400, "empty body (CometChat sends JSON)")
         return body
 
-    async def _exchange(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _exchange(self, request: web.BaseRequest, slot: Slot) -> web.StreamResponse:
         started = time.perf_counter()
         received_at = time.time()
         raw_path, _, raw_query = request.raw_path.partition("?")
@@ -351,7 +351,6 @@ class Listener:
         declared = request.content_length
         if declared is not None and declared > self.config.max_body:
             return self._reject(request, 413, too_large, close=True)
-        slot = self._slot(request)
         if declared is not None and not self._budget_room(declared, request):
             return self._over_budget(request)
         headers = request.headers

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 import aiohttp
 
 from comethook_cli import jsonbody
-from comethook_cli.cometchat.payloads import encode, set_path
+from comethook_cli.cometchat.payloads import encode
+from comethook_cli.cometchat.payloads.paths import apply as apply_overrides
 from comethook_cli.engine.bodies import plain_body
 from comethook_cli.engine.history.reader import History
-from comethook_cli.engine.sender import USER_AGENT, Outgoing, connector, deliver
+from comethook_cli.engine.sender import USER_AGENT, Outgoing, connector, deliver, marked
 from comethook_cli.engine.urls import normalize_url, url_authorization
 from comethook_cli.errors import UsageError
 from comethook_cli.models import (
     DEFAULT_MAX_ANSWER,
     HOP_BY_HOP,
     JSON,
+    ORIGIN_HEADER,
     REDACTED,
     SECRET_HEADERS,
     Delivery,
@@ -35,7 +37,7 @@ from comethook_cli.models import (
 #: Headers a replay or export must not copy: hop-by-hop, those the client sets itself, those the listener
 #: redacted (it redacts by name, so the name is what tells them), and a browser's Origin (CometChat sends none, and
 #: `listen` refuses a request with one unless --allow-browser-origin).
-SKIP_HEADERS = HOP_BY_HOP | {"accept-encoding", "origin"} | SECRET_HEADERS
+SKIP_HEADERS = HOP_BY_HOP | {"accept-encoding", "origin", ORIGIN_HEADER.lower()} | SECRET_HEADERS
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class Edits:
 
     body: bytes | None = None
     sets: Sequence[tuple[str, JSON]] = ()
+    #: `--add PATH=VALUE`s (paths made on purpose) and `--unset PATH`s, applied with the sets (adds, sets, unsets).
+    adds: Sequence[tuple[str, JSON]] = ()
+    unsets: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -89,13 +94,12 @@ def plain(exchange: Exchange) -> bytes:
         ) from None
 
 
-def apply_sets(body: bytes, sets: Sequence[tuple[str, JSON]], what: str = "the stored body") -> bytes:
-    """The body with each PATH=VALUE set (re-encoded); the exact bytes when there is nothing to set."""
-    if not sets:
+def apply_sets(body: bytes, edits: Edits, what: str = "the stored body") -> bytes:
+    """The body with the edits' --add, --set and --unset applied (re-encoded); the exact bytes when there are none."""
+    if not (edits.sets or edits.adds or edits.unsets):
         return body
     payload = parse(body, what)
-    for path, value in sets:
-        set_path(payload, path, value)
+    apply_overrides(payload, edits.sets, edits.adds, edits.unsets)
     return encode(payload)
 
 
@@ -151,14 +155,14 @@ def plan(exchange: Exchange, target: str | None = None, edits: Edits = Edits()) 
     headers = replay_headers(exchange)
     left_out = [f"?{name}=" for name in left_out]
     left_out += [name for name, value in exchange.headers if value.endswith(REDACTED) and name.lower() in SECRET_HEADERS]
-    if edits.body is None and not edits.sets:
+    if edits.body is None and not (edits.sets or edits.adds or edits.unsets):
         body = exchange.body
         try:
             payload = jsonbody.parse(plain_body(exchange))
         except (ValueError, jsonbody.JsonBodyError):
             payload = parse(body) if not exchange.encoded else None  # compressed and undecodable: the bytes still go
     else:
-        body = apply_sets(edits.body if edits.body is not None else plain(exchange), edits.sets)
+        body = apply_sets(edits.body if edits.body is not None else plain(exchange), edits)
         payload = parse(body)
         headers = {name: value for name, value in headers.items() if name.lower() != "content-encoding"}
     trigger = payload.get("trigger") if isinstance(payload, dict) else None
@@ -191,4 +195,4 @@ async def replay(
     sent = {**{n: v for n, v in chosen.headers.items() if n.lower() not in given}, **extra}
     url_authorization(chosen.url, sent, "the target", "an Authorization in `headers`")  # two credentials: a UsageError
     async with aiohttp.ClientSession(connector=connector(1, insecure), headers={"User-Agent": USER_AGENT}) as session:
-        return await deliver(session, chosen.url, chosen.outgoing, sent, timeout, max_answer=max_answer)
+        return await deliver(session, chosen.url, chosen.outgoing, marked(sent, "replay"), timeout, max_answer=max_answer)

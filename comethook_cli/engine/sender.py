@@ -20,7 +20,7 @@ from comethook_cli.engine.budget import BudgetSpent, ByteBudget
 from comethook_cli.engine.runs import RetryReport, compare_attempts
 from comethook_cli.engine.urls import redact_url, url_authorization
 from comethook_cli.errors import UsageError
-from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, UNPARSED, Delivery, Failure, Verdict, parse_body
+from comethook_cli.models import DEFAULT_MAX_ANSWER, JSON, ORIGIN_HEADER, UNPARSED, Delivery, Failure, Verdict, parse_body
 
 if TYPE_CHECKING:
     # aiohttp is imported where it is used: it takes about 0.2 s, which a `send` over plain http never pays.
@@ -84,6 +84,13 @@ class SendPlan:
     concurrency: int = 1
     max_answer: int = DEFAULT_MAX_ANSWER
     insecure: bool = False
+    #: Which of comethook's clients sends (models.ORIGINS): the mark a `comethook listen` sorts its history by.
+    origin: str = "send"
+
+
+def marked(headers: dict[str, str], origin: str) -> dict[str, str]:
+    """`headers` with comethook's origin mark (models.ORIGIN_HEADER) set to `origin`, in place of any given one."""
+    return {**{n: v for n, v in headers.items() if n.lower() != ORIGIN_HEADER.lower()}, ORIGIN_HEADER: origin}
 
 
 @cache
@@ -273,7 +280,8 @@ async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None], lean: boo
     results: list[Delivery] = []
     queue = iter(range(plan.count))
     started = time.perf_counter()
-    head = lean_client.request_head(plan.url, session_headers(plan.headers)) if lean else None
+    headers = marked(plan.headers, plan.origin)
+    head = lean_client.request_head(plan.url, session_headers(headers)) if lean else None
     if head is not None:
         await asyncio.gather(
             *(_lean_worker(plan, head, queue, results, on_delivery) for _ in range(min(plan.concurrency, plan.count)))
@@ -286,9 +294,7 @@ async def run(plan: SendPlan, on_delivery: Callable[[Delivery], None], lean: boo
 
         async def worker() -> None:
             for _ in queue:
-                delivery = await deliver(
-                    session, plan.url, plan.make_body(), plan.headers, plan.timeout, max_answer=plan.max_answer
-                )
+                delivery = await deliver(session, plan.url, plan.make_body(), headers, plan.timeout, max_answer=plan.max_answer)
                 results.append(delivery)
                 on_delivery(delivery)
 
@@ -347,13 +353,14 @@ async def run_with_retries(
     import aiohttp
 
     outgoing = plan.make_body()
+    headers = marked(plan.headers, plan.origin)
     deliveries: list[Delivery] = []
     started = time.perf_counter()
     async with aiohttp.ClientSession(connector=connector(100, plan.insecure), headers={"User-Agent": USER_AGENT}) as session:
         for attempt, delay in enumerate((0.0, *delays), start=1):
             if delay:
                 await asyncio.sleep(delay)
-            delivery = await deliver(session, plan.url, outgoing, plan.headers, plan.timeout, attempt, max_answer=plan.max_answer)
+            delivery = await deliver(session, plan.url, outgoing, headers, plan.timeout, attempt, max_answer=plan.max_answer)
             deliveries.append(delivery)
             on_delivery(delivery)
     return deliveries, compare_attempts(deliveries), time.perf_counter() - started

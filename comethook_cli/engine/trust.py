@@ -35,6 +35,7 @@ GATED: Mapping[str, str] = {
     "basic-auth-file": READS,
     "rules": READS,
     "moderation": READS,  # a file's name; the words written inline read nothing
+    "fixtures": READS,  # a directory: read by send, check, emulate; `payloads save` writes into it too
     "respond": READS,  # inject:@FILE only
     "junit": WRITES,
     "output": WRITES,

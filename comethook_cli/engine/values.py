@@ -254,10 +254,13 @@ def events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ...]:
 BUILD_FIELDS = ("type", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region")
 
 
-def build_options(fields: Mapping[str, str | None], sets: Iterable[str] = ()) -> BuildOptions:
-    """The payload builder's options from text (BUILD_FIELDS; None: the default), `region` parsed, and PATH=VALUE
-    `sets`."""
-    from comethook_cli.cometchat.payloads import BuildOptions, parse_set
+def build_options(
+    fields: Mapping[str, str | None], sets: Iterable[str] = (), adds: Iterable[str] = (), unsets: Iterable[str] = ()
+) -> BuildOptions:
+    """The payload builder's options from text (BUILD_FIELDS; None: the default), `region` parsed, and the PATH=VALUE
+    `sets` (paths that exist) and `adds` (paths made on purpose), and the PATH `unsets`."""
+    from comethook_cli.cometchat.payloads import BuildOptions
+    from comethook_cli.cometchat.payloads.paths import parse_set, parse_unset
 
     unknown = sorted(set(fields) - set(BUILD_FIELDS))
     if unknown:
@@ -265,7 +268,12 @@ def build_options(fields: Mapping[str, str | None], sets: Iterable[str] = ()) ->
     given: dict[str, Any] = {name: value for name, value in fields.items() if value is not None}
     if "region" in given:
         given["region"] = region(given["region"])
-    return BuildOptions(**given, sets=tuple(parse_set(item) for item in sets))
+    return BuildOptions(
+        **given,
+        sets=tuple(parse_set(item) for item in sets),
+        adds=tuple(parse_set(item, "add") for item in adds),
+        unsets=tuple(parse_unset(item) for item in unsets),
+    )
 
 
 # --- delivering (`send`, `replay`, `emulate`) ---------------------------------------------------------------
@@ -308,18 +316,20 @@ def expectations(expect: str | None, expect_json: Sequence[str] = (), max_latenc
 # --- check -------------------------------------------------------------------------------------------------
 
 
-def triggers(spec: str) -> tuple[Template, ...]:
-    """legacy | current | all | NAME,NAME… → the templates `check` delivers."""
-    from comethook_cli.cometchat.payloads import catalog, find_template
+def triggers(spec: str, fixtures: Mapping[str, Template] | None = None) -> tuple[Template, ...]:
+    """legacy | current | all | NAME,NAME… → the templates `check` delivers; a project fixture (`fixtures`, by name)
+    named like a trigger takes its place, and NAME may be any fixture's name."""
+    from comethook_cli.cometchat.payloads import catalog, find_template, trigger_names
 
-    if spec in ("legacy", "current"):
-        return tuple(t for t in catalog() if t.generation == spec)
-    if spec == "all":
-        return tuple(catalog())
+    fixtures = fixtures or {}
+    if spec in ("legacy", "current", "all"):
+        # A fixture takes the place of the template its name finds (the current one, unless the trigger is legacy-only).
+        shadows = {find_template(name).key: fixtures[name] for name in fixtures if name in trigger_names()}
+        return tuple(shadows.get(t.key, t) for t in catalog() if spec in ("all", t.generation))
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if not names:
         raise InvalidSetting("triggers", " is empty.", "Use legacy, current, all, or trigger names separated by commas.")
-    return tuple(find_template(name) for name in names)
+    return tuple(find_template(name, fixtures=fixtures) for name in names)
 
 
 def volatile(path: str) -> tuple[str, ...]:

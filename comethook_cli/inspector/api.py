@@ -147,7 +147,7 @@ def replayed(original: Exchange, url: str, body: bytes, headers: dict[str, str],
     # The delivery judged the answer already (or knows why there is none to judge): its verdict, not a second one.
     return make_exchange(
         "POST", parts.path or "/", parts.query, headers.items(), body, payload, answer,
-        received_at=at, latency_ms=answer.latency_ms or 0.0, verdict=delivery.verdict,
+        received_at=at, latency_ms=answer.latency_ms or 0.0, verdict=delivery.verdict, origin="replay",
     )  # fmt: skip
 
 
@@ -339,7 +339,7 @@ class Api:
     async def send(self, request: web.Request) -> web.Response:
         """POST /api/send {"trigger", "to", "options"}: build a canned delivery and fire it; answers the delivery."""
         from comethook_cli.cometchat.payloads import build, encode, find_template
-        from comethook_cli.engine.sender import Outgoing, connector, deliver
+        from comethook_cli.engine.sender import Outgoing, connector, deliver, marked
         from comethook_cli.engine.urls import normalize_url
 
         document = await self._body(request)
@@ -361,7 +361,8 @@ class Api:
 
         async def fire() -> Delivery:
             async with aiohttp.ClientSession(connector=connector(1, False)) as client:
-                return await deliver(client, url, Outgoing(body, payload, template.trigger), self._own_headers(url), SEND_TIMEOUT)
+                headers = marked(self._own_headers(url), "send")
+                return await deliver(client, url, Outgoing(body, payload, template.trigger), headers, SEND_TIMEOUT)
 
         delivery, exchange = await self._through(url, body, fire)
         return json_response({
@@ -432,5 +433,6 @@ def build_options(options: dict[str, Any]) -> Any:
     sets = options.get("sets") or []
     if not isinstance(sets, list) or not all(isinstance(item, str) for item in sets):
         raise ApiError(400, '"sets" must be a list of PATH=VALUE strings.')
+    # The page's "Set" lines may make new paths (its example adds metadata): --add's meaning, as before issue 27.
     # region: InvalidSetting, a 400 that names the field
-    return values.build_options(given, [item for item in sets if item.strip()])
+    return values.build_options(given, adds=[item for item in sets if item.strip()])

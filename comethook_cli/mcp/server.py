@@ -47,8 +47,11 @@ Overrides = Annotated[
     Field(description=f"Builder options, as `comethook send`'s flags of the same name: {', '.join(tools.OVERRIDES)}."),
 ]
 Sets = Annotated[
-    list[str] | None, Field(description='PATH=VALUE changes to the body, e.g. "data.text=hello" (VALUE as JSON or text).')
+    list[str] | None,
+    Field(description='PATH=VALUE changes to paths that exist, e.g. "data.data.text=hello" (VALUE: JSON or text).'),
 ]
+Adds = Annotated[list[str] | None, Field(description="PATH=VALUE for paths to make (metadata, a new key).")]
+Unsets = Annotated[list[str] | None, Field(description="PATHs to take out of the body.")]
 Headers = Annotated[dict[str, str] | None, Field(description="Extra request headers (never a credential: see header_env).")]
 HeaderEnv = Annotated[
     dict[str, str] | None, Field(description="Secret headers: header name → the environment variable holding its value.")
@@ -207,10 +210,15 @@ def build(read_only: bool = False) -> MCPServer[Any]:
         return tools.list_payloads(generation)  # type: ignore[return-value]
 
     async def show_payload(
-        trigger: str, generation: Generation | None = None, overrides: Overrides = None, sets: Sets = None
+        trigger: str,
+        generation: Generation | None = None,
+        overrides: Overrides = None,
+        sets: Sets = None,
+        adds: Adds = None,
+        unsets: Unsets = None,
     ) -> PayloadShown:
         """The exact JSON body `send` would deliver for a trigger (e.g. before_message, message_sent)."""
-        return tools.show_payload(trigger, generation, overrides, sets)  # type: ignore[return-value]
+        return tools.show_payload(trigger, generation, overrides, (sets, adds, unsets))  # type: ignore[return-value]
 
     async def explain_answer(
         answer: Annotated[Any, Field(description='The handler\'s answer as JSON, e.g. {} or {"status": "ok"}.')] = None,
@@ -228,6 +236,8 @@ def build(read_only: bool = False) -> MCPServer[Any]:
         body: Annotated[Any, Field(description="Or your own JSON body.")] = None,
         overrides: Overrides = None,
         sets: Sets = None,
+        adds: Adds = None,
+        unsets: Unsets = None,
         headers: Headers = None,
         header_env: HeaderEnv = None,
         basic_auth_env: BasicAuthEnv = None,
@@ -239,7 +249,7 @@ def build(read_only: bool = False) -> MCPServer[Any]:
         """Fire one realistic CometChat delivery at an endpoint: the delivery, the answer, and (before_message) what
         CometChat would do with it."""
         return await tools.send(  # type: ignore[return-value]
-            to, trigger, body, (overrides, sets), (headers, header_env, basic_auth_env),
+            to, trigger, body, (overrides, (sets, adds, unsets)), (headers, header_env, basic_auth_env),
             (expect, expect_json or [], max_latency_ms), timeout, secrets,
         )  # fmt: skip
 
@@ -277,6 +287,8 @@ def build(read_only: bool = False) -> MCPServer[Any]:
         to: Annotated[str | None, Field(description="Where to (default: where it was forwarded, else the listen).")] = None,
         body: Annotated[Any, Field(description="A new JSON body in place of the stored one.")] = None,
         edits: Sets = None,
+        adds: Adds = None,
+        unsets: Unsets = None,
         headers: Headers = None,
         header_env: HeaderEnv = None,
         basic_auth_env: BasicAuthEnv = None,
@@ -284,7 +296,7 @@ def build(read_only: bool = False) -> MCPServer[Any]:
     ) -> Replayed:
         """Deliver a stored exchange again (optionally changed) and show the answer and its verdict."""
         return await tools.replay(  # type: ignore[return-value]
-            exchange_id, to, body, edits, (headers, header_env, basic_auth_env), timeout, secrets
+            exchange_id, to, body, (edits, adds, unsets), (headers, header_env, basic_auth_env), timeout, secrets
         )
 
     async def listen_status() -> ListenStatus:

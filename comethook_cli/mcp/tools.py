@@ -27,11 +27,16 @@ MAX_LIST = 100
 OVERRIDES = BUILD_FIELDS
 
 
-def build_options(overrides: Mapping[str, str] | None, sets: Sequence[str] | None) -> Any:
-    """The payload builder's options from overrides (`send`'s flags by name) and PATH=VALUE sets (engine/values.py)."""
+#: A body's changes as given: PATH=VALUE sets (paths that exist), PATH=VALUE adds (paths made), PATH unsets.
+Changes = tuple[Sequence[str] | None, Sequence[str] | None, Sequence[str] | None]
+
+
+def build_options(overrides: Mapping[str, str] | None, changes: Changes = (None, None, None)) -> Any:
+    """The payload builder's options from overrides (`send`'s flags by name) and the changes (engine/values.py)."""
     from comethook_cli.engine import values
 
-    return values.build_options(overrides or {}, sets or ())
+    sets, adds, unsets = changes
+    return values.build_options(overrides or {}, sets or (), adds or (), unsets or ())
 
 
 def secret_from(name: str, secrets: Secrets, what: str) -> str:
@@ -92,14 +97,12 @@ def list_payloads(generation: str | None) -> dict[str, Any]:
     return {"payloads": [wire.Payload(t).to_json() for t in chosen]}
 
 
-def show_payload(
-    trigger: str, generation: str | None, overrides: Mapping[str, str] | None, sets: Sequence[str] | None
-) -> dict[str, Any]:
+def show_payload(trigger: str, generation: str | None, overrides: Mapping[str, str] | None, changes: Changes) -> dict[str, Any]:
     """The exact body `send` would send for a trigger (its `payload` record, the body and its live-vs-docs note)."""
     from comethook_cli.cometchat.payloads import build, find_template
 
     template = find_template(trigger, generation == "legacy")
-    return {**wire.Payload(template).to_json(), "note": template.note, "body": build(template, build_options(overrides, sets))}
+    return {**wire.Payload(template).to_json(), "note": template.note, "body": build(template, build_options(overrides, changes))}
 
 
 def explain_answer(answer: Any, answer_text: str | None, status: int, request: Any) -> dict[str, Any]:
@@ -125,14 +128,15 @@ async def send(
     to: str,
     trigger: str | None,
     body: Any,
-    build: tuple[Mapping[str, str] | None, Sequence[str] | None],
+    build: tuple[Mapping[str, str] | None, Changes],
     auth: tuple[Mapping[str, str] | None, Mapping[str, str] | None, str | None],
     expect: tuple[str | None, Sequence[str], float | None],
     timeout: float,
     secrets: Secrets,
 ) -> dict[str, Any]:
     """One delivery (a canned trigger, or `body`), its answer, its verdict and the assertions (engine.sender.run)."""
-    from comethook_cli.cometchat.payloads import Bodies, IdSource, encode, find_template, set_path
+    from comethook_cli.cometchat.payloads import Bodies, IdSource, encode, find_template
+    from comethook_cli.cometchat.payloads.paths import apply as apply_overrides
     from comethook_cli.engine import runs, sender, values
     from comethook_cli.engine.auth import basic_auth_header
 
@@ -143,8 +147,7 @@ async def send(
     expectations = values.expectations(*expect)
     if body is not None:
         options = build_options(*build)
-        for path, value in options.sets:
-            set_path(body, path, value)
+        apply_overrides(body, options.sets, options.adds, options.unsets)
         said = body.get("trigger") if isinstance(body, dict) else None
         name = trigger or (said if isinstance(said, str) else None)
         fixed = sender.Outgoing(encode(body), body, name)
@@ -223,14 +226,14 @@ async def replay(
     exchange_id: str,
     to: str | None,
     body: Any,
-    sets: Sequence[str] | None,
+    changes: Changes,
     auth: tuple[Mapping[str, str] | None, Mapping[str, str] | None, str | None],
     timeout: float,
     secrets: Secrets,
 ) -> dict[str, Any]:
-    """Deliver a stored exchange again (engine.replay), changed by a new body and PATH=VALUE sets; by default to
+    """Deliver a stored exchange again (engine.replay), changed by a new body and the changes; by default to
     where it was forwarded, else to the running listen."""
-    from comethook_cli.cometchat.payloads import encode, parse_set
+    from comethook_cli.cometchat.payloads import encode
     from comethook_cli.engine import replay as replaying
     from comethook_cli.engine import runtime
     from comethook_cli.engine.auth import basic_auth_header
@@ -239,7 +242,8 @@ async def replay(
     headers, credentials = request_headers(*auth, secrets)
     if credentials:
         headers["Authorization"] = basic_auth_header(credentials)
-    edits = replaying.Edits(encode(body) if body is not None else None, tuple(parse_set(s) for s in sets or () if s.strip()))
+    parsed = build_options(None, changes)
+    edits = replaying.Edits(encode(body) if body is not None else None, parsed.sets, parsed.adds, parsed.unsets)
     with History() as history:
         original = await history.aget(exchange_id)
         running, stale = runtime.running()

@@ -11,7 +11,7 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from comethook_cli.outputs.terminal import safe
+from comethook_cli.outputs.escapes import safe
 
 if TYPE_CHECKING:
     from comethook_cli.engine.checks import CheckResult

@@ -49,6 +49,7 @@ class BackgroundStream(io.TextIOBase):
         self.on_broken = on_broken
         self.dropped = 0
         self.broken = False
+        self._isatty: bool | None = None
         self._pending: list[str] = []
         self._size = 0
         self._lock = threading.Lock()
@@ -66,10 +67,13 @@ class BackgroundStream(io.TextIOBase):
         return True
 
     def isatty(self) -> bool:
-        """Whether the real stream is a terminal (rich decides colour and width from this)."""
-        with contextlib.suppress(ValueError, OSError):
-            return self.stream.isatty()
-        return False
+        """Whether the real stream is a terminal (rich decides colour and width from this). Asked of the real stream
+        once: it does not change, and the answer costs a system call."""
+        if self._isatty is None:
+            self._isatty = False
+            with contextlib.suppress(ValueError, OSError):
+                self._isatty = self.stream.isatty()
+        return self._isatty
 
     def fileno(self) -> int:
         """The real stream's descriptor."""

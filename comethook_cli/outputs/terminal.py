@@ -1,20 +1,20 @@
-"""The only module that talks to rich: human output on a terminal or a pipe.
+"""The human display: the Renderer, which writes everything comethook says for people on a terminal or a pipe.
 
 Data goes to stdout, everything else (banners, progress, warnings, errors) to stderr. User data
 only ever enters rich as `Text`, never as markup, so `[bold]` in a chat message stays literal, and
-it passes through `safe()` on the way in, so a delivery cannot drive the terminal (see `safe`).
+it passes through `safe()` (outputs/escapes.py) on the way in, so a delivery cannot drive the terminal.
+Only the display talks to rich: this module and the parts it draws with, the event line (eventline.py), the
+fitting of a line to the width (layout.py) and the tables (tables.py).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.cells import cell_len
 from rich.console import Console
 from rich.highlighter import JSONHighlighter
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -33,7 +33,12 @@ from comethook_cli.models import (
     parse_body,
     without_secrets,
 )
-from comethook_cli.outputs.wire import INVISIBLE, dumps, json_safe
+from comethook_cli.outputs.escapes import safe
+from comethook_cli.outputs.eventline import VERDICT_STYLE, event_spans, ms, now_clock
+from comethook_cli.outputs.layout import Span, fit
+from comethook_cli.outputs.tables import check_table, history_table, payload_table
+from comethook_cli.outputs.ticker import Ticker
+from comethook_cli.outputs.wire import dumps, json_safe
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
@@ -45,31 +50,6 @@ if TYPE_CHECKING:
 #: How much of an answer `send` shows (characters); -v shows up to VERBOSE_BODY_CHARS, --json all of it.
 BODY_CHARS = 2_000
 VERBOSE_BODY_CHARS = 100_000
-STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "warn": "bold yellow"}
-VERDICT_STYLE = {"pass": "green", "inject": "cyan", "drop": "yellow", "invalid": "bold red"}
-
-# What a terminal must never receive raw from the network: C0 controls (ESC starts CSI/OSC sequences,
-# CR rewrites the line), DEL, C1 controls (0x9b is a one-byte CSI on some terminals), the bidi
-# controls that reorder what is shown (U+202E ...), the line/paragraph separators, and lone
-# surrogates (which cannot even be encoded). Zero-width joiners and variation selectors stay:
-# emoji need them, and they cannot move the cursor or reorder text.
-_UNSAFE_LINE = re.compile(f"[\x00-\x1f{INVISIBLE}]")
-_UNSAFE_BLOCK = re.compile(f"[\x00-\x08\x0b-\x1f{INVISIBLE}]")  # newline and tab keep their meaning
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-def safe(text: str, multiline: bool = False) -> str:
-    """Text from the network made inert for a terminal: control and bidi characters shown escaped (`\\x1b`).
-
-    One-line layouts escape newline and tab too; `multiline` (bodies) keeps them. A backslash is left
-    as it is (doubling every one would garble paths and regexes): `--json` is the exact form."""
-    return (_UNSAFE_BLOCK if multiline else _UNSAFE_LINE).sub(_escape, text)
 
 
 class _Console(Console):
@@ -92,9 +72,20 @@ class Renderer:
         # JSON set their own layout); in a log or a pipe they stay whole lines.
         self.err.soft_wrap = not self.err.is_terminal
         self.out.soft_wrap = not self.out.is_terminal
+        self._terminal: tuple[Console, bool] = (self.out, not self.out.soft_wrap)
         self.quiet = quiet
         #: An answer slower than this gets a warning (CometChat's budget; a test passes a shorter one).
         self.budget_ms = budget_ms
+
+    @property
+    def out_is_terminal(self) -> bool:
+        """`self.out.is_terminal`, asked once per console: rich asks the environment and the stream (a system call)
+        every time, and the event line asks for every delivery."""
+        console, terminal = self._terminal
+        if console is not self.out:
+            self._terminal = (self.out, self.out.is_terminal)
+            terminal = self._terminal[1]
+        return terminal
 
     # --- messages -----------------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> None:
@@ -152,56 +143,16 @@ class Renderer:
         elif value is not None:
             self.out.print(Text(safe(str(value), multiline=True)))
 
-    def help_page(self, usage: str, description: str, panels: list[tuple[str, list[tuple[str, str]]]]) -> None:
-        """A command's --help on stdout: usage, description, then each panel's options, wrapped at words to the width.
-
-        Names sit beside their help when they fit a third of the width, above it when they do not."""
-        width = max(self.out.width, 40)
-        self.out.print(Text.assemble(("Usage: ", "bold"), usage))
-        if description:
-            self.out.print()
-            for line in Text(description).wrap(self.out, width - 2):
-                line.rstrip()
-                self.out.print(Text.assemble("  ", line))
-        names = [n for _, rows in panels for n, _ in rows]
-        column = min(max([len(n) for n in names] + [8]), max(width // 3, 20))
-        for title, rows in panels:
-            self.out.print()
-            self.out.print(Text(title, style="bold"))
-            for name, text in rows:
-                wrapped: list[Text] = list(Text(text).wrap(self.out, max(width - column - 4, 20))) if text else []
-                if len(name) > column:
-                    self.out.print(Text(f"  {name}", style="cyan"))
-                    first = []
-                else:
-                    first = [Text.assemble((f"  {name.ljust(column)}  ", "cyan"), wrapped[0] if wrapped else "")]
-                    wrapped = wrapped[1:]
-                for line in [*first, *(Text.assemble(" " * (column + 4), part) for part in wrapped)]:
-                    line.rstrip()
-                    self.out.print(line)
-
     # --- payloads -----------------------------------------------------------------------------
-    def payload_table(self, templates: Iterable[Template]) -> None:
-        """The catalog as a table on stdout."""
-        templates = list(templates)
-        columns: tuple[str, ...] = ("trigger", "generation", "family")
-        # A trigger name never wraps: the description gives way, cut at a word; on a narrow terminal, family and generation too.
-        while True:
-            widths = [max([len(getattr(t, column)) for t in templates] + [len(column)]) for column in columns]
-            room = self.out.width - sum(widths) - 2 * len(widths)
-            if room >= 20 or len(columns) == 1:
-                break
-            columns = columns[:-1]
-        room = max(room, 10)
-        header = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "  description"
-        self.out.print(Text(header, style="bold"), no_wrap=True, overflow="ellipsis")
-        for t in templates:
-            cells = "  ".join(getattr(t, c).ljust(w) for c, w in zip(columns, widths, strict=True))
-            line = Text(cells + "  ")
-            line.append_text(cut_at_word(Text(t.description), room) or Text(""))
-            self.out.print(line, no_wrap=True, overflow="ellipsis")
+    def lines(self, lines: Iterable[tuple[str, str]]) -> None:
+        """Lines of a report on stdout, each (text, style): escaped, never wrapped mid-word by a markup reading."""
+        for text, style in lines:
+            self.out.print(Text(safe(text), style=style))
 
-    # --- send -----------------------------------------------------------------------------------
+    def payload_table(self, templates: Iterable[Template], shadowed: Collection[str] = ()) -> None:
+        """The catalog as a table on stdout (`shadowed`: the project fixtures that take a catalog trigger's place)."""
+        payload_table(self.out, templates, shadowed)
+
     def delivery(self, delivery: Delivery, info: EventInfo | None, verbose: bool = False) -> None:
         """One delivery in full: request line, status and latency, the answer, the verdict."""
         line = Text.assemble(("--> ", "bold"), "POST ", safe(delivery.url))
@@ -215,7 +166,7 @@ class Renderer:
             self.out.print(Text.assemble(("<-- ", "bold"), ("no answer: ", "bold red"), safe(delivery.error or "?")))
             return
         style = "green" if 200 <= delivery.status < 300 else "red"
-        back = Text.assemble(("<-- ", "bold"), (str(delivery.status), style), f"  {_ms(delivery.latency_ms)}")
+        back = Text.assemble(("<-- ", "bold"), (str(delivery.status), style), f"  {ms(delivery.latency_ms)}")
         self.out.print(back)
         if verbose or delivery.attempt == 1:
             self.body(
@@ -245,7 +196,7 @@ class Renderer:
     def budget_warning(self, latency_ms: float | None) -> None:
         """Warn (stderr) when an answer took longer than CometChat's 2 s budget."""
         if latency_ms is not None and over_budget(latency_ms, self.budget_ms):
-            self.warning(f"the answer took {_ms(latency_ms)}, over CometChat's 2 s budget: CometChat may time out.")
+            self.warning(f"the answer took {ms(latency_ms)}, over CometChat's 2 s budget: CometChat may time out.")
 
     def delivery_line(self, delivery: Delivery) -> None:
         """One compact line for a delivery among many (used for failures in a --count run)."""
@@ -253,7 +204,7 @@ class Renderer:
         self.out.print(
             Text.assemble(
                 (f"{status:>3} ", "red" if not delivery.ok else "green"),
-                f"{_ms(delivery.latency_ms):>10}  ",
+                f"{ms(delivery.latency_ms):>10}  ",
                 (delivery.verdict.kind.upper() + "  " if delivery.verdict else ""),
                 safe(delivery.error or (delivery.verdict.reason if delivery.verdict and delivery.verdict.reason else "")),
             )
@@ -265,7 +216,7 @@ class Renderer:
             Text.assemble(
                 ("--> ", "bold"), "POST again", (f"  attempt {delivery.attempt}", "magenta"), "  ",
                 ("<-- ", "bold"), (str(delivery.status or "no answer"), "green" if delivery.ok else "red"),
-                f"  {_ms(delivery.latency_ms)}", ("  same answer", "dim"),
+                f"  {ms(delivery.latency_ms)}", ("  same answer", "dim"),
             )
         )  # fmt: skip
 
@@ -282,7 +233,7 @@ class Renderer:
             return (str(status) if status is not None else "no answer") + (f" {verdict.kind.upper()}" if verdict else "")
 
         before, now = said(original.response_status, original.verdict), said(again.status, again.verdict)
-        line = Text.assemble(("Original: ", "bold"), before, f" in {_ms(original.latency_ms)}", ("  now: ", "bold"), now)
+        line = Text.assemble(("Original: ", "bold"), before, f" in {ms(original.latency_ms)}", ("  now: ", "bold"), now)
         same = before == now and original.response_body == again.response_body
         line.append("  same answer" if same else "  the answer changed", style="dim" if same else "bold yellow")
         self.out.print(line)
@@ -313,9 +264,9 @@ class Renderer:
             str(summary.count),
             Text(str(summary.ok), style="green"),
             Text(str(summary.failed), style="red" if summary.failed else ""),
-            _ms(summary.p50_ms),
-            _ms(summary.p95_ms),
-            _ms(summary.p99_ms),
+            ms(summary.p50_ms),
+            ms(summary.p95_ms),
+            ms(summary.p99_ms),
             f"{summary.rps:.1f}",
         )
         self.out.print(table)
@@ -369,7 +320,7 @@ class Renderer:
         if self.quiet:
             return
         exchange = without_secrets(exchange)
-        width = self.out.width if self.out.is_terminal else None
+        width = self.out.width if self.out_is_terminal else None
         for line in event_spans(exchange, width):
             self.print_line(line)
         verdict = exchange.verdict
@@ -394,7 +345,7 @@ class Renderer:
         """A delivery `listen --events` leaves out: answered, not stored, one dim line."""
         if self.quiet:
             return
-        width = self.out.width if self.out.is_terminal else None
+        width = self.out.width if self.out_is_terminal else None
         parts = [
             Text(now_clock(exchange.received_at) + " ", "dim"),
             Text(f"--- {safe(exchange.info.trigger)} (not in --events; answered {exchange.response_status})", "dim"),
@@ -404,7 +355,7 @@ class Renderer:
     def slow_answer(self, exchange: Exchange) -> None:
         """Warn when an answer took longer than CometChat's 2 s budget."""
         who = "your app" if exchange.forwarded_to and not exchange.forward_error else "the answer"
-        self.warning(f"{exchange.id}: {who} took {_ms(exchange.latency_ms)}, over CometChat's 2 s budget.")
+        self.warning(f"{exchange.id}: {who} took {ms(exchange.latency_ms)}, over CometChat's 2 s budget.")
 
     def details(self, exchange: Exchange) -> None:
         """-v: headers (redacted), the highlighted body, and the answer body."""
@@ -436,47 +387,8 @@ class Renderer:
         self.err.print(Text(f"Stopped after {events} event{'s' if events != 1 else ''}.", style="bold"))
 
     def table(self, exchanges: list[Exchange], short_ids: dict[str, str] | None = None) -> None:
-        """The stored exchanges, newest first, one line each, in fixed aligned columns; the summary gets the width left.
-
-        `short_ids` maps an id to the shortest end of it that names it alone (every command accepts it)."""
-        short_ids = short_ids or {}
-        ids = [short_ids.get(e.id, e.id) for e in exchanges]
-        width = self.out.width
-        id_width = max([len(i) for i in ids] + [2])
-        answer_width = len("200 INVALID")
-        trigger_width = max([cell_len(safe(e.info.trigger)) for e in exchanges] + [7])
-        fixed = id_width + answer_width + 3 * 2
-        received = fixed + 11 + 2 + trigger_width + TABLE_SUMMARY_MIN <= width  # the date goes before the trigger is cut
-        if received:
-            fixed += 11 + 2
-        # Only on a very narrow terminal does a long trigger give up its end (…), so the summary keeps some room.
-        trigger_width = max(min(trigger_width, width - fixed - 2 - TABLE_SUMMARY_CUT), len("trigger"))
-        room = max(width - fixed - trigger_width - 2, 8)
-        columns = [
-            ("id", id_width),
-            *([("received", 11)] if received else []),
-            ("trigger", trigger_width),
-            ("answer", answer_width),
-        ]
-        header = Text("  ".join(name.ljust(w) for name, w in columns) + "  summary", style="bold")
-        self.out.print(header, no_wrap=True, overflow="ellipsis")
-        for short, e in zip(ids, exchanges, strict=True):
-            answer = Text(str(e.response_status), style="green" if 200 <= e.response_status < 300 else "red")
-            if e.verdict:
-                answer.append(" " + e.verdict.kind.upper(), style=VERDICT_STYLE[e.verdict.kind])
-            answer.pad_right(answer_width - answer.cell_len)
-            trigger = Text(safe(e.info.trigger))
-            if trigger.cell_len > trigger_width:
-                trigger = Text(safe(e.info.trigger)[: trigger_width - 1] + "…")
-            trigger.pad_right(trigger_width - trigger.cell_len)
-            summary = cut_at_word(Text(("check probe · " if is_probe(e) else "") + safe(e.info.summary)), room) or Text("")
-            cells: list[Text | str] = [short.ljust(id_width)]
-            if received:
-                cells.append(Text(time.strftime("%m-%d %H:%M", time.localtime(e.received_at)), "dim"))
-            cells += [trigger, answer, summary]
-            self.out.print(
-                Text("  ").join(Text(c) if isinstance(c, str) else c for c in cells), no_wrap=True, overflow="ellipsis"
-            )
+        """The stored exchanges, newest first, one line each (`short_ids`: the shortest end of each id that names it)."""
+        history_table(self.out, exchanges, short_ids)
 
     def exchange(self, exchange: Exchange) -> None:
         """One exchange in full."""
@@ -487,7 +399,7 @@ class Renderer:
             ("request", f"{exchange.method} {exchange.path}" + (f"?{exchange.query}" if exchange.query else "")),
             ("trigger", f"{exchange.info.trigger} ({exchange.info.generation})"),
             ("summary", exchange.info.summary),
-            ("answer", f"{exchange.response_status} in {_ms(exchange.latency_ms)} by {exchange.answered_by}"),
+            ("answer", f"{exchange.response_status} in {ms(exchange.latency_ms)} by {exchange.answered_by}"),
         ]
         if exchange.forwarded_to:
             rows.append(
@@ -509,35 +421,26 @@ class Renderer:
 
     def results(self, url: str, results: list[CheckResult], summary: CheckSummary) -> None:
         """The table on stdout, the summary after it."""
-        title = Text(f"comethook check {safe(url)}")
-        table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
-        table.add_column("check", no_wrap=True)
-        table.add_column("result", no_wrap=True)
-        table.add_column("latency", justify="right", no_wrap=True)
-        table.add_column("detail", overflow="fold")
-        for r in results:
-            # A plain str cell would be read as markup: the detail quotes the endpoint's answer, so it goes in as Text.
-            status = Text(r.status.upper(), style=STATUS_STYLE[r.status])
-            table.add_row(r.name, status, _ms(r.latency_ms), Text(safe(r.detail)))
-        self.out.print(table)
-        style = "bold red" if summary.failed else "bold green"
-        counts = f"{summary.passed} passed, {summary.failed} failed, {summary.warnings} warning(s)"
-        self.out.print(Text(f"{counts} in {summary.seconds:.2f} s", style=style))
+        check_table(self.out, url, results, summary)
 
-    # --- trigger, emulate ---------------------------------------------------------------------
-    def rest_call(self, call: RestCall, hint: str | None, verbose: bool = False) -> None:
-        """A REST call `trigger` made: request line, status, the answer (or CometChat's error and what to do)."""
+    def rest_call(self, call: RestCall, hint: str | None, verbose: bool = False, reused: bool = False) -> None:
+        """A REST call `trigger` made, on one line (request, status, time); then, for a refused call, CometChat's error and
+        what to do; the answer's body only with -v."""
         line = Text.assemble(("--> ", "bold"), f"{call.method} ", safe(call.url))
         if call.on_behalf_of:
             line.append(f"  as {safe(call.on_behalf_of)}", style="dim")
+        style = "green" if call.ok else "yellow" if call.dropped else "red"
+        if call.status is None:
+            line.append_text(Text.assemble(("  no answer: ", "bold red"), safe(call.failure_detail or "?")))
+        else:
+            line.append_text(Text.assemble(("  <-- ", "bold"), (str(call.status), style), f"  {ms(call.latency_ms)}"))
+        if reused and call.error is not None:
+            line.append(f"  {safe(call.error.code or '')}: already there, reused", style="dim")
         self.out.print(line)
         if call.waited_s:
             self.out.print(Text(f"    waited {call.waited_s:g} s on 429 Retry-After ({call.attempts} attempts)", style="yellow"))
-        if call.status is None:
-            self.out.print(Text.assemble(("<-- ", "bold"), ("no answer: ", "bold red"), safe(call.failure_detail or "?")))
+        if call.status is None or reused:
             return
-        style = "green" if call.ok else "yellow" if call.dropped else "red"
-        self.out.print(Text.assemble(("<-- ", "bold"), (str(call.status), style), f"  {_ms(call.latency_ms)}"))
         if call.error is not None:
             code = Text.assemble(
                 ("    ", ""), (safe(call.error.code or "no error code"), f"bold {style}"), f"  {safe(call.error.message or '')}"
@@ -547,8 +450,8 @@ class Renderer:
                 self.out.print(Text("    " + safe(json.dumps(call.error.details, ensure_ascii=False)), style="dim"))
         elif call.failure is not None:
             self.out.print(Text("    " + safe(call.failure_detail or call.failure), style="red"))
-        elif verbose or call.action in ("send_message", "create_group"):
-            self.body(call.body, *((VERBOSE_BODY_CHARS, "--json shows it all") if verbose else (BODY_CHARS, "-v shows more")))
+        elif verbose:
+            self.body(call.body, VERBOSE_BODY_CHARS, "--json shows it all")
         if hint and not call.ok:
             self.out.print(Text.assemble(("    Hint: ", "bold"), safe(hint)))
 
@@ -586,183 +489,8 @@ class Renderer:
         self.out.print(line)
 
 
-#: What the event line may drop, in this order, when the terminal is narrow (all of it is in -v and in history).
-_DROPPABLE = ("webhook", "id", "generation", "clock")
-#: The summary keeps at least this many cells before the ids and the generation are kept, and CLOCK_MIN before the clock.
-SUMMARY_MIN = 40
-CLOCK_MIN = 20
-
-
-#: `history list` keeps at least this much room for the summary before it drops the date and cuts long triggers.
-class Ticker:
-    """ "opening the ngrok tunnel… 2.1 s": on a terminal a live line that counts the seconds (gone at the end); in a
-    pipe or a log, one line at the start. finish() says how it ended and how long it took, in both."""
-
-    def __init__(self, console: Console, label: str) -> None:
-        self.console = console
-        self.label = label
-        self.started = time.monotonic()
-        self._live: Any = None
-        if console.is_terminal:
-            from rich.live import Live
-
-            self._live = Live(
-                get_renderable=self._line, console=console, transient=True, refresh_per_second=10,
-                redirect_stdout=False, redirect_stderr=False,
-            )  # fmt: skip
-            self._live.start()
-        else:
-            console.print(Text(f"{label}…", style="dim"))
-
-    def _line(self) -> Text:
-        return Text(f"{self.label}… {time.monotonic() - self.started:.1f} s", style="dim")
-
-    def finish(self, outcome: str) -> None:
-        """Stop the live line and say the outcome, with the time it took."""
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-        self.console.print(Text(f"{outcome} ({time.monotonic() - self.started:.1f} s)", style="dim"))
-
-
-TABLE_SUMMARY_MIN = 30
-TABLE_SUMMARY_CUT = 16
-
-
-def is_probe(exchange: Exchange) -> bool:
-    """Whether `comethook check` sent this delivery (its User-Agent says so), not CometChat."""
-    return any(n.lower() == "user-agent" and v.startswith("comethook-check/") for n, v in exchange.headers)
-
-
-#: A run of text and its style (rich style syntax, "" for none): an event line is a list of them until it must be cut.
-Span = tuple[str, str]
-
-
-def answer_spans(exchange: Exchange) -> list[Span]:
-    """Status, verdict and latency: the part of an event line that is always shown."""
-    ok = 200 <= exchange.response_status < 300
-    spans: list[Span] = [(str(exchange.response_status), "green" if ok else "red")]
-    if exchange.verdict is not None:
-        spans += [(" ", ""), (exchange.verdict.kind.upper(), VERDICT_STYLE[exchange.verdict.kind])]
-    spans.append((f" {_ms(exchange.latency_ms)}", "dim"))
-    return spans
-
-
-def _cells(spans: list[Span]) -> int:
-    return sum(cell_len(text) for text, _ in spans)
-
-
-def fit_spans(pieces: list[list[Span]], width: int | None, cut: int = -1) -> list[Span] | Text:
-    """`fit()` for pieces given as spans: the spans as they are when they fit (no Text is built: the common case,
-    and the listener's per-delivery cost), else the fitted Text."""
-    if width is None or sum(_cells(piece) for piece in pieces) <= width:
-        return [span for piece in pieces for span in piece]
-    return fit([Text.assemble(*piece) for piece in pieces], width, cut)
-
-
-def cut_at_word(text: Text, room: int) -> Text | None:
-    """`text` in at most `room` cells: whole when it fits, else cut after a word with `…` (None when nothing fits)."""
-    if text.cell_len <= room:
-        return text
-    if room < 2:
-        return None
-    plain = text.plain
-    end = 0
-    while end < len(plain) and cell_len(plain[: end + 1]) <= room - 1:
-        end += 1
-    space = plain.rfind(" ", 0, end + 1)
-    if space <= 0 or not plain[:space].strip():
-        return None  # not even the first word fits: leave it out rather than cut it in the middle
-    end = len(plain[:space].rstrip())
-    cut = text[:end]
-    cut.rstrip()
-    cut.append("…")
-    return cut
-
-
-def fit(parts: list[Text], width: int | None, cut: int = -1) -> Text:
-    """Join `parts` into one line of at most `width` cells: part `cut` (the summary) gives up its end first, at a word."""
-    line = Text().join(parts)
-    if width is None or line.cell_len <= width:
-        return line
-    index = cut % len(parts)
-    others = sum(p.cell_len for i, p in enumerate(parts) if i != index)
-    shortened = cut_at_word(parts[index], width - others)
-    if shortened is None and index > 0 and not parts[index - 1].plain.strip():
-        parts = [*parts[: index - 1], Text(""), *parts[index:]]  # its separator goes with it
-    kept = [p for p in (shortened if i == index else p for i, p in enumerate(parts)) if p is not None]
-    return Text().join(kept)
-
-
-def event_spans(exchange: Exchange, width: int | None) -> list[list[Span] | Text]:
-    """The event line (and the `<--` line of a forwarded delivery) for a terminal `width` cells wide (None: no limit),
-    as spans where a line fits whole, else as a Text (see fit_spans).
-
-    Status, verdict, latency and trigger always show; the summary gets the room that is left, cut at a
-    word; on a narrow terminal the webhook id, the exchange id, the generation and the clock go first."""
-    info = exchange.info
-    forwarded = exchange.forwarded_to is not None
-    reason = exchange.verdict.reason if exchange.verdict is not None else None
-    fallback = exchange.outcome.fallback
-    for dropped in range(len(_DROPPABLE) + 1):
-        gone = _DROPPABLE[:dropped]
-        clock: Span = ("" if "clock" in gone else now_clock(exchange.received_at) + " ", "dim")
-        head: list[list[Span]] = [
-            [clock],
-            [("--> ", "bold")],
-            [(safe(info.trigger), "bold cyan" if info.generation != "unknown" else "bold magenta")],
-            [("" if "generation" in gone else f" [{info.generation}]", "dim")],
-            [(" check probe" if is_probe(exchange) else "", "magenta")],
-        ]
-        if not forwarded:
-            head += [[("  ", "")], answer_spans(exchange)]
-        tail: list[list[Span]] = [
-            [(f"  webhook {safe(info.webhook)}" if info.webhook and "webhook" not in gone else "", "dim")],
-            [("" if "id" in gone else f"  {exchange.id}", "dim")],
-        ]
-        summary: list[Span] = [(safe(info.summary), "")]
-        if reason and not forwarded:
-            summary = [
-                (safe(reason), "red" if exchange.verdict and exchange.verdict.kind == "invalid" else "yellow"),
-                (" · ", ""),
-                *summary,
-            ]
-        pieces = [*head, [("  ", "")], summary, *tail]
-        summary_cells = _cells(summary)
-        fixed = sum(_cells(piece) for piece in pieces) - summary_cells
-        wanted = CLOCK_MIN if dropped < len(_DROPPABLE) and _DROPPABLE[dropped] == "clock" else SUMMARY_MIN
-        if width is None or fixed + min(summary_cells, wanted) <= width or dropped == len(_DROPPABLE):
-            break
-    first = fit_spans(pieces, width, cut=len(head) + 1)
-    if not forwarded:
-        return [first]
-    back: list[list[Span]] = [[clock], [("<-- ", "bold")], answer_spans(exchange)]
-    if reason:
-        back.append([(f"  {safe(reason)}", "red")])
-    if fallback is not None:
-        # comethook answered, not the app: say so, and why the app did not.
-        back.append([(f"  fallback {fallback}", "bold yellow")])
-        back.append([(f": {safe(exchange.forwarded_to or '')} {safe(exchange.forward_error or 'did not answer')}", "red")])
-    else:
-        back.append([(f"  from {safe(exchange.forwarded_to or '')}", "dim")])
-        if exchange.forward_error:
-            back.append([(f"  app unreachable: {safe(exchange.forward_error)}", "bold red")])
-    return [first, fit_spans(back, width, cut=-1)]
-
-
 def _pretty(value: Any) -> list[str]:
     """A body as lines to diff: indented JSON, or its text."""
     if value is None:
         return []
     return (json.dumps(value, indent=2, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)).splitlines()
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
-
-
-def now_clock(epoch: float) -> str:
-    """HH:MM:SS local time for an event line."""
-    return time.strftime("%H:%M:%S", time.localtime(epoch))

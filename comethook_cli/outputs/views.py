@@ -8,7 +8,7 @@ the banner, progress) always go to stderr as human text, in both views, so stdou
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from comethook_cli.models import COMETCHAT_BUDGET_MS, RecordHandler, over_budget
@@ -145,13 +145,14 @@ class View(RecordHandler):
         """One stored exchange in full."""
         raise NotImplementedError
 
-    def catalog(self, templates: Iterable[Template]) -> None:
-        """The canned payloads."""
+    def catalog(self, templates: Iterable[Template], shadowed: Collection[str] = ()) -> None:
+        """The canned payloads and project fixtures (`shadowed`: the fixtures named like a catalog trigger)."""
         raise NotImplementedError
 
     # --- trigger, emulate -------------------------------------------------------------------------
-    def rest_call(self, call: RestCall, hint: str | None) -> None:
-        """A REST call `trigger` made and its answer (`hint`: what to do about an error)."""
+    def rest_call(self, call: RestCall, hint: str | None, reused: bool = False) -> None:
+        """A REST call `trigger` made and its answer (`hint`: what to do about an error; `reused`: its error means the
+        thing is there already, which `setup` takes as done)."""
         raise NotImplementedError
 
     def trigger_result(self, record: wire.TriggerRecord) -> None:
@@ -261,13 +262,13 @@ class HumanView(View):
         """One exchange in full."""
         self.human.exchange(exchange)
 
-    def catalog(self, templates: Iterable[Template]) -> None:
+    def catalog(self, templates: Iterable[Template], shadowed: Collection[str] = ()) -> None:
         """The catalog table."""
-        self.human.payload_table(templates)
+        self.human.payload_table(templates, shadowed)
 
-    def rest_call(self, call: RestCall, hint: str | None) -> None:
+    def rest_call(self, call: RestCall, hint: str | None, reused: bool = False) -> None:
         """The call and its answer."""
-        self.human.rest_call(call, hint, self.verbose)
+        self.human.rest_call(call, hint, self.verbose, reused)
 
     def trigger_result(self, record: wire.TriggerRecord) -> None:
         """Expected webhooks and what arrived."""
@@ -364,12 +365,12 @@ class WireView(View):
         """The `event` line with the stored body as `raw` text."""
         self.write(wire.Event(exchange, raw=True))
 
-    def catalog(self, templates: Iterable[Template]) -> None:
+    def catalog(self, templates: Iterable[Template], shadowed: Collection[str] = ()) -> None:
         """A `payload` line per template."""
         for template in templates:
-            self.write(wire.Payload(template))
+            self.write(wire.Payload(template, template.fixture in shadowed))
 
-    def rest_call(self, call: RestCall, hint: str | None) -> None:
+    def rest_call(self, call: RestCall, hint: str | None, reused: bool = False) -> None:
         """The `rest` line."""
         self.write(wire.RestCallRecord(call))
 

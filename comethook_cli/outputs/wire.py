@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
     from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.engine.checks import CheckResult
+    from comethook_cli.engine.evidence import Evidence
     from comethook_cli.engine.runs import RetryReport, Summary
     from comethook_cli.engine.trigger import Arrived, Outcome
 
@@ -67,6 +68,10 @@ def _finite(value: Any) -> Any:
     return value
 
 
+#: `Event._document`'s default: the body is left out, to be spliced in as the text that arrived.
+_SPLICED: Any = object()
+
+
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -110,27 +115,35 @@ class Event(Record):
     def to_json(self) -> dict[str, Any]:
         """The exchange as one JSON object (its credentials redacted, whatever the history kept: see without_secrets)."""
         e = without_secrets(self.exchange)
-        document = {
-            "type": self.type,
+        document = self._document(e, e.payload if e.payload is not None else parse_body(e.body))
+        if self.raw:
+            document["raw"] = e.body.decode("utf-8", errors="replace")
+        return document
+
+    @staticmethod
+    def _document(e: Exchange, body: Any = _SPLICED) -> dict[str, Any]:
+        """The object's fields in their order; without `body` when it is spliced in as text after them (`encode`)."""
+        verdict = e.verdict
+        document: dict[str, Any] = {
+            "type": "event",
             "id": e.id,
             "received_at": iso_time(e.received_at),
             "method": e.method,
-            "path": e.path + (f"?{e.query}" if e.query else ""),
+            "path": f"{e.path}?{e.query}" if e.query else e.path,
             "headers": dict(e.headers),
             "trigger": e.info.trigger,
             "generation": e.info.generation,
             "summary": e.info.summary,
-            "body": e.payload if e.payload is not None else parse_body(e.body),
-            "response": {"status": e.response_status, "body": e.answer},
-            "verdict": e.verdict.kind if e.verdict else None,
-            "verdict_reason": e.verdict.reason if e.verdict else None,
-            "latency_ms": round(e.latency_ms, 3),
-            "answered_by": e.answered_by,
-            "forwarded_to": e.forwarded_to,
-            "forward_error": e.forward_error,
         }
-        if self.raw:
-            document["raw"] = e.body.decode("utf-8", errors="replace")
+        if body is not _SPLICED:
+            document["body"] = body
+        document["response"] = {"status": e.response_status, "body": e.answer}
+        document["verdict"] = verdict.kind if verdict else None
+        document["verdict_reason"] = verdict.reason if verdict else None
+        document["latency_ms"] = round(e.latency_ms, 3)
+        document["answered_by"] = e.answered_by
+        document["forwarded_to"] = e.forwarded_to
+        document["forward_error"] = e.forward_error
         return document
 
     def encode(self) -> str:
@@ -147,9 +160,8 @@ class Event(Record):
         if e.payload is None or b"\n" in e.body or b"\r" in e.body or e.encoded:
             line = dumps(self.to_json())
         else:
-            document = self.to_json()
-            del document["body"]
-            line = dumps(document)[:-1] + ',"body":' + json_safe(e.body.decode("utf-8")) + "}"
+            head = dumps(self._document(without_secrets(e)))
+            line = f'{head[:-1]},"body":{json_safe(e.body.decode("utf-8"))}}}'
         object.__setattr__(e, "event_line", line)  # a cache on a frozen value: the line depends on nothing else
         return line
 
@@ -351,11 +363,35 @@ class Payload(Record):
     type: ClassVar[str] = "payload"
     template: Template
 
+    #: For a project fixture: whether it shadows the catalog's trigger of the same name.
+    shadows: bool = False
+
     def to_json(self) -> dict[str, Any]:
-        """{"type": "payload", "trigger", "generation", "family", "description"}."""
+        """{"type": "payload", "trigger", "generation", "family", "description"}, and for a project fixture its "fixture"
+        name and whether it "shadows" the catalog's trigger of that name."""
         t = self.template
-        return {"type": self.type, "trigger": t.trigger, "generation": t.generation, "family": t.family,
-                "description": t.description}  # fmt: skip
+        document: dict[str, Any] = {"type": self.type, "trigger": t.trigger, "generation": t.generation, "family": t.family,
+                    "description": t.description}  # fmt: skip
+        if t.fixture is not None:
+            document.update(fixture=t.fixture, shadows=self.shadows)
+        return document
+
+
+@dataclass(frozen=True)
+class PayloadsDiff(Record):
+    """`payloads diff --json`: how live deliveries differ from the catalog, per trigger. Key paths, types and counts
+    only (cometchat/payloads/shapes.py): no value from any delivery, so it can go in a bug report as it is."""
+
+    type: ClassVar[str] = "payloads_diff"
+    evidence: Evidence
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "payloads_diff", "comethook", "live_deliveries", "left_out", "triggers": [...]}."""
+        from comethook_cli import __version__
+
+        e = self.evidence
+        return {"type": self.type, "comethook": __version__, "live_deliveries": e.live, "left_out": e.left_out,
+                "triggers": [diff.to_json() for diff in e.diffs]}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,12 @@ async def test_comethook_listen_itself_passes_check(cli: Any, listen_process: An
     assert set(statuses(result).values()) == {"pass"}
 
 
+async def test_checks_are_marked_so_a_listen_in_front_files_them_apart_from_cometchat(cli: Any, target: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
+    assert received and all(request.headers.get("X-Comethook-Origin") == "check" for request, _ in received)
+
+
 async def test_url_credentials_are_the_endpoints_basic_auth_and_not_a_second_one(cli: Any, target: Any) -> None:
     expected = "Basic " + base64.b64encode(b"cc:s3cret").decode()
     url, received = await target(
@@ -285,3 +291,36 @@ def test_a_refused_connection_says_connection_refused(cli: Any, closed_port: int
     assert not any("a hang, or a dropped connection" in d for d in details)
     sent = cli("send", "message_sent", "--to", f"http://127.0.0.1:{closed_port}/hook")
     assert sent.exit_code == 4 and "connection refused" in sent.stderr
+
+
+async def test_in_a_pipe_each_check_is_one_whole_line_and_one_cause_is_said_once(cli: Any, target: Any) -> None:
+    """Before, a CI log got a detail column 9 characters wide with words split (`credentia / ls`), and 61 rows for one
+    415. CliRunner's stdout is not a terminal, as in a pipe."""
+    url, _ = await target(endpoint(status=500, auth=False))
+    result = await cli.run("check", "--to", url, "--triggers", "all")
+    assert result.exit_code == 3
+    lines = result.stdout.splitlines()
+    rows = [line for line in lines if line[:4] in ("PASS", "FAIL", "WARN")]
+    assert any(line.endswith("recommends Basic auth)") and line.startswith("WARN  basic auth enforced") for line in rows)
+    [cause] = [line for line in rows if "one cause" in line]
+    assert cause.startswith("FAIL  ") and "checks (accepted), one cause: answered 500" in cause
+    names = lines[lines.index(cause) + 1]
+    assert names.startswith("      ") and "after_message (legacy), " in names and " accepted" not in names
+    assert len(rows) < 15  # not a row per trigger
+
+
+def test_on_a_terminal_the_check_table_fits_its_width_and_wraps_at_words() -> None:
+    from rich.console import Console
+
+    from comethook_cli.engine.checks import CheckResult
+    from comethook_cli.outputs.tables import check_table
+    from comethook_cli.outputs.wire import CheckSummary
+
+    detail = "not tested: give credentials (COMETHOOK_BASIC_AUTH or --basic-auth-file; CometChat recommends Basic auth)"
+    results = [CheckResult("Content-Type: application/json accepted", "warn", 1.0, detail)]
+    console = Console(force_terminal=True, width=80, record=True, color_system=None)
+    check_table(console, "http://x/hook", results, CheckSummary(1, 0, 0, 1, 0.1))
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert all(any(word in line for line in lines) for word in detail.split()), lines  # no word split across lines
+    assert len(lines) <= 7, lines  # title, header, 4 lines of detail (it has room: not 9 cells wide), the summary

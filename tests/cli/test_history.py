@@ -179,7 +179,7 @@ def test_a_history_from_before_the_listener_column_is_migrated_and_still_exports
     path = default_path()
     path.parent.mkdir(parents=True)
     old = sqlite3.connect(path)
-    old.executescript(SCHEMA.replace(",\n    listener TEXT\n", "\n"))
+    old.executescript(SCHEMA.replace(",\n    listener TEXT,\n    origin TEXT\n", "\n"))
     columns = "id, received_at, method, path, query, headers, body, trigger, generation, family, summary, response_status, "
     columns += "response_headers, response_body, latency_ms, answered_by"
     old.execute(

@@ -72,9 +72,9 @@ def test_trigger_names_are_case_insensitive(cli: Any) -> None:
 
 
 def test_set_with_a_numeric_segment_makes_a_list(cli: Any) -> None:
-    made = cli("payloads", "show", "message_sent", "--set", "data.message.data.attachments.0.url=x")
+    made = cli("payloads", "show", "message_sent", "--add", "data.message.data.attachments.0.url=x")
     assert json.loads(made.stdout)["data"]["message"]["data"]["attachments"] == [{"url": "x"}]
-    out_of_range = cli("payloads", "show", "message_sent", "--set", "data.message.data.attachments.5.url=x")
+    out_of_range = cli("payloads", "show", "message_sent", "--add", "data.message.data.attachments.5.url=x")
     assert_usage(out_of_range, "not an index of the list there (it has 0 item(s))")
     assert "{'5'" not in out_of_range.output and '"5"' not in out_of_range.output
 

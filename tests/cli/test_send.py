@@ -167,7 +167,7 @@ async def test_basic_auth_from_flag_and_env(cli: Any, target: Any) -> None:
 
 async def test_extra_headers_and_set(cli: Any, target: Any) -> None:
     url, received = await target(lambda r: web.json_response({}))
-    result = await cli.run("send", "message_sent", "--to", url, "-H", "X-Trace: abc", "--set", 'data.message.tags=["a"]')
+    result = await cli.run("send", "message_sent", "--to", url, "-H", "X-Trace: abc", "--add", 'data.message.tags=["a"]')
     assert result.exit_code == 0, result.output
     request, raw = received[0]
     assert request.headers["X-Trace"] == "abc"

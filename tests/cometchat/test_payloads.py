@@ -287,15 +287,11 @@ def test_options_fill_sender_receiver_ids_and_region() -> None:
     assert (body["webhook"], body["appId"], body["region"]) == ("wh1", "abc", "eu")
 
 
-def test_set_parses_json_values_and_creates_paths() -> None:
-    sets = (
-        parse_set("data.text=hello"),
-        parse_set("data.data.metadata.flag=true"),
-        parse_set("extra.list=[1,2]"),
-        parse_set("data.sentAt=5"),
-    )
-    body = build(find_template("before_message"), BuildOptions(sets=sets))
-    assert body["data"]["text"] == "hello"
+def test_set_parses_json_values_and_add_creates_paths() -> None:
+    sets = (parse_set("data.data.text=hello"), parse_set("data.sentAt=5"))
+    adds = (parse_set("data.data.metadata.flag=true", "add"), parse_set("extra.list=[1,2]", "add"))
+    body = build(find_template("before_message"), BuildOptions(sets=sets, adds=adds))
+    assert body["data"]["data"]["text"] == "hello"
     assert body["data"]["data"]["metadata"] == {"flag": True}
     assert body["extra"] == {"list": [1, 2]}
     assert body["data"]["sentAt"] == 5
@@ -317,7 +313,7 @@ def test_set_through_a_scalar_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="is a str, not an object"):
         set_path({"trigger": "x"}, "trigger.name", 1)
     with pytest.raises(UsageError, match="not an index"):
-        set_path({"a": [1]}, "a.5", 1)
+        set_path({"a": [1]}, "a.5", 1, create=True)
 
 
 def test_unknown_trigger_suggests_close_matches() -> None:
@@ -339,7 +335,7 @@ def test_cli_payloads_list_json_and_table(cli: Any) -> None:
 
 
 def test_cli_payloads_show_prints_valid_json(cli: Any) -> None:
-    result = cli("payloads", "show", "before_message", "--text", "[bold]hi[/bold]", "--set", "data.data.metadata.x=1")
+    result = cli("payloads", "show", "before_message", "--text", "[bold]hi[/bold]", "--add", "data.data.metadata.x=1")
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert body["data"]["data"]["text"] == "[bold]hi[/bold]"
@@ -350,3 +346,101 @@ def test_cli_payloads_show_prints_valid_json(cli: Any) -> None:
     assert bad_set.exit_code == 2 and "Malformed --set" in bad_set.stderr
     bad_region = cli("payloads", "show", "message_sent", "--region", "mars")
     assert bad_region.exit_code == 2 and "Unknown region" in bad_region.stderr
+
+
+# --- overrides: --set changes what exists, --add makes, --unset removes ---------------------------------------------
+
+
+def test_set_on_a_missing_path_names_the_nearest_and_changes_nothing() -> None:
+    from comethook_cli.cometchat.payloads.paths import apply, unset_path
+
+    body = build(find_template("message_sent"), BuildOptions())
+    before = json.dumps(body)
+    with pytest.raises(UsageError) as typo:
+        set_path(body, "data.mesage.id", "1")
+    assert "(the nearest is data.message.id)" in typo.value.message and "--add" in (typo.value.hint or "")
+    assert json.dumps(body) == before
+    with pytest.raises(UsageError, match=r"the nearest is data\.message\.data"):
+        set_path(body, "data.message.data.nothing.here", 1)  # no close name: the deepest part that exists
+    with pytest.raises(UsageError, match=r"the nearest is data\.message\.sentAt"):
+        unset_path(body, "data.message.sentat")
+    apply(body, sets=[("data.mesage.id", 2)], adds=[("data.mesage.id", 1)], unsets=["data.message.updatedAt"])
+    assert body["data"]["mesage"] == {"id": 2} and "updatedAt" not in body["data"]["message"]  # adds, sets, unsets
+
+
+def test_build_applies_add_set_and_unset_and_refuses_a_typo() -> None:
+    template = find_template("message_sent")
+    with pytest.raises(UsageError, match="no such path"):
+        build(template, BuildOptions(sets=(("data.message.data.txt", "x"),)))
+    body = build(template, BuildOptions(adds=(("data.message.tags", ["a"]),), unsets=("data.message.data.entities",)))
+    assert body["data"]["message"]["tags"] == ["a"] and "entities" not in body["data"]["message"]["data"]
+
+
+# --- fixtures as data ---------------------------------------------------------------------------------------------------
+
+
+def test_a_fixture_keeps_the_shape_and_replaces_what_identifies_people() -> None:
+    from comethook_cli.cometchat.fixtures import fixture_of, template_of
+    from comethook_cli.cometchat.payloads.shapes import shape
+
+    live = build(find_template("group_member_added"), BuildOptions(sender="boss-uid-77", receiver="newbie-uid-88",
+                                                                   group="secret-guid-99"))  # fmt: skip
+    live["data"]["group"]["metadata"] = {"plan": "gold-SECRET", "seats": 123456}
+    document = fixture_of(live, "joined")
+    text = json.dumps(document)
+    assert not any(secret in text for secret in ("boss-uid-77", "newbie-uid-88", "secret-guid-99", "gold-SECRET", "123456"))
+    rebuilt = build(template_of("joined", document, "joined.json"), BuildOptions(sender="a", receiver="b", group="g"))
+    assert shape(rebuilt) == shape(live)
+    assert list(rebuilt["data"]["members"]) == ["b"] and rebuilt["data"]["group"]["guid"] == "g"
+    kept = json.dumps(fixture_of(live, "joined", keep_values=True))
+    assert "gold-SECRET" in kept and "boss-uid-77" not in kept  # people still become placeholders
+
+
+@pytest.mark.parametrize(
+    ("document", "said"),
+    [
+        ([], 'needs a "body" object'),
+        ({"body": {"data": {}}}, 'no "trigger" name'),
+        ({"body": {"trigger": "x", "data": "{{nope}}"}}, "placeholders comethook does not know: {{nope}}"),
+        ({"body": {"trigger": "x", "data": {"$user": "admin"}}}, "has $user 'admin'"),
+    ],
+)
+def test_a_file_that_is_not_a_fixture_is_a_usage_error_naming_it(document: Any, said: str) -> None:
+    from comethook_cli.cometchat.fixtures import template_of
+
+    with pytest.raises(UsageError, match=re.escape(said)) as caught:
+        template_of("mine", document, "fixtures/mine.json")
+    assert "fixtures/mine.json" in caught.value.message
+
+
+def test_a_fixture_shadows_the_trigger_it_is_named_after() -> None:
+    from comethook_cli.cometchat.fixtures import template_of
+
+    mine = template_of("message_sent", {"body": {"trigger": "message_sent", "data": {"mine": True}}}, "m.json")
+    assert find_template("message_sent", fixtures={"message_sent": mine}) is mine
+    assert find_template("message_sent", legacy=False, fixtures={"other": mine}).fixture is None
+    with pytest.raises(UsageError) as unknown:
+        find_template("message_snd", fixtures={"message_snt": mine})
+    assert "message_snt" in (unknown.value.hint or "")
+
+
+def test_a_shape_names_list_items_and_uid_keyed_maps_alike() -> None:
+    from comethook_cli.cometchat.payloads.shapes import shape
+
+    body = {"data": {"members": {"uid-1": {"uid": "uid-1"}}, "by": {"uid": "u2"}, "u2": 1, "items": [{"a": 1}, {"a": "x"}]}}
+    assert shape(body) == {
+        "data": "object", "data.members": "object", "data.members.*": "object", "data.members.*.uid": "string",
+        "data.by": "object", "data.by.uid": "string", "data.*": "integer", "data.items": "array",
+        "data.items[]": "object", "data.items[].a": "integer",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("template", catalog(), ids=lambda t: t.key)
+def test_every_triggers_delivery_saves_as_a_fixture_that_rebuilds_its_shape_without_its_people(template: Any) -> None:
+    from comethook_cli.cometchat.fixtures import fixture_of, template_of
+    from comethook_cli.cometchat.payloads.shapes import shape
+
+    live = build(template, BuildOptions(sender="s-uid-1", receiver="r-uid-2", text="secret words"))
+    document = fixture_of(live, "saved")
+    assert not any(secret in json.dumps(document) for secret in ("s-uid-1", "r-uid-2", "secret words"))
+    assert shape(build(template_of("saved", document, "saved.json"), BuildOptions(sender="a", text="t"))) == shape(live)

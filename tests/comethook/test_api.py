@@ -48,7 +48,7 @@ def test_build_payload_takes_the_options_of_send() -> None:
 
 
 def test_set_overrides_and_legacy() -> None:
-    body = build_payload("message_sent", set={"data.message.data.text": "changed", "data.extra": {"n": 1}})
+    body = build_payload("message_sent", set={"data.message.data.text": "changed"}, add={"data.extra": {"n": 1}})
     assert body["data"]["message"]["data"]["text"] == "changed" and body["data"]["extra"] == {"n": 1}
     legacy = build_payload("message_read_receipt", legacy=True)
     current = build_payload("message_read_receipt")

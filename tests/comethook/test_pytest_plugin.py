@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -65,6 +66,23 @@ def team(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makepyfile(team_app=TEAM_APP)
     pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     return pytester
+
+
+def test_a_project_fixture_shadows_the_catalog_in_the_plugin(team: pytest.Pytester) -> None:
+    folder = team.path / "comethook" / "fixtures"
+    folder.mkdir(parents=True)
+    shape = {"trigger": "message_sent", "data": {"message": {"id": "{{id}}", "data": {"text": "{{text}}", "orderId": 7}}}}
+    (folder / "message_sent.json").write_text(json.dumps({"body": shape}))
+    team.makepyfile(
+        test_fixtures="""
+        def test_the_project_shape_comes_first(cometchat_payload, cometchat_delivery):
+            payload = cometchat_payload("message_sent", text="hi")
+            assert payload["data"]["message"]["data"] == {"text": "hi", "orderId": 7}
+            assert cometchat_delivery("message_sent").payload["data"]["message"]["data"]["orderId"] == 7
+            assert "orderId" not in cometchat_payload("message_sent", fixtures=None)["data"]["message"]["data"]
+        """
+    )
+    team.runpytest("-p", "comethook.pytest_plugin", "-p", "no:randomly").assert_outcomes(passed=1)
 
 
 def test_the_fixtures_test_a_real_aiohttp_handler(team: pytest.Pytester) -> None:

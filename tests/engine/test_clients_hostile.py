@@ -292,7 +292,7 @@ async def test_a_nan_answer_is_text_and_every_json_line_stays_strict(hostile: Ho
 
 async def test_set_nan_sends_a_string_not_an_invalid_number(target: Any, cli: Any) -> None:
     url, received = await target(lambda r: web.json_response({}))
-    result = await cli.run("send", "message_sent", "--to", url, "--set", "data.score=NaN")
+    result = await cli.run("send", "message_sent", "--to", url, "--add", "data.score=NaN")
     assert result.exit_code == 0
     assert strict(received[0][1].decode())["data"]["score"] == "NaN"
 

@@ -223,3 +223,12 @@ async def test_the_control_endpoints_need_the_key_when_one_is_set() -> None:
             status, answer = await client.call("POST", "/_emulator/presence", {"uid": "ann", "status": "online"}, apikey=key)
             assert status == 401 and answer["emulator"] == "comethook", key
         assert "status" not in client.emulator.state.users["ann"] or client.emulator.state.users["ann"]["status"] == "offline"
+
+
+async def test_the_emulator_marks_its_webhooks_so_a_listener_files_them_apart_from_cometchats() -> None:
+    from comethook_cli.engine.exchanges import is_live
+
+    async with app() as client:
+        await group_message(client)  # group_created, group_member_added, message_sent
+        arrived = client.listener.events
+        assert len(arrived) == 3 and [e.origin for e in arrived] == ["emulate"] * 3 and not any(map(is_live, arrived))

@@ -192,6 +192,24 @@ async def test_respond_drop_and_inject(start: Any) -> None:
     assert await post(drop.url, b'{"trigger": "message_sent", "data": {}}') == (200, {})
 
 
+async def test_a_changed_answer_reaches_the_next_delivery(start: Any) -> None:
+    """The responder makes each answer once and hands it to every delivery it decides alike: a change to its action
+    or its status (the inspector's, while serving) is what the next delivery gets."""
+    responder = Responder()
+    running = await start(responder)
+    assert await post(running.url, delivery()) == (200, {})
+    assert await post(running.url, delivery()) == (200, {})
+    responder.action = parse_respond("drop")
+    assert await post(running.url, delivery()) == (200, {"action": "do_not_propagate"})
+    responder.status = 503
+    assert await post(running.url, delivery()) == (503, {"action": "do_not_propagate"})
+    assert await post(running.url, b'{"trigger": "message_sent", "data": {}}') == (503, {})
+    assert [e.answered_by for e in running.exchanges] == [
+        "comethook (--respond pass)", "comethook (--respond pass)", "comethook (--respond drop)",
+        "comethook (--respond drop)", "comethook (default)",
+    ]  # fmt: skip
+
+
 async def test_drop_if_regex_only_drops_matching_text(start: Any) -> None:
     running = await start(Responder(drop_if=compile_regex("(?i)spam", "--drop-if")))
     assert await post(running.url, delivery(text="buy SPAM now")) == (200, {"action": "do_not_propagate"})

@@ -33,7 +33,7 @@ NOW = 1_750_000_000.0
 OPTIONS = [
     BuildOptions(),
     BuildOptions(type="image", group="cometchat-guid-7", sender="cometchat-uid-3"),
-    BuildOptions(type="custom", text="hé \u2028 \x1b", region="eu", sets=(("data.extra", [1, {"a": None}]),)),
+    BuildOptions(type="custom", text="hé \u2028 \x1b", region="eu", adds=(("data.extra", [1, {"a": None}]),)),
     BuildOptions(message_id="4242", webhook_id="hook-2"),
 ]
 

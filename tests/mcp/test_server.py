@@ -191,10 +191,13 @@ def test_payloads_are_listed_and_shown_as_send_would_send_them(world: Any) -> No
     assert {p["trigger"] for p in listed} >= {"before_message", "after_message"}
     assert {p["generation"] for p in listed} == {"legacy"} and {p["type"] for p in listed} == {"payload"}
     shown = ok(world, "show_payload", {"trigger": "before_message", "generation": "legacy",
-                                       "overrides": {"text": "buy pills", "sender": "uid-9"}, "sets": ["data.custom=1"]})  # fmt: skip
+                                       "overrides": {"text": "buy pills", "sender": "uid-9"}, "adds": ["data.custom=1"],
+                                       "unsets": ["data.conversationId"]})  # fmt: skip
     assert shown["trigger"] == "before_message" and shown["generation"] == "legacy"
     assert shown["body"]["data"]["data"]["text"] == "buy pills" and shown["body"]["data"]["sender"] == "uid-9"
-    assert shown["body"]["data"]["custom"] == 1
+    assert shown["body"]["data"]["custom"] == 1 and "conversationId" not in shown["body"]["data"]
+    missing = error_text(call(world, "show_payload", {"trigger": "before_message", "sets": ["data.nope=1"]}))
+    assert "Hint:" in missing  # --set's meaning: a path that exists (adds makes one)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ from comethook_cli.engine.history.retention import Retention
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import AnsweredBy, Verdict
 from comethook_cli.outputs import wire
-from comethook_cli.outputs.terminal import Renderer, event_spans
+from comethook_cli.outputs.eventline import event_spans
+from comethook_cli.outputs.terminal import Renderer
 from tests.cli.test_history import exchange as stored_exchange
 from tests.outputs.test_terminal import event_lines, exchange
 

@@ -7,6 +7,7 @@ names in summaries, filtered events, and the original answer beside a replayed o
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import pty
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from rich.cells import cell_len
+from rich.console import Console
 from rich.text import Text
 
 from comethook_cli import __version__
@@ -33,7 +35,9 @@ from comethook_cli.engine.history.files import default_path
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.models import AnsweredBy, EventInfo, Exchange, Verdict
-from comethook_cli.outputs.terminal import cut_at_word, event_spans
+from comethook_cli.outputs.eventline import event_spans, shorter_summaries
+from comethook_cli.outputs.layout import cut_at_word
+from comethook_cli.outputs.terminal import Renderer
 from tests.conftest import ListenProcess, delivery, ndjson
 
 WIDTHS = (60, 80, 120, 200)
@@ -60,6 +64,34 @@ def plain(width: int | None, e: Exchange) -> list[str]:
     return [line.plain for line in event_lines(e, width)]
 
 
+class CountingStream(io.StringIO):
+    """A log file (not a terminal) that counts how often it is asked whether it is one."""
+
+    asked = 0
+
+    def isatty(self) -> bool:
+        self.asked += 1
+        return False
+
+
+def test_the_event_line_asks_whether_stdout_is_a_terminal_once_not_per_delivery() -> None:
+    """rich asks the environment and the stream (a system call through BackgroundStream) each time: the listener's
+    display asks once per console, and a console swapped in is asked again."""
+    stream = CountingStream()
+    renderer = Renderer(stream=stream)
+    asked = stream.asked
+    for _ in range(20):
+        renderer.event(exchange())
+    assert stream.asked == asked
+    assert stream.getvalue().count("\n") == 20 and "\x1b" not in stream.getvalue()
+    swapped = CountingStream()
+    renderer.out = Console(file=swapped, highlight=False, soft_wrap=True)
+    asked = swapped.asked  # rich asks while it makes the console
+    renderer.event(exchange())
+    renderer.event(exchange())
+    assert swapped.asked == asked + 1 and swapped.getvalue().count("\n") == 2
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("trigger", ["before_message", "after_connection_status_changed", "message_sent", "group_member_joined"])
 def test_the_event_line_fits_and_keeps_status_verdict_latency_and_trigger(width: int, trigger: str) -> None:
@@ -70,28 +102,30 @@ def test_the_event_line_fits_and_keeps_status_verdict_latency_and_trigger(width:
     assert f"--> {trigger}" in line and "200" in line and "2.8 ms" in line
     if verdict:
         assert "200 PASS 2.8 ms" in line
-    # The summary is whole or cut after a word: what is shown is a prefix of the summary ending at a word.
+    # The summary (or a shorter form: first names, no message id) is whole or cut after a word: what is shown is a
+    # prefix of one of them ending at a word.
     shown = line.split("2.8 ms", 1)[1].removeprefix("  ")
-    summary = e.info.summary
+    forms = [e.info.summary, *shorter_summaries(e.info.summary)]
     assert not line.endswith(" ")
-    if shown.startswith(summary[:5]):
+    if shown.startswith(e.info.summary[:5]):
         head = shown.split("  webhook")[0].split("  evt_")[0]
         if head.endswith("…"):
-            assert summary.startswith(head[:-1]) and summary[len(head) - 1] == " "
+            assert any(form.startswith(head[:-1]) and form[len(head) - 1] == " " for form in forms), head
         else:
-            assert summary.startswith(head)
+            assert any(form.startswith(head) for form in forms), head
 
 
 def test_exact_lines_at_each_width() -> None:
     e = exchange()
     clock = plain(None, e)[0][:9]
-    assert plain(60, e) == ["--> before_message  200 PASS 2.8 ms  Andrew Joseph → George…"]
-    assert plain(80, e) == [clock + '--> before_message  200 PASS 2.8 ms  Andrew Joseph → George Alan · "a…']
+    # Narrow: first names, then no message id, before the text is cut (the text tells two deliveries apart).
+    assert plain(60, e) == ['--> before_message  200 PASS 2.8 ms  Andrew → George · "a…']
+    assert plain(80, e) == [clock + '--> before_message  200 PASS 2.8 ms  Andrew → George · "a somewhat…']
     assert plain(120, e) == [
-        clock + '--> before_message [legacy]  200 PASS 2.8 ms  Andrew Joseph → George Alan · "a somewhat long message text to…'
+        clock + '--> before_message [legacy]  200 PASS 2.8 ms  Andrew → George · "a somewhat long message text to preview here"'
     ]
     wide = plain(200, e)[0]
-    assert cell_len(wide) <= 200 and wide.endswith('here" · id not yet…  webhook comethook-dev  evt_01a22ad624e3615f63a8')
+    assert cell_len(wide) <= 200 and wide.endswith('here" · id not yet assigned  webhook comethook-dev  evt_01a22ad624e3615f63a8')
     # A pipe (no width) gets everything, on one line.
     (full,) = plain(None, e)
     assert full.endswith(
@@ -102,7 +136,7 @@ def test_exact_lines_at_each_width() -> None:
 def test_an_invalid_answer_says_its_reason_once_without_double_parentheses() -> None:
     reason = "HTTP 503 is not a 2xx answer (CometChat's handling is undocumented)"
     (line,) = plain(200, exchange(verdict=Verdict("invalid", reason), response_status=503))
-    assert f"503 INVALID 2.8 ms  {reason} · Andrew Joseph" in line
+    assert f"503 INVALID 2.8 ms  {reason} · Andrew → George" in line
     assert "((" not in line and "))" not in line
 
 
@@ -391,3 +425,13 @@ def test_listens_event_line_says_an_acknowledgement_will_be_injected() -> None:
     assert "INJECT" in line.plain and "looks like an acknowledgement" in line.plain
     styles = {str(span.style) for span in line.spans if "acknowledgement" in line.plain[span.start : span.end]}
     assert styles == {"yellow"}  # a warning, not the red of an INVALID answer
+
+
+def test_at_80_columns_names_shorten_before_the_message_text_is_cut() -> None:
+    """The text tells two before_message rows apart: first names, then no message id, before the text gives way."""
+    payload = build(find_template("before_message"), BuildOptions(text="Are we still on for lunch tomorrow at noon"))
+    e = exchange(info=describe(payload))
+    [line] = plain(80, e)
+    assert len(line) <= 80 and "Andrew → George" in line and '"Are we still' in line, line
+    [wide] = plain(None, e)
+    assert "Andrew Joseph → George Alan" in wide  # whole in a log or a pipe

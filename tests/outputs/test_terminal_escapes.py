@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from comethook_cli.cometchat.payloads import BuildOptions, build, find_template
-from comethook_cli.outputs.terminal import safe
+from comethook_cli.outputs.escapes import safe
 from tests.conftest import ndjson
 
 TITLE, CLEAR, FAKE_DROP = "\x1b]0;PWNED\x07", "\x1b[2J", "\x1b[1;33mDROP"

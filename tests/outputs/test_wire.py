@@ -13,8 +13,10 @@ import pytest
 from comethook_cli import jsonbody
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.payloads import find_template
+from comethook_cli.cometchat.payloads.shapes import Finding, TriggerDiff
 from comethook_cli.cometchat.rest import ApiError, RestCall
 from comethook_cli.engine.checks import CheckResult
+from comethook_cli.engine.evidence import Evidence
 from comethook_cli.engine.runs import RetryReport, Summary
 from comethook_cli.models import Delivery, Exchange, Health, Rejection, Verdict, iso_time
 from comethook_cli.outputs import wire
@@ -80,6 +82,23 @@ def records() -> dict[str, list[wire.Record]]:
         "Check": [wire.Check(CheckResult(HOSTILE, "fail", nan, HOSTILE))],
         "CheckSummary": [wire.CheckSummary(3, 1, 1, 1, nan)],
         "Payload": [wire.Payload(find_template("message_sent"))],
+        "PayloadsDiff": [
+            wire.PayloadsDiff(
+                Evidence(
+                    (
+                        TriggerDiff(
+                            "message_sent",
+                            "current",
+                            2,
+                            "current/message_sent",
+                            (Finding("live_only", f"data.{HOSTILE}", 1, 2, ("string",)),),
+                            {"Application/json": 2},
+                        ),
+                    ),
+                    {"send": 3},
+                )
+            )
+        ],
         "Setting": [wire.Setting("listen", "forward-to", ["8000", HOSTILE], "comethook.toml:3")],
         "Overflow": [wire.Overflow(12)],
         "RestCallRecord": [

@@ -33,7 +33,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from comethook_cli import jsonbody
+from comethook_cli.cometchat.payloads.paths import apply as apply_overrides
+from comethook_cli.cometchat.payloads.paths import parse_set as parse_set
+from comethook_cli.cometchat.payloads.paths import set_path as set_path
 from comethook_cli.cometchat.payloads.people import group_entity, user_entity
 from comethook_cli.cometchat.rest import REGIONS as REGIONS
 from comethook_cli.cometchat.rest import Region
@@ -47,7 +49,7 @@ MESSAGE_TYPES = ("text", "image", "video", "audio", "file", "custom")
 #: The configured name of a legacy trigger whose body says something else.
 TRIGGER_ALIASES = {"user_connection_status_change": "after_connection_status_changed"}
 
-_TOKEN = re.compile(r"\{\{([a-z0-9_]+)\}\}")
+TOKEN = re.compile(r"\{\{([a-z0-9_]+)\}\}")
 _MEDIA = {
     "image": ("image/jpeg", "jpg", "2048576"),
     "video": ("video/mp4", "mp4", "10485760"),
@@ -77,6 +79,13 @@ class Template:
     body: dict[str, Any]
     keys: tuple[str, ...] = ()
     fidelity: Fidelity | None = None
+    #: A project fixture's name (None for the catalog's own): what `send NAME` takes.
+    fixture: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What a user types to get this template: the fixture's name, or the trigger."""
+        return self.fixture or self.trigger
 
     @property
     def note(self) -> str | None:
@@ -101,7 +110,10 @@ class BuildOptions:
     webhook_id: str = DEFAULT_WEBHOOK_ID
     app_id: str = DEFAULT_APP_ID
     region: Region = DEFAULT_REGION
+    #: `--set`s (paths that exist), `--add`s (paths made on purpose), `--unset`s: applied adds, sets, unsets.
     sets: Sequence[tuple[str, Any]] = field(default_factory=tuple)
+    adds: Sequence[tuple[str, Any]] = field(default_factory=tuple)
+    unsets: Sequence[str] = field(default_factory=tuple)
     #: The id of the message a delivery is about (an edit carries its original's id); fresh when None.
     message_id: str | None = None
     #: Known users and groups (`emulate`'s state): whole entities by uid / guid, in place of the sample ones.
@@ -152,18 +164,28 @@ def known_trigger(trigger: str, setting: str) -> tuple[str, bool]:
     return name, False
 
 
-def find_template(trigger: str, legacy: bool = False) -> Template:
-    """The template for a trigger; current shape unless `legacy` (or the trigger is legacy-only)."""
+def find_template(trigger: str, legacy: bool = False, fixtures: Mapping[str, Template] | None = None) -> Template:
+    """The template for a trigger; current shape unless `legacy` (or the trigger is legacy-only). A project fixture of
+    that name (`fixtures`, by name) comes first: it shadows the catalog's trigger of the same name."""
+    if fixtures and trigger.strip() in fixtures:
+        return fixtures[trigger.strip()]
     folded = trigger.strip().lower()  # trigger names are case-insensitive: BEFORE_MESSAGE is before_message
     name = TRIGGER_ALIASES.get(folded, folded)
     matches = {t.generation: t for t in catalog() if t.trigger == name}
     if not matches:
         close = difflib.get_close_matches(folded, trigger_names(), n=3, cutoff=0.6)
+        close += difflib.get_close_matches(trigger.strip(), list(fixtures or ()), n=2, cutoff=0.6)
         hint = f"Did you mean {', '.join(close)}?" if close else "Run `comethook payloads list` to see every trigger."
         raise UsageError(f"Unknown trigger {trigger!r}.", hint)
     if legacy and "legacy" not in matches:
         raise UsageError(f"{trigger!r} has no legacy shape.", "Drop --legacy: it exists only as a current webhook trigger.")
     return matches["legacy"] if legacy or "current" not in matches else matches["current"]
+
+
+@cache
+def token_names() -> frozenset[str]:
+    """Every `{{name}}` a template may use."""
+    return frozenset(_tokens(catalog()[0], BuildOptions(), IdSource(1), 0.0))
 
 
 #: Illustrative ids (sessions, campaigns ...) need no secrecy: a private generator, no system call per id.
@@ -199,14 +221,13 @@ class IdSource:
 
 
 def build(template: Template, options: BuildOptions, ids: IdSource | None = None, now: float | None = None) -> dict[str, Any]:
-    """A delivery body: the template filled from the options, fresh ids and timestamps, then `--set`s applied."""
+    """A delivery body: the template filled from the options, fresh ids and timestamps, then the overrides applied."""
     if options.type not in MESSAGE_TYPES:
         raise UsageError(f"Unknown message type {options.type!r}.", f"Use one of: {', '.join(MESSAGE_TYPES)}.")
     ids = ids or IdSource()
     tokens = _tokens(template, options, ids, time.time() if now is None else now)
     body = _fill(template.body, tokens, options)
-    for path, value in options.sets:
-        set_path(body, path, value)
+    apply_overrides(body, options.sets, options.adds, options.unsets)
     return body  # type: ignore[no-any-return]
 
 
@@ -308,62 +329,6 @@ class Bodies:
         return _Frame.of(encode(build(self.template, self.options, holes, now)), self._marker, holes.draws)
 
 
-def parse_set(expression: str, setting: str = "set") -> tuple[str, Any]:
-    """`PATH=VALUE` → (path, value); VALUE is JSON when it parses as JSON, else the string itself (`setting` names it:
-    `set`, or `expect_json`)."""
-    path, sep, raw = expression.partition("=")
-    path = path.strip()
-    if not sep or not path or any(not part for part in path.split(".")):
-        raise InvalidSetting(
-            setting, ".", "Write it as PATH=VALUE with a dotted path, e.g. {example}.", value=expression, before="Malformed ",
-            example="data.text=hello" if setting == "set" else "status=queued",
-        )  # fmt: skip
-    try:
-        value: Any = jsonbody.parse(raw)  # strict: NaN stays the string "NaN", never a float that is not JSON
-    except jsonbody.JsonBodyError:
-        value = raw
-    return path, value
-
-
-def set_path(document: Any, path: str, value: Any) -> None:
-    """Set `value` at the dotted `path`, creating missing objects on the way."""
-    parts = path.split(".")
-    node = document
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        where = ".".join(parts[: depth + 1])
-        if isinstance(node, list):
-            # One past the end appends (so attachments.0.url fills a new list); further out is a mistake.
-            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) <= len(node):
-                raise InvalidSetting(
-                    "set",
-                    f" {path}: {where!r} is not an index of the list there (it has {len(node)} item(s)).",
-                    f"Use a 0-based index from 0 to {len(node)} ({len(node)} appends).",
-                )
-            if int(part) == len(node):
-                node.append(None)
-            if last:
-                node[int(part)] = value
-                return
-            if node[int(part)] is None:
-                node[int(part)] = [] if parts[depth + 1].isdigit() else {}
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-                return
-            if part not in node or node[part] is None:
-                node[part] = [] if parts[depth + 1].isdigit() else {}  # a numeric segment next makes a list
-            node = node[part]
-        else:
-            parent = ".".join(parts[:depth]) or "the body"
-            raise InvalidSetting(
-                "set",
-                f" {path}: {parent!r} is a {type(node).__name__}, not an object.",
-                "Set the value itself, or pick a path that goes through objects only.",
-            )
-
-
 def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float) -> dict[str, Any]:
     seconds = int(now)
     group_id = options.group or "cometchat-guid-1"
@@ -385,6 +350,7 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
         "region": str(options.region),
         "webhook": options.webhook_id,
         "now": seconds,
+        "now_str": str(seconds),
         "now_ms": int(now * 1000),
         "now_ms_str": str(int(now * 1000)),
         "earlier": earlier,
@@ -422,10 +388,10 @@ def _tokens(template: Template, options: BuildOptions, ids: IdSource, now: float
 
 def _fill(node: Any, tokens: dict[str, Any], options: BuildOptions) -> Any:
     if isinstance(node, str):
-        whole = _TOKEN.fullmatch(node)
+        whole = TOKEN.fullmatch(node)
         if whole:
             return copy.deepcopy(tokens[whole.group(1)])
-        return _TOKEN.sub(lambda m: str(tokens[m.group(1)]), node)
+        return TOKEN.sub(lambda m: str(tokens[m.group(1)]), node)
     if isinstance(node, list):
         return [_fill(item, tokens, options) for item in node]
     if isinstance(node, dict):

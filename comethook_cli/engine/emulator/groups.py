@@ -210,7 +210,7 @@ async def change_scope(app: Core, params: dict[str, str], body: dict[str, Any], 
     old, member["scope"] = member["scope"], scope
     app.touch("members", guid)
     sets = ((f"data.members.{uid}.scope", scope), (f"data.members.{uid}.oldScope", old))
-    app.fire("group_member_scope_changed", sender=by, receiver=uid, group=guid, sets=sets)
+    app.fire("group_member_scope_changed", sender=by, receiver=uid, group=guid, adds=sets)
     return {"data": {"guid": guid, "uid": uid, "scope": scope, "joinedAt": member["joinedAt"]}}
 
 

@@ -108,7 +108,7 @@ async def send_message(app: Core, params: dict[str, str], body: dict[str, Any], 
         users, _ = app.webhooks.entities()
         mentioned = {uid: {"uid": uid, "name": users.get(uid, {}).get("name", uid)} for uid in known}
         sets = (("data.message.data.text", text), ("data.message.data.mentions", mentioned))
-        app.fire("user_mentioned", message=message, sets=sets, **options)
+        app.fire("user_mentioned", message=message, adds=sets, **options)
     return {"data": moderation.report(app, message, judged, options)}
 
 
@@ -204,7 +204,7 @@ async def add_reaction(app: Core, params: dict[str, str], body: dict[str, Any], 
         del reactions[reaction]
     trigger = "message_reaction_added" if add else "message_reaction_removed"
     sets = (("data.reaction.reaction", reaction),)
-    app.fire(trigger, message_id=message["id"], sets=sets, **_options_of(message, by))
+    app.fire(trigger, message_id=message["id"], adds=sets, **_options_of(message, by))
     answer = copy.deepcopy(message)
     answer["data"]["reactions"] = [{"reaction": r, "count": len(u), **({"reactedByMe": True} if by in u else {})}
                                    for r, u in reactions.items()]  # fmt: skip
@@ -240,7 +240,7 @@ async def pin_message(app: Core, params: dict[str, str], body: dict[str, Any], a
         was = pinned["pinnedAt"] if pinned else now
         sets = (("data.message.unpinnedBy", by), ("data.message.pinnedAt", was), ("data.message.unpinnedAt", now))
     trigger = "message_pinned" if pin else "message_unpinned"
-    app.fire(trigger, message=message, message_id=message["id"], sets=sets, **_options_of(message, by))
+    app.fire(trigger, message=message, message_id=message["id"], adds=sets, **_options_of(message, by))
     # CometChat's answer is not documented (the sheet §5 #13: "not read"): the emulator's choice, deleteSchema's shape.
     return {"data": {"success": True, "message": f"Message {message['id']} {'pinned' if pin else 'unpinned'} successfully."}}
 

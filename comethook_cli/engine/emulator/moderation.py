@@ -65,5 +65,5 @@ def report(app: Core, message: dict[str, Any], judgement: Judgement | None, opti
         ("data.moderation", [{"rule": {"id": rule.id, "name": rule.entry, "revisionId": f"{app.config.app_id}_{rule.id}_1",
                                        "action": ["blockMessage"], "blockedAt": now}}]),
     )  # fmt: skip
-    app.fire("moderation_engine_blocked", message=message, sets=sets, **options)
+    app.fire("moderation_engine_blocked", message=message, adds=sets, **options)
     return answer

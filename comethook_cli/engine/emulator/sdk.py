@@ -77,7 +77,7 @@ async def receipt(app: Core, body: dict[str, Any]) -> dict[str, Any]:
     trigger = "message_read_receipt" if kind == "read" else "message_delivery_receipt"
     options: dict[str, Any] = {"sender": sender, "receiver": reader, "message_id": message["id"]}
     if group is not None:  # a group message's receipt names the group as its receiver
-        options["sets"] = (
+        options["adds"] = (
             ("data.receiptReceiver" if app.config.legacy else "data.receiver", group),
             ("data.receiverType", "group"),
         )
@@ -138,7 +138,7 @@ async def presence(app: Core, body: dict[str, Any]) -> dict[str, Any]:
             ("data.currentConnection.platform", PLATFORM), ("data.userPresenceChanged", changed),
         )  # fmt: skip
         trigger = "user_connection_status_changed"
-    fired = _fire(app, [(trigger, {"sender": user["uid"], "sets": sets})])
+    fired = _fire(app, [(trigger, {"sender": user["uid"], "adds": sets})])
     return _answer(app, {"id": user["uid"], "uid": user["uid"], "status": status, "changed": changed}, fired)
 
 
@@ -173,24 +173,24 @@ async def call(app: Core, body: dict[str, Any]) -> dict[str, Any]:
         ringing = (
             (f"{on}.sessionid", session), (f"{on}.type", kind), (f"{on}.initiatedAt", now), ("data.call.type", kind),
         )  # fmt: skip
-        steps.append(("call_initiated", {**parties, "message_id": call_id, "sets": ringing}))
+        steps.append(("call_initiated", {**parties, "message_id": call_id, "adds": ringing}))
         if outcome != "answered":
-            steps.append((f"call_{outcome}", {**parties, "message_id": call_id, "sets": ringing}))
+            steps.append((f"call_{outcome}", {**parties, "message_id": call_id, "adds": ringing}))
     family = "meeting" if outcome == "meeting" else "call"
     if outcome in ("answered", "meeting"):
         both = (caller, callee)
-        steps.append((f"{family}_started", {"sets": (("data.sessionId", session), ("data.created_at", now))}))
+        steps.append((f"{family}_started", {"adds": (("data.sessionId", session), ("data.created_at", now))}))
         for uid in both:
             occupant = ("data.occupant", _occupant(app, uid, now, kind))
-            steps.append((f"{family}_participant_joined", {"sender": uid, "sets": (("data.sessionId", session), occupant)}))
+            steps.append((f"{family}_participant_joined", {"sender": uid, "adds": (("data.sessionId", session), occupant)}))
         for uid in reversed(both):
             occupant = ("data.occupant", _occupant(app, uid, now, kind, now))
-            steps.append((f"{family}_participant_left", {"sender": uid, "sets": (("data.sessionId", session), occupant)}))
+            steps.append((f"{family}_participant_left", {"sender": uid, "adds": (("data.sessionId", session), occupant)}))
         ended = (
             ("data.sessionId", session), ("data.created_at", now), ("data.destroyed_at", now),
             ("data.all_occupants", [_occupant(app, uid, now, kind, now) for uid in both]),
         )  # fmt: skip
-        steps.append((f"{family}_ended", {"sets": ended}))
+        steps.append((f"{family}_ended", {"adds": ended}))
     record = {"sessionId": session, "from": caller, "to": callee, "type": kind, "outcome": outcome, "at": now}
     app.state.calls[session] = record
     app.touch("calls", session)

@@ -17,7 +17,7 @@ from comethook_cli.engine.config import EmulatorConfig, WebhookTarget
 from comethook_cli.engine.emulator import rules
 from comethook_cli.engine.emulator.state import Store
 from comethook_cli.engine.sender import COMETCHAT_RETRY_DELAYS, Outgoing, connector, deliver
-from comethook_cli.models import Delivery
+from comethook_cli.models import ORIGIN_HEADER, Delivery
 
 #: A stored user's and group's fields that their entities in a webhook carry, when stored (createdAt, updatedAt of a
 #: user, a group's description and metadata, are in no webhook entity CometChat shows).
@@ -73,7 +73,7 @@ class Webhooks:
     def payload(self, trigger: str, target: WebhookTarget, **options: Any) -> dict[str, Any]:
         """The catalog's template for `trigger`, filled with the state's entities and `options`."""
         users, groups = self.entities()
-        template = find_template(trigger, legacy=self.legacy_shape(trigger))
+        template = find_template(trigger, legacy=self.legacy_shape(trigger), fixtures=self.config.fixtures)
         built = BuildOptions(
             webhook_id=target.webhook_id, app_id=self.config.app_id, region=self.config.region, users=users, groups=groups,
             **options,
@@ -121,7 +121,8 @@ class Webhooks:
 
     @staticmethod
     def _headers(target: WebhookTarget) -> dict[str, str]:
-        return {"Authorization": basic_auth_header(target.basic_auth)} if target.basic_auth else {}
+        marks = {ORIGIN_HEADER: "emulate"}  # so a `comethook listen` behind the webhook files these apart from CometChat's
+        return {**marks, "Authorization": basic_auth_header(target.basic_auth)} if target.basic_auth else marks
 
     async def _deliver_async(self, target: WebhookTarget, trigger: str, payload: dict[str, Any]) -> None:
         assert self._client is not None

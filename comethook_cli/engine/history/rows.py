@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +46,21 @@ CREATE TABLE IF NOT EXISTS exchanges (
     answered_by TEXT NOT NULL,
     forwarded_to TEXT,
     forward_error TEXT,
-    listener TEXT
+    listener TEXT,
+    origin TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
 """
 COLUMNS = (
     "id, received_at, method, path, query, headers, body, trigger, generation, family, summary, webhook, response_status, "
     "response_headers, response_body, verdict, verdict_reason, verdict_metadata, latency_ms, answered_by, forwarded_to, forward_error, "
-    "listener"
+    "listener, origin"
 )
-INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 23)})"
+INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 24)})"
 #: Every column the code reads or writes; a table without them is not comethook's (or from a newer one).
 EXCHANGE_COLUMNS = ("seq", *COLUMNS.replace(" ", "").split(","))
 #: Columns a history written by an older comethook may lack: migrate() adds them.
-MIGRATED_COLUMNS = ("listener",)
+MIGRATED_COLUMNS = ("listener", "origin")
 
 
 def like_escape(text: str) -> str:
@@ -129,6 +131,9 @@ def migrate(connection: sqlite3.Connection) -> None:
     if "listener" not in have:  # added in 0.2: where the listener ran, so exports point at its real address
         with connection:
             connection.execute("ALTER TABLE exchanges ADD COLUMN listener TEXT")
+    if "origin" not in have:  # added in issue 27: who sent it (NULL in older rows: engine.exchanges.is_live judges those)
+        with connection:
+            connection.execute("ALTER TABLE exchanges ADD COLUMN origin TEXT")
 
 
 def _open_error(path: Path, error: OSError | sqlite3.Error) -> ComethookError:
@@ -171,15 +176,18 @@ def to_row(exchange: Exchange) -> tuple[Any, ...]:
         verdict.kind if verdict else None, verdict.reason if verdict else None,
         _json(verdict.metadata) if verdict and verdict.metadata is not None else None,
         exchange.latency_ms, exchange.answered_by, exchange.forwarded_to, exchange.forward_error, exchange.listener,
+        exchange.origin,
     )  # fmt: skip
-    return tuple(replace_surrogates(value) if isinstance(value, str) else value for value in row)
+    # Checked in C first: almost every value is ASCII text, or not text at all (each row is made on the writer's thread,
+    # holding the interpreter's lock the event loop needs).
+    return tuple([value if value.__class__ is not str or value.isascii() else replace_surrogates(value) for value in row])
 
 
 def row_size(exchange: Exchange) -> int:
     """About what the exchange's row takes on disk (its bodies and headers dominate), without encoding it."""
-    headers = sum(len(name) + len(value) + 6 for name, value in exchange.headers)
-    answer_headers = sum(len(name) + len(value) + 6 for name, value in exchange.response_headers)
-    return len(exchange.body) + len(exchange.response_body) + headers + answer_headers + len(exchange.info.summary) + 256
+    pairs = (*exchange.headers, *exchange.response_headers)
+    headers = sum(map(len, chain.from_iterable(pairs))) + 6 * len(pairs)  # counted in C: it is done for every exchange
+    return len(exchange.body) + len(exchange.response_body) + headers + len(exchange.info.summary) + 256
 
 
 def from_row(row: sqlite3.Row) -> Exchange:
@@ -195,6 +203,6 @@ def from_row(row: sqlite3.Row) -> Exchange:
         response_status=row["response_status"], response_body=bytes(row["response_body"]), latency_ms=row["latency_ms"],
         verdict=verdict, response_headers=tuple(tuple(h) for h in json.loads(row["response_headers"])),
         forwarded_to=row["forwarded_to"], forward_error=row["forward_error"], answered_by=row["answered_by"],
-        listener=row["listener"],
+        listener=row["listener"], origin=row["origin"],
         outcome=AnsweredBy.of(row["answered_by"]),
     )  # fmt: skip
