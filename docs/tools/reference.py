@@ -82,6 +82,6 @@ def config_keys() -> str:
     rows = ["| section | key | default |", "|---|---|---|"]
     for line in result.stdout.splitlines():
         setting = json.loads(line)
-        value = "–" if setting["value"] is None else f"`{json.dumps(setting['value'])}`"
+        value = "none" if setting["value"] is None else f"`{json.dumps(setting['value'])}`"
         rows.append(f"| `[{setting['section']}]` | `{setting['key']}` | {value} |")
     return "\n".join(rows)

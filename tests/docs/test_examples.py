@@ -5,8 +5,8 @@ this module starts on loopback and shares between documents: a listener (the exa
 inspector `8766`) and an "app" (`localhost:8000`: a second listener with rules that answer like a small handler).
 The well-known ports of the examples are mapped to free ones, so nothing collides with a real comethook on this
 machine; any other port an example names (8780 for `emulate`, 9000 ...) gets a free port of its own. A
-`comethook listen` or `comethook inspect` in the foreground runs until Ctrl-C, so the runner gives it a second
-(`--timeout` / SIGINT after 2 s) and a free port when it names none; a command sent to the background with `&`
+`comethook listen` or `comethook inspect` in the foreground runs until Ctrl-C, so the runner gives it a moment
+(`--timeout 0.2` / SIGINT after 2 s) and a free port when it names none; a command sent to the background with `&`
 is stopped when its block ends. Each document runs in its own directory, in order, so a block may use a file an
 earlier block wrote. An example that cannot run here is marked `<!-- skip: next "the reason" -->`: the reason is
 required (test_every_skip_gives_a_reason).
@@ -14,6 +14,7 @@ required (test_every_skip_gives_a_reason).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import unittest
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,17 +56,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_listener(home: Path, *flags: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """A real `comethook listen` on loopback, and its ready record."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "comethook_cli", "listen", "--no-tunnel", "--json", "--port", "0", *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=home,
-        env={**clean_environment(), "COMETHOOK_HOME": str(home / "home")},
-    )  # fmt: skip
-    assert process.stdout is not None
-    ready = json.loads(process.stdout.readline())
-    assert ready["type"] == "ready", ready
-    return process, ready
+def start_listener(base: Path, name: str, *flags: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """A real `comethook listen` on loopback, and its ready record. Its NDJSON goes to a file: nobody reads a pipe."""
+    output = base / f"{name}.ndjson"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "comethook_cli", "listen", "--no-tunnel", "--json", "--port", "0", *flags],
+            stdout=sink, stderr=subprocess.DEVNULL, cwd=base, env={**clean_environment(), "COMETHOOK_HOME": str(base / "home")},
+        )  # fmt: skip
+    for _ in range(300):
+        first = output.read_bytes().partition(b"\n")
+        if first[1]:
+            ready = json.loads(first[0])
+            assert ready["type"] == "ready", ready
+            return process, ready
+        assert process.poll() is None, f"{name} exited {process.returncode}"
+        time.sleep(0.05)
+    raise AssertionError(f"{name} did not start within 15 s")
 
 
 def clean_environment() -> dict[str, str]:
@@ -82,7 +90,7 @@ class Services:
 
     base: Path
     ports: dict[str, int]
-    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def environment(self) -> dict[str, str]:
         env = clean_environment()
@@ -96,9 +104,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     base = tmp_path_factory.mktemp("docs")
     (base / "user").mkdir()
     (base / "rules.json").write_text(json.dumps(APP_RULES))
-    app, app_ready = start_listener(base, "--no-history", "--no-inspector", "--quiet", "--rules", "rules.json")
+    app, app_ready = start_listener(base, "app", "--no-history", "--no-inspector", "--quiet", "--rules", "rules.json")
     inspector_port = free_port()
-    listener, ready = start_listener(base, "--inspector-port", str(inspector_port))
+    listener, ready = start_listener(base, "listener", "--inspector-port", str(inspector_port))
     ports = {"8000": int(app_ready["local_url"].rsplit(":", 1)[1]), "8765": int(ready["local_url"].rsplit(":", 1)[1]),
              "8766": inspector_port}  # fmt: skip
     found = Services(base, ports, [app, listener])
@@ -116,7 +124,7 @@ def shell_script(source: str, ports: dict[str, int]) -> str:
         command = line.split(" #", 1)[0].rstrip()
         if LONG_RUNNING.search(command) and not command.endswith("&"):
             if " listen" in command:
-                extra = "" if re.search(r"--(timeout|max-events)\b", command) else " --timeout 1"
+                extra = "" if re.search(r"--(timeout|max-events)\b", command) else " --timeout 0.2"
                 extra += "" if PORT.search(command) else " --port 0"
                 line = line.replace("comethook listen", "comethook listen" + extra, 1)
             else:
@@ -136,10 +144,8 @@ def run_shell(example: Example) -> None:
     try:
         output, _ = process.communicate(timeout=60)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
     if process.returncode != 0:
         raise AssertionError(f"exit {process.returncode}\n--- the script:\n{script}--- its output:\n{output}")
 
@@ -188,8 +194,10 @@ def test_every_document_has_shell_or_python_that_runs() -> None:
 
 def test_the_runner_bounds_long_running_commands_and_maps_ports() -> None:
     ports = {"8000": 18000, "8765": 18765}
-    script = shell_script("comethook listen -f 8000\ncomethook listen --port 9000 --json > x &\ncomethook inspect --open\n", ports)
-    assert "comethook listen --timeout 1 --port 0 -f 18000" in script
+    script = shell_script(
+        "comethook listen -f 8000\ncomethook listen --port 9000 --json > x &\ncomethook inspect --open\n", ports
+    )
+    assert "comethook listen --timeout 0.2 --port 0 -f 18000" in script
     assert f"comethook listen --port {ports['9000']} --json > x &" in script
     assert "timeout --preserve-status -s INT 2 comethook inspect --inspector-port 0 --open" in script
     assert shutil.which("bash") and shutil.which("timeout")
