@@ -45,13 +45,11 @@ def help_text(path: list[str]) -> str:
 
 
 def help_sections(top: str) -> str:
-    """The help of a command and of each of its subcommands, one fenced block each under its own heading."""
+    """The help of a command, then of each of its subcommands under a heading of its own, one fenced block each."""
     parts = []
     for path in commands(top):
-        name = "comethook " + " ".join(path)
-        level = "###" if len(path) > 1 else "##"
-        title = f"{level} `{name}`" if len(path) > 1 else "## `--help`"
-        parts.append(f"{title}\n\n```text\n{help_text(path)}\n```\n")
+        title = f"### `comethook {' '.join(path)}`\n\n" if len(path) > 1 else ""  # the page's own heading is the top's
+        parts.append(f"{title}```text\n{help_text(path)}\n```\n")
     return "\n".join(parts)
 
 

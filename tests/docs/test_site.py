@@ -31,5 +31,7 @@ def test_the_site_builds_strict_and_works_offline(tmp_path: Path) -> None:
     for sheet in site.rglob("*.css"):
         remote.extend(f"{sheet.relative_to(site)}: {url}" for url in CSS_URL.findall(sheet.read_text(encoding="utf-8")))
     assert not remote, "assets from another host:\n" + "\n".join(remote[:20])
+    # Material's repository widget fetches api.github.com from the page's script: no page may carry it.
+    assert not [p for p in pages if 'data-md-component="source"' in p.read_text(encoding="utf-8")]
     assert (site / "reference" / "cli" / "listen" / "index.html").exists()
     assert "comethook listen [OPTIONS]" in (site / "reference" / "cli" / "listen" / "index.html").read_text(encoding="utf-8")
