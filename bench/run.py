@@ -475,7 +475,7 @@ def write_report(rows: list[dict[str, Any]], path: Path, seconds: float) -> None
     lines = [
         "# comethook benchmarks",
         "",
-        "Written by `python bench/run.py` (see README, Benchmarks). Every figure is a ratio against a baseline",
+        "Written by `python bench/run.py` (see CONTRIBUTING.md, Benchmarks). Every figure is a ratio against a baseline",
         "measured in the same run on the same machine, alternating contender and baseline, median of the rounds.",
         "",
         f"Machine: {machine()}.",

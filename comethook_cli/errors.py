@@ -18,7 +18,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """The exit codes every command shares (see README, "Exit codes")."""
+    """The exit codes every command shares (docs/reference/exit-codes.md)."""
 
     OK = 0
     FAILURE = 1

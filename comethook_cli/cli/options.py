@@ -324,9 +324,11 @@ def rules_document(path: str) -> list[JSON]:
     try:
         document = jsonbody.parse(raw)
     except jsonbody.JsonBodyError as error:
-        raise UsageError(f"--rules {path!r} is not valid JSON: {error}.", "See README, `comethook listen` rules.") from None
+        raise UsageError(
+            f"--rules {path!r} is not valid JSON: {error}.", "The rules file format: docs/guides/moderation.md."
+        ) from None
     if not isinstance(document, list):
-        raise UsageError(f"--rules {path!r} must hold a JSON list of rules.", "See README, `comethook listen` rules.")
+        raise UsageError(f"--rules {path!r} must hold a JSON list of rules.", "The rules file format: docs/guides/moderation.md.")
     return document
 
 

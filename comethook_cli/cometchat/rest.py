@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import quote
 
+from comethook_cli.errors import InvalidSetting
+
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 OnBehalfOf = Literal["required", "optional", "none"]
 
@@ -205,8 +207,17 @@ def expected_triggers(action: str, legacy: bool, mentions: bool = False) -> tupl
     return found
 
 
+#: An app id is the first label of the app's REST host, so it must be one DNS label (CometChat's are hex, 16 long).
+_APP_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
 def api_base(app_id: str, region: str) -> str:
-    """The per-app REST host for an app id and region."""
+    """The per-app REST host for an app id and region (InvalidSetting for an id no host name can carry)."""
+    if not _APP_ID.fullmatch(app_id):
+        raise InvalidSetting(
+            "app_id", " is not a CometChat app id.", "Copy the App ID from the Dashboard (API & Auth Keys), e.g. {example}.",
+            value=app_id, example="2379614bd4db65dd",
+        )  # fmt: skip
     return API_BASE.format(app_id=app_id.lower(), region=region)
 
 

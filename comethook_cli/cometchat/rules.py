@@ -126,7 +126,7 @@ def compile_regex(pattern: str, where: str) -> Regex:
 def parse_rules(entries: Any, where: str) -> list[Rule]:
     """Rules from their JSON entries (a --rules file's list, or [[listen.rules]] written inline); `where` names them in errors."""
     if not isinstance(entries, Sequence) or isinstance(entries, (str, bytes)):
-        raise UsageError(f"{where} must hold a JSON list of rules.", "See README, `comethook listen` rules.")
+        raise UsageError(f"{where} must hold a JSON list of rules.", "The rules file format: docs/guides/moderation.md.")
     return [_rule(entry, f"{where} rule {n}") for n, entry in enumerate(entries, start=1)]
 
 

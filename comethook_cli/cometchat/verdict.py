@@ -1,6 +1,6 @@
 """What CometChat does with an answer to a legacy before_message hook: pass, inject, drop, or invalid.
 
-The documented contract (see README, "What CometChat does with your answer"): any JSON object is
+The documented contract (docs/concepts/answers.md): any JSON object is
 injected at `metadata["@injected"]["webhooks"][<webhook id>]`; `{"action": "do_not_propagate"}` drops the
 message; `{}` delivers it unchanged. Everything else is undocumented, so comethook calls it INVALID and says why.
 An INJECT of what reads as an acknowledgement (`{"status": "ok"}`) carries a reason: it is almost never meant.

@@ -25,7 +25,7 @@ WRITES = "writes a file outside the project"
 SENDS = "sends data to a host that is not this machine"
 TUNNELS = "opens the tunnel in the ngrok account of a token written in the file"
 #: Every key that can run a program, read or write a file outside the project file's directory, or send data to a new
-#: destination: the one list (the README repeats it). A key's value is checked as comethook will use it (a relative
+#: destination: the one list (docs/guides/configuration.md repeats it). A key's value is checked as comethook will use it (a relative
 #: path from the file's directory, symlinks resolved; `8000` as http://localhost:8000), and only the values that do
 #: one of these things need trust. `api-base` is no file key today (`trigger` takes no settings from the file); it is
 #: here so that the day it becomes one, it is gated without a second list.

@@ -1,4 +1,4 @@
-"""The CI recipe: docs/ci.md's workflows parse and run the check; its shell script checks a real app; `check --github`."""
+"""The CI recipe: docs/guides/ci.md's workflows parse and run the check; its shell script checks a real app; `check --github`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from comethook_cli.outputs.wire import CheckSummary
 from tests.conftest import ndjson
 
 ROOT = Path(__file__).resolve().parents[2]
-CI_DOC = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+CI_DOC = (ROOT / "docs" / "guides" / "ci.md").read_text(encoding="utf-8")
 CHECK = re.compile(r"(?:comethook|\$COMETHOOK) check --to \S+ --triggers all --junit report\.xml")
 
 

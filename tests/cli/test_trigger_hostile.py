@@ -106,6 +106,13 @@ def test_credentials_come_from_the_environment_and_a_flag_warns(cli: Cli, closed
     assert region.exit_code == 2 and "Unknown region" in region.stderr
 
 
+@pytest.mark.parametrize("app_id", ["...", "my app", "a" * 64, "-abc", "ab/c"])
+def test_an_app_id_no_host_can_carry_is_a_usage_error_not_a_traceback(cli: Cli, app_id: str) -> None:
+    """`export COMETCHAT_APP_ID=...`, copied from the documentation as written, made the host `....api-us...`."""
+    result = cli("trigger", "setup", env={**ENV, "COMETCHAT_APP_ID": app_id, "COMETCHAT_REGION": "us"})
+    assert result.exit_code == 2 and "is not a CometChat app id" in result.stderr and "Hint:" in result.stderr
+
+
 def test_the_real_host_is_built_from_app_id_and_region_and_the_output_says_it_was_not_verified_live(cli: Cli) -> None:
     from comethook_cli.cometchat import rest
 

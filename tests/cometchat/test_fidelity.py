@@ -176,7 +176,7 @@ def test_ban_keeps_the_documented_shape_and_the_quirk_is_flagged() -> None:
     documented = body_of("group_member_banned")
     assert "cometchat-uid-1" not in documented["data"]["members"]  # the actor
     assert BAN_QUIRK not in describe(documented).summary
-    # The README's recipe for rehearsing the quirk.
+    # The recipe of docs/concepts/fidelity.md for rehearsing the quirk.
     quirk = '{"cometchat-uid-1": {"uid": "cometchat-uid-1", "name": "Andrew Joseph"}}'
     for trigger in ("group_member_banned", "group_member_unbanned"):
         live = body_of(trigger, sets=(parse_set(f"data.members={quirk}"),))

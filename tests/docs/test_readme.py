@@ -1,20 +1,15 @@
-"""The README's own checks: its Quick start, a section for every command, and its examples run as written."""
+"""The README is a front door: a Quick start of the project's two commands, short, its links and pictures there.
+
+Its wording is not pinned here; its examples run in test_examples.py, its facts live in docs/.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-import pytest
-
-from tests.cli.test_app import all_commands
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def test_every_command_has_a_readme_section() -> None:
-    readme = README.read_text(encoding="utf-8")
-    for path in all_commands():
-        assert f"comethook {' '.join(path)}" in readme, f"README lacks `comethook {' '.join(path)}`"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 
 
 def test_readme_starts_with_a_quick_start_of_two_commands() -> None:
@@ -25,22 +20,13 @@ def test_readme_starts_with_a_quick_start_of_two_commands() -> None:
     assert "pip install '.[test]' && python -m pytest" in head
 
 
-def test_the_readme_rules_example_is_a_valid_rules_file(tmp_path: Path) -> None:
-    from comethook_cli.cli.options import load_rules
+def test_the_readme_stays_a_front_door() -> None:
+    assert README.stat().st_size <= 20 * 1024
 
+
+def test_every_relative_link_and_picture_of_the_readme_exists() -> None:
     readme = README.read_text(encoding="utf-8")
-    example = readme.split("Rules file:", 1)[1].split("```json", 1)[1].split("```", 1)[0]
-    path = tmp_path / "rules.json"
-    path.write_text(example)
-    rules = load_rules(str(path))
-    assert [r.action.label for r in rules] == ["drop", "inject", "body", "pass"]
-    assert rules[0].text is not None and rules[0].text.search("buy SPAM now")
-
-
-def test_the_readme_python_api_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    readme = README.read_text(encoding="utf-8")
-    section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
-    example = section.split("```python", 1)[1].split("```", 1)[0]
-    exec(compile(example, "README.md", "exec"), {"__name__": "__readme__"})
-    out = capsys.readouterr().out
-    assert "drop" in out and "1 delivery received" in out
+    targets = [t for t in re.findall(r"\]\(([^)\s]+)\)", readme) if not re.match(r"[a-z]+:", t)]
+    assert len(targets) > 10
+    missing = [t for t in targets if not (ROOT / t.split("#", 1)[0]).exists()]
+    assert not missing, missing

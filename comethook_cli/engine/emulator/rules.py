@@ -13,7 +13,7 @@ LEGACY_TRIGGERS = frozenset({"before_message", "after_message", "after_connectio
 BOTH_GENERATIONS = frozenset({"message_delivery_receipt", "message_read_receipt"})
 #: The largest REST body accepted (CometChat: 10 KB for a POST's data, 65 KB for a whole message).
 MAX_REST_BODY = 128 * 1024
-#: What the emulator decides where CometChat documents nothing (the README repeats these).
+#: What the emulator decides where CometChat documents nothing (docs/reference/cli/emulate.md repeats these).
 CHOICES = {
     "hook_failure": "a before_message timeout, non-2xx or invalid answer lets the message pass (--on-hook-failure drop drops it)",
     "blocked_status": "a dropped send answers 403 with ERR_BLOCKED_BY_WEBHOOK (the code is the sheet's inference, the status a guess)",
