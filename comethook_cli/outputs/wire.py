@@ -206,8 +206,9 @@ def health_record(health: Health) -> TunnelHealth:
 
 @dataclass(frozen=True)
 class Error(Record):
-    """The error that ends a command run with --json (the error funnel also says it on stderr): what failed, the
-    exit code and the hint, the same as the human lines."""
+    """The error that ended a command run with --json: what failed, its exit code and its hint (as on stderr).
+
+    The error funnel writes it for every command; `listen` writes it before its last line, `stopped`."""
 
     type: ClassVar[str] = "error"
     message: str
@@ -270,8 +271,10 @@ class DeliveryRecord(Record):
 
 @dataclass(frozen=True)
 class Explanation(Record):
-    """What CometChat does with one before_message answer (`comethook mcp`'s explain_answer): the verdict, what it
-    means, the message's metadata after an INJECT, and whether the answer reads as an acknowledgement."""
+    """What CometChat does with one before_message answer (`comethook mcp`'s explain_answer and send).
+
+    The verdict, what it means, the message's metadata after an INJECT, and whether the answer reads as an
+    acknowledgement."""
 
     type: ClassVar[str] = "explanation"
     verdict: Verdict
