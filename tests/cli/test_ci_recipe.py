@@ -80,7 +80,17 @@ def test_every_recipe_installs_comethook_from_its_repository_pinned_and_that_lin
         "GIT_CONFIG_VALUE_0": url,
     }
     report = tmp_path / "report.json"
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--no-deps", "--no-build-isolation"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--dry-run",
+        "--no-deps",
+        "--no-build-isolation",
+        "--ignore-installed",
+    ]
     subprocess.run([*command, "--report", str(report), requirement], check=True, env=env, timeout=120, capture_output=True)
     [install] = json.loads(report.read_text())["install"]
     assert install["metadata"]["name"] == "comethook" and install["download_info"]["url"] == url
