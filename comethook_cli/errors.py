@@ -32,6 +32,8 @@ class ComethookError(Exception):
     """Base of every error comethook reports to its user."""
 
     exit_code: ExitCode = ExitCode.FAILURE
+    #: Its `error` record is already written (`listen --json` writes it in order, before `stopped`).
+    reported: bool = False
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)

@@ -28,6 +28,7 @@ COMMANDS = {
     "history": "List, show, export or clear what `listen` received.",
     "trigger": "Make CometChat (or `emulate`) fire real webhooks through its REST API; --wait for them in `listen`.",
     "config": "The project file (comethook.toml): what is in effect, and from where.",
+    "mcp": "Serve comethook's tools to a coding agent (Claude Code, Cursor, VS Code) over stdio: the Model Context Protocol.",
     "trust": "Trust this project file as it is now: its keys that run a program, reach outside its directory or send data elsewhere.",
 }
 

@@ -60,21 +60,37 @@ def funnel(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("json_out"))
         try:
             return command(*args, **kwargs)
         except ComethookError as error:
             from comethook_cli.outputs.terminal import Renderer
 
             message, hint = flagged(error) if isinstance(error, InvalidSetting) else (error.message, error.hint)
-            Renderer().error(message, hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE]))
+            hint = hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE])
+            if as_json and not error.reported:
+                error_record(message, int(error.exit_code), hint)
+            Renderer().error(message, hint)
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt:
             from comethook_cli.outputs.terminal import Renderer
 
+            if as_json:
+                error_record("Interrupted.", int(ExitCode.INTERRUPTED), None)
             Renderer().note("Interrupted.", style="yellow")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def error_record(message: str, exit_code: int, hint: str | None) -> None:
+    """With --json, the error also as one `error` record on stdout (the agent contract: a reader of the NDJSON sees
+    why the command ended, with its exit code and hint). A reader already gone costs nothing."""
+    from comethook_cli.outputs.wire import Error, encode
+
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.write(encode(Error(message, exit_code, hint)) + "\n")
+        sys.stdout.flush()
 
 
 def _path_of(ctx: Context) -> tuple[str, ...]:
@@ -273,14 +289,17 @@ class Group(TyperGroup):
             if type(error).__name__ == "NoArgsIsHelpError":  # `comethook` alone: the help, as click shows it
                 error.show()
             else:
-                report_usage(error)
+                report_usage(error, "--json" in (sys.argv[1:] if args is None else list(args)))
             sys.exit(int(error.exit_code))
         except ClickException as error:
             if not standalone_mode:
                 raise
             from comethook_cli.outputs.terminal import Renderer
 
-            Renderer().error(error.format_message(), "Run the command with --help to see how it is used.")
+            hint = "Run the command with --help to see how it is used."
+            if "--json" in (sys.argv[1:] if args is None else list(args)):
+                error_record(error.format_message(), int(error.exit_code), hint)
+            Renderer().error(error.format_message(), hint)
             sys.exit(int(error.exit_code))
         except typer.Abort:
             if not standalone_mode:
@@ -302,8 +321,9 @@ class HintedUsageError(UsageError):  # type: ignore[misc]
         self.hint = hint
 
 
-def report_usage(error: UsageError) -> None:
-    """`Error: Invalid value for '--port' …` and `Hint: see comethook listen --help`."""
+def report_usage(error: UsageError, as_json: bool = False) -> None:
+    """`Error: Invalid value for '--port' …` and `Hint: see comethook listen --help` (and, with --json, the `error`
+    record)."""
     from comethook_cli.outputs.terminal import Renderer
 
     where = _program(error.ctx) if error.ctx is not None else "comethook"
@@ -312,6 +332,8 @@ def report_usage(error: UsageError) -> None:
     longer = _longer_names(error)
     if longer and "Did you mean" not in error.format_message():
         hint = f"Did you mean {' or '.join(longer)}? {hint}"
+    if as_json:
+        error_record(error.format_message(), int(error.exit_code), hint)
     Renderer().error(error.format_message(), hint)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TextIO, cast
 
 from comethook_cli import speedups
-from comethook_cli.errors import TunnelError
+from comethook_cli.errors import ComethookError, TunnelError
 
 if TYPE_CHECKING:
     from comethook_cli.engine.config import ListenConfig
@@ -165,7 +165,14 @@ TunnelRegion = Annotated[
     str | None, typer.Option("--region", help="ngrok region (us, eu, ap, au, sa, jp, in).", rich_help_panel="Tunnel")
 ]
 InstallNgrok = Annotated[
-    bool, typer.Option("--install-ngrok", help="Download the ngrok agent if it is missing.", rich_help_panel="Tunnel")
+    bool,
+    typer.Option(
+        "--install-ngrok",
+        "--yes",
+        "-y",
+        help="Download the ngrok agent if it is missing, without asking (listen's only question; never asked off a terminal).",
+        rich_help_panel="Tunnel",
+    ),
 ]
 TunnelTimeout = Annotated[
     float,
@@ -383,6 +390,11 @@ def run(
         speedups.run(_serve(session, shown, stream, inspector))
     except StartInterrupted:
         raise KeyboardInterrupt from None  # the funnel says "Interrupted.", exit 130
+    except ComethookError as error:
+        if shown.announced and not error.reported:  # its `error` record goes before `stopped`, the last line
+            shown.fatal(error.message, int(error.exit_code), error.hint)
+            error.reported = True
+        raise
     except KeyboardInterrupt:
         if not session.started:
             raise  # Ctrl-C before the listener served (a question, a tunnel still opening): interrupted, exit 130
@@ -455,10 +467,14 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         )
         if page is not None and choice.open:
             open_browser(page.url)
+        from comethook_cli.engine import runtime
+
+        runtime.follow(session, inspector_url)
         try:
             await session.serve()
         except TunnelError as error:
-            shown.fatal(error.message)
+            shown.fatal(error.message, int(error.exit_code), error.hint)
+            error.reported = True  # written now, in order before `stopped`: the funnel writes no second one
             raise
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -467,6 +483,9 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGINT, second_ctrl_c, loop, session, shown)
         try:
+            from comethook_cli.engine import runtime
+
+            runtime.withdraw()
             if page is not None:
                 await page.stop()
             await session.shutdown()

@@ -235,22 +235,11 @@ def build_options(
     unsets: Sequence[str] | None = None,
 ) -> BuildOptions:
     """BuildOptions from the shared builder flags, validated."""
-    from comethook_cli.cometchat.payloads.paths import parse_set, parse_unset
     from comethook_cli.engine import values
 
-    return BuildOptions(
-        type=type_,
-        text=text,
-        sender=sender,
-        receiver=receiver,
-        group=group,
-        webhook_id=webhook_id,
-        app_id=app_id,
-        region=values.region(region),
-        sets=tuple(parse_set(s) for s in sets or ()),
-        adds=tuple(parse_set(s, "add") for s in adds or ()),
-        unsets=tuple(parse_unset(s) for s in unsets or ()),
-    )
+    given = {"type": type_, "text": text, "sender": sender, "receiver": receiver, "group": group, "webhook_id": webhook_id,
+             "app_id": app_id, "region": region}  # fmt: skip
+    return values.build_options(given, sets or (), adds or (), unsets or ())
 
 
 def delivering(

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -120,7 +121,14 @@ def run(key: str | None, last: bool, to: str | None, overrides: replaying.Edits,
 
 def edit_body(body: bytes) -> bytes:
     """Open $VISUAL / $EDITOR on the body (pretty-printed when JSON); abort on an empty or invalid result."""
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or ""
+    if not editor:
+        if not sys.stdin.isatty():  # vi with no terminal would hang a script or an agent: no question off a terminal
+            raise UsageError(
+                "--edit opens an editor, and there is no terminal and no $VISUAL or $EDITOR.",
+                "Change the body with --set PATH=VALUE instead, or set $EDITOR to a program that edits the file it is given.",
+            )
+        editor = "vi"
     try:
         text = json.dumps(jsonbody.parse(body), indent=2, ensure_ascii=False) + "\n"
     except jsonbody.JsonBodyError:

@@ -28,12 +28,11 @@ from comethook_cli.cli.options import (
     WaitTimeout,
 )
 from comethook_cli.engine.config import TriggerOptions, default
-from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
+from comethook_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.rest import RestCall
     from comethook_cli.cometchat.scenarios import Call, Step
-    from comethook_cli.engine.trigger import Arrived, Outcome
     from comethook_cli.outputs.views import View
 
 app = App()  # what the root group takes this command from
@@ -216,17 +215,6 @@ declare(
 )  # fmt: skip
 
 
-#: --expect: pass/inject/drop judge the before_message answer; dropped: the message was dropped (REST answer or
-#: verdict); delivered: every expected webhook arrived; ok: the REST call succeeded (and, with --wait, all arrived).
-#: blocked: moderation blocked the message (moderation_engine_blocked arrived, so --wait; or ERR_BLOCKED_BY_EXTENSION).
-EXPECTATIONS = ("ok", "delivered", "pass", "inject", "drop", "dropped", "blocked")
-NO_ANSWER = frozenset({"unreachable", "tls", "timeout"})
-BASIS = {
-    "D+L": "CometChat's docs describe this trigger and a third-party harness saw this REST call fire it live",
-    "D": "CometChat's docs describe this trigger; that this REST call fires it is an inference",
-    "I": "an inference: not documented, not seen live",
-    "L": "not in CometChat's trigger list; a third-party harness saw this REST call fire it live",
-}
 MISMATCH = (
     "trigger was built from CometChat's docs and not verified live: if CometChat answers differently, report it in "
     "comethook's issue tracker with this call's --json output (it never holds your key)."
@@ -302,17 +290,10 @@ def read_scenario(path: str) -> Any:
 def _run(steps: list[Step], how: TriggerOptions) -> None:
     import asyncio
 
+    from comethook_cli.engine.trigger import check_expect
     from comethook_cli.outputs.views import view
 
-    if how.expect is not None and how.expect not in EXPECTATIONS:
-        raise UsageError(f"Unknown --expect {how.expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
-    if how.expect == "delivered" and not how.wait:
-        raise UsageError("--expect delivered needs --wait.", "Add --wait (with `comethook listen` running).")
-    if how.expect == "blocked" and not how.wait:
-        raise UsageError(
-            "--expect blocked needs --wait: a message moderation blocks is answered 2xx, then moderation_engine_blocked arrives.",
-            "Add --wait (with `comethook listen` running).",
-        )
+    check_expect(how.expect, how.wait)
     from comethook_cli.cometchat.scenarios import SDK_VERBS, sdk_only
 
     sdk = next((step.verb for step in steps if step.verb in SDK_VERBS), None)
@@ -330,6 +311,7 @@ async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, sh
     from comethook_cli.cometchat.scenarios import SDK_VERBS, StepResult, resolve, sdk_only
     from comethook_cli.engine import trigger
     from comethook_cli.engine.rest_client import MAX_BACKOFFS, RestClient
+    from comethook_cli.outputs.wire import trigger_record as record
 
     watch = trigger.Watch.open() if how.wait else None
 
@@ -357,15 +339,15 @@ async def _steps(steps: list[Step], how: TriggerOptions, base: str, key: str, sh
                 if step.verb in SDK_VERBS and not all(rest.from_emulator(c.body) for c in outcome.calls if c.status):
                     raise sdk_only(step.verb, base)
                 if outcome.failed is not None:
-                    shown.trigger_result(_record(step.verb, outcome, None))  # --json: a record for a refused call too
-                    raise _call_error(outcome.failed)
+                    shown.trigger_result(record(step.verb, outcome, None))  # --json: a record for a refused call too
+                    raise trigger.call_error(outcome.failed)
                 if step.verb == "message" and outcome.main_id:
                     trigger.remember(outcome.main_id, base)
                 arrived = None
                 if watch is not None and (outcome.current or outcome.legacy):
                     arrived = await trigger.wait_for(watch, outcome, how.wait_timeout, shown.on_exchange)
-                shown.trigger_result(_record(step.verb, outcome, arrived))
-                _judge(outcome, arrived, how)
+                shown.trigger_result(record(step.verb, outcome, arrived))
+                trigger.judge(outcome, arrived, how.expect, how.wait_timeout)
                 results[step.id] = StepResult(outcome.main_id, outcome.answer)
     finally:
         if watch is not None:
@@ -376,113 +358,3 @@ async def _head(watch: Any) -> int:
     import asyncio
 
     return int(await asyncio.to_thread(watch.history.head))
-
-
-def _notes(outcome: Outcome) -> list[str]:
-    from comethook_cli.cometchat import rest
-
-    notes: list[str] = []
-    if any(call.action in rest.SDK_ACTIONS for call in outcome.calls):
-        notes.append(rest.SDK_NOTE)
-    if not (outcome.current or outcome.legacy):
-        return notes
-    for call in outcome.calls:
-        spec = rest.ACTIONS[call.action or ""] if call.action in rest.ACTIONS else None
-        if spec is None or not (spec.current or spec.legacy):
-            continue
-        if spec.basis in BASIS:
-            notes.append(f"{call.method} {spec.path}: {BASIS[spec.basis]}.")
-        if spec.note:
-            notes.append(spec.note + ".")
-    if outcome.dropped:
-        notes.append(
-            "ERR_BLOCKED_BY_WEBHOOK in a REST answer is inferred from CometChat's error guide, not documented for REST sends."
-        )
-    if outcome.current and outcome.legacy:
-        notes.append("An app uses legacy or current webhooks (one or the other, set in the Dashboard); --wait accepts either.")
-    if any(c.action == "send_message" for c in outcome.calls) and rest.injected(outcome.answer) is not None:
-        notes.append(
-            'The before_message answer in data.data.metadata["@injected"] of the REST answer is inferred, not documented.'
-        )
-    return notes
-
-
-def _record(verb_name: str, outcome: Outcome, arrived: Arrived | None) -> Any:
-    from comethook_cli.outputs.wire import TriggerRecord
-
-    expected = {"current": list(outcome.current), "legacy": list(outcome.legacy)}
-    if arrived is None:
-        return TriggerRecord(verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, _notes(outcome))
-    return TriggerRecord(
-        verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, _notes(outcome), True,
-        [e.id for e in arrived.exchanges], [e.verdict.kind if e.verdict else None for e in arrived.exchanges],
-        list(arrived.missing),
-    )  # fmt: skip
-
-
-def _call_error(call: RestCall) -> ComethookError:
-    """The error (and exit code) for a failed call: 4 when nothing answered, else 1, always with a hint."""
-    from comethook_cli.cometchat import rest
-    from comethook_cli.engine.rest_client import MAX_BACKOFF_S
-
-    where = f"{call.method} {call.url}"
-    detail = (call.failure_detail or "").rstrip(". ")  # each sentence below ends with its own period
-    if call.failure in NO_ANSWER:
-        hint = "Check the network, COMETCHAT_REGION and --api-base; raise --timeout for a slow answer."
-        return UnreachableError(f"{where}: {detail}.", hint)
-    if call.failure == "not_json":
-        return ComethookError(f"{where}: {detail}.", "Is --api-base CometChat's REST API (…/v3) or `comethook emulate`?")
-    if call.failure is not None:
-        return ComethookError(f"{where}: {detail}.", "Try again; if it persists, check --api-base.")
-    code = call.error.code if call.error else None
-    # CometChat's messages end in a period; the sentence below adds its own.
-    message = call.error.message.rstrip(". ") if call.error and call.error.message else "no error message"
-    said = f"{code}: {message}" if code else message
-    inferred = " (this code's use here is inferred)" if code in rest.INFERRED_CODES else ""
-    if call.retry_after_s is not None:
-        return ComethookError(
-            f"{where} answered {call.status}, {said}{inferred}; its Retry-After asks to wait {_duration(call.retry_after_s)}, "
-            f"longer than {'is left of --timeout' if call.retry_after_s <= MAX_BACKOFF_S else 'comethook waits'}.",
-            f"Try again after that wait. comethook waits out a Retry-After of up to {MAX_BACKOFF_S:g} s within --timeout "
-            "(the time for all of this command's REST calls together).",
-        )
-    return ComethookError(f"{where} answered {call.status}, {said}{inferred}.", rest.hint_for(code, call.status))
-
-
-def _duration(seconds: float) -> str:
-    """`2.5 s`, `90 s (1.5 minutes)`, `999999999 s (about 32 years)`: a Retry-After as a person reads it."""
-    exact = f"{seconds:g} s" if seconds < 1e6 else f"{seconds:.0f} s"
-    for unit, size in (("years", 365.25 * 86400), ("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
-        if seconds >= 2 * size:
-            return f"{exact} (about {seconds / size:.0f} {unit})"
-    return exact
-
-
-def _judge(outcome: Outcome, arrived: Arrived | None, how: TriggerOptions) -> None:
-    """Raise for --expect (3) or for deliveries that never came (4)."""
-    from comethook_cli.cometchat import rest
-    from comethook_cli.engine import trigger
-
-    expect = "dropped" if how.expect == "drop" and arrived is None else how.expect
-    verdicts = [e.verdict.kind for e in arrived.exchanges if e.verdict] if arrived else []
-    if expect == "dropped" and not (outcome.dropped or "drop" in verdicts):
-        raise AssertionFailed("Expected the message to be dropped, but CometChat stored it.")
-    if expect in ("pass", "inject", "drop") and arrived is not None and verdicts and expect not in verdicts:
-        raise AssertionFailed(f"Expected before_message to be answered {expect}, got {', '.join(verdicts)}.")
-    if expect in ("pass", "inject") and arrived is None:
-        injected = rest.injected(outcome.answer)
-        if outcome.dropped or (expect == "inject") != bool(injected):
-            got = "dropped" if outcome.dropped else "inject" if injected else "pass"
-            raise AssertionFailed(f"Expected {expect}, the REST answer says {got} (read from @injected, an inference).")
-    if expect == "blocked" and (instead := trigger.not_blocked(outcome, arrived)) is not None:
-        raise AssertionFailed(f"Expected moderation to block the message, but it was {instead}.")
-    if expect == "ok" and outcome.dropped:
-        raise AssertionFailed("Expected the call to succeed, but the message was dropped by a webhook.")
-    if arrived is not None and arrived.missing:
-        raise UnreachableError(
-            f"Waited {how.wait_timeout:g} s: {', '.join(arrived.missing)} did not arrive in the history of `comethook listen`.",
-            "Is `comethook listen` running here (history on), and is the app's webhook pointed at it with these triggers "
-            "ticked? Deliveries can lag: raise --wait-timeout.",
-        )
-    if expect in ("pass", "inject", "drop") and arrived is not None and not verdicts:
-        raise AssertionFailed(f"--expect {expect} needs a before_message delivery (legacy webhooks); none arrived for this call.")

@@ -52,6 +52,18 @@ def judge(request: Any, status: int | None, body: bytes) -> Verdict:
     return Verdict("inject", ack, metadata=metadata, webhook_id=webhook_id).carrying(answer)
 
 
+def meaning(verdict: Verdict) -> str:
+    """What CometChat does with the message, in one sentence (an agent's or a page's explanation)."""
+    if verdict.kind == "pass":
+        return "CometChat delivers the message unchanged."
+    if verdict.kind == "drop":
+        return "CometChat drops the message (do_not_propagate): nobody receives it."
+    if verdict.kind == "inject":
+        where = f'metadata["@injected"]["webhooks"]["{verdict.webhook_id or "webhook-id"}"]'
+        return f"CometChat delivers the message with the answer stored at {where}."
+    return f"The answer is not one CometChat documents ({verdict.reason}): what it does with it is undefined."
+
+
 def is_acknowledgement(answer: dict[str, Any]) -> bool:
     """Whether an answer reads as "received" rather than as data to inject (`{"status": "ok"}`, `{"ok": true}`)."""
     return len(answer) <= 2 and all(

@@ -17,6 +17,7 @@ from comethook_cli.cometchat.scenarios import Call, Correlation, calls_for
 from comethook_cli.engine.history.files import default_path, home, make_private_directory, write_private
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.rest_client import RestClient
+from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 from comethook_cli.models import Exchange
 
 #: How often the history is read while waiting.
@@ -220,3 +221,123 @@ async def wait_for(
             expected = legacy if uses_legacy else outcome.current
             return Arrived(tuple(seen), tuple(t for t in expected if t not in names), "legacy" if uses_legacy else "current")
         await asyncio.sleep(POLL_S)
+
+
+# --- what a verb came to: its notes, the error of a failed call, --expect ---------------------------------------
+
+#: --expect: pass/inject/drop judge the before_message answer; dropped: the message was dropped (REST answer or
+#: verdict); delivered: every expected webhook arrived; ok: the REST call succeeded (and, with --wait, all arrived).
+#: blocked: moderation blocked the message (moderation_engine_blocked arrived, so --wait; or ERR_BLOCKED_BY_EXTENSION).
+EXPECTATIONS = ("ok", "delivered", "pass", "inject", "drop", "dropped", "blocked")
+NO_ANSWER = frozenset({"unreachable", "tls", "timeout"})
+BASIS = {
+    "D+L": "CometChat's docs describe this trigger and a third-party harness saw this REST call fire it live",
+    "D": "CometChat's docs describe this trigger; that this REST call fires it is an inference",
+    "I": "an inference: not documented, not seen live",
+    "L": "not in CometChat's trigger list; a third-party harness saw this REST call fire it live",
+}
+
+
+def check_expect(expect: str | None, wait: bool) -> None:
+    """A UsageError for an --expect that is unknown, or that needs --wait without it."""
+    if expect is not None and expect not in EXPECTATIONS:
+        raise UsageError(f"Unknown --expect {expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
+    if expect == "delivered" and not wait:
+        raise UsageError("--expect delivered needs --wait.", "Add --wait (with `comethook listen` running).")
+    if expect == "blocked" and not wait:
+        raise UsageError(
+            "--expect blocked needs --wait: a message moderation blocks is answered 2xx, then moderation_engine_blocked arrives.",
+            "Add --wait (with `comethook listen` running).",
+        )
+
+
+def notes(outcome: Outcome) -> list[str]:
+    """What a verb's record says in words: the basis of each trigger mapping, and what is inferred."""
+    notes: list[str] = []
+    if any(call.action in rest.SDK_ACTIONS for call in outcome.calls):
+        notes.append(rest.SDK_NOTE)
+    if not (outcome.current or outcome.legacy):
+        return notes
+    for call in outcome.calls:
+        spec = rest.ACTIONS[call.action or ""] if call.action in rest.ACTIONS else None
+        if spec is None or not (spec.current or spec.legacy):
+            continue
+        if spec.basis in BASIS:
+            notes.append(f"{call.method} {spec.path}: {BASIS[spec.basis]}.")
+        if spec.note:
+            notes.append(spec.note + ".")
+    if outcome.dropped:
+        notes.append(
+            "ERR_BLOCKED_BY_WEBHOOK in a REST answer is inferred from CometChat's error guide, not documented for REST sends."
+        )
+    if outcome.current and outcome.legacy:
+        notes.append("An app uses legacy or current webhooks (one or the other, set in the Dashboard); --wait accepts either.")
+    if any(c.action == "send_message" for c in outcome.calls) and rest.injected(outcome.answer) is not None:
+        notes.append(
+            'The before_message answer in data.data.metadata["@injected"] of the REST answer is inferred, not documented.'
+        )
+    return notes
+
+
+def call_error(call: RestCall) -> ComethookError:
+    """The error (and exit code) for a failed call: 4 when nothing answered, else 1, always with a hint."""
+    from comethook_cli.engine.rest_client import MAX_BACKOFF_S
+
+    where = f"{call.method} {call.url}"
+    detail = (call.failure_detail or "").rstrip(". ")  # each sentence below ends with its own period
+    if call.failure in NO_ANSWER:
+        hint = "Check the network, COMETCHAT_REGION and --api-base; raise --timeout for a slow answer."
+        return UnreachableError(f"{where}: {detail}.", hint)
+    if call.failure == "not_json":
+        return ComethookError(f"{where}: {detail}.", "Is --api-base CometChat's REST API (…/v3) or `comethook emulate`?")
+    if call.failure is not None:
+        return ComethookError(f"{where}: {detail}.", "Try again; if it persists, check --api-base.")
+    code = call.error.code if call.error else None
+    # CometChat's messages end in a period; the sentence below adds its own.
+    message = call.error.message.rstrip(". ") if call.error and call.error.message else "no error message"
+    said = f"{code}: {message}" if code else message
+    inferred = " (this code's use here is inferred)" if code in rest.INFERRED_CODES else ""
+    if call.retry_after_s is not None:
+        return ComethookError(
+            f"{where} answered {call.status}, {said}{inferred}; its Retry-After asks to wait {_duration(call.retry_after_s)}, "
+            f"longer than {'is left of --timeout' if call.retry_after_s <= MAX_BACKOFF_S else 'comethook waits'}.",
+            f"Try again after that wait. comethook waits out a Retry-After of up to {MAX_BACKOFF_S:g} s within --timeout "
+            "(the time for all of this command's REST calls together).",
+        )
+    return ComethookError(f"{where} answered {call.status}, {said}{inferred}.", rest.hint_for(code, call.status))
+
+
+def _duration(seconds: float) -> str:
+    """`2.5 s`, `90 s (1.5 minutes)`, `999999999 s (about 32 years)`: a Retry-After as a person reads it."""
+    exact = f"{seconds:g} s" if seconds < 1e6 else f"{seconds:.0f} s"
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+        if seconds >= 2 * size:
+            return f"{exact} (about {seconds / size:.0f} {unit})"
+    return exact
+
+
+def judge(outcome: Outcome, arrived: Arrived | None, expected: str | None, wait_timeout: float) -> None:
+    """Raise for --expect (3) or for deliveries that never came (4)."""
+    expect = "dropped" if expected == "drop" and arrived is None else expected
+    verdicts = [e.verdict.kind for e in arrived.exchanges if e.verdict] if arrived else []
+    if expect == "dropped" and not (outcome.dropped or "drop" in verdicts):
+        raise AssertionFailed("Expected the message to be dropped, but CometChat stored it.")
+    if expect in ("pass", "inject", "drop") and arrived is not None and verdicts and expect not in verdicts:
+        raise AssertionFailed(f"Expected before_message to be answered {expect}, got {', '.join(verdicts)}.")
+    if expect in ("pass", "inject") and arrived is None:
+        injected = rest.injected(outcome.answer)
+        if outcome.dropped or (expect == "inject") != bool(injected):
+            got = "dropped" if outcome.dropped else "inject" if injected else "pass"
+            raise AssertionFailed(f"Expected {expect}, the REST answer says {got} (read from @injected, an inference).")
+    if expect == "blocked" and (instead := not_blocked(outcome, arrived)) is not None:
+        raise AssertionFailed(f"Expected moderation to block the message, but it was {instead}.")
+    if expect == "ok" and outcome.dropped:
+        raise AssertionFailed("Expected the call to succeed, but the message was dropped by a webhook.")
+    if arrived is not None and arrived.missing:
+        raise UnreachableError(
+            f"Waited {wait_timeout:g} s: {', '.join(arrived.missing)} did not arrive in the history of `comethook listen`.",
+            "Is `comethook listen` running here (history on), and is the app's webhook pointed at it with these triggers "
+            "ticked? Deliveries can lag: raise --wait-timeout.",
+        )
+    if expect in ("pass", "inject", "drop") and arrived is not None and not verdicts:
+        raise AssertionFailed(f"--expect {expect} needs a before_message delivery (legacy webhooks); none arrived for this call.")

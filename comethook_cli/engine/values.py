@@ -18,11 +18,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from comethook_cli.cometchat.rest import Region
-from comethook_cli.errors import InvalidSetting
+from comethook_cli.errors import InvalidSetting, UsageError
 from comethook_cli.models import JSON
 
 if TYPE_CHECKING:
-    from comethook_cli.cometchat.payloads import Template
+    from comethook_cli.cometchat.payloads import BuildOptions, Template
     from comethook_cli.cometchat.rules import Action, Regex, Rule
     from comethook_cli.engine.history.retention import Retention
     from comethook_cli.engine.runs import Expectations, Expected
@@ -246,6 +246,34 @@ def events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ...]:
     if not chosen:
         raise InvalidSetting("events", " is empty.", "Name triggers separated by commas, or legacy, current or all.")
     return tuple(dict.fromkeys(chosen))
+
+
+# --- building a payload (`send`, `payloads show`, the inspector's send panel, `comethook mcp`) ----------------
+
+#: The builder's options given as text: `send`'s flags of the same name.
+BUILD_FIELDS = ("type", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region")
+
+
+def build_options(
+    fields: Mapping[str, str | None], sets: Iterable[str] = (), adds: Iterable[str] = (), unsets: Iterable[str] = ()
+) -> BuildOptions:
+    """The payload builder's options from text (BUILD_FIELDS; None: the default), `region` parsed, and the PATH=VALUE
+    `sets` (paths that exist) and `adds` (paths made on purpose), and the PATH `unsets`."""
+    from comethook_cli.cometchat.payloads import BuildOptions
+    from comethook_cli.cometchat.payloads.paths import parse_set, parse_unset
+
+    unknown = sorted(set(fields) - set(BUILD_FIELDS))
+    if unknown:
+        raise UsageError(f"Unknown builder option(s): {', '.join(unknown)}.", f"Use {', '.join(BUILD_FIELDS)}.")
+    given: dict[str, Any] = {name: value for name, value in fields.items() if value is not None}
+    if "region" in given:
+        given["region"] = region(given["region"])
+    return BuildOptions(
+        **given,
+        sets=tuple(parse_set(item) for item in sets),
+        adds=tuple(parse_set(item, "add") for item in adds),
+        unsets=tuple(parse_unset(item) for item in unsets),
+    )
 
 
 # --- delivering (`send`, `replay`, `emulate`) ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from comethook_cli import __version__, jsonbody
 from comethook_cli.engine.session import WEBHOOK_PATH
+from comethook_cli.engine.values import BUILD_FIELDS
 from comethook_cli.errors import ComethookError, InvalidSetting, UsageError
 from comethook_cli.models import COMETCHAT_BUDGET_MS, JSON, Answer, AnsweredBy, Delivery, Exchange, parse_body
 from comethook_cli.outputs import exports, wire
@@ -41,7 +42,7 @@ VERDICTS = ("pass", "inject", "drop", "invalid")
 SEND_TIMEOUT = 10.0
 #: How long a replay or send to the listener itself waits for the listener to publish what it received.
 SELF_WAIT = 2.0
-OPTION_FIELDS = ("type", "text", "sender", "receiver", "group", "webhook_id", "app_id", "region")
+OPTION_FIELDS = BUILD_FIELDS
 
 
 class Served(Protocol):
@@ -418,24 +419,20 @@ class Api:
 
 def build_options(options: dict[str, Any]) -> Any:
     """The send panel's options → BuildOptions (strings, `sets` as PATH=VALUE, `legacy`); ApiError for anything else."""
-    from comethook_cli.cometchat.payloads import BuildOptions, parse_set
     from comethook_cli.engine import values
 
     unknown = set(options) - {*OPTION_FIELDS, "sets", "legacy"}
     if unknown:
         raise ApiError(400, f"Unknown option(s): {', '.join(sorted(unknown))}.", f"Use {', '.join(OPTION_FIELDS)}, sets, legacy.")
-    given: dict[str, Any] = {}
+    given: dict[str, str | None] = {}
     for name in OPTION_FIELDS:
         value = options.get(name)
-        if value in (None, ""):
-            continue
-        if not isinstance(value, str):
+        if value not in (None, "") and not isinstance(value, str):
             raise ApiError(400, f'"{name}" must be a string.')
-        given[name] = value
-    if "region" in given:
-        given["region"] = values.region(given["region"])  # InvalidSetting: a 400 that names the field
+        given[name] = value or None  # an empty field of the panel: the default
     sets = options.get("sets") or []
     if not isinstance(sets, list) or not all(isinstance(item, str) for item in sets):
         raise ApiError(400, '"sets" must be a list of PATH=VALUE strings.')
     # The page's "Set" lines may make new paths (its example adds metadata): --add's meaning, as before issue 27.
-    return BuildOptions(**given, adds=tuple(parse_set(item) for item in sets if item.strip()))
+    # region: InvalidSetting, a 400 that names the field
+    return values.build_options(given, adds=[item for item in sets if item.strip()])

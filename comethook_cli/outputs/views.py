@@ -92,7 +92,7 @@ class View(RecordHandler):
         """The tunnel or the app went down (a loud warning on stderr) or came back (one line)."""
         self.human.health(health)
 
-    def fatal(self, message: str) -> None:
+    def fatal(self, message: str, exit_code: int | None = None, hint: str | None = None) -> None:
         """Something ends the session (the error funnel says it on stderr)."""
 
     def stopped(self, events: int) -> None:
@@ -321,9 +321,9 @@ class WireView(View):
         self.write(wire.health_record(health))
         super().on_health(health)
 
-    def fatal(self, message: str) -> None:
+    def fatal(self, message: str, exit_code: int | None = None, hint: str | None = None) -> None:
         """The `error` line."""
-        self.write(wire.Error(message))
+        self.write(wire.Error(message, exit_code, hint))
 
     def stopped(self, events: int) -> None:
         """The `stopped` line, and the human last line on stderr."""

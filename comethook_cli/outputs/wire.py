@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from comethook_cli import speedups
-from comethook_cli.models import Delivery, Exchange, Health, Rejection, iso_time, parse_body, without_secrets
+from comethook_cli.models import Delivery, Exchange, Health, Rejection, Verdict, iso_time, parse_body, without_secrets
 
 if TYPE_CHECKING:
     from comethook_cli.cometchat.payloads import Template
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from comethook_cli.engine.checks import CheckResult
     from comethook_cli.engine.evidence import Evidence
     from comethook_cli.engine.runs import RetryReport, Summary
+    from comethook_cli.engine.trigger import Arrived, Outcome
 
 # What json.dumps(ensure_ascii=False) passes raw and a terminal must never receive: DEL, C1 controls,
 # the bidi controls that reorder text, the line/paragraph separators, and lone surrogates (which
@@ -205,14 +206,18 @@ def health_record(health: Health) -> TunnelHealth:
 
 @dataclass(frozen=True)
 class Error(Record):
-    """Something ended a session (a dead tunnel); the error funnel also says it on stderr."""
+    """The error that ended a command run with --json: what failed, its exit code and its hint (as on stderr).
+
+    The error funnel writes it for every command; `listen` writes it before its last line, `stopped`."""
 
     type: ClassVar[str] = "error"
     message: str
+    exit_code: int | None = None
+    hint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """{"type": "error", "message"}."""
-        return {"type": self.type, "message": self.message}
+        """{"type": "error", "message", "exit_code", "hint"}."""
+        return {"type": self.type, "message": self.message, "exit_code": self.exit_code, "hint": self.hint}
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,25 @@ class DeliveryRecord(Record):
             "ok": d.ok,
             "error": d.error,
         }
+
+
+@dataclass(frozen=True)
+class Explanation(Record):
+    """What CometChat does with one before_message answer (`comethook mcp`'s explain_answer and send).
+
+    The verdict, what it means, the message's metadata after an INJECT, and whether the answer reads as an
+    acknowledgement."""
+
+    type: ClassVar[str] = "explanation"
+    verdict: Verdict
+
+    def to_json(self) -> dict[str, Any]:
+        """{"type": "explanation", "verdict", "verdict_reason", "meaning", "webhook_id", "metadata", "acknowledgement"}."""
+        from comethook_cli.cometchat.verdict import ACK_REASON, meaning
+
+        v = self.verdict
+        return {"type": self.type, "verdict": v.kind, "verdict_reason": v.reason, "meaning": meaning(v),
+                "webhook_id": v.webhook_id, "metadata": v.metadata, "acknowledgement": v.reason == ACK_REASON}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -414,6 +438,20 @@ class TriggerRecord(Record):
         return {"type": self.type, "verb": self.verb, "ok": self.ok, "dropped": self.dropped, "id": self.id,
                 "expected": self.expected, "notes": self.notes, "waited": self.waited, "deliveries": self.deliveries,
                 "verdicts": self.verdicts, "missing": self.missing}  # fmt: skip
+
+
+def trigger_record(verb_name: str, outcome: Outcome, arrived: Arrived | None) -> TriggerRecord:
+    """The `trigger` record of what a verb came to (`arrived`: what --wait found)."""
+    from comethook_cli.engine.trigger import notes
+
+    expected = {"current": list(outcome.current), "legacy": list(outcome.legacy)}
+    if arrived is None:
+        return TriggerRecord(verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, notes(outcome))
+    return TriggerRecord(
+        verb_name, outcome.failed is None, outcome.dropped, outcome.main_id, expected, notes(outcome), True,
+        [e.id for e in arrived.exchanges], [e.verdict.kind if e.verdict else None for e in arrived.exchanges],
+        list(arrived.missing),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

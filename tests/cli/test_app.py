@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,36 @@ def test_a_reader_that_closes_early_ends_every_command_quietly_with_0(tmp_path: 
     (before: exit 1 with nothing said)."""
     result = closed_reader_run(*args, cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, closed_reader_run(*args, cwd=tmp_path, reader=True).stderr)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("send", "before_message", "--to", "http://127.0.0.1:{port}"), 4),  # an engine outcome
+        (("send", "before_mesage", "--to", "http://127.0.0.1:{port}"), 2),  # a UsageError with "did you mean"
+        (("send", "--bogus"), 2),  # click's own usage error
+        (("send", "before_message", "--timeout", "soon"), 2),  # click's bad value
+        (("history", "show", "zzz"), 1),  # no history here
+        (("check", "--to", "http://127.0.0.1:{port}"), 4),
+    ],
+)
+def test_with_json_every_error_is_also_one_error_record_on_stdout(
+    cli: Any, closed_port: int, args: tuple[str, ...], code: int
+) -> None:
+    argv = [arg.format(port=closed_port) for arg in args]
+    result = cli(*argv, "--json")
+    assert result.exit_code == code
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    errors = [record for record in records if record["type"] == "error"]
+    assert errors == [records[-1]]  # one, and the last line
+    assert errors[0]["exit_code"] == code and errors[0]["hint"]
+    assert f"Error: {errors[0]['message']}" in " ".join(result.stderr.split())  # the human line says the same
+    assert f"Hint: {errors[0]['hint']}"[:40] in " ".join(result.stderr.split())
+    plain = cli(*argv)  # without --json, stdout carries no error record
+    assert plain.exit_code == code and '"type":"error"' not in plain.stdout
+
+
+def test_listen_s_one_question_has_a_yes(cli: Any) -> None:
+    shown = " ".join(cli("listen", "--help").stdout.split())
+    assert "--install-ngrok, --yes, -y" in shown or "-y, --install-ngrok, --yes" in shown

@@ -173,7 +173,8 @@ async def test_check_on_github_actions_annotates_and_writes_a_job_summary(cli: A
     result = await cli.run("check", "--to", url, "--triggers", "before_message,message_sent", "--json", env=env)
     assert result.exit_code == 3
     records = ndjson(result.stdout)  # --json stays pure NDJSON: the workflow commands go to stderr
-    assert {r["type"] for r in records} == {"check", "summary"}
+    assert {r["type"] for r in records} == {"check", "summary", "error"}  # the error record: why it exits 3
+    assert records[-1]["type"] == "error" and records[-1]["exit_code"] == 3
     errors = [line for line in result.stderr.splitlines() if line.startswith("::error ")]
     failed = [r["name"] for r in records if r["type"] == "check" and r["status"] == "fail"]
     assert len(errors) == len(failed) >= 2, errors
@@ -182,7 +183,8 @@ async def test_check_on_github_actions_annotates_and_writes_a_job_summary(cli: A
     ), errors
     written = summary.read_text()
     assert written.startswith("earlier step\n## comethook check: `" + url + "`")  # appended, not replaced
-    assert f"{records[-1]['passed']} of {records[-1]['total']} checks passed" in written
+    done = records[-2]  # the summary, before the error record
+    assert f"{done['passed']} of {done['total']} checks passed" in written
     assert written.count("❌ FAIL") == len(failed)
     # Off GitHub Actions nothing of it; --github turns it on anywhere, --no-github off.
     plain = await cli.run("check", "--to", url, "--triggers", "message_sent")

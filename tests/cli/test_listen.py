@@ -98,7 +98,11 @@ def test_timeout_before_max_events_exits_4(cli: Any) -> None:
     assert result.exit_code == 4
     assert "Only 0 of 1 events arrived within 0.5 s" in result.stderr
     assert time.monotonic() - started < 10
-    assert ndjson(result.stdout)[-1] == {"type": "stopped", "events": 0}
+    lines = ndjson(result.stdout)
+    assert lines[-1] == {"type": "stopped", "events": 0}
+    # The agent contract: the error as one record too (before the last line, `stopped`), with its exit code and hint.
+    assert [line for line in lines if line["type"] == "error"] == [lines[-2]]
+    assert lines[-2]["exit_code"] == 4 and "Only 0 of 1 events" in lines[-2]["message"] and lines[-2]["hint"]
 
 
 def test_verbose_shows_headers_redacted(listen_process: Any) -> None:

@@ -143,6 +143,19 @@ async def test_replay_edit_aborts_on_empty_or_invalid(target: Any, listen_proces
     assert received == []  # nothing was sent
 
 
+async def test_replay_edit_with_no_editor_and_no_terminal_refuses_instead_of_hanging(
+    target: Any, listen_process: Any, cli: Any
+) -> None:
+    import asyncio
+
+    await asyncio.to_thread(record_exchange, cli, listen_process)
+    app_url, received = await target(lambda r: web.json_response({}))
+    result = await cli.run("replay", "--last", "--to", app_url, "--edit", "--json", env={"EDITOR": "", "VISUAL": ""})
+    assert result.exit_code == 2 and "no terminal and no $VISUAL or $EDITOR" in result.stderr
+    assert "--set PATH=VALUE" in json.loads(result.stdout.splitlines()[-1])["hint"]
+    assert received == []
+
+
 async def test_replay_usage_errors(listen_process: Any, cli: Any) -> None:
     import asyncio
 

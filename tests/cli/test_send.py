@@ -67,7 +67,9 @@ async def test_non_json_before_message_answer_is_invalid_and_exits_1(cli: Any, t
     url, _ = await target(lambda r: web.Response(text="ok"))
     result = await cli.run("send", "before_message", "--to", url, "--json")
     assert result.exit_code == 1
-    (delivery, summary) = ndjson(result.stdout)
+    (delivery, summary, error) = ndjson(result.stdout)
+    assert error == {"type": "error", "message": "1 of 1 deliveries failed: the answer is not JSON.", "exit_code": 1,
+                     "hint": "CometChat needs a 2xx answer and, for before_message, a JSON object."}  # fmt: skip
     assert delivery["verdict"] == "invalid" and delivery["verdict_reason"] == "the answer is not JSON"
     assert delivery["response"] == "ok" and delivery["ok"] is False
     assert summary == {**summary, "type": "summary", "count": 1, "ok": 0, "failed": 1}
@@ -348,6 +350,7 @@ async def test_ctrl_c_during_send_count_prints_the_summary_of_what_was_sent_then
     process.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 130, err
-    summary = ndjson(out.decode())[-1]
+    *_, summary, interrupted = ndjson(out.decode())
     assert summary["type"] == "summary" and 1 <= summary["count"] < 100000, summary  # the answered ones
+    assert interrupted == {"type": "error", "message": "Interrupted.", "exit_code": 130, "hint": None}
     assert "Interrupted." in err.decode() and "Traceback" not in err.decode()

@@ -65,6 +65,14 @@ def test_a_command_imports_its_own_declaration_only() -> None:
     assert [m for m in HEAVY if m in modules] == []
 
 
+def test_mcp_help_imports_no_sdk() -> None:
+    # `comethook mcp --help` works without the optional extra, and pays for none of it when it is installed.
+    out, modules = imported(["mcp", "--help"])
+    assert "--read-only" in out
+    # (pydantic may be imported: Typer loads it for its own parameter adapters when it is installed.)
+    assert [m for m in modules if m.split(".")[0] in ("mcp", "anyio") or m.startswith("comethook_cli.mcp")] == []
+
+
 def test_the_table_lists_every_declared_command_with_its_own_help() -> None:
     declared = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in SHARED)
     assert sorted(cli.COMMANDS) == declared

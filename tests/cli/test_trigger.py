@@ -417,8 +417,9 @@ async def test_a_refused_call_still_writes_its_trigger_record_and_one_period(cli
         result = await trigger(cli, base, "edit", "999", "--text", "x")
         assert result.exit_code == 1
         records = ndjson(result.stdout)
-        assert [r["type"] for r in records] == ["rest", "trigger"]
+        assert [r["type"] for r in records] == ["rest", "trigger", "error"]
         assert records[1]["verb"] == "edit" and records[1]["ok"] is False and records[1]["id"] is None
+        assert records[2]["exit_code"] == 1 and "ERR_MESSAGE_ID_NOT_FOUND" in records[2]["message"] and records[2]["hint"]
         assert "ERR_MESSAGE_ID_NOT_FOUND: The message with id 999 does not exist." in result.stderr
         assert ".." not in result.stderr
 

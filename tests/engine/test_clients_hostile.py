@@ -209,7 +209,8 @@ async def test_send_refuses_an_answer_over_max_answer(hostile: HostileServer, cl
 async def test_max_answer_sets_the_cap_for_send(target: Any, cli: Any) -> None:
     url, _ = await target(lambda r: web.Response(text="y" * 5000))
     small = await cli.run("send", "message_sent", "--to", url, "--max-answer", "1000", "--json")
-    (line, _summary) = ndjson(small.stdout)
+    (line, _summary, error) = ndjson(small.stdout)
+    assert error["type"] == "error" and error["exit_code"] == 1 and "--max-answer" in error["hint"]
     assert (
         small.exit_code == 1
         and line["ok"] is False

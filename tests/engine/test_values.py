@@ -75,3 +75,16 @@ def test_delivering_values_are_refused_with_the_flag_the_cli_user_typed() -> Non
     with pytest.raises(InvalidSetting) as expect:
         values.expectations("maybe")
     assert flagged(expect.value)[0] == "Unknown --expect 'maybe'."
+
+
+def test_build_options_from_text_for_every_adapter() -> None:
+    from comethook_cli.cometchat.rest import Region
+
+    options = values.build_options({"text": "hi", "region": "eu", "group": None}, ["data.x=1"])
+    assert options.text == "hi" and options.region == Region("eu") and options.group is None
+    assert options.sets == (("data.x", 1),) and options.sender == "cometchat-uid-1"  # the rest: the builder's defaults
+    with pytest.raises(UsageError, match=r"Unknown builder option\(s\): colour, size") as unknown:
+        values.build_options({"size": "1", "colour": "red"})
+    assert unknown.value.hint is not None and "webhook_id" in unknown.value.hint
+    with pytest.raises(InvalidSetting, match="region"):
+        values.build_options({"region": "mars"})

@@ -125,6 +125,10 @@ def records() -> dict[str, list[wire.Record]]:
             )
         ],
         "Reload": [wire.Reload(HOSTILE)],
+        "Explanation": [
+            wire.Explanation(Verdict("inject", HOSTILE, {"@injected": {"webhooks": {HOSTILE: {"a": nan}}}}, HOSTILE)),
+            wire.Explanation(Verdict("invalid", HOSTILE)),
+        ],
         "TunnelHealth": [
             wire.health_record(Health("tunnel", "down", HOSTILE, HOSTILE, "https://a.example.test")),
             wire.health_record(Health("app", "up", HOSTILE, "", "http://localhost:8000")),
