@@ -88,9 +88,9 @@ def keys(ctx: typer.Context) -> dict[str, dict[str, list[Key]]]:
             for param in command.params:
                 if param.param_type_name != "option" or param.name in excluded or (names is not None and param.name not in names):
                     continue
-                for opt in param.opts:
-                    if opt.startswith("--") and opt != "--help":
-                        table.setdefault(opt[2:], []).append(Key(path, param))
+                # An option's first long name is its key; an alias (`--yes` for --install-ngrok) is not a second one.
+                for opt in [o for o in param.opts if o.startswith("--") and o != "--help"][:1]:
+                    table.setdefault(opt[2:], []).append(Key(path, param))
                 for opt in param.secondary_opts:
                     if opt.startswith("--"):
                         table.setdefault(opt[2:], []).append(Key(path, param, positive=False))
