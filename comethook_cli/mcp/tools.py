@@ -39,8 +39,27 @@ def build_options(overrides: Mapping[str, str] | None, changes: Changes = (None,
     return values.build_options(overrides or {}, sets or (), adds or (), unsets or ())
 
 
+#: The variables a tool may read a secret from without being told: comethook's own. Any other must be named in
+#: COMETHOOK_MCP_SECRETS (comma-separated) in the server's environment, or start with COMETHOOK_SECRET_: an agent
+#: misled by a delivery's text must not be able to send AWS_SECRET_ACCESS_KEY to a host of its choosing.
+OWN_SECRETS = frozenset({"COMETCHAT_API_KEY", "COMETHOOK_BASIC_AUTH"})
+
+
+def may_read(name: str) -> bool:
+    """Whether a tool may read the environment variable `name` as a secret (see OWN_SECRETS)."""
+    named = {part.strip() for part in os.environ.get("COMETHOOK_MCP_SECRETS", "").split(",") if part.strip()}
+    return name in OWN_SECRETS or name in named or name.startswith("COMETHOOK_SECRET_")
+
+
 def secret_from(name: str, secrets: Secrets, what: str) -> str:
-    """The value of the environment variable `name` (a UsageError when it is unset or empty), remembered as a secret."""
+    """The value of the environment variable `name` (a UsageError when it is unset or empty, or not one a tool may
+    read), remembered as a secret."""
+    if not may_read(name):
+        raise UsageError(
+            f"The environment variable {name!r} is not one this server lets a tool read.",
+            "Name it in COMETHOOK_MCP_SECRETS (comma-separated) in the server's environment (the mcp.json `env` block), "
+            "or give it a COMETHOOK_SECRET_ name; COMETCHAT_API_KEY and COMETHOOK_BASIC_AUTH are always allowed.",
+        )
     value = os.environ.get(name, "")
     if not value:
         raise UsageError(
@@ -309,6 +328,15 @@ async def trigger(
     if verb in SDK_VERBS and not api_base:
         raise sdk_only(verb, None)
     if api_base:
+        from comethook_cli.engine.trust import is_loopback_url
+
+        if not is_loopback_url(api_base):  # the key would go to a host an agent chose
+            raise UsageError(
+                f"api_base {api_base!r} is not on this machine: it is for `comethook emulate`, and the REST key goes with "
+                "every call.",
+                "For a real app, leave api_base out: COMETCHAT_APP_ID and COMETCHAT_REGION in the server's environment "
+                "name its host.",
+            )
         base = api_base.rstrip("/")
     elif os.environ.get("COMETCHAT_APP_ID"):
         base = rest.api_base(os.environ["COMETCHAT_APP_ID"], values.region(os.environ.get("COMETCHAT_REGION") or "us"))

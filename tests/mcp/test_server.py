@@ -69,7 +69,8 @@ class World:
 
     def env(self, **more: str) -> dict[str, str]:
         return {"COMETHOOK_HOME": str(self.home), "NO_COLOR": "1", "BASIC": BASIC, "API_TOKEN": API_TOKEN,
-                "COMETCHAT_API_KEY": REST_KEY, **more}  # fmt: skip
+                "COMETCHAT_API_KEY": REST_KEY, "COMETHOOK_MCP_SECRETS": "BASIC,API_TOKEN",
+                "AWS_SECRET_ACCESS_KEY": "not-for-agents", **more}  # fmt: skip
 
     async def hold(self, *args: str) -> None:
         """Open the client session (one server process) and keep it until `stop`."""
@@ -317,6 +318,13 @@ def test_secrets_come_from_the_environment_and_appear_in_no_result(world: Any) -
     missing = error_text(call(world, "send", {"to": world.handler_url + "/echo", "basic_auth_env": "NOT_SET_ANYWHERE",
                                                "trigger": "message_sent"}))  # fmt: skip
     assert "NOT_SET_ANYWHERE" in missing
+    # Only comethook's own variables and those the server's environment names may be read: a misled agent cannot send
+    # another secret of the environment to a host of its choosing, nor the REST key to a foreign api_base.
+    other = error_text(call(world, "send", {"to": world.handler_url + "/echo", "trigger": "message_sent",
+                                             "header_env": {"X-Key": "AWS_SECRET_ACCESS_KEY"}}))  # fmt: skip
+    assert "not one this server lets a tool read" in other and "COMETHOOK_MCP_SECRETS" in other
+    foreign = error_text(call(world, "trigger", {"verb": "setup", "api_base": "http://198.51.100.7/v3"}))
+    assert "not on this machine" in foreign
     sent = call(world, "send", {"to": world.handler_url + "/echo", "trigger": "before_message", "basic_auth_env": "BASIC",
                                 "header_env": {"X-Api-Token": "API_TOKEN"}})  # fmt: skip
     assert not sent.is_error
