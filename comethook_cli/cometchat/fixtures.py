@@ -21,7 +21,7 @@ from comethook_cli.errors import UsageError
 #: The version of the fixture file format `payloads save` writes.
 FORMAT = 1
 #: A fixture's name: a file name that is safe everywhere, and a word on a command line.
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # whole names only: fullmatch (a `$` let "x\n" through)
 #: Keys whose string values are words of CometChat's vocabulary (or the app's own message types), not a person's data.
 VOCABULARY = frozenset({
     "trigger", "category", "type", "action", "receiverType", "entityType", "status", "role", "scope", "oldScope",
@@ -35,7 +35,7 @@ _MILLISECONDS = range(1_000_000_000_000, 4_000_000_000_000)
 
 def check_name(name: str) -> str:
     """A fixture name, or a UsageError saying what one may be."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise UsageError(
             f"{name!r} is not a fixture name.",
             "Use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 64), e.g. order_message.",

@@ -38,10 +38,17 @@ def directory(configured: str | None = None, project_file: Path | None = None, r
     return base / DEFAULT_DIRECTORY
 
 
+def linked(folder: Path) -> bool:
+    """Whether the fixtures directory, or the directory it is in (`comethook/`), is a symbolic link."""
+    return Path(folder).is_symlink() or Path(folder).parent.is_symlink()
+
+
 def load(folder: Path) -> tuple[dict[str, Template], list[str]]:
     """The fixtures in `folder` by name, and a warning for each file that is not one (none when there is no folder)."""
     found: dict[str, Template] = {}
     warnings: list[str] = []
+    if linked(folder):
+        return found, [f"the fixtures directory {folder} is a link: left out (a cloned project could point it anywhere)."]
     try:
         entries = sorted((e for e in os.scandir(folder) if e.name.endswith(".json")), key=lambda e: e.name)[: MAX_FIXTURES + 1]
     except (FileNotFoundError, NotADirectoryError):
@@ -54,8 +61,11 @@ def load(folder: Path) -> tuple[dict[str, Template], list[str]]:
     for entry in entries:
         name = entry.name.removesuffix(".json")
         shown = display_path(Path(folder) / entry.name)
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             warnings.append(f"{shown}: not a fixture name (letters, digits, '_', '-', '.'): left out.")
+            continue
+        if not entry.is_file(follow_symlinks=False):  # a link (out of the project), a FIFO or a device (a read that hangs)
+            warnings.append(f"{shown}: not a regular file: left out.")
             continue
         try:
             raw = read_user_file(entry.path, "the fixture")
@@ -73,6 +83,10 @@ def save(folder: Path, name: str, document: dict[str, Any], overwrite: bool = Fa
     """Write a fixture as `folder/NAME.json` (made with its parents), whole or not at all; UsageError when it exists
     and `overwrite` is not given, or when it cannot be written."""
     path = folder / f"{check_name(name)}.json"
+    if linked(folder):
+        raise UsageError(
+            f"The fixtures directory {folder} is a link.", "Make it a directory of the project, or name one with --fixtures DIR."
+        )
     if path.exists() and not overwrite:
         raise UsageError(f"The fixture {path} exists already.", "Pick another NAME, or pass --force to replace it.")
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -5,6 +5,7 @@ saved fixture is sent with new values and fresh ids, and a project fixture shado
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from comethook_cli.cometchat.payloads import BuildOptions, build, find_template
 from comethook_cli.cometchat.payloads.paths import key_paths
+from comethook_cli.errors import UsageError
 from tests.conftest import ndjson
 
 SECRET_TEXT = "my very private text 7781"
@@ -217,6 +219,42 @@ def test_a_broken_fixture_is_a_warning_naming_it_and_the_rest_still_work(cli: An
     assert listed.exit_code == 0
     assert "bad.json uses placeholders comethook does not know: {{no_such_token}}" in " ".join(listed.stderr.split())
     assert "worse.json is not JSON" in listed.stderr and "Traceback" not in listed.output
+
+
+@pytest.mark.timeout(30)
+def test_a_cloned_projects_fixtures_never_follow_a_link_nor_hang_on_a_fifo(cli: Any, project: Path, tmp_path: Path) -> None:
+    """A fixture that links out of the project, or is a FIFO (a read that never ends), is left out with a warning; a
+    fixtures directory that is itself a link is not read, and `payloads save` will not write through it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text('{"body": {"trigger": "message_sent", "data": {}}}')
+    folder = project / "comethook" / "fixtures"
+    folder.mkdir(parents=True)
+    (folder / "linked.json").symlink_to(outside / "secret.json")
+    os.mkfifo(folder / "pipe.json")
+    listed = cli("payloads", "list")
+    assert listed.exit_code == 0, listed.output
+    said = " ".join(listed.stderr.split())
+    assert "linked.json: not a regular file: left out." in said and "pipe.json: not a regular file: left out." in said
+    assert "linked" not in listed.stdout
+    for entry in folder.iterdir():
+        entry.unlink()
+    folder.rmdir()
+    folder.symlink_to(outside, target_is_directory=True)
+    listed = cli("payloads", "list")
+    assert "is a link: left out" in " ".join(listed.stderr.split()) and "secret" not in listed.stdout
+    from comethook_cli.engine.fixtures import save
+
+    with pytest.raises(UsageError, match="is a link"):
+        save(folder, "mine", {"body": {}})
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.json"]
+
+
+def test_a_fixture_name_is_whole_letters_digits_and_dots() -> None:
+    from comethook_cli.cometchat.fixtures import check_name
+
+    with pytest.raises(UsageError):
+        check_name("abc\n")
 
 
 # --- --set, --add, --unset --------------------------------------------------------------------------------------
