@@ -161,7 +161,9 @@ class TunnelProbe(Watch):
                 f"the probe sent through {where} got no answer within {self.timeout:g} s; CometChat's deliveries do not arrive."
             )
         except aiohttp.ClientError as error:
-            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            # aiohttp names the URL in some errors: the probe's path (its token) stays out of what is shown and stored.
+            text = str(error).replace(self.probe_url, where).replace(self.probe_url.split("://", 1)[-1], where)
+            reason = " ".join(text.split())[:200] or type(error).__name__
             return f"the probe could not reach {where} ({reason}); CometChat's deliveries do not arrive."
         if answer.status == 200 and body == self.reply:
             return None

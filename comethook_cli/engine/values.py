@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -283,7 +284,10 @@ def header(raw: str) -> tuple[str, str]:
     """`Name: value` → (name, value)."""
     name, sep, value = raw.partition(":")
     if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-        raise InvalidSetting("header", ".", "Write it as {example}.", value=raw, before="Malformed ", example="'Name: value'")
+        # Only the part before any separator is said back: a pasted `X-Api-Key=sk_live_...` is a secret.
+        first = re.split(r"[=:\s]", raw.strip(), maxsplit=1)[0]
+        shown = first[:40] + ("…" if len(first) > 40 or len(first) < len(raw.strip()) else "")
+        raise InvalidSetting("header", ".", "Write it as {example}.", value=shown, before="Malformed ", example="'Name: value'")
     return name.strip(), value.strip()
 
 

@@ -182,6 +182,10 @@ class Guard:
                 raise ToolError(f"The call took over {TOOL_SECONDS:g} s and was stopped.\nHint: Ask for less at once.") from None
             except ComethookError as error:
                 raise ToolError(self.secrets.scrub(tool_error(error))) from None
+            except ToolError:
+                raise
+            except Exception as error:  # a defect: said, scrubbed, and the server keeps serving
+                raise ToolError(self.secrets.scrub(f"{type(error).__name__}: {error}")) from None
             return bound(self.secrets.scrub(result))
 
         return guarded

@@ -138,3 +138,25 @@ async def test_an_app_started_late_then_stopped_gets_one_line_each_way_and_never
 async def test_no_watch_without_a_public_url_or_an_app(sessions: Any) -> None:
     session, _records, _ = await sessions(ListenConfig(ListenerConfig(port=0), tunnel=TunnelConfig(mode="off")))
     assert session.watches == [] and session.health() == {}
+
+
+async def test_a_failed_probe_never_says_the_probe_token() -> None:
+    """aiohttp names the URL in some errors (a malformed answer): the probe path's token stays out of what is said."""
+    from comethook_cli.engine.health import TunnelProbe
+    from comethook_cli.engine.hub import Hub
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 abc not a status\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    probe = TunnelProbe(f"http://127.0.0.1:{port}", "/_comethook/probe/s3cr3t-token-value", b"ok", Hub(), "hint", timeout=5)
+    try:
+        said = await probe.probe()
+    finally:
+        await probe.stop()
+        server.close()
+    assert said is not None and "could not reach" in said and "s3cr3t-token-value" not in said, said

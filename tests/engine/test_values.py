@@ -71,7 +71,10 @@ def test_delivering_values_are_refused_with_the_flag_the_cli_user_typed() -> Non
         assert flagged(caught.value)[0] == f"Malformed --retry-delays {bad!r}."
     with pytest.raises(InvalidSetting) as header:
         values.header("No Colon")
-    assert flagged(header.value) == ("Malformed header 'No Colon'.", "Write it as -H 'Name: value'.")
+    assert flagged(header.value) == ("Malformed header 'No…'.", "Write it as -H 'Name: value'.")
+    with pytest.raises(InvalidSetting) as pasted:  # a secret pasted with = instead of : is not said back
+        values.header("X-Api-Key=sk_live_0123456789")
+    assert "sk_live" not in flagged(pasted.value)[0] and "X-Api-Key…" in flagged(pasted.value)[0]
     with pytest.raises(InvalidSetting) as expect:
         values.expectations("maybe")
     assert flagged(expect.value)[0] == "Unknown --expect 'maybe'."
