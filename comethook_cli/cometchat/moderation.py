@@ -25,6 +25,9 @@ from comethook_cli.errors import UsageError
 #: A few hundred rules is a large Dashboard; these bound what a hostile project file can make the emulator hold.
 MAX_RULES = 1000
 MAX_ENTRY_CHARS = 1000
+#: RE2's compiled size of all the rules together (`\pL{100}` alone is about 120,000): memory and start-up stay small
+#: whatever a project file holds. A thousand word rules take about 2,700,000.
+MAX_PROGRAM_SIZE = 4_000_000
 _NAMED = re.compile(r"([A-Za-z0-9_-]{1,100}):\s+(\S.*)")
 #: Letters, digits and _ in any script: a word rule matches only where neither side continues the word.
 _EDGE_BEFORE, _EDGE_AFTER = r"(?:^|[^\pL\pN_])", r"(?:[^\pL\pN_]|$)"
@@ -55,6 +58,7 @@ def parse_moderation(entries: Any, where: str) -> tuple[ModerationRule, ...]:
     if len(entries) > MAX_RULES:
         raise UsageError(f"{where} holds {len(entries)} rules, more than {MAX_RULES}.", "Keep the rules a test needs.")
     rules: list[ModerationRule] = []
+    size = 0
     for number, entry in enumerate(entries, start=1):
         here = f"{where} rule {number}"
         if not isinstance(entry, str) or not entry.strip() or len(entry) > MAX_ENTRY_CHARS:
@@ -65,6 +69,12 @@ def parse_moderation(entries: Any, where: str) -> tuple[ModerationRule, ...]:
             pattern = compile_regex(body[1:-1], here)
         else:
             pattern = compile_regex(f"(?i){_EDGE_BEFORE}{re.escape(body)}{_EDGE_AFTER}", here)
+        size += int(getattr(pattern.compiled, "programsize", 0))
+        if size > MAX_PROGRAM_SIZE:
+            raise UsageError(
+                f"{here}: the rules up to this one compile to more than RE2's budget for them ({MAX_PROGRAM_SIZE:,}).",
+                "Use fewer or simpler patterns (a large repeat such as \\pL{400} compiles big).",
+            )
         rules.append(ModerationRule(rule_id, body, pattern))
     ids = [rule.id for rule in rules]
     if len(set(ids)) != len(ids):

@@ -133,3 +133,10 @@ def post(url: str, body: dict[str, Any], on_behalf_of: str | None = None) -> Any
     request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
     with urllib.request.urlopen(request, timeout=10) as answer:  # loopback only: the emulator this test started
         return json.loads(answer.read())
+
+
+def test_rules_that_compile_too_big_together_are_a_usage_error() -> None:
+    """RE2 keeps matching linear, but each rule's program costs memory: a project file's rules have a total budget."""
+    assert len(parse_moderation([f"word{n}" for n in range(1000)], "ok")) == 1000  # a large real list fits
+    with pytest.raises(UsageError, match="budget"):
+        parse_moderation([f"/\\pL{{100}}x{n}/" for n in range(200)], "[emulate] moderation")
