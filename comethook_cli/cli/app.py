@@ -229,13 +229,7 @@ class Command(TyperCommand):
 
 def _program(ctx: Context) -> str:
     """`comethook listen`, whatever the program was started as (python -m comethook_cli, a test runner)."""
-    words = ctx.command_path.split()
-    depth = 0
-    node: Context | None = ctx
-    while node is not None and node.parent is not None:
-        depth += 1
-        node = node.parent
-    return " ".join(["comethook", *words[len(words) - depth :]]) if depth else "comethook"
+    return " ".join(["comethook", *_path_of(ctx)])
 
 
 class Group(TyperGroup):

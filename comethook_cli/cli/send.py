@@ -199,6 +199,7 @@ def execute(
     `send` and `replay` share; split, each part would need most of the others' locals."""
     from comethook_cli.cometchat.events import describe
     from comethook_cli.engine import runs, sender
+    from comethook_cli.engine.urls import take_credentials
 
     headers = request_headers(url, how, extra_headers)
     expectations = how.expectations or Expectations()
@@ -267,7 +268,8 @@ def execute(
         from comethook_cli.outputs.wire import Assertion
 
         shown.assertion(Assertion(not failures and not retried, tuple(asserted), tuple([*failures, *retried])))
-    outcome(deliveries, failures, report, any(name.lower() == "authorization" for name in headers) or "@" in url)
+    credentials = any(name.lower() == "authorization" for name in headers) or take_credentials(url)[1] is not None
+    outcome(deliveries, failures, report, credentials)
 
 
 def asserted_by(how: Delivering) -> list[str]:
