@@ -8,8 +8,11 @@ import os
 os.environ["_TYPER_FORCE_DISABLE_TERMINAL"] = "1"
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,32 @@ from comethook_cli.engine.history.files import default_path
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange, Rejection
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts) starts two workers a core: most of a test's time is spent waiting on loopback
+    sockets and subprocesses, not computing, so two a core is what brings the suite down (measured in
+    CONTRIBUTING.md's "The test suite")."""
+    return 2 * (os.cpu_count() or 1)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under pytest-xdist, a test marked `serial` runs alone: every other test holds a shared lock on one file for
+    the run, a serial one an exclusive lock. The serial ones measure what load distorts (memory peaks, file sizes under
+    a flood, the share answered under attack), so the other workers wait while one runs."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing runs beside the test anyway
+        yield
+        return
+    mode = fcntl.LOCK_EX if item.get_closest_marker("serial") else fcntl.LOCK_SH
+    with open(Path(tempfile.gettempdir()) / f"comethook-tests-{run}.lock", "a") as lock:
+        fcntl.flock(lock, mode)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from comethook_cli.engine.history.files import default_path
@@ -116,6 +117,7 @@ async def test_answers_being_read_at_once_stay_within_the_answer_budget(start: A
     assert len(warned) == 1 and "--fallback pass" in warned[0]
 
 
+@pytest.mark.serial
 async def test_listener_memory_stays_bounded_with_300_stalled_answers_at_once(listen_process: Any) -> None:
     """Defect C: 300 answers of just under 1 MiB each, all stalled at once, grew the listener by 317 MB. With the
     default 64 MiB answer budget it grows by the budget plus connection overhead."""

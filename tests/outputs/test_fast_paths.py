@@ -110,6 +110,7 @@ async def test_a_real_delivery_is_encoded_by_orjson(start: Any) -> None:
         assert speedups.dumpb(document) is not None
 
 
+@pytest.mark.serial
 async def test_under_constant_writes_the_wal_starts_over_without_a_truncate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -108,6 +108,7 @@ def test_retention_is_on_by_default() -> None:
     assert Retention.from_options(0, 0) == Retention(None, None)
 
 
+@pytest.mark.serial
 def test_a_flood_of_large_bodies_stays_near_the_size_cap(listen_process: Any, cli: Any) -> None:
     listener = listen_process("--quiet", "--history-max-mb", "1", json_out=False)
     db = default_path()
@@ -288,6 +289,7 @@ def export_peak(cli: Any, fmt: str, out: Path) -> int:
     return peak
 
 
+@pytest.mark.serial
 def test_exports_stream_with_flat_memory(cli: Any, tmp_path: Path) -> None:
     text = "x" * 6000
     store(many(300, text))
@@ -470,6 +472,7 @@ def history_files(db: Path) -> int:
     return total
 
 
+@pytest.mark.serial
 def test_a_flood_with_large_headers_keeps_db_wal_and_shm_near_the_cap(listen_process: Any) -> None:
     """The cap covers the three files together, headers count as much as bodies, and what is left at exit is within it.
     10,000 deliveries of 16 KB of headers each (160 MB) from 32 connections against a 5 MiB cap; on the code before,
