@@ -426,6 +426,7 @@ def _interruptible(confirm: Callable[[str], bool]) -> Callable[[str], bool]:
 
 
 async def _serve(session: Session, shown: View, stream: BackgroundStream, choice: InspectorChoice = InspectorChoice()) -> None:
+    """Start (Ctrl-C cancels a tunnel still opening), say `ready`, serve until stopped, shut down (Ctrl-C says what drops)."""
     loop = asyncio.get_running_loop()
     page: Inspector | None = None
 
@@ -435,14 +436,12 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
 
     stream.on_broken = reader_gone
     from comethook_cli.cli.announce import Opening, second_ctrl_c
+    from comethook_cli.engine import runtime
 
     opening = Opening(shown, session)
     session.on_tunnel_opening = opening.start
     starting = asyncio.ensure_future(session.startup())
-    # While starting (a tunnel that is still opening), Ctrl-C cancels the start-up at once: the agent is killed.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signum, starting.cancel)
+    _on_signals(loop, (signal.SIGINT, signal.SIGTERM), starting.cancel)  # a start-up is cancelled at once: no agent left
     try:
         try:
             await starting
@@ -450,26 +449,9 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
             raise StartInterrupted from None
         finally:
             opening.finish(starting)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.add_signal_handler(signum, session.stop)
-        from comethook_cli.outputs.wire import Ready
-
-        if choice.enabled:
-            from comethook_cli.cli.inspect import open_browser, start_for_session
-
-            page = await start_for_session(session, choice.port, shown.note)
-        inspector_url = page.url if page is not None else None
-        from comethook_cli.cli.announce import banner
-
-        shown.ready(
-            Ready(session.local_url, session.public_url, session.webhook_url, inspector_url), banner(session, inspector_url)
-        )
-        if page is not None and choice.open:
-            open_browser(page.url)
-        from comethook_cli.engine import runtime
-
-        runtime.follow(session, inspector_url)
+        _on_signals(loop, (signal.SIGINT, signal.SIGTERM), session.stop)
+        page = await _announce(session, shown, choice)
+        runtime.follow(session, page.url if page is not None else None)
         try:
             await session.serve()
         except TunnelError as error:
@@ -477,21 +459,39 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
             error.reported = True  # written now, in order before `stopped`: the funnel writes no second one
             raise
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.remove_signal_handler(signum)
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signal.SIGINT, second_ctrl_c, loop, session, shown)
+        _on_signals(loop, (signal.SIGTERM,), None)
+        _on_signals(loop, (signal.SIGINT,), second_ctrl_c, loop, session, shown)
         try:
-            from comethook_cli.engine import runtime
-
             runtime.withdraw()
             if page is not None:
                 await page.stop()
             await session.shutdown()
         finally:
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.remove_signal_handler(signal.SIGINT)
+            _on_signals(loop, (signal.SIGINT,), None)
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop, signums: tuple[int, ...], callback: Any, *args: Any) -> None:
+    """`signums` call `callback(*args)` on the loop, or (None) have no handler; nothing where the loop cannot (Windows)."""
+    for signum in signums:
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            if callback is None:
+                loop.remove_signal_handler(signum)
+            else:
+                loop.add_signal_handler(signum, callback, *args)
+
+
+async def _announce(session: Session, shown: View, choice: InspectorChoice) -> Inspector | None:
+    """The inspector started (when it is on), then the `ready` record and the banner; the browser opened on request."""
+    from comethook_cli.cli.announce import banner
+    from comethook_cli.cli.inspect import open_browser, start_for_session
+    from comethook_cli.outputs.wire import Ready
+
+    page = await start_for_session(session, choice.port, shown.note) if choice.enabled else None
+    url = page.url if page is not None else None
+    shown.ready(Ready(session.local_url, session.public_url, session.webhook_url, url), banner(session, url))
+    if page is not None and choice.open:
+        open_browser(page.url)
+    return page
 
 
 def _reader_gone(session: Session, shown: View) -> None:

@@ -44,12 +44,6 @@ def get(node: Any, path: str) -> Any:
     return node
 
 
-def generation_of(payload: Any) -> Generation:
-    """legacy / current / unknown, from the trigger name and (for receipts) the data's shape."""
-    trigger = get(payload, "trigger")
-    return _generation(trigger, payload) if isinstance(trigger, str) else "unknown"
-
-
 def _generation(trigger: str, payload: Any) -> Generation:
     if trigger in LEGACY_ONLY:
         return "legacy"

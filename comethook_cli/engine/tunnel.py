@@ -52,11 +52,6 @@ def ngrok_dir() -> Path:
     return Path(installer.get_default_ngrok_dir())
 
 
-def agent_path(config: TunnelConfig) -> Path:
-    """The agent comethook runs (find_agent's path)."""
-    return find_agent(config)[0]
-
-
 def find_agent(config: TunnelConfig) -> tuple[Path, str]:
     """The ngrok agent and where it was found: --ngrok-path, else COMETHOOK_NGROK_PATH, else where pyngrok installs
     it when it is there, else an agent on $PATH that proves to be one (is_real_agent), else pyngrok's place (missing:

@@ -45,11 +45,6 @@ class Webhooks:
             task.cancel()
         await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    async def settle(self) -> None:
-        """Wait for the deliveries in flight to end (what the calls so far fired has then all been delivered)."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
-
     async def close(self) -> None:
         """Close the client."""
         if self._client is not None:
