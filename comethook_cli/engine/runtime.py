@@ -3,7 +3,8 @@
 Nothing else tells a running listener apart (the history, `public-url` and the inspector's token outlive it), so
 `listen` writes $COMETHOOK_HOME/listen.json when it is ready (its pid, its local, public, webhook and inspector URLs,
 and its tunnel health, rewritten on each change) and removes it when it stops. A file whose pid is gone (a
-`kill -9`) is stale: `running()` says nothing runs. `comethook mcp`'s `listen_status` reads it.
+`kill -9`), or now belongs to a process that started after the file was written (the pid was reused), is stale:
+`running()` says nothing runs. `comethook mcp`'s `listen_status` reads it.
 """
 
 from __future__ import annotations
@@ -87,14 +88,26 @@ def alive(pid: int) -> bool:
     return True
 
 
+def started(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds, to the second), where the system says: Linux's /proc; else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # the name, in (), may hold spaces
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in clock ticks since boot
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 def running() -> tuple[Running | None, bool]:
-    """(the listener the file names, whether the file is stale: its process is gone)."""
+    """(the listener the file names, whether the file is stale: its process is gone, or its pid now names a process
+    that started after the listener did, which only a reused pid can)."""
     found = read()
     if found is None:
         return None, False
     if not alive(found.pid):
         return found, True
-    return found, False
+    since = started(found.pid) if found.started_at > 0 else None  # 0: a file that does not say
+    return found, since is not None and since > found.started_at + 1  # btime counts whole seconds
 
 
 def follow(session: Session, inspector_url: str | None) -> None:

@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from typing import Any
 
 from comethook_cli.engine import runtime
@@ -34,6 +35,17 @@ def test_a_file_whose_process_is_gone_is_stale() -> None:
     runtime.announce(runtime.Running(gone.pid, "http://127.0.0.1:1", "http://127.0.0.1:1/webhook"))
     found, stale = runtime.running()
     assert found is not None and found.pid == gone.pid and stale
+
+
+def test_a_file_whose_pid_now_names_a_younger_process_is_stale() -> None:
+    """A kill -9, then the pid reused by another program: it is alive, but it started after the listener did."""
+    parent = os.getppid()  # alive, and started long after this instant of 1970
+    runtime.announce(runtime.Running(parent, "http://127.0.0.1:3", "http://127.0.0.1:3/webhook", started_at=1_000_000.0))
+    found, stale = runtime.running()
+    assert found is not None and found.pid == parent and stale
+    assert runtime.started(parent) is not None  # the suite runs on Linux, where /proc says when a process started
+    runtime.announce(runtime.Running(os.getpid(), "http://127.0.0.1:3", "http://127.0.0.1:3/webhook", started_at=time.time()))
+    assert runtime.running() == (runtime.read(), False)  # this process started before it wrote the file
 
 
 def test_a_listen_removes_only_its_own_file() -> None:
