@@ -74,7 +74,7 @@ def check(
     # Exit 0 when every check passes, 3 when one fails, 4 when the endpoint cannot be reached.
     from comethook_cli.cli.send import INSECURE_WARNING, unreachable_hint
     from comethook_cli.engine import checks, values
-    from comethook_cli.engine.history.files import write_private
+    from comethook_cli.engine.home import write_private
     from comethook_cli.engine.sender import CONTENT_TYPE
     from comethook_cli.engine.urls import redact_url, take_credentials
     from comethook_cli.outputs.views import view

@@ -253,7 +253,7 @@ def _output(path: str | None) -> Iterator[TextIO]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    from comethook_cli.engine.history.files import open_private
+    from comethook_cli.engine.home import open_private
 
     try:
         stream = open_private(path)  # it holds chat bodies: 0600, whatever the umask

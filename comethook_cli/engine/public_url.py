@@ -46,7 +46,7 @@ def checked_public_url(given: str) -> str:
 def remember(url: str) -> str | None:
     """Keep `url` as the last public URL announced; return the one kept before when it differs (None otherwise, and
     when nothing was kept or the file cannot be read or written: a lost reminder is not worth an error)."""
-    from comethook_cli.engine.history.files import home, make_private_directory, write_private
+    from comethook_cli.engine.home import home, make_private_directory, write_private
 
     path = home() / FILE_NAME
     previous: str | None = None

@@ -42,14 +42,14 @@ class Running:
 
 def path() -> Path:
     """Where the file lives: <home>/listen.json."""
-    from comethook_cli.engine.history.files import home
+    from comethook_cli.engine.home import home
 
     return home() / FILE_NAME
 
 
 def announce(running: Running) -> None:
     """Write (or rewrite) the file: this process serves. A file that cannot be written costs only the discovery."""
-    from comethook_cli.engine.history.files import make_private_directory, write_private
+    from comethook_cli.engine.home import make_private_directory, write_private
 
     with contextlib.suppress(OSError):
         make_private_directory(path().parent)

@@ -14,8 +14,9 @@ from typing import Any
 from comethook_cli.cometchat import rest
 from comethook_cli.cometchat.rest import RestCall
 from comethook_cli.cometchat.scenarios import Call, Correlation, calls_for
-from comethook_cli.engine.history.files import default_path, home, make_private_directory, write_private
+from comethook_cli.engine.history.files import default_path
 from comethook_cli.engine.history.reader import History
+from comethook_cli.engine.home import home, make_private_directory, write_private
 from comethook_cli.engine.rest_client import RestClient
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 from comethook_cli.models import Exchange

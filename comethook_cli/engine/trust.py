@@ -119,7 +119,7 @@ def ci_trusted(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def _directory() -> Path:
-    from comethook_cli.engine.history.files import home
+    from comethook_cli.engine.home import home
 
     return home() / "trusted"
 
@@ -151,7 +151,7 @@ def is_trusted(path: Path, content_digest: str) -> bool:
 
 def trust(path: Path, content_digest: str) -> Path:
     """Record that the user trusts this file with this content (0600, in a 0700 directory); the record's path."""
-    from comethook_cli.engine.history.files import FILE_MODE, make_private_directory
+    from comethook_cli.engine.home import FILE_MODE, make_private_directory
 
     record = _record(path)
     make_private_directory(record.parent)

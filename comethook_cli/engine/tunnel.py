@@ -101,7 +101,7 @@ def is_real_agent(path: Path) -> bool:
 
 def config_file() -> Path:
     """The user's ngrok config when it exists, else a comethook-owned one (so nothing is written to ngrok's dir)."""
-    from comethook_cli.engine.history.files import home, make_private_directory
+    from comethook_cli.engine.home import home, make_private_directory
 
     user = ngrok_dir() / "ngrok.yml"
     if user.exists():

@@ -279,7 +279,8 @@ async def replay(
 def listen_status() -> dict[str, Any]:
     """Whether a `listen` runs on this history home (engine/runtime.py), where, and its tunnel health."""
     from comethook_cli.engine import runtime
-    from comethook_cli.engine.history.files import default_path, home
+    from comethook_cli.engine.history.files import default_path
+    from comethook_cli.engine.home import home
 
     found, stale = runtime.running()
     document: dict[str, Any] = {

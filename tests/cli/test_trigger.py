@@ -395,7 +395,7 @@ async def test_odd_bodies_cost_one_call_never_the_emulator() -> None:
 async def test_trigger_before_any_listen_creates_a_private_home_whatever_the_umask(cli: Cli, tmp_path: Path) -> None:
     import stat
 
-    from comethook_cli.engine.history.files import home
+    from comethook_cli.engine.home import home
 
     assert not home().exists()
     async with Emulator(EmulatorConfig(port=0, webhooks=())) as emulator:

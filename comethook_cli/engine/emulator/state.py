@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comethook_cli.engine.history.files import make_private_database
+from comethook_cli.engine.home import make_private_database
 from comethook_cli.errors import UsageError
 
 #: The keys of State whose entries are records of their own (one row each in the state file).

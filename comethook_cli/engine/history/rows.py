@@ -11,13 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from comethook_cli import speedups
-from comethook_cli.engine.history.files import (
-    HistoryDamaged,
-    is_damaged,
-    make_private_database,
-    move_aside,
-    private_directory_warning,
-)
+from comethook_cli.engine.history.files import HistoryDamaged, is_damaged, move_aside
+from comethook_cli.engine.home import make_private_database, private_directory_warning
 from comethook_cli.errors import ComethookError
 from comethook_cli.models import AnsweredBy, EventInfo, Exchange, Verdict, replace_surrogates
 
