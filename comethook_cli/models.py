@@ -94,7 +94,7 @@ class AnsweredBy(Enum):
 
     @classmethod
     def of(cls, answered_by: str) -> AnsweredBy:
-        """The outcome an `answered_by` text names: for what stores the text only (the history's rows)."""
+        """The outcome an `answered_by` text names: for history rows written before the outcome had its own column."""
         if answered_by == "your app":
             return cls.APP
         if answered_by.startswith("replay of "):

@@ -42,20 +42,21 @@ CREATE TABLE IF NOT EXISTS exchanges (
     forwarded_to TEXT,
     forward_error TEXT,
     listener TEXT,
-    origin TEXT
+    origin TEXT,
+    outcome TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
 """
 COLUMNS = (
     "id, received_at, method, path, query, headers, body, trigger, generation, family, summary, webhook, response_status, "
     "response_headers, response_body, verdict, verdict_reason, verdict_metadata, latency_ms, answered_by, forwarded_to, forward_error, "
-    "listener, origin"
+    "listener, origin, outcome"
 )
-INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 24)})"
+INSERT = f"INSERT INTO exchanges ({COLUMNS}) VALUES ({', '.join('?' * 25)})"
 #: Every column the code reads or writes; a table without them is not comethook's (or from a newer one).
 EXCHANGE_COLUMNS = ("seq", *COLUMNS.replace(" ", "").split(","))
 #: Columns a history written by an older comethook may lack: migrate() adds them.
-MIGRATED_COLUMNS = ("listener", "origin")
+MIGRATED_COLUMNS = ("listener", "origin", "outcome")
 
 
 def like_escape(text: str) -> str:
@@ -129,6 +130,9 @@ def migrate(connection: sqlite3.Connection) -> None:
     if "origin" not in have:  # added in issue 27: who sent it (NULL in older rows: engine.exchanges.is_live judges those)
         with connection:
             connection.execute("ALTER TABLE exchanges ADD COLUMN origin TEXT")
+    if "outcome" not in have:  # added in issue 22: who answered, as a type (NULL in older rows: read from answered_by)
+        with connection:
+            connection.execute("ALTER TABLE exchanges ADD COLUMN outcome TEXT")
 
 
 def _open_error(path: Path, error: OSError | sqlite3.Error) -> ComethookError:
@@ -171,7 +175,7 @@ def to_row(exchange: Exchange) -> tuple[Any, ...]:
         verdict.kind if verdict else None, verdict.reason if verdict else None,
         _json(verdict.metadata) if verdict and verdict.metadata is not None else None,
         exchange.latency_ms, exchange.answered_by, exchange.forwarded_to, exchange.forward_error, exchange.listener,
-        exchange.origin,
+        exchange.origin, exchange.outcome.value,
     )  # fmt: skip
     # Checked in C first: almost every value is ASCII text, or not text at all (each row is made on the writer's thread,
     # holding the interpreter's lock the event loop needs).
@@ -199,5 +203,16 @@ def from_row(row: sqlite3.Row) -> Exchange:
         verdict=verdict, response_headers=tuple(tuple(h) for h in json.loads(row["response_headers"])),
         forwarded_to=row["forwarded_to"], forward_error=row["forward_error"], answered_by=row["answered_by"],
         listener=row["listener"], origin=row["origin"],
-        outcome=AnsweredBy.of(row["answered_by"]),
+        outcome=_outcome(row["outcome"], row["answered_by"]),
     )  # fmt: skip
+
+
+#: The stored outcome values, each to its type.
+_OUTCOMES = {outcome.value: outcome for outcome in AnsweredBy}
+
+
+def _outcome(stored: str | None, answered_by: str) -> AnsweredBy:
+    """Who answered, as stored; a row from before the column (NULL), or a value this version does not know, is read
+    from its `answered_by` text, the one thing such a row holds."""
+    found = _OUTCOMES.get(stored) if stored is not None else None
+    return found if found is not None else AnsweredBy.of(answered_by)

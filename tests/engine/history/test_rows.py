@@ -14,7 +14,7 @@ from comethook_cli.engine.exchanges import is_live, make_exchange
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.history.rows import SCHEMA, connect
 from comethook_cli.engine.history.writer import HistoryWriter
-from comethook_cli.models import Answer
+from comethook_cli.models import Answer, AnsweredBy
 
 BODY = b'{"trigger": "message_sent", "data": {"message": {"id": "1"}}}'
 
@@ -53,7 +53,7 @@ def test_each_exchange_keeps_who_sent_it(tmp_path: Path) -> None:
 def test_a_history_from_before_the_origin_column_is_migrated_and_its_rows_judged_by_their_headers(tmp_path: Path) -> None:
     path = tmp_path / "history.db"
     old = sqlite3.connect(path)
-    old.executescript(SCHEMA.replace(",\n    origin TEXT\n", "\n"))
+    old.executescript(SCHEMA.replace(",\n    origin TEXT,\n    outcome TEXT\n", "\n"))
     columns = "id, received_at, method, path, query, headers, body, trigger, generation, family, summary, response_status, "
     columns += "response_headers, response_body, latency_ms, answered_by"
     agents = {"evt_cometchat": [["Content-Type", "Application/json"]], "evt_send": [["User-Agent", "comethook/0.3"]],
@@ -68,9 +68,36 @@ def test_a_history_from_before_the_origin_column_is_migrated_and_its_rows_judged
     old.close()
     connect(path).close()  # what every open does: the column is added, nothing else changes
     columns_now = {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(exchanges)")}
-    assert "origin" in columns_now
+    assert {"origin", "outcome"} <= columns_now
     with History(path) as history:
         rows = {key: history.get(key) for key in agents}
     assert {key: e.origin for key, e in rows.items()} == dict.fromkeys(agents)  # unknown: never guessed into the file
     assert {key: is_live(e) for key, e in rows.items()} == {"evt_cometchat": True, "evt_send": False, "evt_emulate": False}
     assert stored(path, (("X-Comethook-Origin", "replay"),))  # and the migrated file takes new rows with their origin
+
+
+def test_who_answered_is_stored_as_a_type_and_older_rows_are_read_from_their_text(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    made = [
+        make_exchange("POST", "/webhook", "", (), BODY, jsonbody.parse(BODY), Answer(200, b"{}", outcome=outcome, answered_by=text),
+                      received_at=time.time(), latency_ms=1.0)
+        for outcome, text in (
+            (AnsweredBy.FALLBACK_DROP, "comethook (fallback drop)"), (AnsweredBy.APP, "your app"), (AnsweredBy.RULE, "comethook")
+        )
+    ]  # fmt: skip
+    writer = HistoryWriter(path)
+
+    async def write() -> None:
+        for exchange in made:
+            await writer.record(exchange)
+
+    asyncio.run(write())
+    writer.close()
+    with sqlite3.connect(path) as raw:
+        assert [r[0] for r in raw.execute("SELECT outcome FROM exchanges ORDER BY seq")] == ["fallback drop", "app", "rule"]
+        # A row from before the column: its outcome is NULL, and its text is all there is to go by.
+        raw.execute("UPDATE exchanges SET outcome = NULL WHERE id = ?", (made[0].id,))
+        raw.execute("UPDATE exchanges SET outcome = 'from-a-newer-comethook' WHERE id = ?", (made[1].id,))
+    with History(path) as history:
+        # The column wins over the text: "comethook" alone would read as the canned answer.
+        assert [history.get(e.id).outcome for e in made] == [AnsweredBy.FALLBACK_DROP, AnsweredBy.APP, AnsweredBy.RULE]
