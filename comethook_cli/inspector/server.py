@@ -58,7 +58,12 @@ KEEPALIVE_SECONDS = 15.0
 WRITE_TIMEOUT = 10.0
 #: Encoded frames kept for the pages that have not sent a recent exchange yet.
 FRAME_CACHE = 64
-STATIC_FILES = {"/app.js": ("app.js", "text/javascript"), "/app.css": ("app.css", "text/css")}
+STATIC_FILES = {
+    "/app.js": ("app.js", "text/javascript"),
+    "/detail.js": ("detail.js", "text/javascript"),
+    "/panels.js": ("panels.js", "text/javascript"),
+    "/app.css": ("app.css", "text/css"),
+}
 #: Open event streams at most (a page holds one): past it, the oldest is told to reload and closed.
 MAX_STREAMS = 32
 #: Open connections at most (the inspector shares the process's file descriptors with the listener): past it,

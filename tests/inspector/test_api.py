@@ -299,7 +299,7 @@ async def test_the_har_export_streams_what_the_filters_select(live: Live) -> Non
 
 
 async def test_the_listener_port_serves_none_of_the_inspector(live: Live) -> None:
-    for path in ("/", "/app.js", "/app.css", "/api/exchanges", "/api/stream", "/api/rules", "/api/session", "/api/export.har"):
+    for path in ("/", "/app.js", "/detail.js", "/panels.js", "/app.css", "/api/exchanges", "/api/stream", "/api/rules", "/api/session", "/api/export.har"):
         async with live.client.get(live.session.local_url + path) as answer:
             body = await answer.read()
             assert "Content-Security-Policy" not in answer.headers, path
@@ -313,9 +313,10 @@ async def test_the_listener_port_serves_none_of_the_inspector(live: Live) -> Non
 
 def test_the_page_has_no_inline_script_or_style_and_writes_payloads_as_text() -> None:
     page = (STATIC / "index.html").read_text()
-    assert re.findall(r"<script\b[^>]*>", page) == ['<script src="/app.js" defer>']
+    scripts = ["app.js", "detail.js", "panels.js"]  # app.js first: the other two use its globals
+    assert re.findall(r"<script\b[^>]*>", page) == [f'<script src="/{name}" defer>' for name in scripts]
     assert not re.search(r"\son[a-z]+\s*=", page) and not re.search(r"\sstyle\s*=", page)
-    script = (STATIC / "app.js").read_text()
+    script = "".join((STATIC / name).read_text() for name in scripts)
     for forbidden in (
         "innerHTML",
         "outerHTML",
