@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from comethook_cli.cometchat.payloads import DEFAULT_APP_ID, Template
 from comethook_cli.cometchat.rest import Region
 from comethook_cli.engine.history.retention import Retention
-from comethook_cli.engine.values import Fallback, NgrokRegion, Route
+from comethook_cli.engine.values import Fallback, NgrokRegion, Route, TriggerExpectation
 from comethook_cli.errors import InvalidSetting
 from comethook_cli.models import (
     DEFAULT_ANSWER_BUDGET,
@@ -213,7 +213,8 @@ class TriggerOptions:
     verbose: bool = False
     wait: bool = False
     wait_timeout: float = 30.0
-    expect: str | None = None
+    #: What must come of each call (exit 3 if not); None: nothing asserted.
+    expect: TriggerExpectation | None = None
 
 
 def default(section: type[Any], name: str) -> Any:

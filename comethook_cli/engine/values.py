@@ -345,3 +345,36 @@ def volatile(path: str) -> tuple[str, ...]:
             example="requestId",
         )  # fmt: skip
     return parts
+
+
+# --- trigger -----------------------------------------------------------------------------------------------
+
+
+class TriggerExpectation(StrEnum):
+    """What `trigger` asserts came of a call: pass/inject/drop judge the before_message answer; dropped: the message
+    was dropped (REST answer or verdict); delivered: every expected webhook arrived; ok: the REST call succeeded (and,
+    waiting, all arrived); blocked: moderation blocked the message (moderation_engine_blocked, or ERR_BLOCKED_BY_EXTENSION)."""
+
+    OK = "ok"
+    DELIVERED = "delivered"
+    PASS = "pass"
+    INJECT = "inject"
+    DROP = "drop"
+    DROPPED = "dropped"
+    BLOCKED = "blocked"
+
+    @property
+    def needs_deliveries(self) -> bool:
+        """Whether only the deliveries in `listen`'s history can tell, so the call must wait for them."""
+        return self in (TriggerExpectation.DELIVERED, TriggerExpectation.BLOCKED)
+
+
+def trigger_expectation(spec: str | None) -> TriggerExpectation | None:
+    """`trigger --expect` → what is asserted (None: nothing)."""
+    if spec is None:
+        return None
+    try:
+        return TriggerExpectation(spec)
+    except ValueError:
+        choices = ", ".join(TriggerExpectation)
+        raise InvalidSetting("expect", ".", f"Use one of: {choices}.", value=spec, before="Unknown ") from None

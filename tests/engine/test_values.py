@@ -91,3 +91,19 @@ def test_build_options_from_text_for_every_adapter() -> None:
     assert unknown.value.hint is not None and "webhook_id" in unknown.value.hint
     with pytest.raises(InvalidSetting, match="region"):
         values.build_options({"region": "mars"})
+
+
+def test_a_trigger_expectation_is_parsed_once_into_its_kind() -> None:
+    from comethook_cli.cli.app import flagged
+    from comethook_cli.engine.config import TriggerOptions
+
+    assert values.trigger_expectation("blocked") is values.TriggerExpectation.BLOCKED
+    assert values.trigger_expectation(None) is None
+    assert TriggerOptions(expect=values.trigger_expectation("dropped")).expect == "dropped"
+    # Only delivered and blocked cannot be told from the REST answer: each adapter asks for waiting with them.
+    assert [e for e in values.TriggerExpectation if e.needs_deliveries] == ["delivered", "blocked"]
+    with pytest.raises(InvalidSetting) as caught:
+        values.trigger_expectation("Blocked")
+    hint = "Use one of: ok, delivered, pass, inject, drop, dropped, blocked."
+    assert flagged(caught.value) == ("Unknown --expect 'Blocked'.", hint)
+    assert caught.value.named("keyword") == ("Unknown expect='Blocked'.", hint)
