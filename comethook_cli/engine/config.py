@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from comethook_cli.cometchat.payloads import DEFAULT_APP_ID, Template
 from comethook_cli.cometchat.rest import Region
 from comethook_cli.engine.history.retention import Retention
-from comethook_cli.engine.values import Fallback, NgrokRegion, Route, TriggerExpectation
+from comethook_cli.engine.values import Fallback, HookFailure, NgrokRegion, Route, TriggerExpectation
 from comethook_cli.errors import InvalidSetting
 from comethook_cli.models import (
     DEFAULT_ANSWER_BUDGET,
@@ -230,8 +230,6 @@ def default(section: type[Any], name: str) -> Any:
 
 # --- emulate ([emulate]) -------------------------------------------------------------------------------------
 
-HookFailure = Literal["pass", "drop"]
-
 
 @dataclass(frozen=True)
 class WebhookTarget:
@@ -250,7 +248,9 @@ class WebhookTarget:
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """How `emulate` runs (one field per flag)."""
+    """How `emulate` runs ([emulate]): domain values (a Region, a HookFailure, each webhook's ticked triggers, checked
+    quirk names, parsed moderation rules, seconds), which the CLI (and comethook.toml through it) parses with
+    engine/values.py; a flag's text never reaches the emulator."""
 
     host: str = "127.0.0.1"
     port: int = 8780
@@ -265,7 +265,7 @@ class EmulatorConfig:
     app_id: str = DEFAULT_APP_ID
     region: Region = Region.US
     hook_timeout: float = 2.0
-    on_hook_failure: HookFailure = "pass"
+    on_hook_failure: HookFailure = HookFailure.PASS
     #: Deliver a failed webhook again at CometChat's cadence (`retry_delays`, compressible for tests).
     retry_on_failure: bool = False
     #: None: CometChat's own cadence, 10 s then 30 s (engine.sender.COMETCHAT_RETRY_DELAYS).
@@ -273,7 +273,7 @@ class EmulatorConfig:
     #: How long an asynchronous webhook delivery may take.
     delivery_timeout: float = 10.0
     state: str | None = None
-    #: Production quirks turned off (engine/emulator/quirks.py lists them; all are on by default).
+    #: Production quirks turned off, by name (engine/emulator/quirks.py lists them; all are on by default).
     quirks_off: tuple[str, ...] = ()
     #: `--moderation`: the rules messages are judged by (None: moderation off; empty: every message approved).
     moderation: tuple[ModerationRule, ...] | None = None

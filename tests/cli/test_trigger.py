@@ -453,29 +453,6 @@ async def test_a_refused_call_still_writes_its_trigger_record_and_one_period(cli
         assert ".." not in result.stderr
 
 
-def test_an_unknown_quirk_is_a_usage_error_with_did_you_mean(cli: Cli, tmp_path: Path) -> None:
-    result = cli("emulate", "--port", "0", "--no-quirk", "ban-actor-in-member")
-    assert result.exit_code == 2
-    assert "Unknown quirk 'ban-actor-in-member'" in result.stderr and "Did you mean 'ban-actor-in-members'?" in result.stderr
-    project = tmp_path / "comethook.toml"
-    project.write_text('[emulate]\nno-quirk = ["actor-in-members"]\n', encoding="utf-8")
-    result = cli("--config", str(project), "emulate", "--port", "0")
-    assert result.exit_code == 2 and "Unknown quirk 'actor-in-members'" in result.stderr
-    # --quirk turns back on what --no-quirk (or the file) turned off.
-    from comethook_cli.engine.emulator.quirks import disabled
-
-    assert disabled([], ["ban-actor-in-members"]) == ("ban-actor-in-members",)
-    assert disabled(["ban-actor-in-members"], ["ban-actor-in-members"]) == ()
-
-
-def test_quirks_are_listed_in_emulate_help_with_their_evidence(cli: Cli) -> None:
-    result = cli("emulate", "--help", env={"COLUMNS": "200"})
-    assert result.exit_code == 0
-    text = " ".join(result.stdout.split())
-    assert "ban-actor-in-members: with onBehalfOf, a ban or unban webhook carries the acting user" in text
-    assert "seen live by a third-party QA harness" in text
-
-
 # --- what SDK clients cause: emulate's stand-ins, and a plain exit 2 anywhere else -------------------------------
 
 

@@ -107,3 +107,24 @@ def test_a_trigger_expectation_is_parsed_once_into_its_kind() -> None:
     hint = "Use one of: ok, delivered, pass, inject, drop, dropped, blocked."
     assert flagged(caught.value) == ("Unknown --expect 'Blocked'.", hint)
     assert caught.value.named("keyword") == ("Unknown expect='Blocked'.", hint)
+
+
+def test_emulate_values_are_refused_in_domain_terms_and_named_as_the_user_gave_them() -> None:
+    from comethook_cli.cli.app import flagged
+
+    with pytest.raises(InvalidSetting) as failure:
+        values.hook_failure("maybe")
+    assert failure.value.named("keyword") == ("Unknown on_hook_failure='maybe'.", "Use pass or drop.")
+    with pytest.raises(InvalidSetting) as ticked:
+        values.ticked_triggers("message_sent,nope,alsonope")
+    assert flagged(ticked.value)[0] == "Unknown trigger(s) in --triggers: alsonope, nope."
+    with pytest.raises(InvalidSetting) as quirk:
+        values.quirks_off(["ban-actor"], [], ["ban-actor-in-members"])
+    assert quirk.value.named("keyword")[0] == "Unknown quirk='ban-actor'."
+    assert quirk.value.hint is not None and "Did you mean 'ban-actor-in-members'?" in quirk.value.hint
+    with pytest.raises(InvalidSetting) as host:
+        values.allowed_hosts(["ok", "emulator:8780"])
+    assert host.value.named("keyword") == (
+        "allow_host='emulator:8780' is not a host name.",
+        "Give the name alone, e.g. allow_host='emulator'.",
+    )
