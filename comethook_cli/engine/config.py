@@ -217,6 +217,23 @@ class TriggerOptions:
     expect: TriggerExpectation | None = None
 
 
+@dataclass(frozen=True)
+class Checking:
+    """How `check` judges an endpoint ([check]): its defaults' one home (the CLI reads them with `default`, and so does
+    engine.checks)."""
+
+    #: Seconds to wait for each answer.
+    timeout: float = 5.0
+    #: Requests in flight at once: a burst of 64 overwhelms a small single-threaded server's accept queue, and then
+    #: latency measures comethook's burst instead of the endpoint.
+    concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            hint = f"Use 1 or more (default {default(Checking, 'concurrency')})."
+            raise InvalidSetting("concurrency", " sends nothing.", hint, value=self.concurrency)
+
+
 def default(section: type[Any], name: str) -> Any:
     """The default of one field of a config section (the one source the option declarations read)."""
     for spec in fields(section):
