@@ -1,4 +1,5 @@
-"""The typed configuration of a listening session, `send` and `trigger`: one frozen dataclass per section.
+"""The typed configuration of a listening session, `send`, `check`, `trigger` and `emulate`: one frozen dataclass per
+section.
 
 Each section holds domain values (an Action, compiled Rules, Routes, URLs, a Retention, seconds, enums), never a
 flag's string: the adapters (the CLI, the project file through it, the inspector, the Python API) parse what their
