@@ -15,7 +15,7 @@ from comethook_cli import speedups
 from comethook_cli.cli import completion, options
 from comethook_cli.cli.app import App, funnel
 from comethook_cli.cli.options import BasicAuth, BasicAuthFile, ContentType, Insecure, JsonOut, MaxAnswer
-from comethook_cli.engine.config import CHECK_TRIGGERS
+from comethook_cli.engine.config import CHECK_TRIGGERS, Checking, default
 from comethook_cli.engine.urls import normalize_url
 from comethook_cli.errors import AssertionFailed, UnreachableError, UsageError
 from comethook_cli.models import DEFAULT_MAX_ANSWER
@@ -49,7 +49,7 @@ def check(
     json_out: JsonOut = False,
     timeout: Annotated[
         float, typer.Option("--timeout", metavar="SECONDS", min=0.001, help="Seconds to wait for each answer.")
-    ] = 5.0,
+    ] = default(Checking, "timeout"),
     content_type: ContentType = None,
     volatile: Annotated[
         list[str] | None,
@@ -66,7 +66,7 @@ def check(
     ] = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight at once (a small server queues a burst).")
-    ] = 4,
+    ] = default(Checking, "concurrency"),
     fixtures: options.Fixtures = None,
 ) -> None:
     """Run a conformance suite against a webhook endpoint: the way CometChat will use it."""
@@ -99,7 +99,7 @@ def check(
     done = speedups.run(
         checks.run_checks(
             url, templates, basic_auth, timeout, content_type or CONTENT_TYPE, paths, max_answer, insecure,
-            concurrency or checks.DEFAULT_CONCURRENCY,
+            concurrency,
         )
     )  # fmt: skip
     results = done.results

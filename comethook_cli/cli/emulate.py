@@ -107,7 +107,7 @@ def emulate(
     app_id: AppId = default(EmulatorConfig, "app_id"),
     region: Region = default(EmulatorConfig, "region").value,
     hook_timeout: HookTimeout = default(EmulatorConfig, "hook_timeout"),
-    on_hook_failure: OnHookFailure = default(EmulatorConfig, "on_hook_failure"),
+    on_hook_failure: OnHookFailure = default(EmulatorConfig, "on_hook_failure").value,
     retry_on_failure: RetryOnFailure = default(EmulatorConfig, "retry_on_failure"),
     retry_delays: RetryDelays = None,
     state: State = None,
@@ -127,34 +127,27 @@ def emulate(
     run(config, json_out, quiet)
 
 
-def allowed_hosts(names: list[str]) -> list[str]:
-    """--allow-host values: bare host names (no scheme, port or path), lowercased; a usage error otherwise."""
-    from comethook_cli.errors import UsageError
-
-    for name in names:
-        if not name or not all(c.isalnum() or c in "-._" for c in name):
-            raise UsageError(f"--allow-host {name!r} is not a host name.", "Give the name alone, e.g. --allow-host emulator.")
-    return [name.lower() for name in names]
-
-
 def emulating(**values: Any) -> EmulatorConfig:
-    """EMULATING's values → EmulatorConfig (validated)."""
+    """EMULATING's values → EmulatorConfig, each parsed once by engine/values.py."""
     from comethook_cli.engine import values as parse
-    from comethook_cli.engine.emulator.quirks import disabled
-    from comethook_cli.errors import UsageError
+    from comethook_cli.engine.emulator.quirks import QUIRKS
+    from comethook_cli.errors import InvalidSetting
 
-    if values["on_hook_failure"] not in ("pass", "drop"):
-        raise UsageError(f"Unknown --on-hook-failure {values['on_hook_failure']!r}.", "Use pass or drop.")
+    hook_failure = parse.hook_failure(values["on_hook_failure"])
     region = parse.region(values["region"])
     credentials = basic_auth(values["basic_auth"], values["basic_auth_file"])
-    hooks = webhooks(values["webhook"] or [], values["triggers"], credentials, values["webhook_id"], values["legacy"])
+    ticked = parse.ticked_triggers(values["triggers"])
+    hooks = webhooks(values["webhook"] or [], ticked, credentials, values["webhook_id"])
     delays = parse.retry_delays(values["retry_delays"]) if values["retry_delays"] else None
-    quirks_off = disabled(values.get("quirk") or [], values.get("no_quirk") or [])
+    try:
+        quirks_off = parse.quirks_off(values.get("quirk") or [], values.get("no_quirk") or [], QUIRKS)
+    except InvalidSetting as error:  # --quirk, --no-quirk or the file's no-quirk: the message names the quirk alone
+        raise UsageError(*error.named("flag", "quirk")) from None
     return EmulatorConfig(
-        host=values["host"], port=values["port"], allowed_hosts=tuple(allowed_hosts(values["allow_host"] or [])),
+        host=values["host"], port=values["port"], allowed_hosts=parse.allowed_hosts(values["allow_host"] or []),
         api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
         app_id=values["app_id"], region=region, hook_timeout=values["hook_timeout"],
-        on_hook_failure=values["on_hook_failure"], retry_on_failure=values["retry_on_failure"], retry_delays=delays,
+        on_hook_failure=hook_failure, retry_on_failure=values["retry_on_failure"], retry_delays=delays,
         state=values["state"], quirks_off=quirks_off, moderation=moderation_rules(values.get("moderation")),
         fixtures=values.get("fixtures") or {},
     )  # fmt: skip
@@ -179,22 +172,12 @@ def moderation_rules(path: str | None) -> tuple[Any, ...] | None:
 
 
 def webhooks(
-    urls: list[str], triggers: str | None, basic_auth: str | None, webhook_id: str, legacy: bool
+    urls: list[str], triggers: frozenset[str] | None, basic_auth: str | None, webhook_id: str
 ) -> tuple[WebhookTarget, ...]:
-    """--webhook URL (repeatable) with --triggers, --basic-auth, --webhook-id → the configured webhooks."""
-    from comethook_cli.cometchat.payloads import TRIGGER_ALIASES, trigger_names
+    """--webhook URL (repeatable) with the ticked --triggers, --basic-auth, --webhook-id → the configured webhooks."""
     from comethook_cli.engine.config import WebhookTarget
     from comethook_cli.engine.urls import normalize_url, redact_url, take_credentials
 
-    chosen = None
-    if triggers and triggers.strip() != "all":
-        # the Dashboard's name of a legacy trigger ticks the trigger its deliveries carry
-        chosen = frozenset(TRIGGER_ALIASES.get(t.strip(), t.strip()) for t in triggers.split(",") if t.strip())
-        unknown = sorted(chosen - set(trigger_names()))
-        if unknown:
-            raise UsageError(
-                f"Unknown trigger(s) in --triggers: {', '.join(unknown)}.", "`comethook payloads list` shows them all."
-            )
     targets = []
     for n, url in enumerate(urls):
         # Credentials in the URL are the webhook's Basic auth, as CometChat's Dashboard keeps them beside it.
@@ -204,7 +187,9 @@ def webhooks(
                 f"Two sets of credentials: the user info in --webhook {redact_url(url)} and --basic-auth.",
                 "Give one of them: drop the user:password@ from --webhook, or drop --basic-auth.",
             )
-        targets.append(WebhookTarget(bare, webhook_id if n == 0 else f"{webhook_id}-{n + 1}", chosen, basic_auth or credentials))
+        targets.append(
+            WebhookTarget(bare, webhook_id if n == 0 else f"{webhook_id}-{n + 1}", triggers, basic_auth or credentials)
+        )
     return tuple(targets)
 
 

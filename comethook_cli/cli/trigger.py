@@ -75,10 +75,11 @@ def declare(
     key = name if on is trigger_app else f"{'group' if on is group_app else 'member'}-{name}"
 
     def command(**values: Any) -> None:
-        from comethook_cli.engine.values import region
+        from comethook_cli.engine.values import region, trigger_expectation
 
         given = {param: values.pop(param) for param in shared}
-        how = TriggerOptions(**{**given, "region": region(given["region"], also="COMETCHAT_REGION")})
+        parsed = {"region": region(given["region"], also="COMETCHAT_REGION"), "expect": trigger_expectation(given["expect"])}
+        how = TriggerOptions(**{**given, **parsed})
         if run_with is not None:
             run_with(values, how)
             return
@@ -290,11 +291,14 @@ def read_scenario(path: str) -> Any:
 def _run(steps: list[Step], how: TriggerOptions) -> None:
     import asyncio
 
-    from comethook_cli.engine.trigger import check_expect
+    from comethook_cli.cometchat.scenarios import SDK_VERBS, sdk_only
     from comethook_cli.outputs.views import view
 
-    check_expect(how.expect, how.wait)
-    from comethook_cli.cometchat.scenarios import SDK_VERBS, sdk_only
+    if how.expect is not None and how.expect.needs_deliveries and not how.wait:  # a combination of flags: said here
+        from comethook_cli.engine.trigger import BLOCKED_ARRIVES
+
+        why = f": {BLOCKED_ARRIVES}" if how.expect == "blocked" else ""
+        raise UsageError(f"--expect {how.expect} needs --wait{why}.", "Add --wait (with `comethook listen` running).")
 
     sdk = next((step.verb for step in steps if step.verb in SDK_VERBS), None)
     if sdk is not None and not how.api_base:

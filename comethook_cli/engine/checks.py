@@ -16,17 +16,14 @@ import aiohttp
 
 from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, encode, find_template
 from comethook_cli.engine.auth import basic_auth_header
+from comethook_cli.engine.config import Checking, default
 from comethook_cli.engine.sender import CHECK_USER_AGENT, CONTENT_TYPE, Outgoing, connector, deliver
-from comethook_cli.errors import InvalidSetting
 from comethook_cli.models import COMETCHAT_BUDGET_MS, DEFAULT_MAX_ANSWER, JSON, ORIGIN_HEADER, Delivery, Failure
 
 Status = Literal["pass", "fail", "warn"]
 #: A delivery answered this slowly passes, with a warning: little headroom under CometChat's 2 s.
 HEADROOM_MS = 1000.0
 MALFORMED = b'{"trigger": "message_sent", "data": {"message": '
-#: Requests in flight at once (--concurrency): a burst of 64 overwhelms a small single-threaded server's accept
-#: queue, and then latency measures comethook's burst instead of the endpoint.
-DEFAULT_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -56,12 +53,12 @@ async def run_checks(
     url: str,
     templates: Sequence[Template],
     basic_auth: str | None = None,
-    timeout: float = 5.0,
+    timeout: float = default(Checking, "timeout"),
     content_type: str = CONTENT_TYPE,
     volatile: Sequence[tuple[str, ...]] = (),
     max_answer: int = DEFAULT_MAX_ANSWER,
     insecure: bool = False,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = default(Checking, "concurrency"),
     budget_ms: float = COMETCHAT_BUDGET_MS,
 ) -> CheckRun:
     """Every check against one endpoint (the command layer turns the outcome into an exit code); an answer slower than
@@ -88,13 +85,10 @@ class Suite:
         volatile: Sequence[tuple[str, ...]] = (),
         max_answer: int = DEFAULT_MAX_ANSWER,
         insecure: bool = False,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int = default(Checking, "concurrency"),
         budget_ms: float = COMETCHAT_BUDGET_MS,
     ) -> None:
-        if concurrency < 1:
-            raise InvalidSetting(
-                "concurrency", " sends nothing.", f"Use 1 or more (default {DEFAULT_CONCURRENCY}).", value=concurrency
-            )
+        Checking(timeout, concurrency)  # its invariants, checked where the section is defined
         self.gate = asyncio.Semaphore(concurrency)
         self.url = url
         self.content_type = content_type

@@ -1,4 +1,5 @@
-"""The typed configuration of a listening session, `send` and `trigger`: one frozen dataclass per section.
+"""The typed configuration of a listening session, `send`, `check`, `trigger` and `emulate`: one frozen dataclass per
+section.
 
 Each section holds domain values (an Action, compiled Rules, Routes, URLs, a Retention, seconds, enums), never a
 flag's string: the adapters (the CLI, the project file through it, the inspector, the Python API) parse what their
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from comethook_cli.cometchat.payloads import DEFAULT_APP_ID, Template
 from comethook_cli.cometchat.rest import Region
 from comethook_cli.engine.history.retention import Retention
-from comethook_cli.engine.values import Fallback, NgrokRegion, Route
+from comethook_cli.engine.values import Fallback, HookFailure, NgrokRegion, Route, TriggerExpectation
 from comethook_cli.errors import InvalidSetting
 from comethook_cli.models import (
     DEFAULT_ANSWER_BUDGET,
@@ -213,7 +214,25 @@ class TriggerOptions:
     verbose: bool = False
     wait: bool = False
     wait_timeout: float = 30.0
-    expect: str | None = None
+    #: What must come of each call (exit 3 if not); None: nothing asserted.
+    expect: TriggerExpectation | None = None
+
+
+@dataclass(frozen=True)
+class Checking:
+    """How `check` judges an endpoint ([check]): its defaults' one home (the CLI reads them with `default`, and so does
+    engine.checks)."""
+
+    #: Seconds to wait for each answer.
+    timeout: float = 5.0
+    #: Requests in flight at once: a burst of 64 overwhelms a small single-threaded server's accept queue, and then
+    #: latency measures comethook's burst instead of the endpoint.
+    concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            hint = f"Use 1 or more (default {default(Checking, 'concurrency')})."
+            raise InvalidSetting("concurrency", " sends nothing.", hint, value=self.concurrency)
 
 
 def default(section: type[Any], name: str) -> Any:
@@ -228,8 +247,6 @@ def default(section: type[Any], name: str) -> Any:
 
 
 # --- emulate ([emulate]) -------------------------------------------------------------------------------------
-
-HookFailure = Literal["pass", "drop"]
 
 
 @dataclass(frozen=True)
@@ -249,7 +266,9 @@ class WebhookTarget:
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """How `emulate` runs (one field per flag)."""
+    """How `emulate` runs ([emulate]): domain values (a Region, a HookFailure, each webhook's ticked triggers, checked
+    quirk names, parsed moderation rules, seconds), which the CLI (and comethook.toml through it) parses with
+    engine/values.py; a flag's text never reaches the emulator."""
 
     host: str = "127.0.0.1"
     port: int = 8780
@@ -264,7 +283,7 @@ class EmulatorConfig:
     app_id: str = DEFAULT_APP_ID
     region: Region = Region.US
     hook_timeout: float = 2.0
-    on_hook_failure: HookFailure = "pass"
+    on_hook_failure: HookFailure = HookFailure.PASS
     #: Deliver a failed webhook again at CometChat's cadence (`retry_delays`, compressible for tests).
     retry_on_failure: bool = False
     #: None: CometChat's own cadence, 10 s then 30 s (engine.sender.COMETCHAT_RETRY_DELAYS).
@@ -272,7 +291,7 @@ class EmulatorConfig:
     #: How long an asynchronous webhook delivery may take.
     delivery_timeout: float = 10.0
     state: str | None = None
-    #: Production quirks turned off (engine/emulator/quirks.py lists them; all are on by default).
+    #: Production quirks turned off, by name (engine/emulator/quirks.py lists them; all are on by default).
     quirks_off: tuple[str, ...] = ()
     #: `--moderation`: the rules messages are judged by (None: moderation off; empty: every message approved).
     moderation: tuple[ModerationRule, ...] | None = None

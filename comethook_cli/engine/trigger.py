@@ -18,7 +18,8 @@ from comethook_cli.engine.history.files import default_path
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.home import home, make_private_directory, write_private
 from comethook_cli.engine.rest_client import RestClient
-from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
+from comethook_cli.engine.values import TriggerExpectation
+from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError
 from comethook_cli.models import Exchange
 
 #: How often the history is read while waiting.
@@ -224,12 +225,8 @@ async def wait_for(
         await asyncio.sleep(POLL_S)
 
 
-# --- what a verb came to: its notes, the error of a failed call, --expect ---------------------------------------
+# --- what a verb came to: its notes, the error of a failed call, what was expected -------------------------
 
-#: --expect: pass/inject/drop judge the before_message answer; dropped: the message was dropped (REST answer or
-#: verdict); delivered: every expected webhook arrived; ok: the REST call succeeded (and, with --wait, all arrived).
-#: blocked: moderation blocked the message (moderation_engine_blocked arrived, so --wait; or ERR_BLOCKED_BY_EXTENSION).
-EXPECTATIONS = ("ok", "delivered", "pass", "inject", "drop", "dropped", "blocked")
 NO_ANSWER = frozenset({"unreachable", "tls", "timeout"})
 BASIS = {
     "D+L": "CometChat's docs describe this trigger and a third-party harness saw this REST call fire it live",
@@ -237,19 +234,8 @@ BASIS = {
     "I": "an inference: not documented, not seen live",
     "L": "not in CometChat's trigger list; a third-party harness saw this REST call fire it live",
 }
-
-
-def check_expect(expect: str | None, wait: bool) -> None:
-    """A UsageError for an --expect that is unknown, or that needs --wait without it."""
-    if expect is not None and expect not in EXPECTATIONS:
-        raise UsageError(f"Unknown --expect {expect!r}.", f"Use one of: {', '.join(EXPECTATIONS)}.")
-    if expect == "delivered" and not wait:
-        raise UsageError("--expect delivered needs --wait.", "Add --wait (with `comethook listen` running).")
-    if expect == "blocked" and not wait:
-        raise UsageError(
-            "--expect blocked needs --wait: a message moderation blocks is answered 2xx, then moderation_engine_blocked arrives.",
-            "Add --wait (with `comethook listen` running).",
-        )
+#: Why `blocked` can only be told from the deliveries: the REST answer to a message moderation blocks is a 2xx.
+BLOCKED_ARRIVES = "a message moderation blocks is answered 2xx, then moderation_engine_blocked arrives"
 
 
 def notes(outcome: Outcome) -> list[str]:
@@ -317,9 +303,10 @@ def _duration(seconds: float) -> str:
     return exact
 
 
-def judge(outcome: Outcome, arrived: Arrived | None, expected: str | None, wait_timeout: float) -> None:
-    """Raise for --expect (3) or for deliveries that never came (4)."""
-    expect = "dropped" if expected == "drop" and arrived is None else expected
+def judge(outcome: Outcome, arrived: Arrived | None, expected: TriggerExpectation | None, wait_timeout: float) -> None:
+    """Raise for what was expected (3) or for deliveries that never came (4)."""
+    # Without the deliveries, the REST answer tells only whether the message was dropped, not by whom.
+    expect = TriggerExpectation.DROPPED if expected is TriggerExpectation.DROP and arrived is None else expected
     verdicts = [e.verdict.kind for e in arrived.exchanges if e.verdict] if arrived else []
     if expect == "dropped" and not (outcome.dropped or "drop" in verdicts):
         raise AssertionFailed("Expected the message to be dropped, but CometChat stored it.")

@@ -325,7 +325,10 @@ async def trigger(
     from comethook_cli.engine import values
     from comethook_cli.engine.rest_client import RestClient
 
-    triggering.check_expect(expect, wait)
+    expected = values.trigger_expectation(expect)
+    if expected is not None and expected.needs_deliveries and not wait:  # a combination of arguments: said here
+        why = f": {triggering.BLOCKED_ARRIVES}" if expected == "blocked" else ""
+        raise UsageError(f"expect={str(expected)!r} needs wait=true{why}.", "Pass wait=true (with `comethook listen` running).")
     if verb in SDK_VERBS and not api_base:
         raise sdk_only(verb, None)
     if api_base:
@@ -362,7 +365,7 @@ async def trigger(
         record = wire.trigger_record(verb, outcome, arrived).to_json()
         failure = None
         try:
-            triggering.judge(outcome, arrived, expect, wait_timeout)
+            triggering.judge(outcome, arrived, expected, wait_timeout)
         except ComethookError as error:  # the expectation's answer is part of the result, not a failed call
             failure = {"message": error.message, "exit_code": int(error.exit_code), "hint": error.hint}
         return {"trigger": record, "calls": calls, "expectation_failed": failure}

@@ -324,3 +324,25 @@ def test_on_a_terminal_the_check_table_fits_its_width_and_wraps_at_words() -> No
     assert all(len(line) <= 80 for line in lines)
     assert all(any(word in line for line in lines) for word in detail.split()), lines  # no word split across lines
     assert len(lines) <= 7, lines  # title, header, 4 lines of detail (it has room: not 9 cells wide), the summary
+
+
+async def test_checks_defaults_have_one_home_that_the_cli_the_help_and_the_engine_read(cli: Any) -> None:
+    import inspect
+
+    from comethook_cli.cli.check import check
+    from comethook_cli.engine import checks
+    from comethook_cli.engine.config import Checking, default
+    from comethook_cli.errors import InvalidSetting
+
+    engine = inspect.signature(checks.run_checks).parameters
+    command = inspect.signature(check).parameters
+    for name in ("timeout", "concurrency"):
+        assert engine[name].default == command[name].default == default(Checking, name)
+    shown = " ".join(cli("check", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert f"[default: {default(Checking, 'timeout'):g}]" in shown and f"[default: {default(Checking, 'concurrency')}]" in shown
+    # The section checks its own invariant, for every caller: a Python caller of the engine meets the same error.
+    with pytest.raises(InvalidSetting) as caught:
+        Checking(concurrency=0)
+    assert caught.value.named("keyword") == ("concurrency=0 sends nothing.", "Use 1 or more (default 4).")
+    with pytest.raises(InvalidSetting, match="concurrency=0 sends nothing"):
+        await checks.run_checks("http://127.0.0.1:9/", [find_template("message_sent")], concurrency=0)

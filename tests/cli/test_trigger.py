@@ -260,6 +260,35 @@ def test_wait_needs_a_listen_history(cli: Cli) -> None:
     assert result.exit_code == 1 and "No history yet" in result.stderr and "comethook listen" in result.stderr
 
 
+EXPECT_HINT = "Hint: Use one of: ok, delivered, pass, inject, drop, dropped, blocked.\n"
+
+
+def test_a_bad_expect_is_refused_once_it_is_parsed_before_anything_is_read_or_called(cli: Cli, tmp_path: Path) -> None:
+    base = ("--api-base", "http://127.0.0.1:9/v3")  # nothing listens there: no call is made
+    bad = cli("trigger", "message", *base, "--expect", "bogus", env=KEY)
+    assert (bad.exit_code, bad.stderr) == (2, "Error: Unknown --expect 'bogus'.\n" + EXPECT_HINT)
+    as_json = cli("trigger", "message", *base, "--expect", "Blocked", "--json", env=KEY)
+    assert ndjson(as_json.stdout) == [{"type": "error", "message": "Unknown --expect 'Blocked'.", "exit_code": 2,
+                                       "hint": EXPECT_HINT.removeprefix("Hint: ").strip()}]  # fmt: skip
+    # Parsed with the other options: neither --last's memory nor a scenario file is read for a command that cannot run.
+    last = cli("trigger", "edit", "--last", *base, "--expect", "bogus", env=KEY)
+    assert (last.exit_code, last.stderr) == (2, "Error: Unknown --expect 'bogus'.\n" + EXPECT_HINT)
+    missing = cli("trigger", "run", str(tmp_path / "no-such.toml"), *base, "--expect", "", env=KEY)
+    assert (missing.exit_code, missing.stderr) == (2, "Error: Unknown --expect ''.\n" + EXPECT_HINT)
+
+
+def test_an_expect_only_deliveries_can_tell_needs_wait(cli: Cli) -> None:
+    base = ("--api-base", "http://127.0.0.1:9/v3")
+    delivered = cli("trigger", "message", *base, "--expect", "delivered", env=KEY)
+    assert (delivered.exit_code, delivered.stderr) == (
+        2, "Error: --expect delivered needs --wait.\nHint: Add --wait (with `comethook listen` running).\n"
+    )  # fmt: skip
+    blocked = cli("trigger", "message", *base, "--expect", "blocked", "--json", env=KEY)
+    assert blocked.exit_code == 2 and ndjson(blocked.stdout)[0]["message"] == (
+        "--expect blocked needs --wait: a message moderation blocks is answered 2xx, then moderation_engine_blocked arrives."
+    )
+
+
 async def test_the_emulator_answers_like_cometchat() -> None:
     async with Emulator(EmulatorConfig(port=0, api_key="right")) as emulator, aiohttp.ClientSession() as client:
         base = emulator.base_url
@@ -422,29 +451,6 @@ async def test_a_refused_call_still_writes_its_trigger_record_and_one_period(cli
         assert records[2]["exit_code"] == 1 and "ERR_MESSAGE_ID_NOT_FOUND" in records[2]["message"] and records[2]["hint"]
         assert "ERR_MESSAGE_ID_NOT_FOUND: The message with id 999 does not exist." in result.stderr
         assert ".." not in result.stderr
-
-
-def test_an_unknown_quirk_is_a_usage_error_with_did_you_mean(cli: Cli, tmp_path: Path) -> None:
-    result = cli("emulate", "--port", "0", "--no-quirk", "ban-actor-in-member")
-    assert result.exit_code == 2
-    assert "Unknown quirk 'ban-actor-in-member'" in result.stderr and "Did you mean 'ban-actor-in-members'?" in result.stderr
-    project = tmp_path / "comethook.toml"
-    project.write_text('[emulate]\nno-quirk = ["actor-in-members"]\n', encoding="utf-8")
-    result = cli("--config", str(project), "emulate", "--port", "0")
-    assert result.exit_code == 2 and "Unknown quirk 'actor-in-members'" in result.stderr
-    # --quirk turns back on what --no-quirk (or the file) turned off.
-    from comethook_cli.engine.emulator.quirks import disabled
-
-    assert disabled([], ["ban-actor-in-members"]) == ("ban-actor-in-members",)
-    assert disabled(["ban-actor-in-members"], ["ban-actor-in-members"]) == ()
-
-
-def test_quirks_are_listed_in_emulate_help_with_their_evidence(cli: Cli) -> None:
-    result = cli("emulate", "--help", env={"COLUMNS": "200"})
-    assert result.exit_code == 0
-    text = " ".join(result.stdout.split())
-    assert "ban-actor-in-members: with onBehalfOf, a ban or unban webhook carries the acting user" in text
-    assert "seen live by a third-party QA harness" in text
 
 
 # --- what SDK clients cause: emulate's stand-ins, and a plain exit 2 anywhere else -------------------------------

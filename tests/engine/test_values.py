@@ -91,3 +91,40 @@ def test_build_options_from_text_for_every_adapter() -> None:
     assert unknown.value.hint is not None and "webhook_id" in unknown.value.hint
     with pytest.raises(InvalidSetting, match="region"):
         values.build_options({"region": "mars"})
+
+
+def test_a_trigger_expectation_is_parsed_once_into_its_kind() -> None:
+    from comethook_cli.cli.app import flagged
+    from comethook_cli.engine.config import TriggerOptions
+
+    assert values.trigger_expectation("blocked") is values.TriggerExpectation.BLOCKED
+    assert values.trigger_expectation(None) is None
+    assert TriggerOptions(expect=values.trigger_expectation("dropped")).expect == "dropped"
+    # Only delivered and blocked cannot be told from the REST answer: each adapter asks for waiting with them.
+    assert [e for e in values.TriggerExpectation if e.needs_deliveries] == ["delivered", "blocked"]
+    with pytest.raises(InvalidSetting) as caught:
+        values.trigger_expectation("Blocked")
+    hint = "Use one of: ok, delivered, pass, inject, drop, dropped, blocked."
+    assert flagged(caught.value) == ("Unknown --expect 'Blocked'.", hint)
+    assert caught.value.named("keyword") == ("Unknown expect='Blocked'.", hint)
+
+
+def test_emulate_values_are_refused_in_domain_terms_and_named_as_the_user_gave_them() -> None:
+    from comethook_cli.cli.app import flagged
+
+    with pytest.raises(InvalidSetting) as failure:
+        values.hook_failure("maybe")
+    assert failure.value.named("keyword") == ("Unknown on_hook_failure='maybe'.", "Use pass or drop.")
+    with pytest.raises(InvalidSetting) as ticked:
+        values.ticked_triggers("message_sent,nope,alsonope")
+    assert flagged(ticked.value)[0] == "Unknown trigger(s) in --triggers: alsonope, nope."
+    with pytest.raises(InvalidSetting) as quirk:
+        values.quirks_off(["ban-actor"], [], ["ban-actor-in-members"])
+    assert quirk.value.named("keyword")[0] == "Unknown quirk='ban-actor'."
+    assert quirk.value.hint is not None and "Did you mean 'ban-actor-in-members'?" in quirk.value.hint
+    with pytest.raises(InvalidSetting) as host:
+        values.allowed_hosts(["ok", "emulator:8780"])
+    assert host.value.named("keyword") == (
+        "allow_host='emulator:8780' is not a host name.",
+        "Give the name alone, e.g. allow_host='emulator'.",
+    )

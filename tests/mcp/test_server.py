@@ -308,6 +308,10 @@ def test_a_bad_argument_is_a_tool_error_with_the_cli_hint_and_the_server_keeps_s
     assert "Hint:" in error_text(call(world, "history_show", {"exchange_id": "no-such-exchange"}))
     assert error_text(call(world, "history_list", {"limit": 0}))  # the schema's bounds, checked by the SDK
     assert "could not connect" in ok(world, "send", {"to": "http://127.0.0.1:9", "trigger": "message_sent"})["delivery"]["error"]
+    # A trigger expectation only the deliveries can tell needs waiting: said with the tool's own arguments.
+    unwaited = error_text(call(world, "trigger", {"verb": "message", "api_base": world.api_base, "expect": "blocked"}))
+    assert "expect='blocked' needs wait=true: a message moderation blocks is answered 2xx" in unwaited
+    assert "\nHint: Pass wait=true (with `comethook listen` running)." in unwaited and "--" not in unwaited
     assert ok(world, "list_payloads")["payloads"]  # still serving
 
 
