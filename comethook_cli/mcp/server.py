@@ -19,6 +19,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from comethook_cli import __version__
+from comethook_cli.engine.config import Checking, Delivering, default
 from comethook_cli.errors import ComethookError, InvalidSetting
 from comethook_cli.mcp import tools
 from comethook_cli.mcp.limits import Secrets, bound
@@ -40,6 +41,7 @@ INSTRUCTIONS = (
 Generation = Literal["current", "legacy"]
 Verdict = Literal["pass", "inject", "drop", "invalid"]
 Expect = Literal["ok", "pass", "inject", "drop"]
+#: engine.values.TriggerExpectation's values, spelled out for the tool's schema (a test keeps the two equal).
 TriggerExpect = Literal["ok", "delivered", "pass", "inject", "drop", "dropped", "blocked"]
 Timeout = Annotated[float, Field(gt=0, le=tools.MAX_TIMEOUT, description="Seconds to wait for the answer.")]
 Overrides = Annotated[
@@ -248,7 +250,7 @@ def build(read_only: bool = False) -> MCPServer[Any]:
         expect: Annotated[Expect | None, Field(description="Assert the verdict (before_message) or ok (a 2xx).")] = None,
         expect_json: Annotated[list[str] | None, Field(description="Assert PATH=VALUE in the answer.")] = None,
         max_latency_ms: Annotated[float | None, Field(gt=0, description="Assert the answer's latency.")] = None,
-        timeout: Timeout = 10.0,
+        timeout: Timeout = default(Delivering, "timeout"),
     ) -> Sent:
         """Fire one realistic CometChat delivery at an endpoint: the delivery, the answer, and (before_message) what
         CometChat would do with it."""
@@ -262,7 +264,7 @@ def build(read_only: bool = False) -> MCPServer[Any]:
         triggers: Annotated[str | None, Field(description="legacy, current, all, or NAME,NAME (default: the CLI's).")] = None,
         volatile: Annotated[list[str] | None, Field(description="Answer fields that may change on a retry.")] = None,
         basic_auth_env: BasicAuthEnv = None,
-        timeout: Timeout = 5.0,
+        timeout: Timeout = default(Checking, "timeout"),
     ) -> Checked:
         """Run the conformance suite against an endpoint the way CometChat will use it; failures grouped by cause."""
         return await tools.check(to, triggers, volatile or [], basic_auth_env, timeout, secrets)  # type: ignore[return-value]
@@ -296,7 +298,7 @@ def build(read_only: bool = False) -> MCPServer[Any]:
         headers: Headers = None,
         header_env: HeaderEnv = None,
         basic_auth_env: BasicAuthEnv = None,
-        timeout: Timeout = 10.0,
+        timeout: Timeout = default(Delivering, "timeout"),
     ) -> Replayed:
         """Deliver a stored exchange again (optionally changed) and show the answer and its verdict."""
         return await tools.replay(  # type: ignore[return-value]

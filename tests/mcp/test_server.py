@@ -367,3 +367,18 @@ def test_read_only_offers_only_the_tools_that_send_nothing(world: Any) -> None:
             return listed
 
     assert world.run(names()) == set(READ_ONLY)
+
+
+def test_the_tools_schemas_offer_the_engines_own_choices_and_defaults(world: Any) -> None:
+    """The schema spells out what the engine takes (an agent reads it before calling); it must not drift from it."""
+    from typing import get_args
+
+    from comethook_cli.engine.config import Checking, Delivering, default
+    from comethook_cli.engine.values import TriggerExpectation
+    from comethook_cli.mcp import server
+
+    assert set(get_args(server.TriggerExpect)) == {e.value for e in TriggerExpectation}
+    tools = {tool.name: tool for tool in world.run(world.run(world.session()).list_tools()).tools}
+    assert tools["check"].input_schema["properties"]["timeout"]["default"] == default(Checking, "timeout")
+    for name in ("send", "replay"):
+        assert tools[name].input_schema["properties"]["timeout"]["default"] == default(Delivering, "timeout"), name
