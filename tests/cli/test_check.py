@@ -324,3 +324,45 @@ def test_on_a_terminal_the_check_table_fits_its_width_and_wraps_at_words() -> No
     assert all(len(line) <= 80 for line in lines)
     assert all(any(word in line for line in lines) for word in detail.split()), lines  # no word split across lines
     assert len(lines) <= 7, lines  # title, header, 4 lines of detail (it has room: not 9 cells wide), the summary
+
+
+# --- on GitHub Actions: annotations and a job summary (outputs/github.py) ---------------------------------------------
+
+
+async def test_check_on_github_actions_annotates_and_writes_a_job_summary(cli: Any, target: Any, tmp_path: Path) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.read()
+        if b'"before_message"' in body:
+            return web.Response(status=500, text="boom")
+        try:
+            json.loads(body)
+        except ValueError:
+            return web.json_response({"error": "not JSON"}, status=400)
+        return web.json_response({})
+
+    url, _ = await target(answer)
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    result = await cli.run("check", "--to", url, "--triggers", "before_message,message_sent", "--json", env=env)
+    assert result.exit_code == 3
+    records = ndjson(result.stdout)  # --json stays pure NDJSON: the workflow commands go to stderr
+    assert {r["type"] for r in records} == {"check", "summary", "error"}  # the error record: why it exits 3
+    assert records[-1]["type"] == "error" and records[-1]["exit_code"] == 3
+    errors = [line for line in result.stderr.splitlines() if line.startswith("::error ")]
+    failed = [r["name"] for r in records if r["type"] == "check" and r["status"] == "fail"]
+    assert len(errors) == len(failed) >= 2, errors
+    assert any(
+        line.startswith("::error title=comethook check%3A before_message (legacy) accepted::answered 500") for line in errors
+    ), errors
+    written = summary.read_text()
+    assert written.startswith("earlier step\n## comethook check: `" + url + "`")  # appended, not replaced
+    done = records[-2]  # the summary, before the error record
+    assert f"{done['passed']} of {done['total']} checks passed" in written
+    assert written.count("❌ FAIL") == len(failed)
+    # Off GitHub Actions nothing of it; --github turns it on anywhere, --no-github off.
+    plain = await cli.run("check", "--to", url, "--triggers", "message_sent")
+    assert plain.exit_code == 0 and "::" not in plain.stderr
+    forced = await cli.run("check", "--to", url, "--triggers", "message_sent", "--github")
+    assert "::warning title=comethook check%3A basic auth enforced::not tested" in forced.stderr  # a warning, not an error
+    assert "::" not in (await cli.run("check", "--to", url, "--triggers", "message_sent", "--no-github", env=env)).stderr
