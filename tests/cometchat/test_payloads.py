@@ -9,8 +9,19 @@ from typing import Any
 
 import pytest
 
+from comethook_cli.cometchat import payloads
 from comethook_cli.cometchat.events import describe, get
-from comethook_cli.cometchat.payloads import BuildOptions, IdSource, build, catalog, find_template, parse_set, set_path
+from comethook_cli.cometchat.payloads import (
+    Bodies,
+    BuildOptions,
+    IdSource,
+    build,
+    catalog,
+    encode,
+    find_template,
+    parse_set,
+    set_path,
+)
 from comethook_cli.errors import UsageError
 
 # Triggers named in shared/cometchat-webhooks.md §1.1 and §1.2, and the two §9 saw delivered live.
@@ -444,3 +455,44 @@ def test_every_triggers_delivery_saves_as_a_fixture_that_rebuilds_its_shape_with
     document = fixture_of(live, "saved")
     assert not any(secret in json.dumps(document) for secret in ("s-uid-1", "r-uid-2", "secret words"))
     assert shape(build(template_of("saved", document, "saved.json"), BuildOptions(sender="a", text="t"))) == shape(live)
+
+
+# --- Bodies: byte for byte what build() gives ------------------------------------------------------------------
+
+
+NOW = 1_750_000_000.0
+OPTIONS = [
+    BuildOptions(),
+    BuildOptions(type="image", group="cometchat-guid-7", sender="cometchat-uid-3"),
+    BuildOptions(type="custom", text="hé \u2028 \x1b", region="eu", adds=(("data.extra", [1, {"a": None}]),)),
+    BuildOptions(message_id="4242", webhook_id="hook-2"),
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["default", "image-group", "custom-set", "fixed-id"])
+def test_every_body_is_what_build_gives_for_the_same_ids_and_time(options: BuildOptions) -> None:
+    # Times across ticks of a millisecond, a second and a day: each body must be the build at its own time.
+    times = [NOW, NOW + 0.0004, NOW + 0.0011, NOW + 0.9, NOW + 1.2, NOW + 1.2, NOW + 86_400.5]
+    for template in catalog():
+        bodies = Bodies(template, options, IdSource(seed=7), clock=iter([NOW, *times]).__next__)
+        assert bodies.exact, template.key
+        reference = IdSource(seed=7)
+        for now in times:
+            assert bodies.next() == encode(build(template, options, reference, now)), (template.key, now)
+
+
+def test_a_template_the_splice_cannot_reproduce_gets_a_real_build_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    template = next(t for t in catalog() if t.trigger == "message_sent")
+    tokens = payloads._tokens
+
+    def derived(*args: Any) -> dict[str, Any]:
+        made = tokens(*args)
+        made["text"] = f"message {made['id']} of {len(made['id'])} digits"  # a value computed from an id, not the id
+        return made
+
+    monkeypatch.setattr(payloads, "_tokens", derived)
+    bodies = Bodies(template, BuildOptions(), IdSource(seed=3))
+    assert not bodies.exact
+    first, second = json.loads(bodies.next()), json.loads(bodies.next())
+    assert first["data"]["message"]["id"] != second["data"]["message"]["id"]
+    assert first["data"]["message"]["data"]["text"] == f"message {first['data']['message']['id']} of 7 digits"
