@@ -17,6 +17,7 @@ from aiohttp import web
 from comethook_cli import speedups
 from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog
 from tests.conftest import ndjson
+from tests.hostile import strict
 
 
 async def test_pass_verdict_and_what_the_endpoint_received(cli: Any, target: Any) -> None:
@@ -452,3 +453,28 @@ async def test_a_before_message_run_judges_every_delivery(cli: Any, target: Any)
     assert result.exit_code == 0, result.output
     records = ndjson(result.stdout)
     assert [r["verdict"] for r in records if r["type"] == "delivery"] == ["drop"] * 20
+
+
+# --- what send shows of an answer, and --add with NaN -----------------------------------------------------------------
+
+
+async def test_long_answers_are_cut_in_the_human_output_and_v_shows_more(target: Any, cli: Any) -> None:
+    text = "".join(f"line {n:05d}\n" for n in range(500))  # 5,500 characters
+    url, _ = await target(lambda r: web.Response(text=text))
+    short = await cli.run("send", "message_sent", "--to", url)
+    assert short.exit_code == 0 and "line 00100" in short.stdout and "line 00499" not in short.stdout
+    assert "… 3,500 more characters; -v shows more" in short.stdout
+    full = await cli.run("send", "message_sent", "--to", url, "-v")
+    assert "line 00499" in full.stdout and "more characters" not in full.stdout
+    json_url, _ = await target(lambda r: web.json_response(list(range(3000))))
+    listed = await cli.run("send", "message_sent", "--to", json_url)
+    assert "more characters; -v shows more" in listed.stdout and "2999" not in listed.stdout
+    whole = await cli.run("send", "message_sent", "--to", json_url, "--json")
+    assert ndjson(whole.stdout)[0]["response"] == list(range(3000))  # --json has all of it
+
+
+async def test_set_nan_sends_a_string_not_an_invalid_number(target: Any, cli: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    result = await cli.run("send", "message_sent", "--to", url, "--add", "data.score=NaN")
+    assert result.exit_code == 0
+    assert strict(received[0][1].decode())["data"]["score"] == "NaN"
