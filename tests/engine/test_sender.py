@@ -1,5 +1,6 @@
 """The HTTP client seam: deliver() against real loopback servers, its typed failures, and the run statistics; send,
-check and replay against hostile endpoints (answers bounded in bytes and time), and TLS."""
+check and replay against hostile endpoints (answers bounded in bytes and time), TLS, and the Content-Type casing on
+the wire."""
 
 from __future__ import annotations
 
@@ -436,3 +437,55 @@ async def test_ssl_cert_file_makes_the_certificate_trusted(https_url: str, certi
     )  # fmt: skip
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
+
+
+# --- the Content-Type casing on the wire: the live one sent, the documented one probed by check -----------------------
+
+
+async def raw_receiver(aiohttp_server: Any) -> tuple[str, list[str]]:
+    """A receiver that records the Content-Type exactly as it arrived."""
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.headers["Content-Type"])
+        await request.read()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = await aiohttp_server(app)
+    return str(server.make_url("/hook")), seen
+
+
+async def test_send_puts_the_live_casing_on_the_wire(cli: Any, aiohttp_server: Any) -> None:
+    url, seen = await raw_receiver(aiohttp_server)
+    assert (await cli.run("send", "message_sent", "--to", url)).exit_code == 0
+    assert (await cli.run("send", "message_sent", "--to", url, "--content-type", "application/json")).exit_code == 0
+    assert (await cli.run("send", "message_sent", "--to", url, "--content-type", "x/y", "-H", "content-type: a/b")).exit_code == 0
+    assert seen == ["Application/json", "application/json", "a/b"]
+
+
+async def test_check_sends_the_live_casing_and_probes_the_documented_one(cli: Any, aiohttp_server: Any) -> None:
+    url, seen = await raw_receiver(aiohttp_server)
+    result = await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
+    assert result.exit_code == 0, result.output
+    assert seen.count("application/json") == 1 and set(seen) == {"Application/json", "application/json"}
+    names = {line["name"] for line in ndjson(result.stdout) if line["type"] == "check"}
+    assert "Content-Type: application/json accepted" in names
+
+
+async def test_check_fails_a_receiver_that_only_takes_the_documented_casing(cli: Any, target: Any) -> None:
+    async def strict(request: web.Request) -> web.Response:
+        if request.headers.get("Content-Type") != "application/json":
+            return web.json_response({"error": "unsupported media type"}, status=415)
+        return web.json_response({})
+
+    url, _ = await target(strict)
+    result = await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
+    assert result.exit_code == 3
+    lines = {line["name"]: line for line in ndjson(result.stdout) if line["type"] == "check"}
+    accepted = lines["message_sent (current) accepted"]
+    assert (
+        accepted["status"] == "fail" and "Application/json" in accepted["detail"] and "case-insensitively" in accepted["detail"]
+    )
+    assert lines["Content-Type: application/json accepted"]["status"] == "pass"
