@@ -243,6 +243,7 @@ async def test_a_body_slower_than_body_min_rate_gets_408_once_a_short_body_grace
         ("body_min_rate", 0, "body_min_rate=0 is not a whole number of bytes per second of 1 or more."),
         ("body_min_rate", -1024, "body_min_rate=-1024 is not a whole number of bytes per second of 1 or more."),
     ],
+    ids=["grace-zero", "grace-negative", "rate-zero", "rate-negative"],
 )
 def test_a_body_grace_or_min_rate_of_zero_or_less_is_refused_naming_the_keyword(keyword: str, value: float, message: str) -> None:
     with pytest.raises(comethook.InvalidSetting) as refused:
