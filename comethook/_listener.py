@@ -33,8 +33,10 @@ class Listener:
     when the history cannot be written (ComethookError), and answers 503 to a delivery it could not store.
     The bounds `listen` sets itself can be set here: `max_connections` (open connections before the oldest idle one is
     closed; None: below the file-descriptor limit), `body_budget` (bytes of request bodies still arriving, over every
-    connection; past it 503) and `answer_budget` (bytes of answers being read from `forward_to` apps at once; past it
-    the fallback answer).
+    connection; past it 503), `answer_budget` (bytes of answers being read from `forward_to` apps at once; past it
+    the fallback answer), `body_grace` (seconds a request body may take to start arriving, and the longest it may pause;
+    5) and `body_min_rate` (bytes per second a body must keep arriving at, on average, once the grace is spent; 1024):
+    a body slower than that gets 408. A delivery's body arrives with its headers, so it never waits on either.
 
     A bad argument raises `comethook.InvalidSetting` at once, which names the keyword argument
     (`status=700 is not an HTTP status code.`, with a hint); it is both a `ValueError` and comethook's `UsageError`.
@@ -60,6 +62,8 @@ class Listener:
         max_connections: int | None = None,
         body_budget: int = DEFAULT_BODY_BUDGET,
         answer_budget: int = DEFAULT_ANSWER_BUDGET,
+        body_grace: float = ListenerConfig.body_grace,  # the dataclass's own defaults: one home for each
+        body_min_rate: int = ListenerConfig.body_min_rate,
     ) -> None:
         self.config = ListenConfig(
             ListenerConfig(
@@ -70,6 +74,8 @@ class Listener:
                 allow_browser_origin=allow_browser_origin,
                 max_connections=max_connections,
                 body_budget=body_budget,
+                body_grace=values.body_grace(body_grace),
+                body_min_rate=values.body_min_rate(body_min_rate),
             ),
             AnswerConfig(
                 values.action(respond),  # a dict is injected as it is: no round trip through "inject:" text

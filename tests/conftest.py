@@ -30,6 +30,7 @@ from comethook_cli.engine.history.files import default_path
 from comethook_cli.engine.history.writer import HistoryWriter
 from comethook_cli.engine.listener import Listener, ListenerConfig
 from comethook_cli.models import Exchange, Rejection
+from tests.hostile import HostileServer
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -462,3 +463,11 @@ async def eventually(condition: Callable[[], bool], within: float = 10) -> None:
     async with asyncio.timeout(within):
         while not condition():
             await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostileServer]:
+    """A hostile HTTP server on loopback (tests/hostile.py): the request path picks how it misbehaves."""
+    server = await HostileServer().start()
+    yield server
+    await server.stop()

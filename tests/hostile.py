@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 CHUNK = b"x" * 65536
 #: What /endless and /huge stream at most before giving up (so an unbounded reader fails a test, not the machine).
@@ -130,3 +132,15 @@ class HostileServer:
         body = b'{"score": NaN, "tag": "x"}'
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         await writer.drain()
+
+
+# --- JSON read as strictly as CometChat's Node reads it (the server is conftest's `hostile` fixture) -------------------
+
+
+def strict(line: str) -> Any:
+    """Parse like Node's JSON.parse: NaN and Infinity are errors."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)

@@ -437,3 +437,25 @@ def allowed_hosts(names: Iterable[str]) -> tuple[str, ...]:
                 "allow_host", " is not a host name.", "Give the name alone, e.g. {example}.", value=name, example="emulator"
             )
     return tuple(name.lower() for name in names)
+
+
+# --- the listener's bounds on slow request bodies (the Python API's `body_grace=` and `body_min_rate=`) ---------
+
+
+def body_grace(seconds: float) -> float:
+    """Seconds a request body may take to start arriving, and the longest it may pause: a finite number above 0."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidSetting(
+            "body_grace", " is not a number of seconds above 0.", "e.g. {example} (the default).", value=seconds, example=5.0
+        )
+    return float(seconds)
+
+
+def body_min_rate(rate: int) -> int:
+    """Bytes per second a request body must keep arriving at, on average, once its grace is spent: 1 or more."""
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
+        raise InvalidSetting(
+            "body_min_rate", " is not a whole number of bytes per second of 1 or more.", "e.g. {example} (the default).",
+            value=rate, example=1024,
+        )  # fmt: skip
+    return rate

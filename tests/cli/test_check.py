@@ -1,13 +1,16 @@
-"""`comethook check` against real aiohttp endpoints that pass everything, and ones that fail each check in turn."""
+"""`comethook check` against real aiohttp endpoints that pass everything, and ones that fail each check in turn; its
+retry semantics (volatile fields) and its GitHub Actions output."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import http.server
 import json
 import threading
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from comethook_cli import __version__
+from comethook_cli.cometchat.events import get
 from comethook_cli.cometchat.payloads import find_template
 from tests.conftest import ndjson
 
@@ -346,3 +350,127 @@ async def test_checks_defaults_have_one_home_that_the_cli_the_help_and_the_engin
     assert caught.value.named("keyword") == ("concurrency=0 sends nothing.", "Use 1 or more (default 4).")
     with pytest.raises(InvalidSetting, match="concurrency=0 sends nothing"):
         await checks.run_checks("http://127.0.0.1:9/", [find_template("message_sent")], concurrency=0)
+
+
+# --- on GitHub Actions: annotations and a job summary (outputs/github.py) ---------------------------------------------
+
+
+async def test_check_on_github_actions_annotates_and_writes_a_job_summary(cli: Any, target: Any, tmp_path: Path) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.read()
+        if b'"before_message"' in body:
+            return web.Response(status=500, text="boom")
+        try:
+            json.loads(body)
+        except ValueError:
+            return web.json_response({"error": "not JSON"}, status=400)
+        return web.json_response({})
+
+    url, _ = await target(answer)
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    result = await cli.run("check", "--to", url, "--triggers", "before_message,message_sent", "--json", env=env)
+    assert result.exit_code == 3
+    records = ndjson(result.stdout)  # --json stays pure NDJSON: the workflow commands go to stderr
+    assert {r["type"] for r in records} == {"check", "summary", "error"}  # the error record: why it exits 3
+    assert records[-1]["type"] == "error" and records[-1]["exit_code"] == 3
+    errors = [line for line in result.stderr.splitlines() if line.startswith("::error ")]
+    failed = [r["name"] for r in records if r["type"] == "check" and r["status"] == "fail"]
+    assert len(errors) == len(failed) >= 2, errors
+    assert any(
+        line.startswith("::error title=comethook check%3A before_message (legacy) accepted::answered 500") for line in errors
+    ), errors
+    written = summary.read_text()
+    assert written.startswith("earlier step\n## comethook check: `" + url + "`")  # appended, not replaced
+    done = records[-2]  # the summary, before the error record
+    assert f"{done['passed']} of {done['total']} checks passed" in written
+    assert written.count("❌ FAIL") == len(failed)
+    # Off GitHub Actions nothing of it; --github turns it on anywhere, --no-github off.
+    plain = await cli.run("check", "--to", url, "--triggers", "message_sent")
+    assert plain.exit_code == 0 and "::" not in plain.stderr
+    forced = await cli.run("check", "--to", url, "--triggers", "message_sent", "--github")
+    assert "::warning title=comethook check%3A basic auth enforced::not tested" in forced.stderr  # a warning, not an error
+    assert "::" not in (await cli.run("check", "--to", url, "--triggers", "message_sent", "--no-github", env=env)).stderr
+
+
+# --- retries: an acknowledgement may differ only in volatile fields, a changed verdict fails --------------------------
+
+
+def acknowledging(before_message: Any = None) -> Any:
+    """A healthy receiver: every acknowledgement carries a fresh UUID; before_message gets `before_message()`."""
+
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            payload = json.loads(await request.read())
+        except ValueError:
+            return web.json_response({"error": "bad json"}, status=400)
+        if payload.get("trigger") == "before_message" and before_message is not None:
+            return web.json_response(before_message())
+        return web.json_response({"ok": True, "id": str(uuid.uuid4())})
+
+    return handle
+
+
+async def test_check_passes_a_receiver_that_acknowledges_with_a_fresh_uuid(cli: Any, target: Any) -> None:
+    url, _ = await target(acknowledging(before_message=dict))
+    result = await cli.run("check", "--to", url, "--json")
+    assert result.exit_code == 0, result.output
+    lines = {line["name"]: line for line in ndjson(result.stdout) if line["type"] == "check"}
+    assert {line["status"] for line in lines.values()} == {"pass", "warn"}  # warn: basic auth not tested
+    assert "bodies differ, which CometChat ignores" in lines["retry of the same delivery"]["detail"]
+    assert lines["before_message retry: same verdict"]["detail"] == "verdict PASS both times"
+
+
+async def test_injected_content_may_differ_only_in_volatile_fields(cli: Any, target: Any) -> None:
+    url, _ = await target(acknowledging(before_message=lambda: {"requestId": str(uuid.uuid4()), "tier": "gold"}))
+    failing = await cli.run("check", "--to", url, "--triggers", "before_message", "--json")
+    assert failing.exit_code == 3
+    lines = {line["name"]: line for line in ndjson(failing.stdout) if line["type"] == "check"}
+    retry = lines["before_message retry: same verdict"]
+    assert retry["status"] == "fail" and "differs at requestId" in retry["detail"] and "--volatile" in retry["detail"]
+    passing = await cli.run("check", "--to", url, "--triggers", "before_message", "--volatile", "requestId", "--json")
+    assert passing.exit_code == 0, passing.output
+
+
+async def test_a_verdict_that_changes_on_retry_fails(cli: Any, target: Any) -> None:
+    answers = iter([{}, {"action": "do_not_propagate"}] * 10)
+    url, _ = await target(acknowledging(before_message=lambda: next(answers)))
+    result = await cli.run("check", "--to", url, "--triggers", "before_message", "--json")
+    assert result.exit_code == 3
+    lines = {line["name"]: line for line in ndjson(result.stdout) if line["type"] == "check"}
+    assert lines["before_message retry: same verdict"]["status"] == "fail"
+    assert "verdict" in lines["before_message retry: same verdict"]["detail"]
+
+
+async def test_a_retry_that_gets_an_error_status_still_fails(cli: Any, target: Any) -> None:
+    seen: set[bytes] = set()
+
+    async def second_time_500(request: web.Request) -> web.Response:
+        raw = await request.read()
+        status = 500 if raw in seen else 200
+        seen.add(raw)
+        return web.json_response({}, status=status)
+
+    url, _ = await target(second_time_500)
+    result = await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
+    assert result.exit_code == 3
+    retry = {line["name"]: line for line in ndjson(result.stdout) if line["type"] == "check"}["retry of the same delivery"]
+    assert retry["status"] == "fail" and "200 then 500" in retry["detail"]
+
+
+@pytest.mark.parametrize("bad", ["", "a..b", "."])
+def test_malformed_volatile_is_a_usage_error(cli: Any, bad: str) -> None:
+    result = cli("check", "--to", "http://127.0.0.1:9/hook", "--volatile", bad)
+    assert result.exit_code == 2 and "Malformed --volatile" in result.stderr
+
+
+def test_volatile_paths_reach_into_nested_answers() -> None:
+    from comethook_cli.engine.checks import differences
+    from comethook_cli.engine.values import volatile as parse_volatile
+
+    first = {"meta": {"id": "a", "at": 1}, "items": [{"id": "x", "v": 1}], "keep": True}
+    second = copy.deepcopy(first) | {"meta": {"id": "b", "at": 2}, "items": [{"id": "y", "v": 1}]}
+    assert differences(first, second) == ["meta.id", "meta.at", "items.0.id"]
+    assert differences(first, second, [parse_volatile("meta"), parse_volatile("items.*.id")]) == []
+    assert get(second, "keep") is True

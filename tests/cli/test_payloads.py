@@ -291,3 +291,14 @@ async def test_replay_takes_add_and_unset_and_refuses_a_set_on_a_missing_path(cl
     assert changed.exit_code == 0, changed.output
     body = json.loads(received[0][1])
     assert body["data"]["extra"] == 1 and "updatedAt" not in body["data"]["message"]
+
+
+def test_payloads_show_notes_the_difference_on_stderr(cli: Any) -> None:
+    result = cli("payloads", "show", "message_edited")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["data"]["message"]["category"] == "message"  # stdout stays the body alone
+    note = result.stderr.strip()
+    assert note == find_template("message_edited").note and "\n" not in note
+    assert "docs show an action message" in note
+    assert cli("payloads", "show", "message_sent").stderr == ""
+    assert "not in CometChat's trigger list" in cli("payloads", "show", "message_pinned").stderr

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from comethook_cli import speedups
+from comethook_cli.cometchat.payloads import BuildOptions, IdSource, Template, build, catalog
 from tests.conftest import ndjson
+from tests.hostile import strict
 
 
 async def test_pass_verdict_and_what_the_endpoint_received(cli: Any, target: Any) -> None:
@@ -354,3 +360,121 @@ async def test_ctrl_c_during_send_count_prints_the_summary_of_what_was_sent_then
     assert summary["type"] == "summary" and 1 <= summary["count"] < 100000, summary  # the answered ones
     assert interrupted == {"type": "error", "message": "Interrupted.", "exit_code": 130, "hint": None}
     assert "Interrupted." in err.decode() and "Traceback" not in err.decode()
+
+
+# --- --count: every trigger gets fresh ids in the dict-built shape (the lean path: Bodies and the lean client) --------
+
+
+NOW = 1_750_000_000.0
+
+
+def paths(value: Any, prefix: str = "") -> list[str]:
+    """Every key path of a JSON value, in document order (list items by index): equal lists, equal shape and order."""
+    found: list[str] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found.append(f"{prefix}{key}")
+        found += paths(item, f"{prefix}{key}.")
+    return found
+
+
+def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, (dict, list)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        return {path: leaf for key, item in items for path, leaf in leaves(item, f"{prefix}{key}.").items()}
+    return {prefix: value}
+
+
+def varying(template: Template, options: BuildOptions) -> tuple[set[str], set[str]]:
+    """The leaf paths whose values come from the ids and random draws, and those that come from the clock."""
+    base = leaves(build(template, options, IdSource(seed=1), NOW))
+    by_ids = leaves(build(template, options, IdSource(seed=2), NOW))
+    by_time = leaves(build(template, options, IdSource(seed=1), NOW + 100_000.5))
+    return {p for p in base if base[p] != by_ids[p]}, {p for p in base if base[p] != by_time[p]}
+
+
+def cli_args(template: Template) -> list[str]:
+    return [template.trigger, *(["--legacy"] if template.generation == "legacy" else [])]
+
+
+async def check_every_trigger(cli: Any, target: Any, count: int = 3) -> None:
+    url, received = await target(lambda request: web.json_response({}))
+    for template in catalog():
+        received.clear()
+        result = await cli.run("send", *cli_args(template), "--to", url, "--count", str(count), "--concurrency", "2", "--json")
+        assert result.exit_code == 0, (template.key, result.output)
+        records = ndjson(result.stdout)
+        assert [r["type"] for r in records] == ["delivery"] * count + ["summary"] and records[-1]["ok"] == count
+        assert len(received) == count
+        expected = build(template, BuildOptions(), IdSource(seed=1), NOW)
+        by_ids, by_time = varying(template, BuildOptions())
+        bodies = [json.loads(raw) for _, raw in received]
+        for body in bodies:
+            assert paths(body) == paths(expected), template.key  # the same keys, in the same order
+            got, want = leaves(body), leaves(expected)
+            assert {p: v for p, v in got.items() if p not in by_ids | by_time} == {
+                p: v for p, v in want.items() if p not in by_ids | by_time
+            }, template.key
+            assert all(type(got[p]) is type(want[p]) for p in want), template.key
+        # Fresh ids: every id-made value differs from one delivery to the next.
+        for path in by_ids:
+            assert len({json.dumps(leaves(body)[path]) for body in bodies}) == count, (template.key, path)
+        # A body with no id (a before_message's message is not saved yet) is the same bytes within a second, as before.
+        assert len({raw for _, raw in received}) == (count if by_ids else len({json.dumps(leaves(b)) for b in bodies}))
+
+
+async def test_every_trigger_gets_fresh_ids_in_the_dict_built_shape(cli: Any, target: Any) -> None:
+    await check_every_trigger(cli, target)
+
+
+async def test_without_the_speedups_every_trigger_gets_the_same(cli: Any, target: Any, without_speedups: None) -> None:
+    assert speedups.active() == {"orjson": False, "uvloop": False}
+    await check_every_trigger(cli, target, count=2)
+
+
+async def test_a_whole_process_without_speedups_sends_a_run_of_fresh_bodies(target: Any) -> None:
+    url, received = await target(lambda request: web.json_response({"n": 1}))
+    command = [sys.executable, "-m", "comethook_cli", "send", "message_sent", "--to", url, "--count", "50", "--concurrency", "8"]
+    done = await asyncio.to_thread(
+        subprocess.run, [*command, "--json"], capture_output=True, text=True, timeout=30,
+        env={**os.environ, "COMETHOOK_NO_SPEEDUPS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    records = ndjson(done.stdout)
+    assert len(records) == 51 and all(r["response"] == {"n": 1} and r["ok"] for r in records[:-1])
+    assert len({json.loads(raw)["data"]["message"]["id"] for _, raw in received}) == 50
+
+
+async def test_a_before_message_run_judges_every_delivery(cli: Any, target: Any) -> None:
+    url, _ = await target(lambda request: web.json_response({"action": "do_not_propagate"}))
+    result = await cli.run(
+        "send", "before_message", "--to", url, "--count", "20", "--concurrency", "4", "--expect", "drop", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    records = ndjson(result.stdout)
+    assert [r["verdict"] for r in records if r["type"] == "delivery"] == ["drop"] * 20
+
+
+# --- what send shows of an answer, and --add with NaN -----------------------------------------------------------------
+
+
+async def test_long_answers_are_cut_in_the_human_output_and_v_shows_more(target: Any, cli: Any) -> None:
+    text = "".join(f"line {n:05d}\n" for n in range(500))  # 5,500 characters
+    url, _ = await target(lambda r: web.Response(text=text))
+    short = await cli.run("send", "message_sent", "--to", url)
+    assert short.exit_code == 0 and "line 00100" in short.stdout and "line 00499" not in short.stdout
+    assert "… 3,500 more characters; -v shows more" in short.stdout
+    full = await cli.run("send", "message_sent", "--to", url, "-v")
+    assert "line 00499" in full.stdout and "more characters" not in full.stdout
+    json_url, _ = await target(lambda r: web.json_response(list(range(3000))))
+    listed = await cli.run("send", "message_sent", "--to", json_url)
+    assert "more characters; -v shows more" in listed.stdout and "2999" not in listed.stdout
+    whole = await cli.run("send", "message_sent", "--to", json_url, "--json")
+    assert ndjson(whole.stdout)[0]["response"] == list(range(3000))  # --json has all of it
+
+
+async def test_set_nan_sends_a_string_not_an_invalid_number(target: Any, cli: Any) -> None:
+    url, received = await target(lambda r: web.json_response({}))
+    result = await cli.run("send", "message_sent", "--to", url, "--add", "data.score=NaN")
+    assert result.exit_code == 0
+    assert strict(received[0][1].decode())["data"]["score"] == "NaN"

@@ -1,4 +1,5 @@
-"""`events.describe`: the one-line summary of every trigger family, asserted as exact text on catalog payloads."""
+"""`events.describe`: the one-line summary of every trigger family, asserted as exact text on catalog payloads, and
+what `listen` says of the documented and the live shapes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 import pytest
 
 from comethook_cli.cometchat.events import BAN_QUIRK, PREVIEW_CHARS, describe
-from comethook_cli.cometchat.payloads import BuildOptions, IdSource, build, catalog, find_template
+from comethook_cli.cometchat.payloads import BuildOptions, IdSource, build, catalog, find_template, parse_set
 from comethook_cli.models import EventInfo
+from tests.cometchat.test_payloads import body_of
+from tests.conftest import ndjson, post_json
 
 # The catalog's people (payloads/people.py): cometchat-uid-1 is Andrew Joseph, cometchat-uid-2 George Alan.
 A, G = "Andrew Joseph", "George Alan"
@@ -193,3 +196,46 @@ def test_a_trimmed_delivery_never_breaks_the_summary(template: Any) -> None:
                     {"trigger": template.trigger, "data": {"message": {}, "call": {}, "members": [], "group": "g", "users": 1}}):  # fmt: skip
         described = describe(trimmed)
         assert described.trigger == template.trigger and isinstance(described.summary, str) and described.summary
+
+
+# --- live shapes: what listen says of the documented and the live ones ------------------------------------------------
+
+
+def test_listen_still_reads_the_documented_action_message_shape() -> None:
+    documented = {
+        "trigger": "message_edited",
+        "data": {"message": {"id": "2", "category": "action", "type": "message", "sender": "cometchat-uid-1", "data": {
+            "action": "edited",
+            "entities": {
+                "by": {"entity": {"uid": "cometchat-uid-1", "name": "Andrew Joseph"}, "entityType": "user"},
+                "on": {"entity": {"id": "1", "data": {"text": "fixed typo"}, "editedBy": "cometchat-uid-1"},
+                       "entityType": "message"},
+            },
+        }}},
+    }  # fmt: skip
+    assert describe(documented).summary == 'Andrew Joseph edited message 1: "fixed typo"'
+    live = describe(body_of("message_edited", message_id="1", text="fixed typo"))
+    assert live.summary == 'Andrew Joseph edited message 1: "fixed typo"'
+
+
+def test_listen_summarises_live_shapes_and_flags_the_quirk(listen_process: Any) -> None:
+    quirk = parse_set('data.members={"cometchat-uid-1": {"uid": "cometchat-uid-1", "name": "Andrew Joseph"}}')
+    sent = [
+        body_of("message_edited", text="new words", message_id="900"),
+        body_of("call_rejected"),
+        body_of("message_pinned", message_id="901"),
+        body_of("group_member_banned", sets=(quirk,)),
+        body_of("moderation_engine_blocked"),
+    ]
+    listener = listen_process("--max-events", str(len(sent)), "--no-history")
+    for body in sent:
+        status, _ = post_json(listener.url + "/webhook", json.dumps(body).encode(), {"Content-Type": "Application/json"})
+        assert status == 200
+    code, out, err = listener.finish()
+    assert code == 0, err
+    summaries = [line["summary"] for line in ndjson(out) if line["type"] == "event"]
+    assert summaries[0] == 'Andrew Joseph edited message 900: "new words"'
+    assert summaries[1].startswith("George Alan → Andrew Joseph audio call rejected")
+    assert summaries[2].startswith("Andrew Joseph pinned message 901")
+    assert summaries[3].endswith(BAN_QUIRK)
+    assert "moderation disapproved (rule profanity-filter)" in summaries[4]

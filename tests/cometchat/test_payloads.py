@@ -1,4 +1,6 @@
-"""The payload catalog: every documented trigger, documented shapes, the builder and --set."""
+"""The payload catalog: every documented trigger, documented shapes, the builder and --set, Bodies (the lean send
+path's splicer), and fidelity to the live shapes (shared/cometchat-webhooks.md §9 and §10) with the key lists beside
+the templates."""
 
 from __future__ import annotations
 
@@ -9,9 +11,22 @@ from typing import Any
 
 import pytest
 
-from comethook_cli.cometchat.events import describe, get
-from comethook_cli.cometchat.payloads import BuildOptions, IdSource, build, catalog, find_template, parse_set, set_path
+from comethook_cli.cometchat import payloads
+from comethook_cli.cometchat.events import BAN_QUIRK, describe, get
+from comethook_cli.cometchat.payloads import (
+    Bodies,
+    BuildOptions,
+    IdSource,
+    Template,
+    build,
+    catalog,
+    encode,
+    find_template,
+    parse_set,
+    set_path,
+)
 from comethook_cli.errors import UsageError
+from tests.payload_shapes import shape_problems
 
 # Triggers named in shared/cometchat-webhooks.md §1.1 and §1.2, and the two §9 saw delivered live.
 LEGACY = {
@@ -444,3 +459,243 @@ def test_every_triggers_delivery_saves_as_a_fixture_that_rebuilds_its_shape_with
     document = fixture_of(live, "saved")
     assert not any(secret in json.dumps(document) for secret in ("s-uid-1", "r-uid-2", "secret words"))
     assert shape(build(template_of("saved", document, "saved.json"), BuildOptions(sender="a", text="t"))) == shape(live)
+
+
+# --- Bodies: byte for byte what build() gives ------------------------------------------------------------------
+
+
+NOW = 1_750_000_000.0
+OPTIONS = [
+    BuildOptions(),
+    BuildOptions(type="image", group="cometchat-guid-7", sender="cometchat-uid-3"),
+    BuildOptions(type="custom", text="hé \u2028 \x1b", region="eu", adds=(("data.extra", [1, {"a": None}]),)),
+    BuildOptions(message_id="4242", webhook_id="hook-2"),
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["default", "image-group", "custom-set", "fixed-id"])
+def test_every_body_is_what_build_gives_for_the_same_ids_and_time(options: BuildOptions) -> None:
+    # Times across ticks of a millisecond, a second and a day: each body must be the build at its own time.
+    times = [NOW, NOW + 0.0004, NOW + 0.0011, NOW + 0.9, NOW + 1.2, NOW + 1.2, NOW + 86_400.5]
+    for template in catalog():
+        bodies = Bodies(template, options, IdSource(seed=7), clock=iter([NOW, *times]).__next__)
+        assert bodies.exact, template.key
+        reference = IdSource(seed=7)
+        for now in times:
+            assert bodies.next() == encode(build(template, options, reference, now)), (template.key, now)
+
+
+def test_a_template_the_splice_cannot_reproduce_gets_a_real_build_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    template = next(t for t in catalog() if t.trigger == "message_sent")
+    tokens = payloads._tokens
+
+    def derived(*args: Any) -> dict[str, Any]:
+        made = tokens(*args)
+        made["text"] = f"message {made['id']} of {len(made['id'])} digits"  # a value computed from an id, not the id
+        return made
+
+    monkeypatch.setattr(payloads, "_tokens", derived)
+    bodies = Bodies(template, BuildOptions(), IdSource(seed=3))
+    assert not bodies.exact
+    first, second = json.loads(bodies.next()), json.loads(bodies.next())
+    assert first["data"]["message"]["id"] != second["data"]["message"]["id"]
+    assert first["data"]["message"]["data"]["text"] == f"message {first['data']['message']['id']} of 7 digits"
+
+
+# --- fidelity: live shapes from shared/cometchat-webhooks.md §9 and §10, the key lists beside the templates -----------
+
+
+RINGING = ("call_initiated", "call_unanswered", "call_cancelled", "call_rejected", "call_busy")
+
+CALLEE_ACTS = {"call_rejected", "call_busy"}
+
+#: Every trigger whose live deliveries §9 says differ from the docs (the template sends the live shape).
+LIVE_SHAPES = {
+    "message_edited", "message_deleted", *RINGING, "call_participant_joined", "call_participant_left",
+    "meeting_participant_joined", "meeting_participant_left", "call_ended", "meeting_ended", "moderation_engine_blocked",
+    "after_feed_item_interacted", "after_feed_item_delivered",
+}  # fmt: skip
+
+CALLER, CALLEE = "cometchat-uid-3", "cometchat-uid-4"
+
+
+def body_of(trigger: str, **options: Any) -> dict[str, Any]:
+    return build(find_template(trigger), BuildOptions(**options))
+
+
+# --- one source of truth: every template held to the key list kept beside it ---------------------------------
+
+
+@pytest.mark.parametrize("template", catalog(), ids=lambda t: t.key)
+def test_every_template_matches_its_documented_or_observed_keys(template: Template) -> None:
+    assert template.keys, f"{template.key} has no key list"
+    assert shape_problems(template, build(template, BuildOptions())) == []
+    if template.trigger != "group_member_removed":  # shaped like kicked, so it follows kicked's keys
+        assert shape_problems(template, build(template, BuildOptions(group="team-42"))) == []
+
+
+def test_the_key_list_catches_a_missing_key_and_an_unmarked_one() -> None:
+    template = find_template("message_edited")
+    body = build(template, BuildOptions())
+    del body["data"]["message"]["data"]["text"]
+    body["data"]["message"]["invented"] = 1
+    assert shape_problems(template, body) == [
+        "data.message.data.text missing",
+        "data.message.invented is neither documented, observed nor marked a guess",
+    ]
+    calls = find_template("call_rejected")
+    rejected = build(calls, BuildOptions())
+    del rejected["data"]["call"]["data"]["entities"]["on"]["entity"]["receiver"]  # deeper than paths_of looks
+    assert shape_problems(calls, rejected) == ["data.call.data.entities.on.entity.receiver missing"]
+
+
+def test_every_live_difference_is_noted_with_its_evidence() -> None:
+    noted = {t.trigger: t.fidelity for t in catalog() if t.fidelity is not None}
+    assert {trigger for trigger, f in noted.items() if f.shape == "live"} == LIVE_SHAPES
+    assert {trigger for trigger, f in noted.items() if f.shape == "observed"} == {"message_pinned", "message_unpinned"}
+    assert {trigger for trigger, f in noted.items() if f.shape == "docs"} == {
+        "group_member_banned", "group_member_unbanned", "push-notification-payload-generated",
+        "email-notification-payload-generated", "sms-notification-payload-generated",
+    }  # fmt: skip
+    for trigger, fidelity in noted.items():
+        assert fidelity.note and "\n" not in fidelity.note and len(fidelity.note) < 200, trigger
+        assert fidelity.evidence, f"{trigger}: a note without evidence"
+        if fidelity.shape in ("live", "observed"):
+            assert any("Amandubey-cometchat/" in source for source in fidelity.evidence), trigger
+
+
+# --- §9, trigger by trigger -----------------------------------------------------------------------------------
+
+
+def test_message_edited_carries_the_edited_message_with_the_originals_id() -> None:
+    ids = IdSource()
+    sent = build(find_template("message_sent"), BuildOptions(text="old text"), ids)["data"]["message"]
+    edited = build(find_template("message_edited"), BuildOptions(text="new text", message_id=sent["id"]), ids)["data"]["message"]
+    assert edited["id"] == sent["id"] and isinstance(edited["id"], str)
+    assert edited["data"]["text"] == "new text" != sent["data"]["text"]
+    assert edited["category"] == "message" and edited["type"] == "text" and "action" not in edited["data"]
+    assert (edited["conversationId"], edited["sender"], edited["receiver"]) == (
+        sent["conversationId"], sent["sender"], sent["receiver"],
+    )  # fmt: skip
+    assert edited["editedBy"] == sent["sender"] and edited["editedAt"] >= edited["sentAt"]
+    # Without a message id the build still has one id only: no separate action message id any more.
+    alone = body_of("message_edited")["data"]["message"]
+    assert "on" not in alone["data"]["entities"] and alone["id"].isdigit()
+
+
+def test_message_deleted_carries_the_deleted_message_id() -> None:
+    deleted = body_of("message_deleted", message_id="4242")["data"]["message"]
+    assert deleted["id"] == "4242" and deleted["category"] == "message"
+    assert deleted["deletedBy"] == "cometchat-uid-1" and isinstance(deleted["deletedAt"], int)
+    assert "action" not in deleted["data"]
+
+
+@pytest.mark.parametrize("trigger", RINGING)
+def test_ringing_calls_name_the_parties_and_by_is_who_acted(trigger: str) -> None:
+    call = body_of(trigger, sender=CALLER, receiver=CALLEE)["data"]["call"]
+    action = trigger.removeprefix("call_")
+    entities = call["data"]["entities"]
+    on = entities["on"]["entity"]
+    assert entities["on"]["entityType"] == "call"
+    # on.entity: the original call's parties, whoever acts now.
+    assert (on["sender"], on["receiver"], on["status"], call["data"]["action"]) == (CALLER, CALLEE, action, action)
+    assert on["sessionid"].startswith("v1.us.")
+    acting, other = (CALLEE, CALLER) if trigger in CALLEE_ACTS else (CALLER, CALLEE)
+    assert entities["by"]["entity"]["uid"] == acting
+    assert entities["for"]["entity"]["uid"] == other
+    assert (call["sender"], call["receiver"]) == (acting, other)
+
+
+def test_ringing_parties_stay_the_same_across_the_call_events() -> None:
+    entities = [body_of(t)["data"]["call"]["data"]["entities"]["on"]["entity"] for t in RINGING]
+    assert {(on["sender"], on["receiver"]) for on in entities} == {("cometchat-uid-1", "cometchat-uid-2")}
+
+
+@pytest.mark.parametrize(
+    "trigger", ["call_participant_joined", "call_participant_left", "meeting_participant_joined", "meeting_participant_left"]
+)
+def test_occupants_carry_their_uid(trigger: str) -> None:
+    data = body_of(trigger, sender=CALLER)["data"]
+    assert data["occupant"]["uid"] == CALLER and data["occupant"]["name"] == "Nancy Grace"
+    assert data["sessionId"].startswith("v1.")
+
+
+@pytest.mark.parametrize("trigger", ["call_ended", "meeting_ended"])
+def test_every_ended_occupant_carries_a_uid(trigger: str) -> None:
+    occupants = body_of(trigger, sender=CALLER, receiver=CALLEE)["data"]["all_occupants"]
+    assert occupants and all(isinstance(o.get("uid"), str) for o in occupants)
+    assert {o["uid"] for o in occupants} <= {CALLER, CALLEE}
+
+
+def test_moderation_engine_blocked_carries_the_rule_twice() -> None:
+    data = body_of("moderation_engine_blocked")["data"]
+    moderation = data["message"]["data"]["moderation"]
+    assert moderation["status"] == "disapproved" and moderation["rule"]["id"]
+    assert isinstance(data["moderation"], list) and data["moderation"]
+    assert data["moderation"][0]["rule"]["id"] == moderation["rule"]["id"]
+    assert "blockMessage" in data["moderation"][0]["rule"]["action"]
+
+
+def test_feed_item_interaction_stays_sent_with_engagedat_and_topic() -> None:
+    data = body_of("after_feed_item_interacted")["data"]
+    assert data["status"] == "sent"
+    assert isinstance(data["engagedAt"], int) and isinstance(data["topic"], str) and data["topic"]
+    assert "interactedAt" not in data
+
+
+@pytest.mark.parametrize(("trigger", "by_key"), [("message_pinned", "pinnedBy"), ("message_unpinned", "unpinnedBy")])
+def test_pinned_and_unpinned_are_current_message_triggers(trigger: str, by_key: str) -> None:
+    template = find_template(trigger)
+    assert (template.generation, template.family) == ("current", "message")
+    assert "observed live, not in CometChat's trigger list" in template.description
+    message = body_of(trigger, sender=CALLER, message_id="77")["data"]["message"]
+    assert message["id"] == "77" and message[by_key] == CALLER and isinstance(message["pinnedAt"], int)
+    info = describe(body_of(trigger, sender=CALLER, text="keep this"))
+    assert info.family == "message" and info.generation == "current"
+    assert info.summary.startswith(f"Nancy Grace {trigger.removeprefix('message_')} message ")
+    assert '"keep this"' in info.summary
+
+
+def test_ban_keeps_the_documented_shape_and_the_quirk_is_flagged() -> None:
+    documented = body_of("group_member_banned")
+    assert "cometchat-uid-1" not in documented["data"]["members"]  # the actor
+    assert BAN_QUIRK not in describe(documented).summary
+    # The recipe of docs/concepts/fidelity.md for rehearsing the quirk.
+    quirk = '{"cometchat-uid-1": {"uid": "cometchat-uid-1", "name": "Andrew Joseph"}}'
+    for trigger in ("group_member_banned", "group_member_unbanned"):
+        live = body_of(trigger, sets=(parse_set(f"data.members={quirk}"),))
+        assert describe(live).summary.endswith(f"(by Andrew Joseph) · {BAN_QUIRK}")
+    kicked = body_of("group_member_kicked", sets=(parse_set(f"data.members={quirk}"),))
+    assert BAN_QUIRK not in describe(kicked).summary
+
+
+# --- §10, the last live shapes and the custom notification providers -------------------------------------------
+
+
+def test_message_unpinned_carries_unpinned_at_a_number_and_feed_delivered_says_read() -> None:
+    unpinned = body_of("message_unpinned")["data"]["message"]
+    assert isinstance(unpinned["unpinnedAt"], int) and not isinstance(unpinned["unpinnedAt"], bool)
+    assert unpinned["unpinnedAt"] >= unpinned["pinnedAt"]
+    delivered = body_of("after_feed_item_delivered")["data"]
+    assert delivered["status"] == "read" and isinstance(delivered["readAt"], int)
+    note = find_template("after_feed_item_delivered").note or ""
+    assert "delivered" in note and "read" in note  # the caveat: the docs' status, and how the live one was seen
+
+
+@pytest.mark.parametrize(
+    ("trigger", "paths"),
+    [
+        ("push-notification-payload-generated", ("data.to.uid", "data.notificationDetails.title",
+         "data.notificationDetails.body", "data.notificationDetails.sender", "data.notificationDetails.type")),
+        ("email-notification-payload-generated", ("data.to.uid", "data.messages", "data.senderDetails", "data.subject")),
+        ("sms-notification-payload-generated", ("data.to.uid", "data.messages", "data.senderDetails", "data.smsContent")),
+    ],
+)  # fmt: skip
+def test_custom_provider_payloads_carry_what_the_live_validators_read(trigger: str, paths: tuple[str, ...]) -> None:
+    delivered = body_of(trigger, sender=CALLER, receiver=CALLEE, text="see you")
+    for path in paths:
+        assert get(delivered, path) not in (None, "", []), path
+    assert delivered["data"]["to"]["uid"] == CALLEE and isinstance(get(delivered, "data.messages") or [], list)
+    assert delivered["webhook"] == "custom"  # CometChat's docs: every custom provider request says so
+    template = find_template(trigger)
+    assert template.family == "notification" and template.fidelity is not None and template.fidelity.shape == "docs"

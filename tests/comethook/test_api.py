@@ -213,6 +213,44 @@ async def test_the_listeners_connection_cap_is_a_keyword() -> None:
                 writer.close()
 
 
+async def test_a_body_slower_than_body_min_rate_gets_408_once_a_short_body_grace_is_spent() -> None:
+    """body_grace and body_min_rate are keywords: a body trickling in slower than the rate is refused with 408."""
+    async with Listener(body_grace=0.5, body_min_rate=2048) as listener:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+        answer = b""
+        try:
+            async with asyncio.timeout(20):  # the default 5 s grace would answer too; the reason names the rate given
+                while not answer:
+                    try:
+                        answer = await asyncio.wait_for(reader.read(65536), 0.2)
+                    except TimeoutError:
+                        writer.write(b" ")  # five bytes a second
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"body slower than 2,048 bytes/s" in answer, answer[:200]
+        assert [(r.status, r.reason) for r in listener.rejections] == [(408, "body slower than 2,048 bytes/s")]
+        assert any("slower than 2,048 bytes/s (after 0.5 s) get 408" in w for w in listener.warnings), listener.warnings
+        delivery = await deliver(listener.url, build_payload("message_sent"))
+        assert delivery.status == 200  # a delivery's body arrives with its headers: it never waits on the grace
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("body_grace", 0, "body_grace=0 is not a number of seconds above 0."),
+        ("body_grace", -1.5, "body_grace=-1.5 is not a number of seconds above 0."),
+        ("body_min_rate", 0, "body_min_rate=0 is not a whole number of bytes per second of 1 or more."),
+        ("body_min_rate", -1024, "body_min_rate=-1024 is not a whole number of bytes per second of 1 or more."),
+    ],
+    ids=["grace-zero", "grace-negative", "rate-zero", "rate-negative"],
+)
+def test_a_body_grace_or_min_rate_of_zero_or_less_is_refused_naming_the_keyword(keyword: str, value: float, message: str) -> None:
+    with pytest.raises(comethook.InvalidSetting) as refused:
+        Listener(**{keyword: value})
+    assert refused.value.message == message and refused.value.hint is not None and f"{keyword}=" in refused.value.hint
+
+
 @pytest.mark.parametrize("bound", ["max_connections", "body_budget", "answer_budget"])
 def test_a_bound_below_one_is_a_usage_error(bound: str) -> None:
     with pytest.raises(UsageError, match=f"{bound}=0 admits nothing"):

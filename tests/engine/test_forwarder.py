@@ -1,19 +1,29 @@
 """The forwarder on real loopback sockets: answer headers HTTP cannot carry, passwords in the forward URL, the
-shared answer budget, dropped copies, and a primary pool apart from the copies' pool."""
+shared answer budget, dropped copies, and a primary pool apart from the copies' pool. And a hostile app behind it:
+bounded bytes, time and memory, copies that never delay the primary, odd headers relayed right, strict JSON."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from comethook_cli.cometchat.rules import Responder
+from comethook_cli.engine.forwarder import Forwarder
 from comethook_cli.engine.history.files import default_path
+from comethook_cli.engine.listener import Listener, ListenerConfig
+from comethook_cli.models import Exchange
+from comethook_cli.outputs.wire import Event
 from tests.cli.test_listen_reliability import raw_server
-from tests.conftest import AFTER, MIB, post
-from tests.engine.test_clients_hostile import rss_mb
+from tests.conftest import AFTER, MIB, forward_config, hub_for, post
+from tests.hostile import HostileServer, strict
 
 # --- A: an answer header HTTP cannot carry must not cost CometChat the answer -------------------------------------
 
@@ -189,3 +199,183 @@ async def test_the_primary_pool_is_not_the_copies_pool(start: Any, target: Any) 
         server.close()
     assert all(answer[:2] == (200, b'{"primary": true}') for answer in answers)
     assert not [e.forward_error for e in running.exchanges if e.forward_error]
+
+
+# --- a hostile app behind --forward-to (tests/hostile.py): a listener and forwarder to post through ----------------
+
+
+AFTER_HI = b'{"trigger": "after_message", "data": {"message": {"data": {"text": "hi"}}}}'
+
+DROP = {"action": "do_not_propagate"}
+
+
+class Forwarding:
+    def __init__(self, url: str, exchanges: list[Exchange], warnings: list[str]) -> None:
+        self.url, self.exchanges, self.warnings = url, exchanges, warnings
+
+
+@pytest.fixture
+async def forwarding() -> AsyncIterator[Callable[..., Any]]:
+    running: list[tuple[Listener, Forwarder]] = []
+
+    async def start(*targets: str, fallback: str = "error", timeout: float = 5, max_answer: int = 1024 * 1024) -> Forwarding:
+        exchanges: list[Exchange] = []
+        warnings: list[str] = []
+        forwarder = Forwarder.from_config(
+            forward_config(tuple(targets), (), timeout, fallback, max_answer=max_answer), warnings.append, Responder()
+        )
+        listener = Listener(ListenerConfig(port=0), forwarder, hub_for(exchanges.append, None, warnings.append))
+        await listener.start()
+        running.append((listener, forwarder))
+        return Forwarding(listener.local_url, exchanges, warnings)
+
+    yield start
+    for listener, forwarder in running:
+        await listener.stop()
+        await forwarder.close()
+
+
+async def posted(
+    url: str, body: bytes = AFTER_HI, headers: dict[str, str] | None = None, timeout: float = 20, **kwargs: Any
+) -> tuple[int, bytes, aiohttp.ClientResponse]:
+    """POST `body` to `url`: (status, body, the response, for its repeated headers)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout), **kwargs) as response,
+    ):
+        return response.status, await response.read(), response
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+# --- a bad app: bounded bytes, time and memory, the fallback, and the listener keeps serving -----------------------
+
+
+async def test_every_hostile_answer_gets_the_fallback_and_the_listener_keeps_serving(
+    hostile: HostileServer, forwarding: Any
+) -> None:
+    running = await forwarding(hostile.url, fallback="drop", timeout=2)
+    for mode in ("endless", "huge", "drip", "garbage"):
+        status, body, _ = await posted(running.url + f"/{mode}")
+        assert (status, json.loads(body)) == (200, DROP), mode
+        assert running.exchanges[-1].answered_by == "comethook (fallback drop)"
+    endless, huge, drip, garbage = (e.forward_error or "" for e in running.exchanges)
+    assert "answer larger than 1,048,576 bytes" in endless
+    assert "Content-Length 4,294,967,296" in huge
+    assert "no answer within 2 s" in drip
+    assert garbage
+    # Reading stopped at the cap: the app pushed a few MB into socket buffers at most, not its 200 MB each.
+    assert hostile.streamed < 20 * 1024 * 1024
+    too_large = [w for w in running.warnings if "answered more than" in w]
+    assert len(too_large) == 2 and f"{hostile.url}/endless" in too_large[0] and "4,294,967,296" in too_large[1]
+    assert "--fallback drop" in too_large[0]
+    status, body, _ = await posted(running.url + "/ok")
+    assert (status, body) == (200, b"{}")
+
+
+async def test_max_answer_is_the_cap_for_the_listener(hostile: HostileServer, forwarding: Any) -> None:
+    running = await forwarding(hostile.url, max_answer=1)  # the app's `{}` is 2 bytes
+    status, body, _ = await posted(running.url + "/ok")
+    assert status == 502 and "answer larger than 1 bytes" in json.loads(body)["error"]
+
+
+async def test_listener_memory_stays_bounded_while_the_app_streams_endlessly(hostile: HostileServer, listen_process: Any) -> None:
+    listener = await asyncio.to_thread(listen_process, "--forward-to", hostile.url, "--fallback", "pass", "--no-tunnel")
+    for _ in range(3):  # warm up: imports, the client session, the history database
+        assert (await posted(listener.url + "/ok"))[:2] == (200, b"{}")
+    await asyncio.sleep(0.3)
+    idle = rss_mb(listener.proc.pid)
+    for round_ in range(6):
+        status, body, _ = await posted(listener.url + ("/endless" if round_ % 2 else "/huge"))
+        assert (status, body) == (200, b"{}")  # --fallback pass
+        grown = rss_mb(listener.proc.pid) - idle
+        assert grown < 50, f"listener RSS grew {grown:.0f} MB after {round_ + 1} hostile answers"
+    concurrent = await asyncio.gather(*(posted(listener.url + "/endless") for _ in range(10)))
+    assert all(status == 200 for status, _, _ in concurrent)
+    assert rss_mb(listener.proc.pid) - idle < 50
+
+
+# --- copies never delay the primary --------------------------------------------------------------------------------
+
+
+async def test_a_copy_target_that_never_answers_does_not_delay_600_primaries(
+    hostile: HostileServer, forwarding: Any, aiohttp_server: Any
+) -> None:
+    # The bound of 64 copies in flight, at scale. That the copies' pool is not the primary's is shown by
+    # test_forwarder.py::test_the_primary_pool_is_not_the_copies_pool (a primary pool of 4, copies that hang).
+    async def fast(request: web.Request) -> web.Response:
+        answer = web.json_response({"primary": True})
+        answer.force_close()  # every primary needs a fresh connection, as from an app that does not keep them alive
+        return answer
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fast)
+    primary = await aiohttp_server(app, host="127.0.0.1")
+    running = await forwarding(f"http://127.0.0.1:{primary.port}", hostile.url + "/silent", timeout=30)
+    slowest = 0.0
+    answers: list[tuple[int, bytes]] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50)) as session:
+
+        async def one() -> None:
+            nonlocal slowest
+            started = time.monotonic()
+            async with session.post(running.url + "/hook", data=AFTER_HI, timeout=aiohttp.ClientTimeout(total=20)) as response:
+                answers.append((response.status, await response.read()))
+            slowest = max(slowest, time.monotonic() - started)
+
+        await asyncio.gather(*(one() for _ in range(600)))
+    assert len(answers) == 600 and all(a == (200, b'{"primary": true}') for a in answers)
+    assert not [e for e in running.exchanges if e.forward_error]  # none got the fallback
+    assert slowest < 5, f"a primary answer took {slowest:.1f} s"
+    dropped = [w for w in running.warnings if w.startswith("dropped")]
+    assert 1 <= len(dropped) <= 2 and "64 copies already in flight" in dropped[0]  # rate-limited, not 536 lines
+
+
+# --- odd requests and answers relayed right ------------------------------------------------------------------------
+
+
+async def test_expect_100_continue_does_not_hang_the_forward(hostile: HostileServer, forwarding: Any) -> None:
+    # The hostile app never sends "100 Continue": relaying Expect would leave the forward waiting until its timeout.
+    running = await forwarding(hostile.url, timeout=3)
+    status, body, _ = await posted(running.url + "/ok", expect100=True, timeout=10)
+    assert (status, body) == (200, b"{}") and running.exchanges[0].forward_error is None
+    assert "expect" not in hostile.received[0].headers
+
+
+async def test_headers_named_in_connection_are_hop_by_hop_both_ways(hostile: HostileServer, forwarding: Any) -> None:
+    running = await forwarding(hostile.url)
+    headers = {"Connection": "keep-alive, X-Hop", "X-Hop": "for comethook only", "X-Trace": "t1"}
+    status, _, response = await posted(running.url + "/cookies", headers=headers)
+    assert status == 200
+    relayed = hostile.received[0].headers
+    assert "x-hop" not in relayed and relayed["x-trace"] == "t1"
+    assert response.headers.getall("Set-Cookie") == ["a=1", "b=2"]  # both repeats survive
+    assert response.headers["X-App"] == "1" and "X-Internal" not in response.headers
+
+
+# --- strict JSON: NaN and Infinity are not JSON --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+async def test_listener_refuses_nan_and_infinity(forwarding: Any, hostile: HostileServer, constant: bytes) -> None:
+    running = await forwarding(hostile.url)
+    status, body, _ = await posted(running.url + "/ok", b'{"trigger": "after_message", "score": ' + constant + b"}")
+    assert status == 400 and json.loads(body) == {"error": "body is not JSON"}
+    assert running.exchanges == [] and hostile.received == []
+
+
+async def test_a_nan_answer_is_text_and_every_json_line_stays_strict(hostile: HostileServer, forwarding: Any, cli: Any) -> None:
+    running = await forwarding(hostile.url)
+    status, body, _ = await posted(running.url + "/nan")
+    assert (status, body) == (200, b'{"score": NaN, "tag": "x"}')  # the app's bytes go back unchanged
+    event = strict(Event(running.exchanges[0]).encode())
+    assert event["response"]["body"] == '{"score": NaN, "tag": "x"}'  # text: it is not JSON
+    result = await cli.run("send", "before_message", "--to", hostile.url + "/nan", "--json")
+    lines = [strict(line) for line in result.stdout.splitlines()]
+    assert lines[0]["response"] == '{"score": NaN, "tag": "x"}' and lines[0]["verdict_reason"] == "the answer is not JSON"
+    assert result.exit_code == 1

@@ -138,7 +138,7 @@ def status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
-# --- item 1: one delivery never stalls the others ----------------------------------------------------------------
+# --- one delivery never stalls the others --------------------------------------------------------------------------
 
 SURROGATE_BODIES = [
     b'{"trigger": "\\ud800", "data": {"text": "x"}}',
@@ -211,7 +211,7 @@ async def test_a_history_write_that_fails_costs_only_its_own_exchange(start: Any
     assert sorted(stored) == sorted(valid(n) for n in range(20))
 
 
-# --- item 9: compressed bodies, raw paths ------------------------------------------------------------------------
+# --- compressed bodies, raw paths ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -295,7 +295,7 @@ async def test_the_forwarded_path_and_query_are_the_raw_ones_as_received(start: 
     assert (exchange.forwarded_to or "").endswith(raw)
 
 
-# --- item 10: protocol errors are refusals -----------------------------------------------------------------------
+# --- protocol errors are refusals ----------------------------------------------------------------------------------
 
 PROTOCOL_ERRORS = {
     "oversized header": b"POST /webhook HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\nContent-Length: 2\r\n\r\n{}",
@@ -341,7 +341,7 @@ async def test_expect_100_continue_is_answered_and_the_body_read(start: Any) -> 
     assert [e.body for e in running.exchanges] == [valid(1)]
 
 
-# --- item 12: the status endpoint --------------------------------------------------------------------------------
+# --- the status endpoint -------------------------------------------------------------------------------------------
 
 
 async def test_the_status_endpoint_needs_the_credentials_and_shows_the_version_only_locally(start: Any) -> None:
@@ -364,7 +364,7 @@ async def test_the_status_endpoint_needs_the_credentials_and_shows_the_version_o
     assert [r.status for r in running.rejections] == [401]
 
 
-# --- item 5: connections cannot exhaust the listener --------------------------------------------------------------
+# --- connections cannot exhaust the listener -----------------------------------------------------------------------
 
 
 async def test_idle_slow_header_and_slow_body_connections_are_closed(start: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,12 +1,19 @@
-"""The HTTP client seam: deliver() against real loopback servers, its typed failures, and the run statistics."""
+"""The HTTP client seam: deliver() against real loopback servers, its typed failures, and the run statistics; send,
+check and replay against hostile endpoints (answers bounded in bytes and time), TLS, and the Content-Type casing on
+the wire."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,7 +27,9 @@ from comethook_cli.engine.runs import Expectations, check_expectations, compare_
 from comethook_cli.engine.sender import CONTENT_TYPE, Outgoing, connector, deliver
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError, UsageError
 from comethook_cli.models import Delivery
-from tests.engine.test_clients_hostile import certificate, https_url  # noqa: F401 - fixtures
+from tests.cli.test_replay import record_exchange
+from tests.conftest import ndjson
+from tests.hostile import HostileServer
 
 
 def outgoing(trigger: str = "message_sent") -> Outgoing:
@@ -127,7 +136,7 @@ async def test_a_server_that_hangs_up_is_a_protocol_failure() -> None:
     assert d.error == "the server closed the connection without answering"
 
 
-async def test_an_untrusted_certificate_is_a_tls_failure(https_url: str) -> None:  # noqa: F811
+async def test_an_untrusted_certificate_is_a_tls_failure(https_url: str) -> None:
     d = await send(https_url)
     assert (d.status, d.failure, d.reached) == (None, "tls", False)
     assert (await send(https_url, insecure=True)).status == 200
@@ -227,7 +236,7 @@ async def test_run_checks_counts_a_timeout_as_reached(target: Any) -> None:
     assert any(r.status == "fail" and "timed out" in r.detail for r in run.results)
 
 
-async def test_run_checks_names_a_tls_failure(https_url: str) -> None:  # noqa: F811
+async def test_run_checks_names_a_tls_failure(https_url: str) -> None:
     run = await checks.run_checks(https_url, values.triggers("message_sent"))
     assert (run.reached, run.failure) == (False, "tls")
 
@@ -308,3 +317,175 @@ def test_take_credentials_takes_user_info_out_of_the_url(url: str, bare: str, cr
     from comethook_cli.engine.urls import take_credentials
 
     assert take_credentials(url) == (bare, credentials)
+
+
+# --- send, check and replay against hostile endpoints: answers bounded in bytes and time ---------------------------
+
+
+@pytest.mark.parametrize("mode", ["huge", "endless"])
+async def test_send_refuses_an_answer_over_max_answer(hostile: HostileServer, cli: Any, mode: str) -> None:
+    result = await asyncio.wait_for(cli.run("send", "message_sent", "--to", f"{hostile.url}/{mode}", "--timeout", "30"), 20)
+    assert result.exit_code == 1, result.output
+    assert "answer larger than 1,048,576 bytes" in result.stderr and "--max-answer" in result.stderr
+    assert "Traceback" not in result.output
+    assert hostile.streamed < 20 * 1024 * 1024
+
+
+async def test_max_answer_sets_the_cap_for_send(target: Any, cli: Any) -> None:
+    url, _ = await target(lambda r: web.Response(text="y" * 5000))
+    small = await cli.run("send", "message_sent", "--to", url, "--max-answer", "1000", "--json")
+    (line, _summary, error) = ndjson(small.stdout)
+    assert error["type"] == "error" and error["exit_code"] == 1 and "--max-answer" in error["hint"]
+    assert (
+        small.exit_code == 1
+        and line["ok"] is False
+        and line["error"] == "answer larger than 1,000 bytes (--max-answer), Content-Length 5,000"
+    )
+    assert line["status"] == 200 and line["response"] is None
+    enough = await cli.run("send", "message_sent", "--to", url, "--max-answer", "5000")
+    assert enough.exit_code == 0, enough.output
+
+
+async def test_timeout_bounds_the_whole_exchange_including_the_body(hostile: HostileServer, cli: Any) -> None:
+    started = time.monotonic()
+    result = await asyncio.wait_for(cli.run("send", "message_sent", "--to", f"{hostile.url}/drip", "--timeout", "1"), 15)
+    assert result.exit_code == 4 and "timed out after 1 s" in result.stderr
+    assert time.monotonic() - started < 10
+
+
+async def test_garbage_answer_is_a_clear_failure(hostile: HostileServer, cli: Any) -> None:
+    result = await cli.run("send", "message_sent", "--to", f"{hostile.url}/garbage")
+    # The server was reached and answered, only not with HTTP: exit 1 (a bad answer), not 4 (nobody there).
+    assert result.exit_code == 1 and "the answer was not valid HTTP" in result.stderr and "Traceback" not in result.output
+    assert "did not answer with HTTP" in result.stderr and "Is the endpoint running" not in result.stderr
+
+
+async def test_check_fails_an_endpoint_with_an_endless_answer(hostile: HostileServer, cli: Any) -> None:
+    result = await asyncio.wait_for(
+        cli.run("check", "--to", f"{hostile.url}/endless", "--triggers", "message_sent", "--json"), 30
+    )
+    assert result.exit_code == 3, result.output
+    accepted = next(c for c in ndjson(result.stdout) if c.get("name") == "message_sent (current) accepted")
+    assert accepted["status"] == "fail" and "answer larger than 1,048,576 bytes" in accepted["detail"]
+
+
+async def test_replay_refuses_an_answer_over_max_answer(hostile: HostileServer, cli: Any, listen_process: Any) -> None:
+    await asyncio.to_thread(record_exchange, cli, listen_process)
+    result = await asyncio.wait_for(cli.run("replay", "--last", "--to", f"{hostile.url}/huge"), 20)
+    assert result.exit_code == 1 and "answer larger than 1,048,576 bytes" in result.stderr
+    capped = await cli.run("replay", "--last", "--to", f"{hostile.url}/ok", "--max-answer", "1")
+    assert capped.exit_code == 1 and "answer larger than 1 bytes" in capped.stderr
+
+
+# --- TLS: an untrusted certificate, --insecure, SSL_CERT_FILE ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+async def https_url(aiohttp_server: Any, certificate: tuple[Path, Path]) -> str:
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    server = await aiohttp_server(app, host="127.0.0.1", ssl=context)
+    return f"https://127.0.0.1:{server.port}/hook"
+
+
+async def test_self_signed_endpoint_fails_with_a_hint_and_insecure_gets_through(https_url: str, cli: Any) -> None:
+    refused = await cli.run("send", "message_sent", "--to", https_url)
+    assert refused.exit_code == 4 and "TLS certificate not trusted" in refused.stderr
+    assert "SSL_CERT_FILE" in refused.stderr and "--insecure" in refused.stderr
+    insecure = await cli.run("send", "message_sent", "--to", https_url, "-k")
+    assert insecure.exit_code == 0, insecure.output
+    assert "Warning: --insecure: TLS certificates are not verified" in insecure.stderr
+    checked = await cli.run("check", "--to", https_url, "--insecure", "--triggers", "message_sent")
+    assert checked.exit_code == 0, checked.output
+    assert "--insecure" in checked.stderr
+    unchecked = await cli.run("check", "--to", https_url, "--triggers", "message_sent")
+    assert unchecked.exit_code == 4 and "SSL_CERT_FILE" in unchecked.stderr
+
+
+async def test_replay_takes_insecure_too(https_url: str, cli: Any, listen_process: Any) -> None:
+    await asyncio.to_thread(record_exchange, cli, listen_process)
+    assert (await cli.run("replay", "--last", "--to", https_url)).exit_code == 4
+    replayed = await cli.run("replay", "--last", "--to", https_url, "--insecure")
+    assert replayed.exit_code == 0 and "--insecure" in replayed.stderr
+
+
+async def test_ssl_cert_file_makes_the_certificate_trusted(https_url: str, certificate: tuple[Path, Path]) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "comethook_cli", "send", "message_sent", "--to", https_url,
+        env={**os.environ, "SSL_CERT_FILE": str(certificate[0])},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+
+
+# --- the Content-Type casing on the wire: the live one sent, the documented one probed by check -----------------------
+
+
+async def raw_receiver(aiohttp_server: Any) -> tuple[str, list[str]]:
+    """A receiver that records the Content-Type exactly as it arrived."""
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.headers["Content-Type"])
+        await request.read()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = await aiohttp_server(app)
+    return str(server.make_url("/hook")), seen
+
+
+async def test_send_puts_the_live_casing_on_the_wire(cli: Any, aiohttp_server: Any) -> None:
+    url, seen = await raw_receiver(aiohttp_server)
+    assert (await cli.run("send", "message_sent", "--to", url)).exit_code == 0
+    assert (await cli.run("send", "message_sent", "--to", url, "--content-type", "application/json")).exit_code == 0
+    assert (await cli.run("send", "message_sent", "--to", url, "--content-type", "x/y", "-H", "content-type: a/b")).exit_code == 0
+    assert seen == ["Application/json", "application/json", "a/b"]
+
+
+async def test_check_sends_the_live_casing_and_probes_the_documented_one(cli: Any, aiohttp_server: Any) -> None:
+    url, seen = await raw_receiver(aiohttp_server)
+    result = await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
+    assert result.exit_code == 0, result.output
+    assert seen.count("application/json") == 1 and set(seen) == {"Application/json", "application/json"}
+    names = {line["name"] for line in ndjson(result.stdout) if line["type"] == "check"}
+    assert "Content-Type: application/json accepted" in names
+
+
+async def test_check_fails_a_receiver_that_only_takes_the_documented_casing(cli: Any, target: Any) -> None:
+    async def strict(request: web.Request) -> web.Response:
+        if request.headers.get("Content-Type") != "application/json":
+            return web.json_response({"error": "unsupported media type"}, status=415)
+        return web.json_response({})
+
+    url, _ = await target(strict)
+    result = await cli.run("check", "--to", url, "--triggers", "message_sent", "--json")
+    assert result.exit_code == 3
+    lines = {line["name"]: line for line in ndjson(result.stdout) if line["type"] == "check"}
+    accepted = lines["message_sent (current) accepted"]
+    assert (
+        accepted["status"] == "fail" and "Application/json" in accepted["detail"] and "case-insensitively" in accepted["detail"]
+    )
+    assert lines["Content-Type: application/json accepted"]["status"] == "pass"

@@ -299,7 +299,18 @@ async def test_the_har_export_streams_what_the_filters_select(live: Live) -> Non
 
 
 async def test_the_listener_port_serves_none_of_the_inspector(live: Live) -> None:
-    for path in ("/", "/app.js", "/detail.js", "/panels.js", "/app.css", "/api/exchanges", "/api/stream", "/api/rules", "/api/session", "/api/export.har"):
+    for path in (
+        "/",
+        "/app.js",
+        "/detail.js",
+        "/panels.js",
+        "/app.css",
+        "/api/exchanges",
+        "/api/stream",
+        "/api/rules",
+        "/api/session",
+        "/api/export.har",
+    ):
         async with live.client.get(live.session.local_url + path) as answer:
             body = await answer.read()
             assert "Content-Security-Policy" not in answer.headers, path

@@ -435,3 +435,61 @@ def test_at_80_columns_names_shorten_before_the_message_text_is_cut() -> None:
     assert len(line) <= 80 and "Andrew → George" in line and '"Are we still' in line, line
     [wide] = plain(None, e)
     assert "Andrew Joseph → George Alan" in wide  # whole in a log or a pipe
+
+
+# --- the event line written without rich's print pipeline: the bytes Console.print gives ------------------------------
+
+
+CONSOLES = [
+    dict(force_terminal=False, color_system=None),
+    dict(force_terminal=True, color_system="truecolor"),
+    dict(force_terminal=True, color_system="256"),
+    dict(force_terminal=True, color_system="standard"),
+    dict(force_terminal=True, color_system="truecolor", no_color=True),
+]
+
+
+def exchanges() -> list[Any]:
+    return [
+        exchange(),
+        exchange(verdict=Verdict("drop", "blocked word")),
+        exchange("message_sent", None, latency_ms=1234.5),
+        exchange(response_status=500, verdict=Verdict("invalid", "not JSON")),
+        exchange(forwarded_to="http://127.0.0.1:3000/hook", answered_by="your app", outcome=AnsweredBy.APP),
+        exchange(
+            forwarded_to="http://127.0.0.1:3000/hook",
+            answered_by="comethook (fallback pass)",
+            outcome=AnsweredBy.FALLBACK_PASS,
+            forward_error="refused",
+        ),
+        exchange("group_member_joined", None, id="evt_wide_字字字字字字字字字字字字_😀😀"),
+    ]
+
+
+@pytest.mark.parametrize("settings", CONSOLES, ids=lambda s: "-".join(str(v) for v in s.values()))
+@pytest.mark.parametrize("width", [60, 80, 200, None])
+def test_the_event_line_is_written_as_console_print_would(settings: dict[str, Any], width: int | None) -> None:
+    """The listener writes its event lines as spans (or a Text when one had to be cut), on a console without colours
+    without Console.print: the bytes are the same as printing the Text that event_lines() gives, on every console."""
+    for e in exchanges():
+        lines, fast = event_lines(e, width), event_spans(e, width)
+        assert len(lines) == len(fast)
+        for line, spans in zip(lines, fast, strict=True):
+            for given in (line, spans):
+                expected, got = io.StringIO(), io.StringIO()
+                reference = Console(file=expected, width=width or 400, highlight=False, soft_wrap=width is None, **settings)
+                reference.print(line)
+                renderer = Renderer(stream=got)
+                renderer.out = Console(file=got, width=width or 400, highlight=False, soft_wrap=width is None, **settings)
+                renderer.print_line(given)
+                renderer.print_line(given)
+                assert got.getvalue() == expected.getvalue() * 2
+                assert got.getvalue().count("\n") == 2
+
+
+def test_a_recording_console_still_records_the_line() -> None:
+    renderer = Renderer(stream=io.StringIO())
+    renderer.out = Console(file=io.StringIO(), record=True, width=120)
+    (line,) = event_lines(exchange(), 120)
+    renderer.print_line(line)
+    assert "--> before_message" in renderer.out.export_text()

@@ -1,4 +1,4 @@
-"""The wire format: every record type round-trips through a strict parser, and no line can drive a terminal."""
+"""The wire format: every record type round-trips through a strict parser, and no line can drive a terminal, with orjson or the stdlib."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from comethook_cli import jsonbody
+from comethook_cli import jsonbody, speedups
 from comethook_cli.cometchat.events import describe
 from comethook_cli.cometchat.payloads import find_template
 from comethook_cli.cometchat.payloads.shapes import Finding, TriggerDiff
@@ -20,6 +20,7 @@ from comethook_cli.engine.evidence import Evidence
 from comethook_cli.engine.runs import RetryReport, Summary
 from comethook_cli.models import Delivery, Exchange, Health, Rejection, Verdict, iso_time
 from comethook_cli.outputs import wire
+from tests.outputs.test_terminal import exchange as display_exchange
 
 #: Text a hostile delivery may carry: ESC sequences, CR, DEL, C1 (0x9b is a one-byte CSI), bidi overrides,
 #: line separators, NEL, and lone surrogates (which UTF-8 cannot even encode).
@@ -202,3 +203,34 @@ def test_an_event_line_is_encoded_once_for_every_output_that_writes_it() -> None
 def test_received_at_is_iso_8601_utc_with_milliseconds(epoch: float, shown: str) -> None:
     assert iso_time(epoch) == shown
     assert wire.Event(exchange(b"{}", received_at=epoch)).to_json()["received_at"] == shown
+
+
+# --- either encoder: orjson or the stdlib -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("speedups_on", [True, False], ids=["orjson", "json"])
+def test_an_unsafe_character_in_an_event_line_is_escaped_by_either_encoder(
+    speedups_on: bool, request: pytest.FixtureRequest
+) -> None:
+    if not speedups_on:
+        request.getfixturevalue("without_speedups")
+    e = display_exchange(info=display_exchange().info.__class__("before_message", "legacy", "message", "a\u202eb\x85c → d"))
+    line = wire.Event(e).encode()
+    assert "\u202e" not in line and "\x85" not in line and "\\u202e" in line and "\\u0085" in line
+    assert json.loads(line)["summary"] == "a\u202eb\x85c → d"
+
+
+async def test_a_real_delivery_is_encoded_by_orjson(start: Any) -> None:
+    """aiohttp hands header names over as multidict's `istr`, which orjson refuses as a key: the listener stores
+    plain `str` names, so every `--json` line takes orjson's way, not the stdlib's."""
+    import aiohttp
+
+    running = await start()
+    body, headers = b'{"trigger":"after_message","data":{}}', {"Content-Type": "application/json", "X-Custom": "1"}
+    async with aiohttp.ClientSession() as client, client.post(running.url, data=body, headers=headers) as response:
+        assert response.status == 200
+    (stored,) = running.exchanges
+    assert all(type(name) is str for name, _ in stored.headers)
+    if speedups.active()["orjson"]:
+        document = wire.Event(stored).to_json()
+        assert speedups.dumpb(document) is not None

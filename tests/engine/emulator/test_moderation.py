@@ -1,4 +1,4 @@
-"""Moderation (cometchat/moderation.py, engine/emulator/moderation.py, `emulate --moderation`, `trigger --expect
+"""Moderation in the emulator (engine/emulator/moderation.py, `emulate --moderation`, `trigger --expect
 blocked`): a rule blocks a message that is still answered 2xx with its id and followed by moderation_engine_blocked
 naming the rule; a clean one gets moderation_engine_approved beside message_sent; real listeners on loopback."""
 
@@ -13,26 +13,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from comethook_cli.cometchat.moderation import entries_of, first_match, parse_moderation
-from comethook_cli.errors import UsageError
 from tests.cli.test_trigger import KEY, closed_loop, events, trigger
+from tests.cometchat.test_moderation import RULES
 from tests.conftest import Cli, ndjson
-from tests.engine.test_emulator_sdk import app, shape
-
-RULES = parse_moderation(entries_of("# the app's rules\ndarn\nspam-filter: /sp[a4]m+/\n"), "test")
-
-
-def test_words_match_whole_and_any_case_patterns_anywhere_and_ids_are_named() -> None:
-    assert [rule.id for rule in RULES] == ["rule-1", "spam-filter"]
-    assert first_match(RULES, "oh DARN it") is RULES[0] and first_match(RULES, "darned") is None
-    assert first_match(RULES, "buy sp4mmm now") is RULES[1]
-    assert first_match(RULES, "hello") is None and first_match(RULES, None) is None
-    for bad, said in ((["/a(?=b)/"], "lookahead"), ("darn", "must be a list"), ([""], "a word or /pattern/"),
-                      (["x: a", "x: b"], "given twice")):  # fmt: skip
-        with pytest.raises(UsageError, match=said):
-            parse_moderation(bad, "test")
+from tests.engine.emulator.test_sdk import app, shape
 
 
 async def test_a_rule_blocks_with_a_2xx_and_the_blocked_webhook_then_a_clean_message_is_approved() -> None:
@@ -133,10 +117,3 @@ def post(url: str, body: dict[str, Any], on_behalf_of: str | None = None) -> Any
     request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
     with urllib.request.urlopen(request, timeout=10) as answer:  # loopback only: the emulator this test started
         return json.loads(answer.read())
-
-
-def test_rules_that_compile_too_big_together_are_a_usage_error() -> None:
-    """RE2 keeps matching linear, but each rule's program costs memory: a project file's rules have a total budget."""
-    assert len(parse_moderation([f"word{n}" for n in range(1000)], "ok")) == 1000  # a large real list fits
-    with pytest.raises(UsageError, match="budget"):
-        parse_moderation([f"/\\pL{{100}}x{n}/" for n in range(200)], "[emulate] moderation")

@@ -1,4 +1,4 @@
-"""The CI recipe: docs/guides/ci.md's workflows parse and run the check; its shell script checks a real app; `check --github`."""
+"""The CI recipe (docs/guides/ci.md): its workflows parse and run the check, its shell script checks a real app."""
 
 from __future__ import annotations
 
@@ -11,16 +11,9 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
-
-from comethook_cli.engine.checks import CheckResult
-from comethook_cli.outputs import github
-from comethook_cli.outputs.wire import CheckSummary
-from tests.conftest import ndjson
 
 ROOT = Path(__file__).resolve().parents[2]
 CI_DOC = (ROOT / "docs" / "guides" / "ci.md").read_text(encoding="utf-8")
@@ -153,55 +146,3 @@ def test_the_shell_script_checks_a_real_app(tmp_path: Path, mode: str, code: int
                 break
         assert time.monotonic() < deadline, "the app is still listening after the script ended"
         time.sleep(0.1)
-
-
-async def test_check_on_github_actions_annotates_and_writes_a_job_summary(cli: Any, target: Any, tmp_path: Path) -> None:
-    async def answer(request: web.Request) -> web.Response:
-        body = await request.read()
-        if b'"before_message"' in body:
-            return web.Response(status=500, text="boom")
-        try:
-            json.loads(body)
-        except ValueError:
-            return web.json_response({"error": "not JSON"}, status=400)
-        return web.json_response({})
-
-    url, _ = await target(answer)
-    summary = tmp_path / "summary.md"
-    summary.write_text("earlier step\n")
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
-    result = await cli.run("check", "--to", url, "--triggers", "before_message,message_sent", "--json", env=env)
-    assert result.exit_code == 3
-    records = ndjson(result.stdout)  # --json stays pure NDJSON: the workflow commands go to stderr
-    assert {r["type"] for r in records} == {"check", "summary", "error"}  # the error record: why it exits 3
-    assert records[-1]["type"] == "error" and records[-1]["exit_code"] == 3
-    errors = [line for line in result.stderr.splitlines() if line.startswith("::error ")]
-    failed = [r["name"] for r in records if r["type"] == "check" and r["status"] == "fail"]
-    assert len(errors) == len(failed) >= 2, errors
-    assert any(
-        line.startswith("::error title=comethook check%3A before_message (legacy) accepted::answered 500") for line in errors
-    ), errors
-    written = summary.read_text()
-    assert written.startswith("earlier step\n## comethook check: `" + url + "`")  # appended, not replaced
-    done = records[-2]  # the summary, before the error record
-    assert f"{done['passed']} of {done['total']} checks passed" in written
-    assert written.count("❌ FAIL") == len(failed)
-    # Off GitHub Actions nothing of it; --github turns it on anywhere, --no-github off.
-    plain = await cli.run("check", "--to", url, "--triggers", "message_sent")
-    assert plain.exit_code == 0 and "::" not in plain.stderr
-    forced = await cli.run("check", "--to", url, "--triggers", "message_sent", "--github")
-    assert "::warning title=comethook check%3A basic auth enforced::not tested" in forced.stderr  # a warning, not an error
-    assert "::" not in (await cli.run("check", "--to", url, "--triggers", "message_sent", "--no-github", env=env)).stderr
-
-
-def test_text_from_the_endpoint_cannot_forge_a_workflow_command_or_markdown() -> None:
-    hostile = CheckResult("x, y: z", "fail", 12.0, "50% done\n::warning::forged\x1b[2J | <img src=x>")
-    [line] = github.workflow_commands("http://h/hook", [hostile])
-    assert line == (
-        "::error title=comethook check%3A x%2C y%3A z::50%25 done\\n::warning::forged\\x1b[2J | <img src=x> (http://h/hook)"
-    )
-    assert "\n" not in line and "\x1b" not in line
-    markdown = github.summary_markdown("http://h/hook", [hostile], CheckSummary(1, 0, 1, 0, 0.5), reached=False)
-    row = markdown.splitlines()[-1]
-    assert row == "| x, y: z | ❌ FAIL | 12 ms | 50% done\\n::warning::forged\\x1b[2J \\| &lt;img src=x&gt; |"
-    assert "could not be reached" in markdown
