@@ -22,8 +22,9 @@ async def test_under_constant_writes_the_wal_starts_over_without_a_truncate(
 ) -> None:
     """A PASSIVE checkpoint never reaches the end of a WAL that is written all the time, so SQLite never starts it
     over: the writer thread finishes the copy between two group commits instead. With the TRUNCATE fallback out of
-    the way, the WAL starts over again and again (each start writes new salts into its header) while 40 MB are
-    written without a pause; it used to grow by all of them."""
+    the way, the WAL starts over again and again (each start writes new salts into its header) while 120 MB are
+    written without a pause; it used to grow by all of them (about 140 MB of frames). The bound leaves room for a
+    loaded machine, where the writer thread gets to the restart later: it is a third of what an unbounded WAL reaches."""
     from comethook_cli.engine.history import retention as retention_module
     from comethook_cli.engine.history import writer as store_module
 
@@ -39,20 +40,20 @@ async def test_under_constant_writes_the_wal_starts_over_without_a_truncate(
 
     async def keep_writing(worker: int) -> None:
         nonlocal peak
-        for n in range(250):
+        for n in range(750):
             await writer.record(replace(base, id=f"evt_{worker}_{n}", body=filler))
             with wal.open("rb") as header:
                 salts.add(header.read(32)[16:24])
             peak = max(peak, wal.stat().st_size)
 
     try:
-        await asyncio.gather(*(keep_writing(w) for w in range(8)))  # 2,000 x 20 KB, never a quiet moment
+        await asyncio.gather(*(keep_writing(w) for w in range(8)))  # 6,000 x 20 KB, never a quiet moment
     finally:
         writer.close()
     assert len(salts) >= 3, salts
-    assert peak < 2000 * 20_000, peak
+    assert peak < 40_000_000, peak
     with History(tmp_path / "h.db") as history:
-        assert history.count() == 2000
+        assert history.count() == 6000
 
 
 async def test_a_wal_past_its_limit_is_copied_out_when_the_writes_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
