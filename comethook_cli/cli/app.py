@@ -222,9 +222,15 @@ class Command(TyperCommand):
         help_page(
             Renderer().out,
             f"{_program(ctx)} {' '.join(pieces)}",
-            " ".join((self.help or "").split()),
+            shown_help(self.help),
             [(name, panels[name]) for name in order if name in panels],
         )
+
+
+def shown_help(text: str | None) -> str:
+    """A command's help as the page shows it: one paragraph of words, without what follows a form feed (click's
+    convention: a docstring's notes for maintainers, such as why the function is long, go after `\\f`)."""
+    return " ".join((text or "").partition("\f")[0].split())
 
 
 def _program(ctx: Context) -> str:
@@ -245,7 +251,7 @@ class Group(TyperGroup):
         help_page(
             Renderer().out,
             f"{_program(ctx)} [OPTIONS] COMMAND [ARGS]...",
-            " ".join((self.help or "").split()),
+            shown_help(self.help),
             [("Options", options), ("Commands", self.summaries(ctx))],
         )
 
@@ -269,7 +275,7 @@ class Group(TyperGroup):
         command = self.get_command(ctx, name)
         if command is None or getattr(command, "hidden", False):
             return None
-        return " ".join((command.help or "").split("\n\n")[0].split())
+        return shown_help((command.help or "").split("\n\n")[0])
 
     def main(  # type: ignore[override, unused-ignore]
         self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True, **kwargs: Any

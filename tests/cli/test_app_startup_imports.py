@@ -14,6 +14,7 @@ import pytest
 import typer
 
 from comethook_cli import cli
+from comethook_cli.cli.app import shown_help
 
 PACKAGE = Path(cli.__file__).parent
 #: What only a command needs: its declaration module, the option groups, the config sections, the catalog, the engine.
@@ -80,4 +81,4 @@ def test_the_table_lists_every_declared_command_with_its_own_help() -> None:
     for name, summary in cli.COMMANDS.items():
         command = root.get_command(typer.Context(root), name)  # type: ignore[attr-defined]
         assert command is not None and command.name == name
-        assert " ".join((command.help or "").split("\n\n")[0].split()) == summary, name
+        assert shown_help((command.help or "").split("\n\n")[0]) == summary, name
