@@ -55,6 +55,8 @@ class InvalidSetting(UsageError, ValueError):
     `named("flag")` gives `--status 700` / `--status 503` (the CLI, cli/app.py's funnel), `named("keyword")`
     gives `status=700` / `status=503` (the Python API; it is also `message` and `hint` as raised, so a Python
     caller of the engine sees it too). It is a ValueError as well, for Python callers who catch that.
+    `label`: how the adapter itself named the setting, said as it is in every style (a rule's error says where
+    the adapter found the rule: `--rules hooks.json rule 2`, `rules rule 2`).
     """
 
     def __init__(
@@ -66,8 +68,10 @@ class InvalidSetting(UsageError, ValueError):
         value: object = None,
         before: str = "",
         example: object = None,
+        label: str | None = None,
     ) -> None:
         self.setting = setting
+        self.label = label
         self.problem = problem
         self.value = value
         self.before = before
@@ -90,6 +94,8 @@ class InvalidSetting(UsageError, ValueError):
             quoted = isinstance(self.example, str) and self.example.startswith("'")  # already quoted, as for a shell
             example = f"{name}={self.example if quoted else repr(self.example)}"
         hint = self.template.replace("{example}", example) if self.template is not None else None
+        if self.label is not None:
+            given = self.label
         return self.before + given + self.problem, hint
 
 

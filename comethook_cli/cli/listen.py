@@ -333,7 +333,6 @@ def tunnel_config(
     """TUNNEL's values → TunnelConfig (--tunnel/--no-tunnel/neither → on/off/auto). --domain needs the ngrok tunnel and
     --public-url replaces it: the combinations that cannot both hold are usage errors."""
     from comethook_cli.engine import values
-    from comethook_cli.engine.public_url import checked_public_url
     from comethook_cli.errors import UsageError
 
     name = values.domain(domain)
@@ -343,7 +342,7 @@ def tunnel_config(
             "--domain names the ngrok domain of a tunnel, and --no-tunnel opens none.",
             "Drop --no-tunnel to open the tunnel on that domain, or drop --domain to listen locally.",
         )
-    url = checked_public_url(public_url) if public_url is not None else None
+    url = values.public_url(public_url) if public_url is not None else None
     if url is not None and (tunnel or name):
         raise UsageError(
             f"--public-url is your own tunnel, and {'--tunnel' if tunnel else '--domain'} asks for an ngrok one.",
