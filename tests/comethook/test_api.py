@@ -237,6 +237,10 @@ def test_a_bad_listener_argument_is_refused_at_once_naming_the_keyword() -> None
     )
     with pytest.raises(comethook.InvalidSetting, match=r"^respond inject: needs a non-empty JSON object\.$"):
         Listener(respond={})
+    with pytest.raises(comethook.InvalidSetting, match=r"^Unsupported forward_to='ftp://x'\.$"):
+        Listener(forward_to="ftp://x")
+    with pytest.raises(comethook.InvalidSetting, match=r"^rules rule 1: status must be an HTTP status code \(100-599\)\.$"):
+        Listener(rules=[{"action": {"status": 700}}])
     with pytest.raises(comethook.InvalidSetting, match=r"^Unknown region='mars'\.$"):
         build_payload("before_message", region="mars")
     assert '"region": "eu"' in json.dumps(build_payload("message_sent", region="eu"))

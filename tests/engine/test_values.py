@@ -91,3 +91,43 @@ def test_build_options_from_text_for_every_adapter() -> None:
     assert unknown.value.hint is not None and "webhook_id" in unknown.value.hint
     with pytest.raises(InvalidSetting, match="region"):
         values.build_options({"region": "mars"})
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("ftp://x", "{} is not an http:// or https:// URL."),
+        ("http://", "{} names no host."),
+        ("not a url", "{} is not an http:// or https:// URL."),
+        ("http://u:p@h", "{} holds credentials."),
+        ("http://h/?q", "{} has a query, a fragment or spaces."),
+        ("http://h:99999", "Malformed {}."),
+    ],
+)
+def test_a_public_url_is_parsed_here_and_its_error_names_the_setting(given: str, problem: str) -> None:
+    with pytest.raises(InvalidSetting) as caught:
+        values.public_url(given)
+    error = caught.value
+    assert error.setting == "public_url" and error.message == problem.format(f"public_url={given!r}")
+    assert error.named("flag")[0] == problem.format(f"--public-url {given!r}")
+    if "credentials" not in problem:
+        assert (
+            error.named("flag")[1] == "Give the public address of your own tunnel, e.g. --public-url https://hooks.example.com."
+        )
+    assert values.public_url(" https://hooks.example.com/ ") == "https://hooks.example.com"
+
+
+def test_a_url_forwarded_to_is_refused_as_the_forward_to_setting() -> None:
+    with pytest.raises(InvalidSetting) as caught:
+        values.targets(["8000", "ftp://x"])
+    error = caught.value
+    assert (error.setting, error.message, error.hint) == (
+        "forward_to",
+        "Unsupported forward_to='ftp://x'.",
+        "Use an http:// or https:// URL.",
+    )
+    assert error.named("flag", "URL")[0] == "Unsupported URL 'ftp://x'."  # what the CLI has always said
+    with pytest.raises(InvalidSetting, match=r"^Malformed forward_to='http://h:99999': the port is not a number"):
+        values.targets(" http://h:99999 ")
+    with pytest.raises(InvalidSetting, match=r"^Empty forward_to=''\.$"):
+        values.targets("  ")
