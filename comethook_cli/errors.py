@@ -51,12 +51,12 @@ class InvalidSetting(UsageError, ValueError):
     """A setting's value the core cannot take, named in domain terms (`status`, `fallback`), never as a flag.
 
     The message is `before` + the setting (with its value when one is given) + `problem`; the hint may hold
-    `{example}`, the setting with an example value. Each adapter says the setting the way its user wrote it:
+    `{example}`, the setting with an example value, and `{name}`, the setting alone. Each adapter says the setting the way its user wrote it:
     `named("flag")` gives `--status 700` / `--status 503` (the CLI, cli/app.py's funnel), `named("keyword")`
     gives `status=700` / `status=503` (the Python API; it is also `message` and `hint` as raised, so a Python
     caller of the engine sees it too). It is a ValueError as well, for Python callers who catch that.
     `label`: how the adapter itself named the setting, said as it is in every style (a rule's error says where
-    the adapter found the rule: `--rules hooks.json rule 2`, `rules rule 2`).
+    the adapter found the rule: `--rules hooks.json rule 2`, `rules rule 2`); "" when only the hint names it.
     """
 
     def __init__(
@@ -87,13 +87,17 @@ class InvalidSetting(UsageError, ValueError):
             name = name or "--" + self.setting.replace("_", "-")
             shown = repr(self.value) if isinstance(self.value, str) else str(self.value)
             given = name if self.value is None else f"{name} {shown}"
-            example = f"{example_name or name} {self.example}"
+            example_name = example_name or name
+            example = f"{example_name} {self.example}"
         else:
             name = name or self.setting
             given = name if self.value is None else f"{name}={self.value!r}"
             quoted = isinstance(self.example, str) and self.example.startswith("'")  # already quoted, as for a shell
             example = f"{name}={self.example if quoted else repr(self.example)}"
-        hint = self.template.replace("{example}", example) if self.template is not None else None
+            example_name = name
+        hint = None
+        if self.template is not None:
+            hint = self.template.replace("{example}", example).replace("{name}", example_name)
         if self.label is not None:
             given = self.label
         return self.before + given + self.problem, hint

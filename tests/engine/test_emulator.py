@@ -580,3 +580,29 @@ async def test_lists_refuse_a_page_size_out_of_range(client: Client) -> None:
     assert [u["uid"] for u in body["data"]] == ["xyz"]
     status, body = await client.call("GET", "/users?page=5")
     assert status == 200 and body["data"] == [] and body["meta"]["pagination"]["current_page"] == 5
+
+
+def test_a_state_file_the_emulator_cannot_use_is_the_state_setting(tmp_path: Path) -> None:
+    """The engine names the `state` setting; `comethook emulate` says it as --state, as it always has."""
+    from comethook_cli.cli.app import flagged
+    from comethook_cli.engine.emulator.state import Store
+    from comethook_cli.errors import InvalidSetting
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(InvalidSetting) as broken:
+        Store().open(junk)
+    assert broken.value.setting == "state"
+    assert flagged(broken.value) == (
+        f"Cannot use --state {str(junk)!r}: file is not a database.",
+        "Give a new file, or one `emulate` wrote.",
+    )
+    assert broken.value.message == f"Cannot use state={str(junk)!r}: file is not a database."
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (kind, key))")
+        db.execute("INSERT INTO records VALUES ('meta', 'next_id', 'not json')")
+    db.close()
+    with pytest.raises(InvalidSetting) as empty:
+        Store().open(foreign)
+    assert flagged(empty.value) == (f"--state {str(foreign)!r} holds no emulator state.", "Give a new file.")
