@@ -14,6 +14,7 @@ cli's funnel is the one place that turns them into stderr lines and exit codes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -125,3 +126,33 @@ class UnreachableError(ComethookError):
     """The endpoint could not be reached, or did not answer in time."""
 
     exit_code = ExitCode.UNREACHABLE
+
+
+@dataclass(frozen=True)
+class Named:
+    """A setting inside a SettingWarning's text, said by each adapter its own way."""
+
+    setting: str
+
+
+class SettingWarning(str):
+    """A warning (not an error) that names settings in domain terms, as InvalidSetting does.
+
+    Built from text and Named settings; the string itself names them as keywords (`forward_to`), which is what a
+    Python caller reads (comethook.Listener.warnings), and `said("flag")` as the CLI does (`--forward-to`). It
+    travels as any warning's text does (Hub.warn, on_warning), so only the adapter that shows it needs to know.
+    """
+
+    parts: tuple[str | Named, ...]
+
+    def __new__(cls, *parts: str | Named) -> SettingWarning:
+        made = super().__new__(cls, "".join(part if isinstance(part, str) else part.setting for part in parts))
+        made.parts = parts
+        return made
+
+    def said(self, style: str) -> str:
+        """The text with each setting as a `flag` (`--keep-secrets`) or a `keyword` (`keep_secrets`)."""
+        return "".join(
+            part if isinstance(part, str) else "--" + part.setting.replace("_", "-") if style == "flag" else part.setting
+            for part in self.parts
+        )

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from comethook_cli.errors import ComethookError, ExitCode, InvalidSetting
+from comethook_cli.errors import ComethookError, ExitCode, InvalidSetting, SettingWarning
 
 #: click's Context, which Typer's own classes take (typer.Context is a subclass; click's class itself lives in Typer's
 #: private module, so the overrides below take any).
@@ -121,6 +121,15 @@ def flagged(error: InvalidSetting) -> tuple[str, str | None]:
     """An invalid setting's (message, hint), naming it as the flag a CLI user gives it (`--status 700`)."""
     name, example = FLAGS.get(error.setting, (None, None))
     return error.named("flag", name, example)
+
+
+def flag_warnings(show: Callable[[str], None]) -> Callable[[str], None]:
+    """`show` for warnings that name settings (errors.SettingWarning) as the flags a CLI user gives them."""
+
+    def said(message: str) -> None:
+        show(message.said("flag") if isinstance(message, SettingWarning) else message)
+
+    return said
 
 
 def current_context() -> typer.Context | None:

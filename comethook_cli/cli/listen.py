@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 import typer
 
 from comethook_cli.cli import completion, options
-from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.app import App, flag_warnings, funnel
 from comethook_cli.cli.options import (
     BasicAuth,
     BasicAuthFile,
@@ -289,7 +289,7 @@ def listen(
     from comethook_cli.engine.config import ListenConfig
     from comethook_cli.outputs.terminal import Renderer
 
-    warn = Renderer().warning
+    warn = flag_warnings(Renderer().warning)
     # Built in this order, as each can stop with a usage error (or ask for a password): the order in which a user with
     # several bad values has always been told of them.
     listener = ListenerConfig(
@@ -380,9 +380,8 @@ def run(
     stream = BackgroundStream(sys.stdout)
     shown = view(json_out, quiet=quiet, verbose=verbose, stream=cast(TextIO, stream))  # a text stream, as far as writers go
     stream.overflow_note = shown.overflow_note
-    session = Session(
-        config, on_warning=shown.warning, confirm_install=_interruptible(shown.confirm) if shown.interactive else None
-    )
+    confirm = _interruptible(shown.confirm) if shown.interactive else None
+    session = Session(config, on_warning=flag_warnings(shown.warning), confirm_install=confirm)
     session.hub.subscribe(shown)  # the view takes the hub's records itself (View is a models.RecordHandler)
     try:
         session.prepare()  # a bad option is a usage error before anything opens

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from comethook_cli.cometchat.rest import Region
-from comethook_cli.errors import InvalidSetting, UsageError
+from comethook_cli.errors import InvalidSetting, Named, SettingWarning, UsageError
 from comethook_cli.models import JSON
 
 if TYPE_CHECKING:
@@ -165,7 +165,11 @@ def routes(specs: Iterable[str], warn: Callable[[str], None]) -> tuple[Route, ..
             )  # fmt: skip
         name, known = known_trigger(trigger, "route")
         if not known:
-            warn(f"--route {trigger.strip()}: not a trigger comethook knows; routed anyway (CometChat adds triggers).")
+            warn(
+                SettingWarning(
+                    Named("route"), f" {trigger.strip()}: not a trigger comethook knows; routed anyway (CometChat adds triggers)."
+                )
+            )
         found[name] = Route(name, normalize_url(url))  # a trigger routed twice goes to the last URL, as before
     return tuple(found.values())
 
@@ -239,7 +243,9 @@ def events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ...]:
             continue
         name, known = known_trigger(part, "events")
         if not known:
-            warn(f"--events {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers).")
+            warn(
+                SettingWarning(Named("events"), f" {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers).")
+            )
         chosen.append(name)
     if not chosen:
         raise InvalidSetting("events", " is empty.", "Name triggers separated by commas, or legacy, current or all.")
