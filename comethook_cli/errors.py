@@ -130,24 +130,26 @@ class UnreachableError(ComethookError):
 
 @dataclass(frozen=True)
 class Named:
-    """A setting inside a SettingWarning's text, said by each adapter its own way."""
+    """A setting inside a SettingText's text, said by each adapter its own way."""
 
     setting: str
 
 
-class SettingWarning(str):
-    """A warning (not an error) that names settings in domain terms, as InvalidSetting does.
+class SettingText(str):
+    """A warning's, or an error's message or hint, that names settings in domain terms, as InvalidSetting does.
 
-    Built from text and Named settings; the string itself names them as keywords (`forward_to`), which is what a
-    Python caller reads (comethook.Listener.warnings), and `said("flag")` as the CLI does (`--forward-to`). It
-    travels as any warning's text does (Hub.warn, on_warning), so only the adapter that shows it needs to know.
+    Built from text, Named settings and other SettingTexts; the string itself names the settings as keywords
+    (`forward_to`), which is what a Python caller reads (comethook.Listener.warnings), and `said("flag")` as the CLI
+    does (`--forward-to`, cli/app.py). It travels as any text does (Hub.warn, on_warning, an error's message), so
+    only the adapter that shows it needs to know.
     """
 
     parts: tuple[str | Named, ...]
 
-    def __new__(cls, *parts: str | Named) -> SettingWarning:
-        made = super().__new__(cls, "".join(part if isinstance(part, str) else part.setting for part in parts))
-        made.parts = parts
+    def __new__(cls, *parts: str | Named) -> SettingText:
+        flat = tuple(p for part in parts for p in (part.parts if isinstance(part, SettingText) else (part,)))
+        made = super().__new__(cls, "".join(part if isinstance(part, str) else part.setting for part in flat))
+        made.parts = flat
         return made
 
     def said(self, style: str) -> str:

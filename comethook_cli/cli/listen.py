@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 import typer
 
 from comethook_cli.cli import completion, options
-from comethook_cli.cli.app import App, flag_warnings, funnel
+from comethook_cli.cli.app import App, flag_warnings, funnel, said
 from comethook_cli.cli.options import (
     BasicAuth,
     BasicAuthFile,
@@ -390,7 +390,7 @@ def run(
         raise KeyboardInterrupt from None  # the funnel says "Interrupted.", exit 130
     except ComethookError as error:
         if shown.announced and not error.reported:  # its `error` record goes before `stopped`, the last line
-            shown.fatal(error.message, int(error.exit_code), error.hint)
+            shown.fatal(said(error)[0], int(error.exit_code), said(error)[1])
             error.reported = True
         raise
     except KeyboardInterrupt:
@@ -453,7 +453,7 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         try:
             await session.serve()
         except TunnelError as error:
-            shown.fatal(error.message, int(error.exit_code), error.hint)
+            shown.fatal(said(error)[0], int(error.exit_code), said(error)[1])
             error.reported = True  # written now, in order before `stopped`: the funnel writes no second one
             raise
     finally:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from comethook_cli.engine.config import ListenConfig
 from comethook_cli.engine.hub import Hub
-from comethook_cli.errors import Named, SettingWarning, UnreachableError
+from comethook_cli.errors import Named, SettingText, UnreachableError
 from comethook_cli.models import Exchange, RecordHandler
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class Session:
         self.hub.keep_secrets = self.config.history.keep_secrets
         if self.config.history.keep_secrets and self.history is not None:
             self.hub.warn(
-                SettingWarning(
+                SettingText(
                     Named("keep_secrets"),
                     f": {self.history.path} stores the values of secret query parameters (?token= ...) in clear, for "
                     "replays. Anyone who can read that file can read them; `comethook history clear` removes them.",

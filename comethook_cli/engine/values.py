@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from comethook_cli.cometchat.rest import Region
-from comethook_cli.errors import InvalidSetting, Named, SettingWarning, UsageError
+from comethook_cli.errors import InvalidSetting, Named, SettingText, UsageError
 from comethook_cli.models import JSON
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def routes(specs: Iterable[str], warn: Callable[[str], None]) -> tuple[Route, ..
         name, known = known_trigger(trigger, "route")
         if not known:
             warn(
-                SettingWarning(
+                SettingText(
                     Named("route"), f" {trigger.strip()}: not a trigger comethook knows; routed anyway (CometChat adds triggers)."
                 )
             )
@@ -243,9 +243,7 @@ def events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ...]:
             continue
         name, known = known_trigger(part, "events")
         if not known:
-            warn(
-                SettingWarning(Named("events"), f" {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers).")
-            )
+            warn(SettingText(Named("events"), f" {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers)."))
         chosen.append(name)
     if not chosen:
         raise InvalidSetting("events", " is empty.", "Name triggers separated by commas, or legacy, current or all.")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from comethook_cli.engine import values
-from comethook_cli.errors import InvalidSetting, SettingWarning, UsageError
+from comethook_cli.errors import InvalidSetting, SettingText, UsageError
 
 
 def test_the_domain_given_as_a_url_is_reduced_to_its_name() -> None:
@@ -138,7 +138,7 @@ def test_a_warning_about_a_setting_names_it_for_each_adapter() -> None:
     values.routes(["brand_new_trigger=:9000"], warned.append)
     values.events("before_message,zzz_trigger", warned.append)
     route, event = warned
-    assert isinstance(route, SettingWarning) and isinstance(event, SettingWarning)
+    assert isinstance(route, SettingText) and isinstance(event, SettingText)
     assert route == "route brand_new_trigger: not a trigger comethook knows; routed anyway (CometChat adds triggers)."
     assert route.said("flag") == "--" + route
     assert event.said("flag") == "--events zzz_trigger: not a trigger comethook knows; kept anyway (CometChat adds triggers)."
