@@ -149,7 +149,7 @@ class Session:
         if not done and self.config.max_events is not None:
             raise UnreachableError(
                 f"Only {self.events} of {self.config.max_events} events arrived within {self.config.timeout:g} s.",
-                "Check the webhook URL and triggers in the CometChat Dashboard, or raise --timeout.",
+                SettingText("Check the webhook URL and triggers in the CometChat Dashboard, or raise ", Named("timeout"), "."),
             )
 
     async def shutdown(self) -> None:

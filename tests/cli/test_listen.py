@@ -105,6 +105,7 @@ def test_timeout_before_max_events_exits_4(cli: Any) -> None:
     assert lines[-1] == {"type": "stopped", "events": 0}
     # The agent contract: the error as one record too (before the last line, `stopped`), with its exit code and hint.
     assert [line for line in lines if line["type"] == "error"] == [lines[-2]]
+    assert lines[-2]["hint"] == "Check the webhook URL and triggers in the CometChat Dashboard, or raise --timeout."
     assert lines[-2]["exit_code"] == 4 and "Only 0 of 1 events" in lines[-2]["message"] and lines[-2]["hint"]
 
 
