@@ -14,6 +14,7 @@ cli's funnel is the one place that turns them into stderr lines and exit codes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -51,10 +52,12 @@ class InvalidSetting(UsageError, ValueError):
     """A setting's value the core cannot take, named in domain terms (`status`, `fallback`), never as a flag.
 
     The message is `before` + the setting (with its value when one is given) + `problem`; the hint may hold
-    `{example}`, the setting with an example value. Each adapter says the setting the way its user wrote it:
+    `{example}`, the setting with an example value, and `{name}`, the setting alone. Each adapter says the setting the way its user wrote it:
     `named("flag")` gives `--status 700` / `--status 503` (the CLI, cli/app.py's funnel), `named("keyword")`
     gives `status=700` / `status=503` (the Python API; it is also `message` and `hint` as raised, so a Python
     caller of the engine sees it too). It is a ValueError as well, for Python callers who catch that.
+    `label`: how the adapter itself named the setting, said as it is in every style (a rule's error says where
+    the adapter found the rule: `--rules hooks.json rule 2`, `rules rule 2`); "" when only the hint names it.
     """
 
     def __init__(
@@ -66,8 +69,10 @@ class InvalidSetting(UsageError, ValueError):
         value: object = None,
         before: str = "",
         example: object = None,
+        label: str | None = None,
     ) -> None:
         self.setting = setting
+        self.label = label
         self.problem = problem
         self.value = value
         self.before = before
@@ -83,13 +88,19 @@ class InvalidSetting(UsageError, ValueError):
             name = name or "--" + self.setting.replace("_", "-")
             shown = repr(self.value) if isinstance(self.value, str) else str(self.value)
             given = name if self.value is None else f"{name} {shown}"
-            example = f"{example_name or name} {self.example}"
+            example_name = example_name or name
+            example = f"{example_name} {self.example}"
         else:
             name = name or self.setting
             given = name if self.value is None else f"{name}={self.value!r}"
             quoted = isinstance(self.example, str) and self.example.startswith("'")  # already quoted, as for a shell
             example = f"{name}={self.example if quoted else repr(self.example)}"
-        hint = self.template.replace("{example}", example) if self.template is not None else None
+            example_name = name
+        hint = None
+        if self.template is not None:
+            hint = self.template.replace("{example}", example).replace("{name}", example_name)
+        if self.label is not None:
+            given = self.label
         return self.before + given + self.problem, hint
 
 
@@ -115,3 +126,35 @@ class UnreachableError(ComethookError):
     """The endpoint could not be reached, or did not answer in time."""
 
     exit_code = ExitCode.UNREACHABLE
+
+
+@dataclass(frozen=True)
+class Named:
+    """A setting inside a SettingText's text, said by each adapter its own way."""
+
+    setting: str
+
+
+class SettingText(str):
+    """A warning's, or an error's message or hint, that names settings in domain terms, as InvalidSetting does.
+
+    Built from text, Named settings and other SettingTexts; the string itself names the settings as keywords
+    (`forward_to`), which is what a Python caller reads (comethook.Listener.warnings), and `said("flag")` as the CLI
+    does (`--forward-to`, cli/app.py). It travels as any text does (Hub.warn, on_warning, an error's message), so
+    only the adapter that shows it needs to know.
+    """
+
+    parts: tuple[str | Named, ...]
+
+    def __new__(cls, *parts: str | Named) -> SettingText:
+        flat = tuple(p for part in parts for p in (part.parts if isinstance(part, SettingText) else (part,)))
+        made = super().__new__(cls, "".join(part if isinstance(part, str) else part.setting for part in flat))
+        made.parts = flat
+        return made
+
+    def said(self, style: str) -> str:
+        """The text with each setting as a `flag` (`--keep-secrets`) or a `keyword` (`keep_secrets`)."""
+        return "".join(
+            part if isinstance(part, str) else "--" + part.setting.replace("_", "-") if style == "flag" else part.setting
+            for part in self.parts
+        )

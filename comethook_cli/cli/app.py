@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from comethook_cli.errors import ComethookError, ExitCode, InvalidSetting
+from comethook_cli.errors import ComethookError, ExitCode, InvalidSetting, SettingText
 
 #: click's Context, which Typer's own classes take (typer.Context is a subclass; click's class itself lives in Typer's
 #: private module, so the overrides below take any).
@@ -46,6 +46,8 @@ DEFAULT_HINTS = {
 FLAGS: dict[str, tuple[str | None, str | None]] = {
     "retention": ("--history-max-mb and --history-max-age", None),
     "tunnel_region": ("--region", None),
+    "target": ("--to", None),  # replay's target
+    "forward_to": ("URL", "--forward-to"),  # "Unsupported URL 'ftp://x'.", as for every URL comethook is given
     "region": ("region", "--region"),  # "Unknown region 'mars'.": --region, COMETCHAT_REGION, a file key, one message
     "header": ("header", "-H"),
     "mention": ("mention", "--mention"),  # a scenario step's key too: the message names it bare
@@ -66,7 +68,7 @@ def funnel(command: F) -> F:
         except ComethookError as error:
             from comethook_cli.outputs.terminal import Renderer
 
-            message, hint = flagged(error) if isinstance(error, InvalidSetting) else (error.message, error.hint)
+            message, hint = said(error)
             hint = hint or DEFAULT_HINTS.get(error.exit_code, DEFAULT_HINTS[ExitCode.FAILURE])
             if as_json and not error.reported:
                 error_record(message, int(error.exit_code), hint)
@@ -119,6 +121,23 @@ def flagged(error: InvalidSetting) -> tuple[str, str | None]:
     """An invalid setting's (message, hint), naming it as the flag a CLI user gives it (`--status 700`)."""
     name, example = FLAGS.get(error.setting, (None, None))
     return error.named("flag", name, example)
+
+
+def said(error: ComethookError) -> tuple[str, str | None]:
+    """An error's (message, hint) as the CLI says them: each setting named as the flag a CLI user gives it."""
+    if isinstance(error, InvalidSetting):
+        return flagged(error)
+    return as_flags(error.message), as_flags(error.hint) if error.hint is not None else None
+
+
+def as_flags(text: str) -> str:
+    """A text that names settings (errors.SettingText) with their flags; any other text as it is."""
+    return text.said("flag") if isinstance(text, SettingText) else text
+
+
+def flag_warnings(show: Callable[[str], None]) -> Callable[[str], None]:
+    """`show` for warnings that name settings (errors.SettingText) as the flags a CLI user gives them."""
+    return lambda message: show(as_flags(message))
 
 
 def current_context() -> typer.Context | None:

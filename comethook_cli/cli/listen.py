@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 import typer
 
 from comethook_cli.cli import completion, options
-from comethook_cli.cli.app import App, funnel
+from comethook_cli.cli.app import App, flag_warnings, funnel, said
 from comethook_cli.cli.options import (
     BasicAuth,
     BasicAuthFile,
@@ -289,7 +289,7 @@ def listen(
     from comethook_cli.engine.config import ListenConfig
     from comethook_cli.outputs.terminal import Renderer
 
-    warn = Renderer().warning
+    warn = flag_warnings(Renderer().warning)
     # Built in this order, as each can stop with a usage error (or ask for a password): the order in which a user with
     # several bad values has always been told of them.
     listener = ListenerConfig(
@@ -333,7 +333,6 @@ def tunnel_config(
     """TUNNEL's values → TunnelConfig (--tunnel/--no-tunnel/neither → on/off/auto). --domain needs the ngrok tunnel and
     --public-url replaces it: the combinations that cannot both hold are usage errors."""
     from comethook_cli.engine import values
-    from comethook_cli.engine.public_url import checked_public_url
     from comethook_cli.errors import UsageError
 
     name = values.domain(domain)
@@ -343,7 +342,7 @@ def tunnel_config(
             "--domain names the ngrok domain of a tunnel, and --no-tunnel opens none.",
             "Drop --no-tunnel to open the tunnel on that domain, or drop --domain to listen locally.",
         )
-    url = checked_public_url(public_url) if public_url is not None else None
+    url = values.public_url(public_url) if public_url is not None else None
     if url is not None and (tunnel or name):
         raise UsageError(
             f"--public-url is your own tunnel, and {'--tunnel' if tunnel else '--domain'} asks for an ngrok one.",
@@ -381,9 +380,8 @@ def run(
     stream = BackgroundStream(sys.stdout)
     shown = view(json_out, quiet=quiet, verbose=verbose, stream=cast(TextIO, stream))  # a text stream, as far as writers go
     stream.overflow_note = shown.overflow_note
-    session = Session(
-        config, on_warning=shown.warning, confirm_install=_interruptible(shown.confirm) if shown.interactive else None
-    )
+    confirm = _interruptible(shown.confirm) if shown.interactive else None
+    session = Session(config, on_warning=flag_warnings(shown.warning), confirm_install=confirm)
     session.hub.subscribe(shown)  # the view takes the hub's records itself (View is a models.RecordHandler)
     try:
         session.prepare()  # a bad option is a usage error before anything opens
@@ -392,7 +390,7 @@ def run(
         raise KeyboardInterrupt from None  # the funnel says "Interrupted.", exit 130
     except ComethookError as error:
         if shown.announced and not error.reported:  # its `error` record goes before `stopped`, the last line
-            shown.fatal(error.message, int(error.exit_code), error.hint)
+            shown.fatal(said(error)[0], int(error.exit_code), said(error)[1])
             error.reported = True
         raise
     except KeyboardInterrupt:
@@ -455,7 +453,7 @@ async def _serve(session: Session, shown: View, stream: BackgroundStream, choice
         try:
             await session.serve()
         except TunnelError as error:
-            shown.fatal(error.message, int(error.exit_code), error.hint)
+            shown.fatal(said(error)[0], int(error.exit_code), said(error)[1])
             error.reported = True  # written now, in order before `stopped`: the funnel writes no second one
             raise
     finally:

@@ -21,7 +21,7 @@ import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 
 from comethook_cli.cometchat.events import get, message_of
 from comethook_cli.cometchat.verdict import DROP_ACTION
-from comethook_cli.errors import UsageError
+from comethook_cli.errors import InvalidSetting
 from comethook_cli.models import Answer, AnsweredBy, Incoming, replace_surrogates
 
 PASS_BODY = b"{}"
@@ -103,7 +103,8 @@ class Regex:
 
 
 def compile_regex(pattern: str, where: str) -> Regex:
-    """A regex in RE2's syntax (Python's, less backreferences and lookaround), or a usage error that says where it came from."""
+    """A regex in RE2's syntax (Python's, less backreferences and lookaround), or an InvalidSetting that says where it
+    came from (`where`, as the adapter names it)."""
     options = re2.Options()
     options.log_errors = False  # RE2 would print its own line on stderr; the usage error says it once
     try:
@@ -113,31 +114,56 @@ def compile_regex(pattern: str, where: str) -> Regex:
         reason = error.args[0].decode("utf-8", "replace") if error.args and isinstance(error.args[0], bytes) else str(error)
         for found, construct, instead in _MISSING:
             if found.search(reason):
-                raise UsageError(
-                    f"{where}: {shown} uses {construct}, which comethook's regex engine (RE2) does not support.",
+                raise _invalid(
+                    where,
+                    f": {shown} uses {construct}, which comethook's regex engine (RE2) does not support.",
                     f"RE2 matches in linear time so a sender's text cannot stall the listener; {instead}",
                 ) from None
-        raise UsageError(
-            f"{where}: invalid regular expression {shown}: {reason[:200]}.",
+        raise _invalid(
+            where,
+            f": invalid regular expression {shown}: {reason[:200]}.",
             "Check the pattern's syntax (RE2, close to Python's re: https://github.com/google/re2/wiki/Syntax).",
         ) from None
 
 
 def parse_rules(entries: Any, where: str) -> list[Rule]:
-    """Rules from their JSON entries (a --rules file's list, or [[listen.rules]] written inline); `where` names them in errors."""
+    """Rules from their JSON entries (a --rules file's list, or [[listen.rules]] written inline); `where` names them in
+    errors as the adapter does (InvalidSetting of the `rules` setting)."""
     if not isinstance(entries, Sequence) or isinstance(entries, (str, bytes)):
-        raise UsageError(f"{where} must hold a JSON list of rules.", "The rules file format: docs/guides/moderation.md.")
+        raise _invalid(where, " must hold a JSON list of rules.", "The rules file format: docs/guides/moderation.md.")
     return [_rule(entry, f"{where} rule {n}") for n, entry in enumerate(entries, start=1)]
+
+
+def canned(spec: str) -> Action | None:
+    """The action `pass` or `drop` names (the `respond` setting's and a rule's); None for any other text."""
+    return _PASS if spec == "pass" else _DROP if spec == "drop" else None
+
+
+def http_status(code: object, where: str | None = None) -> int:
+    """An HTTP status code (100-599) for a canned answer: the `status` setting's, or the `status` key of the rule
+    `where` names. InvalidSetting otherwise."""
+    if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+        if where is None:
+            raise InvalidSetting(
+                "status", " is not an HTTP status code.", "Use 100-599, e.g. {example}.", value=code, example=503
+            )
+        raise _invalid(where, ": status must be an HTTP status code (100-599).", 'e.g. {"status": 503}')
+    return code
+
+
+def _invalid(where: str, problem: str, hint: str) -> InvalidSetting:
+    """A bad rule: the `rules` setting, named as the adapter named the rule (`--rules hooks.json rule 2`)."""
+    return InvalidSetting("rules", problem, hint, label=where)
 
 
 def _rule(entry: Any, where: str) -> Rule:
     if not isinstance(entry, dict) or "action" not in entry or not isinstance(entry.get("match", {}), dict):
-        raise UsageError(f'{where}: needs an object with "match" (object) and "action".', 'e.g. {"match": {}, "action": "pass"}')
+        raise _invalid(where, ': needs an object with "match" (object) and "action".', 'e.g. {"match": {}, "action": "pass"}')
     match = entry.get("match", {})
     unknown = set(match) - {"trigger", "sender", "receiver", "text"}
     if unknown:
-        raise UsageError(
-            f"{where}: unknown match key(s) {', '.join(sorted(unknown))}.", "Match on trigger, sender, receiver, text."
+        raise _invalid(
+            where, f": unknown match key(s) {', '.join(sorted(unknown))}.", "Match on trigger, sender, receiver, text."
         )
     trigger = match.get("trigger")
     triggers = frozenset([trigger] if isinstance(trigger, str) else trigger) if trigger is not None else None
@@ -147,33 +173,34 @@ def _rule(entry: Any, where: str) -> Rule:
 
 def _action(spec: Any, where: str) -> Action:
     if isinstance(spec, str):
-        if spec not in ("pass", "drop"):
-            raise UsageError(f"{where}: unknown action {spec!r}.", 'Use pass, drop, or an object such as {"inject": {...}}.')
-        return Action(PASS_BODY, "pass") if spec == "pass" else Action(DROP_BODY, "drop")
+        named = canned(spec)
+        if named is None:
+            raise _invalid(where, f": unknown action {spec!r}.", 'Use pass, drop, or an object such as {"inject": {...}}.')
+        return named
     if not isinstance(spec, dict):
-        raise UsageError(f"{where}: the action must be a string or an object.", 'e.g. "drop" or {"status": 500}')
+        raise _invalid(where, ": the action must be a string or an object.", 'e.g. "drop" or {"status": 500}')
     unknown = set(spec) - {"pass", "drop", "inject", "body", "status", "delay_ms"}
     if unknown:
-        raise UsageError(
-            f"{where}: unknown action key(s) {', '.join(sorted(unknown))}.", "Use pass, drop, inject, body, status, delay_ms."
+        raise _invalid(
+            where, f": unknown action key(s) {', '.join(sorted(unknown))}.", "Use pass, drop, inject, body, status, delay_ms."
         )
     if "inject" in spec:
         if not isinstance(spec["inject"], dict):
-            raise UsageError(f"{where}: inject needs a JSON object.", 'e.g. {"inject": {"flag": true}}')
+            raise _invalid(where, ": inject needs a JSON object.", 'e.g. {"inject": {"flag": true}}')
         base = Action(json.dumps(spec["inject"]).encode(), "inject")
     elif spec.get("drop"):
-        base = Action(DROP_BODY, "drop")
+        base = _DROP
     elif "body" in spec:
         body = spec["body"]
         base = Action(body.encode() if isinstance(body, str) else json.dumps(body).encode(), "body")
     else:
-        base = Action(PASS_BODY, "pass")
+        base = _PASS
     status = spec.get("status")
-    if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
-        raise UsageError(f"{where}: status must be an HTTP status code (100-599).", 'e.g. {"status": 503}')
+    if status is not None:
+        http_status(status, where)
     delay = spec.get("delay_ms")
     if delay is not None and (not isinstance(delay, (int, float)) or delay < 0):
-        raise UsageError(f"{where}: delay_ms must be a number of milliseconds.", 'e.g. {"delay_ms": 2500}')
+        raise _invalid(where, ": delay_ms must be a number of milliseconds.", 'e.g. {"delay_ms": 2500}')
     return Action(base.body, base.label, status, delay)
 
 

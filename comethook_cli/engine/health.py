@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from comethook_cli.engine.urls import redact_url
+from comethook_cli.errors import Named, SettingText
 from comethook_cli.models import Health, HealthSubject
 
 if TYPE_CHECKING:
@@ -270,10 +271,9 @@ async def watches_for(session: Watched) -> list[Watch]:
             seen.add(address(target))
             failure = await connect_failure(target, STARTUP_CONNECT_TIMEOUT)
             if failure is not None:
-                session.hub.warn(
-                    f"--forward-to {redact_url(target)}: {failure}. Start your app; until then deliveries get the "
-                    f"--fallback answer ({answerer.fallback}). A line says when it is up."
-                )
+                down = f" {redact_url(target)}: {failure}. Start your app; until then deliveries get the "
+                then = f" answer ({answerer.fallback}). A line says when it is up."
+                session.hub.warn(SettingText(Named("forward_to"), down, Named("fallback"), then))
             watch = AppWatch(
                 target, session.hub, answerer.fallback, session.app_interval or APP_INTERVAL, down=failure is not None
             )

@@ -1,4 +1,4 @@
-"""The public URL: one a user brings (`--public-url`, their own tunnel) checked, and the last one announced remembered.
+"""The last public URL announced, remembered (a user's own tunnel's URL is parsed by engine/values.public_url).
 
 CometChat's webhook URL can only be changed in its Dashboard, so a public URL that differs from the last run's means
 the Dashboard still points at the old one. The last URL `listen` announced is kept per history home
@@ -9,38 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from urllib.parse import urlsplit
-
-from comethook_cli.errors import UsageError
 
 #: The file, under the history home, that holds the last public URL announced.
 FILE_NAME = "public-url"
 #: Bytes read of that file at most (it holds one URL; anything bigger is not ours).
 MAX_FILE = 16 * 1024
-
-
-def checked_public_url(given: str) -> str:
-    """`--public-url` as the URL comethook shows and probes: http(s), a host, no credentials, query or fragment; the
-    trailing slash taken off (the banner adds /webhook). UsageError otherwise."""
-    url = given.strip()
-    hint = "Give the public address of your own tunnel, e.g. --public-url https://hooks.example.com."
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
-    except ValueError:
-        raise UsageError(f"Malformed --public-url {given!r}.", hint) from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise UsageError(f"--public-url {given!r} is not an http:// or https:// URL.", hint)
-    if not parts.hostname:
-        raise UsageError(f"--public-url {given!r} names no host.", hint)
-    if parts.username is not None or parts.password is not None:
-        raise UsageError(
-            f"--public-url {given!r} holds credentials.",
-            "Leave them out: CometChat's webhook has Basic auth settings of its own (and `listen --basic-auth`).",
-        )
-    if parts.query or parts.fragment or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
-        raise UsageError(f"--public-url {given!r} has a query, a fragment or spaces.", hint)
-    return url.rstrip("/")
 
 
 def remember(url: str) -> str | None:

@@ -20,7 +20,7 @@ from comethook_cli.engine.bodies import plain_body
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.sender import USER_AGENT, Outgoing, connector, deliver, marked
 from comethook_cli.engine.urls import normalize_url, url_authorization
-from comethook_cli.errors import UsageError
+from comethook_cli.errors import InvalidSetting, UsageError
 from comethook_cli.models import (
     DEFAULT_MAX_ANSWER,
     HOP_BY_HOP,
@@ -133,12 +133,16 @@ def target_url(exchange: Exchange, target: str | None = None, listener: str | No
     forwarded to had a password the history did not keep."""
     url = target_of(exchange, target, listener)
     if url is None:
-        raise UsageError(f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass --to URL.")
+        raise InvalidSetting(
+            "target", f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass {name} URL.", label=""
+        )
     if exchange.forwarded_to and url == exchange.forwarded_to:
         if ":***@" in exchange.forwarded_to:
-            raise UsageError(
+            raise InvalidSetting(
+                "target",
                 f"{exchange.id} was forwarded to {exchange.forwarded_to}, whose password was not stored.",
-                "Pass --to with the full URL (and its password) to replay it there.",
+                "Pass {name} with the full URL (and its password) to replay it there.",
+                label="",
             )
         base, sep, query = exchange.forwarded_to.partition("?")
         if sep and exchange.query and query == redact_query(exchange.query) != exchange.query:

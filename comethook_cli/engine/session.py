@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from comethook_cli.engine.config import ListenConfig
 from comethook_cli.engine.hub import Hub
-from comethook_cli.errors import UnreachableError
+from comethook_cli.errors import Named, SettingText, UnreachableError
 from comethook_cli.models import Exchange, RecordHandler
 
 if TYPE_CHECKING:
@@ -92,8 +92,11 @@ class Session:
         self.hub.keep_secrets = self.config.history.keep_secrets
         if self.config.history.keep_secrets and self.history is not None:
             self.hub.warn(
-                f"--keep-secrets: {self.history.path} stores the values of secret query parameters (?token= ...) in "
-                "clear, for replays. Anyone who can read that file can read them; `comethook history clear` removes them."
+                SettingText(
+                    Named("keep_secrets"),
+                    f": {self.history.path} stores the values of secret query parameters (?token= ...) in clear, for "
+                    "replays. Anyone who can read that file can read them; `comethook history clear` removes them.",
+                )
             )
         if self.config.events:
             self.hub.keep = lambda exchange: self.config.keeps(exchange.info.trigger, exchange.info.generation)
@@ -146,7 +149,7 @@ class Session:
         if not done and self.config.max_events is not None:
             raise UnreachableError(
                 f"Only {self.events} of {self.config.max_events} events arrived within {self.config.timeout:g} s.",
-                "Check the webhook URL and triggers in the CometChat Dashboard, or raise --timeout.",
+                SettingText("Check the webhook URL and triggers in the CometChat Dashboard, or raise ", Named("timeout"), "."),
             )
 
     async def shutdown(self) -> None:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from comethook_cli.engine.config import TunnelConfig
-from comethook_cli.errors import TunnelError
+from comethook_cli.errors import Named, SettingText, TunnelError
 
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
-TOKEN_HINT = f"Set NGROK_AUTHTOKEN or pass --ngrok-authtoken; get yours at {AUTHTOKEN_URL}."
+TOKEN_HINT = SettingText("Set NGROK_AUTHTOKEN or pass ", Named("ngrok_authtoken"), f"; get yours at {AUTHTOKEN_URL}.")
 #: Extra seconds past pyngrok's own start-up timeout before the agent is killed (it only checks between lines).
 #: Read at use time: the test suite monkeypatches it to test that deadline without waiting 3 s.
 DEADLINE_SLACK = 3.0
@@ -40,7 +40,7 @@ _HINTS = {
     ),
     "ERR_NGROK_334": (
         "that domain is already online in another ngrok session",
-        "Stop the agent that uses it, or choose another --domain.",
+        SettingText("Stop the agent that uses it, or choose another ", Named("domain"), "."),
     ),
 }
 
@@ -166,7 +166,7 @@ class Tunnel:
             if code is not None:
                 raise TunnelError(
                     f"The ngrok agent died (exit code {code}): CometChat can no longer reach this listener.",
-                    "Start `comethook listen` again; the public URL changes unless you use --domain.",
+                    SettingText("Start `comethook listen` again; the public URL changes unless you use ", Named("domain"), "."),
                 )
             await asyncio.sleep(WATCH_INTERVAL)
 
@@ -204,7 +204,7 @@ async def open_for(
     except TunnelError as error:
         if config.mode == "on":
             raise
-        on_warning(f"{error.message} Listening locally only. {error.hint or ''}".strip())
+        on_warning(SettingText(error.message, " Listening locally only.", *((" ", error.hint) if error.hint else ())))
         return None
 
 
@@ -369,15 +369,22 @@ def _quiet_pyngrok_logging() -> None:
 async def _ensure_agent(path: Path, config: TunnelConfig, confirm_install: Callable[[str], bool] | None) -> None:
     """The agent must exist and be executable; download it only when the user agreed."""
     if path.is_dir():
-        raise TunnelError(f"--ngrok-path {path} is a directory, not the ngrok agent.", "Point it at the ngrok executable.")
+        raise TunnelError(
+            SettingText(Named("ngrok_path"), f" {path} is a directory, not the ngrok agent."), "Point it at the ngrok executable."
+        )
     if not path.exists():
         prompt = f"The ngrok agent is not installed at {path}. Download it from ngrok's CDN now?"
         agreed = config.install_ngrok or (confirm_install is not None and confirm_install(prompt))
         if not agreed:
             raise TunnelError(
                 f"The ngrok agent was not found at {path}.",
-                "Install ngrok (https://ngrok.com/download) and pass --ngrok-path (or COMETHOOK_NGROK_PATH), "
-                "or add --install-ngrok to let comethook download it.",
+                SettingText(
+                    "Install ngrok (https://ngrok.com/download) and pass ",
+                    Named("ngrok_path"),
+                    " (or COMETHOOK_NGROK_PATH), or add ",
+                    Named("install_ngrok"),
+                    " to let comethook download it.",
+                ),
             )
         await asyncio.to_thread(_install, path)
     if not os.access(path, os.X_OK):
@@ -392,7 +399,9 @@ def _install(path: Path) -> None:
         with contextlib.redirect_stdout(sys.stderr):  # pyngrok writes download progress to stdout
             installer.install_ngrok(str(path))
     except (PyngrokError, OSError) as error:
-        raise TunnelError(f"Could not download the ngrok agent: {error}", "Install it by hand and pass --ngrok-path.") from None
+        raise TunnelError(
+            f"Could not download the ngrok agent: {error}", SettingText("Install it by hand and pass ", Named("ngrok_path"), ".")
+        ) from None
 
 
 def _explain(error: Exception, path: Path, token: str | None) -> TunnelError:
@@ -414,7 +423,10 @@ def _explain(error: Exception, path: Path, token: str | None) -> TunnelError:
     if isinstance(error, PermissionError):
         return TunnelError(f"The ngrok agent at {path} cannot be run: permission denied.", f"Run: chmod +x {path}")
     if isinstance(error, OSError):
-        return TunnelError(f"The ngrok agent at {path} cannot be run: {error.strerror or error}.", "Check --ngrok-path.")
+        return TunnelError(
+            f"The ngrok agent at {path} cannot be run: {error.strerror or error}.",
+            SettingText("Check ", Named("ngrok_path"), "."),
+        )
     if "unable to start" in text:
         return TunnelError(
             f"The ngrok agent at {path} exited at once without saying why.",

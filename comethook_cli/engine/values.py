@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from comethook_cli.cometchat.rest import Region
-from comethook_cli.errors import InvalidSetting, UsageError
+from comethook_cli.errors import InvalidSetting, Named, SettingText, UsageError
 from comethook_cli.models import JSON
 
 if TYPE_CHECKING:
@@ -63,14 +63,13 @@ class Route:
 def action(spec: str | Mapping[str, Any], read: Callable[[str], bytes] | None = None) -> Action:
     """`pass`, `drop`, `inject:JSON`, `inject:@FILE` (read by `read`, the adapter's), or an object to inject → an Action."""
     from comethook_cli import jsonbody
-    from comethook_cli.cometchat.rules import DROP_BODY, PASS_BODY, Action
+    from comethook_cli.cometchat.rules import canned
 
     if not isinstance(spec, str):
         return _inject(dict(spec))
-    if spec == "pass":
-        return Action(PASS_BODY, "pass")
-    if spec == "drop":
-        return Action(DROP_BODY, "drop")
+    named = canned(spec)
+    if named is not None:
+        return named
     if not spec.startswith("inject:"):
         raise InvalidSetting("respond", ".", "Use pass, drop, inject:JSON or inject:@FILE.", value=spec, before="Unknown ")
     source: str | bytes = spec.removeprefix("inject:")
@@ -122,10 +121,10 @@ def rules(entries: Any, where: str) -> tuple[Rule, ...]:
 
 
 def status(code: int) -> int:
-    """An HTTP status code for every canned answer."""
-    if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
-        raise InvalidSetting("status", " is not an HTTP status code.", "Use 100-599, e.g. {example}.", value=code, example=503)
-    return code
+    """An HTTP status code for every canned answer (the domain's check, which a rule's `status` key shares)."""
+    from comethook_cli.cometchat.rules import http_status
+
+    return http_status(code)
 
 
 def delay_seconds(milliseconds: float) -> float:
@@ -147,10 +146,8 @@ def fallback(spec: str) -> Fallback:
 
 
 def targets(urls: str | Iterable[str]) -> tuple[str, ...]:
-    """--forward-to URLs (`8000`, `:8000/hook`, full URLs) → checked, normalised URLs; the first is the primary."""
-    from comethook_cli.engine.urls import normalize_url
-
-    return tuple(normalize_url(url) for url in ((urls,) if isinstance(urls, str) else urls))
+    """The URLs forwarded to (`8000`, `:8000/hook`, full URLs) → checked, normalised URLs; the first is the primary."""
+    return tuple(_forward_target(url) for url in ((urls,) if isinstance(urls, str) else urls))
 
 
 def routes(specs: Iterable[str], warn: Callable[[str], None]) -> tuple[Route, ...]:
@@ -168,7 +165,11 @@ def routes(specs: Iterable[str], warn: Callable[[str], None]) -> tuple[Route, ..
             )  # fmt: skip
         name, known = known_trigger(trigger, "route")
         if not known:
-            warn(f"--route {trigger.strip()}: not a trigger comethook knows; routed anyway (CometChat adds triggers).")
+            warn(
+                SettingText(
+                    Named("route"), f" {trigger.strip()}: not a trigger comethook knows; routed anyway (CometChat adds triggers)."
+                )
+            )
         found[name] = Route(name, normalize_url(url))  # a trigger routed twice goes to the last URL, as before
     return tuple(found.values())
 
@@ -242,7 +243,7 @@ def events(spec: str | None, warn: Callable[[str], None]) -> tuple[str, ...]:
             continue
         name, known = known_trigger(part, "events")
         if not known:
-            warn(f"--events {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers).")
+            warn(SettingText(Named("events"), f" {part}: not a trigger comethook knows; kept anyway (CometChat adds triggers)."))
         chosen.append(name)
     if not chosen:
         raise InvalidSetting("events", " is empty.", "Name triggers separated by commas, or legacy, current or all.")
@@ -459,3 +460,55 @@ def body_min_rate(rate: int) -> int:
             value=rate, example=1024,
         )  # fmt: skip
     return rate
+
+
+# --- the public URL (`listen --public-url`, `[tunnel] public-url`) ------------------------------------------
+
+
+def public_url(given: str) -> str:
+    """The public URL of a user's own tunnel, as comethook shows and probes it: http(s), a host, no credentials, query
+    or fragment; the trailing slash taken off (the banner adds /webhook)."""
+    from urllib.parse import urlsplit
+
+    url = given.strip()
+    hint = "Give the public address of your own tunnel, e.g. {example}."
+    example = "https://hooks.example.com"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise InvalidSetting("public_url", ".", hint, value=given, before="Malformed ", example=example) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidSetting("public_url", " is not an http:// or https:// URL.", hint, value=given, example=example)
+    if not parts.hostname:
+        raise InvalidSetting("public_url", " names no host.", hint, value=given, example=example)
+    if parts.username is not None or parts.password is not None:
+        raise InvalidSetting(
+            "public_url", " holds credentials.", value=given,
+            hint="Leave them out: CometChat's webhook has Basic auth settings of its own (and `listen --basic-auth`).",
+        )  # fmt: skip
+    if parts.query or parts.fragment or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise InvalidSetting("public_url", " has a query, a fragment or spaces.", hint, value=given, example=example)
+    return url.rstrip("/")
+
+
+# --- helpers of the parsers above ---------------------------------------------------------------------------
+
+
+def _forward_target(given: str) -> str:
+    """One URL forwarded to, checked by urls.normalize_url (every URL comethook takes goes through it), its error said
+    as the `forward_to` setting: the CLI says `URL 'ftp://x'` as it always has, the Python API `forward_to='ftp://x'`."""
+    from comethook_cli.engine.urls import normalize_url
+
+    try:
+        return normalize_url(given)
+    except UsageError as error:
+        url = given.strip()
+        # normalize_url names the URL as `URL 'x'` (repr of the stripped text) in every message but the empty one.
+        before, found, problem = error.message.partition(f"URL {url!r}")
+        if not found:  # an empty URL: normalize_url's hint names send's --to
+            raise InvalidSetting(
+                "forward_to", ".", "Give your app's URL, e.g. {example}.", value=url, before="Empty ",
+                example="http://localhost:8000/webhook",
+            ) from None  # fmt: skip
+        raise InvalidSetting("forward_to", problem, error.hint, value=url, before=before) from None

@@ -8,7 +8,10 @@ import re
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.conftest import BANNER_END, delivery, ndjson, post_json
 
@@ -102,6 +105,7 @@ def test_timeout_before_max_events_exits_4(cli: Any) -> None:
     assert lines[-1] == {"type": "stopped", "events": 0}
     # The agent contract: the error as one record too (before the last line, `stopped`), with its exit code and hint.
     assert [line for line in lines if line["type"] == "error"] == [lines[-2]]
+    assert lines[-2]["hint"] == "Check the webhook URL and triggers in the CometChat Dashboard, or raise --timeout."
     assert lines[-2]["exit_code"] == 4 and "Only 0 of 1 events" in lines[-2]["message"] and lines[-2]["hint"]
 
 
@@ -129,6 +133,40 @@ def test_bad_listen_options_are_usage_errors(cli: Any) -> None:
         result = cli("listen", "--port", "0", "--no-history", *args)
         assert result.exit_code == 2, args
         assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--public-url", "ftp://x"], "Error: --public-url 'ftp://x' is not an http:// or https:// URL.\n"),
+        (["--public-url", "http://"], "Error: --public-url 'http://' names no host.\n"),
+        (["--public-url", "not a url"], "Error: --public-url 'not a url' is not an http:// or https:// URL.\n"),
+        (["--forward-to", "ftp://x"], "Error: Unsupported URL 'ftp://x'.\nHint: Use an http:// or https:// URL.\n"),
+        (
+            ["--forward-to", ""],
+            "Error: Empty URL ''.\nHint: Give your app's URL, e.g. --forward-to http://localhost:8000/webhook.\n",
+        ),
+        (["--status", "700"], "Error: --status 700 is not an HTTP status code.\nHint: Use 100-599, e.g. --status 503.\n"),
+    ],
+)
+def test_a_setting_the_engine_refuses_is_said_with_its_flag(cli: Any, args: list[str], said: str) -> None:
+    result = cli("listen", "--no-tunnel", "--no-history", *args)
+    assert result.exit_code == 2 and result.stderr.startswith(said)
+    if args[0] == "--public-url":
+        assert result.stderr.endswith(
+            "Hint: Give the public address of your own tunnel, e.g. --public-url https://hooks.example.com.\n"
+        )
+
+
+def test_a_bad_rule_is_said_where_the_rules_file_holds_it(cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "hooks.json"
+    path.write_text('[{"match": {}, "action": {"status": 700}}]')
+    result = cli("listen", "--no-tunnel", "--no-history", "--rules", str(path))
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f'Error: --rules {path} rule 1: status must be an HTTP status code (100-599).\nHint: e.g. {{"status": 503}}\n'
+    )
 
 
 def test_history_survives_a_killed_listener(listen_process: Any, cli: Any) -> None:

@@ -322,3 +322,12 @@ async def test_any_error_aiohttp_raises_while_relaying_gets_the_fallback_and_is_
     (exchange,) = exchanges
     assert exchange.answered_by == "comethook (fallback drop)"
     assert exchange.forward_error == "LookupError: something aiohttp was never meant to raise"
+
+
+def test_an_app_that_is_down_at_start_up_is_said_with_the_flags(cli: Any, closed_port: int) -> None:
+    """The engine's warning names forward_to and fallback; the CLI says them as the flags the user gave."""
+    result = cli("listen", "--no-tunnel", "--no-history", "--port", "0", "--forward-to", str(closed_port), "--timeout", "1")
+    assert (
+        f"Warning: --forward-to http://localhost:{closed_port}: nothing listens there" in result.stderr
+        and "Start your app; until then deliveries get the --fallback answer (error). A line says when it is up." in result.stderr
+    )

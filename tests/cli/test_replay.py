@@ -192,9 +192,10 @@ def test_one_rule_for_the_default_replay_target() -> None:
 
     import pytest
 
+    from comethook_cli.cli.app import flagged
     from comethook_cli.cometchat.events import describe
     from comethook_cli.engine import replay
-    from comethook_cli.errors import UsageError
+    from comethook_cli.errors import InvalidSetting, UsageError
     from comethook_cli.models import Exchange
     from comethook_cli.outputs.exports import target_of as export_target
 
@@ -215,9 +216,17 @@ def test_one_rule_for_the_default_replay_target() -> None:
     assert replay.target_url(dataclasses.replace(stored, query=""), "", "http://127.0.0.1:9000") == "http://127.0.0.1:9000/hook"
     # 4. Else there is none: None, and a UsageError with a hint from target_url.
     assert replay.target_of(stored) is None
-    with pytest.raises(UsageError, match="was not forwarded anywhere") as raised:
+    with pytest.raises(InvalidSetting, match=r"^evt_1 was not forwarded anywhere") as raised:
         replay.target_url(stored)
-    assert raised.value.hint == "Pass --to URL."
+    assert isinstance(raised.value, UsageError) and raised.value.hint == "Pass target URL."  # replay()'s keyword
+    assert flagged(raised.value)[1] == "Pass --to URL."  # what `comethook replay` says
+    with pytest.raises(InvalidSetting) as secret:
+        replay.target_url(dataclasses.replace(stored, forwarded_to="http://u:***@app.test/webhook"))
+    assert flagged(secret.value) == (
+        "evt_1 was forwarded to http://u:***@app.test/webhook, whose password was not stored.",
+        "Pass --to with the full URL (and its password) to replay it there.",
+    )
+    assert secret.value.hint == "Pass target with the full URL (and its password) to replay it there."
     # The exports follow the same rule, with the listener that received the exchange.
     assert export_target(stored) == "http://127.0.0.1:9001/hook?src=cc"
     assert export_target(forwarded) == "http://app.test/webhook"

@@ -275,6 +275,10 @@ def test_a_bad_listener_argument_is_refused_at_once_naming_the_keyword() -> None
     )
     with pytest.raises(comethook.InvalidSetting, match=r"^respond inject: needs a non-empty JSON object\.$"):
         Listener(respond={})
+    with pytest.raises(comethook.InvalidSetting, match=r"^Unsupported forward_to='ftp://x'\.$"):
+        Listener(forward_to="ftp://x")
+    with pytest.raises(comethook.InvalidSetting, match=r"^rules rule 1: status must be an HTTP status code \(100-599\)\.$"):
+        Listener(rules=[{"action": {"status": 700}}])
     with pytest.raises(comethook.InvalidSetting, match=r"^Unknown region='mars'\.$"):
         build_payload("before_message", region="mars")
     assert '"region": "eu"' in json.dumps(build_payload("message_sent", region="eu"))
@@ -339,3 +343,14 @@ async def test_the_listener_never_acknowledges_what_its_history_could_not_store(
         with pytest.raises(comethook.ComethookError, match="Cannot write the history database"):
             async with Listener(history=True):
                 pass
+
+
+async def test_a_warning_names_the_listeners_keyword_arguments_not_flags(closed_port: int) -> None:
+    async with Listener(forward_to=str(closed_port)) as listener:
+        for _ in range(200):  # said at start-up, after a connect attempt to the app (refused at once on loopback)
+            if listener.warnings:
+                break
+            await asyncio.sleep(0.05)
+    warning = listener.warnings[0]
+    assert warning.startswith(f"forward_to http://localhost:{closed_port}: nothing listens there")
+    assert "deliveries get the fallback answer (error)." in warning and "--" not in warning

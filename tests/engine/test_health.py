@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from comethook_cli.cli.app import as_flags
 from comethook_cli.engine.config import ListenConfig, ListenerConfig, TunnelConfig
 from comethook_cli.engine.health import FAILURES_FOR_DOWN
 from comethook_cli.engine.session import Session
@@ -107,8 +108,9 @@ async def test_an_app_started_late_then_stopped_gets_one_line_each_way_and_never
     target = f"http://127.0.0.1:{port}/hook"
     config = ListenConfig(ListenerConfig(port=0), forward=forward_config((target,)), tunnel=TunnelConfig(mode="off"))
     session, records, warnings = await sessions(config, app_interval=0.2)
-    (warning,) = [w for w in warnings if "--forward-to" in w]
-    assert f"http://127.0.0.1:{port}/hook: nothing listens there" in warning and "Start your app" in warning
+    (warning,) = [w for w in warnings if w.startswith("forward_to ")]  # the engine names the setting; the CLI, the flag:
+    assert as_flags(warning).startswith(f"--forward-to http://127.0.0.1:{port}/hook: nothing listens there")
+    assert "Start your app" in warning and "the --fallback answer" in as_flags(warning)
     assert session.health()["app"]["state"] == "down"
     hits: list[str] = []
 

@@ -308,3 +308,37 @@ def test_domain_with_no_tunnel_is_a_usage_error(cli: Any, fake_ngrok: Any) -> No
     assert result.exit_code == 2
     assert "--domain names the ngrok domain of a tunnel, and --no-tunnel opens none" in result.stderr
     assert "Hint: Drop --no-tunnel" in result.stderr and fake_ngrok.runs() == []
+
+
+def test_an_agent_path_that_is_a_directory_is_said_with_the_flag_where_the_cli_says_it(cli: Any, tmp_path: Path) -> None:
+    """The engine names the ngrok_path setting; the CLI says --ngrok-path, in the error and in auto mode's warning."""
+    required, _ = run_tunnel(cli, tmp_path)
+    assert required.exit_code == 1
+    said = f"Error: --ngrok-path {tmp_path} is a directory, not the ngrok agent.\nHint: Point it at the ngrok executable.\n"
+    assert required.stderr.endswith(said)
+    auto = cli("listen", "--port", "0", "--no-history", "--ngrok-path", str(tmp_path), "--ngrok-authtoken", TOKEN,
+               "--max-events", "1", "--timeout", "0.3")  # fmt: skip
+    assert auto.exit_code == 4
+    assert (
+        f"Warning: --ngrok-path {tmp_path} is a directory, not the ngrok agent. Listening locally only. "
+        "Point it at the ngrok executable.\n"
+    ) in auto.stderr
+
+
+async def test_a_tunnel_errors_text_names_settings_not_flags(tmp_path: Path) -> None:
+    from comethook_cli.cli.app import said
+    from comethook_cli.engine.config import TunnelConfig
+    from comethook_cli.engine.tunnel import _ensure_agent
+    from comethook_cli.errors import TunnelError
+
+    missing = tmp_path / "ngrok"
+    with pytest.raises(TunnelError) as caught:
+        await _ensure_agent(missing, TunnelConfig(mode="on"), None)
+    assert caught.value.hint == (
+        "Install ngrok (https://ngrok.com/download) and pass ngrok_path (or COMETHOOK_NGROK_PATH), "
+        "or add install_ngrok to let comethook download it."
+    )
+    assert said(caught.value)[1] == (
+        "Install ngrok (https://ngrok.com/download) and pass --ngrok-path (or COMETHOOK_NGROK_PATH), "
+        "or add --install-ngrok to let comethook download it."
+    )

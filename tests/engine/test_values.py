@@ -7,7 +7,7 @@ import json
 import pytest
 
 from comethook_cli.engine import values
-from comethook_cli.errors import InvalidSetting, UsageError
+from comethook_cli.errors import InvalidSetting, SettingText, UsageError
 
 
 def test_the_domain_given_as_a_url_is_reduced_to_its_name() -> None:
@@ -128,3 +128,54 @@ def test_emulate_values_are_refused_in_domain_terms_and_named_as_the_user_gave_t
         "allow_host='emulator:8780' is not a host name.",
         "Give the name alone, e.g. allow_host='emulator'.",
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("ftp://x", "{} is not an http:// or https:// URL."),
+        ("http://", "{} names no host."),
+        ("not a url", "{} is not an http:// or https:// URL."),
+        ("http://u:p@h", "{} holds credentials."),
+        ("http://h/?q", "{} has a query, a fragment or spaces."),
+        ("http://h:99999", "Malformed {}."),
+    ],
+)
+def test_a_public_url_is_parsed_here_and_its_error_names_the_setting(given: str, problem: str) -> None:
+    with pytest.raises(InvalidSetting) as caught:
+        values.public_url(given)
+    error = caught.value
+    assert error.setting == "public_url" and error.message == problem.format(f"public_url={given!r}")
+    assert error.named("flag")[0] == problem.format(f"--public-url {given!r}")
+    if "credentials" not in problem:
+        assert (
+            error.named("flag")[1] == "Give the public address of your own tunnel, e.g. --public-url https://hooks.example.com."
+        )
+    assert values.public_url(" https://hooks.example.com/ ") == "https://hooks.example.com"
+
+
+def test_a_url_forwarded_to_is_refused_as_the_forward_to_setting() -> None:
+    with pytest.raises(InvalidSetting) as caught:
+        values.targets(["8000", "ftp://x"])
+    error = caught.value
+    assert (error.setting, error.message, error.hint) == (
+        "forward_to",
+        "Unsupported forward_to='ftp://x'.",
+        "Use an http:// or https:// URL.",
+    )
+    assert error.named("flag", "URL")[0] == "Unsupported URL 'ftp://x'."  # what the CLI has always said
+    with pytest.raises(InvalidSetting, match=r"^Malformed forward_to='http://h:99999': the port is not a number"):
+        values.targets(" http://h:99999 ")
+    with pytest.raises(InvalidSetting, match=r"^Empty forward_to=''\.$"):
+        values.targets("  ")
+
+
+def test_a_warning_about_a_setting_names_it_for_each_adapter() -> None:
+    warned: list[str] = []
+    values.routes(["brand_new_trigger=:9000"], warned.append)
+    values.events("before_message,zzz_trigger", warned.append)
+    route, event = warned
+    assert isinstance(route, SettingText) and isinstance(event, SettingText)
+    assert route == "route brand_new_trigger: not a trigger comethook knows; routed anyway (CometChat adds triggers)."
+    assert route.said("flag") == "--" + route
+    assert event.said("flag") == "--events zzz_trigger: not a trigger comethook knows; kept anyway (CometChat adds triggers)."

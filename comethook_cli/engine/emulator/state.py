@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from comethook_cli.engine.home import make_private_database
-from comethook_cli.errors import UsageError
+from comethook_cli.errors import InvalidSetting
 
 #: The keys of State whose entries are records of their own (one row each in the state file).
 KINDS = ("users", "groups", "members", "banned", "messages", "reactions", "blocks", "pins", "receipts", "calls")
@@ -93,7 +93,9 @@ class Store:
                 whole = self._db.execute("SELECT json FROM state WHERE id = 1").fetchone() if old else None
         except (sqlite3.Error, OSError) as error:
             self.close()
-            raise UsageError(f"Cannot use --state {str(path)!r}: {error}.", "Give a new file, or one `emulate` wrote.") from None
+            raise InvalidSetting(
+                "state", f": {error}.", "Give a new file, or one `emulate` wrote.", value=str(path), before="Cannot use "
+            ) from None
         try:
             if whole is not None:  # the format before records: one row holding the whole state
                 self.state = State.from_json(json.loads(whole[0]))
@@ -105,7 +107,7 @@ class Store:
                 self._load(rows)
         except (ValueError, TypeError, AttributeError, Refused):
             self.close()
-            raise UsageError(f"--state {str(path)!r} holds no emulator state.", "Give a new file.") from None
+            raise InvalidSetting("state", " holds no emulator state.", "Give a new file.", value=str(path)) from None
 
     def _load(self, rows: list[tuple[str, str, str]]) -> None:
         state = State()

@@ -147,3 +147,29 @@ def test_a_kill_9_mid_run_leaves_a_loadable_state(tmp_path: Path) -> None:
     users = asyncio.run(reload())
     assert set(answered) <= set(users)  # every answered call was committed before its answer
     assert all(user["metadata"] == {"n": int(uid[1:])} for uid, user in users.items())
+
+
+def test_a_state_file_the_emulator_cannot_use_is_the_state_setting(tmp_path: Path) -> None:
+    """The engine names the `state` setting; `comethook emulate` says it as --state, as it always has."""
+    from comethook_cli.cli.app import flagged
+    from comethook_cli.engine.emulator.state import Store
+    from comethook_cli.errors import InvalidSetting
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(InvalidSetting) as broken:
+        Store().open(junk)
+    assert broken.value.setting == "state"
+    assert flagged(broken.value) == (
+        f"Cannot use --state {str(junk)!r}: file is not a database.",
+        "Give a new file, or one `emulate` wrote.",
+    )
+    assert broken.value.message == f"Cannot use state={str(junk)!r}: file is not a database."
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (kind, key))")
+        db.execute("INSERT INTO records VALUES ('meta', 'next_id', 'not json')")
+    db.close()
+    with pytest.raises(InvalidSetting) as empty:
+        Store().open(foreign)
+    assert flagged(empty.value) == (f"--state {str(foreign)!r} holds no emulator state.", "Give a new file.")
