@@ -129,22 +129,23 @@ def emulate(
 
 def emulating(**values: Any) -> EmulatorConfig:
     """EMULATING's values → EmulatorConfig, each parsed once by engine/values.py."""
+    from comethook_cli.engine import restvalues
     from comethook_cli.engine import values as parse
     from comethook_cli.engine.emulator.quirks import QUIRKS
     from comethook_cli.errors import InvalidSetting
 
-    hook_failure = parse.hook_failure(values["on_hook_failure"])
+    hook_failure = restvalues.hook_failure(values["on_hook_failure"])
     region = parse.region(values["region"])
     credentials = basic_auth(values["basic_auth"], values["basic_auth_file"])
-    ticked = parse.ticked_triggers(values["triggers"])
+    ticked = restvalues.ticked_triggers(values["triggers"])
     hooks = webhooks(values["webhook"] or [], ticked, credentials, values["webhook_id"])
     delays = parse.retry_delays(values["retry_delays"]) if values["retry_delays"] else None
     try:
-        quirks_off = parse.quirks_off(values.get("quirk") or [], values.get("no_quirk") or [], QUIRKS)
+        quirks_off = restvalues.quirks_off(values.get("quirk") or [], values.get("no_quirk") or [], QUIRKS)
     except InvalidSetting as error:  # --quirk, --no-quirk or the file's no-quirk: the message names the quirk alone
         raise UsageError(*error.named("flag", "quirk")) from None
     return EmulatorConfig(
-        host=values["host"], port=values["port"], allowed_hosts=parse.allowed_hosts(values["allow_host"] or []),
+        host=values["host"], port=values["port"], allowed_hosts=restvalues.allowed_hosts(values["allow_host"] or []),
         api_key=values["api_key"], webhooks=hooks, legacy=values["legacy"],
         app_id=values["app_id"], region=region, hook_timeout=values["hook_timeout"],
         on_hook_failure=hook_failure, retry_on_failure=values["retry_on_failure"], retry_delays=delays,

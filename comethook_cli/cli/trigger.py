@@ -75,7 +75,8 @@ def declare(
     key = name if on is trigger_app else f"{'group' if on is group_app else 'member'}-{name}"
 
     def command(**values: Any) -> None:
-        from comethook_cli.engine.values import region, trigger_expectation
+        from comethook_cli.engine.restvalues import trigger_expectation
+        from comethook_cli.engine.values import region
 
         given = {param: values.pop(param) for param in shared}
         parsed = {"region": region(given["region"], also="COMETCHAT_REGION"), "expect": trigger_expectation(given["expect"])}

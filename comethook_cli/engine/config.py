@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from comethook_cli.cometchat.payloads import DEFAULT_APP_ID, Template
 from comethook_cli.cometchat.rest import Region
 from comethook_cli.engine.history.retention import Retention
-from comethook_cli.engine.values import Fallback, HookFailure, NgrokRegion, Route, TriggerExpectation
+from comethook_cli.engine.restvalues import HookFailure, TriggerExpectation
+from comethook_cli.engine.values import Fallback, NgrokRegion, Route
 from comethook_cli.errors import InvalidSetting
 from comethook_cli.models import (
     DEFAULT_ANSWER_BUDGET,

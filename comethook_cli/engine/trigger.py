@@ -18,7 +18,7 @@ from comethook_cli.engine.history.files import default_path
 from comethook_cli.engine.history.reader import History
 from comethook_cli.engine.home import home, make_private_directory, write_private
 from comethook_cli.engine.rest_client import RestClient
-from comethook_cli.engine.values import TriggerExpectation
+from comethook_cli.engine.restvalues import TriggerExpectation
 from comethook_cli.errors import AssertionFailed, ComethookError, UnreachableError
 from comethook_cli.models import Exchange
 

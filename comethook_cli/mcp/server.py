@@ -41,7 +41,7 @@ INSTRUCTIONS = (
 Generation = Literal["current", "legacy"]
 Verdict = Literal["pass", "inject", "drop", "invalid"]
 Expect = Literal["ok", "pass", "inject", "drop"]
-#: engine.values.TriggerExpectation's values, spelled out for the tool's schema (a test keeps the two equal).
+#: engine.restvalues.TriggerExpectation's values, spelled out for the tool's schema (a test keeps the two equal).
 TriggerExpect = Literal["ok", "delivered", "pass", "inject", "drop", "dropped", "blocked"]
 Timeout = Annotated[float, Field(gt=0, le=tools.MAX_TIMEOUT, description="Seconds to wait for the answer.")]
 Overrides = Annotated[

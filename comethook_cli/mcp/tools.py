@@ -321,11 +321,11 @@ async def trigger(
     the call caused in the history of the running listen. The REST key comes from COMETCHAT_API_KEY only."""
     from comethook_cli.cometchat import rest
     from comethook_cli.cometchat.scenarios import SDK_VERBS, sdk_only
+    from comethook_cli.engine import restvalues, values
     from comethook_cli.engine import trigger as triggering
-    from comethook_cli.engine import values
     from comethook_cli.engine.rest_client import RestClient
 
-    expected = values.trigger_expectation(expect)
+    expected = restvalues.trigger_expectation(expect)
     if expected is not None and expected.needs_deliveries and not wait:  # a combination of arguments: said here
         why = f": {triggering.BLOCKED_ARRIVES}" if expected == "blocked" else ""
         raise UsageError(f"expect={str(expected)!r} needs wait=true{why}.", "Pass wait=true (with `comethook listen` running).")

@@ -1,4 +1,4 @@
-"""`comethook emulate` end to end: its options are parsed once (engine/values.py) into the domain values
+"""`comethook emulate` end to end: its options are parsed once (engine/restvalues.py) into the domain values
 EmulatorConfig holds, and a bad one is a usage error (exit 2) naming the flag, before anything listens."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from comethook_cli.engine import values
+from comethook_cli.engine import restvalues
 from comethook_cli.engine.config import EmulatorConfig
 from comethook_cli.engine.emulator.quirks import QUIRKS
 from tests.conftest import Cli, ndjson
@@ -45,16 +45,16 @@ def test_an_unknown_quirk_in_the_project_file_is_said_as_in_a_flag(cli: Cli, tmp
 
 
 def test_the_emulators_config_holds_domain_values_parsed_once() -> None:
-    assert EmulatorConfig().on_hook_failure is values.HookFailure.PASS
-    assert values.hook_failure("drop") is values.HookFailure.DROP
+    assert EmulatorConfig().on_hook_failure is restvalues.HookFailure.PASS
+    assert restvalues.hook_failure("drop") is restvalues.HookFailure.DROP
     # --quirk turns back on what --no-quirk (or the file) turned off.
-    assert values.quirks_off([], [QUIRK], QUIRKS) == (QUIRK,)
-    assert values.quirks_off([QUIRK], [QUIRK], QUIRKS) == ()
+    assert restvalues.quirks_off([], [QUIRK], QUIRKS) == (QUIRK,)
+    assert restvalues.quirks_off([QUIRK], [QUIRK], QUIRKS) == ()
     # The Dashboard's name of a legacy trigger ticks the trigger its deliveries carry; `all` (or nothing) ticks every one.
-    assert values.ticked_triggers(" before_message , message_sent") == {"before_message", "message_sent"}
-    assert values.ticked_triggers("all") is None and values.ticked_triggers(None) is None
-    assert values.ticked_triggers(" , ") == frozenset()  # nothing ticked: `emulate` warns that the webhook gets nothing
-    assert values.allowed_hosts(["Emulator", "hooks.internal"]) == ("emulator", "hooks.internal")
+    assert restvalues.ticked_triggers(" before_message , message_sent") == {"before_message", "message_sent"}
+    assert restvalues.ticked_triggers("all") is None and restvalues.ticked_triggers(None) is None
+    assert restvalues.ticked_triggers(" , ") == frozenset()  # nothing ticked: `emulate` warns that the webhook gets nothing
+    assert restvalues.allowed_hosts(["Emulator", "hooks.internal"]) == ("emulator", "hooks.internal")
 
 
 def test_quirks_are_listed_in_emulate_help_with_their_evidence(cli: Cli) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from comethook_cli.engine import values
+from comethook_cli.engine import restvalues, values
 from comethook_cli.errors import InvalidSetting, SettingText, UsageError
 
 
@@ -97,13 +97,13 @@ def test_a_trigger_expectation_is_parsed_once_into_its_kind() -> None:
     from comethook_cli.cli.app import flagged
     from comethook_cli.engine.config import TriggerOptions
 
-    assert values.trigger_expectation("blocked") is values.TriggerExpectation.BLOCKED
-    assert values.trigger_expectation(None) is None
-    assert TriggerOptions(expect=values.trigger_expectation("dropped")).expect == "dropped"
+    assert restvalues.trigger_expectation("blocked") is restvalues.TriggerExpectation.BLOCKED
+    assert restvalues.trigger_expectation(None) is None
+    assert TriggerOptions(expect=restvalues.trigger_expectation("dropped")).expect == "dropped"
     # Only delivered and blocked cannot be told from the REST answer: each adapter asks for waiting with them.
-    assert [e for e in values.TriggerExpectation if e.needs_deliveries] == ["delivered", "blocked"]
+    assert [e for e in restvalues.TriggerExpectation if e.needs_deliveries] == ["delivered", "blocked"]
     with pytest.raises(InvalidSetting) as caught:
-        values.trigger_expectation("Blocked")
+        restvalues.trigger_expectation("Blocked")
     hint = "Use one of: ok, delivered, pass, inject, drop, dropped, blocked."
     assert flagged(caught.value) == ("Unknown --expect 'Blocked'.", hint)
     assert caught.value.named("keyword") == ("Unknown expect='Blocked'.", hint)
@@ -113,17 +113,17 @@ def test_emulate_values_are_refused_in_domain_terms_and_named_as_the_user_gave_t
     from comethook_cli.cli.app import flagged
 
     with pytest.raises(InvalidSetting) as failure:
-        values.hook_failure("maybe")
+        restvalues.hook_failure("maybe")
     assert failure.value.named("keyword") == ("Unknown on_hook_failure='maybe'.", "Use pass or drop.")
     with pytest.raises(InvalidSetting) as ticked:
-        values.ticked_triggers("message_sent,nope,alsonope")
+        restvalues.ticked_triggers("message_sent,nope,alsonope")
     assert flagged(ticked.value)[0] == "Unknown trigger(s) in --triggers: alsonope, nope."
     with pytest.raises(InvalidSetting) as quirk:
-        values.quirks_off(["ban-actor"], [], ["ban-actor-in-members"])
+        restvalues.quirks_off(["ban-actor"], [], ["ban-actor-in-members"])
     assert quirk.value.named("keyword")[0] == "Unknown quirk='ban-actor'."
     assert quirk.value.hint is not None and "Did you mean 'ban-actor-in-members'?" in quirk.value.hint
     with pytest.raises(InvalidSetting) as host:
-        values.allowed_hosts(["ok", "emulator:8780"])
+        restvalues.allowed_hosts(["ok", "emulator:8780"])
     assert host.value.named("keyword") == (
         "allow_host='emulator:8780' is not a host name.",
         "Give the name alone, e.g. allow_host='emulator'.",

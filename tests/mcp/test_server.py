@@ -374,7 +374,7 @@ def test_the_tools_schemas_offer_the_engines_own_choices_and_defaults(world: Any
     from typing import get_args
 
     from comethook_cli.engine.config import Checking, Delivering, default
-    from comethook_cli.engine.values import TriggerExpectation
+    from comethook_cli.engine.restvalues import TriggerExpectation
     from comethook_cli.mcp import server
 
     assert set(get_args(server.TriggerExpect)) == {e.value for e in TriggerExpectation}

@@ -1,6 +1,6 @@
 """Production's known quirks: what live CometChat does that its docs do not say, reproduced by `emulate` so a handler
 that passes in CI meets in CI what it will meet in production. All are on by default; `--no-quirk NAME` turns one off
-(engine.values.quirks_off checks the names given against this table).
+(engine.restvalues.quirks_off checks the names given against this table).
 
 One table: a quirk's name, what it does, and the evidence for it (`emulate --help` and docs/reference/cli/emulate.md print this).
 """
