@@ -283,8 +283,10 @@ def listen(
     basic_auth_file: BasicAuthFile = None,
     allow_browser_origin: AllowBrowserOrigin = default(ListenerConfig, "allow_browser_origin"),
 ) -> None:
-    """Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message."""
-    # Over 60 lines only by its 40 option declarations (the docstring above is the command's help, so the reason is here).
+    """Listen for CometChat deliveries (through an ngrok tunnel), show each one, answer before_message.
+
+    \f
+    Over 60 lines only by its 40 option declarations: the body is the config sections built from them."""
     from comethook_cli.engine import values
     from comethook_cli.engine.config import ListenConfig
     from comethook_cli.outputs.terminal import Renderer

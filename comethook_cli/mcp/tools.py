@@ -318,7 +318,8 @@ async def trigger(
     secrets: Secrets,
 ) -> dict[str, Any]:
     """Make CometChat (or `emulate`) fire webhooks through its REST API (engine.trigger); with `wait`, the deliveries
-    the call caused in the history of the running listen. The REST key comes from COMETCHAT_API_KEY only."""
+    the call caused in the history of the running listen. The REST key comes from COMETCHAT_API_KEY only. Just over
+    60 lines: the checks of an agent's arguments (where the key may go) come before the call, in the order they apply."""
     from comethook_cli.cometchat import rest
     from comethook_cli.cometchat.scenarios import SDK_VERBS, sdk_only
     from comethook_cli.engine import restvalues, values
