@@ -417,50 +417,9 @@ async def test_an_answer_dripped_a_byte_at_a_time_is_read_whole(raw: Any) -> Non
     assert [(d.status, d.response) for d in lean] == [(200, {"a": 1})] * 3
 
 
-async def test_max_answer_bounds_what_the_lean_client_reads_from_an_endless_answer(raw: Any) -> None:
-    chunk = b"x" * 65536
-
-    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sent = 0
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
-        try:
-            while sent < 50 * 1024 * 1024:
-                writer.write(chunk)
-                await writer.drain()
-                sent += len(chunk)
-        except ConnectionError:
-            pass
-        streamed.append(sent)
-        writer.close()
-
-    streamed: list[int] = []
-    server = await asyncio.start_server(endless, "127.0.0.1", 0)
-    try:
-        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
-        (delivery,) = await deliver_run(url, True, timeout=10, max_answer=100_000)
-        for _ in range(100):
-            if streamed:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        server.close()
-    assert delivery.failure == "too_large" and delivery.error == "answer larger than 100,000 bytes (--max-answer)"
-    assert streamed and streamed[0] < 20 * 1024 * 1024  # the connection was dropped, not read to the end
-
-
-@pytest.mark.parametrize(
-    ("head", "piece", "failure"),
-    [
-        (b"HTTP/1.1 200 OK\r\nX-Endless: ", b"a" * 65536, "protocol"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: ", b"a" * 65536, "too_large"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;ext=", b"a" * 65536, "too_large"),
-    ],
-    ids=["endless header", "endless trailer", "endless chunk extension"],
-)
-async def test_framing_that_never_ends_is_cut_off_without_reading_it_all(head: bytes, piece: bytes, failure: str) -> None:
-    # llhttp keeps a header (or trailer) value until its line ends and sets no limit on a head's size: the lean client
-    # bounds the head as aiohttp does, and what an answer may take on the wire, so a server cannot feed it for ever.
+async def endless_answer(head: bytes, piece: bytes, max_answer: int, timeout: float) -> tuple[Delivery, list[int]]:
+    """Deliver once to a server that answers `head`, then `piece` over and over (up to 50 MB); the delivery, and how
+    many bytes the server got to send before the connection was dropped."""
     streamed: list[int] = []
 
     async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -480,13 +439,36 @@ async def test_framing_that_never_ends_is_cut_off_without_reading_it_all(head: b
     server = await asyncio.start_server(endless, "127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
-        (delivery,) = await deliver_run(url, True, timeout=20, max_answer=1000)
+        (delivery,) = await deliver_run(url, True, timeout=timeout, max_answer=max_answer)
         for _ in range(100):
             if streamed:
                 break
             await asyncio.sleep(0.05)
     finally:
         server.close()
+    return delivery, streamed
+
+
+async def test_max_answer_bounds_what_the_lean_client_reads_from_an_endless_answer() -> None:
+    head = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+    delivery, streamed = await endless_answer(head, b"x" * 65536, max_answer=100_000, timeout=10)
+    assert delivery.failure == "too_large" and delivery.error == "answer larger than 100,000 bytes (--max-answer)"
+    assert streamed and streamed[0] < 20 * 1024 * 1024  # the connection was dropped, not read to the end
+
+
+@pytest.mark.parametrize(
+    ("head", "piece", "failure"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Endless: ", b"a" * 65536, "protocol"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: ", b"a" * 65536, "too_large"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;ext=", b"a" * 65536, "too_large"),
+    ],
+    ids=["endless header", "endless trailer", "endless chunk extension"],
+)
+async def test_framing_that_never_ends_is_cut_off_without_reading_it_all(head: bytes, piece: bytes, failure: str) -> None:
+    # llhttp keeps a header (or trailer) value until its line ends and sets no limit on a head's size: the lean client
+    # bounds the head as aiohttp does, and what an answer may take on the wire, so a server cannot feed it for ever.
+    delivery, streamed = await endless_answer(head, piece, max_answer=1000, timeout=20)
     assert delivery.failure == failure, delivery
     assert delivery.error
     assert streamed and streamed[0] < 20 * 1024 * 1024  # the connection was dropped, not read to the end

@@ -21,8 +21,13 @@ BODY = b'{"trigger": "message_sent", "data": {"message": {"id": "1"}}}'
 
 def stored(path: Path, *headers: tuple[tuple[str, str], ...]) -> list[str]:
     """Record one exchange per set of headers through the real writer; their ids."""
-    made = [make_exchange("POST", "/webhook", "", h, BODY, jsonbody.parse(BODY), Answer(200, b"{}"), received_at=time.time(),
-                          latency_ms=1.0) for h in headers]  # fmt: skip
+    return record(path, [Answer(200, b"{}")] * len(headers), headers)
+
+
+def record(path: Path, answers: list[Answer], headers: tuple[tuple[tuple[str, str], ...], ...] | None = None) -> list[str]:
+    """Record one exchange per answer (with the headers given, or none) through the real writer; their ids."""
+    made = [make_exchange("POST", "/webhook", "", h, BODY, jsonbody.parse(BODY), answer, received_at=time.time(),
+                          latency_ms=1.0) for h, answer in zip(headers or [()] * len(answers), answers, strict=True)]  # fmt: skip
     writer = HistoryWriter(path)
 
     async def write() -> None:
@@ -78,26 +83,17 @@ def test_a_history_from_before_the_origin_column_is_migrated_and_its_rows_judged
 
 def test_who_answered_is_stored_as_a_type_and_older_rows_are_read_from_their_text(tmp_path: Path) -> None:
     path = tmp_path / "history.db"
-    made = [
-        make_exchange("POST", "/webhook", "", (), BODY, jsonbody.parse(BODY), Answer(200, b"{}", outcome=outcome, answered_by=text),
-                      received_at=time.time(), latency_ms=1.0)
+    ids = record(path, [
+        Answer(200, b"{}", outcome=outcome, answered_by=text)
         for outcome, text in (
             (AnsweredBy.FALLBACK_DROP, "comethook (fallback drop)"), (AnsweredBy.APP, "your app"), (AnsweredBy.RULE, "comethook")
         )
-    ]  # fmt: skip
-    writer = HistoryWriter(path)
-
-    async def write() -> None:
-        for exchange in made:
-            await writer.record(exchange)
-
-    asyncio.run(write())
-    writer.close()
+    ])  # fmt: skip
     with sqlite3.connect(path) as raw:
         assert [r[0] for r in raw.execute("SELECT outcome FROM exchanges ORDER BY seq")] == ["fallback drop", "app", "rule"]
         # A row from before the column: its outcome is NULL, and its text is all there is to go by.
-        raw.execute("UPDATE exchanges SET outcome = NULL WHERE id = ?", (made[0].id,))
-        raw.execute("UPDATE exchanges SET outcome = 'from-a-newer-comethook' WHERE id = ?", (made[1].id,))
+        raw.execute("UPDATE exchanges SET outcome = NULL WHERE id = ?", (ids[0],))
+        raw.execute("UPDATE exchanges SET outcome = 'from-a-newer-comethook' WHERE id = ?", (ids[1],))
     with History(path) as history:
         # The column wins over the text: "comethook" alone would read as the canned answer.
-        assert [history.get(e.id).outcome for e in made] == [AnsweredBy.FALLBACK_DROP, AnsweredBy.APP, AnsweredBy.RULE]
+        assert [history.get(i).outcome for i in ids] == [AnsweredBy.FALLBACK_DROP, AnsweredBy.APP, AnsweredBy.RULE]
