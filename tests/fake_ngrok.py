@@ -194,12 +194,20 @@ def token_given(argv: list[str]) -> bool:
         return False
 
 
+def cloud_round_trip() -> None:
+    """The real agent's errors from the cloud come a round trip after its web service starts. Without the pause, an
+    agent that printed everything and exited at once could be found dead by pyngrok after the first line, with the
+    error lines still unread in the pipe ("unable to start": a race of the stand-in's, seen on a loaded machine)."""
+    time.sleep(0.2)
+
+
 def fail_4018() -> None:
     err = (
         "authentication failed: Usage of ngrok requires a verified account and authtoken.\\n\\nSign up for an account: "
         "https://dashboard.ngrok.com/signup\\r\\n\\r\\nERR_NGROK_4018\\r\\n"
     )
     say('t=2026-11-28T00:00:00+0000 lvl=info msg="starting web service" obj=web addr=127.0.0.1:4040 allow_hosts=[]')
+    cloud_round_trip()
     for msg in ("failed to reconnect session", "session closing", "terminating with error"):
         say(f't=2026-11-28T00:00:00+0000 lvl=eror msg="{msg}" obj=tunnels.session err="{err}"')
     say(f't=2026-11-28T00:00:00+0000 lvl=crit msg="command failed" err="{err}"')
@@ -232,6 +240,7 @@ def main() -> None:
     if MODE == "108":
         err = "Your account is limited to 1 simultaneous ngrok agent sessions.\\r\\n\\r\\nERR_NGROK_108\\r\\n"
         say('lvl=info msg="starting web service" obj=web addr=127.0.0.1:4040')
+        cloud_round_trip()
         say(f'lvl=eror msg="session closing" obj=tunnels.session err="{err}"')
         sys.exit(1)
     api = ThreadingHTTPServer(("127.0.0.1", 0), Api)
