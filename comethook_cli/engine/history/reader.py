@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from comethook_cli.engine.history.files import HistoryDamaged, default_path, is_damaged
-from comethook_cli.engine.history.rows import COLUMNS, connect, from_row, like_escape
+from comethook_cli.engine.history.rows import connect, from_row, like_escape, selected
 from comethook_cli.errors import ComethookError, UsageError
 from comethook_cli.models import Exchange
 
@@ -38,6 +38,7 @@ class History:
         self.path = path or default_path()
         self._connection = connect(self.path, create=False)
         self._connection.row_factory = sqlite3.Row
+        self._columns = selected(self._connection)  # what every query reads
         self._lock = threading.Lock()
 
     def __enter__(self) -> History:
@@ -100,7 +101,7 @@ class History:
             args += [pattern] * 4
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         # One row more than asked says whether an older page exists.
-        sql = f"SELECT seq, {COLUMNS} FROM exchanges{where} ORDER BY seq DESC LIMIT ?"
+        sql = f"SELECT seq, {self._columns} FROM exchanges{where} ORDER BY seq DESC LIMIT ?"
         with self._reading():
             rows = self._connection.execute(sql, [*args, max(limit, 1) + 1]).fetchall()
             exchanges = [from_row(row) for row in rows[:limit]]
@@ -127,7 +128,7 @@ class History:
             if found is None:
                 return None
             rows = self._connection.execute(
-                f"SELECT {COLUMNS} FROM exchanges WHERE seq > ? ORDER BY seq LIMIT ?", (found["seq"], max(limit, 1))
+                f"SELECT {self._columns} FROM exchanges WHERE seq > ? ORDER BY seq LIMIT ?", (found["seq"], max(limit, 1))
             ).fetchall()
             return [from_row(row) for row in rows]
 
@@ -159,7 +160,7 @@ class History:
         """Exchanges stored after `seq`, oldest first, and the sequence number to pass next time."""
         with self._reading():
             rows = self._connection.execute(
-                f"SELECT seq, {COLUMNS} FROM exchanges WHERE seq > ? ORDER BY seq LIMIT ?", (seq, max(limit, 1))
+                f"SELECT seq, {self._columns} FROM exchanges WHERE seq > ? ORDER BY seq LIMIT ?", (seq, max(limit, 1))
             ).fetchall()
             exchanges = [from_row(row) for row in rows]
         return exchanges, int(rows[-1]["seq"]) if rows else seq
@@ -167,7 +168,7 @@ class History:
     def iter_all(self) -> Iterator[Exchange]:
         """Every exchange, oldest first, one row at a time (memory stays flat however many there are)."""
         with self._reading():
-            for row in self._connection.execute(f"SELECT {COLUMNS} FROM exchanges ORDER BY seq"):
+            for row in self._connection.execute(f"SELECT {self._columns} FROM exchanges ORDER BY seq"):
                 yield from_row(row)
 
     def get(self, key: str) -> Exchange:
@@ -176,7 +177,7 @@ class History:
         escaped = like_escape(key)
         with self._reading():
             rows = self._connection.execute(
-                f"SELECT {COLUMNS} FROM exchanges WHERE id = ? OR id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' "
+                f"SELECT {self._columns} FROM exchanges WHERE id = ? OR id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' "
                 "ORDER BY seq DESC LIMIT 3",
                 (key, escaped + "%", "%" + escaped),
             ).fetchall()

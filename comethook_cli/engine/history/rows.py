@@ -3,6 +3,7 @@ database with all three, and the mapping between an Exchange and its row."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -102,7 +103,11 @@ def connect(path: Path, create: bool = True, on_warning: Callable[[str], None] |
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.executescript(SCHEMA)
-        migrate(connection)
+        if create:
+            migrate(connection)
+        else:  # a reader upgrades the file when it may, and reads an older one it may not write as it is (selected())
+            with contextlib.suppress(sqlite3.OperationalError):
+                migrate(connection)
     except sqlite3.Error as error:
         connection.close()
         raise _open_error(path, error) from None
@@ -119,6 +124,14 @@ def check_shape(connection: sqlite3.Connection, path: Path) -> None:
         missing = [column for column in needed if column not in have and column not in MIGRATED_COLUMNS]
         if have and missing:  # no columns at all: no such table yet, SCHEMA creates it
             raise HistoryWrongShape(path, table, missing)
+
+
+def selected(connection: sqlite3.Connection) -> str:
+    """COLUMNS as this file gives them: a column a history from an older comethook lacks (one the reader could not
+    upgrade: a read-only file) is read as NULL, which from_row takes as "not kept then"."""
+    have = {row[1] for row in connection.execute("PRAGMA table_info(exchanges)")}
+    names = COLUMNS.replace(" ", "").split(",")
+    return ", ".join(name if name in have or name not in MIGRATED_COLUMNS else f"NULL AS {name}" for name in names)
 
 
 def migrate(connection: sqlite3.Connection) -> None:

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from comethook_cli import jsonbody
 from comethook_cli.engine.exchanges import is_live, make_exchange
@@ -97,3 +98,33 @@ def test_who_answered_is_stored_as_a_type_and_older_rows_are_read_from_their_tex
     with History(path) as history:
         # The column wins over the text: "comethook" alone would read as the canned answer.
         assert [history.get(i).outcome for i in ids] == [AnsweredBy.FALLBACK_DROP, AnsweredBy.APP, AnsweredBy.RULE]
+
+
+def test_a_read_only_history_from_before_the_new_columns_is_read_as_it_is(tmp_path: Path, cli: Any) -> None:
+    """A reader upgrades an older file when it may; one it may not write (chattr +i: not even root may) is read with
+    the columns it lacks taken as not kept (before: `history list` failed, `attempt to write a readonly database`)."""
+    from comethook_cli.engine.history.files import default_path
+    from tests.engine.history.test_files import immutable
+
+    path = default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(path)
+    old.execute("PRAGMA journal_mode=WAL")  # as every history comethook writes
+    old.executescript(SCHEMA.replace(",\n    origin TEXT,\n    outcome TEXT\n", "\n"))
+    old.execute(
+        "INSERT INTO exchanges (id, received_at, method, path, query, headers, body, trigger, generation, family, summary, "
+        "response_status, response_headers, response_body, latency_ms, answered_by) VALUES ('evt_old', ?, 'POST', "
+        "'/webhook', '', '[]', ?, 'before_message', 'current', 'message', 'an old one', 200, '[]', ?, 1.0, "
+        "'comethook (fallback drop)')",
+        (time.time(), BODY, b'{"action": "do_not_propagate"}'),
+    )
+    old.commit()
+    old.close()
+    with immutable(path):
+        result = cli("history", "list")
+        assert result.exit_code == 0, result.output
+        assert "an old one" in result.stdout and "before_message" in result.stdout
+        with History(path) as history:
+            found = history.get("evt_old")
+        assert found.outcome is AnsweredBy.FALLBACK_DROP and found.origin is None
+    assert "outcome" not in {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(exchanges)")}
