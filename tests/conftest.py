@@ -37,7 +37,11 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto` (pyproject's addopts) starts two workers a core: most of a test's time is spent waiting on loopback
     sockets and subprocesses, not computing, so two a core is what brings the suite down (measured in
     CONTRIBUTING.md's "The test suite")."""
-    return 2 * (os.cpu_count() or 1)
+    explicit = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")  # xdist's own override, which this hook replaces
+    if explicit and explicit.isdigit():
+        return int(explicit)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 * usable  # the cores this process may use (a CI container's share), not the host's
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

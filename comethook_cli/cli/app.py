@@ -46,7 +46,6 @@ DEFAULT_HINTS = {
 FLAGS: dict[str, tuple[str | None, str | None]] = {
     "retention": ("--history-max-mb and --history-max-age", None),
     "tunnel_region": ("--region", None),
-    "target": ("--to", None),  # replay's target
     "forward_to": ("URL", "--forward-to"),  # "Unsupported URL 'ftp://x'.", as for every URL comethook is given
     "region": ("region", "--region"),  # "Unknown region 'mars'.": --region, COMETCHAT_REGION, a file key, one message
     "header": ("header", "-H"),

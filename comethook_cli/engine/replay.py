@@ -134,12 +134,12 @@ def target_url(exchange: Exchange, target: str | None = None, listener: str | No
     url = target_of(exchange, target, listener)
     if url is None:
         raise InvalidSetting(
-            "target", f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass {name} URL.", label=""
+            "to", f"{exchange.id} was not forwarded anywhere, so there is no default target.", "Pass {name} URL.", label=""
         )
     if exchange.forwarded_to and url == exchange.forwarded_to:
         if ":***@" in exchange.forwarded_to:
             raise InvalidSetting(
-                "target",
+                "to",
                 f"{exchange.id} was forwarded to {exchange.forwarded_to}, whose password was not stored.",
                 "Pass {name} with the full URL (and its password) to replay it there.",
                 label="",

@@ -416,7 +416,7 @@ def _forward_target(given: str) -> str:
         before, found, problem = error.message.partition(f"URL {url!r}")
         if not found:  # an empty URL: normalize_url's hint names send's --to
             raise InvalidSetting(
-                "forward_to", ".", "Give your app's URL, e.g. {example}.", value=url, before="Empty ",
+                "forward_to", "No URL given to forward to.", "Give your app's URL, e.g. {example}.", label="",
                 example="http://localhost:8000/webhook",
             ) from None  # fmt: skip
         raise InvalidSetting("forward_to", problem, error.hint, value=url, before=before) from None

@@ -144,7 +144,7 @@ def test_bad_listen_options_are_usage_errors(cli: Any) -> None:
         (["--forward-to", "ftp://x"], "Error: Unsupported URL 'ftp://x'.\nHint: Use an http:// or https:// URL.\n"),
         (
             ["--forward-to", ""],
-            "Error: Empty URL ''.\nHint: Give your app's URL, e.g. --forward-to http://localhost:8000/webhook.\n",
+            "Error: No URL given to forward to.\nHint: Give your app's URL, e.g. --forward-to http://localhost:8000/webhook.\n",
         ),
         (["--status", "700"], "Error: --status 700 is not an HTTP status code.\nHint: Use 100-599, e.g. --status 503.\n"),
     ],

@@ -218,7 +218,9 @@ def test_one_rule_for_the_default_replay_target() -> None:
     assert replay.target_of(stored) is None
     with pytest.raises(InvalidSetting, match=r"^evt_1 was not forwarded anywhere") as raised:
         replay.target_url(stored)
-    assert isinstance(raised.value, UsageError) and raised.value.hint == "Pass target URL."  # replay()'s keyword
+    assert (
+        isinstance(raised.value, UsageError) and raised.value.hint == "Pass to URL."
+    )  # the inspector's and MCP's field, `comethook replay`'s --to
     assert flagged(raised.value)[1] == "Pass --to URL."  # what `comethook replay` says
     with pytest.raises(InvalidSetting) as secret:
         replay.target_url(dataclasses.replace(stored, forwarded_to="http://u:***@app.test/webhook"))
@@ -226,7 +228,7 @@ def test_one_rule_for_the_default_replay_target() -> None:
         "evt_1 was forwarded to http://u:***@app.test/webhook, whose password was not stored.",
         "Pass --to with the full URL (and its password) to replay it there.",
     )
-    assert secret.value.hint == "Pass target with the full URL (and its password) to replay it there."
+    assert secret.value.hint == "Pass to with the full URL (and its password) to replay it there."
     # The exports follow the same rule, with the listener that received the exchange.
     assert export_target(stored) == "http://127.0.0.1:9001/hook?src=cc"
     assert export_target(forwarded) == "http://app.test/webhook"

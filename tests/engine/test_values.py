@@ -166,7 +166,7 @@ def test_a_url_forwarded_to_is_refused_as_the_forward_to_setting() -> None:
     assert error.named("flag", "URL")[0] == "Unsupported URL 'ftp://x'."  # what the CLI has always said
     with pytest.raises(InvalidSetting, match=r"^Malformed forward_to='http://h:99999': the port is not a number"):
         values.targets(" http://h:99999 ")
-    with pytest.raises(InvalidSetting, match=r"^Empty forward_to=''\.$"):
+    with pytest.raises(InvalidSetting, match=r"^No URL given to forward to\.$"):
         values.targets("  ")
 
 
