@@ -382,33 +382,10 @@ async def deliver_during_flood(port: int, attackers: int, deliveries: int, heade
     import asyncio
 
     import aiohttp
+    from attackers import drip_attacker  # bench/attackers.py: this script's folder is first on sys.path
 
     stop = asyncio.Event()
-
-    async def attacker() -> None:
-        head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
-        while not stop.is_set():
-            writer = None
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(head)
-                while not stop.is_set():
-                    await writer.drain()
-                    try:
-                        if not await asyncio.wait_for(reader.read(65536), 1.0):
-                            break
-                    except TimeoutError:
-                        writer.write(b" ")
-                        continue
-                    break
-            except OSError:
-                await asyncio.sleep(0.05)
-            finally:
-                if writer is not None:
-                    writer.close()
-            await asyncio.sleep(0.01)
-
-    tasks = [asyncio.ensure_future(attacker()) for _ in range(attackers)]
+    tasks = [asyncio.ensure_future(drip_attacker(port, stop)) for _ in range(attackers)]
     answered = 0
     try:
         await asyncio.sleep(3 if attackers else 0)  # the flood fills the listener first

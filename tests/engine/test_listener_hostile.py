@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from yarl import URL
 
+from bench.attackers import drip_attacker
 from comethook_cli import __version__
 from comethook_cli.cometchat.rules import Responder
 from comethook_cli.engine import connections
@@ -584,36 +585,6 @@ def test_the_default_connection_cap_leaves_descriptors_for_the_rest(limit: int, 
     command = f"ulimit -n {limit}; exec {sys.executable} -c '{code}'"
     out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True, timeout=30)
     assert int(out.stdout) == cap
-
-
-async def drip_attacker(port: int, stop: asyncio.Event, every: float = 1.0, declared: int = 100_000) -> int:
-    """A slow-body attacker: headers at once, then one body byte every `every` seconds; reconnects when dropped.
-    Returns how many connections it opened."""
-    opened = 0
-    while not stop.is_set():
-        writer = None
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            opened += 1
-            writer.write(
-                b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % declared
-            )
-            while not stop.is_set():
-                await writer.drain()
-                try:  # the listener answering or closing ends this connection
-                    if await asyncio.wait_for(reader.read(65536), every) == b"":
-                        break
-                except TimeoutError:
-                    writer.write(b" ")
-                    continue
-                break
-        except OSError:
-            await asyncio.sleep(0.05)
-        finally:
-            if writer is not None:
-                writer.close()
-        await asyncio.sleep(0.01)
-    return opened
 
 
 def start_listen_under_ulimit(tmp_path: Path, limit: int, *flags: str) -> tuple[subprocess.Popen[bytes], int, Path]:
