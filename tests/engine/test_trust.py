@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from comethook_cli.engine import trust
+from tests.cli.test_config import write
 from tests.conftest import ndjson
 
 TOKEN = "planted-test-token"
@@ -32,12 +33,6 @@ def clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("COMETHOOK_CONFIG", "CI", "COMETHOOK_TRUST_PROJECT"):
         monkeypatch.delenv(name, raising=False)
     return root
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def listen(cwd: Path) -> subprocess.CompletedProcess[str]:
